@@ -1,0 +1,27 @@
+"""Liveness and readiness probes (outside /api/v1 so orchestrators find them at fixed paths)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def liveness() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readiness(request: Request) -> JSONResponse:
+    """Every dependency answers (database, event bus, published feed)."""
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return JSONResponse({"status": "starting", "checks": {}}, status_code=503)
+    checks = await services.check()
+    ok = all(c["ok"] for c in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
+    )

@@ -1,0 +1,76 @@
+"""FastAPI application factory.
+
+``create_app()`` wires the core packages (``gtfs``, ``routing``, ``dispatch``) to HTTP. Each
+resource has one router module in ``app/api``; services (database, event bus, feed registry,
+dispatcher) live on ``app.state.services`` and are built in the lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from app.api import health
+from app.errors import install_error_handlers
+from app.logging import configure_logging
+from app.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the Tsunagu application for ``settings`` (environment settings by default)."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.services import Services
+
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Tsunagu",
+        version="0.1.0",
+        description="Mobility-as-a-Service: trip planning, on-demand dispatch, emissions, health.",
+        lifespan=lifespan,
+        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    from app.middleware import install_middleware
+
+    install_middleware(app, settings)
+
+    app.include_router(health.router)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in _api_modules():
+        api.include_router(module.router)
+    app.include_router(api)
+
+    from app.frontend import mount_frontend
+
+    mount_frontend(app, settings)
+    return app
+
+
+def _api_modules() -> list:  # type: ignore[type-arg]
+    """The routers under /api/v1, one module per resource."""
+    import importlib
+
+    names = [
+        "auth",
+        "users",
+        "events",
+    ]
+    return [importlib.import_module(f"app.api.{n}") for n in names]
