@@ -1,0 +1,132 @@
+// Thin client for Tsunagu's /api/v1: bearer tokens with refresh, and the one error shape
+// {"error": {"code", "message", "details"}} turned into ApiError.
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public details: unknown = null,
+  ) {
+    super(message);
+  }
+}
+
+interface Tokens {
+  access_token: string;
+  refresh_token?: string;
+}
+
+const KEY = "tsunagu.tokens";
+
+export function tokens(): Tokens | null {
+  const raw = localStorage.getItem(KEY);
+  return raw ? (JSON.parse(raw) as Tokens) : null;
+}
+
+export function saveTokens(t: Tokens | null): void {
+  if (t) localStorage.setItem(KEY, JSON.stringify(t));
+  else localStorage.removeItem(KEY);
+}
+
+async function parse(res: Response): Promise<unknown> {
+  const text = await res.text();
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = text;
+  }
+  if (!res.ok) {
+    const err = (body as { error?: { code: string; message: string; details: unknown } })?.error;
+    throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? res.statusText, err?.details);
+  }
+  return body;
+}
+
+async function refresh(): Promise<boolean> {
+  const t = tokens();
+  if (!t?.refresh_token) return false;
+  const res = await fetch("/api/v1/auth/refresh", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: t.refresh_token }),
+  });
+  if (!res.ok) {
+    saveTokens(null);
+    return false;
+  }
+  saveTokens((await res.json()) as Tokens);
+  return true;
+}
+
+export async function api<T = unknown>(
+  path: string,
+  init: RequestInit & { json?: unknown } = {},
+  retry = true,
+): Promise<T> {
+  const headers = new Headers(init.headers);
+  const t = tokens();
+  if (t) headers.set("Authorization", `Bearer ${t.access_token}`);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("Content-Type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  const res = await fetch(`/api/v1${path}`, { ...init, headers, body });
+  if (res.status === 401 && retry && (await refresh())) return api<T>(path, init, false);
+  return (await parse(res)) as T;
+}
+
+export async function login(email: string, password: string): Promise<void> {
+  saveTokens(await api<Tokens>("/auth/login", { method: "POST", json: { email, password } }, false));
+}
+
+export async function signup(email: string, password: string, display_name: string): Promise<void> {
+  await api("/auth/signup", { method: "POST", json: { email, password, display_name } }, false);
+  await login(email, password);
+}
+
+export async function logout(): Promise<void> {
+  const t = tokens();
+  try {
+    if (t) await api("/auth/logout", { method: "POST", json: { refresh_token: t.refresh_token } }, false);
+  } finally {
+    saveTokens(null);
+  }
+}
+
+export interface Me {
+  id: string;
+  email: string;
+  display_name?: string;
+  roles: string[];
+}
+
+export async function me(): Promise<Me | null> {
+  if (!tokens()) return null;
+  try {
+    return await api<Me>("/users/me");
+  } catch {
+    return null;
+  }
+}
+
+/** Server-Sent Events with the token as a query parameter (EventSource cannot set headers). */
+export function subscribe(topics: string[], onEvent: (topic: string, data: unknown) => void): EventSource | null {
+  const t = tokens();
+  if (!t) return null;
+  const q = new URLSearchParams({ topics: topics.join(","), access_token: t.access_token });
+  const es = new EventSource(`/api/v1/events/stream?${q}`);
+  const handler = (ev: MessageEvent) => {
+    try {
+      const parsed = JSON.parse(ev.data) as { topic?: string; data?: unknown };
+      onEvent(parsed.topic ?? ev.type, parsed.data ?? parsed);
+    } catch {
+      /* keep-alive or non-JSON line */
+    }
+  };
+  es.onmessage = handler;
+  es.addEventListener("event", handler as EventListener);
+  return es;
+}

@@ -1,0 +1,227 @@
+// Resident PWA: sign in, plan a trip (transit + walking), quote and book an on-demand ride in
+// one step, see one's rides. Works in Japanese and English.
+import "./style.css";
+import type L from "leaflet";
+import { api, ApiError, login, logout, me, signup, subscribe } from "./api";
+import { applyTranslations, lang, setLang, t } from "./i18n";
+import { networkMap } from "./map";
+
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+
+interface Place { name?: string; stopId?: string; lat: number; lon: number; departure?: number; arrival?: number }
+interface Leg {
+  mode: string; from: Place; to: Place; startTime: number; endTime: number; duration: number;
+  distance?: number; routeShortName?: string; headsign?: string; realTime?: boolean;
+  legGeometry?: { points?: string; coordinates?: number[][] } | GeoJSON.LineString;
+}
+interface Itinerary { startTime: number; endTime: number; duration: number; transfers: number; walkDistance?: number; legs: Leg[] }
+interface PlanResponse { plan?: { itineraries: Itinerary[] }; error?: { message: string; msg?: string } }
+
+let map: L.Map | null = null;
+let pickTarget: "from" | "to" = "from";
+
+function hhmm(ms: number): string {
+  return new Date(ms).toLocaleTimeString(lang() === "ja" ? "ja-JP" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+}
+
+async function refreshSession(): Promise<void> {
+  const user = await me();
+  $("#auth").hidden = !!user;
+  $("#logout").hidden = !user;
+  $("#rides").hidden = !user;
+  $("#ondemand").hidden = !user;
+  $("#whoami").textContent = user ? user.display_name || user.email : "";
+  if (user) {
+    await loadRides();
+    subscribe(["user.me.*"], () => void loadRides());
+  }
+}
+
+async function loadRides(): Promise<void> {
+  const list = $("#ride-list");
+  try {
+    const rides = await api<Array<{ id: string; status: string; pickup_window?: [string, string] }>>("/rides");
+    list.replaceChildren(
+      ...rides.map((r) => {
+        const li = document.createElement("li");
+        li.textContent = `${r.status} ${r.pickup_window ? r.pickup_window.join(" – ") : ""}`;
+        return li;
+      }),
+    );
+  } catch {
+    list.replaceChildren();
+  }
+}
+
+function showError(el: HTMLElement, e: unknown): void {
+  el.textContent = e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
+}
+
+function renderItineraries(resp: PlanResponse): void {
+  const ol = $("#itineraries");
+  const its = resp.plan?.itineraries ?? [];
+  if (!its.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = `${t("noItinerary")}${resp.error ? `: ${resp.error.message ?? resp.error.msg}` : ""}`;
+    ol.replaceChildren(li);
+    return;
+  }
+  ol.replaceChildren(
+    ...its.map((it) => {
+      const li = document.createElement("li");
+      li.className = "itinerary";
+      const head = document.createElement("div");
+      head.className = "summary";
+      head.textContent = `${hhmm(it.startTime)} → ${hhmm(it.endTime)} · ${Math.round(it.duration / 60)} ${t("minutes")} · ${it.transfers} ${t("transfers")}`;
+      li.append(head);
+      const legs = document.createElement("ul");
+      for (const leg of it.legs) {
+        const l = document.createElement("li");
+        l.className = `leg leg-${leg.mode.toLowerCase()}`;
+        const what = leg.mode === "WALK" ? t("walk") : `${leg.routeShortName ?? leg.mode} ${leg.headsign ?? ""}`;
+        l.textContent = `${hhmm(leg.startTime)} ${what} — ${leg.from.name ?? ""} → ${leg.to.name ?? ""}${leg.realTime ? " ⏱" : ""}`;
+        legs.append(l);
+      }
+      li.append(legs);
+      return li;
+    }),
+  );
+}
+
+async function plan(ev: SubmitEvent): Promise<void> {
+  ev.preventDefault();
+  const f = new FormData(ev.target as HTMLFormElement);
+  const q = new URLSearchParams({
+    fromPlace: String(f.get("from")),
+    toPlace: String(f.get("to")),
+    time: String(f.get("time") || "08:00"),
+    arriveBy: f.get("arriveBy") ? "true" : "false",
+    wheelchair: f.get("wheelchair") ? "true" : "false",
+    locale: lang(),
+  });
+  if (f.get("date")) q.set("date", String(f.get("date")));
+  try {
+    renderItineraries(await api<PlanResponse>(`/plan?${q}`));
+  } catch (e) {
+    renderItineraries({ error: { message: e instanceof ApiError ? e.message : String(e) } });
+  }
+}
+
+function parsePlace(s: string): { lat: number; lon: number } | null {
+  const m = s.split(",").map(Number);
+  return m.length === 2 && m.every(Number.isFinite) ? { lat: m[0], lon: m[1] } : null;
+}
+
+async function quote(): Promise<void> {
+  const out = $("#quote-result");
+  const o = parsePlace(($("#from") as HTMLInputElement).value);
+  const d = parsePlace(($("#to") as HTMLInputElement).value);
+  if (!o || !d) {
+    out.textContent = t("pickOnMap");
+    return;
+  }
+  try {
+    const qr = await api<{ id: string; accepted?: boolean; pickup_window?: [string, string]; arrival_by?: string; reason?: string; message?: string }>(
+      "/rides/quote",
+      { method: "POST", json: { origin: o, destination: d, passengers: Number(($("#party") as HTMLInputElement).value) } },
+    );
+    out.replaceChildren();
+    if (qr.accepted === false) {
+      out.textContent = `${t("rejected")}: ${qr.message ?? qr.reason}`;
+      return;
+    }
+    const p = document.createElement("p");
+    p.textContent = `${t("pickupWindow")}: ${qr.pickup_window?.join(" – ") ?? ""} · ${t("arrivalBy")}: ${qr.arrival_by ?? ""}`;
+    const b = document.createElement("button");
+    b.textContent = t("book");
+    b.onclick = async () => {
+      try {
+        await api("/rides", { method: "POST", json: { quote_id: qr.id } });
+        await loadRides();
+        out.textContent = "✓";
+      } catch (e) {
+        showError(out, e);
+      }
+    };
+    out.append(p, b);
+  } catch (e) {
+    showError(out, e);
+  }
+}
+
+async function stopSearch(): Promise<void> {
+  const q = ($("#stop-q") as HTMLInputElement).value.trim();
+  const ul = $("#stop-results");
+  if (q.length < 1) return ul.replaceChildren();
+  try {
+    const stops = await api<Array<{ id: string; name: string; reading?: string; lat: number; lon: number }>>(
+      `/stops?q=${encodeURIComponent(q)}&locale=${lang()}`,
+    );
+    ul.replaceChildren(
+      ...stops.slice(0, 8).map((s) => {
+        const li = document.createElement("li");
+        li.textContent = s.reading ? `${s.name}（${s.reading}）` : s.name;
+        li.onclick = () => {
+          ($(`#${pickTarget}`) as HTMLInputElement).value = `${s.lat.toFixed(5)},${s.lon.toFixed(5)}`;
+          pickTarget = pickTarget === "from" ? "to" : "from";
+        };
+        return li;
+      }),
+    );
+  } catch {
+    ul.replaceChildren();
+  }
+}
+
+async function main(): Promise<void> {
+  applyTranslations();
+  document.documentElement.lang = lang();
+  $("#lang-toggle").onclick = () => setLang(lang() === "ja" ? "en" : "ja");
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target as HTMLFormElement);
+    try {
+      await login(String(f.get("email")), String(f.get("password")));
+      await refreshSession();
+    } catch (e) {
+      showError($("#auth-error"), e);
+    }
+  });
+  $("#signup-button").onclick = async () => {
+    const form = $("#login-form") as HTMLFormElement;
+    if (!form.reportValidity()) return;
+    const f = new FormData(form);
+    try {
+      await signup(String(f.get("email")), String(f.get("password")), String(f.get("email")).split("@")[0]);
+      await refreshSession();
+    } catch (e) {
+      showError($("#auth-error"), e);
+    }
+  };
+  $("#logout").onclick = async () => {
+    await logout();
+    await refreshSession();
+  };
+  $("#plan-form").addEventListener("submit", (ev) => void plan(ev as SubmitEvent));
+  $("#quote-button").onclick = () => void quote();
+  $("#stop-q").addEventListener("input", () => void stopSearch());
+  ["from", "to"].forEach((id) => $(`#${id}`).addEventListener("focus", () => (pickTarget = id as "from" | "to")));
+  try {
+    const net = await api<{ demo_service_date?: string; service_date?: string }>("/network");
+    const d = net.demo_service_date ?? net.service_date;
+    if (d) ($("#date") as HTMLInputElement).value = d;
+  } catch {
+    /* no network published yet */
+  }
+  map = await networkMap($("#map"));
+  map.on("click", (e: L.LeafletMouseEvent) => {
+    ($(`#${pickTarget}`) as HTMLInputElement).value = `${e.latlng.lat.toFixed(5)},${e.latlng.lng.toFixed(5)}`;
+    pickTarget = pickTarget === "from" ? "to" : "from";
+  });
+  await refreshSession();
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => undefined);
+  document.body.dataset.ready = "1";
+}
+
+void main();
