@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         description="redis://host:port/db; empty means in-process events.",
     )
     event_stream_maxlen: int = 100_000
+    redis_prefix: str = Field(
+        default="tsunagu:", description="Prefix of every Redis key and channel."
+    )
+    event_subscriber_queue: int = Field(
+        default=1000, description="Undelivered events kept per subscriber (oldest dropped beyond)."
+    )
+    event_keepalive_s: float = Field(default=15.0, description="SSE keep-alive comment interval.")
 
     # --- identity --------------------------------------------------------------------------
     jwt_private_key_path: Path | None = Field(
