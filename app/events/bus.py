@@ -16,6 +16,7 @@ Two kinds of traffic:
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from app.events.topics import check_pattern, check_topic
 __all__ = ["EventBus", "EventBusClosedError"]
 
 DEFAULT_RECLAIM_IDLE_MS = 60_000
+_MESSAGE_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
 class EventBusClosedError(RuntimeError):
@@ -138,6 +140,12 @@ class EventBus(abc.ABC):
             return check_topic(name)
         except ValueError:
             raise ValueError(f"invalid {kind} name {name!r}") from None
+
+    @staticmethod
+    def _check_message_id(message_id: str) -> str:
+        if not isinstance(message_id, str) or not _MESSAGE_ID_RE.match(message_id):
+            raise ValueError(f"invalid message id {message_id!r}")
+        return message_id
 
     @staticmethod
     def _check_patterns(patterns: list[str]) -> list[str]:

@@ -143,6 +143,7 @@ class InProcessEventBus(EventBus):
 
     async def ack(self, stream: str, group: str, message_id: str) -> bool:
         self._require_started()
+        self._check_message_id(message_id)
         g = self._group(self._stream(stream), group)
         return g.pending.pop(message_id, None) is not None
 

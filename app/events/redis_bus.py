@@ -202,15 +202,12 @@ class RedisEventBus(EventBus):
         return out
 
     async def ack(self, stream: str, group: str, message_id: str) -> bool:
+        self._check_message_id(message_id)
+
         async def op(key: str) -> Any:
             return await self._client().xack(key, group, message_id)
 
-        try:
-            return int(await self._with_group(stream, group, op)) > 0
-        except ResponseError as exc:
-            if "Invalid stream ID" in str(exc):
-                raise ValueError(f"invalid message id {message_id!r}") from None
-            raise
+        return int(await self._with_group(stream, group, op)) > 0
 
     async def reclaim(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int = 10
