@@ -37,9 +37,7 @@ def _delete_prefix(url: str, prefix: str) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-async def make_bus(
-    request: pytest.FixtureRequest, redis_prefix: str
-) -> AsyncIterator[BusFactory]:
+async def make_bus(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[BusFactory]:
     """Build started buses of the parametrised back-end; all share one Redis prefix."""
     made: list[EventBus] = []
     url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
@@ -294,7 +292,7 @@ async def test_two_consumers_share_without_duplicates(bus: EventBus) -> None:
                 return
 
     tasks = [asyncio.create_task(worker(n)) for n in done]
-    _, pending = await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(tasks, timeout=10, return_when=asyncio.FIRST_COMPLETED)
     await asyncio.sleep(0.3)
     for t in tasks:
         t.cancel()
