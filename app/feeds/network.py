@@ -1,0 +1,166 @@
+"""The published network: an immutable snapshot that queries read without locks.
+
+``FeedRegistry.network`` is a plain attribute holding a :class:`Network`; publishing builds a
+new one and swaps the reference in one assignment (atomic in CPython). A query grabs the
+reference once and uses that snapshot to the end, so in-flight queries finish on the old
+version while new ones see the new one: no downtime, no torn reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gtfs.compiled import CompiledTimetable
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    feed_id: str
+    version_id: int
+    sha256: str
+    filename: str
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """Every published feed, compiled and merged into one timetable, plus its metadata."""
+
+    timetable: CompiledTimetable | None
+    versions: tuple[PublishedVersion, ...] = ()
+    generation: int = 0
+    service_date: dt.date | None = None  # the date queries default to (see service_date.py)
+    service_date_rule: str = ""
+    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def empty(self) -> bool:
+        return self.timetable is None
+
+    @property
+    def service_range(self) -> tuple[dt.date, dt.date] | None:
+        """First and last date with any active service."""
+        tt = self.timetable
+        if tt is None or tt.service_days.size == 0:
+            return None
+        days = np.flatnonzero(tt.service_days.any(axis=0))
+        if days.size == 0:
+            return None
+        return (
+            tt.service_start + dt.timedelta(days=int(days[0])),
+            tt.service_start + dt.timedelta(days=int(days[-1])),
+        )
+
+    def counts(self) -> dict[str, int]:
+        tt = self.timetable
+        if tt is None:
+            return {"stops": 0, "routes": 0, "trips": 0, "stop_times": 0, "patterns": 0}
+        return timetable_counts(tt)
+
+    def summary(self) -> dict[str, Any]:
+        """The API shape (``GET /api/v1/network``)."""
+        rng = self.service_range
+        tt = self.timetable
+        return {
+            "generation": self.generation,
+            "published": [
+                {
+                    "feed_id": v.feed_id,
+                    "version_id": v.version_id,
+                    "sha256": v.sha256,
+                    "filename": v.filename,
+                }
+                for v in self.versions
+            ],
+            "service_start": rng[0].isoformat() if rng else None,
+            "service_end": rng[1].isoformat() if rng else None,
+            "timezone": tt.timezone if tt is not None else None,
+            "counts": self.counts(),
+            "service_date": self.service_date.isoformat() if self.service_date else None,
+            "service_date_rule": self.service_date_rule,
+            "bbox": bbox(tt) if tt is not None else None,
+        }
+
+
+def timetable_counts(tt: CompiledTimetable) -> dict[str, int]:
+    return {
+        "stops": tt.n_stops,
+        "routes": int(tt.route_ids.shape[0]),
+        "trips": tt.n_trips,
+        "stop_times": tt.n_stop_times,
+        "patterns": tt.n_patterns,
+        "shapes": int(tt.shape_ids.shape[0]),
+    }
+
+
+def bbox(tt: CompiledTimetable) -> list[float] | None:
+    """[min_lon, min_lat, max_lon, max_lat] of the stops with coordinates."""
+    ok = np.isfinite(tt.stop_lat) & np.isfinite(tt.stop_lon)
+    if not ok.any():
+        return None
+    lat, lon = tt.stop_lat[ok], tt.stop_lon[ok]
+    return [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
+
+
+def network_geojson(network: Network) -> dict[str, Any]:
+    """Stops (Points) and routes (MultiLineStrings) of the network as one FeatureCollection.
+
+    A route's lines are the shapes its trips use; a route without shapes.txt is drawn through
+    its patterns' stops in order. The frontend renders this directly (no tile server).
+    """
+    tt = network.timetable
+    features: list[dict[str, Any]] = []
+    if tt is None:
+        return {"type": "FeatureCollection", "features": features}
+    lat = np.round(tt.stop_lat, 6)
+    lon = np.round(tt.stop_lon, 6)
+    # Routes: the distinct shapes (or patterns) of each route's trips.
+    trip_key = np.where(tt.trip_shape >= 0, tt.trip_shape, -1 - tt.trip_pattern)
+    pairs = np.unique(np.stack([tt.trip_route.astype(np.int64), trip_key.astype(np.int64)]), axis=1)
+    lines: dict[int, list[list[list[float]]]] = {}
+    for r, key in pairs.T.tolist():
+        if key >= 0:
+            a, b = int(tt.shape_ptr[key]), int(tt.shape_ptr[key + 1])
+            coords = np.stack([np.round(tt.shape_lon[a:b], 6), np.round(tt.shape_lat[a:b], 6)], 1)
+        else:
+            p = -1 - key
+            stops = tt.pattern_stops[tt.pattern_stop_ptr[p] : tt.pattern_stop_ptr[p + 1]]
+            coords = np.stack([lon[stops], lat[stops]], 1)
+        coords = coords[np.isfinite(coords).all(axis=1)]
+        if coords.shape[0] >= 2:
+            lines.setdefault(r, []).append(coords.tolist())
+    for r, mls in lines.items():
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "MultiLineString", "coordinates": mls},
+                "properties": {
+                    "kind": "route",
+                    "route_id": str(tt.route_ids[r]),
+                    "short_name": str(tt.route_short_names[r]),
+                    "long_name": str(tt.route_long_names[r]),
+                    "route_type": int(tt.route_types[r]),
+                    "route_color": str(tt.route_colors[r]) or None,
+                },
+            }
+        )
+    # Stops: boarding stops only (stations are drawn by their platforms).
+    served = np.zeros(tt.n_stops, dtype=np.bool_)
+    served[tt.pattern_stops] = True
+    ok = served & np.isfinite(lat) & np.isfinite(lon)
+    for s in np.flatnonzero(ok).tolist():
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [float(lon[s]), float(lat[s])]},
+                "properties": {
+                    "kind": "stop",
+                    "stop_id": str(tt.stop_ids[s]),
+                    "name": str(tt.stop_names[s]),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

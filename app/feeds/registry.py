@@ -1,0 +1,393 @@
+"""The feed lifecycle: upload → validate → compile → publish (hot swap) → rollback.
+
+:class:`FeedRegistry` is synchronous and thread-safe; the API calls it through a worker thread
+(``run_in_threadpool``) so reading, validating and compiling a feed never blocks the event
+loop. Writers (publish, rollback) are serialised by one lock; readers take
+``registry.network`` — an immutable :class:`~app.feeds.network.Network` — without any lock.
+
+Publishing builds the complete new network first (loading or compiling its timetable), then
+commits the status change, then swaps the reference: a failure at any step leaves the served
+network untouched. ERROR notices block publishing (409 ``feed_has_errors`` with the report
+summary).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.errors import ApiError
+from app.feeds.models import FeedVersion
+from app.feeds.network import Network, PublishedVersion, timetable_counts
+from app.feeds.realtime import RealtimeHub
+from app.feeds.service_date import RULE, pick_service_date, today_in
+from app.feeds.store import ArtifactStore, sha256_file
+from app.models.identity import utcnow
+from gtfs.compiled import CompiledTimetable
+
+log = logging.getLogger("tsunagu.feeds")
+
+FEED_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PUBLISHABLE = ("valid", "archived", "published")
+
+
+def check_feed_id(feed_id: str) -> str:
+    if not FEED_ID_RE.match(feed_id):
+        raise ApiError(
+            422,
+            "invalid_feed_id",
+            "feed_id must be 1-64 letters, digits, '_', '-' or '.', starting with a letter "
+            "or digit.",
+            {"feed_id": feed_id},
+        )
+    return feed_id
+
+
+def report_counts(report: dict[str, Any]) -> tuple[int, int, int, dict[str, dict[str, int]]]:
+    """(errors, warnings, infos, {severity: {code: total}}) of a gtfs-validator style report."""
+    by: dict[str, dict[str, int]] = {"ERROR": {}, "WARNING": {}, "INFO": {}}
+    for n in report.get("notices", []):
+        sev = str(n.get("severity", "WARNING")).upper()
+        total = int(n.get("totalNotices", n.get("total", 1)))
+        by.setdefault(sev, {})[str(n.get("code"))] = total
+    return (
+        sum(by["ERROR"].values()),
+        sum(by["WARNING"].values()),
+        sum(by["INFO"].values()),
+        by,
+    )
+
+
+class FeedRegistry:
+    """Feed versions in the database + artifacts on disk + the served network in memory.
+
+    Parameters
+    ----------
+    engine
+        The database holding ``feed_versions``.
+    data_dir
+        Artifacts go under ``data_dir/feeds``.
+    read_limits
+        ``gtfs.reader.ReadLimits`` against hostile zips (defaults when None).
+    clock
+        Returns "now" (tests pin the demo service date with it).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        data_dir: Path,
+        *,
+        read_limits: Any = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = ArtifactStore(Path(data_dir) / "feeds")
+        self.read_limits = read_limits
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.realtime = RealtimeHub()
+        self._network = Network(timetable=None)
+        self._write_lock = threading.RLock()
+        self.compiles = 0  # timetables compiled by this process (a restart must not add any)
+
+    # --- the served network ---------------------------------------------------------------
+    @property
+    def network(self) -> Network:
+        """The current snapshot; grab it once per query."""
+        return self._network
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # --- upload ----------------------------------------------------------------------------
+    def upload_file(
+        self,
+        feed_id: str,
+        path: Path,
+        *,
+        filename: str | None = None,
+        uploaded_by: str | None = None,
+        move: bool = False,
+    ) -> FeedVersion:
+        """Register ``path`` (a GTFS zip) as a new version of ``feed_id``, validate and compile.
+
+        The returned version is ``valid`` or ``invalid`` (its report says why). Raises
+        :class:`ApiError` 422 ``feed_unreadable`` (with the version id) when the file cannot be
+        read as GTFS at all; the version is kept as ``invalid`` with its report.
+        """
+        check_feed_id(feed_id)
+        path = Path(path)
+        tmp = self.store.incoming() / f"{time.time_ns()}-{threading.get_ident()}.zip"
+        if move:
+            path.replace(tmp)
+        else:
+            tmp.write_bytes(path.read_bytes())
+        version = FeedVersion(
+            feed_id=feed_id,
+            uploaded_by=uploaded_by,
+            filename=(filename or path.name)[:255],
+            size_bytes=tmp.stat().st_size,
+            sha256=sha256_file(tmp),
+            status="uploaded",
+        )
+        with self._session() as s:
+            s.add(version)
+            s.commit()
+            s.refresh(version)
+        assert version.id is not None
+        original = self.store.adopt_original(version.id, tmp)
+        try:
+            self._validate_and_compile(version, original)
+        except Exception as exc:  # never leave a version stuck in "uploaded"
+            log.exception("feed %s v%s: processing failed", feed_id, version.id)
+            version.status = "invalid"
+            version.failure = {"code": "processing_failed", "message": str(exc)[:500]}
+            self.store.write_report(version.id, {"failure": version.failure, "notices": []})
+        self._save(version)
+        if version.failure is not None and version.failure.get("code") != "compile_failed":
+            raise ApiError(
+                422,
+                "feed_unreadable",
+                f"The upload is not a readable GTFS feed: {version.failure['message']}",
+                {"version": version.to_json(), **version.failure},
+            )
+        return version
+
+    def _save(self, version: FeedVersion) -> None:
+        with self._session() as s:
+            s.merge(version)
+            s.commit()
+
+    def _validate_and_compile(self, version: FeedVersion, original: Path) -> None:
+        import gtfs
+        from gtfs.errors import FeedError
+
+        assert version.id is not None
+        try:
+            feed = gtfs.read_feed(original, limits=self.read_limits, feed_id=version.feed_id)
+        except FeedError as exc:
+            version.status = "invalid"
+            version.failure = {"code": exc.code, "message": exc.message, "details": exc.details}
+            self.store.write_report(version.id, {"failure": version.failure, "notices": []})
+            return
+        report = gtfs.validate_feed(feed).to_json()
+        self.store.write_report(version.id, report)
+        errors, warnings, infos, by = report_counts(report)
+        version.error_count, version.warning_count, version.info_count = errors, warnings, infos
+        version.summary = {sev: dict(sorted(c.items())) for sev, c in by.items() if c}
+        if errors:
+            version.status = "invalid"
+            return
+        try:
+            tt = self._compile([feed])
+        except Exception as exc:
+            log.exception("feed %s v%s: compile failed", version.feed_id, version.id)
+            version.status = "invalid"
+            version.failure = {"code": "compile_failed", "message": str(exc)[:500]}
+            return
+        self.store.save_compiled(self.store.compiled_path(version.id), tt)
+        version.counts = timetable_counts(tt)
+        rng = Network(timetable=tt).service_range
+        version.service_start, version.service_end = rng if rng else (None, None)
+        version.status = "valid"
+
+    def _compile(self, feeds: Sequence[Any]) -> CompiledTimetable:
+        import gtfs
+
+        self.compiles += 1
+        tt: CompiledTimetable = gtfs.compile_timetable(list(feeds))
+        return tt
+
+    # --- queries -----------------------------------------------------------------------------
+    def list_feeds(self) -> list[dict[str, Any]]:
+        with self._session() as s:
+            rows = s.exec(select(FeedVersion).order_by(FeedVersion.feed_id, FeedVersion.id)).all()  # type: ignore[arg-type]
+        feeds: dict[str, dict[str, Any]] = {}
+        for v in rows:
+            f = feeds.setdefault(
+                v.feed_id,
+                {
+                    "feed_id": v.feed_id,
+                    "versions": 0,
+                    "latest_version": None,
+                    "published_version": None,
+                },
+            )
+            f["versions"] += 1
+            f["latest_version"] = v.id
+            if v.status == "published":
+                f["published_version"] = v.id
+        return list(feeds.values())
+
+    def list_versions(self, feed_id: str) -> list[FeedVersion]:
+        with self._session() as s:
+            return list(
+                s.exec(
+                    select(FeedVersion)
+                    .where(FeedVersion.feed_id == feed_id)
+                    .order_by(sa.desc(FeedVersion.id))  # type: ignore[arg-type]
+                ).all()
+            )
+
+    def get_version(self, feed_id: str, version_id: int) -> FeedVersion:
+        with self._session() as s:
+            v = s.get(FeedVersion, version_id)
+        if v is None or v.feed_id != feed_id:
+            raise ApiError(
+                404, "feed_version_not_found", f"Feed {feed_id!r} has no version {version_id}."
+            )
+        return v
+
+    def report(self, feed_id: str, version_id: int) -> dict[str, Any]:
+        v = self.get_version(feed_id, version_id)
+        report = self.store.read_report(version_id)
+        if report is None:
+            raise ApiError(404, "report_not_found", f"Version {version_id} has no report yet.")
+        return {"version": v.to_json(), "report": report}
+
+    # --- publish / rollback --------------------------------------------------------------------
+    def publish(self, feed_id: str, version_id: int) -> Network:
+        """Serve ``version_id`` for ``feed_id`` (with the other feeds' published versions)."""
+        with self._write_lock:
+            v = self.get_version(feed_id, version_id)
+            if v.status not in PUBLISHABLE:
+                raise ApiError(
+                    409,
+                    "feed_has_errors" if v.status == "invalid" else "feed_not_publishable",
+                    f"Version {version_id} of {feed_id!r} is {v.status} and cannot be published.",
+                    {
+                        "status": v.status,
+                        "error_count": v.error_count,
+                        "warning_count": v.warning_count,
+                        "summary": v.summary,
+                        "failure": v.failure,
+                    },
+                )
+            with self._session() as s:
+                others = s.exec(
+                    select(FeedVersion).where(
+                        FeedVersion.status == "published", FeedVersion.feed_id != feed_id
+                    )
+                ).all()
+            chosen = sorted([*others, v], key=lambda x: x.feed_id)
+            network = self._build_network(chosen)  # may raise: nothing changed yet
+            now = utcnow()
+            with self._session() as s:
+                for old in s.exec(
+                    select(FeedVersion).where(
+                        FeedVersion.feed_id == feed_id, FeedVersion.status == "published"
+                    )
+                ).all():
+                    if old.id != v.id:
+                        old.status = "archived"
+                        s.add(old)
+                row = s.get(FeedVersion, v.id)
+                assert row is not None
+                row.status = "published"
+                row.published_at = now
+                s.add(row)
+                s.commit()
+            self._network = network  # the hot swap: one reference assignment
+            log.info(
+                "published network generation %d: %s",
+                network.generation,
+                ", ".join(f"{p.feed_id} v{p.version_id}" for p in network.versions),
+            )
+            return network
+
+    def rollback(self, feed_id: str, version_id: int | None = None) -> Network:
+        """Publish ``version_id``, or the version of ``feed_id`` published before the current."""
+        with self._write_lock:
+            if version_id is None:
+                versions = self.list_versions(feed_id)
+                current = [v for v in versions if v.status == "published"]
+                earlier = [
+                    v
+                    for v in versions
+                    if v.status == "archived"
+                    and v.published_at is not None
+                    and (not current or v.id != current[0].id)
+                ]
+                if not earlier:
+                    raise ApiError(
+                        409,
+                        "nothing_to_roll_back",
+                        f"Feed {feed_id!r} has no earlier published version.",
+                    )
+                earlier.sort(key=lambda v: v.published_at or dt.datetime.min, reverse=True)
+                version_id = earlier[0].id
+                assert version_id is not None
+            return self.publish(feed_id, version_id)
+
+    def _timetable_for(self, versions: Sequence[FeedVersion]) -> CompiledTimetable:
+        import gtfs
+
+        ids = [int(v.id) for v in versions if v.id is not None]
+        if len(versions) == 1:
+            path = self.store.compiled_path(ids[0])
+        else:
+            path = self.store.network_path(ids)
+        if path.is_file():
+            try:
+                return CompiledTimetable.load(path)
+            except (ValueError, OSError, KeyError) as exc:  # stale format: recompile below
+                log.warning("cannot load %s (%s); recompiling", path, exc)
+        feeds = [
+            gtfs.read_feed(
+                self.store.original(int(v.id)), limits=self.read_limits, feed_id=v.feed_id
+            )  # type: ignore[arg-type]
+            for v in versions
+        ]
+        tt = self._compile(feeds)
+        self.store.save_compiled(path, tt)
+        return tt
+
+    def _build_network(self, versions: Sequence[FeedVersion]) -> Network:
+        if not versions:
+            return Network(timetable=None, generation=self._network.generation + 1)
+        tt = self._timetable_for(versions)
+        day = pick_service_date(tt, today_in(tt, self.clock()))
+        return Network(
+            timetable=tt,
+            versions=tuple(
+                PublishedVersion(v.feed_id, int(v.id or 0), v.sha256, v.filename) for v in versions
+            ),
+            generation=self._network.generation + 1,
+            service_date=day,
+            service_date_rule=RULE,
+        )
+
+    def load_published(self) -> Network:
+        """Serve what the database says is published (startup); loads compiled.npz files."""
+        with self._write_lock:
+            with self._session() as s:
+                published = list(
+                    s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
+                )
+            published.sort(key=lambda x: x.feed_id)
+            try:
+                network = self._build_network(published)
+            except Exception:
+                log.exception("cannot load the published network; serving none")
+                network = Network(timetable=None, generation=self._network.generation + 1)
+            self._network = network
+            return network
+
+    # --- realtime ------------------------------------------------------------------------------
+    def realtime_state(self, service_date: dt.date | None = None) -> Any:
+        """The realtime overlay (``gtfs.realtime.RealtimeState``) of the current network."""
+        net = self._network
+        day = service_date or net.service_date
+        if day is None:
+            return None
+        return self.realtime.state(net, day)
