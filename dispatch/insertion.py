@@ -1,0 +1,248 @@
+"""Cheapest feasible insertion of one ride into every vehicle's current plan (numba).
+
+For each vehicle and each pair of positions (pick-up before stop ``i``, drop-off before stop
+``j >= i``) the kernel checks, in the order that prunes most:
+
+* the pick-up can still be reached in its window (``break`` once the vehicle leaves stop
+  ``i - 1`` after the latest pick-up: later positions only get later);
+* every capacity dimension (seats, wheelchairs) on each leg the new group rides (``break`` on
+  the first overfull stop: a longer ride would cross it too);
+* the added driving time in O(1) from cached legs; a pair costlier than the best found so far is
+  skipped before any simulation;
+* the pushed-back schedule from ``i`` onward: each later stop's promised window and the
+  ride-time limit of everyone affected. The walk stops as soon as the delay is absorbed by a
+  waiting time (the rest of the plan is then exactly the current, feasible, plan), so a
+  candidate costs O(1) in slack-rich plans and O(k) at worst;
+* the return to the depot before the shift ends.
+
+Plans whose current schedule is already infeasible (a vehicle running late) take no new ride.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from numpy.typing import NDArray
+
+F = NDArray[np.float64]
+I = NDArray[np.int64]
+
+_EPS = 1e-6
+INF = np.inf
+
+
+@dataclass(frozen=True, slots=True)
+class NewRide:
+    """The ride to insert: places, pick-up window, deadlines, party and dwell times."""
+
+    pickup: tuple[float, float]
+    dropoff: tuple[float, float]
+    earliest_pickup: float
+    latest_pickup: float
+    latest_dropoff: float
+    seats: int
+    wheelchairs: int
+    max_ride_s: float
+    service_pickup_s: float = 30.0
+    service_dropoff_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Insertion:
+    """Best insertion found: vehicle, positions in its plan, added driving time, schedule."""
+
+    vehicle_index: int
+    pickup_pos: int
+    dropoff_pos: int
+    cost_s: float
+    pickup_s: float
+    dropoff_s: float
+
+
+@nb.njit(cache=True)
+def _kernel(
+    v_ok: NDArray[np.bool_],
+    v_start: F,
+    v_seats0: I,
+    v_wc0: I,
+    v_cap_s: I,
+    v_cap_w: I,
+    v_shift_end: F,
+    v_pos_depot: F,
+    v_posP: F,
+    v_PD: F,
+    v_Ddepot: F,
+    offsets: I,
+    s_leg: F,
+    s_early: F,
+    s_late: F,
+    s_serv: F,
+    s_ds: I,
+    s_dw: I,
+    s_pair: I,
+    s_maxride: F,
+    s_depot: F,
+    s_toP: F,
+    s_Pto: F,
+    s_toD: F,
+    s_Dto: F,
+    e_p: float,
+    l_p: float,
+    l_d: float,
+    n_s: int,
+    n_w: int,
+    serv_p: float,
+    serv_d: float,
+    maxride: float,
+    out_cost: F,
+    out_tp: F,
+    out_td: F,
+    out_i: I,
+    out_j: I,
+) -> None:
+    nv = offsets.shape[0] - 1
+    kmax = 1
+    for v in range(nv):
+        kmax = max(kmax, offsets[v + 1] - offsets[v])
+    base_b = np.empty(kmax)
+    base_dep = np.empty(kmax)
+    ls = np.empty(kmax, dtype=np.int64)
+    lw = np.empty(kmax, dtype=np.int64)
+    new_b = np.empty(kmax)
+    for v in range(nv):
+        out_cost[v] = INF
+        out_tp[v] = INF
+        out_td[v] = INF
+        out_i[v] = -1
+        out_j[v] = -1
+        if not v_ok[v]:
+            continue
+        o = offsets[v]
+        n = offsets[v + 1] - o
+        # Current schedule and loads; an infeasible current plan takes no new ride.
+        t = v_start[v]
+        cs = v_seats0[v]
+        cw = v_wc0[v]
+        base_feasible = cs <= v_cap_s[v] and cw <= v_cap_w[v]
+        for k in range(n):
+            b = max(t + s_leg[o + k], s_early[o + k])
+            if b > s_late[o + k] + _EPS:
+                base_feasible = False
+            p = s_pair[o + k]
+            if p >= 0 and b - base_b[p] > s_maxride[o + k] + _EPS:
+                base_feasible = False
+            base_b[k] = b
+            t = b + s_serv[o + k]
+            base_dep[k] = t
+            cs += s_ds[o + k]
+            cw += s_dw[o + k]
+            ls[k] = cs
+            lw[k] = cw
+            if cs > v_cap_s[v] or cw > v_cap_w[v]:
+                base_feasible = False
+        base_end = t
+        base_home = v_pos_depot[v] if n == 0 else s_depot[o + n - 1]
+        if base_end + base_home > v_shift_end[v] + _EPS:
+            base_feasible = False
+        if not base_feasible:
+            continue
+        best_cost = INF
+        best_tp = INF
+        for i in range(n + 1):
+            prev_dep = v_start[v] if i == 0 else base_dep[i - 1]
+            if prev_dep > l_p + _EPS:
+                break
+            load_s = v_seats0[v] if i == 0 else ls[i - 1]
+            load_w = v_wc0[v] if i == 0 else lw[i - 1]
+            if load_s + n_s > v_cap_s[v] or load_w + n_w > v_cap_w[v]:
+                continue
+            tt_in = v_posP[v] if i == 0 else s_toP[o + i - 1]
+            bp = max(prev_dep + tt_in, e_p)
+            if bp > l_p + _EPS:
+                continue
+            for j in range(i, n + 1):
+                if j > i and (ls[j - 1] + n_s > v_cap_s[v] or lw[j - 1] + n_w > v_cap_w[v]):
+                    break
+                # Added driving time, O(1) from cached legs.
+                if j == i:
+                    cost = tt_in + v_PD[v]
+                    if i < n:
+                        cost += s_Dto[o + i] - s_leg[o + i]
+                else:
+                    cost = tt_in + s_Pto[o + i] - s_leg[o + i] + s_toD[o + j - 1]
+                    if j < n:
+                        cost += s_Dto[o + j] - s_leg[o + j]
+                if cost > best_cost + _EPS:
+                    continue
+                if abs(cost - best_cost) <= _EPS and bp >= best_tp - _EPS:
+                    continue
+                # Walk the pushed-back schedule from the pick-up on.
+                t = bp + serv_p
+                bd = -1.0
+                ok = True
+                settled = False
+                for k in range(i, n + 1):
+                    if k == j:
+                        bd = t + (v_PD[v] if j == i else s_toD[o + j - 1])
+                        if bd > l_d + _EPS or bd - bp > maxride + _EPS:
+                            ok = False
+                            break
+                        t = bd + serv_d
+                    if k == n:
+                        break
+                    if k == i and j != i:
+                        tt = s_Pto[o + k]
+                    elif k == j:
+                        tt = s_Dto[o + k]
+                    else:
+                        tt = s_leg[o + k]
+                    b = max(t + tt, s_early[o + k])
+                    if b > s_late[o + k] + _EPS:
+                        ok = False
+                        break
+                    p = s_pair[o + k]
+                    if p >= 0:
+                        bpk = new_b[p] if p >= i else base_b[p]
+                        if b - bpk > s_maxride[o + k] + _EPS:
+                            ok = False
+                            break
+                    new_b[k] = b
+                    t = b + s_serv[o + k]
+                    if k >= j and b <= base_b[k] + _EPS:
+                        settled = True  # delay absorbed: the rest is the current plan
+                        break
+                if not ok:
+                    continue
+                if not settled:
+                    home = v_Ddepot[v] if j == n else s_depot[o + n - 1]
+                    if t + home > v_shift_end[v] + _EPS:
+                        continue
+                best_cost = cost
+                best_tp = bp
+                out_cost[v] = cost
+                out_tp[v] = bp
+                out_td[v] = bd
+                out_i[v] = i
+                out_j[v] = j
+
+
+def choose(out_cost: F, out_tp: F, out_td: F, out_i: I, out_j: I) -> Insertion | None:
+    """The best of the per-vehicle best insertions: least cost, then earliest pick-up."""
+    finite = np.isfinite(out_cost)
+    if not finite.any():
+        return None
+    idx = np.flatnonzero(finite)
+    cost = out_cost[idx]
+    best = cost.min()
+    near = idx[cost <= best + _EPS]
+    v = int(near[np.argmin(out_tp[near])])
+    return Insertion(
+        vehicle_index=v,
+        pickup_pos=int(out_i[v]),
+        dropoff_pos=int(out_j[v]),
+        cost_s=float(out_cost[v]),
+        pickup_s=float(out_tp[v]),
+        dropoff_s=float(out_td[v]),
+    )
