@@ -98,6 +98,18 @@ class CompiledTimetable:
     timezone: str = "UTC"
     feed_ids: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    # --- transfer rules [X] from transfers.txt that name routes or trips ---------------------
+    # (stop-to-stop rules are already folded into transfer_*). -1 means "any"/"not given".
+    # rule_type is the GTFS transfer_type: 1 timed, 2 minimum time (rule_min_s), 3 not
+    # possible, 4 in-seat (stay on board from from_trip to to_trip), 5 in-seat not allowed.
+    rule_from_stop: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rule_to_stop: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rule_from_route: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rule_to_route: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rule_from_trip: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rule_to_trip: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    rule_type: Int8Array = field(default_factory=lambda: np.zeros(0, np.int8))
+    rule_min_s: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     # ---------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,225 @@
+"""Read a GTFS feed (zip or folder) safely into string DataFrames.
+
+Safety is checked on the zip directory before anything is decompressed (cheap paths fail
+first): entry names (no ``..`` / absolute paths), entry count, declared total size and per-entry
+compression ratio (zip bombs); reads are then capped so a lying header cannot blow memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from gtfs.errors import FeedError
+from gtfs.feed import Feed
+from gtfs.notices import NoticeSink
+from gtfs.schema import GEOJSON_FILES, SPECS
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Limits against hostile uploads (defaults fit any city feed, not a zip bomb)."""
+
+    max_entries: int = 500
+    max_total_bytes: int = 2 * 1024**3  # uncompressed
+    max_file_bytes: int = 1024**3
+    max_ratio: float = 200.0  # uncompressed / compressed, per entry (text compresses ~5-20x)
+    ratio_min_bytes: int = 1024**2  # tiny entries may have silly ratios harmlessly
+
+
+_IGNORED_PREFIXES = ("__MACOSX/",)
+
+
+def _check_entry_name(name: str) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in p.parts:
+        raise FeedError(
+            "unsafe_zip_entry", f"zip entry {name!r} escapes the archive", {"entry": name}
+        )
+
+
+def _zip_members(zf: zipfile.ZipFile, limits: ReadLimits) -> dict[str, zipfile.ZipInfo]:
+    """Map ``file.txt`` -> entry, after every safety check; handles one top-level folder."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise FeedError(
+            "too_many_zip_entries",
+            f"zip has {len(infos)} entries (limit {limits.max_entries})",
+            {"entries": len(infos), "limit": limits.max_entries},
+        )
+    total = 0
+    for info in infos:
+        _check_entry_name(info.filename)
+        total += info.file_size
+        if info.file_size > limits.max_file_bytes:
+            raise FeedError(
+                "zip_entry_too_large",
+                f"{info.filename}: {info.file_size} bytes uncompressed (limit {limits.max_file_bytes})",
+                {"entry": info.filename, "bytes": info.file_size},
+            )
+        if info.file_size >= limits.ratio_min_bytes and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
+        ):
+            raise FeedError(
+                "zip_bomb",
+                f"{info.filename}: compression ratio above {limits.max_ratio:g}",
+                {"entry": info.filename, "bytes": info.file_size, "compressed": info.compress_size},
+            )
+    if total > limits.max_total_bytes:
+        raise FeedError(
+            "zip_too_large",
+            f"zip expands to {total} bytes (limit {limits.max_total_bytes})",
+            {"bytes": total, "limit": limits.max_total_bytes},
+        )
+    files = [
+        i
+        for i in infos
+        if not i.is_dir()
+        and not i.filename.startswith(_IGNORED_PREFIXES)
+        and not PurePosixPath(i.filename).name.startswith(".")
+    ]
+    top = [i for i in files if "/" not in i.filename.strip("/")]
+    if not any(i.filename.endswith(".txt") for i in top):
+        # Feeds zipped with their folder: accept one common top folder.
+        folders = {i.filename.split("/", 1)[0] for i in files if "/" in i.filename}
+        if len(folders) == 1:
+            prefix = folders.pop() + "/"
+            top = [
+                i
+                for i in files
+                if i.filename.startswith(prefix) and "/" not in i.filename[len(prefix) :]
+            ]
+    return {PurePosixPath(i.filename).name: i for i in top}
+
+
+def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ReadLimits) -> bytes:
+    cap = min(info.file_size, limits.max_file_bytes)
+    with zf.open(info) as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise FeedError(
+            "zip_bomb",
+            f"{info.filename}: more data than its header declares",
+            {"entry": info.filename},
+        )
+    return data
+
+
+def decode_text(data: bytes, filename: str, sink: NoticeSink) -> str:
+    """UTF-8 (with or without BOM), else CP932 (Shift_JIS as written by Windows tools)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError as exc:
+        raise FeedError(
+            "invalid_encoding",
+            f"{filename} is neither UTF-8 nor Shift_JIS/CP932 (byte {exc.start})",
+            {"filename": filename, "position": exc.start},
+        ) from exc
+    sink.add("unusual_encoding", 1, [{"filename": filename, "encoding": "cp932"}])
+    return text
+
+
+def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
+    """Strings stay strings (ids never become numbers); blanks are ``""``."""
+    if not text.strip():
+        sink.add("empty_file", 1, [{"filename": filename}])
+        return pd.DataFrame()
+    kw: dict[str, object] = {
+        "dtype": str,
+        "keep_default_na": False,
+        "na_filter": False,
+        "skip_blank_lines": True,
+    }
+    try:
+        df = pd.read_csv(io.StringIO(text), engine="c", **kw)  # type: ignore[call-overload]
+    except (pd.errors.ParserError, csv.Error, ValueError):
+        bad: list[list[str]] = []
+
+        def on_bad(line: list[str]) -> None:
+            bad.append(line)
+            return None
+
+        try:
+            df = pd.read_csv(  # type: ignore[call-overload]
+                io.StringIO(text), engine="python", on_bad_lines=on_bad, **kw
+            )
+        except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+            sink.add("csv_parsing_failed", 1, [{"filename": filename, "message": str(exc)[:200]}])
+            return pd.DataFrame()
+        sink.add(
+            "csv_parsing_failed",
+            len(bad),
+            [{"filename": filename, "row": ",".join(b)[:200]} for b in bad],
+        )
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    if df.empty and len(df.columns) == 0:
+        sink.add("empty_file", 1, [{"filename": filename}])
+    # Short rows give NaN even with na_filter off; a blank is a blank.
+    return df.fillna("")
+
+
+def read_feed(
+    path: str | Path, *, limits: ReadLimits | None = None, feed_id: str | None = None
+) -> Feed:
+    """Read a GTFS feed from a ``.zip`` or a folder.
+
+    Raises
+    ------
+    FeedError
+        With code ``not_found``, ``not_a_zip``, ``unsafe_zip_entry``, ``too_many_zip_entries``,
+        ``zip_too_large``, ``zip_entry_too_large``, ``zip_bomb`` or ``invalid_encoding``.
+        Problems inside readable files become notices on ``Feed.notices`` instead.
+    """
+    limits = limits or ReadLimits()
+    p = Path(path)
+    sink = NoticeSink()
+    raw: dict[str, bytes] = {}
+    if p.is_dir():
+        entries = sorted(e for e in p.iterdir() if e.is_file() and not e.name.startswith("."))
+        if len(entries) > limits.max_entries:
+            raise FeedError("too_many_zip_entries", f"{len(entries)} files in {p}")
+        total = 0
+        for e in entries:
+            size = e.stat().st_size
+            total += size
+            if size > limits.max_file_bytes or total > limits.max_total_bytes:
+                raise FeedError("zip_too_large", f"{p}: feed larger than the read limits")
+            raw[e.name] = e.read_bytes()
+    elif p.is_file():
+        if not zipfile.is_zipfile(p):
+            raise FeedError("not_a_zip", f"{p.name} is not a zip archive", {"path": str(p)})
+        try:
+            with zipfile.ZipFile(p) as zf:
+                members = _zip_members(zf, limits)
+                for name, info in members.items():
+                    raw[name] = _read_capped(zf, info, limits)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:
+            raise FeedError("not_a_zip", f"{p.name}: unreadable zip ({exc})") from exc
+    else:
+        raise FeedError("not_found", f"{p} does not exist", {"path": str(p)})
+
+    tables: dict[str, pd.DataFrame] = {}
+    extra: dict[str, bytes] = {}
+    for name, data in sorted(raw.items()):
+        stem, ext = os.path.splitext(name)
+        if ext == ".txt":
+            df = parse_csv(decode_text(data, name, sink), name, sink)
+            tables[stem] = df
+            if stem not in SPECS:
+                sink.add("unknown_file", 1, [{"filename": name}])
+        elif name in GEOJSON_FILES:
+            extra[name] = data
+        else:
+            sink.add("unknown_file", 1, [{"filename": name}])
+    fid = feed_id if feed_id is not None else p.stem if p.suffix == ".zip" else p.name
+    return Feed(tables=tables, files=extra, feed_id=fid, source=str(p), read_notices=sink.notices())
