@@ -1,0 +1,200 @@
+"""Sign-up, login, token refresh and logout; the JWKS and OpenID discovery documents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, Field
+
+from app.db import SessionDep, as_utc
+from app.errors import ApiError
+from app.identity import accounts
+from app.identity.passwords import MAX_PASSWORD_LENGTH
+from app.identity.rate_limit import login_key
+from app.identity.sessions import TokenPair
+from app.identity.tokens import unauthorized
+from app.models.identity import User
+from app.models.request_model import RequestModel
+from app.services import Services, ServicesDep
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+well_known_router = APIRouter(tags=["auth"])
+
+Locale = Annotated[str, Field(pattern="^(ja|en)$")]
+
+
+class SignupIn(RequestModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    display_name: str | None = Field(default=None, max_length=200)
+    locale: Locale = "ja"
+
+
+class LoginIn(RequestModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class RefreshIn(RequestModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    refresh_expires_in: int
+
+    @classmethod
+    def of(cls, pair: TokenPair) -> TokensOut:
+        return cls(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            token_type=pair.token_type,
+            expires_in=pair.expires_in,
+            refresh_expires_in=pair.refresh_expires_in,
+        )
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    id: str
+    email: str | None
+    display_name: str
+    locale: str
+    roles: list[str]
+    company_id: str | None = None
+    disabled: bool = False
+    created_at: str | None = None
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=str(user.id),
+            email=user.email,
+            display_name=user.display_name,
+            locale=user.locale,
+            roles=sorted(user.roles),
+            company_id=str(user.company_id) if user.company_id else None,
+            disabled=user.disabled,
+            created_at=as_utc(user.created_at).isoformat() if user.created_at else None,
+        )
+
+
+class SignupOut(BaseModel):
+    user: UserOut
+    tokens: TokensOut
+
+
+def _local_only(services: Services) -> None:
+    if services.identity.external:
+        raise ApiError(
+            404,
+            "local_auth_disabled",
+            "Sign-in is handled by the external identity provider "
+            f"{services.settings.oidc_issuer}.",
+        )
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED)
+def signup(body: SignupIn, services: ServicesDep, db: SessionDep) -> SignupOut:
+    """Create a resident account and sign it in (one transaction: all or nothing)."""
+    _local_only(services)
+    identity = services.identity
+    user = accounts.create_user(
+        db,
+        identity.passwords,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        locale=body.locale,
+    )
+    pair = identity.sessions.open(db, user)
+    db.commit()
+    return SignupOut(user=UserOut.of(user), tokens=TokensOut.of(pair))
+
+
+@router.post("/login")
+def login(body: LoginIn, request: Request, services: ServicesDep, db: SessionDep) -> TokensOut:
+    """Exchange email and password for an access token and a refresh token."""
+    _local_only(services)
+    identity = services.identity
+    decision = identity.rate_limiter.hit(login_key(body.email, _client_ip(request)))
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "Too many login attempts; try again later.",
+            {"retry_after_s": decision.retry_after_s},
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+    user = accounts.find_by_email(db, body.email)
+    ok = identity.passwords.verify(user.password_hash if user else None, body.password)
+    if user is None or not ok:
+        raise unauthorized("invalid_credentials", "Wrong email or password.")
+    if user.disabled:
+        raise ApiError(403, "account_disabled", "This account is disabled.")
+    if user.password_hash and identity.passwords.needs_rehash(user.password_hash):
+        user.password_hash = identity.passwords.hash(body.password)
+        db.add(user)
+    pair = identity.sessions.open(db, user)
+    db.commit()
+    return TokensOut.of(pair)
+
+
+@router.post("/refresh")
+def refresh(body: RefreshIn, services: ServicesDep, db: SessionDep) -> TokensOut:
+    """Rotate a refresh token: a new pair; reusing an old refresh token ends the session."""
+    _local_only(services)
+    return TokensOut.of(services.identity.sessions.refresh(db, body.refresh_token))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(body: RefreshIn, services: ServicesDep, db: SessionDep) -> Response:
+    """End the session of this refresh token: its access and refresh tokens stop working."""
+    _local_only(services)
+    services.identity.sessions.logout(db, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _jwks(services: Services) -> dict[str, Any]:
+    return services.keys.jwks()
+
+
+@router.get("/jwks")
+def jwks(services: ServicesDep) -> dict[str, Any]:
+    """The public keys that verify Tsunagu's access tokens (JWKS)."""
+    return _jwks(services)
+
+
+@well_known_router.get("/.well-known/jwks.json")
+def well_known_jwks(services: ServicesDep) -> dict[str, Any]:
+    """The public keys that verify Tsunagu's access tokens (JWKS)."""
+    return _jwks(services)
+
+
+@well_known_router.get("/.well-known/openid-configuration")
+def openid_configuration(request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Minimal OpenID discovery: issuer, JWKS location, token endpoint, algorithms."""
+    base = str(request.base_url).rstrip("/")
+    return {
+        "issuer": services.settings.jwt_issuer,
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "token_endpoint": f"{base}/api/v1/auth/login",
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["password", "refresh_token"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "email", "roles", "sid"],
+    }
+
+
+__all__ = ["UserOut", "router", "well_known_router"]

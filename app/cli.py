@@ -1,0 +1,188 @@
+"""The ``tsunagu`` command.
+
+    tsunagu serve [--demo/--no-demo] [--host H] [--port P] [--workers N]
+    tsunagu db upgrade | tsunagu db current
+    tsunagu create-admin --email E --password P
+    tsunagu keys rotate | tsunagu keys list
+
+Adding commands (other engineers): write a module with ``register(subparsers)`` that adds its
+sub-parsers and sets ``func=handler`` on each (``handler(args, settings) -> int``), then list the
+module in ``command_modules()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from app.settings import Settings, get_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def command_modules() -> list[str]:
+    """Modules contributing sub-commands, each with ``register(subparsers)``."""
+    return [
+        "app.cli",
+    ]
+
+
+def register(sub: Any) -> None:
+    """The foundation's commands: serve, db, create-admin, keys."""
+    serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
+    serve.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="load the demo city (Muroran) on first start",
+    )
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true", help="development auto-reload")
+    serve.set_defaults(func=cmd_serve)
+
+    dbp = sub.add_parser("db", help="database schema")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("upgrade", help="apply every pending migration").set_defaults(
+        func=cmd_db_upgrade
+    )
+    dbsub.add_parser("current", help="show the schema revision").set_defaults(func=cmd_db_current)
+
+    admin = sub.add_parser("create-admin", help="create an admin (or promote and reset one)")
+    admin.add_argument("--email", required=True)
+    admin.add_argument(
+        "--password", default=None, help="the password (default: $TSUNAGU_ADMIN_PASSWORD)"
+    )
+    admin.set_defaults(func=cmd_create_admin)
+
+    keys = sub.add_parser("keys", help="JWT signing keys")
+    keysub = keys.add_subparsers(dest="keys_command", required=True)
+    keysub.add_parser("rotate", help="new signing key; old ones stay published").set_defaults(
+        func=cmd_keys_rotate
+    )
+    keysub.add_parser("list", help="published signing keys").set_defaults(func=cmd_keys_list)
+
+
+def _engine(settings: Settings) -> Any:
+    from app import db
+
+    engine = db.engine_for(settings)
+    db.upgrade_database(engine)
+    return engine
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    # Workers are separate processes: hand them the choices through the environment.
+    if args.demo is not None:
+        os.environ["TSUNAGU_DEMO"] = "true" if args.demo else "false"
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers if not args.reload else None,
+        reload=args.reload,
+        proxy_headers=True,
+        log_config=None,
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from app import db
+
+    engine = db.engine_for(settings)
+    db.upgrade_database(engine)
+    print(f"database at revision {db.current_revision(engine)} ({engine.dialect.name})")
+    engine.dispose()
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
+    from app import db
+
+    engine = db.engine_for(settings)
+    current, head = db.current_revision(engine), db.head_revision()
+    print(f"current: {current or '(empty)'}  head: {head}")
+    engine.dispose()
+    return 0 if current == head else 1
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    from app.errors import ApiError
+    from app.identity.accounts import ensure_admin
+    from app.identity.passwords import Passwords
+
+    password = args.password or os.environ.get("TSUNAGU_ADMIN_PASSWORD", "")
+    if not password:
+        print("error: --password (or TSUNAGU_ADMIN_PASSWORD) is required", file=sys.stderr)
+        return 2
+    engine = _engine(settings)
+    try:
+        user, created = ensure_admin(
+            engine,
+            Passwords(fast=settings.environment == "test"),
+            args.email,
+            password,
+            reset_password=True,
+        )
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"{'created' if created else 'updated'} admin {user.email} ({user.id})")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.identity.keys import KeyStore
+
+    engine = _engine(settings)
+    store = KeyStore.open(engine, access_token_ttl_s=settings.access_token_ttl_s)
+    new = store.rotate()
+    print(f"new signing key {new.kid}; published: {len(store.jwks()['keys'])}")
+    engine.dispose()
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from app.identity.keys import KeyStore
+
+    engine = _engine(settings)
+    store = KeyStore.open(engine, access_token_ttl_s=settings.access_token_ttl_s)
+    current = store.current().kid
+    for jwk in store.jwks()["keys"]:
+        print(f"{jwk['kid']}{'  (current)' if jwk['kid'] == current else ''}")
+    engine.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsunagu", description="Tsunagu Mobility-as-a-Service platform"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in command_modules():
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.func
+    return handler(args, settings or get_settings())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""Database engine, sessions and migrations.
+
+SQLite (a file in ``data_dir``) by default, PostgreSQL when ``DATABASE_URL`` is set. The schema
+is owned by Alembic (``app/migrations``): ``upgrade_database`` applies it on start and from
+``tsunagu db upgrade``.
+
+Transactions: one ``Session`` per unit of work; call ``session.commit()`` once at the end. A
+session closed without commit rolls back, so an error half-way leaves nothing written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = MIGRATIONS_DIR / "alembic.ini"
+# Any fixed 64-bit number: serialises concurrent `upgrade` runs of several processes on PostgreSQL.
+_PG_MIGRATION_LOCK = 0x7473756E616775
+
+
+def create_db_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url`` with pooling suited to the backend.
+
+    SQLite: WAL journal (readers never block the writer), foreign keys on, a busy timeout
+    instead of immediate "database is locked" errors. PostgreSQL: a small pool with
+    pre-ping so connections dropped by the server are replaced transparently.
+    """
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        )
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(
+        url,
+        echo=echo,
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine for the configured database (creates ``data_dir`` for SQLite)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return create_db_engine(settings.effective_database_url)
+
+
+def alembic_config(engine: Engine | None = None) -> Any:
+    """The Alembic configuration of ``app/migrations`` (bound to ``engine`` when given)."""
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Apply every pending migration (idempotent; safe with several processes at once)."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            conn.commit()
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+        finally:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped in ``app/migrations/versions``."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session for one unit of work outside a request; commits on success, rolls back on
+    error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def ping(engine: Engine) -> dict[str, Any]:
+    """A cheap round trip to the database, for readiness checks."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"ok": True, "backend": engine.dialect.name}
+    except Exception as exc:  # any driver error means "not ready", never a crash
+        return {"ok": False, "backend": engine.dialect.name, "error": type(exc).__name__}
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: a session on the app's engine, closed (rolled back if uncommitted)
+    after the request."""
+    engine: Engine = request.app.state.services.engine
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
