@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings)
 
     app.include_router(health.router)
+    from app.api.auth import well_known_router
+
+    app.include_router(well_known_router)  # /.well-known/jwks.json, openid-configuration
     api = APIRouter(prefix=API_PREFIX)
     for module in _api_modules():
         api.include_router(module.router)
