@@ -1,0 +1,448 @@
+"""The live-events HTTP API: SSE stream auth and delivery, service alerts, and scale-out.
+
+SSE responses never end, so they are read from a real uvicorn server (in this event loop for
+the in-process back-end; two subprocesses sharing Redis and PostgreSQL for scale-out), not
+from an in-memory test client that would wait for the body to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from app.events import EventBus
+from app.identity import accounts
+from app.main import create_app
+from app.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery staple"
+ADMIN = "admin@example.com"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Frame:
+    """One Server-Sent Events frame (``comment`` holds a ``:`` line such as a keep-alive)."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    comment: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def _frames(response: httpx.Response) -> AsyncIterator[Frame]:
+    frame, data = Frame(), []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data or frame.event != "message" or frame.id:
+                frame.data = "\n".join(data)
+                yield frame
+            frame, data = Frame(), []
+        elif line.startswith(":"):
+            yield Frame(comment=line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                frame.event = value
+            elif name == "id":
+                frame.id = value
+
+
+async def _next(
+    frames: AsyncIterator[Frame], timeout: float = 5.0, *, comments: bool = False
+) -> Frame:
+    """The next frame (skipping keep-alive comments unless ``comments``) within ``timeout``."""
+
+    async def get() -> Frame:
+        async for frame in frames:
+            if comments or frame.comment is None:
+                return frame
+        raise AssertionError("stream ended")
+
+    return await asyncio.wait_for(get(), timeout)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    if code is not None:
+        assert body["error"]["code"] == code
+
+
+def _login(client: httpx.Client | httpx.AsyncClient, email: str) -> Any:
+    return client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+
+
+# --- in-process server (in-process event bus, SQLite) ------------------------------------------
+@dataclass
+class Live:
+    app: FastAPI
+    client: httpx.AsyncClient
+    tokens: dict[str, str]  # role → access token
+    user_ids: dict[str, str]
+
+    @property
+    def bus(self) -> EventBus:
+        return self.app.state.services.bus  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    settings = Settings(
+        environment="test",
+        data_dir=tmp_path,
+        database_url="",
+        redis_url="",
+        demo=False,
+        admin_email=ADMIN,
+        admin_password=PASSWORD,
+        event_keepalive_s=1.0,
+    )
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+        )
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    for _ in range(300):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    services = app.state.services
+    user_ids: dict[str, str] = {}
+    with Session(services.engine) as db:
+        for role in ("resident", "dispatcher", "operator"):
+            user = accounts.create_user(
+                db,
+                services.identity.passwords,
+                email=f"{role}@example.com",
+                password=PASSWORD,
+                roles=[role],
+            )
+            user_ids[role] = str(user.id)
+        db.commit()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        tokens = {}
+        for role, email in [
+            ("admin", ADMIN),
+            ("resident", "resident@example.com"),
+            ("dispatcher", "dispatcher@example.com"),
+            ("operator", "operator@example.com"),
+        ]:
+            r = await _login(client, email)
+            assert r.status_code == 200, r.text
+            tokens[role] = r.json()["access_token"]
+        try:
+            yield Live(app, client, tokens, user_ids)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def _open_stream(
+    client: httpx.AsyncClient, topics: str, token: str, *, in_query: bool = False
+) -> AsyncIterator[AsyncIterator[Frame]]:
+    params = {"topics": topics}
+    headers = {}
+    if in_query:
+        params["access_token"] = token
+    else:
+        headers = _bearer(token)
+    async with client.stream(
+        "GET", "/api/v1/events/stream", params=params, headers=headers
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        frames = _frames(response)
+        ready = await _next(frames)
+        assert ready.event == "ready"
+        yield frames
+
+
+async def test_stream_rejects_missing_and_bad_tokens(live: Live) -> None:
+    c = live.client
+    _assert_error(await c.get("/api/v1/events/stream"), 401, "token_missing")
+    _assert_error(
+        await c.get("/api/v1/events/stream", headers=_bearer("not.a.jwt")), 401, "token_invalid"
+    )
+    _assert_error(
+        await c.get("/api/v1/events/stream", params={"access_token": "garbage"}),
+        401,
+        "token_invalid",
+    )
+    _assert_error(
+        await c.get("/api/v1/events/stream", headers={"Authorization": "Basic dXNlcjpwdw=="}),
+        401,
+        "token_invalid",
+    )
+    r = await c.get("/api/v1/events/stream")
+    assert r.headers.get("www-authenticate", "").startswith("Bearer")
+    _assert_error(await c.post("/api/v1/events/alerts", json={"title": "x"}), 401)
+    _assert_error(await c.get("/api/v1/events/topics"), 401)
+
+
+async def test_stream_forbids_topics_the_caller_may_not_see(live: Live) -> None:
+    c, t = live.client, live.tokens
+    cases = [
+        ("resident", "fleet.*"),
+        ("resident", "public.*,user.someone-else.*"),
+        ("resident", "*"),
+        ("resident", "user.*"),
+        ("dispatcher", "feeds.*"),
+        ("operator", "internal.*"),
+    ]
+    for role, topics in cases:
+        r = await c.get(
+            "/api/v1/events/stream", params={"topics": topics}, headers=_bearer(t[role])
+        )
+        _assert_error(r, 403, "forbidden")
+        assert r.json()["error"]["details"]["forbidden_topics"]
+    for topics in ["bad topic", " , ", "a..b", ",".join(f"public.t{i}" for i in range(30))]:
+        r = await c.get(
+            "/api/v1/events/stream", params={"topics": topics}, headers=_bearer(t["admin"])
+        )
+        _assert_error(r, 400, "invalid_topics")
+    r = await c.get(
+        "/api/v1/events/stream", params={"topics": "x" * 3000}, headers=_bearer(t["admin"])
+    )
+    _assert_error(r, 422)
+
+
+async def test_topics_endpoint(live: Live) -> None:
+    r = await live.client.get("/api/v1/events/topics", headers=_bearer(live.tokens["resident"]))
+    assert r.status_code == 200
+    assert r.json()["namespaces"] == ["public", f"user.{live.user_ids['resident']}"]
+    r = await live.client.get("/api/v1/events/topics", headers=_bearer(live.tokens["admin"]))
+    assert r.json()["namespaces"] == ["*"]
+
+
+async def test_alert_published_over_http_reaches_sse_subscriber(live: Live) -> None:
+    c, t = live.client, live.tokens
+    async with _open_stream(c, "public.*,user.me.*", t["resident"]) as frames:
+        r = await c.post(
+            "/api/v1/events/alerts",
+            json={
+                "title": "室蘭線 運休",
+                "message": "大雪のため",
+                "severity": "severe",
+                "route_ids": ["R1"],
+            },
+            headers=_bearer(t["operator"]),
+        )
+        assert r.status_code == 201, r.text
+        sent = r.json()
+        assert sent["topic"] == "public.alerts"
+        frame = await _next(frames)
+        assert frame.event == "message" and frame.id == sent["id"]
+        got = frame.json()
+        assert got == sent
+        assert got["data"]["title"] == "室蘭線 運休"
+        assert got["data"]["published_by"] == live.user_ids["operator"]
+        # user.me.* is the caller's own namespace, and only it.
+        await live.bus.publish(f"user.{live.user_ids['operator']}.trip", {"n": 0})
+        await live.bus.publish(f"user.{live.user_ids['resident']}.trip", {"n": 1})
+        await live.bus.publish("fleet.v1", {"n": 2})
+        await live.bus.publish("public.other", {"n": 3})
+        got_n = [(await _next(frames)).json()["data"]["n"] for _ in range(2)]
+        assert got_n == [1, 3]
+
+
+async def test_stream_with_access_token_query_and_keepalive(live: Live) -> None:
+    async with _open_stream(
+        live.client, "fleet.*", live.tokens["dispatcher"], in_query=True
+    ) as frames:
+        ping = await _next(frames, timeout=5, comments=True)  # keep-alive every 1 s here
+        assert ping.comment is not None
+        await live.bus.publish("fleet.vehicle.v7", {"lat": 42.3})
+        frame = await _next(frames)
+        assert frame.json()["topic"] == "fleet.vehicle.v7"
+
+
+async def test_client_disconnect_unsubscribes(live: Live) -> None:
+    before = live.bus.subscriber_count
+    async with _open_stream(live.client, "public.*", live.tokens["resident"]):
+        assert live.bus.subscriber_count == before + 1
+    for _ in range(100):
+        if live.bus.subscriber_count == before:
+            break
+        await asyncio.sleep(0.05)
+    assert live.bus.subscriber_count == before
+    # The bus still works for everyone else.
+    async with _open_stream(live.client, "public.*", live.tokens["resident"]) as frames:
+        await live.bus.publish("public.alerts", {"title": "still alive"})
+        assert (await _next(frames)).json()["data"]["title"] == "still alive"
+
+
+async def test_alerts_validation_and_roles(live: Live) -> None:
+    c, t = live.client, live.tokens
+    for role in ("resident", "dispatcher"):
+        r = await c.post("/api/v1/events/alerts", json={"title": "x"}, headers=_bearer(t[role]))
+        _assert_error(r, 403, "forbidden")
+    for body in [
+        {},
+        {"title": ""},
+        {"title": "x", "severity": "apocalyptic"},
+        {"title": "x", "unknown": 1},
+        {"title": "x" * 201},
+        {"title": "x", "route_ids": [""]},
+    ]:
+        r = await c.post("/api/v1/events/alerts", json=body, headers=_bearer(t["operator"]))
+        _assert_error(r, 422, "validation_error")
+    r = await c.post(
+        "/api/v1/events/alerts",
+        content=b"{not json",
+        headers={**_bearer(t["operator"]), "Content-Type": "application/json"},
+    )
+    _assert_error(r, 400, "malformed_json")
+    r = await c.post("/api/v1/events/alerts", json={"title": "ok"}, headers=_bearer(t["admin"]))
+    assert r.status_code == 201
+    assert r.json()["data"]["severity"] == "warning"
+
+
+# --- scale-out: two app processes, one Redis, one PostgreSQL -----------------------------------
+def _spawn(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"app process exited:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"app process not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def two_processes(
+    tmp_path: Path, pg_database_url: str, redis_url: str, redis_prefix: str
+) -> Iterator[tuple[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        DATABASE_URL=pg_database_url,
+        REDIS_URL=redis_url,
+        TSUNAGU_REDIS_PREFIX=redis_prefix,
+        TSUNAGU_ENVIRONMENT="test",
+        TSUNAGU_DEMO="false",
+        TSUNAGU_ADMIN_EMAIL=ADMIN,
+        TSUNAGU_ADMIN_PASSWORD=PASSWORD,
+        TSUNAGU_EVENT_KEEPALIVE_S="2",
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    try:
+        # One after the other: the first migrates the shared database.
+        for name in ("a", "b"):
+            port = _free_port()
+            log = tmp_path / f"app-{name}.log"
+            proc_env = {**env, "TSUNAGU_DATA_DIR": str(tmp_path / name)}
+            procs.append(_spawn(port, proc_env, log))
+            bases.append(f"http://127.0.0.1:{port}")
+            _wait_ready(procs[-1], bases[-1], log)
+        yield bases[0], bases[1]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=redis_prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_alert_published_on_one_process_reaches_subscriber_on_another(
+    two_processes: tuple[str, str],
+) -> None:
+    base_a, base_b = two_processes
+    async with (
+        httpx.AsyncClient(base_url=base_a, timeout=10) as a,
+        httpx.AsyncClient(base_url=base_b, timeout=10) as b,
+    ):
+        r = await _login(a, ADMIN)  # signed in on A ...
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        # ... the token is honoured on B (keys in the shared database), and the stream on B
+        # gets what A publishes (Redis pub/sub).
+        async with _open_stream(b, "public.*", token) as frames_b:
+            r = await a.post(
+                "/api/v1/events/alerts",
+                json={"title": "Scale-out", "severity": "info"},
+                headers=_bearer(token),
+            )
+            assert r.status_code == 201, r.text
+            frame = await _next(frames_b, timeout=10)
+            assert frame.json() == r.json()
+        _assert_error(await b.get("/api/v1/events/stream", headers=_bearer("x.y.z")), 401)
