@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@if [ -d frontend/node_modules ]; then cd frontend && npm run --silent typecheck; fi
 
 bench: $(STAMP)
 	$(PY) -m bench.feeds
