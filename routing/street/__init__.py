@@ -13,10 +13,11 @@ from routing.street.errors import (
     StreetError,
     TooFarFromNetwork,
 )
-from routing.street.footpaths import footpaths
+from routing.street.footpaths import footpath_source, footpaths
 from routing.street.geo import haversine_m
 from routing.street.graph import StreetGraph, snap
 from routing.street.interfaces import TravelTimes, WalkAccess
+from routing.street.osm_access import OsmWalkAccess
 from routing.street.osm_loader import load_osm
 from routing.street.profiles import (
     CAR,
@@ -29,6 +30,7 @@ from routing.street.profiles import (
     VehicleProfile,
 )
 from routing.street.straight_line import StraightLineAccess, StraightLineTravelTimes
+from routing.street.travel_times import TravelTimeModel
 
 __all__ = [
     "CAR",
@@ -40,15 +42,18 @@ __all__ = [
     "InvalidCoordinates",
     "NoStreetPath",
     "OsmLoadError",
+    "OsmWalkAccess",
     "StraightLineAccess",
     "StraightLineTravelTimes",
     "StreetError",
     "StreetGraph",
     "TimeOfDaySpeeds",
     "TooFarFromNetwork",
+    "TravelTimeModel",
     "TravelTimes",
     "VehicleProfile",
     "WalkAccess",
+    "footpath_source",
     "footpaths",
     "haversine_m",
     "load_osm",

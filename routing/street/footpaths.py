@@ -5,16 +5,21 @@ distinct stops whose walking distance is at most ``radius_m``, with walking seco
 up). Candidates come from a KD-tree radius query (a walk is never shorter than the great-circle
 distance); with a walking :class:`StreetGraph` distances are bounded Dijkstra searches on it
 (plus the snapping distance at both ends), else the straight-line model. A stop farther than
-``max_snap_m`` from the graph keeps straight-line footpaths.
+``max_snap_m`` from the graph keeps straight-line footpaths; a stop without coordinates gets
+none. :func:`footpath_source` plugs this into ``compile_timetable(..., footpaths=...)``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
 
-from gtfs.compiled import IntArray
+from gtfs.compiled import FloatArray, IntArray
+from gtfs.footpaths import Footpaths
+from routing.street.errors import InvalidCoordinates
 from routing.street.geo import as_latlon, chord_m, haversine_m, to_xyz
 from routing.street.graph import StreetGraph
 from routing.street.straight_line import (
@@ -41,22 +46,45 @@ def footpaths(
 
     Both directions of a pair are listed; a stop never links to itself.
     """
-    la, lo = as_latlon(stop_lat, stop_lon)
+    lat_all = np.atleast_1d(np.asarray(stop_lat, dtype=np.float64))
+    lon_all = np.atleast_1d(np.asarray(stop_lon, dtype=np.float64))
+    if lat_all.shape != lon_all.shape or lat_all.ndim != 1:
+        raise InvalidCoordinates("stop_lat and stop_lon must be 1-D arrays of equal length")
+    # Stops without coordinates (GTFS entrances, generic nodes) simply get no footpath.
+    located = np.flatnonzero(np.isfinite(lat_all) & np.isfinite(lon_all))
+    la, lo = as_latlon(lat_all[located], lon_all[located])
     speed = check_speed(walk_speed_mps)
     if not np.isfinite(radius_m) or radius_m < 0:
         raise ValueError(f"radius_m must be >= 0, got {radius_m!r}")
     pairs = cKDTree(to_xyz(la, lo)).query_pairs(float(chord_m(radius_m)), output_type="ndarray")
-    a = np.asarray(pairs[:, 0], dtype=np.int64)
-    b = np.asarray(pairs[:, 1], dtype=np.int64)
+    a = np.asarray(pairs[:, 0], dtype=np.int64).reshape(-1)
+    b = np.asarray(pairs[:, 1], dtype=np.int64).reshape(-1)
     meters = haversine_m(la[a], lo[a], la[b], lo[b]) * detour
     if graph is not None and a.size:
         from routing.street.shortest_paths import pair_distances
 
         meters = pair_distances(graph, la, lo, a, b, radius_m, max_snap_m, fallback=meters)
     keep = meters <= radius_m
-    a, b, meters = a[keep], b[keep], meters[keep]
+    a, b, meters = located[a[keep]], located[b[keep]], meters[keep]
     src = np.concatenate((a, b)).astype(np.int32)
     dst = np.concatenate((b, a)).astype(np.int32)
     sec = walk_seconds(np.concatenate((meters, meters)), speed)
     order = np.lexsort((dst, src))
     return src[order], dst[order], sec[order]
+
+
+def footpath_source(
+    graph: StreetGraph | None,
+    radius_m: float = 400.0,
+    walk_speed_mps: float = DEFAULT_WALK_SPEED_MPS,
+) -> Callable[[FloatArray, FloatArray], Footpaths]:
+    """A ``footpaths=`` callable for ``gtfs.compile.compile_timetable``.
+
+    The compile step calls it with the compiled stops' coordinates, so stop indices match.
+    """
+
+    def build(stop_lat: FloatArray, stop_lon: FloatArray) -> Footpaths:
+        a, b, sec = footpaths(graph, stop_lat, stop_lon, radius_m, walk_speed_mps)
+        return Footpaths(a, b, sec)
+
+    return build

@@ -1,7 +1,8 @@
-"""Spherical geometry shared by the street layer: great-circle distances and 3-D coordinates.
+"""Coordinate validation and exact radius queries for the street layer.
 
-Distances use the haversine formula on a sphere of radius :data:`EARTH_RADIUS_M` (the IUGG mean
-radius); for city-scale legs its error against the WGS84 ellipsoid is below 0.5 %.
+Great-circle distances and 3-D sphere coordinates come from :mod:`gtfs.geo` (haversine on a
+sphere of radius :data:`EARTH_RADIUS_M`, the IUGG mean radius; for city-scale legs its error
+against the WGS84 ellipsoid is below 0.5 %).
 
 Spatial indexes (``scipy.spatial.cKDTree``) are built on points mapped onto that sphere in 3-D
 (:func:`to_xyz`). The straight chord between two points grows monotonically with their
@@ -15,9 +16,18 @@ import numpy as np
 import numpy.typing as npt
 
 from gtfs.compiled import FloatArray
+from gtfs.geo import EARTH_RADIUS_M, haversine_m, project_local_m
 from routing.street.errors import InvalidCoordinates
 
-EARTH_RADIUS_M = 6_371_008.8
+__all__ = [
+    "EARTH_RADIUS_M",
+    "arc_m",
+    "as_latlon",
+    "as_latlon_pairs",
+    "chord_m",
+    "haversine_m",
+    "to_xyz",
+]
 
 
 def as_latlon(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -52,24 +62,9 @@ def as_latlon_pairs(points: npt.ArrayLike, what: str = "points") -> tuple[FloatA
     return as_latlon(arr[:, 0], arr[:, 1])
 
 
-def haversine_m(
-    lat1: npt.ArrayLike, lon1: npt.ArrayLike, lat2: npt.ArrayLike, lon2: npt.ArrayLike
-) -> FloatArray:
-    """Great-circle distance in metres; arguments broadcast like numpy ufuncs."""
-    p1 = np.radians(lat1)
-    p2 = np.radians(lat2)
-    dp = p2 - p1
-    dl = np.radians(np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64))
-    a = np.sin(dp / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2.0) ** 2
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
-
-
 def to_xyz(lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:
     """Points on the sphere of radius :data:`EARTH_RADIUS_M` as an ``[n, 3]`` array (metres)."""
-    p = np.radians(np.asarray(lat, dtype=np.float64))
-    lam = np.radians(np.asarray(lon, dtype=np.float64))
-    cp = np.cos(p)
-    return np.column_stack((cp * np.cos(lam), cp * np.sin(lam), np.sin(p))) * EARTH_RADIUS_M
+    return project_local_m(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
 
 
 def chord_m(distance_m: npt.ArrayLike) -> FloatArray:

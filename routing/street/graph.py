@@ -89,6 +89,11 @@ class StreetGraph:
         """KD-tree of the nodes on 3-D sphere coordinates (see :mod:`routing.street.geo`)."""
         return cKDTree(to_xyz(self.lat, self.lon))
 
+    @cached_property
+    def length_matrix(self) -> csr_matrix:
+        """The graph weighted by edge length (metres): what walking searches run on."""
+        return self.matrix(self.length_m)
+
     def matrix(self, weights: FloatArray, keep: npt.NDArray[np.bool_] | None = None) -> csr_matrix:
         """The graph as a scipy sparse matrix with the given per-edge weights.
 
@@ -111,11 +116,18 @@ class StreetGraph:
             return None
         return np.asarray(~np.isin(self.highway, barred))
 
-    def edge_index(self, u: int, v: int) -> int:
-        """Index of edge ``u -> v`` or -1."""
-        lo, hi = int(self.indptr[u]), int(self.indptr[u + 1])
-        hit = np.flatnonzero(self.indices[lo:hi] == v)
-        return lo + int(hit[0]) if hit.size else -1
+    @cached_property
+    def edge_key(self) -> Int64Array:
+        """``source * N + target`` per edge: sorted, as edges are ordered by (source, target)."""
+        return self.edge_source.astype(np.int64) * self.n_nodes + self.indices
+
+    def edge_ids(self, u: npt.ArrayLike, v: npt.ArrayLike) -> IntArray:
+        """Index of edge ``u[i] -> v[i]`` for each pair, -1 where there is none (vectorised)."""
+        key = np.asarray(u, dtype=np.int64) * self.n_nodes + np.asarray(v, dtype=np.int64)
+        pos = np.searchsorted(self.edge_key, key)
+        pos_c = np.minimum(pos, max(self.n_edges - 1, 0))
+        hit = (pos < self.n_edges) & (self.edge_key[pos_c] == key)
+        return np.where(hit, pos_c, -1).astype(np.int32)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
