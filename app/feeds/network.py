@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gtfs.compiled import CompiledTimetable
+from gtfs.compiled import CompiledTimetable, IntArray
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Network:
     service_date: dt.date | None = None  # the date queries default to (see service_date.py)
     service_date_rule: str = ""
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # GTFS stop_sequence of each stop time [N] (for GTFS-RT matching), when known.
+    st_stop_sequence: IntArray | None = None
 
     @property
     def empty(self) -> bool:

@@ -55,7 +55,7 @@ class RealtimeHub:
             state = RealtimeState.scheduled(tt, service_date)
         else:
             if matcher is None:
-                matcher = TripMatcher(tt)
+                matcher = TripMatcher(tt, network.st_stop_sequence)
             state = apply_trip_updates(tt, feed, service_date, matcher=matcher)
         with self._lock:
             if self._feed is feed:  # a newer feed arrived meanwhile: do not cache a stale one

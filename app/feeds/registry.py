@@ -33,7 +33,7 @@ from app.feeds.realtime import RealtimeHub
 from app.feeds.service_date import RULE, pick_service_date, today_in
 from app.feeds.store import ArtifactStore, sha256_file
 from app.models.identity import utcnow
-from gtfs.compiled import CompiledTimetable
+from gtfs.compiled import CompiledTimetable, IntArray
 
 log = logging.getLogger("tsunagu.feeds")
 
@@ -99,6 +99,10 @@ class FeedRegistry:
         self._network = Network(timetable=None)
         self._write_lock = threading.RLock()
         self.compiles = 0  # timetables compiled by this process (a restart must not add any)
+        self.poller: Any = None  # gtfs.realtime.RealtimePoller when a poll URL is configured
+        # The on-demand fleet for the public GTFS-RT export; the dispatcher sets it:
+        # () -> (list[gtfs.realtime.FleetVehicle], list[gtfs.realtime.FleetTrip]).
+        self.fleet_provider: Callable[[], tuple[list[Any], list[Any]]] | None = None
 
     # --- the served network ---------------------------------------------------------------
     @property
@@ -171,10 +175,11 @@ class FeedRegistry:
     def _validate_and_compile(self, version: FeedVersion, original: Path) -> None:
         import gtfs
         from gtfs.errors import FeedError
+        from gtfs.reader import read_feed
 
         assert version.id is not None
         try:
-            feed = gtfs.read_feed(original, limits=self.read_limits, feed_id=version.feed_id)
+            feed = read_feed(original, limits=self.read_limits, feed_id=version.feed_id)
         except FeedError as exc:
             version.status = "invalid"
             version.failure = {"code": exc.code, "message": exc.message, "details": exc.details}
@@ -189,24 +194,25 @@ class FeedRegistry:
             version.status = "invalid"
             return
         try:
-            tt = self._compile([feed])
+            tt, seq = self._compile([feed])
         except Exception as exc:
             log.exception("feed %s v%s: compile failed", version.feed_id, version.id)
             version.status = "invalid"
             version.failure = {"code": "compile_failed", "message": str(exc)[:500]}
             return
-        self.store.save_compiled(self.store.compiled_path(version.id), tt)
+        self.store.save_compiled(self.store.compiled_path(version.id), tt, seq)
         version.counts = timetable_counts(tt)
         rng = Network(timetable=tt).service_range
         version.service_start, version.service_end = rng if rng else (None, None)
         version.status = "valid"
 
-    def _compile(self, feeds: Sequence[Any]) -> CompiledTimetable:
-        import gtfs
+    def _compile(self, feeds: Sequence[Any]) -> tuple[CompiledTimetable, IntArray]:
+        from gtfs.compile import compile_timetable
+        from gtfs.realtime.sequences import stop_sequences
 
         self.compiles += 1
-        tt: CompiledTimetable = gtfs.compile_timetable(list(feeds))
-        return tt
+        tt = compile_timetable(list(feeds))
+        return tt, stop_sequences(tt, feeds)
 
     # --- queries -----------------------------------------------------------------------------
     def list_feeds(self) -> list[dict[str, Any]]:
@@ -235,7 +241,7 @@ class FeedRegistry:
                 s.exec(
                     select(FeedVersion)
                     .where(FeedVersion.feed_id == feed_id)
-                    .order_by(sa.desc(FeedVersion.id))  # type: ignore[arg-type]
+                    .order_by(sa.desc(FeedVersion.id))  # type: ignore[call-overload]
                 ).all()
             )
 
@@ -329,8 +335,10 @@ class FeedRegistry:
                 assert version_id is not None
             return self.publish(feed_id, version_id)
 
-    def _timetable_for(self, versions: Sequence[FeedVersion]) -> CompiledTimetable:
-        import gtfs
+    def _timetable_for(
+        self, versions: Sequence[FeedVersion]
+    ) -> tuple[CompiledTimetable, IntArray | None]:
+        from gtfs.reader import read_feed
 
         ids = [int(v.id) for v in versions if v.id is not None]
         if len(versions) == 1:
@@ -339,23 +347,21 @@ class FeedRegistry:
             path = self.store.network_path(ids)
         if path.is_file():
             try:
-                return CompiledTimetable.load(path)
+                return CompiledTimetable.load(path), self.store.load_sequences(path)
             except (ValueError, OSError, KeyError) as exc:  # stale format: recompile below
                 log.warning("cannot load %s (%s); recompiling", path, exc)
         feeds = [
-            gtfs.read_feed(
-                self.store.original(int(v.id)), limits=self.read_limits, feed_id=v.feed_id
-            )  # type: ignore[arg-type]
-            for v in versions
+            read_feed(self.store.original(vid), limits=self.read_limits, feed_id=v.feed_id)
+            for vid, v in zip(ids, versions, strict=True)
         ]
-        tt = self._compile(feeds)
-        self.store.save_compiled(path, tt)
-        return tt
+        tt, seq = self._compile(feeds)
+        self.store.save_compiled(path, tt, seq)
+        return tt, seq
 
     def _build_network(self, versions: Sequence[FeedVersion]) -> Network:
         if not versions:
             return Network(timetable=None, generation=self._network.generation + 1)
-        tt = self._timetable_for(versions)
+        tt, seq = self._timetable_for(versions)
         day = pick_service_date(tt, today_in(tt, self.clock()))
         return Network(
             timetable=tt,
@@ -365,6 +371,7 @@ class FeedRegistry:
             generation=self._network.generation + 1,
             service_date=day,
             service_date_rule=RULE,
+            st_stop_sequence=seq,
         )
 
     def load_published(self) -> Network:

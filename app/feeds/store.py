@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gtfs.compiled import CompiledTimetable
+import numpy as np
+
+from gtfs.compiled import CompiledTimetable, IntArray
 
 
 class ArtifactStore:
@@ -62,6 +64,13 @@ class ArtifactStore:
         tmp.write_text(json.dumps(report, ensure_ascii=False, default=str), encoding="utf-8")
         os.replace(tmp, dest)
 
+    def load_sequences(self, compiled: Path) -> IntArray | None:
+        p = compiled.parent / "stop_sequences.npy"
+        if not p.is_file():
+            return None
+        seq: IntArray = np.load(p, allow_pickle=False)
+        return seq
+
     def read_report(self, version_id: int) -> dict[str, Any] | None:
         p = self.report_path(version_id)
         if not p.is_file():
@@ -69,8 +78,13 @@ class ArtifactStore:
         data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
         return data
 
-    def save_compiled(self, dest: Path, tt: CompiledTimetable) -> None:
+    def save_compiled(self, dest: Path, tt: CompiledTimetable, seq: IntArray | None = None) -> None:
+        """Write ``compiled.npz`` (and the GTFS stop_sequence of each stop time beside it)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if seq is not None:
+            tmp_seq = dest.parent / "stop_sequences.tmp.npy"
+            np.save(tmp_seq, seq)
+            os.replace(tmp_seq, dest.parent / "stop_sequences.npy")
         # np.savez appends ".npz" to names without it, so the temp name keeps the suffix.
         fd, tmp_name = tempfile.mkstemp(suffix=".npz", dir=dest.parent)
         os.close(fd)

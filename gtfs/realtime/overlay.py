@@ -16,10 +16,11 @@ Matching (spec "TripDescriptor"): a TripUpdate is for ``service_date`` when its 
 equals it (or is absent). It names its trip by ``trip_id``; without ``trip_id`` it is matched by
 ``route_id`` + ``direction_id`` + ``start_time`` (departure at the first stop), the direction
 being checked only when the timetable carries a ``trip_direction`` array. Stop-time updates are
-matched by ``stop_sequence`` when the timetable carries ``st_stop_sequence`` [N] (the original
-GTFS values), otherwise by ``stop_id`` searched forward along the trip, otherwise (a sequence
-alone) the stop_sequence is read as the 1-based position in the trip, which is what most feeds
-use.
+matched by ``stop_sequence`` when the original GTFS values are known (``st_stop_sequence`` [N],
+see :func:`gtfs.realtime.sequences.stop_sequences`), otherwise by ``stop_id`` searched forward
+along the trip, otherwise (a sequence alone) the stop_sequence is read as the 1-based position in
+the trip. A frequency-based trip (compiled as ``"id@HH:MM:SS"``) is matched by ``trip_id`` +
+``start_time``; in a merged network ids prefixed ``"feed_id:"`` are tried too.
 
 Propagation (spec "StopTimeUpdate"): a stop-time update sets the arrival and departure delay at
 its stop (a missing departure takes the arrival's delay and vice versa; an absolute ``time`` is
@@ -112,7 +113,7 @@ def _parse_hms(text: str) -> int | None:
 class TripMatcher:
     """Lookup tables from GTFS ids to compiled indices (built once per timetable)."""
 
-    def __init__(self, tt: CompiledTimetable) -> None:
+    def __init__(self, tt: CompiledTimetable, st_stop_sequence: IntArray | None = None) -> None:
         self.tt = tt
         self.trip_index: dict[str, int] = {str(t): i for i, t in enumerate(tt.trip_ids.tolist())}
         self.stop_index: dict[str, int] = {str(s): i for i, s in enumerate(tt.stop_ids.tolist())}
@@ -121,7 +122,12 @@ class TripMatcher:
         # First departure of each trip, for route + start_time matching.
         self.trip_start = tt.st_departure[starts].astype(np.int32)
         self.trip_direction = getattr(tt, "trip_direction", None)
-        self.st_sequence = getattr(tt, "st_stop_sequence", None)
+        self.st_sequence = (
+            st_stop_sequence
+            if st_stop_sequence is not None
+            else getattr(tt, "st_stop_sequence", None)
+        )
+        self.prefixes = [f"{f}:" for f in tt.feed_ids] if tt.meta.get("id_prefix") else []
         # Stop of each stop time: the pattern's stop at the same position within the trip.
         trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int64), np.diff(tt.trip_st_ptr))
         k = np.arange(tt.n_stop_times, dtype=np.int64) - tt.trip_st_ptr[trip_of_st]
@@ -130,16 +136,24 @@ class TripMatcher:
 
     def _id(self, table: dict[str, int], key: str, feed_id: str | None) -> int:
         i = table.get(key, -1)
-        if i < 0 and feed_id:
-            # Merged networks may namespace ids by feed ("feed:id").
-            i = table.get(f"{feed_id}:{key}", -1)
-        return i
+        if i >= 0:
+            return i
+        # Merged networks namespace ids by feed ("feed:id"); try the named feed, else each.
+        for prefix in [f"{feed_id}:"] if feed_id else self.prefixes:
+            i = table.get(prefix + key, -1)
+            if i >= 0:
+                return i
+        return -1
 
     def find_trip(self, tu: TripUpdate, active: BoolArray, feed_id: str | None = None) -> int:
         """Index of the trip ``tu`` is about, or -1."""
         d = tu.trip
         if d.trip_id:
-            return self._id(self.trip_index, d.trip_id, feed_id)
+            t = self._id(self.trip_index, d.trip_id, feed_id)
+            if t < 0 and d.start_time:
+                # A frequencies.txt trip, compiled as one trip per start ("id@HH:MM:SS").
+                t = self._id(self.trip_index, f"{d.trip_id}@{d.start_time}", feed_id)
+            return t
         if d.route_id is None or d.start_time is None:
             return -1
         r = self._id(self.route_index, d.route_id, feed_id)

@@ -1,0 +1,55 @@
+"""Start-up hook: the feed registry on ``services.feeds``, the published network, the poller.
+
+Registered in ``app.services.startup_hooks()`` as ``app.feeds.startup:start_feeds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from app.feeds.registry import FeedRegistry
+
+log = logging.getLogger("tsunagu.feeds")
+
+
+def build_registry(settings: Any, engine: Any) -> FeedRegistry:
+    """The registry for ``settings`` (also used by the CLI)."""
+    return FeedRegistry(engine, settings.data_dir)
+
+
+async def start_feeds(services: Any) -> None:
+    """Attach the registry, serve the published network (from compiled.npz), start polling."""
+    settings = services.settings
+    registry = build_registry(settings, services.engine)
+    services.feeds = registry
+    network = await asyncio.to_thread(registry.load_published)
+    log.info(
+        "network loaded: generation %d, %d feed(s), service date %s",
+        network.generation,
+        len(network.versions),
+        network.service_date,
+    )
+
+    async def _ready() -> dict[str, Any]:
+        net = registry.network
+        return {"ok": True, "published": len(net.versions), "generation": net.generation}
+
+    services.readiness["feeds"] = _ready
+    if settings.realtime_poll_url:
+        from gtfs.realtime import RealtimePoller
+
+        poller = RealtimePoller(
+            settings.realtime_poll_url,
+            registry.realtime.ingest,
+            interval_s=settings.realtime_poll_interval_s,
+            timeout_s=settings.realtime_poll_timeout_s,
+        )
+        registry.poller = poller
+        poller.start()
+
+        async def _stop_poller() -> None:
+            await asyncio.to_thread(poller.stop)
+
+        services.on_stop.append(_stop_poller)

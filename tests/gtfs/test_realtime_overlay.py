@@ -1,0 +1,213 @@
+"""TripUpdates applied to the compiled Muroran timetable (real trips of a real feed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.transit import gtfs_realtime_pb2 as pb
+
+from gtfs.compile import compile_timetable
+from gtfs.compiled import CompiledTimetable
+from gtfs.reader import read_feed
+from gtfs.realtime import (
+    RealtimeState,
+    TripMatcher,
+    apply_trip_updates,
+    parse_feed,
+    service_day_origin,
+)
+from gtfs.realtime.sequences import stop_sequences
+
+DAY = dt.date(2020, 11, 30)  # a Monday inside Muroran's calendar
+
+
+@pytest.fixture(scope="module")
+def muroran(gtfs_dir: Path) -> tuple[CompiledTimetable, np.ndarray]:
+    feed = read_feed(gtfs_dir / "jp_donan_bus_muroran.zip")
+    tt = compile_timetable(feed)
+    return tt, stop_sequences(tt, [feed])
+
+
+def _long_trips(tt: CompiledTimetable, n: int = 2) -> list[int]:
+    active = np.flatnonzero(tt.active_trips(DAY) & (np.diff(tt.trip_st_ptr) >= 8))
+    assert active.size >= n
+    return [int(t) for t in active[:n]]
+
+
+def _msg() -> pb.FeedMessage:
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = service_day_origin(DAY, "Asia/Tokyo") + 8 * 3600
+    return m
+
+
+def _stop_id(tt: CompiledTimetable, matcher: TripMatcher, i: int) -> str:
+    return str(tt.stop_ids[matcher.st_stop[i]])
+
+
+def test_delay_propagates_downstream(muroran: tuple[CompiledTimetable, np.ndarray]) -> None:
+    tt, _ = muroran
+    t, other = _long_trips(tt)
+    m = TripMatcher(tt)
+    a, b = int(tt.trip_st_ptr[t]), int(tt.trip_st_ptr[t + 1])
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "e1"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    e.trip_update.trip.start_date = DAY.strftime("%Y%m%d")
+    stu = e.trip_update.stop_time_update.add()
+    stu.stop_id = _stop_id(tt, m, a + 3)
+    stu.arrival.delay = 300  # departure absent: takes the arrival's delay
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY, matcher=m)
+    assert rt.matched == 1 and rt.unmatched == ()
+    assert rt.arrival.shape == tt.st_arrival.shape and rt.arrival.dtype == np.int32
+    # Upstream of the first update: schedule. From it on: +300 s to the end of the trip.
+    np.testing.assert_array_equal(rt.arrival[a : a + 3], tt.st_arrival[a : a + 3])
+    np.testing.assert_array_equal(rt.arrival[a + 3 : b], tt.st_arrival[a + 3 : b] + 300)
+    np.testing.assert_array_equal(rt.departure[a + 3 : b], tt.st_departure[a + 3 : b] + 300)
+    assert rt.trip_updated[t] and rt.trip_updated.sum() == 1
+    # Other trips are untouched.
+    oa, ob = int(tt.trip_st_ptr[other]), int(tt.trip_st_ptr[other + 1])
+    np.testing.assert_array_equal(rt.departure[oa:ob], tt.st_departure[oa:ob])
+    mask = np.ones(tt.n_stop_times, dtype=bool)
+    mask[a:b] = False
+    np.testing.assert_array_equal(rt.arrival[mask], tt.st_arrival[mask])
+
+
+def test_later_update_overrides_and_times_never_decrease(
+    muroran: tuple[CompiledTimetable, np.ndarray],
+) -> None:
+    tt, seq = muroran
+    t = _long_trips(tt)[0]
+    a, b = int(tt.trip_st_ptr[t]), int(tt.trip_st_ptr[t + 1])
+    m = TripMatcher(tt, seq)
+    origin = service_day_origin(DAY, tt.timezone)
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "e1"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    s1 = e.trip_update.stop_time_update.add()
+    s1.stop_sequence = int(seq[a + 1])  # matched by the feed's own stop_sequence
+    s1.departure.delay = 600
+    s2 = e.trip_update.stop_time_update.add()
+    s2.stop_sequence = int(seq[a + 5])
+    # An absolute time 10 minutes EARLY: converted to a delay against the schedule.
+    s2.arrival.time = origin + int(tt.st_arrival[a + 5]) - 600
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY, matcher=m)
+    assert rt.departure[a + 1] == tt.st_departure[a + 1] + 600
+    # Between the updates the +600 propagates; after the second, -600 (but never below the
+    # previous departure, so the trip stays runnable).
+    np.testing.assert_array_equal(rt.arrival[a + 2 : a + 5], tt.st_arrival[a + 2 : a + 5] + 600)
+    assert rt.arrival[a + 5] >= rt.departure[a + 4]
+    assert rt.arrival[b - 1] == max(tt.st_arrival[b - 1] - 600, rt.departure[b - 2])
+    times = np.empty(2 * (b - a), dtype=np.int64)
+    times[0::2], times[1::2] = rt.arrival[a:b], rt.departure[a:b]
+    assert (np.diff(times) >= 0).all()
+
+
+def test_trip_level_delay_and_no_data(muroran: tuple[CompiledTimetable, np.ndarray]) -> None:
+    tt, _ = muroran
+    t = _long_trips(tt)[0]
+    a, b = int(tt.trip_st_ptr[t]), int(tt.trip_st_ptr[t + 1])
+    m = TripMatcher(tt)
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "e1"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    e.trip_update.delay = 120
+    s = e.trip_update.stop_time_update.add()
+    s.stop_id = _stop_id(tt, m, a + 4)
+    s.schedule_relationship = pb.TripUpdate.StopTimeUpdate.NO_DATA
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY, matcher=m)
+    np.testing.assert_array_equal(rt.departure[a : a + 4], tt.st_departure[a : a + 4] + 120)
+    np.testing.assert_array_equal(rt.departure[a + 4 : b], tt.st_departure[a + 4 : b])
+
+
+def test_cancelled_trip_and_skipped_stop(muroran: tuple[CompiledTimetable, np.ndarray]) -> None:
+    tt, _ = muroran
+    t, u = _long_trips(tt)
+    m = TripMatcher(tt)
+    msg = _msg()
+    c = msg.entity.add()
+    c.id = "cancel"
+    c.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    c.trip_update.trip.schedule_relationship = pb.TripDescriptor.CANCELED
+    s = msg.entity.add()
+    s.id = "skip"
+    s.trip_update.trip.trip_id = str(tt.trip_ids[u])
+    ua = int(tt.trip_st_ptr[u])
+    d = s.trip_update.stop_time_update.add()
+    d.stop_id = _stop_id(tt, m, ua + 1)
+    d.departure.delay = 90
+    k = s.trip_update.stop_time_update.add()
+    k.stop_id = _stop_id(tt, m, ua + 2)
+    k.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SKIPPED
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY, matcher=m)
+    assert rt.trip_cancelled[t] and rt.n_cancelled == 1
+    assert rt.stop_skipped[ua + 2] and int(rt.stop_skipped.sum()) == 1
+    # The delay propagates through the skipped stop.
+    assert rt.departure[ua + 3] == tt.st_departure[ua + 3] + 90
+    assert rt.summary()["trips_cancelled"] == 1
+
+
+def test_match_by_route_and_start_time(muroran: tuple[CompiledTimetable, np.ndarray]) -> None:
+    tt, _ = muroran
+    t = _long_trips(tt)[0]
+    a = int(tt.trip_st_ptr[t])
+    start = int(tt.st_departure[a])
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "by-route"
+    e.trip_update.trip.route_id = str(tt.route_ids[tt.trip_route[t]])
+    e.trip_update.trip.start_time = f"{start // 3600:02d}:{start // 60 % 60:02d}:{start % 60:02d}"
+    e.trip_update.trip.start_date = DAY.strftime("%Y%m%d")
+    e.trip_update.delay = 45
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY)
+    assert rt.trip_updated[t]
+    assert rt.departure[a] == start + 45
+
+
+def test_other_dates_and_unknown_trips(muroran: tuple[CompiledTimetable, np.ndarray]) -> None:
+    tt, _ = muroran
+    t = _long_trips(tt)[0]
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "tomorrow"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    e.trip_update.trip.start_date = (DAY + dt.timedelta(days=1)).strftime("%Y%m%d")
+    e.trip_update.delay = 999
+    x = msg.entity.add()
+    x.id = "nope"
+    x.trip_update.trip.trip_id = "no-such-trip"
+    x.trip_update.delay = 1
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY)
+    assert rt.unmatched == ("nope",) and rt.matched == 0
+    np.testing.assert_array_equal(rt.arrival, tt.st_arrival)
+    sched = RealtimeState.scheduled(tt, DAY)
+    np.testing.assert_array_equal(sched.departure, tt.st_departure)
+    assert not sched.trip_cancelled.any() and not sched.stop_skipped.any()
+
+
+def test_frequency_trip_matched_by_start_time(gtfs_dir: Path) -> None:
+    feed = read_feed(gtfs_dir / "google_sample.zip")
+    tt = compile_timetable(feed)
+    expanded = [i for i, x in enumerate(tt.trip_ids.tolist()) if "@" in x]
+    assert expanded, "google_sample has frequencies.txt trips"
+    t = expanded[1]
+    trip_id, start = str(tt.trip_ids[t]).split("@")
+    day = next(
+        tt.service_start + dt.timedelta(days=d)
+        for d in range(tt.service_days.shape[1])
+        if tt.active_trips(tt.service_start + dt.timedelta(days=d))[t]
+    )
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "freq"
+    e.trip_update.trip.trip_id = trip_id
+    e.trip_update.trip.start_time = start
+    e.trip_update.delay = 30
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), day)
+    assert rt.trip_updated[t] and rt.trip_updated.sum() == 1
