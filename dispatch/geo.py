@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -25,7 +26,7 @@ def haversine_m(
     return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0))))
 
 
-def distance_matrix_m(origins: FloatArray, destinations: FloatArray) -> FloatArray:
+def distance_matrix_m(origins: npt.ArrayLike, destinations: npt.ArrayLike) -> FloatArray:
     """``(n, m)`` great-circle distances between ``(n, 2)`` and ``(m, 2)`` lat/lon arrays."""
     o = np.asarray(origins, dtype=np.float64).reshape(-1, 2)
     d = np.asarray(destinations, dtype=np.float64).reshape(-1, 2)

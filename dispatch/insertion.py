@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 F = NDArray[np.float64]
-I = NDArray[np.int64]
+IntA = NDArray[np.int64]
 
 _EPS = 1e-6
 INF = np.inf
@@ -65,23 +65,23 @@ class Insertion:
 def _kernel(
     v_ok: NDArray[np.bool_],
     v_start: F,
-    v_seats0: I,
-    v_wc0: I,
-    v_cap_s: I,
-    v_cap_w: I,
+    v_seats0: IntA,
+    v_wc0: IntA,
+    v_cap_s: IntA,
+    v_cap_w: IntA,
     v_shift_end: F,
     v_pos_depot: F,
     v_posP: F,
     v_PD: F,
     v_Ddepot: F,
-    offsets: I,
+    offsets: IntA,
     s_leg: F,
     s_early: F,
     s_late: F,
     s_serv: F,
-    s_ds: I,
-    s_dw: I,
-    s_pair: I,
+    s_ds: IntA,
+    s_dw: IntA,
+    s_pair: IntA,
     s_maxride: F,
     s_depot: F,
     s_toP: F,
@@ -99,8 +99,8 @@ def _kernel(
     out_cost: F,
     out_tp: F,
     out_td: F,
-    out_i: I,
-    out_j: I,
+    out_i: IntA,
+    out_j: IntA,
 ) -> None:
     nv = offsets.shape[0] - 1
     kmax = 1
@@ -228,7 +228,7 @@ def _kernel(
                 out_j[v] = j
 
 
-def choose(out_cost: F, out_tp: F, out_td: F, out_i: I, out_j: I) -> Insertion | None:
+def choose(out_cost: F, out_tp: F, out_td: F, out_i: IntA, out_j: IntA) -> Insertion | None:
     """The best of the per-vehicle best insertions: least cost, then earliest pick-up."""
     finite = np.isfinite(out_cost)
     if not finite.any():

@@ -14,7 +14,7 @@ _EPS = 1e-6
 
 
 def _tt(travel: TravelTimes, a: tuple[float, float], b: tuple[float, float], speed: float) -> float:
-    return float(travel.matrix([a], [b], speed)[0, 0])  # type: ignore[arg-type]
+    return float(travel.matrix([a], [b], speed)[0, 0])
 
 
 def simulate(
@@ -102,7 +102,7 @@ def reference_best_insertion(
         n = len(v.plan)
         for i in range(n + 1):
             for j in range(i, n + 1):
-                plan = v.plan[:i] + [p] + v.plan[i:j] + [d] + v.plan[j:]
+                plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
                 res = simulate(v, plan, now, travel)
                 if res is None:
                     continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from dispatch.geo import FloatArray, distance_matrix_m
 
@@ -16,11 +17,13 @@ from dispatch.geo import FloatArray, distance_matrix_m
 class TravelTimes(Protocol):
     """Seconds to drive between points, for a vehicle whose cruising speed is ``speed_kmh``."""
 
-    def matrix(self, origins: FloatArray, destinations: FloatArray, speed_kmh: float) -> FloatArray:
+    def matrix(
+        self, origins: npt.ArrayLike, destinations: npt.ArrayLike, speed_kmh: float
+    ) -> FloatArray:
         """``(n, m)`` seconds between ``(n, 2)`` and ``(m, 2)`` lat/lon arrays."""
         ...
 
-    def distance_m(self, origins: FloatArray, destinations: FloatArray) -> FloatArray:
+    def distance_m(self, origins: npt.ArrayLike, destinations: npt.ArrayLike) -> FloatArray:
         """``(n, m)`` driving distances in metres (vehicle-km statistics)."""
         ...
 
@@ -41,10 +44,12 @@ class StraightLineTravelTimes:
             raise ValueError("detour factor must be >= 1")
         self.detour = detour
 
-    def distance_m(self, origins: FloatArray, destinations: FloatArray) -> FloatArray:
+    def distance_m(self, origins: npt.ArrayLike, destinations: npt.ArrayLike) -> FloatArray:
         return distance_matrix_m(origins, destinations) * self.detour
 
-    def matrix(self, origins: FloatArray, destinations: FloatArray, speed_kmh: float) -> FloatArray:
+    def matrix(
+        self, origins: npt.ArrayLike, destinations: npt.ArrayLike, speed_kmh: float
+    ) -> FloatArray:
         if speed_kmh <= 0:
             raise ValueError("speed must be positive")
         return np.asarray(self.distance_m(origins, destinations) / (speed_kmh / 3.6))

@@ -84,7 +84,7 @@ class ServiceZone:
         gtype = geometry.get("type")
         coords = geometry.get("coordinates")
         if gtype == "Polygon":
-            polys = [coords]
+            polys = [coords or []]
         elif gtype == "MultiPolygon":
             polys = list(coords or [])
         else:

@@ -23,7 +23,7 @@ def random_point(rng: np.random.Generator, radius_deg: float = 0.03) -> tuple[fl
 def random_ride(rng: np.random.Generator, now: float, travel: StraightLineTravelTimes) -> NewRide:
     o = random_point(rng)
     d = random_point(rng)
-    direct = float(travel.matrix([o], [d], 25.0)[0, 0])  # type: ignore[arg-type]
+    direct = float(travel.matrix([o], [d], 25.0)[0, 0])
     e = now + float(rng.uniform(0, 1800))
     wc = int(rng.random() < 0.15)
     return NewRide(
@@ -72,7 +72,7 @@ def random_fleet(
             p, d = new_stops(ride, ride_id=f"r{k}_{tries}")
             p.earliest = ins.pickup_s
             p.latest = ins.pickup_s + 600
-            plan = v.plan[: ins.pickup_pos] + [p] + v.plan[ins.pickup_pos : ins.dropoff_pos]
+            plan = [*v.plan[: ins.pickup_pos], p, *v.plan[ins.pickup_pos : ins.dropoff_pos]]
             plan += [d, *v.plan[ins.dropoff_pos :]]
             if len(plan) > stops_range[1]:
                 continue

@@ -1,0 +1,550 @@
+"""The live on-demand dispatcher: quote → book → board → alight, cancel, vehicle events.
+
+State is kept per service zone, each zone behind its own lock, so requests in different zones
+never wait for each other (and a zone can be owned by one worker of several). Every plan change
+recomputes the vehicle's ETAs and publishes them through the :class:`~dispatch.events.EventSink`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dispatch.events import EventSink, NullEventSink, user_ride_topic, vehicle_topic
+from dispatch.geo import haversine_m
+from dispatch.insertion import NewRide
+from dispatch.plan_arrays import FleetArrays
+from dispatch.request import RideRequest, ServiceRules
+from dispatch.rides import Quote, Rejection, RejectReason, Ride, RideStatus
+from dispatch.travel_times import TravelTimes
+from dispatch.vehicle import Onboard, Stop, StopKind, Vehicle
+from dispatch.zone import ServiceZone
+
+SAME_PLACE_M = 50.0  # closer than this, a ride is pointless
+PAST_TOLERANCE_S = 60.0  # clock skew between the rider's phone and the server
+
+
+class DispatchError(Exception):
+    """A request the dispatcher refuses: unknown id or an impossible state change."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ZoneState:
+    """Everything the dispatcher knows about one zone; guarded by ``lock``."""
+
+    zone: ServiceZone
+    arrays: FleetArrays
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    vehicles: dict[str, Vehicle] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    demand: Counter[str] = field(default_factory=Counter)
+
+
+class Dispatcher:
+    """On-demand dispatch over one or more service zones.
+
+    Parameters
+    ----------
+    travel
+        Driving times between points (straight-line or street network).
+    rules
+        Service promises (max wait, ride-time limit, windows, notice).
+    events
+        Where ETAs and status changes are published.
+    clock
+        Seconds on the dispatcher clock (``time.time`` live; the simulator passes its own).
+    """
+
+    def __init__(
+        self,
+        travel: TravelTimes,
+        rules: ServiceRules | None = None,
+        events: EventSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.travel = travel
+        self.rules = rules or ServiceRules()
+        self.events: EventSink = events or NullEventSink()
+        self.clock = clock
+        self._zones: dict[str, ZoneState] = {}
+        self._vehicle_zone: dict[str, str] = {}
+        self._rides: dict[str, Ride] = {}
+        self._quotes: dict[str, Quote] = {}
+        self._lock = threading.Lock()  # guards the dictionaries above, never held long
+
+    # --- set-up -----------------------------------------------------------------------------
+    def add_zone(self, zone: ServiceZone) -> None:
+        with self._lock:
+            if zone.zone_id in self._zones:
+                raise DispatchError("zone_exists", f"zone {zone.zone_id} already exists")
+            self._zones[zone.zone_id] = ZoneState(zone=zone, arrays=FleetArrays(self.travel))
+
+    def zones(self) -> list[ServiceZone]:
+        return [zs.zone for zs in self._zones.values()]
+
+    def zone_state(self, zone_id: str) -> ZoneState:
+        zs = self._zones.get(zone_id)
+        if zs is None:
+            raise DispatchError("unknown_zone", f"no zone {zone_id!r}")
+        return zs
+
+    def add_vehicle(self, vehicle: Vehicle) -> None:
+        zs = self.zone_state(vehicle.zone_id)
+        with zs.lock, self._lock:
+            if vehicle.vehicle_id in self._vehicle_zone:
+                raise DispatchError("vehicle_exists", f"vehicle {vehicle.vehicle_id} exists")
+            zs.vehicles[vehicle.vehicle_id] = vehicle
+            zs.versions[vehicle.vehicle_id] = 0
+            self._vehicle_zone[vehicle.vehicle_id] = vehicle.zone_id
+
+    def vehicles(self, zone_id: str | None = None) -> list[Vehicle]:
+        zones = [self.zone_state(zone_id)] if zone_id else list(self._zones.values())
+        return [v for zs in zones for v in zs.vehicles.values()]
+
+    def vehicle(self, vehicle_id: str) -> Vehicle:
+        zs = self._zone_of_vehicle(vehicle_id)
+        return zs.vehicles[vehicle_id]
+
+    def _zone_of_vehicle(self, vehicle_id: str) -> ZoneState:
+        zid = self._vehicle_zone.get(vehicle_id)
+        if zid is None:
+            raise DispatchError("unknown_vehicle", f"no vehicle {vehicle_id!r}")
+        return self._zones[zid]
+
+    # --- quotes -------------------------------------------------------------------------------
+    def quote(self, request: RideRequest, now: float | None = None) -> Quote | Rejection:
+        """Best insertion of ``request`` into the live plans, or why there is none."""
+        now = self.clock() if now is None else now
+        checked = self._validate(request, now)
+        if isinstance(checked, Rejection):
+            return checked
+        zs, ride = checked
+        with zs.lock:
+            zs.demand[zs.zone.cell_of(*request.origin)] += 1
+            q = self._quote_locked(zs, request, ride, now)
+        if isinstance(q, Quote):
+            with self._lock:
+                self._purge_quotes(now)
+                self._quotes[q.quote_id] = q
+        return q
+
+    def _direct_s(self, zs: ZoneState, request: RideRequest) -> float:
+        # The slowest vehicle type of the zone sets the direct time, so every vehicle can keep
+        # the ride-time promise of a direct trip.
+        speeds = [v.vtype.speed_kmh for v in zs.vehicles.values()] or [30.0]
+        o = np.array([request.origin], dtype=np.float64)
+        d = np.array([request.destination], dtype=np.float64)
+        return float(self.travel.matrix(o, d, min(speeds))[0, 0])
+
+    def _validate(self, r: RideRequest, now: float) -> Rejection | tuple[ZoneState, NewRide]:
+        rules = self.rules
+        coords = (*r.origin, *r.destination)
+        if not all(np.isfinite(coords)) or not (
+            -90 <= r.origin[0] <= 90 and -90 <= r.destination[0] <= 90
+        ):
+            return Rejection(RejectReason.INVALID_REQUEST, "coordinates out of range")
+        if r.seats < 0 or r.wheelchairs < 0 or r.seats + r.wheelchairs < 1:
+            return Rejection(RejectReason.INVALID_REQUEST, "a ride needs at least one passenger")
+        if float(haversine_m(*r.origin, *r.destination)) < SAME_PLACE_M:
+            return Rejection(
+                RejectReason.SAME_ORIGIN_DESTINATION, "origin and destination are the same place"
+            )
+        zs = next(
+            (
+                z
+                for z in self._zones.values()
+                if z.zone.contains(*r.origin) and z.zone.contains(*r.destination)
+            ),
+            None,
+        )
+        if zs is None:
+            return Rejection(
+                RejectReason.OUTSIDE_ZONE, "origin and destination must lie in one service zone"
+            )
+        fleet = list(zs.vehicles.values())
+        max_seats = max((v.vtype.seats for v in fleet), default=0)
+        max_wc = max((v.vtype.wheelchair_spaces for v in fleet), default=0)
+        if (
+            r.seats + r.wheelchairs > rules.max_party
+            or r.seats > max_seats
+            or r.wheelchairs > max_wc
+        ):
+            return Rejection(
+                RejectReason.PARTY_TOO_LARGE,
+                f"no vehicle of this zone takes {r.seats} seats and {r.wheelchairs} wheelchairs",
+            )
+        direct = self._direct_s(zs, r)
+        max_ride = rules.max_ride_s(direct)
+        if r.latest_arrival is not None and r.earliest_pickup is None:
+            if r.latest_arrival - direct < now - PAST_TOLERANCE_S:
+                return Rejection(
+                    RejectReason.PICKUP_IN_PAST, "that arrival time can no longer be met"
+                )
+            e_p = max(now, r.latest_arrival - max_ride)
+            l_p = r.latest_arrival - direct
+            l_d = r.latest_arrival
+        else:
+            # No time given: leave as soon as possible, counted from now (not from the
+            # moment the request was first made: a re-check of a stale quote is "now" again).
+            e_p = now if r.earliest_pickup is None else r.earliest_pickup
+            if e_p < now - PAST_TOLERANCE_S:
+                return Rejection(RejectReason.PICKUP_IN_PAST, "the pick-up time has passed")
+            e_p = max(e_p, now)
+            l_p = e_p + rules.max_wait_s
+            l_d = l_p + max_ride
+            if r.latest_arrival is not None:
+                l_d = min(l_d, r.latest_arrival)
+        notice = e_p - now
+        min_notice = max(rules.min_notice_s, zs.zone.min_notice_s)
+        if notice < min_notice - PAST_TOLERANCE_S:
+            return Rejection(
+                RejectReason.INSUFFICIENT_NOTICE,
+                f"book at least {min_notice / 60:.0f} min ahead",
+            )
+        if notice > min(rules.max_notice_s, zs.zone.max_notice_s):
+            return Rejection(RejectReason.TOO_FAR_AHEAD, "that pick-up is too far ahead to book")
+        if not zs.zone.in_service(e_p):
+            return Rejection(RejectReason.OUTSIDE_SERVICE_HOURS, "no service at that time")
+        ride = NewRide(
+            pickup=r.origin,
+            dropoff=r.destination,
+            earliest_pickup=e_p,
+            latest_pickup=l_p,
+            latest_dropoff=l_d,
+            seats=r.seats,
+            wheelchairs=r.wheelchairs,
+            max_ride_s=max_ride,
+            service_pickup_s=rules.service_s,
+            service_dropoff_s=rules.service_s,
+        )
+        return zs, ride
+
+    def _quote_locked(
+        self, zs: ZoneState, request: RideRequest, ride: NewRide, now: float
+    ) -> Quote | Rejection:
+        fleet = list(zs.vehicles.values())
+        ins = zs.arrays.best_insertion(fleet, ride, now)
+        if ins is None:
+            return Rejection(
+                RejectReason.NO_VEHICLE_AVAILABLE, "no vehicle can take this ride in time"
+            )
+        v = fleet[ins.vehicle_index]
+        rules = self.rules
+        window = (ins.pickup_s - rules.window_before_s, ins.pickup_s + rules.window_after_s)
+        latest_arrival = min(ride.latest_dropoff, window[1] + ride.max_ride_s)
+        latest_arrival = max(latest_arrival, ins.dropoff_s)
+        return Quote(
+            quote_id=uuid.uuid4().hex,
+            request=request,
+            zone_id=zs.zone.zone_id,
+            vehicle_id=v.vehicle_id,
+            pickup_window=window,
+            latest_arrival=latest_arrival,
+            eta_pickup=ins.pickup_s,
+            eta_dropoff=ins.dropoff_s,
+            max_ride_s=ride.max_ride_s,
+            direct_s=self._direct_s(zs, request),
+            expires_at=now + rules.quote_ttl_s,
+            insertion=ins,
+            plan_version=zs.versions[v.vehicle_id],
+        )
+
+    def _purge_quotes(self, now: float) -> None:
+        if len(self._quotes) > 10_000:
+            for qid in [k for k, q in self._quotes.items() if q.expires_at < now]:
+                del self._quotes[qid]
+
+    # --- booking ------------------------------------------------------------------------------
+    def book(self, quote_id: str, user_id: str = "", now: float | None = None) -> Ride | Rejection:
+        """Commit a quote. A stale quote (expired, or its vehicle's plan changed) is re-checked:
+        booked if the new offer keeps the promised window, else refused with the new quote."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            q = self._quotes.pop(quote_id, None)
+        if q is None:
+            return Rejection(RejectReason.QUOTE_UNKNOWN, "unknown or already used quote")
+        zs = self.zone_state(q.zone_id)
+        with zs.lock:
+            fresh = now <= q.expires_at and zs.versions.get(q.vehicle_id) == q.plan_version
+            if fresh:
+                return self._commit(zs, q, q, user_id, now)
+            checked = self._validate(q.request, now)
+            if isinstance(checked, Rejection):
+                return checked
+            _, ride = checked
+            nq = self._quote_locked(zs, q.request, ride, now)
+            if isinstance(nq, Rejection):
+                return nq
+            if (
+                q.pickup_window[0] <= nq.eta_pickup <= q.pickup_window[1]
+                and nq.eta_dropoff <= q.latest_arrival
+            ):
+                return self._commit(zs, nq, q, user_id, now)
+        with self._lock:
+            self._quotes[nq.quote_id] = nq
+        return Rejection(RejectReason.QUOTE_CHANGED, "the offer changed; see the new quote", nq)
+
+    def request_ride(
+        self, request: RideRequest, user_id: str = "", now: float | None = None
+    ) -> Ride | Rejection:
+        """Quote and book in one step."""
+        now = self.clock() if now is None else now
+        q = self.quote(request, now)
+        if isinstance(q, Rejection):
+            return q
+        return self.book(q.quote_id, user_id or request.user_id, now)
+
+    def _commit(self, zs: ZoneState, q: Quote, promise: Quote, user_id: str, now: float) -> Ride:
+        """Insert the stops of ``q`` with the windows promised in ``promise``."""
+        v = zs.vehicles[q.vehicle_id]
+        r = q.request
+        ride_id = r.request_id or uuid.uuid4().hex
+        with self._lock:
+            if ride_id in self._rides:
+                raise DispatchError("duplicate_ride", f"ride {ride_id} already booked")
+        svc = self.rules.service_s
+        p = Stop(
+            ride_id,
+            StopKind.PICKUP,
+            *r.origin,
+            promise.pickup_window[0],
+            promise.pickup_window[1],
+            r.seats,
+            r.wheelchairs,
+            svc,
+            q.max_ride_s,
+        )
+        d = Stop(
+            ride_id,
+            StopKind.DROPOFF,
+            *r.destination,
+            promise.pickup_window[0],
+            promise.latest_arrival,
+            r.seats,
+            r.wheelchairs,
+            svc,
+            q.max_ride_s,
+        )
+        i, j = q.insertion.pickup_pos, q.insertion.dropoff_pos
+        v.plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
+        ride = Ride(
+            ride_id=ride_id,
+            user_id=user_id or r.user_id,
+            request=r,
+            zone_id=zs.zone.zone_id,
+            vehicle_id=v.vehicle_id,
+            status=RideStatus.ASSIGNED,
+            pickup_window=promise.pickup_window,
+            latest_arrival=promise.latest_arrival,
+            max_ride_s=q.max_ride_s,
+            direct_s=q.direct_s,
+            booked_at=now,
+            eta_pickup=q.eta_pickup,
+            eta_dropoff=q.eta_dropoff,
+            history=[(now, RideStatus.ASSIGNED.value)],
+        )
+        with self._lock:
+            self._rides[ride_id] = ride
+        self._plan_changed(zs, v, now, status_changed={ride_id})
+        return ride
+
+    # --- rides ----------------------------------------------------------------------------------
+    def ride(self, ride_id: str) -> Ride | None:
+        return self._rides.get(ride_id)
+
+    def rides(self, user_id: str | None = None) -> list[Ride]:
+        with self._lock:
+            rides = list(self._rides.values())
+        return [r for r in rides if user_id is None or r.user_id == user_id]
+
+    def cancel(self, ride_id: str, now: float | None = None) -> Ride:
+        """Cancel a ride not yet picked up; its stops leave the plan."""
+        now = self.clock() if now is None else now
+        ride = self._rides.get(ride_id)
+        if ride is None:
+            raise DispatchError("unknown_ride", f"no ride {ride_id!r}")
+        zs = self.zone_state(ride.zone_id)
+        with zs.lock:
+            if ride.status is not RideStatus.ASSIGNED:
+                raise DispatchError(
+                    "not_cancellable", f"a ride that is {ride.status.value} cannot be cancelled"
+                )
+            v = zs.vehicles[ride.vehicle_id]
+            v.plan = [s for s in v.plan if s.ride_id != ride_id]
+            self._set_status(ride, RideStatus.CANCELLED, now)
+            self._plan_changed(zs, v, now, status_changed={ride_id})
+        return ride
+
+    # --- vehicle events -------------------------------------------------------------------------
+    def update_position(self, vehicle_id: str, lat: float, lon: float, t: float) -> None:
+        """The vehicle is at (lat, lon) at ``t`` (GPS); its ETAs move accordingly."""
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise DispatchError("invalid_position", "position out of range")
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            v.position = (lat, lon)
+            v.position_time = t
+            self._plan_changed(zs, v, t)
+
+    def _take_stop(self, v: Vehicle, ride_id: str, kind: StopKind) -> Stop:
+        for k, s in enumerate(v.plan):
+            if s.ride_id == ride_id and s.kind is kind:
+                return v.plan.pop(k)
+        raise DispatchError("no_such_stop", f"vehicle {v.vehicle_id} has no {kind} of {ride_id}")
+
+    def boarded(self, vehicle_id: str, ride_id: str, t: float) -> Ride:
+        """The group of ``ride_id`` boarded at ``t`` (start of service at the pick-up)."""
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            s = self._take_stop(v, ride_id, StopKind.PICKUP)
+            v.onboard[ride_id] = Onboard(ride_id, s.seats, s.wheelchairs, t)
+            v.position = s.latlon
+            v.position_time = t + s.service_s
+            ride = self._rides[ride_id]
+            ride.picked_up_at = t
+            self._set_status(ride, RideStatus.ONBOARD, t)
+            self._plan_changed(zs, v, t, status_changed={ride_id})
+        return ride
+
+    def alighted(self, vehicle_id: str, ride_id: str, t: float) -> Ride:
+        """The group of ``ride_id`` got off at ``t``."""
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            if ride_id not in v.onboard:
+                raise DispatchError("not_onboard", f"{ride_id} is not in vehicle {vehicle_id}")
+            s = self._take_stop(v, ride_id, StopKind.DROPOFF)
+            del v.onboard[ride_id]
+            v.position = s.latlon
+            v.position_time = t + s.service_s
+            ride = self._rides[ride_id]
+            ride.dropped_off_at = t
+            self._set_status(ride, RideStatus.COMPLETED, t)
+            self._plan_changed(zs, v, t, status_changed={ride_id})
+        return ride
+
+    def no_show(self, vehicle_id: str, ride_id: str, t: float) -> Ride:
+        """Nobody came to the pick-up of ``ride_id``: both its stops leave the plan."""
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            s = self._take_stop(v, ride_id, StopKind.PICKUP)
+            self._take_stop(v, ride_id, StopKind.DROPOFF)
+            v.position = s.latlon
+            v.position_time = t
+            ride = self._rides[ride_id]
+            self._set_status(ride, RideStatus.NO_SHOW, t)
+            self._plan_changed(zs, v, t, status_changed={ride_id})
+        return ride
+
+    def serve_next(self, vehicle_id: str, t: float) -> Ride | None:
+        """The vehicle served its next planned stop at ``t`` (board or alight); None if idle."""
+        v = self.vehicle(vehicle_id)
+        if not v.plan:
+            return None
+        s = v.plan[0]
+        if s.kind is StopKind.PICKUP:
+            return self.boarded(vehicle_id, s.ride_id, t)
+        return self.alighted(vehicle_id, s.ride_id, t)
+
+    # --- plans ----------------------------------------------------------------------------------
+    def schedule(self, vehicle: Vehicle, now: float) -> np.ndarray:
+        """Start-of-service times of the vehicle's planned stops, leaving no earlier than now."""
+        zs = self.zone_state(vehicle.zone_id)
+        va = zs.arrays.arrays(vehicle)
+        out = np.empty(len(vehicle.plan))
+        t = max(now, vehicle.position_time, vehicle.shift_start)
+        for k in range(len(out)):
+            b = max(t + va.leg[k], va.early[k])
+            out[k] = b
+            t = b + va.serv[k]
+        return out
+
+    def replace_plan(
+        self, zone_id: str, vehicle_id: str, plan: list[Stop], version: int, now: float
+    ) -> bool:
+        """Install ``plan`` (from re-optimisation) if the vehicle's plan is still ``version``."""
+        zs = self.zone_state(zone_id)
+        with zs.lock:
+            if zs.versions.get(vehicle_id) != version:
+                return False
+            v = zs.vehicles[vehicle_id]
+            ride_ids = {s.ride_id for s in plan}
+            with self._lock:
+                for rid in ride_ids:
+                    self._rides[rid].vehicle_id = vehicle_id
+            v.plan = list(plan)
+            self._plan_changed(zs, v, now)
+            return True
+
+    def _set_status(self, ride: Ride, status: RideStatus, t: float) -> None:
+        ride.status = status
+        ride.history.append((t, status.value))
+
+    def _plan_changed(
+        self,
+        zs: ZoneState,
+        v: Vehicle,
+        now: float,
+        status_changed: set[str] | None = None,
+        publish_rides: bool = True,
+    ) -> None:
+        """Bump the version, drop cached arrays, recompute ETAs and publish them."""
+        zs.versions[v.vehicle_id] = zs.versions.get(v.vehicle_id, 0) + 1
+        zs.arrays.invalidate(v.vehicle_id)
+        times = self.schedule(v, now)
+        stops = []
+        changed = set(status_changed or ())
+        for s, b in zip(v.plan, times, strict=True):
+            ride = self._rides.get(s.ride_id)
+            stops.append(
+                {
+                    "ride_id": s.ride_id,
+                    "kind": s.kind.value,
+                    "lat": s.lat,
+                    "lon": s.lon,
+                    "eta": float(b),
+                    "window": [s.earliest, s.latest],
+                }
+            )
+            if ride is None:
+                continue
+            old = ride.eta_pickup if s.kind is StopKind.PICKUP else ride.eta_dropoff
+            if abs(old - b) >= 30.0:
+                changed.add(s.ride_id)
+            if s.kind is StopKind.PICKUP:
+                ride.eta_pickup = float(b)
+            else:
+                ride.eta_dropoff = float(b)
+        self.events.publish(
+            vehicle_topic(v.vehicle_id),
+            {
+                "type": "plan",
+                "vehicle_id": v.vehicle_id,
+                "t": now,
+                "position": list(v.position),
+                "onboard": sorted(v.onboard),
+                "stops": stops,
+            },
+        )
+        if not publish_rides:
+            changed = set(status_changed or ())
+        for rid in sorted(changed):
+            ride = self._rides.get(rid)
+            if ride is not None and ride.user_id:
+                self.events.publish(
+                    user_ride_topic(ride.user_id), {"type": "ride", "t": now, **ride.to_dict()}
+                )

@@ -1,0 +1,129 @@
+"""The numba insertion kernel against the brute-force reference, and each constraint alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dispatch.insertion import NewRide
+from dispatch.insertion_reference import reference_best_insertion, simulate
+from dispatch.plan_arrays import FleetArrays
+from dispatch.travel_times import StraightLineTravelTimes
+from dispatch.vehicle import VAN, Onboard, Stop, StopKind, Vehicle
+from tests.dispatch.fleet_factory import random_fleet, random_ride
+
+NOW = 8 * 3600.0
+TRAVEL = StraightLineTravelTimes(1.3)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_insertion_matches_brute_force_on_random_plans(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vehicles, travel = random_fleet(rng, 12)
+    fa = FleetArrays(travel)
+    found = 0
+    for _ in range(60):
+        ride = random_ride(rng, NOW, travel)
+        fast = fa.best_insertion(vehicles, ride, NOW)
+        ref = reference_best_insertion(vehicles, ride, NOW, travel)
+        assert (fast is None) == (ref is None)
+        if fast is None or ref is None:
+            continue
+        found += 1
+        assert fast.cost_s == pytest.approx(ref.cost_s, abs=1e-6)
+        assert fast.pickup_s == pytest.approx(ref.pickup_s, abs=1e-6)
+        # The fast answer is itself feasible when replayed by the reference simulator.
+        v = vehicles[fast.vehicle_index]
+        from dispatch.insertion_reference import new_stops
+
+        p, d = new_stops(ride)
+        i, j = fast.pickup_pos, fast.dropoff_pos
+        plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
+        assert simulate(v, plan, NOW, travel) is not None
+    assert found > 10  # the test exercises real insertions, not only rejections
+
+
+def _van(plan: list[Stop] | None = None, **kw: object) -> Vehicle:
+    args: dict[str, object] = {
+        "vehicle_id": "van",
+        "vtype": VAN,
+        "depot": (42.31, 140.97),
+        "shift_start": 0.0,
+        "shift_end": NOW + 4 * 3600,
+        "position": (42.31, 140.97),
+        "position_time": NOW,
+    }
+    args.update(kw)
+    v = Vehicle(**args)
+    v.plan = plan or []
+    return v
+
+
+def _ride(seats: int = 1, wheelchairs: int = 0, max_ride: float = 3600.0) -> NewRide:
+    return NewRide(
+        pickup=(42.315, 140.975),
+        dropoff=(42.325, 140.985),
+        earliest_pickup=NOW,
+        latest_pickup=NOW + 1200,
+        latest_dropoff=NOW + 4800,
+        seats=seats,
+        wheelchairs=wheelchairs,
+        max_ride_s=max_ride,
+    )
+
+
+def _both(vs: list[Vehicle], ride: NewRide):  # type: ignore[no-untyped-def]
+    fast = FleetArrays(TRAVEL).best_insertion(vs, ride, NOW)
+    ref = reference_best_insertion(vs, ride, NOW, TRAVEL)
+    assert (fast is None) == (ref is None)
+    return fast
+
+
+def test_empty_vehicle_takes_ride_directly() -> None:
+    ins = _both([_van()], _ride())
+    assert ins is not None and (ins.pickup_pos, ins.dropoff_pos) == (0, 0)
+    direct = float(TRAVEL.matrix([_ride().pickup], [_ride().dropoff], VAN.speed_kmh)[0, 0])
+    assert ins.dropoff_s - ins.pickup_s == pytest.approx(direct + 30.0)
+
+
+def test_wheelchair_dimension_is_separate_from_seats() -> None:
+    # A van with one wheelchair place already taken by an onboard rider going far.
+    far = Stop("w1", StopKind.DROPOFF, 42.335, 140.96, 0, NOW + 9000, 0, 1, 30, 9000)
+    v = _van([far])
+    v.onboard["w1"] = Onboard("w1", 0, 1, NOW)
+    assert _both([v], _ride(seats=0, wheelchairs=1)) is not None  # after the drop-off only
+    ins = _both([v], _ride(seats=0, wheelchairs=1))
+    assert ins is not None and ins.pickup_pos == 1
+    # Seats are still free: a seated rider can be inserted before the drop-off.
+    ins2 = _both([v], _ride(seats=3))
+    assert ins2 is not None and ins2.pickup_pos == 0
+    assert _both([v], _ride(seats=9)) is None  # over the seat capacity of a van
+
+
+def test_onboard_ride_time_limit_blocks_detours() -> None:
+    # Onboard rider picked up at NOW with a limit that leaves 60 s of slack to their drop-off.
+    drop = Stop("o1", StopKind.DROPOFF, 42.33, 140.95, 0, NOW + 9000, 1, 0, 30, 0.0)
+    v = _van([drop])
+    leg = float(TRAVEL.matrix([v.position], [drop.latlon], VAN.speed_kmh)[0, 0])
+    drop.max_ride_s = leg + 60.0
+    v.onboard["o1"] = Onboard("o1", 1, 0, NOW)
+    ins = _both([v], _ride())
+    assert ins is not None and ins.pickup_pos == 1  # the detour before the drop-off is refused
+    drop.max_ride_s = leg + 3600.0
+    ins = FleetArrays(TRAVEL).best_insertion([v], _ride(), NOW)
+    assert ins is not None and ins.pickup_pos == 0
+
+
+def test_shift_end_with_return_to_depot() -> None:
+    v = _van(shift_end=NOW + 400)
+    assert _both([v], _ride()) is None
+    assert _both([_van(shift_end=NOW + 3 * 3600)], _ride()) is not None
+
+
+def test_promised_window_of_booked_rider_is_kept() -> None:
+    # A booked pick-up right after now with a tight window: the new ride must go after it.
+    p = Stop("b1", StopKind.PICKUP, 42.305, 140.965, NOW + 100, NOW + 200, 1, 0, 30, 3600)
+    d = Stop("b1", StopKind.DROPOFF, 42.29, 140.94, NOW + 100, NOW + 9000, 1, 0, 30, 3600)
+    v = _van([p, d])
+    ins = _both([v], _ride())
+    assert ins is not None and ins.pickup_pos >= 1
