@@ -146,7 +146,10 @@ async def stream(
             {"forbidden_topics": forbidden, "allowed": allowed_namespaces(principal) or ["*"]},
         )
     # Subscribe before answering: once the client has the headers, no event is missed.
-    sub = _bus(services).subscribe(patterns)
+    try:
+        sub = _bus(services).subscribe(patterns)
+    except EventBusClosedError:
+        raise ApiError(503, "events_unavailable", "Live events are not available.") from None
     return EventSourceResponse(
         _frames(sub),
         ping=max(1, round(services.settings.event_keepalive_s)),

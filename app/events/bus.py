@@ -49,6 +49,11 @@ class EventBus(abc.ABC):
     async def close(self) -> None:
         """Close every subscription and the connections (idempotent)."""
 
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool:
+        """Whether ``start()`` has run and ``close()`` has not."""
+
     @abc.abstractmethod
     async def ping(self) -> bool:
         """Whether the bus is started and its back-end answers (for /healthz)."""
@@ -63,7 +68,14 @@ class EventBus(abc.ABC):
 
         The subscription is live when this returns. Use it as an async context manager and
         async iterator; close it (or leave the ``async with``) to unsubscribe.
+
+        Raises
+        ------
+        EventBusClosedError
+            If the bus is not started.
         """
+        if not self.is_open:
+            raise EventBusClosedError("event bus is not started")
         return self._fanout.add(patterns)
 
     @property

@@ -67,6 +67,10 @@ class InProcessEventBus(EventBus):
         for s in self._streams.values():
             s.arrived.set()  # wake blocked readers; they see the bus closed
 
+    @property
+    def is_open(self) -> bool:
+        return self._started
+
     async def ping(self) -> bool:
         return self._started
 

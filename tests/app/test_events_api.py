@@ -26,7 +26,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlmodel import Session
 
-from app.events import EventBus
+from app.api.events import _frames as _sse_frames
+from app.events import EventBus, InProcessEventBus
 from app.identity import accounts
 from app.main import create_app
 from app.settings import Settings
@@ -336,6 +337,37 @@ async def test_alerts_validation_and_roles(live: Live) -> None:
     r = await c.post("/api/v1/events/alerts", json={"title": "ok"}, headers=_bearer(t["admin"]))
     assert r.status_code == 201
     assert r.json()["data"]["severity"] == "warning"
+
+
+async def test_closed_bus_answers_503(live: Live) -> None:
+    await live.bus.close()  # e.g. shutting down, or the back-end is gone
+    r = await live.client.post(
+        "/api/v1/events/alerts", json={"title": "x"}, headers=_bearer(live.tokens["operator"])
+    )
+    _assert_error(r, 503, "events_unavailable")
+    r = await live.client.get(
+        "/api/v1/events/stream",
+        params={"topics": "public.*"},
+        headers=_bearer(live.tokens["admin"]),
+    )
+    _assert_error(r, 503, "events_unavailable")
+
+
+async def test_slow_client_is_told_how_many_events_were_dropped() -> None:
+    bus = InProcessEventBus(queue_size=2)
+    await bus.start()
+    sub = bus.subscribe(["public.*"])
+    for i in range(5):
+        await bus.publish("public.alerts", {"i": i})
+    frames = _sse_frames(sub)
+    assert (await anext(frames))["event"] == "ready"
+    assert await anext(frames) == {"event": "dropped", "data": '{"dropped": 3}'}
+    kept = [json.loads((await anext(frames))["data"])["data"]["i"] for _ in range(2)]
+    assert kept == [3, 4]
+    await bus.close()
+    with pytest.raises(StopAsyncIteration):  # bus closed: the stream ends
+        await anext(frames)
+    assert sub.closed
 
 
 # --- scale-out: two app processes, one Redis, one PostgreSQL -----------------------------------

@@ -202,6 +202,8 @@ async def test_close_ends_subscriptions_and_ping(make_bus: BusFactory) -> None:
         await bus.publish("public.a", {})
     with pytest.raises(EventBusClosedError):
         await bus.enqueue("jobs", {})
+    with pytest.raises(EventBusClosedError):
+        bus.subscribe(["public.*"])
     await bus.close()  # idempotent
 
 
@@ -365,6 +367,39 @@ async def test_redis_group_recreated_when_stream_deleted(redis_url: str, redis_p
     finally:
         await bus.close()
         _delete_prefix(redis_url, redis_prefix)
+
+
+@pytest.mark.redis
+async def test_redis_listener_survives_lost_connection(redis_url: str, redis_prefix: str) -> None:
+    """Redis drops the pub/sub connection (restart, failover): events flow again after."""
+    import redis
+
+    bus = RedisEventBus(redis_url, prefix=redis_prefix)
+    await bus.start()
+    admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        sub = bus.subscribe(["public.*"])
+        await bus.publish("public.a", {"n": 1})
+        assert (await sub.get(2.0)).data == {"n": 1}  # type: ignore[union-attr]
+        ours = [
+            c for c in admin.client_list() if c["name"] == f"{redis_prefix}bus" and c["psub"] != "0"
+        ]
+        assert len(ours) == 1
+        admin.client_kill_filter(_id=ours[0]["id"])
+        got = None
+        for i in range(100):  # pub/sub is at-most-once: publish until the listener is back
+            await bus.publish("public.a", {"n": 100 + i})
+            try:
+                got = await sub.get(0.1)
+                break
+            except TimeoutError:
+                continue
+        assert got is not None and got.data["n"] >= 100
+        assert await bus.ping()
+        sub.close()
+    finally:
+        admin.close()
+        await bus.close()
 
 
 @pytest.mark.redis
