@@ -275,6 +275,8 @@ def check(problem: Problem, solution: Solution) -> list[str]:
         if times.shape != (len(route) + 2,):
             out.append(f"vehicle {k}: schedule has {times.shape} values for {len(route)} stops")
             continue
+        if not route:
+            continue  # an unused vehicle has no schedule to honour
         seq = [int(p.start_node[k]), *map(int, route), int(p.end_node[k])]
         for i, node in enumerate(route, start=1):
             if not 0 <= node < p.n_nodes or node_req[node] < 0:
@@ -312,14 +314,11 @@ def check(problem: Problem, solution: Solution) -> list[str]:
                         f"capacity: vehicle {k} load {load.tolist()} after node {node} exceeds "
                         f"{p.capacity[k].tolist()}"
                     )
-        if route:
-            duration = times[-1] - times[0]
-            if duration > p.max_duration[k] + EPS:
-                out.append(
-                    f"route duration: vehicle {k} takes {duration:.3f} > {p.max_duration[k]}"
-                )
-            if times[-1] > p.shift_end[k] + EPS:
-                out.append(f"shift end: vehicle {k} returns at {times[-1]:.3f} > {p.shift_end[k]}")
+        duration = times[-1] - times[0]
+        if duration > p.max_duration[k] + EPS:
+            out.append(f"route duration: vehicle {k} takes {duration:.3f} > {p.max_duration[k]}")
+        if times[-1] > p.shift_end[k] + EPS:
+            out.append(f"shift end: vehicle {k} returns at {times[-1]:.3f} > {p.shift_end[k]}")
     unserved = set(solution.unserved)
     for r in range(p.n_requests):
         pu, de = int(p.pickup[r]), int(p.delivery[r])

@@ -1,0 +1,200 @@
+"""Adaptive large neighbourhood search for the DARP / PDPTW (Ropke & Pisinger 2006 style).
+
+Ruin (random, worst, related, route removal) and recreate (greedy, noisy greedy, regret-2,
+regret-3) with simulated-annealing acceptance and adaptive operator weights; every route is
+scheduled by the eight-step method (ride times, windows, duration). Inner loops are numba
+(:mod:`dispatch.optimize.alns_kernels`); this module drives them under a time limit.
+
+Determinism: with ``iterations`` given, the temperature follows a fixed per-iteration schedule
+and a seed replays exactly (the time limit can only cut the run short). Without it, the
+temperature follows the wall clock so the whole budget is used (results then depend on speed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from dispatch.optimize import alns_kernels as ak
+from dispatch.optimize.kernel_data import KernelData, kernel_data
+from dispatch.optimize.schedule import schedule_routes
+from dispatch.problem import Problem, Solution, check, solution_cost
+
+
+@dataclass(frozen=True)
+class AlnsParams:
+    """Tuning of :func:`solve_alns` (defaults tuned on the Cordeau 'a' instances)."""
+
+    start_worse: float = 0.02  # initial temperature accepts +2 % with probability 1/2
+    end_ratio: float = 0.002  # final temperature / initial temperature
+    q_min: int = 2
+    q_fraction: float = 0.25  # at most this share of requests removed per iteration
+    q_cap: int = 30
+    segment: int = 100
+    reaction: float = 0.1
+    noise: float = 0.025  # noisy-greedy amplitude, in units of the largest cost
+    chunk: int = 25
+
+
+def explain_unserved(problem: Problem, P: KernelData, r: int) -> str:
+    """Why request ``r`` could not be served: alone on any allowed vehicle, or in the plan."""
+    reasons: list[str] = []
+    ob = int(problem.onboard_vehicle[r])
+    fx = int(problem.fixed_vehicle[r])
+    allowed = [ob] if ob >= 0 else ([fx] if fx >= 0 else range(problem.n_vehicles))
+    pu, de = int(problem.pickup[r]), int(problem.delivery[r])
+    for k in allowed:
+        route = [de] if ob >= 0 else [pu, de]
+        _, ok = schedule_routes(P, [route if v == k else [] for v in range(problem.n_vehicles)])
+        if ok[k]:
+            return "no feasible insertion into the plan (vehicles busy)"
+        start = int(problem.start_node[k])
+        first = pu if ob < 0 else de
+        earliest = max(problem.start_time[k], problem.early[start]) + problem.travel[start, first]
+        if earliest > P[2][first, 1] + 1e-7:
+            reasons.append(f"vehicle {k} cannot reach node {first} before its window closes")
+        elif ob < 0 and np.any(problem.load[pu] > problem.capacity[k]):
+            reasons.append(f"load exceeds vehicle {k} capacity")
+        else:
+            reasons.append(f"vehicle {k}: time window / ride time / shift infeasible")
+    return "infeasible on any vehicle: " + "; ".join(reasons[:3])
+
+
+def _solution_from_state(
+    problem: Problem, P: KernelData, routes: np.ndarray, rlen: np.ndarray, rveh: np.ndarray
+) -> Solution:
+    plan = [[int(x) for x in routes[k, 1 : rlen[k] - 1]] for k in range(problem.n_vehicles)]
+    times, _ = schedule_routes(P, plan)
+    unserved = [int(r) for r in np.flatnonzero(rveh < 0)]
+    return Solution(
+        routes=plan,
+        times=times,
+        unserved=unserved,
+        unserved_reasons={r: explain_unserved(problem, P, r) for r in unserved},
+        cost=solution_cost(problem, plan),
+        solver="alns",
+    )
+
+
+def _rank(problem: Problem, sol: Solution) -> tuple[int, float]:
+    """Hierarchical objective: unserved first, then routing + vehicle cost."""
+    return len(sol.unserved), sol.cost + problem.vehicle_fixed_cost * sol.n_vehicles_used
+
+
+def solve_alns(
+    problem: Problem,
+    time_limit_s: float = 30.0,
+    seed: int = 0,
+    iterations: int | None = None,
+    warm_start: Solution | None = None,
+    params: AlnsParams | None = None,
+) -> Solution:
+    """Solve ``problem`` with ALNS; never returns a plan worse than a feasible ``warm_start``.
+
+    Parameters
+    ----------
+    time_limit_s
+        Wall-clock budget (construction included).
+    seed
+        Random seed.
+    iterations
+        Planned iteration count (deterministic cooling); ``None``: cool over the time limit.
+    warm_start
+        A plan to start from (e.g. the live plan). If the search finds nothing better in time,
+        it is returned unchanged.
+    """
+    t0 = time.perf_counter()
+    prm = params or AlnsParams()
+    P = kernel_data(problem)
+    n_veh, n_req = problem.n_vehicles, problem.n_requests
+    width = 2 * n_req + 2
+    routes = np.zeros((n_veh, width), dtype=np.int64)
+    rlen = np.full(n_veh, 2, dtype=np.int64)
+    rveh = np.full(n_req, -1, dtype=np.int64)
+    routes[:, 0] = problem.start_node
+    routes[:, 1] = problem.end_node
+    node_req = problem.node_request()
+    fixed = float(problem.vehicle_fixed_cost)
+    penalty = 1000.0 * (2.0 * float(problem.cost.max(initial=0.0)) * max(1, n_req) + fixed + 1.0)
+    warm_ok = False
+    if warm_start is not None:
+        warm_ok = not check(problem, warm_start)
+        for k, route in enumerate(warm_start.routes):
+            seq = [int(problem.start_node[k]), *route, int(problem.end_node[k])]
+            routes[k, : len(seq)] = seq
+            rlen[k] = len(seq)
+            for node in route:
+                rveh[node_req[node]] = k
+        _, ok = schedule_routes(P, [list(r) for r in warm_start.routes])
+        for k in range(n_veh):
+            if not ok[k]:
+                # Our scheduler cannot certify this warm route: its requests are re-inserted.
+                rveh[rveh == k] = -1
+                routes[k, 0:2] = (problem.start_node[k], problem.end_node[k])
+                rlen[k] = 2
+    ak.seed_rng(seed)
+    rcost = np.array([ak.route_cost(P, routes, rlen, k, fixed) for k in range(n_veh)])
+    bank = np.flatnonzero(rveh < 0).astype(np.int64)
+    ak.repair(P, routes, rlen, rveh, rcost, bank, 2, 0.0, fixed)
+    obj = float(ak.objective(rcost, rveh, penalty))
+    distance = float(rcost.sum()) - fixed * int((rlen > 2).sum())
+    temp0 = prm.start_worse * max(distance, 1e-9) / math.log(2.0)
+    fstate = np.array([obj, obj, temp0, 1.0])
+    if iterations is not None:
+        fstate[3] = prm.end_ratio ** (1.0 / max(1, iterations))
+    best = (routes.copy(), rlen.copy(), rveh.copy(), rcost.copy())
+    weights = np.ones((2, 4))
+    scores = np.zeros((2, 4))
+    counts = np.zeros((2, 4))
+    q_max = max(prm.q_min, min(prm.q_cap, int(prm.q_fraction * n_req)))
+    iparams = np.array([min(prm.q_min, max(1, n_req)), q_max, prm.segment, 0], dtype=np.int64)
+    scale = max(1.0, float(problem.travel.max(initial=0.0)))
+    fparams = np.array(
+        [
+            fixed,
+            penalty,
+            prm.noise * float(problem.cost.max(initial=0.0)),
+            prm.reaction,
+            scale,
+            scale,
+        ]
+    )
+    done = 0
+    while n_req > 0:
+        elapsed = time.perf_counter() - t0
+        if elapsed >= time_limit_s or (iterations is not None and done >= iterations):
+            break
+        if iterations is None:
+            fstate[2] = temp0 * prm.end_ratio ** (elapsed / time_limit_s)
+        n = prm.chunk if iterations is None else min(prm.chunk, iterations - done)
+        ak.alns_chunk(
+            P,
+            routes,
+            rlen,
+            rveh,
+            rcost,
+            *best,
+            fstate,
+            weights,
+            scores,
+            counts,
+            iparams,
+            fparams,
+            n,
+        )
+        done += n
+    sol = _solution_from_state(problem, P, *best[:3])
+    sol.stats = {"iterations": float(done), "seconds": time.perf_counter() - t0}
+    violations = check(problem, sol)
+    if (
+        warm_start is not None
+        and warm_ok
+        and (violations or _rank(problem, warm_start) <= _rank(problem, sol))
+    ):
+        return warm_start
+    if violations:
+        raise RuntimeError(f"ALNS produced an infeasible plan: {violations[:3]}")
+    return sol

@@ -1,0 +1,481 @@
+"""ALNS inner loops in numba: removal (random, worst, related, route) and repair (greedy,
+regret-k with cached insertion costs), simulated-annealing acceptance, adaptive weights.
+
+State (all arrays, mutated in place by :func:`alns_chunk`):
+
+* ``cur`` / ``best``: ``routes int64[K, L]``, ``rlen int64[K]``, ``rveh int64[R]`` (vehicle of
+  each request, -1 unserved), ``rcost float64[K]`` (route cost incl. the vehicle's fixed cost).
+* ``fstate float64[4]``: current objective, best objective, temperature, cooling factor.
+* ``weights float64[2, 4]`` / ``scores`` / ``counts``: adaptive operator weights
+  (row 0: removal operators, row 1: repair operators).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from dispatch.optimize.insertion import apply_insertion, best_insertion
+from dispatch.optimize.schedule import capacity_ok, schedule_route
+
+N_REMOVE = 4  # random, worst, related (Shaw), route
+N_REPAIR = 4  # greedy, greedy + noise, regret-2, regret-3
+REGRET_BIG = 1e9
+
+
+@njit(cache=True)
+def seed_rng(seed):  # type: ignore[no-untyped-def]
+    """Seed numba's generator (a chunked run then replays exactly for a given seed)."""
+    np.random.seed(seed)
+
+
+@njit(cache=True)
+def route_cost(P, routes, rlen, k, fixed):  # type: ignore[no-untyped-def]
+    m = rlen[k]
+    if m <= 2:
+        return 0.0
+    cost = P[1]
+    s = fixed
+    for i in range(m - 1):
+        s += cost[routes[k, i], routes[k, i + 1]]
+    return s
+
+
+@njit(cache=True)
+def objective(rcost, rveh, penalty):  # type: ignore[no-untyped-def]
+    s = 0.0
+    for k in range(rcost.shape[0]):
+        s += rcost[k]
+    for r in range(rveh.shape[0]):
+        if rveh[r] < 0:
+            s += penalty
+    return s
+
+
+@njit(cache=True)
+def remove_requests(P, routes, rlen, rveh, rcost, mask, fixed):  # type: ignore[no-untyped-def]
+    """Take every request with ``mask[r]`` out of its route."""
+    nodei = P[3]
+    for k in range(routes.shape[0]):
+        m = rlen[k]
+        c = 1
+        changed = False
+        for x in range(1, m - 1):
+            node = routes[k, x]
+            if mask[nodei[node, 0]]:
+                changed = True
+                continue
+            routes[k, c] = node
+            c += 1
+        routes[k, c] = routes[k, m - 1]
+        rlen[k] = c + 1
+        if changed:
+            rcost[k] = route_cost(P, routes, rlen, k, fixed)
+    for r in range(mask.shape[0]):
+        if mask[r]:
+            rveh[r] = -1
+
+
+@njit(cache=True)
+def _pick_random(rveh, q, mask):  # type: ignore[no-untyped-def]
+    assigned = np.flatnonzero(rveh >= 0)
+    np.random.shuffle(assigned)
+    for x in range(min(q, assigned.shape[0])):
+        mask[assigned[x]] = True
+
+
+@njit(cache=True)
+def _removal_savings(P, routes, rlen, rveh):  # type: ignore[no-untyped-def]
+    """Cost saved by removing each assigned request (``-inf`` for unassigned ones)."""
+    cost = P[1]
+    nodei = P[3]
+    reqi = P[9]
+    n_req = rveh.shape[0]
+    pos = np.full(P[0].shape[0], -1, dtype=np.int64)
+    for k in range(routes.shape[0]):
+        for x in range(1, rlen[k] - 1):
+            pos[routes[k, x]] = x
+    sav = np.full(n_req, -np.inf)
+    for r in range(n_req):
+        k = rveh[r]
+        if k < 0:
+            continue
+        seq = routes[k]
+        b = pos[reqi[r, 1]]
+        a = pos[reqi[r, 0]] if reqi[r, 2] < 0 else -1
+        if a < 0:
+            sav[r] = (
+                cost[seq[b - 1], seq[b]] + cost[seq[b], seq[b + 1]] - cost[seq[b - 1], seq[b + 1]]
+            )
+        elif b == a + 1:
+            sav[r] = (
+                cost[seq[a - 1], seq[a]]
+                + cost[seq[a], seq[b]]
+                + cost[seq[b], seq[b + 1]]
+                - cost[seq[a - 1], seq[b + 1]]
+            )
+        else:
+            sav[r] = (
+                cost[seq[a - 1], seq[a]]
+                + cost[seq[a], seq[a + 1]]
+                - cost[seq[a - 1], seq[a + 1]]
+                + cost[seq[b - 1], seq[b]]
+                + cost[seq[b], seq[b + 1]]
+                - cost[seq[b - 1], seq[b + 1]]
+            )
+    _ = nodei
+    return sav
+
+
+@njit(cache=True)
+def _pick_worst(P, routes, rlen, rveh, q, mask, power):  # type: ignore[no-untyped-def]
+    sav = _removal_savings(P, routes, rlen, rveh)
+    order = np.argsort(-sav)
+    n_ass = 0
+    for r in range(rveh.shape[0]):
+        if rveh[r] >= 0:
+            n_ass += 1
+    cand = order[:n_ass].copy()
+    left = n_ass
+    for _ in range(min(q, n_ass)):
+        x = int(np.random.random() ** power * left)
+        mask[cand[x]] = True
+        for y in range(x, left - 1):
+            cand[y] = cand[y + 1]
+        left -= 1
+
+
+@njit(cache=True)
+def _node_times(P, routes, rlen):  # type: ignore[no-untyped-def]
+    n = P[0].shape[0]
+    t = np.zeros(n)
+    L = routes.shape[1]
+    B = np.zeros(L)
+    W = np.zeros(L)
+    pos = np.zeros(n, dtype=np.int64)
+    for k in range(routes.shape[0]):
+        m = rlen[k]
+        if m <= 2:
+            continue
+        schedule_route(P, k, routes[k], m, B, W, pos)
+        for x in range(1, m - 1):
+            t[routes[k, x]] = B[x]
+    return t
+
+
+@njit(cache=True)
+def _pick_related(P, routes, rlen, rveh, q, mask, power, dscale, tscale):  # type: ignore[no-untyped-def]
+    """Shaw removal: requests close in space and time to an already removed one."""
+    travel = P[0]
+    reqi = P[9]
+    assigned = np.flatnonzero(rveh >= 0)
+    if assigned.shape[0] == 0:
+        return
+    t = _node_times(P, routes, rlen)
+    first = assigned[np.random.randint(assigned.shape[0])]
+    mask[first] = True
+    removed = [first]
+    for _ in range(min(q, assigned.shape[0]) - 1):
+        ref = removed[np.random.randint(len(removed))]
+        rp = reqi[ref, 0]
+        rd = reqi[ref, 1]
+        cand = np.empty(assigned.shape[0], dtype=np.int64)
+        rel = np.empty(assigned.shape[0])
+        c = 0
+        for r in assigned:
+            if mask[r]:
+                continue
+            p = reqi[r, 0]
+            d = reqi[r, 1]
+            rel[c] = (travel[rp, p] + travel[rd, d]) / dscale + (
+                abs(t[rp] - t[p]) + abs(t[rd] - t[d])
+            ) / tscale
+            cand[c] = r
+            c += 1
+        if c == 0:
+            break
+        order = np.argsort(rel[:c])
+        x = int(np.random.random() ** power * c)
+        chosen = cand[order[x]]
+        mask[chosen] = True
+        removed.append(chosen)
+
+
+@njit(cache=True)
+def _pick_route(routes, rlen, rveh, mask):  # type: ignore[no-untyped-def]
+    """Empty one used route: the smallest (half the time) or a random one."""
+    used = np.flatnonzero(rlen > 2)
+    if used.shape[0] == 0:
+        return
+    if np.random.random() < 0.5:
+        k = used[np.argmin(rlen[used])]
+    else:
+        k = used[np.random.randint(used.shape[0])]
+    for r in range(rveh.shape[0]):
+        if rveh[r] == k:
+            mask[r] = True
+
+
+@njit(cache=True)
+def repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed):  # type: ignore[no-untyped-def]
+    """Insert the requests of ``bank`` (mode 0 greedy, 1 noisy greedy, 2/3 regret-k).
+
+    Best insertion costs are cached per (request, route); after each insertion only the
+    column of the modified route is recomputed. Returns the number of requests left out.
+    """
+    nb = bank.shape[0]
+    n_veh = routes.shape[0]
+    L = routes.shape[1]
+    n = P[0].shape[0]
+    nd = P[4].shape[1]
+    cand = np.empty(L, dtype=np.int64)
+    B = np.empty(L)
+    W = np.empty(L)
+    pos = np.zeros(n, dtype=np.int64)
+    Be = np.empty(L)
+    Ls = np.empty(L)
+    Sx = np.empty(L)
+    lafter = np.empty((L, nd), dtype=np.int64)
+    cd = np.empty(L * L)
+    ci = np.empty(L * L, dtype=np.int64)
+    cj = np.empty(L * L, dtype=np.int64)
+    bc = np.full((nb, n_veh), np.inf)
+    bi = np.full((nb, n_veh), -1, dtype=np.int64)
+    bj = np.full((nb, n_veh), -1, dtype=np.int64)
+    for x in range(nb):
+        for k in range(n_veh):
+            c, i, j = best_insertion(
+                P,
+                k,
+                routes[k],
+                rlen[k],
+                bank[x],
+                fixed,
+                cand,
+                B,
+                W,
+                pos,
+                Be,
+                Ls,
+                Sx,
+                lafter,
+                cd,
+                ci,
+                cj,
+            )
+            bc[x, k] = c
+            bi[x, k] = i
+            bj[x, k] = j
+    alive = np.ones(nb, dtype=np.bool_)
+    left = nb
+    while left > 0:
+        bx = -1
+        bk = -1
+        bval = np.inf
+        for x in range(nb):
+            if not alive[x]:
+                continue
+            k1 = -1
+            c1 = np.inf
+            for k in range(n_veh):
+                if bc[x, k] < c1:
+                    c1 = bc[x, k]
+                    k1 = k
+            if k1 < 0:
+                continue
+            if mode <= 1:
+                val = c1
+                if mode == 1:
+                    val += noise * (2.0 * np.random.random() - 1.0)
+            else:
+                # regret-k: sum over the next best routes of (their cost - the best cost)
+                regret = 0.0
+                prev = c1
+                used_mask = np.zeros(n_veh, dtype=np.bool_)
+                used_mask[k1] = True
+                for _ in range(mode - 1):
+                    kk = -1
+                    ck = np.inf
+                    for k in range(n_veh):
+                        if not used_mask[k] and bc[x, k] < ck:
+                            ck = bc[x, k]
+                            kk = k
+                    if kk < 0 or ck == np.inf:
+                        regret += REGRET_BIG
+                    else:
+                        used_mask[kk] = True
+                        regret += ck - c1
+                        prev = ck
+                _ = prev
+                val = -regret + 1e-6 * c1
+            if val < bval:
+                bval = val
+                bx = x
+                bk = k1
+        if bx < 0:
+            break
+        r = bank[bx]
+        apply_insertion(P, routes, rlen, bk, r, bi[bx, bk], bj[bx, bk], cand)
+        rveh[r] = bk
+        rcost[bk] = route_cost(P, routes, rlen, bk, fixed)
+        alive[bx] = False
+        left -= 1
+        for x in range(nb):
+            if alive[x]:
+                c, i, j = best_insertion(
+                    P,
+                    bk,
+                    routes[bk],
+                    rlen[bk],
+                    bank[x],
+                    fixed,
+                    cand,
+                    B,
+                    W,
+                    pos,
+                    Be,
+                    Ls,
+                    Sx,
+                    lafter,
+                    cd,
+                    ci,
+                    cj,
+                )
+                bc[x, bk] = c
+                bi[x, bk] = i
+                bj[x, bk] = j
+    return left
+
+
+@njit(cache=True)
+def routes_feasible(P, routes, rlen):  # type: ignore[no-untyped-def]
+    L = routes.shape[1]
+    n = P[0].shape[0]
+    B = np.empty(L)
+    W = np.empty(L)
+    pos = np.zeros(n, dtype=np.int64)
+    for k in range(routes.shape[0]):
+        m = rlen[k]
+        if m <= 2:
+            continue
+        if not capacity_ok(P, k, routes[k], m) or not schedule_route(P, k, routes[k], m, B, W, pos):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _roulette(w):  # type: ignore[no-untyped-def]
+    total = w.sum()
+    u = np.random.random() * total
+    acc = 0.0
+    for x in range(w.shape[0]):
+        acc += w[x]
+        if u <= acc:
+            return x
+    return w.shape[0] - 1
+
+
+@njit(cache=True)
+def alns_chunk(  # type: ignore[no-untyped-def]
+    P,
+    cur_routes,
+    cur_rlen,
+    cur_rveh,
+    cur_rcost,
+    best_routes,
+    best_rlen,
+    best_rveh,
+    best_rcost,
+    fstate,
+    weights,
+    scores,
+    counts,
+    iparams,
+    fparams,
+    n_iter,
+):
+    """Run ``n_iter`` ALNS iterations from the current state (mutated in place).
+
+    ``iparams = [q_min, q_max, segment, iteration counter]``; ``fparams = [fixed cost,
+    unserved penalty, noise, reaction, dscale, tscale]``. Returns the number of improvements
+    of the best solution.
+    """
+    q_min, q_max, segment = iparams[0], iparams[1], iparams[2]
+    fixed, penalty, noise, reaction, dscale, tscale = (
+        fparams[0],
+        fparams[1],
+        fparams[2],
+        fparams[3],
+        fparams[4],
+        fparams[5],
+    )
+    n_req = cur_rveh.shape[0]
+    improvements = 0
+    for _ in range(n_iter):
+        routes = cur_routes.copy()
+        rlen = cur_rlen.copy()
+        rveh = cur_rveh.copy()
+        rcost = cur_rcost.copy()
+        op_r = _roulette(weights[0])
+        op_i = _roulette(weights[1])
+        q = q_min + np.random.randint(max(1, q_max - q_min + 1))
+        mask = np.zeros(n_req, dtype=np.bool_)
+        if op_r == 0:
+            _pick_random(rveh, q, mask)
+        elif op_r == 1:
+            _pick_worst(P, routes, rlen, rveh, q, mask, 3.0)
+        elif op_r == 2:
+            _pick_related(P, routes, rlen, rveh, q, mask, 6.0, dscale, tscale)
+        else:
+            _pick_route(routes, rlen, rveh, mask)
+        remove_requests(P, routes, rlen, rveh, rcost, mask, fixed)
+        bank = np.flatnonzero(rveh < 0)
+        np.random.shuffle(bank)
+        mode = 0 if op_i == 0 else (1 if op_i == 1 else op_i)
+        repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed)
+        counts[0, op_r] += 1.0
+        counts[1, op_i] += 1.0
+        if not routes_feasible(P, routes, rlen):
+            continue
+        obj = objective(rcost, rveh, penalty)
+        cur_obj = fstate[0]
+        temp = fstate[2]
+        score = 0.0
+        accept = False
+        if obj < fstate[1] - 1e-9:
+            accept = True
+            score = 33.0
+        elif obj < cur_obj - 1e-9:
+            accept = True
+            score = 9.0
+        elif temp > 0.0 and np.random.random() < np.exp(-(obj - cur_obj) / temp):
+            accept = True
+            score = 13.0 if obj > cur_obj + 1e-9 else 0.0
+        if accept:
+            cur_routes[:, :] = routes
+            cur_rlen[:] = rlen
+            cur_rveh[:] = rveh
+            cur_rcost[:] = rcost
+            fstate[0] = obj
+            if obj < fstate[1] - 1e-9:
+                best_routes[:, :] = routes
+                best_rlen[:] = rlen
+                best_rveh[:] = rveh
+                best_rcost[:] = rcost
+                fstate[1] = obj
+                improvements += 1
+        scores[0, op_r] += score
+        scores[1, op_i] += score
+        fstate[2] = temp * fstate[3]
+        iparams[3] += 1
+        if iparams[3] % segment == 0:
+            for row in range(2):
+                for x in range(weights.shape[1]):
+                    if counts[row, x] > 0:
+                        weights[row, x] = (1.0 - reaction) * weights[row, x] + reaction * (
+                            scores[row, x] / counts[row, x]
+                        )
+                    weights[row, x] = max(weights[row, x], 0.05)
+                    scores[row, x] = 0.0
+                    counts[row, x] = 0.0
+    return improvements
