@@ -28,6 +28,7 @@ def command_modules() -> list[str]:
     """Modules contributing sub-commands, each with ``register(subparsers)``."""
     return [
         "app.cli",
+        "app.feeds.cli",
     ]
 
 

@@ -75,5 +75,8 @@ def _api_modules() -> list:  # type: ignore[type-arg]
         "auth",
         "users",
         "events",
+        "feeds",
+        "realtime",
+        "network",
     ]
     return [importlib.import_module(f"app.api.{n}") for n in names]

@@ -44,6 +44,8 @@ def startup_hooks() -> list[str]:
     """
     return [
         "app.services:bootstrap_admin",
+        "app.feeds.startup:start_feeds",
+        "app.demo:load_demo",
     ]
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from app.feeds import models as feeds
 from app.models import identity
 
 # Every table module, imported for its side effect of registering tables on the metadata.
-TABLE_MODULES = (identity,)
+TABLE_MODULES = (identity, feeds)
 
 metadata = SQLModel.metadata
 

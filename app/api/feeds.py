@@ -1,0 +1,136 @@
+"""GTFS feed versions: upload, report, publish, rollback (operator or admin).
+
+``POST /feeds/{feed_id}/versions`` (multipart field ``file``) answers 201 with the version:
+``status`` is ``valid`` (publishable) or ``invalid`` (ERROR notices: see its report). A file that
+is not a readable GTFS zip answers 422 ``feed_unreadable``; above ``max_upload_bytes`` 413.
+Publishing an invalid version answers 409 ``feed_has_errors`` with the report summary, and the
+served network does not change.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, UploadFile
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import ApiError
+from app.feeds.registry import FeedRegistry, check_feed_id
+from app.identity.deps import require_roles
+from app.identity.principal import Principal
+from app.services import ServicesDep
+
+router = APIRouter(prefix="/feeds", tags=["feeds"])
+Operator = Annotated[Principal, Depends(require_roles("operator"))]
+_CHUNK = 1 << 20
+
+
+def registry_of(services: Any) -> FeedRegistry:
+    reg = services.feeds
+    if reg is None:
+        raise ApiError(503, "unavailable", "The feed registry is not running.")
+    return reg  # type: ignore[no-any-return]
+
+
+@router.get("")
+async def list_feeds(services: ServicesDep, _: Operator) -> dict[str, Any]:
+    """Every feed id with its version count and published version."""
+    reg = registry_of(services)
+    return {"feeds": await run_in_threadpool(reg.list_feeds)}
+
+
+@router.get("/{feed_id}/versions")
+async def list_versions(feed_id: str, services: ServicesDep, _: Operator) -> dict[str, Any]:
+    reg = registry_of(services)
+    versions = await run_in_threadpool(reg.list_versions, check_feed_id(feed_id))
+    return {"feed_id": feed_id, "versions": [v.to_json() for v in versions]}
+
+
+@router.post("/{feed_id}/versions", status_code=201)
+async def upload_version(
+    feed_id: str,
+    services: ServicesDep,
+    principal: Operator,
+    file: Annotated[UploadFile, File(description="A GTFS .zip")],
+) -> dict[str, Any]:
+    """Upload a GTFS zip as a new version; it is validated and compiled before answering."""
+    reg = registry_of(services)
+    check_feed_id(feed_id)
+    limit = services.settings.max_upload_bytes
+    fd, name = tempfile.mkstemp(suffix=".zip", dir=reg.store.incoming())
+    tmp = Path(name)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await file.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413,
+                        "payload_too_large",
+                        f"The upload exceeds the limit of {limit} bytes.",
+                        {"limit": limit},
+                    )
+                await run_in_threadpool(out.write, chunk)
+        if size == 0:
+            raise ApiError(422, "empty_upload", "The uploaded file is empty.")
+        version = await run_in_threadpool(
+            reg.upload_file,
+            feed_id,
+            tmp,
+            filename=file.filename or "upload.zip",
+            uploaded_by=principal.email or principal.user_id,
+            move=True,
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+    return version.to_json()
+
+
+@router.get("/{feed_id}/versions/{version_id}")
+async def get_version(
+    feed_id: str, version_id: int, services: ServicesDep, _: Operator
+) -> dict[str, Any]:
+    reg = registry_of(services)
+    return (await run_in_threadpool(reg.get_version, feed_id, version_id)).to_json()
+
+
+@router.get("/{feed_id}/versions/{version_id}/report")
+async def get_report(
+    feed_id: str, version_id: int, services: ServicesDep, _: Operator
+) -> dict[str, Any]:
+    """The version and its validation report (gtfs-validator ``report.json`` shape)."""
+    reg = registry_of(services)
+    return await run_in_threadpool(reg.report, feed_id, version_id)
+
+
+@router.post("/{feed_id}/versions/{version_id}/publish")
+async def publish_version(
+    feed_id: str, version_id: int, services: ServicesDep, _: Operator
+) -> dict[str, Any]:
+    """Serve this version (hot swap; in-flight queries finish on the previous network)."""
+    reg = registry_of(services)
+    network = await run_in_threadpool(reg.publish, feed_id, version_id)
+    return {"network": network.summary()}
+
+
+class RollbackRequest(BaseModel):
+    version_id: int | None = None
+
+
+@router.post("/{feed_id}/rollback")
+async def rollback(
+    feed_id: str,
+    services: ServicesDep,
+    _: Operator,
+    body: RollbackRequest | None = None,
+) -> dict[str, Any]:
+    """Publish ``version_id``, or (no body) the version published before the current one."""
+    reg = registry_of(services)
+    vid = body.version_id if body is not None else None
+    network = await run_in_threadpool(reg.rollback, check_feed_id(feed_id), vid)
+    return {"network": network.summary()}

@@ -1,0 +1,101 @@
+"""GTFS-Realtime in and out.
+
+* ``POST /realtime/trip-updates`` (operator): a protobuf ``FeedMessage`` body with TripUpdates;
+  it becomes the realtime overlay of the published network.
+* ``GET /realtime/vehicle-positions.pb`` and ``/realtime/trip-updates.pb`` (public): Tsunagu's
+  on-demand fleet as standard GTFS-RT, from ``services.feeds.fleet_provider``.
+* ``GET /realtime/status``: what was last ingested and the overlay summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.feeds import registry_of
+from app.errors import ApiError
+from app.identity.deps import require_roles
+from app.identity.principal import Principal
+from app.services import ServicesDep
+from gtfs.realtime import (
+    RealtimeParseError,
+    parse_feed,
+    trip_updates_bytes,
+    vehicle_positions_bytes,
+)
+
+router = APIRouter(prefix="/realtime", tags=["realtime"])
+PROTOBUF = "application/x-protobuf"
+
+
+@router.post("/trip-updates")
+async def ingest_trip_updates(
+    request: Request,
+    services: ServicesDep,
+    _: Annotated[Principal, Depends(require_roles("operator"))],
+) -> dict[str, Any]:
+    """Ingest a TripUpdates FeedMessage (FULL_DATASET: it replaces the previous one)."""
+    reg = registry_of(services)
+    body = await request.body()
+    if not body:
+        raise ApiError(422, "empty_body", "Send a GTFS-Realtime FeedMessage as the body.")
+    try:
+        feed = await run_in_threadpool(parse_feed, body)
+    except RealtimeParseError as exc:
+        raise ApiError(422, "invalid_gtfs_rt", str(exc)) from exc
+    reg.realtime.ingest(feed)
+    state = await run_in_threadpool(reg.realtime_state)
+    return {
+        "trip_updates": len(feed.trip_updates),
+        "overlay": state.summary() if state is not None else None,
+    }
+
+
+@router.get("/status")
+async def realtime_status(
+    services: ServicesDep,
+    date: Annotated[dt.date | None, Query(description="Service date (default: network's)")] = None,
+) -> dict[str, Any]:
+    reg = registry_of(services)
+    state = await run_in_threadpool(reg.realtime_state, date)
+    poller = reg.poller
+    return {
+        **reg.realtime.status(),
+        "overlay": state.summary() if state is not None else None,
+        "poller": (
+            {
+                "url": poller.url,
+                "polls": poller.polls,
+                "failures": poller.failures,
+                "last_error": poller.last_error,
+            }
+            if poller is not None
+            else None
+        ),
+    }
+
+
+def _fleet(services: Any) -> tuple[list[Any], list[Any]]:
+    provider = registry_of(services).fleet_provider
+    if provider is None:
+        return [], []
+    vehicles, trips = provider()
+    return list(vehicles), list(trips)
+
+
+@router.get("/vehicle-positions.pb")
+async def vehicle_positions(services: ServicesDep) -> Response:
+    """The on-demand fleet's VehiclePositions (GTFS-RT protobuf)."""
+    vehicles, _ = await run_in_threadpool(_fleet, services)
+    return Response(vehicle_positions_bytes(vehicles), media_type=PROTOBUF)
+
+
+@router.get("/trip-updates.pb")
+async def trip_updates(services: ServicesDep) -> Response:
+    """The on-demand fleet's TripUpdates with ETAs (GTFS-RT protobuf)."""
+    _, trips = await run_in_threadpool(_fleet, services)
+    return Response(trip_updates_bytes(trips), media_type=PROTOBUF)

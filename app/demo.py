@@ -1,0 +1,65 @@
+"""The demo city: Muroran (Hokkaido), loaded on first start.
+
+With ``settings.demo`` (default true) and nothing published yet, the bundled Donan Bus GTFS-JP
+feed (``settings.demo_feed_path``, see ``app/demo_data/ATTRIBUTION.md``) is imported as feed
+``muroran`` and published. Later starts find it published and load its ``compiled.npz``.
+
+The feed runs 2020-04-01..2021-04-01, so "today" has no service. Queries default to the
+network's service date (:mod:`app.feeds.service_date`): the same weekday as today nearest to
+today's month/day inside the calendar, stepping by weeks past days without trips. It is logged
+here and reported as ``service_date`` / ``demo_service_date`` by ``GET /api/v1/network``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from app.errors import ApiError
+
+log = logging.getLogger("tsunagu.demo")
+
+DEMO_FEED_ID = "muroran"
+
+
+def load_demo_sync(registry: Any, settings: Any) -> bool:
+    """Import and publish the demo feed if nothing is published; True when it did."""
+    if registry.network.versions:
+        return False
+    path = settings.demo_feed_path
+    if not path.is_file():
+        log.warning("demo feed not found at %s; starting with an empty network", path)
+        return False
+    existing = [
+        v for v in registry.list_versions(DEMO_FEED_ID) if v.status in ("valid", "archived")
+    ]
+    try:
+        if existing:
+            version = existing[0]
+        else:
+            version = registry.upload_file(
+                DEMO_FEED_ID, path, filename=path.name, uploaded_by="demo"
+            )
+        assert version.id is not None
+        network = registry.publish(DEMO_FEED_ID, version.id)
+    except ApiError as exc:
+        log.error("demo feed could not be published: %s %s", exc.code, exc.message)
+        return False
+    log.info(
+        "demo city Muroran published (version %s); demo service date %s (%s)",
+        version.id,
+        network.service_date,
+        network.service_date_rule,
+    )
+    return True
+
+
+async def load_demo(services: Any) -> None:
+    """Start-up hook (after ``app.feeds.startup:start_feeds``)."""
+    if not services.settings.demo or services.feeds is None:
+        return
+    await asyncio.to_thread(load_demo_sync, services.feeds, services.settings)
+    net = services.feeds.network
+    if net.service_date is not None:
+        log.info("serving %d feed(s); default service date %s", len(net.versions), net.service_date)
