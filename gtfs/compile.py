@@ -82,7 +82,7 @@ class _Part:
 
 
 def _ids(s: pd.Series, prefix: str) -> pd.Series:
-    s = s.astype(str).str.strip()
+    s = s.astype(str)
     return (prefix + s).where(s != "", "") if prefix else s
 
 
@@ -128,7 +128,7 @@ def _part(feed: Feed, prefix: str) -> _Part:
             "short": feed.column("routes", "route_short_name").to_numpy(dtype=str),
             "long": feed.column("routes", "route_long_name").to_numpy(dtype=str),
             "type": int_column(r, "route_type", 3, np.int32),
-            "color": feed.column("routes", "route_color").str.strip().to_numpy(dtype=str),
+            "color": feed.column("routes", "route_color").to_numpy(dtype=str),
         }
     )
     # --- services

@@ -59,7 +59,7 @@ SEVERITIES: dict[str, Severity] = {
     "expired_calendar": Severity.WARNING,
     "feed_expiration_date7_days": Severity.WARNING,
     "feed_expiration_date30_days": Severity.WARNING,
-    "feed_expiration_date": Severity.WARNING,
+    "stop_time_timepoint_without_times": Severity.ERROR,
     "service_beyond_feed_end_date": Severity.INFO,
     "interpolated_stop_times": Severity.INFO,
     "unused_trip": Severity.WARNING,

@@ -20,6 +20,7 @@ from gtfs.errors import FeedError
 from gtfs.feed import Feed
 from gtfs.notices import NoticeSink
 from gtfs.schema import GEOJSON_FILES, SPECS
+from gtfs.text_kernels import needs_strip
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,12 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
     if df.empty and len(df.columns) == 0:
         sink.add("empty_file", 1, [{"filename": filename}])
     # Short rows give NaN even with na_filter off; a blank is a blank.
-    return df.fillna("")
+    df = df.fillna("")
+    # Strip once here (rare in real feeds, so checked natively first) so no later step has to.
+    for c in df.columns:
+        if df[c].dtype == object and needs_strip(df[c]):
+            df[c] = df[c].astype(str).str.strip()
+    return df
 
 
 def read_feed(

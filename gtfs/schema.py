@@ -220,25 +220,112 @@ GEOJSON_FILES = ("locations.geojson",)
 #: Known columns per file (for ``unknown_column``); a file absent here has no column check.
 KNOWN_COLUMNS: dict[str, frozenset[str]] = {
     "agency": frozenset(
-        ["agency_id", "agency_name", "agency_url", "agency_timezone", "agency_lang", "agency_phone", "agency_fare_url", "agency_email"]
+        [
+            "agency_id",
+            "agency_name",
+            "agency_url",
+            "agency_timezone",
+            "agency_lang",
+            "agency_phone",
+            "agency_fare_url",
+            "agency_email",
+        ]
     ),
     "stops": frozenset(
-        ["stop_id", "stop_code", "stop_name", "tts_stop_name", "stop_desc", "stop_lat", "stop_lon", "zone_id", "stop_url", "location_type", "parent_station", "stop_timezone", "wheelchair_boarding", "level_id", "platform_code", "stop_access"]
+        [
+            "stop_id",
+            "stop_code",
+            "stop_name",
+            "tts_stop_name",
+            "stop_desc",
+            "stop_lat",
+            "stop_lon",
+            "zone_id",
+            "stop_url",
+            "location_type",
+            "parent_station",
+            "stop_timezone",
+            "wheelchair_boarding",
+            "level_id",
+            "platform_code",
+            "stop_access",
+        ]
     ),
     "routes": frozenset(
-        ["route_id", "agency_id", "route_short_name", "route_long_name", "route_desc", "route_type", "route_url", "route_color", "route_text_color", "route_sort_order", "continuous_pickup", "continuous_drop_off", "network_id", "cemv_support", "jp_parent_route_id"]
+        [
+            "route_id",
+            "agency_id",
+            "route_short_name",
+            "route_long_name",
+            "route_desc",
+            "route_type",
+            "route_url",
+            "route_color",
+            "route_text_color",
+            "route_sort_order",
+            "continuous_pickup",
+            "continuous_drop_off",
+            "network_id",
+            "cemv_support",
+            "jp_parent_route_id",
+        ]
     ),
     "trips": frozenset(
-        ["route_id", "service_id", "trip_id", "trip_headsign", "trip_short_name", "direction_id", "block_id", "shape_id", "wheelchair_accessible", "bikes_allowed", "cars_allowed", "cemv_support", "jp_trip_desc", "jp_trip_desc_symbol", "jp_office_id", "jp_pattern_id"]
+        [
+            "route_id",
+            "service_id",
+            "trip_id",
+            "trip_headsign",
+            "trip_short_name",
+            "direction_id",
+            "block_id",
+            "shape_id",
+            "wheelchair_accessible",
+            "bikes_allowed",
+            "cars_allowed",
+            "cemv_support",
+            "jp_trip_desc",
+            "jp_trip_desc_symbol",
+            "jp_office_id",
+            "jp_pattern_id",
+        ]
     ),
     "stop_times": frozenset(
-        ["trip_id", "arrival_time", "departure_time", "stop_id", "location_group_id", "location_id", "stop_sequence", "stop_headsign", "start_pickup_drop_off_window", "end_pickup_drop_off_window", "pickup_type", "drop_off_type", "continuous_pickup", "continuous_drop_off", "shape_dist_traveled", "timepoint", "pickup_booking_rule_id", "drop_off_booking_rule_id"]
+        [
+            "trip_id",
+            "arrival_time",
+            "departure_time",
+            "stop_id",
+            "location_group_id",
+            "location_id",
+            "stop_sequence",
+            "stop_headsign",
+            "start_pickup_drop_off_window",
+            "end_pickup_drop_off_window",
+            "pickup_type",
+            "drop_off_type",
+            "continuous_pickup",
+            "continuous_drop_off",
+            "shape_dist_traveled",
+            "timepoint",
+            "pickup_booking_rule_id",
+            "drop_off_booking_rule_id",
+        ]
     ),
     "calendar": frozenset(SPECS["calendar"].required_fields),
     "calendar_dates": frozenset(SPECS["calendar_dates"].required_fields),
     "frequencies": frozenset(["trip_id", "start_time", "end_time", "headway_secs", "exact_times"]),
     "transfers": frozenset(
-        ["from_stop_id", "to_stop_id", "from_route_id", "to_route_id", "from_trip_id", "to_trip_id", "transfer_type", "min_transfer_time"]
+        [
+            "from_stop_id",
+            "to_stop_id",
+            "from_route_id",
+            "to_route_id",
+            "from_trip_id",
+            "to_trip_id",
+            "transfer_type",
+            "min_transfer_time",
+        ]
     ),
     "shapes": frozenset(
         ["shape_id", "shape_pt_lat", "shape_pt_lon", "shape_pt_sequence", "shape_dist_traveled"]

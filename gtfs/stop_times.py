@@ -104,10 +104,10 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     window = np.zeros(len(order), dtype=np.bool_)
     for col in ("start_pickup_drop_off_window", "end_pickup_drop_off_window"):
         if col in st.columns:
-            window |= (st[col].astype(str).str.strip() != "").to_numpy()[order]
+            window |= (st[col].astype(str) != "").to_numpy()[order]
     for col in ("location_id", "location_group_id"):
         if col in st.columns:
-            window |= (st[col].astype(str).str.strip() != "").to_numpy()[order]
+            window |= (st[col].astype(str) != "").to_numpy()[order]
     stops = feed.stops
     known_stops = (
         pd.Index(stops["stop_id"].astype(str))

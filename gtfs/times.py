@@ -6,33 +6,26 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gtfs.text_kernels import blank_mask, parse_number_codes, parse_time_codes
+
 MISSING = -1
 
 
 def parse_times(values: pd.Series) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
-    """Seconds since service-day noon-12h; ``-1`` for blanks.
+    """Seconds since service-day noon-12h; ``-1`` for blanks (numba kernel, no Python loop).
 
     Returns
     -------
     (seconds, invalid): ``invalid`` marks non-blank values that are not GTFS times.
     """
-    s = values.astype(str).str.strip()
-    blank = (s == "").to_numpy()
-    parts = s.str.extract(r"^(\d{1,3}):([0-5]\d):([0-5]\d)$")
-    ok = parts[0].notna().to_numpy()
-    secs = np.full(len(s), MISSING, dtype=np.int32)
-    if ok.any():
-        h = parts[0].to_numpy()[ok].astype(np.int32)
-        m = parts[1].to_numpy()[ok].astype(np.int32)
-        sec = parts[2].to_numpy()[ok].astype(np.int32)
-        secs[ok] = h * 3600 + m * 60 + sec
-    return secs, ~blank & ~ok
+    secs, status = parse_time_codes(values)
+    return secs, status == 2
 
 
 def parse_dates(values: pd.Series) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.bool_]]:
     """``datetime64[D]`` (NaT for blanks and invalid), and the invalid mask."""
-    s = values.astype(str).str.strip()
-    blank = (s == "").to_numpy()
+    s = values.astype(str)
+    blank = blank_mask(s)
     d = pd.to_datetime(s, format="%Y%m%d", errors="coerce")
     out = d.to_numpy().astype("datetime64[D]")
     invalid = ~blank & np.isnat(out)
@@ -43,13 +36,9 @@ def parse_numbers(
     values: pd.Series, *, integer: bool
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Floats (NaN for blanks/invalid) and the invalid mask; ``integer`` rejects ``1.5``."""
-    s = values.astype(str).str.strip()
-    blank = (s == "").to_numpy()
-    num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(num) & ~blank
-    if integer:
-        frac = ~np.isnan(num) & (num != np.floor(num))
-        bad |= frac | (~blank & ~s.str.fullmatch(r"[+-]?\d+").to_numpy())
+    num, status = parse_number_codes(values)
+    bad = (status == 2) | ((status == 3) & integer)
+    if bad.any():
         num = np.where(bad, np.nan, num)
     return num, bad
 
