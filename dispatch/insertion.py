@@ -30,6 +30,8 @@ F = NDArray[np.float64]
 IntA = NDArray[np.int64]
 
 _EPS = 1e-6
+#: Slack allowed to a plan already in force (GPS positions make legs jitter by a few ms).
+BASE_TOL = 1.0
 INF = np.inf
 
 
@@ -128,10 +130,10 @@ def _kernel(
         base_feasible = cs <= v_cap_s[v] and cw <= v_cap_w[v]
         for k in range(n):
             b = max(t + s_leg[o + k], s_early[o + k])
-            if b > s_late[o + k] + _EPS:
+            if b > s_late[o + k] + BASE_TOL:
                 base_feasible = False
             p = s_pair[o + k]
-            if p >= 0 and b - base_b[p] > s_maxride[o + k] + _EPS:
+            if p >= 0 and b - base_b[p] > s_maxride[o + k] + BASE_TOL:
                 base_feasible = False
             base_b[k] = b
             t = b + s_serv[o + k]
@@ -144,7 +146,7 @@ def _kernel(
                 base_feasible = False
         base_end = t
         base_home = v_pos_depot[v] if n == 0 else s_depot[o + n - 1]
-        if base_end + base_home > v_shift_end[v] + _EPS:
+        if base_end + base_home > v_shift_end[v] + BASE_TOL:
             base_feasible = False
         if not base_feasible:
             continue

@@ -6,7 +6,7 @@ every constraint checked on every stop. Slow on purpose (it is also the bench ba
 
 from __future__ import annotations
 
-from dispatch.insertion import Insertion, NewRide
+from dispatch.insertion import BASE_TOL, Insertion, NewRide
 from dispatch.travel_times import TravelTimes
 from dispatch.vehicle import Stop, StopKind, Vehicle
 
@@ -18,7 +18,7 @@ def _tt(travel: TravelTimes, a: tuple[float, float], b: tuple[float, float], spe
 
 
 def simulate(
-    v: Vehicle, plan: list[Stop], now: float, travel: TravelTimes
+    v: Vehicle, plan: list[Stop], now: float, travel: TravelTimes, tol: float = _EPS
 ) -> tuple[list[float], float] | None:
     """Service start times of ``plan`` and its driving time, or None if any constraint breaks."""
     speed = v.vtype.speed_kmh
@@ -37,7 +37,7 @@ def simulate(
         leg = _tt(travel, here, s.latlon, speed)
         drive += leg
         b = max(t + leg, s.earliest)
-        if b > s.latest + _EPS:
+        if b > s.latest + tol:
             return None
         if s.kind is StopKind.PICKUP:
             picked[s.ride_id] = b
@@ -46,7 +46,7 @@ def simulate(
         else:
             if s.ride_id not in picked:
                 return None  # drop-off before its pick-up
-            if b - picked[s.ride_id] > s.max_ride_s + _EPS:
+            if b - picked[s.ride_id] > s.max_ride_s + tol:
                 return None
             seats -= s.seats
             wc -= s.wheelchairs
@@ -55,7 +55,7 @@ def simulate(
         times.append(b)
         t = b + s.service_s
         here = s.latlon
-    if t + _tt(travel, here, v.depot, speed) > v.shift_end + _EPS:
+    if t + _tt(travel, here, v.depot, speed) > v.shift_end + tol:
         return None
     return times, drive
 
@@ -96,7 +96,7 @@ def reference_best_insertion(
     p, d = new_stops(ride)
     best: Insertion | None = None
     for vi, v in enumerate(vehicles):
-        base = simulate(v, v.plan, now, travel)
+        base = simulate(v, v.plan, now, travel, BASE_TOL)
         if base is None:
             continue
         n = len(v.plan)

@@ -1,0 +1,1 @@
+"""Replay a day of ride requests through the live dispatcher in accelerated time."""

@@ -1,0 +1,75 @@
+"""What must hold at every simulated step, checked against the dispatcher's live state.
+
+* every promised window holds (for the plan in force and for every stop served);
+* no capacity dimension is exceeded at any point of any plan;
+* every passenger's ride-time limit holds (onboard and booked);
+* no request is lost or assigned twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from dispatch.dispatcher import Dispatcher
+from dispatch.rides import RideStatus
+from dispatch.vehicle import StopKind
+
+TOL = 1.0  # seconds: positions reported mid-leg make legs jitter by milliseconds
+
+
+def plan_violations(d: Dispatcher, now: float) -> list[str]:
+    """Violations in the plans in force (their forecast schedules)."""
+    out: list[str] = []
+    seen: Counter[tuple[str, str]] = Counter()
+    for v in d.vehicles():
+        times = d.schedule(v, now)
+        seats, wc = v.seats_onboard, v.wheelchairs_onboard
+        picked = {r: o.picked_up_at for r, o in v.onboard.items()}
+        if seats > v.vtype.seats or wc > v.vtype.wheelchair_spaces:
+            out.append(f"{v.vehicle_id}: over capacity onboard")
+        for s, b in zip(v.plan, times, strict=True):
+            seen[(s.ride_id, s.kind.value)] += 1
+            if b > s.latest + TOL:
+                out.append(f"{v.vehicle_id}: {s.kind} of {s.ride_id} at {b:.0f} > {s.latest:.0f}")
+            sign = 1 if s.kind is StopKind.PICKUP else -1
+            seats += sign * s.seats
+            wc += sign * s.wheelchairs
+            if seats > v.vtype.seats or wc > v.vtype.wheelchair_spaces:
+                out.append(f"{v.vehicle_id}: over capacity after {s.kind} of {s.ride_id}")
+            if s.kind is StopKind.PICKUP:
+                picked[s.ride_id] = b
+            elif s.ride_id not in picked:
+                out.append(f"{v.vehicle_id}: drop-off of {s.ride_id} before its pick-up")
+            elif b - picked[s.ride_id] > s.max_ride_s + TOL:
+                out.append(f"{v.vehicle_id}: ride of {s.ride_id} over its limit")
+    for ride in d.rides():
+        want = {
+            RideStatus.ASSIGNED: {"pickup": 1, "dropoff": 1},
+            RideStatus.ONBOARD: {"pickup": 0, "dropoff": 1},
+        }.get(ride.status, {"pickup": 0, "dropoff": 0})
+        for kind, n in want.items():
+            if seen[(ride.ride_id, kind)] != n:
+                out.append(
+                    f"ride {ride.ride_id} ({ride.status}): {seen[(ride.ride_id, kind)]} {kind} stops"
+                )
+        if ride.status is RideStatus.ONBOARD:
+            holders = [v.vehicle_id for v in d.vehicles() if ride.ride_id in v.onboard]
+            if holders != [ride.vehicle_id]:
+                out.append(f"ride {ride.ride_id} onboard {holders}, assigned to {ride.vehicle_id}")
+    return out
+
+
+def served_violations(d: Dispatcher) -> list[str]:
+    """Violations in what actually happened: pick-ups in their window, arrivals and ride times."""
+    out: list[str] = []
+    for r in d.rides():
+        if r.picked_up_at is not None and not (
+            r.pickup_window[0] - TOL <= r.picked_up_at <= r.pickup_window[1] + TOL
+        ):
+            out.append(f"ride {r.ride_id} picked up at {r.picked_up_at:.0f} outside its window")
+        if r.dropped_off_at is not None and r.picked_up_at is not None:
+            if r.dropped_off_at > r.latest_arrival + TOL:
+                out.append(f"ride {r.ride_id} arrived late")
+            if r.dropped_off_at - r.picked_up_at > r.max_ride_s + TOL:
+                out.append(f"ride {r.ride_id} rode too long")
+    return out

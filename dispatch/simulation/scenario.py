@@ -1,0 +1,59 @@
+"""Ready-made simulation set-ups: a zone, a fleet spread over it, a dispatcher."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dispatch.dispatcher import Dispatcher
+from dispatch.request import ServiceRules
+from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
+from dispatch.vehicle import VAN, Vehicle, VehicleType
+from dispatch.zone import ServiceZone
+
+#: A drawn operator zone over central Muroran (the Japanese demo city), GeoJSON order.
+MURORAN_ZONE = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [140.955, 42.305],
+            [141.005, 42.305],
+            [141.005, 42.345],
+            [140.955, 42.345],
+            [140.955, 42.305],
+        ]
+    ],
+}
+
+
+def build_dispatcher(
+    zones: list[ServiceZone],
+    vehicles_per_zone: int,
+    shift: tuple[float, float],
+    seed: int,
+    vtype: VehicleType = VAN,
+    travel: TravelTimes | None = None,
+    rules: ServiceRules | None = None,
+) -> Dispatcher:
+    """A dispatcher with ``vehicles_per_zone`` vehicles at random depots in every zone."""
+    rng = np.random.default_rng(seed)
+    d = Dispatcher(
+        travel or StraightLineTravelTimes(1.3), rules or ServiceRules(), clock=lambda: shift[0]
+    )
+    for z in zones:
+        d.add_zone(z)
+        depots = z.random_points(rng, vehicles_per_zone)
+        for k in range(vehicles_per_zone):
+            p = (float(depots[k, 0]), float(depots[k, 1]))
+            d.add_vehicle(
+                Vehicle(
+                    f"{z.zone_id}-v{k}",
+                    vtype,
+                    p,
+                    shift[0],
+                    shift[1],
+                    p,
+                    shift[0],
+                    zone_id=z.zone_id,
+                )
+            )
+    return d

@@ -1,0 +1,73 @@
+"""Simulator: invariants at every step on a short seeded run; same seed, same KPIs; CSV demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dispatch.simulation.demand import (
+    DemandModel,
+    generate_requests,
+    read_requests_csv,
+    write_requests_csv,
+)
+from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
+from dispatch.simulation.simulator import Simulator, lost_or_duplicated
+from dispatch.zone import ServiceZone
+
+START = 8 * 3600.0
+END = 9 * 3600.0
+
+
+def _run(seed: int, rate: float = 90.0) -> tuple[Simulator, object]:
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    reqs = generate_requests(zone, DemandModel(rate_per_hour=rate), START, END, seed)
+    d = build_dispatcher([zone], 4, (START - 600, END + 3 * 3600), seed)
+    sim = Simulator(d, reqs, step_s=30.0, check_invariants=True)
+    return sim, sim.run(START - 600, END)
+
+
+def test_invariants_hold_at_every_step() -> None:
+    sim, res = _run(7)
+    assert res.violations == []  # type: ignore[attr-defined]
+    k = res.kpis  # type: ignore[attr-defined]
+    assert k.requests >= 60 and k.served > 0.3 * k.requests
+    assert lost_or_duplicated(sim.d, sim.requests, len(sim.rejections)) == []
+    assert 0 < k.empty_km_share < 1 and k.vehicle_km > 0
+    assert k.mean_detour >= 0.9
+    assert k.served + sum(k.rejected.values()) == k.requests
+
+
+def test_same_seed_same_kpis() -> None:
+    _, a = _run(11, rate=40)
+    _, b = _run(11, rate=40)
+    assert a.kpis.to_dict() == b.kpis.to_dict()  # type: ignore[attr-defined]
+
+
+def test_csv_round_trip_and_errors(tmp_path: Path) -> None:
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    reqs = generate_requests(zone, DemandModel(rate_per_hour=20), START, END, 3)
+    p = tmp_path / "demand.csv"
+    write_requests_csv(reqs, p)
+    assert read_requests_csv(p) == sorted(
+        [
+            type(r)(
+                **{
+                    **{f: getattr(r, f) for f in r.__dataclass_fields__},
+                    "user_id": f"csv-{r.request_id}",
+                }
+            )
+            for r in reqs
+        ],
+        key=lambda r: (r.requested_at, r.request_id),
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request_id,requested_at\nx,1\n")
+    with pytest.raises(ValueError, match="missing columns"):
+        read_requests_csv(bad)
+    text = p.read_text().splitlines()
+    text[1] = text[1].replace(text[1].split(",")[3], "north", 1)
+    bad.write_text("\n".join(text))
+    with pytest.raises(ValueError, match=":2:"):
+        read_requests_csv(bad)
