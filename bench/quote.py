@@ -1,0 +1,86 @@
+"""Quote latency: the numba insertion over 50 and 200 vehicles holding 4-8 planned stops.
+
+Baseline, measured in the same run: the plain-Python brute-force insertion (the reference the
+tests hold the fast one to). Run ``python -m bench.quote [--json PATH]``; target p95 <= 20 ms
+at 200 vehicles (``p95_ms_200_vehicles``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dispatch.insertion_reference import reference_best_insertion
+from dispatch.plan_arrays import FleetArrays
+from tests.dispatch.fleet_factory import random_fleet, random_ride
+
+NOW = 8 * 3600.0
+
+
+def _measure(n_vehicles: int, n_quotes: int, n_ref: int, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    vehicles, travel = random_fleet(rng, n_vehicles)
+    rides = [random_ride(rng, NOW, travel) for _ in range(n_quotes)]
+    fleet = FleetArrays(travel)
+    fleet.best_insertion(vehicles, rides[0], NOW)  # JIT warm-up (cached on disk after run 1)
+    fast = []
+    found = 0
+    for r in rides:
+        t = time.perf_counter()
+        ins = fleet.best_insertion(vehicles, r, NOW)
+        fast.append(time.perf_counter() - t)
+        found += ins is not None
+    ref = []
+    for r in rides[:n_ref]:
+        t = time.perf_counter()
+        reference_best_insertion(vehicles, r, NOW, travel)
+        ref.append(time.perf_counter() - t)
+    # A cold quote also rebuilds every vehicle's cached arrays (after a burst of plan changes).
+    cold = []
+    for r in rides[:20]:
+        fleet = FleetArrays(travel)
+        t = time.perf_counter()
+        fleet.best_insertion(vehicles, r, NOW)
+        cold.append(time.perf_counter() - t)
+    fast_ms = np.array(fast) * 1e3
+    ref_ms = np.array(ref) * 1e3
+    return {
+        "vehicles": n_vehicles,
+        "stops": int(sum(len(v.plan) for v in vehicles)),
+        "quotes": n_quotes,
+        "feasible_share": found / n_quotes,
+        "p50_ms": float(np.median(fast_ms)),
+        "p95_ms": float(np.percentile(fast_ms, 95)),
+        "cold_p50_ms": float(np.median(cold) * 1e3),
+        "reference_p50_ms": float(np.median(ref_ms)),
+        "speedup_p50": float(np.median(ref_ms) / np.median(fast_ms)),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--quotes", type=int, default=300)
+    args = ap.parse_args()
+    out: dict[str, object] = {}
+    for n in (50, 200):
+        m = _measure(n, args.quotes, n_ref=10 if n == 200 else 20, seed=n)
+        out[f"{n}_vehicles"] = m
+        print(
+            f"{n:4d} vehicles, {m['stops']} stops: p50 {m['p50_ms']:.2f} ms  p95 {m['p95_ms']:.2f} ms"
+            f"  (cold {m['cold_p50_ms']:.2f} ms)  brute-force p50 {m['reference_p50_ms']:.1f} ms"
+            f"  -> x{m['speedup_p50']:.0f}   feasible {m['feasible_share']:.0%}"
+        )
+    out["p95_ms_200_vehicles"] = out["200_vehicles"]["p95_ms"]  # type: ignore[index]
+    out["target_p95_ms"] = 20.0
+    print(f"p95 at 200 vehicles: {out['p95_ms_200_vehicles']:.2f} ms (target <= 20 ms)")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
