@@ -79,7 +79,7 @@ def _solution_from_state(
     )
 
 
-def _rank(problem: Problem, sol: Solution) -> tuple[int, float]:
+def rank(problem: Problem, sol: Solution) -> tuple[int, float]:
     """Hierarchical objective: unserved first, then routing + vehicle cost."""
     return len(sol.unserved), sol.cost + problem.vehicle_fixed_cost * sol.n_vehicles_used
 
@@ -192,7 +192,7 @@ def solve_alns(
     if (
         warm_start is not None
         and warm_ok
-        and (violations or _rank(problem, warm_start) <= _rank(problem, sol))
+        and (violations or rank(problem, warm_start) <= rank(problem, sol))
     ):
         return warm_start
     if violations:

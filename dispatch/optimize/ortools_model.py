@@ -1,0 +1,228 @@
+"""The DARP / PDPTW as an OR-Tools routing model (``ortools.constraint_solver``).
+
+Pickup-and-delivery pairs (same vehicle, precedence), time windows through a time dimension
+whose transits include service times, one capacity dimension per load dimension (starting at
+the onboard load), maximum ride times and route durations as cumul constraints, vehicles with
+their own start nodes / start times / shift ends, onboard deliveries restricted to their
+vehicle, and a large-penalty disjunction per node so that an impossible request is reported
+unserved instead of making the model infeasible. Optional warm start from given routes.
+
+OR-Tools works on integers: times are scaled by ``scale`` and rounded *conservatively*
+(travel/service up, windows inward, limits down), so every plan it returns is feasible in
+the original units.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from dispatch.optimize.alns import explain_unserved, rank
+from dispatch.optimize.kernel_data import kernel_data
+from dispatch.optimize.schedule import schedule_routes
+from dispatch.problem import Problem, Solution, check, solution_cost
+
+_META = {
+    "gls": routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH,
+    "sa": routing_enums_pb2.LocalSearchMetaheuristic.SIMULATED_ANNEALING,
+    "tabu": routing_enums_pb2.LocalSearchMetaheuristic.TABU_SEARCH,
+    "greedy": routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT,
+}
+
+
+def solve_ortools(
+    problem: Problem,
+    time_limit_s: float = 10.0,
+    warm_start: Solution | None = None,
+    metaheuristic: str = "gls",
+    scale: int = 1000,
+    first_solution: str = "LOCAL_CHEAPEST_INSERTION",
+) -> Solution:
+    """Solve with OR-Tools routing; returns the warm start if nothing better is found in time.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``metaheuristic`` (one of ``gls``, ``sa``, ``tabu``, ``greedy``).
+    """
+    if metaheuristic not in _META:
+        raise ValueError(f"unknown metaheuristic {metaheuristic!r}; use one of {sorted(_META)}")
+    t0 = time.perf_counter()
+    p = problem
+    P = kernel_data(p)
+    late_eff = P[2][:, 1]
+    onboard_pick = set(int(p.pickup[r]) for r in np.flatnonzero(p.onboard_vehicle >= 0))
+    model_nodes = [v for v in range(p.n_nodes) if v not in onboard_pick]
+    to_model = {v: i for i, v in enumerate(model_nodes)}
+    n_veh = p.n_vehicles
+    manager = pywrapcp.RoutingIndexManager(
+        len(model_nodes),
+        n_veh,
+        [to_model[int(v)] for v in p.start_node],
+        [to_model[int(v)] for v in p.end_node],
+    )
+    routing = pywrapcp.RoutingModel(manager)
+    solver = routing.solver()
+    nodes_arr = np.array(model_nodes, dtype=np.int64)
+    # Integer matrices (index by model node); transit time includes the service at the origin.
+    t_int = np.ceil(
+        (p.travel[np.ix_(nodes_arr, nodes_arr)] + p.service[nodes_arr][:, None]) * scale - 1e-9
+    ).astype(np.int64)
+    c_int = np.rint(p.cost[np.ix_(nodes_arr, nodes_arr)] * scale).astype(np.int64)
+    t_list = t_int.tolist()
+    c_list = c_int.tolist()
+
+    def time_cb(i: int, j: int) -> int:
+        return int(t_list[manager.IndexToNode(i)][manager.IndexToNode(j)])
+
+    def cost_cb(i: int, j: int) -> int:
+        return int(c_list[manager.IndexToNode(i)][manager.IndexToNode(j)])
+
+    time_idx = routing.RegisterTransitCallback(time_cb)
+    cost_idx = routing.RegisterTransitCallback(cost_cb)
+    routing.SetArcCostEvaluatorOfAllVehicles(cost_idx)
+    if p.vehicle_fixed_cost > 0:
+        routing.SetFixedCostOfAllVehicles(round(p.vehicle_fixed_cost * scale))
+    finite_late = late_eff[np.isfinite(late_eff)]
+    horizon_f = max(
+        float(finite_late.max(initial=0.0)),
+        float(p.start_time.max(initial=0.0)) + float(t_int.max(initial=0)) / scale * 2,
+    )
+    horizon = math.ceil(horizon_f * scale) + 1
+    if not np.isfinite(late_eff).all():
+        horizon = max(horizon, int(t_int.sum(axis=1).max(initial=0)) + horizon)
+    routing.AddDimension(time_idx, horizon, horizon, False, "time")
+    tdim = routing.GetDimensionOrDie("time")
+
+    def lo(x: float) -> int:
+        return max(0, math.ceil(x * scale - 1e-9))
+
+    def hi(x: float) -> int:
+        return horizon if not np.isfinite(x) else min(horizon, math.floor(x * scale + 1e-9))
+
+    node_req = p.node_request()
+    for v in model_nodes:
+        if node_req[v] < 0:
+            continue
+        idx = manager.NodeToIndex(to_model[v])
+        tdim.CumulVar(idx).SetRange(lo(p.early[v]), hi(late_eff[v]))
+    for k in range(n_veh):
+        s_idx, e_idx = routing.Start(k), routing.End(k)
+        sn, en = int(p.start_node[k]), int(p.end_node[k])
+        tdim.CumulVar(s_idx).SetRange(lo(max(p.early[sn], p.start_time[k])), hi(p.late[sn]))
+        tdim.CumulVar(e_idx).SetRange(lo(p.early[en]), hi(min(p.late[en], p.shift_end[k])))
+        if np.isfinite(p.max_duration[k]):
+            solver.Add(tdim.CumulVar(e_idx) - tdim.CumulVar(s_idx) <= hi(p.max_duration[k]))
+        routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(s_idx))
+        routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(e_idx))
+    init = p.initial_load()
+    for h in range(p.n_dims):
+        col = [int(p.load[v, h]) for v in model_nodes]
+
+        def load_cb(i: int, col: list[int] = col) -> int:
+            return col[manager.IndexToNode(i)]
+
+        cap_idx = routing.RegisterUnaryTransitCallback(load_cb)
+        routing.AddDimensionWithVehicleCapacity(
+            cap_idx, 0, [int(c) for c in p.capacity[:, h]], False, f"load{h}"
+        )
+        ldim = routing.GetDimensionOrDie(f"load{h}")
+        for k in range(n_veh):
+            ldim.CumulVar(routing.Start(k)).SetValue(int(init[k, h]))
+    penalty = int(1000 * (int(c_int.max(initial=1)) * 2 * max(1, p.n_requests) + 1))
+    penalty += int(p.vehicle_fixed_cost * scale) * 10
+    for r in range(p.n_requests):
+        d_idx = manager.NodeToIndex(to_model[int(p.delivery[r])])
+        ob = int(p.onboard_vehicle[r])
+        if ob >= 0:
+            routing.SetAllowedVehiclesForIndex([ob], d_idx)
+            routing.AddDisjunction([d_idx], penalty)
+            continue
+        p_idx = manager.NodeToIndex(to_model[int(p.pickup[r])])
+        routing.AddPickupAndDelivery(p_idx, d_idx)
+        solver.Add(routing.VehicleVar(p_idx) == routing.VehicleVar(d_idx))
+        solver.Add(tdim.CumulVar(p_idx) <= tdim.CumulVar(d_idx))
+        if np.isfinite(p.max_ride[r]):
+            s_p = math.ceil(p.service[p.pickup[r]] * scale - 1e-9)
+            # One unit of slack absorbs the upward rounding of the service time.
+            solver.Add(tdim.CumulVar(d_idx) - tdim.CumulVar(p_idx) - s_p <= hi(p.max_ride[r]) - 1)
+        if p.fixed_vehicle[r] >= 0:
+            routing.SetAllowedVehiclesForIndex([int(p.fixed_vehicle[r])], p_idx)
+            routing.SetAllowedVehiclesForIndex([int(p.fixed_vehicle[r])], d_idx)
+        routing.AddDisjunction([p_idx], penalty)
+        routing.AddDisjunction([d_idx], penalty)
+
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = getattr(
+        routing_enums_pb2.FirstSolutionStrategy, first_solution
+    )
+    params.local_search_metaheuristic = _META[metaheuristic]
+    remaining = max(0.05, time_limit_s - (time.perf_counter() - t0))
+    params.time_limit.FromMilliseconds(int(remaining * 1000))
+    warm_ok = warm_start is not None and not check(p, warm_start)
+    assignment = None
+    if warm_start is not None:
+        routes_idx = [
+            [manager.NodeToIndex(to_model[int(v)]) for v in route if int(v) in to_model]
+            for route in warm_start.routes
+        ]
+        routing.CloseModelWithParameters(params)
+        initial = routing.ReadAssignmentFromRoutes(routes_idx, True)
+        if initial is not None:
+            assignment = routing.SolveFromAssignmentWithParameters(initial, params)
+    if assignment is None:
+        assignment = routing.SolveWithParameters(params)
+    if assignment is None:
+        if warm_start is not None and warm_ok:
+            return warm_start
+        plan: list[list[int]] = [[] for _ in range(n_veh)]
+        times, _ = schedule_routes(P, plan)
+        unserved = list(range(p.n_requests))
+        return Solution(
+            routes=plan,
+            times=times,
+            unserved=unserved,
+            unserved_reasons={r: "OR-Tools found no plan within the time limit" for r in unserved},
+            solver="ortools",
+        )
+    plan = []
+    cumuls: list[np.ndarray] = []
+    for k in range(n_veh):
+        idx = routing.Start(k)
+        route: list[int] = []
+        cum = [assignment.Min(tdim.CumulVar(idx)) / scale]
+        idx = assignment.Value(routing.NextVar(idx))
+        while not routing.IsEnd(idx):
+            route.append(model_nodes[manager.IndexToNode(idx)])
+            cum.append(assignment.Min(tdim.CumulVar(idx)) / scale)
+            idx = assignment.Value(routing.NextVar(idx))
+        cum.append(assignment.Min(tdim.CumulVar(idx)) / scale)
+        plan.append(route)
+        cumuls.append(np.array(cum))
+    times, ok = schedule_routes(P, plan)
+    # Prefer our schedule (waiting pushed late); keep OR-Tools' own when ours cannot certify.
+    times = [
+        t if good or not plan[k] else cumuls[k]
+        for k, (t, good) in enumerate(zip(times, ok, strict=True))
+    ]
+    served = {node_req[v] for route in plan for v in route}
+    unserved = [r for r in range(p.n_requests) if r not in served]
+    sol = Solution(
+        routes=plan,
+        times=times,
+        unserved=unserved,
+        unserved_reasons={r: explain_unserved(p, P, r) for r in unserved},
+        cost=solution_cost(p, plan),
+        solver=f"ortools-{metaheuristic}",
+        stats={"seconds": time.perf_counter() - t0},
+    )
+    if (
+        warm_start is not None
+        and warm_ok
+        and (check(p, sol) or rank(p, warm_start) <= rank(p, sol))
+    ):
+        return warm_start
+    return sol
