@@ -1,0 +1,325 @@
+"""Numba kernels of the RAPTOR family (Delling, Pajor & Werneck, 2012).
+
+One forward kernel serves earliest-arrival, one-to-one (with target pruning), range
+(rRAPTOR: state kept between runs of decreasing departure time) and — on the time-mirrored
+network — latest-departure searches. Labels are stored per round so that journeys can be read
+back without keeping the search graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+INF32 = 2**31 - 1
+BIG = 2**30  # "no time": far from INF32 so adding seconds never overflows
+
+# Sources of a boarding-ready label.
+NONE = 0
+ACCESS = 1
+RIDE = 2  # stayed at the stop after a ride
+WALK = 3
+COPY = 4  # same label as the previous round
+
+
+@njit(cache=True)
+def find_trip(
+    t_lo: int,
+    t_hi: int,
+    pos: int,
+    thr: int,
+    trip_st_ptr: np.ndarray,
+    st_dep: np.ndarray,
+    st_board: np.ndarray,
+    active: np.ndarray,
+    fifo: bool,
+) -> tuple[int, int]:
+    """The earliest active trip of a pattern boardable at ``pos`` at or after ``thr``.
+
+    Returns ``(trip, departure)`` or ``(-1, BIG)``. With FIFO times (the schedule) a binary
+    search finds the first candidate; realtime times may overtake, so they are scanned fully.
+    """
+    if fifo:
+        lo = t_lo
+        hi = t_hi
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if st_dep[trip_st_ptr[mid] + pos] < thr:
+                lo = mid + 1
+            else:
+                hi = mid
+        for t in range(lo, t_hi):
+            st = trip_st_ptr[t] + pos
+            if active[t] and st_board[st]:
+                return t, st_dep[st]
+        return -1, BIG
+    best_t = -1
+    best_d = BIG
+    for t in range(t_lo, t_hi):
+        st = trip_st_ptr[t] + pos
+        d = st_dep[st]
+        if d >= thr and d < best_d and active[t] and st_board[st]:
+            best_t = t
+            best_d = d
+    return best_t, best_d
+
+
+@njit(cache=True)
+def raptor(
+    # network
+    pattern_stop_ptr: np.ndarray,
+    pattern_stops: np.ndarray,
+    pattern_trip_ptr: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,  # [O, N]
+    st_dep: np.ndarray,  # [O, N]
+    st_board: np.ndarray,
+    st_alight: np.ndarray,
+    stop_pattern_ptr: np.ndarray,
+    stop_patterns: np.ndarray,
+    stop_pattern_pos: np.ndarray,
+    transfer_ptr: np.ndarray,
+    transfer_to: np.ndarray,
+    transfer_s: np.ndarray,
+    # query
+    active: np.ndarray,  # [O, T] bool
+    offsets: np.ndarray,  # [O] int32 day shift of each trip copy
+    change_s: np.ndarray,  # [S] time to change vehicles when staying at a stop
+    slack: int,  # time to board after a walk from another stop
+    max_transfer_s: int,
+    fifo: bool,
+    departure: int,
+    access_s: np.ndarray,  # [S] access seconds, -1 where not an access stop
+    egress_s: np.ndarray,  # [S] egress seconds, -1 where not an egress stop
+    # state [K+1, S], kept between rRAPTOR runs
+    rtau: np.ndarray,  # arrival by a ride
+    r_trip: np.ndarray,
+    r_board: np.ndarray,
+    r_alight: np.ndarray,
+    r_off: np.ndarray,
+    r_copy: np.ndarray,
+    wtau: np.ndarray,  # arrival on foot (access stop's footpath or after a ride)
+    w_from: np.ndarray,
+    w_copy: np.ndarray,
+    ready: np.ndarray,  # earliest boarding
+    ready_src: np.ndarray,  # ACCESS, RIDE (stay), WALK, COPY
+    target_bound: np.ndarray,  # [K+1]
+) -> int:
+    """Run RAPTOR rounds from ``departure``; returns the last round that found something.
+
+    Round ``k`` holds labels with at most ``k`` rides: each round starts from a copy of the
+    previous one (which keeps rRAPTOR's reuse of state between runs correct). Three labels
+    per stop: arrival by a ride (for footpaths and targets), arrival on foot (targets) and the
+    boarding-ready time (the ride arrival plus the stop's change time, or the walk arrival
+    plus ``slack``). A footpath follows only a ride (or the access), as in RAPTOR; arrivals
+    that cannot beat the best target arrival are pruned.
+    """
+    n_rounds = rtau.shape[0]
+    n_stops = rtau.shape[1]
+    n_pat = pattern_trip_ptr.shape[0] - 1
+    n_off = offsets.shape[0]
+
+    marked = np.zeros(n_stops, dtype=np.bool_)
+    mark_list = np.empty(n_stops, dtype=np.int32)
+    n_mark = 0
+    in_ride = np.zeros(n_stops, dtype=np.bool_)
+    ride_list = np.empty(n_stops, dtype=np.int32)
+    first_pos = np.full(n_pat, BIG, dtype=np.int32)
+    pat_queue = np.empty(n_pat, dtype=np.int32)
+
+    # --- round 0: access, then one footpath from each access stop ------------------------------
+    for s in range(n_stops):
+        if access_s[s] < 0:
+            continue
+        c = departure + access_s[s]
+        if c < ready[0, s]:
+            ready[0, s] = c
+            ready_src[0, s] = ACCESS
+            if not marked[s]:
+                marked[s] = True
+                mark_list[n_mark] = s
+                n_mark += 1
+        if egress_s[s] >= 0 and c + egress_s[s] < target_bound[0]:
+            target_bound[0] = c + egress_s[s]
+    for s in range(n_stops):
+        if access_s[s] < 0:
+            continue
+        a = departure + access_s[s]
+        for e in range(transfer_ptr[s], transfer_ptr[s + 1]):
+            d = transfer_s[e]
+            if d > max_transfer_s:
+                continue
+            t = transfer_to[e]
+            c = a + d
+            if c < wtau[0, t] and c < target_bound[0]:
+                wtau[0, t] = c
+                w_from[0, t] = s
+                w_copy[0, t] = False
+                if egress_s[t] >= 0 and c + egress_s[t] < target_bound[0]:
+                    target_bound[0] = c + egress_s[t]
+                if c < ready[0, t]:
+                    ready[0, t] = c  # no vehicle change before the first ride
+                    ready_src[0, t] = WALK
+                    if not marked[t]:
+                        marked[t] = True
+                        mark_list[n_mark] = t
+                        n_mark += 1
+
+    rounds_done = 0
+    for k in range(1, n_rounds):
+        # Round k starts from round k-1: "at most k rides".
+        for s in range(n_stops):
+            if rtau[k - 1, s] < rtau[k, s]:
+                rtau[k, s] = rtau[k - 1, s]
+                r_copy[k, s] = True
+            if wtau[k - 1, s] < wtau[k, s]:
+                wtau[k, s] = wtau[k - 1, s]
+                w_copy[k, s] = True
+            if ready[k - 1, s] < ready[k, s]:
+                ready[k, s] = ready[k - 1, s]
+                ready_src[k, s] = COPY
+        if target_bound[k - 1] < target_bound[k]:
+            target_bound[k] = target_bound[k - 1]
+        if n_mark == 0:
+            continue
+        rounds_done = k
+
+        # Queue the patterns through marked stops, from their earliest marked position.
+        n_q = 0
+        for i in range(n_mark):
+            s = mark_list[i]
+            marked[s] = False
+            for e in range(stop_pattern_ptr[s], stop_pattern_ptr[s + 1]):
+                p = stop_patterns[e]
+                pos = stop_pattern_pos[e]
+                if first_pos[p] == BIG:
+                    pat_queue[n_q] = p
+                    n_q += 1
+                if pos < first_pos[p]:
+                    first_pos[p] = pos
+        n_mark = 0
+
+        # --- scan patterns ------------------------------------------------------------------
+        n_ride = 0
+        bound = target_bound[k]
+        for q in range(n_q):
+            p = pat_queue[q]
+            start = first_pos[p]
+            first_pos[p] = BIG
+            p0 = pattern_stop_ptr[p]
+            n_pos = pattern_stop_ptr[p + 1] - p0
+            t_lo = pattern_trip_ptr[p]
+            t_hi = pattern_trip_ptr[p + 1]
+            cur = -1
+            cur_o = 0
+            cur_off = 0
+            cur_board = -1
+            for i in range(start, n_pos):
+                s = pattern_stops[p0 + i]
+                if cur >= 0:
+                    st = trip_st_ptr[cur] + i
+                    if st_alight[st]:
+                        a = st_arr[cur_o, st] + cur_off
+                        if a < rtau[k, s] and a < bound:
+                            rtau[k, s] = a
+                            r_trip[k, s] = cur
+                            r_board[k, s] = cur_board
+                            r_alight[k, s] = i
+                            r_off[k, s] = cur_o
+                            r_copy[k, s] = False
+                            if not in_ride[s]:
+                                in_ride[s] = True
+                                ride_list[n_ride] = s
+                                n_ride += 1
+                            if egress_s[s] >= 0 and a + egress_s[s] < bound:
+                                bound = a + egress_s[s]
+                            r = a + change_s[s]
+                            if r < ready[k, s]:
+                                ready[k, s] = r
+                                ready_src[k, s] = RIDE
+                                if not marked[s]:
+                                    marked[s] = True
+                                    mark_list[n_mark] = s
+                                    n_mark += 1
+                r = ready[k - 1, s]
+                if r >= BIG:
+                    continue
+                if cur >= 0 and r > st_dep[cur_o, trip_st_ptr[cur] + i] + cur_off:
+                    continue
+                for o in range(n_off):
+                    off = offsets[o]
+                    t, d = find_trip(
+                        t_lo, t_hi, i, r - off, trip_st_ptr, st_dep[o], st_board, active[o], fifo
+                    )
+                    if t < 0:
+                        continue
+                    if cur < 0 or d + off < st_dep[cur_o, trip_st_ptr[cur] + i] + cur_off:
+                        cur = t
+                        cur_o = o
+                        cur_off = off
+                        cur_board = i
+
+        # --- one footpath after the rides ---------------------------------------------------
+        for i in range(n_ride):
+            s = ride_list[i]
+            in_ride[s] = False
+            a = rtau[k, s]
+            for e in range(transfer_ptr[s], transfer_ptr[s + 1]):
+                d = transfer_s[e]
+                if d > max_transfer_s:
+                    continue
+                t = transfer_to[e]
+                c = a + d
+                if c < wtau[k, t] and c < bound:
+                    wtau[k, t] = c
+                    w_from[k, t] = s
+                    w_copy[k, t] = False
+                    if egress_s[t] >= 0 and c + egress_s[t] < bound:
+                        bound = c + egress_s[t]
+                    if c + slack < ready[k, t]:
+                        ready[k, t] = c + slack
+                        ready_src[k, t] = WALK
+                        if not marked[t]:
+                            marked[t] = True
+                            mark_list[n_mark] = t
+                            n_mark += 1
+        target_bound[k] = bound
+    for i in range(n_mark):
+        marked[mark_list[i]] = False
+    return rounds_done
+
+
+@njit(cache=True)
+def departures_in_window(
+    pattern_trip_ptr: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_dep: np.ndarray,  # [O, N]
+    st_board: np.ndarray,
+    stop_pattern_ptr: np.ndarray,
+    stop_patterns: np.ndarray,
+    stop_pattern_pos: np.ndarray,
+    active: np.ndarray,
+    offsets: np.ndarray,
+    access_s: np.ndarray,  # [S], -1 where not an access stop
+    t0: int,
+    t1: int,
+) -> np.ndarray:
+    """Every origin departure time in ``[t0, t1]`` that catches a trip at an access stop."""
+    out = []
+    for s in range(access_s.shape[0]):
+        if access_s[s] < 0:
+            continue
+        for e in range(stop_pattern_ptr[s], stop_pattern_ptr[s + 1]):
+            p = stop_patterns[e]
+            pos = stop_pattern_pos[e]
+            for o in range(offsets.shape[0]):
+                act = active[o]
+                off = offsets[o]
+                dep_o = st_dep[o]
+                for t in range(pattern_trip_ptr[p], pattern_trip_ptr[p + 1]):
+                    st = trip_st_ptr[t] + pos
+                    dep = dep_o[st] + off - access_s[s]
+                    if t0 <= dep <= t1 and act[t] and st_board[st]:
+                        out.append(dep)
+    res = np.array(out, dtype=np.int64) if len(out) > 0 else np.zeros(0, dtype=np.int64)
+    return res

@@ -1,0 +1,173 @@
+"""The router's narrow view of a timetable: plain arrays, nothing else.
+
+The core never sees a GTFS object or a ``CompiledTimetable``; ``routing.transit`` builds a
+:class:`RaptorNetwork` from one. The same structure, with times negated and every pattern read
+backwards, is the *reversed* network on which a forward search computes latest departures
+(arrive-by queries), so that one kernel serves both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int32]
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+INF = np.int32(2**31 - 1)
+"""Unreached time. Seconds only ever lie within a few days of 0, far from overflowing."""
+
+
+@dataclass(frozen=True, eq=False)
+class RaptorNetwork:
+    """Patterns, trips, stop times, stop→patterns and footpaths as flat CSR arrays.
+
+    Attributes
+    ----------
+    n_stops
+        Number of stops ``S``.
+    pattern_stop_ptr, pattern_stops
+        CSR [P+1] / [.] : the stop sequence of each pattern.
+    pattern_trip_ptr
+        [P+1]: trips of pattern ``p`` are ``pattern_trip_ptr[p]..[p+1]``, in FIFO order.
+    trip_st_ptr
+        [T+1]: stop times of trip ``t`` are ``trip_st_ptr[t]..[t+1]``, one per pattern stop.
+    st_arr, st_dep
+        [N] scheduled arrival/departure, seconds of the service day.
+    st_board, st_alight
+        [N] whether boarding / alighting is allowed (pickup_type/drop_off_type != 1).
+    stop_pattern_ptr, stop_patterns, stop_pattern_pos
+        CSR [S+1]: the patterns serving each stop and the stop's position within each.
+    transfer_ptr, transfer_to, transfer_s
+        CSR [S+1]: footpaths between distinct stops, seconds.
+    stop_change_s
+        [S] minimum time to change vehicles at a stop (transfers.txt ``from == to``).
+    trip_order
+        [T] the index of each trip of this network in the network it was built from (identity
+        for a forward network, the mirrored position for a reversed one).
+    st_order
+        [N] likewise for stop times, so labels map back to the forward stop times.
+    reversed
+        True for the time-mirrored network used by arrive-by searches.
+    """
+
+    n_stops: int
+    pattern_stop_ptr: IntArray
+    pattern_stops: IntArray
+    pattern_trip_ptr: IntArray
+    trip_st_ptr: Int64Array
+    st_arr: IntArray
+    st_dep: IntArray
+    st_board: BoolArray
+    st_alight: BoolArray
+    stop_pattern_ptr: IntArray
+    stop_patterns: IntArray
+    stop_pattern_pos: IntArray
+    transfer_ptr: IntArray
+    transfer_to: IntArray
+    transfer_s: IntArray
+    stop_change_s: IntArray
+    trip_order: IntArray
+    st_order: Int64Array
+    reversed: bool = False
+
+    @property
+    def n_patterns(self) -> int:
+        return int(self.pattern_trip_ptr.shape[0] - 1)
+
+    @property
+    def n_trips(self) -> int:
+        return int(self.trip_st_ptr.shape[0] - 1)
+
+    @property
+    def n_stop_times(self) -> int:
+        return int(self.st_arr.shape[0])
+
+    def mirror_times(
+        self, arr: IntArray, dep: IntArray
+    ) -> tuple[IntArray, IntArray]:
+        """Map forward stop-time arrays (e.g. realtime) into this network's time frame."""
+        if not self.reversed:
+            return arr, dep
+        return (-dep[..., self.st_order]).astype(np.int32), (
+            -arr[..., self.st_order]
+        ).astype(np.int32)
+
+    def mirror_stop_times(self, values: BoolArray) -> BoolArray:
+        """Reorder a forward per-stop-time array into this network's stop-time order."""
+        return values[self.st_order] if self.reversed else values
+
+    def mirror_trips(self, values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        """Reorder a forward per-trip array (last axis) into this network's trip order."""
+        return values[..., self.trip_order] if self.reversed else values
+
+    def reverse(self) -> RaptorNetwork:
+        """The time-mirrored network: a forward search on it is a backward search here.
+
+        Every pattern is read backwards, times are negated (so departures become arrivals),
+        boarding and alighting swap, trips of each pattern are reversed (which keeps them in
+        FIFO order on negated times) and footpaths are transposed.
+        """
+        if self.reversed:
+            raise ValueError("network is already reversed")
+        p_ptr = self.pattern_stop_ptr.astype(np.int64)
+        n_p = self.n_patterns
+        lengths = np.diff(p_ptr)
+        # Stops of each pattern, reversed: index i of pattern p maps to end-1-(i-start).
+        pat_of_item = np.repeat(np.arange(n_p), lengths)
+        item = np.arange(p_ptr[-1], dtype=np.int64)
+        src_item = p_ptr[pat_of_item] + p_ptr[pat_of_item + 1] - 1 - item
+        pattern_stops = self.pattern_stops[src_item].astype(np.int32)
+
+        # Trips: pattern p's trips reversed within the pattern's block.
+        t_ptr = self.pattern_trip_ptr.astype(np.int64)
+        n_t = self.n_trips
+        pat_of_trip = np.repeat(np.arange(n_p), np.diff(t_ptr))
+        new_t = np.arange(n_t, dtype=np.int64)
+        trip_order = (t_ptr[pat_of_trip] + t_ptr[pat_of_trip + 1] - 1 - new_t).astype(np.int32)
+        st_len = np.diff(self.trip_st_ptr)[trip_order]
+        trip_st_ptr = np.zeros(n_t + 1, dtype=np.int64)
+        np.cumsum(st_len, out=trip_st_ptr[1:])
+        # Stop times: trip new_t's j-th item is old trip's (len-1-j)-th item.
+        trip_of_st = np.repeat(np.arange(n_t), st_len)
+        j = np.arange(trip_st_ptr[-1], dtype=np.int64) - trip_st_ptr[trip_of_st]
+        old_t = trip_order[trip_of_st]
+        st_order = self.trip_st_ptr[old_t] + st_len[trip_of_st] - 1 - j
+
+        # stop -> patterns: same pairs, positions mirrored.
+        sp_pat = self.stop_patterns
+        sp_pos = (lengths[sp_pat] - 1 - self.stop_pattern_pos).astype(np.int32)
+
+        # Footpaths transposed (CSR by destination).
+        src = np.repeat(np.arange(self.n_stops, dtype=np.int32), np.diff(self.transfer_ptr))
+        order = np.argsort(self.transfer_to, kind="stable")
+        transfer_to = src[order].astype(np.int32)
+        transfer_s = self.transfer_s[order].astype(np.int32)
+        counts = np.bincount(self.transfer_to, minlength=self.n_stops)
+        transfer_ptr = np.zeros(self.n_stops + 1, dtype=np.int32)
+        np.cumsum(counts, out=transfer_ptr[1:])
+
+        return RaptorNetwork(
+            n_stops=self.n_stops,
+            pattern_stop_ptr=self.pattern_stop_ptr,
+            pattern_stops=pattern_stops,
+            pattern_trip_ptr=self.pattern_trip_ptr,
+            trip_st_ptr=trip_st_ptr,
+            st_arr=(-self.st_dep[st_order]).astype(np.int32),
+            st_dep=(-self.st_arr[st_order]).astype(np.int32),
+            st_board=self.st_alight[st_order],
+            st_alight=self.st_board[st_order],
+            stop_pattern_ptr=self.stop_pattern_ptr,
+            stop_patterns=self.stop_patterns,
+            stop_pattern_pos=sp_pos,
+            transfer_ptr=transfer_ptr,
+            transfer_to=transfer_to,
+            transfer_s=transfer_s,
+            stop_change_s=self.stop_change_s,
+            trip_order=trip_order,
+            st_order=st_order.astype(np.int64),
+            reversed=True,
+        )

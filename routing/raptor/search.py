@@ -1,0 +1,517 @@
+"""RAPTOR searches: earliest arrival, latest departure (arrive-by) and range (rRAPTOR).
+
+All take a :class:`RaptorNetwork` and a :class:`QueryArrays` (the per-query view: which trip
+copies run, realtime times, boarding restrictions), both in the same time frame. Arrive-by
+searches run the forward kernel on the mirrored network (``network.reverse()``), with a
+``QueryArrays`` mirrored by :meth:`QueryArrays.mirrored`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from routing.raptor import kernels
+from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
+from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
+
+BIG = kernels.BIG
+
+
+@dataclass(frozen=True, eq=False)
+class QueryArrays:
+    """What one query may use, in a network's frame.
+
+    Attributes
+    ----------
+    active
+        [O, T] bool: trip ``t`` runs as copy ``o`` (a service day), e.g. the query day and the
+        day before (whose trips past 24:00 reach into the query day).
+    offsets
+        [O] int32 seconds added to copy ``o``'s times (``-86400`` for the day before).
+    st_arr, st_dep
+        [O, N] times of each copy (scheduled or realtime; a broadcast view when all copies
+        share the schedule).
+    st_board, st_alight
+        [N] whether boarding / alighting is allowed for this query.
+    change_s
+        [S] time needed between arriving at a stop by a ride and boarding there.
+    slack
+        Time needed between arriving on foot and boarding.
+    max_transfer_s
+        Longest footpath allowed, seconds.
+    fifo
+        Trips of a pattern never overtake in ``st_*`` (binary search allowed).
+    max_rides
+        Most vehicles in one journey (max transfers + 1).
+    """
+
+    active: npt.NDArray[np.bool_]
+    offsets: IntArray
+    st_arr: IntArray
+    st_dep: IntArray
+    st_board: BoolArray
+    st_alight: BoolArray
+    change_s: IntArray
+    slack: int
+    max_transfer_s: int
+    fifo: bool
+    max_rides: int
+
+    def mirrored(self, network: RaptorNetwork) -> QueryArrays:
+        """This query in the frame of ``network`` (a reversed network), from forward arrays."""
+        arr, dep = network.mirror_times(self.st_arr, self.st_dep)
+        return QueryArrays(
+            active=np.ascontiguousarray(network.mirror_trips(self.active)),
+            offsets=(-self.offsets).astype(np.int32),
+            st_arr=arr,
+            st_dep=dep,
+            st_board=network.mirror_stop_times(self.st_alight),
+            st_alight=network.mirror_stop_times(self.st_board),
+            change_s=self.change_s,
+            slack=self.slack,
+            max_transfer_s=self.max_transfer_s,
+            fifo=self.fifo,
+            max_rides=self.max_rides,
+        )
+
+
+class SearchState:
+    """Labels of one search (per round × stop); reusable across rRAPTOR runs."""
+
+    def __init__(self, n_rounds: int, n_stops: int) -> None:
+        shape = (n_rounds, n_stops)
+        self.rtau = np.full(shape, BIG, dtype=np.int32)
+        self.r_trip = np.zeros(shape, dtype=np.int32)
+        self.r_board = np.zeros(shape, dtype=np.int32)
+        self.r_alight = np.zeros(shape, dtype=np.int32)
+        self.r_off = np.zeros(shape, dtype=np.int8)
+        self.r_copy = np.zeros(shape, dtype=np.bool_)
+        self.wtau = np.full(shape, BIG, dtype=np.int32)
+        self.w_from = np.zeros(shape, dtype=np.int32)
+        self.w_copy = np.zeros(shape, dtype=np.bool_)
+        self.ready = np.full(shape, BIG, dtype=np.int32)
+        self.ready_src = np.zeros(shape, dtype=np.int8)
+        self.target_bound = np.full(n_rounds, BIG, dtype=np.int32)
+        self.departure = 0
+        self.access_s = np.zeros(n_stops, dtype=np.int32)
+
+    def arrivals(self, k: int = -1) -> IntArray:
+        """[S] earliest arrival at each stop with at most ``k`` rides (all rounds by default);
+        ``BIG`` where unreached."""
+        acc = np.where(self.access_s >= 0, self.departure + self.access_s, BIG)
+        return np.minimum(np.minimum(self.rtau[k], self.wtau[k]), acc).astype(np.int32)
+
+    @property
+    def best(self) -> IntArray:
+        """[S] earliest arrival over all rounds (``BIG`` when unreached)."""
+        return self.arrivals(-1)
+
+
+def _as_targets(
+    n_stops: int, stops: npt.ArrayLike | None, seconds: npt.ArrayLike | None
+) -> IntArray:
+    egress = np.full(n_stops, -1, dtype=np.int32)
+    if stops is not None:
+        s = np.asarray(stops, dtype=np.int64)
+        sec = np.zeros(len(s), dtype=np.int64) if seconds is None else np.asarray(seconds)
+        if len(sec) != len(s):
+            raise ValueError("stops and seconds differ in length")
+        if len(s) and (s.min() < 0 or s.max() >= n_stops):
+            raise ValueError("stop index out of range")
+        if len(sec) and sec.min() < 0:
+            raise ValueError("negative access/egress time")
+        # Several entries for one stop: keep the shortest.
+        order = np.argsort(-sec, kind="stable")
+        egress[s[order]] = sec[order].astype(np.int32)
+    return egress
+
+
+def run(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    departure: int,
+    access: IntArray,
+    egress: IntArray,
+    state: SearchState | None = None,
+) -> SearchState:
+    """One RAPTOR run (the kernel), creating the state unless one is being reused.
+
+    ``access`` / ``egress`` are [S] seconds, -1 where a stop is not an access / egress.
+    """
+    if state is None:
+        state = SearchState(query.max_rides + 1, network.n_stops)
+    state.departure = int(departure)
+    state.access_s = access
+    kernels.raptor(
+        network.pattern_stop_ptr,
+        network.pattern_stops,
+        network.pattern_trip_ptr,
+        network.trip_st_ptr,
+        query.st_arr,
+        query.st_dep,
+        query.st_board,
+        query.st_alight,
+        network.stop_pattern_ptr,
+        network.stop_patterns,
+        network.stop_pattern_pos,
+        network.transfer_ptr,
+        network.transfer_to,
+        network.transfer_s,
+        query.active,
+        query.offsets,
+        query.change_s,
+        int(query.slack),
+        int(query.max_transfer_s),
+        bool(query.fifo),
+        int(departure),
+        access,
+        egress,
+        state.rtau,
+        state.r_trip,
+        state.r_board,
+        state.r_alight,
+        state.r_off,
+        state.r_copy,
+        state.wtau,
+        state.w_from,
+        state.w_copy,
+        state.ready,
+        state.ready_src,
+        state.target_bound,
+    )
+    return state
+
+
+class _Reader:
+    """Reads a journey back from the labels (legs collected last to first)."""
+
+    def __init__(self, network: RaptorNetwork, query: QueryArrays, state: SearchState) -> None:
+        self.net = network
+        self.q = query
+        self.st = state
+        self.legs: list[Leg] = []
+
+    def _walk_s(self, u: int, s: int) -> int:
+        net = self.net
+        lo, hi = int(net.transfer_ptr[u]), int(net.transfer_ptr[u + 1])
+        hits = np.flatnonzero(net.transfer_to[lo:hi] == s)
+        return int(net.transfer_s[lo + hits].min())
+
+    def access(self, s: int) -> None:
+        a = int(self.st.access_s[s])
+        t = self.st.departure + a
+        if a > 0:
+            self.legs.append(WalkLeg(-1, s, t - a, t))
+
+    def ride(self, k: int, s: int) -> None:
+        st = self.st
+        while st.r_copy[k, s]:
+            k -= 1
+        trip = int(st.r_trip[k, s])
+        bpos = int(st.r_board[k, s])
+        apos = int(st.r_alight[k, s])
+        o = int(st.r_off[k, s])
+        off = int(self.q.offsets[o])
+        net = self.net
+        p = int(np.searchsorted(net.pattern_trip_ptr, trip, side="right") - 1)
+        p0 = int(net.pattern_stop_ptr[p])
+        st0 = int(net.trip_st_ptr[trip])
+        bstop = int(net.pattern_stops[p0 + bpos])
+        self.legs.append(
+            RideLeg(
+                trip=trip,
+                board_pos=bpos,
+                alight_pos=apos,
+                board_stop=bstop,
+                alight_stop=s,
+                departure=int(self.q.st_dep[o, st0 + bpos]) + off,
+                arrival=int(self.q.st_arr[o, st0 + apos]) + off,
+                day_offset=off,
+            )
+        )
+        self.ready(k - 1, bstop)
+
+    def walk(self, k: int, s: int) -> None:
+        st = self.st
+        while st.w_copy[k, s]:
+            k -= 1
+        u = int(st.w_from[k, s])
+        d = self._walk_s(u, s)
+        t = int(st.wtau[k, s])
+        self.legs.append(WalkLeg(u, s, t - d, t))
+        if k == 0:
+            self.access(u)
+        else:
+            self.ride(k, u)
+
+    def ready(self, k: int, s: int) -> None:
+        st = self.st
+        while st.ready_src[k, s] == kernels.COPY:
+            k -= 1
+        src = int(st.ready_src[k, s])
+        if src == kernels.ACCESS:
+            self.access(s)
+        elif src == kernels.RIDE:
+            self.ride(k, s)
+        elif src == kernels.WALK:
+            self.walk(k, s)
+        else:
+            raise RuntimeError(f"unlabelled stop {s} in round {k}")
+
+    def arrival(self, k: int, s: int) -> None:
+        st = self.st
+        acc = st.departure + int(st.access_s[s]) if st.access_s[s] >= 0 else BIG
+        r, w = int(st.rtau[k, s]), int(st.wtau[k, s])
+        if acc <= r and acc <= w:
+            self.access(s)
+        elif r <= w:
+            self.ride(k, s)
+        else:
+            self.walk(k, s)
+
+
+def reconstruct(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    state: SearchState,
+    k: int,
+    stop: int,
+    egress_s: int | None,
+) -> Journey:
+    """Read the journey ending at ``stop`` with at most ``k`` rides back from the labels.
+
+    ``egress_s`` adds a final walk to the destination. On a reversed network the legs are
+    mapped back to forward stops, positions and times.
+    """
+    reader = _Reader(network, query, state)
+    if egress_s is not None and egress_s > 0:
+        t = int(state.arrivals(k)[stop])
+        reader.legs.append(WalkLeg(stop, -1, t, t + egress_s))
+    reader.arrival(k, stop)
+    legs = reader.legs
+    legs.reverse()
+    if network.reversed:
+        legs = [_mirror_leg(network, leg) for leg in reversed(legs)]
+    if not legs:
+        t = int(state.departure)
+        if network.reversed:
+            t = -t
+        legs = [WalkLeg(stop, stop, t, t)]
+    return Journey(tuple(_tighten(legs)))
+
+
+def _mirror_leg(network: RaptorNetwork, leg: Leg) -> Leg:
+    if isinstance(leg, WalkLeg):
+        return WalkLeg(leg.to_stop, leg.from_stop, -leg.arrival, -leg.departure)
+    n_pos = int(np.diff(network.trip_st_ptr[leg.trip : leg.trip + 2])[0])
+    return RideLeg(
+        trip=int(network.trip_order[leg.trip]),
+        board_pos=n_pos - 1 - leg.alight_pos,
+        alight_pos=n_pos - 1 - leg.board_pos,
+        board_stop=leg.alight_stop,
+        alight_stop=leg.board_stop,
+        departure=-leg.arrival,
+        arrival=-leg.departure,
+        day_offset=-leg.day_offset,
+    )
+
+
+def _tighten(legs: list[Leg]) -> list[Leg]:
+    """Walk just in time: walks before the first ride end at its departure, walks after the
+    last ride start at its arrival (waiting happens at the origin/destination, not a stop)."""
+    ride_idx = [i for i, leg in enumerate(legs) if isinstance(leg, RideLeg)]
+    if not ride_idx:
+        # Walking only: start at the first leg's departure, chain the rest.
+        out: list[Leg] = []
+        t = legs[0].departure if legs else 0
+        for leg in legs:
+            out.append(WalkLeg(leg.from_stop, leg.to_stop, t, t + leg.seconds))  # type: ignore[union-attr]
+            t += leg.seconds  # type: ignore[union-attr]
+        return out
+    out = list(legs)
+    t = legs[ride_idx[0]].departure
+    for i in range(ride_idx[0] - 1, -1, -1):
+        w = legs[i]
+        assert isinstance(w, WalkLeg)
+        out[i] = WalkLeg(w.from_stop, w.to_stop, t - w.seconds, t)
+        t -= w.seconds
+    t = legs[ride_idx[-1]].arrival
+    for i in range(ride_idx[-1] + 1, len(legs)):
+        w = legs[i]
+        assert isinstance(w, WalkLeg)
+        out[i] = WalkLeg(w.from_stop, w.to_stop, t, t + w.seconds)
+        t += w.seconds
+    return out
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The labels of a finished search and the journeys read from them."""
+
+    state: SearchState
+    journeys: tuple[Journey, ...]
+
+    @property
+    def best(self) -> IntArray:
+        """[S] earliest arrival (or, after ``latest_departure``, minus the latest departure)."""
+        return self.state.best
+
+
+def _pareto_journeys(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    state: SearchState,
+    egress: IntArray,
+    include_egress_leg: bool,
+) -> list[Journey]:
+    """One journey per number of rides that strictly improves the arrival at the target."""
+    targets = np.flatnonzero(egress >= 0)
+    if targets.size == 0:
+        return []
+    n_rounds = state.rtau.shape[0]
+    total = np.stack([state.arrivals(k)[targets] for k in range(n_rounds)]).astype(np.int64)
+    total += egress[targets][None, :]
+    out: list[Journey] = []
+    prev = BIG
+    for k in range(n_rounds):
+        j = int(np.argmin(total[k]))
+        v = int(total[k, j])
+        if v >= BIG or v >= prev:
+            continue
+        prev = v
+        s = int(targets[j])
+        out.append(
+            reconstruct(network, query, state, k, s, int(egress[s]) if include_egress_leg else None)
+        )
+    return out
+
+
+def earliest_arrival(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    departure: int,
+    access_stops: npt.ArrayLike,
+    access_s: npt.ArrayLike,
+    egress_stops: npt.ArrayLike | None = None,
+    egress_s: npt.ArrayLike | None = None,
+) -> SearchResult:
+    """Earliest arrival from ``departure`` via the access stops.
+
+    Without egress stops this is one-to-all (``result.best``); with them, the search prunes
+    against the best arrival at a target and returns the Pareto set of journeys over
+    (arrival, number of transfers).
+    """
+    egress = _as_targets(network.n_stops, egress_stops, egress_s)
+    access = _as_targets(network.n_stops, access_stops, access_s)
+    state = run(network, query, departure, access, egress)
+    journeys = _pareto_journeys(network, query, state, egress, True)
+    return SearchResult(state, tuple(journeys))
+
+
+def latest_departure(
+    reversed_network: RaptorNetwork,
+    reversed_query: QueryArrays,
+    arrival: int,
+    egress_stops: npt.ArrayLike,
+    egress_s: npt.ArrayLike,
+    access_stops: npt.ArrayLike | None = None,
+    access_s: npt.ArrayLike | None = None,
+) -> SearchResult:
+    """Latest departure to arrive by ``arrival`` (arrive-by), on the mirrored network.
+
+    ``egress_*`` are the forward egress stops (where the backward search starts) and
+    ``access_*`` the forward access stops (its targets). ``result.best`` holds ``-departure``
+    per stop; journeys are in forward order and times.
+    """
+    if not reversed_network.reversed:
+        raise ValueError("latest_departure needs network.reverse()")
+    targets = _as_targets(reversed_network.n_stops, access_stops, access_s)
+    starts = _as_targets(reversed_network.n_stops, egress_stops, egress_s)
+    state = run(reversed_network, reversed_query, -arrival, starts, targets)
+    journeys = _pareto_journeys(reversed_network, reversed_query, state, targets, True)
+    return SearchResult(state, tuple(journeys))
+
+
+def range_query(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    t0: int,
+    window_s: int,
+    access_stops: npt.ArrayLike,
+    access_s: npt.ArrayLike,
+    egress_stops: npt.ArrayLike,
+    egress_s: npt.ArrayLike | None = None,
+) -> list[Journey]:
+    """rRAPTOR: the Pareto set of (later departure, earlier arrival, fewer transfers).
+
+    Runs one RAPTOR per distinct departure in ``[t0, t0 + window_s]`` that catches a trip at
+    an access stop, latest first, reusing the labels (Delling et al., 2012, §4).
+    """
+    access = _as_targets(network.n_stops, access_stops, access_s)
+    egress = _as_targets(network.n_stops, egress_stops, egress_s)
+    # Journeys may start on foot: a walk from an access stop reaches more first boardings.
+    start = np.where(access >= 0, access, BIG).astype(np.int64)
+    src = np.repeat(np.arange(network.n_stops), np.diff(network.transfer_ptr))
+    ok = (access[src] >= 0) & (network.transfer_s <= query.max_transfer_s)
+    np.minimum.at(start, network.transfer_to[ok], access[src[ok]] + network.transfer_s[ok])
+    start_s = np.where(start < BIG, start, -1).astype(np.int32)
+    deps = kernels.departures_in_window(
+        network.pattern_trip_ptr,
+        network.trip_st_ptr,
+        query.st_dep,
+        query.st_board,
+        network.stop_pattern_ptr,
+        network.stop_patterns,
+        network.stop_pattern_pos,
+        query.active,
+        query.offsets,
+        start_s,
+        int(t0),
+        int(t0 + window_s),
+    )
+    deps = np.unique(deps)[::-1]
+    state = SearchState(query.max_rides + 1, network.n_stops)
+    found: list[Journey] = []
+    for d in deps:
+        run(network, query, int(d), access, egress, state)
+        found.extend(_pareto_journeys(network, query, state, egress, True))
+    return pareto_filter(found)
+
+
+def pareto_filter(journeys: list[Journey]) -> list[Journey]:
+    """Journeys not dominated on (departure later, arrival earlier, fewer transfers).
+
+    Rides-only duplicates (same trips) keep the one departing latest.
+    """
+    uniq: dict[tuple[object, ...], Journey] = {}
+    for j in journeys:
+        key = (j.key(), j.arrival) if j.rides else ("walk", j.duration)
+        old = uniq.get(key)
+        if old is None or j.departure > old.departure:
+            uniq[key] = j
+    cands = list(uniq.values())
+    out: list[Journey] = []
+    for j in cands:
+        dominated = False
+        for o in cands:
+            if o is j:
+                continue
+            if (
+                o.departure >= j.departure
+                and o.arrival <= j.arrival
+                and o.n_transfers <= j.n_transfers
+                and (
+                    o.departure > j.departure
+                    or o.arrival < j.arrival
+                    or o.n_transfers < j.n_transfers
+                )
+            ):
+                dominated = True
+                break
+        if not dominated:
+            out.append(j)
+    out.sort(key=lambda j: (j.departure, j.arrival, j.n_transfers))
+    return out

@@ -1,0 +1,184 @@
+"""Adapter from :class:`gtfs.compiled.CompiledTimetable` to the RAPTOR core's arrays.
+
+:class:`TransitData` is built once per published timetable; it holds the forward and the
+mirrored :class:`~routing.raptor.network.RaptorNetwork` and turns (service date, options,
+realtime overlay) into the per-query :class:`~routing.raptor.search.QueryArrays`.
+
+Service days: a query on date ``D`` may ride trips of ``D`` (times as they are), of ``D - 1``
+(times − 86 400: the part of yesterday's trips that runs past midnight) and of ``D + 1``
+(times + 86 400: tomorrow morning's trips for late-evening queries).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from gtfs.compiled import CompiledTimetable
+from routing.options import RoutingOptions, route_type_mode
+from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
+from routing.raptor.search import QueryArrays
+
+DAY = 86_400
+DAY_OFFSETS = (-1, 0, 1)
+"""Service days a query may use, relative to its date."""
+
+
+class TransitData:
+    """A compiled timetable prepared for RAPTOR (cheap per-query masks, cached networks)."""
+
+    def __init__(self, tt: CompiledTimetable) -> None:
+        self.tt = tt
+        n_stops = tt.n_stops
+        # Footpaths between distinct stops; transfers.txt "from == to" entries are minimum
+        # change times at that stop.
+        src = np.repeat(np.arange(n_stops, dtype=np.int32), np.diff(tt.transfer_ptr))
+        to = tt.transfer_to.astype(np.int32)
+        sec = tt.transfer_s.astype(np.int32)
+        self_loop = src == to
+        change = np.zeros(n_stops, dtype=np.int32)
+        np.maximum.at(change, src[self_loop], sec[self_loop])
+        keep = ~self_loop
+        counts = np.bincount(src[keep], minlength=n_stops)
+        ptr = np.zeros(n_stops + 1, dtype=np.int32)
+        np.cumsum(counts, out=ptr[1:])
+        self.stop_change_s = change
+        self.forward = RaptorNetwork(
+            n_stops=n_stops,
+            pattern_stop_ptr=tt.pattern_stop_ptr.astype(np.int32),
+            pattern_stops=tt.pattern_stops.astype(np.int32),
+            pattern_trip_ptr=tt.pattern_trip_ptr.astype(np.int32),
+            trip_st_ptr=tt.trip_st_ptr.astype(np.int64),
+            st_arr=tt.st_arrival.astype(np.int32),
+            st_dep=tt.st_departure.astype(np.int32),
+            st_board=tt.st_pickup != 1,
+            st_alight=tt.st_dropoff != 1,
+            stop_pattern_ptr=tt.stop_pattern_ptr.astype(np.int32),
+            stop_patterns=tt.stop_patterns.astype(np.int32),
+            stop_pattern_pos=tt.stop_pattern_pos.astype(np.int32),
+            transfer_ptr=ptr,
+            transfer_to=to[keep],
+            transfer_s=sec[keep],
+            stop_change_s=change,
+            trip_order=np.arange(tt.n_trips, dtype=np.int32),
+            st_order=np.arange(tt.n_stop_times, dtype=np.int64),
+        )
+        self.trip_of_st = np.repeat(
+            np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr)
+        )
+        self.route_modes = np.array([route_type_mode(int(x)) for x in tt.route_types])
+        self._st_stop: IntArray | None = None
+
+    @cached_property
+    def backward(self) -> RaptorNetwork:
+        """The mirrored network for arrive-by searches (built on first use)."""
+        return self.forward.reverse()
+
+    @property
+    def st_stop(self) -> IntArray:
+        """[N] stop index of every stop time."""
+        if self._st_stop is None:
+            tt = self.tt
+            pat = tt.trip_pattern[self.trip_of_st].astype(np.int64)
+            pos = np.arange(tt.n_stop_times, dtype=np.int64) - tt.trip_st_ptr[self.trip_of_st]
+            self._st_stop = tt.pattern_stops[tt.pattern_stop_ptr[pat] + pos].astype(np.int32)
+        return self._st_stop
+
+    # ---------------------------------------------------------------------------------------
+    def covers(self, day: dt.date) -> bool:
+        """Whether ``day`` (or the day before, for trips past midnight) is in the feed."""
+        return self.tt.day_index(day) >= 0 or self.tt.day_index(day - dt.timedelta(days=1)) >= 0
+
+    def trip_filter(self, options: RoutingOptions) -> BoolArray:
+        """[T] trips allowed by the options (mode, wheelchair)."""
+        tt = self.tt
+        ok = np.ones(tt.n_trips, dtype=np.bool_)
+        if options.modes is not None:
+            route_ok = np.isin(self.route_modes, list(options.modes))
+            ok &= route_ok[tt.trip_route]
+        if options.wheelchair:
+            ok &= tt.trip_wheelchair == 1
+        return ok
+
+    def query_arrays(
+        self,
+        day: dt.date,
+        options: RoutingOptions,
+        realtime: Any | None = None,
+        *,
+        reverse: bool = False,
+    ) -> QueryArrays:
+        """The per-query arrays for service date ``day`` in the forward (or mirrored) frame.
+
+        ``realtime`` is a :class:`gtfs.realtime.RealtimeState` (or anything with the same
+        ``service_date``, ``arrival``, ``departure``, ``trip_cancelled`` and ``stop_skipped``
+        arrays): its times replace the schedule for trips of its service date, its cancelled
+        trips do not run and its skipped stops neither board nor alight.
+        """
+        tt = self.tt
+        allowed = self.trip_filter(options)
+        active = np.empty((len(DAY_OFFSETS), tt.n_trips), dtype=np.bool_)
+        offsets = np.array([d * DAY for d in DAY_OFFSETS], dtype=np.int32)
+        rt_row = -1
+        for i, d in enumerate(DAY_OFFSETS):
+            day_i = day + dt.timedelta(days=d)
+            active[i] = tt.active_trips(day_i) & allowed
+            if realtime is not None and realtime.service_date == day_i:
+                rt_row = i
+                active[i] &= ~np.asarray(realtime.trip_cancelled, dtype=np.bool_)
+        board = self.forward.st_board
+        alight = self.forward.st_alight
+        if options.wheelchair:
+            stop_ok = tt.stop_wheelchair != 2
+            st_ok = stop_ok[self.st_stop]
+            board = board & st_ok
+            alight = alight & st_ok
+        if rt_row >= 0:
+            skipped = np.asarray(realtime.stop_skipped, dtype=np.bool_)  # type: ignore[union-attr]
+            # Skipped stops only matter for the realtime day; other copies keep the schedule,
+            # which a single board/alight mask cannot express, so a skip applies to all copies
+            # (a skipped stop time of yesterday's or tomorrow's run is an edge case).
+            board = board & ~skipped
+            alight = alight & ~skipped
+        n_off = len(DAY_OFFSETS)
+        if rt_row >= 0:
+            arr = np.repeat(self.forward.st_arr[None, :], n_off, axis=0)
+            dep = np.repeat(self.forward.st_dep[None, :], n_off, axis=0)
+            arr[rt_row] = np.asarray(realtime.arrival, dtype=np.int32)  # type: ignore[union-attr]
+            dep[rt_row] = np.asarray(realtime.departure, dtype=np.int32)  # type: ignore[union-attr]
+        change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s))
+        q = QueryArrays(
+            active=active,
+            offsets=offsets,
+            st_arr=arr if rt_row >= 0 else np.broadcast_to(self.forward.st_arr, (n_off, tt.n_stop_times)),
+            st_dep=dep if rt_row >= 0 else np.broadcast_to(self.forward.st_dep, (n_off, tt.n_stop_times)),
+            st_board=board,
+            st_alight=alight,
+            change_s=change.astype(np.int32),
+            slack=int(options.min_transfer_s),
+            max_transfer_s=options.max_walk_s,
+            fifo=rt_row < 0,
+            max_rides=options.max_rides,
+        )
+        if not reverse:
+            return q
+        net = self.backward
+        if rt_row >= 0:
+            return q.mirrored(net)
+        n = tt.n_stop_times
+        return QueryArrays(
+            active=np.ascontiguousarray(active[:, net.trip_order]),
+            offsets=(-offsets).astype(np.int32),
+            st_arr=np.broadcast_to(net.st_arr, (n_off, n)),
+            st_dep=np.broadcast_to(net.st_dep, (n_off, n)),
+            st_board=alight[net.st_order],
+            st_alight=board[net.st_order],
+            change_s=q.change_s,
+            slack=q.slack,
+            max_transfer_s=q.max_transfer_s,
+            fifo=True,
+            max_rides=q.max_rides,
+        )

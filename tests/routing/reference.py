@@ -1,0 +1,380 @@
+"""An independent brute-force reference: a connection scan over the RAW GTFS files.
+
+Nothing here uses the router or the compiled arrays' logic: stop times, calendars and
+pickup/drop-off rules are read with the ``csv`` module straight from the zip. Only the footpath
+list (straight-line pairs and transfers.txt, which are data the compiler produced, not logic)
+is taken from the compiled timetable by stop id.
+
+Semantics (the router's documented rules): a query on date ``D`` may ride trips of ``D - 1``,
+``D`` and ``D + 1`` (times shifted by -24 h / +24 h); boarding needs ``pickup_type != 1``,
+alighting ``drop_off_type != 1``; after a ride one footpath may follow; boarding after a ride
+at the same stop needs the stop's change time (transfers.txt ``from == to``, at least the
+slack), after a walk the slack; walks from the origin need no slack.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+BIG = 2**30
+
+
+def _time(s: str) -> int | None:
+    s = s.strip()
+    if not s:
+        return None
+    h, m, sec = s.split(":")
+    return int(h) * 3600 + int(m) * 60 + int(sec)
+
+
+def _read(z: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
+    if name not in z.namelist():
+        return []
+    with z.open(name) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig")
+        return [{k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(text)]
+
+
+def _hav(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    r = 6371008.8
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+@dataclass
+class RawTrip:
+    trip_id: str
+    service_id: str
+    route_id: str
+    stops: list[str]
+    arr: list[int]
+    dep: list[int]
+    pickup: list[int]
+    dropoff: list[int]
+
+
+@dataclass
+class RawFeed:
+    stop_ids: list[str]
+    stop_index: dict[str, int]
+    trips: dict[str, RawTrip]
+    calendar: dict[str, tuple[list[bool], dt.date, dt.date]]
+    exceptions: dict[tuple[str, dt.date], int]
+    _conn_cache: dict[dt.date, tuple[np.ndarray, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> RawFeed:
+        with zipfile.ZipFile(path) as z:
+            stops = _read(z, "stops.txt")
+            trips = _read(z, "trips.txt")
+            st_rows = _read(z, "stop_times.txt")
+            cal = _read(z, "calendar.txt")
+            cal_dates = _read(z, "calendar_dates.txt")
+        stop_ids = [r["stop_id"] for r in stops]
+        coords = {
+            r["stop_id"]: (float(r["stop_lat"] or "nan"), float(r["stop_lon"] or "nan"))
+            for r in stops
+        }
+        by_trip: dict[str, list[dict[str, str]]] = {}
+        for r in st_rows:
+            by_trip.setdefault(r["trip_id"], []).append(r)
+        raw: dict[str, RawTrip] = {}
+        for t in trips:
+            rows = sorted(by_trip.get(t["trip_id"], []), key=lambda r: int(r["stop_sequence"]))
+            if len(rows) < 2:
+                continue
+            arr = [_time(r.get("arrival_time", "")) for r in rows]
+            dep = [_time(r.get("departure_time", "")) for r in rows]
+            for i in range(len(rows)):
+                if arr[i] is None:
+                    arr[i] = dep[i]
+                if dep[i] is None:
+                    dep[i] = arr[i]
+            if arr[0] is None or arr[-1] is None:
+                continue
+            # Blank intermediate times: in proportion to the distance along the stops.
+            cum = [0.0]
+            for a, b in zip(rows[:-1], rows[1:], strict=True):
+                (la1, lo1), (la2, lo2) = coords[a["stop_id"]], coords[b["stop_id"]]
+                cum.append(cum[-1] + _hav(la1, lo1, la2, lo2))
+            i = 0
+            while i < len(rows):
+                if arr[i] is None:
+                    p = i - 1
+                    q = i
+                    while arr[q] is None:
+                        q += 1
+                    for j in range(i, q):
+                        span = cum[q] - cum[p]
+                        f = (cum[j] - cum[p]) / span if span > 0 else (j - p) / (q - p)
+                        v = round(dep[p] + (arr[q] - dep[p]) * f)  # type: ignore[operator]
+                        arr[j] = dep[j] = v
+                    i = q
+                i += 1
+            ok = all(a <= d for a, d in zip(arr, dep, strict=True)) and all(  # type: ignore[operator]
+                dep[i] <= arr[i + 1] for i in range(len(rows) - 1)  # type: ignore[operator]
+            )
+            if not ok:
+                continue
+            raw[t["trip_id"]] = RawTrip(
+                trip_id=t["trip_id"],
+                service_id=t["service_id"],
+                route_id=t["route_id"],
+                stops=[r["stop_id"] for r in rows],
+                arr=[int(x) for x in arr],  # type: ignore[arg-type]
+                dep=[int(x) for x in dep],  # type: ignore[arg-type]
+                pickup=[int(r.get("pickup_type") or 0) for r in rows],
+                dropoff=[int(r.get("drop_off_type") or 0) for r in rows],
+            )
+        days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        calendar = {
+            r["service_id"]: (
+                [r[d] == "1" for d in days],
+                dt.datetime.strptime(r["start_date"], "%Y%m%d").date(),
+                dt.datetime.strptime(r["end_date"], "%Y%m%d").date(),
+            )
+            for r in cal
+        }
+        exceptions = {
+            (r["service_id"], dt.datetime.strptime(r["date"], "%Y%m%d").date()): int(
+                r["exception_type"]
+            )
+            for r in cal_dates
+        }
+        return cls(stop_ids, {s: i for i, s in enumerate(stop_ids)}, raw, calendar, exceptions)
+
+    def service_active(self, service_id: str, day: dt.date) -> bool:
+        ex = self.exceptions.get((service_id, day))
+        if ex == 1:
+            return True
+        if ex == 2:
+            return False
+        c = self.calendar.get(service_id)
+        return bool(c and c[1] <= day <= c[2] and c[0][day.weekday()])
+
+    def connections(self, day: dt.date) -> tuple[np.ndarray, ...]:
+        """Elementary connections of trips of day-1, day, day+1, sorted by departure."""
+        if day in self._conn_cache:
+            return self._conn_cache[day]
+        dep, arr, u, v, trip, board, alight, seq = [], [], [], [], [], [], [], []
+        copy = 0
+        for off in (-1, 0, 1):
+            d = day + dt.timedelta(days=off)
+            for t in self.trips.values():
+                if not self.service_active(t.service_id, d):
+                    continue
+                shift = off * 86400
+                for i in range(len(t.stops) - 1):
+                    dep.append(t.dep[i] + shift)
+                    arr.append(t.arr[i + 1] + shift)
+                    u.append(self.stop_index[t.stops[i]])
+                    v.append(self.stop_index[t.stops[i + 1]])
+                    trip.append(copy)
+                    board.append(t.pickup[i] != 1)
+                    alight.append(t.dropoff[i + 1] != 1)
+                    seq.append(i)
+                copy += 1
+        order = np.lexsort((np.array(seq), np.array(arr), np.array(dep)))
+        out = (
+            np.array(dep, dtype=np.int64)[order],
+            np.array(arr, dtype=np.int64)[order],
+            np.array(u, dtype=np.int64)[order],
+            np.array(v, dtype=np.int64)[order],
+            np.array(trip, dtype=np.int64)[order],
+            np.array(board, dtype=np.bool_)[order],
+            np.array(alight, dtype=np.bool_)[order],
+            np.int64(copy),
+        )
+        self._conn_cache[day] = out
+        return out
+
+
+@dataclass
+class RawFootpaths:
+    """Footpaths by raw stop index (CSR) and change times at stops."""
+
+    ptr: np.ndarray
+    to: np.ndarray
+    secs: np.ndarray
+    change: np.ndarray
+
+    @classmethod
+    def from_lists(
+        cls, n_stops: int, rows: list[tuple[int, int, int]], slack: int = 0
+    ) -> RawFootpaths:
+        change = np.full(n_stops, slack, dtype=np.int64)
+        adj: list[list[tuple[int, int]]] = [[] for _ in range(n_stops)]
+        for a, b, s in rows:
+            if a == b:
+                change[a] = max(change[a], s)
+            else:
+                adj[a].append((b, s))
+        ptr = np.zeros(n_stops + 1, dtype=np.int64)
+        ptr[1:] = np.cumsum([len(x) for x in adj])
+        to = np.array([b for x in adj for b, _ in x], dtype=np.int64)
+        secs = np.array([s for x in adj for _, s in x], dtype=np.int64)
+        return cls(ptr, to, secs, change)
+
+
+@njit(cache=True)
+def csa_earliest(
+    c_dep: np.ndarray,
+    c_arr: np.ndarray,
+    c_u: np.ndarray,
+    c_v: np.ndarray,
+    c_trip: np.ndarray,
+    c_board: np.ndarray,
+    c_alight: np.ndarray,
+    n_copies: int,
+    fp_ptr: np.ndarray,
+    fp_to: np.ndarray,
+    fp_s: np.ndarray,
+    change: np.ndarray,
+    slack: int,
+    max_walk: int,
+    origin: int,
+    t0: int,
+) -> np.ndarray:
+    """Earliest arrival at every stop from ``origin`` at ``t0`` (connection scan)."""
+    n = change.shape[0]
+    arrival = np.full(n, BIG, dtype=np.int64)
+    ready = np.full(n, BIG, dtype=np.int64)
+    ride_best = np.full(n, BIG, dtype=np.int64)
+    on = np.zeros(n_copies, dtype=np.bool_)
+    arrival[origin] = t0
+    ready[origin] = t0
+    for e in range(fp_ptr[origin], fp_ptr[origin + 1]):
+        if fp_s[e] <= max_walk:
+            w = fp_to[e]
+            arrival[w] = min(arrival[w], t0 + fp_s[e])
+            ready[w] = min(ready[w], t0 + fp_s[e])
+    lo = np.searchsorted(c_dep, t0)
+    for c in range(lo, c_dep.shape[0]):
+        tr = c_trip[c]
+        if not on[tr]:
+            if c_board[c] and ready[c_u[c]] <= c_dep[c]:
+                on[tr] = True
+            else:
+                continue
+        if not c_alight[c]:
+            continue
+        v = c_v[c]
+        a = c_arr[c]
+        if a < arrival[v]:
+            arrival[v] = a
+        if a + change[v] < ready[v]:
+            ready[v] = a + change[v]
+        if a < ride_best[v]:
+            ride_best[v] = a
+            for e in range(fp_ptr[v], fp_ptr[v + 1]):
+                if fp_s[e] > max_walk:
+                    continue
+                w = fp_to[e]
+                b = a + fp_s[e]
+                if b < arrival[w]:
+                    arrival[w] = b
+                if b + slack < ready[w]:
+                    ready[w] = b + slack
+    return arrival
+
+
+class Reference:
+    """The brute-force EA oracle for one feed."""
+
+    def __init__(self, raw: RawFeed, footpaths: list[tuple[str, str, int]]) -> None:
+        self.raw = raw
+        idx = raw.stop_index
+        rows = [(idx[a], idx[b], s) for a, b, s in footpaths if a in idx and b in idx]
+        self.rows = rows
+        self.fp_cache: dict[int, RawFootpaths] = {}
+
+    def footpaths(self, slack: int) -> RawFootpaths:
+        if slack not in self.fp_cache:
+            self.fp_cache[slack] = RawFootpaths.from_lists(len(self.raw.stop_ids), self.rows, slack)
+        return self.fp_cache[slack]
+
+    def earliest(
+        self, origin: str, day: dt.date, t0: int, *, slack: int = 0, max_walk: int = 10**6
+    ) -> dict[str, int]:
+        """Earliest arrival (seconds of ``day``) at every reached stop id."""
+        c = self.raw.connections(day)
+        fp = self.footpaths(slack)
+        arr = csa_earliest(
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], int(c[7]),
+            fp.ptr, fp.to, fp.secs, fp.change, slack, max_walk,
+            self.raw.stop_index[origin], t0,
+        )  # fmt: skip
+        return {self.raw.stop_ids[i]: int(arr[i]) for i in np.flatnonzero(arr < BIG)}
+
+
+def check_journey(
+    ref: Reference,
+    trip_ids: np.ndarray,
+    stop_ids: np.ndarray,
+    journey: object,
+    day: dt.date,
+    *,
+    slack: int = 0,
+) -> None:
+    """Assert that a router journey is feasible against the raw timetable.
+
+    Each ride is a real trip running on its service day whose raw stop times match the leg,
+    with boarding/alighting allowed; each walk is a footpath no longer than the leg; every
+    boarding leaves the change time (or slack) it needs.
+    """
+    from routing.raptor.journey import Journey, RideLeg, WalkLeg
+
+    assert isinstance(journey, Journey)
+    raw = ref.raw
+    fp = ref.footpaths(slack)
+    walk = {(a, b): s for a, b, s in ref.rows}
+    prev_end: int | None = None
+    prev_kind = "origin"
+    prev_stop: str | None = None
+    for leg in journey.legs:
+        assert leg.arrival >= leg.departure, leg
+        if prev_end is not None:
+            assert leg.departure >= prev_end, (leg, prev_end)
+        if isinstance(leg, RideLeg):
+            t = raw.trips[str(trip_ids[leg.trip])]
+            assert leg.day_offset % 86400 == 0
+            service_day = day + dt.timedelta(days=leg.day_offset // 86400)
+            assert raw.service_active(t.service_id, service_day), (t.trip_id, service_day)
+            b, a = leg.board_pos, leg.alight_pos
+            assert b < a
+            assert t.stops[b] == str(stop_ids[leg.board_stop])
+            assert t.stops[a] == str(stop_ids[leg.alight_stop])
+            assert t.dep[b] + leg.day_offset == leg.departure
+            assert t.arr[a] + leg.day_offset == leg.arrival
+            assert t.pickup[b] != 1 and t.dropoff[a] != 1
+            here = str(stop_ids[leg.board_stop])
+            if prev_kind == "ride":
+                assert prev_stop == here
+                need = int(fp.change[raw.stop_index[here]])
+                assert leg.departure >= prev_end + need, ("change time", leg)  # type: ignore[operator]
+            elif prev_kind == "walk_after_ride":
+                assert leg.departure >= prev_end + slack, ("slack", leg)  # type: ignore[operator]
+            prev_kind = "ride"
+            prev_stop = str(stop_ids[leg.alight_stop])
+        else:
+            assert isinstance(leg, WalkLeg)
+            if leg.from_stop >= 0 and leg.to_stop >= 0 and leg.from_stop != leg.to_stop:
+                key = (raw.stop_index[str(stop_ids[leg.from_stop])], raw.stop_index[str(stop_ids[leg.to_stop])])
+                assert key in walk, ("no such footpath", key)
+                assert leg.seconds >= walk[key]
+                if prev_kind == "ride":
+                    assert prev_stop == str(stop_ids[leg.from_stop])
+                    prev_kind = "walk_after_ride"
+            prev_stop = str(stop_ids[leg.to_stop]) if leg.to_stop >= 0 else None
+        prev_end = leg.arrival

@@ -1,0 +1,147 @@
+"""Driving travel-time matrices and routes on the real Terre Haute and Cobb County graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from routing.street import (
+    CAR,
+    SHUTTLE,
+    VAN,
+    InvalidCoordinates,
+    StraightLineTravelTimes,
+    StreetGraph,
+    TimeOfDaySpeeds,
+    TooFarFromNetwork,
+    TravelTimeModel,
+    snap,
+)
+from routing.street.travel_times import CONNECTOR_SPEED_KMH
+
+from .oracle import path_length, to_networkx
+from .test_osm_loader import node_of, tagged_ways, way_segments
+
+
+@pytest.fixture(scope="module")
+def model(terre_haute: dict[str, StreetGraph]) -> TravelTimeModel:
+    return TravelTimeModel(terre_haute["drive"])
+
+
+@pytest.fixture(scope="module")
+def points(th_stops: pd.DataFrame) -> np.ndarray:
+    return th_stops[["stop_lat", "stop_lon"]].to_numpy()[:40]
+
+
+def test_matrix_shape_and_route_consistency(model: TravelTimeModel, points: np.ndarray) -> None:
+    sec, met = model.matrix(points, points[:25], profile=CAR)
+    assert sec.shape == met.shape == (40, 25)
+    assert np.all(np.isfinite(sec)) and np.all(sec >= 0)
+    assert np.all(np.diag(sec[:25]) == 0) and np.all(np.diag(met[:25]) == 0)
+    for i, j in [(0, 5), (7, 3), (30, 12), (39, 24)]:
+        s, m, coords = model.route(tuple(points[i]), tuple(points[j]), CAR)
+        assert s == pytest.approx(sec[i, j], rel=1e-9)
+        assert m == pytest.approx(met[i, j], rel=1e-9)
+        assert coords[0] == tuple(points[i]) and coords[-1] == tuple(points[j])
+
+
+def test_matrix_matches_networkx(terre_haute: dict[str, StreetGraph], model: TravelTimeModel, points: np.ndarray) -> None:
+    g = terre_haute["drive"]
+    dg = to_networkx(g, g.drive_seconds(CAR))
+    sec, met = model.matrix(points[:4], points[4:8], profile=CAR)
+    (on, od), (dn, dd) = snap(g, points[:4, 0], points[:4, 1]), snap(g, points[4:8, 0], points[4:8, 1])
+    conn = CONNECTOR_SPEED_KMH / 3.6
+    for i in range(4):
+        lengths, paths = nx.single_source_dijkstra(dg, int(on[i]))
+        for j in range(4):
+            assert sec[i, j] == pytest.approx(lengths[int(dn[j])] + (od[i] + dd[j]) / conn, rel=1e-9)
+            assert met[i, j] == pytest.approx(path_length(g, paths[int(dn[j])]) + od[i] + dd[j], rel=1e-9)
+
+
+def test_cache_hits_are_identical(terre_haute: dict[str, StreetGraph], points: np.ndarray) -> None:
+    model = TravelTimeModel(terre_haute["drive"], cache_size=8)
+    first = model.matrix(points[:5], points, profile=CAR)
+    info = model.cache_info()
+    assert info["misses"] == len(np.unique(snap(terre_haute["drive"], points[:5, 0], points[:5, 1])[0]))
+    again = model.matrix(points[:5], points, profile=CAR)
+    assert model.cache_info()["hits"] == info["hits"] + info["misses"]
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    # Evicting rows (cache of 8, 40 origins) never changes an answer.
+    big = model.matrix(points, points, profile=CAR)
+    assert model.cache_info()["size"] == 8
+    np.testing.assert_array_equal(big[0][:5], first[0])
+    cold = TravelTimeModel(terre_haute["drive"]).matrix(points, points, profile=CAR)
+    np.testing.assert_array_equal(big[0], cold[0])
+
+
+def test_shuttle_is_slower_than_car(model: TravelTimeModel, points: np.ndarray) -> None:
+    car, _ = model.matrix(points, points, profile=CAR)
+    van, _ = model.matrix(points, points, profile=VAN)
+    shuttle, shuttle_m = model.matrix(points, points, profile=SHUTTLE)
+    off = ~np.eye(len(points), dtype=bool)
+    assert np.all(np.isfinite(shuttle)), "the shuttle reaches every stop without trunks"
+    assert np.all(shuttle[off] > car[off])
+    assert np.all(van[off] >= car[off] - 1e-9)
+    # Never faster than its cap along the driven distance.
+    assert np.all(shuttle[off] >= shuttle_m[off] / (SHUTTLE.max_speed_kmh / 3.6) - 1e-6)
+
+
+def test_time_of_day(model: TravelTimeModel, terre_haute: dict[str, StreetGraph], points: np.ndarray) -> None:
+    free, _ = model.matrix(points, points, profile=CAR, depart_s=12 * 3600)
+    peak, _ = model.matrix(points, points, profile=CAR, depart_s=8 * 3600)
+    off = ~np.eye(len(points), dtype=bool)
+    assert np.all(peak[off] > free[off])
+    # Edge time scales by 1/0.7; only the connectors at the ends keep their speed.
+    ratio = np.median(peak[off] / free[off])
+    assert 1.25 < ratio <= 1 / 0.7 + 1e-9
+    flat = TravelTimeModel(terre_haute["drive"], time_of_day=TimeOfDaySpeeds(()))
+    np.testing.assert_allclose(flat.matrix(points, points, profile=CAR, depart_s=8 * 3600)[0], free)
+
+
+def test_oneway_street_is_asymmetric(
+    terre_haute: dict[str, StreetGraph], terre_haute_pbf: Path, model: TravelTimeModel
+) -> None:
+    g = terre_haute["drive"]
+    oneway = [w for w, t in tagged_ways(terre_haute_pbf, "oneway", "yes").items() if t["highway"] == "residential" and (g.way_id == w).any()]
+    segs = way_segments(terre_haute_pbf, oneway[0])
+    a, b = node_of(g, [segs[0][0]])[0], node_of(g, [segs[-1][1]])[0]
+    pa, pb = (g.lat[a], g.lon[a]), (g.lat[b], g.lon[b])
+    forward, _, _ = model.route(pa, pb, CAR)
+    backward, _, _ = model.route(pb, pa, CAR)
+    sec, _ = model.matrix([pa, pb], [pa, pb], profile=CAR)
+    assert backward > forward, "against a oneway street the car must go around"
+    assert sec[0, 1] == pytest.approx(forward) and sec[1, 0] == pytest.approx(backward)
+
+
+def test_cobb_county(cobb: dict[str, StreetGraph]) -> None:
+    g = cobb["drive"]
+    rng = np.random.default_rng(3)
+    pick = rng.choice(g.n_nodes, 30, replace=False)
+    pts = np.column_stack((g.lat[pick], g.lon[pick]))
+    model = TravelTimeModel(g)
+    sec, met = model.matrix(pts, pts, profile=CAR)
+    assert np.all(np.isfinite(sec)) and np.all(np.diag(sec) == 0)
+    assert np.median(met[~np.eye(30, dtype=bool)]) > 500
+
+
+def test_errors_and_fallback(model: TravelTimeModel, terre_haute: dict[str, StreetGraph]) -> None:
+    with pytest.raises(TooFarFromNetwork, match="too far from the street network"):
+        model.matrix([[39.46, -87.41]], [[41.0, -87.41]], profile=CAR)
+    with pytest.raises(TooFarFromNetwork):
+        model.route((39.46, -87.41), (41.0, -87.41), SHUTTLE)
+    with pytest.raises(InvalidCoordinates):
+        model.matrix([[39.46, -87.41, 0.0]], [[39.46, -87.41]], profile=CAR)
+    with pytest.raises(InvalidCoordinates):
+        model.matrix([[39.46, -187.41]], [[39.46, -87.41]], profile=CAR)
+    with pytest.raises(ValueError, match="driving graph"):
+        TravelTimeModel(terre_haute["walk"])
+    pts = np.array([[42.3157, 140.9739], [42.3493, 141.0284]])
+    fallback = TravelTimeModel(None).matrix(pts, pts, profile=VAN, depart_s=8 * 3600)
+    line = StraightLineTravelTimes().matrix(pts, pts, profile=VAN, depart_s=8 * 3600)
+    np.testing.assert_array_equal(fallback[0], line[0])
+    assert TravelTimeModel(None).route(tuple(pts[0]), tuple(pts[1]), CAR)[1] == pytest.approx(line[1][0, 1])
