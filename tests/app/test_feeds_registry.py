@@ -1,0 +1,262 @@
+"""The feed lifecycle on the registry itself, on SQLite and on the real PostgreSQL.
+
+Upload → validate → compile → publish (hot swap) → rollback; a broken upload never disturbs the
+served network; a restart serves the published network from compiled.npz without compiling;
+publishing under concurrent queries loses none and tears none.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.engine import Engine
+
+from app import db
+from app.errors import ApiError
+from app.feeds.registry import FeedRegistry
+from tests.app.feed_samples import (
+    V2_STOP_NAME,
+    not_a_zip,
+    sample_v2,
+    traversal_zip,
+    with_errors,
+    without_stops,
+)
+
+PG_ADMIN_URL = os.environ.get("TSUNAGU_TEST_PG", "postgresql://127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, EMPTY database (PostgreSQL: a database of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        eng = db.create_db_engine(f"sqlite:///{tmp_path / 'feeds.db'}")
+        db.upgrade_database(eng)
+        yield eng
+        eng.dispose()
+        return
+    import psycopg
+
+    name = f"tsunagu_feeds_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    eng = db.create_db_engine(f"{base}/{name}")
+    try:
+        db.upgrade_database(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def registry(engine: Engine, tmp_path: Path) -> FeedRegistry:
+    return FeedRegistry(engine, tmp_path / "data")
+
+
+def _served_stop_names(reg: FeedRegistry) -> set[str]:
+    tt = reg.network.timetable
+    assert tt is not None
+    return set(tt.stop_names.tolist())
+
+
+def test_lifecycle_upload_publish_rollback_restart(
+    registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    reg = registry
+    assert reg.network.empty
+    v1 = reg.upload_file("sample", gtfs_dir / "google_sample.zip", uploaded_by="op@example.org")
+    assert v1.status == "valid" and v1.id is not None
+    assert v1.error_count == 0 and v1.warning_count >= 0
+    assert v1.counts["stops"] == 9 and v1.counts["trips"] > 0
+    assert v1.service_start is not None and v1.service_end is not None
+    assert len(v1.sha256) == 64
+    vdir = reg.store.version_dir(v1.id)
+    assert {p.name for p in vdir.iterdir()} >= {"original.zip", "report.json", "compiled.npz"}
+    report = reg.report("sample", v1.id)
+    assert report["report"]["summary"]["counts"]["errors"] == 0
+
+    net1 = reg.publish("sample", v1.id)
+    assert reg.network is net1 and not net1.empty
+    assert [(p.feed_id, p.version_id) for p in net1.versions] == [("sample", v1.id)]
+    assert net1.service_date is not None
+
+    v2 = reg.upload_file("sample", sample_v2(gtfs_dir, tmp_path))
+    assert v2.status == "valid"
+    # Uploading does not publish: v1 still serves.
+    assert V2_STOP_NAME not in _served_stop_names(reg)
+    net2 = reg.publish("sample", v2.id)  # type: ignore[arg-type]
+    assert net2.generation == net1.generation + 1
+    assert V2_STOP_NAME in _served_stop_names(reg)
+    statuses = {v.id: v.status for v in reg.list_versions("sample")}
+    assert statuses == {v1.id: "archived", v2.id: "published"}
+
+    # Rollback (no version given) goes back to the previously published one.
+    reg.rollback("sample")
+    assert V2_STOP_NAME not in _served_stop_names(reg)
+    assert {v.id: v.status for v in reg.list_versions("sample")} == {
+        v1.id: "published",
+        v2.id: "archived",
+    }
+    # ... and forward again to an explicit version.
+    reg.rollback("sample", v2.id)
+    assert V2_STOP_NAME in _served_stop_names(reg)
+
+    # A restart serves the published network from compiled.npz, compiling nothing.
+    compiled_before = reg.compiles
+    assert compiled_before == 2  # one compile per upload, none per publish
+    again = FeedRegistry(engine, tmp_path / "data")
+    net = again.load_published()
+    assert again.compiles == 0
+    assert [(p.feed_id, p.version_id) for p in net.versions] == [("sample", v2.id)]
+    assert V2_STOP_NAME in _served_stop_names(again)
+    assert net.st_stop_sequence is not None
+    np.testing.assert_array_equal(
+        net.timetable.st_arrival,  # type: ignore[union-attr]
+        reg.network.timetable.st_arrival,  # type: ignore[union-attr]
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda g, t: not_a_zip(t), "not_a_zip"),
+        (lambda g, t: traversal_zip(t), "unsafe_zip_entry"),
+    ],
+    ids=["not-a-zip", "dotdot-entry"],
+)
+def test_unreadable_upload_is_422_and_network_keeps_serving(
+    registry: FeedRegistry, gtfs_dir: Path, tmp_path: Path, make: object, code: str
+) -> None:
+    reg = registry
+    v1 = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    reg.publish("sample", v1.id)  # type: ignore[arg-type]
+    served = reg.network
+    with pytest.raises(ApiError) as err:
+        reg.upload_file("sample", make(gtfs_dir, tmp_path))  # type: ignore[operator]
+    assert err.value.status_code == 422 and err.value.code == "feed_unreadable"
+    assert err.value.details["code"] == code
+    bad_id = err.value.details["version"]["id"]
+    assert reg.get_version("sample", bad_id).status == "invalid"
+    assert reg.report("sample", bad_id)["report"]["failure"]["code"] == code
+    # Nothing escaped the version directory.
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "data" / "evil.txt").exists()
+    assert reg.network is served
+    with pytest.raises(ApiError) as err2:
+        reg.publish("sample", bad_id)
+    assert err2.value.status_code == 409
+    assert reg.network is served
+
+
+@pytest.mark.parametrize("make", [with_errors, without_stops], ids=["fk-errors", "no-stops"])
+def test_error_notices_block_publishing(
+    registry: FeedRegistry, gtfs_dir: Path, tmp_path: Path, make: object
+) -> None:
+    reg = registry
+    v1 = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    reg.publish("sample", v1.id)  # type: ignore[arg-type]
+    served = reg.network
+    bad = reg.upload_file("sample", make(gtfs_dir, tmp_path))  # type: ignore[operator]
+    assert bad.status == "invalid" and bad.error_count > 0
+    assert "ERROR" in bad.summary
+    assert not reg.store.compiled_path(bad.id).exists()  # type: ignore[arg-type]
+    with pytest.raises(ApiError) as err:
+        reg.publish("sample", bad.id)  # type: ignore[arg-type]
+    assert err.value.status_code == 409 and err.value.code == "feed_has_errors"
+    assert err.value.details["error_count"] == bad.error_count
+    assert err.value.details["summary"]["ERROR"]
+    assert reg.network is served
+    assert {v.status for v in reg.list_versions("sample")} == {"published", "invalid"}
+
+
+def test_bad_requests(registry: FeedRegistry, gtfs_dir: Path) -> None:
+    reg = registry
+    with pytest.raises(ApiError) as e1:
+        reg.upload_file("../etc", gtfs_dir / "google_sample.zip")
+    assert e1.value.code == "invalid_feed_id"
+    with pytest.raises(ApiError) as e2:
+        reg.publish("sample", 12345)
+    assert e2.value.status_code == 404
+    v = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    with pytest.raises(ApiError) as e3:
+        reg.publish("other", v.id)  # type: ignore[arg-type]
+    assert e3.value.status_code == 404
+    with pytest.raises(ApiError) as e4:
+        reg.rollback("sample")
+    assert e4.value.status_code == 409 and e4.value.code == "nothing_to_roll_back"
+
+
+def test_two_feeds_form_one_network(
+    registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    reg = registry
+    a = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    b = reg.upload_file("bullrunner", gtfs_dir / "us_bullrunner.zip")
+    assert a.status == b.status == "valid", (a.summary, b.summary)
+    reg.publish("sample", a.id)  # type: ignore[arg-type]
+    net = reg.publish("bullrunner", b.id)  # type: ignore[arg-type]
+    assert {p.feed_id for p in net.versions} == {"sample", "bullrunner"}
+    tt = net.timetable
+    assert tt is not None
+    assert set(tt.feed_ids) == {"sample", "bullrunner"}
+    assert tt.n_stops == a.counts["stops"] + b.counts["stops"]
+    # A restart loads the merged network from its cached compiled.npz.
+    again = FeedRegistry(engine, tmp_path / "data")
+    net2 = again.load_published()
+    assert again.compiles == 0 and net2.timetable is not None
+    assert net2.timetable.n_stops == tt.n_stops
+
+
+def test_hot_swap_under_concurrent_queries(
+    registry: FeedRegistry, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """Threads query while versions are published back and forth: every query completes on one
+    consistent snapshot (the version the snapshot names is the data it holds)."""
+    reg = registry
+    v1 = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    v2 = reg.upload_file("sample", sample_v2(gtfs_dir, tmp_path))
+    reg.publish("sample", v1.id)  # type: ignore[arg-type]
+    stop = threading.Event()
+    done = [0] * 4
+    failures: list[str] = []
+    generations: set[int] = set()
+
+    def query(k: int) -> None:
+        while not stop.is_set():
+            net = reg.network  # grab once per query
+            tt = net.timetable
+            if tt is None:
+                failures.append("network vanished")
+                return
+            (pv,) = net.versions
+            time.sleep(0.001)  # the query "runs" while publishes happen
+            has_v2 = V2_STOP_NAME in tt.stop_names.tolist()
+            if has_v2 != (pv.version_id == v2.id):
+                failures.append(f"torn snapshot: version {pv.version_id}, v2 data {has_v2}")
+            assert net.service_date is not None
+            rt = reg.realtime.state(net, net.service_date)
+            if rt is None or rt.arrival.shape != tt.st_arrival.shape:
+                failures.append("realtime overlay does not fit its network")
+            generations.add(net.generation)
+            done[k] += 1
+
+    threads = [threading.Thread(target=query, args=(k,)) for k in range(len(done))]
+    for t in threads:
+        t.start()
+    for i in range(12):
+        reg.publish("sample", (v2 if i % 2 == 0 else v1).id)  # type: ignore[arg-type]
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not failures, failures[:5]
+    assert all(n > 0 for n in done)
+    assert len(generations) >= 3  # the queries really did straddle several swaps
