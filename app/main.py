@@ -78,5 +78,7 @@ def _api_modules() -> list:  # type: ignore[type-arg]
         "feeds",
         "realtime",
         "network",
+        "rides",
+        "fleet",
     ]
     return [importlib.import_module(f"app.api.{n}") for n in names]

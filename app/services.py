@@ -46,6 +46,7 @@ def startup_hooks() -> list[str]:
         "app.services:bootstrap_admin",
         "app.feeds.startup:start_feeds",
         "app.demo:load_demo",
+        "app.dispatch_service:start_dispatcher",
     ]
 
 

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     osm_path: Path | None = None
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
     map_tile_url: str = Field("", description="XYZ tile template; empty = local GeoJSON only.")
+    dispatch_demo_vehicles: int = Field(6, ge=0, description="Vans of the demo on-demand zone.")
     realtime_poll_url: str = Field("", description="GTFS-RT TripUpdates URL to poll; empty = off.")
     realtime_poll_interval_s: float = 30.0
     realtime_poll_timeout_s: float = 10.0

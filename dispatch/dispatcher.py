@@ -271,7 +271,12 @@ class Dispatcher:
         booked if the new offer keeps the promised window, else refused with the new quote."""
         now = self.clock() if now is None else now
         with self._lock:
-            q = self._quotes.pop(quote_id, None)
+            q = self._quotes.get(quote_id)
+            # Someone else's quote is as good as unknown (quote ids travel through clients).
+            if q is not None and user_id and q.request.user_id and q.request.user_id != user_id:
+                q = None
+            if q is not None:
+                del self._quotes[quote_id]
         if q is None:
             return Rejection(RejectReason.QUOTE_UNKNOWN, "unknown or already used quote")
         zs = self.zone_state(q.zone_id)

@@ -1,0 +1,102 @@
+"""Wires the on-demand dispatcher into the app: ``Services.dispatcher`` and its event sink.
+
+The dispatcher (``dispatch.dispatcher.Dispatcher``) is synchronous and thread-safe (a lock per
+zone); routes call it in a worker thread so a quote never blocks the event loop. Its events go
+to the app's event bus (topics ``fleet.vehicle.<id>`` and ``user.<user_id>.ride``) through
+:class:`BusEventSink`, which hands each publish to the loop without waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from dispatch.dispatcher import Dispatcher
+from dispatch.request import ServiceRules
+from dispatch.travel_times import StraightLineTravelTimes
+from dispatch.vehicle import VAN, Vehicle
+from dispatch.zone import ServiceZone
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+log = structlog.get_logger("tsunagu.dispatch")
+
+#: The demo service zone: central Muroran, drawn by hand (GeoJSON order), Asia/Tokyo.
+MURORAN_DEMO_ZONE = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [140.955, 42.305],
+            [141.005, 42.305],
+            [141.005, 42.345],
+            [140.955, 42.345],
+            [140.955, 42.305],
+        ]
+    ],
+}
+
+
+class BusEventSink:
+    """Publishes dispatcher events on the app's event bus from any thread."""
+
+    def __init__(self, bus: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.bus = bus
+        self.loop = loop
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        if self.bus is None or self.loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.loop.create_task(self._send(topic, payload))
+        else:
+            asyncio.run_coroutine_threadsafe(self._send(topic, payload), self.loop)
+
+    async def _send(self, topic: str, payload: dict[str, Any]) -> None:
+        try:
+            await self.bus.publish(topic, payload)
+        except Exception as exc:  # a lost live event must never break dispatch
+            log.warning("dispatch_event_failed", topic=topic, error=type(exc).__name__)
+
+
+def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dispatcher:
+    """A dispatcher on straight-line travel times, with the demo zone and fleet when enabled."""
+    d = Dispatcher(StraightLineTravelTimes(1.3), ServiceRules(), BusEventSink(services.bus, loop))
+    if services.settings.demo:
+        zone = ServiceZone.from_geojson(
+            "muroran", MURORAN_DEMO_ZONE, name="Muroran on-demand", utc_offset_s=9 * 3600
+        )
+        d.add_zone(zone)
+        now = d.clock()
+        for k in range(services.settings.dispatch_demo_vehicles):
+            depot = zone.centroid()
+            d.add_vehicle(
+                Vehicle(
+                    f"muroran-{k + 1}",
+                    VAN,
+                    depot,
+                    now,
+                    now + 365 * 86400,
+                    depot,
+                    now,
+                    zone_id="muroran",
+                )
+            )
+    return d
+
+
+async def start_dispatcher(services: Services) -> None:
+    """Start-up hook: put the dispatcher on ``services.dispatcher``."""
+    services.dispatcher = build_dispatcher(services, asyncio.get_running_loop())
+
+    async def readiness() -> dict[str, Any]:
+        d: Dispatcher = services.dispatcher
+        return {"ok": True, "zones": len(d.zones()), "vehicles": len(d.vehicles())}
+
+    services.readiness["dispatch"] = readiness

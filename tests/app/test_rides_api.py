@@ -1,0 +1,225 @@
+"""On-demand rides over HTTP: a dispatcher sets up a zone and a van, residents quote and book,
+see only their own rides, cancel; drivers report events; bad input answers the error shape."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+ZONE = {
+    "zone_id": "muroran",
+    "name": "Muroran",
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [140.955, 42.305],
+                [141.005, 42.305],
+                [141.005, 42.345],
+                [140.955, 42.345],
+                [140.955, 42.305],
+            ]
+        ],
+    },
+}
+A = {"lat": 42.31, "lon": 140.96}
+B = {"lat": 42.33, "lon": 140.99}
+
+
+def _setup(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> dict[str, str]:
+    boss = make_user(roles=("dispatcher",))
+    h = auth(boss)
+    r = app_client.post("/api/v1/fleet/zones", json=ZONE, headers=h)
+    assert r.status_code == 201, r.text
+    r = app_client.post(
+        "/api/v1/fleet/vehicles",
+        json={
+            "vehicle_id": "van-1",
+            "zone_id": "muroran",
+            "vehicle_type": "van",
+            "depot": A,
+            "shift_end": time.time() + 8 * 3600,
+        },
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    return h
+
+
+def _error(r: Any, status: int, code: str | None = None) -> None:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    if code:
+        assert body["error"]["code"] == code
+
+
+def test_resident_quotes_books_reads_and_cancels(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    boss = _setup(app_client, make_user, auth)
+    alice, bob = make_user(), make_user()
+    ha, hb = auth(alice), auth(bob)
+    q = app_client.post("/api/v1/rides/quote", json={"origin": A, "destination": B}, headers=ha)
+    assert q.status_code == 200, q.text
+    quote = q.json()
+    assert quote["vehicle_id"] == "van-1"
+    assert quote["pickup_window"][0] <= quote["eta_pickup"] <= quote["pickup_window"][1]
+    # Bob cannot book Alice's quote.
+    _error(app_client.post("/api/v1/rides", json={"quote_id": quote["quote_id"]}, headers=hb), 404)
+    r = app_client.post("/api/v1/rides", json={"quote_id": quote["quote_id"]}, headers=ha)
+    assert r.status_code == 201, r.text
+    ride = r.json()
+    assert ride["status"] == "assigned"
+    rid = ride["ride_id"]
+    assert app_client.get(f"/api/v1/rides/{rid}", headers=ha).json()["ride_id"] == rid
+    _error(app_client.get(f"/api/v1/rides/{rid}", headers=hb), 404)
+    _error(app_client.delete(f"/api/v1/rides/{rid}", headers=hb), 404)
+    assert [x["ride_id"] for x in app_client.get("/api/v1/rides", headers=ha).json()["rides"]] == [
+        rid
+    ]
+    assert app_client.get("/api/v1/rides", headers=hb).json()["rides"] == []
+    # The dispatcher sees the plan with ETAs.
+    v = app_client.get("/api/v1/fleet/vehicles/van-1", headers=boss).json()
+    assert [s["kind"] for s in v["plan"]] == ["pickup", "dropoff"]
+    # A resident is no dispatcher.
+    _error(app_client.get("/api/v1/fleet/vehicles", headers=ha), 403, "forbidden")
+    r = app_client.delete(f"/api/v1/rides/{rid}", headers=ha)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    _error(app_client.delete(f"/api/v1/rides/{rid}", headers=ha), 409, "not_cancellable")
+
+
+def test_one_step_booking_and_driver_events(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    boss = _setup(app_client, make_user, auth)
+    ha = auth(make_user())
+    r = app_client.post(
+        "/api/v1/rides", json={"request": {"origin": A, "destination": B, "seats": 2}}, headers=ha
+    )
+    assert r.status_code == 201, r.text
+    rid = r.json()["ride_id"]
+    ev = "/api/v1/fleet/vehicles/van-1/events"
+    assert app_client.post(ev, json={"type": "position", **A}, headers=boss).status_code == 200
+    assert (
+        app_client.post(ev, json={"type": "boarded", "ride_id": rid}, headers=boss).status_code
+        == 200
+    )
+    assert app_client.get(f"/api/v1/rides/{rid}", headers=ha).json()["status"] == "onboard"
+    _error(app_client.delete(f"/api/v1/rides/{rid}", headers=ha), 409, "not_cancellable")
+    r = app_client.post(ev, json={"type": "alighted", "ride_id": rid}, headers=boss)
+    assert r.status_code == 200 and r.json()["plan"] == []
+    assert app_client.get(f"/api/v1/rides/{rid}", headers=ha).json()["status"] == "completed"
+    _error(app_client.post(ev, json={"type": "alighted", "ride_id": rid}, headers=boss), 409)
+    _error(app_client.post(ev, json={"type": "position"}, headers=boss), 422)
+    _error(
+        app_client.post(
+            "/api/v1/fleet/vehicles/ghost/events", json={"type": "position", **A}, headers=boss
+        ),
+        404,
+    )
+
+
+def test_rejections_and_bad_input(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    boss = _setup(app_client, make_user, auth)
+    ha = auth(make_user())
+    far = {"lat": 35.0, "lon": 139.0}
+    _error(
+        app_client.post("/api/v1/rides/quote", json={"origin": far, "destination": B}, headers=ha),
+        409,
+        "outside_zone",
+    )
+    _error(
+        app_client.post("/api/v1/rides/quote", json={"origin": A, "destination": A}, headers=ha),
+        409,
+        "same_origin_destination",
+    )
+    _error(
+        app_client.post(
+            "/api/v1/rides/quote", json={"origin": A, "destination": B, "seats": 9}, headers=ha
+        ),
+        409,
+        "party_too_large",
+    )
+    _error(
+        app_client.post(
+            "/api/v1/rides/quote",
+            json={"origin": A, "destination": B, "earliest_pickup": time.time() - 7200},
+            headers=ha,
+        ),
+        409,
+        "pickup_in_past",
+    )
+    _error(
+        app_client.post(
+            "/api/v1/rides/quote",
+            json={"origin": {"lat": 99, "lon": 0}, "destination": B},
+            headers=ha,
+        ),
+        422,
+        "validation_error",
+    )
+    _error(
+        app_client.post(
+            "/api/v1/rides/quote", json={"origin": A, "destination": B, "seats": 0}, headers=ha
+        ),
+        422,
+    )
+    _error(app_client.post("/api/v1/rides/quote", json={"origin": A}, headers=ha), 422)
+    _error(
+        app_client.post(
+            "/api/v1/rides/quote",
+            content=b"{nope",
+            headers={**ha, "Content-Type": "application/json"},
+        ),
+        400,
+        "malformed_json",
+    )
+    _error(app_client.post("/api/v1/rides", json={}, headers=ha), 422)
+    _error(
+        app_client.post("/api/v1/rides", json={"quote_id": "nope"}, headers=ha),
+        404,
+        "quote_unknown",
+    )
+    _error(app_client.get("/api/v1/rides/nope", headers=ha), 404)
+    _error(app_client.post("/api/v1/rides/quote", json={"origin": A, "destination": B}), 401)
+    _error(
+        app_client.post(
+            "/api/v1/fleet/zones",
+            json={**ZONE, "zone_id": "x", "geometry": {"type": "Point", "coordinates": [1, 2]}},
+            headers=boss,
+        ),
+        422,
+        "invalid_zone",
+    )
+    _error(app_client.post("/api/v1/fleet/zones", json=ZONE, headers=boss), 409, "zone_exists")
+    _error(
+        app_client.post(
+            "/api/v1/fleet/vehicles",
+            json={
+                "vehicle_id": "v2",
+                "zone_id": "nope",
+                "depot": A,
+                "shift_end": time.time() + 3600,
+            },
+            headers=boss,
+        ),
+        404,
+        "unknown_zone",
+    )
+    _error(
+        app_client.post(
+            "/api/v1/fleet/vehicles",
+            json={"vehicle_id": "v2", "zone_id": "muroran", "depot": A, "shift_end": 0},
+            headers=boss,
+        ),
+        422,
+        "invalid_shift",
+    )
