@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from app import db
 from app.errors import ApiError
 from app.feeds.registry import FeedRegistry
-from tests.app.feed_samples import (
+from tests.app.test_feeds_samples import (
     V2_STOP_NAME,
     not_a_zip,
     sample_v2,

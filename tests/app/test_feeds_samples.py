@@ -1,4 +1,4 @@
-"""GTFS zips for the feed tests, derived in code from the real shared feeds."""
+"""GTFS zips for the feed tests, derived in code from the real shared feeds (helpers, no tests)."""
 
 from __future__ import annotations
 
