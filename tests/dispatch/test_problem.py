@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,7 +50,7 @@ def earliest_times(p: Problem, k: int, route: Sequence[int]) -> np.ndarray:
     """Start-of-service times of ``[start, *route, end]`` driving without waiting."""
     seq = [int(p.start_node[k]), *route, int(p.end_node[k])]
     t = [max(p.start_time[k], p.early[seq[0]])]
-    for a, b in zip(seq[:-1], seq[1:], strict=True):
+    for a, b in itertools.pairwise(seq):
         t.append(max(t[-1] + p.service[a] + p.travel[a, b], p.early[b]))
     return np.array(t)
 
