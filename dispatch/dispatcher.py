@@ -495,6 +495,32 @@ class Dispatcher:
             self._plan_changed(zs, v, now)
             return True
 
+    def replace_plans(
+        self,
+        zone_id: str,
+        plans: dict[str, list[Stop]],
+        versions: dict[str, int],
+        now: float,
+        accept: Callable[[Dispatcher, Vehicle, list[Stop], float], bool],
+    ) -> int:
+        """Install several plans at once (re-optimisation), all or nothing: only if no plan of
+        the zone changed since ``versions`` and ``accept`` approves each new plan."""
+        zs = self.zone_state(zone_id)
+        with zs.lock:
+            if any(zs.versions.get(vid) != ver for vid, ver in versions.items()):
+                return 0
+            for vid, plan in plans.items():
+                if not accept(self, zs.vehicles[vid], plan, now):
+                    return 0
+            for vid, plan in plans.items():
+                v = zs.vehicles[vid]
+                with self._lock:
+                    for s in plan:
+                        self._rides[s.ride_id].vehicle_id = vid
+                v.plan = list(plan)
+                self._plan_changed(zs, v, now)
+            return len(plans)
+
     def _set_status(self, ride: Ride, status: RideStatus, t: float) -> None:
         ride.status = status
         ride.history.append((t, status.value))

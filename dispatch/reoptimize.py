@@ -1,0 +1,193 @@
+"""Re-optimisation of the live plans of one zone, off the request path.
+
+The zone's state (vehicles where they are at "now", onboard groups, every booked ride with its
+promised window) becomes a :class:`dispatch.problem.Problem`; the OR-Tools solver is warm-started
+from the plans in force with a time limit. The new plans replace the old ones only when they
+pass ``check``, serve every ride, keep every promised window (they are hard windows of the
+problem), cost less driving, and no plan of the zone changed meanwhile. A solver time-out or any
+doubt leaves the plans in force.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from dispatch.dispatcher import Dispatcher
+from dispatch.insertion import BASE_TOL
+from dispatch.insertion_reference import simulate
+from dispatch.optimize.kernel_data import kernel_data
+from dispatch.optimize.ortools_model import solve_ortools
+from dispatch.optimize.schedule import schedule_routes
+from dispatch.problem import Problem, Request, Solution, check, solution_cost
+from dispatch.problem import Vehicle as PVehicle
+from dispatch.vehicle import Stop, StopKind, Vehicle
+
+log = structlog.get_logger("dispatch.reoptimize")
+
+
+@dataclass
+class ZoneProblem:
+    """The problem of one zone and how to map its nodes back to stops."""
+
+    problem: Problem
+    vehicles: list[Vehicle]
+    versions: dict[str, int]
+    node_stop: dict[int, Stop]
+    current: list[list[int]]
+
+
+def build_problem(d: Dispatcher, zone_id: str, now: float) -> ZoneProblem | None:
+    """The zone's live state as a DARP problem (None when there is nothing to improve, or the
+    fleet mixes speeds: one travel matrix serves one speed)."""
+    zs = d.zone_state(zone_id)
+    with zs.lock:
+        vehicles = [v for v in zs.vehicles.values() if now < v.shift_end]
+        versions = {v.vehicle_id: zs.versions[v.vehicle_id] for v in vehicles}
+        plans = {v.vehicle_id: list(v.plan) for v in vehicles}
+        onboard = {v.vehicle_id: dict(v.onboard) for v in vehicles}
+        positions = {v.vehicle_id: v.position for v in vehicles}
+        starts = {v.vehicle_id: max(now, v.position_time, v.shift_start) for v in vehicles}
+    if sum(len(p) for p in plans.values()) < 4:
+        return None
+    speeds = {v.vtype.speed_kmh for v in vehicles}
+    if len(speeds) != 1:
+        return None
+    pts: list[tuple[float, float]] = []
+    early: list[float] = []
+    late: list[float] = []
+    service: list[float] = []
+    load: list[tuple[int, int]] = []
+    node_stop: dict[int, Stop] = {}
+
+    def node(p: tuple[float, float], e: float, lt: float, s: float, ld: tuple[int, int]) -> int:
+        pts.append(p)
+        early.append(e)
+        late.append(lt)
+        service.append(s)
+        load.append(ld)
+        return len(pts) - 1
+
+    requests: list[Request] = []
+    pvehicles: list[PVehicle] = []
+    current: list[list[int]] = []
+    horizon = max(v.shift_end for v in vehicles)
+    for k, v in enumerate(vehicles):
+        vid = v.vehicle_id
+        start = node(positions[vid], starts[vid], starts[vid], 0.0, (0, 0))
+        end = node(v.depot, starts[vid], v.shift_end, 0.0, (0, 0))
+        pvehicles.append(
+            PVehicle(
+                start, end, (v.vtype.seats, v.vtype.wheelchair_spaces), starts[vid], v.shift_end
+            )
+        )
+        route: list[int] = []
+        pick_node: dict[str, int] = {}
+        for s in plans[vid]:
+            ld = (s.seats, s.wheelchairs)
+            if s.kind is StopKind.PICKUP:
+                n = node(s.latlon, s.earliest, s.latest, s.service_s, ld)
+                pick_node[s.ride_id] = n
+            else:
+                n = node(
+                    s.latlon,
+                    s.earliest if s.ride_id in pick_node else 0.0,
+                    s.latest,
+                    s.service_s,
+                    (-ld[0], -ld[1]),
+                )
+                if s.ride_id in pick_node:
+                    # Problem ride time excludes the pick-up dwell; ours includes it.
+                    requests.append(Request(pick_node[s.ride_id], n, s.max_ride_s - s.service_s))
+                else:
+                    ob = onboard[vid][s.ride_id]
+                    p = node(positions[vid], 0.0, horizon, 0.0, ld)
+                    remaining = ob.picked_up_at + s.max_ride_s - starts[vid]
+                    requests.append(Request(p, n, max(remaining, 0.0), onboard_vehicle=k))
+            node_stop[n] = s
+            route.append(n)
+        current.append(route)
+    arr = np.array(pts, dtype=np.float64)
+    speed = speeds.pop()
+    travel = d.travel.matrix(arr, arr, speed)
+    problem = Problem.build(
+        travel,
+        early,
+        late,
+        service,
+        np.array(load, dtype=np.int64),
+        requests,
+        pvehicles,
+        cost=travel,
+        name=f"zone {zone_id} at {now:.0f}",
+    )
+    return ZoneProblem(problem, vehicles, versions, node_stop, current)
+
+
+def reoptimise_zone(d: Dispatcher, zone_id: str, now: float, time_limit_s: float = 1.0) -> int:
+    """One re-optimisation pass; returns the number of vehicles whose plan was replaced."""
+    zp = build_problem(d, zone_id, now)
+    if zp is None:
+        return 0
+    p = zp.problem
+    times, ok = schedule_routes(kernel_data(p), zp.current)
+    if not all(ok):
+        return 0  # the plans in force are late already: nothing safe to compare against
+    warm = Solution(routes=zp.current, times=times, cost=solution_cost(p, zp.current))
+    try:
+        sol = solve_ortools(p, time_limit_s=time_limit_s, warm_start=warm)
+    except Exception as exc:  # a solver failure must leave the plans in force
+        log.warning("reoptimisation_failed", zone=zone_id, error=repr(exc))
+        return 0
+    if sol.unserved or check(p, sol) or sol.cost >= warm.cost - 1.0:
+        return 0
+    new_plans = {
+        v.vehicle_id: [zp.node_stop[n] for n in route if n in zp.node_stop]
+        for v, route in zip(zp.vehicles, sol.routes, strict=True)
+    }
+    changed = {
+        vid: plan
+        for vid, plan in new_plans.items()
+        if [id(s) for s in plan]
+        != [id(s) for s in zp.vehicles[[v.vehicle_id for v in zp.vehicles].index(vid)].plan]
+    }
+    if not changed:
+        return 0
+    return d.replace_plans(zone_id, changed, zp.versions, now, _feasible_plan)
+
+
+def _feasible_plan(d: Dispatcher, v: Vehicle, plan: list[Stop], now: float) -> bool:
+    """Our own model agrees the plan keeps every window, capacity and ride time."""
+    return simulate(v, plan, now, d.travel, BASE_TOL) is not None
+
+
+class ReoptimizationLoop:
+    """A background thread re-optimising every zone each ``interval_s`` seconds."""
+
+    def __init__(self, d: Dispatcher, interval_s: float = 30.0, time_limit_s: float = 2.0) -> None:
+        self.d = d
+        self.interval_s = interval_s
+        self.time_limit_s = time_limit_s
+        self.applied = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reoptimise", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for z in self.d.zones():
+                try:
+                    self.applied += reoptimise_zone(
+                        self.d, z.zone_id, self.d.clock(), self.time_limit_s
+                    )
+                except Exception:  # keep the loop alive; the plans in force stay
+                    log.exception("reoptimisation_pass_failed", zone=z.zone_id)
