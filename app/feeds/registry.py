@@ -184,6 +184,9 @@ class FeedRegistry:
             version.status = "invalid"
             version.failure = {"code": exc.code, "message": exc.message, "details": exc.details}
             self.store.write_report(version.id, {"failure": version.failure, "notices": []})
+            # Unreadable bytes are not worth keeping (and must not fill the disk); the sha256
+            # and report stay as the record.
+            original.unlink(missing_ok=True)
             return
         report = gtfs.validate_feed(feed).to_json()
         self.store.write_report(version.id, report)

@@ -1,0 +1,210 @@
+"""The feed API over HTTP: roles, upload → report → publish → served, broken uploads, limits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.app.conftest import TestUser, assert_error
+from tests.app.test_feeds_samples import (
+    V2_STOP_NAME,
+    not_a_zip,
+    sample_v2,
+    traversal_zip,
+    with_errors,
+    without_stops,
+)
+
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def operator(make_user: Callable[..., TestUser]) -> TestUser:
+    return make_user(roles=("operator",))
+
+
+@pytest.fixture
+def op(operator: TestUser, auth: Auth) -> dict[str, str]:
+    return auth(operator)
+
+
+def _upload(client: TestClient, headers: dict[str, str], feed_id: str, path: Path) -> Any:
+    with path.open("rb") as f:
+        return client.post(
+            f"/api/v1/feeds/{feed_id}/versions",
+            files={"file": (path.name, f, "application/zip")},
+            headers=headers,
+        )
+
+
+def _stop_names(client: TestClient) -> set[str]:
+    gj = client.get("/api/v1/network/geojson").json()
+    return {f["properties"]["name"] for f in gj["features"] if f["properties"]["kind"] == "stop"}
+
+
+def test_upload_report_publish_serve_rollback(
+    app_client: TestClient, op: dict[str, str], gtfs_dir: Path, tmp_path: Path
+) -> None:
+    c = app_client
+    assert c.get("/api/v1/network").json()["published"] == []
+    r = _upload(c, op, "sample", gtfs_dir / "google_sample.zip")
+    assert r.status_code == 201, r.text
+    v1 = r.json()
+    assert v1["status"] == "valid" and v1["error_count"] == 0 and v1["feed_id"] == "sample"
+    assert v1["uploaded_by"].endswith("@example.org")
+
+    rep = c.get(f"/api/v1/feeds/sample/versions/{v1['id']}/report", headers=op)
+    assert rep.status_code == 200
+    assert rep.json()["report"]["summary"]["counts"]["errors"] == 0
+    assert any(n["code"] == "expired_calendar" for n in rep.json()["report"]["notices"])
+
+    r = c.post(f"/api/v1/feeds/sample/versions/{v1['id']}/publish", headers=op)
+    assert r.status_code == 200, r.text
+    info = c.get("/api/v1/network").json()
+    assert info["published"][0]["version_id"] == v1["id"]
+    assert info["counts"]["stops"] == 9 and info["counts"]["trips"] > 0
+    assert info["service_start"] <= info["service_date"] <= info["service_end"]
+    assert info["demo_service_date"] == info["service_date"]
+    assert "Furnace Creek Resort (Demo)" in _stop_names(c)
+    gj = c.get("/api/v1/network/geojson").json()
+    assert gj["type"] == "FeatureCollection"
+    assert any(f["geometry"]["type"] == "MultiLineString" for f in gj["features"])
+
+    v2 = _upload(c, op, "sample", sample_v2(gtfs_dir, tmp_path)).json()
+    c.post(f"/api/v1/feeds/sample/versions/{v2['id']}/publish", headers=op)
+    assert V2_STOP_NAME in _stop_names(c)
+
+    feeds = c.get("/api/v1/feeds", headers=op).json()["feeds"]
+    assert feeds == [
+        {
+            "feed_id": "sample",
+            "versions": 2,
+            "latest_version": v2["id"],
+            "published_version": v2["id"],
+        }
+    ]
+    versions = c.get("/api/v1/feeds/sample/versions", headers=op).json()["versions"]
+    assert [(v["id"], v["status"]) for v in versions] == [
+        (v2["id"], "published"),
+        (v1["id"], "archived"),
+    ]
+
+    r = c.post("/api/v1/feeds/sample/rollback", headers=op)
+    assert r.status_code == 200, r.text
+    assert r.json()["network"]["published"][0]["version_id"] == v1["id"]
+    assert V2_STOP_NAME not in _stop_names(c)
+    r = c.post("/api/v1/feeds/sample/rollback", json={"version_id": v2["id"]}, headers=op)
+    assert r.status_code == 200
+    assert V2_STOP_NAME in _stop_names(c)
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "code"),
+    [
+        (lambda g, t: not_a_zip(t), 422, "feed_unreadable"),
+        (lambda g, t: traversal_zip(t), 422, "feed_unreadable"),
+        (without_stops, 201, None),
+        (with_errors, 201, None),
+    ],
+    ids=["not-a-zip", "dotdot-entry", "missing-stops", "error-notices"],
+)
+def test_broken_uploads_never_replace_the_served_network(
+    app_client: TestClient,
+    op: dict[str, str],
+    gtfs_dir: Path,
+    tmp_path: Path,
+    make: Callable[[Path, Path], Path],
+    status: int,
+    code: str | None,
+) -> None:
+    c = app_client
+    good = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
+    c.post(f"/api/v1/feeds/sample/versions/{good['id']}/publish", headers=op)
+    before = c.get("/api/v1/network").json()
+
+    r = _upload(c, op, "sample", make(gtfs_dir, tmp_path))
+    if code is not None:
+        err = assert_error(r, status, code)
+        bad_id = err["details"]["version"]["id"]
+    else:
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "invalid" and r.json()["error_count"] > 0
+        bad_id = r.json()["id"]
+    rep = c.get(f"/api/v1/feeds/sample/versions/{bad_id}/report", headers=op)
+    assert rep.status_code == 200 and rep.json()["version"]["status"] == "invalid"
+    err = assert_error(c.post(f"/api/v1/feeds/sample/versions/{bad_id}/publish", headers=op), 409)
+    assert err["code"] in ("feed_has_errors", "feed_not_publishable")
+    assert err["details"]["status"] == "invalid"
+    after = c.get("/api/v1/network").json()
+    assert after["published"] == before["published"]
+    assert after["generation"] == before["generation"]
+
+
+def test_roles_and_bad_requests(
+    app_client: TestClient,
+    make_user: Callable[..., TestUser],
+    auth: Auth,
+    op: dict[str, str],
+    gtfs_dir: Path,
+) -> None:
+    c = app_client
+    resident = auth(make_user(roles=("resident",)))
+    path = gtfs_dir / "google_sample.zip"
+    assert_error(_upload(c, resident, "sample", path), 403, "forbidden")
+    assert_error(_upload(c, {}, "sample", path), 401)
+    assert_error(c.get("/api/v1/feeds", headers=resident), 403, "forbidden")
+    assert_error(c.post("/api/v1/feeds/sample/rollback", headers=resident), 403)
+    assert_error(c.post("/api/v1/feeds/sample/versions/1/publish", headers=resident), 403)
+    # Admin passes every role check.
+    admin = auth(make_user(roles=("admin",)))
+    assert c.get("/api/v1/feeds", headers=admin).status_code == 200
+
+    assert_error(_upload(c, op, "bad id!", path), 422, "invalid_feed_id")
+    assert_error(c.post("/api/v1/feeds/sample/versions/999/publish", headers=op), 404)
+    assert_error(c.get("/api/v1/feeds/sample/versions/999/report", headers=op), 404)
+    assert_error(c.get("/api/v1/feeds/sample/versions/abc/report", headers=op), 422)
+    assert_error(c.post("/api/v1/feeds/sample/rollback", headers=op), 409, "nothing_to_roll_back")
+    # No file field, and an empty file.
+    assert_error(c.post("/api/v1/feeds/sample/versions", headers=op), 422)
+    r = c.post(
+        "/api/v1/feeds/sample/versions",
+        files={"file": ("empty.zip", b"", "application/zip")},
+        headers=op,
+    )
+    assert_error(r, 422, "empty_upload")
+
+
+def test_50mb_upload_is_413_over_the_limit(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Auth,
+) -> None:
+    c = make_app_client(max_upload_bytes=10_000_000)
+    headers = auth(make_user(roles=("operator",), client=c), client=c)
+    blob = os.urandom(50_000_000)
+    r = c.post(
+        "/api/v1/feeds/big/versions",
+        files={"file": ("big.zip", blob, "application/zip")},
+        headers=headers,
+    )
+    assert_error(r, 413, "payload_too_large")
+    assert c.get("/api/v1/network").status_code == 200
+
+
+def test_50mb_upload_under_the_limit_gets_a_report(
+    app_client: TestClient, op: dict[str, str]
+) -> None:
+    blob = os.urandom(50_000_000)
+    r = app_client.post(
+        "/api/v1/feeds/big/versions",
+        files={"file": ("big.zip", blob, "application/zip")},
+        headers=op,
+    )
+    err = assert_error(r, 422, "feed_unreadable")
+    assert err["details"]["code"] == "not_a_zip"
+    assert err["details"]["version"]["size_bytes"] == 50_000_000
