@@ -17,7 +17,7 @@ from routing.street.errors import NoStreetPath, StreetError, TooFarFromNetwork
 from routing.street.geo import as_latlon, haversine_m
 from routing.street.graph import StreetGraph, snap
 from routing.street.interfaces import LatLon
-from routing.street.shortest_paths import search, trace_path
+from routing.street.shortest_paths import door_to_door, search, trace_path
 from routing.street.straight_line import DEFAULT_WALK_SPEED_MPS, check_speed, walk_seconds
 
 DEFAULT_MAX_SNAP_M = 300.0
@@ -73,13 +73,16 @@ class OsmWalkAccess:
         speed = check_speed(walk_speed_mps)
         if not np.isfinite(max_seconds) or max_seconds < 0:
             raise ValueError(f"max_seconds must be >= 0, got {max_seconds!r}")
-        node, off = snap_one(self.graph, lat, lon, self.max_snap_m)
+        la, lo = as_latlon(lat, lon)
+        node, off = snap_one(self.graph, float(la[0]), float(lo[0]), self.max_snap_m)
         budget = max_seconds * speed
         empty = np.empty(0, dtype=np.int32)
         if off > budget:
             return empty, empty, np.empty(0)
         dist, _ = search(self.graph.length_matrix, node, limit=budget - off)
-        meters = off + dist[0, self.stop_node] + self.stop_snap_m
+        direct = haversine_m(la, lo, self.stop_lat, self.stop_lon)
+        same = self.stop_node == node
+        meters = door_to_door(dist[0, self.stop_node], off, self.stop_snap_m, same, direct)
         idx = np.flatnonzero(self.stop_on_graph & (meters <= budget)).astype(np.int32)
         meters = meters[idx]
         seconds = walk_seconds(meters, speed)
@@ -105,8 +108,9 @@ class OsmWalkAccess:
         n2, off2 = snap_one(self.graph, end[0], end[1], self.max_snap_m)
         g = self.graph
         if n1 == n2:
-            # Both ends hug the same street vertex: walk straight across.
-            meters = float(haversine_m(la[:1], lo[:1], la[1:], lo[1:])[0])
+            meters = float(
+                door_to_door(0.0, off1, off2, True, haversine_m(la[0], lo[0], la[1], lo[1]))
+            )
             return int(walk_seconds(meters, speed)), meters, [start, end]
         dist, pred = search(g.length_matrix, n1, predecessors=True)
         if not np.isfinite(dist[0, n2]) or pred is None:

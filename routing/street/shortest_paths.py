@@ -14,6 +14,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from gtfs.compiled import FloatArray, IntArray
+from routing.street.geo import haversine_m
 from routing.street.graph import StreetGraph, snap
 
 SOURCE_CHUNK = 256  # sources per Dijkstra call: bounds the [k, N] result in memory
@@ -102,6 +103,22 @@ def search(
     return np.atleast_2d(d), None
 
 
+def door_to_door(
+    graph_m: npt.ArrayLike,
+    off_a: npt.ArrayLike,
+    off_b: npt.ArrayLike,
+    same_node: npt.ArrayLike,
+    direct_m: npt.ArrayLike,
+) -> FloatArray:
+    """Distance between two snapped points: snap offsets plus the graph path between their nodes.
+
+    When both points snap to the same node they are treated as across the street from each
+    other: the answer is their ``direct_m`` (great-circle) distance, not twice the offset.
+    """
+    via = np.asarray(off_a) + np.asarray(graph_m) + np.asarray(off_b)
+    return np.asarray(np.where(same_node, direct_m, via), dtype=np.float64)
+
+
 def pair_distances(
     graph: StreetGraph,
     lat: FloatArray,
@@ -131,5 +148,6 @@ def pair_distances(
         dist, _ = search(graph.length_matrix, chunk, limit=radius_m)
         sel = (row_of >= lo) & (row_of < lo + chunk.size)
         res[sel] = dist[row_of[sel] - lo, node[pb[sel]]]
-    out[both] = res + off[pa] + off[pb]
+    direct = haversine_m(lat[pa], lon[pa], lat[pb], lon[pb])
+    out[both] = door_to_door(res, off[pa], off[pb], node[pa] == node[pb], direct)
     return out

@@ -33,7 +33,13 @@ from routing.street.geo import arc_m, as_latlon, as_latlon_pairs, haversine_m, t
 from routing.street.graph import StreetGraph
 from routing.street.interfaces import LatLon
 from routing.street.profiles import DEFAULT_PEAKS, TimeOfDaySpeeds, VehicleProfile
-from routing.street.shortest_paths import SOURCE_CHUNK, path_lengths, search, trace_path
+from routing.street.shortest_paths import (
+    SOURCE_CHUNK,
+    door_to_door,
+    path_lengths,
+    search,
+    trace_path,
+)
 from routing.street.straight_line import StraightLineTravelTimes
 
 CONNECTOR_SPEED_KMH = 20.0
@@ -210,14 +216,12 @@ class TravelTimeModel:
             secs_u[k] = dist[dnode]
             mets_u[k] = path_lengths(self.graph, dist[None, :], pred[None, :], dnode)[0]
         conn = min(CONNECTOR_SPEED_KMH, profile.max_speed_kmh) / 3.6
-        meters = mets_u[row_of] + ooff[:, None] + doff[None, :]
-        seconds = secs_u[row_of] + (ooff[:, None] + doff[None, :]) / conn
         # Both ends on the same street vertex: drive straight across at connector speed.
         same = onode[:, None] == dnode[None, :]
-        if same.any():
-            direct = haversine_m(olat[:, None], olon[:, None], dlat[None, :], dlon[None, :])
-            meters = np.where(same, direct, meters)
-            seconds = np.where(same, direct / conn, seconds)
+        direct = haversine_m(olat[:, None], olon[:, None], dlat[None, :], dlon[None, :])
+        meters = door_to_door(mets_u[row_of], ooff[:, None], doff[None, :], same, direct)
+        conn_s = door_to_door(0.0, ooff[:, None], doff[None, :], same, direct) / conn
+        seconds = np.where(same, 0.0, secs_u[row_of]) + conn_s
         return seconds, meters
 
     def route(
@@ -237,7 +241,9 @@ class TravelTimeModel:
         start = (float(la[0]), float(lo[0]))
         end = (float(la[1]), float(lo[1]))
         if node[0] == node[1]:
-            direct = float(haversine_m(la[0], lo[0], la[1], lo[1]))
+            direct = float(
+                door_to_door(0.0, off[0], off[1], True, haversine_m(la[0], lo[0], la[1], lo[1]))
+            )
             return direct / conn, direct, [start, end]
         factor = self.time_of_day.factor(depart_s)
         dist, pred = search(self._weights(profile, factor), node[0], predecessors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import numpy as np
 
@@ -19,7 +21,7 @@ def to_networkx(g: StreetGraph, weights: np.ndarray) -> nx.DiGraph:
 def path_length(g: StreetGraph, path: list[int]) -> float:
     """Metres along a node path, summing edge lengths looked up one by one."""
     total = 0.0
-    for u, v in zip(path[:-1], path[1:], strict=True):
+    for u, v in itertools.pairwise(path):
         lo, hi = g.indptr[u], g.indptr[u + 1]
         k = lo + int(np.flatnonzero(g.indices[lo:hi] == v)[0])
         total += float(g.length_m[k])

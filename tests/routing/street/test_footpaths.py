@@ -29,7 +29,7 @@ def test_straight_line_footpaths_match_brute_force(muroran_stops: pd.DataFrame) 
 
 
 def test_stops_without_coordinates_are_skipped() -> None:
-    a, b, sec = footpaths(None, [42.0, np.nan, 42.0001], [141.0, np.nan, 141.0])
+    a, b, _sec = footpaths(None, [42.0, np.nan, 42.0001], [141.0, np.nan, 141.0])
     assert a.tolist() == [0, 2] and b.tolist() == [2, 0]
     assert footpaths(None, [], [])[0].size == 0
     with pytest.raises(ValueError, match="radius_m"):
@@ -56,7 +56,9 @@ def test_osm_footpaths(terre_haute: dict[str, StreetGraph], th_stops: pd.DataFra
     assert footpaths(None, lat, lon, radius_m=400)[0].size > 0
 
 
-def test_footpath_source_feeds_the_compiler(terre_haute: dict[str, StreetGraph], gtfs_dir: Path) -> None:
+def test_footpath_source_feeds_the_compiler(
+    terre_haute: dict[str, StreetGraph], gtfs_dir: Path
+) -> None:
     source = footpath_source(terre_haute["walk"], radius_m=400)
     fp = source(np.array([39.4667, 39.4669, 41.0]), np.array([-87.4139, -87.4139, -87.4]))
     assert isinstance(fp, Footpaths)

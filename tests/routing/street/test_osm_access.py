@@ -48,21 +48,28 @@ def test_walk_is_at_least_great_circle_and_bounded(
         assert coords[0] == a and coords[-1] == b
         # The polyline is the path: its length is the walked distance.
         la, lo = np.array(coords).T
-        assert float(haversine_m(la[:-1], lo[:-1], la[1:], lo[1:]).sum()) == pytest.approx(met, rel=1e-6)
+        assert float(haversine_m(la[:-1], lo[:-1], la[1:], lo[1:]).sum()) == pytest.approx(
+            met, rel=1e-6
+        )
         if gc > 300:
             ratios.append(met / gc)
     assert np.median(ratios) < 1.6
     assert np.mean(np.array(ratios) < 2.5) > 0.9
 
 
-def test_walk_is_symmetric(access: OsmWalkAccess, th_stops: pd.DataFrame, pairs: list[tuple[int, int]]) -> None:
+def test_walk_is_symmetric(
+    access: OsmWalkAccess, th_stops: pd.DataFrame, pairs: list[tuple[int, int]]
+) -> None:
     for i, j in pairs[:8]:
         a, b = latlon(th_stops, i), latlon(th_stops, j)
         assert access.walk(*a, *b)[1] == pytest.approx(access.walk(*b, *a)[1], rel=1e-9)
 
 
 def test_walk_matches_networkx(
-    terre_haute: dict[str, StreetGraph], access: OsmWalkAccess, th_stops: pd.DataFrame, pairs: list[tuple[int, int]]
+    terre_haute: dict[str, StreetGraph],
+    access: OsmWalkAccess,
+    th_stops: pd.DataFrame,
+    pairs: list[tuple[int, int]],
 ) -> None:
     g = terre_haute["walk"]
     dg = to_networkx(g, g.length_m)
@@ -85,11 +92,24 @@ def test_nearby_stops_agree_with_walk(access: OsmWalkAccess, th_stops: pd.DataFr
         assert s == sec[k]
     # Network walks are longer than the straight-line model's crow-fly estimate allows for
     # some stops, never shorter than the great circle.
-    gc = haversine_m(origin[0], origin[1], th_stops["stop_lat"].to_numpy()[idx], th_stops["stop_lon"].to_numpy()[idx])
+    gc = haversine_m(
+        origin[0],
+        origin[1],
+        th_stops["stop_lat"].to_numpy()[idx],
+        th_stops["stop_lon"].to_numpy()[idx],
+    )
     assert np.all(met >= gc - 1e-6)
     # Every stop reachable within the budget is found: check against single walks.
     others = np.setdiff1d(np.arange(len(th_stops)), idx)
-    near = others[haversine_m(origin[0], origin[1], th_stops["stop_lat"].to_numpy()[others], th_stops["stop_lon"].to_numpy()[others]) < 900 * 1.2]
+    near = others[
+        haversine_m(
+            origin[0],
+            origin[1],
+            th_stops["stop_lat"].to_numpy()[others],
+            th_stops["stop_lon"].to_numpy()[others],
+        )
+        < 900 * 1.2
+    ]
     for i in near:
         assert access.walk(*origin, *latlon(th_stops, int(i)))[0] > 900
 
@@ -97,7 +117,7 @@ def test_nearby_stops_agree_with_walk(access: OsmWalkAccess, th_stops: pd.DataFr
 def test_nearby_stops_small_budgets(access: OsmWalkAccess, th_stops: pd.DataFrame) -> None:
     idx, _, _ = access.nearby_stops(*latlon(th_stops, 0), max_seconds=0)
     assert idx.size == 0
-    idx, sec, _ = access.nearby_stops(*latlon(th_stops, 0), max_seconds=300)
+    idx, _sec, _ = access.nearby_stops(*latlon(th_stops, 0), max_seconds=300)
     assert 0 in idx.tolist()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,12 @@ def check_well_formed(g: StreetGraph) -> None:
     assert np.all(g.speed_kmh > 0)
     np.testing.assert_allclose(
         g.length_m,
-        np.maximum(haversine_m(g.lat[g.edge_source], g.lon[g.edge_source], g.lat[g.indices], g.lon[g.indices]), 0.01),
+        np.maximum(
+            haversine_m(
+                g.lat[g.edge_source], g.lon[g.edge_source], g.lat[g.indices], g.lon[g.indices]
+            ),
+            0.01,
+        ),
     )
     assert np.all(g.edge_source != g.indices), "self-loop"
     assert np.all(np.diff(g.edge_key) > 0), "edges sorted by (u, v), no parallel edges"
@@ -51,7 +57,9 @@ def test_graphs_are_well_formed(city: str, request: pytest.FixtureRequest) -> No
     walk, drive = graphs["walk"], graphs["drive"]
     # Walking ignores oneway: every edge has its reverse.
     assert np.all(walk.edge_ids(walk.indices, walk.edge_source) >= 0)
-    assert not np.isin(walk.highway, [HIGHWAY_CODE["motorway"], HIGHWAY_CODE["motorway_link"]]).any()
+    assert not np.isin(
+        walk.highway, [HIGHWAY_CODE["motorway"], HIGHWAY_CODE["motorway_link"]]
+    ).any()
     assert not np.isin(drive.highway, [HIGHWAY_CODE["footway"], HIGHWAY_CODE["path"]]).any()
     # Plausible sizes: several hundred km of streets.
     assert walk.length_m.sum() / 2 > 300_000
@@ -68,7 +76,7 @@ def way_segments(pbf: Path, way_id: int) -> list[tuple[int, int]]:
     for w in osmium.FileProcessor(str(pbf), osmium.osm.WAY):
         if w.id == way_id:
             refs = [n.ref for n in w.nodes]
-            return list(zip(refs[:-1], refs[1:], strict=True))
+            return list(itertools.pairwise(refs))
     raise AssertionError(f"way {way_id} not in the file")
 
 
@@ -78,7 +86,9 @@ def node_of(g: StreetGraph, osm_ids: list[int]) -> np.ndarray:
     return pos
 
 
-def test_oneway_ways_are_one_way(terre_haute: dict[str, StreetGraph], terre_haute_pbf: Path) -> None:
+def test_oneway_ways_are_one_way(
+    terre_haute: dict[str, StreetGraph], terre_haute_pbf: Path
+) -> None:
     drive = terre_haute["drive"]
     tagged = tagged_ways(terre_haute_pbf, "oneway")
     oneway = {w for w, t in tagged.items() if t["oneway"] == "yes"}
@@ -99,7 +109,11 @@ def test_oneway_minus_one_runs_against_the_way(
     terre_haute: dict[str, StreetGraph], terre_haute_pbf: Path
 ) -> None:
     drive = terre_haute["drive"]
-    backward = [w for w, t in tagged_ways(terre_haute_pbf, "oneway", "-1").items() if (drive.way_id == w).any()]
+    backward = [
+        w
+        for w, t in tagged_ways(terre_haute_pbf, "oneway", "-1").items()
+        if (drive.way_id == w).any()
+    ]
     assert backward, "the extract has a oneway=-1 street (Walnut Street)"
     segs = way_segments(terre_haute_pbf, backward[0])
     a = node_of(drive, [s[0] for s in segs])
@@ -150,7 +164,17 @@ def test_save_load_roundtrip(terre_haute: dict[str, StreetGraph], tmp_path: Path
     g.save(tmp_path / "drive.npz")
     h = StreetGraph.load(tmp_path / "drive.npz")
     assert h.mode == "drive"
-    for name in ("node_osm_id", "lat", "lon", "indptr", "indices", "length_m", "speed_kmh", "highway", "way_id"):
+    for name in (
+        "node_osm_id",
+        "lat",
+        "lon",
+        "indptr",
+        "indices",
+        "length_m",
+        "speed_kmh",
+        "highway",
+        "way_id",
+    ):
         np.testing.assert_array_equal(getattr(g, name), getattr(h, name))
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(OsmLoadError):

@@ -9,7 +9,9 @@ import pytest
 from routing.street import InvalidCoordinates, StreetGraph, haversine_m, snap
 
 
-def test_terre_haute_stops_snap_close(terre_haute: dict[str, StreetGraph], th_stops: pd.DataFrame) -> None:
+def test_terre_haute_stops_snap_close(
+    terre_haute: dict[str, StreetGraph], th_stops: pd.DataFrame
+) -> None:
     g = terre_haute["walk"]
     node, dist = snap(g, th_stops["stop_lat"], th_stops["stop_lon"])
     assert node.shape == dist.shape == (len(th_stops),)
@@ -20,11 +22,15 @@ def test_terre_haute_stops_snap_close(terre_haute: dict[str, StreetGraph], th_st
     assert float(dist.max()) < 200.0
     assert np.mean(dist <= 100.0) > 0.85
     np.testing.assert_allclose(
-        dist, haversine_m(th_stops["stop_lat"], th_stops["stop_lon"], g.lat[node], g.lon[node]), atol=1e-6
+        dist,
+        haversine_m(th_stops["stop_lat"], th_stops["stop_lon"], g.lat[node], g.lon[node]),
+        atol=1e-6,
     )
 
 
-def test_snap_is_the_nearest_node(terre_haute: dict[str, StreetGraph], th_stops: pd.DataFrame) -> None:
+def test_snap_is_the_nearest_node(
+    terre_haute: dict[str, StreetGraph], th_stops: pd.DataFrame
+) -> None:
     g = terre_haute["drive"]
     lat, lon = th_stops["stop_lat"].to_numpy()[:10], th_stops["stop_lon"].to_numpy()[:10]
     node, dist = snap(g, lat, lon)

@@ -25,11 +25,15 @@ def access(muroran_stops: pd.DataFrame) -> StraightLineAccess:
     return StraightLineAccess(muroran_stops["stop_lat"], muroran_stops["stop_lon"])
 
 
-def test_nearby_stops_equal_brute_force(access: StraightLineAccess, muroran_stops: pd.DataFrame) -> None:
+def test_nearby_stops_equal_brute_force(
+    access: StraightLineAccess, muroran_stops: pd.DataFrame
+) -> None:
     lat, lon = 42.3157, 140.9739  # Muroran station
     idx, sec, met = access.nearby_stops(lat, lon, max_seconds=600)
     expected = {}
-    for i, (la, lo) in enumerate(zip(muroran_stops["stop_lat"], muroran_stops["stop_lon"], strict=True)):
+    for i, (la, lo) in enumerate(
+        zip(muroran_stops["stop_lat"], muroran_stops["stop_lon"], strict=True)
+    ):
         s = math.ceil(hand_haversine(lat, lon, la, lo) * 1.3 / 1.2)
         if s <= 600:
             expected[i] = s
