@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 
 def concat_ranges(
@@ -23,3 +26,17 @@ def csr_ptr(group: npt.NDArray[np.integer], n_groups: int) -> npt.NDArray[np.int
     """CSR offsets ``[n_groups + 1]`` for items already sorted by ``group``."""
     counts = np.bincount(np.asarray(group, dtype=np.int64), minlength=n_groups)
     return np.r_[0, np.cumsum(counts)].astype(np.int32)
+
+
+def first_index(keys: Any, values: Any) -> npt.NDArray[np.int64]:
+    """Position in ``keys`` of each of ``values`` (first occurrence; -1 when absent).
+
+    Unlike ``pd.Index.get_indexer`` it accepts duplicated keys (a broken feed's ids).
+    """
+    idx = pd.Index(keys)
+    if idx.is_unique:
+        return np.asarray(idx.get_indexer(values), dtype=np.int64)
+    keep = ~idx.duplicated(keep="first")
+    pos = np.flatnonzero(keep)
+    r = np.asarray(idx[keep].get_indexer(values), dtype=np.int64)
+    return np.where(r >= 0, pos[np.maximum(r, 0)], -1)

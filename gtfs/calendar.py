@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gtfs.arrays import first_index
 from gtfs.feed import Feed
 from gtfs.times import int_column, parse_dates
 
@@ -64,7 +65,7 @@ def service_days(feed: Feed) -> ServiceDays:
     weekday = (_to_date(d0).weekday() + day_nums) % 7
     if c_ok:
         flags = np.column_stack([int_column(cal, w, 0, np.int8) == 1 for w in WEEKDAYS])
-        rows = ids.get_indexer(cal["service_id"].astype(str))
+        rows = first_index(ids, cal["service_id"].astype(str))
         ok = ~np.isnat(c_start) & ~np.isnat(c_end)
         s = np.where(ok, (c_start - d0).astype(int), 0)
         e = np.where(ok, (c_end - d0).astype(int), -1)
@@ -76,7 +77,7 @@ def service_days(feed: Feed) -> ServiceDays:
         )
         np.logical_or.at(days, rows, mask)
     if d_ok:
-        rows = ids.get_indexer(cd["service_id"].astype(str))
+        rows = first_index(ids, cd["service_id"].astype(str))
         exc = int_column(cd, "exception_type", 0, np.int8)
         ok = ~np.isnat(cd_date)
         col = np.where(ok, (cd_date - d0).astype(int), 0)

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gtfs.arrays import concat_ranges, csr_ptr
+from gtfs.arrays import concat_ranges, csr_ptr, first_index
 from gtfs.calendar import ServiceDays, service_days
 from gtfs.compiled import CompiledTimetable
 from gtfs.errors import FeedError
@@ -87,7 +87,7 @@ def _ids(s: pd.Series, prefix: str) -> pd.Series:
 
 
 def _lookup(index: pd.Index, values: pd.Series | npt.NDArray[np.object_]) -> npt.NDArray[np.int32]:
-    return np.asarray(index.get_indexer(values), dtype=np.int32)
+    return np.asarray(first_index(index, values), dtype=np.int32)
 
 
 def _part(feed: Feed, prefix: str) -> _Part:
@@ -498,8 +498,8 @@ def _transfers(
         tr = tr.assign(_type=ttype, _min=min_s)
         rules = tr[specific]
         st = tr[~specific].assign(
-            a0=stop_index.get_indexer(tr.loc[~specific, "from_stop_id"]),
-            b0=stop_index.get_indexer(tr.loc[~specific, "to_stop_id"]),
+            a0=first_index(stop_index, tr.loc[~specific, "from_stop_id"]),
+            b0=first_index(stop_index, tr.loc[~specific, "to_stop_id"]),
         )
         st = st[(st["a0"] >= 0) & (st["b0"] >= 0)]
         members = _station_members(stop_index, stop_parent)
@@ -534,7 +534,7 @@ def _rule_arrays(
         return {}
 
     def idx(index: pd.Index, col: str) -> npt.NDArray[np.int32]:
-        return np.asarray(index.get_indexer(rules[col]), dtype=np.int32)
+        return np.asarray(first_index(index, rules[col]), dtype=np.int32)
 
     return {
         "rule_from_stop": idx(stops, "from_stop_id"),

@@ -24,6 +24,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from gtfs.arrays import first_index
 from gtfs.feed import Feed
 from gtfs.notices import Notice, NoticeSink
 from gtfs.times import int_column, parse_times
@@ -281,7 +282,7 @@ def read_flex(feed: Feed) -> FlexNetwork:
         is_flex = ((loc != "") | (grp != "")).to_numpy() & (start >= 0) & (end >= 0)
         if is_flex.any():
             trips = feed.trips
-            ti = pd.Index(trips["trip_id"].astype(str)).get_indexer(st["trip_id"].astype(str))
+            ti = first_index(trips["trip_id"].astype(str), st["trip_id"].astype(str))
             rows = pd.DataFrame(
                 {
                     "location_id": np.where(loc != "", loc, grp),

@@ -26,6 +26,7 @@ SEVERITIES: dict[str, Severity] = {
     "unknown_column": Severity.INFO,
     "unusual_encoding": Severity.WARNING,
     "csv_parsing_failed": Severity.ERROR,
+    "new_line_in_value": Severity.ERROR,
     "empty_file": Severity.WARNING,
     "empty_column_name": Severity.ERROR,
     "duplicated_column": Severity.ERROR,

@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from gtfs.errors import FeedError
@@ -135,6 +136,9 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
     if not text.strip():
         sink.add("empty_file", 1, [{"filename": filename}])
         return pd.DataFrame()
+    if text.count('"') % 2:
+        # Pandas silently accepts an unterminated quote at EOF, swallowing the rest of the file.
+        sink.add("csv_parsing_failed", 1, [{"filename": filename, "message": "unterminated quote"}])
     kw: dict[str, object] = {
         "dtype": str,
         "keep_default_na": False,
@@ -171,6 +175,17 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
     for c in df.columns:
         if df[c].dtype == object and needs_strip(df[c]):
             df[c] = df[c].astype(str).str.strip()
+    for c in df.columns:
+        nl = df[c].astype(str).str.contains("\n", regex=False).to_numpy()
+        if nl.any():
+            sink.add(
+                "new_line_in_value",
+                int(nl.sum()),
+                [
+                    {"filename": filename, "csvRowNumber": int(i) + 2, "fieldName": c}
+                    for i in np.flatnonzero(nl)[:5]
+                ],
+            )
     return df
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gtfs.arrays import concat_ranges
+from gtfs.arrays import concat_ranges, first_index
 from gtfs.feed import Feed
 from gtfs.geo import haversine_m
 from gtfs.times import float_column, format_time, int_column, parse_times
@@ -81,13 +81,13 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     trips = feed.trips
     if st.empty or trips.empty or "trip_id" not in st.columns or "trip_id" not in trips.columns:
         return _empty()
-    trip_codes = pd.Index(trips["trip_id"].astype(str)).get_indexer(st["trip_id"].astype(str))
+    trip_codes = first_index(trips["trip_id"].astype(str), st["trip_id"].astype(str))
     seq = int_column(st, "stop_sequence", -1, np.int64)
     # Rows whose trip is unknown or sequence unusable are reported by the validator; dropped.
     keep = (trip_codes >= 0) & (seq >= 0)
     rows = np.flatnonzero(keep)
     order = rows[np.lexsort((seq[rows], trip_codes[rows]))]
-    # Duplicated trip ids in trips.txt: get_indexer gave the first, harmless.
+    # Duplicated trip ids in trips.txt: rows go to the first such trip (validator reports).
     tcode = trip_codes[order]
     arr, _ = parse_times(feed.column("stop_times", "arrival_time"))
     dep, _ = parse_times(feed.column("stop_times", "departure_time"))
@@ -184,7 +184,7 @@ def _stop_coords(
     if "stop_id" not in stops.columns:
         nan = np.full(len(stop_ids), np.nan)
         return nan, nan.copy()
-    idx = pd.Index(stops["stop_id"].astype(str)).get_indexer(stop_ids)
+    idx = first_index(stops["stop_id"].astype(str), stop_ids)
     lat = float_column(stops, "stop_lat")
     lon = float_column(stops, "stop_lon")
     ok = idx >= 0
@@ -244,7 +244,7 @@ def _expand_frequencies(feed: Feed, base: TypedStopTimes) -> TypedStopTimes:
     fq = feed.table("frequencies")
     if fq.empty or "trip_id" not in fq.columns:
         return base
-    t_index = pd.Index(base.trip_ids).get_indexer(fq["trip_id"].astype(str))
+    t_index = first_index(base.trip_ids, fq["trip_id"].astype(str))
     start, _ = parse_times(feed.column("frequencies", "start_time"))
     end, _ = parse_times(feed.column("frequencies", "end_time"))
     headway = int_column(fq, "headway_secs", 0, np.int64)

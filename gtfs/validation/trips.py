@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gtfs.arrays import first_index
 from gtfs.feed import Feed
 from gtfs.geo import haversine_m
 from gtfs.notices import NoticeSink
@@ -126,7 +127,7 @@ def _fast_travel(
     stops = feed.stops
     if stops.empty or "stop_id" not in df.columns or "stop_id" not in stops.columns:
         return
-    si = pd.Index(stops["stop_id"].astype(str)).get_indexer(df["stop_id"].astype(str))
+    si = first_index(stops["stop_id"].astype(str), df["stop_id"].astype(str))
     lat = np.where(si >= 0, float_column(stops, "stop_lat")[si], np.nan)
     lon = np.where(si >= 0, float_column(stops, "stop_lon")[si], np.nan)
     d = np.r_[np.nan, haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])]
@@ -137,9 +138,10 @@ def _fast_travel(
     trips, routes = feed.trips, feed.routes
     rt = np.full(len(df), 3)
     if {"trip_id", "route_id"} <= set(trips.columns) and "route_id" in routes.columns:
-        ti = pd.Index(trips["trip_id"].astype(str)).get_indexer(df["trip_id"].astype(str))
-        ri = pd.Index(routes["route_id"].astype(str)).get_indexer(
-            trips["route_id"].astype(str).to_numpy()[np.maximum(ti, 0)]
+        ti = first_index(trips["trip_id"].astype(str), df["trip_id"].astype(str))
+        ri = first_index(
+            routes["route_id"].astype(str),
+            trips["route_id"].astype(str).to_numpy()[np.maximum(ti, 0)],
         )
         rtypes = int_column(routes, "route_type", 3, np.int64)
         rt = np.where((ti >= 0) & (ri >= 0), rtypes[np.maximum(ri, 0)], 3)

@@ -1,0 +1,109 @@
+"""Figures of real feeds checked against an independent reading of the raw files.
+
+The expected values are computed here with ``zipfile`` + ``csv`` straight from the zips, not
+with the package's reader, and compared with what ``read_feed`` / ``compile_timetable`` give.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gtfs import compile_timetable, read_feed
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def raw_rows(zip_path: Path, name: str) -> list[dict[str, str]]:
+    with zipfile.ZipFile(zip_path) as zf:
+        if name not in zf.namelist():
+            return []
+        text = zf.read(name).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def active_services(zip_path: Path, day: dt.date) -> set[str]:
+    ymd = day.strftime("%Y%m%d")
+    active = {
+        r["service_id"]
+        for r in raw_rows(zip_path, "calendar.txt")
+        if r["start_date"] <= ymd <= r["end_date"] and r[WEEKDAYS[day.weekday()]].strip() == "1"
+    }
+    for r in raw_rows(zip_path, "calendar_dates.txt"):
+        if r["date"] == ymd:
+            if r["exception_type"].strip() == "1":
+                active.add(r["service_id"])
+            elif r["exception_type"].strip() == "2":
+                active.discard(r["service_id"])
+    return active
+
+
+# (feed, a service day to count trips on)
+CASES = [
+    ("jp_donan_bus_muroran.zip", dt.date(2020, 6, 3)),
+    ("jp_kumagaya_yuyubus.zip", dt.date(2024, 7, 6)),
+    ("au_cairns.zip", dt.date(2014, 6, 9)),  # a calendar_dates holiday (Queen's Birthday)
+]
+
+
+@pytest.mark.parametrize(("name", "day"), CASES)
+def test_counts_match_raw_files(gtfs_dir: Path, name: str, day: dt.date) -> None:
+    path = gtfs_dir / name
+    stops = raw_rows(path, "stops.txt")
+    trips = raw_rows(path, "trips.txt")
+    stop_times = raw_rows(path, "stop_times.txt")
+    per_trip = Counter(r["trip_id"] for r in stop_times)
+    expected_connections = sum(n - 1 for n in per_trip.values())
+    services = active_services(path, day)
+    expected_active = sum(1 for t in trips if t["service_id"] in services)
+    assert expected_active > 0  # the chosen day is a service day
+
+    feed = read_feed(path)
+    assert len(feed.stops) == len(stops)
+    assert len(feed.trips) == len(trips)
+    assert len(feed.stop_times) == len(stop_times)
+
+    tt = compile_timetable(feed)
+    assert tt.n_stops == len(stops)
+    assert tt.n_trips == len(trips)
+    assert tt.n_stop_times == len(stop_times)
+    connections = int(((tt.trip_st_ptr[1:] - tt.trip_st_ptr[:-1]) - 1).sum())
+    assert connections == expected_connections
+    assert int(tt.active_trips(day).sum()) == expected_active
+    # Trip ids and their stop counts survive compilation unchanged.
+    compiled_counts = dict(
+        zip(tt.trip_ids.tolist(), (tt.trip_st_ptr[1:] - tt.trip_st_ptr[:-1]).tolist(), strict=True)
+    )
+    assert compiled_counts == dict(per_trip)
+
+
+def test_readme_figures(gtfs_dir: Path) -> None:
+    """The data README's figures (706 stops / 541 trips / 20,594 stop_times for Muroran...)."""
+    m = read_feed(gtfs_dir / "jp_donan_bus_muroran.zip")
+    assert (len(m.stops), len(m.routes), len(m.trips), len(m.stop_times)) == (706, 74, 541, 20594)
+    c = read_feed(gtfs_dir / "au_cairns.zip")
+    assert (len(c.stops), len(c.routes), len(c.trips), len(c.stop_times)) == (416, 22, 1339, 37790)
+
+
+def test_cairns_times_past_midnight_and_blank_times(gtfs_dir: Path) -> None:
+    path = gtfs_dir / "au_cairns.zip"
+    raw = raw_rows(path, "stop_times.txt")
+    blanks = [r for r in raw if r["departure_time"] == ""]
+    assert len(blanks) == 65
+    late = max(int(r["arrival_time"].split(":")[0]) for r in raw if r["arrival_time"])
+    assert late >= 24
+    tt = compile_timetable(read_feed(path))
+    assert int(tt.st_arrival.max()) >= 24 * 3600
+    assert tt.meta["interpolated_stop_times"] == 65
+    # Every compiled trip is timed and non-decreasing after interpolation.
+    inner = np.ones(tt.n_stop_times, dtype=bool)
+    inner[tt.trip_st_ptr[:-1]] = False
+    assert (tt.st_arrival >= 0).all()
+    assert (tt.st_arrival[1:][inner[1:]] >= tt.st_departure[:-1][inner[1:]]).all()
