@@ -55,7 +55,12 @@ def solve_ortools(
     P = kernel_data(p)
     late_eff = P[2][:, 1]
     onboard_pick = set(int(p.pickup[r]) for r in np.flatnonzero(p.onboard_vehicle >= 0))
-    model_nodes = [v for v in range(p.n_nodes) if v not in onboard_pick]
+    node_req = p.node_request()
+    ends = set(p.start_node.tolist()) | set(p.end_node.tolist())
+    # Only nodes to visit: request nodes (not past pickups) and vehicle start/end nodes.
+    model_nodes = [
+        v for v in range(p.n_nodes) if (node_req[v] >= 0 and v not in onboard_pick) or v in ends
+    ]
     to_model = {v: i for i, v in enumerate(model_nodes)}
     n_veh = p.n_vehicles
     manager = pywrapcp.RoutingIndexManager(
@@ -103,7 +108,6 @@ def solve_ortools(
     def hi(x: float) -> int:
         return horizon if not np.isfinite(x) else min(horizon, math.floor(x * scale + 1e-9))
 
-    node_req = p.node_request()
     for v in model_nodes:
         if node_req[v] < 0:
             continue
@@ -138,7 +142,7 @@ def solve_ortools(
         d_idx = manager.NodeToIndex(to_model[int(p.delivery[r])])
         ob = int(p.onboard_vehicle[r])
         if ob >= 0:
-            routing.SetAllowedVehiclesForIndex([ob], d_idx)
+            routing.VehicleVar(d_idx).SetValues([-1, ob])  # -1: unperformed
             routing.AddDisjunction([d_idx], penalty)
             continue
         p_idx = manager.NodeToIndex(to_model[int(p.pickup[r])])
@@ -150,8 +154,8 @@ def solve_ortools(
             # One unit of slack absorbs the upward rounding of the service time.
             solver.Add(tdim.CumulVar(d_idx) - tdim.CumulVar(p_idx) - s_p <= hi(p.max_ride[r]) - 1)
         if p.fixed_vehicle[r] >= 0:
-            routing.SetAllowedVehiclesForIndex([int(p.fixed_vehicle[r])], p_idx)
-            routing.SetAllowedVehiclesForIndex([int(p.fixed_vehicle[r])], d_idx)
+            routing.VehicleVar(p_idx).SetValues([-1, int(p.fixed_vehicle[r])])
+            routing.VehicleVar(d_idx).SetValues([-1, int(p.fixed_vehicle[r])])
         routing.AddDisjunction([p_idx], penalty)
         routing.AddDisjunction([d_idx], penalty)
 

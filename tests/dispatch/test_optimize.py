@@ -1,0 +1,142 @@
+"""Static DARP solvers: ALNS and the OR-Tools model, on a2-16 and hand-built live cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dispatch.instances import read_best_known, read_cordeau, read_lilim
+from dispatch.optimize.alns import rank, solve_alns
+from dispatch.optimize.ortools_model import solve_ortools
+from dispatch.problem import Problem, Request, Vehicle, check
+from tests.dispatch.test_problem import line_problem
+
+
+@pytest.fixture(scope="module")
+def a2_16(shared_data: Path) -> Problem:
+    return read_cordeau(shared_data / "darp" / "cordeau2006_a" / "a2-16.txt")
+
+
+@pytest.fixture(scope="module")
+def a2_16_best(shared_data: Path) -> float:
+    return read_best_known(shared_data / "darp" / "best_known.csv")["a2-16"].cost
+
+
+def test_alns_a2_16_near_optimum(a2_16: Problem, a2_16_best: float) -> None:
+    sol = solve_alns(a2_16, time_limit_s=10.0, seed=0, iterations=1500)
+    assert check(a2_16, sol) == []
+    assert sol.unserved == []
+    assert sol.cost <= a2_16_best * 1.02
+    assert sol.cost >= a2_16_best - 1e-3  # cannot beat a proven optimum
+
+
+def test_alns_is_deterministic_for_a_seed(a2_16: Problem) -> None:
+    a = solve_alns(a2_16, time_limit_s=30.0, seed=7, iterations=150)
+    b = solve_alns(a2_16, time_limit_s=30.0, seed=7, iterations=150)
+    assert a.routes == b.routes and a.cost == b.cost
+    assert a.stats["iterations"] == 150
+
+
+def test_ortools_a2_16_serves_all(a2_16: Problem, a2_16_best: float) -> None:
+    sol = solve_ortools(a2_16, time_limit_s=3.0)
+    assert check(a2_16, sol) == []
+    assert sol.unserved == []
+    assert a2_16_best - 1e-3 <= sol.cost <= a2_16_best * 1.10
+
+
+def test_lilim_pdptw_solved_feasibly(shared_data: Path) -> None:
+    p = read_lilim(shared_data / "darp" / "lilim_100" / "lc101.txt")
+    sol = solve_alns(p, time_limit_s=3.0, seed=0, iterations=100)
+    assert check(p, sol) == [] and sol.unserved == []
+    assert sol.n_vehicles_used <= 12  # best known: 10
+
+
+def _live_problem() -> Problem:
+    """Two vehicles already on the road: vehicle 0 at node 6 with a passenger (request 2)
+    onboard, vehicle 1 at node 7 starting later; both end at the depot (node 1)."""
+    xs = [0.0, 0.0, 2.0, 5.0, 1.0, 4.0, 8.0, -3.0, 9.0, 6.0]
+    requests = [
+        Request(2, 3, max_ride=10.0),
+        Request(4, 5, max_ride=10.0),
+        Request(8, 9, max_ride=4.0, onboard_vehicle=0),  # pickup node 8 is in the past
+    ]
+    vehicles = [
+        Vehicle(start_node=6, end_node=1, capacity=[1], start_time=10.0, shift_end=60.0),
+        Vehicle(start_node=7, end_node=1, capacity=[2], start_time=12.0, shift_end=60.0),
+    ]
+    return line_problem(xs, requests, vehicles)
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_onboard_and_start_positions_respected(solver: str) -> None:
+    p = _live_problem()
+    sol = (
+        solve_alns(p, time_limit_s=2.0, iterations=50)
+        if solver == "alns"
+        else solve_ortools(p, time_limit_s=1.0)
+    )
+    assert check(p, sol) == []
+    assert sol.unserved == []
+    assert 9 in sol.routes[0] and 8 not in sol.routes[0] + sol.routes[1]
+    assert sol.times[0][0] >= 10.0 and sol.times[1][0] >= 12.0
+    # The onboard passenger (remaining limit 4 from t=10) must be dropped first, at t=12.
+    assert sol.routes[0][0] == 9
+    assert sol.times[0][1] <= 14.0 + 1e-9
+
+
+def test_warm_start_never_worse(a2_16: Problem) -> None:
+    rough = solve_ortools(a2_16, time_limit_s=0.5, metaheuristic="greedy")
+    assert check(a2_16, rough) == []
+    better = solve_alns(a2_16, time_limit_s=10.0, iterations=300, warm_start=rough)
+    assert check(a2_16, better) == []
+    assert rank(a2_16, better) <= rank(a2_16, rough)
+    again = solve_ortools(a2_16, time_limit_s=1.0, warm_start=better)
+    assert check(a2_16, again) == []
+    assert rank(a2_16, again) <= rank(a2_16, better)
+
+
+def test_time_out_returns_the_warm_start(a2_16: Problem) -> None:
+    live = solve_alns(a2_16, time_limit_s=5.0, iterations=100, seed=3)
+    assert solve_alns(a2_16, time_limit_s=0.0, warm_start=live) is live
+
+
+def test_warm_start_is_accepted_from_another_solver_layout() -> None:
+    p = _live_problem()
+    ws = solve_ortools(p, time_limit_s=0.5)
+    out = solve_alns(p, time_limit_s=1.0, iterations=20, warm_start=ws)
+    assert check(p, out) == [] and rank(p, out) <= rank(p, ws)
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_impossible_request_is_unserved_with_a_reason(solver: str) -> None:
+    late = np.full(6, 100.0)
+    late[4] = 0.5  # request 1's pickup (x=1) closes before any vehicle can arrive
+    p = line_problem(late=late)
+    sol = (
+        solve_alns(p, time_limit_s=1.0, iterations=10)
+        if solver == "alns"
+        else solve_ortools(p, time_limit_s=0.5)
+    )
+    assert check(p, sol) == []
+    assert sol.unserved == [1]
+    assert "cannot reach node 4" in sol.unserved_reasons[1]
+    assert sol.routes[0] == [2, 3]
+
+
+def test_capacity_and_busy_reasons() -> None:
+    p = line_problem(
+        requests=[Request(2, 3), Request(4, 5)],
+        vehicles=[Vehicle(0, 1, capacity=[2], max_duration=10.0)],
+    )
+    heavy = Problem(**{**{f: getattr(p, f) for f in p.__dataclass_fields__}, "load": p.load * 3})
+    sol = solve_alns(heavy, time_limit_s=1.0, iterations=5)
+    assert sorted(sol.unserved) == [0, 1]
+    assert all("capacity" in sol.unserved_reasons[r] for r in (0, 1))
+    assert check(heavy, sol) == []
+
+
+def test_unknown_metaheuristic_is_rejected(a2_16: Problem) -> None:
+    with pytest.raises(ValueError, match="metaheuristic"):
+        solve_ortools(a2_16, metaheuristic="magic")
