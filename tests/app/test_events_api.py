@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,9 +407,9 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path, timeout: fl
 
 
 @pytest.fixture
-def two_processes(
+async def two_processes(
     tmp_path: Path, pg_database_url: str, redis_url: str, redis_prefix: str
-) -> Iterator[tuple[str, str]]:
+) -> AsyncIterator[tuple[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
     env.update(
         PYTHONPATH=str(REPO),
@@ -422,17 +422,32 @@ def two_processes(
         TSUNAGU_ADMIN_PASSWORD=PASSWORD,
         TSUNAGU_EVENT_KEEPALIVE_S="2",
     )
+    # Prepare the shared database once here (migrations, admin, signing keys), as a deployment
+    # does before scaling out, so both processes can then start at the same time.
+    from app.services import Services
+
+    prepared = await Services.start(
+        Settings(
+            environment="test",
+            data_dir=tmp_path / "prepare",
+            database_url=pg_database_url,
+            redis_url="",
+            demo=False,
+            admin_email=ADMIN,
+            admin_password=PASSWORD,
+        )
+    )
+    await prepared.stop()
     procs: list[subprocess.Popen[bytes]] = []
-    bases: list[str] = []
     try:
-        # One after the other: the first migrates the shared database.
-        for name in ("a", "b"):
-            port = _free_port()
-            log = tmp_path / f"app-{name}.log"
+        ports = {name: _free_port() for name in ("a", "b")}
+        logs = {name: tmp_path / f"app-{name}.log" for name in ports}
+        for name, port in ports.items():
             proc_env = {**env, "TSUNAGU_DATA_DIR": str(tmp_path / name)}
-            procs.append(_spawn(port, proc_env, log))
-            bases.append(f"http://127.0.0.1:{port}")
-            _wait_ready(procs[-1], bases[-1], log)
+            procs.append(_spawn(port, proc_env, logs[name]))
+        bases = [f"http://127.0.0.1:{port}" for port in ports.values()]
+        for proc, base, log in zip(procs, bases, logs.values(), strict=True):
+            await asyncio.to_thread(_wait_ready, proc, base, log)
         yield bases[0], bases[1]
     finally:
         for proc in procs:
