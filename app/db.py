@@ -84,6 +84,28 @@ def alembic_config(engine: Engine | None = None) -> Any:
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Apply every pending migration (idempotent; safe with several processes at once)."""
+    with _sqlite_file_lock(engine):
+        _upgrade(engine, revision)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock beside a SQLite file: workers starting together migrate one by one."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{path}.migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
     cfg = alembic_config()

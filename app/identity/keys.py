@@ -56,6 +56,7 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
 def _row_for(private_key: rsa.RSAPrivateKey) -> SigningKey:
     jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
     kid = jwk_thumbprint(jwk)
+    jwk.pop("key_ops", None)  # RFC 7517 4.3: "use" and "key_ops" should not appear together
     jwk.update({"kid": kid, "alg": ALGORITHM, "use": "sig"})
     pem = private_key.private_bytes(
         serialization.Encoding.PEM,

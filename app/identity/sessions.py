@@ -8,6 +8,7 @@ stolen or replayed, so the whole family is revoked (OAuth 2.0 Security BCP, sect
 from __future__ import annotations
 
 import hashlib
+import uuid
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +44,7 @@ class SessionManager:
         self.tokens = tokens
         self.refresh_ttl_s = refresh_ttl_s
 
-    def _new_refresh(self, db: Session, session_id: object) -> str:
+    def _new_refresh(self, db: Session, session_id: uuid.UUID) -> str:
         raw = secrets.token_urlsafe(32)
         db.add(
             RefreshToken(
@@ -87,13 +88,14 @@ class SessionManager:
         if auth is None or auth.revoked_at is not None:
             raise unauthorized("token_invalid", "This session has ended; sign in again.")
         now = utcnow()
+        already_used = row.used_at is not None
         # Conditional update: of two concurrent refreshes with one token, exactly one wins.
         claimed = db.execute(
             sa.update(RefreshToken)
             .where(col(RefreshToken.id) == row.id, col(RefreshToken.used_at).is_(None))
             .values(used_at=now)
         )
-        if row.used_at is not None or claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if already_used or claimed.rowcount != 1:  # type: ignore[attr-defined]
             db.rollback()
             self._revoke(db, row.session_id, "refresh_token_reuse")
             db.commit()
