@@ -1,0 +1,85 @@
+"""The demo city: Muroran is imported and published on first start, and its service date."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.feeds.service_date import pick_service_date
+from app.services import Services
+from gtfs import compile_timetable, read_feed
+from gtfs.compiled import CompiledTimetable
+
+
+@pytest.fixture(scope="module")
+def muroran_tt(gtfs_dir: Path) -> CompiledTimetable:
+    return compile_timetable(read_feed(gtfs_dir / "jp_donan_bus_muroran.zip"))
+
+
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        ("2026-11-29", "2020-11-29"),  # Sunday -> the Sunday on the same month/day
+        ("2027-03-31", "2021-03-31"),
+        ("2026-01-01", "2020-12-31"),  # Thursday: 2021-01-01 is a Friday, so the day before
+        ("2028-02-29", "2021-03-02"),  # leap day, outside the range in 2020
+        ("2030-04-02", "2021-03-30"),  # anniversary after the end: back by whole weeks
+        ("2020-06-01", "2020-06-01"),  # inside the calendar: today itself
+    ],
+)
+def test_service_date_rule(muroran_tt: CompiledTimetable, today: str, expected: str) -> None:
+    got = pick_service_date(muroran_tt, dt.date.fromisoformat(today))
+    assert got == dt.date.fromisoformat(expected)
+    assert got.weekday() == dt.date.fromisoformat(today).weekday()
+
+
+def test_service_date_skips_days_without_trips(muroran_tt: CompiledTimetable) -> None:
+    days = muroran_tt.service_days.copy()
+    holiday = muroran_tt.day_index(dt.date(2020, 11, 29))
+    days[:, holiday] = False
+    tt = dataclasses.replace(muroran_tt, service_days=days)
+    got = pick_service_date(tt, dt.date(2026, 11, 29))
+    assert got in (dt.date(2020, 12, 6), dt.date(2020, 11, 22))
+    assert tt.active_trips(got).any()
+
+
+def test_demo_is_loaded_once(make_app_client: Callable[..., TestClient]) -> None:
+    c = make_app_client(demo=True)
+    reg = c.app.state.services.feeds  # type: ignore[attr-defined]
+    info = c.get("/api/v1/network").json()
+    assert [p["feed_id"] for p in info["published"]] == ["muroran"]
+    assert info["counts"]["stops"] >= 700 and info["counts"]["trips"] == 541
+    assert info["timezone"] == "Asia/Tokyo"
+    assert info["service_start"] == "2020-04-01"
+    day = dt.date.fromisoformat(info["demo_service_date"])
+    assert dt.date(2020, 4, 1) <= day <= dt.date(2021, 4, 1)
+    today_tokyo = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
+    assert day.weekday() == today_tokyo.weekday()
+    assert "weekday" in info["service_date_rule"]
+    gj = c.get("/api/v1/network/geojson").json()
+    kinds = [f["properties"]["kind"] for f in gj["features"]]
+    assert kinds.count("stop") > 400 and kinds.count("route") > 10
+    assert reg.compiles == 1
+
+    # A second process on the same database and data dir: nothing re-imported or recompiled.
+    c2 = make_app_client(demo=True)
+    services: Services = c2.app.state.services  # type: ignore[attr-defined]
+    assert services.feeds.compiles == 0
+    assert len(services.feeds.list_versions("muroran")) == 1
+    assert c2.get("/api/v1/network").json()["published"] == info["published"]
+
+
+def test_demo_off_or_missing_file_starts_empty(
+    make_app_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    c = make_app_client(demo=False)
+    assert c.get("/api/v1/network").json()["published"] == []
+    assert c.get("/api/v1/network/geojson").json()["features"] == []
+    c2 = make_app_client(demo=True, demo_feed_path=tmp_path / "missing.zip")
+    assert c2.get("/api/v1/network").json()["published"] == []
+    assert c2.get("/readyz").status_code in (200, 503)
