@@ -1,0 +1,51 @@
+"""GTFS-JP: readings for stop search (both translations layouts), JP tables kept."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from gtfs import read_feed
+
+
+def test_muroran_legacy_translations(gtfs_dir: Path) -> None:
+    path = gtfs_dir / "jp_donan_bus_muroran.zip"
+    with zipfile.ZipFile(path) as zf:
+        tr = list(csv.DictReader(io.StringIO(zf.read("translations.txt").decode("utf-8-sig"))))
+        stops = list(csv.DictReader(io.StringIO(zf.read("stops.txt").decode("utf-8-sig"))))
+    kana = {r["trans_id"]: r["translation"] for r in tr if r["lang"] == "ja-Hrkt"}
+    expected = {(s["stop_id"], kana[s["stop_name"]]) for s in stops if s["stop_name"] in kana}
+    feed = read_feed(path)
+    readings = feed.stop_readings()
+    assert list(readings.columns) == ["stop_id", "lang", "name"]
+    got = {(r.stop_id, r.name) for r in readings[readings["lang"] == "ja-Hrkt"].itertuples()}
+    assert got == expected and len(got) > 200
+    eto = readings[(readings["lang"] == "ja-Hrkt") & (readings["name"] == "えともだんち")]
+    assert len(eto) >= 1
+    assert len(feed.table("agency_jp")) == 1 and len(feed.table("routes_jp")) > 0
+
+
+def test_kawasaki_sample(gtfs_dir: Path) -> None:
+    feed = read_feed(gtfs_dir / "jp_mlit_sample_kawasaki.zip")
+    r = feed.stop_readings()
+    kawa = r[(r["stop_id"] == "1510") & (r["lang"] == "ja-Hrkt")]
+    assert kawa["name"].tolist() == ["かわさきえきにしぐち"]
+    assert "en" in set(r["lang"])
+    assert not feed.table("office_jp").empty
+
+
+def test_new_gtfs_translations_layout(make_feed: Callable[..., Path]) -> None:
+    tr = (
+        "table_name,field_name,language,translation,record_id,record_sub_id,field_value\n"
+        "stops,stop_name,ja-Hrkt,いち,S1,,\n"
+        "stops,stop_name,en,Two,,,Two\n"
+        "routes,route_long_name,en,Line,R1,,\n"
+    )
+    r = read_feed(make_feed({"translations.txt": tr})).stop_readings()
+    assert sorted(map(tuple, r.to_numpy().tolist())) == [
+        ("S1", "ja-Hrkt", "いち"),
+        ("S2", "en", "Two"),
+    ]
