@@ -1,0 +1,237 @@
+"""Static DARP / PDPTW benchmark: ALNS vs. plain OR-Tools GLS (Cordeau 'a'), and vs. PyVRP (Li & Lim).
+
+Usage::
+
+    python -m bench.darp [--json PATH] [--time-limit 30] [--instances a2-16,a8-96,lc101]
+                         [--baseline-time-limit 10] [--lilim-time-limit 10] [--quick]
+
+Per Cordeau instance: ALNS (``--time-limit`` s, one core) and the OR-Tools GLS baseline
+(``--baseline-time-limit`` s), cost, gap to ``best_known.csv`` (proven optima, where listed),
+served/unserved, seconds, and whether :func:`dispatch.problem.check` accepts the plan. Per
+Li & Lim instance: vehicles and distance of ALNS and of PyVRP (>= 0.14 models pickup-delivery
+pairs natively as *shipments*; distances scaled x1000 and rounded for its integer model) beside
+the best known. Figures are single runs (seed 0); ``mean_gap_pct`` is over instances with a
+best known value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from dispatch.instances import read_best_known, read_cordeau, read_lilim
+from dispatch.optimize.alns import solve_alns
+from dispatch.optimize.ortools_model import solve_ortools
+from dispatch.problem import Problem, Solution, check
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "darp"
+QUICK = ["a2-16", "a4-48", "a8-96", "lc101", "lr101"]
+
+
+def _gap(cost: float, best: float | None) -> float | None:
+    return None if best is None else round(100.0 * (cost / best - 1.0), 3)
+
+
+def _summary(problem: Problem, sol: Solution, seconds: float, best: float | None) -> dict[str, Any]:
+    return {
+        "cost": round(sol.cost, 4),
+        "gap_pct": _gap(sol.cost, best),
+        "vehicles": sol.n_vehicles_used,
+        "unserved": len(sol.unserved),
+        "feasible": not check(problem, sol),
+        "seconds": round(seconds, 2),
+        "iterations": int(sol.stats.get("iterations", 0)),
+    }
+
+
+def _pyvrp(problem: Problem, time_limit: float, scale: int = 1000) -> dict[str, Any]:
+    """Li & Lim PDPTW in PyVRP: one shipment per request, a fixed cost per vehicle."""
+    from pyvrp import Model
+    from pyvrp.stop import MaxRuntime
+
+    xy = problem.meta["coords"]
+    m = Model()
+    locs = [m.add_location(float(x), float(y)) for x, y in xy]  # type: ignore[union-attr]
+    depot = m.add_depot(locs[0], tw_early=0, tw_late=int(problem.late[0] * scale))
+    m.add_vehicle_type(
+        num_available=problem.n_vehicles,
+        capacity=int(problem.capacity[0, 0]),
+        start_depot=depot,
+        end_depot=depot,
+        fixed_cost=int(problem.vehicle_fixed_cost * scale),
+        tw_early=0,
+        tw_late=int(problem.late[0] * scale),
+    )
+    for r in range(problem.n_requests):
+        pu, de = int(problem.pickup[r]), int(problem.delivery[r])
+        m.add_shipment(
+            locs[pu],
+            locs[de],
+            pickup_tw_early=int(problem.early[pu] * scale),
+            pickup_tw_late=int(problem.late[pu] * scale),
+            pickup_service_duration=int(problem.service[pu] * scale),
+            delivery_tw_early=int(problem.early[de] * scale),
+            delivery_tw_late=int(problem.late[de] * scale),
+            delivery_service_duration=int(problem.service[de] * scale),
+            amount=int(problem.load[pu, 0]),
+        )
+    for i, a in enumerate(locs):
+        for j, b in enumerate(locs):
+            m.add_edge(
+                a,
+                b,
+                distance=round(problem.cost[i, j] * scale),
+                duration=int(problem.travel[i, j] * scale),  # rounded down: optimistic
+            )
+    t0 = time.perf_counter()
+    res = m.solve(stop=MaxRuntime(time_limit), seed=0, display=False)
+    best = res.best
+    return {
+        "distance": round(best.distance() / scale, 4),
+        "vehicles": int(best.num_routes()),
+        "feasible": bool(best.is_feasible()),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    best = read_best_known(DATA / "best_known.csv")
+    names = args.instances.split(",") if args.instances else None
+    if names is None and args.quick:
+        names = QUICK
+    cordeau = sorted(
+        (DATA / "cordeau2006_a").glob("*.txt"),
+        key=lambda f: [int(x) for x in f.stem[1:].split("-")],
+    )
+    lilim = sorted((DATA / "lilim_100").glob("*.txt"))
+    out: dict[str, Any] = {
+        "time_limit_s": args.time_limit,
+        "baseline_time_limit_s": args.baseline_time_limit,
+        "lilim_time_limit_s": args.lilim_time_limit,
+        "cordeau": [],
+        "lilim": [],
+    }
+    print(
+        f"Cordeau 'a' DARP: ALNS {args.time_limit}s vs OR-Tools GLS {args.baseline_time_limit}s "
+        "(gap to proven optimum, %)"
+    )
+    print(
+        f"{'inst':7} {'best':>9} | {'alns':>9} {'gap':>6} {'uns':>3} {'it':>6} | "
+        f"{'ortools':>9} {'gap':>6} {'uns':>3}"
+    )
+    for f in cordeau:
+        if names is not None and f.stem not in names:
+            continue
+        p = read_cordeau(f)
+        bk = best[f.stem].cost if f.stem in best else None
+        t0 = time.perf_counter()
+        sol = solve_alns(p, time_limit_s=args.time_limit, seed=args.seed)
+        alns = _summary(p, sol, time.perf_counter() - t0, bk)
+        t0 = time.perf_counter()
+        base = solve_ortools(p, time_limit_s=args.baseline_time_limit)
+        ort = _summary(p, base, time.perf_counter() - t0, bk)
+        out["cordeau"].append(
+            {
+                "instance": f.stem,
+                "requests": p.n_requests,
+                "best_known": bk,
+                "alns": alns,
+                "ortools_gls": ort,
+            }
+        )
+        print(
+            f"{f.stem:7} {bk if bk else float('nan'):9.3f} | {alns['cost']:9.3f} "
+            f"{alns['gap_pct'] if bk else float('nan'):6.2f} {alns['unserved']:3d} "
+            f"{alns['iterations']:6d} | {ort['cost']:9.3f} "
+            f"{ort['gap_pct'] if bk else float('nan'):6.2f} {ort['unserved']:3d}",
+            flush=True,
+        )
+    for solver in ("alns", "ortools_gls"):
+        rows = [r[solver] for r in out["cordeau"]]
+        gaps = [r["gap_pct"] for r in rows if r["gap_pct"] is not None]
+        out[f"{solver}_mean_gap_pct"] = round(statistics.fmean(gaps), 3) if gaps else None
+        out[f"{solver}_all_served"] = all(r["unserved"] == 0 for r in rows)
+        out[f"{solver}_all_feasible"] = all(r["feasible"] for r in rows)
+    out["mean_gap_pct"] = out["alns_mean_gap_pct"]
+    out["all_served"] = out["alns_all_served"]
+    if out["cordeau"]:
+        print(
+            f"mean gap: ALNS {out['alns_mean_gap_pct']}% (all served: {out['alns_all_served']}), "
+            f"OR-Tools GLS {out['ortools_gls_mean_gap_pct']}% "
+            f"(all served: {out['ortools_gls_all_served']})"
+        )
+    if not args.no_lilim:
+        print(
+            f"\nLi & Lim PDPTW: ALNS {args.lilim_time_limit}s vs PyVRP shipments "
+            f"{args.lilim_time_limit}s (vehicles / distance; best known)"
+        )
+        for f in lilim:
+            if names is not None and f.stem not in names:
+                continue
+            p = read_lilim(f)
+            bk_row = best.get(f.stem)
+            t0 = time.perf_counter()
+            sol = solve_alns(p, time_limit_s=args.lilim_time_limit, seed=args.seed)
+            alns = _summary(p, sol, time.perf_counter() - t0, bk_row.cost if bk_row else None)
+            pv = _pyvrp(p, args.lilim_time_limit)
+            row = {
+                "instance": f.stem,
+                "best_vehicles": bk_row.best_vehicles if bk_row else None,
+                "best_distance": bk_row.cost if bk_row else None,
+                "alns": alns,
+                "pyvrp": pv,
+            }
+            out["lilim"].append(row)
+            print(
+                f"{f.stem:6} best {row['best_vehicles']}/{row['best_distance']} | ALNS "
+                f"{alns['vehicles']}/{alns['cost']} (unserved {alns['unserved']}) | PyVRP "
+                f"{pv['vehicles']}/{pv['distance']} (feasible {pv['feasible']})",
+                flush=True,
+            )
+        if out["lilim"]:
+            rows = out["lilim"]
+            out["lilim_alns_vehicles_over_best"] = sum(
+                r["alns"]["vehicles"] - (r["best_vehicles"] or 0) for r in rows
+            )
+            out["lilim_pyvrp_vehicles_over_best"] = sum(
+                r["pyvrp"]["vehicles"] - (r["best_vehicles"] or 0) for r in rows
+            )
+            same = [r for r in rows if r["alns"]["vehicles"] == r["best_vehicles"]]
+            out["lilim_alns_mean_distance_gap_pct_at_best_vehicles"] = (
+                round(statistics.fmean(r["alns"]["gap_pct"] for r in same), 3) if same else None
+            )
+            print(
+                f"vehicles above best known (sum): ALNS {out['lilim_alns_vehicles_over_best']}, "
+                f"PyVRP {out['lilim_pyvrp_vehicles_over_best']}; ALNS distance gap where "
+                f"vehicles match: {out['lilim_alns_mean_distance_gap_pct_at_best_vehicles']}%"
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument("--baseline-time-limit", type=float, default=10.0)
+    ap.add_argument("--lilim-time-limit", type=float, default=10.0)
+    ap.add_argument("--instances", default="")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-lilim", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="5 instances, short limits")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.time_limit = min(args.time_limit, 5.0)
+        args.baseline_time_limit = min(args.baseline_time_limit, 3.0)
+        args.lilim_time_limit = min(args.lilim_time_limit, 3.0)
+    out = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
