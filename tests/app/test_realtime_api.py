@@ -1,0 +1,152 @@
+"""GTFS-Realtime over HTTP: ingest TripUpdates (operator), the public fleet export, polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from google.transit import gtfs_realtime_pb2 as pb
+
+from app.feeds.registry import FeedRegistry
+from gtfs.realtime import FleetTrip, FleetVehicle, StopEta, parse_feed
+from tests.app.conftest import TestUser, assert_error
+
+PB = {"Content-Type": "application/x-protobuf"}
+
+
+def _delay_message(reg: FeedRegistry, delay: int) -> tuple[bytes, int]:
+    """A TripUpdate delaying a real Muroran trip running on the demo service date."""
+    net = reg.network
+    tt = net.timetable
+    assert tt is not None and net.service_date is not None
+    t = int(np.flatnonzero(tt.active_trips(net.service_date) & (np.diff(tt.trip_st_ptr) > 5))[0])
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = int(time.time())
+    e = m.entity.add()
+    e.id = "late-bus"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    e.trip_update.trip.start_date = net.service_date.strftime("%Y%m%d")
+    stu = e.trip_update.stop_time_update.add()
+    stu.stop_sequence = int(net.st_stop_sequence[tt.trip_st_ptr[t] + 2])  # type: ignore[index]
+    stu.departure.delay = delay
+    return m.SerializeToString(), t
+
+
+def test_ingest_trip_updates_and_export_fleet(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    c = make_app_client(demo=True)
+    reg: FeedRegistry = c.app.state.services.feeds  # type: ignore[attr-defined]
+    operator = auth(make_user(roles=("operator",), client=c), client=c)
+    resident = auth(make_user(roles=("resident",), client=c), client=c)
+    body, t = _delay_message(reg, 420)
+
+    assert_error(c.post("/api/v1/realtime/trip-updates", content=body, headers=PB), 401)
+    assert_error(
+        c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **resident}), 403
+    )
+    assert_error(
+        c.post(
+            "/api/v1/realtime/trip-updates", content=b"\xff\x00junk", headers={**PB, **operator}
+        ),
+        422,
+        "invalid_gtfs_rt",
+    )
+    assert_error(
+        c.post("/api/v1/realtime/trip-updates", content=b"", headers={**PB, **operator}),
+        422,
+        "empty_body",
+    )
+
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **operator})
+    assert r.status_code == 200, r.text
+    assert r.json()["overlay"]["matched"] == 1 and r.json()["overlay"]["trips_updated"] == 1
+    status = c.get("/api/v1/realtime/status").json()
+    assert status["ingested"] == 1 and status["overlay"]["trips_updated"] == 1
+
+    # The overlay the router reads: +420 s from the third stop on, the schedule before.
+    rt = reg.realtime_state()
+    tt = reg.network.timetable
+    assert tt is not None
+    a, b = int(tt.trip_st_ptr[t]), int(tt.trip_st_ptr[t + 1])
+    np.testing.assert_array_equal(rt.departure[a : a + 2], tt.st_departure[a : a + 2])
+    np.testing.assert_array_equal(rt.departure[a + 2 : b], tt.st_departure[a + 2 : b] + 420)
+
+    # Public export of the on-demand fleet (empty until the dispatcher provides it).
+    r = c.get("/api/v1/realtime/vehicle-positions.pb")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
+    assert parse_feed(r.content).vehicles == ()
+
+    def fleet() -> tuple[list[Any], list[Any]]:
+        return (
+            [FleetVehicle("van-1", 42.315, 140.974, int(time.time()), bearing=45.0)],
+            [
+                FleetTrip(
+                    "run-7", "van-1", etas=(StopEta("0991_A", arrival=int(time.time()) + 300),)
+                )
+            ],
+        )
+
+    reg.fleet_provider = fleet
+    vp = parse_feed(c.get("/api/v1/realtime/vehicle-positions.pb").content)
+    assert [v.vehicle_id for v in vp.vehicles] == ["van-1"] and vp.vehicles[0].bearing == 45.0
+    tu = parse_feed(c.get("/api/v1/realtime/trip-updates.pb").content)
+    assert tu.trip_updates[0].trip.trip_id == "run-7"
+    assert tu.trip_updates[0].stop_time_updates[0].stop_id == "0991_A"
+
+
+class _FeedHandler(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def rt_server() -> Iterator[tuple[str, type[_FeedHandler]]]:
+    handler = type("H", (_FeedHandler,), {})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/tu.pb", handler
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_poll_url_feeds_the_overlay(
+    make_app_client: Callable[..., TestClient], rt_server: tuple[str, type[_FeedHandler]]
+) -> None:
+    url, handler = rt_server
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = 1_700_000_000
+    e = m.entity.add()
+    e.id = "x"
+    e.trip_update.trip.trip_id = "somewhere"
+    e.trip_update.delay = 60
+    handler.body = m.SerializeToString()
+    c = make_app_client(realtime_poll_url=url, realtime_poll_interval_s=0.05)
+    reg: FeedRegistry = c.app.state.services.feeds  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while reg.realtime.ingested == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = c.get("/api/v1/realtime/status").json()
+    assert status["ingested"] >= 1 and status["feed_timestamp"] == 1_700_000_000
+    assert status["poller"]["url"] == url and status["poller"]["polls"] >= 1
+    assert status["poller"]["last_error"] is None
