@@ -6,6 +6,7 @@ function falls back to the straight-line model of :mod:`routing.street.straight_
 great-circle distance × detour 1.3, walking at 1.2 m/s, driving at 30 km/h.
 """
 
+from routing.street.cruising_speed import CruisingSpeedTravelTimes
 from routing.street.errors import (
     InvalidCoordinates,
     NoStreetPath,
@@ -17,6 +18,7 @@ from routing.street.footpaths import footpath_source, footpaths
 from routing.street.geo import haversine_m
 from routing.street.graph import StreetGraph, snap
 from routing.street.interfaces import TravelTimes, WalkAccess
+from routing.street.network import StreetNetwork
 from routing.street.osm_access import OsmWalkAccess
 from routing.street.osm_loader import load_osm
 from routing.street.profiles import (
@@ -39,6 +41,7 @@ __all__ = [
     "PROFILES",
     "SHUTTLE",
     "VAN",
+    "CruisingSpeedTravelTimes",
     "InvalidCoordinates",
     "NoStreetPath",
     "OsmLoadError",
@@ -47,6 +50,7 @@ __all__ = [
     "StraightLineTravelTimes",
     "StreetError",
     "StreetGraph",
+    "StreetNetwork",
     "TimeOfDaySpeeds",
     "TooFarFromNetwork",
     "TravelTimeModel",

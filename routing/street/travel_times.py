@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +94,9 @@ class TravelTimeModel:
         Farthest a point may lie from the streets; beyond it :class:`TooFarFromNetwork`.
     cache_size
         Search rows kept (each holds seconds and predecessors over the graph's nodes).
+    off_network
+        What a point beyond ``max_snap_m`` gets: ``"raise"`` (:class:`TooFarFromNetwork`) or
+        ``"straight_line"`` (its rows and columns come from the fallback model).
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class TravelTimeModel:
         fallback: StraightLineTravelTimes | None = None,
         max_snap_m: float = DEFAULT_MAX_SNAP_M,
         cache_size: int = 256,
+        off_network: Literal["raise", "straight_line"] = "raise",
     ) -> None:
         if graph is not None and graph.mode != "drive":
             raise ValueError(f"TravelTimeModel needs a driving graph, got {graph.mode!r}")
@@ -115,6 +120,9 @@ class TravelTimeModel:
         self.fallback = fallback or StraightLineTravelTimes(time_of_day=self.time_of_day)
         self.max_snap_m = float(max_snap_m)
         self.cache_size = int(cache_size)
+        if off_network not in ("raise", "straight_line"):
+            raise ValueError(f"off_network must be 'raise' or 'straight_line', not {off_network!r}")
+        self.off_network = off_network
         self._views: dict[VehicleProfile, _ProfileView] = {}
         self._matrices: dict[tuple[VehicleProfile, float], csr_matrix] = {}
         self._rows: OrderedDict[tuple[int, VehicleProfile, float], tuple[FloatArray, IntArray]]
@@ -141,14 +149,6 @@ class TravelTimeModel:
             with self._lock:
                 self._matrices[key] = m
         return m
-
-    def _snap(
-        self, view: _ProfileView, lat: FloatArray, lon: FloatArray
-    ) -> tuple[IntArray, FloatArray]:
-        node, off = view.snap(lat, lon)
-        if off.size and off.max() > self.max_snap_m:
-            raise TooFarFromNetwork(float(off.max()), self.max_snap_m)
-        return node, off
 
     def _rows_for(
         self, nodes: IntArray, profile: VehicleProfile, factor: float
@@ -203,13 +203,61 @@ class TravelTimeModel:
             )
         olat, olon = as_latlon_pairs(origins_latlon, "origins_latlon")
         dlat, dlon = as_latlon_pairs(destinations_latlon, "destinations_latlon")
-        factor = self.time_of_day.factor(depart_s)
         view = self._view(profile)
-        onode, ooff = self._snap(view, olat, olon)
-        dnode, doff = self._snap(view, dlat, dlon)
+        onode, ooff = view.snap(olat, olon)
+        dnode, doff = view.snap(dlat, dlon)
+        o_ok, d_ok = ooff <= self.max_snap_m, doff <= self.max_snap_m
+        if o_ok.all() and d_ok.all():
+            return self._graph_matrix(
+                olat, olon, onode, ooff, dlat, dlon, dnode, doff, profile, depart_s
+            )
+        if self.off_network == "raise":
+            raise TooFarFromNetwork(
+                float(max(ooff.max(initial=0), doff.max(initial=0))), self.max_snap_m
+            )
+        # Points off the network travel by the straight-line model; the rest by the graph.
+        seconds, meters = self.fallback.matrix(
+            np.column_stack((olat, olon)),
+            np.column_stack((dlat, dlon)),
+            profile=profile,
+            depart_s=depart_s,
+        )
+        oi, di = np.flatnonzero(o_ok), np.flatnonzero(d_ok)
+        if oi.size and di.size:
+            s_sub, m_sub = self._graph_matrix(
+                olat[oi],
+                olon[oi],
+                onode[oi],
+                ooff[oi],
+                dlat[di],
+                dlon[di],
+                dnode[di],
+                doff[di],
+                profile,
+                depart_s,
+            )
+            seconds[np.ix_(oi, di)] = s_sub
+            meters[np.ix_(oi, di)] = m_sub
+        return seconds, meters
+
+    def _graph_matrix(
+        self,
+        olat: FloatArray,
+        olon: FloatArray,
+        onode: IntArray,
+        ooff: FloatArray,
+        dlat: FloatArray,
+        dlon: FloatArray,
+        dnode: IntArray,
+        doff: FloatArray,
+        profile: VehicleProfile,
+        depart_s: int | None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The matrix between snapped points (all within the snapping limit)."""
+        assert self.graph is not None
+        factor = self.time_of_day.factor(depart_s)
         uniq, row_of = np.unique(onode, return_inverse=True)
         rows = self._rows_for(uniq.astype(np.int32), profile, factor)
-        assert self.graph is not None
         secs_u = np.empty((len(rows), dnode.size))
         mets_u = np.empty((len(rows), dnode.size))
         for k, (dist, pred) in enumerate(rows):
@@ -236,7 +284,11 @@ class TravelTimeModel:
             return self.fallback.route(origin, dest, profile, depart_s)
         la, lo = as_latlon([origin[0], dest[0]], [origin[1], dest[1]])
         view = self._view(profile)
-        node, off = self._snap(view, la, lo)
+        node, off = view.snap(la, lo)
+        if off.max() > self.max_snap_m:
+            if self.off_network == "raise":
+                raise TooFarFromNetwork(float(off.max()), self.max_snap_m)
+            return self.fallback.route(origin, dest, profile, depart_s)
         conn = min(CONNECTOR_SPEED_KMH, profile.max_speed_kmh) / 3.6
         start = (float(la[0]), float(lo[0]))
         end = (float(la[1]), float(lo[1]))

@@ -13,9 +13,14 @@ from routing.street import (
     CAR,
     SHUTTLE,
     VAN,
+    CruisingSpeedTravelTimes,
     InvalidCoordinates,
+    OsmLoadError,
+    OsmWalkAccess,
+    StraightLineAccess,
     StraightLineTravelTimes,
     StreetGraph,
+    StreetNetwork,
     TimeOfDaySpeeds,
     TooFarFromNetwork,
     TravelTimeModel,
@@ -164,3 +169,57 @@ def test_errors_and_fallback(model: TravelTimeModel, terre_haute: dict[str, Stre
     assert TravelTimeModel(None).route(tuple(pts[0]), tuple(pts[1]), CAR)[1] == pytest.approx(
         line[1][0, 1]
     )
+
+
+def test_off_network_points_fall_back_when_asked(
+    terre_haute: dict[str, StreetGraph], points: np.ndarray
+) -> None:
+    model = TravelTimeModel(terre_haute["drive"], off_network="straight_line")
+    far = np.array([[41.0, -87.41]])
+    pts = np.vstack((points[:3], far))
+    sec, met = model.matrix(pts, pts, profile=CAR)
+    graph_sec, graph_met = model.matrix(points[:3], points[:3], profile=CAR)
+    np.testing.assert_array_equal(sec[:3, :3], graph_sec)
+    np.testing.assert_array_equal(met[:3, :3], graph_met)
+    line_sec, line_met = StraightLineTravelTimes().matrix(pts, far, profile=CAR)
+    np.testing.assert_allclose(sec[:, 3], line_sec[:, 0])
+    np.testing.assert_allclose(met[:, 3], line_met[:, 0])
+    assert model.route(tuple(points[0]), (41.0, -87.41), CAR)[1] == pytest.approx(met[0, 3])
+    with pytest.raises(ValueError, match="off_network"):
+        TravelTimeModel(terre_haute["drive"], off_network="ignore")  # type: ignore[arg-type]
+
+
+def test_cruising_speed_adapter(model: TravelTimeModel, points: np.ndarray) -> None:
+    adapter = CruisingSpeedTravelTimes(model)
+    slow = adapter.matrix(points[:5], points[:5], speed_kmh=15)
+    fast = adapter.matrix(points[:5], points[:5], speed_kmh=60)
+    off = adapter.distance_m(points[:5], points[:5]) > 0
+    assert np.all(slow[off] > fast[off])
+    assert adapter.profile_for(15) is adapter.profile_for(15.0)
+    np.testing.assert_allclose(
+        adapter.distance_m(points[:5], points[:5]),
+        model.matrix(points[:5], points[:5], profile=CAR)[1],
+    )
+    peak = CruisingSpeedTravelTimes(model, clock=lambda: 8 * 3600).matrix(
+        points[:5], points[:5], 60
+    )
+    assert np.all(peak[off] > fast[off])
+    with pytest.raises(ValueError, match="speed_kmh"):
+        adapter.matrix(points[:5], points[:5], speed_kmh=0)
+    line = CruisingSpeedTravelTimes(StraightLineTravelTimes(speed_kmh=200))
+    d = line.distance_m(points[:2], points[:2])
+    np.testing.assert_allclose(line.matrix(points[:2], points[:2], 36), d / 10.0)
+
+
+def test_street_network_bundle(terre_haute_pbf: Path, th_stops: pd.DataFrame) -> None:
+    osm = StreetNetwork.load(terre_haute_pbf)
+    none = StreetNetwork.load(None)
+    assert osm.model == "osm" and none.model == "straight_line"
+    lat, lon = th_stops["stop_lat"], th_stops["stop_lon"]
+    assert isinstance(osm.walk_access(lat, lon), OsmWalkAccess)
+    assert isinstance(none.walk_access(lat, lon), StraightLineAccess)
+    assert osm.travel_times().graph is osm.drive
+    assert none.travel_times().graph is None
+    assert len(osm.footpaths()(lat.to_numpy(), lon.to_numpy()).from_idx) > 0
+    with pytest.raises(OsmLoadError):
+        StreetNetwork.load(terre_haute_pbf.with_name("missing.osm.pbf"))
