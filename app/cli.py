@@ -94,6 +94,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         proxy_headers=True,
         log_config=None,
+        # app.middleware logs each request without its query string; uvicorn's access log
+        # would write SSE ?access_token= values to the logs.
+        access_log=False,
     )
     return 0
 
