@@ -163,38 +163,64 @@ class RawFeed:
         c = self.calendar.get(service_id)
         return bool(c and c[1] <= day <= c[2] and c[0][day.weekday()])
 
+    def _base_connections(self) -> tuple[np.ndarray, ...]:
+        if "base" not in self.__dict__:
+            cols: list[list[int]] = [[] for _ in range(8)]
+            services = sorted({t.service_id for t in self.trips.values()})
+            sidx = {sv: i for i, sv in enumerate(services)}
+            for k, t in enumerate(self.trips.values()):
+                for i in range(len(t.stops) - 1):
+                    for col, val in zip(
+                        cols,
+                        (
+                            t.dep[i],
+                            t.arr[i + 1],
+                            self.stop_index[t.stops[i]],
+                            self.stop_index[t.stops[i + 1]],
+                            k,
+                            int(t.pickup[i] != 1),
+                            int(t.dropoff[i + 1] != 1),
+                            sidx[t.service_id],
+                        ),
+                        strict=True,
+                    ):
+                        col.append(val)
+            self.__dict__["services"] = services
+            self.__dict__["base"] = tuple(np.array(c, dtype=np.int64) for c in cols)
+        return self.__dict__["base"]  # type: ignore[no-any-return]
+
     def connections(self, day: dt.date) -> tuple[np.ndarray, ...]:
         """Elementary connections of trips of day-1, day, day+1, sorted by departure."""
         if day in self._conn_cache:
             return self._conn_cache[day]
-        dep, arr, u, v, trip, board, alight, seq = [], [], [], [], [], [], [], []
-        copy = 0
-        for off in (-1, 0, 1):
+        dep, arr, u, v, trip, board, alight, svc = self._base_connections()
+        services: list[str] = self.__dict__["services"]
+        seq = np.arange(len(dep))
+        n_trips = len(self.trips)
+        parts = []
+        for c, off in enumerate((-1, 0, 1)):
             d = day + dt.timedelta(days=off)
-            for t in self.trips.values():
-                if not self.service_active(t.service_id, d):
-                    continue
-                shift = off * 86400
-                for i in range(len(t.stops) - 1):
-                    dep.append(t.dep[i] + shift)
-                    arr.append(t.arr[i + 1] + shift)
-                    u.append(self.stop_index[t.stops[i]])
-                    v.append(self.stop_index[t.stops[i + 1]])
-                    trip.append(copy)
-                    board.append(t.pickup[i] != 1)
-                    alight.append(t.dropoff[i + 1] != 1)
-                    seq.append(i)
-                copy += 1
-        order = np.lexsort((np.array(seq), np.array(arr), np.array(dep)))
+            on = np.array([self.service_active(sv, d) for sv in services], dtype=np.bool_)
+            m = on[svc] if len(svc) else np.zeros(0, dtype=np.bool_)
+            parts.append((m, off * 86400, c * n_trips))
+        cat = [
+            np.concatenate([x[m] + sh for m, sh, _ in parts]) for x in (dep, arr)
+        ] + [np.concatenate([x[m] for m, _, _ in parts]) for x in (u, v)]
+        tr = np.concatenate([trip[m] + base for m, _, base in parts])
+        bo = np.concatenate([board[m] for m, _, _ in parts]).astype(np.bool_)
+        al = np.concatenate([alight[m] for m, _, _ in parts]).astype(np.bool_)
+        sq = np.concatenate([seq[m] for m, _, _ in parts])
+        order = np.lexsort((sq, cat[1], cat[0]))
         out = (
-            np.array(dep, dtype=np.int64)[order],
-            np.array(arr, dtype=np.int64)[order],
-            np.array(u, dtype=np.int64)[order],
-            np.array(v, dtype=np.int64)[order],
-            np.array(trip, dtype=np.int64)[order],
-            np.array(board, dtype=np.bool_)[order],
-            np.array(alight, dtype=np.bool_)[order],
-            np.int64(copy),
+            cat[0][order],
+            cat[1][order],
+            cat[2][order],
+            cat[3][order],
+            tr[order],
+            bo[order],
+            al[order],
+            sq[order],
+            np.int64(3 * n_trips),
         )
         self._conn_cache[day] = out
         return out
@@ -236,6 +262,7 @@ def csa_earliest(
     c_trip: np.ndarray,
     c_board: np.ndarray,
     c_alight: np.ndarray,
+    c_seq: np.ndarray,
     n_copies: int,
     fp_ptr: np.ndarray,
     fp_to: np.ndarray,
@@ -251,7 +278,7 @@ def csa_earliest(
     arrival = np.full(n, BIG, dtype=np.int64)
     ready = np.full(n, BIG, dtype=np.int64)
     ride_best = np.full(n, BIG, dtype=np.int64)
-    on = np.zeros(n_copies, dtype=np.bool_)
+    on_from = np.full(n_copies, BIG, dtype=np.int64)
     arrival[origin] = t0
     ready[origin] = t0
     for e in range(fp_ptr[origin], fp_ptr[origin + 1]):
@@ -260,32 +287,48 @@ def csa_earliest(
             arrival[w] = min(arrival[w], t0 + fp_s[e])
             ready[w] = min(ready[w], t0 + fp_s[e])
     lo = np.searchsorted(c_dep, t0)
-    for c in range(lo, c_dep.shape[0]):
-        tr = c_trip[c]
-        if not on[tr]:
-            if c_board[c] and ready[c_u[c]] <= c_dep[c]:
-                on[tr] = True
-            else:
-                continue
-        if not c_alight[c]:
-            continue
-        v = c_v[c]
-        a = c_arr[c]
-        if a < arrival[v]:
-            arrival[v] = a
-        if a + change[v] < ready[v]:
-            ready[v] = a + change[v]
-        if a < ride_best[v]:
-            ride_best[v] = a
-            for e in range(fp_ptr[v], fp_ptr[v + 1]):
-                if fp_s[e] > max_walk:
+    n_c = c_dep.shape[0]
+    g = lo
+    while g < n_c:
+        # Connections departing at the same second are scanned until nothing changes, so
+        # zero-duration hops (dep == arr) feed each other whatever their order.
+        h = g
+        while h < n_c and c_dep[h] == c_dep[g]:
+            h += 1
+        changed = True
+        while changed:
+            changed = False
+            for c in range(g, h):
+                tr = c_trip[c]
+                # A trip is ridden from the connection where it was boarded onwards only.
+                if on_from[tr] > c_seq[c]:
+                    if c_board[c] and ready[c_u[c]] <= c_dep[c]:
+                        on_from[tr] = c_seq[c]
+                        changed = True
+                    else:
+                        continue
+                if not c_alight[c]:
                     continue
-                w = fp_to[e]
-                b = a + fp_s[e]
-                if b < arrival[w]:
-                    arrival[w] = b
-                if b + slack < ready[w]:
-                    ready[w] = b + slack
+                v = c_v[c]
+                a = c_arr[c]
+                if a < arrival[v]:
+                    arrival[v] = a
+                if a + change[v] < ready[v]:
+                    ready[v] = a + change[v]
+                    changed = True
+                if a < ride_best[v]:
+                    ride_best[v] = a
+                    for e in range(fp_ptr[v], fp_ptr[v + 1]):
+                        if fp_s[e] > max_walk:
+                            continue
+                        w = fp_to[e]
+                        b = a + fp_s[e]
+                        if b < arrival[w]:
+                            arrival[w] = b
+                        if b + slack < ready[w]:
+                            ready[w] = b + slack
+                            changed = True
+        g = h
     return arrival
 
 
@@ -311,7 +354,7 @@ class Reference:
         c = self.raw.connections(day)
         fp = self.footpaths(slack)
         arr = csa_earliest(
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], int(c[7]),
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], int(c[8]),
             fp.ptr, fp.to, fp.secs, fp.change, slack, max_walk,
             self.raw.stop_index[origin], t0,
         )  # fmt: skip
