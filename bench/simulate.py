@@ -72,6 +72,7 @@ def run(
         check_invariants=False,
         reoptimise=reoptimise if reopt else None,
         reopt_every_s=reopt_every_s,
+        position_mode="commit" if osm else "interpolate",
     )
     t = time.perf_counter()
     res = sim.run(START - 3 * 3600, END)

@@ -42,6 +42,11 @@ class Simulator:
         Check plans at every step (tests); else only at the end.
     reoptimise
         ``f(now) -> applied`` called every ``reopt_every_s`` simulated seconds.
+    position_mode
+        ``"interpolate"``: vehicles report positions mid-leg (exact for the straight-line
+        model, whose legs scale linearly). ``"commit"``: a vehicle that sets off is committed
+        to its next stop and reports itself there at its arrival time (exact for any model,
+        e.g. street networks, where a mid-leg point has no linear share of the leg).
     """
 
     def __init__(
@@ -52,7 +57,11 @@ class Simulator:
         check_invariants: bool = True,
         reoptimise: Callable[[float], int] | None = None,
         reopt_every_s: float = 300.0,
+        position_mode: str = "interpolate",
     ) -> None:
+        if position_mode not in ("interpolate", "commit"):
+            raise ValueError("position_mode must be 'interpolate' or 'commit'")
+        self.position_mode = position_mode
         self.d = dispatcher
         self.requests = requests
         self.step_s = step_s
@@ -80,6 +89,11 @@ class Simulator:
         if t1 <= depart:
             return
         leg = float(d.travel.matrix([v.position], [stop.latlon], v.vtype.speed_kmh)[0, 0])
+        if self.position_mode == "commit":
+            if v.position != stop.latlon:
+                self._odometer(v, stop.latlon)
+                d.update_position(v.vehicle_id, stop.lat, stop.lon, depart + leg)
+            return
         f = 1.0 if leg <= 0 else min(1.0, (t1 - depart) / leg)
         lat = v.position[0] + f * (stop.lat - v.position[0])
         lon = v.position[1] + f * (stop.lon - v.position[1])

@@ -71,3 +71,14 @@ def test_csv_round_trip_and_errors(tmp_path: Path) -> None:
     bad.write_text("\n".join(text))
     with pytest.raises(ValueError, match=":2:"):
         read_requests_csv(bad)
+
+
+def test_commit_mode_keeps_invariants_too() -> None:
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    reqs = generate_requests(zone, DemandModel(rate_per_hour=60), START, END, 4)
+    d = build_dispatcher([zone], 3, (START - 600, END + 3 * 3600), 4)
+    res = Simulator(d, reqs, position_mode="commit").run(START - 600, END)
+    assert res.violations == []
+    assert res.kpis.served > 0
+    with pytest.raises(ValueError):
+        Simulator(d, reqs, position_mode="teleport")
