@@ -6,18 +6,16 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app import cli, db
 from app.settings import Settings
-from tests.app.conftest import REPO_ROOT_FOR_TESTS, both_backends, services_of, settings_for
-
-pytestmark = both_backends
+from tests.app.conftest import REPO_ROOT_FOR_TESTS, both_backends, services_of
 
 
+@both_backends
 def test_db_upgrade_and_current(
     app_settings: Settings, capsys: pytest.CaptureFixture[str], backend: str
 ) -> None:
@@ -28,6 +26,7 @@ def test_db_upgrade_and_current(
     assert cli.main(["db", "current"], settings=app_settings) == 0
 
 
+@both_backends
 def test_create_admin_then_login(
     app_settings: Settings,
     make_app_client: Callable[..., TestClient],
@@ -71,6 +70,7 @@ def test_create_admin_bad_input(app_settings: Settings, capsys: pytest.CaptureFi
         cli.main(["create-admin", "--password", "x"], settings=app_settings)
 
 
+@both_backends
 def test_keys_rotate_is_seen_by_a_running_app(
     app_client: TestClient, app_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -84,7 +84,7 @@ def test_keys_rotate_is_seen_by_a_running_app(
     assert f"{new_kid}  (current)" in capsys.readouterr().out
 
 
-def test_console_script_help(tmp_path: Path, database_url: str) -> None:
+def test_console_script_help() -> None:
     """The real entry point parses (no server started)."""
     out = subprocess.run(
         [sys.executable, "-m", "app.cli", "serve", "--help"],
@@ -95,4 +95,3 @@ def test_console_script_help(tmp_path: Path, database_url: str) -> None:
     ).stdout
     for flag in ("--demo", "--no-demo", "--host", "--port", "--workers"):
         assert flag in out
-    assert settings_for(tmp_path, database_url).environment == "test"
