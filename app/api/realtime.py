@@ -37,8 +37,12 @@ async def ingest_trip_updates(
     request: Request,
     services: ServicesDep,
     _: Annotated[Principal, Depends(require_roles("operator"))],
+    source: Annotated[
+        str, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Producer name")
+    ] = "default",
 ) -> dict[str, Any]:
-    """Ingest a TripUpdates FeedMessage (FULL_DATASET: it replaces the previous one)."""
+    """Ingest a TripUpdates FeedMessage; it replaces the previous feed of the same ``source``
+    (FULL_DATASET), feeds of other sources (e.g. other agencies) stay."""
     reg = registry_of(services)
     body = await request.body()
     if not body:
@@ -47,7 +51,7 @@ async def ingest_trip_updates(
         feed = await run_in_threadpool(parse_feed, body)
     except RealtimeParseError as exc:
         raise ApiError(422, "invalid_gtfs_rt", str(exc)) from exc
-    reg.realtime.ingest(feed)
+    reg.realtime.ingest(feed, source=source)
     state = await run_in_threadpool(reg.realtime_state)
     return {
         "trip_updates": len(feed.trip_updates),

@@ -1,9 +1,10 @@
 """The realtime overlay of the published network, fed by ingested TripUpdates.
 
-The last TripUpdates feed is kept; :meth:`RealtimeHub.state` applies it to a network for a
-service date on first use and caches the result per (network generation, date), so a new feed
-or a newly published network simply invalidates the cache. States are immutable: a router
-takes one and keeps it for the whole query.
+Each source (an upload endpoint caller, the poller) keeps its last TripUpdates feed
+(FULL_DATASET: a new feed from a source replaces that source's previous one). :meth:`RealtimeHub.state`
+applies the TripUpdates of every source to a network for a service date on first use and caches
+the result per (network generation, date), so a new feed or a newly published network simply
+invalidates the cache. States are immutable: a router takes one and keeps it for the query.
 """
 
 from __future__ import annotations
@@ -13,31 +14,41 @@ import threading
 from typing import Any
 
 from app.feeds.network import Network
-from gtfs.realtime import RealtimeFeed, RealtimeState, TripMatcher, apply_trip_updates
+from gtfs.realtime import (
+    RealtimeFeed,
+    RealtimeState,
+    TripMatcher,
+    TripUpdate,
+    apply_trip_updates,
+)
+
+MAX_CACHED_STATES = 16  # service dates kept per feed version (queries use one or two)
 
 
 class RealtimeHub:
-    """Last ingested TripUpdates and the overlays derived from them."""
+    """Last ingested TripUpdates per source and the overlays derived from them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._feed: RealtimeFeed | None = None
+        self._feeds: dict[str, RealtimeFeed] = {}
         self._received_at: dt.datetime | None = None
+        self._version = 0  # bumps on every ingest; cached states carry it
         self._cache: dict[tuple[int, dt.date], RealtimeState] = {}
         self._matcher: tuple[int, TripMatcher] | None = None
         self.ingested = 0
 
-    def ingest(self, feed: RealtimeFeed) -> None:
-        """Replace the current TripUpdates (FULL_DATASET semantics)."""
+    def ingest(self, feed: RealtimeFeed, source: str = "default") -> None:
+        """Replace ``source``'s TripUpdates with ``feed``'s."""
         with self._lock:
-            self._feed = feed
+            self._feeds[source] = feed
             self._received_at = dt.datetime.now(dt.UTC)
+            self._version += 1
             self._cache.clear()
             self.ingested += 1
 
     @property
-    def feed(self) -> RealtimeFeed | None:
-        return self._feed
+    def feeds(self) -> dict[str, RealtimeFeed]:
+        return dict(self._feeds)
 
     def state(self, network: Network, service_date: dt.date) -> RealtimeState | None:
         """The overlay of ``network`` on ``service_date`` (None when nothing is published)."""
@@ -47,27 +58,43 @@ class RealtimeHub:
         key = (network.generation, service_date)
         with self._lock:
             cached = self._cache.get(key)
-            feed = self._feed
+            feeds = list(self._feeds.values())
+            version = self._version
             matcher = self._matcher[1] if self._matcher and self._matcher[0] == key[0] else None
         if cached is not None:
             return cached
-        if feed is None:
+        if not feeds:
             state = RealtimeState.scheduled(tt, service_date)
         else:
             if matcher is None:
                 matcher = TripMatcher(tt, network.st_stop_sequence)
-            state = apply_trip_updates(tt, feed, service_date, matcher=matcher)
+            updates: list[TripUpdate] = [tu for f in feeds for tu in f.trip_updates]
+            state = apply_trip_updates(tt, updates, service_date, matcher=matcher)
+            stamps = [f.timestamp for f in feeds if f.timestamp is not None]
+            if stamps:
+                state = _with_timestamp(state, max(stamps))
         with self._lock:
-            if self._feed is feed:  # a newer feed arrived meanwhile: do not cache a stale one
+            if self._version == version:  # a newer feed arrived meanwhile: do not cache
+                if len(self._cache) >= MAX_CACHED_STATES:
+                    self._cache.clear()
                 self._cache[key] = state
-                self._matcher = (network.generation, matcher) if matcher else self._matcher
+                if matcher is not None:
+                    self._matcher = (network.generation, matcher)
         return state
 
     def status(self) -> dict[str, Any]:
-        f = self._feed
+        feeds = self._feeds
+        stamps = [f.timestamp for f in feeds.values() if f.timestamp is not None]
         return {
             "ingested": self.ingested,
             "received_at": self._received_at.isoformat() if self._received_at else None,
-            "feed_timestamp": f.timestamp if f else None,
-            "trip_updates": len(f.trip_updates) if f else 0,
+            "feed_timestamp": max(stamps) if stamps else None,
+            "sources": sorted(feeds),
+            "trip_updates": sum(len(f.trip_updates) for f in feeds.values()),
         }
+
+
+def _with_timestamp(state: RealtimeState, ts: int) -> RealtimeState:
+    import dataclasses
+
+    return dataclasses.replace(state, timestamp=ts)

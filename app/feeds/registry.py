@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -133,9 +134,9 @@ class FeedRegistry:
         path = Path(path)
         tmp = self.store.incoming() / f"{time.time_ns()}-{threading.get_ident()}.zip"
         if move:
-            path.replace(tmp)
+            shutil.move(str(path), tmp)
         else:
-            tmp.write_bytes(path.read_bytes())
+            shutil.copyfile(path, tmp)
         version = FeedVersion(
             feed_id=feed_id,
             uploaded_by=uploaded_by,

@@ -42,7 +42,7 @@ async def start_feeds(services: Any) -> None:
 
         poller = RealtimePoller(
             settings.realtime_poll_url,
-            registry.realtime.ingest,
+            lambda feed: registry.realtime.ingest(feed, source="poll"),
             interval_s=settings.realtime_poll_interval_s,
             timeout_s=settings.realtime_poll_timeout_s,
         )

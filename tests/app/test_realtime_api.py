@@ -81,6 +81,25 @@ def test_ingest_trip_updates_and_export_fleet(
     np.testing.assert_array_equal(rt.departure[a : a + 2], tt.st_departure[a : a + 2])
     np.testing.assert_array_equal(rt.departure[a + 2 : b], tt.st_departure[a + 2 : b] + 420)
 
+    # A second source adds to the first; a new feed from a source replaces only its own.
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    e = m.entity.add()
+    e.id = "cancelled"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t + 1])
+    e.trip_update.trip.schedule_relationship = pb.TripDescriptor.CANCELED
+    url = "/api/v1/realtime/trip-updates"
+    r = c.post(f"{url}?source=agency2", content=m.SerializeToString(), headers={**PB, **operator})
+    assert r.json()["overlay"]["trips_cancelled"] == 1
+    assert r.json()["overlay"]["trips_updated"] == 1
+    empty = pb.FeedMessage()
+    empty.header.gtfs_realtime_version = "2.0"
+    r = c.post(url, content=empty.SerializeToString(), headers={**PB, **operator})
+    assert r.json()["overlay"]["trips_updated"] == 0
+    assert r.json()["overlay"]["trips_cancelled"] == 1
+    assert c.get("/api/v1/realtime/status").json()["sources"] == ["agency2", "default"]
+    assert_error(c.post(f"{url}?source=../x", content=body, headers={**PB, **operator}), 422)
+
     # Public export of the on-demand fleet (empty until the dispatcher provides it).
     r = c.get("/api/v1/realtime/vehicle-positions.pb")
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
