@@ -16,6 +16,7 @@ Two kinds of traffic:
 from __future__ import annotations
 
 import abc
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,6 +28,9 @@ from app.events.topics import check_pattern, check_topic
 __all__ = ["EventBus", "EventBusClosedError"]
 
 DEFAULT_RECLAIM_IDLE_MS = 60_000
+DEFAULT_MAX_DELIVERIES = 5
+DEAD_LETTER_SUFFIX = ".dead"
+log = logging.getLogger("tsunagu.events")
 _MESSAGE_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
@@ -124,21 +128,48 @@ class EventBus(abc.ABC):
         count: int = 10,
         block_ms: int = 1000,
         reclaim_idle_ms: int | None = DEFAULT_RECLAIM_IDLE_MS,
+        max_deliveries: int | None = DEFAULT_MAX_DELIVERIES,
     ) -> AsyncIterator[Message]:
         """Yield messages for ``consumer`` forever: reclaimed stale ones first, then new ones.
 
         The caller must ``ack`` each message once handled; an un-acked message is redelivered
         to some consumer of the group after ``reclaim_idle_ms`` (``None`` disables reclaim).
-        Stop by breaking out of the loop or cancelling the task.
+        A message already delivered ``max_deliveries`` times (it keeps killing its consumers)
+        is not retried again but moved to the dead-letter queue ``{stream}.dead`` (payload
+        ``{"stream", "group", "id", "deliveries", "data"}``) and acked. Stop by breaking out of
+        the loop or cancelling the task.
         """
         while True:
             if reclaim_idle_ms is not None:
                 for msg in await self.reclaim(
                     stream, group, consumer, min_idle_ms=reclaim_idle_ms, count=count
                 ):
+                    if max_deliveries is not None and msg.deliveries > max_deliveries:
+                        await self._dead_letter(msg, group)
+                        continue
                     yield msg
             for msg in await self.read(stream, group, consumer, count=count, block_ms=block_ms):
                 yield msg
+
+    async def _dead_letter(self, msg: Message, group: str) -> None:
+        await self.enqueue(
+            msg.stream + DEAD_LETTER_SUFFIX,
+            {
+                "stream": msg.stream,
+                "group": group,
+                "id": msg.id,
+                "deliveries": msg.deliveries,
+                "data": msg.data,
+            },
+        )
+        await self.ack(msg.stream, group, msg.id)
+        log.warning(
+            "dead-lettered message %s of %s/%s after %d deliveries",
+            msg.id,
+            msg.stream,
+            group,
+            msg.deliveries,
+        )
 
     # --- helpers for the back-ends -----------------------------------------------------------
     @staticmethod

@@ -22,6 +22,7 @@ __all__ = ["InProcessEventBus"]
 class _Pending:
     consumer: str
     since: float  # time.monotonic() of the last delivery
+    deliveries: int = 1
 
 
 @dataclass(slots=True)
@@ -172,8 +173,8 @@ class InProcessEventBus(EventBus):
                 continue
             # Re-insert so that pending order stays delivery order.
             del g.pending[mid]
-            g.pending[mid] = _Pending(consumer, now)
-            out.append(Message(mid, stream, data))
+            g.pending[mid] = _Pending(consumer, now, p.deliveries + 1)
+            out.append(Message(mid, stream, data, p.deliveries + 1))
         return out
 
     async def pending(self, stream: str, group: str) -> int:

@@ -68,8 +68,11 @@ class Message:
         Name of the work queue.
     data
         JSON-serialisable payload given to ``enqueue``.
+    deliveries
+        How many times it has been handed to a consumer (1 on first delivery; reclaims count).
     """
 
     id: str
     stream: str
     data: dict[str, Any]
+    deliveries: int = 1

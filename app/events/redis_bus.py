@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -240,7 +241,18 @@ class RedisEventBus(EventBus):
                     out.append(msg)
             if start == "0-0":
                 break
-        return out
+        if not out:
+            return out
+        # XAUTOCLAIM counted the delivery; read the counts back (one round trip).
+        key = self._key(stream)
+        async with self._client().pipeline(transaction=False) as pipe:
+            for msg in out:
+                pipe.xpending_range(key, group, min=msg.id, max=msg.id, count=1)
+            counts = await pipe.execute()
+        return [
+            dataclasses.replace(msg, deliveries=int(info[0]["times_delivered"])) if info else msg
+            for msg, info in zip(out, counts, strict=True)
+        ]
 
     async def pending(self, stream: str, group: str) -> int:
         async def op(key: str) -> Any:

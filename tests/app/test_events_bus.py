@@ -267,6 +267,48 @@ async def test_dead_consumer_message_is_reclaimed(bus: EventBus) -> None:
     assert await bus.pending("quotes", "dispatch") == 0
 
 
+async def test_deliveries_are_counted(bus: EventBus) -> None:
+    await bus.enqueue("q", {"n": 1})
+    (first,) = await bus.read("q", "g", "a", block_ms=100)
+    assert first.deliveries == 1
+    counts = []
+    for consumer in ("b", "c"):
+        await asyncio.sleep(0.06)
+        (again,) = await bus.reclaim("q", "g", consumer, min_idle_ms=50)
+        assert again.id == first.id and again.data == {"n": 1}
+        counts.append(again.deliveries)
+    assert counts == [2, 3]
+
+
+async def test_poison_message_goes_to_dead_letter_queue(bus: EventBus) -> None:
+    """A message that kills every consumer is retried max_deliveries times, then parked."""
+    poison = await bus.enqueue("jobs", {"bad": True})
+    await bus.read("jobs", "g", "victim-0", block_ms=100)  # delivery 1, consumer dies
+    for i in range(1, 3):  # deliveries 2 and 3 also die
+        await asyncio.sleep(0.06)
+        (msg,) = await bus.reclaim("jobs", "g", f"victim-{i}", min_idle_ms=50)
+        assert msg.id == poison
+    await asyncio.sleep(0.06)
+    good = await bus.enqueue("jobs", {"bad": False})
+    seen = []
+    async for msg in bus.consume(
+        "jobs", "g", "survivor", block_ms=100, reclaim_idle_ms=50, max_deliveries=3
+    ):
+        seen.append(msg.id)
+        await bus.ack("jobs", "g", msg.id)
+        break
+    assert seen == [good]  # the poison message was not handed out a fourth time
+    assert await bus.pending("jobs", "g") == 0
+    (dead,) = await bus.read("jobs.dead", "ops", "human", block_ms=100)
+    assert dead.data == {
+        "stream": "jobs",
+        "group": "g",
+        "id": poison,
+        "deliveries": 4,
+        "data": {"bad": True},
+    }
+
+
 async def test_consume_reclaims_then_reads_new(bus: EventBus) -> None:
     first = await bus.enqueue("work", {"n": 1})
     await bus.read("work", "g", "dead", block_ms=100)  # delivered, never acked
