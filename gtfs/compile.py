@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -529,7 +530,7 @@ def _transfers(
 
 def _rule_arrays(
     rules: pd.DataFrame, stops: pd.Index, routes: pd.Index, trips: pd.Index
-) -> dict[str, npt.NDArray[np.generic]]:
+) -> dict[str, Any]:
     if rules.empty:
         return {}
 

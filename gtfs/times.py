@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -44,8 +46,8 @@ def parse_numbers(
 
 
 def int_column(
-    df: pd.DataFrame, name: str, default: int, dtype: type[np.generic] = np.int32
-) -> npt.NDArray[np.generic]:
+    df: pd.DataFrame, name: str, default: int, dtype: Any = np.int32
+) -> npt.NDArray[Any]:
     """Integer column with ``default`` for blanks, invalid values and an absent column."""
     if name not in df.columns:
         return np.full(len(df), default, dtype=dtype)
