@@ -86,7 +86,9 @@ def test_ingest_trip_updates_and_export_fleet(
     m.header.gtfs_realtime_version = "2.0"
     e = m.entity.add()
     e.id = "cancelled"
-    e.trip_update.trip.trip_id = str(tt.trip_ids[t + 1])
+    day = reg.network.service_date
+    assert day is not None
+    e.trip_update.trip.trip_id = str(tt.trip_ids[np.flatnonzero(tt.active_trips(day))[-1]])
     e.trip_update.trip.schedule_relationship = pb.TripDescriptor.CANCELED
     url = "/api/v1/realtime/trip-updates"
     r = c.post(f"{url}?source=agency2", content=m.SerializeToString(), headers={**PB, **operator})
