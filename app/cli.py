@@ -83,6 +83,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Workers are separate processes: hand them the choices through the environment.
     if args.demo is not None:
         os.environ["TSUNAGU_DEMO"] = "true" if args.demo else "false"
+        get_settings.cache_clear()  # the in-process worker reads the settings again
     host = args.host or settings.host
     port = args.port or settings.port
     uvicorn.run(
