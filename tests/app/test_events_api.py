@@ -140,7 +140,6 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
             app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
         )
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     for _ in range(300):
         if server.started or task.done():
