@@ -78,6 +78,8 @@ def _api_modules() -> list:  # type: ignore[type-arg]
         "feeds",
         "realtime",
         "network",
+        "plan",
+        "stops",
         "rides",
         "fleet",
     ]

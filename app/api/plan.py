@@ -1,0 +1,293 @@
+"""``GET /api/v1/plan``: OpenTripPlanner-style trip planning over the published network.
+
+Parameters follow OTP's REST planner (``fromPlace``/``toPlace`` as ``lat,lon`` or a stop id,
+``date``, ``time``, ``arriveBy``, ``maxWalkDistance``, ``walkSpeed``, ``maxTransfers``,
+``minTransferTime``, ``wheelchair``, ``mode``, ``numItineraries``, ``locale``) and so does the
+answer (``plan.itineraries[].legs[]``). A query that is well formed but cannot be served
+(date outside the feed, no stop within walking distance, no connection) answers 200 with no
+itinerary and OTP's ``error`` object; malformed input answers 400, an unknown stop id 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import ApiError
+from app.services import ServicesDep
+from routing.itinerary import Place, service_day_epoch_ms, to_otp
+from routing.options import TRANSIT_MODES, RoutingOptions
+from routing.planner import PlanPlace, Planner, PlanRequest
+from routing.transit import TransitData
+
+router = APIRouter(tags=["plan"])
+
+
+# --- the planner of the published network (one per network snapshot) --------------------------
+@dataclass
+class NetworkPlanner:
+    """A planner and the stop look-ups of one published network snapshot."""
+
+    network: Any
+    planner: Planner
+    stop_index: dict[str, int]
+    readings: dict[int, str] = field(default_factory=dict)
+    translations: dict[str, dict[int, str]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # lazily built indexes (H3, search)
+
+
+_lock = threading.Lock()
+_current: NetworkPlanner | None = None
+
+
+def _load_readings(services: Any, network: Any) -> tuple[dict[int, str], dict[str, dict[int, str]]]:
+    """Kana readings (GTFS-JP ``ja-Hrkt``) and other translations of stop names."""
+    from gtfs.japan import READING_LANG
+    from gtfs.reader import read_feed
+
+    tt = network.timetable
+    index = {str(s): i for i, s in enumerate(tt.stop_ids)}
+    readings: dict[int, str] = {}
+    translations: dict[str, dict[int, str]] = {}
+    reg = services.feeds
+    prefix = len(network.versions) > 1
+    for v in network.versions:
+        try:
+            feed = read_feed(reg.store.original(v.version_id), feed_id=v.feed_id)
+            table = feed.stop_readings()
+        except Exception:  # readings are a nicety: a feed that cannot be re-read has none
+            continue
+        for sid, lang, name in table[["stop_id", "lang", "name"]].itertuples(index=False):
+            i = index.get(f"{v.feed_id}:{sid}" if prefix else str(sid))
+            if i is None:
+                continue
+            if lang == READING_LANG:
+                readings[i] = str(name)
+            elif lang != "ja":
+                translations.setdefault(str(lang), {})[i] = str(name)
+    return readings, translations
+
+
+def _build(services: Any, network: Any) -> NetworkPlanner:
+    tt = network.timetable
+    readings, translations = _load_readings(services, network)
+    planner = Planner(TransitData(tt), readings=readings, translations=translations)
+    return NetworkPlanner(
+        network=network,
+        planner=planner,
+        stop_index={str(s): i for i, s in enumerate(tt.stop_ids)},
+        readings=readings,
+        translations=translations,
+    )
+
+
+async def network_planner(services: Any) -> NetworkPlanner:
+    """The planner of the currently published network (built on first use per network)."""
+    global _current
+    reg = services.feeds
+    if reg is None:
+        raise ApiError(503, "unavailable", "The feed registry is not running.")
+    network = reg.network
+    if network is None or network.timetable is None:
+        raise ApiError(503, "no_network", "No timetable is published yet.")
+    cur = _current
+    if cur is not None and cur.network is network:
+        return cur
+
+    def build() -> NetworkPlanner:
+        global _current
+        with _lock:
+            if _current is not None and _current.network is network:
+                return _current
+            _current = _build(services, network)
+            return _current
+
+    return await run_in_threadpool(build)
+
+
+def realtime_for(services: Any, day: dt.date) -> Any:
+    """The realtime overlay of ``day``, or None (realtime is optional)."""
+    reg = services.feeds
+    try:
+        return reg.realtime_state(day) if reg is not None else None
+    except Exception:
+        return None
+
+
+# --- parsing ------------------------------------------------------------------------------------
+_COORD = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$")
+_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([aApP][mM])?\s*$")
+
+
+def parse_place(value: str, np_: NetworkPlanner, what: str) -> PlanPlace:
+    """``lat,lon``, ``name::lat,lon``, a stop id, or ``name::stopId`` (OTP's forms)."""
+    name = None
+    text = value.strip()
+    if "::" in text:
+        name, text = text.split("::", 1)
+        name = name.strip() or None
+        text = text.strip()
+    if not text:
+        raise ApiError(400, "invalid_place", f"{what} is empty.", {"param": what})
+    m = _COORD.match(text)
+    if m:
+        lat, lon = float(m.group(1)), float(m.group(2))
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ApiError(
+                400, "invalid_place", f"{what} coordinates are out of range.", {"param": what}
+            )
+        return PlanPlace(lat=lat, lon=lon, name=name)
+    stop_id = text.split(":", 1)[1] if text not in np_.stop_index and ":" in text else text
+    idx = np_.stop_index.get(text, np_.stop_index.get(stop_id))
+    if idx is None:
+        raise ApiError(404, "unknown_stop", f"Unknown stop id in {what}: {text!r}.", {"param": what})
+    tt = np_.planner.tt
+    return PlanPlace(lat=float(tt.stop_lat[idx]), lon=float(tt.stop_lon[idx]), stop=idx, name=name)
+
+
+def parse_date(value: str | None, default: dt.date) -> dt.date:
+    if value is None or not value.strip():
+        return default
+    v = value.strip()
+    for fmt in ("%Y-%m-%d", "%m-%d-%Y", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(v, fmt).date()
+        except ValueError:
+            continue
+    raise ApiError(400, "invalid_date", f"Malformed date {value!r}; use YYYY-MM-DD.", {"param": "date"})
+
+
+def parse_time(value: str | None, default: int) -> int:
+    """Seconds after the start of the service day; ``HH:MM[:SS]`` (hours up to 47), am/pm."""
+    if value is None or not value.strip():
+        return default
+    m = _TIME.match(value)
+    if not m:
+        raise ApiError(400, "invalid_time", f"Malformed time {value!r}; use HH:MM.", {"param": "time"})
+    h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    ampm = m.group(4)
+    if ampm:
+        if not 1 <= h <= 12:
+            raise ApiError(400, "invalid_time", f"Malformed time {value!r}.", {"param": "time"})
+        h = h % 12 + (12 if ampm.lower() == "pm" else 0)
+    if mi > 59 or s > 59 or h > 47:
+        raise ApiError(400, "invalid_time", f"Malformed time {value!r}.", {"param": "time"})
+    return h * 3600 + mi * 60 + s
+
+
+def parse_modes(value: str | None) -> frozenset[str] | None:
+    """OTP ``mode``: ``TRANSIT,WALK`` (all), or explicit transit modes (``BUS,WALK``)."""
+    if value is None or not value.strip():
+        return None
+    parts = {p.strip().upper() for p in value.split(",") if p.strip()}
+    unknown = parts - TRANSIT_MODES - {"TRANSIT", "WALK"}
+    if unknown:
+        raise ApiError(
+            400, "invalid_mode", f"Unknown mode(s): {', '.join(sorted(unknown))}.", {"param": "mode"}
+        )
+    if "TRANSIT" in parts:
+        return None
+    transit = parts & TRANSIT_MODES
+    return frozenset(transit) if transit else frozenset()
+
+
+def _now_in(tz: str) -> dt.datetime:
+    try:
+        return dt.datetime.now(ZoneInfo(tz))
+    except Exception:
+        return dt.datetime.now(dt.UTC)
+
+
+def _place_json(p: Place) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": p.name, "lat": p.lat, "lon": p.lon}
+    if p.stop_id is not None:
+        out["stopId"] = p.stop_id
+    if p.reading:
+        out["nameReading"] = p.reading
+    return out
+
+
+# --- the endpoint -----------------------------------------------------------------------------------
+@router.get("/plan")
+async def plan(
+    services: ServicesDep,
+    fromPlace: str = Query(..., description="lat,lon or a stop id"),  # noqa: N803
+    toPlace: str = Query(..., description="lat,lon or a stop id"),  # noqa: N803
+    date: str | None = Query(None, description="YYYY-MM-DD (default: the network's service date)"),
+    time: str | None = Query(None, description="HH:MM[:SS] (default: now)"),
+    arriveBy: bool = False,  # noqa: N803
+    maxWalkDistance: float = Query(1000.0, ge=0, le=20_000),  # noqa: N803
+    walkSpeed: float = Query(1.2, ge=0.1, le=5.0),  # noqa: N803
+    maxTransfers: int = Query(5, ge=0, le=15),  # noqa: N803
+    minTransferTime: int = Query(0, ge=0, le=3600),  # noqa: N803
+    wheelchair: bool = False,
+    mode: str | None = Query(None, description="TRANSIT,WALK or e.g. BUS,WALK"),
+    numItineraries: int = Query(3, ge=1, le=20),  # noqa: N803
+    searchWindow: int = Query(3600, ge=0, le=6 * 3600),  # noqa: N803
+    locale: str = Query("en", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
+) -> dict[str, Any]:
+    """Itineraries between two places (OTP's ``/plan``)."""
+    t_start = _time.perf_counter()
+    np_ = await network_planner(services)
+    tt = np_.planner.tt
+    origin = parse_place(fromPlace, np_, "fromPlace")
+    dest = parse_place(toPlace, np_, "toPlace")
+    now = _now_in(tt.timezone)
+    default_day = np_.network.service_date or now.date()
+    day = parse_date(date, default_day)
+    secs = parse_time(time, now.hour * 3600 + now.minute * 60 + now.second)
+    modes = parse_modes(mode)
+    try:
+        options = RoutingOptions(
+            max_transfers=maxTransfers,
+            min_transfer_s=minTransferTime,
+            walk_speed_mps=walkSpeed,
+            max_walk_m=maxWalkDistance,
+            wheelchair=wheelchair,
+            modes=modes,
+            num_itineraries=numItineraries,
+            search_window_s=searchWindow,
+        )
+    except ValueError as exc:
+        raise ApiError(400, "invalid_options", str(exc)) from exc
+    lang = locale[:2].lower()
+    req = PlanRequest(origin, dest, day, secs, arriveBy, options, lang)
+    rt = realtime_for(services, day)
+    result = await run_in_threadpool(np_.planner.plan, req, rt)
+    body: dict[str, Any] = {
+        "requestParameters": {
+            "fromPlace": fromPlace,
+            "toPlace": toPlace,
+            "date": day.isoformat(),
+            "time": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
+            "arriveBy": arriveBy,
+            "maxWalkDistance": maxWalkDistance,
+            "walkSpeed": walkSpeed,
+            "maxTransfers": maxTransfers,
+            "minTransferTime": minTransferTime,
+            "wheelchair": wheelchair,
+            "mode": mode or "TRANSIT,WALK",
+            "numItineraries": numItineraries,
+            "locale": lang,
+        },
+        "plan": {
+            "date": service_day_epoch_ms(day, tt.timezone) + secs * 1000,
+            "from": _place_json(result.origin),
+            "to": _place_json(result.destination),
+            "itineraries": [to_otp(it, day, tt.timezone) for it in result.itineraries],
+        },
+        "debugOutput": {"totalTime": round((_time.perf_counter() - t_start) * 1000, 1)},
+    }
+    if result.error is not None:
+        body["error"] = result.error.as_otp()
+    return body
+

@@ -1,0 +1,230 @@
+"""Stops: search by name or kana reading, nearest stops (H3 index), departure boards.
+
+``GET /api/v1/stops?q=`` matches stop names and GTFS-JP readings (hiragana and katakana are
+treated alike, full/half width too); ``GET /api/v1/stops/nearest?lat=&lon=`` finds stops by an
+H3 cell index; ``GET /api/v1/stops/{stop_id}/departures`` lists the next departures with
+realtime times, delays and cancellations when a realtime feed is ingested.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import unicodedata
+from typing import Any
+
+import h3
+import numpy as np
+from fastapi import APIRouter, Query
+
+from app.api.plan import NetworkPlanner, network_planner, parse_date, parse_time, realtime_for
+from app.errors import ApiError
+from app.services import ServicesDep
+from routing.itinerary import service_day_epoch_ms
+from routing.options import route_type_mode
+from routing.transit import DAY, DAY_OFFSETS
+
+router = APIRouter(prefix="/stops", tags=["stops"])
+
+H3_RES = 9  # cells of ~0.1 km²: a few stops each in a city
+_H3_EDGE_M = 201.0  # average edge length at resolution 9 (upper side), metres
+
+
+def normalize(text: str) -> str:
+    """Search key: NFKC, lower case, katakana folded to hiragana, spaces removed."""
+    t = unicodedata.normalize("NFKC", text).lower()
+    t = "".join(chr(ord(c) - 0x60) if "ァ" <= c <= "ヶ" else c for c in t)
+    return "".join(t.split())
+
+
+def _search_index(np_: NetworkPlanner) -> tuple[list[str], list[str]]:
+    idx = np_.extra.get("search")
+    if idx is None:
+        tt = np_.planner.tt
+        names = [normalize(str(n)) for n in tt.stop_names]
+        reads = [normalize(np_.readings.get(i, "")) for i in range(tt.n_stops)]
+        for lang, tr in np_.translations.items():
+            del lang
+            for i, v in tr.items():
+                names[i] = names[i] + "\x00" + normalize(v)
+        idx = (names, reads)
+        np_.extra["search"] = idx
+    return idx  # type: ignore[no-any-return]
+
+
+def _h3_index(np_: NetworkPlanner) -> dict[str, list[int]]:
+    idx = np_.extra.get("h3")
+    if idx is None:
+        tt = np_.planner.tt
+        idx = {}
+        ok = np.isfinite(tt.stop_lat) & np.isfinite(tt.stop_lon)
+        for i in np.flatnonzero(ok).tolist():
+            cell = h3.latlng_to_cell(float(tt.stop_lat[i]), float(tt.stop_lon[i]), H3_RES)
+            idx.setdefault(cell, []).append(i)
+        np_.extra["h3"] = idx
+    return idx  # type: ignore[no-any-return]
+
+
+def _haversine(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    p1, p2 = math.radians(lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - lon)
+    a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * 6371008.8 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def _stop_json(np_: NetworkPlanner, i: int, lang: str = "ja") -> dict[str, Any]:
+    tt = np_.planner.tt
+    name = str(tt.stop_names[i])
+    if lang != "ja":
+        name = np_.translations.get(lang, {}).get(i, name)
+    parent = int(tt.stop_parent[i])
+    return {
+        "stopId": str(tt.stop_ids[i]),
+        "name": name,
+        "nameReading": np_.readings.get(i),
+        "lat": float(tt.stop_lat[i]),
+        "lon": float(tt.stop_lon[i]),
+        "parentStation": str(tt.stop_ids[parent]) if parent >= 0 else None,
+        "wheelchairBoarding": int(tt.stop_wheelchair[i]),
+        "served": bool(tt.stop_pattern_ptr[i + 1] > tt.stop_pattern_ptr[i]),
+    }
+
+
+@router.get("")
+async def search_stops(
+    services: ServicesDep,
+    q: str = Query(..., min_length=1, max_length=100, description="name or kana reading"),
+    limit: int = Query(20, ge=1, le=200),
+    locale: str = Query("ja", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
+) -> dict[str, Any]:
+    """Stops whose name (or reading) contains ``q``; prefix matches first."""
+    np_ = await network_planner(services)
+    key = normalize(q)
+    if not key:
+        raise ApiError(400, "invalid_query", "The search text is empty.", {"param": "q"})
+    names, reads = _search_index(np_)
+    scored: list[tuple[int, int, str, int]] = []
+    for i, (n, r) in enumerate(zip(names, reads, strict=True)):
+        if n.startswith(key) or r.startswith(key):
+            scored.append((0, len(n), n, i))
+        elif key in n or key in r:
+            scored.append((1, len(n), n, i))
+    scored.sort()
+    lang = locale[:2].lower()
+    return {
+        "query": q,
+        "stops": [_stop_json(np_, i, lang) for *_, i in scored[:limit]],
+        "total": len(scored),
+    }
+
+
+@router.get("/nearest")
+async def nearest_stops(
+    services: ServicesDep,
+    lat: float = Query(..., ge=-90, le=90),
+    lon: float = Query(..., ge=-180, le=180),
+    radius: float = Query(500.0, gt=0, le=5000, description="metres"),
+    limit: int = Query(10, ge=1, le=100),
+) -> dict[str, Any]:
+    """Stops within ``radius`` metres, nearest first (H3 cells around the point)."""
+    np_ = await network_planner(services)
+    index = _h3_index(np_)
+    tt = np_.planner.tt
+    k = int(math.ceil(radius / (_H3_EDGE_M * 1.5))) + 1
+    cells = h3.grid_disk(h3.latlng_to_cell(lat, lon, H3_RES), k)
+    cand = np.array([i for c in cells for i in index.get(c, ())], dtype=np.int64)
+    if cand.size == 0:
+        return {"stops": []}
+    dist = _haversine(lat, lon, tt.stop_lat[cand], tt.stop_lon[cand])
+    keep = dist <= radius
+    cand, dist = cand[keep], dist[keep]
+    order = np.argsort(dist, kind="stable")[:limit]
+    out = []
+    for j in order.tolist():
+        d = _stop_json(np_, int(cand[j]))
+        d["distance"] = round(float(dist[j]), 1)
+        out.append(d)
+    return {"stops": out}
+
+
+@router.get("/{stop_id}")
+async def get_stop(services: ServicesDep, stop_id: str) -> dict[str, Any]:
+    np_ = await network_planner(services)
+    i = np_.stop_index.get(stop_id)
+    if i is None:
+        raise ApiError(404, "unknown_stop", f"Unknown stop id {stop_id!r}.")
+    return _stop_json(np_, i)
+
+
+@router.get("/{stop_id}/departures")
+async def departures(
+    services: ServicesDep,
+    stop_id: str,
+    date: str | None = None,
+    time: str | None = None,
+    window: int = Query(3 * 3600, ge=60, le=24 * 3600, description="seconds"),
+    limit: int = Query(20, ge=1, le=200),
+) -> dict[str, Any]:
+    """The next departures at a stop (and its platforms when it is a station)."""
+    np_ = await network_planner(services)
+    i = np_.stop_index.get(stop_id)
+    if i is None:
+        raise ApiError(404, "unknown_stop", f"Unknown stop id {stop_id!r}.")
+    tt = np_.planner.tt
+    from app.api.plan import _now_in
+
+    now = _now_in(tt.timezone)
+    day = parse_date(date, np_.network.service_date or now.date())
+    t0 = parse_time(time, now.hour * 3600 + now.minute * 60 + now.second)
+    stops = np.flatnonzero((tt.stop_parent == i) | (np.arange(tt.n_stops) == i))
+    rt = realtime_for(services, day)
+    board = np_.planner.data.forward.st_board
+    rows: list[dict[str, Any]] = []
+    base = service_day_epoch_ms(day, tt.timezone)
+    for s in stops.tolist():
+        for e in range(int(tt.stop_pattern_ptr[s]), int(tt.stop_pattern_ptr[s + 1])):
+            p = int(tt.stop_patterns[e])
+            pos = int(tt.stop_pattern_pos[e])
+            n_pos = int(tt.pattern_stop_ptr[p + 1] - tt.pattern_stop_ptr[p])
+            if pos == n_pos - 1:
+                continue  # arrivals only
+            trips = np.arange(int(tt.pattern_trip_ptr[p]), int(tt.pattern_trip_ptr[p + 1]))
+            st = tt.trip_st_ptr[trips] + pos
+            for d_off in DAY_OFFSETS:
+                sday = day + dt.timedelta(days=d_off)
+                active = tt.active_trips(sday)[trips] & board[st]
+                use_rt = rt is not None and rt.service_date == sday
+                sched = tt.st_departure[st] + d_off * DAY
+                live = (rt.departure[st] + d_off * DAY) if use_rt else sched
+                sel = active & (live >= t0) & (live <= t0 + window)
+                for j in np.flatnonzero(sel).tolist():
+                    t = int(trips[j])
+                    r = int(tt.trip_route[t])
+                    cancelled = bool(use_rt and rt.trip_cancelled[t])
+                    skipped = bool(use_rt and rt.stop_skipped[st[j]])
+                    rows.append(
+                        {
+                            "stopId": str(tt.stop_ids[s]),
+                            "tripId": str(tt.trip_ids[t]),
+                            "routeId": str(tt.route_ids[r]),
+                            "routeShortName": str(tt.route_short_names[r]) or None,
+                            "routeLongName": str(tt.route_long_names[r]) or None,
+                            "mode": route_type_mode(int(tt.route_types[r])),
+                            "headsign": str(tt.trip_headsigns[t]) or None,
+                            "serviceDate": sday.isoformat(),
+                            "scheduledDeparture": base + int(sched[j]) * 1000,
+                            "departure": base + int(live[j]) * 1000,
+                            "departureDelay": int(live[j] - sched[j]),
+                            "realTime": bool(use_rt and rt.trip_updated[t]),
+                            "cancelled": cancelled or skipped,
+                            "_t": int(live[j]),
+                        }
+                    )
+    rows.sort(key=lambda r: (r["_t"], r["tripId"]))
+    for r in rows:
+        del r["_t"]
+    return {
+        "stop": _stop_json(np_, i),
+        "date": day.isoformat(),
+        "departures": rows[:limit],
+    }

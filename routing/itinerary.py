@@ -1,0 +1,461 @@
+"""OTP-like itineraries built from core journeys: legs with names, times, geometry, totals.
+
+An :class:`Itinerary` is plain data in service-day seconds; :func:`to_otp` renders it with
+OpenTripPlanner's field names (epoch milliseconds, ``legGeometry`` as an encoded polyline).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from gtfs.compiled import CompiledTimetable
+from routing.options import route_type_mode
+from routing.raptor.journey import Journey, RideLeg, WalkLeg
+
+LatLon = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Place:
+    """An end of a leg: a stop (``stop_index >= 0``) or the query's origin/destination."""
+
+    name: str
+    lat: float
+    lon: float
+    stop_index: int = -1
+    stop_id: str | None = None
+    reading: str | None = None  # kana reading (GTFS-JP ja-Hrkt) when the feed has one
+    arrival: int | None = None  # service-day seconds
+    departure: int | None = None
+
+
+@dataclass(frozen=True)
+class ItineraryLeg:
+    """One leg; transit fields are empty for walks."""
+
+    mode: str
+    start: int  # service-day seconds (realtime when known)
+    end: int
+    origin: Place
+    destination: Place
+    distance_m: float
+    geometry: tuple[LatLon, ...]
+    route_id: str | None = None
+    route_short_name: str | None = None
+    route_long_name: str | None = None
+    route_color: str | None = None
+    route_type: int | None = None
+    agency_name: str | None = None
+    agency_id: str | None = None
+    trip_id: str | None = None
+    headsign: str | None = None
+    intermediate_stops: tuple[Place, ...] = ()
+    scheduled_start: int | None = None
+    scheduled_end: int | None = None
+    realtime: bool = False
+    service_day_offset: int = 0  # seconds: trips of the day before run at -86400
+
+    @property
+    def transit(self) -> bool:
+        return self.mode != "WALK"
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Itinerary:
+    legs: tuple[ItineraryLeg, ...]
+    journey: Journey | None = field(default=None, compare=False)
+
+    @property
+    def start(self) -> int:
+        return self.legs[0].start
+
+    @property
+    def end(self) -> int:
+        return self.legs[-1].end
+
+    @property
+    def duration(self) -> int:
+        return self.end - self.start
+
+    @property
+    def walk_time(self) -> int:
+        return sum(leg.duration for leg in self.legs if not leg.transit)
+
+    @property
+    def walk_distance(self) -> float:
+        return sum(leg.distance_m for leg in self.legs if not leg.transit)
+
+    @property
+    def transit_time(self) -> int:
+        return sum(leg.duration for leg in self.legs if leg.transit)
+
+    @property
+    def transfers(self) -> int:
+        return max(0, sum(1 for leg in self.legs if leg.transit) - 1)
+
+    @property
+    def waiting_time(self) -> int:
+        return self.duration - self.walk_time - self.transit_time
+
+    def trips_key(self) -> tuple[str | None, ...]:
+        return tuple(leg.trip_id for leg in self.legs if leg.transit)
+
+
+# --- geometry ---------------------------------------------------------------------------------
+def encode_polyline(points: Sequence[LatLon], precision: int = 5) -> str:
+    """Google's encoded polyline (the format OTP uses for ``legGeometry.points``)."""
+    factor = 10**precision
+    out: list[str] = []
+    prev_lat = prev_lon = 0
+    for lat, lon in points:
+        ilat, ilon = round(lat * factor), round(lon * factor)
+        for delta in (ilat - prev_lat, ilon - prev_lon):
+            v = ~(delta << 1) if delta < 0 else delta << 1
+            while v >= 0x20:
+                out.append(chr((0x20 | (v & 0x1F)) + 63))
+                v >>= 5
+            out.append(chr(v + 63))
+        prev_lat, prev_lon = ilat, ilon
+    return "".join(out)
+
+
+def decode_polyline(text: str, precision: int = 5) -> list[LatLon]:
+    """Inverse of :func:`encode_polyline`."""
+    coords: list[LatLon] = []
+    idx = lat = lon = 0
+    factor = 10**precision
+    while idx < len(text):
+        vals = []
+        for _ in range(2):
+            shift = result = 0
+            while True:
+                b = ord(text[idx]) - 63
+                idx += 1
+                result |= (b & 0x1F) << shift
+                shift += 5
+                if b < 0x20:
+                    break
+            vals.append(~(result >> 1) if result & 1 else result >> 1)
+        lat += vals[0]
+        lon += vals[1]
+        coords.append((lat / factor, lon / factor))
+    return coords
+
+
+def path_length_m(points: Sequence[LatLon]) -> float:
+    """Great-circle length of a polyline, metres."""
+    if len(points) < 2:
+        return 0.0
+    a = np.radians(np.asarray(points, dtype=np.float64))
+    dlat = np.diff(a[:, 0])
+    dlon = np.diff(a[:, 1])
+    h = np.sin(dlat / 2) ** 2 + np.cos(a[:-1, 0]) * np.cos(a[1:, 0]) * np.sin(dlon / 2) ** 2
+    return float(2 * 6371008.8 * np.arcsin(np.sqrt(np.clip(h, 0, 1))).sum())
+
+
+def _nearest(lat: np.ndarray, lon: np.ndarray, plat: float, plon: float) -> int:
+    d = (lat - plat) ** 2 + ((lon - plon) * np.cos(np.radians(plat))) ** 2
+    return int(np.argmin(d))
+
+
+def ride_geometry(tt: CompiledTimetable, trip: int, board_pos: int, alight_pos: int) -> list[LatLon]:
+    """The trip's shape between the board and alight stops (nearest shape points), or the
+    stops' coordinates when the trip has no shape."""
+    p = int(tt.trip_pattern[trip])
+    p0 = int(tt.pattern_stop_ptr[p])
+    stops = tt.pattern_stops[p0 + board_pos : p0 + alight_pos + 1]
+    stop_pts = [(float(tt.stop_lat[s]), float(tt.stop_lon[s])) for s in stops]
+    k = int(tt.trip_shape[trip])
+    if k < 0:
+        return stop_pts
+    a, b = int(tt.shape_ptr[k]), int(tt.shape_ptr[k + 1])
+    lat, lon = tt.shape_lat[a:b], tt.shape_lon[a:b]
+    if lat.shape[0] < 2:
+        return stop_pts
+    i = _nearest(lat, lon, *stop_pts[0])
+    j = i + _nearest(lat[i:], lon[i:], *stop_pts[-1])
+    if j <= i:
+        return stop_pts
+    pts = [stop_pts[0]]
+    pts.extend((float(x), float(y)) for x, y in zip(lat[i : j + 1], lon[i : j + 1], strict=True))
+    pts.append(stop_pts[-1])
+    return pts
+
+
+# --- building ---------------------------------------------------------------------------------
+class ItineraryBuilder:
+    """Turns core journeys into itineraries for one timetable (names, shapes, realtime)."""
+
+    def __init__(
+        self,
+        tt: CompiledTimetable,
+        walk: Any,
+        *,
+        readings: dict[int, str] | None = None,
+        translations: dict[str, dict[int, str]] | None = None,
+    ) -> None:
+        self.tt = tt
+        self.walk = walk
+        self.readings = readings or {}
+        self.translations = translations or {}
+
+    def stop_place(
+        self, s: int, locale: str, arrival: int | None = None, departure: int | None = None
+    ) -> Place:
+        tt = self.tt
+        name = str(tt.stop_names[s])
+        if locale != "ja":
+            name = self.translations.get(locale, {}).get(s, name)
+        return Place(
+            name=name,
+            lat=float(tt.stop_lat[s]),
+            lon=float(tt.stop_lon[s]),
+            stop_index=s,
+            stop_id=str(tt.stop_ids[s]),
+            reading=self.readings.get(s) if locale == "ja" else None,
+            arrival=arrival,
+            departure=departure,
+        )
+
+    def build(
+        self,
+        journey: Journey,
+        origin: Place,
+        destination: Place,
+        *,
+        speed: float,
+        locale: str = "en",
+        realtime: Any | None = None,
+        day: dt.date | None = None,
+    ) -> Itinerary:
+        legs: list[ItineraryLeg] = []
+        for leg in journey.legs:
+            if isinstance(leg, RideLeg):
+                legs.append(self._ride(leg, locale, realtime, day))
+            else:
+                legs.append(self._walk(leg, origin, destination, speed, locale))
+        return Itinerary(tuple(_merge_walks(legs)), journey)
+
+    def _end(self, s: int, place: Place, locale: str, t: int, arriving: bool) -> Place:
+        if s >= 0:
+            return self.stop_place(s, locale, arrival=t if arriving else None,
+                                   departure=None if arriving else t)  # fmt: skip
+        return Place(
+            place.name, place.lat, place.lon, place.stop_index, place.stop_id, place.reading,
+            arrival=t if arriving else None, departure=None if arriving else t,
+        )  # fmt: skip
+
+    def _walk(
+        self, leg: WalkLeg, origin: Place, destination: Place, speed: float, locale: str
+    ) -> ItineraryLeg:
+        a = self._end(leg.from_stop, origin, locale, leg.departure, False)
+        b = self._end(leg.to_stop, destination, locale, leg.arrival, True)
+        _, meters, coords = self.walk.walk(a.lat, a.lon, b.lat, b.lon, speed)
+        return ItineraryLeg(
+            mode="WALK",
+            start=leg.departure,
+            end=leg.arrival,
+            origin=a,
+            destination=b,
+            distance_m=float(meters),
+            geometry=tuple((float(x), float(y)) for x, y in coords),
+        )
+
+    def _ride(
+        self, leg: RideLeg, locale: str, realtime: Any | None, day: dt.date | None
+    ) -> ItineraryLeg:
+        tt = self.tt
+        t = leg.trip
+        r = int(tt.trip_route[t])
+        ag = int(tt.route_agency[r])
+        st0 = int(tt.trip_st_ptr[t])
+        p = int(tt.trip_pattern[t])
+        p0 = int(tt.pattern_stop_ptr[p])
+        off = leg.day_offset
+        sched_dep = int(tt.st_departure[st0 + leg.board_pos]) + off
+        sched_arr = int(tt.st_arrival[st0 + leg.alight_pos]) + off
+        rt = (
+            realtime is not None
+            and day is not None
+            and realtime.service_date == day + dt.timedelta(seconds=off)
+            and bool(getattr(realtime, "trip_updated", np.zeros(tt.n_trips, bool))[t])
+        )
+        times_arr = realtime.arrival if rt else tt.st_arrival  # type: ignore[union-attr]
+        times_dep = realtime.departure if rt else tt.st_departure  # type: ignore[union-attr]
+        inter = tuple(
+            self.stop_place(
+                int(tt.pattern_stops[p0 + i]),
+                locale,
+                arrival=int(times_arr[st0 + i]) + off,
+                departure=int(times_dep[st0 + i]) + off,
+            )
+            for i in range(leg.board_pos + 1, leg.alight_pos)
+        )
+        geom = ride_geometry(tt, t, leg.board_pos, leg.alight_pos)
+        return ItineraryLeg(
+            mode=route_type_mode(int(tt.route_types[r])),
+            start=leg.departure,
+            end=leg.arrival,
+            origin=self.stop_place(leg.board_stop, locale, departure=leg.departure),
+            destination=self.stop_place(leg.alight_stop, locale, arrival=leg.arrival),
+            distance_m=path_length_m(geom),
+            geometry=tuple(geom),
+            route_id=str(tt.route_ids[r]),
+            route_short_name=str(tt.route_short_names[r]) or None,
+            route_long_name=str(tt.route_long_names[r]) or None,
+            route_color=str(tt.route_colors[r]) or None,
+            route_type=int(tt.route_types[r]),
+            agency_name=str(tt.agency_names[ag]) if ag >= 0 else None,
+            agency_id=str(tt.agency_ids[ag]) if ag >= 0 else None,
+            trip_id=str(tt.trip_ids[t]),
+            headsign=str(tt.trip_headsigns[t]) or None,
+            intermediate_stops=inter,
+            scheduled_start=sched_dep,
+            scheduled_end=sched_arr,
+            realtime=rt,
+            service_day_offset=off,
+        )
+
+
+def _merge_walks(legs: list[ItineraryLeg]) -> list[ItineraryLeg]:
+    """Consecutive walks (a footpath then the egress, say) become one walk leg."""
+    out: list[ItineraryLeg] = []
+    for leg in legs:
+        prev = out[-1] if out else None
+        if prev is not None and not prev.transit and not leg.transit:
+            out[-1] = ItineraryLeg(
+                mode="WALK",
+                start=prev.start,
+                end=prev.start + prev.duration + leg.duration,
+                origin=prev.origin,
+                destination=leg.destination,
+                distance_m=prev.distance_m + leg.distance_m,
+                geometry=prev.geometry + leg.geometry[1:],
+            )
+        else:
+            out.append(leg)
+    return out
+
+
+# --- filtering ----------------------------------------------------------------------------------
+def filter_itineraries(items: Sequence[Itinerary], limit: int, arrive_by: bool = False) -> list[Itinerary]:
+    """Drop dominated and near-duplicate itineraries, order them, keep ``limit``.
+
+    Dominated: another one departs no earlier, arrives no later, with no more transfers and
+    no more walking (one strictly better). Near-duplicates ride the same trips; the one
+    with less walking is kept.
+    """
+    by_trips: dict[tuple[str | None, ...], Itinerary] = {}
+    for it in items:
+        key = it.trips_key() or ("walk",)
+        old = by_trips.get(key)
+        if old is None or (it.walk_time, -it.start) < (old.walk_time, -old.start):
+            by_trips[key] = it
+    cands = list(by_trips.values())
+
+    def dominates(a: Itinerary, b: Itinerary) -> bool:
+        ka = (-a.start, a.end, a.transfers, a.walk_time)
+        kb = (-b.start, b.end, b.transfers, b.walk_time)
+        return all(x <= y for x, y in zip(ka, kb, strict=True)) and ka != kb
+
+    kept = [b for b in cands if not any(dominates(a, b) for a in cands if a is not b)]
+    if arrive_by:
+        kept.sort(key=lambda it: (-it.start, it.end, it.transfers))
+    else:
+        kept.sort(key=lambda it: (it.end, -it.start, it.transfers))
+    return kept[:limit]
+
+
+# --- rendering ----------------------------------------------------------------------------------
+def service_day_epoch_ms(day: dt.date, timezone: str) -> int:
+    """Epoch ms of GTFS time 0 on ``day``: noon local time minus 12 hours."""
+    try:
+        tz = ZoneInfo(timezone)
+    except Exception:  # unknown zone names in a feed: treat as UTC rather than fail
+        tz = ZoneInfo("UTC")
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=tz)
+    return int(noon.timestamp() * 1000) - 12 * 3600 * 1000
+
+
+def _place_otp(p: Place, base_ms: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": p.name, "lat": p.lat, "lon": p.lon}
+    if p.stop_id is not None:
+        out["stopId"] = p.stop_id
+        out["stopIndex"] = p.stop_index
+    if p.reading:
+        out["nameReading"] = p.reading
+    out["vertexType"] = "TRANSIT" if p.stop_id is not None else "NORMAL"
+    if p.arrival is not None:
+        out["arrival"] = base_ms + p.arrival * 1000
+    if p.departure is not None:
+        out["departure"] = base_ms + p.departure * 1000
+    return out
+
+
+def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
+    """The itinerary with OpenTripPlanner's field names."""
+    base = service_day_epoch_ms(day, timezone)
+    legs = []
+    for leg in it.legs:
+        d: dict[str, Any] = {
+            "mode": leg.mode,
+            "transitLeg": leg.transit,
+            "startTime": base + leg.start * 1000,
+            "endTime": base + leg.end * 1000,
+            "duration": leg.duration,
+            "distance": round(leg.distance_m, 1),
+            "from": _place_otp(leg.origin, base),
+            "to": _place_otp(leg.destination, base),
+            "legGeometry": {
+                "points": encode_polyline(leg.geometry),
+                "length": len(leg.geometry),
+                "geojson": {
+                    "type": "LineString",
+                    "coordinates": [[lon, lat] for lat, lon in leg.geometry],
+                },
+            },
+            "realTime": leg.realtime,
+        }
+        if leg.transit:
+            assert leg.scheduled_start is not None and leg.scheduled_end is not None
+            d.update(
+                {
+                    "routeId": leg.route_id,
+                    "routeShortName": leg.route_short_name,
+                    "routeLongName": leg.route_long_name,
+                    "routeColor": leg.route_color,
+                    "routeType": leg.route_type,
+                    "agencyName": leg.agency_name,
+                    "agencyId": leg.agency_id,
+                    "tripId": leg.trip_id,
+                    "headsign": leg.headsign,
+                    "serviceDate": (day + dt.timedelta(seconds=leg.service_day_offset)).isoformat(),
+                    "intermediateStops": [_place_otp(p, base) for p in leg.intermediate_stops],
+                    "scheduledStartTime": base + leg.scheduled_start * 1000,
+                    "scheduledEndTime": base + leg.scheduled_end * 1000,
+                    "departureDelay": leg.start - leg.scheduled_start,
+                    "arrivalDelay": leg.end - leg.scheduled_end,
+                }
+            )
+        legs.append(d)
+    return {
+        "startTime": base + it.start * 1000,
+        "endTime": base + it.end * 1000,
+        "duration": it.duration,
+        "walkTime": it.walk_time,
+        "walkDistance": round(it.walk_distance, 1),
+        "transitTime": it.transit_time,
+        "waitingTime": it.waiting_time,
+        "transfers": it.transfers,
+        "legs": legs,
+    }

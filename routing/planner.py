@@ -1,0 +1,237 @@
+"""Trip planning: a query (places, date, time, options) → access/egress → RAPTOR → itineraries.
+
+The planner knows nothing of the app: it takes a :class:`~routing.transit.TransitData` and a
+walking model (``routing.street.WalkAccess``: ``nearby_stops`` and ``walk``; the straight-line
+model by default) and answers a :class:`Plan` — itineraries, or none with an OTP-style error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from routing.itinerary import Itinerary, ItineraryBuilder, Place, filter_itineraries
+from routing.options import RoutingOptions
+from routing.raptor import earliest_arrival, latest_departure, range_query
+from routing.raptor.journey import Journey, WalkLeg
+from routing.transit import TransitData
+
+LatLon = tuple[float, float]
+
+
+class WalkModel(Protocol):
+    """What the planner needs from the street layer (``routing.street.WalkAccess``)."""
+
+    def nearby_stops(
+        self, lat: float, lon: float, max_seconds: float, walk_speed_mps: float = 1.2
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float64]]: ...
+
+    def walk(
+        self, lat1: float, lon1: float, lat2: float, lon2: float, walk_speed_mps: float = 1.2
+    ) -> tuple[int, float, list[LatLon]]: ...
+
+
+# OTP's planner error ids.
+OUTSIDE_SERVICE_PERIOD = "OUTSIDE_SERVICE_PERIOD"
+LOCATION_NOT_ACCESSIBLE = "LOCATION_NOT_ACCESSIBLE"
+NO_TRANSIT_CONNECTION = "NO_TRANSIT_CONNECTION"
+PATH_NOT_FOUND = "PATH_NOT_FOUND"
+
+_MESSAGES = {
+    OUTSIDE_SERVICE_PERIOD: "The date is outside the service period of the published timetable.",
+    LOCATION_NOT_ACCESSIBLE: "No stop is within walking distance of the {which}.",
+    NO_TRANSIT_CONNECTION: "No trip was found between the origin and the destination with "
+    "these options.",
+    PATH_NOT_FOUND: "No path was found.",
+}
+
+
+@dataclass(frozen=True)
+class PlanPlace:
+    """A query end: a stop index, or coordinates (with an optional display name)."""
+
+    lat: float
+    lon: float
+    stop: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    origin: PlanPlace
+    destination: PlanPlace
+    date: dt.date
+    time_s: int  # seconds after the start of ``date`` (GTFS time)
+    arrive_by: bool = False
+    options: RoutingOptions = field(default_factory=RoutingOptions)
+    locale: str = "en"
+
+
+@dataclass(frozen=True)
+class PlanError:
+    id: str
+    message: str
+    missing: tuple[str, ...] = ()
+
+    def as_otp(self) -> dict[str, Any]:
+        return {"id": self.id, "msg": self.message, "missing": list(self.missing)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: PlanRequest
+    origin: Place
+    destination: Place
+    itineraries: tuple[Itinerary, ...]
+    error: PlanError | None = None
+
+
+class Planner:
+    """Plans over one published timetable (build once, query many times; thread-safe)."""
+
+    def __init__(
+        self,
+        data: TransitData,
+        walk: WalkModel | None = None,
+        *,
+        readings: dict[int, str] | None = None,
+        translations: dict[str, dict[int, str]] | None = None,
+    ) -> None:
+        self.data = data
+        self.tt = data.tt
+        if walk is None:
+            from routing.street import StraightLineAccess
+
+            walk = StraightLineAccess(self.tt.stop_lat, self.tt.stop_lon)
+        self.walk = walk
+        self.builder = ItineraryBuilder(
+            self.tt, walk, readings=readings, translations=translations
+        )
+
+    # ---------------------------------------------------------------------------------------
+    def _place(self, p: PlanPlace, locale: str, label: str) -> Place:
+        if p.stop is not None:
+            return self.builder.stop_place(p.stop, locale)
+        return Place(name=p.name or label, lat=p.lat, lon=p.lon)
+
+    def _access(
+        self, p: PlanPlace, options: RoutingOptions
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        if p.stop is not None:
+            return np.array([p.stop], dtype=np.int32), np.zeros(1, dtype=np.int32)
+        idx, secs, _ = self.walk.nearby_stops(
+            p.lat, p.lon, options.max_walk_s, options.walk_speed_mps
+        )
+        served = np.diff(self.tt.stop_pattern_ptr)[idx] > 0
+        return idx[served].astype(np.int32), secs[served].astype(np.int32)
+
+    def plan(self, req: PlanRequest, realtime: Any | None = None) -> Plan:
+        """Itineraries for ``req`` (realtime overlay optional), best first."""
+        o = self._place(req.origin, req.locale, "Origin")
+        d = self._place(req.destination, req.locale, "Destination")
+
+        def fail(code: str, **fmt: str) -> Plan:
+            return Plan(req, o, d, (), PlanError(code, _MESSAGES[code].format(**fmt)))
+
+        if not self.data.covers(req.date):
+            return fail(OUTSIDE_SERVICE_PERIOD)
+        opts = req.options
+        a_stops, a_secs = self._access(req.origin, opts)
+        e_stops, e_secs = self._access(req.destination, opts)
+        direct = self._direct_walk(req, o, d)
+        if a_stops.size == 0 and direct is None:
+            return fail(LOCATION_NOT_ACCESSIBLE, which="origin")
+        if e_stops.size == 0 and direct is None:
+            return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
+        journeys: list[Journey] = []
+        if a_stops.size and e_stops.size:
+            journeys = self._search(req, a_stops, a_secs, e_stops, e_secs, realtime)
+        items = [
+            self.builder.build(
+                j, o, d, speed=opts.walk_speed_mps, locale=req.locale, realtime=realtime,
+                day=req.date,
+            )  # fmt: skip
+            for j in journeys
+            if j.rides
+        ]
+        if direct is not None:
+            items.append(direct)
+        kept = filter_itineraries(items, opts.num_itineraries, req.arrive_by)
+        if not kept:
+            return fail(NO_TRANSIT_CONNECTION)
+        return Plan(req, o, d, tuple(kept))
+
+    def _direct_walk(self, req: PlanRequest, o: Place, d: Place) -> Itinerary | None:
+        """Walking all the way, when it is within the walking limit."""
+        opts = req.options
+        secs, meters, _ = self.walk.walk(o.lat, o.lon, d.lat, d.lon, opts.walk_speed_mps)
+        if meters > opts.max_walk_m:
+            return None
+        t0 = req.time_s - secs if req.arrive_by else req.time_s
+        leg = WalkLeg(
+            o.stop_index if o.stop_index >= 0 else -1,
+            d.stop_index if d.stop_index >= 0 else -1,
+            t0,
+            t0 + int(secs),
+        )
+        j = Journey((leg,))
+        return self.builder.build(
+            j, o, d, speed=opts.walk_speed_mps, locale=req.locale, day=req.date
+        )
+
+    def _search(
+        self,
+        req: PlanRequest,
+        a_stops: npt.NDArray[np.int32],
+        a_secs: npt.NDArray[np.int32],
+        e_stops: npt.NDArray[np.int32],
+        e_secs: npt.NDArray[np.int32],
+        realtime: Any | None,
+    ) -> list[Journey]:
+        opts = req.options
+        data = self.data
+        out: list[Journey] = []
+        if not req.arrive_by:
+            q = data.query_arrays(req.date, opts, realtime)
+            # The departure window's Pareto set, plus the first journeys after it.
+            out.extend(
+                range_query(
+                    data.forward, q, req.time_s, opts.search_window_s,
+                    a_stops, a_secs, e_stops, e_secs,
+                )  # fmt: skip
+            )
+            t = req.time_s
+            for _ in range(opts.num_itineraries):
+                res = earliest_arrival(data.forward, q, t, a_stops, a_secs, e_stops, e_secs)
+                found = [j for j in res.journeys if j.rides]
+                if not found:
+                    break
+                out.extend(found)
+                t = min(j.departure for j in found) + 1
+            return out
+        q = data.query_arrays(req.date, opts, realtime, reverse=True)
+        qf = data.query_arrays(req.date, opts, realtime)
+        t = req.time_s
+        departures: set[int] = set()
+        for _ in range(2 * opts.num_itineraries):
+            res = latest_departure(data.backward, q, t, e_stops, e_secs, a_stops, a_secs)
+            found = [j for j in res.journeys if j.rides]
+            if not found:
+                break
+            # Latest departure ties are broken by the earliest arrival: re-run forward from
+            # each departure (OTP's "reverse optimisation").
+            for j in found:
+                fwd = earliest_arrival(
+                    data.forward, qf, j.departure, a_stops, a_secs, e_stops, e_secs
+                )
+                better = [f for f in fwd.journeys if f.rides and f.arrival <= req.time_s]
+                out.extend(better or [j])
+                departures.add(j.departure)
+            t = min(j.arrival for j in out) - 1
+            if len(departures) >= opts.num_itineraries:
+                break
+        return out
