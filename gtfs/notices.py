@@ -27,7 +27,7 @@ SEVERITIES: dict[str, Severity] = {
     "unusual_encoding": Severity.WARNING,
     "csv_parsing_failed": Severity.ERROR,
     "new_line_in_value": Severity.ERROR,
-    "empty_file": Severity.WARNING,
+    "empty_file": Severity.ERROR,
     "empty_column_name": Severity.ERROR,
     "duplicated_column": Severity.ERROR,
     "missing_required_file": Severity.ERROR,

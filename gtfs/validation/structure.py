@@ -22,6 +22,9 @@ def check_files(feed: Feed, sink: NoticeSink) -> None:
     for name in REQUIRED_FILES:
         if not feed.has(name):
             sink.add("missing_required_file", 1, [{"filename": f"{name}.txt"}])
+        elif len(feed.table(name).columns) and feed.table(name).empty:
+            # A header without rows (no header at all was reported by the reader).
+            sink.add("empty_file", 1, [{"filename": f"{name}.txt"}])
     if not feed.has("calendar") and not feed.has("calendar_dates"):
         sink.add("missing_calendar_and_calendar_date_files", 1, [{}])
 
