@@ -8,37 +8,39 @@ import { networkMap } from "./map";
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
+interface PlanStop { ride_id: string; kind: string; lat: number; lon: number; eta?: number }
 interface VehicleView {
-  id: string; type?: string; lat?: number; lon?: number; load?: number; capacity?: number;
-  next_stop?: string | null; position?: { lat: number; lon: number };
+  vehicle_id: string; vehicle_type?: string; seats?: number; position?: [number, number];
+  onboard?: string[]; plan?: PlanStop[]; stops?: PlanStop[];
 }
 
 const markers = new Map<string, L.CircleMarker>();
 let map: L.Map;
 
 function upsertVehicle(v: VehicleView): void {
-  const lat = v.lat ?? v.position?.lat;
-  const lon = v.lon ?? v.position?.lon;
-  if (lat !== undefined && lon !== undefined) {
-    let m = markers.get(v.id);
+  const id = v.vehicle_id;
+  if (v.position) {
+    const [lat, lon] = v.position;
+    let m = markers.get(id);
     if (!m) {
-      m = L.circleMarker([lat, lon], { radius: 7, color: "#c0392b", fillOpacity: 0.9 }).bindTooltip(v.id).addTo(map);
-      markers.set(v.id, m);
+      m = L.circleMarker([lat, lon], { radius: 7, color: "#c0392b", fillOpacity: 0.9 }).bindTooltip(id).addTo(map);
+      markers.set(id, m);
     } else m.setLatLng([lat, lon]);
   }
   const tbody = $("#vehicles tbody");
-  let row = tbody.querySelector<HTMLTableRowElement>(`tr[data-id="${CSS.escape(v.id)}"]`);
+  let row = tbody.querySelector<HTMLTableRowElement>(`tr[data-id="${CSS.escape(id)}"]`);
   if (!row) {
     row = document.createElement("tr");
-    row.dataset.id = v.id;
+    row.dataset.id = id;
     row.append(...[0, 1, 2, 3].map(() => document.createElement("td")));
     tbody.append(row);
   }
   const cells = row.querySelectorAll("td");
-  cells[0].textContent = v.id;
-  if (v.type) cells[1].textContent = v.type;
-  if (v.load !== undefined) cells[2].textContent = `${v.load}/${v.capacity ?? "?"}`;
-  if (v.next_stop !== undefined) cells[3].textContent = v.next_stop ?? "—";
+  cells[0].textContent = id;
+  if (v.vehicle_type) cells[1].textContent = v.vehicle_type;
+  if (v.onboard) cells[2].textContent = `${v.onboard.length}${v.seats ? `/${v.seats}` : ""}`;
+  const stops = v.plan ?? v.stops;
+  if (stops) cells[3].textContent = stops.length ? `${stops[0].kind} ${stops[0].ride_id.slice(0, 8)}` : "—";
 }
 
 function logEvent(topic: string, data: unknown): void {
@@ -54,14 +56,14 @@ async function start(): Promise<void> {
   ($("#login-form") as HTMLFormElement).hidden = !!user;
   if (!user) return;
   try {
-    const vs = await api<VehicleView[] | { vehicles: VehicleView[] }>("/fleet/vehicles");
-    (Array.isArray(vs) ? vs : vs.vehicles).forEach(upsertVehicle);
+    const { vehicles } = await api<{ vehicles: VehicleView[] }>("/fleet/vehicles");
+    vehicles.forEach(upsertVehicle);
   } catch (e) {
     $("#auth-error").textContent = e instanceof ApiError ? e.message : String(e);
   }
   const es = subscribe(["fleet.*", "dispatch.*", "public.*"], (topic, data) => {
     logEvent(topic, data);
-    if (topic.startsWith("fleet.vehicle") && data && typeof data === "object" && "id" in data) {
+    if (topic.startsWith("fleet.vehicle") && data && typeof data === "object" && "vehicle_id" in data) {
       upsertVehicle(data as VehicleView);
     }
   });

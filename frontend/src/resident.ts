@@ -40,11 +40,21 @@ async function refreshSession(): Promise<void> {
 async function loadRides(): Promise<void> {
   const list = $("#ride-list");
   try {
-    const rides = await api<Array<{ id: string; status: string; pickup_window?: [string, string] }>>("/rides");
+    const { rides } = await api<{ rides: Array<{ ride_id: string; status: string; pickup_window: [number, number]; eta_pickup?: number }> }>("/rides");
     list.replaceChildren(
       ...rides.map((r) => {
         const li = document.createElement("li");
-        li.textContent = `${r.status} ${r.pickup_window ? r.pickup_window.join(" – ") : ""}`;
+        li.dataset.status = r.status;
+        li.textContent = `${r.status} · ${t("pickupWindow")} ${hhmm(r.pickup_window[0] * 1000)}–${hhmm(r.pickup_window[1] * 1000)}`;
+        if (r.status === "booked" || r.status === "assigned") {
+          const b = document.createElement("button");
+          b.textContent = t("cancel");
+          b.onclick = async () => {
+            await api(`/rides/${encodeURIComponent(r.ride_id)}`, { method: "DELETE" }).catch(() => undefined);
+            await loadRides();
+          };
+          li.append(" ", b);
+        }
         return li;
       }),
     );
@@ -122,22 +132,20 @@ async function quote(): Promise<void> {
     return;
   }
   try {
-    const qr = await api<{ id: string; accepted?: boolean; pickup_window?: [string, string]; arrival_by?: string; reason?: string; message?: string }>(
+    const qr = await api<{ quote_id: string; pickup_window: [number, number]; latest_arrival: number; eta_dropoff: number }>(
       "/rides/quote",
-      { method: "POST", json: { origin: o, destination: d, passengers: Number(($("#party") as HTMLInputElement).value) } },
+      { method: "POST", json: { origin: o, destination: d, seats: Number(($("#party") as HTMLInputElement).value) } },
     );
     out.replaceChildren();
-    if (qr.accepted === false) {
-      out.textContent = `${t("rejected")}: ${qr.message ?? qr.reason}`;
-      return;
-    }
     const p = document.createElement("p");
-    p.textContent = `${t("pickupWindow")}: ${qr.pickup_window?.join(" – ") ?? ""} · ${t("arrivalBy")}: ${qr.arrival_by ?? ""}`;
+    p.className = "offer";
+    p.textContent = `${t("pickupWindow")}: ${hhmm(qr.pickup_window[0] * 1000)}–${hhmm(qr.pickup_window[1] * 1000)} · ${t("arrivalBy")}: ${hhmm(qr.latest_arrival * 1000)}`;
     const b = document.createElement("button");
     b.textContent = t("book");
+    b.id = "book-button";
     b.onclick = async () => {
       try {
-        await api("/rides", { method: "POST", json: { quote_id: qr.id } });
+        await api("/rides", { method: "POST", json: { quote_id: qr.quote_id } });
         await loadRides();
         out.textContent = "✓";
       } catch (e) {
@@ -146,7 +154,8 @@ async function quote(): Promise<void> {
     };
     out.append(p, b);
   } catch (e) {
-    showError(out, e);
+    // A rejection is a 409 carrying its reason (outside_zone, no_vehicle_available, ...).
+    out.textContent = e instanceof ApiError ? `${t("rejected")}: ${e.message}` : String(e);
   }
 }
 

@@ -1,0 +1,117 @@
+"""A real Tsunagu server (uvicorn subprocess, demo city, SQLite) and Debian's chromium.
+
+The server runs exactly as ``make run`` runs it — the built frontend, the demo feed imported
+and published on first start — on a free localhost port with a throw-away data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ADMIN = ("admin@tsunagu.test", "admin-password-123")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not (REPO / "frontend" / "dist" / "index.html").is_file():
+        pytest.fail("frontend/dist is not built: run `make install` (npm run build) first")
+    data_dir = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TSUNAGU_DATA_DIR": str(data_dir),
+        "TSUNAGU_DEMO": "true",
+        "TSUNAGU_ADMIN_EMAIL": ADMIN[0],
+        "TSUNAGU_ADMIN_PASSWORD": ADMIN[1],
+        "DATABASE_URL": "",
+        "REDIS_URL": "",
+    }
+    log = (data_dir / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready: {(data_dir / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (make system-deps)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object, live_server: str) -> Iterator[object]:
+    """A fresh browser context per test; any request leaving localhost is blocked and recorded."""
+    ctx = browser.new_context(base_url=live_server, locale="ja-JP")  # type: ignore[attr-defined]
+    outside: list[str] = []
+
+    def guard(route: object) -> None:
+        url = route.request.url  # type: ignore[attr-defined]
+        if url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            outside.append(url)
+            route.abort()  # type: ignore[attr-defined]
+
+    ctx.route("**/*", guard)
+    pg = ctx.new_page()
+    pg.outside_requests = outside  # type: ignore[attr-defined]
+    yield pg
+    ctx.close()
+
+
+def api_token(base: str, email: str, password: str) -> str:
+    r = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": password})
+    r.raise_for_status()
+    return str(r.json()["access_token"])
