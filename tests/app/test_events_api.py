@@ -30,7 +30,7 @@ from app.api.events import _frames as _sse_frames
 from app.events import EventBus, InProcessEventBus
 from app.identity import accounts
 from app.main import create_app
-from app.settings import Settings
+from tests.app.conftest import assert_error, settings_for
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -96,14 +96,6 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    if code is not None:
-        assert body["error"]["code"] == code
-
-
 def _login(client: httpx.Client | httpx.AsyncClient, email: str) -> Any:
     return client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
 
@@ -123,15 +115,8 @@ class Live:
 
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
-    settings = Settings(
-        environment="test",
-        data_dir=tmp_path,
-        database_url="",
-        redis_url="",
-        demo=False,
-        admin_email=ADMIN,
-        admin_password=PASSWORD,
-        event_keepalive_s=1.0,
+    settings = settings_for(
+        tmp_path, admin_email=ADMIN, admin_password=PASSWORD, event_keepalive_s=1.0
     )
     app = create_app(settings)
     port = _free_port()
@@ -200,24 +185,24 @@ async def _open_stream(
 
 async def test_stream_rejects_missing_and_bad_tokens(live: Live) -> None:
     c = live.client
-    _assert_error(await c.get("/api/v1/events/stream"), 401, "token_missing")
-    _assert_error(
+    assert_error(await c.get("/api/v1/events/stream"), 401, "token_missing")
+    assert_error(
         await c.get("/api/v1/events/stream", headers=_bearer("not.a.jwt")), 401, "token_invalid"
     )
-    _assert_error(
+    assert_error(
         await c.get("/api/v1/events/stream", params={"access_token": "garbage"}),
         401,
         "token_invalid",
     )
-    _assert_error(
+    assert_error(
         await c.get("/api/v1/events/stream", headers={"Authorization": "Basic dXNlcjpwdw=="}),
         401,
         "token_invalid",
     )
     r = await c.get("/api/v1/events/stream")
     assert r.headers.get("www-authenticate", "").startswith("Bearer")
-    _assert_error(await c.post("/api/v1/events/alerts", json={"title": "x"}), 401)
-    _assert_error(await c.get("/api/v1/events/topics"), 401)
+    assert_error(await c.post("/api/v1/events/alerts", json={"title": "x"}), 401)
+    assert_error(await c.get("/api/v1/events/topics"), 401)
 
 
 async def test_stream_forbids_topics_the_caller_may_not_see(live: Live) -> None:
@@ -234,17 +219,17 @@ async def test_stream_forbids_topics_the_caller_may_not_see(live: Live) -> None:
         r = await c.get(
             "/api/v1/events/stream", params={"topics": topics}, headers=_bearer(t[role])
         )
-        _assert_error(r, 403, "forbidden")
+        assert_error(r, 403, "forbidden")
         assert r.json()["error"]["details"]["forbidden_topics"]
     for topics in ["bad topic", " , ", "a..b", ",".join(f"public.t{i}" for i in range(30))]:
         r = await c.get(
             "/api/v1/events/stream", params={"topics": topics}, headers=_bearer(t["admin"])
         )
-        _assert_error(r, 400, "invalid_topics")
+        assert_error(r, 400, "invalid_topics")
     r = await c.get(
         "/api/v1/events/stream", params={"topics": "x" * 3000}, headers=_bearer(t["admin"])
     )
-    _assert_error(r, 422)
+    assert_error(r, 422)
 
 
 async def test_topics_endpoint(live: Live) -> None:
@@ -316,7 +301,7 @@ async def test_alerts_validation_and_roles(live: Live) -> None:
     c, t = live.client, live.tokens
     for role in ("resident", "dispatcher"):
         r = await c.post("/api/v1/events/alerts", json={"title": "x"}, headers=_bearer(t[role]))
-        _assert_error(r, 403, "forbidden")
+        assert_error(r, 403, "forbidden")
     for body in [
         {},
         {"title": ""},
@@ -326,13 +311,13 @@ async def test_alerts_validation_and_roles(live: Live) -> None:
         {"title": "x", "route_ids": [""]},
     ]:
         r = await c.post("/api/v1/events/alerts", json=body, headers=_bearer(t["operator"]))
-        _assert_error(r, 422, "validation_error")
+        assert_error(r, 422, "validation_error")
     r = await c.post(
         "/api/v1/events/alerts",
         content=b"{not json",
         headers={**_bearer(t["operator"]), "Content-Type": "application/json"},
     )
-    _assert_error(r, 400, "malformed_json")
+    assert_error(r, 400, "malformed_json")
     r = await c.post("/api/v1/events/alerts", json={"title": "ok"}, headers=_bearer(t["admin"]))
     assert r.status_code == 201
     assert r.json()["data"]["severity"] == "warning"
@@ -343,13 +328,13 @@ async def test_closed_bus_answers_503(live: Live) -> None:
     r = await live.client.post(
         "/api/v1/events/alerts", json={"title": "x"}, headers=_bearer(live.tokens["operator"])
     )
-    _assert_error(r, 503, "events_unavailable")
+    assert_error(r, 503, "events_unavailable")
     r = await live.client.get(
         "/api/v1/events/stream",
         params={"topics": "public.*"},
         headers=_bearer(live.tokens["admin"]),
     )
-    _assert_error(r, 503, "events_unavailable")
+    assert_error(r, 503, "events_unavailable")
 
 
 async def test_slow_client_is_told_how_many_events_were_dropped() -> None:
@@ -426,14 +411,8 @@ async def two_processes(
     from app.services import Services
 
     prepared = await Services.start(
-        Settings(
-            environment="test",
-            data_dir=tmp_path / "prepare",
-            database_url=pg_database_url,
-            redis_url="",
-            demo=False,
-            admin_email=ADMIN,
-            admin_password=PASSWORD,
+        settings_for(
+            tmp_path / "prepare", pg_database_url, admin_email=ADMIN, admin_password=PASSWORD
         )
     )
     await prepared.stop()
@@ -491,4 +470,4 @@ async def test_alert_published_on_one_process_reaches_subscriber_on_another(
             assert r.status_code == 201, r.text
             frame = await _next(frames_b, timeout=10)
             assert frame.json() == r.json()
-        _assert_error(await b.get("/api/v1/events/stream", headers=_bearer("x.y.z")), 401)
+        assert_error(await b.get("/api/v1/events/stream", headers=_bearer("x.y.z")), 401)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from app.events import (
     Subscription,
     create_event_bus,
 )
-from app.settings import Settings
+from tests.app.conftest import settings_for
 
 BusFactory = Callable[..., Awaitable[EventBus]]
 
@@ -453,8 +454,10 @@ async def test_redis_unreachable_fails_start_cleanly() -> None:
     assert not await bus.ping()
 
 
-def test_create_event_bus_picks_backend(redis_url: str) -> None:
-    assert isinstance(create_event_bus(Settings(redis_url="")), InProcessEventBus)
-    bus = create_event_bus(Settings(redis_url=redis_url, redis_prefix="p:", event_stream_maxlen=7))
+def test_create_event_bus_picks_backend(redis_url: str, tmp_path: Path) -> None:
+    assert isinstance(create_event_bus(settings_for(tmp_path)), InProcessEventBus)
+    bus = create_event_bus(
+        settings_for(tmp_path, redis_url=redis_url, redis_prefix="p:", event_stream_maxlen=7)
+    )
     assert isinstance(bus, RedisEventBus)
     assert bus.prefix == "p:" and bus.maxlen == 7
