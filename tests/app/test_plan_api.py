@@ -1,0 +1,240 @@
+"""``GET /api/v1/plan`` and ``/api/v1/stops`` on the demo city (Muroran), end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from routing.itinerary import decode_polyline
+from tests.app.conftest import settings_for
+
+DAY = "2020-06-01"  # a Monday inside the Muroran feed
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = settings_for(Path(tmp_path_factory.mktemp("plan")) / "data", demo=True)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def stops(client: TestClient) -> dict[str, dict]:  # type: ignore[type-arg]
+    gj = client.get("/api/v1/network/geojson").json()
+    return {
+        f["properties"]["stop_id"]: f
+        for f in gj["features"]
+        if f["properties"]["kind"] == "stop"
+    }
+
+
+def _ll(stop: dict) -> str:  # type: ignore[type-arg]
+    lon, lat = stop["geometry"]["coordinates"]
+    return f"{lat},{lon}"
+
+
+def test_plan_between_stops_is_otp_shaped(client: TestClient, stops: dict) -> None:  # type: ignore[type-arg]
+    r = client.get(
+        "/api/v1/plan",
+        params={"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "error" not in body
+    its = body["plan"]["itineraries"]
+    assert 1 <= len(its) <= 3
+    start = body["plan"]["date"]
+    for it in its:
+        assert it["startTime"] >= start
+        assert it["duration"] == (it["endTime"] - it["startTime"]) // 1000
+        legs = it["legs"]
+        assert legs[0]["from"]["stopId"] == "0016_A" or legs[0]["mode"] == "WALK"
+        assert legs[-1]["to"]["stopId"] == "0082_C" or legs[-1]["mode"] == "WALK"
+        transit = [leg for leg in legs if leg["transitLeg"]]
+        assert transit
+        for leg in transit:
+            assert leg["mode"] == "BUS"
+            for key in ("routeId", "tripId", "agencyName", "headsign", "intermediateStops"):
+                assert key in leg
+            assert leg["startTime"] < leg["endTime"]
+            assert leg["from"]["departure"] == leg["startTime"]
+            assert leg["to"]["arrival"] == leg["endTime"]
+            pts = decode_polyline(leg["legGeometry"]["points"])
+            assert len(pts) >= 2
+            assert abs(pts[0][0] - leg["from"]["lat"]) < 1e-4
+            assert abs(pts[-1][0] - leg["to"]["lat"]) < 1e-4
+            assert leg["legGeometry"]["geojson"]["type"] == "LineString"
+            assert leg["realTime"] is False and leg["departureDelay"] == 0
+        # Legs chain in time.
+        for a, b in zip(legs[:-1], legs[1:], strict=True):
+            assert a["endTime"] <= b["startTime"]
+    # The first itinerary departs at the earliest arrival (sorted by arrival).
+    ends = [it["endTime"] for it in its]
+    assert ends == sorted(ends)
+
+
+def test_plan_from_coordinates_and_japanese_readings(client: TestClient, stops: dict) -> None:  # type: ignore[type-arg]
+    r = client.get(
+        "/api/v1/plan",
+        params={
+            "fromPlace": _ll(stops["0016_A"]),
+            "toPlace": _ll(stops["0082_C"]),
+            "date": DAY,
+            "time": "8:00am",
+            "locale": "ja",
+        },
+    )
+    body = r.json()
+    assert r.status_code == 200 and body["plan"]["itineraries"], body
+    leg = next(leg for leg in body["plan"]["itineraries"][0]["legs"] if leg["transitLeg"])
+    assert leg["from"]["name"] == "ドック前"
+    assert leg["from"].get("nameReading")  # GTFS-JP ja-Hrkt reading
+    assert all("ぁ" <= c <= "ゟ" or c in "ー・ " for c in leg["from"]["nameReading"])
+
+
+def test_arrive_by_arrives_in_time(client: TestClient) -> None:
+    r = client.get(
+        "/api/v1/plan",
+        params={
+            "fromPlace": "0016_A",
+            "toPlace": "0082_C",
+            "date": DAY,
+            "time": "09:00",
+            "arriveBy": "true",
+        },
+    )
+    body = r.json()
+    its = body["plan"]["itineraries"]
+    assert its
+    assert all(it["endTime"] <= body["plan"]["date"] for it in its)
+    starts = [it["startTime"] for it in its]
+    assert starts == sorted(starts, reverse=True)
+
+
+def test_mode_filter_and_wheelchair(client: TestClient) -> None:
+    base = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00"}
+    r = client.get("/api/v1/plan", params={**base, "mode": "RAIL,WALK"})
+    body = r.json()
+    assert r.status_code == 200
+    assert body["error"]["id"] == "NO_TRANSIT_CONNECTION"
+    # Muroran's trips do not declare wheelchair access: none may be used.
+    r = client.get("/api/v1/plan", params={**base, "wheelchair": "true"})
+    assert all(
+        not leg["transitLeg"] for it in r.json()["plan"]["itineraries"] for leg in it["legs"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"fromPlace": "nope", "toPlace": "0082_C"}, 404, "unknown_stop"),
+        ({"fromPlace": "0016_A", "toPlace": "91,10"}, 400, "invalid_place"),
+        ({"fromPlace": "0016_A", "toPlace": "0082_C", "date": "2020-13-45"}, 400, "invalid_date"),
+        ({"fromPlace": "0016_A", "toPlace": "0082_C", "time": "25:99"}, 400, "invalid_time"),
+        ({"fromPlace": "0016_A", "toPlace": "0082_C", "time": "noon"}, 400, "invalid_time"),
+        ({"fromPlace": "0016_A", "toPlace": "0082_C", "mode": "SPACESHIP"}, 400, "invalid_mode"),
+        ({"fromPlace": "0016_A", "toPlace": "0082_C", "walkSpeed": "0"}, 422, "validation_error"),
+        ({"fromPlace": "0016_A", "toPlace": "0082_C", "maxTransfers": "-1"}, 422, "validation_error"),
+        ({"fromPlace": "0016_A"}, 422, "validation_error"),
+        ({"fromPlace": " ", "toPlace": "0082_C"}, 400, "invalid_place"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(client: TestClient, params: dict, status: int, code: str) -> None:  # type: ignore[type-arg]
+    r = client.get("/api/v1/plan", params=params)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("params", "error_id"),
+    [
+        ({"date": "2030-01-01"}, "OUTSIDE_SERVICE_PERIOD"),
+        ({"fromPlace": "35.68,139.76"}, "LOCATION_NOT_ACCESSIBLE"),  # Tokyo: no stop nearby
+        ({"toPlace": "35.68,139.76"}, "LOCATION_NOT_ACCESSIBLE"),
+        ({"time": "23:59", "searchWindow": "0", "maxTransfers": "0", "toPlace": "0016_B"},
+         None),  # fmt: skip
+    ],
+)
+def test_unservable_queries_answer_an_otp_error(
+    client: TestClient, params: dict, error_id: str | None  # type: ignore[type-arg]
+) -> None:
+    q = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00", **params}
+    r = client.get("/api/v1/plan", params=q)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    if error_id is None:
+        assert "error" in body or body["plan"]["itineraries"]
+        return
+    assert body["error"]["id"] == error_id
+    assert body["error"]["msg"]
+    assert body["plan"]["itineraries"] == []
+
+
+def test_stop_search_by_name_and_kana(client: TestClient) -> None:
+    r = client.get("/api/v1/stops", params={"q": "室蘭駅"})
+    names = [s["name"] for s in r.json()["stops"]]
+    assert names and all("室蘭駅" in n for n in names)
+    reading = r.json()["stops"][0]["nameReading"]
+    assert reading
+    # Searching the reading (in katakana too) finds the same stop.
+    kata = "".join(chr(ord(c) + 0x60) if "ぁ" <= c <= "ゖ" else c for c in reading)
+    for q in (reading, kata):
+        hits = client.get("/api/v1/stops", params={"q": q}).json()["stops"]
+        assert r.json()["stops"][0]["stopId"] in [h["stopId"] for h in hits]
+    assert client.get("/api/v1/stops", params={"q": "zzzz-no-such"}).json()["stops"] == []
+    assert client.get("/api/v1/stops", params={"q": ""}).status_code == 422
+
+
+def test_nearest_stops_by_h3(client: TestClient, stops: dict) -> None:  # type: ignore[type-arg]
+    lon, lat = stops["0082_C"]["geometry"]["coordinates"]
+    r = client.get("/api/v1/stops/nearest", params={"lat": lat, "lon": lon, "radius": 300})
+    got = r.json()["stops"]
+    assert "0082_C" in [s["stopId"] for s in got if s["distance"] < 1]
+    d = [s["distance"] for s in got]
+    assert d == sorted(d) and d[-1] <= 300
+    # Brute force over every stop agrees on the set within the radius.
+    import math
+
+    def hav(a: float, b: float, c: float, e: float) -> float:
+        p1, p2 = math.radians(a), math.radians(c)
+        h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(
+            math.radians(e - b) / 2
+        ) ** 2
+        return 2 * 6371008.8 * math.asin(math.sqrt(h))
+
+    brute = sorted(
+        sid
+        for sid, f in stops.items()
+        if hav(lat, lon, f["geometry"]["coordinates"][1], f["geometry"]["coordinates"][0]) <= 300
+    )
+    r = client.get(
+        "/api/v1/stops/nearest", params={"lat": lat, "lon": lon, "radius": 300, "limit": 100}
+    )
+    assert set(brute) <= {s["stopId"] for s in r.json()["stops"]}
+    assert client.get("/api/v1/stops/nearest", params={"lat": 35.68, "lon": 139.76}).json() == {
+        "stops": []
+    }
+    assert client.get("/api/v1/stops/nearest", params={"lat": 95, "lon": 0}).status_code == 422
+
+
+def test_departures_board(client: TestClient) -> None:
+    r = client.get(
+        "/api/v1/stops/0082_C/departures", params={"date": DAY, "time": "08:00", "limit": 10}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    deps = body["departures"]
+    assert deps and body["stop"]["stopId"] == "0082_C"
+    times = [d["departure"] for d in deps]
+    assert times == sorted(times)
+    t0 = int(dt.datetime(2020, 6, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=9))).timestamp())
+    assert all(t0 * 1000 <= t <= (t0 + 3 * 3600) * 1000 for t in times)
+    assert all(d["departureDelay"] == 0 and not d["cancelled"] for d in deps)
+    assert client.get("/api/v1/stops/nope/departures").status_code == 404
+    r = client.get("/api/v1/stops/0082_C/departures", params={"time": "99:00"})
+    assert r.status_code == 400
