@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from dispatch.dispatcher import Dispatcher
+from dispatch.reoptimize import ReoptimizationLoop
 from dispatch.request import ServiceRules
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
@@ -94,6 +95,19 @@ def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dis
 async def start_dispatcher(services: Services) -> None:
     """Start-up hook: put the dispatcher on ``services.dispatcher``."""
     services.dispatcher = build_dispatcher(services, asyncio.get_running_loop())
+    settings = services.settings
+    if settings.dispatch_reopt_interval_s > 0:
+        loop = ReoptimizationLoop(
+            services.dispatcher,
+            interval_s=settings.dispatch_reopt_interval_s,
+            time_limit_s=settings.dispatch_reopt_time_limit_s,
+        )
+        loop.start()
+
+        async def stop_loop() -> None:
+            await asyncio.to_thread(loop.stop)
+
+        services.on_stop.append(stop_loop)
 
     async def readiness() -> dict[str, Any]:
         d: Dispatcher = services.dispatcher

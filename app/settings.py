@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
     map_tile_url: str = Field("", description="XYZ tile template; empty = local GeoJSON only.")
     dispatch_demo_vehicles: int = Field(6, ge=0, description="Vans of the demo on-demand zone.")
+    dispatch_reopt_interval_s: float = Field(
+        60.0, ge=0, description="Seconds between re-optimisations of the live plans; 0 = off."
+    )
+    dispatch_reopt_time_limit_s: float = Field(2.0, gt=0, description="Solver time per zone.")
     realtime_poll_url: str = Field("", description="GTFS-RT TripUpdates URL to poll; empty = off.")
     realtime_poll_interval_s: float = 30.0
     realtime_poll_timeout_s: float = 10.0

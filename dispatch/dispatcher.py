@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dispatch.events import EventSink, NullEventSink, user_ride_topic, vehicle_topic
-from dispatch.geo import haversine_m
+from dispatch.geo import point_distance_m
 from dispatch.insertion import NewRide
 from dispatch.plan_arrays import FleetArrays
 from dispatch.request import RideRequest, ServiceRules
@@ -156,7 +156,7 @@ class Dispatcher:
             return Rejection(RejectReason.INVALID_REQUEST, "coordinates out of range")
         if r.seats < 0 or r.wheelchairs < 0 or r.seats + r.wheelchairs < 1:
             return Rejection(RejectReason.INVALID_REQUEST, "a ride needs at least one passenger")
-        if float(haversine_m(*r.origin, *r.destination)) < SAME_PLACE_M:
+        if point_distance_m(r.origin, r.destination) < SAME_PLACE_M:
             return Rejection(
                 RejectReason.SAME_ORIGIN_DESTINATION, "origin and destination are the same place"
             )

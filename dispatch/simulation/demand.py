@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dispatch.geo import point_distance_m
 from dispatch.request import RideRequest
 from dispatch.zone import ServiceZone
 
@@ -60,7 +61,6 @@ def generate_requests(
     pickups = np.sort(rng.uniform(start_s, end_s, n))
     hot = zone.random_points(rng, model.n_hotspots)
     out: list[RideRequest] = []
-    from dispatch.geo import haversine_m
 
     def point() -> tuple[float, float]:
         if rng.random() < model.hotspot_share:
@@ -75,7 +75,7 @@ def generate_requests(
     for k, tp in enumerate(pickups):
         o = point()
         d = point()
-        while float(haversine_m(*o, *d)) < model.min_trip_m:
+        while point_distance_m(o, d) < model.min_trip_m:
             d = point()
         notice = float(rng.uniform(*model.notice_s))
         wc = int(rng.random() < model.wheelchair_share)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -43,8 +45,8 @@ def test_fast_insertion_matches_brute_force_on_random_plans(seed: int) -> None:
     assert found > 10  # the test exercises real insertions, not only rejections
 
 
-def _van(plan: list[Stop] | None = None, **kw: object) -> Vehicle:
-    args: dict[str, object] = {
+def _van(plan: list[Stop] | None = None, **kw: Any) -> Vehicle:
+    args: dict[str, Any] = {
         "vehicle_id": "van",
         "vtype": VAN,
         "depot": (42.31, 140.97),
