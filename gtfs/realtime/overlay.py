@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from gtfs.compiled import BoolArray, CompiledTimetable, IntArray
-from gtfs.realtime.messages import RealtimeFeed, StopTimeEvent, TripUpdate
+from gtfs.realtime.messages import RealtimeFeed, StopTimeUpdate, TripUpdate
 
 # Spread between trips in the segmented cumulative max; far above any GTFS time (< 10 days).
 _TRIP_SPREAD = np.int64(1 << 24)
@@ -110,6 +111,29 @@ def _parse_hms(text: str) -> int | None:
     return h * 3600 + m * 60 + s
 
 
+_KEY = np.int64(1 << 31)  # trip * _KEY + (stop index | stop_sequence) packs both in an int64
+_NA = np.iinfo(np.int64).min  # "no value" in the vectorised event columns
+_SKIPPED, _NO_DATA, _SCHEDULED = 1, 2, 0
+
+
+def _sorted_keys(
+    keys: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    order = np.argsort(keys, kind="stable")  # stable: equal keys keep trip order (first visit)
+    return keys[order], order.astype(np.int64)
+
+
+def _lookup(
+    table: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]], query: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    keys, order = table
+    if keys.size == 0:
+        return np.full(query.shape, -1, dtype=np.int64)
+    i = np.searchsorted(keys, query)
+    ic = np.minimum(i, keys.size - 1)
+    return np.where((i < keys.size) & (keys[ic] == query), order[ic], -1)
+
+
 class TripMatcher:
     """Lookup tables from GTFS ids to compiled indices (built once per timetable)."""
 
@@ -129,10 +153,17 @@ class TripMatcher:
         )
         self.prefixes = [f"{f}:" for f in tt.feed_ids] if tt.meta.get("id_prefix") else []
         # Stop of each stop time: the pattern's stop at the same position within the trip.
-        trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int64), np.diff(tt.trip_st_ptr))
-        k = np.arange(tt.n_stop_times, dtype=np.int64) - tt.trip_st_ptr[trip_of_st]
-        first = tt.pattern_stop_ptr[tt.trip_pattern[trip_of_st]].astype(np.int64)
+        self.st_trip = np.repeat(np.arange(tt.n_trips, dtype=np.int64), np.diff(tt.trip_st_ptr))
+        k = np.arange(tt.n_stop_times, dtype=np.int64) - tt.trip_st_ptr[self.st_trip]
+        first = tt.pattern_stop_ptr[tt.trip_pattern[self.st_trip]].astype(np.int64)
         self.st_stop = tt.pattern_stops[first + k].astype(np.int32)
+        # Sorted (trip, stop) and (trip, stop_sequence) keys: all updates located in one search.
+        self._by_stop = _sorted_keys(self.st_trip * _KEY + self.st_stop)
+        self._by_seq = (
+            _sorted_keys(self.st_trip * _KEY + self.st_sequence.astype(np.int64))
+            if self.st_sequence is not None
+            else None
+        )
 
     def _id(self, table: dict[str, int], key: str, feed_id: str | None) -> int:
         i = table.get(key, -1)
@@ -144,6 +175,9 @@ class TripMatcher:
             if i >= 0:
                 return i
         return -1
+
+    def stop(self, stop_id: str | None, feed_id: str | None = None) -> int:
+        return -1 if stop_id is None else self._id(self.stop_index, stop_id, feed_id)
 
     def find_trip(self, tu: TripUpdate, active: BoolArray, feed_id: str | None = None) -> int:
         """Index of the trip ``tu`` is about, or -1."""
@@ -166,37 +200,52 @@ class TripMatcher:
         hits = np.flatnonzero(cand)
         return int(hits[0]) if hits.size else -1
 
+    def locate(
+        self,
+        trips: npt.NDArray[np.int64],
+        sequences: npt.NDArray[np.int64],
+        stops: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.int64]:
+        """Global stop-time index of each update (-1: not on its trip), vectorised.
+
+        ``sequences`` / ``stops``: the update's stop_sequence / stop index, -1 when absent.
+        Tried in order: stop_sequence (when the GTFS values are known), stop (its first visit
+        on the trip), stop_sequence as the 1-based position.
+        """
+        out = np.full(trips.shape, -1, dtype=np.int64)
+        if self._by_seq is not None:
+            use = sequences >= 0
+            out[use] = _lookup(self._by_seq, trips[use] * _KEY + sequences[use])
+        use = (out < 0) & (stops >= 0)
+        out[use] = _lookup(self._by_stop, trips[use] * _KEY + stops[use])
+        if self._by_seq is None:
+            ptr = self.tt.trip_st_ptr
+            use = (out < 0) & (sequences >= 1)
+            pos = ptr[trips[use]] + sequences[use] - 1
+            out[use] = np.where(pos < ptr[trips[use] + 1], pos, -1)
+        return out
+
     def find_stop_time(
         self, t: int, sequence: int | None, stop_id: str | None, after: int, feed_id: str | None
     ) -> int:
-        """Global stop-time index of an update within trip ``t`` (searching from ``after``)."""
+        """Global stop-time index of one update within trip ``t``, searching from ``after``
+        (a stop visited twice, e.g. a loop, resolves to the visit after the previous update)."""
         a, b = int(self.tt.trip_st_ptr[t]), int(self.tt.trip_st_ptr[t + 1])
         if sequence is not None and self.st_sequence is not None:
             hits = np.flatnonzero(self.st_sequence[a:b] == sequence)
-            return a + int(hits[0]) if hits.size else -1
-        if stop_id is not None:
-            s = self._id(self.stop_index, stop_id, feed_id)
-            if s < 0:
-                return -1
+            if hits.size:
+                return a + int(hits[0])
+        s = self.stop(stop_id, feed_id)
+        if s >= 0:
             lo = max(a, after)
             hits = np.flatnonzero(self.st_stop[lo:b] == s)
             if hits.size:
                 return lo + int(hits[0])
             hits = np.flatnonzero(self.st_stop[a:b] == s)
             return a + int(hits[0]) if hits.size else -1
-        if sequence is not None and 1 <= sequence <= b - a:
+        if self.st_sequence is None and sequence is not None and 1 <= sequence <= b - a:
             return a + sequence - 1
         return -1
-
-
-def _delay(ev: StopTimeEvent | None, scheduled: int, origin: int) -> int | None:
-    if ev is None:
-        return None
-    if ev.delay is not None:
-        return ev.delay
-    if ev.time is not None:
-        return ev.time - origin - scheduled
-    return None
 
 
 def apply_trip_updates(
@@ -236,17 +285,20 @@ def apply_trip_updates(
 
     cancelled = np.zeros(n_trips, dtype=np.bool_)
     updated = np.zeros(n_trips, dtype=np.bool_)
-    skipped = np.zeros(n, dtype=np.bool_)
-    # Anchors: event id per stop time (-1 = none). Event 0 = "schedule" (zero delay).
-    anchor = np.full(n, -1, dtype=np.int64)
-    starts = tt.trip_st_ptr[:-1].astype(np.int64)
-    anchor[starts[starts < n]] = 0
-    ev_arr: list[int] = [0]
-    ev_dep: list[int] = [0]
     unmatched: list[str] = []
-    warnings: list[str] = []
     matched = 0
-
+    # Trip-level delays, and one row per stop-time update: plain lists filled by one pass over
+    # the parsed messages, then everything else is array work.
+    tl_trip: list[int] = []
+    tl_delay: list[int] = []
+    u_trip: list[int] = []
+    u_ent: list[int] = []  # which TripUpdate (for the "search forward" rule)
+    u_seq: list[int] = []
+    u_stop: list[int] = []
+    u_kind: list[int] = []
+    u_vals: list[tuple[int, int, int, int]] = []  # arr delay, arr time, dep delay, dep time
+    u_src: list[tuple[str, StopTimeUpdate]] = []
+    na = int(_NA)
     for tu in trip_updates:
         d = tu.trip
         if d.start_date and d.start_date != date_str:
@@ -261,54 +313,94 @@ def apply_trip_updates(
             cancelled[t] = True
             continue
         updated[t] = True
-        a = int(tt.trip_st_ptr[t])
         if tu.delay is not None:
-            anchor[a] = len(ev_arr)
-            ev_arr.append(tu.delay)
-            ev_dep.append(tu.delay)
-        pos = a
+            tl_trip.append(t)
+            tl_delay.append(tu.delay)
+        ent = len(u_src)
         for stu in tu.stop_time_updates:
-            i = m.find_stop_time(t, stu.stop_sequence, stu.stop_id, pos, feed_id)
-            if i < 0:
-                warnings.append(
-                    f"{tu.entity_id}: stop_sequence={stu.stop_sequence} "
-                    f"stop_id={stu.stop_id} not on trip {d.trip_id}"
-                )
-                continue
-            pos = i
+            u_trip.append(t)
+            u_ent.append(ent)
+            u_seq.append(stu.stop_sequence if stu.stop_sequence is not None else -1)
+            u_stop.append(m.stop(stu.stop_id, feed_id))
             rel = stu.schedule_relationship
-            if rel == "SKIPPED":
-                skipped[i] = True  # the previous delay propagates through
-                continue
-            if rel == "NO_DATA":
-                anchor[i] = 0
-                continue
-            arr = _delay(stu.arrival, int(tt.st_arrival[i]), origin)
-            dep = _delay(stu.departure, int(tt.st_departure[i]), origin)
-            if arr is None and dep is None:
-                continue
-            anchor[i] = len(ev_arr)
-            ev_arr.append(arr if arr is not None else dep)  # type: ignore[arg-type]
-            ev_dep.append(dep if dep is not None else arr)  # type: ignore[arg-type]
+            u_kind.append(_SKIPPED if rel == "SKIPPED" else _NO_DATA if rel == "NO_DATA" else 0)
+            ar, de = stu.arrival, stu.departure
+            u_vals.append(
+                (
+                    ar.delay if ar is not None and ar.delay is not None else na,
+                    ar.time if ar is not None and ar.time is not None else na,
+                    de.delay if de is not None and de.delay is not None else na,
+                    de.time if de is not None and de.time is not None else na,
+                )
+            )
+            u_src.append((tu.entity_id, stu))
+
+    trips = np.asarray(u_trip, dtype=np.int64)
+    idx = m.locate(trips, np.asarray(u_seq, dtype=np.int64), np.asarray(u_stop, dtype=np.int64))
+    ent_arr = np.asarray(u_ent, dtype=np.int64)
+    # A stop visited twice on a trip: an update that lands before the previous update of the
+    # same TripUpdate is re-resolved forward (rare; loops only).
+    if idx.size > 1:
+        back = (
+            np.flatnonzero((ent_arr[1:] == ent_arr[:-1]) & (idx[1:] < idx[:-1]) & (idx[1:] >= 0))
+            + 1
+        )
+        for j in back.tolist():
+            stu = u_src[j][1]
+            idx[j] = m.find_stop_time(
+                int(trips[j]), stu.stop_sequence, stu.stop_id, int(idx[j - 1]), feed_id
+            )
+    warnings = tuple(
+        f"{u_src[j][0]}: stop_sequence={u_src[j][1].stop_sequence} "
+        f"stop_id={u_src[j][1].stop_id} not on its trip"
+        for j in np.flatnonzero(idx < 0).tolist()
+    )
+    ok = idx >= 0
+    kind = np.asarray(u_kind, dtype=np.int8)[ok]
+    at = idx[ok]
+    vals = np.asarray(u_vals, dtype=np.int64).reshape(-1, 4)[ok]
+
+    skipped = np.zeros(n, dtype=np.bool_)
+    skipped[at[kind == _SKIPPED]] = True  # the previous delay propagates through
+
+    def delay(col: int, sched: IntArray) -> npt.NDArray[np.int64]:
+        d, t = vals[:, col], vals[:, col + 1]
+        from_time = np.where(t != _NA, t - origin - sched[at].astype(np.int64), _NA)
+        return np.where(d != _NA, d, from_time)
+
+    arr_d = delay(0, tt.st_arrival)
+    dep_d = delay(2, tt.st_departure)
+    arr_d, dep_d = np.where(arr_d == _NA, dep_d, arr_d), np.where(dep_d == _NA, arr_d, dep_d)
+    timed = (kind == _SCHEDULED) & (arr_d != _NA)
+
+    # Anchors: event id per stop time (-1 = none); every trip starts on event 0 (the schedule);
+    # then trip-level delays; then stop-time updates (later assignments win).
+    anchor = np.full(n, -1, dtype=np.int64)
+    starts = tt.trip_st_ptr[:-1].astype(np.int64)
+    anchor[starts[starts < n]] = 0
+    tl = np.asarray(tl_trip, dtype=np.int64)
+    anchor[tt.trip_st_ptr[tl]] = 1 + np.arange(tl.size)
+    no_data = at[kind == _NO_DATA]
+    anchor[no_data] = 0
+    n_timed = int(timed.sum())
+    anchor[at[timed]] = 1 + tl.size + np.arange(n_timed)
+    ev_arr = np.concatenate([[0], np.asarray(tl_delay, dtype=np.int64), arr_d[timed]])
+    ev_dep = np.concatenate([[0], np.asarray(tl_delay, dtype=np.int64), dep_d[timed]])
 
     # Forward-fill the last anchor along each trip (every trip starts with one).
-    idx = np.arange(n, dtype=np.int64)
-    last = np.maximum.accumulate(np.where(anchor >= 0, idx, 0))
+    pos = np.arange(n, dtype=np.int64)
+    last = np.maximum.accumulate(np.where(anchor >= 0, pos, 0))
     ev = anchor[last]
-    arr_d = np.asarray(ev_arr, dtype=np.int64)
-    dep_d = np.asarray(ev_dep, dtype=np.int64)
-    is_anchor = anchor >= 0
-    arrival_delay = np.where(is_anchor, arr_d[ev], dep_d[ev])
-    departure_delay = dep_d[ev]
+    arrival_delay = np.where(anchor >= 0, ev_arr[ev], ev_dep[ev])
+    departure_delay = ev_dep[ev]
 
     arrival = tt.st_arrival.astype(np.int64) + arrival_delay
     departure = np.maximum(tt.st_departure.astype(np.int64) + departure_delay, arrival)
     # Non-decreasing along each trip: segmented cumulative max over (arr, dep) interleaved.
-    trip_of_st = np.repeat(np.arange(n_trips, dtype=np.int64), np.diff(tt.trip_st_ptr))
     inter = np.empty(2 * n, dtype=np.int64)
     inter[0::2] = arrival
     inter[1::2] = departure
-    offset = np.repeat(trip_of_st * _TRIP_SPREAD, 2)
+    offset = np.repeat(m.st_trip * _TRIP_SPREAD, 2)
     inter = np.maximum.accumulate(inter + offset) - offset
     return RealtimeState(
         service_date=service_date,
@@ -321,5 +413,5 @@ def apply_trip_updates(
         timestamp=timestamp,
         matched=matched,
         unmatched=tuple(unmatched),
-        warnings=tuple(warnings),
+        warnings=warnings,
     )

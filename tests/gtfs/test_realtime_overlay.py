@@ -211,3 +211,68 @@ def test_frequency_trip_matched_by_start_time(gtfs_dir: Path) -> None:
     e.trip_update.delay = 30
     rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), day)
     assert rt.trip_updated[t] and rt.trip_updated.sum() == 1
+
+
+def test_stop_visited_twice_resolves_forward(
+    muroran: tuple[CompiledTimetable, np.ndarray],
+) -> None:
+    """A loop trip passes one stop twice: an update by stop_id after an update further along
+    the trip means the second visit (spec: updates are ordered along the trip)."""
+    tt, _ = muroran
+    m = TripMatcher(tt)
+    loop = None
+    for t in np.flatnonzero(tt.active_trips(DAY)).tolist():
+        a, b = int(tt.trip_st_ptr[t]), int(tt.trip_st_ptr[t + 1])
+        stops = m.st_stop[a:b]
+        _, first, counts = np.unique(stops, return_index=True, return_counts=True)
+        rep = np.flatnonzero(counts > 1)
+        if rep.size:
+            k1 = int(first[rep[0]])
+            k2 = int(np.flatnonzero(stops == stops[k1])[1])
+            if k2 - k1 > 2:
+                loop = (t, a, b, k1, k2)
+                break
+    assert loop is not None, "Muroran has loop trips"
+    t, a, b, k1, k2 = loop
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "loop"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    s1 = e.trip_update.stop_time_update.add()
+    s1.stop_id = _stop_id(tt, m, a + k1 + 1)
+    s1.departure.delay = 60
+    s2 = e.trip_update.stop_time_update.add()
+    s2.stop_id = _stop_id(tt, m, a + k2)  # same stop as position k1
+    s2.departure.delay = 240
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY, matcher=m)
+    assert rt.warnings == ()
+    assert rt.departure[a + k2 - 1] == tt.st_departure[a + k2 - 1] + 60
+    assert rt.departure[a + k2] == tt.st_departure[a + k2] + 240
+    assert rt.departure[a + k1] == tt.st_departure[a + k1]
+
+
+def test_sparse_stop_sequences_match_the_feed_values(gtfs_dir: Path) -> None:
+    """King County numbers stops 2, 7, 13...: stop_sequence must mean the feed's value."""
+    feed = read_feed(gtfs_dir / "us_king_county_2016.zip")
+    tt = compile_timetable(feed)
+    seq = stop_sequences(tt, [feed])
+    day = next(
+        tt.service_start + dt.timedelta(days=d)
+        for d in range(tt.service_days.shape[1])
+        if tt.active_trips(tt.service_start + dt.timedelta(days=d)).any()
+    )
+    t = int(np.flatnonzero(tt.active_trips(day) & (np.diff(tt.trip_st_ptr) > 6))[0])
+    a = int(tt.trip_st_ptr[t])
+    assert seq[a + 3] != 4  # sparse: position and sequence differ
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "kc"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    s = e.trip_update.stop_time_update.add()
+    s.stop_sequence = int(seq[a + 3])
+    s.arrival.delay = 180
+    rt = apply_trip_updates(
+        tt, parse_feed(msg.SerializeToString()), day, matcher=TripMatcher(tt, seq)
+    )
+    assert rt.arrival[a + 2] == tt.st_arrival[a + 2]
+    assert rt.arrival[a + 3] == tt.st_arrival[a + 3] + 180
