@@ -10,16 +10,20 @@ caller may see (see :mod:`app.events.visibility`). The token comes from
   ``{"id", "topic", "time", "data"}``;
 * ``event: dropped`` with ``{"dropped": n}`` when the client read too slowly and the oldest
   ``n`` events (in total) were discarded;
-* a ``: ping`` comment every ``settings.event_keepalive_s`` so proxies keep the connection.
+* a ``: ping`` comment every ``settings.event_keepalive_s`` so proxies keep the connection;
+* ``event: expired`` when the access token expires, then the stream ends: reconnect with a
+  fresh token (a plain ``EventSource`` would retry the old URL and get 401).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import jwt
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
@@ -77,7 +81,10 @@ def _bus(services: Services) -> EventBus:
     return services.bus  # type: ignore[no-any-return]
 
 
-async def _stream_principal(request: Request, access_token: str | None) -> Principal:
+async def _stream_principal(
+    request: Request, access_token: str | None
+) -> tuple[Principal, float | None]:
+    """The caller and the expiry (epoch seconds) of the token it presented."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
@@ -90,14 +97,38 @@ async def _stream_principal(request: Request, access_token: str | None) -> Princ
             "token_missing", "An access token is required (Authorization or access_token)."
         )
     # Verification may read the database (revoked sessions): keep it off the event loop.
-    return await run_in_threadpool(principal_from_token, token, request)
+    principal = await run_in_threadpool(principal_from_token, token, request)
+    return principal, token_expiry(token)
 
 
-async def _frames(sub: Subscription) -> AsyncIterator[dict[str, str]]:
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim of an already verified JWT, or ``None`` if it has none."""
+    try:
+        exp = jwt.decode(token.strip(), options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+async def _frames(
+    sub: Subscription, expires_at: float | None = None
+) -> AsyncIterator[dict[str, str]]:
+    """SSE frames for ``sub``; the stream ends with ``event: expired`` when the token does,
+    so a revoked or demoted user loses the stream within one token lifetime."""
     reported = 0
     try:
         yield {"event": "ready", "data": json.dumps({"topics": list(sub.patterns)})}
-        async for event in sub:
+        while True:
+            remaining = None if expires_at is None else expires_at - time.time()
+            if remaining is not None and remaining <= 0:
+                yield {"event": "expired", "data": json.dumps({"reason": "token_expired"})}
+                return
+            try:
+                event = await sub.get(remaining)
+            except TimeoutError:
+                continue
+            if event is None:  # bus closed: the server is stopping
+                return
             if sub.dropped > reported:
                 reported = sub.dropped
                 yield {"event": "dropped", "data": json.dumps({"dropped": reported})}
@@ -132,7 +163,7 @@ async def stream(
     ] = None,
 ) -> EventSourceResponse:
     """Stream live events on ``topics`` as Server-Sent Events."""
-    principal = await _stream_principal(request, access_token)
+    principal, expires_at = await _stream_principal(request, access_token)
     try:
         patterns = parse_topics(topics, principal.user_id)
     except ValueError as exc:
@@ -151,7 +182,7 @@ async def stream(
     except EventBusClosedError:
         raise ApiError(503, "events_unavailable", "Live events are not available.") from None
     return EventSourceResponse(
-        _frames(sub),
+        _frames(sub, expires_at),
         ping=max(1, round(services.settings.event_keepalive_s)),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         background=BackgroundTask(sub.close),

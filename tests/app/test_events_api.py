@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from sqlmodel import Session
 
 from app.api.events import _frames as _sse_frames
+from app.api.events import token_expiry
 from app.events import EventBus, InProcessEventBus
 from app.identity import accounts
 from app.main import create_app
@@ -352,6 +353,26 @@ async def test_slow_client_is_told_how_many_events_were_dropped() -> None:
     with pytest.raises(StopAsyncIteration):  # bus closed: the stream ends
         await anext(frames)
     assert sub.closed
+
+
+async def test_stream_ends_when_the_token_expires(live: Live) -> None:
+    expiry = token_expiry(live.tokens["resident"])
+    ttl = live.app.state.settings.access_token_ttl_s
+    assert expiry is not None and ttl - 120 < expiry - time.time() <= ttl
+    assert token_expiry("not-a-jwt") is None
+    bus = InProcessEventBus()
+    await bus.start()
+    sub = bus.subscribe(["public.*"])
+    frames = _sse_frames(sub, time.time() + 0.3)
+    assert (await anext(frames))["event"] == "ready"
+    await bus.publish("public.alerts", {"n": 1})
+    assert json.loads((await anext(frames))["data"])["data"] == {"n": 1}
+    last = await asyncio.wait_for(anext(frames), 5)
+    assert last["event"] == "expired"
+    with pytest.raises(StopAsyncIteration):
+        await anext(frames)
+    assert sub.closed and bus.subscriber_count == 0
+    await bus.close()
 
 
 # --- scale-out: two app processes, one Redis, one PostgreSQL -----------------------------------
