@@ -168,7 +168,9 @@ def _nearest(lat: np.ndarray, lon: np.ndarray, plat: float, plon: float) -> int:
     return int(np.argmin(d))
 
 
-def ride_geometry(tt: CompiledTimetable, trip: int, board_pos: int, alight_pos: int) -> list[LatLon]:
+def ride_geometry(
+    tt: CompiledTimetable, trip: int, board_pos: int, alight_pos: int
+) -> list[LatLon]:
     """The trip's shape between the board and alight stops (nearest shape points), or the
     stops' coordinates when the trip has no shape."""
     p = int(tt.trip_pattern[trip])
@@ -248,12 +250,19 @@ class ItineraryBuilder:
 
     def _end(self, s: int, place: Place, locale: str, t: int, arriving: bool) -> Place:
         if s >= 0:
-            return self.stop_place(s, locale, arrival=t if arriving else None,
-                                   departure=None if arriving else t)  # fmt: skip
+            return self.stop_place(
+                s, locale, arrival=t if arriving else None, departure=None if arriving else t
+            )
         return Place(
-            place.name, place.lat, place.lon, place.stop_index, place.stop_id, place.reading,
-            arrival=t if arriving else None, departure=None if arriving else t,
-        )  # fmt: skip
+            place.name,
+            place.lat,
+            place.lon,
+            place.stop_index,
+            place.stop_id,
+            place.reading,
+            arrival=t if arriving else None,
+            departure=None if arriving else t,
+        )
 
     def _walk(
         self, leg: WalkLeg, origin: Place, destination: Place, speed: float, locale: str
@@ -348,7 +357,9 @@ def _merge_walks(legs: list[ItineraryLeg]) -> list[ItineraryLeg]:
 
 
 # --- filtering ----------------------------------------------------------------------------------
-def filter_itineraries(items: Sequence[Itinerary], limit: int, arrive_by: bool = False) -> list[Itinerary]:
+def filter_itineraries(
+    items: Sequence[Itinerary], limit: int, arrive_by: bool = False
+) -> list[Itinerary]:
     """Drop dominated and near-duplicate itineraries, order them, keep ``limit``.
 
     Dominated: another one departs no earlier, arrives no later, with no more transfers and

@@ -108,9 +108,7 @@ class Planner:
 
             walk = StraightLineAccess(self.tt.stop_lat, self.tt.stop_lon)
         self.walk = walk
-        self.builder = ItineraryBuilder(
-            self.tt, walk, readings=readings, translations=translations
-        )
+        self.builder = ItineraryBuilder(self.tt, walk, readings=readings, translations=translations)
 
     # ---------------------------------------------------------------------------------------
     def _place(self, p: PlanPlace, locale: str, label: str) -> Place:
@@ -152,9 +150,14 @@ class Planner:
             journeys = self._search(req, a_stops, a_secs, e_stops, e_secs, realtime)
         items = [
             self.builder.build(
-                j, o, d, speed=opts.walk_speed_mps, locale=req.locale, realtime=realtime,
+                j,
+                o,
+                d,
+                speed=opts.walk_speed_mps,
+                locale=req.locale,
+                realtime=realtime,
                 day=req.date,
-            )  # fmt: skip
+            )
             for j in journeys
             if j.rides
         ]
@@ -200,9 +203,15 @@ class Planner:
             # The departure window's Pareto set, plus the first journeys after it.
             out.extend(
                 range_query(
-                    data.forward, q, req.time_s, opts.search_window_s,
-                    a_stops, a_secs, e_stops, e_secs,
-                )  # fmt: skip
+                    data.forward,
+                    q,
+                    req.time_s,
+                    opts.search_window_s,
+                    a_stops,
+                    a_secs,
+                    e_stops,
+                    e_secs,
+                )
             )
             t = req.time_s
             for _ in range(opts.num_itineraries):

@@ -66,9 +66,7 @@ class TransitData:
             trip_order=np.arange(tt.n_trips, dtype=np.int32),
             st_order=np.arange(tt.n_stop_times, dtype=np.int64),
         )
-        self.trip_of_st = np.repeat(
-            np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr)
-        )
+        self.trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr))
         self.route_modes = np.array([route_type_mode(int(x)) for x in tt.route_types])
         self._st_stop: IntArray | None = None
 
@@ -153,8 +151,12 @@ class TransitData:
         q = QueryArrays(
             active=active,
             offsets=offsets,
-            st_arr=arr if rt_row >= 0 else np.broadcast_to(self.forward.st_arr, (n_off, tt.n_stop_times)),
-            st_dep=dep if rt_row >= 0 else np.broadcast_to(self.forward.st_dep, (n_off, tt.n_stop_times)),
+            st_arr=arr
+            if rt_row >= 0
+            else np.broadcast_to(self.forward.st_arr, (n_off, tt.n_stop_times)),
+            st_dep=dep
+            if rt_row >= 0
+            else np.broadcast_to(self.forward.st_dep, (n_off, tt.n_stop_times)),
             st_board=board,
             st_alight=alight,
             change_s=change.astype(np.int32),

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +25,7 @@ from app.errors import ApiError
 from app.services import ServicesDep
 from routing.itinerary import Place, service_day_epoch_ms, to_otp
 from routing.options import TRANSIT_MODES, RoutingOptions
-from routing.planner import PlanPlace, Planner, PlanRequest
+from routing.planner import Planner, PlanPlace, PlanRequest
 from routing.transit import TransitData
 
 router = APIRouter(tags=["plan"])
@@ -149,7 +148,9 @@ def parse_place(value: str, np_: NetworkPlanner, what: str) -> PlanPlace:
     stop_id = text.split(":", 1)[1] if text not in np_.stop_index and ":" in text else text
     idx = np_.stop_index.get(text, np_.stop_index.get(stop_id))
     if idx is None:
-        raise ApiError(404, "unknown_stop", f"Unknown stop id in {what}: {text!r}.", {"param": what})
+        raise ApiError(
+            404, "unknown_stop", f"Unknown stop id in {what}: {text!r}.", {"param": what}
+        )
     tt = np_.planner.tt
     return PlanPlace(lat=float(tt.stop_lat[idx]), lon=float(tt.stop_lon[idx]), stop=idx, name=name)
 
@@ -163,7 +164,9 @@ def parse_date(value: str | None, default: dt.date) -> dt.date:
             return dt.datetime.strptime(v, fmt).date()
         except ValueError:
             continue
-    raise ApiError(400, "invalid_date", f"Malformed date {value!r}; use YYYY-MM-DD.", {"param": "date"})
+    raise ApiError(
+        400, "invalid_date", f"Malformed date {value!r}; use YYYY-MM-DD.", {"param": "date"}
+    )
 
 
 def parse_time(value: str | None, default: int) -> int:
@@ -172,7 +175,9 @@ def parse_time(value: str | None, default: int) -> int:
         return default
     m = _TIME.match(value)
     if not m:
-        raise ApiError(400, "invalid_time", f"Malformed time {value!r}; use HH:MM.", {"param": "time"})
+        raise ApiError(
+            400, "invalid_time", f"Malformed time {value!r}; use HH:MM.", {"param": "time"}
+        )
     h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
     ampm = m.group(4)
     if ampm:
@@ -192,7 +197,10 @@ def parse_modes(value: str | None) -> frozenset[str] | None:
     unknown = parts - TRANSIT_MODES - {"TRANSIT", "WALK"}
     if unknown:
         raise ApiError(
-            400, "invalid_mode", f"Unknown mode(s): {', '.join(sorted(unknown))}.", {"param": "mode"}
+            400,
+            "invalid_mode",
+            f"Unknown mode(s): {', '.join(sorted(unknown))}.",
+            {"param": "mode"},
         )
     if "TRANSIT" in parts:
         return None
@@ -220,19 +228,19 @@ def _place_json(p: Place) -> dict[str, Any]:
 @router.get("/plan")
 async def plan(
     services: ServicesDep,
-    fromPlace: str = Query(..., description="lat,lon or a stop id"),  # noqa: N803
-    toPlace: str = Query(..., description="lat,lon or a stop id"),  # noqa: N803
+    fromPlace: str = Query(..., description="lat,lon or a stop id"),
+    toPlace: str = Query(..., description="lat,lon or a stop id"),
     date: str | None = Query(None, description="YYYY-MM-DD (default: the network's service date)"),
     time: str | None = Query(None, description="HH:MM[:SS] (default: now)"),
-    arriveBy: bool = False,  # noqa: N803
-    maxWalkDistance: float = Query(1000.0, ge=0, le=20_000),  # noqa: N803
-    walkSpeed: float = Query(1.2, ge=0.1, le=5.0),  # noqa: N803
-    maxTransfers: int = Query(5, ge=0, le=15),  # noqa: N803
-    minTransferTime: int = Query(0, ge=0, le=3600),  # noqa: N803
+    arriveBy: bool = False,
+    maxWalkDistance: float = Query(1000.0, ge=0, le=20_000),
+    walkSpeed: float = Query(1.2, ge=0.1, le=5.0),
+    maxTransfers: int = Query(5, ge=0, le=15),
+    minTransferTime: int = Query(0, ge=0, le=3600),
     wheelchair: bool = False,
     mode: str | None = Query(None, description="TRANSIT,WALK or e.g. BUS,WALK"),
-    numItineraries: int = Query(3, ge=1, le=20),  # noqa: N803
-    searchWindow: int = Query(3600, ge=0, le=6 * 3600),  # noqa: N803
+    numItineraries: int = Query(3, ge=1, le=20),
+    searchWindow: int = Query(3600, ge=0, le=6 * 3600),
     locale: str = Query("en", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
 ) -> dict[str, Any]:
     """Itineraries between two places (OTP's ``/plan``)."""
@@ -290,4 +298,3 @@ async def plan(
     if result.error is not None:
         body["error"] = result.error.as_otp()
     return body
-

@@ -130,7 +130,7 @@ async def nearest_stops(
     np_ = await network_planner(services)
     index = _h3_index(np_)
     tt = np_.planner.tt
-    k = int(math.ceil(radius / (_H3_EDGE_M * 1.5))) + 1
+    k = math.ceil(radius / (_H3_EDGE_M * 1.5)) + 1
     cells = h3.grid_disk(h3.latlng_to_cell(lat, lon, H3_RES), k)
     cand = np.array([i for c in cells for i in index.get(c, ())], dtype=np.int64)
     if cand.size == 0:
@@ -220,9 +220,9 @@ async def departures(
                             "_t": int(live[j]),
                         }
                     )
-    rows.sort(key=lambda r: (r["_t"], r["tripId"]))
-    for r in rows:
-        del r["_t"]
+    rows.sort(key=lambda row: (row["_t"], row["tripId"]))
+    for row in rows:
+        del row["_t"]
     return {
         "stop": _stop_json(np_, i),
         "date": day.isoformat(),

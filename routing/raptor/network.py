@@ -86,15 +86,13 @@ class RaptorNetwork:
     def n_stop_times(self) -> int:
         return int(self.st_arr.shape[0])
 
-    def mirror_times(
-        self, arr: IntArray, dep: IntArray
-    ) -> tuple[IntArray, IntArray]:
+    def mirror_times(self, arr: IntArray, dep: IntArray) -> tuple[IntArray, IntArray]:
         """Map forward stop-time arrays (e.g. realtime) into this network's time frame."""
         if not self.reversed:
             return arr, dep
-        return (-dep[..., self.st_order]).astype(np.int32), (
-            -arr[..., self.st_order]
-        ).astype(np.int32)
+        return (-dep[..., self.st_order]).astype(np.int32), (-arr[..., self.st_order]).astype(
+            np.int32
+        )
 
     def mirror_stop_times(self, values: BoolArray) -> BoolArray:
         """Reorder a forward per-stop-time array into this network's stop-time order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +28,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 def stops(client: TestClient) -> dict[str, dict]:  # type: ignore[type-arg]
     gj = client.get("/api/v1/network/geojson").json()
     return {
-        f["properties"]["stop_id"]: f
-        for f in gj["features"]
-        if f["properties"]["kind"] == "stop"
+        f["properties"]["stop_id"]: f for f in gj["features"] if f["properties"]["kind"] == "stop"
     }
 
 
@@ -71,7 +70,7 @@ def test_plan_between_stops_is_otp_shaped(client: TestClient, stops: dict) -> No
             assert leg["legGeometry"]["geojson"]["type"] == "LineString"
             assert leg["realTime"] is False and leg["departureDelay"] == 0
         # Legs chain in time.
-        for a, b in zip(legs[:-1], legs[1:], strict=True):
+        for a, b in itertools.pairwise(legs):
             assert a["endTime"] <= b["startTime"]
     # The first itinerary departs at the earliest arrival (sorted by arrival).
     ends = [it["endTime"] for it in its]
@@ -139,7 +138,11 @@ def test_mode_filter_and_wheelchair(client: TestClient) -> None:
         ({"fromPlace": "0016_A", "toPlace": "0082_C", "time": "noon"}, 400, "invalid_time"),
         ({"fromPlace": "0016_A", "toPlace": "0082_C", "mode": "SPACESHIP"}, 400, "invalid_mode"),
         ({"fromPlace": "0016_A", "toPlace": "0082_C", "walkSpeed": "0"}, 422, "validation_error"),
-        ({"fromPlace": "0016_A", "toPlace": "0082_C", "maxTransfers": "-1"}, 422, "validation_error"),
+        (
+            {"fromPlace": "0016_A", "toPlace": "0082_C", "maxTransfers": "-1"},
+            422,
+            "validation_error",
+        ),
         ({"fromPlace": "0016_A"}, 422, "validation_error"),
         ({"fromPlace": " ", "toPlace": "0082_C"}, 400, "invalid_place"),
     ],
@@ -156,12 +159,16 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, params: dict, status: int,
         ({"date": "2030-01-01"}, "OUTSIDE_SERVICE_PERIOD"),
         ({"fromPlace": "35.68,139.76"}, "LOCATION_NOT_ACCESSIBLE"),  # Tokyo: no stop nearby
         ({"toPlace": "35.68,139.76"}, "LOCATION_NOT_ACCESSIBLE"),
-        ({"time": "23:59", "searchWindow": "0", "maxTransfers": "0", "toPlace": "0016_B"},
-         None),  # fmt: skip
+        (
+            {"time": "23:59", "searchWindow": "0", "maxTransfers": "0", "toPlace": "0016_B"},
+            None,
+        ),
     ],
 )
 def test_unservable_queries_answer_an_otp_error(
-    client: TestClient, params: dict, error_id: str | None  # type: ignore[type-arg]
+    client: TestClient,
+    params: dict,
+    error_id: str | None,  # type: ignore[type-arg]
 ) -> None:
     q = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00", **params}
     r = client.get("/api/v1/plan", params=q)
@@ -202,9 +209,10 @@ def test_nearest_stops_by_h3(client: TestClient, stops: dict) -> None:  # type: 
 
     def hav(a: float, b: float, c: float, e: float) -> float:
         p1, p2 = math.radians(a), math.radians(c)
-        h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(
-            math.radians(e - b) / 2
-        ) ** 2
+        h = (
+            math.sin((p2 - p1) / 2) ** 2
+            + math.cos(p1) * math.cos(p2) * math.sin(math.radians(e - b) / 2) ** 2
+        )
         return 2 * 6371008.8 * math.asin(math.sqrt(h))
 
     brute = sorted(

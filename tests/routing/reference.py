@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ def _read(z: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
         return []
     with z.open(name) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig")
-        return [{k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(text)]
+        return [
+            {k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(text)
+        ]
 
 
 def _hav(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -105,7 +108,7 @@ class RawFeed:
                 continue
             # Blank intermediate times: in proportion to the distance along the stops.
             cum = [0.0]
-            for a, b in zip(rows[:-1], rows[1:], strict=True):
+            for a, b in itertools.pairwise(rows):
                 (la1, lo1), (la2, lo2) = coords[a["stop_id"]], coords[b["stop_id"]]
                 cum.append(cum[-1] + _hav(la1, lo1, la2, lo2))
             i = 0
@@ -123,7 +126,8 @@ class RawFeed:
                     i = q
                 i += 1
             ok = all(a <= d for a, d in zip(arr, dep, strict=True)) and all(  # type: ignore[operator]
-                dep[i] <= arr[i + 1] for i in range(len(rows) - 1)  # type: ignore[operator]
+                dep[i] <= arr[i + 1]
+                for i in range(len(rows) - 1)  # type: ignore[operator]
             )
             if not ok:
                 continue
@@ -203,9 +207,9 @@ class RawFeed:
             on = np.array([self.service_active(sv, d) for sv in services], dtype=np.bool_)
             m = on[svc] if len(svc) else np.zeros(0, dtype=np.bool_)
             parts.append((m, off * 86400, c * n_trips))
-        cat = [
-            np.concatenate([x[m] + sh for m, sh, _ in parts]) for x in (dep, arr)
-        ] + [np.concatenate([x[m] for m, _, _ in parts]) for x in (u, v)]
+        cat = [np.concatenate([x[m] + sh for m, sh, _ in parts]) for x in (dep, arr)] + [
+            np.concatenate([x[m] for m, _, _ in parts]) for x in (u, v)
+        ]
         tr = np.concatenate([trip[m] + base for m, _, base in parts])
         bo = np.concatenate([board[m] for m, _, _ in parts]).astype(np.bool_)
         al = np.concatenate([alight[m] for m, _, _ in parts]).astype(np.bool_)
@@ -354,10 +358,24 @@ class Reference:
         c = self.raw.connections(day)
         fp = self.footpaths(slack)
         arr = csa_earliest(
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], int(c[8]),
-            fp.ptr, fp.to, fp.secs, fp.change, slack, max_walk,
-            self.raw.stop_index[origin], t0,
-        )  # fmt: skip
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            c[6],
+            c[7],
+            int(c[8]),
+            fp.ptr,
+            fp.to,
+            fp.secs,
+            fp.change,
+            slack,
+            max_walk,
+            self.raw.stop_index[origin],
+            t0,
+        )
         return {self.raw.stop_ids[i]: int(arr[i]) for i in np.flatnonzero(arr < BIG)}
 
 
@@ -413,7 +431,10 @@ def check_journey(
         else:
             assert isinstance(leg, WalkLeg)
             if leg.from_stop >= 0 and leg.to_stop >= 0 and leg.from_stop != leg.to_stop:
-                key = (raw.stop_index[str(stop_ids[leg.from_stop])], raw.stop_index[str(stop_ids[leg.to_stop])])
+                key = (
+                    raw.stop_index[str(stop_ids[leg.from_stop])],
+                    raw.stop_index[str(stop_ids[leg.to_stop])],
+                )
                 assert key in walk, ("no such footpath", key)
                 assert leg.seconds >= walk[key]
                 if prev_kind == "ride":

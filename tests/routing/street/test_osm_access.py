@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,10 +13,11 @@ from routing.street import (
     StreetGraph,
     TooFarFromNetwork,
     haversine_m,
-    snap,
+    snap_to_edge,
 )
 
-from .oracle import path_length, to_networkx
+from .oracle import door_to_door as oracle_door_to_door
+from .oracle import to_networkx
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +75,8 @@ def test_walk_matches_networkx(
     dg = to_networkx(g, g.length_m)
     for i, j in pairs[:6]:
         a, b = latlon(th_stops, i), latlon(th_stops, j)
-        (na, nb), (da, db) = snap(g, [a[0], b[0]], [a[1], b[1]])
-        path = nx.dijkstra_path(dg, int(na), int(nb))
-        expected = da + path_length(g, path) + db
+        o, d = snap_to_edge(g, a[0], a[1]), snap_to_edge(g, b[0], b[1])
+        expected, _ = oracle_door_to_door(g, dg, g.length_m, o, d, off_weight=1.0)
         assert access.walk(*a, *b)[1] == pytest.approx(expected, rel=1e-9)
 
 

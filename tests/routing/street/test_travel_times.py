@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,11 +23,13 @@ from routing.street import (
     TimeOfDaySpeeds,
     TooFarFromNetwork,
     TravelTimeModel,
-    snap,
+    haversine_m,
+    snap_to_edge,
 )
 from routing.street.travel_times import CONNECTOR_SPEED_KMH
 
-from .oracle import path_length, to_networkx
+from .oracle import door_to_door as oracle_door_to_door
+from .oracle import to_networkx
 from .test_osm_loader import node_of, tagged_ways, way_segments
 
 
@@ -60,39 +61,38 @@ def test_matrix_matches_networkx(
     g = terre_haute["drive"]
     dg = to_networkx(g, g.drive_seconds(CAR))
     sec, met = model.matrix(points[:4], points[4:8], profile=CAR)
-    (on, od), (dn, dd) = (
-        snap(g, points[:4, 0], points[:4, 1]),
-        snap(g, points[4:8, 0], points[4:8, 1]),
-    )
     conn = CONNECTOR_SPEED_KMH / 3.6
     for i in range(4):
-        lengths, paths = nx.single_source_dijkstra(dg, int(on[i]))
+        o = snap_to_edge(g, points[i, 0], points[i, 1])
         for j in range(4):
-            assert sec[i, j] == pytest.approx(
-                lengths[int(dn[j])] + (od[i] + dd[j]) / conn, rel=1e-9
-            )
-            assert met[i, j] == pytest.approx(
-                path_length(g, paths[int(dn[j])]) + od[i] + dd[j], rel=1e-9
-            )
+            d = snap_to_edge(g, points[4 + j, 0], points[4 + j, 1])
+            expected, _ = oracle_door_to_door(g, dg, g.drive_seconds(CAR), o, d, 1.0 / conn)
+            assert sec[i, j] == pytest.approx(expected, rel=1e-9)
+            # Metres are those of the route's polyline.
+            _, _, coords = model.route(tuple(points[i]), tuple(points[4 + j]), CAR)
+            la, lo = np.array(coords).T
+            poly = float(haversine_m(la[:-1], lo[:-1], la[1:], lo[1:]).sum())
+            assert met[i, j] == pytest.approx(poly, rel=1e-4)
 
 
 def test_cache_hits_are_identical(terre_haute: dict[str, StreetGraph], points: np.ndarray) -> None:
-    model = TravelTimeModel(terre_haute["drive"], cache_size=8)
+    model = TravelTimeModel(terre_haute["drive"], cache_size=12)
     first = model.matrix(points[:5], points, profile=CAR)
     info = model.cache_info()
-    assert info["misses"] == len(
-        np.unique(snap(terre_haute["drive"], points[:5, 0], points[:5, 1])[0])
-    )
+    # One search per segment end reachable from the origins' segments (two-way: 2 each).
+    assert 5 <= info["misses"] <= 10 and info["hits"] == 0
     again = model.matrix(points[:5], points, profile=CAR)
-    assert model.cache_info()["hits"] == info["hits"] + info["misses"]
+    after = model.cache_info()
+    assert after["hits"] == info["misses"] and after["misses"] == info["misses"]
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
-    # Evicting rows (cache of 8, 40 origins) never changes an answer.
+    # Evicting rows (cache of 12, 40 origins) never changes an answer.
     big = model.matrix(points, points, profile=CAR)
-    assert model.cache_info()["size"] == 8
+    assert model.cache_info()["size"] == 12
     np.testing.assert_array_equal(big[0][:5], first[0])
     cold = TravelTimeModel(terre_haute["drive"]).matrix(points, points, profile=CAR)
     np.testing.assert_array_equal(big[0], cold[0])
+    np.testing.assert_array_equal(big[1], cold[1])
 
 
 def test_shuttle_is_slower_than_car(model: TravelTimeModel, points: np.ndarray) -> None:
@@ -101,7 +101,10 @@ def test_shuttle_is_slower_than_car(model: TravelTimeModel, points: np.ndarray) 
     shuttle, shuttle_m = model.matrix(points, points, profile=SHUTTLE)
     off = shuttle_m > 0  # a few stops share a position
     assert np.all(np.isfinite(shuttle)), "the shuttle reaches every stop without trunks"
-    assert np.all(shuttle[off] > car[off])
+    # Barred from trunks, the shuttle may snap to a side street where the car is stuck on a
+    # divided road's oneway carriageway: a few pairs differ in the shuttle's favour.
+    assert np.mean(shuttle[off] > car[off]) > 0.98
+    assert np.median(shuttle[off] / car[off]) > 2.0
     assert np.all(van[off] >= car[off] - 1e-9)
     # Never faster than its cap along the driven distance.
     assert np.all(shuttle[off] >= shuttle_m[off] / (SHUTTLE.max_speed_kmh / 3.6) - 1e-6)
@@ -113,7 +116,9 @@ def test_time_of_day(
     free, _ = model.matrix(points, points, profile=CAR, depart_s=12 * 3600)
     peak, met = model.matrix(points, points, profile=CAR, depart_s=8 * 3600)
     off = met > 0
-    assert np.all(peak[off] > free[off])
+    # Stops on the same block face go straight across, at a speed no congestion changes.
+    assert np.all(peak >= free - 1e-9)
+    assert np.mean(peak[off] > free[off]) > 0.95
     # Edge time scales by 1/0.7; only the connectors at the ends keep their speed.
     ratio = np.median(peak[off] / free[off])
     assert 1.25 < ratio <= 1 / 0.7 + 1e-9
