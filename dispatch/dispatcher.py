@@ -343,6 +343,7 @@ class Dispatcher:
         )
         i, j = q.insertion.pickup_pos, q.insertion.dropoff_pos
         v.plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
+        v.heading = None  # a ride ends any rebalancing move
         ride = Ride(
             ride_id=ride_id,
             user_id=user_id or r.user_id,
@@ -402,6 +403,26 @@ class Dispatcher:
             v.position = (lat, lon)
             v.position_time = t
             self._plan_changed(zs, v, t)
+
+    def relocate(self, vehicle_id: str, target: tuple[float, float], now: float) -> bool:
+        """Send an idle vehicle toward ``target`` (rebalancing); False if it has work."""
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            if v.plan or v.onboard or not zs.zone.contains(*target):
+                return False
+            v.heading = target
+            self.events.publish(
+                vehicle_topic(vehicle_id),
+                {"type": "relocate", "vehicle_id": vehicle_id, "t": now, "target": list(target)},
+            )
+            return True
+
+    def demand(self, zone_id: str) -> dict[str, int]:
+        """Requests seen per H3 cell of their origin (the zone's demand history)."""
+        zs = self.zone_state(zone_id)
+        with zs.lock:
+            return dict(zs.demand)
 
     def _take_stop(self, v: Vehicle, ride_id: str, kind: StopKind) -> Stop:
         for k, s in enumerate(v.plan):

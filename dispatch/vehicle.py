@@ -103,6 +103,8 @@ class Vehicle:
     plan: list[Stop] = field(default_factory=list)
     onboard: dict[str, Onboard] = field(default_factory=dict)
     zone_id: str = ""
+    #: Where an idle vehicle is sent to wait for demand (rebalancing); None: stay put.
+    heading: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.shift_end <= self.shift_start:

@@ -26,6 +26,7 @@ class Kpis:
     empty_km_share: float = 0.0
     passengers_per_vehicle_hour: float = 0.0
     reoptimisations_applied: int = 0
+    rebalancing_moves: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

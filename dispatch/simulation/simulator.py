@@ -42,6 +42,8 @@ class Simulator:
         Check plans at every step (tests); else only at the end.
     reoptimise
         ``f(now) -> applied`` called every ``reopt_every_s`` simulated seconds.
+    rebalance
+        ``f(now) -> moves`` called every ``rebalance_every_s`` simulated seconds.
     position_mode
         ``"interpolate"``: vehicles report positions mid-leg (exact for the straight-line
         model, whose legs scale linearly). ``"commit"``: a vehicle that sets off is committed
@@ -58,7 +60,12 @@ class Simulator:
         reoptimise: Callable[[float], int] | None = None,
         reopt_every_s: float = 300.0,
         position_mode: str = "interpolate",
+        rebalance: Callable[[float], int] | None = None,
+        rebalance_every_s: float = 600.0,
     ) -> None:
+        self.rebalance = rebalance
+        self.rebalance_every_s = rebalance_every_s
+        self.rebalance_moves = 0
         if position_mode not in ("interpolate", "commit"):
             raise ValueError("position_mode must be 'interpolate' or 'commit'")
         self.position_mode = position_mode
@@ -82,23 +89,30 @@ class Simulator:
             stop = v.plan[0]
             self._odometer(v, stop.latlon)
             d.serve_next(v.vehicle_id, float(times[0]))
-        if not v.plan:
+        if v.plan:
+            goal = v.plan[0].latlon
+        elif v.heading is not None:
+            goal = v.heading  # rebalancing move of an idle vehicle
+        else:
             return
-        stop = v.plan[0]
         depart = max(t0, v.position_time, v.shift_start)
         if t1 <= depart:
             return
-        leg = float(d.travel.matrix([v.position], [stop.latlon], v.vtype.speed_kmh)[0, 0])
+        leg = float(d.travel.matrix([v.position], [goal], v.vtype.speed_kmh)[0, 0])
         if self.position_mode == "commit":
-            if v.position != stop.latlon:
-                self._odometer(v, stop.latlon)
-                d.update_position(v.vehicle_id, stop.lat, stop.lon, depart + leg)
+            if v.position != goal:
+                self._odometer(v, goal)
+                d.update_position(v.vehicle_id, goal[0], goal[1], depart + leg)
+            if not v.plan:
+                v.heading = None
             return
         f = 1.0 if leg <= 0 else min(1.0, (t1 - depart) / leg)
-        lat = v.position[0] + f * (stop.lat - v.position[0])
-        lon = v.position[1] + f * (stop.lon - v.position[1])
+        lat = v.position[0] + f * (goal[0] - v.position[0])
+        lon = v.position[1] + f * (goal[1] - v.position[1])
         self._odometer(v, (lat, lon))
         d.update_position(v.vehicle_id, lat, lon, t1)
+        if not v.plan and f >= 1.0:
+            v.heading = None
 
     def _odometer(self, v: Vehicle, to: tuple[float, float]) -> None:
         km = float(self.d.travel.distance_m([v.position], [to])[0, 0]) / 1000.0
@@ -114,6 +128,7 @@ class Simulator:
         steps = 0
         violations: list[str] = []
         next_reopt = start_s + self.reopt_every_s
+        next_rebalance = start_s + self.rebalance_every_s
         horizon = end_s + 6 * 3600
         while t < horizon:
             t1 = t + self.step_s
@@ -125,6 +140,9 @@ class Simulator:
                 res = d.request_ride(r, r.user_id, now=max(r.requested_at, t1))
                 if isinstance(res, Rejection):
                     self.rejections.append(res)
+            if self.rebalance is not None and t1 >= next_rebalance:
+                self.rebalance_moves += self.rebalance(t1)
+                next_rebalance += self.rebalance_every_s
             if self.reoptimise is not None and t1 >= next_reopt:
                 self.reopt_applied += self.reoptimise(t1)
                 next_reopt += self.reopt_every_s
@@ -143,6 +161,7 @@ class Simulator:
         kpis = compute_kpis(
             d.rides(), self.rejections, self.vehicle_km, self.empty_km, hours, self.reopt_applied
         )
+        kpis.rebalancing_moves = self.rebalance_moves
         return SimulationResult(kpis=kpis, violations=violations, steps=steps)
 
 
