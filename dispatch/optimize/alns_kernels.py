@@ -396,7 +396,8 @@ def alns_chunk(  # type: ignore[no-untyped-def]
 ):
     """Run ``n_iter`` ALNS iterations from the current state (mutated in place).
 
-    ``iparams = [q_min, q_max, segment, iteration counter]``; ``fparams = [fixed cost,
+    ``iparams = [q_min, q_max, segment, iteration counter, iterations since the last new best,
+    restart-from-best threshold]``; ``fparams = [fixed cost,
     unserved penalty, noise, reaction, dscale, tscale]``. Returns the number of improvements
     of the best solution.
     """
@@ -435,6 +436,15 @@ def alns_chunk(  # type: ignore[no-untyped-def]
         repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed)
         counts[0, op_r] += 1.0
         counts[1, op_i] += 1.0
+        iparams[4] += 1
+        if iparams[4] > iparams[5]:
+            # Long without a new best: restart from the best plan (intensification).
+            cur_routes[:, :] = best_routes
+            cur_rlen[:] = best_rlen
+            cur_rveh[:] = best_rveh
+            cur_rcost[:] = best_rcost
+            fstate[0] = fstate[1]
+            iparams[4] = 0
         if not routes_feasible(P, routes, rlen):
             continue
         obj = objective(rcost, rveh, penalty)
@@ -464,6 +474,7 @@ def alns_chunk(  # type: ignore[no-untyped-def]
                 best_rcost[:] = rcost
                 fstate[1] = obj
                 improvements += 1
+                iparams[4] = 0
         scores[0, op_r] += score
         scores[1, op_i] += score
         fstate[2] = temp * fstate[3]
