@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from gtfs.notices import Notice
+from gtfs.text_kernels import parse_number_codes
+from gtfs.times import parse_times
 
 if TYPE_CHECKING:
     from gtfs.flex import FlexNetwork
@@ -28,6 +32,33 @@ class Feed:
     feed_id: str = "feed"
     source: str = ""
     read_notices: list[Notice] = field(default_factory=list)
+
+    _parsed: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
+
+    # --- parsed columns, cached: several steps (typed views, validators) read the same ones.
+    # Tables are treated as immutable once read.
+    def times(self, name: str, col: str) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+        """``(seconds or -1, invalid mask)`` of a GTFS time column (see ``parse_times``)."""
+        key = (name, col, "time")
+        if key not in self._parsed:
+            self._parsed[key] = parse_times(self.column(name, col))
+        return self._parsed[key]  # type: ignore[no-any-return]
+
+    def numbers(
+        self, name: str, col: str, *, integer: bool = False
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """``(values or NaN, invalid mask)`` of a numeric column; ``integer`` rejects ``1.5``."""
+        key = (name, col, "number")
+        if key not in self._parsed:
+            self._parsed[key] = parse_number_codes(self.column(name, col))
+        num, status = self._parsed[key]
+        bad = (status == 2) | ((status == 3) & integer)
+        return (np.where(bad, np.nan, num) if bad.any() else num), bad
+
+    def ints(self, name: str, col: str, default: int, dtype: Any = np.int32) -> npt.NDArray[Any]:
+        """Integer column, ``default`` for blank, invalid or absent values."""
+        num = self.numbers(name, col)[0]
+        return np.where(np.isnan(num), default, num).astype(dtype)
 
     def has(self, name: str) -> bool:
         """Whether ``name`` (without ``.txt``) is present (possibly empty)."""

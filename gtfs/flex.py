@@ -258,6 +258,15 @@ def _booking_rules(feed: Feed) -> dict[str, BookingRule]:
 
 def read_flex(feed: Feed) -> FlexNetwork:
     """Build the feed's :class:`FlexNetwork` (empty for a fixed-route feed)."""
+    flex_cols = {"location_id", "location_group_id", "start_pickup_drop_off_window"}
+    flex_cols |= {"start_pickup_dropoff_window"}
+    if (
+        "locations.geojson" not in feed.files
+        and not feed.has("location_groups")
+        and not feed.has("booking_rules")
+        and not (flex_cols & set(feed.stop_times.columns))
+    ):
+        return FlexNetwork()
     sink = NoticeSink()
     zones = _zones(feed, sink)
     groups: dict[str, tuple[str, ...]] = {}

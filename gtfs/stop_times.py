@@ -32,7 +32,7 @@ import pandas as pd
 from gtfs.arrays import concat_ranges, first_index
 from gtfs.feed import Feed
 from gtfs.geo import haversine_m
-from gtfs.times import float_column, format_time, int_column, parse_times
+from gtfs.times import format_time, int_column, parse_times
 
 I32 = npt.NDArray[np.int32]
 
@@ -82,24 +82,24 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     if st.empty or trips.empty or "trip_id" not in st.columns or "trip_id" not in trips.columns:
         return _empty()
     trip_codes = first_index(trips["trip_id"].astype(str), st["trip_id"].astype(str))
-    seq = int_column(st, "stop_sequence", -1, np.int64)
+    seq = feed.ints("stop_times", "stop_sequence", -1, np.int64)
     # Rows whose trip is unknown or sequence unusable are reported by the validator; dropped.
     keep = (trip_codes >= 0) & (seq >= 0)
     rows = np.flatnonzero(keep)
     order = rows[np.lexsort((seq[rows], trip_codes[rows]))]
     # Duplicated trip ids in trips.txt: rows go to the first such trip (validator reports).
     tcode = trip_codes[order]
-    arr, _ = parse_times(feed.column("stop_times", "arrival_time"))
-    dep, _ = parse_times(feed.column("stop_times", "departure_time"))
+    arr = feed.times("stop_times", "arrival_time")[0]
+    dep = feed.times("stop_times", "departure_time")[0]
     arr, dep = arr[order], dep[order]
     arr = np.where(arr < 0, dep, arr).astype(np.int32)
     dep = np.where(dep < 0, arr, dep).astype(np.int32)
 
     stop_ids = _stop_of_row(feed).to_numpy(dtype=object)[order]
-    pickup = int_column(st, "pickup_type", 0, np.int8)[order]
-    dropoff = int_column(st, "drop_off_type", 0, np.int8)[order]
-    timepoint = int_column(st, "timepoint", -1, np.int8)[order]
-    sdt = float_column(st, "shape_dist_traveled")[order]
+    pickup = feed.ints("stop_times", "pickup_type", 0, np.int8)[order]
+    dropoff = feed.ints("stop_times", "drop_off_type", 0, np.int8)[order]
+    timepoint = feed.ints("stop_times", "timepoint", -1, np.int8)[order]
+    sdt = feed.numbers("stop_times", "shape_dist_traveled")[0][order]
 
     window = np.zeros(len(order), dtype=np.bool_)
     for col in ("start_pickup_drop_off_window", "end_pickup_drop_off_window"):
@@ -185,8 +185,8 @@ def _stop_coords(
         nan = np.full(len(stop_ids), np.nan)
         return nan, nan.copy()
     idx = first_index(stops["stop_id"].astype(str), stop_ids)
-    lat = float_column(stops, "stop_lat")
-    lon = float_column(stops, "stop_lon")
+    lat = feed.numbers("stops", "stop_lat")[0]
+    lon = feed.numbers("stops", "stop_lon")[0]
     ok = idx >= 0
     out_lat = np.full(len(stop_ids), np.nan)
     out_lon = np.full(len(stop_ids), np.nan)

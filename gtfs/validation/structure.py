@@ -11,7 +11,8 @@ import pandas as pd
 from gtfs.feed import Feed
 from gtfs.notices import NoticeSink
 from gtfs.schema import KNOWN_COLUMNS, SPECS
-from gtfs.times import parse_dates, parse_numbers, parse_times
+from gtfs.text_kernels import blank_mask
+from gtfs.times import parse_dates
 
 _COLOR = re.compile(r"^[0-9A-Fa-f]{6}$")
 _URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
@@ -96,16 +97,16 @@ def check_types(feed: Feed, sink: NoticeSink) -> None:
         for col, typ in spec.types.items():
             if col not in df.columns:
                 continue
-            s = df[col].astype(str)
-            nonblank = (s != "").to_numpy()
+            s = df[col]
+            nonblank = ~blank_mask(s) if typ in ("color", "url", "timezone") else None
             if typ == "time":
-                _, bad = parse_times(s)
+                _, bad = feed.times(name, col)
                 _bad_rows(sink, "invalid_time", df, bad, fn, col, spec.primary_key)
             elif typ == "date":
                 _, bad = parse_dates(s)
                 _bad_rows(sink, "invalid_date", df, bad, fn, col, spec.primary_key)
             elif typ in ("int", "float", "lat", "lon"):
-                num, bad = parse_numbers(s, integer=typ == "int")
+                num, bad = feed.numbers(name, col, integer=typ == "int")
                 code = "invalid_integer" if typ == "int" else "invalid_float"
                 _bad_rows(sink, code, df, bad, fn, col, spec.primary_key)
                 limit = 90.0 if typ == "lat" else 180.0 if typ == "lon" else None

@@ -9,7 +9,7 @@ from gtfs.arrays import first_index
 from gtfs.feed import Feed
 from gtfs.geo import haversine_m
 from gtfs.notices import NoticeSink
-from gtfs.times import float_column, int_column, parse_times
+from gtfs.times import int_column
 
 #: Speeds above these (km/h) between consecutive stops are suspicious (gtfs-validator's).
 MAX_SPEED_KMH = {
@@ -32,14 +32,14 @@ def check_stop_times(feed: Feed, sink: NoticeSink, location_ids: set[str]) -> No
     if st.empty or not {"trip_id", "stop_sequence"} <= set(st.columns):
         return
     fn = "stop_times.txt"
-    seq = int_column(st, "stop_sequence", -1, np.int64)
+    seq = feed.ints("stop_times", "stop_sequence", -1, np.int64)
     trip = st["trip_id"].astype(str).to_numpy()
     tcode, _ = pd.factorize(trip)
     order = np.lexsort((seq, tcode))
-    df = st.iloc[order]
+    df = st  # sorted views are taken through `order`, never by copying the table
     tc = tcode[order]
-    arr, _ = parse_times(feed.column("stop_times", "arrival_time"))
-    dep, _ = parse_times(feed.column("stop_times", "departure_time"))
+    arr = feed.times("stop_times", "arrival_time")[0]
+    dep = feed.times("stop_times", "departure_time")[0]
     arr, dep = arr[order], dep[order]
     n = len(df)
     first = np.r_[True, tc[1:] != tc[:-1]]
@@ -53,14 +53,14 @@ def check_stop_times(feed: Feed, sink: NoticeSink, location_ids: set[str]) -> No
         "location_group_id",
     ):
         if col in df.columns:
-            flex |= (df[col].astype(str) != "").to_numpy()
+            flex |= (df[col].astype(str) != "").to_numpy()[order]
     if location_ids and "stop_id" in df.columns:
-        flex |= df["stop_id"].astype(str).isin(location_ids).to_numpy()
+        flex |= df["stop_id"].astype(str).isin(location_ids).to_numpy()[order]
     key_cols = [c for c in ("trip_id", "stop_sequence", "stop_id") if c in df.columns]
 
     def rows(mask: np.ndarray, *extra: str) -> pd.DataFrame:
         cols = key_cols + [c for c in extra if c in df.columns]
-        return df.loc[df.index[mask], cols]
+        return df.iloc[order[mask]][cols]
 
     only_one = ((arr < 0) != (dep < 0)) & ~flex
     sink.add_rows(
@@ -75,7 +75,7 @@ def check_stop_times(feed: Feed, sink: NoticeSink, location_ids: set[str]) -> No
         filename=fn,
     )
     if "timepoint" in df.columns:
-        tp = int_column(df, "timepoint", -1, np.int8)
+        tp = feed.ints("stop_times", "timepoint", -1, np.int8)[order]
         sink.add_rows(
             "stop_time_timepoint_without_times", rows((tp == 1) & both_missing), filename=fn
         )
@@ -105,19 +105,20 @@ def check_stop_times(feed: Feed, sink: NoticeSink, location_ids: set[str]) -> No
     sink.add_rows("trip_with_less_than_two_stops", rows(single), filename=fn)
     # shape_dist_traveled must increase along the trip.
     if "shape_dist_traveled" in df.columns:
-        sdt = float_column(df, "shape_dist_traveled")
+        sdt = feed.numbers("stop_times", "shape_dist_traveled")[0][order]
         prev = np.r_[np.nan, sdt[:-1]]
         dec = ~first & ~np.isnan(sdt) & ~np.isnan(prev) & (sdt <= prev)
         sink.add_rows(
             "decreasing_or_equal_stop_time_distance", rows(dec, "shape_dist_traveled"), filename=fn
         )
-    _fast_travel(feed, sink, df, first, cur, dep, flex, key_cols)
+    _fast_travel(feed, sink, df, order, first, cur, dep, flex, key_cols)
 
 
 def _fast_travel(
     feed: Feed,
     sink: NoticeSink,
     df: pd.DataFrame,
+    order: np.ndarray,
     first: np.ndarray,
     cur: np.ndarray,
     dep: np.ndarray,
@@ -127,9 +128,9 @@ def _fast_travel(
     stops = feed.stops
     if stops.empty or "stop_id" not in df.columns or "stop_id" not in stops.columns:
         return
-    si = first_index(stops["stop_id"].astype(str), df["stop_id"].astype(str))
-    lat = np.where(si >= 0, float_column(stops, "stop_lat")[si], np.nan)
-    lon = np.where(si >= 0, float_column(stops, "stop_lon")[si], np.nan)
+    si = first_index(stops["stop_id"].astype(str), df["stop_id"].astype(str))[order]
+    lat = np.where(si >= 0, feed.numbers("stops", "stop_lat")[0][si], np.nan)
+    lon = np.where(si >= 0, feed.numbers("stops", "stop_lon")[0][si], np.nan)
     d = np.r_[np.nan, haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])]
     prev_dep = np.r_[-1, dep[:-1]]
     dt_s = cur - prev_dep
@@ -138,18 +139,21 @@ def _fast_travel(
     trips, routes = feed.trips, feed.routes
     rt = np.full(len(df), 3)
     if {"trip_id", "route_id"} <= set(trips.columns) and "route_id" in routes.columns:
-        ti = first_index(trips["trip_id"].astype(str), df["trip_id"].astype(str))
+        ti = first_index(trips["trip_id"].astype(str), df["trip_id"].astype(str))[order]
         ri = first_index(
             routes["route_id"].astype(str),
             trips["route_id"].astype(str).to_numpy()[np.maximum(ti, 0)],
         )
         rtypes = int_column(routes, "route_type", 3, np.int64)
         rt = np.where((ti >= 0) & (ri >= 0), rtypes[np.maximum(ri, 0)], 3)
-    vmax = pd.Series(rt).map(MAX_SPEED_KMH).fillna(DEFAULT_MAX_SPEED_KMH).to_numpy() / 3.6
+    lut = np.full(max(int(rt.max(initial=0)), max(MAX_SPEED_KMH)) + 1, DEFAULT_MAX_SPEED_KMH)
+    for k, v in MAX_SPEED_KMH.items():
+        lut[k] = v
+    vmax = lut[np.clip(rt, 0, None)] / 3.6
     # Same-minute times give dt=0: gtfs-validator allows 1 minute of rounding.
     fast = ok & (d > 0) & (d / np.maximum(dt_s, 60) > vmax)
     if fast.any():
-        r = df.loc[df.index[fast], key_cols].assign(
+        r = df.iloc[order[fast]][key_cols].assign(
             distance_m=np.round(d[fast], 1),
             speed_kmh=np.round(d[fast] / np.maximum(dt_s[fast], 60) * 3.6, 1),
         )
