@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.db import SessionDep, as_utc
 from app.errors import ApiError
 from app.identity import accounts
+from app.identity.deps import CurrentPrincipal
 from app.identity.passwords import MAX_PASSWORD_LENGTH
 from app.identity.rate_limit import login_key
 from app.identity.sessions import TokenPair
@@ -38,6 +40,11 @@ class LoginIn(RequestModel):
 
 class RefreshIn(RequestModel):
     refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class PasswordChangeIn(RequestModel):
+    current_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 class TokensOut(BaseModel):
@@ -164,20 +171,41 @@ def logout(body: RefreshIn, services: ServicesDep, db: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _jwks(services: Services) -> dict[str, Any]:
+@router.post("/password")
+def change_password(
+    body: PasswordChangeIn, principal: CurrentPrincipal, services: ServicesDep, db: SessionDep
+) -> TokensOut:
+    """Change one's password: every other session ends; a fresh pair is returned."""
+    _local_only(services)
+    identity = services.identity
+    user = db.get(User, uuid.UUID(principal.user_id))
+    if user is None or not identity.passwords.verify(user.password_hash, body.current_password):
+        raise unauthorized("invalid_credentials", "The current password is wrong.")
+    accounts.check_password_policy(body.new_password)
+    user.password_hash = identity.passwords.hash(body.new_password)
+    db.add(user)
+    identity.sessions.revoke_all(db, user.id, "password_changed")
+    pair = identity.sessions.open(db, user)
+    db.commit()
+    return TokensOut.of(pair)
+
+
+def _jwks(services: Services, response: Response) -> dict[str, Any]:
+    # Verifiers may cache briefly; rotation keeps old keys published longer than this.
+    response.headers["Cache-Control"] = "public, max-age=300"
     return services.keys.jwks()
 
 
 @router.get("/jwks")
-def jwks(services: ServicesDep) -> dict[str, Any]:
+def jwks(services: ServicesDep, response: Response) -> dict[str, Any]:
     """The public keys that verify Tsunagu's access tokens (JWKS)."""
-    return _jwks(services)
+    return _jwks(services, response)
 
 
 @well_known_router.get("/.well-known/jwks.json")
-def well_known_jwks(services: ServicesDep) -> dict[str, Any]:
+def well_known_jwks(services: ServicesDep, response: Response) -> dict[str, Any]:
     """The public keys that verify Tsunagu's access tokens (JWKS)."""
-    return _jwks(services)
+    return _jwks(services, response)
 
 
 @well_known_router.get("/.well-known/openid-configuration")

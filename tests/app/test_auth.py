@@ -280,3 +280,41 @@ def test_disabled_user_cannot_log_in(
         db.commit()
     r = app_client.post("/api/v1/auth/login", json={"email": user.email, "password": user.password})
     assert_error(r, 403, "account_disabled")
+
+
+def test_change_password_ends_other_sessions(
+    app_client: TestClient, make_user: Callable[..., TestUser]
+) -> None:
+    user = make_user()
+    laptop = login(app_client, user.email, user.password)
+    phone = login(app_client, user.email, user.password)
+    path = "/api/v1/auth/password"
+    wrong = {"current_password": "not-it-at-all", "new_password": "brand-new-pass"}
+    assert_error(
+        app_client.post(path, json=wrong, headers=bearer(laptop["access_token"])),
+        401,
+        "invalid_credentials",
+    )
+    weak = {"current_password": user.password, "new_password": "short"}
+    assert_error(
+        app_client.post(path, json=weak, headers=bearer(laptop["access_token"])),
+        422,
+        "weak_password",
+    )
+    good = {"current_password": user.password, "new_password": "brand-new-pass"}
+    r = app_client.post(path, json=good, headers=bearer(laptop["access_token"]))
+    assert r.status_code == 200, r.text
+    assert app_client.get(ME, headers=bearer(r.json()["access_token"])).status_code == 200
+    assert_error(app_client.get(ME, headers=bearer(phone["access_token"])), 401, "token_invalid")
+    assert_error(app_client.get(ME, headers=bearer(laptop["access_token"])), 401, "token_invalid")
+    assert_error(app_client.post(path, json=good), 401, "token_missing")
+    old = app_client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+    )
+    assert_error(old, 401, "invalid_credentials")
+    assert login(app_client, user.email, "brand-new-pass")["access_token"]
+
+
+def test_jwks_may_be_cached_briefly(app_client: TestClient) -> None:
+    r = app_client.get("/.well-known/jwks.json")
+    assert r.headers["cache-control"] == "public, max-age=300"
