@@ -74,6 +74,7 @@ class _Part:
     st_dep: npt.NDArray[np.int32]
     st_pickup: npt.NDArray[np.int8]
     st_dropoff: npt.NDArray[np.int8]
+    st_seq: npt.NDArray[np.int32]
     shape_ids: npt.NDArray[np.object_]
     shape_ptr: npt.NDArray[np.int64]
     shape_lat: npt.NDArray[np.float64]
@@ -229,6 +230,7 @@ def _part(feed: Feed, prefix: str) -> _Part:
         st_dep=ts.departure[rows],
         st_pickup=ts.pickup[rows],
         st_dropoff=ts.dropoff[rows],
+        st_seq=ts.stop_sequence[rows],
         shape_ids=shape_ids,
         shape_ptr=shape_ptr.astype(np.int64),
         shape_lat=shape_lat,
@@ -331,6 +333,7 @@ def compile_timetable(
     st_dep = np.concatenate([p.st_dep for p in parts]).astype(np.int32)
     st_pick = np.concatenate([p.st_pickup for p in parts]).astype(np.int8)
     st_drop = np.concatenate([p.st_dropoff for p in parts]).astype(np.int8)
+    st_seq = np.concatenate([p.st_seq for p in parts]).astype(np.int32)
 
     # --- patterns and trip order
     pattern, order = assign_patterns(trip_route, trip_ptr, st_stop, st_arr, st_dep)
@@ -441,6 +444,8 @@ def compile_timetable(
         meta={
             **counts,
             "id_prefix": bool(prefix),
+            # Times stay in each feed's own zone; ``timezone`` is the first feed's.
+            "feed_timezones": [f.timezone for f in feed_list],
             "feed_stop_offsets": [int(x) for x in s_off],
             "footpaths": {
                 "source": "straight_line" if footpaths is None else "given",
@@ -450,6 +455,7 @@ def compile_timetable(
                 "count": len(fp.from_idx),
             },
         },
+        st_stop_sequence=st_seq[rows],
         **rule_arrays,
     )
 

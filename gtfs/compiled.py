@@ -110,6 +110,8 @@ class CompiledTimetable:
     rule_to_trip: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
     rule_type: Int8Array = field(default_factory=lambda: np.zeros(0, np.int8))
     rule_min_s: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
+    # --- per stop time [N] (empty when built by hand) -----------------------------------------
+    st_stop_sequence: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))  # GTFS
 
     # ---------------------------------------------------------------------------------------
     @property

@@ -82,6 +82,13 @@ def test_counts_match_raw_files(gtfs_dir: Path, name: str, day: dt.date) -> None
         zip(tt.trip_ids.tolist(), (tt.trip_st_ptr[1:] - tt.trip_st_ptr[:-1]).tolist(), strict=True)
     )
     assert compiled_counts == dict(per_trip)
+    # GTFS stop_sequence carried per stop time, in increasing order within each trip.
+    first = stop_times[0]
+    t0 = int(np.flatnonzero(tt.trip_ids == first["trip_id"])[0])
+    seqs = tt.st_stop_sequence[tt.trip_st_ptr[t0] : tt.trip_st_ptr[t0 + 1]].tolist()
+    assert seqs == sorted(
+        int(r["stop_sequence"]) for r in stop_times if r["trip_id"] == first["trip_id"]
+    )
 
 
 def test_readme_figures(gtfs_dir: Path) -> None:
