@@ -80,6 +80,8 @@ def run(
     problems = res.violations + lost_or_duplicated(d, requests, len(sim.rejections))
     out = res.kpis.to_dict()
     out.update(wall_s=wall, violations=len(problems), requests_generated=len(requests))
+    for msg in problems[:5]:
+        print("  VIOLATION", msg)
     return out
 
 
