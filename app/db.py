@@ -131,6 +131,17 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def require_current_schema(engine: Engine) -> None:
+    """Raise ``RuntimeError`` unless the database is at the newest revision (used when
+    ``migrate_on_start`` is off, so a stale schema fails clearly at start, not mid-request)."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise RuntimeError(
+            f"database schema is at revision {current or '(empty)'}, this code needs {head}: "
+            "run `tsunagu db upgrade`"
+        )
+
+
 def head_revision() -> str | None:
     """The newest revision shipped in ``app/migrations/versions``."""
     from alembic.script import ScriptDirectory

@@ -80,9 +80,15 @@ class Services:
         """Open the database (migrating it when ``migrate_on_start``), identity, the event
         bus, then run the start-up hooks."""
         engine = db.engine_for(settings)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(db.upgrade_database, engine)
-        identity = await asyncio.to_thread(Identity.build, settings, engine)
+        try:
+            if settings.migrate_on_start:
+                await asyncio.to_thread(db.upgrade_database, engine)
+            else:
+                await asyncio.to_thread(db.require_current_schema, engine)
+            identity = await asyncio.to_thread(Identity.build, settings, engine)
+        except BaseException:
+            engine.dispose()
+            raise
         services = cls(settings=settings, engine=engine, identity=identity)
         try:
             services.bus = await _start_bus(settings)

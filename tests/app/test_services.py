@@ -92,3 +92,18 @@ async def test_start_and_stop_directly(tmp_path: object) -> None:
     assert (await services.check())["database"]["ok"]
     await services.stop()
     assert services.bus is None
+
+
+async def test_stale_schema_fails_clearly_without_migrate_on_start(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.app.conftest import settings_for
+
+    settings = settings_for(Path(str(tmp_path)) / "d", migrate_on_start=False)
+    with pytest.raises(RuntimeError, match="tsunagu db upgrade"):
+        await Services.start(settings)
+    engine = db.engine_for(settings)
+    db.upgrade_database(engine)  # what `tsunagu db upgrade` does
+    engine.dispose()
+    services = await Services.start(settings)
+    await services.stop()
