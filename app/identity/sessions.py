@@ -8,8 +8,8 @@ stolen or replayed, so the whole family is revoked (OAuth 2.0 Security BCP, sect
 from __future__ import annotations
 
 import hashlib
-import uuid
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
