@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -114,7 +115,16 @@ def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ReadLimits)
 
 
 def decode_text(data: bytes, filename: str, sink: NoticeSink) -> str:
-    """UTF-8 (with or without BOM), else CP932 (Shift_JIS as written by Windows tools)."""
+    """UTF-8 (with or without BOM), UTF-16 with a BOM, else CP932 (Shift_JIS, Windows tools)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise FeedError(
+                "invalid_encoding", f"{filename}: broken UTF-16", {"filename": filename}
+            ) from exc
+        sink.add("unusual_encoding", 1, [{"filename": filename, "encoding": "utf-16"}])
+        return text
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -224,7 +234,16 @@ def read_feed(
                 members = _zip_members(zf, limits)
                 for name, info in members.items():
                     raw[name] = _read_capped(zf, info, limits)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:
+        except RuntimeError as exc:  # zipfile's "File is encrypted, password required"
+            raise FeedError("encrypted_zip", f"{p.name}: encrypted entries ({exc})") from exc
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            NotImplementedError,
+            OSError,
+            EOFError,
+            zlib.error,
+        ) as exc:
             raise FeedError("not_a_zip", f"{p.name}: unreadable zip ({exc})") from exc
     else:
         raise FeedError("not_found", f"{p} does not exist", {"path": str(p)})

@@ -159,3 +159,36 @@ def test_every_shared_feed_reads_validates_compiles(gtfs_dir: Path) -> None:
         assert tt.n_stops == len(feed.stops), z.name
         if z.name != "us_cobblinc_flex.zip":  # every trip of that feed is flex
             assert tt.n_trips > 0, z.name
+
+
+def test_utf16_with_bom(make_feed: Callable[..., Path]) -> None:
+    feed = read_feed(make_feed({"stops.txt": BASE_FEED["stops.txt"].encode("utf-16")}))
+    assert feed.stops["stop_id"].tolist() == ["S1", "S2", "S3"]
+    assert "unusual_encoding" in validate_feed(feed).codes()
+
+
+def test_corrupted_zip_data(make_feed: Callable[..., Path], tmp_path: Path) -> None:
+    data = bytearray(make_feed().read_bytes())
+    # Flip bytes in the middle of the first entry's compressed data; the directory stays valid.
+    for i in range(60, 90):
+        data[i] ^= 0xFF
+    p = tmp_path / "corrupt.zip"
+    p.write_bytes(bytes(data))
+    with pytest.raises(FeedError) as e:
+        read_feed(p)
+    assert e.value.code == "not_a_zip"
+
+
+def test_encrypted_zip(make_feed: Callable[..., Path], tmp_path: Path) -> None:
+    data = bytearray(make_feed().read_bytes())
+    # Set the "encrypted" flag bit in every local and central header (zipfile cannot write one).
+    for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = data.find(sig)
+        while i >= 0:
+            data[i + off] |= 0x01
+            i = data.find(sig, i + 4)
+    p = tmp_path / "enc.zip"
+    p.write_bytes(bytes(data))
+    with pytest.raises(FeedError) as e:
+        read_feed(p)
+    assert e.value.code == "encrypted_zip"
