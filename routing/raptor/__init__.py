@@ -4,6 +4,7 @@ The core depends only on numpy/numba; :mod:`routing.transit` adapts a compiled t
 """
 
 from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
+from routing.raptor.mcraptor import mc_raptor
 from routing.raptor.network import RaptorNetwork
 from routing.raptor.search import (
     QueryArrays,
@@ -26,6 +27,7 @@ __all__ = [
     "WalkLeg",
     "earliest_arrival",
     "latest_departure",
+    "mc_raptor",
     "pareto_filter",
     "range_query",
 ]

@@ -16,6 +16,7 @@ import pytest
 from routing.options import RoutingOptions
 from routing.raptor import earliest_arrival, latest_departure, range_query
 from routing.raptor.kernels import BIG
+from routing.raptor.mcraptor import mc_raptor
 from routing.raptor.search import QueryArrays
 from tests.routing.conftest import FeedCase
 from tests.routing.reference import check_journey
@@ -173,3 +174,33 @@ def test_range_pareto_set_covers_repeated_earliest_arrival(feed_case: FeedCase) 
             if later and ref is not None:
                 assert min(later) >= ref
     assert checked > 20
+
+
+def test_mcraptor_pareto_set(feed_case: FeedCase) -> None:
+    """McRAPTOR: feasible, mutually non-dominated on (arrival, transfers, walking), and for
+    every transfer limit as fast as RAPTOR (so as fast as the reference overall)."""
+    case = feed_case
+    tt = case.tt
+    qa = _Queries(case, OPTIONS)
+    checked = 0
+    for o, d, t0, day in _queries(case, 120, seed=4):
+        q = qa(day)
+        mc = mc_raptor(case.data.forward, q, t0, [o], [0], [d], [0])
+        ea = earliest_arrival(case.data.forward, q, t0, [o], [0], [d], [0])
+        target = case.ref.earliest(str(tt.stop_ids[o]), day, t0).get(str(tt.stop_ids[d]))
+        if target is None:
+            assert mc == []
+            continue
+        assert min(j.arrival for j in mc) == target
+        for j in mc:
+            assert j.departure >= t0
+            check_journey(case.ref, tt.trip_ids, tt.stop_ids, j, day)
+        crit = [(j.arrival, j.n_transfers, j.walk_seconds) for j in mc]
+        for a in crit:
+            assert not any(
+                b != a and all(x <= y for x, y in zip(b, a, strict=True)) for b in crit
+            ), crit
+        for e in ea.journeys:
+            assert min(j.arrival for j in mc if j.n_transfers <= e.n_transfers) == e.arrival
+        checked += 1
+    assert checked > 30

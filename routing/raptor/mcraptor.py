@@ -1,0 +1,451 @@
+"""McRAPTOR: Pareto journeys over (arrival time, number of rides, walking time).
+
+Rounds give the number of rides; within a stop, a bag keeps the labels not dominated on
+(arrival, boarding-ready time, walking seconds) by a label with no more rides (Delling, Pajor
+& Werneck, 2012, §5). Labels live in one growable pool with parent pointers, so journeys are
+read back after the search. The kernel is numba; only the pool's growth and the read-back are
+Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
+from routing.raptor.kernels import BIG, find_trip
+from routing.raptor.network import RaptorNetwork
+from routing.raptor.search import QueryArrays, _as_targets, _tighten
+
+K_ACCESS = 1
+K_RIDE = 2
+K_WALK = 3
+_RB_CAP = 256  # route-bag capacity (labels riding one pattern at once)
+
+
+@njit(cache=True)
+def _insert(
+    s: int,
+    arr: int,
+    ready: int,
+    walk: int,
+    rnd: int,
+    kind: int,
+    head: np.ndarray,
+    nxt: np.ndarray,
+    l_arr: np.ndarray,
+    l_ready: np.ndarray,
+    l_walk: np.ndarray,
+    l_round: np.ndarray,
+    l_kind: np.ndarray,
+    dead: np.ndarray,
+    n: int,
+) -> bool:
+    """Whether ``(arr, ready, walk)`` at round ``rnd`` enters stop ``s``'s bag; if so, kills
+    the labels of the same round it dominates (the caller writes label ``n``).
+
+    Arrivals by a ride compete only with rides (and the access): a ride that a walk beats
+    still has footpaths of its own to offer, which a walk (never followed by another) lacks.
+    """
+    on_foot = kind == K_WALK
+    x = head[s]
+    while x >= 0:
+        if (
+            not dead[x]
+            and (on_foot or l_kind[x] != K_WALK)
+            and l_arr[x] <= arr
+            and l_ready[x] <= ready
+            and l_walk[x] <= walk
+        ):
+            return False
+        x = nxt[x]
+    x = head[s]
+    while x >= 0:
+        if (
+            not dead[x]
+            and l_round[x] >= rnd
+            and (l_kind[x] == K_WALK or not on_foot)
+            and arr <= l_arr[x]
+            and ready <= l_ready[x]
+            and walk <= l_walk[x]
+        ):
+            dead[x] = True
+        x = nxt[x]
+    nxt[n] = head[s]
+    head[s] = n
+    return True
+
+
+@njit(cache=True)
+def mc_kernel(
+    pattern_stop_ptr: np.ndarray,
+    pattern_stops: np.ndarray,
+    pattern_trip_ptr: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,
+    st_dep: np.ndarray,
+    st_board: np.ndarray,
+    st_alight: np.ndarray,
+    stop_pattern_ptr: np.ndarray,
+    stop_patterns: np.ndarray,
+    stop_pattern_pos: np.ndarray,
+    transfer_ptr: np.ndarray,
+    transfer_to: np.ndarray,
+    transfer_s: np.ndarray,
+    active: np.ndarray,
+    offsets: np.ndarray,
+    change_s: np.ndarray,
+    slack: int,
+    max_transfer_s: int,
+    fifo: bool,
+    departure: int,
+    access_s: np.ndarray,
+    max_rounds: int,
+    # label pool (capacity C)
+    l_arr: np.ndarray,
+    l_ready: np.ndarray,
+    l_walk: np.ndarray,
+    l_stop: np.ndarray,
+    l_round: np.ndarray,
+    l_kind: np.ndarray,
+    l_parent: np.ndarray,
+    l_trip: np.ndarray,
+    l_board: np.ndarray,
+    l_alight: np.ndarray,
+    l_off: np.ndarray,
+    dead: np.ndarray,
+    nxt: np.ndarray,
+    head: np.ndarray,
+) -> int:
+    """Fill the label pool; returns the number of labels, or -1 when the pool is full."""
+    cap = l_arr.shape[0]
+    n_stops = head.shape[0]
+    n_pat = pattern_trip_ptr.shape[0] - 1
+    n_off = offsets.shape[0]
+    n = 0
+    marked = np.zeros(n_stops, dtype=np.bool_)
+    mark_list = np.empty(n_stops, dtype=np.int32)
+    n_mark = 0
+    first_pos = np.full(n_pat, BIG, dtype=np.int32)
+    pat_queue = np.empty(n_pat, dtype=np.int32)
+    new_rides = np.empty(cap, dtype=np.int32)
+    rb_par = np.empty(_RB_CAP, dtype=np.int32)
+    rb_trip = np.empty(_RB_CAP, dtype=np.int32)
+    rb_o = np.empty(_RB_CAP, dtype=np.int32)
+    rb_board = np.empty(_RB_CAP, dtype=np.int32)
+    rb_walk = np.empty(_RB_CAP, dtype=np.int32)
+
+    # Round 0: access labels, then one walk from each.
+    n_acc = 0
+    for s in range(n_stops):
+        if access_s[s] < 0:
+            continue
+        a = departure + access_s[s]
+        if n >= cap:
+            return -1
+        if _insert(
+            s, a, a, access_s[s], 0, K_ACCESS, head, nxt, l_arr, l_ready, l_walk, l_round,
+            l_kind, dead, n,
+        ):  # fmt: skip
+            l_arr[n] = a
+            l_ready[n] = a
+            l_walk[n] = access_s[s]
+            l_stop[n] = s
+            l_round[n] = 0
+            l_kind[n] = K_ACCESS
+            l_parent[n] = -1
+            dead[n] = False
+            new_rides[n_acc] = n
+            n_acc += 1
+            n += 1
+            if not marked[s]:
+                marked[s] = True
+                mark_list[n_mark] = s
+                n_mark += 1
+    for i in range(n_acc):
+        x = new_rides[i]
+        s = l_stop[x]
+        for e in range(transfer_ptr[s], transfer_ptr[s + 1]):
+            d = transfer_s[e]
+            if d > max_transfer_s:
+                continue
+            t = transfer_to[e]
+            a = l_arr[x] + d
+            w = l_walk[x] + d
+            if n >= cap:
+                return -1
+            if _insert(
+                t, a, a, w, 0, K_WALK, head, nxt, l_arr, l_ready, l_walk, l_round, l_kind,
+                dead, n,
+            ):  # fmt: skip
+                l_arr[n] = a
+                l_ready[n] = a
+                l_walk[n] = w
+                l_stop[n] = t
+                l_round[n] = 0
+                l_kind[n] = K_WALK
+                l_parent[n] = x
+                dead[n] = False
+                n += 1
+                if not marked[t]:
+                    marked[t] = True
+                    mark_list[n_mark] = t
+                    n_mark += 1
+
+    for k in range(1, max_rounds + 1):
+        if n_mark == 0:
+            break
+        n_q = 0
+        for i in range(n_mark):
+            s = mark_list[i]
+            marked[s] = False
+            for e in range(stop_pattern_ptr[s], stop_pattern_ptr[s + 1]):
+                p = stop_patterns[e]
+                pos = stop_pattern_pos[e]
+                if first_pos[p] == BIG:
+                    pat_queue[n_q] = p
+                    n_q += 1
+                if pos < first_pos[p]:
+                    first_pos[p] = pos
+        n_mark = 0
+        n_new = 0
+        for q in range(n_q):
+            p = pat_queue[q]
+            start = first_pos[p]
+            first_pos[p] = BIG
+            p0 = pattern_stop_ptr[p]
+            n_pos = pattern_stop_ptr[p + 1] - p0
+            t_lo = pattern_trip_ptr[p]
+            t_hi = pattern_trip_ptr[p + 1]
+            n_rb = 0
+            for i in range(start, n_pos):
+                s = pattern_stops[p0 + i]
+                # Alight every route-bag label here.
+                for r in range(n_rb):
+                    st = trip_st_ptr[rb_trip[r]] + i
+                    if not st_alight[st]:
+                        continue
+                    a = st_arr[rb_o[r], st] + offsets[rb_o[r]]
+                    ready = a + change_s[s]
+                    if n >= cap:
+                        return -1
+                    if _insert(
+                        s, a, ready, rb_walk[r], k, K_RIDE, head, nxt, l_arr, l_ready, l_walk,
+                        l_round, l_kind, dead, n,
+                    ):  # fmt: skip
+                        l_arr[n] = a
+                        l_ready[n] = ready
+                        l_walk[n] = rb_walk[r]
+                        l_stop[n] = s
+                        l_round[n] = k
+                        l_kind[n] = K_RIDE
+                        l_parent[n] = rb_par[r]
+                        l_trip[n] = rb_trip[r]
+                        l_board[n] = rb_board[r]
+                        l_alight[n] = i
+                        l_off[n] = rb_o[r]
+                        dead[n] = False
+                        new_rides[n_new] = n
+                        n_new += 1
+                        n += 1
+                        if not marked[s]:
+                            marked[s] = True
+                            mark_list[n_mark] = s
+                            n_mark += 1
+                # Board: labels of the previous round at this stop join the route bag.
+                x = head[s]
+                while x >= 0:
+                    if dead[x] or l_round[x] != k - 1:
+                        x = nxt[x]
+                        continue
+                    best_t = -1
+                    best_o = 0
+                    best_d = BIG
+                    for o in range(n_off):
+                        off = offsets[o]
+                        t, d = find_trip(
+                            t_lo, t_hi, i, l_ready[x] - off, trip_st_ptr, st_dep[o], st_board,
+                            active[o], fifo,
+                        )  # fmt: skip
+                        if t >= 0 and d + off < best_d:
+                            best_t = t
+                            best_o = o
+                            best_d = d + off
+                    if best_t >= 0:
+                        w = l_walk[x]
+                        dominated = False
+                        for r in range(n_rb):
+                            dr = st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i] + offsets[rb_o[r]]
+                            if dr <= best_d and rb_walk[r] <= w:
+                                dominated = True
+                                break
+                        if not dominated:
+                            m = 0
+                            for r in range(n_rb):
+                                dr = st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i] + offsets[rb_o[r]]
+                                if not (best_d <= dr and w <= rb_walk[r]):
+                                    rb_par[m] = rb_par[r]
+                                    rb_trip[m] = rb_trip[r]
+                                    rb_o[m] = rb_o[r]
+                                    rb_board[m] = rb_board[r]
+                                    rb_walk[m] = rb_walk[r]
+                                    m += 1
+                            n_rb = m
+                            if n_rb < _RB_CAP:
+                                rb_par[n_rb] = x
+                                rb_trip[n_rb] = best_t
+                                rb_o[n_rb] = best_o
+                                rb_board[n_rb] = i
+                                rb_walk[n_rb] = w
+                                n_rb += 1
+                    x = nxt[x]
+        # One walk after each new ride label.
+        for j in range(n_new):
+            x = new_rides[j]
+            s = l_stop[x]
+            for e in range(transfer_ptr[s], transfer_ptr[s + 1]):
+                d = transfer_s[e]
+                if d > max_transfer_s:
+                    continue
+                t = transfer_to[e]
+                a = l_arr[x] + d
+                w = l_walk[x] + d
+                if n >= cap:
+                    return -1
+                if _insert(
+                    t, a, a + slack, w, k, K_WALK, head, nxt, l_arr, l_ready, l_walk, l_round,
+                    l_kind, dead, n,
+                ):  # fmt: skip
+                    l_arr[n] = a
+                    l_ready[n] = a + slack
+                    l_walk[n] = w
+                    l_stop[n] = t
+                    l_round[n] = k
+                    l_kind[n] = K_WALK
+                    l_parent[n] = x
+                    dead[n] = False
+                    n += 1
+                    if not marked[t]:
+                        marked[t] = True
+                        mark_list[n_mark] = t
+                        n_mark += 1
+    return n
+
+
+class McResult:
+    """The label pool of a McRAPTOR search."""
+
+    def __init__(self, capacity: int, n_stops: int) -> None:
+        self.arr = np.empty(capacity, dtype=np.int32)
+        self.ready = np.empty(capacity, dtype=np.int32)
+        self.walk = np.empty(capacity, dtype=np.int32)
+        self.stop = np.empty(capacity, dtype=np.int32)
+        self.round = np.empty(capacity, dtype=np.int32)
+        self.kind = np.empty(capacity, dtype=np.int8)
+        self.parent = np.empty(capacity, dtype=np.int32)
+        self.trip = np.empty(capacity, dtype=np.int32)
+        self.board = np.empty(capacity, dtype=np.int32)
+        self.alight = np.empty(capacity, dtype=np.int32)
+        self.off = np.empty(capacity, dtype=np.int32)
+        self.dead = np.zeros(capacity, dtype=np.bool_)
+        self.next = np.empty(capacity, dtype=np.int32)
+        self.head = np.full(n_stops, -1, dtype=np.int32)
+        self.n = 0
+        self.departure = 0
+
+
+def mc_raptor(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    departure: int,
+    access_stops: npt.ArrayLike,
+    access_s: npt.ArrayLike,
+    egress_stops: npt.ArrayLike,
+    egress_s: npt.ArrayLike | None = None,
+    *,
+    capacity: int = 1 << 15,
+) -> list[Journey]:
+    """Pareto-optimal journeys over (arrival, transfers, walking seconds), fastest first."""
+    if network.reversed:
+        raise ValueError("McRAPTOR runs on the forward network")
+    access = _as_targets(network.n_stops, access_stops, access_s)
+    egress = _as_targets(network.n_stops, egress_stops, egress_s)
+    while True:
+        res = McResult(capacity, network.n_stops)
+        res.departure = int(departure)
+        n = mc_kernel(
+            network.pattern_stop_ptr, network.pattern_stops, network.pattern_trip_ptr,
+            network.trip_st_ptr, query.st_arr, query.st_dep, query.st_board, query.st_alight,
+            network.stop_pattern_ptr, network.stop_patterns, network.stop_pattern_pos,
+            network.transfer_ptr, network.transfer_to, network.transfer_s,
+            query.active, query.offsets, query.change_s, int(query.slack),
+            int(query.max_transfer_s), bool(query.fifo), int(departure), access,
+            int(query.max_rides),
+            res.arr, res.ready, res.walk, res.stop, res.round, res.kind, res.parent, res.trip,
+            res.board, res.alight, res.off, res.dead, res.next, res.head,
+        )  # fmt: skip
+        if n >= 0:
+            res.n = n
+            break
+        capacity *= 4
+    # Candidates at the targets: every live label plus its egress.
+    cands: list[tuple[int, int, int, int, int]] = []  # (arrival, rides, walk, label, egress)
+    for s in np.flatnonzero(egress >= 0).tolist():
+        x = int(res.head[s])
+        while x >= 0:
+            if not res.dead[x]:
+                e = int(egress[s])
+                cands.append((int(res.arr[x]) + e, int(res.round[x]), int(res.walk[x]) + e, x, e))
+            x = int(res.next[x])
+    pareto: list[tuple[int, int, int, int, int]] = []
+    for c in sorted(cands):
+        if not any(p[0] <= c[0] and p[1] <= c[1] and p[2] <= c[2] for p in pareto):
+            pareto.append(c)
+    return [_read(network, query, res, c[3], c[4]) for c in pareto]
+
+
+def _read(
+    network: RaptorNetwork, query: QueryArrays, res: McResult, label: int, egress_s: int
+) -> Journey:
+    legs: list[Leg] = []
+    if egress_s > 0:
+        t = int(res.arr[label])
+        legs.append(WalkLeg(int(res.stop[label]), -1, t, t + egress_s))
+    x = label
+    while x >= 0:
+        kind = int(res.kind[x])
+        s = int(res.stop[x])
+        par = int(res.parent[x])
+        if kind == K_ACCESS:
+            a = int(res.walk[x])
+            if a > 0:
+                legs.append(WalkLeg(-1, s, int(res.arr[x]) - a, int(res.arr[x])))
+        elif kind == K_WALK:
+            d = int(res.walk[x]) - int(res.walk[par])
+            legs.append(WalkLeg(int(res.stop[par]), s, int(res.arr[x]) - d, int(res.arr[x])))
+        else:
+            trip = int(res.trip[x])
+            o = int(res.off[x])
+            off = int(query.offsets[o])
+            st0 = int(network.trip_st_ptr[trip])
+            bpos, apos = int(res.board[x]), int(res.alight[x])
+            legs.append(
+                RideLeg(
+                    trip=trip,
+                    board_pos=bpos,
+                    alight_pos=apos,
+                    board_stop=int(res.stop[par]),
+                    alight_stop=s,
+                    departure=int(query.st_dep[o, st0 + bpos]) + off,
+                    arrival=int(query.st_arr[o, st0 + apos]) + off,
+                    day_offset=off,
+                )
+            )
+        x = par
+    legs.reverse()
+    if not legs:
+        t = res.departure
+        s = int(res.stop[label])
+        legs = [WalkLeg(s, s, t, t)]
+    return Journey(tuple(_tighten(legs)))
