@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     realtime_poll_url: str = Field("", description="GTFS-RT TripUpdates URL to poll; empty = off.")
     realtime_poll_interval_s: float = 30.0
     realtime_poll_timeout_s: float = 10.0
+    feeds_sync_interval_s: float = Field(
+        5.0, description="How often a worker adopts publishes made elsewhere; 0 = never."
+    )
 
     @property
     def effective_database_url(self) -> str:

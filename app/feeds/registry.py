@@ -394,6 +394,27 @@ class FeedRegistry:
             self._network = network
             return network
 
+    def sync_with_database(self) -> bool:
+        """Serve what the database says is published when it differs from what this process
+        serves (another worker or the CLI published); True when the network was swapped.
+
+        Cheap when nothing changed: one indexed query. The new timetable is loaded from the
+        shared ``compiled.npz`` artifacts, never compiled twice.
+        """
+        with self._session() as s:
+            rows = s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
+        wanted = sorted((v.feed_id, int(v.id or 0)) for v in rows)
+        served = sorted((p.feed_id, p.version_id) for p in self._network.versions)
+        if wanted == served:
+            return False
+        with self._write_lock:
+            served = sorted((p.feed_id, p.version_id) for p in self._network.versions)
+            if wanted == served:  # a publish in this process got there first
+                return False
+            log.info("published set changed elsewhere: %s -> %s", served, wanted)
+            self.load_published()
+            return True
+
     # --- realtime ------------------------------------------------------------------------------
     def realtime_state(self, service_date: dt.date | None = None) -> Any:
         """The realtime overlay (``gtfs.realtime.RealtimeState``) of the current network."""

@@ -6,6 +6,7 @@ Registered in ``app.services.startup_hooks()`` as ``app.feeds.startup:start_feed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -37,6 +38,27 @@ async def start_feeds(services: Any) -> None:
         return {"ok": True, "published": len(net.versions), "generation": net.generation}
 
     services.readiness["feeds"] = _ready
+
+    # Publishes made by other workers (or the CLI) reach this process within the interval.
+    interval = settings.feeds_sync_interval_s
+    if interval > 0:
+
+        async def _sync_loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await asyncio.to_thread(registry.sync_with_database)
+                except Exception:  # a database hiccup must not end the loop
+                    log.exception("feed sync failed")
+
+        task = asyncio.create_task(_sync_loop(), name="feeds-sync")
+
+        async def _stop_sync() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        services.on_stop.append(_stop_sync)
     if settings.realtime_poll_url:
         from gtfs.realtime import RealtimePoller
 

@@ -208,3 +208,23 @@ def test_50mb_upload_under_the_limit_gets_a_report(
     err = assert_error(r, 422, "feed_unreadable")
     assert err["details"]["code"] == "not_a_zip"
     assert err["details"]["version"]["size_bytes"] == 50_000_000
+
+
+def test_a_publish_reaches_every_worker(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Auth,
+    gtfs_dir: Path,
+) -> None:
+    """Two app processes on one database: a publish through one is served by the other."""
+    import time
+
+    c1 = make_app_client(feeds_sync_interval_s=0.05)
+    c2 = make_app_client(feeds_sync_interval_s=0.05)
+    headers = auth(make_user(roles=("operator",), client=c1), client=c1)
+    v = _upload(c1, headers, "sample", gtfs_dir / "google_sample.zip").json()
+    assert c1.post(f"/api/v1/feeds/sample/versions/{v['id']}/publish", headers=headers).is_success
+    deadline = time.monotonic() + 10
+    while not c2.get("/api/v1/network").json()["published"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert c2.get("/api/v1/network").json()["published"][0]["version_id"] == v["id"]

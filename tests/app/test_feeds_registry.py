@@ -260,3 +260,23 @@ def test_hot_swap_under_concurrent_queries(
     assert not failures, failures[:5]
     assert all(n > 0 for n in done)
     assert len(generations) >= 3  # the queries really did straddle several swaps
+
+
+def test_other_processes_adopt_a_publish(
+    registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """Worker B (same database and data dir) serves what worker A published, compiling nothing."""
+    a = registry
+    b = FeedRegistry(engine, tmp_path / "data")
+    b.load_published()
+    v1 = a.upload_file("sample", gtfs_dir / "google_sample.zip")
+    v2 = a.upload_file("sample", sample_v2(gtfs_dir, tmp_path))
+    assert b.sync_with_database() is False  # nothing published yet
+    a.publish("sample", v1.id)  # type: ignore[arg-type]
+    assert b.sync_with_database() is True
+    assert [p.version_id for p in b.network.versions] == [v1.id]
+    assert b.sync_with_database() is False
+    a.publish("sample", v2.id)  # type: ignore[arg-type]
+    assert b.sync_with_database() is True
+    assert V2_STOP_NAME in _served_stop_names(b)
+    assert b.compiles == 0
