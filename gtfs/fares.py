@@ -52,7 +52,8 @@ class FareTable:
             }
             rules = pd.DataFrame({"fare_id": fr["fare_id"].astype(str), **cols})
             rules = rules[(rules["contains_id"] == "") & rules["fare_id"].isin(list(self._fares))]
-            rules = rules.assign(price=rules["fare_id"].map(lambda f: self._fares[f].price))
+            price_of = pd.Series({f: x.price for f, x in self._fares.items()}, dtype=float)
+            rules = rules.assign(price=rules["fare_id"].map(price_of))
             best = rules.sort_values("price", kind="stable").drop_duplicates(
                 ["route_id", "origin_id", "destination_id"]
             )
