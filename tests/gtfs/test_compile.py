@@ -208,3 +208,18 @@ def test_broken_trips_are_dropped_not_crashing(make_feed: Callable[..., Path]) -
     tt = compile_timetable(read_feed(make_feed({"stop_times.txt": st})))
     assert tt.n_trips == 0 and tt.meta["dropped_trips"] == 2
     check_invariants(tt)
+
+
+def test_real_feeds_of_one_area_merge(gtfs_dir: Path) -> None:
+    """CobbLinc bus 30 + MARTA 856 + CobbLinc flex (same area, same dates) as one network."""
+    names = ["us_cobblinc_bus30", "us_marta_bus856", "us_cobblinc_flex"]
+    feeds = [read_feed(gtfs_dir / f"{n}.zip") for n in names]
+    tt = compile_timetable(feeds)
+    single = [compile_timetable(f) for f in feeds]
+    assert tt.feed_ids == tuple(names)
+    assert tt.n_trips == sum(s.n_trips for s in single)
+    assert tt.meta["feed_stop_offsets"] == [0, 187, 353, 357]
+    feed_of = np.searchsorted(tt.meta["feed_stop_offsets"], np.arange(tt.n_stops), side="right") - 1
+    src = np.repeat(np.arange(tt.n_stops), np.diff(tt.transfer_ptr))
+    assert (feed_of[src] != feed_of[tt.transfer_to]).sum() > 0  # walks between the two agencies
+    check_invariants(tt)
