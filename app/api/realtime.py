@@ -23,7 +23,6 @@ from app.identity.principal import Principal
 from app.services import ServicesDep
 from gtfs.realtime import (
     RealtimeParseError,
-    parse_feed,
     trip_updates_bytes,
     vehicle_positions_bytes,
 )
@@ -48,10 +47,9 @@ async def ingest_trip_updates(
     if not body:
         raise ApiError(422, "empty_body", "Send a GTFS-Realtime FeedMessage as the body.")
     try:
-        feed = await run_in_threadpool(parse_feed, body)
+        feed = await run_in_threadpool(reg.realtime.ingest_bytes, body, source)
     except RealtimeParseError as exc:
         raise ApiError(422, "invalid_gtfs_rt", str(exc)) from exc
-    reg.realtime.ingest(feed, source=source)
     state = await run_in_threadpool(reg.realtime_state)
     return {
         "trip_updates": len(feed.trip_updates),

@@ -6,8 +6,8 @@
     tsunagu feed rollback ID [VERSION]
     tsunagu feed list
 
-Commands that change the database act on the configured database and data dir; a running
-server picks the change up on its next start (publish through the API for a hot swap).
+Commands that change the database act on the configured database and data dir; running
+servers on them adopt a publish or rollback within ``feeds_sync_interval_s`` (hot swap).
 """
 
 from __future__ import annotations

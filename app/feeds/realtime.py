@@ -10,25 +10,39 @@ invalidates the cache. States are immutable: a router takes one and keeps it for
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from app.feeds.network import Network
 from gtfs.realtime import (
     RealtimeFeed,
+    RealtimeParseError,
     RealtimeState,
     TripMatcher,
     TripUpdate,
     apply_trip_updates,
+    parse_feed,
 )
 
 MAX_CACHED_STATES = 16  # service dates kept per feed version (queries use one or two)
 
 
 class RealtimeHub:
-    """Last ingested TripUpdates per source and the overlays derived from them."""
+    """Last ingested TripUpdates per source and the overlays derived from them.
 
-    def __init__(self) -> None:
+    With ``spool_dir``, feeds ingested through :meth:`ingest_bytes` are also written there
+    (``<source>.pb``, atomically) and :meth:`sync_from_disk` picks up files written by other
+    workers, so a TripUpdates POST reaches every worker of the deployment. Files older than
+    ``max_age_s`` are stale and ignored.
+    """
+
+    def __init__(self, spool_dir: Path | None = None, max_age_s: float = 3600.0) -> None:
+        self.spool_dir = spool_dir
+        self.max_age_s = max_age_s
+        self._seen: dict[str, int] = {}  # source -> mtime_ns of the spooled file ingested
         self._lock = threading.Lock()
         self._feeds: dict[str, RealtimeFeed] = {}
         self._received_at: dt.datetime | None = None
@@ -45,6 +59,41 @@ class RealtimeHub:
             self._version += 1
             self._cache.clear()
             self.ingested += 1
+
+    def ingest_bytes(self, data: bytes, source: str = "default") -> RealtimeFeed:
+        """Parse ``data`` (raises ``RealtimeParseError``), spool it for other workers, ingest."""
+        feed = parse_feed(data)
+        if self.spool_dir is not None:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            dest = self.spool_dir / f"{source}.pb"
+            tmp = dest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+            with self._lock:
+                self._seen[source] = dest.stat().st_mtime_ns
+        self.ingest(feed, source)
+        return feed
+
+    def sync_from_disk(self) -> int:
+        """Ingest spooled feeds that changed since last seen; returns how many."""
+        if self.spool_dir is None or not self.spool_dir.is_dir():
+            return 0
+        now = time.time()
+        n = 0
+        for path in sorted(self.spool_dir.glob("*.pb")):
+            source = path.stem
+            try:
+                st = path.stat()
+                if st.st_mtime_ns == self._seen.get(source) or now - st.st_mtime > self.max_age_s:
+                    continue
+                feed = parse_feed(path.read_bytes())
+            except (OSError, RealtimeParseError):
+                continue  # being replaced, or junk: the next sync will see the new file
+            with self._lock:
+                self._seen[source] = st.st_mtime_ns
+            self.ingest(feed, source)
+            n += 1
+        return n
 
     @property
     def feeds(self) -> dict[str, RealtimeFeed]:

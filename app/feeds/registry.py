@@ -96,7 +96,7 @@ class FeedRegistry:
         self.store = ArtifactStore(Path(data_dir) / "feeds")
         self.read_limits = read_limits
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.realtime = RealtimeHub()
+        self.realtime = RealtimeHub(spool_dir=Path(data_dir) / "realtime")
         self._network = Network(timetable=None)
         self._write_lock = threading.RLock()
         self.compiles = 0  # timetables compiled by this process (a restart must not add any)
@@ -399,8 +399,10 @@ class FeedRegistry:
         serves (another worker or the CLI published); True when the network was swapped.
 
         Cheap when nothing changed: one indexed query. The new timetable is loaded from the
-        shared ``compiled.npz`` artifacts, never compiled twice.
+        shared ``compiled.npz`` artifacts, never compiled twice. Realtime feeds spooled by other
+        workers are picked up too.
         """
+        self.realtime.sync_from_disk()
         with self._session() as s:
             rows = s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
         wanted = sorted((v.feed_id, int(v.id or 0)) for v in rows)

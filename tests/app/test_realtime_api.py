@@ -171,3 +171,31 @@ def test_poll_url_feeds_the_overlay(
     assert status["ingested"] >= 1 and status["feed_timestamp"] == 1_700_000_000
     assert status["poller"]["url"] == url and status["poller"]["polls"] >= 1
     assert status["poller"]["last_error"] is None
+
+
+def test_posted_trip_updates_reach_every_worker(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    c1 = make_app_client(feeds_sync_interval_s=0.05)
+    c2 = make_app_client(feeds_sync_interval_s=0.05)
+    headers = auth(make_user(roles=("operator",), client=c1), client=c1)
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = 1_700_000_123
+    r = c1.post(
+        "/api/v1/realtime/trip-updates?source=city",
+        content=m.SerializeToString(),
+        headers={**PB, **headers},
+    )
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while c2.get("/api/v1/realtime/status").json()["ingested"] == 0:
+        assert time.monotonic() < deadline, "worker 2 never saw the feed"
+        time.sleep(0.05)
+    status = c2.get("/api/v1/realtime/status").json()
+    assert status["sources"] == ["city"] and status["feed_timestamp"] == 1_700_000_123
+    time.sleep(0.2)  # several more sync rounds: the same file is not ingested again
+    assert c1.get("/api/v1/realtime/status").json()["ingested"] == 1
+    assert c2.get("/api/v1/realtime/status").json()["ingested"] == 1
