@@ -90,6 +90,21 @@ class Dispatcher:
                 raise DispatchError("zone_exists", f"zone {zone.zone_id} already exists")
             self._zones[zone.zone_id] = ZoneState(zone=zone, arrays=FleetArrays(self.travel))
 
+    def remove_zone(self, zone_id: str) -> None:
+        """Forget a zone with its vehicles and rides (another worker took it over)."""
+        zs = self.zone_state(zone_id)
+        with zs.lock, self._lock:
+            for vid in zs.vehicles:
+                self._vehicle_zone.pop(vid, None)
+            for rid in [r for r, ride in self._rides.items() if ride.zone_id == zone_id]:
+                del self._rides[rid]
+            del self._zones[zone_id]
+
+    def restore_ride(self, ride: Ride) -> None:
+        """Re-register a ride loaded from a zone snapshot."""
+        with self._lock:
+            self._rides[ride.ride_id] = ride
+
     def zones(self) -> list[ServiceZone]:
         return [zs.zone for zs in self._zones.values()]
 
