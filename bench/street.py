@@ -66,7 +66,7 @@ def main() -> None:
     def cold() -> None:
         TravelTimeModel(drive).matrix(pts, pts, profile=CAR)
 
-    warm_model = TravelTimeModel(drive, cache_size=args.n)
+    warm_model = TravelTimeModel(drive, cache_size=4 * args.n)  # two segment ends per point
     warm_model.matrix(pts, pts, profile=CAR)
     out["matrix_cold_s"] = median_s(cold, args.repeats)
     out["matrix_warm_s"] = median_s(lambda: warm_model.matrix(pts, pts, profile=CAR), args.repeats)

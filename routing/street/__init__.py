@@ -7,6 +7,7 @@ great-circle distance × detour 1.3, walking at 1.2 m/s, driving at 30 km/h.
 """
 
 from routing.street.cruising_speed import CruisingSpeedTravelTimes
+from routing.street.edge_snap import EdgeSnap, snap_to_edge
 from routing.street.errors import (
     InvalidCoordinates,
     NoStreetPath,
@@ -42,6 +43,7 @@ __all__ = [
     "SHUTTLE",
     "VAN",
     "CruisingSpeedTravelTimes",
+    "EdgeSnap",
     "InvalidCoordinates",
     "NoStreetPath",
     "OsmLoadError",
@@ -62,4 +64,5 @@ __all__ = [
     "haversine_m",
     "load_osm",
     "snap",
+    "snap_to_edge",
 ]

@@ -19,9 +19,12 @@ from scipy.spatial import cKDTree
 
 from gtfs.compiled import FloatArray, IntArray
 from gtfs.footpaths import Footpaths
+from routing.street.door_to_door import door_to_door
+from routing.street.edge_snap import edge_index
 from routing.street.errors import InvalidCoordinates
 from routing.street.geo import as_latlon, chord_m, haversine_m, to_xyz
 from routing.street.graph import StreetGraph
+from routing.street.shortest_paths import SOURCE_CHUNK, search
 from routing.street.straight_line import (
     DEFAULT_DETOUR,
     DEFAULT_WALK_SPEED_MPS,
@@ -61,9 +64,7 @@ def footpaths(
     b = np.asarray(pairs[:, 1], dtype=np.int64).reshape(-1)
     meters = haversine_m(la[a], lo[a], la[b], lo[b]) * detour
     if graph is not None and a.size:
-        from routing.street.shortest_paths import pair_distances
-
-        meters = pair_distances(graph, la, lo, a, b, radius_m, max_snap_m, fallback=meters)
+        meters = _graph_meters(graph, la, lo, a, b, radius_m, max_snap_m, fallback=meters)
     keep = meters <= radius_m
     a, b, meters = located[a[keep]], located[b[keep]], meters[keep]
     src = np.concatenate((a, b)).astype(np.int32)
@@ -88,3 +89,45 @@ def footpath_source(
         return Footpaths(a, b, sec)
 
     return build
+
+
+def _graph_meters(
+    graph: StreetGraph,
+    lat: FloatArray,
+    lon: FloatArray,
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    radius_m: float,
+    max_snap_m: float,
+    fallback: FloatArray,
+) -> FloatArray:
+    """Walking metres from ``a[i]`` to ``b[i]`` on the graph, searches bounded by ``radius_m``.
+
+    Pairs with a stop beyond ``max_snap_m`` keep their ``fallback`` distance; pairs farther than
+    ``radius_m`` come back as ``inf``. Sources go in groups so memory stays bounded.
+    """
+    snaps = edge_index(graph).snap(lat, lon)
+    ok = snaps.off_m <= max_snap_m
+    out = np.asarray(fallback, dtype=np.float64).copy()
+    both = np.flatnonzero(ok[a] & ok[b])
+    both = both[np.argsort(a[both], kind="stable")]
+
+    def rows(nodes: IntArray) -> list[tuple[FloatArray, IntArray | None]]:
+        return [(r, None) for r in search(graph.length_matrix, nodes, limit=radius_m)[0]]
+
+    group = (np.cumsum(np.r_[0, np.diff(a[both]) != 0]) // SOURCE_CHUNK).astype(np.int64)
+    for lo, hi in zip(*_runs(group), strict=True):
+        sel = both[lo:hi]
+        res = door_to_door(
+            graph, snaps, snaps, a[sel], b[sel], graph.length_m, rows, 1.0, weight_is_length=True
+        )
+        out[sel] = res.meters
+    return out
+
+
+def _runs(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Start and end offsets of the runs of equal values in a sorted array."""
+    if keys.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int64)
+    return starts, np.r_[starts[1:], keys.size].astype(np.int64)

@@ -1,36 +1,36 @@
 """Walking access and egress on a real OSM walking graph.
 
-The query point and every stop snap to their nearest graph node (:func:`snap`); a walk is
-``snap distance + shortest graph path + snap distance``, found by a bounded Dijkstra
-(``limit=`` the walking budget) in scipy's compiled csgraph. Stops farther than ``max_snap_m``
-from the graph are never reached on foot through it; a query point farther than that raises
-:class:`TooFarFromNetwork`.
+The query point and every stop are projected onto their nearest street segment
+(:mod:`routing.street.edge_snap`); a walk is ``distance to the street + the best way along the
+street network + distance from the street`` (:mod:`routing.street.door_to_door`), found by a
+bounded Dijkstra (``limit=`` the walking budget) in scipy's compiled csgraph. Stops farther than
+``max_snap_m`` from the street are never reached on foot through it; a query point farther than
+that raises :class:`TooFarFromNetwork`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from scipy.spatial import cKDTree
 
 from gtfs.compiled import FloatArray, IntArray
-from routing.street.errors import NoStreetPath, StreetError, TooFarFromNetwork
-from routing.street.geo import as_latlon, haversine_m
-from routing.street.graph import StreetGraph, snap
+from routing.street.door_to_door import door_to_door, leg_coords
+from routing.street.edge_snap import EdgeSnap, edge_index
+from routing.street.errors import NoStreetPath, TooFarFromNetwork
+from routing.street.geo import as_latlon, chord_m, to_xyz
+from routing.street.graph import StreetGraph
 from routing.street.interfaces import LatLon
-from routing.street.shortest_paths import door_to_door, search, trace_path
+from routing.street.shortest_paths import search
 from routing.street.straight_line import DEFAULT_WALK_SPEED_MPS, check_speed, walk_seconds
 
 DEFAULT_MAX_SNAP_M = 300.0
 
 
-def snap_one(graph: StreetGraph, lat: float, lon: float, max_snap_m: float) -> tuple[int, float]:
-    """Snap one point, refusing points farther than ``max_snap_m`` from the graph."""
-    node, dist = snap(graph, lat, lon)
-    if node.size != 1:
-        raise StreetError("expected a single point")
-    if dist[0] > max_snap_m:
-        raise TooFarFromNetwork(float(dist[0]), max_snap_m)
-    return int(node[0]), float(dist[0])
+def check_snap(snap: EdgeSnap, max_snap_m: float) -> None:
+    """Refuse points farther than ``max_snap_m`` from the street."""
+    if len(snap) and float(snap.off_m.max()) > max_snap_m:
+        raise TooFarFromNetwork(float(snap.off_m.max()), max_snap_m)
 
 
 class OsmWalkAccess:
@@ -43,7 +43,7 @@ class OsmWalkAccess:
     stop_lat, stop_lon
         Stop coordinates, indexed like the compiled timetable's stops.
     max_snap_m
-        Farthest a point or stop may lie from the graph.
+        Farthest a point or stop may lie from the street.
     """
 
     def __init__(
@@ -59,8 +59,15 @@ class OsmWalkAccess:
         self.graph = graph
         self.stop_lat, self.stop_lon = as_latlon(stop_lat, stop_lon)
         self.max_snap_m = float(max_snap_m)
-        self.stop_node, self.stop_snap_m = snap(graph, self.stop_lat, self.stop_lon)
-        self.stop_on_graph = self.stop_snap_m <= self.max_snap_m
+        self.index = edge_index(graph)
+        self.stop_snap = self.index.snap(self.stop_lat, self.stop_lon)
+        self.stop_on_graph = self.stop_snap.off_m <= self.max_snap_m
+        self._stop_tree = cKDTree(to_xyz(self.stop_lat, self.stop_lon))
+
+    def _snap_point(self, lat: float, lon: float) -> EdgeSnap:
+        snap = self.index.snap(lat, lon)
+        check_snap(snap, self.max_snap_m)
+        return snap
 
     def nearby_stops(
         self,
@@ -74,17 +81,33 @@ class OsmWalkAccess:
         if not np.isfinite(max_seconds) or max_seconds < 0:
             raise ValueError(f"max_seconds must be >= 0, got {max_seconds!r}")
         la, lo = as_latlon(lat, lon)
-        node, off = snap_one(self.graph, float(la[0]), float(lo[0]), self.max_snap_m)
+        o = self._snap_point(float(la[0]), float(lo[0]))
         budget = max_seconds * speed
         empty = np.empty(0, dtype=np.int32)
-        if off > budget:
+        # A walk is never shorter than the great circle: only stops inside it are candidates.
+        near = np.asarray(
+            self._stop_tree.query_ball_point(to_xyz(la, lo)[0], float(chord_m(budget)) + 1e-6),
+            dtype=np.int64,
+        )
+        near = near[self.stop_on_graph[near]]
+        if near.size == 0 or float(o.off_m[0]) > budget:
             return empty, empty, np.empty(0)
-        dist, _ = search(self.graph.length_matrix, node, limit=budget - off)
-        direct = haversine_m(la, lo, self.stop_lat, self.stop_lon)
-        same = self.stop_node == node
-        meters = door_to_door(dist[0, self.stop_node], off, self.stop_snap_m, same, direct)
-        idx = np.flatnonzero(self.stop_on_graph & (meters <= budget)).astype(np.int32)
-        meters = meters[idx]
+        limit = budget - float(o.off_m[0])
+        g = self.graph
+        res = door_to_door(
+            g,
+            o,
+            self.stop_snap,
+            np.zeros(near.size, dtype=np.int64),
+            near,
+            g.length_m,
+            lambda nodes: [(row, None) for row in search(g.length_matrix, nodes, limit=limit)[0]],
+            off_weight=1.0,
+            weight_is_length=True,
+        )
+        meters = res.meters
+        keep = meters <= budget
+        idx, meters = near[keep].astype(np.int32), meters[keep]
         seconds = walk_seconds(meters, speed)
         keep = seconds <= max_seconds
         idx, seconds, meters = idx[keep], seconds[keep], meters[keep]
@@ -102,20 +125,21 @@ class OsmWalkAccess:
         """The shortest walk: ``(seconds, meters, [(lat, lon), ...])`` from start to end."""
         speed = check_speed(walk_speed_mps)
         la, lo = as_latlon([lat1, lat2], [lon1, lon2])
-        start = (float(la[0]), float(lo[0]))
-        end = (float(la[1]), float(lo[1]))
-        n1, off1 = snap_one(self.graph, start[0], start[1], self.max_snap_m)
-        n2, off2 = snap_one(self.graph, end[0], end[1], self.max_snap_m)
+        o = self._snap_point(float(la[0]), float(lo[0]))
+        d = self._snap_point(float(la[1]), float(lo[1]))
         g = self.graph
-        if n1 == n2:
-            meters = float(
-                door_to_door(0.0, off1, off2, True, haversine_m(la[0], lo[0], la[1], lo[1]))
-            )
-            return int(walk_seconds(meters, speed)), meters, [start, end]
-        dist, pred = search(g.length_matrix, n1, predecessors=True)
-        if not np.isfinite(dist[0, n2]) or pred is None:
+        preds: dict[int, IntArray] = {}
+
+        def rows(nodes: IntArray) -> list[tuple[FloatArray, IntArray | None]]:
+            dist, pred = search(g.length_matrix, nodes, predecessors=True)
+            assert pred is not None
+            preds.update(zip(nodes.tolist(), pred, strict=True))
+            return list(zip(dist, pred, strict=True))
+
+        zero = np.zeros(1, dtype=np.int64)
+        res = door_to_door(g, o, d, zero, zero, g.length_m, rows, 1.0, weight_is_length=True)
+        meters = float(res.meters[0])
+        if not np.isfinite(meters):
             raise NoStreetPath("no walking path between the two points")
-        path = trace_path(pred[0], n2)
-        meters = off1 + float(dist[0, n2]) + off2
-        coords = [start, *zip(g.lat[path].tolist(), g.lon[path].tolist(), strict=True), end]
+        coords = leg_coords(g, o, d, res, preds.__getitem__)
         return int(walk_seconds(meters, speed)), meters, coords

@@ -14,8 +14,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from gtfs.compiled import FloatArray, IntArray
-from routing.street.geo import haversine_m
-from routing.street.graph import StreetGraph, snap
+from routing.street.graph import StreetGraph
 
 SOURCE_CHUNK = 256  # sources per Dijkstra call: bounds the [k, N] result in memory
 
@@ -44,23 +43,33 @@ def _path_lengths(
     indices: IntArray,
     length: FloatArray,
 ) -> FloatArray:  # pragma: no cover - compiled
-    k, m = pred.shape[0], targets.shape[0]
+    k, m, n = pred.shape[0], targets.shape[0], pred.shape[1]
     out = np.full((k, m), np.inf)
+    memo = np.empty(n)
+    stack = np.empty(n, dtype=np.int64)
     for r in range(k):
+        # Paths to many targets share their beginnings: remember metres per node (-1 unknown).
+        memo[:] = -1.0
         for j in range(m):
             v = targets[j]
             if not np.isfinite(dist[r, v]):
                 continue
-            total = 0.0
-            p = pred[r, v]
-            while p >= 0:
+            top = 0
+            while memo[v] < 0.0 and pred[r, v] >= 0:
+                stack[top] = v
+                top += 1
+                v = pred[r, v]
+            if memo[v] < 0.0:
+                memo[v] = 0.0  # the search source
+            while top > 0:
+                top -= 1
+                w = stack[top]
+                p = pred[r, w]
                 for e in range(indptr[p], indptr[p + 1]):
-                    if indices[e] == v:
-                        total += length[e]
+                    if indices[e] == w:
+                        memo[w] = memo[p] + length[e]
                         break
-                v = p
-                p = pred[r, v]
-            out[r, j] = total
+            out[r, j] = memo[targets[j]]
     return out
 
 
@@ -101,53 +110,3 @@ def search(
         return np.atleast_2d(d), np.atleast_2d(p).astype(np.int32)
     d = dijkstra(matrix, directed=True, indices=src, limit=limit)
     return np.atleast_2d(d), None
-
-
-def door_to_door(
-    graph_m: npt.ArrayLike,
-    off_a: npt.ArrayLike,
-    off_b: npt.ArrayLike,
-    same_node: npt.ArrayLike,
-    direct_m: npt.ArrayLike,
-) -> FloatArray:
-    """Distance between two snapped points: snap offsets plus the graph path between their nodes.
-
-    When both points snap to the same node they are treated as across the street from each
-    other: the answer is their ``direct_m`` (great-circle) distance, not twice the offset.
-    """
-    via = np.asarray(off_a) + np.asarray(graph_m) + np.asarray(off_b)
-    return np.asarray(np.where(same_node, direct_m, via), dtype=np.float64)
-
-
-def pair_distances(
-    graph: StreetGraph,
-    lat: FloatArray,
-    lon: FloatArray,
-    a: npt.NDArray[np.int64],
-    b: npt.NDArray[np.int64],
-    radius_m: float,
-    max_snap_m: float,
-    fallback: FloatArray,
-) -> FloatArray:
-    """Walking metres between points ``a[i]`` and ``b[i]`` on the graph, bounded by ``radius_m``.
-
-    Snapping distances count at both ends; pairs with a point beyond ``max_snap_m`` keep their
-    ``fallback`` distance; pairs farther than ``radius_m`` come back as ``inf``.
-    """
-    node, off = snap(graph, lat, lon)
-    ok = off <= max_snap_m
-    out = np.asarray(fallback, dtype=np.float64).copy()
-    both = ok[a] & ok[b]
-    pa, pb = a[both], b[both]
-    if pa.size == 0:
-        return out
-    src_nodes, row_of = np.unique(node[pa], return_inverse=True)
-    res = np.full(pa.size, np.inf)
-    for lo in range(0, src_nodes.size, SOURCE_CHUNK):
-        chunk = src_nodes[lo : lo + SOURCE_CHUNK]
-        dist, _ = search(graph.length_matrix, chunk, limit=radius_m)
-        sel = (row_of >= lo) & (row_of < lo + chunk.size)
-        res[sel] = dist[row_of[sel] - lo, node[pb[sel]]]
-    direct = haversine_m(lat[pa], lon[pa], lat[pb], lon[pb])
-    out[both] = door_to_door(res, off[pa], off[pb], node[pa] == node[pb], direct)
-    return out

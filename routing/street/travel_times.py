@@ -1,15 +1,16 @@
 """Driving travel times on the OSM driving graph, for the dispatcher and the simulator.
 
-``TravelTimeModel(graph).matrix(origins, destinations, profile=CAR, depart_s=...)`` snaps every
-point to the nodes the profile may use, runs one Dijkstra (scipy csgraph) per distinct snapped
-origin not already cached, and reads the destinations off the result rows. Rows — seconds and
-the shortest-path tree to every node for one ``(origin node, profile, time-of-day factor)`` —
-are kept in an LRU cache, so re-quoting against a live fleet mostly reuses earlier searches;
-metres are summed along the tree to the requested destinations (a numba kernel).
+``TravelTimeModel(graph).matrix(origins, destinations, profile=CAR, depart_s=...)`` projects
+every point onto the nearest street segment the profile may use (:mod:`routing.street.edge_snap`),
+runs one Dijkstra (scipy csgraph) per distinct segment-end node not already cached, and combines
+both ends of both segments (:mod:`routing.street.door_to_door`, which respects oneway segments).
+Rows — seconds and the shortest-path tree to every node for one ``(node, profile, time-of-day
+factor)`` — are kept in an LRU cache, so re-quoting against a live fleet mostly reuses earlier
+searches; metres are summed along the tree to the requested destinations (a numba kernel).
 
 Costs: edge seconds = ``length / min(speed_kmh * speed_factor * tod_factor, max_speed_kmh)``;
-the snapping offsets at both ends are driven at :data:`CONNECTOR_SPEED_KMH` (capped by the
-profile); metres follow the fastest path. Unreachable pairs (e.g. a shuttle barred from the
+the distances from the points to the street are driven at :data:`CONNECTOR_SPEED_KMH` (capped
+by the profile); metres follow the fastest path. Unreachable pairs (e.g. a shuttle barred from the
 only trunk bridge) are ``inf``. Without a graph the model delegates to
 :class:`~routing.street.straight_line.StraightLineTravelTimes`.
 """
@@ -26,21 +27,16 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from gtfs.compiled import FloatArray, IntArray
+from routing.street.door_to_door import DoorToDoor, door_to_door, leg_coords
+from routing.street.edge_snap import EdgeIndex, EdgeSnap
 from routing.street.errors import NoStreetPath, TooFarFromNetwork
-from routing.street.geo import arc_m, as_latlon, as_latlon_pairs, haversine_m, to_xyz
+from routing.street.geo import as_latlon, as_latlon_pairs
 from routing.street.graph import StreetGraph
 from routing.street.interfaces import LatLon
 from routing.street.profiles import DEFAULT_PEAKS, TimeOfDaySpeeds, VehicleProfile
-from routing.street.shortest_paths import (
-    SOURCE_CHUNK,
-    door_to_door,
-    path_lengths,
-    search,
-    trace_path,
-)
+from routing.street.shortest_paths import SOURCE_CHUNK, search
 from routing.street.straight_line import StraightLineTravelTimes
 
 CONNECTOR_SPEED_KMH = 20.0
@@ -68,12 +64,19 @@ class _ProfileView:
         return np.flatnonzero(labels == np.argmax(np.bincount(labels))).astype(np.int32)
 
     @cached_property
-    def tree(self) -> cKDTree:
-        return cKDTree(to_xyz(self.graph.lat[self.nodes], self.graph.lon[self.nodes]))
+    def index(self) -> EdgeIndex:
+        """Segments this profile may snap to: usable edges inside its connected part."""
+        g = self.graph
+        usable = np.ones(g.n_edges, dtype=bool) if self.keep is None else self.keep.copy()
+        inside = np.zeros(g.n_nodes, dtype=bool)
+        inside[self.nodes] = True
+        usable &= inside[g.edge_source] & inside[g.indices]
+        return EdgeIndex(g, usable)
 
-    def snap(self, lat: FloatArray, lon: FloatArray) -> tuple[IntArray, FloatArray]:
-        chord, i = self.tree.query(to_xyz(lat, lon))
-        return self.nodes[np.asarray(i)], arc_m(chord)
+    def weights(self, factor: float) -> FloatArray:
+        """Per-edge seconds at ``factor``, ``inf`` on edges this profile may not use."""
+        secs = self.graph.drive_seconds(self.profile, factor)
+        return secs if self.keep is None else np.where(self.keep, secs, np.inf)
 
     def matrix(self, factor: float) -> csr_matrix:
         return self.graph.matrix(self.graph.drive_seconds(self.profile, factor), self.keep)
@@ -151,13 +154,14 @@ class TravelTimeModel:
         return m
 
     def _rows_for(
-        self, nodes: IntArray, profile: VehicleProfile, factor: float
+        self, nodes: npt.ArrayLike, profile: VehicleProfile, factor: float
     ) -> list[tuple[FloatArray, IntArray]]:
         """Cached or freshly searched ``(seconds, predecessors)`` rows, one per node."""
         found: dict[int, tuple[FloatArray, IntArray]] = {}
         missing: list[int] = []
+        node_list = np.asarray(nodes, dtype=np.int64).tolist()
         with self._lock:
-            for u in nodes.tolist():
+            for u in node_list:
                 row = self._rows.get((u, profile, factor))
                 if row is None:
                     missing.append(u)
@@ -180,7 +184,7 @@ class TravelTimeModel:
                     self._rows[(u, profile, factor)] = found[u]
                 while len(self._rows) > self.cache_size:
                     self._rows.popitem(last=False)
-        return [found[u] for u in nodes.tolist()]
+        return [found[u] for u in node_list]
 
     # --- public ----------------------------------------------------------------------------------
     def cache_info(self) -> dict[str, int]:
@@ -204,17 +208,13 @@ class TravelTimeModel:
         olat, olon = as_latlon_pairs(origins_latlon, "origins_latlon")
         dlat, dlon = as_latlon_pairs(destinations_latlon, "destinations_latlon")
         view = self._view(profile)
-        onode, ooff = view.snap(olat, olon)
-        dnode, doff = view.snap(dlat, dlon)
-        o_ok, d_ok = ooff <= self.max_snap_m, doff <= self.max_snap_m
+        o, d = view.index.snap(olat, olon), view.index.snap(dlat, dlon)
+        o_ok, d_ok = o.off_m <= self.max_snap_m, d.off_m <= self.max_snap_m
         if o_ok.all() and d_ok.all():
-            return self._graph_matrix(
-                olat, olon, onode, ooff, dlat, dlon, dnode, doff, profile, depart_s
-            )
+            return self._graph_matrix(view, o, d, depart_s)
         if self.off_network == "raise":
-            raise TooFarFromNetwork(
-                float(max(ooff.max(initial=0), doff.max(initial=0))), self.max_snap_m
-            )
+            worst = max(o.off_m.max(initial=0), d.off_m.max(initial=0))
+            raise TooFarFromNetwork(float(worst), self.max_snap_m)
         # Points off the network travel by the straight-line model; the rest by the graph.
         seconds, meters = self.fallback.matrix(
             np.column_stack((olat, olon)),
@@ -224,53 +224,44 @@ class TravelTimeModel:
         )
         oi, di = np.flatnonzero(o_ok), np.flatnonzero(d_ok)
         if oi.size and di.size:
-            s_sub, m_sub = self._graph_matrix(
-                olat[oi],
-                olon[oi],
-                onode[oi],
-                ooff[oi],
-                dlat[di],
-                dlon[di],
-                dnode[di],
-                doff[di],
-                profile,
-                depart_s,
-            )
+            s_sub, m_sub = self._graph_matrix(view, o.take(oi), d.take(di), depart_s)
             seconds[np.ix_(oi, di)] = s_sub
             meters[np.ix_(oi, di)] = m_sub
         return seconds, meters
 
-    def _graph_matrix(
+    def _door_to_door(
         self,
-        olat: FloatArray,
-        olon: FloatArray,
-        onode: IntArray,
-        ooff: FloatArray,
-        dlat: FloatArray,
-        dlon: FloatArray,
-        dnode: IntArray,
-        doff: FloatArray,
-        profile: VehicleProfile,
+        view: _ProfileView,
+        o: EdgeSnap,
+        d: EdgeSnap,
+        oi: npt.NDArray[np.int64],
+        dj: npt.NDArray[np.int64],
         depart_s: int | None,
+    ) -> DoorToDoor:
+        factor = self.time_of_day.factor(depart_s)
+        profile = view.profile
+        conn = min(CONNECTOR_SPEED_KMH, profile.max_speed_kmh) / 3.6
+        assert self.graph is not None
+        return door_to_door(
+            self.graph,
+            o,
+            d,
+            oi,
+            dj,
+            view.weights(factor),
+            lambda nodes: list(self._rows_for(nodes, profile, factor)),
+            off_weight=1.0 / conn,
+        )
+
+    def _graph_matrix(
+        self, view: _ProfileView, o: EdgeSnap, d: EdgeSnap, depart_s: int | None
     ) -> tuple[FloatArray, FloatArray]:
         """The matrix between snapped points (all within the snapping limit)."""
-        assert self.graph is not None
-        factor = self.time_of_day.factor(depart_s)
-        uniq, row_of = np.unique(onode, return_inverse=True)
-        rows = self._rows_for(uniq.astype(np.int32), profile, factor)
-        secs_u = np.empty((len(rows), dnode.size))
-        mets_u = np.empty((len(rows), dnode.size))
-        for k, (dist, pred) in enumerate(rows):
-            secs_u[k] = dist[dnode]
-            mets_u[k] = path_lengths(self.graph, dist[None, :], pred[None, :], dnode)[0]
-        conn = min(CONNECTOR_SPEED_KMH, profile.max_speed_kmh) / 3.6
-        # Both ends on the same street vertex: drive straight across at connector speed.
-        same = onode[:, None] == dnode[None, :]
-        direct = haversine_m(olat[:, None], olon[:, None], dlat[None, :], dlon[None, :])
-        meters = door_to_door(mets_u[row_of], ooff[:, None], doff[None, :], same, direct)
-        conn_s = door_to_door(0.0, ooff[:, None], doff[None, :], same, direct) / conn
-        seconds = np.where(same, 0.0, secs_u[row_of]) + conn_s
-        return seconds, meters
+        n, m = len(o), len(d)
+        oi = np.repeat(np.arange(n, dtype=np.int64), m)
+        dj = np.tile(np.arange(m, dtype=np.int64), n)
+        res = self._door_to_door(view, o, d, oi, dj, depart_s)
+        return res.cost.reshape(n, m), res.meters.reshape(n, m)
 
     def route(
         self,
@@ -284,28 +275,22 @@ class TravelTimeModel:
             return self.fallback.route(origin, dest, profile, depart_s)
         la, lo = as_latlon([origin[0], dest[0]], [origin[1], dest[1]])
         view = self._view(profile)
-        node, off = view.snap(la, lo)
-        if off.max() > self.max_snap_m:
+        snaps = view.index.snap(la, lo)
+        if snaps.off_m.max() > self.max_snap_m:
             if self.off_network == "raise":
-                raise TooFarFromNetwork(float(off.max()), self.max_snap_m)
+                raise TooFarFromNetwork(float(snaps.off_m.max()), self.max_snap_m)
             return self.fallback.route(origin, dest, profile, depart_s)
-        conn = min(CONNECTOR_SPEED_KMH, profile.max_speed_kmh) / 3.6
-        start = (float(la[0]), float(lo[0]))
-        end = (float(la[1]), float(lo[1]))
-        if node[0] == node[1]:
-            direct = float(
-                door_to_door(0.0, off[0], off[1], True, haversine_m(la[0], lo[0], la[1], lo[1]))
-            )
-            return direct / conn, direct, [start, end]
-        factor = self.time_of_day.factor(depart_s)
-        dist, pred = search(self._weights(profile, factor), node[0], predecessors=True)
-        assert pred is not None
-        target = int(node[1])
-        if not np.isfinite(dist[0, target]):
+        o, d = snaps.take([0]), snaps.take([1])
+        zero = np.zeros(1, dtype=np.int64)
+        res = self._door_to_door(view, o, d, zero, zero, depart_s)
+        if not np.isfinite(res.cost[0]):
             raise NoStreetPath(f"no {profile.name} route between the two points")
-        path = trace_path(pred[0], target)
-        g = self.graph
-        meters = float(path_lengths(g, dist, pred, [target])[0, 0]) + float(off.sum())
-        seconds = float(dist[0, target]) + float(off.sum()) / conn
-        coords = [start, *zip(g.lat[path].tolist(), g.lon[path].tolist(), strict=True), end]
-        return seconds, meters, coords
+        factor = self.time_of_day.factor(depart_s)
+        coords = leg_coords(
+            self.graph,
+            o,
+            d,
+            res,
+            lambda node: self._rows_for(np.array([node]), profile, factor)[0][1],
+        )
+        return float(res.cost[0]), float(res.meters[0]), coords

@@ -36,7 +36,8 @@ def door_to_door(
 
     Virtual nodes ``"o"`` and ``"d"`` join the segment ends at the fraction of the segment they
     lie on (in each direction the graph allows); off-street distances cost ``off_weight`` per
-    metre; on a shared segment the straight-across alternative is also allowed.
+    metre; on a shared segment, points closer to each other than to the street may also go
+    straight across.
     """
 
     def ends(snap: EdgeSnap) -> tuple[int, int, float, int, float, int]:
@@ -65,7 +66,7 @@ def door_to_door(
     finally:
         dg.remove_nodes_from(["o", "d"])
     total = float(cost) + (float(o.off_m[0]) + float(d.off_m[0])) * off_weight
-    if oe == de:
-        across = haversine_m(o.point_lat[0], o.point_lon[0], d.point_lat[0], d.point_lon[0])
-        total = min(total, float(across) * off_weight)
+    across = float(haversine_m(o.point_lat[0], o.point_lon[0], d.point_lat[0], d.point_lon[0]))
+    if oe == de and across <= float(o.off_m[0]) + float(d.off_m[0]):
+        total = min(total, across * off_weight)
     return total, [p for p in path if isinstance(p, int)]

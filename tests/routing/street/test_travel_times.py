@@ -133,11 +133,20 @@ def test_oneway_street_is_asymmetric(
     oneway = [
         w
         for w, t in tagged_ways(terre_haute_pbf, "oneway", "yes").items()
-        if t["highway"] == "residential" and (g.way_id == w).any()
+        if t["highway"] in ("residential", "tertiary", "secondary") and (g.way_id == w).any()
     ]
-    segs = way_segments(terre_haute_pbf, oneway[0])
-    a, b = node_of(g, [segs[0][0]])[0], node_of(g, [segs[-1][1]])[0]
-    pa, pb = (g.lat[a], g.lon[a]), (g.lat[b], g.lon[b])
+
+    def mid(seg: tuple[int, int]) -> tuple[float, float]:
+        u, v = node_of(g, list(seg))
+        return (g.lat[u] + g.lat[v]) / 2, (g.lon[u] + g.lon[v]) / 2
+
+    # The longest straight oneway street: midpoints of its first and last segments.
+    candidates = []
+    for w in oneway:
+        segs = way_segments(terre_haute_pbf, w)
+        pa, pb = mid(segs[0]), mid(segs[-1])
+        candidates.append((float(haversine_m(*pa, *pb)), pa, pb))
+    _, pa, pb = max(candidates)
     forward, _, _ = model.route(pa, pb, CAR)
     backward, _, _ = model.route(pb, pa, CAR)
     sec, _ = model.matrix([pa, pb], [pa, pb], profile=CAR)
