@@ -32,6 +32,11 @@ log = logging.getLogger("tsunagu.events")
 _FIELD = "d"  # each stream entry holds its JSON payload in one field
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (a prefix may hold ``*`` or ``[``)."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
+
+
 class RedisEventBus(EventBus):
     """:class:`EventBus` over a Redis server shared by every process of the deployment.
 
@@ -73,7 +78,7 @@ class RedisEventBus(EventBus):
         try:
             await client.ping()
             pubsub = client.pubsub()
-            await pubsub.psubscribe(self._channel_prefix + "*")
+            await pubsub.psubscribe(_glob_escape(self._channel_prefix) + "*")
             # Wait for the server's confirmation: from here on no published event is missed.
             while True:
                 msg = await pubsub.get_message(timeout=5.0)

@@ -394,6 +394,23 @@ async def test_redis_events_reach_other_bus_instances(redis_url: str, redis_pref
 
 
 @pytest.mark.redis
+async def test_redis_prefix_is_literal_not_a_glob(redis_url: str, redis_prefix: str) -> None:
+    glob_like = RedisEventBus(redis_url, prefix=redis_prefix + "[ab]:")
+    plain = RedisEventBus(redis_url, prefix=redis_prefix + "a:")  # '[ab]' as a glob matches it
+    for b in (glob_like, plain):
+        await b.start()
+    try:
+        sub_glob, sub_plain = glob_like.subscribe(["*"]), plain.subscribe(["*"])
+        await plain.publish("public.a", {"from": "plain"})
+        await glob_like.publish("public.a", {"from": "glob"})
+        assert [e.data["from"] for e in await _drain(sub_plain, 1)] == ["plain"]
+        assert [e.data["from"] for e in await _drain(sub_glob, 1)] == ["glob"]
+    finally:
+        for b in (glob_like, plain):
+            await b.close()
+
+
+@pytest.mark.redis
 async def test_redis_group_recreated_when_stream_deleted(redis_url: str, redis_prefix: str) -> None:
     import redis
 
