@@ -9,6 +9,7 @@ served network does not change.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -25,8 +26,21 @@ from app.identity.principal import Principal
 from app.services import ServicesDep
 
 router = APIRouter(prefix="/feeds", tags=["feeds"])
+log = logging.getLogger("tsunagu.feeds")
 Operator = Annotated[Principal, Depends(require_roles("operator"))]
 _CHUNK = 1 << 20
+
+
+async def announce(services: Any, topic: str, data: dict[str, Any]) -> None:
+    """Publish a ``feeds.*`` event for operator consoles; the bus being down never fails the
+    request that already succeeded."""
+    bus = getattr(services, "bus", None)
+    if bus is None:
+        return
+    try:
+        await bus.publish(topic, data)
+    except Exception:
+        log.warning("feeds event %s not published", topic, exc_info=True)
 
 
 def registry_of(services: Any) -> FeedRegistry:
@@ -88,6 +102,7 @@ async def upload_version(
         )
     finally:
         tmp.unlink(missing_ok=True)
+    await announce(services, f"feeds.{feed_id}.version", version.to_json())
     return version.to_json()
 
 
@@ -115,6 +130,7 @@ async def publish_version(
     """Serve this version (hot swap; in-flight queries finish on the previous network)."""
     reg = registry_of(services)
     network = await run_in_threadpool(reg.publish, feed_id, version_id)
+    await announce(services, "feeds.network", network.summary())
     return {"network": network.summary()}
 
 
@@ -133,4 +149,5 @@ async def rollback(
     reg = registry_of(services)
     vid = body.version_id if body is not None else None
     network = await run_in_threadpool(reg.rollback, check_feed_id(feed_id), vid)
+    await announce(services, "feeds.network", network.summary())
     return {"network": network.summary()}

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.feeds import registry_of
+from app.api.feeds import announce, registry_of
 from app.errors import ApiError
 from app.identity.deps import require_roles
 from app.identity.principal import Principal
@@ -51,10 +51,13 @@ async def ingest_trip_updates(
     except RealtimeParseError as exc:
         raise ApiError(422, "invalid_gtfs_rt", str(exc)) from exc
     state = await run_in_threadpool(reg.realtime_state)
-    return {
+    result = {
+        "source": source,
         "trip_updates": len(feed.trip_updates),
         "overlay": state.summary() if state is not None else None,
     }
+    await announce(services, "feeds.realtime", result)
+    return result
 
 
 @router.get("/status")

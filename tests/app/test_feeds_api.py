@@ -228,3 +228,23 @@ def test_a_publish_reaches_every_worker(
     while not c2.get("/api/v1/network").json()["published"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert c2.get("/api/v1/network").json()["published"][0]["version_id"] == v["id"]
+
+
+def test_lifecycle_events_reach_operator_consoles(
+    app_client: TestClient, op: dict[str, str], gtfs_dir: Path
+) -> None:
+    from tests.app.conftest import services_of
+
+    c = app_client
+    bus = services_of(c).bus
+    portal = c.portal  # type: ignore[attr-defined]
+    sub = portal.call(bus.subscribe, ["feeds.*"])
+    v = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
+    c.post(f"/api/v1/feeds/sample/versions/{v['id']}/publish", headers=op)
+    first = portal.call(sub.get, 5.0)
+    second = portal.call(sub.get, 5.0)
+    portal.call(sub.close)
+    assert first is not None and first.topic == "feeds.sample.version"
+    assert first.data["id"] == v["id"] and first.data["status"] == "valid"
+    assert second is not None and second.topic == "feeds.network"
+    assert second.data["published"][0]["version_id"] == v["id"]
