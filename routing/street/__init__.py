@@ -6,7 +6,6 @@ function falls back to the straight-line model of :mod:`routing.street.straight_
 great-circle distance × detour 1.3, walking at 1.2 m/s, driving at 30 km/h.
 """
 
-from routing.street.cruising_speed import CruisingSpeedTravelTimes
 from routing.street.edge_snap import EdgeSnap, snap_to_edge
 from routing.street.errors import (
     InvalidCoordinates,
@@ -42,7 +41,6 @@ __all__ = [
     "PROFILES",
     "SHUTTLE",
     "VAN",
-    "CruisingSpeedTravelTimes",
     "EdgeSnap",
     "InvalidCoordinates",
     "NoStreetPath",

@@ -41,6 +41,7 @@ from routing.street.straight_line import StraightLineTravelTimes
 
 CONNECTOR_SPEED_KMH = 20.0
 DEFAULT_MAX_SNAP_M = 500.0
+DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -96,7 +97,10 @@ class TravelTimeModel:
     max_snap_m
         Farthest a point may lie from the streets; beyond it :class:`TooFarFromNetwork`.
     cache_size
-        Search rows kept (each holds seconds and predecessors over the graph's nodes).
+        Search rows kept (each holds seconds and predecessors over the graph's nodes:
+        12 bytes per node).
+    cache_bytes
+        Memory bound of the row cache; it caps ``cache_size`` on big graphs.
     off_network
         What a point beyond ``max_snap_m`` gets: ``"raise"`` (:class:`TooFarFromNetwork`) or
         ``"straight_line"`` (its rows and columns come from the fallback model).
@@ -110,19 +114,21 @@ class TravelTimeModel:
         fallback: StraightLineTravelTimes | None = None,
         max_snap_m: float = DEFAULT_MAX_SNAP_M,
         cache_size: int = 256,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         off_network: Literal["raise", "straight_line"] = "raise",
     ) -> None:
         if graph is not None and graph.mode != "drive":
             raise ValueError(f"TravelTimeModel needs a driving graph, got {graph.mode!r}")
-        if cache_size < 1:
-            raise ValueError("cache_size must be >= 1")
+        if cache_size < 1 or cache_bytes < 1:
+            raise ValueError("cache_size and cache_bytes must be >= 1")
         self.graph = graph
         self.time_of_day = (
             time_of_day if time_of_day is not None else TimeOfDaySpeeds(DEFAULT_PEAKS)
         )
         self.fallback = fallback or StraightLineTravelTimes(time_of_day=self.time_of_day)
         self.max_snap_m = float(max_snap_m)
-        self.cache_size = int(cache_size)
+        row_bytes = 12 * (graph.n_nodes if graph is not None else 1)
+        self.cache_size = max(1, min(int(cache_size), int(cache_bytes) // row_bytes))
         if off_network not in ("raise", "straight_line"):
             raise ValueError(f"off_network must be 'raise' or 'straight_line', not {off_network!r}")
         self.off_network = off_network

@@ -12,7 +12,6 @@ from routing.street import (
     CAR,
     SHUTTLE,
     VAN,
-    CruisingSpeedTravelTimes,
     InvalidCoordinates,
     OsmLoadError,
     OsmWalkAccess,
@@ -203,28 +202,6 @@ def test_off_network_points_fall_back_when_asked(
         TravelTimeModel(terre_haute["drive"], off_network="ignore")  # type: ignore[arg-type]
 
 
-def test_cruising_speed_adapter(model: TravelTimeModel, points: np.ndarray) -> None:
-    adapter = CruisingSpeedTravelTimes(model)
-    slow = adapter.matrix(points[:5], points[:5], speed_kmh=15)
-    fast = adapter.matrix(points[:5], points[:5], speed_kmh=60)
-    off = adapter.distance_m(points[:5], points[:5]) > 0
-    assert np.all(slow[off] > fast[off])
-    assert adapter.profile_for(15) is adapter.profile_for(15.0)
-    np.testing.assert_allclose(
-        adapter.distance_m(points[:5], points[:5]),
-        model.matrix(points[:5], points[:5], profile=CAR)[1],
-    )
-    peak = CruisingSpeedTravelTimes(model, clock=lambda: 8 * 3600).matrix(
-        points[:5], points[:5], 60
-    )
-    assert np.all(peak[off] > fast[off])
-    with pytest.raises(ValueError, match="speed_kmh"):
-        adapter.matrix(points[:5], points[:5], speed_kmh=0)
-    line = CruisingSpeedTravelTimes(StraightLineTravelTimes(speed_kmh=200))
-    d = line.distance_m(points[:2], points[:2])
-    np.testing.assert_allclose(line.matrix(points[:2], points[:2], 36), d / 10.0)
-
-
 def test_street_network_bundle(terre_haute_pbf: Path, th_stops: pd.DataFrame) -> None:
     osm = StreetNetwork.load(terre_haute_pbf)
     none = StreetNetwork.load(None)
@@ -237,3 +214,12 @@ def test_street_network_bundle(terre_haute_pbf: Path, th_stops: pd.DataFrame) ->
     assert len(osm.footpaths()(lat.to_numpy(), lon.to_numpy()).from_idx) > 0
     with pytest.raises(OsmLoadError):
         StreetNetwork.load(terre_haute_pbf.with_name("missing.osm.pbf"))
+
+
+def test_cache_memory_is_bounded(terre_haute: dict[str, StreetGraph]) -> None:
+    g = terre_haute["drive"]
+    big = TravelTimeModel(g, cache_size=4096, cache_bytes=10 * 1024 * 1024)
+    assert big.cache_size == 10 * 1024 * 1024 // (12 * g.n_nodes)
+    assert TravelTimeModel(g, cache_size=10).cache_size == 10
+    with pytest.raises(ValueError, match="cache_size"):
+        TravelTimeModel(g, cache_size=0)
