@@ -5,11 +5,16 @@
 * ``GET /realtime/vehicle-positions.pb`` and ``/realtime/trip-updates.pb`` (public): Tsunagu's
   on-demand fleet as standard GTFS-RT, from ``services.feeds.fleet_provider``.
 * ``GET /realtime/status``: what was last ingested and the overlay summary.
+* ``GET /realtime/alerts`` and ``/realtime/vehicles`` (public): the ingested feeds' active
+  service alerts (in the requested language) and transit vehicle positions, as JSON.
+
+A POSTed FeedMessage may carry TripUpdates, VehiclePositions and Alerts together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -82,6 +87,74 @@ async def realtime_status(
             else None
         ),
     }
+
+
+@router.get("/alerts")
+async def alerts(
+    services: ServicesDep,
+    lang: Annotated[str, Query(max_length=16, description="Preferred language (ja, en...)")] = "",
+    at: Annotated[int | None, Query(description="POSIX time (default: now)")] = None,
+) -> dict[str, Any]:
+    """Service alerts of the ingested GTFS-RT feeds that are active ``at`` (public)."""
+    when = int(time.time()) if at is None else at
+    out = []
+    for source, feed in sorted(registry_of(services).realtime.feeds.items()):
+        for a in feed.alerts:
+            if not a.is_active(when):
+                continue
+            desc = a.description_text
+            out.append(
+                {
+                    "id": a.entity_id,
+                    "source": source,
+                    "cause": a.cause,
+                    "effect": a.effect,
+                    "header": a.text(lang),
+                    "description": desc.get(lang) or desc.get("") or next(iter(desc.values()), ""),
+                    "active_periods": [list(p) for p in a.active_periods],
+                    "informed_entities": [
+                        {
+                            k: v
+                            for k, v in {
+                                "agency_id": e.agency_id,
+                                "route_id": e.route_id,
+                                "route_type": e.route_type,
+                                "direction_id": e.direction_id,
+                                "trip_id": e.trip.trip_id if e.trip else None,
+                                "stop_id": e.stop_id,
+                            }.items()
+                            if v is not None
+                        }
+                        for e in a.informed_entities
+                    ],
+                }
+            )
+    return {"at": when, "alerts": out}
+
+
+@router.get("/vehicles")
+async def transit_vehicles(services: ServicesDep) -> dict[str, Any]:
+    """Transit vehicle positions of the ingested GTFS-RT feeds, as JSON for the maps."""
+    out = []
+    for source, feed in sorted(registry_of(services).realtime.feeds.items()):
+        for v in feed.vehicles:
+            out.append(
+                {
+                    "source": source,
+                    "vehicle_id": v.vehicle_id,
+                    "label": v.label,
+                    "lat": v.latitude,
+                    "lon": v.longitude,
+                    "bearing": v.bearing,
+                    "speed": v.speed,
+                    "timestamp": v.timestamp,
+                    "trip_id": v.trip.trip_id if v.trip else None,
+                    "route_id": v.trip.route_id if v.trip else None,
+                    "stop_id": v.stop_id,
+                    "current_status": v.current_status,
+                }
+            )
+    return {"vehicles": out}
 
 
 def _fleet(services: Any) -> tuple[list[Any], list[Any]]:

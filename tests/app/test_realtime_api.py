@@ -199,3 +199,48 @@ def test_posted_trip_updates_reach_every_worker(
     time.sleep(0.2)  # several more sync rounds: the same file is not ingested again
     assert c1.get("/api/v1/realtime/status").json()["ingested"] == 1
     assert c2.get("/api/v1/realtime/status").json()["ingested"] == 1
+
+
+def test_vehicles_and_alerts_as_json(
+    app_client: TestClient,
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+    shared_data: Any,
+) -> None:
+    c = app_client
+    headers = {**PB, **auth(make_user(roles=("operator",)))}
+    kc = (shared_data / "gtfs-rt" / "us_king_county_vehicle_positions_1.pb").read_bytes()
+    assert c.post(
+        "/api/v1/realtime/trip-updates?source=kcm", content=kc, headers=headers
+    ).is_success
+    vehicles = c.get("/api/v1/realtime/vehicles").json()["vehicles"]
+    assert len(vehicles) == 627 and {v["source"] for v in vehicles} == {"kcm"}
+    assert all(v["route_id"] for v in vehicles)
+
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    e = m.entity.add()
+    e.id = "snow"
+    e.alert.effect = pb.Alert.REDUCED_SERVICE
+    e.alert.informed_entity.add().route_id = "100310"
+    period = e.alert.active_period.add()
+    period.start = 1_000
+    period.end = 2_000
+    for lang, text in (("ja", "大雪のため減便"), ("en", "Reduced service (snow)")):
+        tr = e.alert.header_text.translation.add()
+        tr.language, tr.text = lang, text
+    r = c.post(
+        "/api/v1/realtime/trip-updates?source=city", content=m.SerializeToString(), headers=headers
+    )
+    assert r.is_success
+    ja = c.get("/api/v1/realtime/alerts", params={"lang": "ja", "at": 1500}).json()["alerts"]
+    assert [(a["id"], a["header"], a["effect"]) for a in ja] == [
+        ("snow", "大雪のため減便", "REDUCED_SERVICE")
+    ]
+    assert ja[0]["informed_entities"] == [{"route_id": "100310"}]
+    en = c.get("/api/v1/realtime/alerts", params={"lang": "en", "at": 1500}).json()["alerts"]
+    assert en[0]["header"] == "Reduced service (snow)"
+    assert c.get("/api/v1/realtime/alerts", params={"at": 5000}).json()["alerts"] == []
+    assert_error(c.get("/api/v1/realtime/alerts", params={"at": "soon"}), 422)
+    # The KC vehicles (another source) are still there.
+    assert len(c.get("/api/v1/realtime/vehicles").json()["vehicles"]) == 627
