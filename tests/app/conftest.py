@@ -87,9 +87,28 @@ def settings_for(data_dir: Path, database_url: str = "", **overrides: Any) -> Se
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+@pytest.fixture(scope="session")
+def signing_key_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One RSA key for the session's test apps: importing it is cheaper than generating one
+    per app (``test_keys.py`` covers generation on first start)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("keys") / "jwt.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
 @pytest.fixture
-def app_settings(tmp_path: Path, database_url: str) -> Settings:
-    return settings_for(tmp_path / "data", database_url)
+def app_settings(tmp_path: Path, database_url: str, signing_key_pem: Path) -> Settings:
+    return settings_for(tmp_path / "data", database_url, jwt_private_key_path=signing_key_pem)
 
 
 @pytest.fixture

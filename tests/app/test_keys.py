@@ -85,6 +85,17 @@ def test_unknown_kid_triggers_a_reload(
     assert app_client.get(ME, headers=bearer(token)).status_code == 200
 
 
+@both_backends
+def test_first_start_creates_a_key_that_later_starts_reuse(
+    make_app_client: Callable[..., TestClient], tmp_path: Any
+) -> None:
+    first = make_app_client(jwt_private_key_path=None, data_dir=tmp_path / "fresh")
+    kid = services_of(first).keys.current().kid
+    again = make_app_client(jwt_private_key_path=None, data_dir=tmp_path / "fresh")
+    assert services_of(again).keys.current().kid == kid
+    assert again.get("/.well-known/jwks.json").json()["keys"][0]["kid"] == kid
+
+
 def test_private_key_file_is_imported(
     make_app_client: Callable[..., TestClient], tmp_path: Any
 ) -> None:
