@@ -124,9 +124,13 @@ def ensure_pyraptor() -> Path:
     if not py.exists():
         VAR.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "venv", str(PYRAPTOR_VENV)], check=True)
-    ok = subprocess.run([str(py), "-c", "import pyraptor"], capture_output=True)
+    probe = "import pyraptor.gtfs.timetable, pyraptor.model.raptor"
+    ok = subprocess.run([str(py), "-c", probe], capture_output=True)
     if ok.returncode != 0:
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "pyraptor"], check=True)
+        # pyraptor pins pandas < 2, whose wheels need numpy < 2; it imports attrs undeclared.
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "pyraptor", "numpy<2", "attrs"], check=True
+        )
     return py
 
 
