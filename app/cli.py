@@ -4,6 +4,7 @@
     tsunagu db upgrade | tsunagu db current
     tsunagu create-admin --email E --password P
     tsunagu keys rotate | tsunagu keys list
+    tsunagu auth prune [--keep-revoked-days D]
 
 Adding commands (other engineers): write a module with ``register(subparsers)`` that adds its
 sub-parsers and sets ``func=handler`` on each (``handler(args, settings) -> int``), then list the
@@ -67,6 +68,12 @@ def register(sub: Any) -> None:
         func=cmd_keys_rotate
     )
     keysub.add_parser("list", help="published signing keys").set_defaults(func=cmd_keys_list)
+
+    auth = sub.add_parser("auth", help="sign-in sessions")
+    authsub = auth.add_subparsers(dest="auth_command", required=True)
+    prune = authsub.add_parser("prune", help="delete expired refresh tokens and dead sessions")
+    prune.add_argument("--keep-revoked-days", type=float, default=7.0)
+    prune.set_defaults(func=cmd_auth_prune)
 
 
 def _engine(settings: Settings) -> Any:
@@ -169,6 +176,30 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     for jwk in store.jwks()["keys"]:
         print(f"{jwk['kid']}{'  (current)' if jwk['kid'] == current else ''}")
     engine.dispose()
+    return 0
+
+
+def cmd_auth_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlmodel import Session
+
+    from app.identity.keys import KeyStore
+    from app.identity.sessions import SessionManager
+    from app.identity.tokens import LocalTokens
+
+    engine = _engine(settings)
+    keys = KeyStore(engine, publish_retired_s=settings.access_token_ttl_s)
+    tokens = LocalTokens(
+        keys,
+        engine,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_s=settings.access_token_ttl_s,
+    )
+    manager = SessionManager(tokens, refresh_ttl_s=settings.refresh_token_ttl_s)
+    with Session(engine) as db:
+        n_tokens, n_sessions = manager.prune(db, keep_revoked_s=int(args.keep_revoked_days * 86400))
+    engine.dispose()
+    print(f"deleted {n_tokens} expired refresh tokens and {n_sessions} sessions")
     return 0
 
 

@@ -137,3 +137,22 @@ class SessionManager:
             .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
             .values(revoked_at=utcnow(), revoked_reason=reason)
         )
+
+    def prune(self, db: Session, *, keep_revoked_s: int = 7 * 24 * 3600) -> tuple[int, int]:
+        """Delete expired refresh tokens, then sessions revoked more than ``keep_revoked_s``
+        ago or left without tokens. Returns ``(tokens, sessions)`` deleted; commits."""
+        now = utcnow()
+        tokens = db.execute(
+            sa.delete(RefreshToken).where(col(RefreshToken.expires_at) < now)
+        ).rowcount  # type: ignore[attr-defined]
+        live = select(RefreshToken.session_id).distinct()
+        sessions = db.execute(
+            sa.delete(AuthSession).where(
+                sa.or_(
+                    col(AuthSession.revoked_at) < now - timedelta(seconds=keep_revoked_s),
+                    col(AuthSession.id).not_in(live),
+                )
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        db.commit()
+        return int(tokens), int(sessions)

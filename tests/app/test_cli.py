@@ -6,13 +6,17 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
 
 from app import cli, db
+from app.models.identity import AuthSession
 from app.settings import Settings
-from tests.app.conftest import REPO_ROOT_FOR_TESTS, both_backends, services_of
+from tests.app.conftest import REPO_ROOT_FOR_TESTS, TestUser, both_backends, services_of
 
 
 @both_backends
@@ -95,3 +99,40 @@ def test_console_script_help() -> None:
     ).stdout
     for flag in ("--demo", "--no-demo", "--host", "--port", "--workers"):
         assert flag in out
+
+
+@both_backends
+def test_auth_prune_removes_only_dead_sessions(
+    app_client: TestClient,
+    app_settings: Settings,
+    make_user: Callable[..., TestUser],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user = make_user()
+    live = app_client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+    ).json()
+    dead = app_client.post(
+        "/api/v1/auth/login", json={"email": user.email, "password": user.password}
+    ).json()
+    app_client.post("/api/v1/auth/logout", json={"refresh_token": dead["refresh_token"]})
+    engine = services_of(app_client).engine
+    with Session(engine) as db:  # age the revocation and the dead session's token
+        db.execute(
+            sa.update(AuthSession)
+            .where(col(AuthSession.revoked_at).is_not(None))
+            .values(revoked_at=datetime.now(UTC) - timedelta(days=30))
+        )
+        db.commit()
+    assert cli.main(["auth", "prune"], settings=app_settings) == 0
+    assert "sessions" in capsys.readouterr().out
+    me = app_client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {live['access_token']}"}
+    )
+    assert me.status_code == 200
+    r = app_client.post("/api/v1/auth/refresh", json={"refresh_token": live["refresh_token"]})
+    assert r.status_code == 200
+    with Session(engine) as db:
+        assert (
+            db.exec(select(AuthSession).where(col(AuthSession.revoked_at).is_not(None))).all() == []
+        )
