@@ -89,16 +89,25 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
     range_query(fwd, q, t0, 3600, [o], [0], [d], [0])
     mc_raptor(fwd, q, t0, [o], [0], [d], [0])
 
-    ea = [_time(lambda o=o, d=d, t0=t0: earliest_arrival(fwd, q, t0, [o], [0], [d], [0]))
-          for o, d, t0 in pairs]  # fmt: skip
-    ea_all = [
-        _time(lambda o=o, t0=t0: earliest_arrival(fwd, q, t0, [o], [0])) for o, _, t0 in pairs
-    ]
     few = pairs[: max(10, n_queries // 4)]
-    rng_q = [_time(lambda o=o, d=d, t0=t0: range_query(fwd, q, t0, 3600, [o], [0], [d], [0]))
-             for o, d, t0 in few]  # fmt: skip
-    mc = [_time(lambda o=o, d=d, t0=t0: mc_raptor(fwd, q, t0, [o], [0], [d], [0]))
-          for o, d, t0 in few]  # fmt: skip
+    ea: list[float] = []
+    ea_all: list[float] = []
+    rng_q: list[float] = []
+    mc: list[float] = []
+    for i, (o, d, t0) in enumerate(pairs):
+        t = time.perf_counter()
+        earliest_arrival(fwd, q, t0, [o], [0], [d], [0])
+        ea.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        earliest_arrival(fwd, q, t0, [o], [0])
+        ea_all.append(time.perf_counter() - t)
+        if i < len(few):
+            t = time.perf_counter()
+            range_query(fwd, q, t0, 3600, [o], [0], [d], [0])
+            rng_q.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            mc_raptor(fwd, q, t0, [o], [0], [d], [0])
+            mc.append(time.perf_counter() - t)
     qa = [_time(lambda: data.query_arrays(day, opts)) for _ in range(20)]
     size = timetable_bytes(tt)
     return {
