@@ -84,21 +84,78 @@ class VehicleArrays:
         )
 
 
+@dataclass
+class _Stack:
+    """Every vehicle's arrays concatenated (CSR by ``offsets``), reused until a plan changes."""
+
+    offsets: np.ndarray
+    pts: FloatArray
+    pos: FloatArray
+    depots: FloatArray
+    speeds: FloatArray
+    stop_speed: FloatArray
+    seats0: np.ndarray
+    wc0: np.ndarray
+    cap_s: np.ndarray
+    cap_w: np.ndarray
+    shift_end: FloatArray
+    pos_depot: FloatArray
+    stops: dict[str, np.ndarray]
+
+
+_STOP_FIELDS = ("leg", "early", "late", "serv", "ds", "dw", "pair", "maxride", "depot")
+
+
 class FleetArrays:
-    """All vehicles of one zone, concatenated; rebuilt lazily per vehicle."""
+    """All vehicles of one zone, concatenated; rebuilt lazily per vehicle.
+
+    The concatenation is kept until the next :meth:`invalidate`, so a burst of quotes between
+    two bookings only pays for the travel times of the new pick-up and drop-off.
+    """
 
     def __init__(self, travel: TravelTimes) -> None:
         self.travel = travel
         self._cache: dict[str, VehicleArrays] = {}
+        self._generation = 0
+        self._stacked: tuple[tuple[int, tuple[str, ...]], _Stack] | None = None
 
     def invalidate(self, vehicle_id: str) -> None:
         self._cache.pop(vehicle_id, None)
+        self._generation += 1
 
     def arrays(self, v: Vehicle) -> VehicleArrays:
         va = self._cache.get(v.vehicle_id)
         if va is None:
             va = self._cache[v.vehicle_id] = VehicleArrays.build(v, self.travel)
         return va
+
+    def _stack(self, vehicles: list[Vehicle]) -> _Stack:
+        key = (self._generation, tuple(v.vehicle_id for v in vehicles))
+        if self._stacked is not None and self._stacked[0] == key:
+            return self._stacked[1]
+        vas = [self.arrays(v) for v in vehicles]
+        nv = len(vehicles)
+        counts = np.array([len(a.leg) for a in vas], dtype=np.int64)
+        offsets = np.zeros(nv + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        speeds = np.array([v.vtype.speed_kmh for v in vehicles], dtype=np.float64)
+        st = _Stack(
+            offsets=offsets,
+            pts=np.concatenate([a.points for a in vas]) if offsets[-1] else np.zeros((0, 2)),
+            pos=np.array([v.position for v in vehicles], dtype=np.float64),
+            depots=np.array([v.depot for v in vehicles], dtype=np.float64),
+            speeds=speeds,
+            stop_speed=np.repeat(speeds, counts),
+            seats0=np.array([a.seats0 for a in vas], dtype=np.int64),
+            wc0=np.array([a.wc0 for a in vas], dtype=np.int64),
+            cap_s=np.array([v.vtype.seats for v in vehicles], dtype=np.int64),
+            cap_w=np.array([v.vtype.wheelchair_spaces for v in vehicles], dtype=np.int64),
+            shift_end=np.array([v.shift_end for v in vehicles], dtype=np.float64),
+            pos_depot=np.array([a.pos_depot for a in vas], dtype=np.float64),
+            stops={f: np.concatenate([getattr(a, f) for a in vas]) for f in _STOP_FIELDS},
+        )
+        self._stacked = (key, st)
+        return st
 
     def best_insertion(
         self, vehicles: list[Vehicle], ride: NewRide, now: float
@@ -107,21 +164,9 @@ class FleetArrays:
         nv = len(vehicles)
         if nv == 0:
             return None
-        vas = [self.arrays(v) for v in vehicles]
-        counts = np.array([len(a.leg) for a in vas], dtype=np.int64)
-        offsets = np.zeros(nv + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-
-        def cat(name: str, dtype: type) -> np.ndarray:
-            parts = [getattr(a, name) for a in vas]
-            return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
-
-        pts = np.concatenate([a.points for a in vas]) if offsets[-1] else np.zeros((0, 2))
-        pos = np.array([v.position for v in vehicles], dtype=np.float64)
-        speeds = np.array([v.vtype.speed_kmh for v in vehicles])
-        stop_speed = np.repeat(speeds, counts)
+        st = self._stack(vehicles)
+        pts, pos, depots, speeds, stop_speed = st.pts, st.pos, st.depots, st.speeds, st.stop_speed
         pd_pts = np.array([ride.pickup, ride.dropoff], dtype=np.float64)
-        depots = np.array([v.depot for v in vehicles], dtype=np.float64)
         s_toP = np.empty(len(pts))
         s_Pto = np.empty(len(pts))
         s_toD = np.empty(len(pts))
@@ -133,51 +178,53 @@ class FleetArrays:
             vm = speeds == sp
             sm = stop_speed == sp
             spf = float(sp)
-            # Origins: vehicle positions, planned stops, depots -> P, D
+            # Into P and D from every vehicle position and planned stop of this speed.
             orig = np.vstack([pos[vm], pts[sm]])
             to_pd = self.travel.matrix(orig, pd_pts, spf)
             nvm = int(vm.sum())
             v_posP[vm] = to_pd[:nvm, 0]
             s_toP[sm] = to_pd[nvm:, 0]
             s_toD[sm] = to_pd[nvm:, 1]
-            dest = np.vstack([pts[sm], depots[vm]])
+            # Out of P and D to every planned stop, the depots, and P -> D itself.
+            dest = np.vstack([pts[sm], depots[vm], pd_pts[1:]])
             from_pd = self.travel.matrix(pd_pts, dest, spf)
             ns = int(sm.sum())
             s_Pto[sm] = from_pd[0, :ns]
             s_Dto[sm] = from_pd[1, :ns]
-            v_Ddepot[vm] = from_pd[1, ns:]
-            v_PD[vm] = self.travel.matrix(pd_pts[:1], pd_pts[1:], spf)[0, 0]
+            v_Ddepot[vm] = from_pd[1, ns : ns + nvm]
+            v_PD[vm] = from_pd[0, -1]
         v_start = np.array(
             [max(now, v.position_time, v.shift_start) for v in vehicles], dtype=np.float64
         )
-        v_ok = np.array([now < v.shift_end for v in vehicles], dtype=np.bool_)
+        v_ok = st.shift_end > now
         out_cost = np.empty(nv)
         out_tp = np.empty(nv)
         out_td = np.empty(nv)
         out_i = np.empty(nv, dtype=np.int64)
         out_j = np.empty(nv, dtype=np.int64)
+        s = st.stops
         _kernel(
             v_ok,
             v_start,
-            np.array([a.seats0 for a in vas], dtype=np.int64),
-            np.array([a.wc0 for a in vas], dtype=np.int64),
-            np.array([v.vtype.seats for v in vehicles], dtype=np.int64),
-            np.array([v.vtype.wheelchair_spaces for v in vehicles], dtype=np.int64),
-            np.array([v.shift_end for v in vehicles], dtype=np.float64),
-            np.array([a.pos_depot for a in vas], dtype=np.float64),
+            st.seats0,
+            st.wc0,
+            st.cap_s,
+            st.cap_w,
+            st.shift_end,
+            st.pos_depot,
             v_posP,
             v_PD,
             v_Ddepot,
-            offsets,
-            cat("leg", np.float64),
-            cat("early", np.float64),
-            cat("late", np.float64),
-            cat("serv", np.float64),
-            cat("ds", np.int64),
-            cat("dw", np.int64),
-            cat("pair", np.int64),
-            cat("maxride", np.float64),
-            cat("depot", np.float64),
+            st.offsets,
+            s["leg"],
+            s["early"],
+            s["late"],
+            s["serv"],
+            s["ds"],
+            s["dw"],
+            s["pair"],
+            s["maxride"],
+            s["depot"],
             s_toP,
             s_Pto,
             s_toD,
