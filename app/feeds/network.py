@@ -9,11 +9,13 @@ version while new ones see the new one: no downtime, no torn reads.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from app.feeds.service_date import RULE, pick_service_date, today_in
 from gtfs.compiled import CompiledTimetable, IntArray
 
 
@@ -32,11 +34,32 @@ class Network:
     timetable: CompiledTimetable | None
     versions: tuple[PublishedVersion, ...] = ()
     generation: int = 0
-    service_date: dt.date | None = None  # the date queries default to (see service_date.py)
-    service_date_rule: str = ""
+    service_date_rule: str = RULE
+    # "Now", for the default service date (tests pin it).
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC), repr=False)
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     # GTFS stop_sequence of each stop time [N] (for GTFS-RT matching), when known.
     st_stop_sequence: IntArray | None = None
+    _service_dates: dict[dt.date, dt.date | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @property
+    def service_date(self) -> dt.date | None:
+        """The date queries default to: today in the network's zone when it has service, else
+        the rule of :mod:`app.feeds.service_date` (re-evaluated when the day changes)."""
+        tt = self.timetable
+        if tt is None:
+            return None
+        today = today_in(tt, self.clock())
+        cache = self._service_dates
+        if today in cache:
+            return cache[today]
+        day = pick_service_date(tt, today)  # readers may race here: same answer, harmless
+        if len(cache) > 4:
+            cache.clear()
+        cache[today] = day
+        return day
 
     @property
     def empty(self) -> bool:

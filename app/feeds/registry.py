@@ -31,7 +31,6 @@ from app.errors import ApiError
 from app.feeds.models import FeedVersion
 from app.feeds.network import Network, PublishedVersion, timetable_counts
 from app.feeds.realtime import RealtimeHub
-from app.feeds.service_date import RULE, pick_service_date, today_in
 from app.feeds.store import ArtifactStore, sha256_file
 from app.models.identity import utcnow
 from gtfs.compiled import CompiledTimetable, IntArray
@@ -366,15 +365,13 @@ class FeedRegistry:
         if not versions:
             return Network(timetable=None, generation=self._network.generation + 1)
         tt, seq = self._timetable_for(versions)
-        day = pick_service_date(tt, today_in(tt, self.clock()))
         return Network(
             timetable=tt,
             versions=tuple(
                 PublishedVersion(v.feed_id, int(v.id or 0), v.sha256, v.filename) for v in versions
             ),
             generation=self._network.generation + 1,
-            service_date=day,
-            service_date_rule=RULE,
+            clock=self.clock,
             st_stop_sequence=seq,
         )
 

@@ -83,3 +83,17 @@ def test_demo_off_or_missing_file_starts_empty(
     c2 = make_app_client(demo=True, demo_feed_path=tmp_path / "missing.zip")
     assert c2.get("/api/v1/network").json()["published"] == []
     assert c2.get("/readyz").status_code in (200, 503)
+
+
+def test_service_date_follows_the_clock(muroran_tt: CompiledTimetable) -> None:
+    """Inside the calendar the default date is today in Asia/Tokyo, and moves at midnight."""
+    from app.feeds.network import Network
+
+    now = [dt.datetime(2020, 11, 29, 14, 30, tzinfo=dt.UTC)]  # 23:30 in Muroran
+    net = Network(timetable=muroran_tt, clock=lambda: now[0])
+    assert net.service_date == dt.date(2020, 11, 29)
+    now[0] += dt.timedelta(hours=1)  # 00:30 the next day in Muroran
+    assert net.service_date == dt.date(2020, 11, 30)
+    now[0] = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)
+    assert net.service_date == dt.date(2020, 11, 29)
+    assert Network(timetable=None).service_date is None
