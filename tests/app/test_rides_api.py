@@ -9,6 +9,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.app.conftest import both_backends
+
+pytestmark = both_backends
+
 ZONE = {
     "zone_id": "muroran",
     "name": "Muroran",
