@@ -7,15 +7,14 @@ publishing under concurrent queries loses none and tears none.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from app import db
@@ -30,32 +29,24 @@ from tests.app.test_feeds_samples import (
     without_stops,
 )
 
-PG_ADMIN_URL = os.environ.get("TSUNAGU_TEST_PG", "postgresql://127.0.0.1:5432/test")
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, EMPTY database (PostgreSQL: a database of its own, dropped afterwards)."""
+    """A migrated database with no feed versions: a SQLite file, or the session's real
+    PostgreSQL database (``pg_database_url``) with ``feed_versions`` emptied first — tests run
+    one at a time, and "what is published" must be this test's own."""
     if request.param == "sqlite":
-        eng = db.create_db_engine(f"sqlite:///{tmp_path / 'feeds.db'}")
-        db.upgrade_database(eng)
-        yield eng
-        eng.dispose()
-        return
-    import psycopg
-
-    name = f"tsunagu_feeds_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    eng = db.create_db_engine(f"{base}/{name}")
-    try:
-        db.upgrade_database(eng)
-        yield eng
-    finally:
-        eng.dispose()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        url = f"sqlite:///{tmp_path / 'feeds.db'}"
+    else:
+        url = str(request.getfixturevalue("pg_database_url"))
+    eng = db.create_db_engine(url)
+    db.upgrade_database(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.text("DELETE FROM feed_versions"))
+    yield eng
+    with eng.begin() as conn:  # leave no published feed behind for other tests' app starts
+        conn.execute(sa.text("DELETE FROM feed_versions"))
+    eng.dispose()
 
 
 @pytest.fixture
