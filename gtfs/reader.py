@@ -22,7 +22,15 @@ from gtfs.errors import FeedError
 from gtfs.feed import Feed
 from gtfs.notices import NoticeSink
 from gtfs.schema import GEOJSON_FILES, SPECS
-from gtfs.text_kernels import needs_strip
+from gtfs.text_kernels import needs_strip, newline_mask
+
+# Whitespace next to a delimiter or a line end: the only way a value can need stripping
+# (substring tests are memchr-fast; a regex over the whole text is not).
+_EDGE_SPACES = (" ,", ", ", " \n", "\n ", " \r", "\t", "\u3000", "\ufeff")
+
+
+def _may_need_strip(text: str) -> bool:
+    return text.startswith(" ") or text.endswith(" ") or any(e in text for e in _EDGE_SPACES)
 
 
 @dataclass(frozen=True)
@@ -179,23 +187,28 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     if df.empty and len(df.columns) == 0:
         sink.add("empty_file", 1, [{"filename": filename}])
-    # Short rows give NaN even with na_filter off; a blank is a blank.
-    df = df.fillna("")
-    # Strip once here (rare in real feeds, so checked natively first) so no later step has to.
+    # Cheap whole-text pre-checks decide which per-column passes are needed at all.
+    maybe_spaces = _may_need_strip(text)
+    has_quotes = '"' in text
     for c in df.columns:
-        if df[c].dtype == object and needs_strip(df[c]):
-            df[c] = df[c].astype(str).str.strip()
-    for c in df.columns:
-        nl = df[c].astype(str).str.contains("\n", regex=False).to_numpy()
-        if nl.any():
-            sink.add(
-                "new_line_in_value",
-                int(nl.sum()),
-                [
-                    {"filename": filename, "csvRowNumber": int(i) + 2, "fieldName": c}
-                    for i in np.flatnonzero(nl)[:5]
-                ],
-            )
+        col = df[c]
+        # Short rows give NaN even with na_filter off; a blank is a blank.
+        if pd.isna(col.to_numpy(dtype=object)).any():
+            col = df[c] = col.fillna("")
+        # Strip once here so no later step has to.
+        if maybe_spaces and needs_strip(col):
+            col = df[c] = col.astype(str).str.strip()
+        if has_quotes:
+            nl = newline_mask(col)
+            if nl.any():
+                sink.add(
+                    "new_line_in_value",
+                    int(nl.sum()),
+                    [
+                        {"filename": filename, "csvRowNumber": int(i) + 2, "fieldName": c}
+                        for i in np.flatnonzero(nl)[:5]
+                    ],
+                )
     return df
 
 

@@ -213,3 +213,23 @@ def _parse_number(
 
 def parse_number_codes(values: pd.Series) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]:
     return _parse_number(u_matrix(values))  # type: ignore[no-any-return]
+
+
+@numba.njit(cache=True)
+def _has_newline(m: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+    n, w = m.shape
+    out = np.zeros(n, np.bool_)
+    for i in range(n):
+        for k in range(w):
+            c = m[i, k]
+            if c == 10 or c == 13:
+                out[i] = True
+                break
+            if c == 0:
+                break
+    return out
+
+
+def newline_mask(values: pd.Series) -> npt.NDArray[np.bool_]:
+    """Values containing a line break (only possible inside quoted CSV fields)."""
+    return _has_newline(u_matrix(values))  # type: ignore[no-any-return]

@@ -192,3 +192,11 @@ def test_encrypted_zip(make_feed: Callable[..., Path], tmp_path: Path) -> None:
     with pytest.raises(FeedError) as e:
         read_feed(p)
     assert e.value.code == "encrypted_zip"
+
+
+def test_values_are_stripped(make_feed: Callable[..., Path]) -> None:
+    stops = "stop_id, stop_name ,stop_lat,stop_lon\n S1 ,One,35.0,139.0\nS2,Two ,35.0045,139.0\nS3,\u3000Three,35.009,139.0\n"
+    feed = read_feed(make_feed({"stops.txt": stops}))
+    assert feed.stops["stop_id"].tolist() == ["S1", "S2", "S3"]
+    assert feed.stops["stop_name"].tolist() == ["One", "Two", "Three"]
+    assert not validate_feed(feed).has_errors
