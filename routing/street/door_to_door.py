@@ -1,19 +1,18 @@
-"""Door-to-door costs between points snapped onto street segments.
+"""Door-to-door costs between points linked to street segments.
 
-A point snapped at ``frac`` along segment ``u -> v`` (see :mod:`routing.street.edge_snap`)
-enters the graph through up to two *anchors*: as an origin it reaches ``v`` at
-``(1 - frac) * w(u->v)`` and, when the segment is two-way for this mode, ``u`` at
+Each point is linked to one to three nearby segments (:meth:`EdgeIndex.links`). A point at
+``frac`` along segment ``u -> v`` enters the graph through up to two *anchors*: as an origin it
+reaches ``v`` at ``(1 - frac) * w(u->v)`` and, when the segment is two-way for this mode, ``u`` at
 ``frac * w(v->u)``; as a destination it is reached from ``u`` at ``frac * w(u->v)`` and from
-``v`` at ``(1 - frac) * w(v->u)``. Between two points the best of
+``v`` at ``(1 - frac) * w(v->u)``. Each anchor also carries the link's distance off the street,
+priced at ``off_weight`` per metre (walked, or driven slowly). Between two points the best of
 
-* ``origin anchor + shortest path between anchors + destination anchor`` and
-* the run along the segment itself when both lie on the same one (in an allowed direction)
+* ``origin anchor + shortest path between anchors + destination anchor``, over all links, and
+* the run along a segment both points are linked to (in an allowed direction)
 
-is taken, plus both distances off the street priced at ``off_weight`` per metre (walked, or
-driven slowly). Two points on the same segment that are closer to each other than to the street
-(the very same spot, facing doors) may go straight across (great-circle distance at
-``off_weight``) when that is shorter.
-Weights ``w`` are metres for walking and seconds for a vehicle; metres follow the chosen path.
+is taken. Two points closer to each other than to the street (the very same spot, facing
+doors) may also go straight across, at ``off_weight`` per metre of great-circle distance.
+Weights ``w`` are metres for walking and seconds for a vehicle; metres follow the chosen way.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gtfs.compiled import FloatArray, IntArray
-from routing.street.edge_snap import EdgeSnap
+from routing.street.edge_snap import Links
 from routing.street.geo import haversine_m
 from routing.street.graph import StreetGraph
 from routing.street.shortest_paths import SOURCE_CHUNK, path_lengths, trace_path
@@ -33,53 +32,69 @@ from routing.street.shortest_paths import SOURCE_CHUNK, path_lengths, trace_path
 # (source nodes) -> one (cost row [N], predecessor row [N] or None) per node
 RowSource = Callable[[IntArray], list[tuple[FloatArray, IntArray | None]]]
 
-ALONG = -1  # anchor slot: along the shared segment, off the graph's nodes
-ACROSS = -2  # anchor slot: straight across, from point to point
+VIA_GRAPH = 0  # through the graph between anchors
+ALONG = 1  # along a segment both points are linked to
+ACROSS = 2  # straight across, from point to point
 
 
 @dataclass(frozen=True, eq=False)
 class Anchors:
-    """Up to two graph entry/exit nodes per point (``-1`` / ``inf`` when absent)."""
+    """Graph entry/exit nodes per point: ``[n, 2 * links]`` (``-1`` / ``inf`` when absent).
 
-    node: IntArray  # [n, 2]
-    cost: FloatArray  # [n, 2] in weight units
-    meters: FloatArray  # [n, 2]
+    Slot ``2 * s + side`` belongs to link ``s``; costs and metres include the off-street part.
+    """
+
+    node: IntArray
+    cost: FloatArray
+    meters: FloatArray
 
 
 @dataclass(frozen=True, eq=False)
 class DoorToDoor:
-    """Costs of origin/destination pairs and how each is made."""
+    """Costs of origin/destination pairs, and how each is made."""
 
     cost: FloatArray  # weight units, off-street parts included
     meters: FloatArray
-    slot_a: IntArray  # origin anchor used (0/1), or ALONG / ACROSS
-    slot_b: IntArray  # destination anchor used (0/1), or ALONG / ACROSS
+    kind: IntArray  # VIA_GRAPH, ALONG or ACROSS
+    slot_a: IntArray  # VIA_GRAPH: origin anchor slot; ALONG: origin link
+    slot_b: IntArray  # VIA_GRAPH: destination anchor slot; ALONG: destination link
     origin_anchors: Anchors
     destination_anchors: Anchors
 
 
-def anchors(graph: StreetGraph, snap: EdgeSnap, weight: FloatArray, origin: bool) -> Anchors:
-    """Anchors of snapped points for per-edge ``weight`` (``inf`` marks unusable edges)."""
-    e, t = snap.edge, snap.frac
-    u, v = graph.edge_source[e], graph.indices[e]
-    rev = graph.edge_ids(v, u)
-    w_rev = np.where(rev >= 0, weight[np.maximum(rev, 0)], np.inf)
-    has_rev = np.isfinite(w_rev)
-    length = graph.length_m[e]
-    fwd_part = (1.0 - t) if origin else t
-    back_part = t if origin else (1.0 - t)
-    node = np.column_stack((v if origin else u, np.where(has_rev, u if origin else v, -1)))
-    back_cost = np.full(e.shape, np.inf)
-    back_cost[has_rev] = back_part[has_rev] * w_rev[has_rev]
-    cost = np.column_stack((fwd_part * weight[e], back_cost))
-    meters = np.column_stack((fwd_part * length, np.where(has_rev, back_part * length, np.inf)))
-    return Anchors(node.astype(np.int32), cost, meters)
+def anchors(
+    graph: StreetGraph, links: Links, weight: FloatArray, off_weight: float, origin: bool
+) -> Anchors:
+    """Anchors of linked points for per-edge ``weight`` (``inf`` marks unusable edges)."""
+    n, width = len(links), links.width
+    node = np.full((n, 2 * width), -1, dtype=np.int32)
+    cost = np.full((n, 2 * width), np.inf)
+    meters = np.full((n, 2 * width), np.inf)
+    for s in range(width):
+        ok = links.edge[:, s] >= 0
+        e, t, off = links.edge[ok, s], links.frac[ok, s], links.off_m[ok, s]
+        u, v = graph.edge_source[e], graph.indices[e]
+        rev = graph.edge_ids(v, u)
+        w_rev = np.where(rev >= 0, weight[np.maximum(rev, 0)], np.inf)
+        has_rev = np.isfinite(w_rev)
+        length = graph.length_m[e]
+        fwd_part = (1.0 - t) if origin else t
+        back_part = t if origin else (1.0 - t)
+        rows = np.flatnonzero(ok)
+        node[rows, 2 * s] = v if origin else u
+        cost[rows, 2 * s] = fwd_part * weight[e] + off * off_weight
+        meters[rows, 2 * s] = fwd_part * length + off
+        r2 = rows[has_rev]
+        node[r2, 2 * s + 1] = (u if origin else v)[has_rev]
+        cost[r2, 2 * s + 1] = back_part[has_rev] * w_rev[has_rev] + off[has_rev] * off_weight
+        meters[r2, 2 * s + 1] = back_part[has_rev] * length[has_rev] + off[has_rev]
+    return Anchors(node, cost, meters)
 
 
 def door_to_door(
     graph: StreetGraph,
-    o: EdgeSnap,
-    d: EdgeSnap,
+    o: Links,
+    d: Links,
     oi: npt.NDArray[np.int64],
     dj: npt.NDArray[np.int64],
     weight: FloatArray,
@@ -92,13 +107,14 @@ def door_to_door(
     ``rows`` runs (or recalls) the searches from anchor nodes; with ``weight_is_length`` the
     metres are the on-street cost itself and predecessor rows are not needed.
     """
-    oa = anchors(graph, o, weight, origin=True)
-    da = anchors(graph, d, weight, origin=False)
-    src = np.unique(oa.node[oi][oa.node[oi] >= 0]).astype(np.int32)
-    tgt = np.unique(da.node[dj][da.node[dj] >= 0]).astype(np.int32)
-    row_of = np.full(graph.n_nodes, -1, dtype=np.int64)
+    oa = anchors(graph, o, weight, off_weight, origin=True)
+    da = anchors(graph, d, weight, off_weight, origin=False)
+    o_nodes, d_nodes = oa.node[oi], da.node[dj]
+    src = np.unique(o_nodes[o_nodes >= 0]).astype(np.int32)
+    tgt = np.unique(d_nodes[d_nodes >= 0]).astype(np.int32)
+    row_of = np.full(graph.n_nodes + 1, -1, dtype=np.int64)  # index -1 -> "no anchor"
     row_of[src] = np.arange(src.size)
-    col_of = np.full(graph.n_nodes, -1, dtype=np.int64)
+    col_of = np.full(graph.n_nodes + 1, -1, dtype=np.int64)
     col_of[tgt] = np.arange(tgt.size)
     g_cost = np.full((src.size + 1, tgt.size + 1), np.inf)  # last row/col: "no anchor"
     g_met = np.full((src.size + 1, tgt.size + 1), np.inf)
@@ -110,69 +126,59 @@ def door_to_door(
     if weight_is_length:
         g_met = g_cost
     n_pairs = oi.size
-    total = np.full((n_pairs, 4), np.inf)
-    mets = np.full((n_pairs, 4), np.inf)
-    for a in (0, 1):
-        on = oa.node[oi, a]
-        r = np.where(on >= 0, row_of[np.maximum(on, 0)], -1)
-        for b in (0, 1):
-            dn = da.node[dj, b]
-            c = np.where(dn >= 0, col_of[np.maximum(dn, 0)], -1)
-            total[:, 2 * a + b] = oa.cost[oi, a] + g_cost[r, c] + da.cost[dj, b]
-            mets[:, 2 * a + b] = oa.meters[oi, a] + g_met[r, c] + da.meters[dj, b]
-    best = np.argmin(total, axis=1)
-    pick = np.arange(n_pairs)
-    cost = total[pick, best]
-    meters = mets[pick, best]
-    slot_a, slot_b = (best // 2).astype(np.int32), (best % 2).astype(np.int32)
+    cost = np.full(n_pairs, np.inf)
+    meters = np.full(n_pairs, np.inf)
+    slot_a = np.zeros(n_pairs, dtype=np.int32)
+    slot_b = np.zeros(n_pairs, dtype=np.int32)
+    for a in range(oa.node.shape[1]):
+        r = row_of[o_nodes[:, a]]
+        for b in range(da.node.shape[1]):
+            c = col_of[d_nodes[:, b]]
+            total = oa.cost[oi, a] + g_cost[r, c] + da.cost[dj, b]
+            better = total < cost
+            cost[better] = total[better]
+            meters[better] = (oa.meters[oi, a] + g_met[r, c] + da.meters[dj, b])[better]
+            slot_a[better], slot_b[better] = a, b
+    kind = np.full(n_pairs, VIA_GRAPH, dtype=np.int32)
 
-    # Along a shared segment, or straight across when that is shorter.
-    same = np.flatnonzero(o.edge[oi] == d.edge[dj])
-    if same.size:
-        e = o.edge[oi[same]]
-        dt = d.frac[dj[same]] - o.frac[oi[same]]
-        rev = graph.edge_ids(graph.indices[e], graph.edge_source[e])
-        w_rev = np.where(rev >= 0, weight[np.maximum(rev, 0)], np.inf)
-        back = np.full(dt.shape, np.inf)
-        two_way = np.isfinite(w_rev)
-        back[two_way] = -dt[two_way] * w_rev[two_way]
-        run = np.where(dt >= 0, dt * weight[e], back)
-        run_m = np.abs(dt) * graph.length_m[e]
-        straight_m = haversine_m(
-            o.point_lat[oi[same]],
-            o.point_lon[oi[same]],
-            d.point_lat[dj[same]],
-            d.point_lon[dj[same]],
-        )
-        off = o.off_m[oi[same]] + d.off_m[dj[same]]
-        # Costs here are on-street only; compare like with like by removing the off-street part.
-        run_total = run + off * off_weight
-        # Straight across only between points closer to each other than to the street (the
-        # same spot, facing doors): never a shortcut against a oneway street.
-        across = np.where(straight_m <= off, straight_m * off_weight, np.inf)
-        direct = np.minimum(run_total, across) - off * off_weight
-        direct_m = np.where(run_total <= across, run_m + off, straight_m) - off
-        win = direct <= cost[same]
-        cost[same[win]] = direct[win]
-        meters[same[win]] = direct_m[win]
-        how = np.where(run_total <= across, ALONG, ACROSS).astype(np.int32)
-        slot_a[same[win]] = how[win]
-        slot_b[same[win]] = how[win]
-    off_m = o.off_m[oi] + d.off_m[dj]
-    return DoorToDoor(
-        cost=cost + off_m * off_weight,
-        meters=meters + off_m,
-        slot_a=slot_a,
-        slot_b=slot_b,
-        origin_anchors=oa,
-        destination_anchors=da,
-    )
+    # Along a segment both points are linked to.
+    for s in range(o.width):
+        for t in range(d.width):
+            e = o.edge[oi, s]
+            same = np.flatnonzero((e >= 0) & (e == d.edge[dj, t]))
+            if same.size == 0:
+                continue
+            e = e[same]
+            dt = d.frac[dj[same], t] - o.frac[oi[same], s]
+            rev = graph.edge_ids(graph.indices[e], graph.edge_source[e])
+            w_rev = np.where(rev >= 0, weight[np.maximum(rev, 0)], np.inf)
+            run = np.full(same.size, np.inf)
+            fwd, back = dt >= 0, (dt < 0) & np.isfinite(w_rev)
+            run[fwd] = dt[fwd] * weight[e[fwd]]
+            run[back] = -dt[back] * w_rev[back]
+            off = o.off_m[oi[same], s] + d.off_m[dj[same], t]
+            total = run + off * off_weight
+            win = total < cost[same]
+            p = same[win]
+            cost[p] = total[win]
+            meters[p] = (np.abs(dt) * graph.length_m[e] + off)[win]
+            kind[p], slot_a[p], slot_b[p] = ALONG, s, t
+
+    # Straight across, between points closer to each other than to the street.
+    straight = haversine_m(o.point_lat[oi], o.point_lon[oi], d.point_lat[dj], d.point_lon[dj])
+    near = straight <= o.off_m[oi, 0] + d.off_m[dj, 0]
+    across = np.where(near, straight * off_weight, np.inf)
+    win = near & (across <= cost)
+    cost[win] = across[win]
+    meters[win] = straight[win]
+    kind[win] = ACROSS
+    return DoorToDoor(cost, meters, kind, slot_a, slot_b, oa, da)
 
 
 def leg_coords(
     graph: StreetGraph,
-    o: EdgeSnap,
-    d: EdgeSnap,
+    o: Links,
+    d: Links,
     result: DoorToDoor,
     pred_of: Callable[[int], IntArray],
 ) -> list[tuple[float, float]]:
@@ -182,12 +188,13 @@ def leg_coords(
     """
     start = (float(o.point_lat[0]), float(o.point_lon[0]))
     end = (float(d.point_lat[0]), float(d.point_lon[0]))
-    on_o = (float(o.lat[0]), float(o.lon[0]))
-    on_d = (float(d.lat[0]), float(d.lon[0]))
-    a, b = int(result.slot_a[0]), int(result.slot_b[0])
-    if a == ACROSS:
+    kind, a, b = int(result.kind[0]), int(result.slot_a[0]), int(result.slot_b[0])
+    if kind == ACROSS:
         return [start, end]
-    if a == ALONG:
+    s, t = (a, b) if kind == ALONG else (a // 2, b // 2)
+    on_o = (float(o.lat[0, s]), float(o.lon[0, s]))
+    on_d = (float(d.lat[0, t]), float(d.lon[0, t]))
+    if kind == ALONG:
         return [start, on_o, on_d, end]
     src = int(result.origin_anchors.node[0, a])
     dst = int(result.destination_anchors.node[0, b])

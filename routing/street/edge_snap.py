@@ -10,6 +10,13 @@ The index samples every segment every :data:`SAMPLE_SPACING_M` metres into a KD-
 sphere coordinates; the :data:`CANDIDATES` nearest samples name candidate segments, and the exact
 point-to-segment distance (local tangent plane, < 0.1 % error at street scale) picks the winner.
 A wrong pick can only be a segment at most half a sample spacing farther than the true nearest.
+
+Routing links a point to its nearest segment and, when that segment is oneway for the mode and
+the point lies beside it (more than :data:`MIN_OFF_FOR_LINKS_M` off) rather than on it, to up to
+two segments of other streets within :data:`LINK_SLACK_M` (:meth:`EdgeIndex.links`), as
+OpenTripPlanner links to several edges: a stop beside a divided road is reachable from both
+carriageways instead of forcing a loop through the next interchange, while a vehicle on a
+oneway street stays on it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ from routing.street.geo import EARTH_RADIUS_M, as_latlon, to_xyz
 from routing.street.graph import StreetGraph
 
 SAMPLE_SPACING_M = 10.0
-CANDIDATES = 16
+CANDIDATES = 24
+MAX_LINKS = 3
+LINK_SLACK_M = 20.0
+MIN_OFF_FOR_LINKS_M = 3.0
 _M_PER_DEG = EARTH_RADIUS_M * np.pi / 180.0
 
 
@@ -60,6 +70,52 @@ class EdgeSnap:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class Links:
+    """Candidate segments per point, nearest first: ``[n, S]`` arrays, unused slots have
+    ``edge == -1`` and ``off_m == inf``."""
+
+    edge: IntArray
+    frac: FloatArray
+    off_m: FloatArray
+    lat: FloatArray
+    lon: FloatArray
+    point_lat: FloatArray  # [n]
+    point_lon: FloatArray  # [n]
+
+    def __len__(self) -> int:
+        return int(self.edge.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.edge.shape[1])
+
+    def take(self, idx: npt.ArrayLike) -> Links:
+        """The links of a subset of the points."""
+        i = np.asarray(idx)
+        return Links(
+            self.edge[i],
+            self.frac[i],
+            self.off_m[i],
+            self.lat[i],
+            self.lon[i],
+            self.point_lat[i],
+            self.point_lon[i],
+        )
+
+    def nearest(self) -> EdgeSnap:
+        """The nearest segment only."""
+        return EdgeSnap(
+            self.edge[:, 0],
+            self.frac[:, 0],
+            self.off_m[:, 0],
+            self.lat[:, 0],
+            self.lon[:, 0],
+            self.point_lat,
+            self.point_lon,
+        )
+
+
 class EdgeIndex:
     """Spatial index of a graph's segments, optionally restricted to some edges.
 
@@ -80,6 +136,7 @@ class EdgeIndex:
         rev_ok = (rev >= 0) & ok[np.maximum(rev, 0)]
         # One canonical edge per segment: u < v when both directions are usable.
         canonical = ok & (~rev_ok | (u < v))
+        self._oneway = ok & ~rev_ok  # usable in one direction only
         self.edges = np.flatnonzero(canonical).astype(np.int32)
         if self.edges.size == 0:
             raise ValueError("no street segment to snap to")
@@ -95,11 +152,24 @@ class EdgeIndex:
 
     def snap(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> EdgeSnap:
         """Project each point onto its nearest segment."""
+        return self.links(lat, lon, max_links=1).nearest()
+
+    def links(
+        self,
+        lat: npt.ArrayLike,
+        lon: npt.ArrayLike,
+        max_links: int = MAX_LINKS,
+        slack_m: float = LINK_SLACK_M,
+    ) -> Links:
+        """The nearest segment of each point and, beside a oneway segment, up to
+        ``max_links - 1`` segments of other streets within ``slack_m`` metres more (the other
+        carriageway of a divided road), nearest first."""
         la, lo = as_latlon(lat, lon)
         g = self.graph
+        n = la.size
         k = min(CANDIDATES, self._sample_edge.size)
         _, idx = self._tree.query(to_xyz(la, lo), k=k)
-        cand = self._sample_edge[np.asarray(idx).reshape(la.size, k)]  # [n, k]
+        cand = self._sample_edge[np.asarray(idx).reshape(n, k)]  # [n, k]
         u, v = g.edge_source[cand], g.indices[cand]
         # Local tangent plane around each point (metres east, north).
         cos = np.cos(np.radians(la))[:, None]
@@ -111,17 +181,56 @@ class EdgeIndex:
         den = dx * dx + dy * dy
         t = np.clip(-(ax * dx + ay * dy) / np.where(den > 0, den, 1.0), 0.0, 1.0)
         dist = np.hypot(ax + t * dx, ay + t * dy)
-        best = np.argmin(dist, axis=1)
-        rows = np.arange(la.size)
-        e = cand[rows, best]
-        tb = t[rows, best]
-        ue, ve = g.edge_source[e], g.indices[e]
-        return EdgeSnap(
-            edge=e.astype(np.int32),
-            frac=tb,
-            off_m=dist[rows, best],
-            lat=g.lat[ue] + tb * (g.lat[ve] - g.lat[ue]),
-            lon=g.lon[ue] + tb * (g.lon[ve] - g.lon[ue]),
+        # Sort candidates by (edge, distance) to drop repeated edges, then by distance.
+        order = np.lexsort((dist, cand), axis=1) if n else np.zeros((0, k), dtype=np.int64)
+        cand = np.take_along_axis(cand, order, 1)
+        dist = np.take_along_axis(dist, order, 1)
+        t = np.take_along_axis(t, order, 1)
+        repeat = np.zeros(cand.shape, dtype=bool)
+        repeat[:, 1:] = cand[:, 1:] == cand[:, :-1]
+        dist = np.where(repeat, np.inf, dist)
+        order = np.argsort(dist, axis=1, kind="stable")
+        cand = np.take_along_axis(cand, order, 1)
+        dist = np.take_along_axis(dist, order, 1)
+        t = np.take_along_axis(t, order, 1)
+        # Keep the nearest, then only segments of *other* streets: a segment touching a kept
+        # one (the next piece of the same street) adds nothing but searches.
+        rows = np.arange(n)
+        picked = np.zeros((n, max_links), dtype=np.int64)
+        count = np.ones(n, dtype=np.int64)
+        # Only a point beside (not on) a oneway segment needs other links.
+        more = self._oneway[cand[:, 0]] & (dist[:, 0] > MIN_OFF_FOR_LINKS_M)
+        ends = [g.edge_source[cand[:, 0]], g.indices[cand[:, 0]]]
+        for c in range(1, k):
+            cu, cv = g.edge_source[cand[:, c]], g.indices[cand[:, c]]
+            touches = np.zeros(n, dtype=bool)
+            for node in ends:
+                touches |= (cu == node) | (cv == node)
+            ok = (
+                more
+                & ~touches
+                & (count < max_links)
+                & np.isfinite(dist[:, c])
+                & (dist[:, c] <= dist[:, 0] + slack_m)
+            )
+            picked[rows[ok], count[ok]] = c
+            count += ok
+            # Rows that did not pick keep pointing their new end slots at the nearest's ends.
+            ends += [np.where(ok, cu, ends[0]), np.where(ok, cv, ends[1])]
+        used = np.arange(max_links)[None, :] < count[:, None]
+        e = np.where(used, np.take_along_axis(cand, picked, 1), -1).astype(np.int32)
+        off = np.take_along_axis(dist, picked, 1)
+        frac = np.take_along_axis(t, picked, 1)
+        off = np.where(e >= 0, off, np.inf)
+        frac = np.where(e >= 0, frac, 0.0)
+        ee = np.maximum(e, 0)
+        ue, ve = g.edge_source[ee], g.indices[ee]
+        return Links(
+            edge=e,
+            frac=frac,
+            off_m=off,
+            lat=g.lat[ue] + frac * (g.lat[ve] - g.lat[ue]),
+            lon=g.lon[ue] + frac * (g.lon[ve] - g.lon[ue]),
             point_lat=la,
             point_lon=lo,
         )

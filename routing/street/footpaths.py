@@ -106,8 +106,8 @@ def _graph_meters(
     Pairs with a stop beyond ``max_snap_m`` keep their ``fallback`` distance; pairs farther than
     ``radius_m`` come back as ``inf``. Sources go in groups so memory stays bounded.
     """
-    snaps = edge_index(graph).snap(lat, lon)
-    ok = snaps.off_m <= max_snap_m
+    snaps = edge_index(graph).links(lat, lon)
+    ok = snaps.off_m[:, 0] <= max_snap_m
     out = np.asarray(fallback, dtype=np.float64).copy()
     both = np.flatnonzero(ok[a] & ok[b])
     both = both[np.argsort(a[both], kind="stable")]

@@ -1,6 +1,6 @@
 """Walking access and egress on a real OSM walking graph.
 
-The query point and every stop are projected onto their nearest street segment
+The query point and every stop are projected onto their nearest street segments
 (:mod:`routing.street.edge_snap`); a walk is ``distance to the street + the best way along the
 street network + distance from the street`` (:mod:`routing.street.door_to_door`), found by a
 bounded Dijkstra (``limit=`` the walking budget) in scipy's compiled csgraph. Stops farther than
@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 
 from gtfs.compiled import FloatArray, IntArray
 from routing.street.door_to_door import door_to_door, leg_coords
-from routing.street.edge_snap import EdgeSnap, edge_index
+from routing.street.edge_snap import Links, edge_index
 from routing.street.errors import NoStreetPath, TooFarFromNetwork
 from routing.street.geo import as_latlon, chord_m, to_xyz
 from routing.street.graph import StreetGraph
@@ -27,10 +27,10 @@ from routing.street.straight_line import DEFAULT_WALK_SPEED_MPS, check_speed, wa
 DEFAULT_MAX_SNAP_M = 300.0
 
 
-def check_snap(snap: EdgeSnap, max_snap_m: float) -> None:
+def check_links(links: Links, max_snap_m: float) -> None:
     """Refuse points farther than ``max_snap_m`` from the street."""
-    if len(snap) and float(snap.off_m.max()) > max_snap_m:
-        raise TooFarFromNetwork(float(snap.off_m.max()), max_snap_m)
+    if len(links) and float(links.off_m[:, 0].max()) > max_snap_m:
+        raise TooFarFromNetwork(float(links.off_m[:, 0].max()), max_snap_m)
 
 
 class OsmWalkAccess:
@@ -60,14 +60,14 @@ class OsmWalkAccess:
         self.stop_lat, self.stop_lon = as_latlon(stop_lat, stop_lon)
         self.max_snap_m = float(max_snap_m)
         self.index = edge_index(graph)
-        self.stop_snap = self.index.snap(self.stop_lat, self.stop_lon)
-        self.stop_on_graph = self.stop_snap.off_m <= self.max_snap_m
+        self.stop_links = self.index.links(self.stop_lat, self.stop_lon)
+        self.stop_on_graph = self.stop_links.off_m[:, 0] <= self.max_snap_m
         self._stop_tree = cKDTree(to_xyz(self.stop_lat, self.stop_lon))
 
-    def _snap_point(self, lat: float, lon: float) -> EdgeSnap:
-        snap = self.index.snap(lat, lon)
-        check_snap(snap, self.max_snap_m)
-        return snap
+    def _link_point(self, lat: float, lon: float) -> Links:
+        links = self.index.links(lat, lon)
+        check_links(links, self.max_snap_m)
+        return links
 
     def nearby_stops(
         self,
@@ -81,7 +81,7 @@ class OsmWalkAccess:
         if not np.isfinite(max_seconds) or max_seconds < 0:
             raise ValueError(f"max_seconds must be >= 0, got {max_seconds!r}")
         la, lo = as_latlon(lat, lon)
-        o = self._snap_point(float(la[0]), float(lo[0]))
+        o = self._link_point(float(la[0]), float(lo[0]))
         budget = max_seconds * speed
         empty = np.empty(0, dtype=np.int32)
         # A walk is never shorter than the great circle: only stops inside it are candidates.
@@ -90,14 +90,14 @@ class OsmWalkAccess:
             dtype=np.int64,
         )
         near = near[self.stop_on_graph[near]]
-        if near.size == 0 or float(o.off_m[0]) > budget:
+        if near.size == 0 or float(o.off_m[0, 0]) > budget:
             return empty, empty, np.empty(0)
-        limit = budget - float(o.off_m[0])
+        limit = budget - float(o.off_m[0, 0])
         g = self.graph
         res = door_to_door(
             g,
             o,
-            self.stop_snap,
+            self.stop_links,
             np.zeros(near.size, dtype=np.int64),
             near,
             g.length_m,
@@ -125,8 +125,8 @@ class OsmWalkAccess:
         """The shortest walk: ``(seconds, meters, [(lat, lon), ...])`` from start to end."""
         speed = check_speed(walk_speed_mps)
         la, lo = as_latlon([lat1, lat2], [lon1, lon2])
-        o = self._snap_point(float(la[0]), float(lo[0]))
-        d = self._snap_point(float(la[1]), float(lo[1]))
+        o = self._link_point(float(la[0]), float(lo[0]))
+        d = self._link_point(float(la[1]), float(lo[1]))
         g = self.graph
         preds: dict[int, IntArray] = {}
 

@@ -1,9 +1,9 @@
 """Driving travel times on the OSM driving graph, for the dispatcher and the simulator.
 
-``TravelTimeModel(graph).matrix(origins, destinations, profile=CAR, depart_s=...)`` projects
-every point onto the nearest street segment the profile may use (:mod:`routing.street.edge_snap`),
+``TravelTimeModel(graph).matrix(origins, destinations, profile=CAR, depart_s=...)`` links
+every point to the nearest street segments the profile may use (:mod:`routing.street.edge_snap`),
 runs one Dijkstra (scipy csgraph) per distinct segment-end node not already cached, and combines
-both ends of both segments (:mod:`routing.street.door_to_door`, which respects oneway segments).
+the ends of the segments (:mod:`routing.street.door_to_door`, which respects oneway segments).
 Rows — seconds and the shortest-path tree to every node for one ``(node, profile, time-of-day
 factor)`` — are kept in an LRU cache, so re-quoting against a live fleet mostly reuses earlier
 searches; metres are summed along the tree to the requested destinations (a numba kernel).
@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 
 from gtfs.compiled import FloatArray, IntArray
 from routing.street.door_to_door import DoorToDoor, door_to_door, leg_coords
-from routing.street.edge_snap import EdgeIndex, EdgeSnap
+from routing.street.edge_snap import EdgeIndex, Links
 from routing.street.errors import NoStreetPath, TooFarFromNetwork
 from routing.street.geo import as_latlon, as_latlon_pairs
 from routing.street.graph import StreetGraph
@@ -41,7 +41,7 @@ from routing.street.straight_line import StraightLineTravelTimes
 
 CONNECTOR_SPEED_KMH = 20.0
 DEFAULT_MAX_SNAP_M = 500.0
-DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -214,12 +214,12 @@ class TravelTimeModel:
         olat, olon = as_latlon_pairs(origins_latlon, "origins_latlon")
         dlat, dlon = as_latlon_pairs(destinations_latlon, "destinations_latlon")
         view = self._view(profile)
-        o, d = view.index.snap(olat, olon), view.index.snap(dlat, dlon)
-        o_ok, d_ok = o.off_m <= self.max_snap_m, d.off_m <= self.max_snap_m
+        o, d = view.index.links(olat, olon), view.index.links(dlat, dlon)
+        o_ok, d_ok = o.off_m[:, 0] <= self.max_snap_m, d.off_m[:, 0] <= self.max_snap_m
         if o_ok.all() and d_ok.all():
             return self._graph_matrix(view, o, d, depart_s)
         if self.off_network == "raise":
-            worst = max(o.off_m.max(initial=0), d.off_m.max(initial=0))
+            worst = max(o.off_m[:, 0].max(initial=0), d.off_m[:, 0].max(initial=0))
             raise TooFarFromNetwork(float(worst), self.max_snap_m)
         # Points off the network travel by the straight-line model; the rest by the graph.
         seconds, meters = self.fallback.matrix(
@@ -238,8 +238,8 @@ class TravelTimeModel:
     def _door_to_door(
         self,
         view: _ProfileView,
-        o: EdgeSnap,
-        d: EdgeSnap,
+        o: Links,
+        d: Links,
         oi: npt.NDArray[np.int64],
         dj: npt.NDArray[np.int64],
         depart_s: int | None,
@@ -260,7 +260,7 @@ class TravelTimeModel:
         )
 
     def _graph_matrix(
-        self, view: _ProfileView, o: EdgeSnap, d: EdgeSnap, depart_s: int | None
+        self, view: _ProfileView, o: Links, d: Links, depart_s: int | None
     ) -> tuple[FloatArray, FloatArray]:
         """The matrix between snapped points (all within the snapping limit)."""
         n, m = len(o), len(d)
@@ -281,10 +281,10 @@ class TravelTimeModel:
             return self.fallback.route(origin, dest, profile, depart_s)
         la, lo = as_latlon([origin[0], dest[0]], [origin[1], dest[1]])
         view = self._view(profile)
-        snaps = view.index.snap(la, lo)
-        if snaps.off_m.max() > self.max_snap_m:
+        snaps = view.index.links(la, lo)
+        if snaps.off_m[:, 0].max() > self.max_snap_m:
             if self.off_network == "raise":
-                raise TooFarFromNetwork(float(snaps.off_m.max()), self.max_snap_m)
+                raise TooFarFromNetwork(float(snaps.off_m[:, 0].max()), self.max_snap_m)
             return self.fallback.route(origin, dest, profile, depart_s)
         o, d = snaps.take([0]), snaps.take([1])
         zero = np.zeros(1, dtype=np.int64)

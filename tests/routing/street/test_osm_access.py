@@ -13,8 +13,8 @@ from routing.street import (
     StreetGraph,
     TooFarFromNetwork,
     haversine_m,
-    snap_to_edge,
 )
+from routing.street.edge_snap import edge_index
 
 from .oracle import door_to_door as oracle_door_to_door
 from .oracle import to_networkx
@@ -75,8 +75,8 @@ def test_walk_matches_networkx(
     dg = to_networkx(g, g.length_m)
     for i, j in pairs[:6]:
         a, b = latlon(th_stops, i), latlon(th_stops, j)
-        o, d = snap_to_edge(g, a[0], a[1]), snap_to_edge(g, b[0], b[1])
-        expected, _ = oracle_door_to_door(g, dg, g.length_m, o, d, off_weight=1.0)
+        o, d = edge_index(g).links(*a), edge_index(g).links(*b)
+        expected = oracle_door_to_door(g, dg, g.length_m, o, d, off_weight=1.0)
         assert access.walk(*a, *b)[1] == pytest.approx(expected, rel=1e-9)
 
 
