@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from tests.app.conftest import TestUser, assert_error
+from app import db
+from tests.app.conftest import TestUser, assert_error, both_backends
 from tests.app.test_feeds_samples import (
     V2_STOP_NAME,
     not_a_zip,
@@ -47,8 +49,31 @@ def _stop_names(client: TestClient) -> set[str]:
     return {f["properties"]["name"] for f in gj["features"] if f["properties"]["kind"] == "stop"}
 
 
+@pytest.fixture
+def no_feed_versions(database_url: str) -> Iterator[None]:
+    """The shared PostgreSQL database holds no feed version before or after the test (app
+    starts of later tests must not find this test's published feed)."""
+
+    def wipe() -> None:
+        if database_url:
+            engine = db.create_db_engine(database_url)
+            db.upgrade_database(engine)
+            with engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM feed_versions"))
+            engine.dispose()
+
+    wipe()
+    yield
+    wipe()
+
+
+@both_backends
 def test_upload_report_publish_serve_rollback(
-    app_client: TestClient, op: dict[str, str], gtfs_dir: Path, tmp_path: Path
+    no_feed_versions: None,
+    app_client: TestClient,
+    op: dict[str, str],
+    gtfs_dir: Path,
+    tmp_path: Path,
 ) -> None:
     c = app_client
     assert c.get("/api/v1/network").json()["published"] == []
