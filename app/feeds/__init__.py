@@ -1,12 +1,22 @@
 """The GTFS feed lifecycle in the app: versions, artifacts, the published network, realtime.
 
-* :class:`FeedRegistry` (``services.feeds``) — upload, validate, compile, publish, rollback;
-  ``registry.network`` is the current immutable :class:`Network` snapshot (grab once per query:
-  ``net = services.feeds.network; tt = net.timetable; day = net.service_date``).
-* ``registry.realtime_state(day)`` — the ``gtfs.realtime.RealtimeState`` overlay of the current
-  network (``arrival``/``departure`` [N], ``trip_cancelled`` [T], ``stop_skipped`` [N]).
-* ``registry.fleet_provider`` — set by the dispatcher: ``() -> (vehicles, trips)`` of
-  ``gtfs.realtime.FleetVehicle`` / ``FleetTrip`` for the public GTFS-RT export.
+Contracts for the other services (all on ``services.feeds``, a :class:`FeedRegistry`):
+
+* ``net = services.feeds.network`` — the current immutable :class:`Network`; grab it ONCE per
+  query and use ``net.timetable`` (a ``gtfs.compiled.CompiledTimetable``, None when nothing is
+  published), ``net.service_date`` (the default query date: today in the feed's zone, or the
+  demo rule of :mod:`app.feeds.service_date`), ``net.generation`` (changes on every swap).
+* ``services.feeds.realtime_state(day=None)`` — the ``gtfs.realtime.RealtimeState`` overlay of
+  the current network (``arrival``/``departure`` [N], ``trip_cancelled`` [T],
+  ``stop_skipped`` [N]); ``services.feeds.realtime.state(net, day)`` for a grabbed snapshot.
+* ``services.feeds.fleet_provider`` — set by the dispatcher: ``() -> (vehicles, trips)`` of
+  ``gtfs.realtime.FleetVehicle`` / ``FleetTrip``; served as GTFS-RT at
+  ``/api/v1/realtime/vehicle-positions.pb`` and ``/trip-updates.pb``.
+* Events on the bus: ``feeds.{feed_id}.version`` (upload outcome), ``feeds.network`` (publish,
+  rollback), ``feeds.realtime`` (TripUpdates ingested).
+
+Every worker adopts publishes made elsewhere (another worker, the CLI) within
+``settings.feeds_sync_interval_s``, loading the shared ``compiled.npz`` — never recompiling.
 """
 
 from app.feeds.models import FeedVersion
