@@ -120,7 +120,10 @@ class Planner:
         self, p: PlanPlace, options: RoutingOptions
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         if p.stop is not None:
-            return np.array([p.stop], dtype=np.int32), np.zeros(1, dtype=np.int32)
+            # A station stands for its platforms (GTFS parent_station).
+            stops = np.flatnonzero(self.tt.stop_parent == p.stop).astype(np.int32)
+            stops = np.concatenate([np.array([p.stop], dtype=np.int32), stops])
+            return stops, np.zeros(stops.shape[0], dtype=np.int32)
         idx, secs, _ = self.walk.nearby_stops(
             p.lat, p.lon, options.max_walk_s, options.walk_speed_mps
         )

@@ -158,3 +158,24 @@ def test_planner_uses_realtime(cairns: FeedCase) -> None:
     live = planner.plan(req, rt)
     leg = next(leg for leg in live.itineraries[0].legs if leg.trip_id == str(tt.trip_ids[trip]))
     assert leg.realtime and leg.end - leg.scheduled_end == 120  # type: ignore[operator]
+
+
+def test_station_stands_for_its_platforms(gtfs_dir: object) -> None:
+    from pathlib import Path
+
+    from tests.routing.conftest import load_case
+
+    case = load_case(Path(str(gtfs_dir)), "nyc")
+    tt = case.tt
+    stations = np.flatnonzero(np.diff(tt.stop_pattern_ptr) == 0)
+    parents = [int(s) for s in stations if (tt.stop_parent == s).any()]
+    assert len(parents) > 10
+    planner = Planner(case.data)
+    day = tt.service_start + dt.timedelta(days=1)
+    req = PlanRequest(
+        PlanPlace(0, 0, stop=parents[0]), PlanPlace(0, 0, stop=parents[-1]), day, 8 * 3600
+    )
+    plan = planner.plan(req)
+    assert plan.error is None and plan.itineraries
+    first = plan.itineraries[0].legs[0]
+    assert int(tt.stop_parent[first.origin.stop_index]) == parents[0]
