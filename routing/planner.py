@@ -78,7 +78,15 @@ class PlanError:
     missing: tuple[str, ...] = ()
 
     def as_otp(self) -> dict[str, Any]:
-        return {"id": self.id, "msg": self.message, "missing": list(self.missing)}
+        """OTP's planner error object (``id``, ``msg``, ``noPath``; ``message`` repeats the
+        readable text for clients that show that field)."""
+        return {
+            "id": self.id,
+            "msg": self.message,
+            "message": self.message,
+            "noPath": True,
+            "missing": list(self.missing),
+        }
 
 
 @dataclass(frozen=True)
