@@ -112,21 +112,46 @@ export async function me(): Promise<Me | null> {
   }
 }
 
-/** Server-Sent Events with the token as a query parameter (EventSource cannot set headers). */
-export function subscribe(topics: string[], onEvent: (topic: string, data: unknown) => void): EventSource | null {
-  const t = tokens();
-  if (!t) return null;
-  const q = new URLSearchParams({ topics: topics.join(","), access_token: t.access_token });
-  const es = new EventSource(`/api/v1/events/stream?${q}`);
-  const handler = (ev: MessageEvent) => {
-    try {
-      const parsed = JSON.parse(ev.data) as { topic?: string; data?: unknown };
-      onEvent(parsed.topic ?? ev.type, parsed.data ?? parsed);
-    } catch {
-      /* keep-alive or non-JSON line */
-    }
+/** Server-Sent Events with the token as a query parameter (EventSource cannot set headers).
+ *
+ * The server ends the stream with `event: expired` when the access token runs out; we then
+ * refresh the token and reconnect, so a console left open stays live. */
+export interface LiveStream {
+  close(): void;
+  onstatus?: (live: boolean) => void;
+}
+
+export function subscribe(topics: string[], onEvent: (topic: string, data: unknown) => void): LiveStream | null {
+  if (!tokens()) return null;
+  let es: EventSource | null = null;
+  let closed = false;
+  const stream: LiveStream = {
+    close() {
+      closed = true;
+      es?.close();
+    },
   };
-  es.onmessage = handler;
-  es.addEventListener("event", handler as EventListener);
-  return es;
+  const connect = () => {
+    const t = tokens();
+    if (closed || !t) return;
+    const q = new URLSearchParams({ topics: topics.join(","), access_token: t.access_token });
+    es = new EventSource(`/api/v1/events/stream?${q}`);
+    es.onmessage = (ev: MessageEvent) => {
+      try {
+        const parsed = JSON.parse(ev.data) as { topic?: string; data?: unknown };
+        onEvent(parsed.topic ?? ev.type, parsed.data ?? parsed);
+      } catch {
+        /* not JSON: ignore */
+      }
+    };
+    es.addEventListener("ready", () => stream.onstatus?.(true));
+    es.addEventListener("expired", async () => {
+      es?.close();
+      stream.onstatus?.(false);
+      if (await refresh()) connect();
+    });
+    es.onerror = () => stream.onstatus?.(false);
+  };
+  connect();
+  return stream;
 }

@@ -67,10 +67,7 @@ async function start(): Promise<void> {
       upsertVehicle(data as VehicleView);
     }
   });
-  if (es) {
-    es.onopen = () => ($("#live-status").textContent = "● live");
-    es.onerror = () => ($("#live-status").textContent = "○ reconnecting");
-  }
+  if (es) es.onstatus = (live) => ($("#live-status").textContent = live ? "● live" : "○ reconnecting");
 }
 
 async function main(): Promise<void> {
