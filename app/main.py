@@ -82,5 +82,6 @@ def _api_modules() -> list:  # type: ignore[type-arg]
         "stops",
         "rides",
         "fleet",
+        "demo",
     ]
     return [importlib.import_module(f"app.api.{n}") for n in names]

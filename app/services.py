@@ -47,6 +47,7 @@ def startup_hooks() -> list[str]:
         "app.feeds.startup:start_feeds",
         "app.demo:load_demo",
         "app.dispatch_service:start_dispatcher",
+        "app.demo_fleet:start_demo_fleet",
     ]
 
 
@@ -62,6 +63,7 @@ class Services:
     feeds: Any = None
     planner: Any = None
     dispatcher: Any = None
+    demo_city: Any = None  # app.demo_fleet.DemoCity while the demo zone and riders run
     # --------------------------------------------------------------------------------------
     on_stop: list[StopHook] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)

@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
     map_tile_url: str = Field("", description="XYZ tile template; empty = local GeoJSON only.")
     dispatch_demo_vehicles: int = Field(6, ge=0, description="Vans of the demo on-demand zone.")
+    demo_fleet: bool = Field(
+        True, description="With demo: an on-demand zone and fleet in the demo city (Muroran)."
+    )
+    demo_riders_per_hour: float = Field(
+        12.0, ge=0, description="Simulated riders' requests per hour of demo time; 0 = none."
+    )
+    demo_time_scale: float = Field(
+        1.0, gt=0, le=3600, description="Demo seconds per wall second (1 = real time)."
+    )
+    demo_tick_s: float = Field(1.0, gt=0, description="Wall seconds between simulation steps.")
+    demo_seed: int = Field(7, description="Seed of the simulated riders.")
     dispatch_reopt_interval_s: float = Field(
         60.0, ge=0, description="Seconds between re-optimisations of the live plans; 0 = off."
     )
