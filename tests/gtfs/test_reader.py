@@ -68,6 +68,7 @@ def test_total_size_limit(make_feed: Callable[..., Path]) -> None:
     assert e.value.code == "zip_too_large"
 
 
+@pytest.mark.slow
 def test_fifty_megabyte_upload(tmp_path: Path) -> None:
     """A 50 MB upload: read with a notice under default limits, clear error under tight ones."""
     p = write_zip(tmp_path / "big.zip", dict(BASE_FEED))
@@ -146,6 +147,7 @@ def test_empty_file_and_unknown_file(make_feed: Callable[..., Path]) -> None:
     assert {"empty_file", "unknown_file"} <= codes
 
 
+@pytest.mark.slow
 def test_every_shared_feed_reads_validates_compiles(gtfs_dir: Path) -> None:
     from gtfs import compile_timetable
 
