@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -246,3 +247,60 @@ def test_departures_board(client: TestClient) -> None:
     assert client.get("/api/v1/stops/nope/departures").status_code == 404
     r = client.get("/api/v1/stops/0082_C/departures", params={"time": "99:00"})
     assert r.status_code == 400
+
+
+def test_realtime_delay_reaches_departures_and_plan(
+    make_app_client: Any, make_user: Any, auth: Any
+) -> None:
+    """A TripUpdate POSTed by an operator shows on the departures board and in /plan."""
+    import time as _time
+
+    import numpy as np
+    from google.transit import gtfs_realtime_pb2 as pb
+
+    c = make_app_client(demo=True)
+    reg = c.app.state.services.feeds
+    net = reg.network
+    tt = net.timetable
+    seq = getattr(tt, "st_stop_sequence", None)
+    if seq is None or len(seq) != tt.n_stop_times:
+        seq = net.st_stop_sequence
+    t = int(np.flatnonzero(tt.active_trips(net.service_date) & (np.diff(tt.trip_st_ptr) > 6))[0])
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = int(_time.time())
+    e = m.entity.add()
+    e.id = "late-bus"
+    e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+    e.trip_update.trip.start_date = net.service_date.strftime("%Y%m%d")
+    stu = e.trip_update.stop_time_update.add()
+    stu.stop_sequence = int(seq[tt.trip_st_ptr[t] + 2])
+    stu.departure.delay = 420
+    body = m.SerializeToString()
+    PB = {"Content-Type": "application/x-protobuf"}
+    operator = make_user(roles=("operator",), client=c)
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **auth(operator, c)})
+    assert r.status_code == 200, r.text
+    day = net.service_date.isoformat()
+    p = int(tt.trip_pattern[t])
+    stops = tt.pattern_stops[tt.pattern_stop_ptr[p] : tt.pattern_stop_ptr[p + 1]]
+    a = int(tt.trip_st_ptr[t])
+    board, alight = str(tt.stop_ids[stops[3]]), str(tt.stop_ids[stops[-1]])
+    sched = int(tt.st_departure[a + 3])
+    hhmm = f"{(sched - 60) // 3600:02d}:{(sched - 60) % 3600 // 60:02d}"
+    r = c.get(f"/api/v1/stops/{board}/departures", params={"date": day, "time": hhmm, "limit": 50})
+    row = next(d for d in r.json()["departures"] if d["tripId"] == str(tt.trip_ids[t]))
+    assert row["realTime"] is True and row["departureDelay"] == 420
+    assert row["departure"] - row["scheduledDeparture"] == 420_000
+    r = c.get(
+        "/api/v1/plan",
+        params={"fromPlace": board, "toPlace": alight, "date": day, "time": hhmm,
+                "numItineraries": 5},
+    )  # fmt: skip
+    legs = [
+        leg
+        for it in r.json()["plan"]["itineraries"]
+        for leg in it["legs"]
+        if leg.get("tripId") == str(tt.trip_ids[t])
+    ]
+    assert legs and all(leg["realTime"] and leg["departureDelay"] == 420 for leg in legs)
