@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from app.feeds.service_date import RULE, pick_service_date, today_in
-from gtfs.compiled import CompiledTimetable, IntArray
+from gtfs.compiled import CompiledTimetable
+from gtfs.realtime.keys import RealtimeKeys
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class Network:
     # "Now", for the default service date (tests pin it).
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC), repr=False)
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    # GTFS stop_sequence of each stop time [N] (for GTFS-RT matching), when known.
-    st_stop_sequence: IntArray | None = None
+    # GTFS stop_sequence [N] and direction_id [T] for GTFS-RT matching, when known.
+    rt_keys: RealtimeKeys | None = None
     _service_dates: dict[dt.date, dt.date | None] = field(
         default_factory=dict, repr=False, compare=False
     )

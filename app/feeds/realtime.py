@@ -116,7 +116,8 @@ class RealtimeHub:
             state = RealtimeState.scheduled(tt, service_date)
         else:
             if matcher is None:
-                matcher = TripMatcher(tt, network.st_stop_sequence)
+                k = network.rt_keys
+                matcher = TripMatcher(tt, trip_direction=k.trip_direction if k else None)
             updates: list[TripUpdate] = [tu for f in feeds for tu in f.trip_updates]
             state = apply_trip_updates(tt, updates, service_date, matcher=matcher)
             stamps = [f.timestamp for f in feeds if f.timestamp is not None]

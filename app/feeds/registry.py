@@ -33,7 +33,8 @@ from app.feeds.network import Network, PublishedVersion, timetable_counts
 from app.feeds.realtime import RealtimeHub
 from app.feeds.store import ArtifactStore, sha256_file
 from app.models.identity import utcnow
-from gtfs.compiled import CompiledTimetable, IntArray
+from gtfs.compiled import CompiledTimetable
+from gtfs.realtime.keys import RealtimeKeys
 
 log = logging.getLogger("tsunagu.feeds")
 
@@ -197,25 +198,24 @@ class FeedRegistry:
             version.status = "invalid"
             return
         try:
-            tt, seq = self._compile([feed])
+            tt, keys = self._compile([feed])
         except Exception as exc:
             log.exception("feed %s v%s: compile failed", version.feed_id, version.id)
             version.status = "invalid"
             version.failure = {"code": "compile_failed", "message": str(exc)[:500]}
             return
-        self.store.save_compiled(self.store.compiled_path(version.id), tt, seq)
+        self.store.save_compiled(self.store.compiled_path(version.id), tt, keys)
         version.counts = timetable_counts(tt)
         rng = Network(timetable=tt).service_range
         version.service_start, version.service_end = rng if rng else (None, None)
         version.status = "valid"
 
-    def _compile(self, feeds: Sequence[Any]) -> tuple[CompiledTimetable, IntArray]:
+    def _compile(self, feeds: Sequence[Any]) -> tuple[CompiledTimetable, RealtimeKeys]:
         from gtfs.compile import compile_timetable
-        from gtfs.realtime.sequences import stop_sequences
 
         self.compiles += 1
         tt = compile_timetable(list(feeds))
-        return tt, stop_sequences(tt, feeds)
+        return tt, RealtimeKeys.build(tt, feeds)
 
     # --- queries -----------------------------------------------------------------------------
     def list_feeds(self) -> list[dict[str, Any]]:
@@ -340,7 +340,7 @@ class FeedRegistry:
 
     def _timetable_for(
         self, versions: Sequence[FeedVersion]
-    ) -> tuple[CompiledTimetable, IntArray | None]:
+    ) -> tuple[CompiledTimetable, RealtimeKeys | None]:
         from gtfs.reader import read_feed
 
         ids = [int(v.id) for v in versions if v.id is not None]
@@ -350,21 +350,21 @@ class FeedRegistry:
             path = self.store.network_path(ids)
         if path.is_file():
             try:
-                return CompiledTimetable.load(path), self.store.load_sequences(path)
+                return CompiledTimetable.load(path), self.store.load_keys(path)
             except (ValueError, OSError, KeyError) as exc:  # stale format: recompile below
                 log.warning("cannot load %s (%s); recompiling", path, exc)
         feeds = [
             read_feed(self.store.original(vid), limits=self.read_limits, feed_id=v.feed_id)
             for vid, v in zip(ids, versions, strict=True)
         ]
-        tt, seq = self._compile(feeds)
-        self.store.save_compiled(path, tt, seq)
-        return tt, seq
+        tt, keys = self._compile(feeds)
+        self.store.save_compiled(path, tt, keys)
+        return tt, keys
 
     def _build_network(self, versions: Sequence[FeedVersion]) -> Network:
         if not versions:
             return Network(timetable=None, generation=self._network.generation + 1)
-        tt, seq = self._timetable_for(versions)
+        tt, keys = self._timetable_for(versions)
         return Network(
             timetable=tt,
             versions=tuple(
@@ -372,7 +372,7 @@ class FeedRegistry:
             ),
             generation=self._network.generation + 1,
             clock=self.clock,
-            st_stop_sequence=seq,
+            rt_keys=keys,
         )
 
     def load_published(self) -> Network:

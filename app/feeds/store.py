@@ -1,8 +1,8 @@
 """Artifacts of feed versions on disk: ``<data_dir>/feeds/<version>/``.
 
 Each version directory holds ``original.zip`` (the upload, byte for byte), ``report.json``
-(the validation report) and ``compiled.npz`` (the compiled timetable, so a restart never
-recompiles). A network of several feeds caches its merged timetable under
+(the validation report), ``compiled.npz`` (the compiled timetable, so a restart never
+recompiles) and ``realtime_keys.npz`` (stop_sequence / direction_id for GTFS-RT matching). A network of several feeds caches its merged timetable under
 ``<data_dir>/feeds/networks/<v1-v2-...>/compiled.npz``. Files are written to a temporary name
 and renamed, so a crash never leaves a half-written artifact under its final name.
 """
@@ -18,9 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from gtfs.compiled import CompiledTimetable, IntArray
+from gtfs.compiled import CompiledTimetable
+from gtfs.realtime.keys import RealtimeKeys
 
 
 class ArtifactStore:
@@ -64,12 +63,11 @@ class ArtifactStore:
         tmp.write_text(json.dumps(report, ensure_ascii=False, default=str), encoding="utf-8")
         os.replace(tmp, dest)
 
-    def load_sequences(self, compiled: Path) -> IntArray | None:
-        p = compiled.parent / "stop_sequences.npy"
+    def load_keys(self, compiled: Path) -> RealtimeKeys | None:
+        p = compiled.parent / "realtime_keys.npz"
         if not p.is_file():
             return None
-        seq: IntArray = np.load(p, allow_pickle=False)
-        return seq
+        return RealtimeKeys.load(p)
 
     def read_report(self, version_id: int) -> dict[str, Any] | None:
         p = self.report_path(version_id)
@@ -78,13 +76,15 @@ class ArtifactStore:
         data: dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
         return data
 
-    def save_compiled(self, dest: Path, tt: CompiledTimetable, seq: IntArray | None = None) -> None:
-        """Write ``compiled.npz`` (and the GTFS stop_sequence of each stop time beside it)."""
+    def save_compiled(
+        self, dest: Path, tt: CompiledTimetable, keys: RealtimeKeys | None = None
+    ) -> None:
+        """Write ``compiled.npz`` (and the GTFS-RT matching keys beside it)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if seq is not None:
-            tmp_seq = dest.parent / "stop_sequences.tmp.npy"
-            np.save(tmp_seq, seq)
-            os.replace(tmp_seq, dest.parent / "stop_sequences.npy")
+        if keys is not None:
+            tmp_keys = dest.parent / "realtime_keys.tmp.npz"
+            keys.save(tmp_keys)
+            os.replace(tmp_keys, dest.parent / "realtime_keys.npz")
         # np.savez appends ".npz" to names without it, so the temp name keeps the suffix.
         fd, tmp_name = tempfile.mkstemp(suffix=".npz", dir=dest.parent)
         os.close(fd)

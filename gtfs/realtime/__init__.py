@@ -18,6 +18,7 @@ from gtfs.realtime.export import (
     vehicle_positions_bytes,
     vehicle_positions_message,
 )
+from gtfs.realtime.keys import RealtimeKeys
 from gtfs.realtime.messages import (
     Alert,
     InformedEntity,
@@ -46,6 +47,7 @@ __all__ = [
     "FleetVehicle",
     "InformedEntity",
     "RealtimeFeed",
+    "RealtimeKeys",
     "RealtimeParseError",
     "RealtimePoller",
     "RealtimeState",

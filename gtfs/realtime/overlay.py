@@ -15,9 +15,9 @@ reads directly, with no per-query Python work:
 Matching (spec "TripDescriptor"): a TripUpdate is for ``service_date`` when its ``start_date``
 equals it (or is absent). It names its trip by ``trip_id``; without ``trip_id`` it is matched by
 ``route_id`` + ``direction_id`` + ``start_time`` (departure at the first stop), the direction
-being checked only when the timetable carries a ``trip_direction`` array. Stop-time updates are
-matched by ``stop_sequence`` when the original GTFS values are known (``st_stop_sequence`` [N],
-see :func:`gtfs.realtime.sequences.stop_sequences`), otherwise by ``stop_id`` searched forward
+being checked when the trips' ``direction_id`` are known (see :mod:`gtfs.realtime.keys`). Stop-time updates are
+matched by ``stop_sequence`` when the original GTFS values are known (``tt.st_stop_sequence``
+[N]), otherwise by ``stop_id`` searched forward
 along the trip, otherwise (a sequence alone) the stop_sequence is read as the 1-based position in
 the trip. A frequency-based trip (compiled as ``"id@HH:MM:SS"``) is matched by ``trip_id`` +
 ``start_time``; in a merged network ids prefixed ``"feed_id:"`` are tried too.
@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from gtfs.compiled import BoolArray, CompiledTimetable, IntArray
+from gtfs.compiled import BoolArray, CompiledTimetable, Int8Array, IntArray
 from gtfs.realtime.messages import RealtimeFeed, StopTimeUpdate, TripUpdate
 
 # Spread between trips in the segmented cumulative max; far above any GTFS time (< 10 days).
@@ -137,7 +137,12 @@ def _lookup(
 class TripMatcher:
     """Lookup tables from GTFS ids to compiled indices (built once per timetable)."""
 
-    def __init__(self, tt: CompiledTimetable, st_stop_sequence: IntArray | None = None) -> None:
+    def __init__(
+        self,
+        tt: CompiledTimetable,
+        st_stop_sequence: IntArray | None = None,
+        trip_direction: Int8Array | None = None,
+    ) -> None:
         self.tt = tt
         self.trip_index: dict[str, int] = {str(t): i for i, t in enumerate(tt.trip_ids.tolist())}
         self.stop_index: dict[str, int] = {str(s): i for i, s in enumerate(tt.stop_ids.tolist())}
@@ -145,11 +150,16 @@ class TripMatcher:
         starts = tt.trip_st_ptr[:-1]
         # First departure of each trip, for route + start_time matching.
         self.trip_start = tt.st_departure[starts].astype(np.int32)
-        self.trip_direction = getattr(tt, "trip_direction", None)
+        self.trip_direction = (
+            trip_direction if trip_direction is not None else getattr(tt, "trip_direction", None)
+        )
+        if st_stop_sequence is None:
+            st_stop_sequence = getattr(tt, "st_stop_sequence", None)
+        # Hand-built timetables carry an empty array: stop_sequence unknown.
         self.st_sequence = (
             st_stop_sequence
-            if st_stop_sequence is not None
-            else getattr(tt, "st_stop_sequence", None)
+            if st_stop_sequence is not None and len(st_stop_sequence) == tt.n_stop_times
+            else None
         )
         self.prefixes = [f"{f}:" for f in tt.feed_ids] if tt.meta.get("id_prefix") else []
         # Stop of each stop time: the pattern's stop at the same position within the trip.
@@ -196,7 +206,7 @@ class TripMatcher:
             return -1
         cand = (self.tt.trip_route == r) & (self.trip_start == start) & active
         if d.direction_id is not None and self.trip_direction is not None:
-            cand &= self.trip_direction == d.direction_id
+            cand &= (self.trip_direction == d.direction_id) | (self.trip_direction < 0)
         hits = np.flatnonzero(cand)
         return int(hits[0]) if hits.size else -1
 

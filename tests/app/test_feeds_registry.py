@@ -110,7 +110,8 @@ def test_lifecycle_upload_publish_rollback_restart(
     assert again.compiles == 0
     assert [(p.feed_id, p.version_id) for p in net.versions] == [("sample", v2.id)]
     assert V2_STOP_NAME in _served_stop_names(again)
-    assert net.st_stop_sequence is not None
+    assert net.rt_keys is not None and net.timetable is not None
+    assert net.rt_keys.trip_direction.shape == (net.timetable.n_trips,)
     np.testing.assert_array_equal(
         net.timetable.st_arrival,  # type: ignore[union-attr]
         reg.network.timetable.st_arrival,  # type: ignore[union-attr]

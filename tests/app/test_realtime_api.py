@@ -34,7 +34,7 @@ def _delay_message(reg: FeedRegistry, delay: int) -> tuple[bytes, int]:
     e.trip_update.trip.trip_id = str(tt.trip_ids[t])
     e.trip_update.trip.start_date = net.service_date.strftime("%Y%m%d")
     stu = e.trip_update.stop_time_update.add()
-    stu.stop_sequence = int(net.st_stop_sequence[tt.trip_st_ptr[t] + 2])  # type: ignore[index]
+    stu.stop_sequence = int(tt.st_stop_sequence[tt.trip_st_ptr[t] + 2])
     stu.departure.delay = delay
     return m.SerializeToString(), t
 

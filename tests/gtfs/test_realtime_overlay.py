@@ -19,7 +19,6 @@ from gtfs.realtime import (
     parse_feed,
     service_day_origin,
 )
-from gtfs.realtime.sequences import stop_sequences
 
 DAY = dt.date(2020, 11, 30)  # a Monday inside Muroran's calendar
 
@@ -28,7 +27,7 @@ DAY = dt.date(2020, 11, 30)  # a Monday inside Muroran's calendar
 def muroran(gtfs_dir: Path) -> tuple[CompiledTimetable, np.ndarray]:
     feed = read_feed(gtfs_dir / "jp_donan_bus_muroran.zip")
     tt = compile_timetable(feed)
-    return tt, stop_sequences(tt, [feed])
+    return tt, tt.st_stop_sequence
 
 
 def _long_trips(tt: CompiledTimetable, n: int = 2) -> list[int]:
@@ -255,7 +254,7 @@ def test_sparse_stop_sequences_match_the_feed_values(gtfs_dir: Path) -> None:
     """King County numbers stops 2, 7, 13...: stop_sequence must mean the feed's value."""
     feed = read_feed(gtfs_dir / "us_king_county_2016.zip")
     tt = compile_timetable(feed)
-    seq = stop_sequences(tt, [feed])
+    seq = tt.st_stop_sequence
     day = next(
         tt.service_start + dt.timedelta(days=d)
         for d in range(tt.service_days.shape[1])
@@ -276,3 +275,27 @@ def test_sparse_stop_sequences_match_the_feed_values(gtfs_dir: Path) -> None:
     )
     assert rt.arrival[a + 2] == tt.st_arrival[a + 2]
     assert rt.arrival[a + 3] == tt.st_arrival[a + 3] + 180
+
+
+def test_route_match_checks_direction(muroran: tuple[CompiledTimetable, np.ndarray]) -> None:
+    tt, _ = muroran
+    t = _long_trips(tt)[0]
+    start = int(tt.st_departure[tt.trip_st_ptr[t]])
+    directions = np.zeros(tt.n_trips, dtype=np.int8)
+    directions[t] = 1
+    m = TripMatcher(tt, trip_direction=directions)
+
+    def update(direction: int) -> RealtimeState:
+        msg = _msg()
+        e = msg.entity.add()
+        e.id = f"dir{direction}"
+        e.trip_update.trip.route_id = str(tt.route_ids[tt.trip_route[t]])
+        e.trip_update.trip.direction_id = direction
+        e.trip_update.trip.start_time = (
+            f"{start // 3600:02d}:{start // 60 % 60:02d}:{start % 60:02d}"
+        )
+        e.trip_update.delay = 30
+        return apply_trip_updates(tt, parse_feed(msg.SerializeToString()), DAY, matcher=m)
+
+    assert update(1).trip_updated[t]
+    assert not update(0).trip_updated[t]
