@@ -304,3 +304,32 @@ def test_realtime_delay_reaches_departures_and_plan(
         if leg.get("tripId") == str(tt.trip_ids[t])
     ]
     assert legs and all(leg["realTime"] and leg["departureDelay"] == 420 for leg in legs)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"fromPlace": "0016_A", "toPlace": "0016_A"},
+        {"fromPlace": "42.34,140.95", "toPlace": "42.34,140.95"},
+        {"time": "47:59"},
+        {"time": "00:00", "arriveBy": "true"},
+        {"maxWalkDistance": "0", "fromPlace": "42.3401,140.953"},
+        {"numItineraries": "20", "searchWindow": "21600"},
+        {"wheelchair": "true", "arriveBy": "true"},
+        {"mode": "WALK"},
+        {"mode": "BUS", "maxTransfers": "0", "minTransferTime": "3600"},
+        {"walkSpeed": "5", "maxWalkDistance": "20000"},
+        {"fromPlace": "Home::42.3401,140.953", "toPlace": "muroran:0082_C"},
+        {"date": "06-01-2020"},
+        {"locale": "en"},
+    ],
+)
+def test_edge_queries_never_fail(client: TestClient, params: dict) -> None:  # type: ignore[type-arg]
+    q = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00", **params}
+    r = client.get("/api/v1/plan", params=q)
+    assert r.status_code < 500, r.text
+    body = r.json()
+    if r.status_code == 200:
+        assert body["plan"]["itineraries"] or body["error"]["id"]
+        for it in body["plan"]["itineraries"]:
+            assert it["endTime"] >= it["startTime"]
