@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +31,14 @@ from dispatch.optimize.alns import solve_alns
 from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.problem import Problem, Solution, check
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "darp"
+DATA = (
+    Path(
+        os.environ.get(
+            "TSUNAGU_SHARED_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+        )
+    )
+    / "darp"
+)
 QUICK = ["a2-16", "a4-48", "a8-96", "lc101", "lr101"]
 
 

@@ -28,16 +28,17 @@ from dispatch.problem import Problem, Solution, check, solution_cost
 class AlnsParams:
     """Tuning of :func:`solve_alns` (defaults tuned on the Cordeau 'a' instances)."""
 
-    start_worse: float = 0.02  # initial temperature accepts +2 % with probability 1/2
+    start_worse: float = 0.01  # initial temperature accepts +1 % with probability 1/2
     end_ratio: float = 0.002  # final temperature / initial temperature
     q_min: int = 2
-    q_fraction: float = 0.25  # at most this share of requests removed per iteration
+    q_fraction: float = 0.12  # at most this share of requests removed per iteration
     q_cap: int = 30
     segment: int = 100
     reaction: float = 0.1
     noise: float = 0.025  # noisy-greedy amplitude, in units of the largest cost
     chunk: int = 25
     restart_after: int = 2000  # iterations without a new best before returning to the best
+    descent_passes: int = 3  # single-request relocation passes on every new best (0: off)
 
 
 def explain_unserved(problem: Problem, P: KernelData, r: int) -> str:
@@ -157,7 +158,15 @@ def solve_alns(
     counts = np.zeros((2, 4))
     q_max = max(prm.q_min, min(prm.q_cap, int(prm.q_fraction * n_req)))
     iparams = np.array(
-        [min(prm.q_min, max(1, n_req)), q_max, prm.segment, 0, 0, prm.restart_after],
+        [
+            min(prm.q_min, max(1, n_req)),
+            q_max,
+            prm.segment,
+            0,
+            0,
+            prm.restart_after,
+            prm.descent_passes,
+        ],
         dtype=np.int64,
     )
     scale = max(1.0, float(problem.travel.max(initial=0.0)))

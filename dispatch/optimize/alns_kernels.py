@@ -364,6 +364,94 @@ def routes_feasible(P, routes, rlen):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: ignore[no-untyped-def]
+    """Move single requests to their cheapest feasible position while that saves cost.
+
+    Complements the ruin-and-recreate moves (which remove at least ``q_min`` requests): it is
+    run on every new best plan. Returns the total saving.
+    """
+    n_req = rveh.shape[0]
+    L = routes.shape[1]
+    n = P[0].shape[0]
+    nd = P[4].shape[1]
+    cand = np.empty(L, dtype=np.int64)
+    B = np.empty(L)
+    W = np.empty(L)
+    pos = np.zeros(n, dtype=np.int64)
+    Be = np.empty(L)
+    Ls = np.empty(L)
+    Sx = np.empty(L)
+    lafter = np.empty((L, nd), dtype=np.int64)
+    cd = np.empty(L * L)
+    ci = np.empty(L * L, dtype=np.int64)
+    cj = np.empty(L * L, dtype=np.int64)
+    mask = np.zeros(n_req, dtype=np.bool_)
+    saved = 0.0
+    for _ in range(max_passes):
+        improved = False
+        for r in range(n_req):
+            k0 = rveh[r]
+            if k0 < 0:
+                continue
+            keep_route = routes[k0].copy()
+            keep_len = rlen[k0]
+            keep_cost = rcost[k0]
+            mask[r] = True
+            remove_requests(P, routes, rlen, rveh, rcost, mask, fixed)
+            mask[r] = False
+            gain = keep_cost - rcost[k0]
+            src_ok = rlen[k0] <= 2 or (
+                capacity_ok(P, k0, routes[k0], rlen[k0])
+                and schedule_route(P, k0, routes[k0], rlen[k0], B, W, pos)
+            )
+            bk = -1
+            bc = gain - 1e-7
+            bi = -1
+            bj = -1
+            for k in range(routes.shape[0]):
+                if k != k0 and not src_ok:
+                    continue
+                c, i, j = best_insertion(
+                    P,
+                    k,
+                    routes[k],
+                    rlen[k],
+                    r,
+                    fixed,
+                    cand,
+                    B,
+                    W,
+                    pos,
+                    Be,
+                    Ls,
+                    Sx,
+                    lafter,
+                    cd,
+                    ci,
+                    cj,
+                )
+                if c < bc:
+                    bc = c
+                    bk = k
+                    bi = i
+                    bj = j
+            if bk >= 0:
+                apply_insertion(P, routes, rlen, bk, r, bi, bj, cand)
+                rveh[r] = bk
+                rcost[bk] = route_cost(P, routes, rlen, bk, fixed)
+                saved += gain - bc
+                improved = True
+            else:
+                routes[k0, :] = keep_route
+                rlen[k0] = keep_len
+                rcost[k0] = keep_cost
+                rveh[r] = k0
+        if not improved:
+            break
+    return saved
+
+
+@njit(cache=True)
 def _roulette(w):  # type: ignore[no-untyped-def]
     total = w.sum()
     u = np.random.random() * total
@@ -461,6 +549,8 @@ def alns_chunk(  # type: ignore[no-untyped-def]
         elif temp > 0.0 and np.random.random() < np.exp(-(obj - cur_obj) / temp):
             accept = True
             score = 13.0 if obj > cur_obj + 1e-9 else 0.0
+        if obj < fstate[1] - 1e-9 and iparams[6] > 0:
+            obj -= relocate_descent(P, routes, rlen, rveh, rcost, fixed, iparams[6])
         if accept:
             cur_routes[:, :] = routes
             cur_rlen[:] = rlen
