@@ -4,7 +4,8 @@ Rule, documented for operators: if today (in the network's time zone) has any tr
 today. Otherwise take today's month/day in each year the feed covers, move it to the nearest
 date with the same weekday as today, keep candidates inside the feed's range, and choose the one
 closest to that anniversary; if that day has no trips (a holiday), step a week at a time
-(alternately later and earlier) to the nearest same-weekday date that has. Muroran (2020-04-01
+(alternately later and earlier) to the nearest same-weekday date that has; if that weekday never
+has service, the nearest day that has. Muroran (2020-04-01
 ..2021-04-01) on Sunday 2026-11-29 gives Sunday 2020-11-29.
 """
 
@@ -77,4 +78,6 @@ def pick_service_date(tt: CompiledTimetable, today: dt.date) -> dt.date | None:
             cand = start + dt.timedelta(days=7 * k * sign)
             if first <= cand <= last and _has_trips(tt, cand):
                 return cand
-    return first
+    # No service on that weekday at all (e.g. no Sunday service): the nearest day with trips.
+    run_days = [tt.service_start + dt.timedelta(days=int(d)) for d in days]
+    return min(run_days, key=lambda d: (abs((d - start).days), d))

@@ -97,3 +97,14 @@ def test_service_date_follows_the_clock(muroran_tt: CompiledTimetable) -> None:
     now[0] = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)
     assert net.service_date == dt.date(2020, 11, 29)
     assert Network(timetable=None).service_date is None
+
+
+def test_service_date_when_the_weekday_never_runs(muroran_tt: CompiledTimetable) -> None:
+    """A feed without Sunday service: a Sunday today maps to the nearest day with trips."""
+    days = muroran_tt.service_days.copy()
+    dates = [muroran_tt.service_start + dt.timedelta(days=i) for i in range(days.shape[1])]
+    days[:, [i for i, d in enumerate(dates) if d.weekday() == 6]] = False
+    tt = dataclasses.replace(muroran_tt, service_days=days)
+    got = pick_service_date(tt, dt.date(2026, 11, 29))  # a Sunday
+    assert got in (dt.date(2020, 11, 28), dt.date(2020, 11, 30))
+    assert tt.active_trips(got).any()
