@@ -364,13 +364,13 @@ def filter_itineraries(
 
     Dominated: another one departs no earlier, arrives no later, with no more transfers and
     no more walking (one strictly better). Near-duplicates ride the same trips; the one
-    with less walking is kept.
+    arriving first (then walking least) is kept.
     """
     by_trips: dict[tuple[str | None, ...], Itinerary] = {}
     for it in items:
         key = it.trips_key() or ("walk",)
         old = by_trips.get(key)
-        if old is None or (it.walk_time, -it.start) < (old.walk_time, -old.start):
+        if old is None or (it.end, it.walk_time, -it.start) < (old.end, old.walk_time, -old.start):
             by_trips[key] = it
     cands = list(by_trips.values())
 

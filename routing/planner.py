@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from routing.itinerary import Itinerary, ItineraryBuilder, Place, filter_itineraries
 from routing.options import RoutingOptions
-from routing.raptor import earliest_arrival, latest_departure, range_query
+from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
 from routing.raptor.journey import Journey, WalkLeg
 from routing.transit import TransitData
 
@@ -224,6 +224,8 @@ class Planner:
                     e_secs,
                 )
             )
+            # Less walking or fewer transfers at the cost of arriving later (McRAPTOR).
+            out.extend(mc_raptor(data.forward, q, req.time_s, a_stops, a_secs, e_stops, e_secs))
             t = req.time_s
             for _ in range(opts.num_itineraries):
                 res = earliest_arrival(data.forward, q, t, a_stops, a_secs, e_stops, e_secs)
