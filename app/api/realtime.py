@@ -1,7 +1,8 @@
 """GTFS-Realtime in and out.
 
-* ``POST /realtime/trip-updates`` (operator): a protobuf ``FeedMessage`` body with TripUpdates;
-  it becomes the realtime overlay of the published network.
+* ``POST /realtime/trip-updates`` (operator): a protobuf ``FeedMessage`` with TripUpdates, as
+  the raw body or as a ``.pb`` file in the multipart field ``file``; it becomes the realtime
+  overlay of the published network.
 * ``GET /realtime/vehicle-positions.pb`` and ``/realtime/trip-updates.pb`` (public): Tsunagu's
   on-demand fleet as standard GTFS-RT, from ``services.feeds.fleet_provider``.
 * ``GET /realtime/status``: what was last ingested and the overlay summary.
@@ -48,7 +49,15 @@ async def ingest_trip_updates(
     """Ingest a TripUpdates FeedMessage; it replaces the previous feed of the same ``source``
     (FULL_DATASET), feeds of other sources (e.g. other agencies) stay."""
     reg = registry_of(services)
-    body = await request.body()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # A .pb file from a form (the operator console); a raw body otherwise (curl, producers).
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ApiError(422, "file_missing", "Send the .pb file in the form field 'file'.")
+        body = await upload.read()
+    else:
+        body = await request.body()
     if not body:
         raise ApiError(422, "empty_body", "Send a GTFS-Realtime FeedMessage as the body.")
     try:

@@ -214,7 +214,28 @@ def test_vehicles_and_alerts_as_json(
         "/api/v1/realtime/trip-updates?source=kcm", content=kc, headers=headers
     ).is_success
     vehicles = c.get("/api/v1/realtime/vehicles").json()["vehicles"]
-    assert len(vehicles) == 627 and {v["source"] for v in vehicles} == {"kcm"}
+    assert len(vehicles) == 627
+    # The same file as a multipart upload (the operator console's form).
+    form_headers = {"Authorization": headers["Authorization"]}
+    r = c.post(
+        "/api/v1/realtime/trip-updates?source=kcm",
+        files={"file": ("kc.pb", kc, "application/octet-stream")},
+        headers=form_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert_error(
+        c.post(
+            "/api/v1/realtime/trip-updates",
+            data={"other": "x"},
+            files={"nope": ("a.pb", b"x", "application/octet-stream")},
+            headers=form_headers,
+        ),
+        422,
+        "file_missing",
+    )
+    assert len(c.get("/api/v1/realtime/vehicles").json()["vehicles"]) == 627 and {
+        v["source"] for v in vehicles
+    } == {"kcm"}
     assert all(v["route_id"] for v in vehicles)
 
     m = pb.FeedMessage()
