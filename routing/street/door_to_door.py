@@ -27,10 +27,10 @@ from gtfs.compiled import FloatArray, IntArray
 from routing.street.edge_snap import Links
 from routing.street.geo import haversine_m
 from routing.street.graph import StreetGraph
-from routing.street.shortest_paths import SOURCE_CHUNK, path_lengths, trace_path
+from routing.street.shortest_paths import SOURCE_CHUNK, Row, path_lengths, trace_path
 
-# (source nodes) -> one (cost row [N], predecessor row [N] or None) per node
-RowSource = Callable[[IntArray], list[tuple[FloatArray, IntArray | None]]]
+# (anchor nodes, costs, metres)[k, A] of k origin points -> one search row per point
+RowSource = Callable[[IntArray, FloatArray, FloatArray], list[Row]]
 
 VIA_GRAPH = 0  # through the graph between anchors
 ALONG = 1  # along a segment both points are linked to
@@ -56,7 +56,7 @@ class DoorToDoor:
     cost: FloatArray  # weight units, off-street parts included
     meters: FloatArray
     kind: IntArray  # VIA_GRAPH, ALONG or ACROSS
-    slot_a: IntArray  # VIA_GRAPH: origin anchor slot; ALONG: origin link
+    slot_a: IntArray  # ALONG: origin link (-1 via the graph: the search tree picks it)
     slot_b: IntArray  # VIA_GRAPH: destination anchor slot; ALONG: destination link
     origin_anchors: Anchors
     destination_anchors: Anchors
@@ -109,36 +109,35 @@ def door_to_door(
     """
     oa = anchors(graph, o, weight, off_weight, origin=True)
     da = anchors(graph, d, weight, off_weight, origin=False)
-    o_nodes, d_nodes = oa.node[oi], da.node[dj]
-    src = np.unique(o_nodes[o_nodes >= 0]).astype(np.int32)
+    points, row_of_pair = np.unique(oi, return_inverse=True)
+    d_nodes = da.node[dj]
     tgt = np.unique(d_nodes[d_nodes >= 0]).astype(np.int32)
-    row_of = np.full(graph.n_nodes + 1, -1, dtype=np.int64)  # index -1 -> "no anchor"
-    row_of[src] = np.arange(src.size)
-    col_of = np.full(graph.n_nodes + 1, -1, dtype=np.int64)
+    col_of = np.full(graph.n_nodes + 1, -1, dtype=np.int64)  # index -1 -> "no anchor"
     col_of[tgt] = np.arange(tgt.size)
-    g_cost = np.full((src.size + 1, tgt.size + 1), np.inf)  # last row/col: "no anchor"
-    g_met = np.full((src.size + 1, tgt.size + 1), np.inf)
-    for lo in range(0, src.size, SOURCE_CHUNK):  # bounds the [k, N] search results in memory
-        for k, (dist, pred) in enumerate(rows(src[lo : lo + SOURCE_CHUNK]), start=lo):
-            g_cost[k, :-1] = dist[tgt]
-            if not weight_is_length and pred is not None:
-                g_met[k, :-1] = path_lengths(graph, dist[None, :], pred[None, :], tgt)[0]
+    g_cost = np.full((points.size, tgt.size + 1), np.inf)  # last column: "no anchor"
+    g_met = np.full((points.size, tgt.size + 1), np.inf)
+    for lo in range(0, points.size, SOURCE_CHUNK):  # bounds the [k, N] search results in memory
+        chunk = points[lo : lo + SOURCE_CHUNK]
+        found = rows(oa.node[chunk], oa.cost[chunk], oa.meters[chunk])
+        for k, row in enumerate(found, start=lo):
+            g_cost[k, :-1] = row.dist[tgt]
+            if not weight_is_length:
+                g_met[k, :-1] = path_lengths(graph, row, tgt)
     if weight_is_length:
-        g_met = g_cost
+        g_met = g_cost  # off_weight is 1 and every cost is metres
     n_pairs = oi.size
     cost = np.full(n_pairs, np.inf)
     meters = np.full(n_pairs, np.inf)
-    slot_a = np.zeros(n_pairs, dtype=np.int32)
+    slot_a = np.full(n_pairs, -1, dtype=np.int32)  # via the graph, the tree picks the anchor
     slot_b = np.zeros(n_pairs, dtype=np.int32)
-    for a in range(oa.node.shape[1]):
-        r = row_of[o_nodes[:, a]]
-        for b in range(da.node.shape[1]):
-            c = col_of[d_nodes[:, b]]
-            total = oa.cost[oi, a] + g_cost[r, c] + da.cost[dj, b]
-            better = total < cost
-            cost[better] = total[better]
-            meters[better] = (oa.meters[oi, a] + g_met[r, c] + da.meters[dj, b])[better]
-            slot_a[better], slot_b[better] = a, b
+    r = row_of_pair
+    for b in range(da.node.shape[1]):
+        c = col_of[d_nodes[:, b]]
+        total = g_cost[r, c] + da.cost[dj, b]
+        better = total < cost
+        cost[better] = total[better]
+        meters[better] = (g_met[r, c] + da.meters[dj, b])[better]
+        slot_b[better] = b
     kind = np.full(n_pairs, VIA_GRAPH, dtype=np.int32)
 
     # Along a segment both points are linked to.
@@ -176,28 +175,31 @@ def door_to_door(
 
 
 def leg_coords(
-    graph: StreetGraph,
-    o: Links,
-    d: Links,
-    result: DoorToDoor,
-    pred_of: Callable[[int], IntArray],
+    graph: StreetGraph, o: Links, d: Links, result: DoorToDoor, row: Row
 ) -> list[tuple[float, float]]:
     """Polyline of pair 0 of ``result`` (one origin, one destination): point, street, point.
 
-    ``pred_of(node)`` returns the predecessor row of the search from an origin anchor.
+    ``row`` is the origin's search, run with predecessors.
     """
     start = (float(o.point_lat[0]), float(o.point_lon[0]))
     end = (float(d.point_lat[0]), float(d.point_lon[0]))
     kind, a, b = int(result.kind[0]), int(result.slot_a[0]), int(result.slot_b[0])
     if kind == ACROSS:
         return [start, end]
-    s, t = (a, b) if kind == ALONG else (a // 2, b // 2)
+    if kind == ALONG:
+        on_o = (float(o.lat[0, a]), float(o.lon[0, a]))
+        on_d = (float(d.lat[0, b]), float(d.lon[0, b]))
+        return [start, on_o, on_d, end]
+    if row.pred is None:
+        raise ValueError("leg geometry needs a search run with predecessors")
+    dst = int(result.destination_anchors.node[0, b])
+    path = trace_path(row.pred, dst)
+    # The path starts at the anchor the tree entered by: the cheapest slot at that node.
+    oa = result.origin_anchors
+    slots = np.flatnonzero(oa.node[0] == path[0])
+    s = int(slots[np.argmin(oa.cost[0, slots])]) // 2
+    t = b // 2
     on_o = (float(o.lat[0, s]), float(o.lon[0, s]))
     on_d = (float(d.lat[0, t]), float(d.lon[0, t]))
-    if kind == ALONG:
-        return [start, on_o, on_d, end]
-    src = int(result.origin_anchors.node[0, a])
-    dst = int(result.destination_anchors.node[0, b])
-    path = trace_path(pred_of(src), dst)
     mid = list(zip(graph.lat[path].tolist(), graph.lon[path].tolist(), strict=True))
     return [start, on_o, *mid, on_d, end]

@@ -195,28 +195,30 @@ class EdgeIndex:
         t = np.take_along_axis(t, order, 1)
         # Keep the nearest, then only segments of *other* streets: a segment touching a kept
         # one (the next piece of the same street) adds nothing but searches.
-        rows = np.arange(n)
         picked = np.zeros((n, max_links), dtype=np.int64)
         count = np.ones(n, dtype=np.int64)
         # Only a point beside (not on) a oneway segment needs other links.
-        more = self._oneway[cand[:, 0]] & (dist[:, 0] > MIN_OFF_FOR_LINKS_M)
-        ends = [g.edge_source[cand[:, 0]], g.indices[cand[:, 0]]]
-        for c in range(1, k):
-            cu, cv = g.edge_source[cand[:, c]], g.indices[cand[:, c]]
-            touches = np.zeros(n, dtype=bool)
-            for node in ends:
-                touches |= (cu == node) | (cv == node)
-            ok = (
-                more
-                & ~touches
-                & (count < max_links)
-                & np.isfinite(dist[:, c])
-                & (dist[:, c] <= dist[:, 0] + slack_m)
-            )
-            picked[rows[ok], count[ok]] = c
-            count += ok
-            # Rows that did not pick keep pointing their new end slots at the nearest's ends.
-            ends += [np.where(ok, cu, ends[0]), np.where(ok, cv, ends[1])]
+        rows = np.flatnonzero(self._oneway[cand[:, 0]] & (dist[:, 0] > MIN_OFF_FOR_LINKS_M))
+        if rows.size and max_links > 1:
+            sub_cand, sub_dist = cand[rows], dist[rows]
+            sub_count = count[rows]
+            ends = [g.edge_source[sub_cand[:, 0]], g.indices[sub_cand[:, 0]]]
+            for c in range(1, k):
+                cu, cv = g.edge_source[sub_cand[:, c]], g.indices[sub_cand[:, c]]
+                touches = np.zeros(rows.size, dtype=bool)
+                for node in ends:
+                    touches |= (cu == node) | (cv == node)
+                ok = (
+                    ~touches
+                    & (sub_count < max_links)
+                    & np.isfinite(sub_dist[:, c])
+                    & (sub_dist[:, c] <= sub_dist[:, 0] + slack_m)
+                )
+                picked[rows[ok], sub_count[ok]] = c
+                sub_count += ok
+                # Rows that did not pick keep pointing their new end slots at the nearest's.
+                ends += [np.where(ok, cu, ends[0]), np.where(ok, cv, ends[1])]
+            count[rows] = sub_count
         used = np.arange(max_links)[None, :] < count[:, None]
         e = np.where(used, np.take_along_axis(cand, picked, 1), -1).astype(np.int32)
         off = np.take_along_axis(dist, picked, 1)

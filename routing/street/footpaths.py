@@ -12,6 +12,7 @@ none. :func:`footpath_source` plugs this into ``compile_timetable(..., footpaths
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,7 @@ from routing.street.edge_snap import edge_index
 from routing.street.errors import InvalidCoordinates
 from routing.street.geo import as_latlon, chord_m, haversine_m, to_xyz
 from routing.street.graph import StreetGraph
-from routing.street.shortest_paths import SOURCE_CHUNK, search
+from routing.street.shortest_paths import SOURCE_CHUNK, search_from_points
 from routing.street.straight_line import (
     DEFAULT_DETOUR,
     DEFAULT_WALK_SPEED_MPS,
@@ -112,9 +113,7 @@ def _graph_meters(
     both = np.flatnonzero(ok[a] & ok[b])
     both = both[np.argsort(a[both], kind="stable")]
 
-    def rows(nodes: IntArray) -> list[tuple[FloatArray, IntArray | None]]:
-        return [(r, None) for r in search(graph.length_matrix, nodes, limit=radius_m)[0]]
-
+    rows = partial(search_from_points, graph.length_matrix, limit=radius_m)
     group = (np.cumsum(np.r_[0, np.diff(a[both]) != 0]) // SOURCE_CHUNK).astype(np.int64)
     for lo, hi in zip(*_runs(group), strict=True):
         sel = both[lo:hi]

@@ -10,6 +10,8 @@ that raises :class:`TooFarFromNetwork`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import numpy.typing as npt
 from scipy.spatial import cKDTree
@@ -21,7 +23,7 @@ from routing.street.errors import NoStreetPath, TooFarFromNetwork
 from routing.street.geo import as_latlon, chord_m, to_xyz
 from routing.street.graph import StreetGraph
 from routing.street.interfaces import LatLon
-from routing.street.shortest_paths import search
+from routing.street.shortest_paths import Row, search_from_points
 from routing.street.straight_line import DEFAULT_WALK_SPEED_MPS, check_speed, walk_seconds
 
 DEFAULT_MAX_SNAP_M = 300.0
@@ -92,7 +94,6 @@ class OsmWalkAccess:
         near = near[self.stop_on_graph[near]]
         if near.size == 0 or float(o.off_m[0, 0]) > budget:
             return empty, empty, np.empty(0)
-        limit = budget - float(o.off_m[0, 0])
         g = self.graph
         res = door_to_door(
             g,
@@ -101,7 +102,7 @@ class OsmWalkAccess:
             np.zeros(near.size, dtype=np.int64),
             near,
             g.length_m,
-            lambda nodes: [(row, None) for row in search(g.length_matrix, nodes, limit=limit)[0]],
+            partial(search_from_points, g.length_matrix, limit=budget),
             off_weight=1.0,
             weight_is_length=True,
         )
@@ -128,18 +129,16 @@ class OsmWalkAccess:
         o = self._link_point(float(la[0]), float(lo[0]))
         d = self._link_point(float(la[1]), float(lo[1]))
         g = self.graph
-        preds: dict[int, IntArray] = {}
+        found: list[Row] = []
 
-        def rows(nodes: IntArray) -> list[tuple[FloatArray, IntArray | None]]:
-            dist, pred = search(g.length_matrix, nodes, predecessors=True)
-            assert pred is not None
-            preds.update(zip(nodes.tolist(), pred, strict=True))
-            return list(zip(dist, pred, strict=True))
+        def rows(node: IntArray, cost: FloatArray, meters: FloatArray) -> list[Row]:
+            found.extend(search_from_points(g.length_matrix, node, cost, meters, predecessors=True))
+            return found
 
         zero = np.zeros(1, dtype=np.int64)
         res = door_to_door(g, o, d, zero, zero, g.length_m, rows, 1.0, weight_is_length=True)
         meters = float(res.meters[0])
         if not np.isfinite(meters):
             raise NoStreetPath("no walking path between the two points")
-        coords = leg_coords(g, o, d, res, preds.__getitem__)
+        coords = leg_coords(g, o, d, res, found[0])
         return int(walk_seconds(meters, speed)), meters, coords

@@ -2,10 +2,11 @@
 
 ``TravelTimeModel(graph).matrix(origins, destinations, profile=CAR, depart_s=...)`` links
 every point to the nearest street segments the profile may use (:mod:`routing.street.edge_snap`),
-runs one Dijkstra (scipy csgraph) per distinct segment-end node not already cached, and combines
-the ends of the segments (:mod:`routing.street.door_to_door`, which respects oneway segments).
-Rows — seconds and the shortest-path tree to every node for one ``(node, profile, time-of-day
-factor)`` — are kept in an LRU cache, so re-quoting against a live fleet mostly reuses earlier
+runs one Dijkstra (scipy csgraph) per distinct origin not already cached — from a virtual node
+joined to the ends of its segments — and reads the destinations' segment ends off the result
+(:mod:`routing.street.door_to_door`, which respects oneway segments). Rows — seconds and the
+shortest-path tree to every node for one ``(origin, profile, time-of-day factor)`` — are kept
+in an LRU cache, so re-quoting against a live fleet mostly reuses earlier
 searches; metres are summed along the tree to the requested destinations (a numba kernel).
 
 Costs: edge seconds = ``length / min(speed_kmh * speed_factor * tod_factor, max_speed_kmh)``;
@@ -36,7 +37,7 @@ from routing.street.geo import as_latlon, as_latlon_pairs
 from routing.street.graph import StreetGraph
 from routing.street.interfaces import LatLon
 from routing.street.profiles import DEFAULT_PEAKS, TimeOfDaySpeeds, VehicleProfile
-from routing.street.shortest_paths import SOURCE_CHUNK, search
+from routing.street.shortest_paths import Row, search_from_points
 from routing.street.straight_line import StraightLineTravelTimes
 
 CONNECTOR_SPEED_KMH = 20.0
@@ -134,7 +135,7 @@ class TravelTimeModel:
         self.off_network = off_network
         self._views: dict[VehicleProfile, _ProfileView] = {}
         self._matrices: dict[tuple[VehicleProfile, float], csr_matrix] = {}
-        self._rows: OrderedDict[tuple[int, VehicleProfile, float], tuple[FloatArray, IntArray]]
+        self._rows: OrderedDict[tuple[bytes, bytes, bytes, VehicleProfile, float], Row]
         self._rows = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -160,37 +161,49 @@ class TravelTimeModel:
         return m
 
     def _rows_for(
-        self, nodes: npt.ArrayLike, profile: VehicleProfile, factor: float
-    ) -> list[tuple[FloatArray, IntArray]]:
-        """Cached or freshly searched ``(seconds, predecessors)`` rows, one per node."""
-        found: dict[int, tuple[FloatArray, IntArray]] = {}
+        self,
+        anchor_node: IntArray,
+        anchor_cost: FloatArray,
+        anchor_m: FloatArray,
+        profile: VehicleProfile,
+        factor: float,
+    ) -> list[Row]:
+        """Cached or fresh searches from points given by their anchors (one row per point)."""
+        keys = [
+            (
+                anchor_node[i].tobytes(),
+                anchor_cost[i].tobytes(),
+                anchor_m[i].tobytes(),
+                profile,
+                factor,
+            )
+            for i in range(anchor_node.shape[0])
+        ]
+        found: dict[int, Row] = {}
         missing: list[int] = []
-        node_list = np.asarray(nodes, dtype=np.int64).tolist()
         with self._lock:
-            for u in node_list:
-                row = self._rows.get((u, profile, factor))
+            for i, key in enumerate(keys):
+                row = self._rows.get(key)
                 if row is None:
-                    missing.append(u)
+                    missing.append(i)
                 else:
-                    self._rows.move_to_end((u, profile, factor))
-                    found[u] = row
+                    self._rows.move_to_end(key)
+                    found[i] = row
             self.hits += len(found)
             self.misses += len(missing)
         if missing:
             weights = self._weights(profile, factor)
-            assert self.graph is not None
-            for lo in range(0, len(missing), SOURCE_CHUNK):
-                chunk = np.asarray(missing[lo : lo + SOURCE_CHUNK], dtype=np.int32)
-                dist, pred = search(weights, chunk, predecessors=True)
-                assert pred is not None
-                for k, u in enumerate(chunk.tolist()):
-                    found[u] = (dist[k].copy(), pred[k].copy())
+            idx = np.asarray(missing)
+            rows = search_from_points(
+                weights, anchor_node[idx], anchor_cost[idx], anchor_m[idx], predecessors=True
+            )
+            found.update(zip(missing, rows, strict=True))
             with self._lock:
-                for u in missing:
-                    self._rows[(u, profile, factor)] = found[u]
+                for i in missing:
+                    self._rows[keys[i]] = found[i]
                 while len(self._rows) > self.cache_size:
                     self._rows.popitem(last=False)
-        return [found[u] for u in node_list]
+        return [found[i] for i in range(len(keys))]
 
     # --- public ----------------------------------------------------------------------------------
     def cache_info(self) -> dict[str, int]:
@@ -255,7 +268,7 @@ class TravelTimeModel:
             oi,
             dj,
             view.weights(factor),
-            lambda nodes: list(self._rows_for(nodes, profile, factor)),
+            lambda node, cost, meters: self._rows_for(node, cost, meters, profile, factor),
             off_weight=1.0 / conn,
         )
 
@@ -292,11 +305,7 @@ class TravelTimeModel:
         if not np.isfinite(res.cost[0]):
             raise NoStreetPath(f"no {profile.name} route between the two points")
         factor = self.time_of_day.factor(depart_s)
-        coords = leg_coords(
-            self.graph,
-            o,
-            d,
-            res,
-            lambda node: self._rows_for(np.array([node]), profile, factor)[0][1],
-        )
+        oa = res.origin_anchors
+        row = self._rows_for(oa.node, oa.cost, oa.meters, profile, factor)[0]
+        coords = leg_coords(self.graph, o, d, res, row)
         return float(res.cost[0]), float(res.meters[0]), coords
