@@ -98,8 +98,46 @@ class Plan:
     error: PlanError | None = None
 
 
+class FallbackWalk:
+    """A street walking model that falls back to another (straight lines) where it fails.
+
+    An OSM extract may not cover every stop or query point (``TooFarFromNetwork``) nor
+    connect every pair (``NoStreetPath``); the query then walks the straight-line model
+    rather than failing.
+    """
+
+    def __init__(self, primary: WalkModel, fallback: WalkModel) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+    def nearby_stops(
+        self, lat: float, lon: float, max_seconds: float, walk_speed_mps: float = 1.2
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float64]]:
+        from routing.street import StreetError
+
+        try:
+            found = self.primary.nearby_stops(lat, lon, max_seconds, walk_speed_mps)
+        except StreetError:
+            return self.fallback.nearby_stops(lat, lon, max_seconds, walk_speed_mps)
+        return found
+
+    def walk(
+        self, lat1: float, lon1: float, lat2: float, lon2: float, walk_speed_mps: float = 1.2
+    ) -> tuple[int, float, list[LatLon]]:
+        from routing.street import StreetError
+
+        try:
+            return self.primary.walk(lat1, lon1, lat2, lon2, walk_speed_mps)
+        except StreetError:
+            return self.fallback.walk(lat1, lon1, lat2, lon2, walk_speed_mps)
+
+
 class Planner:
-    """Plans over one published timetable (build once, query many times; thread-safe)."""
+    """Plans over one published timetable (build once, query many times; thread-safe).
+
+    ``walk`` is the street model for access, egress and walking legs (e.g.
+    ``routing.street.OsmWalkAccess``); where it fails the straight-line model takes over.
+    """
 
     def __init__(
         self,
@@ -111,12 +149,13 @@ class Planner:
     ) -> None:
         self.data = data
         self.tt = data.tt
-        if walk is None:
-            from routing.street import StraightLineAccess
+        from routing.street import StraightLineAccess
 
-            walk = StraightLineAccess(self.tt.stop_lat, self.tt.stop_lon)
-        self.walk = walk
-        self.builder = ItineraryBuilder(self.tt, walk, readings=readings, translations=translations)
+        straight = StraightLineAccess(self.tt.stop_lat, self.tt.stop_lon)
+        self.walk: WalkModel = straight if walk is None else FallbackWalk(walk, straight)
+        self.builder = ItineraryBuilder(
+            self.tt, self.walk, readings=readings, translations=translations
+        )
 
     # ---------------------------------------------------------------------------------------
     def _place(self, p: PlanPlace, locale: str, label: str) -> Place:

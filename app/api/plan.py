@@ -76,10 +76,35 @@ def _load_readings(services: Any, network: Any) -> tuple[dict[int, str], dict[st
     return readings, translations
 
 
+_osm_cache: dict[str, Any] = {}
+
+
+def _walk_graph(services: Any) -> Any:
+    """The OSM walking graph of ``settings.osm_path`` (loaded once), or None."""
+    path = services.settings.osm_path
+    if not path:
+        return None
+    key = str(path)
+    if key not in _osm_cache:
+        from routing.street import StreetError, load_osm
+
+        try:
+            _osm_cache[key] = load_osm(path, ["walk"])["walk"]
+        except (StreetError, OSError, ValueError):  # no usable extract: straight lines
+            _osm_cache[key] = None
+    return _osm_cache[key]
+
+
 def _build(services: Any, network: Any) -> NetworkPlanner:
     tt = network.timetable
     readings, translations = _load_readings(services, network)
-    planner = Planner(TransitData(tt), readings=readings, translations=translations)
+    walk = None
+    graph = _walk_graph(services)
+    if graph is not None:
+        from routing.street.osm_access import OsmWalkAccess
+
+        walk = OsmWalkAccess(graph, tt.stop_lat, tt.stop_lon)
+    planner = Planner(TransitData(tt), walk, readings=readings, translations=translations)
     return NetworkPlanner(
         network=network,
         planner=planner,

@@ -179,3 +179,36 @@ def test_station_stands_for_its_platforms(gtfs_dir: object) -> None:
     assert plan.error is None and plan.itineraries
     first = plan.itineraries[0].legs[0]
     assert int(tt.stop_parent[first.origin.stop_index]) == parents[0]
+
+
+def test_osm_walking_with_straight_line_fallback(gtfs_dir: object) -> None:
+    """Terre Haute with its OSM extract: walking legs follow streets; a point off the
+    extract falls back to straight lines instead of failing."""
+    from pathlib import Path
+
+    import gtfs
+    from routing.street import load_osm
+    from routing.street.osm_access import OsmWalkAccess
+    from routing.transit import TransitData
+
+    root = Path(str(gtfs_dir)).parent
+    tt = gtfs.compile_timetable(gtfs.read_feed(root / "gtfs" / "us_terre_haute.zip"))
+    graph = load_osm(root / "osm" / "us_terre_haute.osm.pbf", ["walk"])["walk"]
+    planner = Planner(TransitData(tt), OsmWalkAccess(graph, tt.stop_lat, tt.stop_lon))
+    served = np.flatnonzero(np.diff(tt.stop_pattern_ptr) > 0)
+    day = tt.service_start + dt.timedelta(days=int(np.argmax(tt.service_days.sum(axis=0))))
+    o, d = int(served[0]), int(served[len(served) // 2])
+    req = PlanRequest(
+        PlanPlace(float(tt.stop_lat[o]) + 0.002, float(tt.stop_lon[o])),
+        PlanPlace(float(tt.stop_lat[d]), float(tt.stop_lon[d]) + 0.002),
+        day,
+        9 * 3600,
+        options=RoutingOptions(max_walk_m=1500),
+    )
+    plan = planner.plan(req)
+    assert plan.itineraries, plan.error
+    walks = [leg for it in plan.itineraries for leg in it.legs if not leg.transit]
+    assert any(len(leg.geometry) > 2 for leg in walks)  # street geometry, not a segment
+    # 40 km away from any street of the extract: the straight-line model answers.
+    far = PlanRequest(PlanPlace(39.8, -87.4), req.destination, day, 9 * 3600)
+    assert planner.plan(far).error is not None
