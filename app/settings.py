@@ -96,7 +96,9 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Seconds between re-optimisations of the live plans; 0 = off."
     )
     dispatch_reopt_time_limit_s: float = Field(2.0, gt=0, description="Solver time per zone.")
-    realtime_poll_url: str = Field("", description="GTFS-RT TripUpdates URL to poll; empty = off.")
+    realtime_poll_url: str = Field(
+        "", description="GTFS-RT URL(s) to poll, comma-separated; empty = off."
+    )
     realtime_poll_interval_s: float = 30.0
     realtime_poll_timeout_s: float = 10.0
     feeds_sync_interval_s: float = Field(

@@ -81,20 +81,13 @@ async def realtime_status(
 ) -> dict[str, Any]:
     reg = registry_of(services)
     state = await run_in_threadpool(reg.realtime_state, date)
-    poller = reg.poller
     return {
         **reg.realtime.status(),
         "overlay": state.summary() if state is not None else None,
-        "poller": (
-            {
-                "url": poller.url,
-                "polls": poller.polls,
-                "failures": poller.failures,
-                "last_error": poller.last_error,
-            }
-            if poller is not None
-            else None
-        ),
+        "pollers": [
+            {"url": p.url, "polls": p.polls, "failures": p.failures, "last_error": p.last_error}
+            for p in reg.pollers
+        ],
     }
 
 

@@ -100,7 +100,7 @@ class FeedRegistry:
         self._network = Network(timetable=None)
         self._write_lock = threading.RLock()
         self.compiles = 0  # timetables compiled by this process (a restart must not add any)
-        self.poller: Any = None  # gtfs.realtime.RealtimePoller when a poll URL is configured
+        self.pollers: list[Any] = []  # gtfs.realtime.RealtimePoller per configured poll URL
         # The on-demand fleet for the public GTFS-RT export; the dispatcher sets it:
         # () -> (list[gtfs.realtime.FleetVehicle], list[gtfs.realtime.FleetTrip]).
         self.fleet_provider: Callable[[], tuple[list[Any], list[Any]]] | None = None

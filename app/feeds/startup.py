@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from app.feeds.registry import FeedRegistry
+from gtfs.realtime import RealtimeFeed
 
 log = logging.getLogger("tsunagu.feeds")
 
@@ -59,19 +61,29 @@ async def start_feeds(services: Any) -> None:
                 await task
 
         services.on_stop.append(_stop_sync)
-    if settings.realtime_poll_url:
+    # Agencies often serve TripUpdates, VehiclePositions and Alerts at separate URLs.
+    urls = [u.strip() for u in settings.realtime_poll_url.split(",") if u.strip()]
+    if urls:
         from gtfs.realtime import RealtimePoller
 
-        poller = RealtimePoller(
-            settings.realtime_poll_url,
-            lambda feed: registry.realtime.ingest(feed, source="poll"),
-            interval_s=settings.realtime_poll_interval_s,
-            timeout_s=settings.realtime_poll_timeout_s,
-        )
-        registry.poller = poller
-        poller.start()
+        def ingest_as(source: str) -> Callable[[RealtimeFeed], None]:
+            return lambda feed: registry.realtime.ingest(feed, source=source)
 
-        async def _stop_poller() -> None:
-            await asyncio.to_thread(poller.stop)
+        pollers = [
+            RealtimePoller(
+                url,
+                ingest_as("poll" if len(urls) == 1 else f"poll-{i + 1}"),
+                interval_s=settings.realtime_poll_interval_s,
+                timeout_s=settings.realtime_poll_timeout_s,
+            )
+            for i, url in enumerate(urls)
+        ]
+        registry.pollers = pollers
+        for p in pollers:
+            p.start()
 
-        services.on_stop.append(_stop_poller)
+        async def _stop_pollers() -> None:
+            for p in pollers:
+                await asyncio.to_thread(p.stop)
+
+        services.on_stop.append(_stop_pollers)

@@ -169,8 +169,28 @@ def test_poll_url_feeds_the_overlay(
         time.sleep(0.02)
     status = c.get("/api/v1/realtime/status").json()
     assert status["ingested"] >= 1 and status["feed_timestamp"] == 1_700_000_000
-    assert status["poller"]["url"] == url and status["poller"]["polls"] >= 1
-    assert status["poller"]["last_error"] is None
+    (poller,) = status["pollers"]
+    assert poller["url"] == url and poller["polls"] >= 1
+    assert poller["last_error"] is None
+    assert status["sources"] == ["poll"]
+
+    # Several URLs (TripUpdates, VehiclePositions, Alerts apart): one poller and source each;
+    # an unreachable one reports its error without disturbing the others.
+    urls = f"{url}?kind=trip-updates, http://127.0.0.1:9/down.pb"
+    c2 = make_app_client(realtime_poll_url=urls, realtime_poll_interval_s=0.05)
+    reg2: FeedRegistry = c2.app.state.services.feeds  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while (
+        reg2.realtime.ingested == 0 or reg2.pollers[1].failures == 0
+    ) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = c2.get("/api/v1/realtime/status").json()
+    assert status["sources"] == ["poll-1"]
+    assert [p["url"] for p in status["pollers"]] == [
+        f"{url}?kind=trip-updates",
+        "http://127.0.0.1:9/down.pb",
+    ]
+    assert status["pollers"][1]["failures"] >= 1 and status["pollers"][1]["last_error"]
 
 
 def test_posted_trip_updates_reach_every_worker(
