@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from gtfs.compiled import FloatArray
 from gtfs.footpaths import Footpaths
+from routing.street.errors import OsmLoadError
 from routing.street.footpaths import footpath_source
 from routing.street.graph import StreetGraph
 from routing.street.interfaces import WalkAccess
@@ -36,12 +37,37 @@ class StreetNetwork:
     source: str = "straight-line model"
 
     @classmethod
-    def load(cls, osm_path: str | Path | None) -> StreetNetwork:
-        """Read ``osm_path`` (raises :class:`OsmLoadError` if unreadable); ``None``: no OSM."""
+    def load(
+        cls, osm_path: str | Path | None, cache_dir: str | Path | None = None
+    ) -> StreetNetwork:
+        """Read ``osm_path`` (raises :class:`OsmLoadError` if unreadable); ``None``: no OSM.
+
+        With ``cache_dir`` the graphs are kept as ``.npz`` files named after the extract's
+        name, size and modification time, so a restart skips parsing the extract.
+        """
         if osm_path is None or str(osm_path) == "":
             return cls()
-        graphs = load_osm(osm_path)
-        return cls(walk=graphs["walk"], drive=graphs["drive"], source=str(osm_path))
+        path = Path(osm_path)
+        if not path.is_file():
+            raise OsmLoadError(f"OSM extract not found: {path}")
+        cached: dict[str, Path] = {}
+        if cache_dir is not None:
+            st = path.stat()
+            stem = f"{path.name}-{st.st_size}-{st.st_mtime_ns}"
+            cached = {m: Path(cache_dir) / f"{stem}.{m}.npz" for m in ("walk", "drive")}
+            if all(p.is_file() for p in cached.values()):
+                try:
+                    graphs = {m: StreetGraph.load(p) for m, p in cached.items()}
+                    return cls(walk=graphs["walk"], drive=graphs["drive"], source=str(path))
+                except OsmLoadError:
+                    pass  # a damaged cache is rebuilt below
+        graphs = load_osm(path)
+        for mode, target in cached.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp.npz")
+            graphs[mode].save(tmp)
+            tmp.replace(target)  # atomic: a concurrent reader never sees half a file
+        return cls(walk=graphs["walk"], drive=graphs["drive"], source=str(path))
 
     @property
     def model(self) -> Literal["osm", "straight_line"]:

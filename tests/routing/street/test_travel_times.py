@@ -230,3 +230,18 @@ def test_cache_memory_is_bounded(terre_haute: dict[str, StreetGraph]) -> None:
     assert TravelTimeModel(g, cache_size=10).cache_size == 10
     with pytest.raises(ValueError, match="cache_size"):
         TravelTimeModel(g, cache_size=0)
+
+
+def test_street_network_cache(terre_haute_pbf: Path, tmp_path: Path) -> None:
+    first = StreetNetwork.load(terre_haute_pbf, cache_dir=tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and all(f.endswith((".walk.npz", ".drive.npz")) for f in files)
+    again = StreetNetwork.load(terre_haute_pbf, cache_dir=tmp_path)
+    assert again.drive is not None and first.drive is not None
+    np.testing.assert_array_equal(again.drive.indices, first.drive.indices)
+    np.testing.assert_array_equal(again.drive.length_m, first.drive.length_m)
+    # A damaged cache file is rebuilt, not trusted.
+    for f in tmp_path.iterdir():
+        f.write_bytes(b"garbage")
+    rebuilt = StreetNetwork.load(terre_haute_pbf, cache_dir=tmp_path)
+    assert rebuilt.walk is not None and rebuilt.walk.n_edges == first.walk.n_edges  # type: ignore[union-attr]
