@@ -25,6 +25,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from gtfs.arrays import first_index
+from gtfs.calendar import ServiceDays, service_days
 from gtfs.feed import Feed
 from gtfs.notices import Notice, NoticeSink
 from gtfs.times import int_column, parse_times
@@ -110,11 +111,12 @@ class FlexZone:
 
 @dataclass(frozen=True)
 class FlexWindow:
-    """A daily window (GTFS seconds of the service day) with its trip."""
+    """A daily window (GTFS seconds of the service day) with its trip and service."""
 
     start_s: int
     end_s: int
     trip_id: str
+    service_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,18 @@ class FlexNetwork:
     booking_rules: dict[str, BookingRule] = field(default_factory=dict)
     services: list[FlexService] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    calendar: ServiceDays | None = None
+
+    def windows_on(self, service: FlexService, day: dt.date) -> list[FlexWindow]:
+        """The windows of ``service`` whose GTFS service runs on ``day`` (a service day)."""
+        cal = self.calendar
+        if cal is None:
+            return []
+        col = (day - cal.start).days
+        if not 0 <= col < cal.days.shape[1]:
+            return []
+        running = set(cal.service_ids[cal.days[:, col]].tolist())
+        return [w for w in service.windows if w.service_id in running]
 
     @property
     def flex_trip_ids(self) -> set[str]:
@@ -326,8 +340,10 @@ def read_flex(feed: Feed) -> FlexNetwork:
                         route_id=rid,
                         service_ids=tuple(sorted(g["service_id"].unique())),
                         windows=tuple(
-                            FlexWindow(int(s), int(e), str(t))
-                            for s, e, t in zip(w["start"], w["end"], w["trip_id"], strict=True)
+                            FlexWindow(int(s), int(e), str(t), str(v))
+                            for s, e, t, v in zip(
+                                w["start"], w["end"], w["trip_id"], w["service_id"], strict=True
+                            )
                         ),
                         pickup=bool(g["pickup"].any()),
                         drop_off=bool(g["drop_off"].any()),
@@ -335,4 +351,4 @@ def read_flex(feed: Feed) -> FlexNetwork:
                         drop_off_booking_rule=rules.get(dr),
                     )
                 )
-    return FlexNetwork(zones, groups, rules, services, sink.notices())
+    return FlexNetwork(zones, groups, rules, services, sink.notices(), service_days(feed))

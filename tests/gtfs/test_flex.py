@@ -51,6 +51,11 @@ def test_cobblinc_zones_services_and_booking(gtfs_dir: Path) -> None:
     assert rule.phone_number == "(770) 528-1053"
     assert svc[0].drop_off_booking_rule == rule  # read from the draft's dropoff_booking_rule_id
     assert {s.location_id for s in flex.services_at(c.y, c.x)} == {"zone_1"}
+    # Service 1 runs Monday-Friday, 2021-10-19..2022-01-19.
+    monday = flex.windows_on(svc[0], dt.date(2021, 11, 1))
+    assert monday and len(monday) == len(svc[0].windows)
+    assert flex.windows_on(svc[0], dt.date(2021, 11, 6)) == []  # Saturday
+    assert flex.windows_on(svc[0], dt.date(2023, 1, 2)) == []  # after the calendar
     # Flex trips are not fixed-route trips.
     tt = compile_timetable(feed)
     assert tt.n_trips == 0 and tt.meta["flex_trips"] == 72
