@@ -81,7 +81,7 @@ def check_stop_times(feed: Feed, sink: NoticeSink, location_ids: set[str]) -> No
         )
     after = (arr >= 0) & (dep >= 0) & (dep < arr)
     sink.add_rows(
-        "stop_time_arrival_after_departure",
+        "stop_time_with_departure_before_arrival_time",
         rows(after, "arrival_time", "departure_time"),
         filename=fn,
     )
@@ -102,7 +102,13 @@ def check_stop_times(feed: Feed, sink: NoticeSink, location_ids: set[str]) -> No
     # Trips with fewer than two stops are not usable (gtfs-validator: unusable_trip).
     counts = np.bincount(tc)
     single = first & (counts[tc] < 2)
-    sink.add_rows("trip_with_less_than_two_stops", rows(single), filename=fn)
+    sink.add_rows("unusable_trip", rows(single), filename=fn)
+    # Trips without any stop time are unusable too.
+    trips = feed.trips
+    if "trip_id" in trips.columns:
+        empty = ~trips["trip_id"].astype(str).isin(pd.unique(trip)).to_numpy()
+        if empty.any():
+            sink.add_rows("unusable_trip", trips.loc[empty, ["trip_id"]], filename="trips.txt")
     # shape_dist_traveled must increase along the trip.
     if "shape_dist_traveled" in df.columns:
         sdt = feed.numbers("stop_times", "shape_dist_traveled")[0][order]

@@ -152,7 +152,7 @@ ST_HEAD = "trip_id,arrival_time,departure_time,stop_id,stop_sequence"
             {
                 "stop_times.txt": f"{ST_HEAD}\nT1,08:00:00,08:00:00,S1,1\nT2,08:00:00,08:00:00,S1,1\nT2,08:05:00,08:05:00,S2,2\n"
             },
-            "trip_with_less_than_two_stops",
+            "unusable_trip",
         ),
         (
             {
@@ -177,6 +177,18 @@ def test_bad_feed_gives_notice(
         assert "fast_travel_between_consecutive_stops" not in codes
     else:
         assert code in codes, codes
+
+
+def test_trip_without_stop_times_is_unusable(make_feed: Callable[..., Path]) -> None:
+    trips = "route_id,service_id,trip_id\nR1,WK,T1\nR1,WK,T2\nR1,WK,T3\n"
+    n = validate_feed(read_feed(make_feed({"trips.txt": trips})), today=TODAY).get("unusable_trip")
+    assert n is not None and n.total == 1 and n.samples[0]["tripId"] == "T3"
+
+
+def test_departure_before_arrival(make_feed: Callable[..., Path]) -> None:
+    st = f"{ST_HEAD}\nT1,08:00:00,08:00:00,S1,1\nT1,08:06:00,08:05:00,S2,2\nT2,08:00:00,08:00:00,S1,1\nT2,08:05:00,08:05:00,S2,2\n"
+    codes = codes_of(make_feed, {"stop_times.txt": st})
+    assert "stop_time_with_departure_before_arrival_time" in codes
 
 
 def test_fast_travel(make_feed: Callable[..., Path]) -> None:
