@@ -92,10 +92,6 @@ class Row:
     roots: IntArray
     root_m: FloatArray
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.dist.nbytes + (0 if self.pred is None else self.pred.nbytes))
-
 
 def trace_path(pred: npt.NDArray[np.int32], target: int) -> IntArray:
     """Nodes of the shortest path to ``target`` (source first) from one predecessor row."""

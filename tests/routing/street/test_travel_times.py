@@ -148,7 +148,7 @@ def test_oneway_street_is_asymmetric(
     for w in oneway:
         segs = way_segments(terre_haute_pbf, w)
         pa, pb = mid(segs[0]), mid(segs[-1])
-        if float(haversine_m(*pa, *pb)) < 150:
+        if float(haversine_m(*pa, *pb)) < 150 or checked == 20:
             continue
         forward, _, _ = model.route(pa, pb, CAR)
         backward, _, _ = model.route(pb, pa, CAR)
