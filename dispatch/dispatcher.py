@@ -18,7 +18,8 @@ import numpy as np
 
 from dispatch.events import EventSink, NullEventSink, user_ride_topic, vehicle_topic
 from dispatch.geo import point_distance_m
-from dispatch.insertion import NewRide
+from dispatch.insertion import BASE_TOL, NewRide
+from dispatch.insertion_reference import simulate
 from dispatch.plan_arrays import FleetArrays
 from dispatch.request import RideRequest, ServiceRules
 from dispatch.rides import Quote, Rejection, RejectReason, Ride, RideStatus
@@ -297,7 +298,7 @@ class Dispatcher:
         zs = self.zone_state(q.zone_id)
         with zs.lock:
             fresh = now <= q.expires_at and zs.versions.get(q.vehicle_id) == q.plan_version
-            if fresh:
+            if fresh and self._fits(zs, q, q, now):
                 return self._commit(zs, q, q, user_id, now)
             checked = self._validate(q.request, now)
             if isinstance(checked, Rejection):
@@ -309,6 +310,7 @@ class Dispatcher:
             if (
                 q.pickup_window[0] <= nq.eta_pickup <= q.pickup_window[1]
                 and nq.eta_dropoff <= q.latest_arrival
+                and self._fits(zs, nq, q, now)
             ):
                 return self._commit(zs, nq, q, user_id, now)
         with self._lock:
@@ -325,14 +327,8 @@ class Dispatcher:
             return q
         return self.book(q.quote_id, user_id or request.user_id, now)
 
-    def _commit(self, zs: ZoneState, q: Quote, promise: Quote, user_id: str, now: float) -> Ride:
-        """Insert the stops of ``q`` with the windows promised in ``promise``."""
-        v = zs.vehicles[q.vehicle_id]
+    def _stops(self, q: Quote, promise: Quote, ride_id: str) -> tuple[Stop, Stop]:
         r = q.request
-        ride_id = r.request_id or uuid.uuid4().hex
-        with self._lock:
-            if ride_id in self._rides:
-                raise DispatchError("duplicate_ride", f"ride {ride_id} already booked")
         svc = self.rules.service_s
         p = Stop(
             ride_id,
@@ -356,6 +352,26 @@ class Dispatcher:
             svc,
             q.max_ride_s,
         )
+        return p, d
+
+    def _fits(self, zs: ZoneState, q: Quote, promise: Quote, now: float) -> bool:
+        """Whether the quoted insertion still holds at ``now`` (the vehicle may have idled
+        since the quote): the whole new plan is re-simulated, every constraint checked."""
+        v = zs.vehicles[q.vehicle_id]
+        p, d = self._stops(q, promise, "__check__")
+        i, j = q.insertion.pickup_pos, q.insertion.dropoff_pos
+        plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
+        return simulate(v, plan, now, self.travel, BASE_TOL) is not None
+
+    def _commit(self, zs: ZoneState, q: Quote, promise: Quote, user_id: str, now: float) -> Ride:
+        """Insert the stops of ``q`` with the windows promised in ``promise``."""
+        v = zs.vehicles[q.vehicle_id]
+        r = q.request
+        ride_id = r.request_id or uuid.uuid4().hex
+        with self._lock:
+            if ride_id in self._rides:
+                raise DispatchError("duplicate_ride", f"ride {ride_id} already booked")
+        p, d = self._stops(q, promise, ride_id)
         i, j = q.insertion.pickup_pos, q.insertion.dropoff_pos
         v.plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
         v.heading = None  # a ride ends any rebalancing move

@@ -220,3 +220,20 @@ def test_concurrent_bookings_never_overbook() -> None:
         for s in v.plan:
             load += s.seats if s.kind.value == "pickup" else -s.seats
             assert load <= v.vtype.seats
+
+
+def test_fresh_quote_is_rechecked_when_the_vehicle_idled_meanwhile() -> None:
+    # A tight promise: booked 100 s later with the vehicle still at its depot, the quoted
+    # insertion may no longer hold; booking must then re-check, never break a window.
+    d, _, clock = make(vehicles=1, window_after_s=30, quote_ttl_s=600)
+    q = d.quote(req(o=C, dst=B))
+    assert isinstance(q, Quote)
+    clock.t += 100
+    res = d.book(q.quote_id, "late")
+    v = d.vehicle("v0")
+    if isinstance(res, Ride):
+        sched = d.schedule(v, clock.t)
+        for s, b in zip(v.plan, sched, strict=True):
+            assert b <= s.latest + 1e-6
+    else:
+        assert res.reason is RejectReason.QUOTE_CHANGED and v.plan == []
