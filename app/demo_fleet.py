@@ -10,11 +10,12 @@ Nothing new is persisted: the zone and fleet live in the dispatcher, as operator
 a start builds them once into that dispatcher and a repeated install (or a snapshot restored
 with the zone) finds them and adds nothing.
 
-Simulated riders (``settings.demo_riders_per_hour`` > 0) are an asyncio task: every
-``demo_tick_s`` wall seconds it moves the vehicles along their plans up to the dispatcher's
-"now" (the simulator's own driving step: boarding, alighting, mid-leg positions, all through
-the dispatcher's vehicle events, so the consoles see them), then draws a seeded Poisson number
-of requests between real stops of the zone and quotes and books each as the demo resident.
+Nobody drives the demo vehicles, so an asyncio task (started and stopped with the app) does:
+every ``demo_tick_s`` wall seconds it moves them along their plans up to the dispatcher's "now"
+(the simulator's own driving step: boarding, alighting, mid-leg positions, all through the
+dispatcher's vehicle events, so the consoles see them, and a visitor's own booking is served).
+With ``settings.demo_riders_per_hour`` > 0 it then draws a seeded Poisson number of requests
+between real stops of the zone and quotes and books each as the demo resident.
 ``demo_time_scale`` > 1 runs the dispatcher's clock faster than the wall clock.
 
 Two clocks: the on-demand service runs *now* (the dispatcher clock), while the transit planner
@@ -360,9 +361,9 @@ class DemoRiders:
     zone_id, stops
         The demo zone and the ``(lat, lon)`` stops trips start and end near.
     user_id
-        The demo resident every ride is booked for.
+        The demo resident every ride is booked for (needed when ``rate_per_hour`` > 0).
     rate_per_hour
-        Mean requests per hour of dispatcher time.
+        Mean requests per hour of dispatcher time; 0 only drives the fleet.
     seed
         Seed of arrivals, places, notice and party sizes.
     """
@@ -382,6 +383,8 @@ class DemoRiders:
     ) -> None:
         if rate_per_hour < 0:
             raise ValueError("rate_per_hour must be >= 0")
+        if rate_per_hour > 0 and not user_id:
+            raise ValueError("simulated riders need a user_id to book for")
         far = distance_matrix_m(stops, stops) >= self.MIN_TRIP_M
         if not far.any():
             raise ValueError("the zone's stops are too close together for trips")
@@ -535,20 +538,23 @@ async def start_demo_fleet(services: Services) -> None:
     if city is None:
         return
     services.demo_city = city
+    # Nobody drives the demo vans: the loop drives them along their plans (residents' own
+    # bookings included) even when no simulated rider is configured.
+    user_id = ""
     if s.demo_riders_per_hour > 0:
         user_id = await asyncio.to_thread(
             ensure_demo_rider, services.engine, services.identity.passwords
         )
-        if s.demo_time_scale != 1.0:
-            # The whole on-demand service (quotes over HTTP too) runs on the demo clock.
-            d.clock = ScaledClock(s.demo_time_scale, d.clock)
-            city.time_scale = s.demo_time_scale
-        city.riders = DemoRiders(
-            d, city.zone.zone_id, city.stops, user_id, s.demo_riders_per_hour, s.demo_seed
-        )
-        city.loop = DemoLoop(city.riders, d.clock, s.demo_tick_s)
-        city.loop.start()
-        services.on_stop.append(city.loop.stop)
+    if s.demo_time_scale != 1.0:
+        # The whole on-demand service (quotes over HTTP too) runs on the demo clock.
+        d.clock = ScaledClock(s.demo_time_scale, d.clock)
+        city.time_scale = s.demo_time_scale
+    city.riders = DemoRiders(
+        d, city.zone.zone_id, city.stops, user_id, s.demo_riders_per_hour, s.demo_seed
+    )
+    city.loop = DemoLoop(city.riders, d.clock, s.demo_tick_s)
+    city.loop.start()
+    services.on_stop.append(city.loop.stop)
 
     async def readiness() -> dict[str, Any]:
         loop = city.loop

@@ -181,6 +181,8 @@ def test_no_riders_no_time_no_requests(tt: CompiledTimetable) -> None:
     assert riders.stats.requested == 0 and d.rides() == []
     with pytest.raises(ValueError, match="rate"):
         DemoRiders(d, city.zone.zone_id, city.stops, "u", -1.0)
+    with pytest.raises(ValueError, match="user_id"):
+        DemoRiders(d, city.zone.zone_id, city.stops, "", 1.0)
     with pytest.raises(ValueError, match="too close"):
         DemoRiders(d, city.zone.zone_id, city.stops[:1], "u", 1.0)
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from app.demo_fleet import DEMO_RIDER_EMAIL, DemoCity, ensure_demo_rider
+from app.demo_fleet import DEMO_RIDER_EMAIL, DemoCity, ScaledClock, ensure_demo_rider
 from app.main import create_app
 from app.models.identity import User
 from app.services import Services
@@ -64,7 +64,7 @@ def test_zone_and_fleet_once_and_quoted_over_http(
     make_user: Callable[..., Any],
     auth: Callable[..., dict[str, str]],
 ) -> None:
-    c = start()
+    c = start(demo_tick_s=0.1)
     services = services_of(c)
     d = services.dispatcher
     assert [z.zone_id for z in d.zones()] == [ZONE_ID]  # the drawn stand-in zone replaced
@@ -75,7 +75,8 @@ def test_zone_and_fleet_once_and_quoted_over_http(
     od = info["on_demand"]
     assert info["enabled"] and od["enabled"] and od["zone_id"] == ZONE_ID
     assert od["clock"] == "wall" and od["time_scale"] == 1.0 and abs(od["now"] - time.time()) < 60
-    assert len(od["vehicles"]) == 5 and od["riders"] is None
+    assert len(od["vehicles"]) == 5
+    assert od["riders"]["per_hour"] == 0 and od["riders"]["running"]  # driving only
     assert od["service_hours"] == [[0.0, 86400.0]] and od["utc_offset_s"] == 9 * 3600
     net = c.get("/api/v1/network").json()
     assert info["transit"]["service_date"] == net["demo_service_date"] is not None
@@ -85,13 +86,22 @@ def test_zone_and_fleet_once_and_quoted_over_http(
     resident = make_user(client=c)
     h = auth(resident, c)
     r = c.post(
-        "/api/v1/rides/quote", json={"origin": STATION_WEST, "destination": NAKAJIMA_1}, headers=h
+        "/api/v1/rides/quote", json={"origin": NAKAJIMA_1, "destination": STATION_WEST}, headers=h
     )
     assert r.status_code == 200, r.text
     q = r.json()
     assert q["zone_id"] == ZONE_ID and q["vehicle_id"] in od["vehicles"]
     lo, hi = q["pickup_window"]
     assert time.time() - 60 <= lo <= q["eta_pickup"] <= hi < time.time() + 3600
+    # Booked, the simulated van sets off toward the pick-up at once.
+    r = c.post("/api/v1/rides", json={"quote_id": q["quote_id"]}, headers=h)
+    assert r.status_code == 201, r.text
+    van = d.vehicle(q["vehicle_id"])
+    deadline = time.monotonic() + 10
+    while van.position == van.depot and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert van.position != van.depot
+    assert c.get(f"/api/v1/rides/{r.json()['ride_id']}", headers=h).json()["status"] == "assigned"
     r = c.post(
         "/api/v1/rides/quote",
         json={"origin": STATION_WEST, "destination": MURORAN_STATION},
@@ -130,11 +140,23 @@ def test_riders_book_and_vehicles_move_then_stop_with_the_app(
     user_ids = {r.user_id for r in rides}
     assert len(user_ids) == 1 and _demo_users(services) == 1
     assert all(r.status in tuple(RideStatus) for r in rides)
+    clock = d.clock
+    assert isinstance(clock, ScaledClock) and clock.scale == 120.0
+    before = time.time()
     od = c.get("/api/v1/demo").json()["on_demand"]
     assert od["clock"] == "accelerated" and od["time_scale"] == 120.0
     assert od["riders"]["running"] and od["riders"]["booked"] >= 2
-    assert od["now"] > time.time() + 60  # the demo clock runs ahead
+    assert od["now"] >= clock.t0 + 120.0 * (before - clock.t0)  # the demo clock runs ahead
     assert c.get("/readyz").json()["checks"]["demo_fleet"]["ok"] is True
+
+    # The consoles see the vehicles move: plan events with positions on the event bus.
+    async def next_vehicle_event() -> Any:
+        async with services.bus.subscribe(["fleet.vehicle.*"]) as sub:
+            return await sub.get(timeout=10)
+
+    ev = c.portal.call(next_vehicle_event)  # type: ignore[union-attr]
+    assert ev is not None and ev.topic.startswith(f"fleet.vehicle.{ZONE_ID}-")
+    assert ev.data["type"] == "plan" and len(ev.data["position"]) == 2
 
     # Another start: the same demo rider, not a second one.
     c2 = start(demo_riders_per_hour=240.0)
