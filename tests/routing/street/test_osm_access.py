@@ -143,3 +143,17 @@ def test_same_interface_as_straight_line(access: OsmWalkAccess, th_stops: pd.Dat
     for model in (access, line):
         idx, sec, met = model.nearby_stops(39.4667, -87.4139, 900)
         assert idx.dtype == np.int32 and sec.dtype == np.int32 and met.dtype == np.float64
+
+
+def test_cobb_county_walks(cobb: dict[str, StreetGraph]) -> None:
+    g = cobb["walk"]
+    rng = np.random.default_rng(11)
+    pick = rng.choice(g.n_nodes, 12, replace=False)
+    lat, lon = g.lat[pick] + 2e-4, g.lon[pick] - 2e-4  # ~30 m off the street
+    access = OsmWalkAccess(g, lat, lon)
+    for i in range(0, 12, 2):
+        sec, met, coords = access.walk(lat[i], lon[i], lat[i + 1], lon[i + 1])
+        assert met >= float(haversine_m(lat[i], lon[i], lat[i + 1], lon[i + 1])) - 1e-6
+        assert sec == int(np.ceil(met / 1.2 - 1e-9)) and len(coords) >= 2
+    idx, sec, met = access.nearby_stops(float(lat[0]), float(lon[0]), 1800)
+    assert 0 in idx.tolist() and np.all(np.diff(sec) >= 0)
