@@ -27,6 +27,8 @@ SEVERITIES: dict[str, Severity] = {
     "unusual_encoding": Severity.WARNING,
     "csv_parsing_failed": Severity.ERROR,
     "new_line_in_value": Severity.ERROR,
+    "leading_or_trailing_whitespaces": Severity.WARNING,
+    "inconsistent_agency_timezone": Severity.ERROR,
     "empty_file": Severity.ERROR,
     "empty_column_name": Severity.ERROR,
     "duplicated_column": Severity.ERROR,

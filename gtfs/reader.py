@@ -197,7 +197,17 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
             col = df[c] = col.fillna("")
         # Strip once here so no later step has to.
         if maybe_spaces and needs_strip(col):
-            col = df[c] = col.astype(str).str.strip()
+            stripped = col.astype(str).str.strip()
+            changed = (stripped != col.astype(str)).to_numpy()
+            sink.add(
+                "leading_or_trailing_whitespaces",
+                int(changed.sum()),
+                [
+                    {"filename": filename, "csvRowNumber": int(i) + 2, "fieldName": c}
+                    for i in np.flatnonzero(changed)[:5]
+                ],
+            )
+            col = df[c] = stripped
         if has_quotes:
             nl = newline_mask(col)
             if nl.any():

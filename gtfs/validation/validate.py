@@ -30,6 +30,21 @@ def _check_routes(feed: Feed, sink: NoticeSink) -> None:
         )
 
 
+def _check_agencies(feed: Feed, sink: NoticeSink) -> None:
+    """All agencies of a feed share one timezone (GTFS: times are in that zone)."""
+    tz = feed.column("agency", "agency_timezone").astype(str)
+    tz = tz[tz != ""]
+    if tz.nunique() > 1:
+        first = tz.iloc[0]
+        bad = feed.agency.loc[tz.index[(tz != first).to_numpy()]]
+        sink.add_rows(
+            "inconsistent_agency_timezone",
+            bad[[c for c in ("agency_id", "agency_timezone") if c in bad.columns]],
+            filename="agency.txt",
+            extra={"expected": first},
+        )
+
+
 def _check_stops(feed: Feed, sink: NoticeSink) -> None:
     s = feed.stops
     if s.empty or "stop_id" not in s.columns:
@@ -72,6 +87,7 @@ def validate_feed(feed: Feed, *, today: dt.date | None = None) -> ValidationRepo
     check_keys(feed, sink)
     check_references(feed, sink, location_ids)
     _check_routes(feed, sink)
+    _check_agencies(feed, sink)
     _check_stops(feed, sink)
     check_stop_times(feed, sink, location_ids)
     check_dates(feed, sink, today)

@@ -201,4 +201,7 @@ def test_values_are_stripped(make_feed: Callable[..., Path]) -> None:
     feed = read_feed(make_feed({"stops.txt": stops}))
     assert feed.stops["stop_id"].tolist() == ["S1", "S2", "S3"]
     assert feed.stops["stop_name"].tolist() == ["One", "Two", "Three"]
-    assert not validate_feed(feed).has_errors
+    report = validate_feed(feed)
+    assert not report.has_errors
+    ws = report.get("leading_or_trailing_whitespaces")
+    assert ws is not None and ws.total == 3  # the header's spaces are not values

@@ -145,6 +145,12 @@ ST_HEAD = "trip_id,arrival_time,departure_time,stop_id,stop_sequence"
             "route_both_short_and_long_name_missing",
         ),
         (
+            {
+                "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,a,https://a.jp,Asia/Tokyo\nB,b,https://b.jp,UTC\n"
+            },
+            "inconsistent_agency_timezone",
+        ),
+        (
             {"routes.txt": "route_id,agency_id,route_short_name,route_type,my_field\nR1,A,1,3,x\n"},
             "unknown_column",
         ),
