@@ -74,3 +74,15 @@ def test_footpath_source_feeds_the_compiler(
         assert hits.size == 1
         # transfers.txt or parent-station rules may override; a plain footpath keeps its time.
         assert tt.transfer_s[row][hits[0]] <= s
+
+
+def test_off_network_stops_keep_straight_line_footpaths(
+    terre_haute: dict[str, StreetGraph],
+) -> None:
+    # Two stops 5 km south of the extract's streets, 100 m apart, and one on the network.
+    lat = np.array([39.20, 39.2009, 39.4667])
+    lon = np.array([-87.41, -87.41, -87.4139])
+    a, b, sec = footpaths(terre_haute["walk"], lat, lon, radius_m=400)
+    assert a.tolist() == [0, 1] and b.tolist() == [1, 0]
+    expected = int(np.ceil(float(haversine_m(lat[0], lon[0], lat[1], lon[1])) * 1.3 / 1.2 - 1e-9))
+    assert sec.tolist() == [expected, expected]
