@@ -49,7 +49,14 @@ def load_osm(path_pbf: str | Path, profiles: Iterable[str] = PROFILES) -> dict[s
     speed: list[float] = []
     hw_code: list[int] = []
     try:
-        for obj in osmium.FileProcessor(str(path)).with_locations():
+        # Node locations are indexed in C++; only highway ways reach Python.
+        processor = (
+            osmium.FileProcessor(str(path))
+            .with_locations()
+            .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
+        for obj in processor:
             if not isinstance(obj, osmium.osm.Way):
                 continue
             hw = obj.tags.get("highway")
