@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gtfs.compiled import CompiledTimetable
+from gtfs.footpaths import WALK_SPEED_MPS
 from routing.options import RoutingOptions, route_type_mode
 from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
 from routing.raptor.search import QueryArrays
@@ -32,6 +33,11 @@ class TransitData:
 
     def __init__(self, tt: CompiledTimetable) -> None:
         self.tt = tt
+        # The speed the compiled footpaths were timed at: a traveller's own walking speed
+        # scales them (transfers.txt minimum times too: the arrays do not tell them apart).
+        self.footpath_speed_mps = float(
+            tt.meta.get("footpaths", {}).get("walk_speed_mps", WALK_SPEED_MPS)
+        )
         n_stops = tt.n_stops
         # Footpaths between distinct stops; transfers.txt "from == to" entries are minimum
         # change times at that stop.
@@ -164,6 +170,7 @@ class TransitData:
             max_transfer_s=options.max_walk_s,
             fifo=rt_row < 0,
             max_rides=options.max_rides,
+            walk_factor=self.footpath_speed_mps / options.walk_speed_mps,
         )
         if not reverse:
             return q
@@ -183,4 +190,5 @@ class TransitData:
             max_transfer_s=q.max_transfer_s,
             fifo=True,
             max_rides=q.max_rides,
+            walk_factor=q.walk_factor,
         )

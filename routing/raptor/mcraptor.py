@@ -378,7 +378,7 @@ def mc_raptor(
             network.pattern_stop_ptr, network.pattern_stops, network.pattern_trip_ptr,
             network.trip_st_ptr, query.st_arr, query.st_dep, query.st_board, query.st_alight,
             network.stop_pattern_ptr, network.stop_patterns, network.stop_pattern_pos,
-            network.transfer_ptr, network.transfer_to, network.transfer_s,
+            network.transfer_ptr, network.transfer_to, query.footpath_seconds(network),
             query.active, query.offsets, query.change_s, int(query.slack),
             int(query.max_transfer_s), bool(query.fifo), int(departure), access,
             int(query.max_rides),

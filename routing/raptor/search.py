@@ -8,7 +8,7 @@ searches run the forward kernel on the mirrored network (``network.reverse()``),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,10 @@ class QueryArrays:
     slack
         Time needed between arriving on foot and boarding.
     max_transfer_s
-        Longest footpath allowed, seconds.
+        Longest footpath allowed, seconds (after ``walk_factor``).
+    walk_factor
+        Multiplier of the network's footpath seconds (the traveller walks slower or faster
+        than the speed the footpaths were computed at).
     fifo
         Trips of a pattern never overtake in ``st_*`` (binary search allowed).
     max_rides
@@ -59,6 +62,19 @@ class QueryArrays:
     max_transfer_s: int
     fifo: bool
     max_rides: int
+    walk_factor: float = 1.0
+    _scaled: dict[int, IntArray] = field(default_factory=dict, compare=False, repr=False)
+
+    def footpath_seconds(self, network: RaptorNetwork) -> IntArray:
+        """The network's footpath seconds at this query's walking speed (cached)."""
+        if self.walk_factor == 1.0:
+            return network.transfer_s
+        key = id(network)
+        got = self._scaled.get(key)
+        if got is None:
+            got = np.ceil(network.transfer_s * self.walk_factor - 1e-9).astype(np.int32)
+            self._scaled[key] = got
+        return got
 
     def mirrored(self, network: RaptorNetwork) -> QueryArrays:
         """This query in the frame of ``network`` (a reversed network), from forward arrays."""
@@ -75,6 +91,7 @@ class QueryArrays:
             max_transfer_s=self.max_transfer_s,
             fifo=self.fifo,
             max_rides=self.max_rides,
+            walk_factor=self.walk_factor,
         )
 
 
@@ -159,7 +176,7 @@ def run(
         network.stop_pattern_pos,
         network.transfer_ptr,
         network.transfer_to,
-        network.transfer_s,
+        query.footpath_seconds(network),
         query.active,
         query.offsets,
         query.change_s,
@@ -198,7 +215,7 @@ class _Reader:
         net = self.net
         lo, hi = int(net.transfer_ptr[u]), int(net.transfer_ptr[u + 1])
         hits = np.flatnonzero(net.transfer_to[lo:hi] == s)
-        return int(net.transfer_s[lo + hits].min())
+        return int(self.q.footpath_seconds(net)[lo + hits].min())
 
     def access(self, s: int) -> None:
         a = int(self.st.access_s[s])
@@ -455,8 +472,9 @@ def range_query(
     # Journeys may start on foot: a walk from an access stop reaches more first boardings.
     start = np.where(access >= 0, access, BIG).astype(np.int64)
     src = np.repeat(np.arange(network.n_stops), np.diff(network.transfer_ptr))
-    ok = (access[src] >= 0) & (network.transfer_s <= query.max_transfer_s)
-    np.minimum.at(start, network.transfer_to[ok], access[src[ok]] + network.transfer_s[ok])
+    secs = query.footpath_seconds(network)
+    ok = (access[src] >= 0) & (secs <= query.max_transfer_s)
+    np.minimum.at(start, network.transfer_to[ok], access[src[ok]] + secs[ok])
     start_s = np.where(start < BIG, start, -1).astype(np.int32)
     deps = kernels.departures_in_window(
         network.pattern_trip_ptr,

@@ -229,3 +229,21 @@ def test_bad_access_input() -> None:
 def test_options_are_validated(kw: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError):
         RoutingOptions(**kw)
+
+
+def test_walking_speed_scales_footpaths() -> None:
+    data = _data(line(transfers=[(3, 4, 120)]))
+    slow = _ea(data, MON, 8 * 3600, 0, 4, walk_speed_mps=0.6, max_walk_m=1000)
+    walk = [leg for leg in slow.journeys[0].legs if isinstance(leg, WalkLeg)]
+    # 120 s at the compiled 1.2 m/s take 240 s at 0.6 m/s.
+    assert walk and walk[0].seconds == 240
+    assert slow.journeys[0].arrival == 8 * 3600 + 900 + 240
+    fast = _ea(data, MON, 8 * 3600, 0, 4, walk_speed_mps=2.4)
+    assert fast.journeys[0].arrival == 8 * 3600 + 900 + 60
+    # The same rules hold backwards and in McRAPTOR.
+    q = data.query_arrays(MON, RoutingOptions(walk_speed_mps=0.6), reverse=True)
+    res = latest_departure(data.backward, q, 8 * 3600 + 900 + 240, [4], [0], [0], [0])
+    assert max(j.departure for j in res.journeys) == 8 * 3600
+    qf = data.query_arrays(MON, RoutingOptions(walk_speed_mps=0.6))
+    mc = mc_raptor(data.forward, qf, 8 * 3600, [0], [0], [4], [0])
+    assert min(j.walk_seconds for j in mc) in (0, 240)
