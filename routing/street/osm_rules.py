@@ -2,7 +2,8 @@
 
 Walking: footways, paths, pedestrian streets, steps, tracks, cycleways, sidewalks and crossings,
 and every road class below motorways (residential, service, tertiary ... trunk, as US and JP
-law allow pedestrians there unless signed). Excluded: motorways, ``foot=no|use_sidepath``,
+law allow pedestrians there unless signed). Excluded: motorways, ``motorroad=yes`` roads,
+``foot=no|use_sidepath``,
 ``access=no|private`` without a ``foot`` permission, and ways under construction or proposed.
 Walking ignores ``oneway``.
 
@@ -58,6 +59,8 @@ def walk_allowed(tags: Mapping[str, str]) -> bool:
     foot = tags.get("foot", "")
     if foot in DENY:
         return False
+    if tags.get("motorroad") == "yes" and foot not in ALLOW:
+        return False  # expressway-class road: no pedestrians unless signed
     return not (tags.get("access", "") in DENY and foot not in ALLOW)
 
 

@@ -75,4 +75,6 @@ def test_walk_rules() -> None:
     assert not walk_allowed({"highway": "service", "access": "private"})
     assert walk_allowed({"highway": "service", "access": "private", "foot": "yes"})
     assert not walk_allowed({"highway": "proposed"})
+    assert not walk_allowed({"highway": "trunk", "motorroad": "yes"})
+    assert walk_allowed({"highway": "trunk", "motorroad": "yes", "foot": "designated"})
     assert not walk_allowed({"building": "yes"})
