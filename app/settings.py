@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         True, description="With demo: an on-demand zone and fleet in the demo city (Muroran)."
     )
     demo_riders_per_hour: float = Field(
-        12.0, ge=0, description="Simulated riders' requests per hour of demo time; 0 = none."
+        30.0, ge=0, description="Simulated riders' requests per hour of demo time; 0 = none."
     )
     demo_time_scale: float = Field(
         1.0, gt=0, le=3600, description="Demo seconds per wall second (1 = real time)."
