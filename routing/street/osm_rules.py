@@ -3,8 +3,8 @@
 Walking: footways, paths, pedestrian streets, steps, tracks, cycleways, sidewalks and crossings,
 and every road class below motorways (residential, service, tertiary ... trunk, as US and JP
 law allow pedestrians there unless signed). Excluded: motorways, ``motorroad=yes`` roads,
-``foot=no|use_sidepath``,
-``access=no|private`` without a ``foot`` permission, and ways under construction or proposed.
+``foot=no|use_sidepath``, ``access=no|private`` without a ``foot`` permission, and ways under
+construction or proposed.
 Walking ignores ``oneway``.
 
 Driving: the classes of :data:`routing.street.profiles.DRIVE_HIGHWAYS`; excluded are
