@@ -188,6 +188,9 @@ def _part(feed: Feed, prefix: str) -> _Part:
         pd.Index(shape_ids), _ids(feed.column("trips", "shape_id"), prefix).to_numpy()[ts.trip_row]
     )
     tid = ts.trip_ids[keep_t]
+    rowk = ts.trip_row[keep_t]
+    t_direction = feed.ints("trips", "direction_id", -1, np.int8)
+    block_ids = _ids(feed.column("trips", "block_id"), prefix)
     trips = pd.DataFrame(
         {
             "id": np.char.add(prefix, tid.astype(str)) if prefix else tid.astype(str),
@@ -198,6 +201,9 @@ def _part(feed: Feed, prefix: str) -> _Part:
             ],
             "wheel": int_column(t, "wheelchair_accessible", 0, np.int8)[ts.trip_row[keep_t]],
             "shape": trip_shape[keep_t],
+            "short": feed.column("trips", "trip_short_name").to_numpy(dtype=str)[rowk],
+            "direction": t_direction[rowk],
+            "block": block_ids.to_numpy(dtype=str)[rowk],
         }
     )
     counts = {
@@ -456,6 +462,9 @@ def compile_timetable(
             },
         },
         st_stop_sequence=st_seq[rows],
+        trip_short_names=trips["short"].to_numpy(dtype=str)[order],
+        trip_directions=trips["direction"].to_numpy(dtype=np.int8)[order],
+        trip_blocks=trips["block"].to_numpy(dtype=str)[order],
         **rule_arrays,
     )
 

@@ -112,6 +112,10 @@ class CompiledTimetable:
     rule_min_s: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))
     # --- per stop time [N] (empty when built by hand) -----------------------------------------
     st_stop_sequence: IntArray = field(default_factory=lambda: np.zeros(0, np.int32))  # GTFS
+    # --- more per-trip attributes [T] (empty when built by hand) ------------------------------
+    trip_short_names: StrArray = field(default_factory=lambda: np.zeros(0, np.str_))
+    trip_directions: Int8Array = field(default_factory=lambda: np.zeros(0, np.int8))  # -1 none
+    trip_blocks: StrArray = field(default_factory=lambda: np.zeros(0, np.str_))  # "" none
 
     # ---------------------------------------------------------------------------------------
     @property

@@ -82,6 +82,14 @@ def test_counts_match_raw_files(gtfs_dir: Path, name: str, day: dt.date) -> None
         zip(tt.trip_ids.tolist(), (tt.trip_st_ptr[1:] - tt.trip_st_ptr[:-1]).tolist(), strict=True)
     )
     assert compiled_counts == dict(per_trip)
+    # Per-trip attributes follow their trips.
+    raw_trip = {t["trip_id"]: t for t in trips}
+    for i in range(0, tt.n_trips, 97):
+        r = raw_trip[str(tt.trip_ids[i])]
+        assert tt.trip_directions[i] == (int(r["direction_id"]) if r.get("direction_id") else -1)
+        assert tt.trip_blocks[i] == r.get("block_id", "")
+        assert tt.trip_headsigns[i] == r.get("trip_headsign", "")
+        assert tt.trip_service[i] == int(np.flatnonzero(tt.service_ids == r["service_id"])[0])
     # GTFS stop_sequence carried per stop time, in increasing order within each trip.
     first = stop_times[0]
     t0 = int(np.flatnonzero(tt.trip_ids == first["trip_id"])[0])
