@@ -37,6 +37,10 @@ SEVERITIES: dict[str, Severity] = {
     "missing_required_field": Severity.ERROR,
     "missing_required_column": Severity.ERROR,
     "invalid_geojson": Severity.ERROR,
+    "forbidden_arrival_or_departure_time": Severity.ERROR,
+    "missing_pickup_or_drop_off_window": Severity.ERROR,
+    "invalid_pickup_drop_off_window": Severity.ERROR,
+    "invalid_booking_rule": Severity.ERROR,
     # field types
     "invalid_time": Severity.ERROR,
     "invalid_date": Severity.ERROR,

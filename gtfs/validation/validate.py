@@ -9,6 +9,7 @@ import numpy as np
 from gtfs.feed import Feed
 from gtfs.notices import NoticeSink
 from gtfs.validation.dates import check_dates
+from gtfs.validation.flex_rules import check_flex
 from gtfs.validation.references import check_references
 from gtfs.validation.report import ValidationReport
 from gtfs.validation.structure import check_columns, check_files, check_keys, check_types
@@ -90,6 +91,7 @@ def validate_feed(feed: Feed, *, today: dt.date | None = None) -> ValidationRepo
     _check_agencies(feed, sink)
     _check_stops(feed, sink)
     check_stop_times(feed, sink, location_ids)
+    check_flex(feed, sink)
     check_dates(feed, sink, today)
     ts = feed.typed_stop_times
     n_interp = int(ts.interpolated.sum())

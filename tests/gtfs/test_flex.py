@@ -142,3 +142,34 @@ def test_invalid_geojson_reported(make_feed: Callable[..., Path], bad: str) -> N
         read_feed(make_feed({"locations.geojson": bad})), today=dt.date(2030, 6, 1)
     )
     assert "invalid_geojson" in report.codes() and report.has_errors
+
+
+FLEX_HEAD = "trip_id,location_id,stop_sequence,arrival_time,departure_time,start_pickup_drop_off_window,end_pickup_drop_off_window"
+
+
+@pytest.mark.parametrize(
+    ("row", "code"),
+    [
+        ("F1,Z,1,08:00:00,08:00:00,06:00:00,22:00:00", "forbidden_arrival_or_departure_time"),
+        ("F1,Z,1,,,06:00:00,", "missing_pickup_or_drop_off_window"),
+        ("F1,Z,1,,,22:00:00,06:00:00", "invalid_pickup_drop_off_window"),
+    ],
+)
+def test_flex_window_rules(make_feed: Callable[..., Path], row: str, code: str) -> None:
+    st = f"{FLEX_HEAD}\n{row}\nF1,Z,2,,,06:00:00,22:00:00\nT1,,1,08:00:00,08:00:00,,\n"
+    files = {
+        "locations.geojson": json.dumps(GEOJSON),
+        "trips.txt": "route_id,service_id,trip_id\nR1,WK,F1\nR1,WK,T1\n",
+        "stop_times.txt": st,
+    }
+    report = validate_feed(read_feed(make_feed(files)), today=dt.date(2030, 6, 1))
+    assert code in report.codes() and report.has_errors
+
+
+def test_booking_rule_fields_fit_type(make_feed: Callable[..., Path]) -> None:
+    br = "booking_rule_id,booking_type,prior_notice_duration_min,prior_notice_last_day\nOK,1,30,\nBAD,2,,\n"
+    report = validate_feed(
+        read_feed(make_feed({"booking_rules.txt": br})), today=dt.date(2030, 6, 1)
+    )
+    n = report.get("invalid_booking_rule")
+    assert n is not None and n.total == 1 and n.samples[0]["bookingRuleId"] == "BAD"
