@@ -273,7 +273,8 @@ def read_feed(
 
     tables: dict[str, pd.DataFrame] = {}
     extra: dict[str, bytes] = {}
-    for name, data in sorted(raw.items()):
+    for name in sorted(raw):
+        data = raw.pop(name)  # drop each file's bytes once parsed: lowers the peak memory
         stem, ext = os.path.splitext(name)
         if ext == ".txt":
             df = parse_csv(decode_text(data, name, sink), name, sink)
