@@ -164,13 +164,13 @@ async function stopSearch(): Promise<void> {
   const ul = $("#stop-results");
   if (q.length < 1) return ul.replaceChildren();
   try {
-    const stops = await api<Array<{ id: string; name: string; reading?: string; lat: number; lon: number }>>(
+    const { stops } = await api<{ stops: Array<{ stopId: string; name: string; nameReading?: string; lat: number; lon: number }> }>(
       `/stops?q=${encodeURIComponent(q)}&locale=${lang()}`,
     );
     ul.replaceChildren(
       ...stops.slice(0, 8).map((s) => {
         const li = document.createElement("li");
-        li.textContent = s.reading ? `${s.name}（${s.reading}）` : s.name;
+        li.textContent = s.nameReading && lang() === "ja" ? `${s.name}（${s.nameReading}）` : s.name;
         li.onclick = () => {
           ($(`#${pickTarget}`) as HTMLInputElement).value = `${s.lat.toFixed(5)},${s.lon.toFixed(5)}`;
           pickTarget = pickTarget === "from" ? "to" : "from";

@@ -118,3 +118,54 @@ def test_dispatcher_console_goes_live_and_shows_an_alert(page: object, live_serv
     page.wait_for_function(  # type: ignore[attr-defined]
         f"document.querySelector('#events').textContent.includes({title!r})", timeout=15_000
     )
+
+
+def _sign_up(page: object) -> None:
+    page.goto("/")  # type: ignore[attr-defined]
+    _wait_ready(page)
+    page.fill("#login-form input[name=email]", f"r{uuid.uuid4().hex[:8]}@example.org")  # type: ignore[attr-defined]
+    page.fill("#login-form input[name=password]", "correct-horse-9")  # type: ignore[attr-defined]
+    page.click("#signup-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#logout:not([hidden])")  # type: ignore[attr-defined]
+
+
+def test_resident_plans_a_bus_trip_in_the_demo_city(page: object, live_server: str) -> None:
+    _sign_up(page)
+    # Muroran station area -> Higashi-Muroran: the demo service date is pre-filled.
+    demo_date = httpx.get(f"{live_server}/api/v1/network").json()["service_date"]
+    assert page.input_value("#date") == demo_date  # type: ignore[attr-defined]
+    page.fill("#from", "42.3158,140.9738")  # type: ignore[attr-defined]
+    page.fill("#to", "42.3466,141.0240")  # type: ignore[attr-defined]
+    page.fill("#time", "08:00")  # type: ignore[attr-defined]
+    page.click("#plan-form button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_selector("#itineraries li.itinerary", timeout=30_000)  # type: ignore[attr-defined]
+    first = page.inner_text("#itineraries li.itinerary >> nth=0")  # type: ignore[attr-defined]
+    assert "徒歩" in first  # walking legs to and from the stops
+    assert page.locator("#itineraries li.itinerary >> nth=0 >> .leg-bus").count() >= 1  # type: ignore[attr-defined]
+
+
+def test_resident_finds_a_stop_by_its_kana_reading(page: object) -> None:
+    page.goto("/")  # type: ignore[attr-defined]
+    _wait_ready(page)
+    page.fill("#stop-q", "ひがしむろらん")  # type: ignore[attr-defined]
+    page.wait_for_selector("#stop-results li")  # type: ignore[attr-defined]
+    assert "東室蘭" in page.inner_text("#stop-results li >> nth=0")  # type: ignore[attr-defined]
+
+
+def test_resident_quotes_and_books_an_on_demand_ride(page: object) -> None:
+    _sign_up(page)
+    # Inside the demo on-demand zone around Higashi-Muroran station.
+    page.fill("#from", "42.3487,141.0261")  # type: ignore[attr-defined]
+    page.fill("#to", "42.3440,141.0180")  # type: ignore[attr-defined]
+    page.click("#quote-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#quote-result .offer", timeout=15_000)  # type: ignore[attr-defined]
+    page.click("#book-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#ride-list li", timeout=15_000)  # type: ignore[attr-defined]
+    # Far outside the zone: an honest rejection with its reason, no booking.
+    page.fill("#from", "42.3158,140.9738")  # type: ignore[attr-defined]
+    page.fill("#to", "42.3170,140.9760")  # type: ignore[attr-defined]
+    page.click("#quote-button")  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.querySelector('#quote-result').textContent.includes('ご利用いただけません')"
+    )
+    assert page.locator("#ride-list li").count() == 1  # type: ignore[attr-defined]
