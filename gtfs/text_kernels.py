@@ -11,8 +11,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-SPACE = (32, 9, 13, 10, 0xFEFF, 0x3000)  # incl. BOM and the ideographic space
-
 
 def u_matrix(values: pd.Series | npt.NDArray[np.object_]) -> npt.NDArray[np.uint32]:
     """``[n, width]`` code points (0 = padding)."""
@@ -27,6 +25,7 @@ def u_matrix(values: pd.Series | npt.NDArray[np.object_]) -> npt.NDArray[np.uint
 
 @numba.njit(cache=True, inline="always")
 def _is_space(c: np.uint32) -> bool:
+    # ASCII blanks, BOM and the ideographic space (U+3000) met in Japanese feeds.
     return c == 32 or c == 9 or c == 13 or c == 10 or c == 0xFEFF or c == 0x3000
 
 
@@ -110,34 +109,6 @@ def _parse_time(m: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.int32], npt.N
 
 def parse_time_codes(values: pd.Series) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int8]]:
     return _parse_time(u_matrix(values))  # type: ignore[no-any-return]
-
-
-@numba.njit(cache=True)
-def _int_status(m: npt.NDArray[np.uint32]) -> npt.NDArray[np.int8]:
-    """0 an integer (optional sign), 1 blank, 2 anything else."""
-    lo, hi = _bounds(m)
-    n = m.shape[0]
-    st = np.zeros(n, np.int8)
-    for i in range(n):
-        s, e = lo[i], hi[i]
-        if s >= e:
-            st[i] = 1
-            continue
-        if m[i, s] == 43 or m[i, s] == 45:
-            s += 1
-        if s >= e:
-            st[i] = 2
-            continue
-        for k in range(s, e):
-            c = m[i, k]
-            if c < 48 or c > 57:
-                st[i] = 2
-                break
-    return st
-
-
-def int_status(values: pd.Series) -> npt.NDArray[np.int8]:
-    return _int_status(u_matrix(values))  # type: ignore[no-any-return]
 
 
 def blank_mask(values: pd.Series) -> npt.NDArray[np.bool_]:
