@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.feeds import registry_of
 from app.feeds.network import Network, network_geojson
@@ -13,8 +15,13 @@ from app.services import ServicesDep
 
 router = APIRouter(prefix="/network", tags=["network"])
 
-# GeoJSON per network generation (a network is immutable, so its GeoJSON is too).
-_geojson_cache: dict[int, tuple[Network, dict[str, Any]]] = {}
+# Serialised GeoJSON of the last network asked for (a network is immutable, so is its GeoJSON).
+_geojson_cache: list[tuple[Network, bytes]] = []
+
+
+def _etag(net: Network) -> str:
+    versions = "-".join(f"{p.feed_id}.{p.version_id}" for p in net.versions) or "empty"
+    return f'"network-{versions}"'
 
 
 @router.get("")
@@ -30,12 +37,25 @@ async def network_info(services: ServicesDep) -> dict[str, Any]:
 
 
 @router.get("/geojson")
-async def network_geo(services: ServicesDep) -> JSONResponse:
-    """Stops (Point) and route shapes (MultiLineString) of the published network."""
+async def network_geo(
+    services: ServicesDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Stops (Point) and route shapes (MultiLineString) of the published network.
+
+    The ETag names the published versions, so a map that has it gets 304 until a publish.
+    """
     net = registry_of(services).network
-    hit = _geojson_cache.get(id(net))
+    etag = _etag(net)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match == etag:
+        return Response(status_code=304, headers=headers)
+    hit = _geojson_cache[0] if _geojson_cache else None
     if hit is None or hit[0] is not net:
-        _geojson_cache.clear()
-        hit = (net, network_geojson(net))
-        _geojson_cache[id(net)] = hit
-    return JSONResponse(hit[1], headers={"Cache-Control": "public, max-age=60"})
+        body = await run_in_threadpool(
+            lambda: json.dumps(network_geojson(net), ensure_ascii=False).encode("utf-8")
+        )
+        _geojson_cache[:] = [(net, body)]
+    else:
+        body = hit[1]
+    return Response(body, media_type="application/geo+json", headers=headers)

@@ -96,13 +96,18 @@ def test_upload_report_publish_serve_rollback(
     assert info["service_start"] <= info["service_date"] <= info["service_end"]
     assert info["demo_service_date"] == info["service_date"]
     assert "Furnace Creek Resort (Demo)" in _stop_names(c)
-    gj = c.get("/api/v1/network/geojson").json()
+    r = c.get("/api/v1/network/geojson")
+    gj = r.json()
     assert gj["type"] == "FeatureCollection"
     assert any(f["geometry"]["type"] == "MultiLineString" for f in gj["features"])
+    # The ETag names the published versions: 304 until the next publish.
+    etag = r.headers["etag"]
+    assert c.get("/api/v1/network/geojson", headers={"If-None-Match": etag}).status_code == 304
 
     v2 = _upload(c, op, "sample", sample_v2(gtfs_dir, tmp_path)).json()
     c.post(f"/api/v1/feeds/sample/versions/{v2['id']}/publish", headers=op)
     assert V2_STOP_NAME in _stop_names(c)
+    assert c.get("/api/v1/network/geojson", headers={"If-None-Match": etag}).status_code == 200
 
     feeds = c.get("/api/v1/feeds", headers=op).json()["feeds"]
     assert feeds == [
