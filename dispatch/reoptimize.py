@@ -17,7 +17,6 @@ import numpy as np
 import structlog
 
 from dispatch.dispatcher import Dispatcher
-from dispatch.insertion import BASE_TOL
 from dispatch.insertion_reference import simulate
 from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.ortools_model import solve_ortools
@@ -160,8 +159,9 @@ def reoptimise_zone(d: Dispatcher, zone_id: str, now: float, time_limit_s: float
 
 
 def _feasible_plan(d: Dispatcher, v: Vehicle, plan: list[Stop], now: float) -> bool:
-    """Our own model agrees the plan keeps every window, capacity and ride time."""
-    return simulate(v, plan, now, d.travel, BASE_TOL) is not None
+    """Our own model agrees the plan keeps every window, capacity and ride time, strictly:
+    a re-optimised plan uses none of the slack tolerated for plans already in force."""
+    return simulate(v, plan, now, d.travel) is not None
 
 
 class ReoptimizationLoop:
