@@ -1,8 +1,10 @@
 """Adaptive large neighbourhood search for the DARP / PDPTW (Ropke & Pisinger 2006 style).
 
 Ruin (random, worst, related, route removal) and recreate (greedy, noisy greedy, regret-2,
-regret-3) with simulated-annealing acceptance and adaptive operator weights; every route is
-scheduled by the eight-step method (ride times, windows, duration). Inner loops are numba
+regret-3) with simulated-annealing acceptance and adaptive operator weights; a single-request
+relocation descent polishes every new best plan, and the search returns to the best plan after
+``restart_after`` iterations without improvement. Every route is scheduled by the eight-step
+method (ride times, windows, duration). Inner loops are numba
 (:mod:`dispatch.optimize.alns_kernels`); this module drives them under a time limit.
 
 Determinism: with ``iterations`` given, the temperature follows a fixed per-iteration schedule
