@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -145,10 +145,10 @@ class Dispatcher:
         checked = self._validate(request, now)
         if isinstance(checked, Rejection):
             return checked
-        zs, ride = checked
+        zs, ride, placed = checked
         with zs.lock:
             zs.demand[zs.zone.cell_of(*request.origin)] += 1
-            q = self._quote_locked(zs, request, ride, now)
+            q = self._quote_locked(zs, placed, ride, now)
         if isinstance(q, Quote):
             with self._lock:
                 self._purge_quotes(now)
@@ -163,7 +163,9 @@ class Dispatcher:
         d = np.array([request.destination], dtype=np.float64)
         return float(self.travel.matrix(o, d, min(speeds))[0, 0])
 
-    def _validate(self, r: RideRequest, now: float) -> Rejection | tuple[ZoneState, NewRide]:
+    def _validate(
+        self, r: RideRequest, now: float
+    ) -> Rejection | tuple[ZoneState, NewRide, RideRequest]:
         rules = self.rules
         coords = (*r.origin, *r.destination)
         if not all(np.isfinite(coords)) or not (
@@ -188,6 +190,7 @@ class Dispatcher:
             return Rejection(
                 RejectReason.OUTSIDE_ZONE, "origin and destination must lie in one service zone"
             )
+        r = self._meeting_points(zs, r)
         fleet = list(zs.vehicles.values())
         max_seats = max((v.vtype.seats for v in fleet), default=0)
         max_wc = max((v.vtype.wheelchair_spaces for v in fleet), default=0)
@@ -244,7 +247,20 @@ class Dispatcher:
             service_pickup_s=rules.service_s,
             service_dropoff_s=rules.service_s,
         )
-        return zs, ride
+        return zs, ride, r
+
+    def _meeting_points(self, zs: ZoneState, r: RideRequest) -> RideRequest:
+        """Move the trip ends to the zone's nearest meeting points within walking distance."""
+        mp = zs.zone.meeting_points
+        if mp is None:
+            return r
+        ends = []
+        for lat, lon in (r.origin, r.destination):
+            hit = mp.nearest(lat, lon, self.rules.max_walk_m)
+            ends.append((hit[0].lat, hit[0].lon) if hit is not None else (lat, lon))
+        if point_distance_m(ends[0], ends[1]) < SAME_PLACE_M:
+            return r  # both ends at one meeting point: serve door to door instead
+        return replace(r, origin=ends[0], destination=ends[1])
 
     def _quote_locked(
         self, zs: ZoneState, request: RideRequest, ride: NewRide, now: float
@@ -303,8 +319,8 @@ class Dispatcher:
             checked = self._validate(q.request, now)
             if isinstance(checked, Rejection):
                 return checked
-            _, ride = checked
-            nq = self._quote_locked(zs, q.request, ride, now)
+            _, ride, placed = checked
+            nq = self._quote_locked(zs, placed, ride, now)
             if isinstance(nq, Rejection):
                 return nq
             if (

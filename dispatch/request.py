@@ -25,6 +25,8 @@ class ServiceRules:
         Dwell time at every pick-up and drop-off (boarding, alighting).
     quote_ttl_s
         A quote can be booked during this long.
+    max_walk_m
+        Farthest walk to a meeting point (zones with virtual stops); beyond it, door to door.
     """
 
     max_wait_s: float = 20 * 60
@@ -37,6 +39,7 @@ class ServiceRules:
     max_party: int = 6
     service_s: float = 30.0
     quote_ttl_s: float = 120.0
+    max_walk_m: float = 400.0
 
     def max_ride_s(self, direct_s: float) -> float:
         """Longest ride allowed for a trip whose direct drive takes ``direct_s``."""

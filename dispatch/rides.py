@@ -65,6 +65,8 @@ class Quote:
         return {
             "quote_id": self.quote_id,
             "zone_id": self.zone_id,
+            "pickup_point": list(self.request.origin),
+            "dropoff_point": list(self.request.destination),
             "vehicle_id": self.vehicle_id,
             "pickup_window": list(self.pickup_window),
             "latest_arrival": self.latest_arrival,

@@ -55,6 +55,8 @@ class ServiceZone:
     min_notice_s: float = 0.0
     max_notice_s: float = 7 * 24 * 3600
     utc_offset_s: float = 0.0
+    #: Virtual stops (``dispatch.meeting_points.MeetingPoints``); None: door to door.
+    meeting_points: Any = None
     cells: frozenset[str] = field(init=False)
     interior_cells: frozenset[str] = field(init=False)
 
