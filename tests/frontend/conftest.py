@@ -105,6 +105,8 @@ def page(browser: object, live_server: str) -> Iterator[object]:
             route.abort()  # type: ignore[attr-defined]
 
     ctx.route("**/*", guard)
+    # Generous waits: CI machines are small and shared; a wait only lasts as long as needed.
+    ctx.set_default_timeout(30_000)
     pg = ctx.new_page()
     pg.outside_requests = outside  # type: ignore[attr-defined]
     yield pg
