@@ -19,12 +19,20 @@ from app.identity.roles import Role
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
 from dispatch.dispatcher import Dispatcher, DispatchError
+from dispatch.meeting_points import MeetingPoint, MeetingPoints
 from dispatch.vehicle import VEHICLE_TYPES, Vehicle
 from dispatch.zone import ServiceZone
 
 router = APIRouter(prefix="/fleet", tags=["fleet"])
 
 DispatcherPrincipal = Annotated[Principal, Depends(require_roles(Role.DISPATCHER.value))]
+
+
+class MeetingPointIn(RequestModel):
+    point_id: str = Field(min_length=1, max_length=64)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    name: str = Field("", max_length=200)
 
 
 class ZoneIn(RequestModel):
@@ -35,6 +43,10 @@ class ZoneIn(RequestModel):
     min_notice_s: float = Field(0.0, ge=0)
     max_notice_s: float = Field(7 * 86400.0, gt=0)
     utc_offset_s: float = Field(0.0, ge=-14 * 3600, le=14 * 3600)
+    meeting_points: list[MeetingPointIn] | Literal["h3"] | None = Field(
+        None,
+        description="Virtual stops: a list, or 'h3' to lay one out every ~460 m; none = door to door.",
+    )
 
 
 class VehicleIn(RequestModel):
@@ -63,6 +75,10 @@ def _zone_out(z: ServiceZone) -> dict[str, Any]:
         "min_notice_s": z.min_notice_s,
         "max_notice_s": z.max_notice_s,
         "h3_cells": len(z.cells),
+        "meeting_points": [
+            {"point_id": p.point_id, "lat": p.lat, "lon": p.lon, "name": p.name}
+            for p in (z.meeting_points.points if z.meeting_points is not None else [])
+        ],
     }
 
 
@@ -118,6 +134,17 @@ async def add_zone(body: ZoneIn, _: DispatcherPrincipal, services: ServicesDep) 
         )
     except (ValueError, TypeError) as exc:
         raise ApiError(422, "invalid_zone", str(exc)) from exc
+    if body.meeting_points == "h3":
+        zone.meeting_points = MeetingPoints.over_zone(zone)
+    elif body.meeting_points:
+        outside = [p.point_id for p in body.meeting_points if not zone.contains(p.lat, p.lon)]
+        if outside:
+            raise ApiError(
+                422, "invalid_zone", "meeting points must lie in the zone", {"outside": outside}
+            )
+        zone.meeting_points = MeetingPoints(
+            [MeetingPoint(p.point_id, p.lat, p.lon, p.name) for p in body.meeting_points]
+        )
     try:
         d.add_zone(zone)
     except DispatchError as exc:

@@ -227,3 +227,36 @@ def test_rejections_and_bad_input(
         422,
         "invalid_shift",
     )
+
+
+def test_zone_with_meeting_points(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    boss = auth(make_user(roles=("dispatcher",)))
+    station = {"point_id": "station", "lat": 42.315, "lon": 140.965, "name": "Station"}
+    zone = {**ZONE, "zone_id": "mp", "meeting_points": [station]}
+    r = app_client.post("/api/v1/fleet/zones", json=zone, headers=boss)
+    assert r.status_code == 201 and r.json()["meeting_points"][0]["point_id"] == "station"
+    app_client.post(
+        "/api/v1/fleet/vehicles",
+        json={
+            "vehicle_id": "mp-1",
+            "zone_id": "mp",
+            "depot": A,
+            "shift_end": time.time() + 8 * 3600,
+        },
+        headers=boss,
+    )
+    q = app_client.post(
+        "/api/v1/rides/quote",
+        json={"origin": {"lat": 42.3162, "lon": 140.966}, "destination": B},
+        headers=auth(make_user()),
+    )
+    assert q.status_code == 200, q.text
+    assert q.json()["pickup_point"] == [42.315, 140.965]
+    bad = {**ZONE, "zone_id": "mp2", "meeting_points": [{**station, "lat": 10.0}]}
+    _error(app_client.post("/api/v1/fleet/zones", json=bad, headers=boss), 422, "invalid_zone")
+    auto = app_client.post(
+        "/api/v1/fleet/zones", json={**ZONE, "zone_id": "mp3", "meeting_points": "h3"}, headers=boss
+    )
+    assert auto.status_code == 201 and len(auto.json()["meeting_points"]) > 5
