@@ -23,6 +23,7 @@ from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.optimize.schedule import schedule_routes
 from dispatch.problem import Problem, Request, Solution, check, solution_cost
 from dispatch.problem import Vehicle as PVehicle
+from dispatch.rebalance import rebalance_zone
 from dispatch.vehicle import Stop, StopKind, Vehicle
 
 log = structlog.get_logger("dispatch.reoptimize")
@@ -165,13 +166,22 @@ def _feasible_plan(d: Dispatcher, v: Vehicle, plan: list[Stop], now: float) -> b
 
 
 class ReoptimizationLoop:
-    """A background thread re-optimising every zone each ``interval_s`` seconds."""
+    """A background thread re-optimising every zone each ``interval_s`` seconds, then (if
+    ``rebalance``) sending idle vehicles toward expected demand."""
 
-    def __init__(self, d: Dispatcher, interval_s: float = 30.0, time_limit_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        d: Dispatcher,
+        interval_s: float = 30.0,
+        time_limit_s: float = 2.0,
+        rebalance: bool = True,
+    ) -> None:
         self.d = d
         self.interval_s = interval_s
         self.time_limit_s = time_limit_s
+        self.rebalance = rebalance
         self.applied = 0
+        self.moves = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reoptimise", daemon=True)
 
@@ -186,8 +196,9 @@ class ReoptimizationLoop:
         while not self._stop.wait(self.interval_s):
             for z in self.d.zones():
                 try:
-                    self.applied += reoptimise_zone(
-                        self.d, z.zone_id, self.d.clock(), self.time_limit_s
-                    )
+                    now = self.d.clock()
+                    self.applied += reoptimise_zone(self.d, z.zone_id, now, self.time_limit_s)
+                    if self.rebalance:
+                        self.moves += rebalance_zone(self.d, z.zone_id, now)
                 except Exception:  # keep the loop alive; the plans in force stay
                     log.exception("reoptimisation_pass_failed", zone=z.zone_id)
