@@ -1,0 +1,20 @@
+"""On-demand ride dispatch.
+
+Live dispatch (this package's top level):
+
+* :mod:`dispatch.zone`, :mod:`dispatch.flex_zones`, :mod:`dispatch.meeting_points` — where and
+  when the service runs (H3-indexed polygons from GTFS-Flex or GeoJSON; virtual stops);
+* :mod:`dispatch.vehicle`, :mod:`dispatch.request` — vehicles and their plans; ride requests and
+  the service rules (max wait, ride time = a × direct + b, notice);
+* :mod:`dispatch.insertion` (numba kernel), :mod:`dispatch.plan_arrays` (its CSR input),
+  :mod:`dispatch.insertion_reference` (brute force, the test oracle) — instant quotes;
+* :mod:`dispatch.dispatcher` — quote → book → board → alight, cancel, vehicle events, ETAs
+  published through :mod:`dispatch.events`;
+* :mod:`dispatch.reoptimize`, :mod:`dispatch.rebalance` — background plan improvement (OR-Tools,
+  :mod:`dispatch.optimize`) and idle-vehicle rebalancing;
+* :mod:`dispatch.scale_out` — several workers sharing zones (leases, work queues, snapshots);
+* :mod:`dispatch.simulation` — accelerated replay of a day with invariants and KPIs.
+
+Static DARP / PDPTW solving lives in :mod:`dispatch.problem` and :mod:`dispatch.optimize`.
+``dispatch`` never imports ``app``.
+"""
