@@ -31,16 +31,23 @@ def assign_patterns(
     n_trips = len(ptr) - 1
     if n_trips == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    # One bytes key per trip (a loop over trips, not stop times): exact, no hash collisions.
-    keys = [
-        route[t : t + 1].tobytes() + stops[ptr[t] : ptr[t + 1]].tobytes() for t in range(n_trips)
-    ]
-    cand, _ = pd.factorize(pd.Series(keys, dtype=object))
+    # Candidate = same route and stop sequence: rows [route, stop_1..stop_L] made unique per
+    # trip length (a loop over the few distinct lengths, not over trips).
+    lengths = np.diff(ptr)
+    cand = np.empty(n_trips, np.int64)
+    next_id = 0
+    for length in np.unique(lengths):
+        ts = np.flatnonzero(lengths == length)
+        mat = stops[ptr[ts][:, None] + np.arange(length)]
+        mat = np.column_stack([route[ts], mat])
+        _, inv = np.unique(mat, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        cand[ts] = inv + next_id
+        next_id += int(inv.max()) + 1
     first_dep = departure[ptr[:-1]]
     last_arr = arrival[ptr[1:] - 1]
     order = np.lexsort((last_arr, first_dep, cand))
     # Overtaking check on consecutive trips of a candidate (same length, so row r-m aligns).
-    lengths = np.diff(ptr)
     sorted_c = cand[order]
     same_prev = np.r_[False, sorted_c[1:] == sorted_c[:-1]]
     follow = order[same_prev]
