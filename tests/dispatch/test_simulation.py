@@ -82,3 +82,20 @@ def test_commit_mode_keeps_invariants_too() -> None:
     assert res.kpis.served > 0
     with pytest.raises(ValueError):
         Simulator(d, reqs, position_mode="teleport")
+
+
+def test_invariants_hold_with_reoptimisation_every_few_minutes() -> None:
+    from dispatch.reoptimize import reoptimise_zone
+
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    reqs = generate_requests(
+        zone, DemandModel(rate_per_hour=80, notice_s=(600, 2400)), START, END, 21
+    )
+    d = build_dispatcher([zone], 3, (START - 600, END + 3 * 3600), 21)
+    sim = Simulator(
+        d, reqs, reoptimise=lambda now: reoptimise_zone(d, "muroran", now, 0.3), reopt_every_s=300
+    )
+    res = sim.run(START - 600, END)
+    assert res.violations == []
+    assert lost_or_duplicated(d, reqs, len(sim.rejections)) == []
+    assert res.kpis.served > 0
