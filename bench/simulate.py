@@ -44,6 +44,8 @@ def run(
     osm: bool,
     reopt_every_s: float,
     reopt_limit_s: float,
+    solver: str = "ortools",
+    iterations: int | None = None,
 ) -> dict[str, Any]:
     zones = load_flex_zones(DATA / "gtfs" / "us_cobblinc_flex.zip")
     demand = DemandModel(rate_per_hour=rate, notice_s=(2 * 3600.0, 6 * 3600.0))
@@ -63,7 +65,9 @@ def run(
     d = build_dispatcher(zones, vans, (START - 1800, END + 3600), seed, travel=_travel(osm))
 
     def reoptimise(now: float) -> int:
-        return sum(reoptimise_zone(d, z.zone_id, now, reopt_limit_s) for z in zones)
+        return sum(
+            reoptimise_zone(d, z.zone_id, now, reopt_limit_s, solver, iterations) for z in zones
+        )
 
     sim = Simulator(
         d,
@@ -94,10 +98,24 @@ def main() -> None:
     ap.add_argument("--osm", action="store_true", help="OSM driving graph instead of straight line")
     ap.add_argument("--reopt-every", type=float, default=900.0)
     ap.add_argument("--reopt-limit", type=float, default=0.5)
+    ap.add_argument("--solver", choices=("ortools", "alns"), default="ortools")
+    ap.add_argument(
+        "--alns-iterations", type=int, default=None, help="fixed ALNS iterations: reproducible runs"
+    )
     a = ap.parse_args()
     results = {}
     for name, reopt in (("insertion", False), ("insertion_reopt", True)):
-        r = run(reopt, a.rate, a.vans, a.seed, a.osm, a.reopt_every, a.reopt_limit)
+        r = run(
+            reopt,
+            a.rate,
+            a.vans,
+            a.seed,
+            a.osm,
+            a.reopt_every,
+            a.reopt_limit,
+            a.solver,
+            a.alns_iterations,
+        )
         results[name] = r
         print(
             f"{name:16s} requests {r['requests']}  served {r['served']} ({r['service_rate']:.1%})"

@@ -18,6 +18,7 @@ import structlog
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.insertion_reference import simulate
+from dispatch.optimize.alns import solve_alns
 from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.optimize.schedule import schedule_routes
@@ -127,8 +128,42 @@ def build_problem(d: Dispatcher, zone_id: str, now: float) -> ZoneProblem | None
     return ZoneProblem(problem, vehicles, versions, node_stop, current)
 
 
-def reoptimise_zone(d: Dispatcher, zone_id: str, now: float, time_limit_s: float = 1.0) -> int:
-    """One re-optimisation pass; returns the number of vehicles whose plan was replaced."""
+def _solve(
+    p: Problem,
+    warm: Solution,
+    time_limit_s: float,
+    solver: str,
+    iterations: int | None,
+    zone_id: str,
+) -> Solution | None:
+    """OR-Tools warm-started from the plans in force; ALNS (same contract) when OR-Tools gives
+    up on the model or when asked for (``iterations`` makes ALNS deterministic)."""
+    if solver == "ortools":
+        try:
+            return solve_ortools(p, time_limit_s=time_limit_s, warm_start=warm)
+        except Exception as exc:  # e.g. "CP Solver fail" on a tight live model
+            log.info("ortools_failed_trying_alns", zone=zone_id, error=repr(exc))
+    try:
+        return solve_alns(p, time_limit_s=time_limit_s, warm_start=warm, iterations=iterations)
+    except Exception as exc:  # a solver failure must leave the plans in force
+        log.warning("reoptimisation_failed", zone=zone_id, error=repr(exc))
+        return None
+
+
+def reoptimise_zone(
+    d: Dispatcher,
+    zone_id: str,
+    now: float,
+    time_limit_s: float = 1.0,
+    solver: str = "ortools",
+    iterations: int | None = None,
+) -> int:
+    """One re-optimisation pass; returns the number of vehicles whose plan was replaced.
+
+    ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``.
+    """
+    if solver not in ("ortools", "alns"):
+        raise ValueError(f"unknown solver {solver!r}")
     zp = build_problem(d, zone_id, now)
     if zp is None:
         return 0
@@ -137,12 +172,8 @@ def reoptimise_zone(d: Dispatcher, zone_id: str, now: float, time_limit_s: float
     if not all(ok):
         return 0  # the plans in force are late already: nothing safe to compare against
     warm = Solution(routes=zp.current, times=times, cost=solution_cost(p, zp.current))
-    try:
-        sol = solve_ortools(p, time_limit_s=time_limit_s, warm_start=warm)
-    except Exception as exc:  # a solver failure must leave the plans in force
-        log.warning("reoptimisation_failed", zone=zone_id, error=repr(exc))
-        return 0
-    if sol.unserved or check(p, sol) or sol.cost >= warm.cost - 1.0:
+    sol = _solve(p, warm, time_limit_s, solver, iterations, zone_id)
+    if sol is None or sol.unserved or check(p, sol) or sol.cost >= warm.cost - 1.0:
         return 0
     new_plans = {
         v.vehicle_id: [zp.node_stop[n] for n in route if n in zp.node_stop]

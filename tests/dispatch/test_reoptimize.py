@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.problem import solution_cost
@@ -95,3 +96,17 @@ def test_background_loop_runs_off_the_request_path() -> None:
     loop.stop()
     assert r is not None
     assert plan_violations(d, NOW) == []
+
+
+def test_alns_with_fixed_iterations_is_reproducible() -> None:
+    results = []
+    for _ in range(2):
+        d, _rides = _booked(4)
+        before = _driving(d)
+        applied = reoptimise_zone(d, "muroran", NOW, time_limit_s=30, solver="alns", iterations=300)
+        results.append((applied, _driving(d), [[s.ride_id for s in v.plan] for v in d.vehicles()]))
+        assert _driving(d) <= before + 1e-6
+        assert plan_violations(d, NOW) == []
+    assert results[0] == results[1]
+    with pytest.raises(ValueError):
+        reoptimise_zone(d, "muroran", NOW, solver="magic")
