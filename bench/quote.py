@@ -16,7 +16,7 @@ import numpy as np
 
 from dispatch.insertion_reference import reference_best_insertion
 from dispatch.plan_arrays import FleetArrays
-from tests.dispatch.fleet_factory import random_fleet, random_ride
+from dispatch.simulation.random_fleet import random_fleet, random_ride
 
 NOW = 8 * 3600.0
 

@@ -10,9 +10,9 @@ import pytest
 from dispatch.insertion import NewRide
 from dispatch.insertion_reference import reference_best_insertion, simulate
 from dispatch.plan_arrays import FleetArrays
+from dispatch.simulation.random_fleet import random_fleet, random_ride
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Onboard, Stop, StopKind, Vehicle
-from tests.dispatch.fleet_factory import random_fleet, random_ride
 
 NOW = 8 * 3600.0
 TRAVEL = StraightLineTravelTimes(1.3)

@@ -1,4 +1,4 @@
-"""Random fleets with feasible plans, for the insertion and dispatcher tests and the bench."""
+"""Random fleets whose plans are built by feasible insertions (insertion tests, bench.quote)."""
 
 from __future__ import annotations
 
