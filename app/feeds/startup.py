@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from app.feeds.fleet import attach_fleet_provider
 from app.feeds.registry import FeedRegistry
 from gtfs.realtime import RealtimeFeed
 
@@ -27,6 +28,7 @@ async def start_feeds(services: Any) -> None:
     settings = services.settings
     registry = build_registry(settings, services.engine)
     services.feeds = registry
+    attach_fleet_provider(services)  # the dispatcher's fleet as GTFS-RT, once it starts
     network = await asyncio.to_thread(registry.load_published)
     log.info(
         "network loaded: generation %d, %d feed(s), service date %s",

@@ -102,10 +102,11 @@ def test_ingest_trip_updates_and_export_fleet(
     assert c.get("/api/v1/realtime/status").json()["sources"] == ["agency2", "default"]
     assert_error(c.post(f"{url}?source=../x", content=body, headers={**PB, **operator}), 422)
 
-    # Public export of the on-demand fleet (empty until the dispatcher provides it).
+    # Public export of the on-demand fleet: another provider replaces the dispatcher's.
     r = c.get("/api/v1/realtime/vehicle-positions.pb")
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
-    assert parse_feed(r.content).vehicles == ()
+    demo_vans = {v.vehicle_id for v in c.app.state.services.dispatcher.vehicles()}  # type: ignore[attr-defined]
+    assert {v.vehicle_id for v in parse_feed(r.content).vehicles} == demo_vans
 
     def fleet() -> tuple[list[Any], list[Any]]:
         return (
