@@ -149,6 +149,17 @@ def decode_text(data: bytes, filename: str, sink: NoticeSink) -> str:
     return text
 
 
+def _dedupe(names: list[str]) -> list[str]:
+    """Repeated column names as pandas renames them (``a``, ``a.1``, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}.{k}")
+    return out
+
+
 def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
     """Strings stay strings (ids never become numbers); blanks are ``""``."""
     if not text.strip():
@@ -165,7 +176,11 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
     }
     try:
         df = pd.read_csv(io.StringIO(text), engine="c", **kw)  # type: ignore[call-overload]
+        # A first data row longer than the header silently becomes an index: a broken row.
+        clean = isinstance(df.index, pd.RangeIndex)
     except (pd.errors.ParserError, csv.Error, ValueError):
+        clean = False
+    if not clean:
         bad: list[list[str]] = []
 
         def on_bad(line: list[str]) -> None:
@@ -173,12 +188,16 @@ def parse_csv(text: str, filename: str, sink: NoticeSink) -> pd.DataFrame:
             return None
 
         try:
-            df = pd.read_csv(  # type: ignore[call-overload]
-                io.StringIO(text), engine="python", on_bad_lines=on_bad, **kw
+            # header=None: the header row fixes the width, so every longer row is a bad line
+            # (with header=0 a long first row would again become an index).
+            raw = pd.read_csv(  # type: ignore[call-overload]
+                io.StringIO(text), engine="python", on_bad_lines=on_bad, header=None, **kw
             )
         except (pd.errors.ParserError, csv.Error, ValueError) as exc:
             sink.add("csv_parsing_failed", 1, [{"filename": filename, "message": str(exc)[:200]}])
             return pd.DataFrame()
+        df = raw.iloc[1:].reset_index(drop=True)
+        df.columns = _dedupe(["" if pd.isna(c) else str(c) for c in raw.iloc[0].tolist()])
         sink.add(
             "csv_parsing_failed",
             len(bad),

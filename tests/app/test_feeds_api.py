@@ -15,11 +15,15 @@ from app import db
 from tests.app.conftest import TestUser, assert_error, both_backends
 from tests.app.test_feeds_samples import (
     V2_STOP_NAME,
+    broken_csv_rows,
     not_a_zip,
     sample_v2,
+    too_many_entries,
     traversal_zip,
+    undecodable_stops,
     with_errors,
     without_stops,
+    zip_bomb,
 )
 
 Auth = Callable[..., dict[str, str]]
@@ -136,12 +140,25 @@ def test_upload_report_publish_serve_rollback(
 @pytest.mark.parametrize(
     ("make", "status", "code"),
     [
-        (lambda g, t: not_a_zip(t), 422, "feed_unreadable"),
-        (lambda g, t: traversal_zip(t), 422, "feed_unreadable"),
-        (without_stops, 201, None),
-        (with_errors, 201, None),
+        (lambda g, t: not_a_zip(t), 422, "feed_unreadable:not_a_zip"),
+        (lambda g, t: traversal_zip(t), 422, "feed_unreadable:unsafe_zip_entry"),
+        (lambda g, t: zip_bomb(t), 422, "feed_unreadable:zip_bomb"),
+        (lambda g, t: too_many_entries(t), 422, "feed_unreadable:too_many_zip_entries"),
+        (undecodable_stops, 422, "feed_unreadable:invalid_encoding"),
+        (without_stops, 201, "missing_required_file"),
+        (with_errors, 201, "foreign_key_violation"),
+        (broken_csv_rows, 201, "csv_parsing_failed"),
     ],
-    ids=["not-a-zip", "dotdot-entry", "missing-stops", "error-notices"],
+    ids=[
+        "not-a-zip",
+        "dotdot-entry",
+        "zip-bomb",
+        "too-many-entries",
+        "undecodable",
+        "missing-stops",
+        "error-notices",
+        "broken-csv-rows",
+    ],
 )
 def test_broken_uploads_never_replace_the_served_network(
     app_client: TestClient,
@@ -150,7 +167,7 @@ def test_broken_uploads_never_replace_the_served_network(
     tmp_path: Path,
     make: Callable[[Path, Path], Path],
     status: int,
-    code: str | None,
+    code: str,
 ) -> None:
     c = app_client
     good = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
@@ -158,15 +175,22 @@ def test_broken_uploads_never_replace_the_served_network(
     before = c.get("/api/v1/network").json()
 
     r = _upload(c, op, "sample", make(gtfs_dir, tmp_path))
-    if code is not None:
-        err = assert_error(r, status, code)
+    if status != 201:
+        # Unreadable: a clear 4xx naming the reader's reason, the version kept as invalid.
+        top, _, reason = code.partition(":")
+        err = assert_error(r, status, top)
+        assert err["details"]["code"] == reason
         bad_id = err["details"]["version"]["id"]
     else:
+        # Readable but broken: a validation report whose ERROR notice blocks publishing.
         assert r.status_code == 201, r.text
         assert r.json()["status"] == "invalid" and r.json()["error_count"] > 0
         bad_id = r.json()["id"]
     rep = c.get(f"/api/v1/feeds/sample/versions/{bad_id}/report", headers=op)
     assert rep.status_code == 200 and rep.json()["version"]["status"] == "invalid"
+    if status == 201:
+        notices = {n["code"]: n for n in rep.json()["report"]["notices"]}
+        assert notices[code]["severity"] == "ERROR", notices
     err = assert_error(c.post(f"/api/v1/feeds/sample/versions/{bad_id}/publish", headers=op), 409)
     assert err["code"] in ("feed_has_errors", "feed_not_publishable")
     assert err["details"]["status"] == "invalid"
@@ -267,7 +291,8 @@ def test_lifecycle_events_reach_operator_consoles(
 
     c = app_client
     bus = services_of(c).bus
-    portal = c.portal  # type: ignore[attr-defined]
+    portal = c.portal
+    assert portal is not None  # the client is started
     sub = portal.call(bus.subscribe, ["feeds.*"])
     v = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
     c.post(f"/api/v1/feeds/sample/versions/{v['id']}/publish", headers=op)

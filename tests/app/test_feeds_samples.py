@@ -68,3 +68,53 @@ def not_a_zip(tmp: Path) -> Path:
     p = tmp / "notes.zip"
     p.write_bytes(b"this is not a zip file\n" * 10)
     return p
+
+
+def zip_bomb(tmp: Path) -> Path:
+    """A 40 MB stop_times.txt of zeros deflated to ~40 KB (ratio beyond the reader's limit)."""
+    p = tmp / "bomb.zip"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("stop_times.txt", b"0" * (40 * 1024**2))
+    return p
+
+
+def too_many_entries(tmp: Path) -> Path:
+    """A thousand tiny members: over the reader's entry limit (500)."""
+    p = tmp / "many.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        for i in range(1000):
+            z.writestr(f"f{i}.txt", "a\n")
+    return p
+
+
+def broken_csv_rows(gtfs_dir: Path, tmp: Path) -> Path:
+    """google_sample with a routes.txt row of too many fields (csv_parsing_failed, an ERROR)."""
+    return rewrite_zip(
+        gtfs_dir / "google_sample.zip",
+        tmp / "broken_rows.zip",
+        replace={"routes.txt": ("AB,DTA,10,", "AB,DTA,10,extra,fields,here,")},
+    )
+
+
+def undecodable_stops(gtfs_dir: Path, tmp: Path) -> Path:
+    """google_sample whose stops.txt is bytes no known encoding reads."""
+    return rewrite_zip(
+        gtfs_dir / "google_sample.zip",
+        tmp / "bad_encoding.zip",
+        drop=("stops.txt",),
+        extra={"stops.txt": b"stop_id,stop_name\n\x81\x7f\xff\xfe,\x80\x81\n"},
+    )
+
+
+def cp932_stops(gtfs_dir: Path, tmp: Path) -> Path:
+    """google_sample with stops.txt re-encoded as Shift_JIS (CP932) and a Japanese name."""
+    with zipfile.ZipFile(gtfs_dir / "google_sample.zip") as z:
+        text = z.read("stops.txt").decode("utf-8-sig")
+    assert "Furnace Creek Resort (Demo)" in text
+    text = text.replace("Furnace Creek Resort (Demo)", "室蘭駅前")
+    return rewrite_zip(
+        gtfs_dir / "google_sample.zip",
+        tmp / "cp932.zip",
+        drop=("stops.txt",),
+        extra={"stops.txt": text.encode("cp932")},
+    )

@@ -139,6 +139,8 @@ def test_transfers_txt_types(make_feed: Callable[..., Path]) -> None:
         "S2,S2,2,90,,\n"  # a minimum change time at one stop
         "S3,S1,1,,,\n"  # timed
         "S3,S3,4,,T1,T2\n"  # in-seat: a rule
+        "S1,S3,0,,,\n"  # recommended: walking time, even beyond the radius
+        "S1,S1,5,,T2,T1\n"  # in-seat not allowed: a rule
     )
     tt = compile_timetable(read_feed(make_feed({"transfers.txt": tr})), footpath_radius_m=600)
     assert _transfer(tt, "S1", "S2") is None
@@ -146,9 +148,18 @@ def test_transfers_txt_types(make_feed: Callable[..., Path]) -> None:
     assert _transfer(tt, "S2", "S3") == 120
     assert _transfer(tt, "S2", "S2") == 90
     assert _transfer(tt, "S3", "S1") == 0
-    assert tt.rule_type.tolist() == [4]
-    assert tt.trip_ids[tt.rule_from_trip[0]] == "T1" and tt.trip_ids[tt.rule_to_trip[0]] == "T2"
-    assert tt.rule_from_route[0] == -1
+    d = float(
+        haversine_m(np.array([35.0]), np.array([139.0]), np.array([35.009]), np.array([139.0]))[0]
+    )  # S1 -> S3, about 1 km
+    assert d > 600
+    assert _transfer(tt, "S1", "S3") == int(np.ceil(d * DETOUR_FACTOR / WALK_SPEED_MPS))
+    assert tt.rule_type.tolist() == [4, 5]
+    pairs = [
+        (str(tt.trip_ids[f]), str(tt.trip_ids[t]), str(tt.stop_ids[s]))
+        for f, t, s in zip(tt.rule_from_trip, tt.rule_to_trip, tt.rule_from_stop, strict=True)
+    ]
+    assert pairs == [("T1", "T2", "S3"), ("T2", "T1", "S1")]
+    assert (tt.rule_from_route == -1).all()
 
 
 def test_parent_station_siblings(make_feed: Callable[..., Path]) -> None:
@@ -160,7 +171,8 @@ def test_parent_station_siblings(make_feed: Callable[..., Path]) -> None:
         "S3,Far,35.1,139.0,0,,\n"
     )
     tt = compile_timetable(read_feed(make_feed({"stops.txt": stops})), footpath_radius_m=50)
-    assert _transfer(tt, "S1", "S2") is not None and _transfer(tt, "S1", "S2") > 1000
+    sib = _transfer(tt, "S1", "S2")
+    assert sib is not None and sib > 1000
     assert tt.stop_parent.tolist() == [-1, 0, 0, -1]
     assert tt.stop_wheelchair.tolist()[:3] == [1, 1, 2]  # S1 inherits from its station
 

@@ -129,6 +129,20 @@ def test_broken_csv_rows_reported(make_feed: Callable[..., Path]) -> None:
     assert report.has_errors
 
 
+def test_long_first_row_is_reported_not_an_index(make_feed: Callable[..., Path]) -> None:
+    """A first data row with more fields than the header (pandas would make it an index)."""
+    head, *rows = BASE_FEED["stops.txt"].splitlines()
+    bad = "\n".join([head, rows[0] + ",extra,fields", *rows[1:]]) + "\n"
+    feed = read_feed(make_feed({"stops.txt": bad}))
+    assert feed.stops["stop_id"].tolist() == ["S2", "S3"]
+    assert list(feed.stops.columns) == head.split(",")
+    report = validate_feed(feed)  # no crash on the broken table
+    notice = report.get("csv_parsing_failed")
+    assert notice is not None and notice.total == 1
+    assert notice.samples[0]["row"].startswith("S1,One,")
+    assert report.has_errors
+
+
 def test_unterminated_quote_reported(make_feed: Callable[..., Path]) -> None:
     bad = BASE_FEED["routes.txt"] + 'R2,A,2,"unterminated,3\nR3,A,3,x,3\n'
     report = validate_feed(read_feed(make_feed({"routes.txt": bad})))
