@@ -5,6 +5,7 @@
     tsunagu create-admin --email E --password P
     tsunagu keys rotate | tsunagu keys list
     tsunagu auth prune [--keep-revoked-days D]
+    tsunagu simulate [--feed FLEX.zip] [--rate R] [--vans N] ...   (app.simulate_cli)
 
 Adding commands (other engineers): write a module with ``register(subparsers)`` that adds its
 sub-parsers and sets ``func=handler`` on each (``handler(args, settings) -> int``), then list the
@@ -30,6 +31,7 @@ def command_modules() -> list[str]:
     return [
         "app.cli",
         "app.feeds.cli",
+        "app.simulate_cli",
     ]
 
 
