@@ -101,6 +101,15 @@ def test_console_script_help() -> None:
         assert flag in out
 
 
+def test_serve_refuses_several_workers_without_redis(
+    app_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without Redis each worker would have its own events and login counters: refused before
+    any server starts."""
+    assert cli.main(["serve", "--workers", "2", "--port", "1"], settings=app_settings) == 2
+    assert "REDIS_URL" in capsys.readouterr().err
+
+
 @both_backends
 def test_auth_prune_removes_only_dead_sessions(
     app_client: TestClient,
