@@ -136,7 +136,9 @@ class OidcTokens:
     def __init__(
         self, *, issuer: str, jwks_url: str, audience: str, roles_claim: str = "roles"
     ) -> None:
-        self.issuer = issuer
+        # Issuers are compared without a trailing slash: operators paste ".../realms/x/" while
+        # Keycloak signs ".../realms/x" (and Auth0 the other way round).
+        self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.roles_claim = roles_claim
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=10)
@@ -158,12 +160,14 @@ class OidcTokens:
                 signing_key.key,
                 algorithms=OIDC_ALGORITHMS,
                 audience=self.audience,
-                issuer=self.issuer,
                 leeway=LEEWAY_S,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.InvalidTokenError as exc:
             raise _decode_errors(exc) from exc
+        iss = claims["iss"]
+        if not isinstance(iss, str) or iss.rstrip("/") != self.issuer:
+            raise _decode_errors(jwt.InvalidIssuerError("Invalid issuer"))
         raw_roles = claim_at(claims, self.roles_claim)
         roles = (
             frozenset(r for r in raw_roles if isinstance(r, str))

@@ -132,10 +132,18 @@ def idp() -> Iterator[dict[str, Any]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
-            self.send_response(200 if self.path == "/certs" else 404)
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            # OpenID discovery, as Keycloak serves it under the issuer URL.
+            documents = {
+                "/certs": body,
+                "/realm/.well-known/openid-configuration": json.dumps(
+                    {"issuer": f"{base}/realm", "jwks_uri": f"{base}/certs"}
+                ).encode(),
+            }
+            self.send_response(200 if self.path in documents else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(body if self.path == "/certs" else b"{}")
+            self.wfile.write(documents.get(self.path, b"{}"))
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -143,7 +151,8 @@ def idp() -> Iterator[dict[str, Any]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield {"key": key, "jwks_url": f"http://127.0.0.1:{server.server_port}/certs", "hits": hits}
+    base = f"http://127.0.0.1:{server.server_port}"
+    yield {"key": key, "jwks_url": f"{base}/certs", "base": base, "hits": hits}
     server.shutdown()
     server.server_close()
 
@@ -224,6 +233,25 @@ def test_oidc_mode_disables_local_sign_in(
     assert_error(oidc_client.post("/api/v1/auth/login", json=body), 404, "local_auth_disabled")
     local = token_for(make_user(client=oidc_client), oidc_client)
     assert_error(oidc_client.get(ME, headers=bearer(local)), 401, "token_invalid")
+
+
+def test_oidc_issuer_alone_is_enough(
+    make_app_client: Callable[..., TestClient], idp: dict[str, Any]
+) -> None:
+    """Only the issuer URL configured (as for Keycloak): the JWKS is found by discovery."""
+    issuer = f"{idp['base']}/realm"
+    client = make_app_client(oidc_issuer=issuer + "/", oidc_audience="tsunagu-app")
+    r = client.get(ME, headers=bearer(_idp_token(idp, iss=issuer)))
+    assert r.status_code == 200, r.text
+    assert "/realm/.well-known/openid-configuration" in idp["hits"]
+    assert_error(client.get(ME, headers=bearer(_idp_token(idp))), 401, "token_invalid")
+
+
+def test_oidc_issuer_without_discovery_fails_start_clearly(
+    make_app_client: Callable[..., TestClient], idp: dict[str, Any]
+) -> None:
+    with pytest.raises(RuntimeError, match="TSUNAGU_OIDC_JWKS_URL"):
+        make_app_client(oidc_issuer=f"{idp['base']}/no-such-realm")
 
 
 def test_claim_paths() -> None:
