@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +305,69 @@ def test_lifecycle_events_reach_operator_consoles(
     assert first.data["id"] == v["id"] and first.data["status"] == "valid"
     assert second is not None and second.topic == "feeds.network"
     assert second.data["published"][0]["version_id"] == v["id"]
+
+
+def test_publishing_under_concurrent_plan_queries_loses_none(
+    app_client: TestClient, op: dict[str, str], gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """Threads send /plan queries while an operator publishes v1 and v2 back and forth over
+    HTTP: every query answers 200 with an itinerary, all from one version (never a mix)."""
+    c = app_client
+    v1 = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
+    v2 = _upload(c, op, "sample", sample_v2(gtfs_dir, tmp_path)).json()
+    assert c.post(f"/api/v1/feeds/sample/versions/{v1['id']}/publish", headers=op).is_success
+    names = {"Furnace Creek Resort (Demo)": v1["id"], V2_STOP_NAME: v2["id"]}
+    q = {"fromPlace": "FUR_CREEK_RES", "toPlace": "BULLFROG", "date": "2008-01-07", "time": "10:30"}
+    assert c.get("/api/v1/plan", params=q).status_code == 200  # warm-up (JIT, planner)
+
+    stop = threading.Event()
+    sent = [0] * 3
+    answers: list[list[str]] = [[] for _ in sent]
+    failures: list[str] = []
+
+    def query(k: int) -> None:
+        while not stop.is_set():
+            sent[k] += 1
+            try:
+                r = c.get("/api/v1/plan", params=q)
+            except Exception as exc:  # a lost query is what this test is about
+                failures.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if r.status_code != 200:
+                failures.append(f"{r.status_code}: {r.text[:200]}")
+                continue
+            plan = r.json()["plan"]
+            its = plan["itineraries"]
+            name = plan["from"]["name"]
+            if name not in names or not its or its[0]["legs"][0]["from"]["name"] != name:
+                failures.append(f"inconsistent answer: {name!r}, {len(its)} itineraries")
+                continue
+            answers[k].append(name)
+
+    def seen(name: str, marks: list[int]) -> bool:
+        """Has some query answered from ``name``'s version since ``marks`` (answer counts)?"""
+        return any(name in a[n:] for a, n in zip(answers, marks, strict=True))
+
+    threads = [threading.Thread(target=query, args=(k,), daemon=True) for k in range(len(sent))]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            target = v2 if i % 2 == 0 else v1
+            marks = [len(a) for a in answers]
+            r = c.post(f"/api/v1/feeds/sample/versions/{target['id']}/publish", headers=op)
+            assert r.status_code == 200, r.text
+            want = next(n for n, vid in names.items() if vid == target["id"])
+            # Liveness only (no speed claim): some query answers from the new version.
+            deadline = time.monotonic() + 120
+            while not seen(want, marks) and not failures and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert seen(want, marks), f"no query answered from version {target['id']}"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not failures, failures[:5]
+    done = sum(len(a) for a in answers)
+    assert done == sum(sent) and done > 6  # every query sent was answered
+    assert {n for a in answers for n in a} == set(names)

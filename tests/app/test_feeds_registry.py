@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -242,13 +242,25 @@ def test_hot_swap_under_concurrent_queries(
             done[k] += 1
 
     threads = [threading.Thread(target=query, args=(k,)) for k in range(len(done))]
+
+    def wait_for(cond: Callable[[], bool]) -> None:
+        # Liveness bound only (a loaded CI machine may be slow): no speed is asserted.
+        deadline = time.monotonic() + 60
+        while not cond() and not failures and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     for t in threads:
         t.start()
-    for i in range(12):
-        reg.publish("sample", (v2 if i % 2 == 0 else v1).id)  # type: ignore[arg-type]
-    stop.set()
-    for t in threads:
-        t.join(10)
+    try:
+        wait_for(lambda: all(n > 0 for n in done))
+        for i in range(12):
+            net = reg.publish("sample", (v2 if i % 2 == 0 else v1).id)  # type: ignore[arg-type]
+            if i % 4 == 0:  # now and then, let the queries catch up with the swap
+                wait_for(lambda: net.generation in generations)  # noqa: B023
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
     assert not failures, failures[:5]
     assert all(n > 0 for n in done)
     assert len(generations) >= 3  # the queries really did straddle several swaps
