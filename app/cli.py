@@ -5,6 +5,7 @@
     tsunagu create-admin --email E --password P
     tsunagu keys rotate | tsunagu keys list
     tsunagu auth prune [--keep-revoked-days D]
+    tsunagu config [--markdown]
     tsunagu simulate [--feed FLEX.zip] [--rate R] [--vans N] ...   (app.simulate_cli)
 
 Adding commands (other engineers): write a module with ``register(subparsers)`` that adds its
@@ -71,6 +72,12 @@ def register(sub: Any) -> None:
     )
     keysub.add_parser("list", help="published signing keys").set_defaults(func=cmd_keys_list)
 
+    config = sub.add_parser("config", help="every setting: variable, value, default, meaning")
+    config.add_argument(
+        "--markdown", action="store_true", help="a Markdown table of the defaults (for the README)"
+    )
+    config.set_defaults(func=cmd_config)
+
     auth = sub.add_parser("auth", help="sign-in sessions")
     authsub = auth.add_subparsers(dest="auth_command", required=True)
     prune = authsub.add_parser("prune", help="delete expired refresh tokens and dead sessions")
@@ -122,6 +129,68 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # would write SSE ?access_token= values to the logs.
         access_log=False,
     )
+    return 0
+
+
+_SECRET_SETTINGS = {"admin_password"}
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting's value for display: secrets masked, passwords in URLs hidden."""
+    if value is None or value == "":
+        return ""
+    if name in _SECRET_SETTINGS:
+        return "***"
+    text = str(value)
+    if "://" in text and "@" in text:  # scheme://user:password@host -> scheme://user:***@host
+        scheme, _, rest = text.partition("://")
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        text = f"{scheme}://{user}:***@{host}" if ":" in creds else text
+    return text
+
+
+def setting_rows(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """``(environment variable, current value, default, meaning)`` of every setting."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    rows = []
+    for name, field in type(settings).model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None)
+        var = str(aliases[0]) if aliases else f"{prefix}{name}".upper()
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, os.PathLike):
+            default = _repo_relative(default)
+        rows.append(
+            (
+                var,
+                _shown(name, getattr(settings, name)),
+                _shown(name, default),
+                field.description or "",
+            )
+        )
+    return rows
+
+
+def _repo_relative(path: Any) -> str:
+    from app.settings import REPO_ROOT
+
+    try:
+        return str(os.path.relpath(path, REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    rows = setting_rows(settings)
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for var, _, default, meaning in rows:
+            print(f"| `{var}` | {f'`{default}`' if default else 'empty'} | {meaning} |")
+        return 0
+    width = max(len(r[0]) for r in rows)
+    for var, value, default, meaning in rows:
+        note = "" if value == default else f"  (default: {default or 'empty'})"
+        print(f"{var:<{width}}  {value or '(empty)'}{note}{'  # ' + meaning if meaning else ''}")
     return 0
 
 

@@ -24,11 +24,13 @@ class Settings(BaseSettings):
     )
 
     # --- service -------------------------------------------------------------------------
-    environment: Literal["development", "test", "production"] = "development"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    log_level: str = "INFO"
-    log_json: bool = False
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="development | test (fast password hashing) | production."
+    )
+    host: str = Field("127.0.0.1", description="Address `tsunagu serve` listens on.")
+    port: int = Field(8000, description="Port `tsunagu serve` listens on.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_json: bool = Field(False, description="One JSON object per log line (for log shippers).")
     max_body_bytes: int = Field(1_000_000, description="Largest JSON request body accepted.")
     max_upload_bytes: int = Field(
         100_000_000, description="Largest GTFS upload accepted (zip, compressed)."
@@ -41,7 +43,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "TSUNAGU_DATABASE_URL"),
         description="SQLAlchemy URL; empty means a SQLite file in data_dir.",
     )
-    migrate_on_start: bool = True
+    migrate_on_start: bool = Field(
+        True, description="Apply Alembic migrations at start (else refuse a stale schema)."
+    )
 
     # --- live events -----------------------------------------------------------------------
     redis_url: str = Field(
@@ -49,7 +53,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "TSUNAGU_REDIS_URL"),
         description="redis://host:port/db; empty means in-process events.",
     )
-    event_stream_maxlen: int = 100_000
+    event_stream_maxlen: int = Field(
+        100_000, description="Entries kept per work stream (approximate trim)."
+    )
     redis_prefix: str = Field(
         default="tsunagu:", description="Prefix of every Redis key and channel."
     )
@@ -62,23 +68,44 @@ class Settings(BaseSettings):
     jwt_private_key_path: Path | None = Field(
         None, description="PEM RSA private key; generated in data_dir when absent."
     )
-    jwt_issuer: str = "tsunagu"
-    jwt_audience: str = "tsunagu"
-    access_token_ttl_s: int = 900
-    refresh_token_ttl_s: int = 30 * 24 * 3600
+    jwt_issuer: str = Field("tsunagu", description="`iss` of the built-in access tokens.")
+    jwt_audience: str = Field(
+        "tsunagu", description="`aud` of the built-in access tokens (and default OIDC audience)."
+    )
+    access_token_ttl_s: int = Field(900, description="Access token lifetime (s).")
+    refresh_token_ttl_s: int = Field(30 * 24 * 3600, description="Refresh token lifetime (s).")
     oidc_issuer: str = Field("", description="External OIDC issuer URL; empty = built-in.")
-    oidc_jwks_url: str = ""
-    oidc_audience: str = ""
-    oidc_roles_claim: str = "roles"
-    login_rate_limit_per_minute: int = 10
-    admin_email: str = ""
-    admin_password: str = ""
+    oidc_jwks_url: str = Field(
+        "", description="JWKS of the OIDC issuer; empty = found by OpenID discovery."
+    )
+    oidc_audience: str = Field(
+        "", description="Audience expected in OIDC tokens; empty = jwt_audience."
+    )
+    oidc_roles_claim: str = Field(
+        "roles",
+        description="Claim path of the roles in OIDC tokens (Keycloak: realm_access.roles).",
+    )
+    login_rate_limit_per_minute: int = Field(
+        10, description="Login attempts per email and client address per minute."
+    )
+    admin_email: str = Field(
+        "", description="Bootstrap this administrator at start (with admin_password)."
+    )
+    admin_password: str = Field("", description="Password of the bootstrapped administrator.")
 
     # --- feeds & demo ----------------------------------------------------------------------
     demo: bool = Field(True, description="Load the demo city on first start.")
-    demo_feed_path: Path = REPO_ROOT / "app" / "demo_data" / "jp_donan_bus_muroran.zip"
-    osm_path: Path | None = None
-    shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+    demo_feed_path: Path = Field(
+        REPO_ROOT / "app" / "demo_data" / "jp_donan_bus_muroran.zip",
+        description="GTFS feed of the demo city.",
+    )
+    osm_path: Path | None = Field(
+        None, description="OSM PBF for walking and driving; empty = straight-line model."
+    )
+    shared_data_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "data",
+        description="Real data sets (benchmarks, `tsunagu simulate`).",
+    )
     map_tile_url: str = Field("", description="XYZ tile template; empty = local GeoJSON only.")
     dispatch_demo_vehicles: int = Field(6, ge=0, description="Vans of the demo on-demand zone.")
     demo_fleet: bool = Field(
@@ -99,8 +126,8 @@ class Settings(BaseSettings):
     realtime_poll_url: str = Field(
         "", description="GTFS-RT URL(s) to poll, comma-separated; empty = off."
     )
-    realtime_poll_interval_s: float = 30.0
-    realtime_poll_timeout_s: float = 10.0
+    realtime_poll_interval_s: float = Field(30.0, description="Seconds between GTFS-RT polls.")
+    realtime_poll_timeout_s: float = Field(10.0, description="Timeout of one GTFS-RT fetch (s).")
     feeds_sync_interval_s: float = Field(
         5.0, description="How often a worker adopts publishes made elsewhere; 0 = never."
     )

@@ -145,3 +145,25 @@ def test_auth_prune_removes_only_dead_sessions(
         assert (
             db.exec(select(AuthSession).where(col(AuthSession.revoked_at).is_not(None))).all() == []
         )
+
+
+def test_config_lists_every_setting_with_secrets_masked(
+    app_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = app_settings.model_copy(
+        update={
+            "admin_password": "hunter2-secret",
+            "database_url": "postgresql://tsunagu:pg-secret@db.internal:5432/tsunagu",
+        }
+    )
+    assert cli.main(["config"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-secret" not in out and "pg-secret" not in out
+    assert "postgresql://tsunagu:***@db.internal:5432/tsunagu" in out
+    assert cli.main(["config", "--markdown"], settings=settings) == 0
+    table = capsys.readouterr().out.splitlines()[2:]
+    assert len(table) == len(Settings.model_fields)
+    for name, row in zip(Settings.model_fields, table, strict=True):
+        assert name.upper() in row.split("|")[1]
+        assert row.split("|")[3].strip(), f"setting {name} has no description"
+    assert "| `DATABASE_URL` | empty |" in "\n".join(table)
