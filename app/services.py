@@ -47,6 +47,7 @@ def startup_hooks() -> list[str]:
         "app.feeds.startup:start_feeds",
         "app.demo:load_demo",
         "app.dispatch_service:start_dispatcher",
+        "app.feeds.dispatch_zones:start_flex_zones",
         "app.demo_fleet:start_demo_fleet",
     ]
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ApiError
+from app.feeds.dispatch_zones import sync_flex_zones
 from app.feeds.registry import FeedRegistry, check_feed_id
 from app.identity.deps import require_roles
 from app.identity.principal import Principal
@@ -130,6 +131,7 @@ async def publish_version(
     """Serve this version (hot swap; in-flight queries finish on the previous network)."""
     reg = registry_of(services)
     network = await run_in_threadpool(reg.publish, feed_id, version_id)
+    await run_in_threadpool(sync_flex_zones, services)
     await announce(services, "feeds.network", network.summary())
     return {"network": network.summary()}
 
@@ -149,5 +151,6 @@ async def rollback(
     reg = registry_of(services)
     vid = body.version_id if body is not None else None
     network = await run_in_threadpool(reg.rollback, check_feed_id(feed_id), vid)
+    await run_in_threadpool(sync_flex_zones, services)
     await announce(services, "feeds.network", network.summary())
     return {"network": network.summary()}

@@ -9,9 +9,13 @@ Contracts for the other services (all on ``services.feeds``, a :class:`FeedRegis
 * ``services.feeds.realtime_state(day=None)`` — the ``gtfs.realtime.RealtimeState`` overlay of
   the current network (``arrival``/``departure`` [N], ``trip_cancelled`` [T],
   ``stop_skipped`` [N]); ``services.feeds.realtime.state(net, day)`` for a grabbed snapshot.
-* ``services.feeds.fleet_provider`` — set by the dispatcher: ``() -> (vehicles, trips)`` of
-  ``gtfs.realtime.FleetVehicle`` / ``FleetTrip``; served as GTFS-RT at
-  ``/api/v1/realtime/vehicle-positions.pb`` and ``/trip-updates.pb``.
+* ``services.feeds.fleet_provider`` — ``() -> (vehicles, trips)`` of
+  ``gtfs.realtime.FleetVehicle`` / ``FleetTrip``, served as GTFS-RT at
+  ``/api/v1/realtime/vehicle-positions.pb`` and ``/trip-updates.pb``. By default
+  (:mod:`app.feeds.fleet`) it reads ``services.dispatcher``: one ADDED trip
+  ``"ondemand-{vehicle_id}"`` per vehicle with a plan, stops ``"{ride_id}:pickup|dropoff"``.
+* Published GTFS-Flex feeds are the dispatcher's zones ``"{feed_id}:{location_id}"`` with the
+  feed's hours and notice (:mod:`app.feeds.dispatch_zones`, synced on publish/rollback/start).
 * Events on the bus: ``feeds.{feed_id}.version`` (upload outcome), ``feeds.network`` (publish,
   rollback), ``feeds.realtime`` (TripUpdates ingested).
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from app.feeds.dispatch_zones import sync_flex_zones
 from app.feeds.fleet import attach_fleet_provider
 from app.feeds.registry import FeedRegistry
 from gtfs.realtime import RealtimeFeed
@@ -51,7 +52,8 @@ async def start_feeds(services: Any) -> None:
             while True:
                 await asyncio.sleep(interval)
                 try:
-                    await asyncio.to_thread(registry.sync_with_database)
+                    if await asyncio.to_thread(registry.sync_with_database):
+                        await asyncio.to_thread(sync_flex_zones, services)
                 except Exception:  # a database hiccup must not end the loop
                     log.exception("feed sync failed")
 
