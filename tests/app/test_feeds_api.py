@@ -18,6 +18,7 @@ from tests.app.conftest import TestUser, assert_error, both_backends
 from tests.app.test_feeds_samples import (
     V2_STOP_NAME,
     broken_csv_rows,
+    cp932_stops,
     not_a_zip,
     sample_v2,
     too_many_entries,
@@ -371,3 +372,21 @@ def test_publishing_under_concurrent_plan_queries_loses_none(
     done = sum(len(a) for a in answers)
     assert done == sum(sent) and done > 6  # every query sent was answered
     assert {n for a in answers for n in a} == set(names)
+
+
+def test_shift_jis_upload_is_read_and_reported(
+    app_client: TestClient, op: dict[str, str], gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """A stops.txt in Shift_JIS (CP932), as some Japanese feeds ship: decoded, a WARNING
+    names the file, the version publishes and serves the Japanese name."""
+    c = app_client
+    r = _upload(c, op, "sjis", cp932_stops(gtfs_dir, tmp_path))
+    assert r.status_code == 201, r.text
+    v = r.json()
+    assert v["status"] == "valid" and v["error_count"] == 0
+    rep = c.get(f"/api/v1/feeds/sjis/versions/{v['id']}/report", headers=op).json()["report"]
+    enc = next(n for n in rep["notices"] if n["code"] == "unusual_encoding")
+    assert enc["severity"] == "WARNING"
+    assert enc["sampleNotices"][0] == {"filename": "stops.txt", "encoding": "cp932"}
+    assert c.post(f"/api/v1/feeds/sjis/versions/{v['id']}/publish", headers=op).is_success
+    assert "室蘭駅前" in _stop_names(c)
