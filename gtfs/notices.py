@@ -53,6 +53,7 @@ SEVERITIES: dict[str, Severity] = {
     # keys
     "duplicate_key": Severity.ERROR,
     "foreign_key_violation": Severity.ERROR,
+    "extension_foreign_key_violation": Severity.WARNING,  # GTFS-JP *_jp tables
     # semantics
     "start_and_end_range_out_of_order": Severity.ERROR,
     "stop_time_with_arrival_before_previous_departure_time": Severity.ERROR,

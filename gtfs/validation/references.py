@@ -1,4 +1,9 @@
-"""Foreign keys between files (``foreign_key_violation``)."""
+"""Foreign keys between files (``foreign_key_violation``).
+
+GTFS-JP's extension tables (routes_jp, agency_jp) only add descriptions to routes and
+agencies the core files define; a dangling row there (the MLIT reference sample has one) is
+``extension_foreign_key_violation``, a WARNING, as it cannot break routing.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +40,13 @@ _FOREIGN_KEYS: list[tuple[str, str, tuple[str, ...], str]] = [
     ("routes_jp", "route_id", ("routes",), "route_id"),
     ("agency_jp", "agency_id", ("agency",), "agency_id"),
 ]
+_EXTENSION_TABLES = frozenset({"routes_jp", "agency_jp"})
 
 
 def _check(
     feed: Feed, sink: NoticeSink, child: str, field: str, parents: pd.Index, parent_desc: str
 ) -> None:
+    code = "extension_foreign_key_violation" if child in _EXTENSION_TABLES else None
     df = feed.table(child)
     if df.empty or field not in df.columns:
         return
@@ -47,7 +54,7 @@ def _check(
     bad = (s != "") & ~s.isin(parents)
     if bad.any():
         sink.add_rows(
-            "foreign_key_violation",
+            code or "foreign_key_violation",
             df.loc[bad, [field]].rename(columns={field: "field_value"}),
             filename=f"{child}.txt",
             extra={"field_name": field, "parent": parent_desc},

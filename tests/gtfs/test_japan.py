@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gtfs import read_feed
+from gtfs import read_feed, validate_feed
 
 
 def test_muroran_legacy_translations(gtfs_dir: Path) -> None:
@@ -49,3 +50,23 @@ def test_new_gtfs_translations_layout(make_feed: Callable[..., Path]) -> None:
         ("S1", "ja-Hrkt", "いち"),
         ("S2", "en", "Two"),
     ]
+
+
+def test_kawasaki_dangling_routes_jp_row_is_a_warning(gtfs_dir: Path) -> None:
+    """The MLIT sample's routes_jp.txt names a route routes.txt lacks: reported, not blocking."""
+    path = gtfs_dir / "jp_mlit_sample_kawasaki.zip"
+    with zipfile.ZipFile(path) as zf:
+
+        def rows(name: str) -> list[dict[str, str]]:
+            return list(csv.DictReader(io.StringIO(zf.read(name).decode("utf-8-sig"))))
+
+        routes = {r["route_id"] for r in rows("routes.txt")}
+        dangling = [r["route_id"] for r in rows("routes_jp.txt") if r["route_id"] not in routes]
+    assert dangling  # the raw files really have the problem
+    report = validate_feed(read_feed(path), today=dt.date(2017, 1, 1))
+    n = report.get("extension_foreign_key_violation")
+    assert n is not None and n.severity.value == "WARNING"
+    assert [s["fieldValue"] for s in n.samples] == dangling
+    assert n.samples[0]["filename"] == "routes_jp.txt"
+    assert "foreign_key_violation" not in report.codes()
+    assert not report.has_errors
