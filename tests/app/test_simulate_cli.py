@@ -21,8 +21,14 @@ def test_simulate_a_morning_in_the_flex_zones(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "kpis.json"
-    argv = ["simulate", "--rate", "4", "--vans", "2", "--from", "08:00", "--to", "09:30"]
-    assert cli.main([*argv, "--reopt-every", "1800", "--json", str(out)], settings=settings) == 0
+    argv = ["simulate", "--rate", "4", "--vans", "2", "--from", "08:00", "--to", "09:00"]
+    assert (
+        cli.main(
+            [*argv, "--reopt-every", "1800", "--reopt-limit", "0.2", "--json", str(out)],
+            settings=settings,
+        )
+        == 0
+    )
     kpis = json.loads(out.read_text())
     assert kpis["zones"] == ["zone_1", "zone_2", "zone_3"]
     assert kpis["requests"] == kpis["requests_generated"] > 0
