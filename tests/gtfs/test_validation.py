@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,10 +228,19 @@ def test_expiry_notices(make_feed: Callable[..., Path]) -> None:
 def test_cairns_expected_notices(gtfs_dir: Path) -> None:
     """Cairns: 65 intermediate stop times with both times blank (legal: interpolated), so no
     error; its 2014 calendar has expired; it has no feed_info so no feed expiry notice."""
-    report = validate_feed(read_feed(gtfs_dir / "au_cairns.zip"), today=dt.date(2026, 1, 1))
+    path = gtfs_dir / "au_cairns.zip"
+    with zipfile.ZipFile(path) as zf:
+        raw = list(csv.DictReader(io.StringIO(zf.read("stop_times.txt").decode("utf-8-sig"))))
+    blank = [r for r in raw if r["arrival_time"] == "" and r["departure_time"] == ""]
+    assert len(blank) == 65  # the data README's figure, counted from the raw file
+    assert not [r for r in raw if (r["arrival_time"] == "") != (r["departure_time"] == "")]
+    report = validate_feed(read_feed(path), today=dt.date(2026, 1, 1))
     assert not report.has_errors
     interp = report.get("interpolated_stop_times")
-    assert interp is not None and interp.total == 65
+    assert interp is not None and interp.total == len(blank)
+    assert interp.samples
+    raw_keys = {(r["trip_id"], int(r["stop_sequence"])) for r in blank}
+    assert {(s["tripId"], s["stopSequence"]) for s in interp.samples} <= raw_keys
     assert "expired_calendar" in report.codes()
     for code in (
         "missing_trip_edge",
