@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -234,18 +234,6 @@ class DemoCity:
     time_scale: float = 1.0
 
 
-def _is_placeholder(d: Dispatcher, zone: ServiceZone) -> bool:
-    """The hand-drawn stand-in zone ``app.dispatch_service`` adds with ``settings.demo``,
-    untouched (no ride yet): the derived zone replaces it."""
-    from app import dispatch_service
-
-    drawn = getattr(dispatch_service, "MURORAN_DEMO_ZONE", None)
-    if drawn is None or zone.zone_id != "muroran":
-        return False
-    ring = [(float(a), float(b)) for a, b in drawn["coordinates"][0]]
-    return zone.polygons == [[ring]] and not any(r.zone_id == "muroran" for r in d.rides())
-
-
 def install_demo_city(
     d: Dispatcher,
     tt: CompiledTimetable,
@@ -266,10 +254,6 @@ def install_demo_city(
             [v.vehicle_id for v in fleet if v.vehicle_id in have],
             False,
         )
-    for z in list(existing.values()):
-        if _is_placeholder(d, z):
-            d.remove_zone(z.zone_id)
-            del existing[z.zone_id]
     if existing:
         log.info(
             "demo_zone_skipped",
@@ -530,8 +514,10 @@ async def start_demo_fleet(services: Services) -> None:
     if tt is None:
         log.warning("demo_fleet_skipped", reason="no published network")
         return
+    # ``dispatch_demo_vehicles`` vans plus the autonomous shuttle (a mixed fleet on purpose).
+    spec = replace(DEFAULT_SPEC, fleet=((VAN, s.dispatch_demo_vehicles), (SHUTTLE, 1)))
     try:
-        city = await asyncio.to_thread(install_demo_city, d, tt)
+        city = await asyncio.to_thread(install_demo_city, d, tt, spec)
     except (DemoSetupError, ValueError) as exc:
         log.warning("demo_fleet_skipped", reason=str(exc))
         return

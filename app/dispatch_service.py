@@ -17,27 +17,11 @@ from dispatch.dispatcher import Dispatcher
 from dispatch.reoptimize import ReoptimizationLoop
 from dispatch.request import ServiceRules
 from dispatch.travel_times import StraightLineTravelTimes
-from dispatch.vehicle import VAN, Vehicle
-from dispatch.zone import ServiceZone
 
 if TYPE_CHECKING:
     from app.services import Services
 
 log = structlog.get_logger("tsunagu.dispatch")
-
-#: The demo service zone: central Muroran, drawn by hand (GeoJSON order), Asia/Tokyo.
-MURORAN_DEMO_ZONE = {
-    "type": "Polygon",
-    "coordinates": [
-        [
-            [140.955, 42.305],
-            [141.005, 42.305],
-            [141.005, 42.345],
-            [140.955, 42.345],
-            [140.955, 42.305],
-        ]
-    ],
-}
 
 
 class BusEventSink:
@@ -67,29 +51,15 @@ class BusEventSink:
 
 
 def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dispatcher:
-    """A dispatcher on straight-line travel times, with the demo zone and fleet when enabled."""
-    d = Dispatcher(StraightLineTravelTimes(1.3), ServiceRules(), BusEventSink(services.bus, loop))
-    if services.settings.demo:
-        zone = ServiceZone.from_geojson(
-            "muroran", MURORAN_DEMO_ZONE, name="Muroran on-demand", utc_offset_s=9 * 3600
-        )
-        d.add_zone(zone)
-        now = d.clock()
-        for k in range(services.settings.dispatch_demo_vehicles):
-            depot = zone.centroid()
-            d.add_vehicle(
-                Vehicle(
-                    f"muroran-{k + 1}",
-                    VAN,
-                    depot,
-                    now,
-                    now + 365 * 86400,
-                    depot,
-                    now,
-                    zone_id="muroran",
-                )
-            )
-    return d
+    """A dispatcher on straight-line travel times, publishing on the app's bus.
+
+    It starts with no zone: zones come from published GTFS-Flex feeds (``app.feeds``), from
+    operators (``/api/fleet``), or with ``settings.demo`` from ``app.demo_fleet``, which derives
+    the demo zone from the published Muroran network (one mechanism, no hand-drawn stand-in).
+    """
+    return Dispatcher(
+        StraightLineTravelTimes(1.3), ServiceRules(), BusEventSink(services.bus, loop)
+    )
 
 
 async def start_dispatcher(services: Services) -> None:

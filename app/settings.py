@@ -107,7 +107,9 @@ class Settings(BaseSettings):
         description="Real data sets (benchmarks, `tsunagu simulate`).",
     )
     map_tile_url: str = Field("", description="XYZ tile template; empty = local GeoJSON only.")
-    dispatch_demo_vehicles: int = Field(6, ge=0, description="Vans of the demo on-demand zone.")
+    dispatch_demo_vehicles: int = Field(
+        4, ge=0, description="Vans of the demo on-demand zone (besides its autonomous shuttle)."
+    )
     demo_fleet: bool = Field(
         True, description="With demo: an on-demand zone and fleet in the demo city (Muroran)."
     )

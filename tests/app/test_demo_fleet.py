@@ -18,7 +18,6 @@ from app.demo_fleet import (
     install_demo_city,
     spread_points,
 )
-from app.dispatch_service import MURORAN_DEMO_ZONE
 from app.settings import Settings
 from dispatch.dispatcher import Dispatcher
 from dispatch.events import MemoryEventSink
@@ -26,7 +25,7 @@ from dispatch.geo import distance_matrix_m
 from dispatch.rides import RideStatus
 from dispatch.simulation.invariants import plan_violations, served_violations
 from dispatch.travel_times import StraightLineTravelTimes
-from dispatch.vehicle import SHUTTLE, VAN, Vehicle
+from dispatch.vehicle import SHUTTLE, VAN
 from dispatch.zone import ServiceZone
 from gtfs import compile_timetable, read_feed
 from gtfs.compiled import CompiledTimetable
@@ -107,13 +106,23 @@ def test_fleet_four_vans_and_a_shuttle_at_depots_in_the_zone(tt: CompiledTimetab
         assert v.zone_id == zone.zone_id
 
 
-def test_install_once_replacing_the_drawn_placeholder(tt: CompiledTimetable) -> None:
+# An operator's own zone over central Muroran (GeoJSON order).
+OPS_ZONE = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [140.955, 42.305],
+            [141.005, 42.305],
+            [141.005, 42.345],
+            [140.955, 42.345],
+            [140.955, 42.305],
+        ]
+    ],
+}
+
+
+def test_install_once(tt: CompiledTimetable) -> None:
     d = _dispatcher()
-    drawn = ServiceZone.from_geojson("muroran", MURORAN_DEMO_ZONE)
-    d.add_zone(drawn)
-    d.add_vehicle(
-        Vehicle("m-1", VAN, (42.32, 140.98), 0, NOW + 3600, (42.32, 140.98), zone_id="muroran")
-    )
     city = install_demo_city(d, tt)
     assert city is not None and city.created
     assert [z.zone_id for z in d.zones()] == ["muroran-higashi"]
@@ -126,7 +135,7 @@ def test_install_once_replacing_the_drawn_placeholder(tt: CompiledTimetable) -> 
 
 def test_operator_zones_are_left_alone(tt: CompiledTimetable) -> None:
     d = _dispatcher()
-    d.add_zone(ServiceZone.from_geojson("ops", MURORAN_DEMO_ZONE))  # not the placeholder's id
+    d.add_zone(ServiceZone.from_geojson("ops", OPS_ZONE))
     assert install_demo_city(d, tt) is None
     assert [z.zone_id for z in d.zones()] == ["ops"] and d.vehicles() == []
 

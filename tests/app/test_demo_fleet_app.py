@@ -205,3 +205,10 @@ def test_demo_rider_is_created_once(app_client: TestClient) -> None:
     with Session(services.engine) as db:
         user = db.exec(select(User).where(User.email == DEMO_RIDER_EMAIL)).one()
         assert str(user.id) == uid and user.roles == ["resident"]
+
+
+def test_van_count_comes_from_settings(start: Callable[..., TestClient]) -> None:
+    d = services_of(start(dispatch_demo_vehicles=2)).dispatcher
+    assert [z.zone_id for z in d.zones()] == [ZONE_ID]
+    kinds = sorted(v.vtype.name for v in d.vehicles())
+    assert kinds == ["autonomous_shuttle", "van", "van"]
