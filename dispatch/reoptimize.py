@@ -6,11 +6,17 @@ from the plans in force with a time limit. The new plans replace the old ones on
 pass ``check``, serve every ride, keep every promised window (they are hard windows of the
 problem), cost less driving, and no plan of the zone changed meanwhile. A solver time-out or any
 doubt leaves the plans in force.
+
+A mixed fleet (e.g. vans at 28 km/h and an autonomous shuttle at 16 km/h) is re-optimised one
+speed class at a time: :class:`dispatch.problem.Problem` holds one travel-time matrix, so each
+class gets its own problem on its own matrix, and rides move between vehicles of the same
+class (a ride never moves between a van and the shuttle here).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,12 +47,30 @@ class ZoneProblem:
     current: list[list[int]]
 
 
-def build_problem(d: Dispatcher, zone_id: str, now: float) -> ZoneProblem | None:
-    """The zone's live state as a DARP problem (None when there is nothing to improve, or the
-    fleet mixes speeds: one travel matrix serves one speed)."""
+def speed_classes(d: Dispatcher, zone_id: str, now: float) -> list[list[str]]:
+    """The ids of the zone's vehicles on shift, grouped by speed (km/h), slowest class first."""
+    zs = d.zone_state(zone_id)
+    groups: dict[float, list[str]] = {}
+    with zs.lock:
+        for v in zs.vehicles.values():
+            if now < v.shift_end:
+                groups.setdefault(v.vtype.speed_kmh, []).append(v.vehicle_id)
+    return [groups[k] for k in sorted(groups)]
+
+
+def build_problem(
+    d: Dispatcher, zone_id: str, now: float, vehicle_ids: Collection[str] | None = None
+) -> ZoneProblem | None:
+    """The live state of the zone's vehicles on shift (only ``vehicle_ids`` when given) as a
+    DARP problem; None when there is nothing to improve, or the vehicles mix speeds (one travel
+    matrix serves one speed: pass one of :func:`speed_classes`)."""
     zs = d.zone_state(zone_id)
     with zs.lock:
-        vehicles = [v for v in zs.vehicles.values() if now < v.shift_end]
+        vehicles = [
+            v
+            for v in zs.vehicles.values()
+            if now < v.shift_end and (vehicle_ids is None or v.vehicle_id in vehicle_ids)
+        ]
         versions = {v.vehicle_id: zs.versions[v.vehicle_id] for v in vehicles}
         plans = {v.vehicle_id: list(v.plan) for v in vehicles}
         onboard = {v.vehicle_id: dict(v.onboard) for v in vehicles}
@@ -160,11 +184,27 @@ def reoptimise_zone(
 ) -> int:
     """One re-optimisation pass; returns the number of vehicles whose plan was replaced.
 
-    ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``.
+    ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``. Each
+    speed class of the fleet is solved separately, ``time_limit_s`` each.
     """
     if solver not in ("ortools", "alns"):
         raise ValueError(f"unknown solver {solver!r}")
-    zp = build_problem(d, zone_id, now)
+    return sum(
+        _reoptimise_class(d, zone_id, now, ids, time_limit_s, solver, iterations)
+        for ids in speed_classes(d, zone_id, now)
+    )
+
+
+def _reoptimise_class(
+    d: Dispatcher,
+    zone_id: str,
+    now: float,
+    vehicle_ids: list[str],
+    time_limit_s: float,
+    solver: str,
+    iterations: int | None,
+) -> int:
+    zp = build_problem(d, zone_id, now, vehicle_ids)
     if zp is None:
         return 0
     p = zp.problem
