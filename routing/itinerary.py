@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gtfs.compiled import CompiledTimetable
+from routing.co2 import pattern_co2_cumulative, ride_grams
 from routing.options import route_type_mode
 from routing.raptor.journey import Journey, RideLeg, WalkLeg
 
@@ -60,6 +61,7 @@ class ItineraryLeg:
     scheduled_end: int | None = None
     realtime: bool = False
     service_day_offset: int = 0  # seconds: trips of the day before run at -86400
+    co2_g: int = 0  # grams per passenger (routing.co2); walks emit nothing
 
     @property
     def transit(self) -> bool:
@@ -102,6 +104,11 @@ class Itinerary:
     @property
     def transfers(self) -> int:
         return max(0, sum(1 for leg in self.legs if leg.transit) - 1)
+
+    @property
+    def co2_g(self) -> int:
+        """Grams of CO2 per passenger (:mod:`routing.co2` factors)."""
+        return sum(leg.co2_g for leg in self.legs)
 
     @property
     def waiting_time(self) -> int:
@@ -210,6 +217,14 @@ class ItineraryBuilder:
         self.walk = walk
         self.readings = readings or {}
         self.translations = translations or {}
+        self._co2: np.ndarray | None = None
+
+    @property
+    def pattern_co2(self) -> np.ndarray:
+        """Cumulative grams along each pattern (built on first use)."""
+        if self._co2 is None:
+            self._co2 = pattern_co2_cumulative(self.tt)
+        return self._co2
 
     def stop_place(
         self, s: int, locale: str, arrival: int | None = None, departure: int | None = None
@@ -333,6 +348,7 @@ class ItineraryBuilder:
             scheduled_end=sched_arr,
             realtime=rt,
             service_day_offset=off,
+            co2_g=ride_grams(self.pattern_co2, p0, leg.board_pos, leg.alight_pos),
         )
 
 
@@ -358,13 +374,14 @@ def _merge_walks(legs: list[ItineraryLeg]) -> list[ItineraryLeg]:
 
 # --- filtering ----------------------------------------------------------------------------------
 def filter_itineraries(
-    items: Sequence[Itinerary], limit: int, arrive_by: bool = False
+    items: Sequence[Itinerary], limit: int, arrive_by: bool = False, co2: bool = False
 ) -> list[Itinerary]:
     """Drop dominated and near-duplicate itineraries, order them, keep ``limit``.
 
     Dominated: another one departs no earlier, arrives no later, with no more transfers and
-    no more walking (one strictly better). Near-duplicates ride the same trips; the one
-    arriving first (then walking least) is kept.
+    no more walking (one strictly better; with ``co2``, also no more CO2). Near-duplicates
+    ride the same trips; the one arriving first (then walking least) is kept. With ``co2``
+    the lowest-emission itinerary that rides is always among those kept.
     """
     by_trips: dict[tuple[str | None, ...], Itinerary] = {}
     for it in items:
@@ -375,8 +392,8 @@ def filter_itineraries(
     cands = list(by_trips.values())
 
     def dominates(a: Itinerary, b: Itinerary) -> bool:
-        ka = (-a.start, a.end, a.transfers, a.walk_time)
-        kb = (-b.start, b.end, b.transfers, b.walk_time)
+        ka = (-a.start, a.end, a.transfers, a.walk_time, a.co2_g if co2 else 0)
+        kb = (-b.start, b.end, b.transfers, b.walk_time, b.co2_g if co2 else 0)
         return all(x <= y for x, y in zip(ka, kb, strict=True)) and ka != kb
 
     kept = [b for b in cands if not any(dominates(a, b) for a in cands if a is not b)]
@@ -384,7 +401,13 @@ def filter_itineraries(
         kept.sort(key=lambda it: (-it.start, it.end, it.transfers))
     else:
         kept.sort(key=lambda it: (it.end, -it.start, it.transfers))
-    return kept[:limit]
+    out = kept[:limit]
+    rides = [it for it in kept if any(leg.transit for leg in it.legs)]
+    if co2 and rides:
+        cleanest = min(rides, key=lambda it: (it.co2_g, it.end))
+        if cleanest not in out:
+            out[-1] = cleanest
+    return out
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -456,6 +479,7 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
                     "scheduledEndTime": base + leg.scheduled_end * 1000,
                     "departureDelay": leg.start - leg.scheduled_start,
                     "arrivalDelay": leg.end - leg.scheduled_end,
+                    "emissionsPerPerson": {"co2": leg.co2_g},
                 }
             )
         legs.append(d)
@@ -468,5 +492,7 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
         "transitTime": it.transit_time,
         "waitingTime": it.waiting_time,
         "transfers": it.transfers,
+        # OTP 2's emissions field: grams of CO2 per passenger (routing.co2 factors).
+        "emissionsPerPerson": {"co2": it.co2_g},
         "legs": legs,
     }

@@ -65,6 +65,9 @@ class RoutingOptions:
         Most itineraries returned.
     search_window_s
         Departure window of range queries (and of the "next departures" alternatives).
+    optimize_co2
+        CO2 per passenger (:mod:`routing.co2`) as a fourth McRAPTOR criterion: slower but
+        cleaner itineraries are kept too, the cleanest one always.
     """
 
     max_transfers: int = 5
@@ -75,6 +78,7 @@ class RoutingOptions:
     modes: frozenset[str] | None = None
     num_itineraries: int = 3
     search_window_s: int = 3600
+    optimize_co2: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_transfers <= 15:

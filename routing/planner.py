@@ -213,7 +213,7 @@ class Planner:
         ]
         if direct is not None:
             items.append(direct)
-        kept = filter_itineraries(items, opts.num_itineraries, req.arrive_by)
+        kept = filter_itineraries(items, opts.num_itineraries, req.arrive_by, opts.optimize_co2)
         if not kept:
             return fail(NO_TRANSIT_CONNECTION)
         return Plan(req, o, d, tuple(kept))
@@ -263,8 +263,13 @@ class Planner:
                     e_secs,
                 )
             )
-            # Less walking or fewer transfers at the cost of arriving later (McRAPTOR).
-            out.extend(mc_raptor(data.forward, q, req.time_s, a_stops, a_secs, e_stops, e_secs))
+            # Less walking, fewer transfers (or less CO2) at the cost of arriving later.
+            co2 = data.pattern_co2 if opts.optimize_co2 else None
+            out.extend(
+                mc_raptor(
+                    data.forward, q, req.time_s, a_stops, a_secs, e_stops, e_secs, pattern_co2=co2
+                )
+            )
             t = req.time_s
             for _ in range(opts.num_itineraries):
                 res = earliest_arrival(data.forward, q, t, a_stops, a_secs, e_stops, e_secs)

@@ -81,6 +81,14 @@ class TransitData:
         """The mirrored network for arrive-by searches (built on first use)."""
         return self.forward.reverse()
 
+    @cached_property
+    def pattern_co2(self) -> IntArray:
+        """[len(pattern_stops)] cumulative grams of CO2 along each pattern (McRAPTOR's optional
+        criterion; :mod:`routing.co2`)."""
+        from routing.co2 import pattern_co2_cumulative
+
+        return pattern_co2_cumulative(self.tt)
+
     @property
     def st_stop(self) -> IntArray:
         """[N] stop index of every stop time."""

@@ -2,8 +2,9 @@
 
 Parameters follow OTP's REST planner (``fromPlace``/``toPlace`` as ``lat,lon`` or a stop id,
 ``date``, ``time``, ``arriveBy``, ``maxWalkDistance``, ``walkSpeed``, ``maxTransfers``,
-``minTransferTime``, ``wheelchair``, ``mode``, ``numItineraries``, ``locale``) and so does the
-answer (``plan.itineraries[].legs[]``). A query that is well formed but cannot be served
+``minTransferTime``, ``wheelchair``, ``mode``, ``numItineraries``, ``locale``; plus
+``optimizeCo2``) and so does the answer (``plan.itineraries[].legs[]``, with OTP 2's
+``emissionsPerPerson.co2`` in grams). A query that is well formed but cannot be served
 (date outside the feed, no stop within walking distance, no connection) answers 200 with no
 itinerary and OTP's ``error`` object; malformed input answers 400, an unknown stop id 404.
 """
@@ -266,6 +267,7 @@ async def plan(
     mode: str | None = Query(None, description="TRANSIT,WALK or e.g. BUS,WALK"),
     numItineraries: int = Query(3, ge=1, le=20),
     searchWindow: int = Query(3600, ge=0, le=6 * 3600),
+    optimizeCo2: bool = Query(False, description="CO2 as a fourth criterion (cleaner options)"),
     locale: str = Query("en", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
 ) -> dict[str, Any]:
     """Itineraries between two places (OTP's ``/plan``)."""
@@ -289,6 +291,7 @@ async def plan(
             modes=modes,
             num_itineraries=numItineraries,
             search_window_s=searchWindow,
+            optimize_co2=optimizeCo2,
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_options", str(exc)) from exc
@@ -310,6 +313,7 @@ async def plan(
             "wheelchair": wheelchair,
             "mode": mode or "TRANSIT,WALK",
             "numItineraries": numItineraries,
+            "optimizeCo2": optimizeCo2,
             "locale": lang,
         },
         "plan": {

@@ -1,4 +1,4 @@
-"""McRAPTOR: Pareto journeys over (arrival time, number of rides, walking time).
+"""McRAPTOR: Pareto journeys over (arrival time, number of rides, walking time[, CO2]).
 
 Rounds give the number of rides; within a stop, a bag keeps the labels not dominated on
 (arrival, boarding-ready time, walking seconds) by a label with no more rides (Delling, Pajor
@@ -22,6 +22,10 @@ K_ACCESS = 1
 K_RIDE = 2
 K_WALK = 3
 _RB_CAP = 256  # route-bag capacity (labels riding one pattern at once)
+CO2_STEP_G = 100
+"""Grams per CO2 step: McRAPTOR compares CO2 in 100 g steps (a kilometre of bus), so journeys
+a few grams cleaner do not multiply the Pareto set (exact grams make it explode: thousands of
+journeys and seconds per query on Cairns)."""
 
 
 @njit(cache=True)
@@ -30,6 +34,7 @@ def _insert(
     arr: int,
     ready: int,
     walk: int,
+    co2: int,
     rnd: int,
     kind: int,
     head: np.ndarray,
@@ -37,12 +42,14 @@ def _insert(
     l_arr: np.ndarray,
     l_ready: np.ndarray,
     l_walk: np.ndarray,
+    l_co2: np.ndarray,
     l_round: np.ndarray,
     l_kind: np.ndarray,
     dead: np.ndarray,
     n: int,
+    step: int,
 ) -> bool:
-    """Whether ``(arr, ready, walk)`` at round ``rnd`` enters stop ``s``'s bag; if so, kills
+    """Whether ``(arr, ready, walk, co2)`` at round ``rnd`` enters stop ``s``'s bag; if so, kills
     the labels of the same round it dominates (the caller writes label ``n``).
 
     Arrivals by a ride compete only with rides (and the access): a ride that a walk beats
@@ -57,6 +64,7 @@ def _insert(
             and l_arr[x] <= arr
             and l_ready[x] <= ready
             and l_walk[x] <= walk
+            and l_co2[x] // step <= co2 // step
         ):
             return False
         x = nxt[x]
@@ -69,6 +77,7 @@ def _insert(
             and arr <= l_arr[x]
             and ready <= l_ready[x]
             and walk <= l_walk[x]
+            and co2 // step <= l_co2[x] // step
         ):
             dead[x] = True
         x = nxt[x]
@@ -102,10 +111,14 @@ def mc_kernel(
     departure: int,
     access_s: np.ndarray,
     max_rounds: int,
+    pat_co2: np.ndarray,
+    max_arrival: int,
+    co2_step: int,
     # label pool (capacity C)
     l_arr: np.ndarray,
     l_ready: np.ndarray,
     l_walk: np.ndarray,
+    l_co2: np.ndarray,
     l_stop: np.ndarray,
     l_round: np.ndarray,
     l_kind: np.ndarray,
@@ -135,6 +148,8 @@ def mc_kernel(
     rb_o = np.empty(_RB_CAP, dtype=np.int32)
     rb_board = np.empty(_RB_CAP, dtype=np.int32)
     rb_walk = np.empty(_RB_CAP, dtype=np.int32)
+    # CO2 at boarding minus the pattern's cumulative grams there: comparable along the pattern.
+    rb_co2 = np.empty(_RB_CAP, dtype=np.int32)
 
     # Round 0: access labels, then one walk from each.
     n_acc = 0
@@ -145,12 +160,13 @@ def mc_kernel(
         if n >= cap:
             return -1
         if _insert(
-            s, a, a, access_s[s], 0, K_ACCESS, head, nxt, l_arr, l_ready, l_walk, l_round,
-            l_kind, dead, n,
+            s, a, a, access_s[s], 0, 0, K_ACCESS, head, nxt, l_arr, l_ready, l_walk, l_co2,
+            l_round, l_kind, dead, n, co2_step,
         ):  # fmt: skip
             l_arr[n] = a
             l_ready[n] = a
             l_walk[n] = access_s[s]
+            l_co2[n] = 0
             l_stop[n] = s
             l_round[n] = 0
             l_kind[n] = K_ACCESS
@@ -173,15 +189,18 @@ def mc_kernel(
             t = transfer_to[e]
             a = l_arr[x] + d
             w = l_walk[x] + d
+            if a > max_arrival:
+                continue
             if n >= cap:
                 return -1
             if _insert(
-                t, a, a, w, 0, K_WALK, head, nxt, l_arr, l_ready, l_walk, l_round, l_kind,
-                dead, n,
+                t, a, a, w, l_co2[x], 0, K_WALK, head, nxt, l_arr, l_ready, l_walk, l_co2,
+                l_round, l_kind, dead, n, co2_step,
             ):  # fmt: skip
                 l_arr[n] = a
                 l_ready[n] = a
                 l_walk[n] = w
+                l_co2[n] = l_co2[x]
                 l_stop[n] = t
                 l_round[n] = 0
                 l_kind[n] = K_WALK
@@ -227,16 +246,20 @@ def mc_kernel(
                     if not st_alight[st]:
                         continue
                     a = st_arr[rb_o[r], st] + offsets[rb_o[r]]
+                    if a > max_arrival:
+                        continue
                     ready = a + change_s[s]
+                    c = rb_co2[r] + pat_co2[p0 + i]
                     if n >= cap:
                         return -1
                     if _insert(
-                        s, a, ready, rb_walk[r], k, K_RIDE, head, nxt, l_arr, l_ready, l_walk,
-                        l_round, l_kind, dead, n,
+                        s, a, ready, rb_walk[r], c, k, K_RIDE, head, nxt, l_arr, l_ready,
+                        l_walk, l_co2, l_round, l_kind, dead, n, co2_step,
                     ):  # fmt: skip
                         l_arr[n] = a
                         l_ready[n] = ready
                         l_walk[n] = rb_walk[r]
+                        l_co2[n] = c
                         l_stop[n] = s
                         l_round[n] = k
                         l_kind[n] = K_RIDE
@@ -274,22 +297,32 @@ def mc_kernel(
                             best_d = d + off
                     if best_t >= 0:
                         w = l_walk[x]
+                        c = l_co2[x] - pat_co2[p0 + i]
                         dominated = False
                         for r in range(n_rb):
                             dr = st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i] + offsets[rb_o[r]]
-                            if dr <= best_d and rb_walk[r] <= w:
+                            if (
+                                dr <= best_d
+                                and rb_walk[r] <= w
+                                and rb_co2[r] // co2_step <= c // co2_step
+                            ):
                                 dominated = True
                                 break
                         if not dominated:
                             m = 0
                             for r in range(n_rb):
                                 dr = st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i] + offsets[rb_o[r]]
-                                if not (best_d <= dr and w <= rb_walk[r]):
+                                if not (
+                                    best_d <= dr
+                                    and w <= rb_walk[r]
+                                    and c // co2_step <= rb_co2[r] // co2_step
+                                ):
                                     rb_par[m] = rb_par[r]
                                     rb_trip[m] = rb_trip[r]
                                     rb_o[m] = rb_o[r]
                                     rb_board[m] = rb_board[r]
                                     rb_walk[m] = rb_walk[r]
+                                    rb_co2[m] = rb_co2[r]
                                     m += 1
                             n_rb = m
                             if n_rb < _RB_CAP:
@@ -298,6 +331,7 @@ def mc_kernel(
                                 rb_o[n_rb] = best_o
                                 rb_board[n_rb] = i
                                 rb_walk[n_rb] = w
+                                rb_co2[n_rb] = c
                                 n_rb += 1
                     x = nxt[x]
         # One walk after each new ride label.
@@ -311,15 +345,18 @@ def mc_kernel(
                 t = transfer_to[e]
                 a = l_arr[x] + d
                 w = l_walk[x] + d
+                if a > max_arrival:
+                    continue
                 if n >= cap:
                     return -1
                 if _insert(
-                    t, a, a + slack, w, k, K_WALK, head, nxt, l_arr, l_ready, l_walk, l_round,
-                    l_kind, dead, n,
+                    t, a, a + slack, w, l_co2[x], k, K_WALK, head, nxt, l_arr, l_ready, l_walk,
+                    l_co2, l_round, l_kind, dead, n, co2_step,
                 ):  # fmt: skip
                     l_arr[n] = a
                     l_ready[n] = a + slack
                     l_walk[n] = w
+                    l_co2[n] = l_co2[x]
                     l_stop[n] = t
                     l_round[n] = k
                     l_kind[n] = K_WALK
@@ -340,6 +377,7 @@ class McResult:
         self.arr = np.empty(capacity, dtype=np.int32)
         self.ready = np.empty(capacity, dtype=np.int32)
         self.walk = np.empty(capacity, dtype=np.int32)
+        self.co2 = np.empty(capacity, dtype=np.int32)
         self.stop = np.empty(capacity, dtype=np.int32)
         self.round = np.empty(capacity, dtype=np.int32)
         self.kind = np.empty(capacity, dtype=np.int8)
@@ -364,13 +402,31 @@ def mc_raptor(
     egress_stops: npt.ArrayLike,
     egress_s: npt.ArrayLike | None = None,
     *,
+    pattern_co2: npt.ArrayLike | None = None,
+    max_arrival: int | None = None,
+    co2_step: int = CO2_STEP_G,
     capacity: int = 1 << 15,
 ) -> list[Journey]:
-    """Pareto-optimal journeys over (arrival, transfers, walking seconds), fastest first."""
+    """Pareto-optimal journeys over (arrival, transfers, walking seconds), fastest first.
+
+    ``pattern_co2`` (optional, e.g. :func:`routing.co2.pattern_co2_cumulative`): grams of CO2
+    from each pattern's first stop to each position (one value per ``pattern_stops`` entry);
+    given, CO2 is a fourth criterion and the set also keeps slower but cleaner journeys.
+    ``co2_step`` (grams, :data:`CO2_STEP_G`) compares CO2 in steps of that size (floor of
+    grams / step), so journeys a few grams cleaner do not multiply the set. ``max_arrival`` drops labels arriving later (bounds the search: with CO2 a whole day of
+    ever later, ever cleaner journeys is otherwise Pareto-optimal).
+    """
     if network.reversed:
         raise ValueError("McRAPTOR runs on the forward network")
     access = _as_targets(network.n_stops, access_stops, access_s)
     egress = _as_targets(network.n_stops, egress_stops, egress_s)
+    n_ps = network.pattern_stops.shape[0]
+    if pattern_co2 is None:
+        co2 = np.zeros(n_ps, dtype=np.int32)
+    else:
+        co2 = np.ascontiguousarray(pattern_co2, dtype=np.int32)
+        if co2.shape != (n_ps,):
+            raise ValueError(f"pattern_co2 needs one value per pattern stop ({n_ps})")
     while True:
         res = McResult(capacity, network.n_stops)
         res.departure = int(departure)
@@ -381,8 +437,9 @@ def mc_raptor(
             network.transfer_ptr, network.transfer_to, query.footpath_seconds(network),
             query.active, query.offsets, query.change_s, int(query.slack),
             int(query.max_transfer_s), bool(query.fifo), int(departure), access,
-            int(query.max_rides),
-            res.arr, res.ready, res.walk, res.stop, res.round, res.kind, res.parent, res.trip,
+            int(query.max_rides), co2, BIG if max_arrival is None else int(max_arrival),
+            max(1, int(co2_step)),
+            res.arr, res.ready, res.walk, res.co2, res.stop, res.round, res.kind, res.parent, res.trip,
             res.board, res.alight, res.off, res.dead, res.next, res.head,
         )  # fmt: skip
         if n >= 0:
@@ -390,19 +447,32 @@ def mc_raptor(
             break
         capacity *= 4
     # Candidates at the targets: every live label plus its egress.
-    cands: list[tuple[int, int, int, int, int]] = []  # (arrival, rides, walk, label, egress)
+    # (arrival, rides, walk, co2, label, egress)
+    cands: list[tuple[int, int, int, int, int, int]] = []
     for s in np.flatnonzero(egress >= 0).tolist():
         x = int(res.head[s])
         while x >= 0:
-            if not res.dead[x]:
-                e = int(egress[s])
-                cands.append((int(res.arr[x]) + e, int(res.round[x]), int(res.walk[x]) + e, x, e))
+            e = int(egress[s])
+            if not res.dead[x] and (max_arrival is None or int(res.arr[x]) + e <= max_arrival):
+                cands.append(
+                    (
+                        int(res.arr[x]) + e,
+                        int(res.round[x]),
+                        int(res.walk[x]) + e,
+                        int(res.co2[x]),
+                        x,
+                        e,
+                    )
+                )
             x = int(res.next[x])
-    pareto: list[tuple[int, int, int, int, int]] = []
+    step = max(1, int(co2_step))
+    pareto: list[tuple[int, int, int, int, int, int]] = []
     for c in sorted(cands):
-        if not any(p[0] <= c[0] and p[1] <= c[1] and p[2] <= c[2] for p in pareto):
+        if not any(
+            all(p[i] <= c[i] for i in range(3)) and p[3] // step <= c[3] // step for p in pareto
+        ):
             pareto.append(c)
-    return [_read(network, query, res, c[3], c[4]) for c in pareto]
+    return [_read(network, query, res, c[4], c[5]) for c in pareto]
 
 
 def _read(

@@ -333,3 +333,32 @@ def test_edge_queries_never_fail(client: TestClient, params: dict) -> None:  # t
         assert body["plan"]["itineraries"] or body["error"]["id"]
         for it in body["plan"]["itineraries"]:
             assert it["endTime"] >= it["startTime"]
+
+
+def test_itineraries_carry_co2_and_the_criterion_keeps_the_cleanest(client: TestClient) -> None:
+    """Every itinerary reports OTP 2's ``emissionsPerPerson.co2`` (grams, sum of its legs);
+    with ``optimizeCo2`` the cleanest riding itinerary is among the answers."""
+    base = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00"}
+    plain = client.get("/api/v1/plan", params=base).json()["plan"]["itineraries"]
+    r = client.get("/api/v1/plan", params={**base, "optimizeCo2": "true", "numItineraries": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["requestParameters"]["optimizeCo2"] is True
+    green = body["plan"]["itineraries"]
+    assert len(green) == 1
+    for it in plain + green:
+        legs = it["legs"]
+        assert it["emissionsPerPerson"]["co2"] == sum(
+            leg["emissionsPerPerson"]["co2"] for leg in legs if leg["transitLeg"]
+        )
+        for leg in legs:
+            if leg["transitLeg"]:
+                # Muroran is all bus (102 g per passenger-km); legs follow stop to stop.
+                assert leg["emissionsPerPerson"]["co2"] > 0
+                assert leg["emissionsPerPerson"]["co2"] <= 0.102 * leg["distance"] * 1.05 + 1
+    riding = [it for it in plain if any(leg["transitLeg"] for leg in it["legs"])]
+    assert green[0]["emissionsPerPerson"]["co2"] <= min(
+        it["emissionsPerPerson"]["co2"] for it in riding
+    )
+    r = client.get("/api/v1/plan", params={**base, "optimizeCo2": "maybe"})
+    assert r.status_code == 422
