@@ -286,3 +286,52 @@ def test_vehicles_and_alerts_as_json(
     assert_error(c.get("/api/v1/realtime/alerts", params={"at": "soon"}), 422)
     # The KC vehicles (another source) are still there.
     assert len(c.get("/api/v1/realtime/vehicles").json()["vehicles"]) == 627
+
+
+def test_delay_changes_what_a_plan_query_finds(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """Asked for after a bus's scheduled departure, /plan cannot use that bus; once a
+    TripUpdate says it runs 7 minutes late, the same query rides it at its realtime time."""
+    c = make_app_client(demo=True)
+    reg: FeedRegistry = c.app.state.services.feeds  # type: ignore[attr-defined]
+    operator = auth(make_user(roles=("operator",), client=c), client=c)
+    body, t = _delay_message(reg, 420)  # +420 s from the trip's third stop on
+    tt = reg.network.timetable
+    day = reg.network.service_date
+    assert tt is not None and day is not None
+    a = int(tt.trip_st_ptr[t])
+    p = int(tt.trip_pattern[t])
+    stops = tt.pattern_stops[tt.pattern_stop_ptr[p] : tt.pattern_stop_ptr[p + 1]]
+    board, alight = str(tt.stop_ids[stops[3]]), str(tt.stop_ids[stops[-1]])
+    sched = int(tt.st_departure[a + 3])
+    ask = sched + 120  # two minutes after it left on schedule, five before it really leaves
+    params: dict[str, str | int] = {
+        "fromPlace": board,
+        "toPlace": alight,
+        "date": day.isoformat(),
+        "time": f"{ask // 3600:02d}:{ask % 3600 // 60:02d}",
+        "numItineraries": 5,
+    }
+    trip_id = str(tt.trip_ids[t])
+
+    def legs_on_trip() -> list[dict[str, Any]]:
+        r = c.get("/api/v1/plan", params=params)
+        assert r.status_code == 200, r.text
+        return [
+            leg
+            for it in r.json()["plan"]["itineraries"]
+            for leg in it["legs"]
+            if leg.get("tripId") == trip_id
+        ]
+
+    assert legs_on_trip() == []  # gone, by the schedule
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **operator})
+    assert r.status_code == 200, r.text
+    legs = legs_on_trip()
+    assert legs, "the late bus is not offered"
+    leg = legs[0]
+    assert leg["realTime"] is True and leg["departureDelay"] == 420
+    assert leg["startTime"] - leg["scheduledStartTime"] == 420_000
