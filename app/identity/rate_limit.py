@@ -10,6 +10,7 @@ import hashlib
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,14 +45,17 @@ def login_key(email: str, client_ip: str) -> str:
 class MemoryRateLimiter:
     """Per-process counters (thread-safe); stale windows are pruned as new ones open."""
 
-    def __init__(self, limit: int, window_s: int = WINDOW_S) -> None:
+    def __init__(
+        self, limit: int, window_s: int = WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.window_s = window_s
+        self._clock = clock  # injectable: tests move time without sleeping
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, int]] = {}
 
     def hit(self, key: str) -> Decision:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             start, count = self._windows.get(key, (now, 0))
             if now - start >= self.window_s:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from app.identity.rate_limit import MemoryRateLimiter, RedisRateLimiter, login_key
 
 
 def test_memory_window_resets() -> None:
-    limiter = MemoryRateLimiter(limit=2, window_s=1)
+    now = [1000.0]  # a fake clock: no sleeping, no race with a loaded machine
+    limiter = MemoryRateLimiter(limit=2, window_s=60, clock=lambda: now[0])
     key = login_key("A@example.org", "10.0.0.1")
     assert limiter.hit(key).allowed and limiter.hit(key).allowed
+    now[0] += 20.5
     blocked = limiter.hit(key)
-    assert not blocked.allowed and blocked.retry_after_s == 1
-    time.sleep(1.05)
+    assert not blocked.allowed and blocked.retry_after_s == 40
+    now[0] += 39.4
+    assert not limiter.hit(key).allowed
+    now[0] += 0.2  # the window has closed
     assert limiter.hit(key).allowed
 
 
