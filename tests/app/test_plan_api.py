@@ -362,3 +362,36 @@ def test_itineraries_carry_co2_and_the_criterion_keeps_the_cleanest(client: Test
     )
     r = client.get("/api/v1/plan", params={**base, "optimizeCo2": "maybe"})
     assert r.status_code == 422
+
+
+def test_osm_path_gives_the_planner_street_walking(shared_data: Path, tmp_path: Path) -> None:
+    """With ``settings.osm_path`` the plan API walks on the OSM graph (straight lines only as
+    the fallback); an unreadable extract leaves the straight-line model, never an error."""
+    from types import SimpleNamespace
+
+    import gtfs
+    from app.api.plan import _build
+    from routing.planner import FallbackWalk
+    from routing.street.osm_access import OsmWalkAccess
+    from routing.street.straight_line import StraightLineAccess
+
+    tt = gtfs.compile_timetable(gtfs.read_feed(shared_data / "gtfs" / "us_terre_haute.zip"))
+    network = SimpleNamespace(timetable=tt, versions=[])
+    pbf = shared_data / "osm" / "us_terre_haute.osm.pbf"
+    services = SimpleNamespace(settings=SimpleNamespace(osm_path=pbf), feeds=None)
+    walk = _build(services, network).planner.walk
+    assert isinstance(walk, FallbackWalk) and isinstance(walk.primary, OsmWalkAccess)
+    # A walk between two stops follows streets: longer than the crow flies, many vertices.
+    a, b = 0, 1
+    _, meters, coords = walk.walk(
+        float(tt.stop_lat[a]), float(tt.stop_lon[a]), float(tt.stop_lat[b]), float(tt.stop_lon[b])
+    )
+    crow = StraightLineAccess(tt.stop_lat, tt.stop_lon)
+    _, crow_m, crow_coords = crow.walk(
+        float(tt.stop_lat[a]), float(tt.stop_lon[a]), float(tt.stop_lat[b]), float(tt.stop_lon[b])
+    )
+    assert len(coords) > len(crow_coords) and meters != crow_m
+    bad = tmp_path / "broken.osm.pbf"
+    bad.write_bytes(b"not a pbf")
+    services = SimpleNamespace(settings=SimpleNamespace(osm_path=bad), feeds=None)
+    assert isinstance(_build(services, network).planner.walk, StraightLineAccess)
