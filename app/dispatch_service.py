@@ -9,6 +9,7 @@ to the app's event bus (topics ``fleet.vehicle.<id>`` and ``user.<user_id>.ride`
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -16,10 +17,13 @@ import structlog
 from dispatch.dispatcher import Dispatcher
 from dispatch.reoptimize import ReoptimizationLoop
 from dispatch.request import ServiceRules
-from dispatch.travel_times import StraightLineTravelTimes
+from dispatch.street_times import street_travel_times
+from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
+from routing.street import StreetError
 
 if TYPE_CHECKING:
     from app.services import Services
+    from app.settings import Settings
 
 log = structlog.get_logger("tsunagu.dispatch")
 
@@ -50,16 +54,31 @@ class BusEventSink:
             log.warning("dispatch_event_failed", topic=topic, error=type(exc).__name__)
 
 
+def dispatch_travel_times(settings: Settings) -> TravelTimes:
+    """Driving times on the OSM graph of ``settings.osm_path`` when it is set and readable
+    (``dispatch.street_times``; points off the network fall back to straight lines there), else
+    the straight-line model (great-circle x 1.3)."""
+    path = settings.osm_path
+    if path:
+        try:
+            travel = street_travel_times(Path(path))
+        except (StreetError, OSError, ValueError) as exc:  # no usable extract: straight lines
+            log.warning("dispatch_osm_unusable", path=str(path), error=str(exc))
+        else:
+            log.info("dispatch_travel_times", model="osm_drive", path=str(path))
+            return travel
+    return StraightLineTravelTimes(1.3)
+
+
 def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dispatcher:
-    """A dispatcher on straight-line travel times, publishing on the app's bus.
+    """A dispatcher on :func:`dispatch_travel_times`, publishing on the app's bus.
 
     It starts with no zone: zones come from published GTFS-Flex feeds (``app.feeds``), from
     operators (``/api/fleet``), or with ``settings.demo`` from ``app.demo_fleet``, which derives
     the demo zone from the published Muroran network (one mechanism, no hand-drawn stand-in).
     """
-    return Dispatcher(
-        StraightLineTravelTimes(1.3), ServiceRules(), BusEventSink(services.bus, loop)
-    )
+    travel = dispatch_travel_times(services.settings)
+    return Dispatcher(travel, ServiceRules(), BusEventSink(services.bus, loop))
 
 
 async def start_dispatcher(services: Services) -> None:

@@ -65,7 +65,7 @@ class StreetTravelTimes:
 def street_travel_times(pbf: Path) -> StreetTravelTimes:
     """Free-flow driving times on the OSM extract ``pbf`` (points off the network fall back to
     the straight-line model)."""
-    graph = load_osm(pbf)["drive"]
+    graph = load_osm(pbf, ["drive"])["drive"]
     return StreetTravelTimes(
         TravelTimeModel(graph, time_of_day=FREE_FLOW, off_network="straight_line", cache_size=4096)
     )
