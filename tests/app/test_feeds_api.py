@@ -353,7 +353,7 @@ def test_publishing_under_concurrent_plan_queries_loses_none(
     for t in threads:
         t.start()
     try:
-        for i in range(6):
+        for i in range(4):
             target = v2 if i % 2 == 0 else v1
             marks = [len(a) for a in answers]
             r = c.post(f"/api/v1/feeds/sample/versions/{target['id']}/publish", headers=op)
@@ -370,7 +370,7 @@ def test_publishing_under_concurrent_plan_queries_loses_none(
             t.join(60)
     assert not failures, failures[:5]
     done = sum(len(a) for a in answers)
-    assert done == sum(sent) and done > 6  # every query sent was answered
+    assert done == sum(sent) and done > 4  # every query sent was answered
     assert {n for a in answers for n in a} == set(names)
 
 
