@@ -69,7 +69,10 @@ def fleet_snapshot(dispatcher: Any, now: float | None = None) -> tuple[list[Any]
                         vehicle_id=v.vehicle_id,
                         lat=position[0],
                         lon=position[1],
-                        timestamp=int(max(v.position_time, 0.0) or t_now),
+                        # When the position was reported (never in the future).
+                        timestamp=int(
+                            min(v.position_time, t_now) if v.position_time > 0 else t_now
+                        ),
                         bearing=_bearing(position, first.latlon) if first else None,
                         trip_id=trip_id_of(v.vehicle_id) if first else None,
                         route_id=zone.zone_id if first else None,

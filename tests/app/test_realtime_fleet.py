@@ -115,3 +115,34 @@ def test_snapshot_of_the_demo_fleet(make_app_client: Callable[..., TestClient]) 
     assert len(vehicles) > 0
     vp = parse_feed(c.get("/api/v1/realtime/vehicle-positions.pb").content)
     assert sorted(str(v.vehicle_id) for v in vp.vehicles) == sorted(v.vehicle_id for v in vehicles)
+
+
+def test_snapshot_etas_are_the_dispatcher_schedule() -> None:
+    """ETAs are the dispatcher's planned service starts; local start_date in the zone's offset."""
+    from dispatch.dispatcher import Dispatcher
+    from dispatch.request import RideRequest
+    from dispatch.rides import Ride
+    from dispatch.travel_times import StraightLineTravelTimes
+    from dispatch.vehicle import VAN, Vehicle
+    from dispatch.zone import ServiceZone
+
+    t0 = 1_900_000_000.0  # 2030-03-17 17:46:40 UTC
+    clock = [t0]
+    d = Dispatcher(StraightLineTravelTimes(1.3), clock=lambda: clock[0])
+    zone = ServiceZone.from_geojson("z", ZONE["geometry"], utc_offset_s=9 * 3600)  # type: ignore[arg-type]
+    d.add_zone(zone)
+    a, b = (A["lat"], A["lon"]), (B["lat"], B["lon"])
+    d.add_vehicle(Vehicle("v1", VAN, a, t0 - 3600, t0 + 8 * 3600, a, t0 - 60, zone_id="z"))
+    ride = d.request_ride(RideRequest(a, b, t0), "u1")
+    assert isinstance(ride, Ride)
+    v = d.vehicle("v1")
+    expected = d.schedule(v, t0)
+    vehicles, trips = fleet_snapshot(d)
+    assert [x.vehicle_id for x in vehicles] == ["v1"]
+    assert vehicles[0].timestamp == int(t0 - 60)  # when the position was known
+    assert vehicles[0].stop_id == f"{ride.ride_id}:pickup"
+    (trip,) = trips
+    assert [e.arrival for e in trip.etas] == [round(float(x)) for x in expected]
+    assert [e.departure - e.arrival for e in trip.etas] == [round(s.service_s) for s in v.plan]  # type: ignore[operator]
+    assert trip.start_date == "20300318"  # 02:46 the next day in UTC+9
+    assert trip.timestamp == int(t0)
