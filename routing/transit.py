@@ -28,6 +28,11 @@ DAY_OFFSETS = (-1, 0, 1)
 """Service days a query may use, relative to its date."""
 
 
+def footpath_speed_mps(tt: CompiledTimetable) -> float:
+    """The walking speed the timetable's footpaths were timed at."""
+    return float(tt.meta.get("footpaths", {}).get("walk_speed_mps", WALK_SPEED_MPS))
+
+
 class TransitData:
     """A compiled timetable prepared for RAPTOR (cheap per-query masks, cached networks)."""
 
@@ -35,9 +40,7 @@ class TransitData:
         self.tt = tt
         # The speed the compiled footpaths were timed at: a traveller's own walking speed
         # scales them (transfers.txt minimum times too: the arrays do not tell them apart).
-        self.footpath_speed_mps = float(
-            tt.meta.get("footpaths", {}).get("walk_speed_mps", WALK_SPEED_MPS)
-        )
+        self.footpath_speed_mps = footpath_speed_mps(tt)
         n_stops = tt.n_stops
         # Footpaths between distinct stops; transfers.txt "from == to" entries are minimum
         # change times at that stop.

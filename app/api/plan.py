@@ -27,7 +27,7 @@ from app.services import ServicesDep
 from routing.itinerary import Place, service_day_epoch_ms, to_otp
 from routing.options import TRANSIT_MODES, RoutingOptions
 from routing.planner import Planner, PlanPlace, PlanRequest
-from routing.transit import TransitData
+from routing.transit import TransitData, footpath_speed_mps
 
 router = APIRouter(tags=["plan"])
 
@@ -102,9 +102,18 @@ def _build(services: Any, network: Any) -> NetworkPlanner:
     walk = None
     graph = _walk_graph(services)
     if graph is not None:
+        import dataclasses
+
+        from routing.street.footpaths import street_transfer_seconds
         from routing.street.osm_access import OsmWalkAccess
 
         walk = OsmWalkAccess(graph, tt.stop_lat, tt.stop_lon)
+        # Transfers between stops take at least their walk on the streets.
+        speed = footpath_speed_mps(tt)
+        secs = street_transfer_seconds(
+            graph, tt.stop_lat, tt.stop_lon, tt.transfer_ptr, tt.transfer_to, tt.transfer_s, speed
+        )
+        tt = dataclasses.replace(tt, transfer_s=secs)
     planner = Planner(TransitData(tt), walk, readings=readings, translations=translations)
     return NetworkPlanner(
         network=network,

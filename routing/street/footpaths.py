@@ -130,3 +130,50 @@ def _runs(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArr
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int64)
     return starts, np.r_[starts[1:], keys.size].astype(np.int64)
+
+
+def street_transfer_seconds(
+    graph: StreetGraph,
+    stop_lat: npt.ArrayLike,
+    stop_lon: npt.ArrayLike,
+    transfer_ptr: npt.ArrayLike,
+    transfer_to: npt.ArrayLike,
+    transfer_s: npt.ArrayLike,
+    walk_speed_mps: float = DEFAULT_WALK_SPEED_MPS,
+    *,
+    radius_m: float = 2000.0,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> IntArray:
+    """A compiled transfer CSR's seconds, re-timed on the street graph.
+
+    For a timetable compiled without the OSM extract (straight-line footpaths): every
+    transfer between two distinct located stops takes at least the street walk (the larger of
+    its compiled time and the walk on ``graph``), so a crossing with no bridge or a fenced
+    motorway costs its detour. Changes at one stop, stops off the graph (beyond
+    ``max_snap_m``) and pairs the graph cannot join within ``radius_m`` keep their times;
+    transfers.txt minimum times are never shortened.
+    """
+    ptr = np.asarray(transfer_ptr, dtype=np.int64)
+    dst_all = np.asarray(transfer_to, dtype=np.int64)
+    out = np.asarray(transfer_s, dtype=np.int32).copy()
+    lat_all = np.atleast_1d(np.asarray(stop_lat, dtype=np.float64))
+    lon_all = np.atleast_1d(np.asarray(stop_lon, dtype=np.float64))
+    if ptr.shape != (lat_all.shape[0] + 1,) or dst_all.shape != out.shape:
+        raise ValueError("transfer arrays do not match the stops")
+    speed = check_speed(walk_speed_mps)
+    src_all = np.repeat(np.arange(lat_all.shape[0], dtype=np.int64), np.diff(ptr))
+    located = np.isfinite(lat_all) & np.isfinite(lon_all)
+    edges = np.flatnonzero((src_all != dst_all) & located[src_all] & located[dst_all])
+    if edges.size == 0:
+        return out
+    stops = np.flatnonzero(located)
+    pos = np.full(lat_all.shape[0], -1, dtype=np.int64)
+    pos[stops] = np.arange(stops.size)
+    la, lo = as_latlon(lat_all[stops], lon_all[stops])
+    a, b = pos[src_all[edges]], pos[dst_all[edges]]
+    # Off-graph stops fall back to "no constraint" (0 m), so their compiled time stands.
+    meters = _graph_meters(graph, la, lo, a, b, radius_m, max_snap_m, np.zeros(edges.size))
+    ok = np.isfinite(meters)
+    street = walk_seconds(meters[ok], speed)
+    out[edges[ok]] = np.maximum(out[edges[ok]], street)
+    return out

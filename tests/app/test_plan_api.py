@@ -366,7 +366,8 @@ def test_itineraries_carry_co2_and_the_criterion_keeps_the_cleanest(client: Test
 
 def test_osm_path_gives_the_planner_street_walking(shared_data: Path, tmp_path: Path) -> None:
     """With ``settings.osm_path`` the plan API walks on the OSM graph (straight lines only as
-    the fallback); an unreadable extract leaves the straight-line model, never an error."""
+    the fallback) and times transfers on it; an unreadable extract leaves the straight-line
+    model, never an error."""
     from types import SimpleNamespace
 
     import gtfs
@@ -379,8 +380,14 @@ def test_osm_path_gives_the_planner_street_walking(shared_data: Path, tmp_path: 
     network = SimpleNamespace(timetable=tt, versions=[])
     pbf = shared_data / "osm" / "us_terre_haute.osm.pbf"
     services = SimpleNamespace(settings=SimpleNamespace(osm_path=pbf), feeds=None)
-    walk = _build(services, network).planner.walk
+    planner = _build(services, network).planner
+    walk = planner.walk
     assert isinstance(walk, FallbackWalk) and isinstance(walk.primary, OsmWalkAccess)
+    # Transfers between stops were re-timed on the streets (never shorter, some longer).
+    assert planner.tt is not tt
+    assert (planner.tt.transfer_s >= tt.transfer_s).all()
+    assert (planner.tt.transfer_s > tt.transfer_s).any()
+    assert (planner.data.forward.transfer_s.sum()) > 0
     # A walk between two stops follows streets: longer than the crow flies, many vertices.
     a, b = 0, 1
     _, meters, coords = walk.walk(

@@ -86,3 +86,36 @@ def test_off_network_stops_keep_straight_line_footpaths(
     assert a.tolist() == [0, 1] and b.tolist() == [1, 0]
     expected = int(np.ceil(float(haversine_m(lat[0], lon[0], lat[1], lon[1])) * 1.3 / 1.2 - 1e-9))
     assert sec.tolist() == [expected, expected]
+
+
+def test_street_transfer_seconds_never_undercut_the_streets(
+    terre_haute: dict[str, StreetGraph], gtfs_dir: Path
+) -> None:
+    """Terre Haute compiled with straight-line footpaths, re-timed on its OSM walking graph:
+    no transfer gets shorter, changes at one stop keep their time, and a re-timed transfer
+    takes exactly the street walk between its stops."""
+    import gtfs
+    from routing.street.footpaths import street_transfer_seconds
+    from routing.street.osm_access import OsmWalkAccess
+
+    graph = terre_haute["walk"]
+    tt = gtfs.compile_timetable(gtfs.read_feed(gtfs_dir / "us_terre_haute.zip"))
+    args = (tt.stop_lat, tt.stop_lon, tt.transfer_ptr, tt.transfer_to, tt.transfer_s)
+    new = street_transfer_seconds(graph, *args, 1.2)
+    old = tt.transfer_s
+    assert new.shape == old.shape and np.all(new >= old)
+    src = np.repeat(np.arange(tt.n_stops), np.diff(tt.transfer_ptr))
+    same = src == tt.transfer_to
+    assert np.array_equal(new[same], old[same])
+    longer = np.flatnonzero(new > old)
+    assert longer.size > 0  # some crow-fly footpaths cross a block or a barrier
+    access = OsmWalkAccess(graph, tt.stop_lat, tt.stop_lon)
+    for e in longer[:: max(1, longer.size // 20)]:
+        a, b = int(src[e]), int(tt.transfer_to[e])
+        secs, _, _ = access.walk(
+            float(tt.stop_lat[a]), float(tt.stop_lon[a]), float(tt.stop_lat[b]),
+            float(tt.stop_lon[b]), 1.2,
+        )  # fmt: skip
+        assert abs(int(new[e]) - secs) <= 1, (a, b, int(new[e]), secs)
+    with pytest.raises(ValueError, match="do not match"):
+        street_transfer_seconds(graph, tt.stop_lat[:-1], tt.stop_lon[:-1], *args[2:])
