@@ -122,3 +122,26 @@ def test_cairns_times_past_midnight_and_blank_times(gtfs_dir: Path) -> None:
     inner[tt.trip_st_ptr[:-1]] = False
     assert (tt.st_arrival >= 0).all()
     assert (tt.st_arrival[1:][inner[1:]] >= tt.st_departure[:-1][inner[1:]]).all()
+
+
+@pytest.mark.parametrize("name", ["au_cairns.zip", "jp_donan_bus_muroran.zip"])
+def test_shapes_match_raw_files(gtfs_dir: Path, name: str) -> None:
+    """Every shape's points, in shape_pt_sequence order, and each trip's shape_id."""
+    path = gtfs_dir / name
+    pts: dict[str, list[tuple[int, float, float]]] = {}
+    for r in raw_rows(path, "shapes.txt"):
+        pts.setdefault(r["shape_id"], []).append(
+            (int(r["shape_pt_sequence"]), float(r["shape_pt_lat"]), float(r["shape_pt_lon"]))
+        )
+    assert pts
+    tt = compile_timetable(read_feed(path))
+    assert sorted(tt.shape_ids.tolist()) == sorted(pts)
+    for i, sid in enumerate(tt.shape_ids.tolist()):
+        want = sorted(pts[sid])
+        a, b = int(tt.shape_ptr[i]), int(tt.shape_ptr[i + 1])
+        np.testing.assert_allclose(tt.shape_lat[a:b], [p[1] for p in want], atol=1e-6)
+        np.testing.assert_allclose(tt.shape_lon[a:b], [p[2] for p in want], atol=1e-6)
+    raw_shape = {t["trip_id"]: t.get("shape_id", "") for t in raw_rows(path, "trips.txt")}
+    for i, tid in enumerate(tt.trip_ids.tolist()):
+        s = int(tt.trip_shape[i])
+        assert (str(tt.shape_ids[s]) if s >= 0 else "") == raw_shape[tid]
