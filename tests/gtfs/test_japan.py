@@ -70,3 +70,18 @@ def test_kawasaki_dangling_routes_jp_row_is_a_warning(gtfs_dir: Path) -> None:
     assert n.samples[0]["filename"] == "routes_jp.txt"
     assert "foreign_key_violation" not in report.codes()
     assert not report.has_errors
+
+
+def test_pattern_jp_and_office_jp_are_known_tables(make_feed: Callable[..., Path]) -> None:
+    """GTFS-JP tables no shared feed has (pattern_jp) are read as tables, not unknown files."""
+    files = {
+        "pattern_jp.txt": "jp_pattern_id,route_update_date,origin_stop,via_stop,destination_stop\nP1,20300101,One,Two,Three\n",
+        "office_jp.txt": "office_id,office_name,office_url,office_phone\nO1,営業所,,\n",
+        "agency_jp.txt": "agency_id,agency_official_name,agency_zip_number\nA,株式会社,0500000\n",
+    }
+    feed = read_feed(make_feed(files))
+    assert feed.table("pattern_jp")["jp_pattern_id"].tolist() == ["P1"]
+    assert feed.table("office_jp")["office_name"].tolist() == ["営業所"]
+    report = validate_feed(feed, today=dt.date(2030, 6, 1))
+    assert "unknown_file" not in report.codes()
+    assert not report.has_errors
