@@ -50,6 +50,11 @@ _MESSAGES = {
 }
 
 
+def plan_message(code: str, **fmt: str) -> str:
+    """The readable text of a planner error id."""
+    return _MESSAGES[code].format(**fmt)
+
+
 @dataclass(frozen=True)
 class PlanPlace:
     """A query end: a stop index, or coordinates (with an optional display name)."""
@@ -183,7 +188,7 @@ class Planner:
         d = self._place(req.destination, req.locale, "Destination")
 
         def fail(code: str, **fmt: str) -> Plan:
-            return Plan(req, o, d, (), PlanError(code, _MESSAGES[code].format(**fmt)))
+            return Plan(req, o, d, (), PlanError(code, plan_message(code, **fmt)))
 
         if not self.data.covers(req.date):
             return fail(OUTSIDE_SERVICE_PERIOD)

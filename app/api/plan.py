@@ -162,6 +162,17 @@ _COORD = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$")
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([aApP][mM])?\s*$")
 
 
+def _float_pair(text: str) -> tuple[float, float] | None:
+    """``text`` as two numbers ``a,b`` in any float spelling (``1e5``, ``nan``), or None."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        return None
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
+
+
 def parse_place(value: str, np_: NetworkPlanner, what: str) -> PlanPlace:
     """``lat,lon``, ``name::lat,lon``, a stop id, or ``name::stopId`` (OTP's forms)."""
     name = None
@@ -173,8 +184,10 @@ def parse_place(value: str, np_: NetworkPlanner, what: str) -> PlanPlace:
     if not text:
         raise ApiError(400, "invalid_place", f"{what} is empty.", {"param": what})
     m = _COORD.match(text)
-    if m:
-        lat, lon = float(m.group(1)), float(m.group(2))
+    coords = _float_pair(text) if m is None else (float(m.group(1)), float(m.group(2)))
+    if coords is not None:
+        lat, lon = coords
+        # NaN fails every comparison, so it is refused here too.
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise ApiError(
                 400, "invalid_place", f"{what} coordinates are out of range.", {"param": what}

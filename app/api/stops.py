@@ -223,8 +223,16 @@ async def departures(
     rows.sort(key=lambda row: (row["_t"], row["tripId"]))
     for row in rows:
         del row["_t"]
-    return {
+    body: dict[str, Any] = {
         "stop": _stop_json(np_, i),
         "date": day.isoformat(),
         "departures": rows[:limit],
     }
+    if not np_.planner.data.covers(day):
+        # Say why the board is empty (the plan endpoint's OTP error, same id and wording).
+        from routing.planner import OUTSIDE_SERVICE_PERIOD, PlanError, plan_message
+
+        body["error"] = PlanError(
+            OUTSIDE_SERVICE_PERIOD, plan_message(OUTSIDE_SERVICE_PERIOD)
+        ).as_otp()
+    return body

@@ -134,6 +134,8 @@ def test_mode_filter_and_wheelchair(client: TestClient) -> None:
     [
         ({"fromPlace": "nope", "toPlace": "0082_C"}, 404, "unknown_stop"),
         ({"fromPlace": "0016_A", "toPlace": "91,10"}, 400, "invalid_place"),
+        ({"fromPlace": "nan,nan", "toPlace": "0082_C"}, 400, "invalid_place"),
+        ({"fromPlace": "1e5,3", "toPlace": "0082_C"}, 400, "invalid_place"),
         ({"fromPlace": "0016_A", "toPlace": "0082_C", "date": "2020-13-45"}, 400, "invalid_date"),
         ({"fromPlace": "0016_A", "toPlace": "0082_C", "time": "25:99"}, 400, "invalid_time"),
         ({"fromPlace": "0016_A", "toPlace": "0082_C", "time": "noon"}, 400, "invalid_time"),
@@ -402,3 +404,13 @@ def test_osm_path_gives_the_planner_street_walking(shared_data: Path, tmp_path: 
     bad.write_bytes(b"not a pbf")
     services = SimpleNamespace(settings=SimpleNamespace(osm_path=bad), feeds=None)
     assert isinstance(_build(services, network).planner.walk, StraightLineAccess)
+
+
+def test_departures_outside_the_feed_say_why(client: TestClient) -> None:
+    r = client.get("/api/v1/stops/0082_C/departures", params={"date": "2030-01-01"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["departures"] == []
+    assert body["error"]["id"] == "OUTSIDE_SERVICE_PERIOD" and body["error"]["msg"]
+    ok = client.get("/api/v1/stops/0082_C/departures", params={"date": DAY, "time": "08:00"})
+    assert ok.json()["departures"] and "error" not in ok.json()
