@@ -4,7 +4,7 @@ Usage: ``python -m bench.router [--json PATH] [--queries N] [--no-pyraptor]``
 
 For Cairns, NYC (2 routes) and Cairns replicated 50x (``gtfs.synthetic.scaled_feed``): median
 and p95 latency of one-to-one earliest-arrival (EA), one-to-all EA, 60-minute range (rRAPTOR)
-and McRAPTOR queries over random (origin, destination, time) pairs on a service day, plus the
+and McRAPTOR queries (without and with the CO2 criterion) over random (origin, destination, time) pairs on a service day, plus the
 memory of the compiled timetable per stop time.
 
 Baseline: pyraptor (PyPI), installed by this script into an isolated virtualenv
@@ -88,12 +88,15 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
     earliest_arrival(fwd, q, t0, [o], [0], [d], [0])
     range_query(fwd, q, t0, 3600, [o], [0], [d], [0])
     mc_raptor(fwd, q, t0, [o], [0], [d], [0])
+    co2 = data.pattern_co2
+    mc_raptor(fwd, q, t0, [o], [0], [d], [0], pattern_co2=co2)
 
     few = pairs[: max(10, n_queries // 4)]
     ea: list[float] = []
     ea_all: list[float] = []
     rng_q: list[float] = []
     mc: list[float] = []
+    mc_co2: list[float] = []
     for i, (o, d, t0) in enumerate(pairs):
         t = time.perf_counter()
         earliest_arrival(fwd, q, t0, [o], [0], [d], [0])
@@ -108,6 +111,9 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
             t = time.perf_counter()
             mc_raptor(fwd, q, t0, [o], [0], [d], [0])
             mc.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            mc_raptor(fwd, q, t0, [o], [0], [d], [0], pattern_co2=co2)
+            mc_co2.append(time.perf_counter() - t)
     qa = [_time(lambda: data.query_arrays(day, opts)) for _ in range(20)]
     size = timetable_bytes(tt)
     return {
@@ -120,6 +126,7 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
         "ea_one_to_all": _ms(ea_all),
         "range_60min": _ms(rng_q),
         "mcraptor": _ms(mc),
+        "mcraptor_co2": _ms(mc_co2),
         "query_setup": _ms(qa),
         "timetable_bytes": size,
         "bytes_per_stop_time": round(size / max(1, tt.n_stop_times), 1),
@@ -290,6 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["ea_median_ms_50x"] = by["cairns_x50"]["ea_one_to_one"]["median_ms"]
     out["range_median_ms_50x"] = by["cairns_x50"]["range_60min"]["median_ms"]
     out["mcraptor_median_ms_50x"] = by["cairns_x50"]["mcraptor"]["median_ms"]
+    out["mcraptor_co2_median_ms_50x"] = by["cairns_x50"]["mcraptor_co2"]["median_ms"]
     out["bytes_per_stop_time"] = by["cairns_x50"]["bytes_per_stop_time"]
     if not args.no_pyraptor:
         pr = bench_pyraptor(cairns, args.pyraptor_queries, 4)
@@ -297,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out["speedup_vs_pyraptor"] = pr["speedup_vs_pyraptor"]
 
     print(f"{'network':22} {'stop_times':>10} {'EA 1-1 med/p95 ms':>20} {'EA 1-all':>16} "
-          f"{'range 60m':>18} {'McRAPTOR':>18} {'B/st':>6}")  # fmt: skip
+          f"{'range 60m':>18} {'McRAPTOR':>18} {'McRAPTOR+CO2':>18} {'B/st':>6}")  # fmt: skip
     for r in table:
 
         def f(k: str, r: dict[str, Any] = r) -> str:
@@ -305,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         print(f"{r['network']:22} {r['stop_times']:>10} {f('ea_one_to_one'):>20} "
               f"{f('ea_one_to_all'):>16} {f('range_60min'):>18} {f('mcraptor'):>18} "
+              f"{f('mcraptor_co2'):>18} "
               f"{r['bytes_per_stop_time']:>6}")  # fmt: skip
     print(f"50x: EA median {out['ea_median_ms_50x']} ms (target <= 10), range median "
           f"{out['range_median_ms_50x']} ms (target <= 100)")  # fmt: skip
