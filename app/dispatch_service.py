@@ -9,11 +9,14 @@ to the app's event bus (topics ``fleet.vehicle.<id>`` and ``user.<user_id>.ride`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from app.demo_fleet import DEFAULT_SPEC
+from app.dispatch_store import restore_zones, save_zones
 from dispatch.dispatcher import Dispatcher
 from dispatch.reoptimize import ReoptimizationLoop
 from dispatch.request import ServiceRules
@@ -81,10 +84,45 @@ def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dis
     return Dispatcher(travel, ServiceRules(), BusEventSink(services.bus, loop))
 
 
+async def persist(services: Any, zone_ids: list[str] | None = None) -> None:
+    """Save the dispatcher's zones (``zone_ids``, or all) and rides; a failed save is logged
+    (the next one retries) and never fails the caller's request."""
+    d = getattr(services, "dispatcher", None)
+    engine = getattr(services, "engine", None)
+    if d is None or engine is None:
+        return
+    try:
+        await asyncio.to_thread(save_zones, engine, d, zone_ids)
+    except Exception as exc:
+        log.warning("dispatch_save_failed", zones=zone_ids, error=repr(exc))
+
+
+async def _save_periodically(services: Services, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        await persist(services)
+
+
 async def start_dispatcher(services: Services) -> None:
     """Start-up hook: put the dispatcher on ``services.dispatcher``."""
     services.dispatcher = build_dispatcher(services, asyncio.get_running_loop())
     settings = services.settings
+    if services.engine is not None:
+        # The demo zone comes back only while the demo fleet is on (its bookings stay in the
+        # residents' history either way).
+        skip = () if settings.demo and settings.demo_fleet else (DEFAULT_SPEC.zone_id,)
+        await asyncio.to_thread(restore_zones, services.engine, services.dispatcher, skip)
+        saver = asyncio.create_task(
+            _save_periodically(services, settings.dispatch_persist_interval_s)
+        )
+
+        async def stop_saving() -> None:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+            await persist(services)
+
+        services.on_stop.append(stop_saving)
     if settings.dispatch_reopt_interval_s > 0:
         loop = ReoptimizationLoop(
             services.dispatcher,

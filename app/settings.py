@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Seconds between re-optimisations of the live plans; 0 = off."
     )
     dispatch_reopt_time_limit_s: float = Field(2.0, gt=0, description="Solver time per zone.")
+    dispatch_persist_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between saves of the dispatcher's zones and rides."
+    )
     realtime_poll_url: str = Field(
         "", description="GTFS-RT URL(s) to poll, comma-separated; empty = off."
     )

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
 from app.api.rides import LatLon, dispatcher_of
+from app.dispatch_service import persist
 from app.errors import ApiError
 from app.identity.deps import Principal, require_roles
 from app.identity.roles import Role
@@ -149,6 +150,7 @@ async def add_zone(body: ZoneIn, _: DispatcherPrincipal, services: ServicesDep) 
         d.add_zone(zone)
     except DispatchError as exc:
         raise _fail(exc) from exc
+    await persist(services, [zone.zone_id])
     return _zone_out(zone)
 
 
@@ -189,6 +191,7 @@ async def add_vehicle(
         d.add_vehicle(v)
     except DispatchError as exc:
         raise _fail(exc) from exc
+    await persist(services, [v.zone_id])
     return _vehicle_out(d, v)
 
 
@@ -218,6 +221,9 @@ async def vehicle_event(
                 raise ApiError(422, "validation_error", f"a {body.type} event needs ride_id")
             action = {"boarded": d.boarded, "alighted": d.alighted, "no_show": d.no_show}[body.type]
             await asyncio.to_thread(action, vehicle_id, body.ride_id, t)
-        return _vehicle_out(d, d.vehicle(vehicle_id))
+        v = d.vehicle(vehicle_id)
+        if body.type != "position":  # positions are saved periodically; statuses at once
+            await persist(services, [v.zone_id])
+        return _vehicle_out(d, v)
     except DispatchError as exc:
         raise _fail(exc) from exc

@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field, model_validator
 
+from app.dispatch_service import persist
+from app.dispatch_store import ride_history
 from app.errors import ApiError
 from app.identity.deps import CurrentPrincipal, Principal
 from app.identity.roles import Role
@@ -119,15 +121,22 @@ async def book(body: BookIn, who: CurrentPrincipal, services: ServicesDep) -> di
         res = await asyncio.to_thread(d.request_ride, req, who.user_id)
     if isinstance(res, Rejection):
         raise rejection_error(res)
+    await persist(services, [res.zone_id])  # the booking survives a restart
     return res.to_dict()
 
 
 @router.get("")
 async def my_rides(who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """The caller's rides, newest first."""
+    """The caller's rides, newest first: live ones, and past ones from the database (rides of
+    zones the dispatcher no longer serves included)."""
     d = dispatcher_of(services)
-    rides = sorted(d.rides(who.user_id), key=lambda r: r.booked_at, reverse=True)
-    return {"rides": [r.to_dict() for r in rides]}
+    live = {r.ride_id: r.to_dict() for r in d.rides(who.user_id)}
+    saved = []
+    if getattr(services, "engine", None) is not None:
+        saved = await asyncio.to_thread(ride_history, services.engine, who.user_id)
+    rides = list(live.values()) + [r for r in saved if r["ride_id"] not in live]
+    rides.sort(key=lambda r: r["booked_at"], reverse=True)
+    return {"rides": rides}
 
 
 @router.get("/{ride_id}")
@@ -145,4 +154,5 @@ async def cancel_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep
         ride = await asyncio.to_thread(d.cancel, ride_id)
     except DispatchError as exc:
         raise ApiError(409, exc.code, exc.message) from exc
+    await persist(services, [ride.zone_id])
     return ride.to_dict()

@@ -136,9 +136,10 @@ def test_riders_book_and_vehicles_move_then_stop_with_the_app(
         if city.riders.stats.booked >= 2 and moved:
             break
     assert city.riders.stats.booked >= 2 and moved, city.riders.stats.to_dict()
-    rides = d.rides()
+    # The zone was restored with the module's earlier bookings (residents'): count the loop's.
+    rides = [r for r in d.rides() if r.user_id == city.riders.user_id]
     user_ids = {r.user_id for r in rides}
-    assert len(user_ids) == 1 and _demo_users(services) == 1
+    assert len(rides) >= 2 and len(user_ids) == 1 and _demo_users(services) == 1
     assert all(r.status in tuple(RideStatus) for r in rides)
     clock = d.clock
     assert isinstance(clock, ScaledClock) and clock.scale == 120.0

@@ -4,14 +4,34 @@ see only their own rides, cancel; drivers report events; bad input answers the e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from app.db import create_db_engine
+from app.models.dispatch import RideRecord, ZoneStateRecord
 from tests.app.conftest import both_backends
 
 pytestmark = both_backends
+
+
+@pytest.fixture(autouse=True)
+def forget_saved_dispatch(database_url: str) -> Iterator[None]:
+    """The session's PostgreSQL database outlives a test, and every app start restores the
+    saved zones and rides: forget them after each test so tests stay independent."""
+    yield
+    if database_url:
+        engine = create_db_engine(database_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.delete(RideRecord))
+                conn.execute(sa.delete(ZoneStateRecord))
+        finally:
+            engine.dispose()
+
 
 ZONE = {
     "zone_id": "muroran",

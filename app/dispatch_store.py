@@ -1,0 +1,146 @@
+"""The dispatcher's state in the database, so a restart loses no booked ride.
+
+Each zone is saved as a row of ``dispatch_zone_states`` (its definition and the snapshot of
+``dispatch.scale_out.zone_snapshot``: vehicles, plans, onboard passengers, rides, versions) and
+each ride as a row of ``dispatch_rides`` (latest status, for residents' history). Start-up
+restores every saved zone into the dispatcher (``dispatch.scale_out.restore_zone``, which calls
+``Dispatcher.restore_ride``) before the published feeds and the demo add theirs, so they find
+the zone in place and keep its vehicles and bookings.
+
+Saving is synchronous (call it in a worker thread): after every booking, cancellation and
+vehicle event, every ``interval`` seconds (re-optimised plans, vehicles moving) and at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.db import session_scope
+from app.models.dispatch import RideRecord, ZoneStateRecord
+from app.models.identity import utcnow
+from dispatch.dispatcher import Dispatcher
+from dispatch.meeting_points import MeetingPoint, MeetingPoints
+from dispatch.scale_out import restore_zone, zone_snapshot
+from dispatch.zone import ServiceZone
+
+log = structlog.get_logger("tsunagu.dispatch_store")
+
+
+def zone_to_json(z: ServiceZone) -> dict[str, Any]:
+    """The zone's definition (meeting points included) as JSON."""
+    mp = z.meeting_points
+    return {
+        "zone_id": z.zone_id,
+        "name": z.name,
+        "polygons": z.polygons,
+        "service_hours": z.service_hours,
+        "min_notice_s": z.min_notice_s,
+        "max_notice_s": z.max_notice_s,
+        "utc_offset_s": z.utc_offset_s,
+        "meeting_points": None
+        if mp is None
+        else [[p.point_id, p.lat, p.lon, p.name] for p in mp.points],
+    }
+
+
+def zone_from_json(d: dict[str, Any]) -> ServiceZone:
+    """Inverse of :func:`zone_to_json`."""
+    zone = ServiceZone(
+        zone_id=d["zone_id"],
+        name=d["name"],
+        polygons=[
+            [[(float(a), float(b)) for a, b in ring] for ring in poly] for poly in d["polygons"]
+        ],
+        service_hours=[(float(a), float(b)) for a, b in d["service_hours"]],
+        min_notice_s=float(d["min_notice_s"]),
+        max_notice_s=float(d["max_notice_s"]),
+        utc_offset_s=float(d["utc_offset_s"]),
+    )
+    if d.get("meeting_points") is not None:
+        zone.meeting_points = MeetingPoints(
+            [MeetingPoint(str(i), float(a), float(b), str(n)) for i, a, b, n in d["meeting_points"]]
+        )
+    return zone
+
+
+def save_zones(engine: Engine, d: Dispatcher, zone_ids: list[str] | None = None) -> int:
+    """Save the zones ``zone_ids`` (every zone when None, forgetting zones the dispatcher no
+    longer serves) and their rides, in one transaction; returns the number of zones saved."""
+    zones = {z.zone_id: z for z in d.zones()}
+    wanted = list(zones) if zone_ids is None else [z for z in zone_ids if z in zones]
+    now = utcnow()
+    with session_scope(engine) as db:
+        for zid in wanted:
+            snap = zone_snapshot(d, zid)
+            row = db.get(ZoneStateRecord, zid)
+            if row is None:
+                row = ZoneStateRecord(zone_id=zid, zone=zone_to_json(zones[zid]), state=snap)
+            else:
+                row.zone, row.state, row.updated_at = zone_to_json(zones[zid]), snap, now
+            db.add(row)
+            for r in d.rides():
+                if r.zone_id != zid:
+                    continue
+                rec = db.get(RideRecord, r.ride_id)
+                out = r.to_dict()
+                if rec is not None and rec.ride == out:
+                    continue
+                if rec is None:
+                    rec = RideRecord(
+                        ride_id=r.ride_id,
+                        user_id=r.user_id,
+                        zone_id=r.zone_id,
+                        vehicle_id=r.vehicle_id,
+                        status=r.status.value,
+                        booked_at=r.booked_at,
+                        ride=out,
+                    )
+                else:
+                    rec.vehicle_id, rec.status, rec.ride = r.vehicle_id, r.status.value, out
+                    rec.updated_at = now
+                db.add(rec)
+        if zone_ids is None:
+            for row in db.exec(select(ZoneStateRecord)).all():
+                if row.zone_id not in zones:
+                    db.delete(row)
+    return len(wanted)
+
+
+def restore_zones(engine: Engine, d: Dispatcher, skip: Collection[str] = ()) -> list[str]:
+    """Add every saved zone the dispatcher lacks (but those in ``skip``), with its vehicles,
+    plans and rides; a zone whose row cannot be read is skipped (logged), never fatal. Returns
+    the restored zone ids."""
+    present = {z.zone_id for z in d.zones()} | set(skip)
+    with Session(engine) as db:
+        rows = db.exec(select(ZoneStateRecord).order_by(col(ZoneStateRecord.zone_id))).all()
+    restored: list[str] = []
+    for row in rows:
+        if row.zone_id in present:
+            continue
+        try:
+            restore_zone(d, zone_from_json(row.zone), row.state)
+        except Exception as exc:  # a bad row must not keep the app from starting
+            log.warning("dispatch_zone_not_restored", zone=row.zone_id, error=repr(exc))
+            if row.zone_id in {z.zone_id for z in d.zones()}:
+                d.remove_zone(row.zone_id)
+            continue
+        restored.append(row.zone_id)
+    if restored:
+        log.info("dispatch_zones_restored", zones=restored, rides=len(d.rides()))
+    return restored
+
+
+def ride_history(engine: Engine, user_id: str) -> list[dict[str, Any]]:
+    """A resident's saved rides (``Ride.to_dict``), newest first."""
+    with Session(engine) as db:
+        rows = db.exec(
+            select(RideRecord)
+            .where(RideRecord.user_id == user_id)
+            .order_by(col(RideRecord.booked_at).desc())
+        ).all()
+    return [dict(r.ride) for r in rows]
