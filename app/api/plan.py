@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.errors import ApiError
 from app.services import ServicesDep
+from app.street_graphs import walk_graph
 from routing.itinerary import Place, service_day_epoch_ms, to_otp
 from routing.options import TRANSIT_MODES, RoutingOptions
 from routing.planner import Planner, PlanPlace, PlanRequest
@@ -77,30 +78,11 @@ def _load_readings(services: Any, network: Any) -> tuple[dict[int, str], dict[st
     return readings, translations
 
 
-_osm_cache: dict[str, Any] = {}
-
-
-def _walk_graph(services: Any) -> Any:
-    """The OSM walking graph of ``settings.osm_path`` (loaded once), or None."""
-    path = services.settings.osm_path
-    if not path:
-        return None
-    key = str(path)
-    if key not in _osm_cache:
-        from routing.street import StreetError, load_osm
-
-        try:
-            _osm_cache[key] = load_osm(path, ["walk"])["walk"]
-        except (StreetError, OSError, ValueError):  # no usable extract: straight lines
-            _osm_cache[key] = None
-    return _osm_cache[key]
-
-
 def _build(services: Any, network: Any) -> NetworkPlanner:
     tt = network.timetable
     readings, translations = _load_readings(services, network)
     walk = None
-    graph = _walk_graph(services)
+    graph = walk_graph(services.settings.osm_path)
     if graph is not None:
         import dataclasses
 

@@ -104,6 +104,9 @@ class FeedRegistry:
         # The on-demand fleet for the public GTFS-RT export; the dispatcher sets it:
         # () -> (list[gtfs.realtime.FleetVehicle], list[gtfs.realtime.FleetTrip]).
         self.fleet_provider: Callable[[], tuple[list[Any], list[Any]]] | None = None
+        # Footpaths for compile (``compile_timetable(footpaths=...)``): None = straight lines;
+        # set to ``routing.street.footpath_source(graph)`` when an OSM extract is configured.
+        self.footpaths: Any = None
 
     # --- the served network ---------------------------------------------------------------
     @property
@@ -214,7 +217,7 @@ class FeedRegistry:
         from gtfs.compile import compile_timetable
 
         self.compiles += 1
-        tt = compile_timetable(list(feeds))
+        tt = compile_timetable(list(feeds), footpaths=self.footpaths)
         return tt, RealtimeKeys.build(tt, feeds)
 
     # --- queries -----------------------------------------------------------------------------

@@ -14,14 +14,25 @@ from typing import Any
 from app.feeds.dispatch_zones import sync_flex_zones
 from app.feeds.fleet import attach_fleet_provider
 from app.feeds.registry import FeedRegistry
+from app.street_graphs import walk_graph
 from gtfs.realtime import RealtimeFeed
 
 log = logging.getLogger("tsunagu.feeds")
 
 
 def build_registry(settings: Any, engine: Any) -> FeedRegistry:
-    """The registry for ``settings`` (also used by the CLI)."""
-    return FeedRegistry(engine, settings.data_dir)
+    """The registry for ``settings`` (also used by the CLI).
+
+    With ``settings.osm_path`` the compiled footpaths between nearby stops are walks on the
+    OSM streets (``routing.street.footpath_source``); without it, straight lines.
+    """
+    registry = FeedRegistry(engine, settings.data_dir)
+    graph = walk_graph(settings.osm_path)
+    if graph is not None:
+        from routing.street import footpath_source
+
+        registry.footpaths = footpath_source(graph)
+    return registry
 
 
 async def start_feeds(services: Any) -> None:
