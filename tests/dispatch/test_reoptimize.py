@@ -209,3 +209,49 @@ def test_each_speed_class_uses_its_own_travel_times() -> None:
         n0 = sorted(zp.node_stop)[:2]
         want = d.travel.matrix(pts[:2], pts[:2], speed)
         assert np.allclose(zp.problem.travel[np.ix_(n0, n0)], want)
+
+
+def _plans(d: Dispatcher) -> dict[str, list[int]]:
+    return {v.vehicle_id: [id(s) for s in v.plan] for v in d.vehicles()}
+
+
+@pytest.mark.parametrize("outcome", ["timeout", "no_solution", "partial", "worse"])
+def test_a_solver_time_out_or_bad_answer_leaves_the_plans_in_force(
+    monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    import dispatch.reoptimize as reopt
+    from dispatch.problem import Solution
+
+    d, _ = _booked(2)
+    before = _plans(d)
+    zp = build_problem(d, "muroran", NOW)
+    assert zp is not None
+
+    def solver(p: object, **_: object) -> Solution | None:
+        if outcome == "timeout":
+            raise TimeoutError("time limit reached before a first solution")
+        if outcome == "no_solution":
+            return None
+        # Every route emptied: cheaper, but serving nobody ("partial"), or the same plans at
+        # a made-up higher cost ("worse").
+        assert zp is not None
+        if outcome == "partial":
+            routes: list[list[int]] = [[] for _ in zp.current]
+            return Solution(routes=routes, times=[], unserved=[0], cost=0.0)
+        return Solution(routes=zp.current, times=[], cost=1e12)
+
+    monkeypatch.setattr(reopt, "solve_ortools", solver)
+    monkeypatch.setattr(reopt, "solve_alns", solver)
+    assert reoptimise_zone(d, "muroran", NOW, time_limit_s=0.01) == 0
+    assert _plans(d) == before
+    assert plan_violations(d, NOW) == []
+
+
+def test_a_real_solver_cut_short_never_breaks_the_plans() -> None:
+    d, rides = _booked(3)
+    before = _driving(d)
+    windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+    reoptimise_zone(d, "muroran", NOW, time_limit_s=0.001)
+    assert _driving(d) <= before + 1e-6
+    assert plan_violations(d, NOW) == []
+    assert {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides} == windows
