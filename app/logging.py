@@ -50,6 +50,12 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # uvicorn's default dictConfig gives its loggers their own plain-text handlers and stops
+    # propagation; route them through ours so every line has one format.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
