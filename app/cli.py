@@ -185,7 +185,8 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
         print("| variable | default | meaning |\n|---|---|---|")
         for var, _, default, meaning in rows:
-            print(f"| `{var}` | {f'`{default}`' if default else 'empty'} | {meaning} |")
+            cell = meaning.replace("|", "\\|")  # a '|' in prose would split the table cell
+            print(f"| `{var}` | {f'`{default}`' if default else 'empty'} | {cell} |")
         return 0
     width = max(len(r[0]) for r in rows)
     for var, value, default, meaning in rows:
