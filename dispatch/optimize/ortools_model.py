@@ -7,9 +7,13 @@ their own start nodes / start times / shift ends, onboard deliveries restricted 
 vehicle, and a large-penalty disjunction per node so that an impossible request is reported
 unserved instead of making the model infeasible. Optional warm start from given routes.
 
-OR-Tools works on integers: times are scaled by ``scale`` and rounded *conservatively*
-(travel/service up, windows inward, limits down), so every plan it returns is feasible in
-the original units.
+OR-Tools works on integers: times are counted from the earliest vehicle start ("now" of a
+live problem, whose absolute epoch seconds times ``scale`` would lose the sub-unit precision the
+rounding relies on), scaled by ``scale`` and rounded *conservatively* (travel/service up,
+windows inward, limits down), so every plan it returns is feasible in the original units. A
+vehicle's start is the one exception: its window is its departure time, and rounding both ends
+inward would leave an empty domain (a fractional "now" made every such pass a ``CP Solver
+fail``), so it departs at its start time rounded up.
 """
 
 from __future__ import annotations
@@ -91,10 +95,12 @@ def solve_ortools(
     routing.SetArcCostEvaluatorOfAllVehicles(cost_idx)
     if p.vehicle_fixed_cost > 0:
         routing.SetFixedCostOfAllVehicles(round(p.vehicle_fixed_cost * scale))
-    finite_late = late_eff[np.isfinite(late_eff)]
+    # Cumuls count from the earliest start: live times are absolute epoch seconds.
+    t_ref = float(p.start_time.min(initial=0.0)) if n_veh else 0.0
+    finite_late = late_eff[np.isfinite(late_eff)] - t_ref
     horizon_f = max(
         float(finite_late.max(initial=0.0)),
-        float(p.start_time.max(initial=0.0)) + float(t_int.max(initial=0)) / scale * 2,
+        float(p.start_time.max(initial=t_ref)) - t_ref + float(t_int.max(initial=0)) / scale * 2,
     )
     horizon = math.ceil(horizon_f * scale) + 1
     if not np.isfinite(late_eff).all():
@@ -103,23 +109,36 @@ def solve_ortools(
     tdim = routing.GetDimensionOrDie("time")
 
     def lo(x: float) -> int:
-        return max(0, math.ceil(x * scale - 1e-9))
+        return max(0, math.ceil((x - t_ref) * scale - 1e-9))
 
     def hi(x: float) -> int:
+        if not np.isfinite(x):
+            return horizon
+        return min(horizon, math.floor((x - t_ref) * scale + 1e-9))
+
+    def limit(x: float) -> int:
+        """A duration limit (ride, route) in model units, rounded down."""
         return horizon if not np.isfinite(x) else min(horizon, math.floor(x * scale + 1e-9))
 
+    closed: set[int] = set()  # request nodes whose window is empty after rounding
     for v in model_nodes:
         if node_req[v] < 0:
             continue
         idx = manager.NodeToIndex(to_model[v])
-        tdim.CumulVar(idx).SetRange(lo(p.early[v]), hi(late_eff[v]))
+        a, b = lo(p.early[v]), hi(late_eff[v])
+        if a > b:
+            # An empty domain would fail the whole model; the request is reported unserved.
+            closed.add(int(node_req[v]))
+            continue
+        tdim.CumulVar(idx).SetRange(a, b)
     for k in range(n_veh):
         s_idx, e_idx = routing.Start(k), routing.End(k)
         sn, en = int(p.start_node[k]), int(p.end_node[k])
-        tdim.CumulVar(s_idx).SetRange(lo(max(p.early[sn], p.start_time[k])), hi(p.late[sn]))
+        depart = lo(max(p.early[sn], p.start_time[k]))
+        tdim.CumulVar(s_idx).SetRange(depart, max(depart, hi(p.late[sn])))
         tdim.CumulVar(e_idx).SetRange(lo(p.early[en]), hi(min(p.late[en], p.shift_end[k])))
         if np.isfinite(p.max_duration[k]):
-            solver.Add(tdim.CumulVar(e_idx) - tdim.CumulVar(s_idx) <= hi(p.max_duration[k]))
+            solver.Add(tdim.CumulVar(e_idx) - tdim.CumulVar(s_idx) <= limit(p.max_duration[k]))
         routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(s_idx))
         routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(e_idx))
     init = p.initial_load()
@@ -141,6 +160,10 @@ def solve_ortools(
     for r in range(p.n_requests):
         d_idx = manager.NodeToIndex(to_model[int(p.delivery[r])])
         ob = int(p.onboard_vehicle[r])
+        if r in closed:
+            routing.ActiveVar(d_idx).SetValue(0)
+            if ob < 0:
+                routing.ActiveVar(manager.NodeToIndex(to_model[int(p.pickup[r])])).SetValue(0)
         if ob >= 0:
             routing.VehicleVar(d_idx).SetValues([-1, ob])  # -1: unperformed
             routing.AddDisjunction([d_idx], penalty)
@@ -152,7 +175,9 @@ def solve_ortools(
         if np.isfinite(p.max_ride[r]):
             s_p = math.ceil(p.service[p.pickup[r]] * scale - 1e-9)
             # One unit of slack absorbs the upward rounding of the service time.
-            solver.Add(tdim.CumulVar(d_idx) - tdim.CumulVar(p_idx) - s_p <= hi(p.max_ride[r]) - 1)
+            solver.Add(
+                tdim.CumulVar(d_idx) - tdim.CumulVar(p_idx) - s_p <= limit(p.max_ride[r]) - 1
+            )
         if p.fixed_vehicle[r] >= 0:
             routing.VehicleVar(p_idx).SetValues([-1, int(p.fixed_vehicle[r])])
             routing.VehicleVar(d_idx).SetValues([-1, int(p.fixed_vehicle[r])])
@@ -197,13 +222,13 @@ def solve_ortools(
     for k in range(n_veh):
         idx = routing.Start(k)
         route: list[int] = []
-        cum = [assignment.Min(tdim.CumulVar(idx)) / scale]
+        cum = [t_ref + assignment.Min(tdim.CumulVar(idx)) / scale]
         idx = assignment.Value(routing.NextVar(idx))
         while not routing.IsEnd(idx):
             route.append(model_nodes[manager.IndexToNode(idx)])
-            cum.append(assignment.Min(tdim.CumulVar(idx)) / scale)
+            cum.append(t_ref + assignment.Min(tdim.CumulVar(idx)) / scale)
             idx = assignment.Value(routing.NextVar(idx))
-        cum.append(assignment.Min(tdim.CumulVar(idx)) / scale)
+        cum.append(t_ref + assignment.Min(tdim.CumulVar(idx)) / scale)
         plan.append(route)
         cumuls.append(np.array(cum))
     times, ok = schedule_routes(P, plan)

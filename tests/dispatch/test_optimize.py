@@ -114,7 +114,7 @@ def test_warm_start_is_accepted_from_another_solver_layout() -> None:
 def test_impossible_request_is_unserved_with_a_reason(solver: str) -> None:
     late = np.full(6, 100.0)
     late[4] = 0.5  # request 1's pickup (x=1) closes before any vehicle can arrive
-    p = line_problem(late=late)
+    p = line_problem(late=late.tolist())
     sol = (
         solve_alns(p, time_limit_s=1.0, iterations=10)
         if solver == "alns"
@@ -159,3 +159,63 @@ def test_hybrid_keeps_the_warm_start_and_validates_arguments(a2_16: Problem) -> 
         solve(a2_16, rounds=0)
     with pytest.raises(ValueError, match="polish_share"):
         solve(a2_16, polish_share=1.5)
+
+
+def _live_epoch_problem() -> tuple[Problem, list[list[int]]]:
+    """A live zone as ``dispatch.reoptimize.build_problem`` makes it (issue #5): absolute epoch
+    seconds, each vehicle's start node pinned to its departure ``[start, start]``, vehicle 0 at
+    a fractional "now" (it just served a stop mid-step) with a passenger onboard. Returns the
+    problem and the plans in force (feasible)."""
+    now = 1_764_400_000.0
+    start0 = now + 3.038324077996  # more decimals than the model's 1/1000 s resolution
+    xs = [0.0, 0.0, 0.0, 600.0, 150.0, 450.0, 300.0, 900.0, -200.0, 250.0]
+    # nodes: 0 start v0, 1 end v0, 2 start v1, 3 end v1, 4-5 request 0, 6-7 request 1,
+    # 8 past pickup of the onboard request 2, 9 its delivery
+    early = [start0, start0, now, now, now + 60, now + 60, now + 100, now + 100, 0.0, 0.0]
+    late = [start0, now + 7200, now, now + 7200, now + 900, now + 1800, now + 900, now + 1800]
+    late += [now + 7200, now + 1200]
+    requests = [
+        Request(4, 5, max_ride=900.0),
+        Request(6, 7, max_ride=900.0),
+        Request(8, 9, max_ride=300.0, onboard_vehicle=0),  # remaining limit from start0
+    ]
+    vehicles = [
+        Vehicle(0, 1, capacity=[3], start_time=start0, shift_end=now + 7200),
+        Vehicle(2, 3, capacity=[3], start_time=now, shift_end=now + 7200),
+    ]
+    p = line_problem(xs, requests, vehicles, late=late, early=early, service=30.0)
+    return p, [[9, 4, 6, 5, 7], []]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_ortools_solves_a_live_problem_in_epoch_seconds(warm: bool) -> None:
+    """Issue #5: a fractional start time rounded up (window start) and down (window end) left
+    the vehicle's start cumul an empty domain, so every such pass raised 'CP Solver fail'."""
+    from dispatch.optimize.kernel_data import kernel_data
+    from dispatch.optimize.schedule import schedule_routes
+    from dispatch.problem import Solution, solution_cost
+
+    p, current = _live_epoch_problem()
+    times, ok = schedule_routes(kernel_data(p), current)
+    assert all(ok)
+    in_force = Solution(routes=current, times=times, cost=solution_cost(p, current))
+    assert check(p, in_force) == []
+    sol = solve_ortools(p, time_limit_s=1.0, warm_start=in_force if warm else None)
+    assert check(p, sol) == []
+    assert sol.unserved == []
+    assert 9 in sol.routes[0] and 8 not in sol.routes[0] + sol.routes[1]
+    assert sol.times[0][0] >= p.start_time[0] and sol.times[1][0] >= p.start_time[1]
+    assert sol.cost < in_force.cost - 1.0  # splitting the plan between the two vans pays
+
+
+def test_ortools_reports_a_window_narrower_than_its_resolution_unserved() -> None:
+    """A window that rounds to nothing (here 0.3 ms at ``scale=1000``) leaves that request
+    unserved with a reason instead of failing the whole model."""
+    early = np.zeros(6)
+    late = np.full(6, 100.0)
+    early[4], late[4] = 1.0001, 1.0004  # request 1's pickup (x=1)
+    p = line_problem(early=early.tolist(), late=late.tolist())
+    sol = solve_ortools(p, time_limit_s=0.5)
+    assert check(p, sol) == []
+    assert sol.unserved == [1] and sol.unserved_reasons[1]
+    assert sol.routes[0] == [2, 3]
