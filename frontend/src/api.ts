@@ -82,6 +82,26 @@ export async function login(email: string, password: string): Promise<void> {
   saveTokens(await api<Tokens>("/auth/login", { method: "POST", json: { email, password } }, false));
 }
 
+/** "message (code)" for an API error, the plain text otherwise: what the pages show. */
+export function errorText(e: unknown): string {
+  return e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
+}
+
+/** Log in from a form with `email` and `password` fields; errors go to `errorEl`. */
+export function bindLoginForm(form: HTMLFormElement, errorEl: HTMLElement, onLoggedIn: () => Promise<void>): void {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    try {
+      await login(String(f.get("email")), String(f.get("password")));
+      errorEl.textContent = "";
+      await onLoggedIn();
+    } catch (e) {
+      errorEl.textContent = errorText(e);
+    }
+  });
+}
+
 export async function signup(email: string, password: string, display_name: string): Promise<void> {
   await api("/auth/signup", { method: "POST", json: { email, password, display_name } }, false);
   await login(email, password);

@@ -2,7 +2,7 @@
 // from the server's event stream (fleet.* and dispatch.* topics).
 import "./style.css";
 import L from "leaflet";
-import { api, ApiError, login, me, subscribe } from "./api";
+import { api, bindLoginForm, errorText, me, subscribe } from "./api";
 import { applyTranslations, lang, setLang } from "./i18n";
 import { networkMap } from "./map";
 
@@ -59,7 +59,7 @@ async function start(): Promise<void> {
     const { vehicles } = await api<{ vehicles: VehicleView[] }>("/fleet/vehicles");
     vehicles.forEach(upsertVehicle);
   } catch (e) {
-    $("#auth-error").textContent = e instanceof ApiError ? e.message : String(e);
+    $("#auth-error").textContent = errorText(e);
   }
   const es = subscribe(["fleet.*", "dispatch.*", "public.*"], (topic, data) => {
     logEvent(topic, data);
@@ -75,16 +75,7 @@ async function main(): Promise<void> {
   document.documentElement.lang = lang();
   $("#lang-toggle").onclick = () => setLang(lang() === "ja" ? "en" : "ja");
   map = await networkMap($("#map"));
-  $("#login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const f = new FormData(ev.target as HTMLFormElement);
-    try {
-      await login(String(f.get("email")), String(f.get("password")));
-      await start();
-    } catch (e) {
-      $("#auth-error").textContent = e instanceof ApiError ? e.message : String(e);
-    }
-  });
+  bindLoginForm($("#login-form") as HTMLFormElement, $("#auth-error"), start);
   await start();
   document.body.dataset.ready = "1";
 }

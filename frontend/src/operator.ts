@@ -1,6 +1,6 @@
 // Operator console: upload a GTFS zip, read its validation report, publish a version, roll back.
 import "./style.css";
-import { api, ApiError, login, me } from "./api";
+import { api, bindLoginForm, errorText, me } from "./api";
 import { applyTranslations, lang, setLang, t } from "./i18n";
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
@@ -8,10 +8,6 @@ const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as
 interface Version {
   id: string | number; feed_id: string; status: string; error_count?: number; warning_count?: number;
   created_at?: string;
-}
-
-function errText(e: unknown): string {
-  return e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
 }
 
 async function loadVersions(): Promise<void> {
@@ -44,7 +40,7 @@ async function loadVersions(): Promise<void> {
           try {
             await api(`/feeds/${id}/versions/${v.id}/publish`, { method: "POST" });
           } catch (e) {
-            $("#upload-status").textContent = errText(e);
+            $("#upload-status").textContent = errorText(e);
           }
           await loadVersions();
         };
@@ -57,7 +53,7 @@ async function loadVersions(): Promise<void> {
           try {
             await api(`/feeds/${id}/rollback`, { method: "POST" });
           } catch (e) {
-            $("#upload-status").textContent = errText(e);
+            $("#upload-status").textContent = errorText(e);
           }
           await loadVersions();
         };
@@ -74,23 +70,14 @@ async function start(): Promise<void> {
   const user = await me();
   ($("#login-form") as HTMLFormElement).hidden = !!user;
   $("#feeds-section").hidden = !user;
-  if (user) await loadVersions().catch((e) => ($("#upload-status").textContent = errText(e)));
+  if (user) await loadVersions().catch((e) => ($("#upload-status").textContent = errorText(e)));
 }
 
 async function main(): Promise<void> {
   applyTranslations();
   document.documentElement.lang = lang();
   $("#lang-toggle").onclick = () => setLang(lang() === "ja" ? "en" : "ja");
-  $("#login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const f = new FormData(ev.target as HTMLFormElement);
-    try {
-      await login(String(f.get("email")), String(f.get("password")));
-      await start();
-    } catch (e) {
-      $("#auth-error").textContent = errText(e);
-    }
-  });
+  bindLoginForm($("#login-form") as HTMLFormElement, $("#auth-error"), start);
   $("#upload-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = ev.target as HTMLFormElement;
@@ -103,7 +90,7 @@ async function main(): Promise<void> {
       const v = await api<Version>(`/feeds/${encodeURIComponent(feedId)}/versions`, { method: "POST", body });
       $("#upload-status").textContent = `${feedId} v${v.id}: ${v.status}`;
     } catch (e) {
-      $("#upload-status").textContent = errText(e);
+      $("#upload-status").textContent = errorText(e);
     }
     await loadVersions().catch(() => undefined);
   });

@@ -2,7 +2,7 @@
 // one step, see one's rides. Works in Japanese and English.
 import "./style.css";
 import type L from "leaflet";
-import { api, ApiError, login, logout, me, signup, subscribe } from "./api";
+import { api, ApiError, bindLoginForm, errorText, logout, me, signup, subscribe } from "./api";
 import { applyTranslations, lang, setLang, t } from "./i18n";
 import { networkMap } from "./map";
 
@@ -61,10 +61,6 @@ async function loadRides(): Promise<void> {
   } catch {
     list.replaceChildren();
   }
-}
-
-function showError(el: HTMLElement, e: unknown): void {
-  el.textContent = e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
 }
 
 function renderItineraries(resp: PlanResponse): void {
@@ -149,7 +145,7 @@ async function quote(): Promise<void> {
         await loadRides();
         out.textContent = "✓";
       } catch (e) {
-        showError(out, e);
+        out.textContent = errorText(e);
       }
     };
     out.append(p, b);
@@ -187,16 +183,7 @@ async function main(): Promise<void> {
   applyTranslations();
   document.documentElement.lang = lang();
   $("#lang-toggle").onclick = () => setLang(lang() === "ja" ? "en" : "ja");
-  $("#login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const f = new FormData(ev.target as HTMLFormElement);
-    try {
-      await login(String(f.get("email")), String(f.get("password")));
-      await refreshSession();
-    } catch (e) {
-      showError($("#auth-error"), e);
-    }
-  });
+  bindLoginForm($("#login-form") as HTMLFormElement, $("#auth-error"), refreshSession);
   $("#signup-button").onclick = async () => {
     const form = $("#login-form") as HTMLFormElement;
     if (!form.reportValidity()) return;
@@ -205,7 +192,7 @@ async function main(): Promise<void> {
       await signup(String(f.get("email")), String(f.get("password")), String(f.get("email")).split("@")[0]);
       await refreshSession();
     } catch (e) {
-      showError($("#auth-error"), e);
+      $("#auth-error").textContent = errorText(e);
     }
   };
   $("#logout").onclick = async () => {
