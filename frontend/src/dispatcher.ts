@@ -38,7 +38,8 @@ function upsertVehicle(v: VehicleView): void {
   const cells = row.querySelectorAll("td");
   cells[0].textContent = id;
   if (v.vehicle_type) cells[1].textContent = v.vehicle_type;
-  if (v.onboard) cells[2].textContent = `${v.onboard.length}${v.seats ? `/${v.seats}` : ""}`;
+  if (v.seats) row.dataset.seats = String(v.seats); // plan events carry no capacity: keep it
+  if (v.onboard) cells[2].textContent = `${v.onboard.length}${row.dataset.seats ? `/${row.dataset.seats}` : ""}`;
   const stops = v.plan ?? v.stops;
   if (stops) cells[3].textContent = stops.length ? `${stops[0].kind} ${stops[0].ride_id.slice(0, 8)}` : "—";
 }
@@ -56,6 +57,15 @@ async function start(): Promise<void> {
   ($("#login-form") as HTMLFormElement).hidden = !!user;
   if (!user) return;
   try {
+    const { zones } = await api<{ zones: Array<{ zone_id: string; name: string; geometry: GeoJSON.MultiPolygon }> }>(
+      "/fleet/zones",
+    );
+    for (const z of zones) {
+      L.geoJSON(z.geometry, { style: { color: "#e67e22", weight: 2, fillOpacity: 0.08 } })
+        .bindTooltip(z.name || z.zone_id)
+        .addTo(map);
+    }
+    $("#zones").textContent = zones.map((z) => z.name || z.zone_id).join(", ");
     const { vehicles } = await api<{ vehicles: VehicleView[] }>("/fleet/vehicles");
     vehicles.forEach(upsertVehicle);
   } catch (e) {

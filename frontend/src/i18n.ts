@@ -37,6 +37,8 @@ const STRINGS: Record<string, { ja: string; en: string }> = {
   serviceDate: { ja: "運行日", en: "Service date" },
   vehicles: { ja: "車両", en: "Vehicles" },
   rides: { ja: "予約", en: "Rides" },
+  zones: { ja: "運行エリア", en: "Service zones" },
+  liveEvents: { ja: "ライブイベント", en: "Live events" },
   feeds: { ja: "GTFSフィード", en: "GTFS feeds" },
   upload: { ja: "アップロード", en: "Upload" },
   publish: { ja: "公開", en: "Publish" },

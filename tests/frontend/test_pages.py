@@ -107,6 +107,11 @@ def test_dispatcher_console_goes_live_and_shows_an_alert(page: object, live_serv
     page.wait_for_function(  # type: ignore[attr-defined]
         "document.querySelector('#live-status').textContent.includes('live')", timeout=15_000
     )
+    # The demo's on-demand zone and its fleet (4 vans and an autonomous shuttle) are shown.
+    assert "Higashi-Muroran" in page.inner_text("#zones")  # type: ignore[attr-defined]
+    rows = page.locator("#vehicles tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() == 5
+    assert "autonomous_shuttle" in page.inner_text("#vehicles tbody")  # type: ignore[attr-defined]
     token = api_token(live_server, *ADMIN)
     title = f"Detour {uuid.uuid4().hex[:6]}"
     r = httpx.post(
