@@ -24,7 +24,12 @@ from routing.street.geo import as_latlon, chord_m, to_xyz
 from routing.street.graph import StreetGraph
 from routing.street.interfaces import LatLon
 from routing.street.shortest_paths import Row, search_from_points
-from routing.street.straight_line import DEFAULT_WALK_SPEED_MPS, check_speed, walk_seconds
+from routing.street.straight_line import (
+    DEFAULT_WALK_SPEED_MPS,
+    check_speed,
+    reachable,
+    walk_seconds,
+)
 
 DEFAULT_MAX_SNAP_M = 300.0
 
@@ -109,11 +114,7 @@ class OsmWalkAccess:
         meters = res.meters
         keep = meters <= budget
         idx, meters = near[keep].astype(np.int32), meters[keep]
-        seconds = walk_seconds(meters, speed)
-        keep = seconds <= max_seconds
-        idx, seconds, meters = idx[keep], seconds[keep], meters[keep]
-        order = np.lexsort((idx, seconds))
-        return idx[order], seconds[order], meters[order]
+        return reachable(idx, meters, speed, max_seconds)
 
     def walk(
         self,

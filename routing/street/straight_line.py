@@ -45,6 +45,20 @@ def walk_seconds(meters: npt.ArrayLike, walk_speed_mps: float) -> IntArray:
     return np.ceil(np.asarray(meters, dtype=np.float64) / walk_speed_mps - 1e-9).astype(np.int32)
 
 
+def reachable(
+    idx: IntArray, meters: FloatArray, walk_speed_mps: float, max_seconds: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Keep the stops walkable within ``max_seconds``, nearest (then lowest index) first.
+
+    The one ordering rule of every ``nearby_stops``, whatever measured the metres.
+    """
+    seconds = walk_seconds(meters, walk_speed_mps)
+    keep = seconds <= max_seconds
+    idx, seconds, meters = idx[keep], seconds[keep], meters[keep]
+    order = np.lexsort((idx, seconds))
+    return idx[order], seconds[order], meters[order]
+
+
 class StraightLineAccess:
     """Walking access to stops by great-circle distance times a detour factor.
 
@@ -82,11 +96,7 @@ class StraightLineAccess:
         cand = self._tree.query_ball_point(to_xyz(la, lo)[0], float(chord_m(radius)) + 1e-6)
         idx = np.asarray(cand, dtype=np.int32)
         meters = haversine_m(la[0], lo[0], self.stop_lat[idx], self.stop_lon[idx]) * self.detour
-        seconds = walk_seconds(meters, speed)
-        keep = seconds <= max_seconds
-        idx, seconds, meters = idx[keep], seconds[keep], meters[keep]
-        order = np.lexsort((idx, seconds))
-        return idx[order], seconds[order], meters[order]
+        return reachable(idx, meters, speed, max_seconds)
 
     def walk(
         self,
