@@ -199,3 +199,25 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     if code is not None:
         assert error["code"] == code, error
     return error  # type: ignore[no-any-return]
+
+
+# A square on-demand zone over central Muroran and two points inside it, for the dispatch API
+# tests (rides, fleet, GTFS-RT export of the fleet).
+ZONE = {
+    "zone_id": "muroran",
+    "name": "Muroran",
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [140.955, 42.305],
+                [141.005, 42.305],
+                [141.005, 42.345],
+                [140.955, 42.345],
+                [140.955, 42.305],
+            ]
+        ],
+    },
+}
+A = {"lat": 42.31, "lon": 140.96}
+B = {"lat": 42.33, "lon": 140.99}

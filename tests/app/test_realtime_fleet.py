@@ -12,26 +12,7 @@ from google.transit import gtfs_realtime_pb2 as pb
 
 from app.feeds.fleet import fleet_snapshot
 from gtfs.realtime import parse_feed
-from tests.app.conftest import services_of
-
-ZONE = {
-    "zone_id": "muroran",
-    "name": "Muroran",
-    "geometry": {
-        "type": "Polygon",
-        "coordinates": [
-            [
-                [140.955, 42.305],
-                [141.005, 42.305],
-                [141.005, 42.345],
-                [140.955, 42.345],
-                [140.955, 42.305],
-            ]
-        ],
-    },
-}
-A = {"lat": 42.31, "lon": 140.96}
-B = {"lat": 42.33, "lon": 140.99}
+from tests.app.conftest import ZONE, A, B, services_of
 
 
 def _van(vehicle_id: str, at: dict[str, float]) -> dict[str, Any]:

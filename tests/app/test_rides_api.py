@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.db import create_db_engine
 from app.models.dispatch import RideRecord, ZoneStateRecord
-from tests.app.conftest import both_backends
+from tests.app.conftest import ZONE, A, B, both_backends
 
 pytestmark = both_backends
 
@@ -31,26 +31,6 @@ def forget_saved_dispatch(database_url: str) -> Iterator[None]:
                 conn.execute(sa.delete(ZoneStateRecord))
         finally:
             engine.dispose()
-
-
-ZONE = {
-    "zone_id": "muroran",
-    "name": "Muroran",
-    "geometry": {
-        "type": "Polygon",
-        "coordinates": [
-            [
-                [140.955, 42.305],
-                [141.005, 42.305],
-                [141.005, 42.345],
-                [140.955, 42.345],
-                [140.955, 42.305],
-            ]
-        ],
-    },
-}
-A = {"lat": 42.31, "lon": 140.96}
-B = {"lat": 42.33, "lon": 140.99}
 
 
 def _setup(
