@@ -1,36 +1,46 @@
 """Several dispatcher workers sharing the zones: work queues, zone leases, state snapshots.
 
-Requests for a zone (book, cancel, vehicle events) are appended to the work queue
+Commands for a zone (book, cancel, vehicle events, new vehicles) are appended to the work queue
 ``dispatch.zone.<zone_id>`` (Redis Streams in production, consumed by the group ``dispatch``).
-One worker at a time owns a zone: it holds the zone's lease (a key with an expiry, renewed at
-every pass). On taking a zone over, a worker loads the zone's last snapshot; after handling each
-message it saves the snapshot *then* acks, so a crash at any point loses nothing:
+One worker at a time owns a zone: it holds the zone's lease (a key with an expiry, renewed by a
+lease keeper every third of its lifetime and before each message). On taking a zone over, a
+worker loads the zone's last snapshot; after handling each message it saves the snapshot
+*then* acks, so a crash at any point loses nothing:
 
 * crash before the snapshot: the message stays pending, the next owner reclaims it and handles
   it on the state that does not contain it yet;
 * crash between snapshot and ack: the next owner reclaims it, and the booking is recognised as
   already done (ride ids are the request ids), so nothing is assigned twice.
 
+Position reports are the exception: they are acked without a snapshot (a lost position is
+replaced by the next one) and saved with the periodic snapshot of the owned zones.
+
+:class:`ZoneWorker` runs one asyncio task per owned zone, blocked on that zone's stream, and a
+lease keeper that also re-reads the zone catalog (zones added at run time are picked up).
 Only the protocols live here (``dispatch`` never imports ``app``); the app provides them on its
-event bus and Redis (``app.dispatch_service``).
+event bus, Redis and database (``app.dispatch_service``, ``app.dispatch_gateway``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.request import RideRequest
-from dispatch.rides import Rejection, Ride, RideStatus
+from dispatch.rides import Quote, Rejection, Ride, RideStatus
 from dispatch.vehicle import VEHICLE_TYPES, Onboard, Stop, StopKind, Vehicle, VehicleType
 from dispatch.zone import ServiceZone
 
 GROUP = "dispatch"
+log = logging.getLogger("tsunagu.dispatch.scale_out")
 
 
 def zone_stream(zone_id: str) -> str:
@@ -39,6 +49,11 @@ def zone_stream(zone_id: str) -> str:
 
 def lease_key(zone_id: str) -> str:
     return f"dispatch.lease.{zone_id}"
+
+
+def state_key(zone_id: str) -> str:
+    """Key of a zone's snapshot in a key-value :class:`StateStore`."""
+    return f"dispatch.state.{zone_id}"
 
 
 class QueueMessage(Protocol):
@@ -76,11 +91,43 @@ class LeaseStore(Protocol):
 
 
 class StateStore(Protocol):
-    """Where zone snapshots live (JSON text)."""
+    """Key-value snapshots (JSON text): memory or Redis (see :class:`KeyValueZoneStore`)."""
 
     async def load(self, key: str) -> str | None: ...
 
     async def save(self, key: str, value: str) -> None: ...
+
+
+class ZoneStore(Protocol):
+    """Where a worker loads a zone's state on takeover and saves it after each command.
+
+    The app's store is the database (zone row and ride records in one transaction), so it
+    takes the dispatcher and snapshots the zone itself.
+    """
+
+    async def load(self, zone_id: str) -> str | None: ...
+
+    async def save(self, d: Dispatcher, zone_id: str) -> None: ...
+
+
+class Catalog(Protocol):
+    """Every zone of the service (the app's ``dispatch_zone_states`` table)."""
+
+    async def zones(self) -> list[ServiceZone]: ...
+
+
+class KeyValueZoneStore:
+    """A :class:`ZoneStore` over a key-value :class:`StateStore` (key ``dispatch.state.<id>``)."""
+
+    def __init__(self, state: StateStore) -> None:
+        self.state = state
+
+    async def load(self, zone_id: str) -> str | None:
+        return await self.state.load(state_key(zone_id))
+
+    async def save(self, d: Dispatcher, zone_id: str) -> None:
+        snap = await asyncio.to_thread(zone_snapshot, d, zone_id)
+        await self.state.save(state_key(zone_id), snap)
 
 
 # --- snapshots ----------------------------------------------------------------------------------
@@ -99,6 +146,32 @@ def zone_snapshot(d: Dispatcher, zone_id: str) -> str:
         )
 
 
+def vehicle_from_dict(vd: dict[str, Any]) -> Vehicle:
+    """Inverse of ``dataclasses.asdict(vehicle)`` (the snapshot and ``add_vehicle`` form)."""
+    vd = dict(vd)
+    plan = [Stop(**{**s, "kind": StopKind(s["kind"])}) for s in vd.pop("plan", [])]
+    onboard = {k: Onboard(**o) for k, o in vd.pop("onboard", {}).items()}
+    v = Vehicle(
+        **{
+            **vd,
+            "vtype": _vtype_of(vd["vtype"]),
+            "depot": tuple(vd["depot"]),
+            "position": tuple(vd["position"]),
+            "heading": tuple(vd["heading"]) if vd.get("heading") else None,
+        }
+    )
+    v.plan = plan
+    v.onboard = onboard
+    return v
+
+
+def request_from_dict(rd: dict[str, Any]) -> RideRequest:
+    """Inverse of ``dataclasses.asdict(request)``."""
+    return RideRequest(
+        **{**rd, "origin": tuple(rd["origin"]), "destination": tuple(rd["destination"])}
+    )
+
+
 def restore_zone(d: Dispatcher, zone: ServiceZone, text: str | None) -> None:
     """Add ``zone`` to ``d`` with the state of the snapshot ``text`` (empty zone if None)."""
     d.add_zone(zone)
@@ -106,25 +179,9 @@ def restore_zone(d: Dispatcher, zone: ServiceZone, text: str | None) -> None:
         return
     snap = json.loads(text)
     for vd in snap["vehicles"]:
-        plan = [Stop(**{**s, "kind": StopKind(s["kind"])}) for s in vd.pop("plan")]
-        onboard = {k: Onboard(**o) for k, o in vd.pop("onboard").items()}
-        v = Vehicle(
-            **{
-                **vd,
-                "vtype": _vtype_of(vd["vtype"]),
-                "depot": tuple(vd["depot"]),
-                "position": tuple(vd["position"]),
-                "heading": tuple(vd["heading"]) if vd.get("heading") else None,
-            }
-        )
-        v.plan = plan
-        v.onboard = onboard
-        d.add_vehicle(v)
+        d.add_vehicle(vehicle_from_dict(vd))
     for rd in snap["rides"]:
-        req = rd.pop("request")
-        req = RideRequest(
-            **{**req, "origin": tuple(req["origin"]), "destination": tuple(req["destination"])}
-        )
+        req = request_from_dict(rd.pop("request"))
         d.restore_ride(
             Ride(
                 **{
@@ -150,46 +207,141 @@ def book_message(request: RideRequest) -> dict[str, Any]:
     return {"op": "book", "request": r}
 
 
-def handle(d: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
-    """Apply one queued message to the zone's dispatcher; returns the outcome."""
-    op = data.get("op")
-    if op == "book":
-        rd = data["request"]
-        req = RideRequest(
-            **{**rd, "origin": tuple(rd["origin"]), "destination": tuple(rd["destination"])}
+def book_quote_message(quote_id: str, user_id: str, request_id: str) -> dict[str, Any]:
+    """Book the quote ``quote_id`` (issued by the zone's owner); ``request_id`` is the ride id
+    the quote's request carries, so a redelivered booking is recognised."""
+    if not request_id:
+        raise ValueError("a queued booking needs a request_id (it makes redelivery idempotent)")
+    return {"op": "book_quote", "quote_id": quote_id, "user_id": user_id, "request_id": request_id}
+
+
+def needs_snapshot(data: dict[str, Any]) -> bool:
+    """Whether a message's outcome must be in the snapshot before its ack (all but positions:
+    a lost position is replaced by the next report)."""
+    return not (data.get("op") == "vehicle_event" and data.get("type") == "position")
+
+
+def _ride_outcome(res: Ride | Rejection, request_id: str, user_id: str) -> dict[str, Any]:
+    if isinstance(res, Rejection):
+        return {
+            "request_id": request_id,
+            "rejected": res.reason.value,
+            "message": res.message,
+            "new_quote": res.new_quote.to_dict() if res.new_quote is not None else None,
+            "user_id": user_id,
+        }
+    return {"ride_id": res.ride_id, "status": res.status.value, "ride": res.to_dict()}
+
+
+def _notify_rejected(d: Dispatcher, user_id: str, request_id: str, reason: str) -> None:
+    # The rider may have been answered "pending" (no reply in time): tell them on their topic.
+    if user_id:
+        d.events.publish(
+            f"user.{user_id}.ride",
+            {"type": "rejected", "request_id": request_id, "reason": reason},
         )
+
+
+def handle(d: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
+    """Apply one queued message (or one query) to the zone's dispatcher; returns the outcome.
+
+    Ops: ``book`` (a request), ``book_quote`` (a quote this dispatcher issued), ``cancel``,
+    ``vehicle_event`` (position, boarded, alighted, no_show), ``add_vehicle`` and the query
+    ``quote``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
+    """
+    op = data.get("op")
+    try:
+        return _handle(d, op, data)
+    except DispatchError as exc:
+        return {"error": exc.code, "message": exc.message}
+    except (KeyError, TypeError, ValueError) as exc:  # a malformed message is refused, not retried
+        return {"error": "invalid_message", "message": f"{op}: {exc!r}"}
+
+
+def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
+    if op == "book":
+        req = request_from_dict(data["request"])
         done = d.ride(req.request_id)
         if done is not None:  # redelivered after the snapshot: already booked
-            return {"ride_id": done.ride_id, "status": done.status.value, "redelivered": True}
+            return {**_ride_outcome(done, req.request_id, req.user_id), "redelivered": True}
         res = d.request_ride(req, req.user_id)
         if isinstance(res, Rejection):
-            if req.user_id:
-                d.events.publish(
-                    f"user.{req.user_id}.ride",
-                    {"type": "rejected", "request_id": req.request_id, "reason": res.reason.value},
-                )
-            return {"request_id": req.request_id, "rejected": res.reason.value}
-        return {"ride_id": res.ride_id, "status": res.status.value}
+            _notify_rejected(d, req.user_id, req.request_id, res.reason.value)
+        return _ride_outcome(res, req.request_id, req.user_id)
+    if op == "book_quote":
+        rid, user = str(data["request_id"]), str(data.get("user_id", ""))
+        done = d.ride(rid)
+        if done is not None:
+            return {**_ride_outcome(done, rid, user), "redelivered": True}
+        res = d.book(str(data["quote_id"]), user)
+        if isinstance(res, Rejection):
+            _notify_rejected(d, user, rid, res.reason.value)
+        return _ride_outcome(res, rid, user)
     if op == "cancel":
-        try:
-            ride = d.cancel(str(data["ride_id"]))
-        except DispatchError as exc:
-            return {"ride_id": data.get("ride_id"), "error": exc.code}
-        return {"ride_id": ride.ride_id, "status": ride.status.value}
-    return {"error": f"unknown op {op!r}"}
+        ride = d.cancel(str(data["ride_id"]))
+        return {"ride_id": ride.ride_id, "status": ride.status.value, "ride": ride.to_dict()}
+    if op == "vehicle_event":
+        vid, kind, t = str(data["vehicle_id"]), str(data["type"]), float(data["t"])
+        if kind == "position":
+            d.update_position(vid, float(data["lat"]), float(data["lon"]), t)
+        elif kind in ("boarded", "alighted", "no_show"):
+            getattr(d, kind)(vid, str(data["ride_id"]), t)
+        else:
+            return {"error": "invalid_message", "message": f"unknown vehicle event {kind!r}"}
+        return {"vehicle_id": vid}
+    if op == "add_vehicle":
+        v = vehicle_from_dict(data["vehicle"])
+        d.add_vehicle(v)
+        return {"vehicle_id": v.vehicle_id}
+    if op == "quote":
+        q: Quote | Rejection = d.quote(request_from_dict(data["request"]))
+        if isinstance(q, Rejection):
+            return {"rejected": q.reason.value, "message": q.message, "new_quote": None}
+        return {"quote": q.to_dict(), "request_id": q.request.request_id}
+    return {"error": "invalid_message", "message": f"unknown op {op!r}"}
+
+
+ZoneHook = Callable[[str], Awaitable[None]]
+OutcomeHook = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[None]]
 
 
 class ZoneWorker:
     """One dispatcher worker: owns the zones whose lease it holds, drains their queues.
+
+    Two ways to drive it: :meth:`run_once` (one sequential pass, for tests and tools), or
+    :meth:`start` (a lease keeper task plus one task per owned zone blocked on its stream).
 
     Parameters
     ----------
     worker_id
         Unique per process (the consumer name and the lease owner).
     zones
-        Every zone of the service; the worker serves those it can lease.
+        The zones of the service known at start; the worker serves those it can lease.
     make_dispatcher
-        Builds this worker's (empty) dispatcher.
+        Builds this worker's (empty) dispatcher; it holds only the owned zones.
+    queue, leases
+        Work queues (the event bus) and zone leases.
+    state
+        Key-value snapshot store (wrapped in :class:`KeyValueZoneStore`); ignored when
+        ``zone_store`` is given.
+    lease_ttl_ms
+        Lease lifetime: a crashed owner's zones are taken over after at most this long.
+    reclaim_idle_ms
+        Messages pending this long are reclaimed by the zone's owner (a dead owner's batch).
+    zone_store
+        Where zone states live (the app's database); overrides ``state``.
+    catalog
+        Re-read every ``catalog_interval_s`` by the keeper: new zones are leased, zones gone
+        from it are released.
+    block_ms
+        How long a zone task blocks on its stream per read.
+    snapshot_interval_s
+        Owned zones are saved this often (positions, re-optimised plans).
+    on_acquire, on_release
+        Awaited after a zone is taken over (restored) / before it leaves the dispatcher.
+    on_outcome
+        Awaited with ``(zone_id, message data, outcome)`` after each ack (replies, pending
+        records); its failures are logged, never retried.
     """
 
     def __init__(
@@ -199,33 +351,119 @@ class ZoneWorker:
         make_dispatcher: Callable[[], Dispatcher],
         queue: WorkQueue,
         leases: LeaseStore,
-        state: StateStore,
+        state: StateStore | None = None,
         lease_ttl_ms: int = 10_000,
         reclaim_idle_ms: int = 5_000,
+        *,
+        zone_store: ZoneStore | None = None,
+        catalog: Catalog | None = None,
+        catalog_interval_s: float = 2.0,
+        block_ms: int = 1000,
+        snapshot_interval_s: float = 10.0,
+        on_acquire: ZoneHook | None = None,
+        on_release: ZoneHook | None = None,
+        on_outcome: OutcomeHook | None = None,
     ) -> None:
+        if zone_store is None:
+            if state is None:
+                raise ValueError("give a state store or a zone store")
+            zone_store = KeyValueZoneStore(state)
         self.worker_id = worker_id
         self.zones = {z.zone_id: z for z in zones}
         self.dispatcher = make_dispatcher()
         self.queue = queue
         self.leases = leases
-        self.state = state
+        self.zone_store = zone_store
+        self.catalog = catalog
+        self.catalog_interval_s = catalog_interval_s
         self.lease_ttl_ms = lease_ttl_ms
         self.reclaim_idle_ms = reclaim_idle_ms
+        self.block_ms = block_ms
+        self.snapshot_interval_s = snapshot_interval_s
+        self.on_acquire = on_acquire
+        self.on_release = on_release
+        self.on_outcome = on_outcome
         self.owned: set[str] = set()
         self.outcomes: list[dict[str, Any]] = []
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
+        self._last_catalog = -float("inf")
+        self._last_snapshot = time.monotonic()
+        self._dirty: set[str] = set()
+
+    # --- ownership --------------------------------------------------------------------------
+    def _lock(self, zid: str) -> asyncio.Lock:
+        return self._locks.setdefault(zid, asyncio.Lock())
+
+    async def _renew(self, zid: str) -> bool:
+        return await self.leases.acquire(lease_key(zid), self.worker_id, self.lease_ttl_ms)
+
+    async def _take(self, zid: str) -> None:
+        """Restore a newly leased zone from its last saved state."""
+        text = await self.zone_store.load(zid)
+        await asyncio.to_thread(restore_zone, self.dispatcher, self.zones[zid], text)
+        self.owned.add(zid)
+        log.info("zone %s taken by %s", zid, self.worker_id)
+        if self.on_acquire is not None:
+            try:
+                await self.on_acquire(zid)
+            except Exception:  # a hook must not cost the zone its owner
+                log.exception("on_acquire of %s failed", zid)
+
+    async def _drop(self, zid: str, *, release: bool) -> None:
+        """Forget an owned zone (lease lost, or released): its task ends first, so no message
+        is half-handled; messages it had read stay pending for the next owner."""
+        task = self._tasks.pop(zid, None)
+        current = asyncio.current_task()
+        if zid in self.owned and self.on_release is not None:
+            try:
+                await self.on_release(zid)
+            except Exception:
+                log.exception("on_release of %s failed", zid)
+        async with self._lock(zid):
+            if task is not None and task is not current:
+                task.cancel()
+            if zid in self.owned:
+                self.owned.discard(zid)
+                with contextlib.suppress(DispatchError):
+                    self.dispatcher.remove_zone(zid)
+                self._dirty.discard(zid)
+                log.info("zone %s left by %s", zid, self.worker_id)
+        if task is not None and task is not current:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if release:
+            await self.leases.release(lease_key(zid), self.worker_id)
+
+    # --- one message ------------------------------------------------------------------------
+    async def _process(self, zid: str, msg: Any) -> dict[str, Any]:
+        """Handle, snapshot, ack, then tell ``on_outcome`` (the lease is held)."""
+        out = await asyncio.to_thread(handle, self.dispatcher, msg.data)
+        if needs_snapshot(msg.data):
+            await self.zone_store.save(self.dispatcher, zid)
+        else:
+            self._dirty.add(zid)
+        await self.queue.ack(zone_stream(zid), GROUP, msg.id)
+        self.outcomes.append(out)
+        if self.on_outcome is not None:
+            try:
+                await self.on_outcome(zid, msg.data, out)
+            except Exception:
+                log.exception("on_outcome of %s failed", zid)
+        return out
 
     async def run_once(self, block_ms: int = 0) -> int:
         """Renew/take leases, then handle the waiting messages of owned zones; returns count."""
         handled = 0
-        for zid, zone in self.zones.items():
-            held = await self.leases.acquire(lease_key(zid), self.worker_id, self.lease_ttl_ms)
+        for zid in list(self.zones):
+            held = await self._renew(zid)
             if held and zid not in self.owned:
-                text = await self.state.load(f"dispatch.state.{zid}")
-                await asyncio.to_thread(restore_zone, self.dispatcher, zone, text)
-                self.owned.add(zid)
+                await self._take(zid)
             elif not held and zid in self.owned:
-                self.dispatcher.remove_zone(zid)
-                self.owned.discard(zid)
+                await self._drop(zid, release=False)
             if not held:
                 continue
             stream = zone_stream(zid)
@@ -236,21 +474,141 @@ class ZoneWorker:
             for m in msgs:
                 # Renew before each message: a worker that lost its zone must not write the
                 # new owner's snapshot (the message stays pending for the new owner).
-                if not await self.leases.acquire(lease_key(zid), self.worker_id, self.lease_ttl_ms):
-                    self.dispatcher.remove_zone(zid)
-                    self.owned.discard(zid)
+                if not await self._renew(zid):
+                    await self._drop(zid, release=False)
                     break
-                out = await asyncio.to_thread(handle, self.dispatcher, m.data)
-                snap = await asyncio.to_thread(zone_snapshot, self.dispatcher, zid)
-                await self.state.save(f"dispatch.state.{zid}", snap)
-                await self.queue.ack(stream, GROUP, m.id)
-                self.outcomes.append(out)
+                await self._process(zid, m)
                 handled += 1
         return handled
+
+    # --- running ----------------------------------------------------------------------------
+    async def _serve(self, zid: str) -> None:
+        """The zone's task: reclaim stale messages now and then, block on new ones."""
+        stream = zone_stream(zid)
+        next_reclaim = 0.0
+        while zid in self.owned:
+            try:
+                msgs: list[Any] = []
+                now = time.monotonic()
+                if now >= next_reclaim:
+                    msgs = await self.queue.reclaim(
+                        stream, GROUP, self.worker_id, min_idle_ms=self.reclaim_idle_ms
+                    )
+                    next_reclaim = now + self.reclaim_idle_ms / 2000.0
+                if not msgs:
+                    msgs = await self.queue.read(
+                        stream, GROUP, self.worker_id, block_ms=self.block_ms
+                    )
+                for m in msgs:
+                    async with self._lock(zid):
+                        if zid not in self.owned:
+                            return
+                        if not await self._renew(zid):
+                            lost = True
+                        else:
+                            lost = False
+                            await self._process(zid, m)
+                    if lost:
+                        await self._drop(zid, release=False)
+                        return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis or the database away: the message stays pending
+                log.exception("zone %s worker error; retrying", zid)
+                await asyncio.sleep(min(1.0, self.lease_ttl_ms / 3000.0))
+
+    async def _refresh_catalog(self, force: bool) -> None:
+        if self.catalog is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_catalog < self.catalog_interval_s:
+            return
+        self._last_catalog = now
+        zones = await self.catalog.zones()
+        fresh = {z.zone_id: z for z in zones}
+        for zid in [z for z in self.zones if z not in fresh]:
+            if zid in self.owned:
+                await self._drop(zid, release=True)
+        # A definition seen before keeps its object (its H3 cells are already computed).
+        self.zones = {zid: self.zones.get(zid, z) for zid, z in fresh.items()}
+
+    async def pass_once(self, *, refresh: bool = False) -> None:
+        """One keeper pass: catalog, leases (take, renew, lose), periodic snapshots."""
+        async with self._pass_lock:
+            await self._refresh_catalog(refresh)
+            for zid in list(self.zones):
+                held = await self._renew(zid)
+                if held and zid not in self.owned:
+                    async with self._lock(zid):
+                        await self._take(zid)
+                    self._tasks[zid] = asyncio.create_task(
+                        self._serve(zid), name=f"dispatch-zone-{zid}"
+                    )
+                elif not held and zid in self.owned:
+                    await self._drop(zid, release=False)
+            now = time.monotonic()
+            if now - self._last_snapshot >= self.snapshot_interval_s:
+                self._last_snapshot = now
+                await self.save_owned()
+
+    async def save_owned(self) -> None:
+        """Snapshot every owned zone (re-optimised plans, positions), lease checked first."""
+        for zid in sorted(self.owned):
+            async with self._lock(zid):
+                if zid not in self.owned or not await self._renew(zid):
+                    continue
+                try:
+                    await self.zone_store.save(self.dispatcher, zid)
+                    self._dirty.discard(zid)
+                except Exception:  # the next pass retries
+                    log.exception("snapshot of zone %s failed", zid)
+
+    async def _keep(self) -> None:
+        period = self.lease_ttl_ms / 3000.0
+        while True:
+            try:
+                await self.pass_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis or the database away: try again next period
+                log.exception("lease keeper pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), period)
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Start the lease keeper (the first pass runs at once)."""
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(
+                self._keep(), name=f"dispatch-keeper-{self.worker_id}"
+            )
+
+    async def sync(self) -> None:
+        """A keeper pass now, the catalog re-read first: a zone just added to the catalog is
+        owned by some worker (this one if nobody else holds it) when this returns."""
+        await self.pass_once(refresh=True)
+
+    def owns(self, zone_id: str) -> bool:
+        return zone_id in self.owned
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop the keeper and the zone tasks; save and release the zones (clean shutdown:
+        another worker takes over at once). ``release=False`` imitates a crash (tests)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._keeper
+            self._keeper = None
+        if release:
+            await self.save_owned()
+        for zid in list(self.owned):
+            await self._drop(zid, release=release)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        self._tasks.clear()
 
     async def release(self) -> None:
         """Give every lease back (clean shutdown: another worker can take over at once)."""
         for zid in list(self.owned):
-            await self.leases.release(lease_key(zid), self.worker_id)
-            self.dispatcher.remove_zone(zid)
+            await self._drop(zid, release=True)
         self.owned.clear()
