@@ -130,12 +130,16 @@ class TransitData:
 
         ``realtime`` is a :class:`gtfs.realtime.RealtimeState` (or anything with the same
         ``service_date``, ``arrival``, ``departure``, ``trip_cancelled`` and ``stop_skipped``
-        arrays): its times replace the schedule for trips of its service date, its cancelled
-        trips do not run and its skipped stops neither board nor alight.
+        arrays). It describes the trips of ONE service date, so it changes only the copy of
+        that date (``day - 1``, ``day`` or ``day + 1``): there its times replace the schedule,
+        its cancelled trips do not run and its skipped stops neither board nor alight. The
+        other copies of the same trips (yesterday's run past midnight, tomorrow morning's)
+        keep their schedule.
         """
         tt = self.tt
         allowed = self.trip_filter(options)
-        active = np.empty((len(DAY_OFFSETS), tt.n_trips), dtype=np.bool_)
+        n_off = len(DAY_OFFSETS)
+        active = np.empty((n_off, tt.n_trips), dtype=np.bool_)
         offsets = np.array([d * DAY for d in DAY_OFFSETS], dtype=np.int32)
         rt_row = -1
         for i, d in enumerate(DAY_OFFSETS):
@@ -151,31 +155,31 @@ class TransitData:
             st_ok = stop_ok[self.st_stop]
             board = board & st_ok
             alight = alight & st_ok
+        n = tt.n_stop_times
         if rt_row >= 0:
-            skipped = np.asarray(realtime.stop_skipped, dtype=np.bool_)  # type: ignore[union-attr]
-            # Skipped stops only matter for the realtime day; other copies keep the schedule,
-            # which a single board/alight mask cannot express, so a skip applies to all copies
-            # (a skipped stop time of yesterday's or tomorrow's run is an edge case).
-            board = board & ~skipped
-            alight = alight & ~skipped
-        n_off = len(DAY_OFFSETS)
-        if rt_row >= 0:
+            # Per-copy arrays: only the realtime day's row differs from the schedule.
             arr = np.repeat(self.forward.st_arr[None, :], n_off, axis=0)
             dep = np.repeat(self.forward.st_dep[None, :], n_off, axis=0)
             arr[rt_row] = np.asarray(realtime.arrival, dtype=np.int32)  # type: ignore[union-attr]
             dep[rt_row] = np.asarray(realtime.departure, dtype=np.int32)  # type: ignore[union-attr]
+            skipped = np.asarray(realtime.stop_skipped, dtype=np.bool_)  # type: ignore[union-attr]
+            board2 = np.repeat(board[None, :], n_off, axis=0)
+            alight2 = np.repeat(alight[None, :], n_off, axis=0)
+            board2[rt_row] &= ~skipped
+            alight2[rt_row] &= ~skipped
+        else:
+            arr = np.broadcast_to(self.forward.st_arr, (n_off, n))
+            dep = np.broadcast_to(self.forward.st_dep, (n_off, n))
+            board2 = np.broadcast_to(board, (n_off, n))
+            alight2 = np.broadcast_to(alight, (n_off, n))
         change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s))
         q = QueryArrays(
             active=active,
             offsets=offsets,
-            st_arr=arr
-            if rt_row >= 0
-            else np.broadcast_to(self.forward.st_arr, (n_off, tt.n_stop_times)),
-            st_dep=dep
-            if rt_row >= 0
-            else np.broadcast_to(self.forward.st_dep, (n_off, tt.n_stop_times)),
-            st_board=board,
-            st_alight=alight,
+            st_arr=arr,
+            st_dep=dep,
+            st_board=board2,
+            st_alight=alight2,
             change_s=change.astype(np.int32),
             slack=int(options.min_transfer_s),
             max_transfer_s=options.max_walk_s,
@@ -188,14 +192,13 @@ class TransitData:
         net = self.backward
         if rt_row >= 0:
             return q.mirrored(net)
-        n = tt.n_stop_times
         return QueryArrays(
             active=np.ascontiguousarray(active[:, net.trip_order]),
             offsets=(-offsets).astype(np.int32),
             st_arr=np.broadcast_to(net.st_arr, (n_off, n)),
             st_dep=np.broadcast_to(net.st_dep, (n_off, n)),
-            st_board=alight[net.st_order],
-            st_alight=board[net.st_order],
+            st_board=np.broadcast_to(alight[net.st_order], (n_off, n)),
+            st_alight=np.broadcast_to(board[net.st_order], (n_off, n)),
             change_s=q.change_s,
             slack=q.slack,
             max_transfer_s=q.max_transfer_s,

@@ -73,8 +73,8 @@ def raptor(
     trip_st_ptr: np.ndarray,
     st_arr: np.ndarray,  # [O, N]
     st_dep: np.ndarray,  # [O, N]
-    st_board: np.ndarray,
-    st_alight: np.ndarray,
+    st_board: np.ndarray,  # [O, N]
+    st_alight: np.ndarray,  # [O, N]
     stop_pattern_ptr: np.ndarray,
     stop_patterns: np.ndarray,
     stop_pattern_pos: np.ndarray,
@@ -218,7 +218,7 @@ def raptor(
                 s = pattern_stops[p0 + i]
                 if cur >= 0:
                     st = trip_st_ptr[cur] + i
-                    if st_alight[st]:
+                    if st_alight[cur_o, st]:
                         a = st_arr[cur_o, st] + cur_off
                         if a < rtau[k, s] and a < bound:
                             rtau[k, s] = a
@@ -249,7 +249,7 @@ def raptor(
                 for o in range(n_off):
                     off = offsets[o]
                     t, d = find_trip(
-                        t_lo, t_hi, i, r - off, trip_st_ptr, st_dep[o], st_board, active[o], fifo
+                        t_lo, t_hi, i, r - off, trip_st_ptr, st_dep[o], st_board[o], active[o], fifo
                     )
                     if t < 0:
                         continue
@@ -294,7 +294,7 @@ def departures_in_window(
     pattern_trip_ptr: np.ndarray,
     trip_st_ptr: np.ndarray,
     st_dep: np.ndarray,  # [O, N]
-    st_board: np.ndarray,
+    st_board: np.ndarray,  # [O, N]
     stop_pattern_ptr: np.ndarray,
     stop_patterns: np.ndarray,
     stop_pattern_pos: np.ndarray,
@@ -316,10 +316,11 @@ def departures_in_window(
                 act = active[o]
                 off = offsets[o]
                 dep_o = st_dep[o]
+                board_o = st_board[o]
                 for t in range(pattern_trip_ptr[p], pattern_trip_ptr[p + 1]):
                     st = trip_st_ptr[t] + pos
                     dep = dep_o[st] + off - access_s[s]
-                    if t0 <= dep <= t1 and act[t] and st_board[st]:
+                    if t0 <= dep <= t1 and act[t] and board_o[st]:
                         out.append(dep)
     res = np.array(out, dtype=np.int64) if len(out) > 0 else np.zeros(0, dtype=np.int64)
     return res

@@ -94,8 +94,8 @@ def mc_kernel(
     trip_st_ptr: np.ndarray,
     st_arr: np.ndarray,
     st_dep: np.ndarray,
-    st_board: np.ndarray,
-    st_alight: np.ndarray,
+    st_board: np.ndarray,  # [O, N]: a realtime skip only closes its own day's copy
+    st_alight: np.ndarray,  # [O, N]
     stop_pattern_ptr: np.ndarray,
     stop_patterns: np.ndarray,
     stop_pattern_pos: np.ndarray,
@@ -243,7 +243,7 @@ def mc_kernel(
                 # Alight every route-bag label here.
                 for r in range(n_rb):
                     st = trip_st_ptr[rb_trip[r]] + i
-                    if not st_alight[st]:
+                    if not st_alight[rb_o[r], st]:
                         continue
                     a = st_arr[rb_o[r], st] + offsets[rb_o[r]]
                     if a > max_arrival:
@@ -288,7 +288,7 @@ def mc_kernel(
                     for o in range(n_off):
                         off = offsets[o]
                         t, d = find_trip(
-                            t_lo, t_hi, i, l_ready[x] - off, trip_st_ptr, st_dep[o], st_board,
+                            t_lo, t_hi, i, l_ready[x] - off, trip_st_ptr, st_dep[o], st_board[o],
                             active[o], fifo,
                         )  # fmt: skip
                         if t >= 0 and d + off < best_d:

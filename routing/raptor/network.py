@@ -95,8 +95,9 @@ class RaptorNetwork:
         )
 
     def mirror_stop_times(self, values: BoolArray) -> BoolArray:
-        """Reorder a forward per-stop-time array into this network's stop-time order."""
-        return values[self.st_order] if self.reversed else values
+        """Reorder a forward per-stop-time array (last axis, e.g. [O, N] masks) into this
+        network's stop-time order."""
+        return values[..., self.st_order] if self.reversed else values
 
     def mirror_trips(self, values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         """Reorder a forward per-trip array (last axis) into this network's trip order."""

@@ -35,7 +35,8 @@ class QueryArrays:
         [O, N] times of each copy (scheduled or realtime; a broadcast view when all copies
         share the schedule).
     st_board, st_alight
-        [N] whether boarding / alighting is allowed for this query.
+        [O, N] whether boarding / alighting is allowed for this query, per copy (a realtime
+        skipped stop closes only the copy of its service day; a broadcast view otherwise).
     change_s
         [S] time needed between arriving at a stop by a ride and boarding there.
     slack
