@@ -16,6 +16,12 @@ For each vehicle and each pair of positions (pick-up before stop ``i``, drop-off
 * the return to the depot before the shift ends.
 
 Plans whose current schedule is already infeasible (a vehicle running late) take no new ride.
+
+Every leg is driven through the zone's time-of-day speed periods
+(:func:`dispatch.time_dependent.arrive`; free flow without windows, exactly ``t + leg``). The
+model is FIFO, so a later departure never arrives earlier and the pruning above stays exact.
+The cost, the added driving, is counted in free-flow seconds (the distance-like quantity to
+minimise; the schedule checks use the time-dependent arrivals).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
+
+from dispatch.time_dependent import arrive
 
 F = NDArray[np.float64]
 IntA = NDArray[np.int64]
@@ -98,6 +106,8 @@ def _kernel(
     serv_p: float,
     serv_d: float,
     maxride: float,
+    starts: F,
+    factors: F,
     out_cost: F,
     out_tp: F,
     out_td: F,
@@ -129,7 +139,7 @@ def _kernel(
         cw = v_wc0[v]
         base_feasible = cs <= v_cap_s[v] and cw <= v_cap_w[v]
         for k in range(n):
-            b = max(t + s_leg[o + k], s_early[o + k])
+            b = max(arrive(t, s_leg[o + k], starts, factors), s_early[o + k])
             if b > s_late[o + k] + BASE_TOL:
                 base_feasible = False
             p = s_pair[o + k]
@@ -146,7 +156,7 @@ def _kernel(
                 base_feasible = False
         base_end = t
         base_home = v_pos_depot[v] if n == 0 else s_depot[o + n - 1]
-        if base_end + base_home > v_shift_end[v] + BASE_TOL:
+        if arrive(base_end, base_home, starts, factors) > v_shift_end[v] + BASE_TOL:
             base_feasible = False
         if not base_feasible:
             continue
@@ -161,7 +171,7 @@ def _kernel(
             if load_s + n_s > v_cap_s[v] or load_w + n_w > v_cap_w[v]:
                 continue
             tt_in = v_posP[v] if i == 0 else s_toP[o + i - 1]
-            bp = max(prev_dep + tt_in, e_p)
+            bp = max(arrive(prev_dep, tt_in, starts, factors), e_p)
             if bp > l_p + _EPS:
                 continue
             for j in range(i, n + 1):
@@ -187,7 +197,7 @@ def _kernel(
                 settled = False
                 for k in range(i, n + 1):
                     if k == j:
-                        bd = t + (v_PD[v] if j == i else s_toD[o + j - 1])
+                        bd = arrive(t, v_PD[v] if j == i else s_toD[o + j - 1], starts, factors)
                         if bd > l_d + _EPS or bd - bp > maxride + _EPS:
                             ok = False
                             break
@@ -200,7 +210,7 @@ def _kernel(
                         tt = s_Dto[o + k]
                     else:
                         tt = s_leg[o + k]
-                    b = max(t + tt, s_early[o + k])
+                    b = max(arrive(t, tt, starts, factors), s_early[o + k])
                     if b > s_late[o + k] + _EPS:
                         ok = False
                         break
@@ -219,7 +229,7 @@ def _kernel(
                     continue
                 if not settled:
                     home = v_Ddepot[v] if j == n else s_depot[o + n - 1]
-                    if t + home > v_shift_end[v] + _EPS:
+                    if arrive(t, home, starts, factors) > v_shift_end[v] + _EPS:
                         continue
                 best_cost = cost
                 best_tp = bp

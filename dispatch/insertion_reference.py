@@ -1,12 +1,15 @@
 """Brute-force insertion in plain Python: the reference the numba kernel is tested against.
 
 Every pair of positions is tried by building the new plan and simulating it from scratch, with
-every constraint checked on every stop. Slow on purpose (it is also the bench baseline).
+every constraint checked on every stop. Slow on purpose (it is also the bench baseline). Legs
+are driven through the zone's speed periods (:class:`~dispatch.time_dependent.SpeedProfile`,
+free flow by default), as in the kernel.
 """
 
 from __future__ import annotations
 
 from dispatch.insertion import BASE_TOL, Insertion, NewRide
+from dispatch.time_dependent import FREE_FLOW_PROFILE, SpeedProfile
 from dispatch.travel_times import TravelTimes
 from dispatch.vehicle import Stop, StopKind, Vehicle
 
@@ -18,9 +21,15 @@ def _tt(travel: TravelTimes, a: tuple[float, float], b: tuple[float, float], spe
 
 
 def simulate(
-    v: Vehicle, plan: list[Stop], now: float, travel: TravelTimes, tol: float = _EPS
+    v: Vehicle,
+    plan: list[Stop],
+    now: float,
+    travel: TravelTimes,
+    tol: float = _EPS,
+    profile: SpeedProfile = FREE_FLOW_PROFILE,
 ) -> tuple[list[float], float] | None:
-    """Service start times of ``plan`` and its driving time, or None if any constraint breaks."""
+    """Service start times of ``plan`` and its free-flow driving time, or None if any
+    constraint breaks; legs are driven through the speed periods of ``profile``."""
     speed = v.vtype.speed_kmh
     t = max(now, v.position_time, v.shift_start)
     if now >= v.shift_end:
@@ -36,7 +45,7 @@ def simulate(
     for s in plan:
         leg = _tt(travel, here, s.latlon, speed)
         drive += leg
-        b = max(t + leg, s.earliest)
+        b = max(profile.arrive(t, leg), s.earliest)
         if b > s.latest + tol:
             return None
         if s.kind is StopKind.PICKUP:
@@ -55,7 +64,7 @@ def simulate(
         times.append(b)
         t = b + s.service_s
         here = s.latlon
-    if t + _tt(travel, here, v.depot, speed) > v.shift_end + tol:
+    if profile.arrive(t, _tt(travel, here, v.depot, speed)) > v.shift_end + tol:
         return None
     return times, drive
 
@@ -90,20 +99,24 @@ def new_stops(ride: NewRide, ride_id: str = "__new__") -> tuple[Stop, Stop]:
 
 
 def reference_best_insertion(
-    vehicles: list[Vehicle], ride: NewRide, now: float, travel: TravelTimes
+    vehicles: list[Vehicle],
+    ride: NewRide,
+    now: float,
+    travel: TravelTimes,
+    profile: SpeedProfile = FREE_FLOW_PROFILE,
 ) -> Insertion | None:
     """Least added driving time, then earliest pick-up, over every vehicle and position pair."""
     p, d = new_stops(ride)
     best: Insertion | None = None
     for vi, v in enumerate(vehicles):
-        base = simulate(v, v.plan, now, travel, BASE_TOL)
+        base = simulate(v, v.plan, now, travel, BASE_TOL, profile)
         if base is None:
             continue
         n = len(v.plan)
         for i in range(n + 1):
             for j in range(i, n + 1):
                 plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
-                res = simulate(v, plan, now, travel)
+                res = simulate(v, plan, now, travel, profile=profile)
                 if res is None:
                     continue
                 times, drive = res

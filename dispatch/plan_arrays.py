@@ -2,7 +2,8 @@
 
 Per vehicle the arrays are cached and rebuilt only when its plan or position changes; a quote
 then only concatenates them and asks the travel-time model for the times between the new
-pick-up/drop-off and every planned node (one matrix call per vehicle speed).
+pick-up/drop-off and every planned node (one matrix call per vehicle speed). Legs are cached
+as free-flow seconds; the kernel drives them through the zone's speed periods.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from dispatch.geo import FloatArray
 from dispatch.insertion import Insertion, NewRide, _kernel, choose
+from dispatch.time_dependent import FREE_FLOW_PROFILE, SpeedProfile
 from dispatch.travel_times import TravelTimes
 from dispatch.vehicle import StopKind, Vehicle
 
@@ -111,10 +113,18 @@ class FleetArrays:
 
     The concatenation is kept until the next :meth:`invalidate`, so a burst of quotes between
     two bookings only pays for the travel times of the new pick-up and drop-off.
+
+    Parameters
+    ----------
+    travel
+        Free-flow driving times.
+    profile
+        The zone's time-of-day speed periods (free flow by default).
     """
 
-    def __init__(self, travel: TravelTimes) -> None:
+    def __init__(self, travel: TravelTimes, profile: SpeedProfile = FREE_FLOW_PROFILE) -> None:
         self.travel = travel
+        self.profile = profile
         self._cache: dict[str, VehicleArrays] = {}
         self._generation = 0
         self._stacked: tuple[tuple[int, tuple[str, ...]], _Stack] | None = None
@@ -237,6 +247,8 @@ class FleetArrays:
             float(ride.service_pickup_s),
             float(ride.service_dropoff_s),
             float(ride.max_ride_s),
+            self.profile.starts,
+            self.profile.factors,
             out_cost,
             out_tp,
             out_td,

@@ -7,6 +7,7 @@ import numpy as np
 from dispatch.insertion import NewRide
 from dispatch.insertion_reference import new_stops, simulate
 from dispatch.plan_arrays import FleetArrays
+from dispatch.time_dependent import FREE_FLOW_PROFILE, SpeedProfile
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import CAR, SHUTTLE, VAN, Onboard, StopKind, Vehicle
 
@@ -44,8 +45,10 @@ def random_fleet(
     stops_range: tuple[int, int] = (4, 8),
     now: float = 8 * 3600.0,
     onboard: bool = True,
+    profile: SpeedProfile = FREE_FLOW_PROFILE,
 ) -> tuple[list[Vehicle], StraightLineTravelTimes]:
-    """Vehicles whose plans hold ``stops_range`` stops, built by feasible insertions."""
+    """Vehicles whose plans hold ``stops_range`` stops, built by feasible insertions (driven
+    through the speed periods of ``profile``)."""
     travel = StraightLineTravelTimes(1.3)
     types = [CAR, VAN, SHUTTLE]
     vehicles = []
@@ -61,7 +64,7 @@ def random_fleet(
             position_time=now,
         )
         target = int(rng.integers(stops_range[0], stops_range[1] + 1))
-        fa = FleetArrays(travel)
+        fa = FleetArrays(travel, profile)
         tries = 0
         while len(v.plan) < target and tries < 60:
             tries += 1
@@ -80,7 +83,7 @@ def random_fleet(
             fa.invalidate(v.vehicle_id)
         if onboard and v.plan and v.plan[0].kind is StopKind.PICKUP and rng.random() < 0.5:
             # Serve the first pick-up: the group is now onboard, the vehicle stands there.
-            res = simulate(v, v.plan, now, travel)
+            res = simulate(v, v.plan, now, travel, profile=profile)
             assert res is not None
             s = v.plan.pop(0)
             v.onboard[s.ride_id] = Onboard(s.ride_id, s.seats, s.wheelchairs, res[0][0])

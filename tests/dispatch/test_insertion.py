@@ -11,29 +11,51 @@ from dispatch.insertion import NewRide
 from dispatch.insertion_reference import reference_best_insertion, simulate
 from dispatch.plan_arrays import FleetArrays
 from dispatch.simulation.random_fleet import random_fleet, random_ride
+from dispatch.time_dependent import FREE_FLOW_PROFILE, SpeedProfile, compile_speeds
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Onboard, Stop, StopKind, Vehicle
+from routing.street import TimeOfDaySpeeds
 
 NOW = 8 * 3600.0
 TRAVEL = StraightLineTravelTimes(1.3)
+#: Speed periods for the equivalence tests: free flow; a slow period NOW falls in (legs cross
+#: its end at 08:20); short periods every leg keeps crossing; a peak in another zone (UTC+9).
+PROFILES: dict[str, SpeedProfile] = {
+    "free_flow": FREE_FLOW_PROFILE,
+    "peak": compile_speeds(TimeOfDaySpeeds(((7 * 3600, 8 * 3600 + 1200, 0.8),))),
+    "choppy": compile_speeds(
+        TimeOfDaySpeeds(
+            tuple(
+                (8 * 3600 + k * 600, 8 * 3600 + k * 600 + 300, 0.4 + 0.1 * (k % 5))
+                for k in range(18)
+            )
+        )
+    ),
+    "utc_plus_9": compile_speeds(
+        TimeOfDaySpeeds(((17 * 3600, 17 * 3600 + 1800, 0.8),)), 9 * 3600.0
+    ),
+}
 
 
+@pytest.mark.parametrize("profile_name", sorted(PROFILES))
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_insertion_matches_brute_force_on_random_plans(seed: int) -> None:
+def test_fast_insertion_matches_brute_force_on_random_plans(seed: int, profile_name: str) -> None:
+    profile = PROFILES[profile_name]
     rng = np.random.default_rng(seed)
-    vehicles, travel = random_fleet(rng, 12)
-    fa = FleetArrays(travel)
+    vehicles, travel = random_fleet(rng, 12, profile=profile)
+    fa = FleetArrays(travel, profile)
     found = 0
-    for _ in range(60):
+    for _ in range(90):
         ride = random_ride(rng, NOW, travel)
         fast = fa.best_insertion(vehicles, ride, NOW)
-        ref = reference_best_insertion(vehicles, ride, NOW, travel)
+        ref = reference_best_insertion(vehicles, ride, NOW, travel, profile)
         assert (fast is None) == (ref is None)
         if fast is None or ref is None:
             continue
         found += 1
         assert fast.cost_s == pytest.approx(ref.cost_s, abs=1e-6)
         assert fast.pickup_s == pytest.approx(ref.pickup_s, abs=1e-6)
+        assert fast.dropoff_s == pytest.approx(ref.dropoff_s, abs=1e-6)
         # The fast answer is itself feasible when replayed by the reference simulator.
         v = vehicles[fast.vehicle_index]
         from dispatch.insertion_reference import new_stops
@@ -41,7 +63,7 @@ def test_fast_insertion_matches_brute_force_on_random_plans(seed: int) -> None:
         p, d = new_stops(ride)
         i, j = fast.pickup_pos, fast.dropoff_pos
         plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
-        assert simulate(v, plan, NOW, travel) is not None
+        assert simulate(v, plan, NOW, travel, profile=profile) is not None
     assert found > 10  # the test exercises real insertions, not only rejections
 
 
@@ -74,10 +96,16 @@ def _ride(seats: int = 1, wheelchairs: int = 0, max_ride: float = 3600.0) -> New
     )
 
 
-def _both(vs: list[Vehicle], ride: NewRide):  # type: ignore[no-untyped-def]
-    fast = FleetArrays(TRAVEL).best_insertion(vs, ride, NOW)
-    ref = reference_best_insertion(vs, ride, NOW, TRAVEL)
+def _both(  # type: ignore[no-untyped-def]
+    vs: list[Vehicle], ride: NewRide, profile: SpeedProfile = FREE_FLOW_PROFILE
+):
+    fast = FleetArrays(TRAVEL, profile).best_insertion(vs, ride, NOW)
+    ref = reference_best_insertion(vs, ride, NOW, TRAVEL, profile)
     assert (fast is None) == (ref is None)
+    if fast is not None and ref is not None:
+        assert (fast.vehicle_index, fast.pickup_s, fast.dropoff_s) == pytest.approx(
+            (ref.vehicle_index, ref.pickup_s, ref.dropoff_s), abs=1e-6
+        )
     return fast
 
 
@@ -129,3 +157,37 @@ def test_promised_window_of_booked_rider_is_kept() -> None:
     v = _van([p, d])
     ins = _both([v], _ride())
     assert ins is not None and ins.pickup_pos >= 1
+
+
+def test_a_peak_slows_the_ride_and_the_plan_in_force() -> None:
+    direct = float(TRAVEL.matrix([_ride().pickup], [_ride().dropoff], VAN.speed_kmh)[0, 0])
+    slow = compile_speeds(TimeOfDaySpeeds(((0, 86_400, 0.5),)))
+    ins = _both([_van()], _ride(), slow)
+    assert ins is not None
+    assert ins.dropoff_s - ins.pickup_s == pytest.approx(2 * direct + 30.0)
+    # The peak starts during the ride: the part after NOW + 60 s is driven at half speed.
+    onset = compile_speeds(TimeOfDaySpeeds(((int(NOW) + 60, int(NOW) + 3 * 3600, 0.5),)))
+    ins = _both([_van()], _ride(), onset)
+    assert ins is not None
+    expected = onset.arrive(ins.pickup_s + 30.0, direct)
+    assert ins.dropoff_s == pytest.approx(expected)
+    assert ins.dropoff_s - ins.pickup_s > direct + 30.0
+    # A plan that holds in free flow but is late in the peak takes no new ride.
+    p = Stop("b1", StopKind.PICKUP, 42.305, 140.965, NOW, NOW + 1, 1, 0, 30, 3600)
+    v = _van([p])
+    leg = float(TRAVEL.matrix([v.position], [p.latlon], VAN.speed_kmh)[0, 0])
+    p.latest = NOW + leg
+    assert _both([v], _ride()) is not None
+    assert _both([v], _ride(), slow) is None
+
+
+def test_shift_end_counts_the_slow_way_home() -> None:
+    home = float(TRAVEL.matrix([_ride().dropoff], [_van().depot], VAN.speed_kmh)[0, 0])
+    direct = float(TRAVEL.matrix([_ride().pickup], [_ride().dropoff], VAN.speed_kmh)[0, 0])
+    to_p = float(TRAVEL.matrix([_van().position], [_ride().pickup], VAN.speed_kmh)[0, 0])
+    need = to_p + 30.0 + direct + 30.0 + home
+    slow = compile_speeds(TimeOfDaySpeeds(((0, 86_400, 0.5),)))
+    v = _van(shift_end=NOW + need + 10.0)
+    assert _both([v], _ride()) is not None
+    assert _both([v], _ride(), slow) is None
+    assert _both([_van(shift_end=NOW + 2 * need)], _ride(), slow) is not None
