@@ -65,10 +65,19 @@ def _summary(problem: Problem, sol: Solution, seconds: float, best: float | None
 
 
 def _pyvrp(problem: Problem, time_limit: float, scale: int = 1000) -> dict[str, Any]:
-    """Li & Lim PDPTW in PyVRP: one shipment per request, a fixed cost per vehicle."""
+    """Li & Lim PDPTW in PyVRP: one shipment per request, a fixed cost per vehicle.
+
+    Raises
+    ------
+    ValueError
+        If the problem has several travel profiles (one PyVRP vehicle type is modelled).
+    """
     from pyvrp import Model
     from pyvrp.stop import MaxRuntime
 
+    if problem.n_profiles != 1:
+        raise ValueError("the PyVRP comparison models a single travel profile")
+    travel = problem.travel[0]
     xy = problem.meta["coords"]
     m = Model()
     locs = [m.add_location(float(x), float(y)) for x, y in xy]  # type: ignore[attr-defined,union-attr]
@@ -101,7 +110,7 @@ def _pyvrp(problem: Problem, time_limit: float, scale: int = 1000) -> dict[str, 
                 a,
                 b,
                 distance=round(problem.cost[i, j] * scale),
-                duration=int(problem.travel[i, j] * scale),  # rounded down: optimistic
+                duration=int(travel[i, j] * scale),  # rounded down: optimistic
             )
     t0 = time.perf_counter()
     res = m.solve(stop=MaxRuntime(time_limit), seed=0, display=False)

@@ -3,9 +3,24 @@
 A :class:`Problem` is a set of nodes (vehicle start/end positions, pickups, deliveries), each
 with a time window ``[early, late]``, a service duration and a load vector (one column per
 capacity dimension, e.g. seats and wheelchair spaces; positive at pickups, negative at
-deliveries); a travel-time matrix and a cost matrix; requests ``(pickup, delivery, max_ride)``;
-and vehicles with their own start node and start time ("a live vehicle starts where it is, at
-now"), end node and shift end, capacity vector and onboard requests.
+deliveries); travel-time matrices (one per vehicle *profile*) and a cost matrix; requests
+``(pickup, delivery, max_ride)``; and vehicles with their own start node and start time ("a
+live vehicle starts where it is, at now"), end node and shift end, capacity vector, travel
+profile and onboard requests.
+
+Travel profiles (mixed fleets)
+------------------------------
+``travel[P, N, N]`` holds one travel-time matrix per profile and ``vehicle_profile[k]`` says
+which one vehicle ``k`` drives on (a van at 28 km/h and an autonomous shuttle at 16 km/h share
+one problem, so a ride can move between them). Every time rule of a vehicle (schedule, windows,
+ride times, route duration, shift end) uses its own profile. Cordeau, Li & Lim and single-speed
+fleets have ``P = 1``; a 2-D ``travel`` given to the constructor or to :meth:`Problem.build`
+means one profile for every vehicle.
+
+``cost[N, N]`` stays a single matrix on purpose: the objective is a distance (vehicle-km, or
+the benchmark's Euclidean distance), and profiles that differ only in speed drive the same
+distance between two points. A fleet whose vehicles cost differently per km would need a
+per-profile cost; none does today.
 
 Conventions
 -----------
@@ -57,7 +72,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Vehicle:
-    """One vehicle: where and when it becomes available, where and by when it must end."""
+    """One vehicle: where and when it becomes available, where and by when it must end, and
+    which travel profile (speed) it drives on."""
 
     start_node: int
     end_node: int
@@ -65,6 +81,7 @@ class Vehicle:
     start_time: float = 0.0
     shift_end: float = float("inf")
     max_duration: float = float("inf")
+    profile: int = 0  # index of its travel-time matrix in ``Problem.travel``
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,8 +92,8 @@ class Problem:
     directly from arrays (validated in ``__post_init__``).
     """
 
-    travel: FloatArray  # [N, N] travel time
-    cost: FloatArray  # [N, N] routing cost (distance)
+    travel: FloatArray  # [P, N, N] travel time per profile ([N, N] accepted: P = 1)
+    cost: FloatArray  # [N, N] routing cost (distance), the same for every vehicle
     early: FloatArray  # [N] time window opening (start of service)
     late: FloatArray  # [N] time window closing
     service: FloatArray  # [N] service duration
@@ -95,11 +112,25 @@ class Problem:
     vehicle_fixed_cost: float = 0.0  # cost per used vehicle (Li & Lim: minimise vehicles first)
     name: str = ""
     meta: dict[str, object] = field(default_factory=dict)
+    # [K] travel profile (index into ``travel``) of each vehicle; empty: profile 0 for all.
+    vehicle_profile: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
-        n = self.travel.shape[0]
-        if self.travel.shape != (n, n) or self.cost.shape != (n, n):
+        # Normalise the single-profile forms (frozen dataclass: set through object).
+        if self.travel.ndim == 2:
+            object.__setattr__(self, "travel", self.travel[None, :, :])
+        k = self.start_node.shape[0]
+        if self.vehicle_profile.size == 0 and k > 0:
+            object.__setattr__(self, "vehicle_profile", np.zeros(k, dtype=np.int64))
+        if self.travel.ndim != 3 or self.travel.shape[0] < 1:
+            raise ValueError("travel must be [P, N, N] (P >= 1 profiles) or [N, N]")
+        n = self.travel.shape[1]
+        if self.travel.shape[2] != n or self.cost.shape != (n, n):
             raise ValueError("travel and cost must be square [N, N] matrices of the same size")
+        if self.vehicle_profile.shape != (k,):
+            raise ValueError(f"vehicle_profile must have shape [{k}]")
+        if k and (self.vehicle_profile.min() < 0 or self.vehicle_profile.max() >= self.n_profiles):
+            raise ValueError(f"vehicle profile out of range [0, {self.n_profiles})")
         for arr_name in ("early", "late", "service"):
             if getattr(self, arr_name).shape != (n,):
                 raise ValueError(f"{arr_name} must have shape [{n}]")
@@ -109,7 +140,6 @@ class Problem:
         for arr_name in ("delivery", "max_ride", "onboard_vehicle", "fixed_vehicle"):
             if getattr(self, arr_name).shape != (r,):
                 raise ValueError(f"{arr_name} must have shape [{r}]")
-        k = self.start_node.shape[0]
         for arr_name in ("end_node", "start_time", "shift_end", "max_duration"):
             if getattr(self, arr_name).shape != (k,):
                 raise ValueError(f"{arr_name} must have shape [{k}]")
@@ -132,6 +162,10 @@ class Problem:
     # -- sizes -----------------------------------------------------------------------------
     @property
     def n_nodes(self) -> int:
+        return int(self.travel.shape[1])
+
+    @property
+    def n_profiles(self) -> int:
         return int(self.travel.shape[0])
 
     @property
@@ -145,6 +179,10 @@ class Problem:
     @property
     def n_dims(self) -> int:
         return int(self.load.shape[1])
+
+    def vehicle_travel(self, k: int) -> FloatArray:
+        """[N, N] travel times of vehicle ``k`` (a view of its profile's matrix)."""
+        return self.travel[int(self.vehicle_profile[k])]
 
     def node_request(self) -> IntArray:
         """Request index of every node (-1 for vehicle start/end nodes)."""
@@ -176,17 +214,28 @@ class Problem:
     ) -> Problem:
         """Assemble a problem from per-node arrays and :class:`Request` / :class:`Vehicle` lists.
 
-        ``load`` may be 1-D (one capacity dimension) or ``[N, D]``; ``cost`` defaults to the
-        travel-time matrix.
+        ``travel`` is ``[N, N]`` (one profile) or ``[P, N, N]`` (vehicles pick theirs with
+        :attr:`Vehicle.profile`). ``load`` may be 1-D (one capacity dimension) or ``[N, D]``;
+        ``cost`` defaults to the travel-time matrix when there is one profile.
+
+        Raises
+        ------
+        ValueError
+            If ``cost`` is missing with several profiles (which one would be the cost is a
+            modelling decision), or on any inconsistent shape or index.
         """
         travel_a = np.asarray(travel, dtype=np.float64)
+        if travel_a.ndim == 2:
+            travel_a = travel_a[None, :, :]
+        if cost is None and travel_a.ndim == 3 and travel_a.shape[0] != 1:
+            raise ValueError("cost is required when travel has several profiles")
         load_a = np.asarray(load, dtype=np.int64)
         if load_a.ndim == 1:
             load_a = load_a[:, None]
         inf = float("inf")
         return cls(
             travel=travel_a,
-            cost=travel_a.copy() if cost is None else np.asarray(cost, dtype=np.float64),
+            cost=travel_a[0].copy() if cost is None else np.asarray(cost, dtype=np.float64),
             early=np.asarray(early, dtype=np.float64),
             late=np.asarray(late, dtype=np.float64),
             service=np.asarray(service, dtype=np.float64),
@@ -214,6 +263,7 @@ class Problem:
             ),
             vehicle_fixed_cost=vehicle_fixed_cost,
             name=name,
+            vehicle_profile=np.array([v.profile for v in vehicles], dtype=np.int64),
         )
 
 
@@ -278,6 +328,8 @@ def check(problem: Problem, solution: Solution) -> list[str]:
         if not route:
             continue  # an unused vehicle has no schedule to honour
         seq = [int(p.start_node[k]), *map(int, route), int(p.end_node[k])]
+        prof = int(p.vehicle_profile[k])
+        travel = p.travel[prof]
         for i, node in enumerate(route, start=1):
             if not 0 <= node < p.n_nodes or node_req[node] < 0:
                 out.append(f"vehicle {k}: stop {i} is node {node}, not a request node")
@@ -301,11 +353,11 @@ def check(problem: Problem, solution: Solution) -> list[str]:
                 )
             if i > 0:
                 prev = seq[i - 1]
-                ready = times[i - 1] + p.service[prev] + p.travel[prev, node]
+                ready = times[i - 1] + p.service[prev] + travel[prev, node]
                 if b < ready - EPS:
                     out.append(
-                        f"schedule: vehicle {k} starts node {node} at {b:.3f} but cannot "
-                        f"arrive before {ready:.3f}"
+                        f"schedule: vehicle {k} (profile {prof}) starts node {node} at {b:.3f} "
+                        f"but cannot arrive before {ready:.3f}"
                     )
             if 0 < i < len(seq) - 1:
                 load = load + p.load[node]

@@ -43,7 +43,7 @@ def read_cordeau(path: str | Path) -> Problem:
     dist = euclidean(xy)
     pickups = np.arange(1, n + 1, dtype=np.int64)
     return Problem(
-        travel=dist,
+        travel=dist[None, :, :],  # one travel profile for the whole fleet
         cost=dist.copy(),
         early=data[:, 5].copy(),
         late=data[:, 6].copy(),

@@ -56,7 +56,7 @@ def read_lilim(path: str | Path) -> Problem:
     dist = euclidean(xy)
     r = len(pick)
     return Problem(
-        travel=dist / speed,
+        travel=(dist / speed)[None, :, :],  # one travel profile for the whole fleet
         cost=dist,
         early=data[:, 4].copy(),
         late=data[:, 5].copy(),

@@ -57,7 +57,10 @@ def explain_unserved(problem: Problem, P: KernelData, r: int) -> str:
             return "no feasible insertion into the plan (vehicles busy)"
         start = int(problem.start_node[k])
         first = pu if ob < 0 else de
-        earliest = max(problem.start_time[k], problem.early[start]) + problem.travel[start, first]
+        earliest = (
+            max(problem.start_time[k], problem.early[start])
+            + problem.vehicle_travel(k)[start, first]
+        )
         if earliest > P[2][first, 1] + 1e-7:
             reasons.append(f"vehicle {k} cannot reach node {first} before its window closes")
         elif ob < 0 and np.any(problem.load[pu] > problem.capacity[k]):

@@ -91,7 +91,7 @@ def _removal_savings(P, routes, rlen, rveh):  # type: ignore[no-untyped-def]
     nodei = P[3]
     reqi = P[9]
     n_req = rveh.shape[0]
-    pos = np.full(P[0].shape[0], -1, dtype=np.int64)
+    pos = np.full(P[2].shape[0], -1, dtype=np.int64)
     for k in range(routes.shape[0]):
         for x in range(1, rlen[k] - 1):
             pos[routes[k, x]] = x
@@ -147,7 +147,7 @@ def _pick_worst(P, routes, rlen, rveh, q, mask, power):  # type: ignore[no-untyp
 
 @njit(cache=True)
 def _node_times(P, routes, rlen):  # type: ignore[no-untyped-def]
-    n = P[0].shape[0]
+    n = P[2].shape[0]
     t = np.zeros(n)
     L = routes.shape[1]
     B = np.zeros(L)
@@ -165,8 +165,12 @@ def _node_times(P, routes, rlen):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _pick_related(P, routes, rlen, rveh, q, mask, power, dscale, tscale):  # type: ignore[no-untyped-def]
-    """Shaw removal: requests close in space and time to an already removed one."""
-    travel = P[0]
+    """Shaw removal: requests close in space and time to an already removed one.
+
+    Relatedness is a heuristic measure between requests, not tied to a vehicle: it uses the
+    travel times of profile 0 (speeds only rescale it, and ``dscale`` normalises it anyway).
+    """
+    travel = P[0][0]
     reqi = P[9]
     assigned = np.flatnonzero(rveh >= 0)
     if assigned.shape[0] == 0:
@@ -226,7 +230,7 @@ def repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed):  # type: ign
     nb = bank.shape[0]
     n_veh = routes.shape[0]
     L = routes.shape[1]
-    n = P[0].shape[0]
+    n = P[2].shape[0]
     nd = P[4].shape[1]
     cand = np.empty(L, dtype=np.int64)
     B = np.empty(L)
@@ -350,7 +354,7 @@ def repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed):  # type: ign
 @njit(cache=True)
 def routes_feasible(P, routes, rlen):  # type: ignore[no-untyped-def]
     L = routes.shape[1]
-    n = P[0].shape[0]
+    n = P[2].shape[0]
     B = np.empty(L)
     W = np.empty(L)
     pos = np.zeros(n, dtype=np.int64)
@@ -372,7 +376,7 @@ def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: 
     """
     n_req = rveh.shape[0]
     L = routes.shape[1]
-    n = P[0].shape[0]
+    n = P[2].shape[0]
     nd = P[4].shape[1]
     cand = np.empty(L, dtype=np.int64)
     B = np.empty(L)

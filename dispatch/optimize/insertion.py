@@ -71,7 +71,7 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
     ``Be``, ``Ls``, ``Sx`` (size >= m + 2), ``pos`` (size N), ``lafter`` ([m, D]), ``cd``/``ci``/``cj``
     (size >= m * m).
     """
-    travel = P[0]
+    travel = P[0][P[6][k, 2]]  # vehicle k's own travel profile ([N, N] view)
     cost = P[1]
     nodef = P[2]
     load = P[4]

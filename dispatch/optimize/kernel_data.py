@@ -8,8 +8,11 @@ dozen arguments::
 * ``nodef[N, 3]``: early, late (tightened by onboard ride limits), service.
 * ``nodei[N, 2]``: request index (-1 for start/end nodes), kind (0 depot, 1 pickup, 2 delivery).
 * ``load[N, D]``, ``cap[K, D]``, ``init[K, D]`` (onboard load at the start).
+* ``travel[P, N, N]``: one travel-time matrix per profile; a kernel working on vehicle ``k``
+  takes the 2-D view ``travel[vehi[k, 2]]`` once, so its inner loops index ``[i, j]`` as
+  before. ``cost[N, N]`` is shared by every vehicle (a distance).
 * ``vehf[K, 3]``: start time, latest end (min of shift end and the end node's window), max
-  duration; ``vehi[K, 2]``: start node, end node.
+  duration; ``vehi[K, 3]``: start node, end node, travel profile.
 * ``reqi[R, 4]``: pickup, delivery, onboard vehicle (-1), fixed vehicle (-1);
   ``maxride[R]`` (inf for onboard requests: their limit is folded into the delivery window).
 """
@@ -47,7 +50,9 @@ def kernel_data(problem: Problem) -> KernelData:
     vehf = np.ascontiguousarray(
         np.stack([p.start_time, end_late, p.max_duration], axis=1), dtype=np.float64
     )
-    vehi = np.ascontiguousarray(np.stack([p.start_node, p.end_node], axis=1), dtype=np.int64)
+    vehi = np.ascontiguousarray(
+        np.stack([p.start_node, p.end_node, p.vehicle_profile], axis=1), dtype=np.int64
+    ).reshape(p.n_vehicles, 3)
     reqi = np.ascontiguousarray(
         np.stack([p.pickup, p.delivery, p.onboard_vehicle, p.fixed_vehicle], axis=1),
         dtype=np.int64,

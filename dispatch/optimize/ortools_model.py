@@ -7,7 +7,9 @@ their own start nodes / start times / shift ends, onboard deliveries restricted 
 vehicle, and a large-penalty disjunction per node so that an impossible request is reported
 unserved instead of making the model infeasible. Optional warm start from given routes.
 
-OR-Tools works on integers: times are counted from the earliest vehicle start ("now" of a
+Vehicles of a mixed fleet drive on their own travel profile (``Problem.travel[q]``): one
+transit matrix per profile, and a time dimension with per-vehicle transits; the arc cost is the
+shared distance matrix. OR-Tools works on integers: times are counted from the earliest vehicle start ("now" of a
 live problem, whose absolute epoch seconds times ``scale`` would lose the sub-unit precision the
 rounding relies on), scaled by ``scale`` and rounded *conservatively* (travel/service up,
 windows inward, limits down), so every plan it returns is feasible in the original units. A
@@ -76,22 +78,17 @@ def solve_ortools(
     routing = pywrapcp.RoutingModel(manager)
     solver = routing.solver()
     nodes_arr = np.array(model_nodes, dtype=np.int64)
-    # Integer matrices (index by model node); transit time includes the service at the origin.
+    # Integer matrices (index by model node), one time matrix per travel profile; the transit
+    # time includes the service at the origin. Registered as matrices so that OR-Tools reads
+    # them natively instead of calling back into Python for every arc it evaluates.
+    sub = np.ix_(nodes_arr, nodes_arr)
     t_int = np.ceil(
-        (p.travel[np.ix_(nodes_arr, nodes_arr)] + p.service[nodes_arr][:, None]) * scale - 1e-9
+        (p.travel[:, sub[0], sub[1]] + p.service[nodes_arr][None, :, None]) * scale - 1e-9
     ).astype(np.int64)
-    c_int = np.rint(p.cost[np.ix_(nodes_arr, nodes_arr)] * scale).astype(np.int64)
-    t_list = t_int.tolist()
-    c_list = c_int.tolist()
-
-    def time_cb(i: int, j: int) -> int:
-        return int(t_list[manager.IndexToNode(i)][manager.IndexToNode(j)])
-
-    def cost_cb(i: int, j: int) -> int:
-        return int(c_list[manager.IndexToNode(i)][manager.IndexToNode(j)])
-
-    time_idx = routing.RegisterTransitCallback(time_cb)
-    cost_idx = routing.RegisterTransitCallback(cost_cb)
+    c_int = np.rint(p.cost[sub] * scale).astype(np.int64)
+    used_profiles = sorted(set(p.vehicle_profile.tolist()))
+    time_idx = {q: routing.RegisterTransitMatrix(t_int[q].tolist()) for q in used_profiles}
+    cost_idx = routing.RegisterTransitMatrix(c_int.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(cost_idx)
     if p.vehicle_fixed_cost > 0:
         routing.SetFixedCostOfAllVehicles(round(p.vehicle_fixed_cost * scale))
@@ -104,8 +101,12 @@ def solve_ortools(
     )
     horizon = math.ceil(horizon_f * scale) + 1
     if not np.isfinite(late_eff).all():
-        horizon = max(horizon, int(t_int.sum(axis=1).max(initial=0)) + horizon)
-    routing.AddDimension(time_idx, horizon, horizon, False, "time")
+        horizon = max(horizon, int(t_int.sum(axis=2).max(initial=0)) + horizon)
+    # Each vehicle's time dimension follows its own profile; ride-time and window
+    # constraints on the cumuls then hold for whichever vehicle serves the node.
+    routing.AddDimensionWithVehicleTransits(
+        [time_idx[int(q)] for q in p.vehicle_profile], horizon, horizon, False, "time"
+    )
     tdim = routing.GetDimensionOrDie("time")
 
     def lo(x: float) -> int:
@@ -143,12 +144,7 @@ def solve_ortools(
         routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(e_idx))
     init = p.initial_load()
     for h in range(p.n_dims):
-        col = [int(p.load[v, h]) for v in model_nodes]
-
-        def load_cb(i: int, col: list[int] = col) -> int:
-            return col[manager.IndexToNode(i)]
-
-        cap_idx = routing.RegisterUnaryTransitCallback(load_cb)
+        cap_idx = routing.RegisterUnaryTransitVector(p.load[nodes_arr, h].tolist())
         routing.AddDimensionWithVehicleCapacity(
             cap_idx, 0, [int(c) for c in p.capacity[:, h]], False, f"load{h}"
         )

@@ -79,9 +79,11 @@ def _rides_ok(seq, m, nodef, nodei, reqi, maxride, B, pos):  # type: ignore[no-u
 def schedule_route(P, k, seq, m, B, W, pos):  # type: ignore[no-untyped-def]
     """Schedule vehicle ``k`` along ``seq[:m]``; write ``B[:m]``; return feasibility.
 
-    ``W`` and ``pos`` (size >= N) are scratch buffers. Capacity is not checked here.
+    Travel times are those of vehicle ``k``'s profile. ``W`` and ``pos`` (size >= N) are
+    scratch buffers. Capacity is not checked here.
     """
-    travel, nodef, nodei, vehf, reqi, maxride = P[0], P[2], P[3], P[5], P[9], P[10]
+    nodef, nodei, vehf, reqi, maxride = P[2], P[3], P[5], P[9], P[10]
+    travel = P[0][P[6][k, 2]]  # [N, N] view: the vehicle's own travel profile
     end_late = min(vehf[k, 1], nodef[seq[m - 1], 1])
     # Steps 1-2: earliest schedule; any window violated now cannot be repaired later.
     B[0] = max(nodef[seq[0], 0], vehf[k, 0])
@@ -158,7 +160,7 @@ def capacity_ok(P, k, seq, m):  # type: ignore[no-untyped-def]
 def schedule_routes(P: KernelData, routes: list[list[int]]) -> tuple[list[np.ndarray], list[bool]]:
     """Schedule every route (Python convenience for building a :class:`Solution`)."""
     vehi = P[6]
-    n = P[0].shape[0]
+    n = P[2].shape[0]
     times: list[np.ndarray] = []
     ok: list[bool] = []
     for k, route in enumerate(routes):

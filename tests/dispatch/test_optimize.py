@@ -11,8 +11,8 @@ from dispatch.instances import read_best_known, read_cordeau, read_lilim
 from dispatch.optimize.alns import rank, solve_alns
 from dispatch.optimize.hybrid import solve
 from dispatch.optimize.ortools_model import solve_ortools
-from dispatch.problem import Problem, Request, Vehicle, check
-from tests.dispatch.test_problem import line_problem
+from dispatch.problem import Problem, Request, Solution, Vehicle, check
+from tests.dispatch.test_problem import line_problem, two_speed_problem
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +219,62 @@ def test_ortools_reports_a_window_narrower_than_its_resolution_unserved() -> Non
     assert check(p, sol) == []
     assert sol.unserved == [1] and sol.unserved_reasons[1]
     assert sol.routes[0] == [2, 3]
+
+
+def _solve(solver: str, p: Problem) -> Solution:
+    if solver == "alns":
+        return solve_alns(p, time_limit_s=5.0, iterations=50)
+    if solver == "ortools":
+        return solve_ortools(p, time_limit_s=0.5)
+    return solve(p, time_limit_s=1.0)
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools", "hybrid"])
+@pytest.mark.parametrize("rule", ["window", "ride", "shift"])
+def test_mixed_fleet_request_goes_to_the_vehicle_fast_enough(solver: str, rule: str) -> None:
+    """Only the fast vehicle meets the pickup window / ride limit / shift end, although the
+    slow one is closer (cheaper): every solver must use the fast one, on its own times."""
+    p = two_speed_problem(rule)
+    sol = _solve(solver, p)
+    assert check(p, sol) == []
+    assert sol.unserved == []
+    assert sol.routes == [[4, 5], []]
+    assert sol.times[0][1] >= 5.0 - 1e-9  # fast profile: x=0 -> x=10 takes 5, not 10
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_mixed_fleet_cheaper_slow_vehicle_is_used_when_it_can(solver: str) -> None:
+    """With loose rules the slow but closer vehicle serves (the cost is the distance), and its
+    schedule follows its own (slow) profile."""
+    base = two_speed_problem("window")
+    late = base.late.copy()
+    late[4] = 100.0
+    fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+    p = Problem(**{**fields, "late": late})  # type: ignore[arg-type]
+    sol = _solve(solver, p)
+    assert check(p, sol) == [] and sol.unserved == []
+    assert sol.routes == [[], [4, 5]]
+    assert sol.times[1][2] - sol.times[1][1] == pytest.approx(8.0)  # 4 units on the slow profile: 8
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_slow_vehicle_alone_leaves_the_request_unserved_with_its_reason(solver: str) -> None:
+    base = two_speed_problem("window")
+    fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+    # Only the slow vehicle (profile 1) is left.
+    slow_only = Problem(
+        **{
+            **fields,
+            "start_node": base.start_node[1:],
+            "end_node": base.end_node[1:],
+            "start_time": base.start_time[1:],
+            "shift_end": base.shift_end[1:],
+            "max_duration": base.max_duration[1:],
+            "capacity": base.capacity[1:],
+            "vehicle_profile": base.vehicle_profile[1:],
+        }  # type: ignore[arg-type]
+    )
+    sol = _solve(solver, slow_only)
+    assert check(slow_only, sol) == []
+    assert sol.unserved == [0]
+    assert "vehicle 0 cannot reach node 4" in sol.unserved_reasons[0]

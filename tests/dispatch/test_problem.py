@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from dispatch.problem import Problem, Request, Solution, Vehicle, check, solution_cost
@@ -18,8 +19,8 @@ def line_problem(
     xs: Sequence[float] = XS,
     requests: Sequence[Request] | None = None,
     vehicles: Sequence[Vehicle] | None = None,
-    late: Sequence[float] | None = None,
-    early: Sequence[float] | None = None,
+    late: npt.ArrayLike | None = None,
+    early: npt.ArrayLike | None = None,
     service: float = 0.0,
 ) -> Problem:
     """Nodes on a line, travel time = distance; default: 2 requests, 1 vehicle of capacity 2."""
@@ -46,12 +47,48 @@ def line_problem(
     )
 
 
+def two_speed_problem(rule: str) -> Problem:
+    """A fast vehicle (0, profile 0: half the distance) and a slow one (1, profile 1: twice the
+    distance), one request that only the fast vehicle can serve under ``rule`` ("window",
+    "ride" or "shift"), although the slow vehicle is closer and so cheaper (cost = distance).
+
+    Nodes on a line: 0/1 fast start/end (x=0), 2/3 slow start/end (x=7), 4 pickup (x=10),
+    5 delivery (x=14). The slow vehicle reaches the pickup at t=6, delivers at 14 (ride 8) and
+    is back at 28; the fast one at 5, 7 (ride 2) and 14.
+    """
+    x = np.array([0.0, 0.0, 7.0, 7.0, 10.0, 14.0])
+    dist = np.abs(x[:, None] - x[None, :])
+    late = np.full(6, 100.0)
+    max_ride, shift_end = 100.0, 100.0
+    if rule == "window":
+        late[4] = 5.5
+    elif rule == "ride":
+        max_ride = 5.0
+    elif rule == "shift":
+        shift_end = 20.0
+    else:
+        raise ValueError(rule)
+    return Problem.build(
+        np.stack([dist / 2.0, dist * 2.0]),
+        early=np.zeros(6),
+        late=late,
+        service=np.zeros(6),
+        load=[0, 0, 0, 0, 1, -1],
+        requests=[Request(4, 5, max_ride=max_ride)],
+        vehicles=[
+            Vehicle(0, 1, capacity=[1], shift_end=shift_end, profile=0),
+            Vehicle(2, 3, capacity=[1], shift_end=shift_end, profile=1),
+        ],
+        cost=dist,
+    )
+
+
 def earliest_times(p: Problem, k: int, route: Sequence[int]) -> np.ndarray:
     """Start-of-service times of ``[start, *route, end]`` driving without waiting."""
     seq = [int(p.start_node[k]), *route, int(p.end_node[k])]
     t = [max(p.start_time[k], p.early[seq[0]])]
     for a, b in itertools.pairwise(seq):
-        t.append(max(t[-1] + p.service[a] + p.travel[a, b], p.early[b]))
+        t.append(max(t[-1] + p.service[a] + p.vehicle_travel(k)[a, b], p.early[b]))
     return np.array(t)
 
 
@@ -83,7 +120,7 @@ def test_multi_dimensional_capacity() -> None:
     load = np.concatenate([p0.load, np.zeros_like(p0.load)], axis=1)
     load[4, 1], load[5, 1] = 1, -1
     p = Problem.build(
-        p0.travel,
+        p0.travel[0],
         p0.early,
         p0.late,
         p0.service,
@@ -201,6 +238,66 @@ def test_departure_before_start_time() -> None:
 )
 def test_problem_validation_rejects_bad_arrays(change: dict[str, np.ndarray]) -> None:
     p = line_problem()
+    fields = {f: getattr(p, f) for f in p.__dataclass_fields__}
+    fields.update(change)
+    with pytest.raises(ValueError):
+        Problem(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [("window", "time window"), ("ride", "ride time"), ("shift", "shift end")],
+)
+def test_each_vehicle_is_checked_on_its_own_travel_profile(rule: str, reason: str) -> None:
+    p = two_speed_problem(rule)
+    assert p.n_profiles == 2 and p.vehicle_profile.tolist() == [0, 1]
+    assert np.array_equal(p.vehicle_travel(1), p.travel[1])
+    fast, slow = plan(p, [[4, 5], []]), plan(p, [[], [4, 5]])
+    assert check(p, fast) == []
+    assert slow.cost < fast.cost  # the slow vehicle would be cheaper: only speed rules it out
+    assert kinds(check(p, slow)) == {reason}
+    # The slow vehicle cannot borrow the fast profile's times either.
+    borrowed = Solution([[], [4, 5]], [np.zeros(2), np.array([0.0, 1.5, 3.5, 7.0])], cost=slow.cost)
+    got = check(p, borrowed)
+    assert "schedule" in kinds(got)
+    assert any("(profile 1)" in v for v in got)
+
+
+def test_single_profile_forms_are_equivalent() -> None:
+    p = line_problem()
+    assert p.travel.shape == (1, 6, 6) and p.n_profiles == 1
+    assert p.vehicle_profile.tolist() == [0]
+    fields = {f: getattr(p, f) for f in p.__dataclass_fields__}
+    # A 2-D matrix and no profiles given directly to the constructor: one profile for all.
+    fields.update(travel=p.travel[0], vehicle_profile=np.zeros(0, dtype=np.int64))
+    q = Problem(**fields)  # type: ignore[arg-type]
+    assert q.travel.shape == (1, 6, 6) and q.vehicle_profile.tolist() == [0]
+    sol = plan(q, [[4, 2, 5, 3]])
+    assert check(q, sol) == check(p, sol) == []
+
+
+def test_several_profiles_need_a_cost_matrix() -> None:
+    p = two_speed_problem("window")
+    with pytest.raises(ValueError, match="cost is required"):
+        Problem.build(
+            p.travel, p.early, p.late, p.service, p.load, [Request(4, 5)], [Vehicle(0, 1, [1])]
+        )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"vehicle_profile": np.array([0, 2])},  # profile index out of range
+        {"vehicle_profile": np.array([-1, 0])},
+        {"vehicle_profile": np.array([0, 1, 1])},  # not one per vehicle
+        {"travel": np.zeros((2, 6, 5))},  # not square
+        {"travel": np.zeros((0, 6, 6))},  # no profile
+        {"travel": np.zeros((2, 2, 6, 6))},
+        {"cost": np.zeros((2, 6, 6))},  # one cost matrix for every vehicle
+    ],
+)
+def test_profile_validation_rejects_bad_arrays(change: dict[str, np.ndarray]) -> None:
+    p = two_speed_problem("window")
     fields = {f: getattr(p, f) for f in p.__dataclass_fields__}
     fields.update(change)
     with pytest.raises(ValueError):
