@@ -1,8 +1,9 @@
 """GTFS-Realtime in and out.
 
 * ``POST /realtime/trip-updates`` (operator): a protobuf ``FeedMessage`` with TripUpdates, as
-  the raw body or as a ``.pb`` file in the multipart field ``file``; it becomes the realtime
-  overlay of the published network.
+  the raw body or as a ``.pb`` file in the multipart field ``file``; it becomes (FULL_DATASET)
+  or updates (DIFFERENTIAL, by entity id) the source's part of the realtime overlay of the
+  published network.
 * ``GET /realtime/vehicle-positions.pb`` and ``/realtime/trip-updates.pb`` (public): Tsunagu's
   on-demand fleet as standard GTFS-RT, from ``services.feeds.fleet_provider``.
 * ``GET /realtime/status``: what was last ingested and the overlay summary.
@@ -46,8 +47,10 @@ async def ingest_trip_updates(
         str, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Producer name")
     ] = "default",
 ) -> dict[str, Any]:
-    """Ingest a TripUpdates FeedMessage; it replaces the previous feed of the same ``source``
-    (FULL_DATASET), feeds of other sources (e.g. other agencies) stay."""
+    """Ingest a FeedMessage from ``source``. A FULL_DATASET message replaces that source's
+    previous entities; a DIFFERENTIAL one upserts its entities and removes its ``is_deleted``
+    ones by entity id (the rest stay). Other sources (e.g. other agencies) are untouched.
+    The answer says what changed and lists notices (e.g. a delete of an unknown entity)."""
     reg = registry_of(services)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         # A .pb file from a form (the operator console); a raw body otherwise (curl, producers).
@@ -61,13 +64,18 @@ async def ingest_trip_updates(
     if not body:
         raise ApiError(422, "empty_body", "Send a GTFS-Realtime FeedMessage as the body.")
     try:
-        feed = await run_in_threadpool(reg.realtime.ingest_bytes, body, source)
+        feed, merged = await run_in_threadpool(reg.realtime.ingest_message, body, source)
     except RealtimeParseError as exc:
         raise ApiError(422, "invalid_gtfs_rt", str(exc)) from exc
     state = await run_in_threadpool(reg.realtime_state)
     result = {
         "source": source,
+        "incrementality": merged.incrementality,
         "trip_updates": len(feed.trip_updates),
+        "upserted": merged.upserted,
+        "deleted": merged.deleted,
+        "ignored": merged.ignored,
+        "notices": list(merged.notices),
         "overlay": state.summary() if state is not None else None,
     }
     await announce(services, "feeds.realtime", result)

@@ -5,6 +5,9 @@
 * :func:`apply_trip_updates` — TripUpdates + :class:`~gtfs.compiled.CompiledTimetable` + service
   date → :class:`RealtimeState` (numpy arrays ``arrival``, ``departure`` [N],
   ``trip_cancelled`` [T], ``stop_skipped`` [N]; see :mod:`gtfs.realtime.overlay`).
+* :class:`ProducerState` — one producer's current entities across FULL_DATASET and
+  DIFFERENTIAL messages (entity-id upsert / ``is_deleted``, expiry; :mod:`~.incremental`);
+  :func:`encode_feed` — the inverse of :func:`parse_feed` (spooled snapshots).
 * :class:`RealtimePoller` / :func:`fetch_feed` — poll a URL with interval and timeouts.
 * :func:`vehicle_positions_bytes` / :func:`trip_updates_bytes` — Tsunagu's own GTFS-RT export.
 """
@@ -18,6 +21,7 @@ from gtfs.realtime.export import (
     vehicle_positions_bytes,
     vehicle_positions_message,
 )
+from gtfs.realtime.incremental import MergeResult, ProducerState
 from gtfs.realtime.keys import RealtimeKeys
 from gtfs.realtime.messages import (
     Alert,
@@ -29,6 +33,7 @@ from gtfs.realtime.messages import (
     TripDescriptor,
     TripUpdate,
     VehiclePosition,
+    encode_feed,
     parse_feed,
     read_feed_file,
 )
@@ -46,6 +51,8 @@ __all__ = [
     "FleetTrip",
     "FleetVehicle",
     "InformedEntity",
+    "MergeResult",
+    "ProducerState",
     "RealtimeFeed",
     "RealtimeKeys",
     "RealtimeParseError",
@@ -59,6 +66,7 @@ __all__ = [
     "TripUpdate",
     "VehiclePosition",
     "apply_trip_updates",
+    "encode_feed",
     "fetch_feed",
     "parse_feed",
     "read_feed_file",

@@ -288,3 +288,148 @@ def parse_feed(data: bytes) -> RealtimeFeed:
 def read_feed_file(path: str | Path) -> RealtimeFeed:
     """Parse a ``.pb`` file."""
     return parse_feed(Path(path).read_bytes())
+
+
+# --- dataclasses -> protobuf (the inverse of parse_feed) ------------------------------------
+def _set_trip(out: pb.TripDescriptor, t: TripDescriptor) -> None:
+    if t.trip_id is not None:
+        out.trip_id = t.trip_id
+    if t.route_id is not None:
+        out.route_id = t.route_id
+    if t.direction_id is not None:
+        out.direction_id = t.direction_id
+    if t.start_time is not None:
+        out.start_time = t.start_time
+    if t.start_date is not None:
+        out.start_date = t.start_date
+    out.schedule_relationship = pb.TripDescriptor.ScheduleRelationship.Value(
+        t.schedule_relationship
+    )
+
+
+def _set_event(out: pb.TripUpdate.StopTimeEvent, e: StopTimeEvent) -> None:
+    out.SetInParent()  # an event with no field set is still "present"
+    if e.delay is not None:
+        out.delay = e.delay
+    if e.time is not None:
+        out.time = e.time
+    if e.uncertainty is not None:
+        out.uncertainty = e.uncertainty
+
+
+def _set_translated(out: pb.TranslatedString, texts: dict[str, str]) -> None:
+    for lang, text in texts.items():
+        tr = out.translation.add()
+        tr.text = text
+        if lang:
+            tr.language = lang
+
+
+def _set_trip_update(out: pb.TripUpdate, tu: TripUpdate) -> None:
+    _set_trip(out.trip, tu.trip)
+    if tu.vehicle_id is not None:
+        out.vehicle.id = tu.vehicle_id
+    if tu.timestamp is not None:
+        out.timestamp = tu.timestamp
+    if tu.delay is not None:
+        out.delay = tu.delay
+    for s in tu.stop_time_updates:
+        o = out.stop_time_update.add()
+        if s.stop_sequence is not None:
+            o.stop_sequence = s.stop_sequence
+        if s.stop_id is not None:
+            o.stop_id = s.stop_id
+        if s.arrival is not None:
+            _set_event(o.arrival, s.arrival)
+        if s.departure is not None:
+            _set_event(o.departure, s.departure)
+        o.schedule_relationship = pb.TripUpdate.StopTimeUpdate.ScheduleRelationship.Value(
+            s.schedule_relationship
+        )
+
+
+def _set_vehicle(out: pb.VehiclePosition, v: VehiclePosition) -> None:
+    if v.vehicle_id is not None:
+        out.vehicle.id = v.vehicle_id
+    if v.label is not None:
+        out.vehicle.label = v.label
+    out.position.latitude = v.latitude
+    out.position.longitude = v.longitude
+    if v.bearing is not None:
+        out.position.bearing = v.bearing
+    if v.speed is not None:
+        out.position.speed = v.speed
+    if v.timestamp is not None:
+        out.timestamp = v.timestamp
+    if v.trip is not None:
+        _set_trip(out.trip, v.trip)
+    if v.stop_id is not None:
+        out.stop_id = v.stop_id
+    if v.current_stop_sequence is not None:
+        out.current_stop_sequence = v.current_stop_sequence
+    if v.current_status is not None:
+        out.current_status = pb.VehiclePosition.VehicleStopStatus.Value(v.current_status)
+    if v.occupancy_status is not None:
+        out.occupancy_status = pb.VehiclePosition.OccupancyStatus.Value(v.occupancy_status)
+
+
+def _set_alert(out: pb.Alert, a: Alert) -> None:
+    for start, end in a.active_periods:
+        p = out.active_period.add()
+        if start is not None:
+            p.start = start
+        if end is not None:
+            p.end = end
+    for e in a.informed_entities:
+        ie = out.informed_entity.add()
+        if e.agency_id is not None:
+            ie.agency_id = e.agency_id
+        if e.route_id is not None:
+            ie.route_id = e.route_id
+        if e.route_type is not None:
+            ie.route_type = e.route_type
+        if e.direction_id is not None:
+            ie.direction_id = e.direction_id
+        if e.trip is not None:
+            _set_trip(ie.trip, e.trip)
+        if e.stop_id is not None:
+            ie.stop_id = e.stop_id
+    out.cause = pb.Alert.Cause.Value(a.cause)
+    out.effect = pb.Alert.Effect.Value(a.effect)
+    _set_translated(out.header_text, a.header_text)
+    _set_translated(out.description_text, a.description_text)
+    _set_translated(out.url, a.url)
+
+
+def encode_feed(feed: RealtimeFeed) -> bytes:
+    """Serialize ``feed`` as a ``FeedMessage`` (``parse_feed(encode_feed(f)) == f``).
+
+    The parts of one entity id (a TripUpdate, a VehiclePosition and an Alert may share one
+    ``FeedEntity``) are written into the same entity, in first-seen order; the ids of
+    ``deleted_entity_ids`` become ``is_deleted`` entities.
+    """
+    msg = pb.FeedMessage()
+    msg.header.gtfs_realtime_version = feed.gtfs_realtime_version
+    msg.header.incrementality = pb.FeedHeader.Incrementality.Value(feed.incrementality)
+    if feed.timestamp is not None:
+        msg.header.timestamp = feed.timestamp
+    entities: dict[str, pb.FeedEntity] = {}
+
+    def entity(entity_id: str) -> pb.FeedEntity:
+        e = entities.get(entity_id)
+        if e is None:
+            e = entities[entity_id] = msg.entity.add()
+            e.id = entity_id
+        return e
+
+    for tu in feed.trip_updates:
+        _set_trip_update(entity(tu.entity_id).trip_update, tu)
+    for v in feed.vehicles:
+        _set_vehicle(entity(v.entity_id).vehicle, v)
+    for a in feed.alerts:
+        _set_alert(entity(a.entity_id).alert, a)
+    for entity_id in feed.deleted_entity_ids:
+        e = msg.entity.add()
+        e.id = entity_id
+        e.is_deleted = True
+    return bytes(msg.SerializeToString())

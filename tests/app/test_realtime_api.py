@@ -335,3 +335,156 @@ def test_delay_changes_what_a_plan_query_finds(
     leg = legs[0]
     assert leg["realTime"] is True and leg["departureDelay"] == 420
     assert leg["startTime"] - leg["scheduledStartTime"] == 420_000
+
+
+def _message(
+    reg: FeedRegistry,
+    trips: dict[str, tuple[int, int]],
+    *,
+    differential: bool,
+    deleted: tuple[str, ...] = (),
+    ts: int = 1_700_000_000,
+) -> bytes:
+    """A FeedMessage: entity id -> (compiled trip, delay from its first stop)."""
+    tt = reg.network.timetable
+    assert tt is not None
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    m.header.timestamp = ts
+    if differential:
+        m.header.incrementality = pb.FeedHeader.DIFFERENTIAL
+    for eid, (t, delay) in trips.items():
+        e = m.entity.add()
+        e.id = eid
+        e.trip_update.trip.trip_id = str(tt.trip_ids[t])
+        e.trip_update.delay = delay
+    for eid in deleted:
+        e = m.entity.add()
+        e.id = eid
+        e.is_deleted = True
+    return m.SerializeToString()
+
+
+def _trip_delays(reg: FeedRegistry, trips: list[int]) -> list[int]:
+    """The realtime delay at the first stop of each trip in the overlay."""
+    rt = reg.realtime_state()
+    tt = reg.network.timetable
+    assert rt is not None and tt is not None
+    return [int(rt.delay[tt.trip_st_ptr[t]]) for t in trips]
+
+
+def test_differential_messages_upsert_and_delete_by_entity_id(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    c = make_app_client(demo=True)
+    reg: FeedRegistry = c.app.state.services.feeds  # type: ignore[attr-defined]
+    headers = {**PB, **auth(make_user(roles=("operator",), client=c), client=c)}
+    tt, day = reg.network.timetable, reg.network.service_date
+    assert tt is not None and day is not None
+    t1, t2, t3 = (int(x) for x in np.flatnonzero(tt.active_trips(day))[:3])
+    url = "/api/v1/realtime/trip-updates?source=city"
+
+    def post(body: bytes) -> dict[str, Any]:
+        r = c.post(url, content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    full = post(_message(reg, {"a": (t1, 60), "b": (t2, 120)}, differential=False))
+    assert full["incrementality"] == "FULL_DATASET" and full["upserted"] == 2
+    assert _trip_delays(reg, [t1, t2, t3]) == [60, 120, 0]
+    # Upsert "a", add "c"; "b" is not mentioned and keeps its delay (it used to be dropped).
+    r = post(_message(reg, {"a": (t1, 300), "c": (t3, 30)}, differential=True, ts=1_700_000_010))
+    assert (r["incrementality"], r["upserted"], r["deleted"]) == ("DIFFERENTIAL", 2, 0)
+    assert r["overlay"]["trips_updated"] == 3
+    assert _trip_delays(reg, [t1, t2, t3]) == [300, 120, 30]
+    # Delete "b": its trip is back on schedule.
+    r = post(_message(reg, {}, differential=True, deleted=("b",), ts=1_700_000_020))
+    assert r["deleted"] == 1 and r["notices"] == []
+    assert _trip_delays(reg, [t1, t2, t3]) == [300, 0, 30]
+    # Deleting an unknown entity changes nothing and says so.
+    r = post(_message(reg, {}, differential=True, deleted=("nope",), ts=1_700_000_030))
+    assert r["deleted"] == 0 and r["notices"] == [
+        "is_deleted entity 'nope' is not in the state: no-op"
+    ]
+    assert _trip_delays(reg, [t1, t2, t3]) == [300, 0, 30]
+    # A late-delivered older differential is refused; a FULL_DATASET replaces everything.
+    r = post(_message(reg, {"a": (t1, 1)}, differential=True, ts=1_600_000_000))
+    assert r["ignored"] is True and _trip_delays(reg, [t1]) == [300]
+    post(_message(reg, {"b": (t2, 45)}, differential=False, ts=1_700_000_040))
+    assert _trip_delays(reg, [t1, t2, t3]) == [0, 45, 0]
+    last = c.get("/api/v1/realtime/status").json()["last_messages"]["city"]
+    assert last["incrementality"] == "FULL_DATASET" and last["upserted"] == 1
+
+
+def test_differential_messages_posted_to_two_workers_merge(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """Each worker merges onto the spooled state of the source (under a file lock), so
+    differentials posted to different workers add up instead of replacing each other."""
+    c1 = make_app_client(feeds_sync_interval_s=0.05)
+    c2 = make_app_client(feeds_sync_interval_s=0.05)
+    reg1: FeedRegistry = c1.app.state.services.feeds  # type: ignore[attr-defined]
+    reg2: FeedRegistry = c2.app.state.services.feeds  # type: ignore[attr-defined]
+    headers = {**PB, **auth(make_user(roles=("operator",), client=c1), client=c1)}
+
+    def tu_message(eid: str, ts: int, *, differential: bool = True) -> bytes:
+        m = pb.FeedMessage()
+        m.header.gtfs_realtime_version = "2.0"
+        m.header.timestamp = ts
+        if differential:
+            m.header.incrementality = pb.FeedHeader.DIFFERENTIAL
+        e = m.entity.add()
+        e.id = eid
+        e.trip_update.trip.trip_id = f"trip-{eid}"
+        return m.SerializeToString()
+
+    url = "/api/v1/realtime/trip-updates?source=city"
+    assert c1.post(url, content=tu_message("a", 10, differential=False), headers=headers).is_success
+    assert c2.post(url, content=tu_message("b", 11), headers=headers).is_success
+    assert c1.post(url, content=tu_message("c", 12), headers=headers).is_success
+
+    def ids(reg: FeedRegistry) -> list[str]:
+        return sorted(tu.entity_id for tu in reg.realtime.feeds["city"].trip_updates)
+
+    deadline = time.monotonic() + 30  # liveness bound, not a speed claim
+    while ids(reg2) != ["a", "b", "c"]:
+        assert time.monotonic() < deadline, f"worker 2 has {ids(reg2)}"
+        time.sleep(0.05)
+    assert ids(reg1) == ["a", "b", "c"]
+
+
+def test_entities_not_restated_expire(tmp_path: Any) -> None:
+    from app.feeds.realtime import RealtimeHub
+
+    now = [1_000.0]
+    hub = RealtimeHub(spool_dir=tmp_path, max_age_s=60.0, clock=lambda: now[0])
+
+    def message(eid: str, *, differential: bool) -> bytes:
+        m = pb.FeedMessage()
+        m.header.gtfs_realtime_version = "2.0"
+        if differential:
+            m.header.incrementality = pb.FeedHeader.DIFFERENTIAL
+        e = m.entity.add()
+        e.id = eid
+        e.trip_update.trip.trip_id = eid
+        return m.SerializeToString()
+
+    hub.ingest_bytes(message("old", differential=False), "s")
+    now[0] = 1_050.0
+    hub.ingest_bytes(message("new", differential=True), "s")
+    assert [tu.entity_id for tu in hub.feeds["s"].trip_updates] == ["old", "new"]
+    now[0] = 1_070.0  # "old" was last stated 70 s ago, "new" 20 s ago
+    assert [tu.entity_id for tu in hub.feeds["s"].trip_updates] == ["new"]
+    assert hub.status()["trip_updates"] == 1
+    # Another worker adopting the spool keeps each entity's own time, and expires alike.
+    other = RealtimeHub(spool_dir=tmp_path, max_age_s=60.0, clock=lambda: now[0])
+    assert other.sync_from_disk() == 1
+    assert [tu.entity_id for tu in other.feeds["s"].trip_updates] == ["new"]
+    now[0] = 1_200.0
+    assert other.feeds["s"].trip_updates == () and hub.feeds["s"].trip_updates == ()
+    # A spooled snapshot older than max_age is not adopted at all.
+    assert RealtimeHub(spool_dir=tmp_path, max_age_s=1e-9).sync_from_disk() == 0
