@@ -86,7 +86,16 @@ def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dis
 
 async def persist(services: Any, zone_ids: list[str] | None = None) -> None:
     """Save the dispatcher's zones (``zone_ids``, or all) and rides; a failed save is logged
-    (the next one retries) and never fails the caller's request."""
+    (the next one retries) and never fails the caller's request.
+
+    In cluster mode (``services.dispatch`` is an ``app.dispatch_gateway.ClusterGateway``) only
+    the zones this process owns are saved, under their leases: another process's rows are
+    never overwritten nor deleted.
+    """
+    worker = getattr(getattr(services, "dispatch", None), "worker", None)
+    if worker is not None:
+        await worker.save_owned()
+        return
     d = getattr(services, "dispatcher", None)
     engine = getattr(services, "engine", None)
     if d is None or engine is None:
@@ -104,13 +113,32 @@ async def _save_periodically(services: Services, interval_s: float) -> None:
 
 
 async def start_dispatcher(services: Services) -> None:
-    """Start-up hook: put the dispatcher on ``services.dispatcher``."""
-    services.dispatcher = build_dispatcher(services, asyncio.get_running_loop())
+    """Start-up hook: put the dispatcher on ``services.dispatcher`` and the API's door to it
+    on ``services.dispatch`` (``app.dispatch_gateway``): with ``redis_url`` the zones are
+    shared by every process (cluster mode), else this process serves them all."""
+    from app.dispatch_gateway import LocalGateway, start_cluster
+
     settings = services.settings
-    if services.engine is not None:
-        # The demo zone comes back only while the demo fleet is on (its bookings stay in the
-        # residents' history either way).
-        skip = () if settings.demo and settings.demo_fleet else (DEFAULT_SPEC.zone_id,)
+    loop = asyncio.get_running_loop()
+    # The demo zone is served only while the demo fleet is on (its bookings stay in the
+    # residents' history either way).
+    skip = () if settings.demo and settings.demo_fleet else (DEFAULT_SPEC.zone_id,)
+    cluster = bool(settings.redis_url) and services.bus is not None
+    if cluster:
+        gateway = await start_cluster(
+            services, lambda: build_dispatcher(services, loop), frozenset(skip)
+        )
+        services.dispatch = gateway
+        services.dispatcher = gateway.dispatcher
+
+        async def stop_cluster() -> None:
+            await gateway.close()
+
+        services.on_stop.append(stop_cluster)
+    else:
+        services.dispatcher = build_dispatcher(services, loop)
+        services.dispatch = LocalGateway(services, services.dispatcher)
+    if services.engine is not None and not cluster:  # cluster: the worker restores owned zones
         await asyncio.to_thread(restore_zones, services.engine, services.dispatcher, skip)
         saver = asyncio.create_task(
             _save_periodically(services, settings.dispatch_persist_interval_s)
@@ -124,21 +152,27 @@ async def start_dispatcher(services: Services) -> None:
 
         services.on_stop.append(stop_saving)
     if settings.dispatch_reopt_interval_s > 0:
-        loop = ReoptimizationLoop(
+        # In cluster mode the dispatcher holds only the owned zones: only their owner
+        # re-optimises them (a zone released mid-pass fails that zone's pass, logged).
+        reopt = ReoptimizationLoop(
             services.dispatcher,
             interval_s=settings.dispatch_reopt_interval_s,
             time_limit_s=settings.dispatch_reopt_time_limit_s,
         )
-        loop.start()
+        reopt.start()
 
         async def stop_loop() -> None:
-            await asyncio.to_thread(loop.stop)
+            await asyncio.to_thread(reopt.stop)
 
         services.on_stop.append(stop_loop)
 
     async def readiness() -> dict[str, Any]:
         d: Dispatcher = services.dispatcher
-        return {"ok": True, "zones": len(d.zones()), "vehicles": len(d.vehicles())}
+        out: dict[str, Any] = {"ok": True, "zones": len(d.zones()), "vehicles": len(d.vehicles())}
+        worker = getattr(services.dispatch, "worker", None)
+        if worker is not None:  # cluster mode: this process's share
+            out.update(mode="cluster", process=worker.worker_id, owned=sorted(worker.owned))
+        return out
 
     services.readiness["dispatch"] = readiness
 

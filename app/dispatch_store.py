@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.db import session_scope
@@ -133,6 +134,69 @@ def restore_zones(engine: Engine, d: Dispatcher, skip: Collection[str] = ()) -> 
     if restored:
         log.info("dispatch_zones_restored", zones=restored, rides=len(d.rides()))
     return restored
+
+
+# --- the zone catalog of cluster mode (app.dispatch_gateway) ------------------------------------
+def insert_zone(engine: Engine, zone: ServiceZone, state: str = "") -> bool:
+    """Add ``zone`` to the catalog with the snapshot ``state`` unless a row exists; returns
+    whether this call inserted it. Several processes may insert the same zone at once (a
+    published flex feed, the demo): the loser of the unique-key race gets False, not an error.
+    """
+    with Session(engine) as db:
+        if db.get(ZoneStateRecord, zone.zone_id) is not None:
+            return False
+        db.add(ZoneStateRecord(zone_id=zone.zone_id, zone=zone_to_json(zone), state=state))
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()
+            return False
+    return True
+
+
+def catalog_zones(engine: Engine, known: Collection[str] = ()) -> tuple[list[str], list[Any]]:
+    """Every catalogued zone id, and the definitions of those not in ``known`` (the state
+    column, possibly large, is not read).
+
+    Returns
+    -------
+    ids, zones
+        All zone ids (sorted); :class:`ServiceZone` of the new ones (unreadable rows skipped,
+        logged).
+    """
+    with Session(engine) as db:
+        ids = list(db.exec(select(ZoneStateRecord.zone_id).order_by(ZoneStateRecord.zone_id)))
+        new = [z for z in ids if z not in known]
+        rows = (
+            db.exec(
+                select(ZoneStateRecord.zone_id, ZoneStateRecord.zone).where(
+                    col(ZoneStateRecord.zone_id).in_(new)
+                )
+            ).all()
+            if new
+            else []
+        )
+    zones: list[ServiceZone] = []
+    for zid, zone in rows:
+        try:
+            zones.append(zone_from_json(dict(zone)))
+        except Exception as exc:  # one bad row must not hide the others
+            log.warning("dispatch_zone_unreadable", zone=zid, error=repr(exc))
+    return ids, zones
+
+
+def load_zone_state(engine: Engine, zone_id: str) -> str | None:
+    """The saved snapshot of a zone (None without a row, or an empty snapshot)."""
+    with Session(engine) as db:
+        row = db.get(ZoneStateRecord, zone_id)
+        return (row.state or None) if row is not None else None
+
+
+def saved_ride(engine: Engine, ride_id: str) -> tuple[str, dict[str, Any]] | None:
+    """``(user_id, Ride.to_dict())`` of one saved ride, or None."""
+    with Session(engine) as db:
+        rec = db.get(RideRecord, ride_id)
+        return None if rec is None else (rec.user_id, dict(rec.ride))
 
 
 def ride_history(engine: Engine, user_id: str) -> list[dict[str, Any]]:

@@ -63,7 +63,8 @@ class Services:
     # --- extension points: set by start-up hooks of the feed / routing / dispatch work ---
     feeds: Any = None
     planner: Any = None
-    dispatcher: Any = None
+    dispatcher: Any = None  # this process's Dispatcher (cluster mode: the zones it owns)
+    dispatch: Any = None  # app.dispatch_gateway.DispatchGateway: what the API routes call
     demo_city: Any = None  # app.demo_fleet.DemoCity while the demo zone and riders run
     # --------------------------------------------------------------------------------------
     on_stop: list[StopHook] = field(default_factory=list)

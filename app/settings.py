@@ -128,6 +128,21 @@ class Settings(BaseSettings):
     dispatch_persist_interval_s: float = Field(
         10.0, gt=0, description="Seconds between saves of the dispatcher's zones and rides."
     )
+    dispatch_reply_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="With REDIS_URL: how long a process waits for a zone owner's answer "
+        "(then 202 pending for a booking, 503 dispatch_busy otherwise).",
+    )
+    dispatch_lease_ttl_s: float = Field(
+        6.0,
+        gt=0,
+        description="With REDIS_URL: lifetime of a zone lease; a crashed owner's zones are "
+        "taken over after at most this long.",
+    )
+    dispatch_catalog_interval_s: float = Field(
+        2.0, gt=0, description="With REDIS_URL: seconds between re-reads of the zone catalog."
+    )
     realtime_poll_url: str = Field(
         "", description="GTFS-RT URL(s) to poll, comma-separated; empty = off."
     )

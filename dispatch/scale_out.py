@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -35,7 +37,7 @@ from typing import Any, Protocol
 
 from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.request import RideRequest
-from dispatch.rides import Quote, Rejection, Ride, RideStatus
+from dispatch.rides import Quote, Rejection, RejectReason, Ride, RideStatus
 from dispatch.vehicle import VEHICLE_TYPES, Onboard, Stop, StopKind, Vehicle, VehicleType
 from dispatch.zone import ServiceZone
 
@@ -43,17 +45,29 @@ GROUP = "dispatch"
 log = logging.getLogger("tsunagu.dispatch.scale_out")
 
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9_\-:]+(\.[A-Za-z0-9_\-:]+)*$")
+
+
+def zone_name(zone_id: str) -> str:
+    """``zone_id`` as one word of a stream or topic name: itself when it is made of letters,
+    digits, ``_-:.`` (operators' and flex zones), else ``"z" + sha1`` (a GTFS location id may
+    hold any character; the same id always gives the same name in every process)."""
+    if len(zone_id) <= 120 and _NAME_RE.match(zone_id):
+        return zone_id
+    return "z" + hashlib.sha1(zone_id.encode()).hexdigest()
+
+
 def zone_stream(zone_id: str) -> str:
-    return f"dispatch.zone.{zone_id}"
+    return f"dispatch.zone.{zone_name(zone_id)}"
 
 
 def lease_key(zone_id: str) -> str:
-    return f"dispatch.lease.{zone_id}"
+    return f"dispatch.lease.{zone_name(zone_id)}"
 
 
 def state_key(zone_id: str) -> str:
     """Key of a zone's snapshot in a key-value :class:`StateStore`."""
-    return f"dispatch.state.{zone_id}"
+    return f"dispatch.state.{zone_name(zone_id)}"
 
 
 class QueueMessage(Protocol):
@@ -271,8 +285,12 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
     if op == "book_quote":
         rid, user = str(data["request_id"]), str(data.get("user_id", ""))
         done = d.ride(rid)
-        if done is not None:
+        if done is not None and (not user or done.user_id == user):
             return {**_ride_outcome(done, rid, user), "redelivered": True}
+        if done is not None:  # someone else's quote id is as good as unknown
+            return _ride_outcome(
+                Rejection(RejectReason.QUOTE_UNKNOWN, "unknown or already used quote"), rid, user
+            )
         res = d.book(str(data["quote_id"]), user)
         if isinstance(res, Rejection):
             _notify_rejected(d, user, rid, res.reason.value)

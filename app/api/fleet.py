@@ -1,25 +1,24 @@
 """The dispatcher's view of the on-demand service (``/api/v1/fleet``): zones, vehicles with
 their plans and ETAs, and the vehicle events endpoint drivers' apps and shuttles report to.
 
-Every route needs the ``dispatcher`` role (``admin`` passes too).
+Every route needs the ``dispatcher`` role (``admin`` passes too). Calls go through
+``services.dispatch`` (``app.dispatch_gateway``): with several processes a zone's owner that
+does not answer in time gives 503 ``dispatch_busy`` (a queued command still completes later).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 
-from app.api.rides import LatLon, dispatcher_of
-from app.dispatch_service import persist
+from app.api.rides import LatLon, gateway_of
 from app.errors import ApiError
 from app.identity.deps import Principal, require_roles
 from app.identity.roles import Role
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
-from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.meeting_points import MeetingPoint, MeetingPoints
 from dispatch.vehicle import VEHICLE_TYPES, Vehicle
 from dispatch.zone import ServiceZone
@@ -83,46 +82,15 @@ def _zone_out(z: ServiceZone) -> dict[str, Any]:
     }
 
 
-def _vehicle_out(d: Dispatcher, v: Vehicle) -> dict[str, Any]:
-    times = d.schedule(v, d.clock())
-    return {
-        "vehicle_id": v.vehicle_id,
-        "zone_id": v.zone_id,
-        "vehicle_type": v.vtype.name,
-        "seats": v.vtype.seats,
-        "wheelchair_spaces": v.vtype.wheelchair_spaces,
-        "position": list(v.position),
-        "depot": list(v.depot),
-        "shift": [v.shift_start, v.shift_end],
-        "onboard": sorted(v.onboard),
-        "plan": [
-            {
-                "ride_id": s.ride_id,
-                "kind": s.kind.value,
-                "lat": s.lat,
-                "lon": s.lon,
-                "window": [s.earliest, s.latest],
-                "eta": float(b),
-            }
-            for s, b in zip(v.plan, times, strict=True)
-        ],
-    }
-
-
-def _fail(exc: DispatchError) -> ApiError:
-    status = 404 if exc.code.startswith("unknown") else 409
-    return ApiError(status, exc.code, exc.message)
-
-
 @router.get("/zones")
 async def zones(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
-    return {"zones": [_zone_out(z) for z in dispatcher_of(services).zones()]}
+    return {"zones": [_zone_out(z) for z in await gateway_of(services).zones()]}
 
 
 @router.post("/zones", status_code=201)
 async def add_zone(body: ZoneIn, _: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
     """Add a service zone drawn as GeoJSON."""
-    d = dispatcher_of(services)
+    g = gateway_of(services)
     try:
         zone = ServiceZone.from_geojson(
             body.zone_id,
@@ -146,11 +114,7 @@ async def add_zone(body: ZoneIn, _: DispatcherPrincipal, services: ServicesDep) 
         zone.meeting_points = MeetingPoints(
             [MeetingPoint(p.point_id, p.lat, p.lon, p.name) for p in body.meeting_points]
         )
-    try:
-        d.add_zone(zone)
-    except DispatchError as exc:
-        raise _fail(exc) from exc
-    await persist(services, [zone.zone_id])
+    await g.add_zone(zone)
     return _zone_out(zone)
 
 
@@ -161,19 +125,15 @@ async def vehicles(
     zone_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """Every vehicle (of one zone) with its plan and ETAs."""
-    d = dispatcher_of(services)
-    try:
-        return {"vehicles": [_vehicle_out(d, v) for v in d.vehicles(zone_id)]}
-    except DispatchError as exc:
-        raise _fail(exc) from exc
+    return {"vehicles": await gateway_of(services).vehicles(zone_id)}
 
 
 @router.post("/vehicles", status_code=201)
 async def add_vehicle(
     body: VehicleIn, _: DispatcherPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
-    d = dispatcher_of(services)
-    start = d.clock() if body.shift_start is None else body.shift_start
+    g = gateway_of(services)
+    start = g.now() if body.shift_start is None else body.shift_start
     if body.shift_end <= start:
         raise ApiError(422, "invalid_shift", "the shift must end after it starts")
     depot = (body.depot.lat, body.depot.lon)
@@ -187,21 +147,12 @@ async def add_vehicle(
         start,
         zone_id=body.zone_id,
     )
-    try:
-        d.add_vehicle(v)
-    except DispatchError as exc:
-        raise _fail(exc) from exc
-    await persist(services, [v.zone_id])
-    return _vehicle_out(d, v)
+    return await g.add_vehicle(v)
 
 
 @router.get("/vehicles/{vehicle_id}")
 async def vehicle(vehicle_id: str, _: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
-    d = dispatcher_of(services)
-    try:
-        return _vehicle_out(d, d.vehicle(vehicle_id))
-    except DispatchError as exc:
-        raise _fail(exc) from exc
+    return await gateway_of(services).vehicle(vehicle_id)
 
 
 @router.post("/vehicles/{vehicle_id}/events")
@@ -209,21 +160,11 @@ async def vehicle_event(
     vehicle_id: str, body: VehicleEventIn, _: DispatcherPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     """A driver's app or a shuttle reports: position, boarded, alighted, no-show."""
-    d = dispatcher_of(services)
-    t = d.clock() if body.t is None else body.t
-    try:
-        if body.type == "position":
-            if body.lat is None or body.lon is None:
-                raise ApiError(422, "validation_error", "a position event needs lat and lon")
-            await asyncio.to_thread(d.update_position, vehicle_id, body.lat, body.lon, t)
-        else:
-            if body.ride_id is None:
-                raise ApiError(422, "validation_error", f"a {body.type} event needs ride_id")
-            action = {"boarded": d.boarded, "alighted": d.alighted, "no_show": d.no_show}[body.type]
-            await asyncio.to_thread(action, vehicle_id, body.ride_id, t)
-        v = d.vehicle(vehicle_id)
-        if body.type != "position":  # positions are saved periodically; statuses at once
-            await persist(services, [v.zone_id])
-        return _vehicle_out(d, v)
-    except DispatchError as exc:
-        raise _fail(exc) from exc
+    g = gateway_of(services)
+    t = g.now() if body.t is None else body.t
+    if body.type == "position":
+        if body.lat is None or body.lon is None:
+            raise ApiError(422, "validation_error", "a position event needs lat and lon")
+    elif body.ride_id is None:
+        raise ApiError(422, "validation_error", f"a {body.type} event needs ride_id")
+    return await g.vehicle_event(vehicle_id, body.type, t, body.lat, body.lon, body.ride_id)

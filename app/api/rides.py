@@ -3,26 +3,30 @@
 A resident sees only their own rides (another user's ride answers 404, as if it did not
 exist); dispatchers see every ride. A rejection answers 409 with the machine-readable reason as
 the error code (``outside_zone``, ``no_vehicle_available``, ...); bad input answers 422.
+
+Every call goes through ``services.dispatch`` (``app.dispatch_gateway``). With several
+processes (``REDIS_URL``) a booking the zone's owner does not answer in time answers 202
+``{"request_id", "status": "pending"}``: it completes when a process takes the zone over (the
+rider gets ``user.<id>.ride``; ``GET /rides/{request_id}`` shows it pending until then).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import Field, model_validator
 
-from app.dispatch_service import persist
-from app.dispatch_store import ride_history
+from app.dispatch_gateway import DispatchGateway, rejection_error
 from app.errors import ApiError
 from app.identity.deps import CurrentPrincipal, Principal
 from app.identity.roles import Role
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
-from dispatch.dispatcher import Dispatcher, DispatchError
+from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
-from dispatch.rides import Rejection, RejectReason, Ride
+
+__all__ = ["dispatcher_of", "gateway_of", "rejection_error", "router"]
 
 router = APIRouter(prefix="/rides", tags=["rides"])
 
@@ -73,28 +77,26 @@ class BookIn(RequestModel):
 
 
 def dispatcher_of(services: Any) -> Dispatcher:
+    """This process's dispatcher (503 while it is not running)."""
     d = services.dispatcher
     if d is None:
         raise ApiError(503, "unavailable", "the on-demand dispatcher is not running")
     return d  # type: ignore[no-any-return]
 
 
-def rejection_error(r: Rejection) -> ApiError:
-    status = {
-        RejectReason.INVALID_REQUEST: 422,
-        RejectReason.QUOTE_UNKNOWN: 404,
-    }.get(r.reason, 409)
-    details: dict[str, Any] = {"reason": r.reason.value}
-    if r.new_quote is not None:
-        details["new_quote"] = r.new_quote.to_dict()
-    return ApiError(status, r.reason.value, r.message, details)
+def gateway_of(services: Any) -> DispatchGateway:
+    """The API's door to the dispatcher (503 while it is not running)."""
+    g = getattr(services, "dispatch", None)
+    if g is None:
+        raise ApiError(503, "unavailable", "the on-demand dispatcher is not running")
+    return g  # type: ignore[no-any-return]
 
 
-def _visible_ride(d: Dispatcher, ride_id: str, who: Principal) -> Ride:
-    ride = d.ride(ride_id)
-    if ride is None or (ride.user_id != who.user_id and not who.has_any(Role.DISPATCHER.value)):
+async def _visible_ride(g: DispatchGateway, ride_id: str, who: Principal) -> dict[str, Any]:
+    found = await g.ride(ride_id)
+    if found is None or (found[0] != who.user_id and not who.has_any(Role.DISPATCHER.value)):
         raise ApiError(404, "not_found", "no such ride")
-    return ride
+    return found[1]
 
 
 @router.post("/quote")
@@ -102,57 +104,41 @@ async def quote(
     body: RideRequestIn, who: CurrentPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     """An offer (pick-up window, arrival promise, expiry) or 409 with the rejection reason."""
-    d = dispatcher_of(services)
-    q = await asyncio.to_thread(d.quote, body.to_request(who.user_id, d.clock()))
-    if isinstance(q, Rejection):
-        raise rejection_error(q)
-    return q.to_dict()
+    g = gateway_of(services)
+    return await g.quote(body.to_request(who.user_id, g.now()))
 
 
 @router.post("", status_code=201)
-async def book(body: BookIn, who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """Book a quote, or a request in one step; the ride is assigned to a vehicle."""
-    d = dispatcher_of(services)
+async def book(
+    body: BookIn, who: CurrentPrincipal, services: ServicesDep, response: Response
+) -> dict[str, Any]:
+    """Book a quote, or a request in one step; the ride is assigned to a vehicle (201), or
+    queued while its zone changes owner (202 ``pending``)."""
+    g = gateway_of(services)
     if body.quote_id is not None:
-        res: Ride | Rejection = await asyncio.to_thread(d.book, body.quote_id, who.user_id)
+        res = await g.book_quote(body.quote_id, who.user_id)
     else:
         assert body.request is not None
-        req = body.request.to_request(who.user_id, d.clock())
-        res = await asyncio.to_thread(d.request_ride, req, who.user_id)
-    if isinstance(res, Rejection):
-        raise rejection_error(res)
-    await persist(services, [res.zone_id])  # the booking survives a restart
-    return res.to_dict()
+        res = await g.book_request(body.request.to_request(who.user_id, g.now()))
+    response.status_code = res.status_code
+    return res.body
 
 
 @router.get("")
 async def my_rides(who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """The caller's rides, newest first: live ones, and past ones from the database (rides of
-    zones the dispatcher no longer serves included)."""
-    d = dispatcher_of(services)
-    live = {r.ride_id: r.to_dict() for r in d.rides(who.user_id)}
-    saved = []
-    if getattr(services, "engine", None) is not None:
-        saved = await asyncio.to_thread(ride_history, services.engine, who.user_id)
-    rides = list(live.values()) + [r for r in saved if r["ride_id"] not in live]
-    rides.sort(key=lambda r: r["booked_at"], reverse=True)
-    return {"rides": rides}
+    """The caller's rides, newest first: live ones, pending ones, and past ones from the
+    database (rides of zones the dispatcher no longer serves included)."""
+    return {"rides": await gateway_of(services).rides_of(who.user_id)}
 
 
 @router.get("/{ride_id}")
 async def get_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    d = dispatcher_of(services)
-    return _visible_ride(d, ride_id, who).to_dict()
+    return await _visible_ride(gateway_of(services), ride_id, who)
 
 
 @router.delete("/{ride_id}")
 async def cancel_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
     """Cancel a ride not yet picked up (409 ``not_cancellable`` otherwise)."""
-    d = dispatcher_of(services)
-    _visible_ride(d, ride_id, who)
-    try:
-        ride = await asyncio.to_thread(d.cancel, ride_id)
-    except DispatchError as exc:
-        raise ApiError(409, exc.code, exc.message) from exc
-    await persist(services, [ride.zone_id])
-    return ride.to_dict()
+    g = gateway_of(services)
+    await _visible_ride(g, ride_id, who)
+    return await g.cancel(ride_id)

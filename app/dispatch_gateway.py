@@ -1,0 +1,750 @@
+"""The one door of the HTTP API to the on-demand dispatcher: ``services.dispatch``.
+
+Two implementations of :class:`DispatchGateway`:
+
+* :class:`LocalGateway` (no ``REDIS_URL``): one process, one in-memory ``Dispatcher``; calls go
+  straight to it (in a worker thread) and every change is saved to the database (``persist``).
+* :class:`ClusterGateway` (``REDIS_URL`` set): several processes share the zones. Each zone is
+  owned by exactly one process at a time (a Redis lease, ``dispatch.scale_out.ZoneWorker``);
+  the zone catalog is the ``dispatch_zone_states`` table. Commands (book, cancel, vehicle
+  events, new vehicles) go through the zone's durable stream ``dispatch.zone.<zone>`` with a
+  ``reply_to`` topic (``dispatch.reply.<process>``) and a correlation id; the owner handles
+  them, saves, acks and publishes the outcome. Queries (quotes, vehicles with live ETAs) are
+  answered locally when this process owns the zone, else asked on ``dispatch.query.<zone>``.
+  No answer in ``dispatch_reply_timeout_s``: a booking answers 202 ``pending`` (it stays queued
+  and completes when an owner takes the zone over; the rider gets ``user.<id>.ride``), other
+  calls 503 ``dispatch_busy``.
+
+Redis keys (under ``redis_prefix``): ``dispatch.quote.<quote_id>`` (zone and request of a
+quote, expiring), ``dispatch.pending`` (hash of bookings not yet handled) and
+``dispatch.vehicles`` (hash vehicle id -> zone id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from app.dispatch_service import persist
+from app.dispatch_store import (
+    catalog_zones,
+    insert_zone,
+    load_zone_state,
+    ride_history,
+    save_zones,
+    saved_ride,
+)
+from app.errors import ApiError
+from dispatch.dispatcher import Dispatcher, DispatchError
+from dispatch.request import RideRequest
+from dispatch.rides import Rejection, RejectReason, Ride
+from dispatch.scale_out import (
+    ZoneWorker,
+    book_message,
+    book_quote_message,
+    handle,
+    request_from_dict,
+    restore_zone,
+    zone_name,
+    zone_stream,
+)
+from dispatch.vehicle import Vehicle
+from dispatch.zone import ServiceZone
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = structlog.get_logger("tsunagu.dispatch_gateway")
+ZoneHook = Callable[[str], Awaitable[None]]
+
+BUSY_MESSAGE = (
+    "no dispatcher process answered for this zone in time (it is being taken over); "
+    "the command is queued and completes when a process owns the zone"
+)
+
+
+# --- answers ------------------------------------------------------------------------------------
+def rejection_error(r: Rejection) -> ApiError:
+    """The HTTP error of a refused quote or booking (409, 404 quote_unknown, 422 invalid)."""
+    return _rejected(r.reason.value, r.message, r.new_quote.to_dict() if r.new_quote else None)
+
+
+def _rejected(reason: str, message: str, new_quote: dict[str, Any] | None) -> ApiError:
+    status = {
+        RejectReason.INVALID_REQUEST.value: 422,
+        RejectReason.QUOTE_UNKNOWN.value: 404,
+    }.get(reason, 409)
+    details: dict[str, Any] = {"reason": reason}
+    if new_quote is not None:
+        details["new_quote"] = new_quote
+    return ApiError(status, reason, message, details)
+
+
+def dispatch_error(code: str, message: str) -> ApiError:
+    """``unknown_*`` -> 404, any other refusal -> 409 (the code is the dispatcher's)."""
+    return ApiError(404 if code.startswith("unknown") else 409, code, message)
+
+
+def busy() -> ApiError:
+    return ApiError(503, "dispatch_busy", BUSY_MESSAGE)
+
+
+def vehicle_view(d: Dispatcher, v: Vehicle) -> dict[str, Any]:
+    """A vehicle with its plan and live ETAs (the ``/fleet/vehicles`` shape)."""
+    times = d.schedule(v, d.clock())
+    return {
+        "vehicle_id": v.vehicle_id,
+        "zone_id": v.zone_id,
+        "vehicle_type": v.vtype.name,
+        "seats": v.vtype.seats,
+        "wheelchair_spaces": v.vtype.wheelchair_spaces,
+        "position": list(v.position),
+        "depot": list(v.depot),
+        "shift": [v.shift_start, v.shift_end],
+        "onboard": sorted(v.onboard),
+        "plan": [
+            {
+                "ride_id": s.ride_id,
+                "kind": s.kind.value,
+                "lat": s.lat,
+                "lon": s.lon,
+                "window": [s.earliest, s.latest],
+                "eta": float(b),
+            }
+            for s, b in zip(v.plan, times, strict=True)
+        ],
+    }
+
+
+class Booked:
+    """A booking's answer: 201 with the ride, or 202 with the pending record."""
+
+    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
+        self.status_code = status_code
+        self.body = body
+
+
+class DispatchGateway(Protocol):
+    """What the API routes ask of the on-demand dispatcher (see the module docstring)."""
+
+    dispatcher: Dispatcher
+
+    def now(self) -> float: ...
+
+    async def quote(self, request: RideRequest) -> dict[str, Any]: ...
+
+    async def book_quote(self, quote_id: str, user_id: str) -> Booked: ...
+
+    async def book_request(self, request: RideRequest) -> Booked: ...
+
+    async def ride(self, ride_id: str) -> tuple[str, dict[str, Any]] | None:
+        """``(user_id, ride)`` of a booked or pending ride, or None."""
+        ...
+
+    async def rides_of(self, user_id: str) -> list[dict[str, Any]]: ...
+
+    async def cancel(self, ride_id: str) -> dict[str, Any]: ...
+
+    async def zones(self) -> list[ServiceZone]: ...
+
+    async def add_zone(self, zone: ServiceZone) -> None: ...
+
+    async def vehicles(self, zone_id: str | None) -> list[dict[str, Any]]: ...
+
+    async def vehicle(self, vehicle_id: str) -> dict[str, Any]: ...
+
+    async def add_vehicle(self, vehicle: Vehicle) -> dict[str, Any]: ...
+
+    async def vehicle_event(
+        self,
+        vehicle_id: str,
+        kind: str,
+        t: float,
+        lat: float | None = None,
+        lon: float | None = None,
+        ride_id: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def _merge_rides(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rides by id, the first group winning (live > saved > pending), newest first."""
+    out: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for r in group:
+            out.setdefault(r["ride_id"], r)
+    return sorted(out.values(), key=lambda r: r["booked_at"], reverse=True)
+
+
+# --- one process ----------------------------------------------------------------------------------
+class LocalGateway:
+    """Direct calls on this process's dispatcher, saved after each change (no Redis)."""
+
+    def __init__(self, services: Any, dispatcher: Dispatcher) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+
+    def now(self) -> float:
+        return float(self.dispatcher.clock())
+
+    async def quote(self, request: RideRequest) -> dict[str, Any]:
+        q = await asyncio.to_thread(self.dispatcher.quote, request)
+        if isinstance(q, Rejection):
+            raise rejection_error(q)
+        return q.to_dict()
+
+    async def _booked(self, res: Ride | Rejection) -> Booked:
+        if isinstance(res, Rejection):
+            raise rejection_error(res)
+        await persist(self.services, [res.zone_id])  # the booking survives a restart
+        return Booked(201, res.to_dict())
+
+    async def book_quote(self, quote_id: str, user_id: str) -> Booked:
+        return await self._booked(await asyncio.to_thread(self.dispatcher.book, quote_id, user_id))
+
+    async def book_request(self, request: RideRequest) -> Booked:
+        d = self.dispatcher
+        return await self._booked(await asyncio.to_thread(d.request_ride, request, request.user_id))
+
+    async def ride(self, ride_id: str) -> tuple[str, dict[str, Any]] | None:
+        r = self.dispatcher.ride(ride_id)
+        return None if r is None else (r.user_id, r.to_dict())
+
+    async def rides_of(self, user_id: str) -> list[dict[str, Any]]:
+        live = [r.to_dict() for r in self.dispatcher.rides(user_id)]
+        saved: list[dict[str, Any]] = []
+        engine = getattr(self.services, "engine", None)
+        if engine is not None:
+            saved = await asyncio.to_thread(ride_history, engine, user_id)
+        return _merge_rides(live, saved)
+
+    async def cancel(self, ride_id: str) -> dict[str, Any]:
+        try:
+            ride = await asyncio.to_thread(self.dispatcher.cancel, ride_id)
+        except DispatchError as exc:
+            raise ApiError(409, exc.code, exc.message) from exc
+        await persist(self.services, [ride.zone_id])
+        return ride.to_dict()
+
+    async def zones(self) -> list[ServiceZone]:
+        return self.dispatcher.zones()
+
+    async def add_zone(self, zone: ServiceZone) -> None:
+        try:
+            self.dispatcher.add_zone(zone)
+        except DispatchError as exc:
+            raise dispatch_error(exc.code, exc.message) from exc
+        await persist(self.services, [zone.zone_id])
+
+    async def vehicles(self, zone_id: str | None) -> list[dict[str, Any]]:
+        d = self.dispatcher
+        try:
+            return [vehicle_view(d, v) for v in d.vehicles(zone_id)]
+        except DispatchError as exc:
+            raise dispatch_error(exc.code, exc.message) from exc
+
+    async def vehicle(self, vehicle_id: str) -> dict[str, Any]:
+        try:
+            return vehicle_view(self.dispatcher, self.dispatcher.vehicle(vehicle_id))
+        except DispatchError as exc:
+            raise dispatch_error(exc.code, exc.message) from exc
+
+    async def add_vehicle(self, vehicle: Vehicle) -> dict[str, Any]:
+        try:
+            self.dispatcher.add_vehicle(vehicle)
+        except DispatchError as exc:
+            raise dispatch_error(exc.code, exc.message) from exc
+        await persist(self.services, [vehicle.zone_id])
+        return vehicle_view(self.dispatcher, vehicle)
+
+    async def vehicle_event(
+        self,
+        vehicle_id: str,
+        kind: str,
+        t: float,
+        lat: float | None = None,
+        lon: float | None = None,
+        ride_id: str | None = None,
+    ) -> dict[str, Any]:
+        d = self.dispatcher
+        try:
+            if kind == "position":
+                await asyncio.to_thread(d.update_position, vehicle_id, float(lat), float(lon), t)  # type: ignore[arg-type]
+            else:
+                action = {"boarded": d.boarded, "alighted": d.alighted, "no_show": d.no_show}[kind]
+                await asyncio.to_thread(action, vehicle_id, str(ride_id), t)
+            v = d.vehicle(vehicle_id)
+        except DispatchError as exc:
+            raise dispatch_error(exc.code, exc.message) from exc
+        if kind != "position":  # positions are saved periodically; statuses at once
+            await persist(self.services, [v.zone_id])
+        return vehicle_view(d, v)
+
+
+# --- several processes ------------------------------------------------------------------------------
+class DbZoneStore:
+    """Zone states in ``dispatch_zone_states`` (+ ``dispatch_rides``), one transaction a save."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def load(self, zone_id: str) -> str | None:
+        return await asyncio.to_thread(load_zone_state, self.engine, zone_id)
+
+    async def save(self, d: Dispatcher, zone_id: str) -> None:
+        await asyncio.to_thread(save_zones, self.engine, d, [zone_id])
+
+
+class DbCatalog:
+    """The zone catalog: every row of ``dispatch_zone_states`` but ``skip`` (definitions are
+    parsed once per process; a re-read fetches only the ids and the new rows)."""
+
+    def __init__(self, engine: Engine, skip: frozenset[str] = frozenset()) -> None:
+        self.engine = engine
+        self.skip = skip
+        self._zones: dict[str, ServiceZone] = {}
+
+    async def zones(self) -> list[ServiceZone]:
+        ids, new = await asyncio.to_thread(catalog_zones, self.engine, set(self._zones))
+        self._zones.update((z.zone_id, z) for z in new)
+        return [self._zones[i] for i in ids if i in self._zones and i not in self.skip]
+
+
+def new_process_id() -> str:
+    """This process's consumer name and lease owner (unique across hosts and restarts)."""
+    return f"p{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class ClusterGateway:
+    """Zones shared by the processes behind one Redis and one database (module docstring).
+
+    Parameters
+    ----------
+    services
+        The process's services (``engine``, ``bus``, ``settings``).
+    worker
+        This process's :class:`ZoneWorker` (its dispatcher holds the owned zones).
+    redis
+        An asyncio Redis client (``decode_responses=True``) for quotes, pending bookings and
+        the vehicle index.
+    """
+
+    def __init__(self, services: Any, worker: ZoneWorker, redis: Any) -> None:
+        self.services = services
+        self.worker = worker
+        self.dispatcher = worker.dispatcher
+        self.redis = redis
+        self.bus = services.bus
+        s = services.settings
+        self.prefix: str = s.redis_prefix
+        self.reply_timeout_s: float = s.dispatch_reply_timeout_s
+        self.reply_topic = f"dispatch.reply.{worker.worker_id}"
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: list[Any] = []
+        self.acquire_hooks: list[ZoneHook] = []
+        self.release_hooks: list[ZoneHook] = []
+
+    async def add_zone_hooks(self, on_acquire: ZoneHook, on_release: ZoneHook) -> None:
+        """Run ``on_acquire(zone_id)`` for every zone this process takes (now, for those it
+        already owns) and ``on_release`` before it leaves one (the demo's driver loop)."""
+        self.acquire_hooks.append(on_acquire)
+        self.release_hooks.append(on_release)
+        for zid in sorted(self.worker.owned):
+            await on_acquire(zid)
+
+    # --- keys --------------------------------------------------------------------------------
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}dispatch.{name}"
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen for replies and queries, take the free zones, start the lease keeper."""
+        replies = self.bus.subscribe([self.reply_topic])
+        queries = self.bus.subscribe(["dispatch.query.*"])
+        self._subs = [replies, queries]
+        self._tasks = [
+            asyncio.create_task(self._listen_replies(replies), name="dispatch-replies"),
+            asyncio.create_task(self._listen_queries(queries), name="dispatch-queries"),
+        ]
+        await self.worker.sync()
+        self.worker.start()
+
+    async def close(self, *, release: bool = True) -> None:
+        """Stop the worker (saving and releasing its zones), the listeners and Redis."""
+        await self.worker.stop(release=release)
+        for sub in self._subs:
+            sub.close()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for fut in self._waiting.values():
+            fut.cancel()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+
+    async def _listen_replies(self, sub: Any) -> None:
+        async for event in sub:
+            fut = self._waiting.pop(str(event.data.get("corr", "")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(event.data.get("outcome") or {})
+
+    async def _listen_queries(self, sub: Any) -> None:
+        async for event in sub:
+            data = event.data
+            if self.worker.owns(str(data.get("zone_id"))) and data.get("reply_to"):
+                task = asyncio.create_task(self._answer_query(data))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _answer_query(self, data: dict[str, Any]) -> None:
+        try:
+            out = await asyncio.to_thread(self._query_locally, data)
+        except Exception as exc:  # answer rather than leave the asker waiting
+            log.warning("dispatch_query_failed", op=data.get("op"), error=repr(exc))
+            out = {"error": "internal", "message": "the zone owner failed to answer"}
+        await self.bus.publish(str(data["reply_to"]), {"corr": data.get("corr"), "outcome": out})
+
+    def _query_locally(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A read or a quote on the owned zone (in a worker thread)."""
+        d = self.dispatcher
+        op = data.get("op")
+        try:
+            if op == "vehicles":
+                return {"vehicles": [vehicle_view(d, v) for v in d.vehicles(data["zone_id"])]}
+            if op == "vehicle":
+                return {"vehicle": vehicle_view(d, d.vehicle(str(data["vehicle_id"])))}
+        except DispatchError as exc:
+            return {"error": exc.code, "message": exc.message}
+        return handle(d, data)
+
+    async def on_outcome(self, zone_id: str, data: dict[str, Any], out: dict[str, Any]) -> None:
+        """Owner side, after the ack: forget the pending record, index a new vehicle, reply."""
+        op = data.get("op")
+        if op in ("book", "book_quote"):
+            rid = data["request"]["request_id"] if op == "book" else data["request_id"]
+            await self.redis.hdel(self._key("pending"), rid)
+        if op == "add_vehicle" and "error" not in out:
+            await self.redis.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
+        reply_to = data.get("reply_to")
+        if not reply_to:
+            return
+        if op in ("add_vehicle", "vehicle_event") and "error" not in out:
+            d = self.dispatcher
+            with contextlib.suppress(DispatchError):  # removed meanwhile: no view
+                out = {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}
+        await self.bus.publish(str(reply_to), {"corr": data.get("corr"), "outcome": out})
+
+    async def on_acquire(self, zone_id: str) -> None:
+        """Index the zone's vehicles (commands for them find the zone from any process), then
+        the hooks."""
+        vids = [v.vehicle_id for v in self.dispatcher.vehicles(zone_id)]
+        if vids:
+            await self.redis.hset(self._key("vehicles"), mapping=dict.fromkeys(vids, zone_id))
+        for hook in self.acquire_hooks:
+            await hook(zone_id)
+
+    async def on_release(self, zone_id: str) -> None:
+        for hook in self.release_hooks:
+            await hook(zone_id)
+
+    # --- asking the owner -----------------------------------------------------------------------
+    async def _ask(
+        self, zone_id: str, data: dict[str, Any], *, durable: bool
+    ) -> dict[str, Any] | None:
+        """Send a command (durable stream) or a query (pub/sub) for ``zone_id``; the owner's
+        outcome, or None after ``dispatch_reply_timeout_s``."""
+        corr = uuid.uuid4().hex
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[corr] = fut
+        msg = {**data, "zone_id": zone_id, "reply_to": self.reply_topic, "corr": corr}
+        try:
+            if durable:
+                await self.bus.enqueue(zone_stream(zone_id), msg)
+            else:
+                await self.bus.publish(f"dispatch.query.{zone_name(zone_id)}", msg)
+            return await asyncio.wait_for(fut, self.reply_timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(corr, None)
+
+    async def _query(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A read or a quote: locally when this process owns the zone, else from its owner."""
+        if self.worker.owns(zone_id):
+            return await asyncio.to_thread(self._query_locally, {**data, "zone_id": zone_id})
+        out = await self._ask(zone_id, data, durable=False)
+        if out is None:
+            raise busy()
+        if "error" in out:
+            raise dispatch_error(str(out["error"]), str(out.get("message", "")))
+        return out
+
+    async def _catalog(self) -> dict[str, ServiceZone]:
+        assert self.worker.catalog is not None
+        return {z.zone_id: z for z in await self.worker.catalog.zones()}
+
+    async def _zone_for(self, request: RideRequest) -> ServiceZone | None:
+        """The zone serving ``request`` (the first by id holding both ends); the catalog is
+        read again before answering "none" (a zone added elsewhere a moment ago)."""
+        for zones in (self.worker.zones, await self._catalog()):
+            for z in sorted(zones.values(), key=lambda z: z.zone_id):
+                if z.contains(*request.origin) and z.contains(*request.destination):
+                    return z
+        return None
+
+    def _refuse(self, request: RideRequest) -> ApiError:
+        """Why no zone takes ``request``, in the dispatcher's own order of checks (invalid,
+        same place, outside every zone): a dispatcher without zones answers it."""
+        r = Dispatcher(self.dispatcher.travel, self.dispatcher.rules).quote(request, self.now())
+        assert isinstance(r, Rejection)
+        return rejection_error(r)
+
+    # --- rides ------------------------------------------------------------------------------------
+    def now(self) -> float:
+        return float(self.dispatcher.clock())
+
+    async def quote(self, request: RideRequest) -> dict[str, Any]:
+        # A request id now, so booking this quote is idempotent under redelivery.
+        request = replace(request, request_id=request.request_id or uuid.uuid4().hex)
+        zone = await self._zone_for(request)
+        if zone is None:
+            raise self._refuse(request)
+        out = await self._query(zone.zone_id, {"op": "quote", "request": asdict(request)})
+        if "rejected" in out:
+            raise _rejected(str(out["rejected"]), str(out.get("message", "")), None)
+        q: dict[str, Any] = out["quote"]
+        # Kept past the quote's expiry: the owner re-checks a stale quote when it is booked.
+        ttl_s = max(float(q["expires_at"]) - self.now(), 0.0) + 600.0
+        record = {"zone_id": zone.zone_id, "request": asdict(request)}
+        await self.redis.set(
+            self._key(f"quote.{q['quote_id']}"), json.dumps(record), px=int(ttl_s * 1000)
+        )
+        return q
+
+    async def _pending(self, zone_id: str, request: RideRequest) -> dict[str, Any]:
+        """Record the booking as pending (visible to GET /rides from any process) until its
+        owner handles it."""
+        ride = {
+            "ride_id": request.request_id,
+            "request_id": request.request_id,
+            "status": "pending",
+            "zone_id": zone_id,
+            "vehicle_id": None,
+            "origin": list(request.origin),
+            "destination": list(request.destination),
+            "seats": request.seats,
+            "wheelchairs": request.wheelchairs,
+            "booked_at": request.requested_at,
+        }
+        value = json.dumps({"user_id": request.user_id, "ride": ride})
+        await self.redis.hset(self._key("pending"), request.request_id, value)
+        return ride
+
+    async def _book(self, zone_id: str, msg: dict[str, Any], pending: dict[str, Any]) -> Booked:
+        out = await self._ask(zone_id, msg, durable=True)
+        if out is None:
+            return Booked(202, {"request_id": pending["request_id"], "status": "pending"})
+        if "rejected" in out:
+            raise _rejected(str(out["rejected"]), str(out.get("message", "")), out.get("new_quote"))
+        if "error" in out:
+            raise dispatch_error(str(out["error"]), str(out.get("message", "")))
+        return Booked(201, out["ride"])
+
+    async def book_quote(self, quote_id: str, user_id: str) -> Booked:
+        raw = await self.redis.get(self._key(f"quote.{quote_id}"))
+        if raw is None:  # never issued, expired long ago, or already booked
+            raise rejection_error(
+                Rejection(RejectReason.QUOTE_UNKNOWN, "unknown or already used quote")
+            )
+        rec = json.loads(raw)
+        zid = str(rec["zone_id"])
+        req = replace(request_from_dict(rec["request"]), user_id=user_id, requested_at=self.now())
+        pending = await self._pending(zid, req)
+        msg = book_quote_message(quote_id, user_id, req.request_id)
+        return await self._book(zid, msg, pending)
+
+    async def book_request(self, request: RideRequest) -> Booked:
+        request = replace(request, request_id=request.request_id or uuid.uuid4().hex)
+        zone = await self._zone_for(request)
+        if zone is None:
+            raise self._refuse(request)
+        pending = await self._pending(zone.zone_id, request)
+        return await self._book(zone.zone_id, book_message(request), pending)
+
+    async def _pending_rides(self) -> list[tuple[str, dict[str, Any]]]:
+        raw = await self.redis.hgetall(self._key("pending"))
+        out = []
+        for value in raw.values():
+            rec = json.loads(value)
+            out.append((str(rec["user_id"]), rec["ride"]))
+        return out
+
+    async def ride(self, ride_id: str) -> tuple[str, dict[str, Any]] | None:
+        live = self.dispatcher.ride(ride_id)
+        if live is not None:
+            return live.user_id, live.to_dict()
+        saved = await asyncio.to_thread(saved_ride, self.services.engine, ride_id)
+        if saved is not None:
+            return saved
+        raw = await self.redis.hget(self._key("pending"), ride_id)
+        if raw is None:
+            return None
+        rec = json.loads(raw)
+        return str(rec["user_id"]), dict(rec["ride"])
+
+    async def rides_of(self, user_id: str) -> list[dict[str, Any]]:
+        live = [r.to_dict() for r in self.dispatcher.rides(user_id)]
+        saved = await asyncio.to_thread(ride_history, self.services.engine, user_id)
+        pending = [r for u, r in await self._pending_rides() if u == user_id]
+        return _merge_rides(live, saved, pending)
+
+    async def cancel(self, ride_id: str) -> dict[str, Any]:
+        found = await self.ride(ride_id)
+        if found is None:
+            raise ApiError(404, "not_found", "no such ride")
+        ride = found[1]
+        out = await self._ask(
+            str(ride["zone_id"]), {"op": "cancel", "ride_id": ride_id}, durable=True
+        )
+        if out is None:
+            raise busy()
+        if "error" in out:
+            raise ApiError(409, str(out["error"]), str(out.get("message", "")))
+        return dict(out["ride"])
+
+    # --- fleet ------------------------------------------------------------------------------------
+    async def zones(self) -> list[ServiceZone]:
+        return list((await self._catalog()).values())
+
+    async def add_zone(self, zone: ServiceZone) -> None:
+        """Insert the catalog row, then take the zone here unless another process already
+        did: some process owns it when this returns."""
+        created = await asyncio.to_thread(insert_zone, self.services.engine, zone)
+        if not created:
+            raise dispatch_error("zone_exists", f"zone {zone.zone_id} already exists")
+        await self.worker.sync()
+
+    async def _zone_of_vehicle(self, vehicle_id: str) -> str:
+        zid = await self.redis.hget(self._key("vehicles"), vehicle_id)
+        if zid is None:
+            raise dispatch_error("unknown_vehicle", f"no vehicle {vehicle_id!r}")
+        return str(zid)
+
+    async def vehicles(self, zone_id: str | None) -> list[dict[str, Any]]:
+        catalog = await self._catalog()
+        if zone_id is not None and zone_id not in catalog:
+            raise dispatch_error("unknown_zone", f"no zone {zone_id!r}")
+        ids = [zone_id] if zone_id is not None else sorted(catalog)
+        answers = await asyncio.gather(*(self._query(z, {"op": "vehicles"}) for z in ids))
+        return [v for a in answers for v in a["vehicles"]]
+
+    async def vehicle(self, vehicle_id: str) -> dict[str, Any]:
+        zid = await self._zone_of_vehicle(vehicle_id)
+        out = await self._query(zid, {"op": "vehicle", "vehicle_id": vehicle_id})
+        return dict(out["vehicle"])
+
+    async def _command(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        out = await self._ask(zone_id, data, durable=True)
+        if out is None:
+            raise busy()
+        if "error" in out:
+            raise dispatch_error(str(out["error"]), str(out.get("message", "")))
+        return dict(out["vehicle"])
+
+    async def add_vehicle(self, vehicle: Vehicle) -> dict[str, Any]:
+        if vehicle.zone_id not in await self._catalog():
+            raise dispatch_error("unknown_zone", f"no zone {vehicle.zone_id!r}")
+        if await self.redis.hexists(self._key("vehicles"), vehicle.vehicle_id):
+            raise dispatch_error("vehicle_exists", f"vehicle {vehicle.vehicle_id} exists")
+        return await self._command(
+            vehicle.zone_id, {"op": "add_vehicle", "vehicle": asdict(vehicle)}
+        )
+
+    async def vehicle_event(
+        self,
+        vehicle_id: str,
+        kind: str,
+        t: float,
+        lat: float | None = None,
+        lon: float | None = None,
+        ride_id: str | None = None,
+    ) -> dict[str, Any]:
+        zid = await self._zone_of_vehicle(vehicle_id)
+        msg = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
+        msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
+        return await self._command(zid, msg)
+
+    # --- the whole fleet for the GTFS-RT export ---------------------------------------------------
+    def fleet_dispatcher(self) -> Dispatcher:
+        """A scratch dispatcher with every zone: owned ones as they are live (same objects),
+        the others restored from their last saved state (synchronous: call in a thread)."""
+        scratch = Dispatcher(
+            self.dispatcher.travel, self.dispatcher.rules, clock=self.dispatcher.clock
+        )
+        owned = set(self.worker.owned)
+        for zid, zone in sorted(self.worker.zones.items()):
+            if zid in owned:
+                continue
+            try:
+                restore_zone(scratch, zone, load_zone_state(self.services.engine, zid))
+            except Exception as exc:  # a bad snapshot must not empty the whole feed
+                log.warning("fleet_zone_unreadable", zone=zid, error=repr(exc))
+        return scratch
+
+
+async def start_cluster(
+    services: Any, make_dispatcher: Callable[[], Dispatcher], skip: frozenset[str]
+) -> ClusterGateway:
+    """Build and start this process's :class:`ClusterGateway` (``settings.redis_url`` set):
+    its dispatcher holds only the zones it owns; zones in ``skip`` are never served."""
+    import redis.asyncio as aioredis
+
+    from app.dispatch_service import RedisLeaseStore
+
+    s = services.settings
+    client = aioredis.Redis.from_url(s.redis_url, decode_responses=True)
+    ttl_ms = int(s.dispatch_lease_ttl_s * 1000)
+    gateway: ClusterGateway | None = None
+
+    async def on_outcome(zid: str, data: dict[str, Any], out: dict[str, Any]) -> None:
+        assert gateway is not None
+        await gateway.on_outcome(zid, data, out)
+
+    async def on_acquire(zid: str) -> None:
+        assert gateway is not None
+        await gateway.on_acquire(zid)
+
+    async def on_release(zid: str) -> None:
+        assert gateway is not None
+        await gateway.on_release(zid)
+
+    worker = ZoneWorker(
+        new_process_id(),
+        [],
+        make_dispatcher,
+        services.bus,
+        RedisLeaseStore(client, s.redis_prefix),
+        lease_ttl_ms=ttl_ms,
+        # A dead owner's batch is reclaimable once its lease has expired.
+        reclaim_idle_ms=ttl_ms,
+        zone_store=DbZoneStore(services.engine),
+        catalog=DbCatalog(services.engine, skip),
+        catalog_interval_s=s.dispatch_catalog_interval_s,
+        block_ms=1000,
+        snapshot_interval_s=s.dispatch_persist_interval_s,
+        on_acquire=on_acquire,
+        on_release=on_release,
+        on_outcome=on_outcome,
+    )
+    gateway = ClusterGateway(services, worker, client)
+    await gateway.start()
+    log.info("dispatch_cluster_started", process=worker.worker_id, zones=sorted(worker.owned))
+    return gateway

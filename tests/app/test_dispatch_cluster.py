@@ -1,0 +1,440 @@
+"""Cluster mode (issues #2 and #5): several app processes behind one Redis and one PostgreSQL
+share the on-demand dispatcher. A zone added on one process is served; a ride quoted on one is
+booked on another and cancelled on a third; a vehicle event on one changes the plan another
+shows; exactly one process owns a zone; a clean stop and a crash both hand every booking to
+the survivor; a booking made while nobody owns its zone answers 202 and completes on takeover;
+no ride is ever assigned twice. Real Redis and PostgreSQL (a fresh database per test)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from app.db import create_db_engine
+from app.dispatch_gateway import ClusterGateway
+from app.dispatch_store import catalog_zones, insert_zone
+from dispatch.dispatcher import Dispatcher
+from dispatch.request import RideRequest
+from dispatch.travel_times import StraightLineTravelTimes
+from dispatch.vehicle import VAN, Vehicle
+from dispatch.zone import ServiceZone
+from tests.app.conftest import ZONE, A, B, assert_error, services_of
+from tests.conftest import PG_ADMIN_URL
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+FLEET = "/api/v1/fleet"
+GEOMETRY: dict[str, Any] = ZONE["geometry"]  # type: ignore[assignment]
+RIDES = "/api/v1/rides"
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """A database of its own: the zone catalog is the whole table, shared by the processes
+    of one test and by nothing else."""
+    name = f"tsunagu_cluster_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_kernels() -> None:
+    """Compile the insertion kernel once: a multi-second JIT inside a test would outlive the
+    short reply timeouts and leases used here."""
+    d = Dispatcher(StraightLineTravelTimes(1.3), clock=lambda: 9 * 3600.0)
+    zone = ServiceZone.from_geojson("warm", GEOMETRY)
+    d.add_zone(zone)
+    c = zone.centroid()
+    d.add_vehicle(Vehicle("w", VAN, c, 0, 20 * 3600, c, 9 * 3600, zone_id="warm"))
+    d.quote(
+        RideRequest(
+            origin=(A["lat"], A["lon"]),
+            destination=(B["lat"], B["lon"]),
+            requested_at=9 * 3600.0,
+            earliest_pickup=9 * 3600.0 + 600,
+        )
+    )
+
+
+Cluster = Callable[..., TestClient]
+
+
+@pytest.fixture
+def cluster(
+    fresh_pg_url: str, redis_url: str, make_app_client: Callable[..., TestClient]
+) -> Cluster:
+    """Start another process of one cluster (same database, Redis and prefix); the database
+    is requested first so that it outlives the apps."""
+    prefix = f"tsunagu-test:{uuid.uuid4().hex[:8]}:"
+
+    def start(**overrides: Any) -> TestClient:
+        values: dict[str, Any] = {
+            "database_url": fresh_pg_url,
+            "redis_url": redis_url,
+            "redis_prefix": prefix,
+            "dispatch_reply_timeout_s": 3.0,
+            "dispatch_lease_ttl_s": 1.0,
+            "dispatch_catalog_interval_s": 0.3,
+            "dispatch_persist_interval_s": 1.0,
+            "dispatch_reopt_interval_s": 0.0,
+        }
+        values.update(overrides)
+        return make_app_client(**values)
+
+    return start
+
+
+def gateway(client: TestClient) -> ClusterGateway:
+    g = services_of(client).dispatch
+    assert isinstance(g, ClusterGateway)
+    return g
+
+
+def owners(clients: list[TestClient], zone_id: str) -> list[int]:
+    return [i for i, c in enumerate(clients) if zone_id in gateway(c).worker.owned]
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def crash(client: TestClient) -> None:
+    """The process's dispatcher dies: no save, no lease release (it expires)."""
+    client.portal.call(functools.partial(gateway(client).close, release=False))  # type: ignore[union-attr]
+
+
+def stop(client: TestClient) -> None:
+    """A clean shutdown of the process's dispatcher: zones saved and released."""
+    client.portal.call(gateway(client).close)  # type: ignore[union-attr]
+
+
+def zone_body(zone_id: str) -> dict[str, Any]:
+    return {**ZONE, "zone_id": zone_id}
+
+
+def add_fleet(client: TestClient, h: dict[str, str], zone_id: str, vans: int = 1) -> None:
+    r = client.post(f"{FLEET}/zones", json=zone_body(zone_id), headers=h)
+    assert r.status_code == 201, r.text
+    for k in range(vans):
+        r = client.post(
+            f"{FLEET}/vehicles",
+            json={
+                "vehicle_id": f"{zone_id}-van{k}",
+                "zone_id": zone_id,
+                "depot": A,
+                "shift_end": time.time() + 8 * 3600,
+            },
+            headers=h,
+        )
+        assert r.status_code == 201, r.text
+
+
+def assert_no_double_assignment(client: TestClient) -> None:
+    """Every live ride sits in exactly one plan (pick-up and drop-off), or in none once done."""
+    d = services_of(client).dispatcher
+    seen: dict[str, int] = {}
+    for v in d.vehicles():
+        for s in v.plan:
+            seen[s.ride_id] = seen.get(s.ride_id, 0) + 1
+        for rid in v.onboard:
+            seen[rid] = seen.get(rid, 0) + 1
+    assert all(n in (1, 2) for n in seen.values()), seen
+    by_vehicle: dict[str, set[str]] = {}
+    for v in d.vehicles():
+        for s in v.plan:
+            by_vehicle.setdefault(s.ride_id, set()).add(v.vehicle_id)
+    assert all(len(vs) == 1 for vs in by_vehicle.values()), by_vehicle
+
+
+def test_processes_share_zones_rides_and_vehicle_events(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    a, b, c = cluster(), cluster(), cluster()
+    boss = make_user(roles=("dispatcher",), client=a)
+    alice = make_user(client=a)
+    hb, ha = auth(boss, a), auth(alice, a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+
+    # A zone added on A is owned by exactly one process as soon as the answer comes.
+    r = a.post(f"{FLEET}/zones", json=zone_body(zid), headers=hb)
+    assert r.status_code == 201, r.text
+    assert len(owners([a, b, c], zid)) == 1
+    # Every process lists it (the catalog), and a vehicle added on B joins it.
+    assert zid in {z["zone_id"] for z in c.get(f"{FLEET}/zones", headers=hb).json()["zones"]}
+    r = b.post(
+        f"{FLEET}/vehicles",
+        json={"vehicle_id": "van-1", "zone_id": zid, "depot": A, "shift_end": time.time() + 3e4},
+        headers=hb,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["vehicle_id"] == "van-1" and r.json()["plan"] == []
+
+    # Quote on B, book on A, read on C.
+    q = b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha)
+    assert q.status_code == 200, q.text
+    booked = a.post(RIDES, json={"quote_id": q.json()["quote_id"]}, headers=ha)
+    assert booked.status_code == 201, booked.text
+    ride = booked.json()
+    assert ride["status"] == "assigned" and ride["vehicle_id"] == "van-1"
+    got = c.get(f"{RIDES}/{ride['ride_id']}", headers=ha)
+    assert got.status_code == 200 and got.json()["status"] == "assigned"
+    assert [x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"]] == [ride["ride_id"]]
+    # Booking the quote again (a retry, from any process) gives the same ride, not a second.
+    again = c.post(RIDES, json={"quote_id": q.json()["quote_id"]}, headers=ha)
+    assert again.status_code == 201 and again.json()["ride_id"] == ride["ride_id"]
+
+    # A second ride booked in one step on C, cancelled on B.
+    two = c.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
+    assert two.status_code == 201, two.text
+    gone = b.delete(f"{RIDES}/{two.json()['ride_id']}", headers=ha)
+    assert gone.status_code == 200 and gone.json()["status"] == "cancelled"
+    assert a.get(f"{RIDES}/{two.json()['ride_id']}", headers=ha).json()["status"] == "cancelled"
+
+    # A vehicle event on B changes the plan A shows.
+    plan = a.get(f"{FLEET}/vehicles/van-1", headers=hb).json()["plan"]
+    assert [s["kind"] for s in plan] == ["pickup", "dropoff"]
+    ev = b.post(
+        f"{FLEET}/vehicles/van-1/events",
+        json={"type": "boarded", "ride_id": ride["ride_id"]},
+        headers=hb,
+    )
+    assert ev.status_code == 200, ev.text
+    plan = a.get(f"{FLEET}/vehicles/van-1", headers=hb).json()["plan"]
+    assert [s["kind"] for s in plan] == ["dropoff"]
+    assert c.get(f"{RIDES}/{ride['ride_id']}", headers=ha).json()["status"] == "onboard"
+    # A position report (acked without a snapshot) is seen by the others too.
+    ev = c.post(
+        f"{FLEET}/vehicles/van-1/events",
+        json={"type": "position", "lat": 42.32, "lon": 140.97},
+        headers=hb,
+    )
+    assert ev.status_code == 200, ev.text
+    assert b.get(f"{FLEET}/vehicles/van-1", headers=hb).json()["position"] == [42.32, 140.97]
+    # A picked-up ride cannot be cancelled (the owner's refusal travels back as 409).
+    assert_error(b.delete(f"{RIDES}/{ride['ride_id']}", headers=ha), 409, "not_cancellable")
+    owner = [a, b, c][owners([a, b, c], zid)[0]]
+    assert_no_double_assignment(owner)
+
+
+def test_takeover_after_clean_stop_and_after_crash_keeps_every_booking(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    a = cluster()
+    boss = make_user(roles=("dispatcher",), client=a)
+    alice = make_user(client=a)
+    hb, ha = auth(boss, a), auth(alice, a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid, vans=2)
+    b = cluster()
+    assert owners([a, b], zid) == [0]
+    rides = []
+    for k in range(3):
+        r = b.post(
+            RIDES,
+            json={"request": {"origin": A, "destination": B, "seats": 1 + k % 2}},
+            headers=ha,
+        )
+        assert r.status_code == 201, r.text
+        rides.append(r.json()["ride_id"])
+
+    # Clean stop of the owner: B takes the zone over within a keeper period, with the rides.
+    stop(a)
+    wait_for(lambda: owners([a, b], zid) == [1], timeout=5)
+    for rid in rides:
+        assert b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "assigned"
+    r = b.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
+    assert r.status_code == 201, r.text
+    rides.append(r.json()["ride_id"])
+
+    # Crash of the owner (no save, no release): C takes over once the lease expires.
+    cc = cluster()
+    assert owners([b, cc], zid) == [0]
+    crash(b)
+    wait_for(lambda: owners([cc], zid) == [0], timeout=5)
+    d = services_of(cc).dispatcher
+    assert {r.ride_id for r in d.rides()} == set(rides)
+    assert_no_double_assignment(cc)
+    r = cc.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert r.status_code == 201, r.text
+
+
+def test_booking_without_owner_is_pending_then_booked(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    # A long lease and a short reply timeout: after a crash nobody owns the zone for a while.
+    a = cluster(dispatch_lease_ttl_s=4.0, dispatch_reply_timeout_s=0.5)
+    boss = make_user(roles=("dispatcher",), client=a)
+    alice, bob = make_user(client=a), make_user(client=a)
+    hb, ha, hbob = auth(boss, a), auth(alice, a), auth(bob, a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid)
+    b = cluster(dispatch_lease_ttl_s=4.0, dispatch_reply_timeout_s=0.5)
+    first = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert first.status_code == 201, first.text
+    crash(a)
+
+    r = b.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
+    assert r.status_code == 202, r.text
+    pending = r.json()
+    assert pending["status"] == "pending" and pending["request_id"]
+    rid = pending["request_id"]
+    got = b.get(f"{RIDES}/{rid}", headers=ha)
+    assert got.status_code == 200 and got.json()["status"] == "pending"
+    assert rid in {x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"]}
+    assert_error(b.get(f"{RIDES}/{rid}", headers=hbob), 404, "not_found")  # not Bob's
+    # Other commands without an owner: 503 dispatch_busy, with the error shape.
+    err = assert_error(
+        b.delete(f"{RIDES}/{first.json()['ride_id']}", headers=ha), 503, "dispatch_busy"
+    )
+    assert "queued" in err["message"]
+    assert_error(
+        b.post(
+            f"{FLEET}/vehicles/{zid}-van0/events",
+            json={"type": "position", "lat": 42.32, "lon": 140.97},
+            headers=hb,
+        ),
+        503,
+        "dispatch_busy",
+    )
+    assert_error(b.get(f"{FLEET}/vehicles/{zid}-van0", headers=hb), 503, "dispatch_busy")
+    assert_error(
+        b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha),
+        503,
+        "dispatch_busy",
+    )
+
+    # B takes the zone over and works through the queue in order: the pending booking is
+    # booked, then the queued cancellation of the first ride is applied.
+    wait_for(lambda: owners([b], zid) == [0], timeout=10)
+    wait_for(lambda: b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "assigned")
+    wait_for(
+        lambda: (
+            b.get(f"{RIDES}/{first.json()['ride_id']}", headers=ha).json()["status"] == "cancelled"
+        )
+    )
+    assert rid not in {
+        x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"] if x["status"] == "pending"
+    }
+    assert_no_double_assignment(b)
+
+
+def test_errors_match_single_process(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    a = cluster()
+    boss = make_user(roles=("dispatcher",), client=a)
+    alice = make_user(client=a)
+    hb, ha = auth(boss, a), auth(alice, a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid)
+    b = cluster()
+    assert_error(b.post(f"{FLEET}/zones", json=zone_body(zid), headers=hb), 409, "zone_exists")
+    assert_error(b.get(f"{RIDES}/nope", headers=ha), 404, "not_found")
+    assert_error(b.delete(f"{RIDES}/nope", headers=ha), 404, "not_found")
+    assert_error(b.get(f"{FLEET}/vehicles/nope", headers=hb), 404, "unknown_vehicle")
+    assert_error(
+        b.post(
+            f"{FLEET}/vehicles/nope/events", json={"type": "no_show", "ride_id": "x"}, headers=hb
+        ),
+        404,
+        "unknown_vehicle",
+    )
+    assert_error(b.get(f"{FLEET}/vehicles", params={"zone_id": "nope"}, headers=hb), 404)
+    body = {"vehicle_id": "v9", "zone_id": "nope", "depot": A, "shift_end": time.time() + 3e4}
+    assert_error(b.post(f"{FLEET}/vehicles", json=body, headers=hb), 404, "unknown_zone")
+    body = {**body, "vehicle_id": f"{zid}-van0", "zone_id": zid}
+    assert_error(b.post(f"{FLEET}/vehicles", json=body, headers=hb), 409, "vehicle_exists")
+    far = {"lat": 35.68, "lon": 139.76}
+    assert_error(
+        b.post(f"{RIDES}/quote", json={"origin": far, "destination": B}, headers=ha),
+        409,
+        "outside_zone",
+    )
+    assert_error(
+        b.post(RIDES, json={"request": {"origin": A, "destination": A}}, headers=ha),
+        409,
+        "same_origin_destination",
+    )
+    assert_error(b.post(RIDES, json={"quote_id": "never-issued"}, headers=ha), 404, "quote_unknown")
+    # A vehicle event the owner refuses (no such stop) comes back as the same 409.
+    assert_error(
+        b.post(
+            f"{FLEET}/vehicles/{zid}-van0/events",
+            json={"type": "boarded", "ride_id": "nope"},
+            headers=hb,
+        ),
+        409,
+        "no_such_stop",
+    )
+    # Someone else's quote is unknown to Bob, and Alice's booking is not leaked to him.
+    bob = make_user(client=a)
+    q = b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha).json()
+    assert a.post(RIDES, json={"quote_id": q["quote_id"]}, headers=ha).status_code == 201
+    assert_error(
+        b.post(RIDES, json={"quote_id": q["quote_id"]}, headers=auth(bob, a)), 404, "quote_unknown"
+    )
+
+
+def test_catalog_insert_race_and_concurrent_zone_posts(
+    cluster: Cluster,
+    fresh_pg_url: str,
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    a, b = cluster(), cluster()
+    engine = create_db_engine(fresh_pg_url)
+    try:
+        zone = ServiceZone.from_geojson("raced", GEOMETRY)
+        results: list[bool] = []
+        barrier = threading.Barrier(4)
+
+        def insert() -> None:
+            barrier.wait()
+            results.append(insert_zone(engine, zone))
+
+        threads = [threading.Thread(target=insert) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False, False, False, True]
+        assert catalog_zones(engine)[0].count("raced") == 1
+    finally:
+        engine.dispose()
+    # The catalog is re-read: a zone inserted behind the processes' backs gets one owner.
+    wait_for(lambda: len(owners([a, b], "raced")) == 1, timeout=5)
+
+    # Two processes asked for the same new zone at once: one 201, one 409, one owner.
+    boss = make_user(roles=("dispatcher",), client=a)
+    hb = auth(boss, a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    codes: list[int] = []
+    gate = threading.Barrier(2)
+
+    def post(client: TestClient) -> None:
+        gate.wait()
+        codes.append(client.post(f"{FLEET}/zones", json=zone_body(zid), headers=hb).status_code)
+
+    ts = [threading.Thread(target=post, args=(c,)) for c in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(codes) == [201, 409]
+    assert len(owners([a, b], zid)) == 1
