@@ -203,7 +203,11 @@ class RealtimeHub:
         else:
             if matcher is None:
                 k = network.rt_keys
-                matcher = TripMatcher(tt, trip_direction=k.trip_direction if k else None)
+                matcher = TripMatcher(
+                    tt,
+                    trip_direction=k.trip_direction if k else None,
+                    trip_exact_times=k.trip_exact_times if k else None,
+                )
             updates: list[TripUpdate] = [tu for f in feeds for tu in f.trip_updates]
             state = apply_trip_updates(tt, updates, service_date, matcher=matcher)
             stamps = [f.timestamp for f in feeds if f.timestamp is not None]

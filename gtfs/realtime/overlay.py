@@ -19,8 +19,11 @@ being checked when the trips' ``direction_id`` are known (see :mod:`gtfs.realtim
 matched by ``stop_sequence`` when the original GTFS values are known (``tt.st_stop_sequence``
 [N]), otherwise by ``stop_id`` searched forward
 along the trip, otherwise (a sequence alone) the stop_sequence is read as the 1-based position in
-the trip. A frequency-based trip (compiled as ``"id@HH:MM:SS"``) is matched by ``trip_id`` +
-``start_time``; in a merged network ids prefixed ``"feed_id:"`` are tried too.
+the trip. A frequencies.txt trip (compiled as one copy per start, ``"id@HH:MM:SS"``) is matched
+by ``trip_id`` + ``start_time``: the copy starting then, or — frequency-based trips
+(``exact_times=0``) only — the nearest running copy within its headway, whose times then shift
+by the difference (:meth:`TripMatcher.find_instance`); in a merged network ids prefixed
+``"feed_id:"`` are tried too.
 
 Propagation (spec "StopTimeUpdate"): a stop-time update sets the arrival and departure delay at
 its stop (a missing departure takes the arrival's delay and vice versa; an absolute ``time`` is
@@ -142,8 +145,17 @@ class TripMatcher:
         tt: CompiledTimetable,
         st_stop_sequence: IntArray | None = None,
         trip_direction: Int8Array | None = None,
+        trip_exact_times: Int8Array | None = None,
     ) -> None:
         self.tt = tt
+        # exact_times of each frequencies.txt copy (-1 other trips); None: not known, every copy
+        # is read as frequency-based (exact_times=0).
+        self.trip_exact_times = (
+            trip_exact_times
+            if trip_exact_times is not None and len(trip_exact_times) == tt.n_trips
+            else None
+        )
+        self._freq: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] | None = None
         self.trip_index: dict[str, int] = {str(t): i for i, t in enumerate(tt.trip_ids.tolist())}
         self.stop_index: dict[str, int] = {str(s): i for i, s in enumerate(tt.stop_ids.tolist())}
         self.route_index: dict[str, int] = {str(r): i for i, r in enumerate(tt.route_ids.tolist())}
@@ -191,24 +203,88 @@ class TripMatcher:
 
     def find_trip(self, tu: TripUpdate, active: BoolArray, feed_id: str | None = None) -> int:
         """Index of the trip ``tu`` is about, or -1."""
+        return self.find_instance(tu, active, feed_id)[0]
+
+    def _instances(
+        self, trip_id: str, feed_id: str | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(compiled trips, start seconds) of the copies of frequencies.txt trip ``trip_id``,
+        sorted by start; built on first use (only feeds with frequencies pay for it)."""
+        if self._freq is None:
+            groups: dict[str, list[tuple[int, int]]] = {}
+            for t, name in enumerate(self.tt.trip_ids.tolist()):
+                base, at, hms = str(name).rpartition("@")
+                start = _parse_hms(hms) if at else None
+                if start is not None:
+                    groups.setdefault(base, []).append((start, t))
+            self._freq = {}
+            for base, pairs in groups.items():
+                pairs.sort()
+                arr = np.asarray(pairs, dtype=np.int64)
+                self._freq[base] = (arr[:, 1], arr[:, 0])
+        keys = [trip_id] + (
+            [f"{feed_id}:{trip_id}"] if feed_id else [p + trip_id for p in self.prefixes]
+        )
+        for key in keys:
+            got = self._freq.get(key)
+            if got is not None:
+                return got
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+
+    def find_instance(
+        self, tu: TripUpdate, active: BoolArray, feed_id: str | None = None
+    ) -> tuple[int, int]:
+        """``(trip, shift)``: the compiled trip ``tu`` is about (-1: none) and, for a
+        frequency-based instance named by a start_time off its expanded start, how many
+        seconds later than that copy it started.
+
+        A frequencies.txt trip is compiled as one copy per start (``"id@HH:MM:SS"``); the
+        TripDescriptor names it by ``trip_id`` + ``start_time`` (spec: start_time identifies
+        the instance). The copy starting exactly then is taken (``"8:05:00"`` and
+        ``"08:05:00"`` alike); else, when the trip is frequency-based (``exact_times=0``, whose
+        start_time may be arbitrary — the vehicle's actual first departure), the running copy
+        with the nearest start, if closer than the headway around it: that instance runs
+        ``shift`` seconds off its copy. A schedule-based copy (``exact_times=1``) is only
+        named by its exact start.
+        """
         d = tu.trip
         if d.trip_id:
             t = self._id(self.trip_index, d.trip_id, feed_id)
-            if t < 0 and d.start_time:
-                # A frequencies.txt trip, compiled as one trip per start ("id@HH:MM:SS").
-                t = self._id(self.trip_index, f"{d.trip_id}@{d.start_time}", feed_id)
-            return t
+            if t >= 0 or not d.start_time:
+                return t, 0
+            start = _parse_hms(d.start_time)
+            trips, starts = self._instances(d.trip_id, feed_id)
+            if start is None or trips.size == 0:
+                return -1, 0
+            running = active[trips]
+            hit = np.flatnonzero(running & (starts == start))
+            if hit.size:
+                return int(trips[hit[0]]), 0
+            if self.trip_exact_times is not None:
+                running &= self.trip_exact_times[trips] != 1
+            cand = np.flatnonzero(running)
+            if cand.size == 0:
+                return -1, 0
+            k = int(cand[np.argmin(np.abs(starts[cand] - start))])  # ties: the earlier copy
+            gaps = np.diff(starts)
+            around = [int(g) for g in (gaps[k - 1 : k] if k > 0 else ()) if g > 0]
+            around += [int(g) for g in gaps[k : k + 1] if g > 0]
+            shift = start - int(starts[k])
+            if not around or abs(shift) >= min(around):
+                return -1, 0
+            return int(trips[k]), shift
         if d.route_id is None or d.start_time is None:
-            return -1
+            return -1, 0
         r = self._id(self.route_index, d.route_id, feed_id)
         start = _parse_hms(d.start_time)
         if r < 0 or start is None:
-            return -1
-        cand = (self.tt.trip_route == r) & (self.trip_start == start) & active
+            return -1, 0
+        cand_mask = (self.tt.trip_route == r) & (self.trip_start == start) & active
         if d.direction_id is not None and self.trip_direction is not None:
-            cand &= (self.trip_direction == d.direction_id) | (self.trip_direction < 0)
-        hits = np.flatnonzero(cand)
-        return int(hits[0]) if hits.size else -1
+            cand_mask &= (self.trip_direction == d.direction_id) | (self.trip_direction < 0)
+        hits = np.flatnonzero(cand_mask)
+        return (int(hits[0]) if hits.size else -1), 0
 
     def locate(
         self,
@@ -313,7 +389,7 @@ def apply_trip_updates(
         d = tu.trip
         if d.start_date and d.start_date != date_str:
             continue
-        t = m.find_trip(tu, active, feed_id)
+        t, shift = m.find_instance(tu, active, feed_id)
         if t < 0 or not active[t]:
             if d.schedule_relationship not in ("ADDED", "NEW", "UNSCHEDULED"):
                 unmatched.append(tu.entity_id)
@@ -323,9 +399,11 @@ def apply_trip_updates(
             cancelled[t] = True
             continue
         updated[t] = True
-        if tu.delay is not None:
+        if tu.delay is not None or shift:
+            # A frequency-based instance started `shift` s off its compiled copy: its schedule
+            # is the copy's, shifted; delays are relative to that (absolute times are not).
             tl_trip.append(t)
-            tl_delay.append(tu.delay)
+            tl_delay.append((tu.delay or 0) + shift)
         ent = len(u_src)
         for stu in tu.stop_time_updates:
             u_trip.append(t)
@@ -337,9 +415,9 @@ def apply_trip_updates(
             ar, de = stu.arrival, stu.departure
             u_vals.append(
                 (
-                    ar.delay if ar is not None and ar.delay is not None else na,
+                    ar.delay + shift if ar is not None and ar.delay is not None else na,
                     ar.time if ar is not None and ar.time is not None else na,
-                    de.delay if de is not None and de.delay is not None else na,
+                    de.delay + shift if de is not None and de.delay is not None else na,
                     de.time if de is not None and de.time is not None else na,
                 )
             )

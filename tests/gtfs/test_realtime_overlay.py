@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from google.transit import gtfs_realtime_pb2 as pb
 
 from gtfs.compile import compile_timetable
 from gtfs.compiled import CompiledTimetable
+from gtfs.feed import Feed
 from gtfs.reader import read_feed
 from gtfs.realtime import (
     RealtimeState,
@@ -306,3 +309,127 @@ def test_route_match_checks_direction(muroran: tuple[CompiledTimetable, np.ndarr
 
     assert update(1).trip_updated[t]
     assert not update(0).trip_updated[t]
+
+
+@pytest.fixture(scope="module")
+def sample(gtfs_dir: Path) -> tuple[CompiledTimetable, dt.date, Feed]:
+    """google_sample: CITY1 every 30 min from 06:00, every 10 min from 08:00 (exact_times
+    blank = 0, frequency-based)."""
+    feed = read_feed(gtfs_dir / "google_sample.zip")
+    tt = compile_timetable(feed)
+    t = int(np.flatnonzero(tt.trip_ids == "CITY1@06:30:00")[0])
+    day = next(
+        tt.service_start + dt.timedelta(days=d)
+        for d in range(tt.service_days.shape[1])
+        if tt.active_trips(tt.service_start + dt.timedelta(days=d))[t]
+    )
+    return tt, day, feed
+
+
+def _freq_update(start_time: str, **kw: object) -> pb.FeedMessage:
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "freq"
+    e.trip_update.trip.trip_id = "CITY1"
+    e.trip_update.trip.start_time = start_time
+    for k, v in kw.items():
+        setattr(e.trip_update, k, v)
+    return msg
+
+
+def _copy(tt: CompiledTimetable, name: str) -> tuple[int, int, int]:
+    t = int(np.flatnonzero(tt.trip_ids == name)[0])
+    return t, int(tt.trip_st_ptr[t]), int(tt.trip_st_ptr[t + 1])
+
+
+def test_frequency_instance_by_start_time(
+    sample: tuple[CompiledTimetable, dt.date, Feed],
+) -> None:
+    tt, day, _ = sample
+    t, a, b = _copy(tt, "CITY1@06:30:00")
+    # GTFS times may drop the hour's leading zero: "6:30:00" names the 06:30 copy.
+    rt = apply_trip_updates(tt, parse_feed(_freq_update("6:30:00").SerializeToString()), day)
+    assert rt.trip_updated[t] and rt.trip_updated.sum() == 1 and rt.matched == 1
+    np.testing.assert_array_equal(rt.departure[a:b], tt.st_departure[a:b])
+    # exact_times=0: the bus that really left at 06:33 is the 06:30 instance, 3 min later.
+    rt = apply_trip_updates(tt, parse_feed(_freq_update("06:33:00").SerializeToString()), day)
+    assert rt.trip_updated[t] and rt.trip_updated.sum() == 1
+    np.testing.assert_array_equal(rt.departure[a:b], tt.st_departure[a:b] + 180)
+    # Its delays are relative to that start: +60 s on top of the 3 min.
+    msg = _freq_update("06:33:00", delay=60)
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), day)
+    np.testing.assert_array_equal(rt.departure[a:b], tt.st_departure[a:b] + 240)
+    msg = _freq_update("06:33:00")
+    stu = msg.entity[0].trip_update.stop_time_update.add()
+    stu.stop_sequence = int(tt.st_stop_sequence[a + 2])
+    stu.departure.delay = 60
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), day)
+    np.testing.assert_array_equal(rt.departure[a : a + 2], tt.st_departure[a : a + 2] + 180)
+    np.testing.assert_array_equal(rt.departure[a + 2 : b], tt.st_departure[a + 2 : b] + 240)
+    # Absolute times stay absolute.
+    msg = _freq_update("06:33:00")
+    stu = msg.entity[0].trip_update.stop_time_update.add()
+    stu.stop_sequence = int(tt.st_stop_sequence[b - 1])
+    origin = service_day_origin(day, tt.timezone)
+    stu.arrival.time = origin + int(tt.st_arrival[b - 1]) + 500
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), day)
+    assert int(rt.arrival[b - 1]) == int(tt.st_arrival[b - 1]) + 500
+    # 06:44 is nearer the 06:30 copy than the 07:00 one (30-min headway there)...
+    rt = apply_trip_updates(tt, parse_feed(_freq_update("06:44:00").SerializeToString()), day)
+    assert rt.trip_updated[t]
+    # ...08:04 names the 08:00 copy (10-min headway), 08:06 the 08:10 one, 4 min early.
+    t8, a8, b8 = _copy(tt, "CITY1@08:10:00")
+    rt = apply_trip_updates(tt, parse_feed(_freq_update("08:06:00").SerializeToString()), day)
+    assert rt.trip_updated[t8] and rt.trip_updated.sum() == 1
+    np.testing.assert_array_equal(rt.departure[a8:b8], tt.st_departure[a8:b8] - 240)
+    # Far from every copy (after the last one, beyond its headway) or garbled: unmatched.
+    for bad in ("23:30:00", "6h30", "25:61"):
+        rt = apply_trip_updates(tt, parse_feed(_freq_update(bad).SerializeToString()), day)
+        assert rt.unmatched == ("freq",) and not rt.trip_updated.any()
+    # Without start_time a frequency trip names no instance.
+    msg = _msg()
+    e = msg.entity.add()
+    e.id = "freq"
+    e.trip_update.trip.trip_id = "CITY1"
+    rt = apply_trip_updates(tt, parse_feed(msg.SerializeToString()), day)
+    assert rt.unmatched == ("freq",)
+
+
+def test_schedule_based_frequency_trip_needs_its_exact_start(
+    sample: tuple[CompiledTimetable, dt.date, Feed], tmp_path: Path
+) -> None:
+    from gtfs.realtime.keys import RealtimeKeys, trip_exact_times
+
+    tt, day, feed = sample
+    exact0 = trip_exact_times(tt, [feed])
+    is_copy = np.char.find(tt.trip_ids.astype(str), "@") >= 0
+    assert (exact0[is_copy] == 0).all() and (exact0[~is_copy] == -1).all()
+    # The same feed declared exact_times=1 (schedule-based): copies are named exactly.
+    fq = feed.tables["frequencies"].copy()
+    fq["exact_times"] = "1"
+    feed1 = _with_table(feed, "frequencies", fq)
+    keys = RealtimeKeys.build(tt, [feed1])
+    assert keys.trip_exact_times is not None and (keys.trip_exact_times[is_copy] == 1).all()
+    m = TripMatcher(tt, trip_exact_times=keys.trip_exact_times)
+    t, _, _ = _copy(tt, "CITY1@06:30:00")
+    rt = apply_trip_updates(
+        tt, parse_feed(_freq_update("06:33:00").SerializeToString()), day, matcher=m
+    )
+    assert rt.unmatched == ("freq",)
+    rt = apply_trip_updates(
+        tt, parse_feed(_freq_update("06:30:00").SerializeToString()), day, matcher=m
+    )
+    assert rt.trip_updated[t]
+    # Saved and loaded with the network; keys saved before exact_times existed load as unknown.
+    keys.save(tmp_path / "k.npz")
+    back = RealtimeKeys.load(tmp_path / "k.npz")
+    np.testing.assert_array_equal(back.trip_exact_times, keys.trip_exact_times)  # type: ignore[arg-type]
+    np.savez(tmp_path / "old.npz", trip_direction=keys.trip_direction)
+    assert RealtimeKeys.load(tmp_path / "old.npz").trip_exact_times is None
+
+
+def _with_table(feed: Feed, name: str, table: pd.DataFrame) -> Feed:
+    """A shallow copy of ``feed`` with one table replaced (the fixture's feed stays intact)."""
+    out = copy.copy(feed)
+    out.tables = {**feed.tables, name: table}
+    return out
