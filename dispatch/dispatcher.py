@@ -3,6 +3,11 @@
 State is kept per service zone, each zone behind its own lock, so requests in different zones
 never wait for each other (and a zone can be owned by one worker of several). Every plan change
 recomputes the vehicle's ETAs and publishes them through the :class:`~dispatch.events.EventSink`.
+
+Driving times are free flow unless time-of-day speed windows are configured (``speeds``): every
+leg of every plan is then driven through the zone's speed periods (local time, FIFO:
+:mod:`dispatch.time_dependent`), in quotes, bookings, ETAs and plan checks alike, so a plan made
+off-peak stays feasible when its legs cross into a peak.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from dispatch.insertion_reference import simulate
 from dispatch.plan_arrays import FleetArrays
 from dispatch.request import RideRequest, ServiceRules
 from dispatch.rides import Quote, Rejection, RejectReason, Ride, RideStatus
+from dispatch.time_dependent import FREE_FLOW_PROFILE, SpeedProfile, chain_schedule, compile_speeds
 from dispatch.travel_times import TravelTimes
 from dispatch.vehicle import Onboard, Stop, StopKind, Vehicle
 from dispatch.zone import ServiceZone
+from routing.street import TimeOfDaySpeeds
 
 SAME_PLACE_M = 50.0  # closer than this, a ride is pointless
 PAST_TOLERANCE_S = 60.0  # clock skew between the rider's phone and the server
@@ -47,6 +54,8 @@ class ZoneState:
     zone: ServiceZone
     arrays: FleetArrays
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: The zone's speed periods on the dispatcher clock (its windows are in local time).
+    profile: SpeedProfile = FREE_FLOW_PROFILE
     vehicles: dict[str, Vehicle] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     demand: Counter[str] = field(default_factory=Counter)
@@ -65,6 +74,8 @@ class Dispatcher:
         Where ETAs and status changes are published.
     clock
         Seconds on the dispatcher clock (``time.time`` live; the simulator passes its own).
+    speeds
+        Time-of-day speed windows (local time of each zone); ``None``: free flow.
     """
 
     def __init__(
@@ -73,8 +84,10 @@ class Dispatcher:
         rules: ServiceRules | None = None,
         events: EventSink | None = None,
         clock: Callable[[], float] = time.time,
+        speeds: TimeOfDaySpeeds | None = None,
     ) -> None:
         self.travel = travel
+        self.speeds = speeds
         self.rules = rules or ServiceRules()
         self.events: EventSink = events or NullEventSink()
         self.clock = clock
@@ -89,7 +102,10 @@ class Dispatcher:
         with self._lock:
             if zone.zone_id in self._zones:
                 raise DispatchError("zone_exists", f"zone {zone.zone_id} already exists")
-            self._zones[zone.zone_id] = ZoneState(zone=zone, arrays=FleetArrays(self.travel))
+            profile = compile_speeds(self.speeds, zone.utc_offset_s)
+            self._zones[zone.zone_id] = ZoneState(
+                zone=zone, arrays=FleetArrays(self.travel, profile), profile=profile
+            )
 
     def remove_zone(self, zone_id: str) -> None:
         """Forget a zone with its vehicles and rides (another worker took it over)."""
@@ -108,6 +124,29 @@ class Dispatcher:
 
     def zones(self) -> list[ServiceZone]:
         return [zs.zone for zs in self._zones.values()]
+
+    def speed_profile(self, zone_id: str) -> SpeedProfile:
+        """The speed periods legs of ``zone_id`` are driven through (dispatcher clock)."""
+        return self.zone_state(zone_id).profile
+
+    def slowest_speed_factor(self, t0: float, t1: float, zone_id: str | None = None) -> float:
+        """The smallest speed factor in force during ``[t0, t1)``: in ``zone_id``, or in any
+        zone (1.0 in free flow).
+
+        A planner working on static free-flow times (the re-optimiser) divides them by this
+        factor, so its plans stay feasible whatever period their legs fall in.
+        """
+        if zone_id is not None:
+            profiles = [self.zone_state(zone_id).profile]
+        else:
+            profiles = [zs.profile for zs in self._zones.values()] or [compile_speeds(self.speeds)]
+        return min(p.slowest(t0, t1) for p in profiles)
+
+    def feasible_plan(self, vehicle: Vehicle, plan: list[Stop], now: float) -> bool:
+        """Whether ``plan`` keeps every window, capacity and ride time of ``vehicle`` when driven
+        from ``now`` through its zone's speed periods, strictly (no tolerance)."""
+        profile = self.zone_state(vehicle.zone_id).profile
+        return simulate(vehicle, plan, now, self.travel, profile=profile) is not None
 
     def zone_state(self, zone_id: str) -> ZoneState:
         zs = self._zones.get(zone_id)
@@ -145,17 +184,17 @@ class Dispatcher:
         checked = self._validate(request, now)
         if isinstance(checked, Rejection):
             return checked
-        zs, ride, placed = checked
+        zs, ride, placed, direct = checked
         with zs.lock:
             zs.demand[zs.zone.cell_of(*request.origin)] += 1
-            q = self._quote_locked(zs, placed, ride, now)
+            q = self._quote_locked(zs, placed, ride, direct, now)
         if isinstance(q, Quote):
             with self._lock:
                 self._purge_quotes(now)
                 self._quotes[q.quote_id] = q
         return q
 
-    def _direct_s(self, zs: ZoneState, request: RideRequest) -> float:
+    def _free_flow_direct_s(self, zs: ZoneState, request: RideRequest) -> float:
         # The slowest vehicle type of the zone sets the direct time, so every vehicle can keep
         # the ride-time promise of a direct trip.
         speeds = [v.vtype.speed_kmh for v in zs.vehicles.values()] or [30.0]
@@ -165,7 +204,14 @@ class Dispatcher:
 
     def _validate(
         self, r: RideRequest, now: float
-    ) -> Rejection | tuple[ZoneState, NewRide, RideRequest]:
+    ) -> Rejection | tuple[ZoneState, NewRide, RideRequest, float]:
+        """The searched windows of ``r`` (and the direct time they derive from), or why not.
+
+        The direct time, hence the ride-time limit, is the direct drive at the requested time:
+        leaving at the earliest pick-up, or (arrive-by) leaving as late as still arrives in
+        time, through the zone's speed periods; a trip asked for in the peak is allowed a
+        peak-length ride.
+        """
         rules = self.rules
         coords = (*r.origin, *r.destination)
         if not all(np.isfinite(coords)) or not (
@@ -203,15 +249,17 @@ class Dispatcher:
                 RejectReason.PARTY_TOO_LARGE,
                 f"no vehicle of this zone takes {r.seats} seats and {r.wheelchairs} wheelchairs",
             )
-        direct = self._direct_s(zs, r)
-        max_ride = rules.max_ride_s(direct)
+        free_direct = self._free_flow_direct_s(zs, r)
         if r.latest_arrival is not None and r.earliest_pickup is None:
-            if r.latest_arrival - direct < now - PAST_TOLERANCE_S:
+            l_p = zs.profile.depart_by(r.latest_arrival, free_direct)
+            # In free flow exactly as before (no round trip through the arrival time).
+            direct = free_direct if zs.profile.free_flow else r.latest_arrival - l_p
+            max_ride = rules.max_ride_s(direct)
+            if l_p < now - PAST_TOLERANCE_S:
                 return Rejection(
                     RejectReason.PICKUP_IN_PAST, "that arrival time can no longer be met"
                 )
             e_p = max(now, r.latest_arrival - max_ride)
-            l_p = r.latest_arrival - direct
             l_d = r.latest_arrival
         else:
             # No time given: leave as soon as possible, counted from now (not from the
@@ -220,6 +268,10 @@ class Dispatcher:
             if e_p < now - PAST_TOLERANCE_S:
                 return Rejection(RejectReason.PICKUP_IN_PAST, "the pick-up time has passed")
             e_p = max(e_p, now)
+            direct = (
+                free_direct if zs.profile.free_flow else zs.profile.arrive(e_p, free_direct) - e_p
+            )
+            max_ride = rules.max_ride_s(direct)
             l_p = e_p + rules.max_wait_s
             l_d = l_p + max_ride
             if r.latest_arrival is not None:
@@ -247,7 +299,7 @@ class Dispatcher:
             service_pickup_s=rules.service_s,
             service_dropoff_s=rules.service_s,
         )
-        return zs, ride, r
+        return zs, ride, r, direct
 
     def _meeting_points(self, zs: ZoneState, r: RideRequest) -> RideRequest:
         """Move the trip ends to the zone's nearest meeting points within walking distance."""
@@ -263,7 +315,7 @@ class Dispatcher:
         return replace(r, origin=ends[0], destination=ends[1])
 
     def _quote_locked(
-        self, zs: ZoneState, request: RideRequest, ride: NewRide, now: float
+        self, zs: ZoneState, request: RideRequest, ride: NewRide, direct_s: float, now: float
     ) -> Quote | Rejection:
         fleet = list(zs.vehicles.values())
         ins = zs.arrays.best_insertion(fleet, ride, now)
@@ -286,7 +338,7 @@ class Dispatcher:
             eta_pickup=ins.pickup_s,
             eta_dropoff=ins.dropoff_s,
             max_ride_s=ride.max_ride_s,
-            direct_s=self._direct_s(zs, request),
+            direct_s=direct_s,
             expires_at=now + rules.quote_ttl_s,
             insertion=ins,
             plan_version=zs.versions[v.vehicle_id],
@@ -319,8 +371,8 @@ class Dispatcher:
             checked = self._validate(q.request, now)
             if isinstance(checked, Rejection):
                 return checked
-            _, ride, placed = checked
-            nq = self._quote_locked(zs, placed, ride, now)
+            _, ride, placed, direct = checked
+            nq = self._quote_locked(zs, placed, ride, direct, now)
             if isinstance(nq, Rejection):
                 return nq
             if (
@@ -377,7 +429,7 @@ class Dispatcher:
         p, d = self._stops(q, promise, "__check__")
         i, j = q.insertion.pickup_pos, q.insertion.dropoff_pos
         plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
-        return simulate(v, plan, now, self.travel, BASE_TOL) is not None
+        return simulate(v, plan, now, self.travel, BASE_TOL, zs.profile) is not None
 
     def _commit(self, zs: ZoneState, q: Quote, promise: Quote, user_id: str, now: float) -> Ride:
         """Insert the stops of ``q`` with the windows promised in ``promise``."""
@@ -535,16 +587,14 @@ class Dispatcher:
 
     # --- plans ----------------------------------------------------------------------------------
     def schedule(self, vehicle: Vehicle, now: float) -> np.ndarray:
-        """Start-of-service times of the vehicle's planned stops, leaving no earlier than now."""
+        """Start-of-service times of the vehicle's planned stops, leaving no earlier than now
+        (legs driven through the zone's speed periods)."""
         zs = self.zone_state(vehicle.zone_id)
         va = zs.arrays.arrays(vehicle)
-        out = np.empty(len(vehicle.plan))
         t = max(now, vehicle.position_time, vehicle.shift_start)
-        for k in range(len(out)):
-            b = max(t + va.leg[k], va.early[k])
-            out[k] = b
-            t = b + va.serv[k]
-        return out
+        return chain_schedule(
+            float(t), va.leg, va.early, va.serv, zs.profile.starts, zs.profile.factors
+        )
 
     def replace_plan(
         self, zone_id: str, vehicle_id: str, plan: list[Stop], version: int, now: float
@@ -572,13 +622,18 @@ class Dispatcher:
         accept: Callable[[Dispatcher, Vehicle, list[Stop], float], bool],
     ) -> int:
         """Install several plans at once (re-optimisation), all or nothing: only if no plan of
-        the zone changed since ``versions`` and ``accept`` approves each new plan."""
+        the zone changed since ``versions`` and ``accept`` approves each new plan (and, with
+        speed windows, each plan also holds when driven through the zone's speed periods: an
+        ``accept`` on static free-flow times cannot break a promise made in the peak)."""
         zs = self.zone_state(zone_id)
         with zs.lock:
             if any(zs.versions.get(vid) != ver for vid, ver in versions.items()):
                 return 0
             for vid, plan in plans.items():
-                if not accept(self, zs.vehicles[vid], plan, now):
+                v = zs.vehicles[vid]
+                if not accept(self, v, plan, now):
+                    return 0
+                if not zs.profile.free_flow and not self.feasible_plan(v, plan, now):
                     return 0
             for vid, plan in plans.items():
                 v = zs.vehicles[vid]

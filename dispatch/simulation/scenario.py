@@ -9,6 +9,7 @@ from dispatch.request import ServiceRules
 from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
 from dispatch.vehicle import VAN, Vehicle, VehicleType
 from dispatch.zone import ServiceZone
+from routing.street import TimeOfDaySpeeds
 
 #: A drawn operator zone over central Muroran (the Japanese demo city), GeoJSON order.
 MURORAN_ZONE = {
@@ -33,11 +34,16 @@ def build_dispatcher(
     vtype: VehicleType = VAN,
     travel: TravelTimes | None = None,
     rules: ServiceRules | None = None,
+    speeds: TimeOfDaySpeeds | None = None,
 ) -> Dispatcher:
-    """A dispatcher with ``vehicles_per_zone`` vehicles at random depots in every zone."""
+    """A dispatcher with ``vehicles_per_zone`` vehicles at random depots in every zone
+    (driving through the time-of-day ``speeds`` windows; free flow if None)."""
     rng = np.random.default_rng(seed)
     d = Dispatcher(
-        travel or StraightLineTravelTimes(1.3), rules or ServiceRules(), clock=lambda: shift[0]
+        travel or StraightLineTravelTimes(1.3),
+        rules or ServiceRules(),
+        clock=lambda: shift[0],
+        speeds=speeds,
     )
     for z in zones:
         d.add_zone(z)

@@ -4,6 +4,11 @@ Each step of ``step_s`` simulated seconds: requests made during the step are quo
 at their own time; every vehicle drives its plan (serving the stops whose service starts within
 the step, boarding and alighting through the dispatcher's vehicle events, then reporting its
 position mid-leg); optionally the re-optimiser runs; and the invariants are checked.
+
+Vehicles drive with the dispatcher's own travel model, time-of-day speed periods included
+(:meth:`Dispatcher.speed_profile`): a vehicle reports itself where the free-flow seconds it
+covered since it set off put it, so the invariants checked at every step hold the promises to
+the model they were made with.
 """
 
 from __future__ import annotations
@@ -99,14 +104,16 @@ class Simulator:
         if t1 <= depart:
             return
         leg = float(d.travel.matrix([v.position], [goal], v.vtype.speed_kmh)[0, 0])
+        profile = d.speed_profile(v.zone_id)
         if self.position_mode == "commit":
             if v.position != goal:
                 self._odometer(v, goal)
-                d.update_position(v.vehicle_id, goal[0], goal[1], depart + leg)
+                d.update_position(v.vehicle_id, goal[0], goal[1], profile.arrive(depart, leg))
             if not v.plan:
                 v.heading = None
             return
-        f = 1.0 if leg <= 0 else min(1.0, (t1 - depart) / leg)
+        # The share of the leg's free-flow time driven by t1 (slower in a peak period).
+        f = 1.0 if leg <= 0 else min(1.0, profile.covered(depart, t1) / leg)
         lat = v.position[0] + f * (goal[0] - v.position[0])
         lon = v.position[1] + f * (goal[1] - v.position[1])
         self._odometer(v, (lat, lon))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
 
 from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.events import MemoryEventSink
+from dispatch.insertion_reference import simulate
 from dispatch.request import RideRequest, ServiceRules
 from dispatch.rides import Quote, Rejection, RejectReason, Ride, RideStatus
+from dispatch.time_dependent import parse_speed_windows
 from dispatch.travel_times import StraightLineTravelTimes
-from dispatch.vehicle import CAR, VAN, Vehicle
+from dispatch.vehicle import CAR, VAN, Stop, Vehicle
 from dispatch.zone import ServiceZone
+from routing.street import DEFAULT_PEAKS, TimeOfDaySpeeds
 
 NOW = 9 * 3600.0
 SQUARE = {
@@ -34,10 +38,12 @@ class Clock:
         return self.t
 
 
-def make(vehicles: int = 2, **rules: float) -> tuple[Dispatcher, MemoryEventSink, Clock]:
+def make(
+    vehicles: int = 2, speeds: TimeOfDaySpeeds | None = None, **rules: float
+) -> tuple[Dispatcher, MemoryEventSink, Clock]:
     sink = MemoryEventSink()
     clock = Clock(NOW)
-    d = Dispatcher(StraightLineTravelTimes(1.3), ServiceRules(**rules), sink, clock)  # type: ignore[arg-type]
+    d = Dispatcher(StraightLineTravelTimes(1.3), ServiceRules(**rules), sink, clock, speeds)  # type: ignore[arg-type]
     d.add_zone(ServiceZone.from_geojson("muroran", SQUARE, service_hours=[(6 * 3600, 22 * 3600)]))
     for k in range(vehicles):
         d.add_vehicle(
@@ -222,10 +228,13 @@ def test_concurrent_bookings_never_overbook() -> None:
             assert load <= v.vtype.seats
 
 
-def test_fresh_quote_is_rechecked_when_the_vehicle_idled_meanwhile() -> None:
+@pytest.mark.parametrize("speeds", [None, "09:01-10:00=0.5"])
+def test_fresh_quote_is_rechecked_when_the_vehicle_idled_meanwhile(speeds: str | None) -> None:
     # A tight promise: booked 100 s later with the vehicle still at its depot, the quoted
-    # insertion may no longer hold; booking must then re-check, never break a window.
-    d, _, clock = make(vehicles=1, window_after_s=30, quote_ttl_s=600)
+    # insertion may no longer hold (all the more once its legs run into a peak); booking must
+    # then re-check, never break a window.
+    tod = None if speeds is None else parse_speed_windows(speeds)
+    d, _, clock = make(vehicles=1, speeds=tod, window_after_s=30, quote_ttl_s=600)
     q = d.quote(req(o=C, dst=B))
     assert isinstance(q, Quote)
     clock.t += 100
@@ -237,3 +246,115 @@ def test_fresh_quote_is_rechecked_when_the_vehicle_idled_meanwhile() -> None:
             assert b <= s.latest + 1e-6
     else:
         assert res.reason is RejectReason.QUOTE_CHANGED and v.plan == []
+
+
+def _leg(d: Dispatcher, q: Quote) -> float:
+    """Free-flow seconds of the quoted vehicle from the pick-up to the drop-off."""
+    speed = d.vehicle(q.vehicle_id).vtype.speed_kmh
+    return float(d.travel.matrix([q.request.origin], [q.request.destination], speed)[0, 0])
+
+
+def test_a_ride_that_drives_into_the_peak_is_promised_a_later_arrival() -> None:
+    # Picked up at 09:10 off-peak; the 08:40 free-flow drive crosses into a 09:15 peak.
+    peak = parse_speed_windows("09:15-11:00=0.5")
+    free, _, _ = make()
+    slow, _, _ = make(speeds=peak)
+    qf = free.quote(req(earliest_pickup=NOW + 600))
+    qs = slow.quote(req(earliest_pickup=NOW + 600))
+    assert isinstance(qf, Quote) and isinstance(qs, Quote)
+    assert qs.eta_pickup == qf.eta_pickup == NOW + 600  # the pick-up leg is off-peak
+    leg = _leg(slow, qs)
+    assert NOW + 630 + leg > NOW + 900  # the drive does cross 09:15
+    assert qf.eta_dropoff == pytest.approx(NOW + 630 + leg)
+    # 270 s at full speed to 09:15, the rest of the drive at half speed.
+    assert qs.eta_dropoff == pytest.approx(NOW + 900 + 2 * (leg - 270))
+    assert qs.latest_arrival > qf.latest_arrival
+    # The ride-time limit counts the direct drive at the requested time, peak part included.
+    assert qs.direct_s > qf.direct_s
+    assert qs.max_ride_s == pytest.approx(1.5 * qs.direct_s + 300)
+    ride = slow.book(qs.quote_id, "alice")
+    assert isinstance(ride, Ride) and ride.eta_dropoff == pytest.approx(qs.eta_dropoff)
+
+
+def test_a_ride_in_the_peak_is_slower_and_allowed_a_longer_ride() -> None:
+    peak = parse_speed_windows("08:00-12:00=0.5")
+    free, _, _ = make()
+    slow, _, _ = make(speeds=peak)
+    qf = free.quote(req())
+    qs = slow.quote(req())
+    assert isinstance(qf, Quote) and isinstance(qs, Quote)
+    leg = _leg(slow, qs)
+    assert qs.eta_dropoff - qs.eta_pickup == pytest.approx(30 + 2 * leg)
+    assert qf.eta_dropoff - qf.eta_pickup == pytest.approx(30 + leg)
+    assert qs.direct_s == pytest.approx(2 * qf.direct_s)
+    # Arrive-by in the peak: the latest departure is a peak-length drive before the arrival.
+    arrive_by = slow.quote(req(latest_arrival=NOW + 3600))
+    assert isinstance(arrive_by, Quote)
+    assert arrive_by.direct_s == pytest.approx(2 * qf.direct_s)
+    assert arrive_by.eta_dropoff <= NOW + 3600
+    # An arrival the peak makes impossible even leaving now is in the past.
+    too_soon = slow.quote(req(latest_arrival=NOW + 1.5 * qf.direct_s))
+    assert reason(too_soon) is RejectReason.PICKUP_IN_PAST
+    assert isinstance(free.quote(req(latest_arrival=NOW + 1.5 * qf.direct_s)), Quote)
+
+
+def test_eta_schedule_drives_through_the_peak() -> None:
+    d, _, _ = make(vehicles=1, speeds=parse_speed_windows("09:05-10:00=0.5"))
+    ride = d.request_ride(req(earliest_pickup=NOW + 240), "eve")
+    assert isinstance(ride, Ride)
+    v = d.vehicle("v0")
+    times = d.schedule(v, NOW)
+    prof = d.speed_profile("muroran")
+    leg = float(d.travel.matrix([A], [B], v.vtype.speed_kmh)[0, 0])
+    assert times[0] == NOW + 240
+    assert times[1] == pytest.approx(prof.arrive(NOW + 270, leg))
+    assert ride.eta_dropoff == pytest.approx(times[1])
+
+
+def test_slowest_speed_factor() -> None:
+    d, _, _ = make(speeds=TimeOfDaySpeeds(DEFAULT_PEAKS))
+    assert d.slowest_speed_factor(NOW, NOW + 3600) == 1.0  # 09:00-10:00
+    assert d.slowest_speed_factor(NOW - 600, NOW + 3600) == 0.7
+    assert d.slowest_speed_factor(NOW - 600, NOW + 3600, "muroran") == 0.7
+    # A zone in Japan (UTC+9): its 07:00 peak is 22:00 UTC, when the first zone is free.
+    d.add_zone(ServiceZone.from_geojson("japan", SQUARE, utc_offset_s=9 * 3600.0))
+    assert d.slowest_speed_factor(22 * 3600.0, 23 * 3600.0, "muroran") == 1.0
+    assert d.slowest_speed_factor(22 * 3600.0, 23 * 3600.0, "japan") == 0.7
+    assert d.slowest_speed_factor(22 * 3600.0, 23 * 3600.0) == 0.7  # any zone
+    with pytest.raises(DispatchError):
+        d.slowest_speed_factor(NOW, NOW + 60, "nowhere")
+    free, _, _ = make()
+    assert free.slowest_speed_factor(0.0, 2 * 86_400.0) == 1.0
+    assert (
+        Dispatcher(
+            StraightLineTravelTimes(), speeds=TimeOfDaySpeeds(DEFAULT_PEAKS)
+        ).slowest_speed_factor(NOW - 600, NOW)
+        == 0.7
+    )
+
+
+def test_replanning_checked_in_free_flow_cannot_break_a_peak_promise() -> None:
+    # The re-optimiser may judge plans on free-flow times; the dispatcher still refuses a plan
+    # that is late once driven through the peak.
+    d, _, _ = make(vehicles=1, speeds=parse_speed_windows("08:00-12:00=0.5"))
+    ride = d.request_ride(req(o=C, dst=B), "zoe")
+    assert isinstance(ride, Ride)
+    v = d.vehicle("v0")
+    version = d.zone_state("muroran").versions["v0"]
+    # Promise the pick-up from now until its free-flow arrival: true in free flow, late in the
+    # peak.
+    early = [dataclasses.replace(v.plan[0], earliest=NOW), v.plan[1]]
+    free_eta = simulate(v, early, NOW, d.travel)
+    assert free_eta is not None
+    tight = [dataclasses.replace(early[0], latest=free_eta[0][0]), v.plan[1]]
+    assert simulate(v, tight, NOW, d.travel) is not None
+    assert not d.feasible_plan(v, tight, NOW)
+
+    def free_flow_check(dd: Dispatcher, vv: Vehicle, plan: list[Stop], now: float) -> bool:
+        return simulate(vv, plan, now, dd.travel) is not None
+
+    assert d.replace_plans("muroran", {"v0": tight}, {"v0": version}, NOW, free_flow_check) == 0
+    assert v.plan[0].latest == ride.pickup_window[1]
+    same = list(v.plan)
+    assert d.feasible_plan(v, same, NOW)
+    assert d.replace_plans("muroran", {"v0": same}, {"v0": version}, NOW, free_flow_check) == 1

@@ -14,10 +14,13 @@ from dispatch.simulation.demand import (
 )
 from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
 from dispatch.simulation.simulator import Simulator, lost_or_duplicated
+from dispatch.time_dependent import parse_speed_windows
 from dispatch.zone import ServiceZone
 
 START = 8 * 3600.0
 END = 9 * 3600.0
+#: Peaks the simulated hour keeps driving into and out of (rides booked off-peak cross them).
+PEAKS = parse_speed_windows("08:15-08:40=0.5,08:55-09:30=0.7")
 
 
 def _run(seed: int, rate: float = 90.0) -> tuple[Simulator, object]:
@@ -92,6 +95,49 @@ def test_invariants_hold_with_reoptimisation_every_few_minutes() -> None:
         zone, DemandModel(rate_per_hour=80, notice_s=(600, 2400)), START, END, 21
     )
     d = build_dispatcher([zone], 3, (START - 600, END + 3 * 3600), 21)
+    sim = Simulator(
+        d, reqs, reoptimise=lambda now: reoptimise_zone(d, "muroran", now, 0.3), reopt_every_s=300
+    )
+    res = sim.run(START - 600, END)
+    assert res.violations == []
+    assert lost_or_duplicated(d, reqs, len(sim.rejections)) == []
+    assert res.kpis.served > 0
+
+
+@pytest.mark.parametrize("mode", ["interpolate", "commit"])
+def test_promises_hold_when_vehicles_drive_through_peaks(mode: str) -> None:
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    reqs = generate_requests(zone, DemandModel(rate_per_hour=90), START, END, 7)
+    d = build_dispatcher([zone], 4, (START - 600, END + 3 * 3600), 7, speeds=PEAKS)
+    sim = Simulator(d, reqs, step_s=30.0, check_invariants=True, position_mode=mode)
+    res = sim.run(START - 600, END)
+    assert res.violations == []
+    assert lost_or_duplicated(d, reqs, len(sim.rejections)) == []
+    assert res.kpis.served > 0.3 * res.kpis.requests
+    # The peaks did shape the promises: rides asked for in a peak got a longer direct time.
+    speed = d.vehicles()[0].vtype.speed_kmh
+    slowed = [
+        r
+        for r in d.rides()
+        if r.direct_s
+        > 1.2 * float(d.travel.matrix([r.request.origin], [r.request.destination], speed)[0, 0])
+    ]
+    assert len(slowed) >= 5
+    # ... and the vehicles drove slower: the same riders ride longer than in free flow.
+    free = build_dispatcher([zone], 4, (START - 600, END + 3 * 3600), 7)
+    free_res = Simulator(free, reqs, step_s=30.0, position_mode=mode).run(START - 600, END)
+    assert free_res.violations == []
+    assert res.kpis.to_dict() != free_res.kpis.to_dict()
+
+
+def test_reoptimisation_keeps_peak_promises() -> None:
+    from dispatch.reoptimize import reoptimise_zone
+
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    reqs = generate_requests(
+        zone, DemandModel(rate_per_hour=80, notice_s=(600, 2400)), START, END, 21
+    )
+    d = build_dispatcher([zone], 3, (START - 600, END + 3 * 3600), 21, speeds=PEAKS)
     sim = Simulator(
         d, reqs, reoptimise=lambda now: reoptimise_zone(d, "muroran", now, 0.3), reopt_every_s=300
     )
