@@ -6,6 +6,13 @@ Usage: ``python -m bench.realtime [--json PATH] [--repeats N]``
   with one TripUpdate (three stop-time updates, one skipped stop) for every trip running on a
   weekday, against a plain Python per-stop-time propagation measured in the same run (same
   results, asserted); ``speedup`` = python / numpy.
+* ``incremental``: the same TripUpdates as one FULL_DATASET message into a
+  :class:`gtfs.realtime.ProducerState`, then DIFFERENTIAL messages of 10 entities each (5
+  upserts, 5 deletes of other entities): ``differential_ms`` = one message applied plus the
+  overlay rebuilt from the merged snapshot (what a POST costs), ``full_ms`` the same for the
+  FULL_DATASET message.
+* ``query_arrays``: :meth:`routing.transit.TransitData.query_arrays` with that overlay
+  (per-query cost of the realtime day copy), forward and arrive-by.
 * ``parse``: :func:`gtfs.realtime.parse_feed` of the King County VehiclePositions snapshot.
 * ``restart``: serving the published Muroran network from ``compiled.npz``
   (``FeedRegistry.load_published``) against reading + compiling the zip again;
@@ -17,6 +24,7 @@ Every figure is the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -137,6 +145,77 @@ def bench_overlay(repeats: int) -> dict[str, Any]:
     }
 
 
+def _overlay_case() -> tuple[CompiledTimetable, TripMatcher, dt.date, list[TripUpdate]]:
+    tt = compile_timetable(read_feed(DATA / "gtfs" / "us_nyc_subway_2routes.zip"))
+    day = next(
+        tt.service_start + dt.timedelta(days=d)
+        for d in range(tt.service_days.shape[1])
+        if (tt.service_start + dt.timedelta(days=d)).weekday() == 2
+        and tt.active_trips(tt.service_start + dt.timedelta(days=d)).any()
+    )
+    m = TripMatcher(tt)
+    return tt, m, day, _updates(tt, m, day)
+
+
+def bench_incremental(repeats: int) -> dict[str, Any]:
+    from gtfs.realtime import ProducerState, RealtimeFeed
+
+    tt, m, day, updates = _overlay_case()
+    full = RealtimeFeed("2.0", "FULL_DATASET", 1, trip_updates=tuple(updates))
+
+    def diffs(k: int) -> RealtimeFeed:
+        ups = tuple(dataclasses.replace(u, delay=60 + k) for u in updates[k * 10 : k * 10 + 5])
+        dels = tuple(u.entity_id for u in updates[k * 10 + 5 : k * 10 + 10])
+        return RealtimeFeed("2.0", "DIFFERENTIAL", 2 + k, trip_updates=ups, deleted_entity_ids=dels)
+
+    messages = [diffs(k) for k in range(min(50, len(updates) // 10))]
+
+    def run_full() -> ProducerState:
+        st = ProducerState()
+        st.apply(full, 0.0)
+        apply_trip_updates(tt, st.snapshot(), day, matcher=m)
+        return st
+
+    t_full, _ = _median(run_full, repeats)
+
+    def run_diffs() -> ProducerState:
+        st = ProducerState()
+        st.apply(full, 0.0)
+        for k, msg in enumerate(messages):
+            st.apply(msg, float(k))
+            apply_trip_updates(tt, st.snapshot(), day, matcher=m)
+        return st
+
+    t_diffs, st = _median(run_diffs, repeats)
+    assert len(st) == len(updates) - 5 * len(messages)
+    return {
+        "entities": len(updates),
+        "messages": len(messages),
+        "full_ms": round(1e3 * t_full, 3),
+        "differential_ms": round(1e3 * (t_diffs - t_full) / len(messages), 3),
+    }
+
+
+def bench_query_arrays(repeats: int) -> dict[str, Any]:
+    from routing.options import RoutingOptions
+    from routing.transit import TransitData
+
+    tt, m, day, updates = _overlay_case()
+    rt = apply_trip_updates(tt, updates, day, matcher=m)
+    data = TransitData(tt)
+    opts = RoutingOptions()
+    data.backward  # noqa: B018 - built once, outside the timing
+    t_fwd, _ = _median(lambda: data.query_arrays(day, opts, rt), 10 * repeats)
+    t_rev, _ = _median(lambda: data.query_arrays(day, opts, rt, reverse=True), 10 * repeats)
+    t_sched, _ = _median(lambda: data.query_arrays(day, opts), 10 * repeats)
+    return {
+        "stop_times": tt.n_stop_times,
+        "scheduled_ms": round(1e3 * t_sched, 3),
+        "realtime_ms": round(1e3 * t_fwd, 3),
+        "realtime_arrive_by_ms": round(1e3 * t_rev, 3),
+    }
+
+
 def bench_parse(repeats: int) -> dict[str, Any]:
     path = DATA / "gtfs-rt" / "us_king_county_vehicle_positions_1.pb"
     t, feed = _median(lambda: read_feed_file(path), repeats)
@@ -187,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = {
         "overlay": bench_overlay(args.repeats),
+        "incremental": bench_incremental(args.repeats),
+        "query_arrays": bench_query_arrays(args.repeats),
         "parse": bench_parse(args.repeats),
         "restart": bench_restart(args.repeats),
     }
