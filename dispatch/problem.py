@@ -37,6 +37,10 @@ Conventions
 * Ride time of request ``r`` = ``B(delivery) - (B(pickup) + service(pickup))`` (Cordeau 2006).
 * Route duration = ``B(end) - B(start)`` is bounded by ``max_duration[k]``; ``B(end)`` is
   bounded by ``shift_end[k]`` and by the end node's window.
+* ``asap`` (the live dispatcher's execution model): a vehicle departs at its start time and
+  starts service at every node as soon as it arrives or the window opens,
+  ``B(j) = max(B(i) + service(i) + travel(i, j), early(j))``: no waiting is added to shorten
+  ride times (Cordeau's scheduling does add it; benchmark instances keep ``asap=False``).
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class Problem:
     meta: dict[str, object] = field(default_factory=dict)
     # [K] travel profile (index into ``travel``) of each vehicle; empty: profile 0 for all.
     vehicle_profile: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    asap: bool = False  # vehicles never wait beyond a window's opening (see the module notes)
 
     def __post_init__(self) -> None:
         # Normalise the single-profile forms (frozen dataclass: set through object).
@@ -211,6 +216,7 @@ class Problem:
         cost: npt.ArrayLike | None = None,
         vehicle_fixed_cost: float = 0.0,
         name: str = "",
+        asap: bool = False,
     ) -> Problem:
         """Assemble a problem from per-node arrays and :class:`Request` / :class:`Vehicle` lists.
 
@@ -264,6 +270,7 @@ class Problem:
             vehicle_fixed_cost=vehicle_fixed_cost,
             name=name,
             vehicle_profile=np.array([v.profile for v in vehicles], dtype=np.int64),
+            asap=asap,
         )
 
 
@@ -308,7 +315,8 @@ def check(problem: Problem, solution: Solution) -> list[str]:
     given schedule (``solution.times``). Checked: route/schedule shapes, each request node
     visited exactly once, pairing (pickup and delivery on the same vehicle), precedence,
     onboard and fixed-vehicle assignments, time windows, travel-time consistency of the
-    schedule, capacity in every dimension, ride times, route duration, shift end, the reported
+    schedule (on each vehicle's own travel profile; with ``asap``, no waiting beyond a window's
+    opening), capacity in every dimension, ride times, route duration, shift end, the reported
     cost, and that every request not routed is listed as unserved.
     """
     p = problem
@@ -343,6 +351,9 @@ def check(problem: Problem, solution: Solution) -> list[str]:
             continue
         if times[0] < p.start_time[k] - EPS:
             out.append(f"vehicle {k}: departs at {times[0]:.3f} before its start {p.start_time[k]}")
+        depart = max(p.start_time[k], p.early[seq[0]])
+        if p.asap and times[0] > depart + EPS:
+            out.append(f"waiting: vehicle {k} departs at {times[0]:.3f}, not at {depart:.3f}")
         load = init_load[k].copy()
         for i, node in enumerate(seq):
             b = times[i]
@@ -358,6 +369,11 @@ def check(problem: Problem, solution: Solution) -> list[str]:
                     out.append(
                         f"schedule: vehicle {k} (profile {prof}) starts node {node} at {b:.3f} "
                         f"but cannot arrive before {ready:.3f}"
+                    )
+                elif p.asap and b > max(ready, p.early[node]) + EPS:
+                    out.append(
+                        f"waiting: vehicle {k} starts node {node} at {b:.3f}, not as soon as "
+                        f"possible ({max(ready, p.early[node]):.3f})"
                     )
             if 0 < i < len(seq) - 1:
                 load = load + p.load[node]

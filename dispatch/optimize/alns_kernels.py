@@ -8,6 +8,9 @@ State (all arrays, mutated in place by :func:`alns_chunk`):
 * ``fstate float64[4]``: current objective, best objective, temperature, cooling factor.
 * ``weights float64[2, 4]`` / ``scores`` / ``counts``: adaptive operator weights
   (row 0: removal operators, row 1: repair operators).
+
+Every candidate plan is verified with :func:`routes_feasible` before acceptance: with
+``Problem.asap`` a removal alone can break a route (see :mod:`dispatch.optimize.insertion`).
 """
 
 from __future__ import annotations

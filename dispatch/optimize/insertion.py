@@ -6,6 +6,10 @@ lower bound of the pair's), by capacity (the delivery must come before the first
 stop) and by time windows (earliest arrival at the pickup / delivery along the current route is
 monotone in the position, so the scan stops at the first position that is already too late).
 Only surviving candidates are scheduled with :func:`~dispatch.optimize.schedule.schedule_route`.
+The pruning tests are necessary conditions under either scheduling rule (Cordeau's, or
+``Problem.asap``'s earliest schedule), so they stay valid for live problems; with ``asap``,
+feasibility is not monotone (removing a stop can lengthen a later ride, as the vehicle then
+waits at a window instead of before a pickup), which only the full schedule decides.
 """
 
 from __future__ import annotations

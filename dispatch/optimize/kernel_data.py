@@ -12,7 +12,8 @@ dozen arguments::
   takes the 2-D view ``travel[vehi[k, 2]]`` once, so its inner loops index ``[i, j]`` as
   before. ``cost[N, N]`` is shared by every vehicle (a distance).
 * ``vehf[K, 3]``: start time, latest end (min of shift end and the end node's window), max
-  duration; ``vehi[K, 3]``: start node, end node, travel profile.
+  duration; ``vehi[K, 4]``: start node, end node, travel profile, as-soon-as-possible flag
+  (``Problem.asap``: the schedule is the earliest one, no waiting added for ride times).
 * ``reqi[R, 4]``: pickup, delivery, onboard vehicle (-1), fixed vehicle (-1);
   ``maxride[R]`` (inf for onboard requests: their limit is folded into the delivery window).
 """
@@ -50,9 +51,10 @@ def kernel_data(problem: Problem) -> KernelData:
     vehf = np.ascontiguousarray(
         np.stack([p.start_time, end_late, p.max_duration], axis=1), dtype=np.float64
     )
+    asap = np.full(p.n_vehicles, int(p.asap), dtype=np.int64)
     vehi = np.ascontiguousarray(
-        np.stack([p.start_node, p.end_node, p.vehicle_profile], axis=1), dtype=np.int64
-    ).reshape(p.n_vehicles, 3)
+        np.stack([p.start_node, p.end_node, p.vehicle_profile, asap], axis=1), dtype=np.int64
+    ).reshape(p.n_vehicles, 4)
     reqi = np.ascontiguousarray(
         np.stack([p.pickup, p.delivery, p.onboard_vehicle, p.fixed_vehicle], axis=1),
         dtype=np.int64,

@@ -9,7 +9,9 @@ unserved instead of making the model infeasible. Optional warm start from given 
 
 Vehicles of a mixed fleet drive on their own travel profile (``Problem.travel[q]``): one
 transit matrix per profile, and a time dimension with per-vehicle transits; the arc cost is the
-shared distance matrix. OR-Tools works on integers: times are counted from the earliest vehicle start ("now" of a
+shared distance matrix. With ``Problem.asap`` (live dispatch) a vehicle leaves at its start
+time and waits at a node only until the next window opens (a constraint per node on its slack
+and its successor). OR-Tools works on integers: times are counted from the earliest vehicle start ("now" of a
 live problem, whose absolute epoch seconds times ``scale`` would lose the sub-unit precision the
 rounding relies on), scaled by ``scale`` and rounded *conservatively* (travel/service up,
 windows inward, limits down), so every plan it returns is feasible in the original units. A
@@ -37,6 +39,31 @@ _META = {
     "tabu": routing_enums_pb2.LocalSearchMetaheuristic.TABU_SEARCH,
     "greedy": routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT,
 }
+
+
+def _wait_only_for_windows(
+    routing: pywrapcp.RoutingModel,
+    tdim: pywrapcp.RoutingDimension,
+    early: list[int],
+    manager: pywrapcp.RoutingIndexManager,
+) -> None:
+    """As-soon-as-possible service (``Problem.asap``): after an active node ``i``, the vehicle
+    waits (slack > 0) only if it then starts the next node exactly when its window opens.
+
+    ``early`` is the rounded window opening of every model node.
+    """
+    solver = routing.solver()
+    size = routing.Size() + routing.vehicles()  # every index, vehicle ends included
+    cumuls = [tdim.CumulVar(i) for i in range(size)]
+    opens = [early[manager.IndexToNode(i)] for i in range(size)]
+    for i in range(routing.Size()):
+        nxt = routing.NextVar(i)
+        solver.Add(
+            (routing.ActiveVar(i) == 0)
+            + (tdim.SlackVar(i) == 0)
+            + (solver.Element(cumuls, nxt) == solver.Element(opens, nxt))
+            >= 1
+        )
 
 
 def solve_ortools(
@@ -92,8 +119,9 @@ def solve_ortools(
     routing.SetArcCostEvaluatorOfAllVehicles(cost_idx)
     if p.vehicle_fixed_cost > 0:
         routing.SetFixedCostOfAllVehicles(round(p.vehicle_fixed_cost * scale))
-    # Cumuls count from the earliest start: live times are absolute epoch seconds.
-    t_ref = float(p.start_time.min(initial=0.0)) if n_veh else 0.0
+    # Cumuls count from the earliest start: live times are absolute epoch seconds (a minimum
+    # with ``initial=0`` would count from 0 again, and scaled epoch times lose precision).
+    t_ref = float(p.start_time.min()) if n_veh else 0.0
     finite_late = late_eff[np.isfinite(late_eff)] - t_ref
     horizon_f = max(
         float(finite_late.max(initial=0.0)),
@@ -136,12 +164,16 @@ def solve_ortools(
         s_idx, e_idx = routing.Start(k), routing.End(k)
         sn, en = int(p.start_node[k]), int(p.end_node[k])
         depart = lo(max(p.early[sn], p.start_time[k]))
-        tdim.CumulVar(s_idx).SetRange(depart, max(depart, hi(p.late[sn])))
+        # As soon as possible: the vehicle leaves at its start time, never later.
+        leave = depart if p.asap else max(depart, hi(p.late[sn]))
+        tdim.CumulVar(s_idx).SetRange(depart, leave)
         tdim.CumulVar(e_idx).SetRange(lo(p.early[en]), hi(min(p.late[en], p.shift_end[k])))
         if np.isfinite(p.max_duration[k]):
             solver.Add(tdim.CumulVar(e_idx) - tdim.CumulVar(s_idx) <= limit(p.max_duration[k]))
         routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(s_idx))
         routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(e_idx))
+    if p.asap:
+        _wait_only_for_windows(routing, tdim, [lo(p.early[v]) for v in model_nodes], manager)
     init = p.initial_load()
     for h in range(p.n_dims):
         cap_idx = routing.RegisterUnaryTransitVector(p.load[nodes_arr, h].tolist())

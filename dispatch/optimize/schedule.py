@@ -5,7 +5,8 @@ service times ``B`` satisfying time windows, ride times and route duration. Wait
 as late as the forward time slack allows: first the departure (to shorten the route), then at
 every pickup (to shorten the rides that follow). This is the standard DARP heuristic check;
 every plan it accepts is verified feasible (``B`` is a witness), so :func:`dispatch.problem.check`
-can re-validate it independently.
+can re-validate it independently. A problem with ``asap`` (live dispatch: vehicles never wait
+beyond a window's opening) keeps the earliest schedule (steps 1-2) and only verifies it.
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ def schedule_route(P, k, seq, m, B, W, pos):  # type: ignore[no-untyped-def]
         if nodei[seq[i], 1] == 2 and maxride[nodei[seq[i], 0]] < np.inf:
             has_ride = True
             break
+    if P[6][k, 3] == 1:
+        # As soon as possible (live dispatch): the earliest schedule is the only one.
+        if B[m - 1] - B[0] > vehf[k, 2] + EPS:
+            return False
+        return not has_ride or _rides_ok(seq, m, nodef, nodei, reqi, maxride, B, pos)
     # Steps 3-5: delay the departure by the forward slack (bounded by the total waiting).
     f0 = _slack(seq, m, 0, nodef, nodei, reqi, maxride, end_late, B, W, pos)
     wsum = 0.0

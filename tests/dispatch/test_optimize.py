@@ -12,7 +12,7 @@ from dispatch.optimize.alns import rank, solve_alns
 from dispatch.optimize.hybrid import solve
 from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.problem import Problem, Request, Solution, Vehicle, check
-from tests.dispatch.test_problem import line_problem, two_speed_problem
+from tests.dispatch.test_problem import line_problem, two_speed_problem, wait_problem
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +278,14 @@ def test_slow_vehicle_alone_leaves_the_request_unserved_with_its_reason(solver: 
     assert check(slow_only, sol) == []
     assert sol.unserved == [0]
     assert "vehicle 0 cannot reach node 4" in sol.unserved_reasons[0]
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_asap_problem_plans_only_what_a_live_vehicle_drives(solver: str) -> None:
+    """Live re-optimisation (``asap``): no waiting before a pickup to shorten its ride, so the
+    cheaper Cordeau plan (cost 8, waiting at the start) is out and request 0 goes first."""
+    lazy, asap = _solve(solver, wait_problem(False)), _solve(solver, wait_problem(True))
+    assert check(wait_problem(False), lazy) == [] and lazy.cost == pytest.approx(8.0)
+    assert check(wait_problem(True), asap) == [] and asap.unserved == []
+    assert asap.routes == [[2, 3, 4, 5]] and asap.cost == pytest.approx(10.0)
+    assert asap.times[0].tolist() == pytest.approx([0.0, 1.0, 3.0, 10.0, 12.0, 16.0])

@@ -302,3 +302,34 @@ def test_profile_validation_rejects_bad_arrays(change: dict[str, np.ndarray]) ->
     fields.update(change)
     with pytest.raises(ValueError):
         Problem(**fields)  # type: ignore[arg-type]
+
+
+def wait_problem(asap: bool) -> Problem:
+    """Request 0 (x=1 -> x=3, ride <= 4) and request 1 (x=2, opens at t=10 -> x=4, ride <= 3).
+
+    Picking up both before delivering request 0 costs 8 but needs the vehicle to wait *before*
+    the first pickup (Cordeau's scheduling delays it to t=9); a vehicle driving as soon as
+    possible (``asap``) picks request 0 up at t=1 and must deliver it first (cost 10).
+    """
+    early = np.zeros(6)
+    early[4] = 10.0
+    p = line_problem(
+        [0.0, 0.0, 1.0, 3.0, 2.0, 4.0],
+        requests=[Request(2, 3, max_ride=4.0), Request(4, 5, max_ride=3.0)],
+        early=early,
+    )
+    fields = {f: getattr(p, f) for f in p.__dataclass_fields__}
+    return Problem(**{**fields, "asap": asap})  # type: ignore[arg-type]
+
+
+def test_asap_vehicles_never_wait_to_shorten_a_ride() -> None:
+    lazy, asap = wait_problem(False), wait_problem(True)
+    both_first = Solution([[2, 4, 3, 5]], [np.array([0.0, 9.0, 10.0, 11.0, 12.0, 16.0])], cost=8.0)
+    assert check(lazy, both_first) == []
+    assert kinds(check(asap, both_first)) == {"waiting"}  # waits at the start, not at t=10
+    # Driven as soon as possible, the same route breaks request 0's ride time.
+    assert kinds(check(asap, plan(asap, [[2, 4, 3, 5]]))) == {"ride time"}
+    assert check(asap, plan(asap, [[2, 3, 4, 5]])) == []
+    late_start = plan(asap, [[2, 3, 4, 5]])
+    late_start.times[0] = late_start.times[0] + 0.5
+    assert any("departs at 0.500, not at 0.000" in v for v in check(asap, late_start))
