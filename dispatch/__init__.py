@@ -11,10 +11,12 @@ Live dispatch (this package's top level):
 * :mod:`dispatch.dispatcher` — quote → book → board → alight, cancel, vehicle events, ETAs
   published through :mod:`dispatch.events`;
 * :mod:`dispatch.reoptimize`, :mod:`dispatch.rebalance` — background plan improvement (OR-Tools,
-  :mod:`dispatch.optimize`) and idle-vehicle rebalancing;
+  :mod:`dispatch.optimize`; one problem per zone, vans and shuttles together, each on its own
+  travel profile) and idle-vehicle rebalancing;
 * :mod:`dispatch.scale_out` — several workers sharing zones (leases, work queues, snapshots);
 * :mod:`dispatch.simulation` — accelerated replay of a day with invariants and KPIs.
 
-Static DARP / PDPTW solving lives in :mod:`dispatch.problem` and :mod:`dispatch.optimize`.
+Static DARP / PDPTW solving lives in :mod:`dispatch.problem` (per-vehicle travel profiles, one
+distance cost) and :mod:`dispatch.optimize`.
 ``dispatch`` never imports ``app``.
 """

@@ -7,10 +7,16 @@ pass ``check``, serve every ride, keep every promised window (they are hard wind
 problem), cost less driving, and no plan of the zone changed meanwhile. A solver time-out or any
 doubt leaves the plans in force.
 
-A mixed fleet (e.g. vans at 28 km/h and an autonomous shuttle at 16 km/h) is re-optimised one
-speed class at a time: :class:`dispatch.problem.Problem` holds one travel-time matrix, so each
-class gets its own problem on its own matrix, and rides move between vehicles of the same
-class (a ride never moves between a van and the shuttle here).
+A mixed fleet (e.g. vans at 28 km/h and an autonomous shuttle at 16 km/h) is re-optimised as
+one problem: it holds one travel-time matrix per distinct speed of the zone's vehicles on shift
+(a travel *profile*), each vehicle is scheduled on its own profile, so a ride may move from the
+shuttle to a van (or back) whenever that is feasible for the receiving vehicle and cheaper. The
+objective is the distance driven (vehicle-km, the same for every vehicle), so moving a ride to
+a faster vehicle is worth it only if it saves driving, not merely time.
+
+The problem is ``asap`` (:class:`dispatch.problem.Problem`): vehicles leave now and wait only
+for a window to open, as the dispatcher drives them; a plan that needed a vehicle to idle
+before a pick-up to keep a ride time would be refused by ``_feasible_plan`` anyway.
 """
 
 from __future__ import annotations
@@ -47,23 +53,16 @@ class ZoneProblem:
     current: list[list[int]]
 
 
-def speed_classes(d: Dispatcher, zone_id: str, now: float) -> list[list[str]]:
-    """The ids of the zone's vehicles on shift, grouped by speed (km/h), slowest class first."""
-    zs = d.zone_state(zone_id)
-    groups: dict[float, list[str]] = {}
-    with zs.lock:
-        for v in zs.vehicles.values():
-            if now < v.shift_end:
-                groups.setdefault(v.vtype.speed_kmh, []).append(v.vehicle_id)
-    return [groups[k] for k in sorted(groups)]
-
-
 def build_problem(
     d: Dispatcher, zone_id: str, now: float, vehicle_ids: Collection[str] | None = None
 ) -> ZoneProblem | None:
-    """The live state of the zone's vehicles on shift (only ``vehicle_ids`` when given) as a
-    DARP problem; None when there is nothing to improve, or the vehicles mix speeds (one travel
-    matrix serves one speed: pass one of :func:`speed_classes`)."""
+    """The live state of the zone's vehicles on shift (only ``vehicle_ids`` when given) as one
+    DARP problem; None when there is nothing to improve.
+
+    Travel profile ``q`` is the travel-time matrix at the ``q``-th distinct speed of those
+    vehicles (slowest first); each vehicle uses the profile of its own speed. The cost matrix
+    is the driving distance in metres (``d.travel.distance_m``), shared by every vehicle.
+    """
     zs = d.zone_state(zone_id)
     with zs.lock:
         vehicles = [
@@ -78,9 +77,8 @@ def build_problem(
         starts = {v.vehicle_id: max(now, v.position_time, v.shift_start) for v in vehicles}
     if sum(len(p) for p in plans.values()) < 4:
         return None
-    speeds = {v.vtype.speed_kmh for v in vehicles}
-    if len(speeds) != 1:
-        return None
+    speeds = sorted({v.vtype.speed_kmh for v in vehicles})
+    profile_of = {s: q for q, s in enumerate(speeds)}
     pts: list[tuple[float, float]] = []
     early: list[float] = []
     late: list[float] = []
@@ -106,7 +104,12 @@ def build_problem(
         end = node(v.depot, starts[vid], v.shift_end, 0.0, (0, 0))
         pvehicles.append(
             PVehicle(
-                start, end, (v.vtype.seats, v.vtype.wheelchair_spaces), starts[vid], v.shift_end
+                start,
+                end,
+                (v.vtype.seats, v.vtype.wheelchair_spaces),
+                starts[vid],
+                v.shift_end,
+                profile=profile_of[v.vtype.speed_kmh],
             )
         )
         route: list[int] = []
@@ -136,8 +139,7 @@ def build_problem(
             route.append(n)
         current.append(route)
     arr = np.array(pts, dtype=np.float64)
-    speed = speeds.pop()
-    travel = d.travel.matrix(arr, arr, speed)
+    travel = np.stack([d.travel.matrix(arr, arr, speed) for speed in speeds])
     problem = Problem.build(
         travel,
         early,
@@ -146,7 +148,10 @@ def build_problem(
         np.array(load, dtype=np.int64),
         requests,
         pvehicles,
-        cost=travel,
+        cost=d.travel.distance_m(arr, arr),
+        # Vehicles drive as the dispatcher runs them (``_feasible_plan``): no waiting beyond a
+        # window's opening, so a plan the solver finds is one the dispatcher accepts.
+        asap=True,
         name=f"zone {zone_id} at {now:.0f}",
     )
     return ZoneProblem(problem, vehicles, versions, node_stop, current)
@@ -182,29 +187,20 @@ def reoptimise_zone(
     solver: str = "ortools",
     iterations: int | None = None,
 ) -> int:
-    """One re-optimisation pass; returns the number of vehicles whose plan was replaced.
+    """One re-optimisation pass over every vehicle of the zone on shift, whatever its speed;
+    returns the number of vehicles whose plan was replaced.
 
-    ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``. Each
-    speed class of the fleet is solved separately, ``time_limit_s`` each.
+    ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``
+    (``iterations`` makes it deterministic); ``time_limit_s`` bounds the solver.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``solver``.
     """
     if solver not in ("ortools", "alns"):
         raise ValueError(f"unknown solver {solver!r}")
-    return sum(
-        _reoptimise_class(d, zone_id, now, ids, time_limit_s, solver, iterations)
-        for ids in speed_classes(d, zone_id, now)
-    )
-
-
-def _reoptimise_class(
-    d: Dispatcher,
-    zone_id: str,
-    now: float,
-    vehicle_ids: list[str],
-    time_limit_s: float,
-    solver: str,
-    iterations: int | None,
-) -> int:
-    zp = build_problem(d, zone_id, now, vehicle_ids)
+    zp = build_problem(d, zone_id, now)
     if zp is None:
         return 0
     p = zp.problem
@@ -213,6 +209,7 @@ def _reoptimise_class(
         return 0  # the plans in force are late already: nothing safe to compare against
     warm = Solution(routes=zp.current, times=times, cost=solution_cost(p, zp.current))
     sol = _solve(p, warm, time_limit_s, solver, iterations, zone_id)
+    # Costs are metres driven: a new plan must save at least one metre to be worth a swap.
     if sol is None or sol.unserved or check(p, sol) or sol.cost >= warm.cost - 1.0:
         return 0
     new_plans = {

@@ -9,12 +9,7 @@ import pytest
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.problem import solution_cost
-from dispatch.reoptimize import (
-    ReoptimizationLoop,
-    build_problem,
-    reoptimise_zone,
-    speed_classes,
-)
+from dispatch.reoptimize import ReoptimizationLoop, build_problem, reoptimise_zone
 from dispatch.request import RideRequest
 from dispatch.rides import Ride
 from dispatch.simulation.invariants import plan_violations
@@ -163,52 +158,98 @@ def _mixed(seed: int, n: int = 20) -> tuple[Dispatcher, list[Ride]]:
     return d, rides
 
 
-def test_mixed_fleet_is_reoptimised_one_speed_class_at_a_time() -> None:
+def test_mixed_fleet_is_reoptimised_as_one_problem() -> None:
     applied_total = 0
-    shuttle_changed = False
+    moved_between_kinds = 0
     for seed in (1, 2, 3):
         d, rides = _mixed(seed)
-        classes = speed_classes(d, "muroran", NOW)
-        assert [sorted(c) for c in classes] == [
-            ["shuttle-0", "shuttle-1", "shuttle-2"],
-            sorted(v.vehicle_id for v in d.vehicles() if v.vtype is VAN),
-        ]
-        assert build_problem(d, "muroran", NOW) is None  # one matrix cannot serve two speeds
+        before = _driving(d)
         kind = {v.vehicle_id: v.vtype.name for v in d.vehicles()}
         before_kind = {r.ride_id: kind[str(r.vehicle_id)] for r in rides}
         windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
-        shuttle_plans = {
-            v.vehicle_id: [id(s) for s in v.plan] for v in d.vehicles() if v.vtype is SHUTTLE
-        }
         applied = reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=300)
         applied_total += applied
-        shuttle_changed |= any(
-            [id(s) for s in v.plan] != shuttle_plans[v.vehicle_id]
-            for v in d.vehicles()
-            if v.vtype is SHUTTLE
-        )
+        after = _driving(d)
+        assert after <= before + 1e-6
+        if applied:
+            assert after < before
         assert plan_violations(d, NOW) == []
         for r in rides:
             assert (r.pickup_window, r.latest_arrival) == windows[r.ride_id]
-            assert kind[str(r.vehicle_id)] == before_kind[r.ride_id]  # stays in its class
             holders = [
                 v.vehicle_id for v in d.vehicles() if any(s.ride_id == r.ride_id for s in v.plan)
             ]
             assert holders == [r.vehicle_id]
-    assert applied_total > 0 and shuttle_changed  # the slow class too was re-optimised
+            moved_between_kinds += kind[str(r.vehicle_id)] != before_kind[r.ride_id]
+    assert applied_total > 0
+    assert moved_between_kinds > 0  # rides do cross between the van and the shuttles now
 
 
-def test_each_speed_class_uses_its_own_travel_times() -> None:
+def test_each_vehicle_uses_the_travel_times_of_its_speed() -> None:
     d, _ = _mixed(1)
-    for ids in speed_classes(d, "muroran", NOW):
-        zp = build_problem(d, "muroran", NOW, ids)
-        if zp is None:
-            continue
-        speed = zp.vehicles[0].vtype.speed_kmh
-        pts = np.array([s.latlon for s in zp.node_stop.values()], dtype=np.float64)
-        n0 = sorted(zp.node_stop)[:2]
-        want = d.travel.matrix(pts[:2], pts[:2], speed)
-        assert np.allclose(zp.problem.travel[np.ix_(n0, n0)], want)
+    zp = build_problem(d, "muroran", NOW)
+    assert zp is not None
+    p = zp.problem
+    assert p.n_profiles == 2  # shuttle (16 km/h) and van (28 km/h), slowest first
+    speeds = [SHUTTLE.speed_kmh, VAN.speed_kmh]
+    assert [speeds[q] for q in p.vehicle_profile] == [v.vtype.speed_kmh for v in zp.vehicles]
+    nodes = sorted(zp.node_stop)[:3]
+    pts = np.array([zp.node_stop[n].latlon for n in nodes], dtype=np.float64)
+    for k, v in enumerate(zp.vehicles):
+        want = d.travel.matrix(pts, pts, v.vtype.speed_kmh)
+        assert np.allclose(p.vehicle_travel(k)[np.ix_(nodes, nodes)], want)
+    # One cost for every vehicle: metres driven.
+    assert np.allclose(p.cost[np.ix_(nodes, nodes)], d.travel.distance_m(pts, pts))
+
+
+def _shuttle_ride_and_a_van_nearby() -> tuple[Dispatcher, Ride]:
+    """A shuttle far from a ride it was booked on (the only vehicle then); a van then comes on
+    shift right at the ride's origin, so the ride is cheaper on the van, and feasible."""
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    d = build_dispatcher([zone], 1, (NOW - 600, NOW + 6 * 3600), 7, vtype=SHUTTLE)
+    shuttle = d.vehicles()[0]
+    rng = np.random.default_rng(7)
+    pts = zone.random_points(rng, 200)
+    far = pts[np.argsort(np.hypot(*(pts - np.array(shuttle.depot)).T))]
+    rides = []
+    for k in range(2):
+        # Two short rides far from the shuttle's depot: one origin, two nearby destinations.
+        a, b = far[-1], far[-2 - k]
+        r = d.request_ride(
+            RideRequest(
+                origin=(float(a[0]), float(a[1])),
+                destination=(float(b[0]), float(b[1])),
+                requested_at=NOW,
+                earliest_pickup=NOW + 1800 + 900 * k,
+                request_id=f"r{k}",
+                user_id="u",
+            ),
+            now=NOW,
+        )
+        assert isinstance(r, Ride) and r.vehicle_id == shuttle.vehicle_id
+        rides.append(r)
+    origin = (float(far[-1, 0]), float(far[-1, 1]))
+    d.add_vehicle(
+        Vehicle(
+            "van-0", VAN, origin, NOW - 600, NOW + 6 * 3600, origin, NOW - 600, zone_id="muroran"
+        )
+    )
+    return d, rides[0]
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_a_ride_moves_from_the_shuttle_to_a_cheaper_van(solver: str) -> None:
+    d, ride = _shuttle_ride_and_a_van_nearby()
+    before = _driving(d)
+    window = (ride.pickup_window, ride.latest_arrival)
+    applied = reoptimise_zone(d, "muroran", NOW, time_limit_s=2.0, solver=solver, iterations=200)
+    assert applied == 2  # the shuttle's plan and the van's
+    assert ride.vehicle_id == "van-0"
+    assert {s.ride_id for s in d.vehicle("van-0").plan} == {"r0", "r1"}
+    assert d.vehicle("muroran-v0").plan == []  # the shuttle has nothing left to do
+    assert _driving(d) < before
+    assert (ride.pickup_window, ride.latest_arrival) == window
+    assert plan_violations(d, NOW) == []
 
 
 def _plans(d: Dispatcher) -> dict[str, list[int]]:
