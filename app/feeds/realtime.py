@@ -74,12 +74,15 @@ class RealtimeHub:
         self._version = 0  # bumps on every change; cached states carry it
         self._cache: dict[tuple[int, dt.date], RealtimeState] = {}
         self._matcher: tuple[int, TripMatcher] | None = None
+        self._next_expiry = float("inf")  # when the least recently stated entity expires
         self.ingested = 0
 
     def _changed(self) -> None:
-        """Invalidate derived overlays (call with the lock held)."""
+        """Invalidate derived overlays and re-arm the expiry (call with the lock held)."""
         self._version += 1
         self._cache.clear()
+        oldest = [t for st in self._sources.values() if (t := st.oldest()) is not None]
+        self._next_expiry = min(oldest) + self.max_age_s if oldest else float("inf")
 
     def ingest(self, feed: RealtimeFeed, source: str = "default") -> MergeResult:
         """Apply ``feed`` to ``source``'s entities (replace, or upsert/delete when
@@ -167,11 +170,17 @@ class RealtimeHub:
 
     def _expire(self) -> None:
         """Drop entities not restated within ``max_age_s`` (cheap when none is due)."""
-        before = self.clock() - self.max_age_s
+        now = self.clock()
+        if now < self._next_expiry:  # every query passes here: no scan until one is due
+            return
+        before = now - self.max_age_s
         with self._lock:
             dropped = sum(st.expire(before) for st in self._sources.values())
             if dropped:
                 self._changed()
+                log.info(
+                    "realtime: %d entities not restated for %.0f s expired", dropped, self.max_age_s
+                )
 
     def snapshots(self) -> dict[str, RealtimeFeed]:
         """The current entities of each source, as FULL_DATASET feeds."""
