@@ -97,19 +97,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     if args.workers > 1 and not settings.redis_url:
-        # In-process events and login counters would silently split between the workers.
+        # In-process events, login counters and on-demand zones would split between workers.
         print(
-            "error: --workers > 1 needs REDIS_URL (events, login rate limits are shared "
-            "through Redis)",
+            "error: --workers > 1 needs REDIS_URL (events, login rate limits and the on-demand "
+            "dispatcher's zones are shared through Redis)",
             file=sys.stderr,
         )
         return 2
-    if args.workers > 1:
-        print(
-            "warning: on-demand rides and vehicles live in each worker's memory (they are not "
-            "shared between workers yet): run one worker when riders book on-demand rides",
-            file=sys.stderr,
-        )
     # Workers are separate processes: hand them the choices through the environment.
     if args.demo is not None:
         os.environ["TSUNAGU_DEMO"] = "true" if args.demo else "false"

@@ -8,7 +8,9 @@ district's stops (farthest-point order, the shuttle at the station).
 
 Nothing new is persisted: the zone and fleet live in the dispatcher, as operators' zones do, so
 a start builds them once into that dispatcher and a repeated install (or a snapshot restored
-with the zone) finds them and adds nothing.
+with the zone) finds them and adds nothing. In cluster mode (``REDIS_URL``) the zone and fleet
+are one row of the shared zone catalog, inserted once by whichever process starts first, and
+only the process owning the zone drives it (its loop starts and stops with the zone's lease).
 
 Nobody drives the demo vehicles, so an asyncio task (started and stopped with the app) does:
 every ``demo_tick_s`` wall seconds it moves them along their plans up to the dispatcher's "now"
@@ -503,6 +505,93 @@ class DemoLoop:
             self.task.cancel()
 
 
+# --- cluster mode (REDIS_URL): the demo zone is one catalog row, its loop runs on its owner ----
+def install_demo_catalog(
+    engine: Engine, tt: CompiledTimetable, spec: DemoZoneSpec = DEFAULT_SPEC
+) -> DemoCity | None:
+    """Cluster mode's :func:`install_demo_city`: insert the demo zone's catalog row with its
+    fleet in the first snapshot, once across every process (the insert is idempotent); None
+    when the catalog holds other zones (an operator's set-up is never mixed with the demo)."""
+    from app.dispatch_store import catalog_zones, insert_zone
+    from dispatch.scale_out import zone_snapshot
+    from dispatch.travel_times import StraightLineTravelTimes
+
+    now = time.time()
+    zone, stops = build_demo_zone(tt, spec, now)
+    fleet = demo_vehicles(zone, stops, now, spec)
+    ids, _ = catalog_zones(engine, definitions=False)
+    others = sorted(z for z in ids if z != spec.zone_id)
+    if others:
+        log.info("demo_zone_skipped", reason="the catalog holds other zones", zones=others)
+        return None
+    scratch = Dispatcher(StraightLineTravelTimes(1.3))  # only to write the first snapshot
+    scratch.add_zone(zone)
+    for v in fleet:
+        scratch.add_vehicle(v)
+    created = insert_zone(engine, zone, zone_snapshot(scratch, zone.zone_id))
+    if created:
+        log.info("demo_zone_created", zone_id=zone.zone_id, vehicles=[v.vehicle_id for v in fleet])
+    return DemoCity(zone, stops, [v.vehicle_id for v in fleet], created)
+
+
+async def shared_clock_origin(redis: Any, key: str) -> float:
+    """The wall time the accelerated demo clock started, the same in every process (the first
+    to start sets it; Redis ``SET NX``). It lasts a day: a cluster started later begins a new
+    demo day rather than jumping ``scale`` times its downtime ahead."""
+    await redis.set(key, repr(time.time()), nx=True, ex=86400)
+    return float(await redis.get(key))
+
+
+async def _start_cluster_demo(
+    services: Services, gateway: Any, tt: CompiledTimetable, spec: DemoZoneSpec
+) -> DemoCity | None:
+    """Every process knows the demo city (``GET /api/v1/demo``); only the zone's owner drives
+    its fleet and riders, started when it takes the zone and stopped when it leaves it."""
+    s = services.settings
+    try:
+        city = await asyncio.to_thread(install_demo_catalog, services.engine, tt, spec)
+    except (DemoSetupError, ValueError) as exc:
+        log.warning("demo_fleet_skipped", reason=str(exc))
+        return None
+    if city is None:
+        return None
+    await gateway.worker.sync()  # the zone has an owner from here on
+    d: Dispatcher = services.dispatcher
+    if s.demo_time_scale != 1.0:
+        clock = ScaledClock(s.demo_time_scale, d.clock)
+        clock.t0 = await shared_clock_origin(gateway.redis, f"{s.redis_prefix}demo.clock_origin")
+        d.clock = clock
+        city.time_scale = s.demo_time_scale
+    user_id = ""
+    if s.demo_riders_per_hour > 0:
+        user_id = await asyncio.to_thread(
+            ensure_demo_rider, services.engine, services.identity.passwords
+        )
+
+    async def on_acquire(zone_id: str) -> None:
+        if zone_id != city.zone.zone_id:
+            return
+        city.riders = DemoRiders(
+            d, zone_id, city.stops, user_id, s.demo_riders_per_hour, s.demo_seed
+        )
+        city.loop = DemoLoop(city.riders, d.clock, s.demo_tick_s)
+        city.loop.start()
+
+    async def on_release(zone_id: str) -> None:
+        if zone_id != city.zone.zone_id or city.loop is None:
+            return
+        loop, city.loop, city.riders = city.loop, None, None
+        await loop.stop()
+
+    await gateway.add_zone_hooks(on_acquire, on_release)
+
+    async def stop() -> None:
+        await on_release(city.zone.zone_id)
+
+    services.on_stop.append(stop)
+    return city
+
+
 # --- start-up hook --------------------------------------------------------------------------------
 async def start_demo_fleet(services: Services) -> None:
     """Start-up hook (after ``app.dispatch_service:start_dispatcher``)."""
@@ -516,6 +605,23 @@ async def start_demo_fleet(services: Services) -> None:
         return
     # ``dispatch_demo_vehicles`` vans plus the autonomous shuttle (a mixed fleet on purpose).
     spec = replace(DEFAULT_SPEC, fleet=((VAN, s.dispatch_demo_vehicles), (SHUTTLE, 1)))
+    gateway = services.dispatch
+    if getattr(gateway, "worker", None) is not None:
+        cluster_city = await _start_cluster_demo(services, gateway, tt, spec)
+        if cluster_city is not None:
+            services.demo_city = cluster_city
+
+            async def cluster_readiness() -> dict[str, Any]:
+                assert cluster_city is not None
+                loop = cluster_city.loop
+                return {
+                    "ok": loop is None or loop.running,
+                    "zone": cluster_city.zone.zone_id,
+                    "driven_here": loop is not None,
+                }
+
+            services.readiness["demo_fleet"] = cluster_readiness
+        return
     try:
         city = await asyncio.to_thread(install_demo_city, d, tt, spec)
     except (DemoSetupError, ValueError) as exc:

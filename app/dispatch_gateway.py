@@ -349,6 +349,7 @@ class ClusterGateway:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.acquire_hooks: list[ZoneHook] = []
         self.release_hooks: list[ZoneHook] = []
 
@@ -374,8 +375,20 @@ class ClusterGateway:
             asyncio.create_task(self._listen_replies(replies), name="dispatch-replies"),
             asyncio.create_task(self._listen_queries(queries), name="dispatch-queries"),
         ]
+        self.loop = asyncio.get_running_loop()
         await self.worker.sync()
         self.worker.start()
+
+    def sync_from_thread(self, timeout_s: float = 30.0) -> None:
+        """:meth:`ZoneWorker.sync` from a worker thread (publishing a feed), waited for: the
+        zones just added to the catalog have an owner when this returns."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.worker.sync(), self.loop)
+        try:
+            fut.result(timeout_s)
+        except Exception as exc:  # the keeper picks the zones up at its next pass anyway
+            log.warning("dispatch_sync_failed", error=repr(exc))
 
     async def close(self, *, release: bool = True) -> None:
         """Stop the worker (saving and releasing its zones), the listeners and Redis."""
@@ -683,9 +696,9 @@ class ClusterGateway:
         return await self._command(zid, msg)
 
     # --- the whole fleet for the GTFS-RT export ---------------------------------------------------
-    def fleet_dispatcher(self) -> Dispatcher:
-        """A scratch dispatcher with every zone: owned ones as they are live (same objects),
-        the others restored from their last saved state (synchronous: call in a thread)."""
+    def others_dispatcher(self) -> Dispatcher:
+        """A scratch dispatcher with the zones other processes own, restored from their last
+        saved state (synchronous: call in a thread)."""
         scratch = Dispatcher(
             self.dispatcher.travel, self.dispatcher.rules, clock=self.dispatcher.clock
         )

@@ -154,9 +154,11 @@ def insert_zone(engine: Engine, zone: ServiceZone, state: str = "") -> bool:
     return True
 
 
-def catalog_zones(engine: Engine, known: Collection[str] = ()) -> tuple[list[str], list[Any]]:
-    """Every catalogued zone id, and the definitions of those not in ``known`` (the state
-    column, possibly large, is not read).
+def catalog_zones(
+    engine: Engine, known: Collection[str] = (), *, definitions: bool = True
+) -> tuple[list[str], list[Any]]:
+    """Every catalogued zone id, and the definitions of those not in ``known`` (none with
+    ``definitions=False``; the state column, possibly large, is never read).
 
     Returns
     -------
@@ -166,7 +168,7 @@ def catalog_zones(engine: Engine, known: Collection[str] = ()) -> tuple[list[str
     """
     with Session(engine) as db:
         ids = list(db.exec(select(ZoneStateRecord.zone_id).order_by(ZoneStateRecord.zone_id)))
-        new = [z for z in ids if z not in known]
+        new = [z for z in ids if z not in known] if definitions else []
         rows = (
             db.exec(
                 select(ZoneStateRecord.zone_id, ZoneStateRecord.zone).where(

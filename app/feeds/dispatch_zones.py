@@ -5,7 +5,8 @@ service hours and booking notice) is served by ``services.dispatcher`` as zone
 ``"{feed_id}:{location_id}"``. Synced at start-up (after the dispatcher), after every publish
 or rollback, and when a worker adopts a publish made elsewhere. A zone whose feed is no longer
 published is removed only while it has no vehicle (removing it would drop their rides); the
-dispatcher keeps it otherwise.
+dispatcher keeps it otherwise. In cluster mode (``REDIS_URL``) the zones go to the shared
+catalog (``app.dispatch_gateway``) and are never removed from it.
 """
 
 from __future__ import annotations
@@ -76,16 +77,11 @@ def sync_flex_zones(services: Any) -> dict[str, list[str]]:
     registry, dispatcher = services.feeds, services.dispatcher
     if registry is None or dispatcher is None:
         return out
+    if getattr(services.dispatch, "worker", None) is not None:
+        return _sync_cluster(services, out)
     with _lock:
         owned: set[str] = getattr(registry, "flex_zone_ids", set())
-        wanted: dict[str, Any] = {}
-        for pv in registry.network.versions:
-            try:
-                zones = flex_zones_of(pv.feed_id, registry.store.original(pv.version_id))
-            except Exception:  # a zone problem must never break publishing
-                log.exception("flex zones of %s v%d", pv.feed_id, pv.version_id)
-                continue
-            wanted.update((z.zone_id, z) for z in zones)
+        wanted = _wanted(registry)
         present = {z.zone_id for z in dispatcher.zones()}
         for zid, zone in sorted(wanted.items()):
             if zid not in present:
@@ -101,6 +97,40 @@ def sync_flex_zones(services: Any) -> dict[str, list[str]]:
                 out["removed"].append(zid)
         registry.flex_zone_ids = set(wanted) | set(out["kept"])
     if out["added"] or out["removed"]:
+        log.info("flex zones: %s", out)
+    return out
+
+
+def _wanted(registry: Any) -> dict[str, Any]:
+    wanted: dict[str, Any] = {}
+    for pv in registry.network.versions:
+        try:
+            zones = flex_zones_of(pv.feed_id, registry.store.original(pv.version_id))
+        except Exception:  # a zone problem must never break publishing
+            log.exception("flex zones of %s v%d", pv.feed_id, pv.version_id)
+            continue
+        wanted.update((z.zone_id, z) for z in zones)
+    return wanted
+
+
+def _sync_cluster(services: Any, out: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Cluster mode: add the published zones to the shared catalog (every process may do it
+    at once: the insert is idempotent), then let this process's worker lease the new ones, so
+    each has an owner when the publish answers. Unpublished zones stay in the catalog (kept):
+    their owner may hold bookings, and another process's save would bring the row back."""
+    from app.dispatch_store import insert_zone
+
+    gateway = services.dispatch
+    with _lock:
+        wanted = _wanted(services.feeds)
+        for zid, zone in sorted(wanted.items()):
+            if insert_zone(services.engine, zone):
+                out["added"].append(zid)
+        owned: set[str] = getattr(services.feeds, "flex_zone_ids", set())
+        out["kept"] = sorted(owned - set(wanted))
+        services.feeds.flex_zone_ids = set(wanted) | set(out["kept"])
+    if out["added"]:
+        gateway.sync_from_thread()
         log.info("flex zones: %s", out)
     return out
 

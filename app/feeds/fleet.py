@@ -5,6 +5,8 @@ turns that into :class:`gtfs.realtime.FleetVehicle` / :class:`gtfs.realtime.Flee
 ``/api/v1/realtime/vehicle-positions.pb`` and ``/trip-updates.pb``. On-demand stops are not in
 any static GTFS, so each planned stop gets the id ``"{ride_id}:{pickup|dropoff}"`` and each
 vehicle's remaining plan is one ADDED trip ``"ondemand-{vehicle_id}"`` on route ``zone_id``.
+In cluster mode (``REDIS_URL``) every zone is listed: those this process owns live, the
+others from their last saved snapshot (``ClusterGateway.others_dispatcher``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ def _bearing(a: tuple[float, float], b: tuple[float, float]) -> float | None:
     x = math.sin(dlon) * math.cos(lat2)
     y = math.cos(lat1) * math.sin(lat2) - math.sin(lat1) * math.cos(lat2) * math.cos(dlon)
     return (math.degrees(math.atan2(x, y)) + 360.0) % 360.0
+
+
+#: A position older than this says nothing about whether the vehicle is moving now.
+MOVING_REPORT_S = 60.0
+
+
+def _speed(v: Any, first: Any, now: float) -> float | None:
+    """The vehicle type's cruising speed (m/s) while it drives a leg: a plan ahead, away
+    from its next stop, and a fresh position report; None otherwise (waiting, idle, unknown)."""
+    if first is None or v.position_time <= 0 or now - v.position_time > MOVING_REPORT_S:
+        return None
+    if (float(v.position[0]), float(v.position[1])) == tuple(first.latlon):
+        return None
+    return float(v.vtype.speed_kmh) / 3.6
 
 
 def stop_id_of(ride_id: str, kind: str) -> str:
@@ -74,6 +90,7 @@ def fleet_snapshot(dispatcher: Any, now: float | None = None) -> tuple[list[Any]
                             min(v.position_time, t_now) if v.position_time > 0 else t_now
                         ),
                         bearing=_bearing(position, first.latlon) if first else None,
+                        speed=_speed(v, first, t_now),
                         trip_id=trip_id_of(v.vehicle_id) if first else None,
                         route_id=zone.zone_id if first else None,
                         stop_id=stop_id_of(first.ride_id, str(first.kind)) if first else None,
@@ -118,6 +135,14 @@ def attach_fleet_provider(services: Any) -> None:
         dispatcher = services.dispatcher
         if dispatcher is None:
             return [], []
-        return fleet_snapshot(dispatcher)
+        vehicles, trips = fleet_snapshot(dispatcher)
+        others = getattr(services.dispatch, "others_dispatcher", None)
+        if others is not None:
+            # Cluster mode: this process holds only the zones it owns; the others' vehicles
+            # come from their last saved state (at most a save interval old).
+            now = float(dispatcher.clock())
+            more_vehicles, more_trips = fleet_snapshot(others(), now)
+            vehicles, trips = vehicles + more_vehicles, trips + more_trips
+        return vehicles, trips
 
     registry.fleet_provider = provider
