@@ -120,7 +120,8 @@ def _python_reference(
     return np.asarray(arr), np.asarray(dep)
 
 
-def bench_overlay(repeats: int) -> dict[str, Any]:
+def _nyc() -> tuple[CompiledTimetable, dt.date]:
+    """The NYC subway timetable and a Wednesday it runs."""
     tt = compile_timetable(read_feed(DATA / "gtfs" / "us_nyc_subway_2routes.zip"))
     day = next(
         tt.service_start + dt.timedelta(days=d)
@@ -128,6 +129,11 @@ def bench_overlay(repeats: int) -> dict[str, Any]:
         if (tt.service_start + dt.timedelta(days=d)).weekday() == 2
         and tt.active_trips(tt.service_start + dt.timedelta(days=d)).any()
     )
+    return tt, day
+
+
+def bench_overlay(repeats: int) -> dict[str, Any]:
+    tt, day = _nyc()
     t_matcher, m = _median(lambda: TripMatcher(tt), repeats)
     updates = _updates(tt, m, day)
     t_np, rt = _median(lambda: apply_trip_updates(tt, updates, day, matcher=m), repeats)
@@ -146,13 +152,7 @@ def bench_overlay(repeats: int) -> dict[str, Any]:
 
 
 def _overlay_case() -> tuple[CompiledTimetable, TripMatcher, dt.date, list[TripUpdate]]:
-    tt = compile_timetable(read_feed(DATA / "gtfs" / "us_nyc_subway_2routes.zip"))
-    day = next(
-        tt.service_start + dt.timedelta(days=d)
-        for d in range(tt.service_days.shape[1])
-        if (tt.service_start + dt.timedelta(days=d)).weekday() == 2
-        and tt.active_trips(tt.service_start + dt.timedelta(days=d)).any()
-    )
+    tt, day = _nyc()
     m = TripMatcher(tt)
     return tt, m, day, _updates(tt, m, day)
 

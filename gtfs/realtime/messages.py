@@ -291,17 +291,16 @@ def read_feed_file(path: str | Path) -> RealtimeFeed:
 
 
 # --- dataclasses -> protobuf (the inverse of parse_feed) ------------------------------------
+def _copy(out: object, src: object, names: tuple[str, ...], prefix: str = "") -> None:
+    """Set each optional scalar ``out.name`` from ``src.<prefix>name`` when it is not None."""
+    for name in names:
+        value = getattr(src, prefix + name)
+        if value is not None:
+            setattr(out, name, value)
+
+
 def _set_trip(out: pb.TripDescriptor, t: TripDescriptor) -> None:
-    if t.trip_id is not None:
-        out.trip_id = t.trip_id
-    if t.route_id is not None:
-        out.route_id = t.route_id
-    if t.direction_id is not None:
-        out.direction_id = t.direction_id
-    if t.start_time is not None:
-        out.start_time = t.start_time
-    if t.start_date is not None:
-        out.start_date = t.start_date
+    _copy(out, t, ("trip_id", "route_id", "direction_id", "start_time", "start_date"))
     out.schedule_relationship = pb.TripDescriptor.ScheduleRelationship.Value(
         t.schedule_relationship
     )
@@ -309,12 +308,7 @@ def _set_trip(out: pb.TripDescriptor, t: TripDescriptor) -> None:
 
 def _set_event(out: pb.TripUpdate.StopTimeEvent, e: StopTimeEvent) -> None:
     out.SetInParent()  # an event with no field set is still "present"
-    if e.delay is not None:
-        out.delay = e.delay
-    if e.time is not None:
-        out.time = e.time
-    if e.uncertainty is not None:
-        out.uncertainty = e.uncertainty
+    _copy(out, e, ("delay", "time", "uncertainty"))
 
 
 def _set_translated(out: pb.TranslatedString, texts: dict[str, str]) -> None:
@@ -327,18 +321,11 @@ def _set_translated(out: pb.TranslatedString, texts: dict[str, str]) -> None:
 
 def _set_trip_update(out: pb.TripUpdate, tu: TripUpdate) -> None:
     _set_trip(out.trip, tu.trip)
-    if tu.vehicle_id is not None:
-        out.vehicle.id = tu.vehicle_id
-    if tu.timestamp is not None:
-        out.timestamp = tu.timestamp
-    if tu.delay is not None:
-        out.delay = tu.delay
+    _copy(out.vehicle, tu, ("id",), prefix="vehicle_")
+    _copy(out, tu, ("timestamp", "delay"))
     for s in tu.stop_time_updates:
         o = out.stop_time_update.add()
-        if s.stop_sequence is not None:
-            o.stop_sequence = s.stop_sequence
-        if s.stop_id is not None:
-            o.stop_id = s.stop_id
+        _copy(o, s, ("stop_sequence", "stop_id"))
         if s.arrival is not None:
             _set_event(o.arrival, s.arrival)
         if s.departure is not None:
@@ -349,24 +336,14 @@ def _set_trip_update(out: pb.TripUpdate, tu: TripUpdate) -> None:
 
 
 def _set_vehicle(out: pb.VehiclePosition, v: VehiclePosition) -> None:
-    if v.vehicle_id is not None:
-        out.vehicle.id = v.vehicle_id
-    if v.label is not None:
-        out.vehicle.label = v.label
+    _copy(out.vehicle, v, ("id",), prefix="vehicle_")
+    _copy(out.vehicle, v, ("label",))
     out.position.latitude = v.latitude
     out.position.longitude = v.longitude
-    if v.bearing is not None:
-        out.position.bearing = v.bearing
-    if v.speed is not None:
-        out.position.speed = v.speed
-    if v.timestamp is not None:
-        out.timestamp = v.timestamp
+    _copy(out.position, v, ("bearing", "speed"))
+    _copy(out, v, ("timestamp", "stop_id", "current_stop_sequence"))
     if v.trip is not None:
         _set_trip(out.trip, v.trip)
-    if v.stop_id is not None:
-        out.stop_id = v.stop_id
-    if v.current_stop_sequence is not None:
-        out.current_stop_sequence = v.current_stop_sequence
     if v.current_status is not None:
         out.current_status = pb.VehiclePosition.VehicleStopStatus.Value(v.current_status)
     if v.occupancy_status is not None:
@@ -382,18 +359,9 @@ def _set_alert(out: pb.Alert, a: Alert) -> None:
             p.end = end
     for e in a.informed_entities:
         ie = out.informed_entity.add()
-        if e.agency_id is not None:
-            ie.agency_id = e.agency_id
-        if e.route_id is not None:
-            ie.route_id = e.route_id
-        if e.route_type is not None:
-            ie.route_type = e.route_type
-        if e.direction_id is not None:
-            ie.direction_id = e.direction_id
+        _copy(ie, e, ("agency_id", "route_id", "route_type", "direction_id", "stop_id"))
         if e.trip is not None:
             _set_trip(ie.trip, e.trip)
-        if e.stop_id is not None:
-            ie.stop_id = e.stop_id
     out.cause = pb.Alert.Cause.Value(a.cause)
     out.effect = pb.Alert.Effect.Value(a.effect)
     _set_translated(out.header_text, a.header_text)
