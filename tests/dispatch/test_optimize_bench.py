@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import darp
+from tests.dispatch.test_problem import two_speed_problem
 
 
 def test_bench_darp_writes_rows(tmp_path: Path, shared_data: Path) -> None:
@@ -31,3 +34,8 @@ def test_bench_darp_writes_rows(tmp_path: Path, shared_data: Path) -> None:
     assert data["all_served"] is True
     (ll,) = data["lilim"]
     assert ll["alns"]["unserved"] == 0 and ll["pyvrp"]["vehicles"] >= 1
+
+
+def test_pyvrp_comparison_refuses_several_travel_profiles() -> None:
+    with pytest.raises(ValueError, match="single travel profile"):
+        darp._pyvrp(two_speed_problem("window"), time_limit=0.1)
