@@ -2,12 +2,15 @@
 
     tsunagu simulate [--feed FLEX.zip] [--rate R] [--vans N] [--from HH:MM] [--to HH:MM]
                      [--reopt-every S] [--reopt-limit S] [--seed K] [--json PATH]
+                     [--peaks "07:00-09:00=0.7,17:00-19:00=0.7"]
 
 Riders (Poisson demand with hotspots, ``dispatch.simulation.demand``) request rides in every
 polygon zone of a GTFS-Flex feed (by default the real CobbLinc feed of the shared data); the
 dispatcher quotes and books them by insertion, optionally re-optimising every ``--reopt-every``
 simulated seconds; the day ends with the service KPIs (served share, waits, detours,
-vehicle-km) and a check that no request was lost or served twice.
+vehicle-km) and a check that no request was lost or served twice. ``--peaks`` sets time-of-day
+speed windows (local time of the zones): quotes, promises and the simulated vehicles all drive
+through them (``dispatch.time_dependent``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ def register(sub: Any) -> None:
     p.add_argument("--no-reopt", action="store_true", help="insertion only")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="write the KPIs as JSON here")
+    p.add_argument(
+        "--peaks",
+        default="",
+        help='speed windows, e.g. "07:00-09:00=0.7,17:00-19:00=0.7" (default: free flow)',
+    )
     p.set_defaults(func=cmd_simulate)
 
 
@@ -58,15 +66,20 @@ def simulate_day(
     reopt_every_s: float | None,
     reopt_limit_s: float,
     seed: int,
+    peaks: str = "",
 ) -> dict[str, Any]:
     """Run the day; the KPIs (``dispatch.simulation.kpis.Kpis``) plus ``zones``,
-    ``requests_generated``, ``problems`` (lost, duplicated or infeasible) and ``wall_s``."""
+    ``requests_generated``, ``problems`` (lost, duplicated or infeasible), ``speed_windows``
+    and ``wall_s``. ``peaks``: speed windows in the text form of
+    :func:`~dispatch.time_dependent.parse_speed_windows` (``ValueError`` if malformed)."""
     from dispatch.flex_zones import load_flex_zones
     from dispatch.reoptimize import reoptimise_zone
     from dispatch.simulation.demand import DemandModel, generate_requests
     from dispatch.simulation.scenario import build_dispatcher
     from dispatch.simulation.simulator import Simulator, lost_or_duplicated
+    from dispatch.time_dependent import parse_speed_windows
 
+    speeds = parse_speed_windows(peaks)
     zones = load_flex_zones(feed)
     requests = []
     for k, zone in enumerate(zones):
@@ -82,7 +95,9 @@ def simulate_day(
             for r in generate_requests(zone, demand, start_s, end_s, seed + k)
         ]
     requests.sort(key=lambda r: (r.requested_at, r.request_id))
-    dispatcher = build_dispatcher(zones, vans_per_zone, (start_s - 3600, end_s + 3600), seed)
+    dispatcher = build_dispatcher(
+        zones, vans_per_zone, (start_s - 3600, end_s + 3600), seed, speeds=speeds
+    )
 
     def reoptimise(now: float) -> int:
         return sum(reoptimise_zone(dispatcher, z.zone_id, now, reopt_limit_s) for z in zones)
@@ -105,6 +120,7 @@ def simulate_day(
         zones=[z.zone_id for z in zones],
         requests_generated=len(requests),
         problems=problems,
+        speed_windows=[list(w) for w in speeds.windows],
         wall_s=round(time.perf_counter() - t0, 3),
     )
     return out
@@ -129,6 +145,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             reopt_every_s=None if args.no_reopt else args.reopt_every,
             reopt_limit_s=args.reopt_limit,
             seed=args.seed,
+            peaks=args.peaks,
         )
     except ValueError as exc:  # bad arguments or a feed without flex zones
         print(f"error: {exc}", file=sys.stderr)

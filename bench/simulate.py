@@ -6,7 +6,10 @@ polygons, 07:00-19:00 service, 2 h to 24 h booking notice), Poisson demand with 
 4 vans per zone. Travel times: the straight-line model by default, or the OSM driving graph
 (``--osm``, ``../shared/data/osm/us_cobb_county_filtered.osm.pbf``).
 
-Run ``python -m bench.simulate [--json PATH] [--rate R] [--osm]``.
+Time-of-day speed factors: ``--peaks "07:00-09:00=0.7,17:00-19:00=0.7"`` (local time; the
+dispatcher and the simulated vehicles drive through them, :mod:`dispatch.time_dependent`).
+
+Run ``python -m bench.simulate [--json PATH] [--rate R] [--osm] [--peaks WINDOWS]``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from dispatch.reoptimize import reoptimise_zone
 from dispatch.simulation.demand import DemandModel, generate_requests
 from dispatch.simulation.scenario import build_dispatcher
 from dispatch.simulation.simulator import Simulator, lost_or_duplicated
+from dispatch.time_dependent import parse_speed_windows
 from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
+from routing.street import TimeOfDaySpeeds
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 START, END = 7 * 3600.0, 19 * 3600.0
@@ -46,6 +51,7 @@ def run(
     reopt_limit_s: float,
     solver: str = "ortools",
     iterations: int | None = None,
+    speeds: TimeOfDaySpeeds | None = None,
 ) -> dict[str, Any]:
     zones = load_flex_zones(DATA / "gtfs" / "us_cobblinc_flex.zip")
     demand = DemandModel(rate_per_hour=rate, notice_s=(2 * 3600.0, 6 * 3600.0))
@@ -62,7 +68,9 @@ def run(
         for i, r in enumerate(requests)
     ]
     requests.sort(key=lambda r: (r.requested_at, r.request_id))
-    d = build_dispatcher(zones, vans, (START - 1800, END + 3600), seed, travel=_travel(osm))
+    d = build_dispatcher(
+        zones, vans, (START - 1800, END + 3600), seed, travel=_travel(osm), speeds=speeds
+    )
 
     def reoptimise(now: float) -> int:
         return sum(
@@ -102,7 +110,16 @@ def main() -> None:
     ap.add_argument(
         "--alns-iterations", type=int, default=None, help="fixed ALNS iterations: reproducible runs"
     )
+    ap.add_argument(
+        "--peaks",
+        default="",
+        help='time-of-day speed windows, e.g. "07:00-09:00=0.7,17:00-19:00=0.7" (free flow if empty)',
+    )
     a = ap.parse_args()
+    try:
+        speeds = parse_speed_windows(a.peaks)
+    except ValueError as exc:
+        ap.error(str(exc))
     results = {}
     for name, reopt in (("insertion", False), ("insertion_reopt", True)):
         r = run(
@@ -115,6 +132,7 @@ def main() -> None:
             a.reopt_limit,
             a.solver,
             a.alns_iterations,
+            speeds,
         )
         results[name] = r
         print(

@@ -115,6 +115,9 @@ def _kernel(
     out_j: IntA,
 ) -> None:
     nv = offsets.shape[0] - 1
+    # Free flow adds legs inline: a call to arrive() per candidate (numba does not inline it)
+    # would make the kernel ~3x slower for nothing.
+    free = starts.shape[0] == 1 and factors[0] == 1.0
     kmax = 1
     for v in range(nv):
         kmax = max(kmax, offsets[v + 1] - offsets[v])
@@ -139,7 +142,8 @@ def _kernel(
         cw = v_wc0[v]
         base_feasible = cs <= v_cap_s[v] and cw <= v_cap_w[v]
         for k in range(n):
-            b = max(arrive(t, s_leg[o + k], starts, factors), s_early[o + k])
+            leg = s_leg[o + k]
+            b = max(t + leg if free else arrive(t, leg, starts, factors), s_early[o + k])
             if b > s_late[o + k] + BASE_TOL:
                 base_feasible = False
             p = s_pair[o + k]
@@ -156,7 +160,8 @@ def _kernel(
                 base_feasible = False
         base_end = t
         base_home = v_pos_depot[v] if n == 0 else s_depot[o + n - 1]
-        if arrive(base_end, base_home, starts, factors) > v_shift_end[v] + BASE_TOL:
+        back = base_end + base_home if free else arrive(base_end, base_home, starts, factors)
+        if back > v_shift_end[v] + BASE_TOL:
             base_feasible = False
         if not base_feasible:
             continue
@@ -171,7 +176,7 @@ def _kernel(
             if load_s + n_s > v_cap_s[v] or load_w + n_w > v_cap_w[v]:
                 continue
             tt_in = v_posP[v] if i == 0 else s_toP[o + i - 1]
-            bp = max(arrive(prev_dep, tt_in, starts, factors), e_p)
+            bp = max(prev_dep + tt_in if free else arrive(prev_dep, tt_in, starts, factors), e_p)
             if bp > l_p + _EPS:
                 continue
             for j in range(i, n + 1):
@@ -197,7 +202,8 @@ def _kernel(
                 settled = False
                 for k in range(i, n + 1):
                     if k == j:
-                        bd = arrive(t, v_PD[v] if j == i else s_toD[o + j - 1], starts, factors)
+                        to_d = v_PD[v] if j == i else s_toD[o + j - 1]
+                        bd = t + to_d if free else arrive(t, to_d, starts, factors)
                         if bd > l_d + _EPS or bd - bp > maxride + _EPS:
                             ok = False
                             break
@@ -210,7 +216,7 @@ def _kernel(
                         tt = s_Dto[o + k]
                     else:
                         tt = s_leg[o + k]
-                    b = max(arrive(t, tt, starts, factors), s_early[o + k])
+                    b = max(t + tt if free else arrive(t, tt, starts, factors), s_early[o + k])
                     if b > s_late[o + k] + _EPS:
                         ok = False
                         break
@@ -229,7 +235,8 @@ def _kernel(
                     continue
                 if not settled:
                     home = v_Ddepot[v] if j == n else s_depot[o + n - 1]
-                    if arrive(t, home, starts, factors) > v_shift_end[v] + _EPS:
+                    back = t + home if free else arrive(t, home, starts, factors)
+                    if back > v_shift_end[v] + _EPS:
                         continue
                 best_cost = cost
                 best_tp = bp

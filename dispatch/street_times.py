@@ -2,9 +2,12 @@
 :class:`~dispatch.travel_times.TravelTimes` protocol.
 
 The dispatcher keys travel times by a vehicle type's speed; each speed maps to the street
-profile of that vehicle type (car, van, low-speed shuttle). Travel times are static (free flow):
-plans promise windows hours ahead, and a plan must not become infeasible because a departure
-time crossed into a peak-hour window.
+profile of that vehicle type (car, van, low-speed shuttle). The matrices here are free flow;
+time-of-day speed factors are a configuration of the dispatcher
+(``Dispatcher(..., speeds=TimeOfDaySpeeds)``), which drives every free-flow leg through the
+zone's speed periods with the FIFO model of :mod:`dispatch.time_dependent`: a later departure
+never arrives earlier, so a plan made off-peak stays consistent when its legs cross into a peak
+(a simple ``free_flow / factor(departure)`` would not be FIFO).
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ def test_simulate_a_morning_in_the_flex_zones(
         (["--vans", "0"], "--vans >= 1"),
         (["--feed", "/nonexistent/flex.zip"], "no such feed"),
         (["--feed", "{muroran}"], "no GTFS-Flex polygon zone"),
+        (["--peaks", "08:00-09:00=0.7,08:30-10:00=0.5"], "overlap"),
+        (["--peaks", "08:00-09:00=0"], "the factor must be a positive number"),
+        (["--peaks", "8am-9am=0.7"], "'8am' is not a time"),
     ],
 )
 def test_simulate_bad_arguments(
@@ -61,3 +64,18 @@ def test_simulate_bad_arguments(
     args = [a.replace("{muroran}", muroran) for a in args]
     assert cli.main(["simulate", *args], settings=settings) == 2
     assert message in capsys.readouterr().err
+
+
+def test_simulate_a_morning_through_the_rush_hour(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "kpis.json"
+    argv = ["simulate", "--rate", "4", "--vans", "2", "--from", "08:00", "--to", "09:00"]
+    peaks = ["--peaks", "07:00-08:30=0.6,08:45-10:00=0.8", "--no-reopt", "--json", str(out)]
+    assert cli.main([*argv, *peaks], settings=settings) == 0
+    kpis = json.loads(out.read_text())
+    assert kpis["speed_windows"] == [[25_200, 30_600, 0.6], [31_500, 36_000, 0.8]]
+    # The vehicles drove through the peaks and every promise held.
+    assert kpis["problems"] == []
+    assert kpis["served"] > 0
+    assert kpis["served"] + sum(kpis["rejected"].values()) == kpis["requests"]
