@@ -29,7 +29,6 @@ import numpy as np
 import structlog
 
 from dispatch.dispatcher import Dispatcher
-from dispatch.insertion_reference import simulate
 from dispatch.optimize.alns import solve_alns
 from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.ortools_model import solve_ortools
@@ -54,14 +53,21 @@ class ZoneProblem:
 
 
 def build_problem(
-    d: Dispatcher, zone_id: str, now: float, vehicle_ids: Collection[str] | None = None
+    d: Dispatcher,
+    zone_id: str,
+    now: float,
+    vehicle_ids: Collection[str] | None = None,
+    peak_aware: bool = True,
 ) -> ZoneProblem | None:
     """The live state of the zone's vehicles on shift (only ``vehicle_ids`` when given) as one
     DARP problem; None when there is nothing to improve.
 
     Travel profile ``q`` is the travel-time matrix at the ``q``-th distinct speed of those
-    vehicles (slowest first); each vehicle uses the profile of its own speed. The cost matrix
-    is the driving distance in metres (``d.travel.distance_m``), shared by every vehicle.
+    vehicles (slowest first); each vehicle uses the profile of its own speed. The matrices are
+    free-flow times divided by the zone's slowest time-of-day speed factor until the last
+    planned window closes (``peak_aware``; ``False``: free flow), so that legs falling in a
+    peak still fit. The cost matrix is the driving distance in metres
+    (``d.travel.distance_m``), shared by every vehicle.
     """
     zs = d.zone_state(zone_id)
     with zs.lock:
@@ -140,6 +146,9 @@ def build_problem(
         current.append(route)
     arr = np.array(pts, dtype=np.float64)
     travel = np.stack([d.travel.matrix(arr, arr, speed) for speed in speeds])
+    if peak_aware:
+        last = max(s.latest for plan in plans.values() for s in plan)
+        travel = travel / d.slowest_speed_factor(now, max(now, last), zone_id)
     problem = Problem.build(
         travel,
         early,
@@ -203,10 +212,17 @@ def reoptimise_zone(
     zp = build_problem(d, zone_id, now)
     if zp is None:
         return 0
-    p = zp.problem
-    times, ok = schedule_routes(kernel_data(p), zp.current)
+    times, ok = schedule_routes(kernel_data(zp.problem), zp.current)
+    if not all(ok):
+        # The plans in force do not fit the peak's slowest speed everywhere (they are checked
+        # leg by leg through the speed periods): plan on free-flow times instead; the
+        # dispatcher's time-dependent check still refuses a plan a peak would make late.
+        zp = build_problem(d, zone_id, now, peak_aware=False)
+        assert zp is not None
+        times, ok = schedule_routes(kernel_data(zp.problem), zp.current)
     if not all(ok):
         return 0  # the plans in force are late already: nothing safe to compare against
+    p = zp.problem
     warm = Solution(routes=zp.current, times=times, cost=solution_cost(p, zp.current))
     sol = _solve(p, warm, time_limit_s, solver, iterations, zone_id)
     # Costs are metres driven: a new plan must save at least one metre to be worth a swap.
@@ -228,9 +244,10 @@ def reoptimise_zone(
 
 
 def _feasible_plan(d: Dispatcher, v: Vehicle, plan: list[Stop], now: float) -> bool:
-    """Our own model agrees the plan keeps every window, capacity and ride time, strictly:
-    a re-optimised plan uses none of the slack tolerated for plans already in force."""
-    return simulate(v, plan, now, d.travel) is not None
+    """Our own model agrees the plan keeps every window, capacity and ride time, strictly
+    (driven through the zone's speed periods): a re-optimised plan uses none of the slack
+    tolerated for plans already in force."""
+    return d.feasible_plan(v, plan, now)
 
 
 class ReoptimizationLoop:

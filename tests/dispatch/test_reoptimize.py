@@ -9,20 +9,24 @@ import pytest
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.problem import solution_cost
-from dispatch.reoptimize import ReoptimizationLoop, build_problem, reoptimise_zone
+from dispatch.reoptimize import ReoptimizationLoop, ZoneProblem, build_problem, reoptimise_zone
 from dispatch.request import RideRequest
 from dispatch.rides import Ride
 from dispatch.simulation.invariants import plan_violations
 from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
+from dispatch.time_dependent import parse_speed_windows
 from dispatch.vehicle import SHUTTLE, VAN, Vehicle
 from dispatch.zone import ServiceZone
+from routing.street import TimeOfDaySpeeds
 
 NOW = 8 * 3600.0
 
 
-def _booked(seed: int, n: int = 14) -> tuple[Dispatcher, list[Ride]]:
+def _booked(
+    seed: int, n: int = 14, speeds: TimeOfDaySpeeds | None = None
+) -> tuple[Dispatcher, list[Ride]]:
     zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
-    d = build_dispatcher([zone], 3, (NOW - 600, NOW + 6 * 3600), seed)
+    d = build_dispatcher([zone], 3, (NOW - 600, NOW + 6 * 3600), seed, speeds=speeds)
     rng = np.random.default_rng(seed)
     pts = zone.random_points(rng, 2 * n)
     rides = []
@@ -296,3 +300,44 @@ def test_a_real_solver_cut_short_never_breaks_the_plans() -> None:
     assert _driving(d) <= before + 1e-6
     assert plan_violations(d, NOW) == []
     assert {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides} == windows
+
+
+@pytest.mark.parametrize(
+    ("windows", "peak_aware"),
+    [
+        # The whole morning is one peak: planning at its speed fits the plans in force.
+        ("07:00-12:00=0.7", [True]),
+        # A short, strong peak later on: slowing every leg to it does not fit the plans in
+        # force, so the pass plans on free-flow times (the dispatcher's check guards).
+        ("09:00-09:30=0.5", [True, False]),
+    ],
+)
+def test_reoptimisation_through_speed_periods_keeps_every_promise(
+    monkeypatch: pytest.MonkeyPatch, windows: str, peak_aware: list[bool]
+) -> None:
+    import dispatch.reoptimize as reopt
+
+    d, rides = _booked(2, speeds=parse_speed_windows(windows))
+    zp = build_problem(d, "muroran", NOW)
+    free = build_problem(d, "muroran", NOW, peak_aware=False)
+    assert zp is not None and free is not None
+    last = max(s.latest for v in d.vehicles() for s in v.plan)
+    factor = d.slowest_speed_factor(NOW, last, "muroran")
+    assert factor < 1.0
+    assert np.allclose(zp.problem.travel * factor, free.problem.travel)
+    calls: list[bool] = []
+
+    def spy(
+        dd: Dispatcher, zone_id: str, now: float, peak_aware: bool = True
+    ) -> ZoneProblem | None:
+        calls.append(peak_aware)
+        return build_problem(dd, zone_id, now, peak_aware=peak_aware)
+
+    monkeypatch.setattr(reopt, "build_problem", spy)
+    before = _driving(d)
+    windows_before = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+    reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=300)
+    assert calls == peak_aware
+    assert _driving(d) <= before + 1e-6
+    assert plan_violations(d, NOW) == []
+    assert {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides} == windows_before
