@@ -84,7 +84,11 @@ class RealtimeHub:
         oldest = [t for st in self._sources.values() if (t := st.oldest()) is not None]
         self._next_expiry = min(oldest) + self.max_age_s if oldest else float("inf")
 
-    def ingest(self, feed: RealtimeFeed, source: str = "default") -> MergeResult:
+    def ingest(self, feed: RealtimeFeed, source: str = "default") -> None:
+        """Apply ``feed`` to ``source``'s entities (the pollers' callback); see :meth:`merge`."""
+        self.merge(feed, source)
+
+    def merge(self, feed: RealtimeFeed, source: str = "default") -> MergeResult:
         """Apply ``feed`` to ``source``'s entities (replace, or upsert/delete when
         DIFFERENTIAL); returns what it changed, with notices."""
         with self._lock:
@@ -114,12 +118,12 @@ class RealtimeHub:
         state for other workers; returns the message and what it changed."""
         feed = parse_feed(data)
         if self.spool_dir is None:
-            return feed, self.ingest(feed, source)
+            return feed, self.merge(feed, source)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         with self._spool_lock, _file_lock(self.spool_dir / f"{source}.lock"):
             # Merge onto what other workers spooled last, then spool the merged state.
             self._sync_source(self.spool_dir / f"{source}.pb")
-            result = self.ingest(feed, source)
+            result = self.merge(feed, source)
             with self._lock:
                 st = self._sources[source]
                 snapshot = encode_feed(st.snapshot())
@@ -129,8 +133,6 @@ class RealtimeHub:
             _write_atomic(dest, snapshot)
             with self._lock:
                 self._seen[source] = dest.stat().st_mtime_ns
-        for notice in result.notices:
-            log.info("realtime source %s: %s", source, notice)
         return feed, result
 
     def _sync_source(self, path: Path) -> bool:
