@@ -42,6 +42,7 @@ from dispatch.vehicle import VEHICLE_TYPES, Onboard, Stop, StopKind, Vehicle, Ve
 from dispatch.zone import ServiceZone
 
 GROUP = "dispatch"
+RECLAIM_BATCH = 100
 log = logging.getLogger("tsunagu.dispatch.scale_out")
 
 
@@ -504,14 +505,21 @@ class ZoneWorker:
         """The zone's task: reclaim stale messages now and then, block on new ones."""
         stream = zone_stream(zid)
         next_reclaim = 0.0
+        # On takeover every pending message is reclaimed at once, whatever its idle time, and
+        # handled before any new one: the commands of a ride keep their order (a booking left
+        # pending by a dead owner comes before its cancellation). The lease guarantees that
+        # the previous owner no longer handles them.
+        takeover = True
         while zid in self.owned:
             try:
                 msgs: list[Any] = []
                 now = time.monotonic()
-                if now >= next_reclaim:
+                if takeover or now >= next_reclaim:
+                    idle = 0 if takeover else self.reclaim_idle_ms
                     msgs = await self.queue.reclaim(
-                        stream, GROUP, self.worker_id, min_idle_ms=self.reclaim_idle_ms
+                        stream, GROUP, self.worker_id, min_idle_ms=idle, count=RECLAIM_BATCH
                     )
+                    takeover = takeover and len(msgs) == RECLAIM_BATCH
                     next_reclaim = now + self.reclaim_idle_ms / 2000.0
                 if not msgs:
                     msgs = await self.queue.read(
@@ -572,6 +580,10 @@ class ZoneWorker:
     async def save_owned(self) -> None:
         """Snapshot every owned zone (re-optimised plans, positions), lease checked first."""
         for zid in sorted(self.owned):
+            if self._lock(zid).locked():
+                # A message is being handled: it saves the zone itself, and waiting here would
+                # hold up the keeper's lease renewals for every other zone.
+                continue
             async with self._lock(zid):
                 if zid not in self.owned or not await self._renew(zid):
                     continue

@@ -4,7 +4,9 @@ crashes mid-batch loses no request and none is booked twice. In-process and real
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -19,7 +21,18 @@ from app.dispatch_service import (
 from app.events import InProcessEventBus, RedisEventBus
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
-from dispatch.scale_out import ZoneWorker, book_message, zone_snapshot, zone_stream
+from dispatch.scale_out import (
+    ZoneWorker,
+    book_message,
+    book_quote_message,
+    handle,
+    lease_key,
+    needs_snapshot,
+    state_key,
+    zone_name,
+    zone_snapshot,
+    zone_stream,
+)
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
@@ -115,7 +128,7 @@ async def test_one_owner_per_zone_and_crash_loses_nothing(backends: tuple[Any, A
         )
     )
     warm.quote(request(ZONES[0], 0))
-    kw = {"lease_ttl_ms": 1000, "reclaim_idle_ms": 100}
+    kw: dict[str, Any] = {"lease_ttl_ms": 1000, "reclaim_idle_ms": 100}
     w1 = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, **kw)
     w2 = ZoneWorker("w2", ZONES, new_dispatcher, bus, leases, state, **kw)
     east = ZONES[0]
@@ -153,3 +166,208 @@ async def test_one_owner_per_zone_and_crash_loses_nothing(backends: tuple[Any, A
     assert await bus.pending(zone_stream("east"), "dispatch") == 0
     await w2.release()
     assert w2.owned == set()
+
+
+# --- ZoneWorker v2: keeper, one task per zone, catalog, hooks ------------------------------------
+class ListCatalog:
+    """A catalog the test edits (the app's is the dispatch_zone_states table)."""
+
+    def __init__(self, zones: list[ServiceZone]) -> None:
+        self.list = list(zones)
+
+    async def zones(self) -> list[ServiceZone]:
+        return list(self.list)
+
+
+class Recorder:
+    """The hooks of one worker, recorded."""
+
+    def __init__(self) -> None:
+        self.acquired: list[str] = []
+        self.released: list[str] = []
+        self.outcomes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    async def on_acquire(self, zid: str) -> None:
+        self.acquired.append(zid)
+
+    async def on_release(self, zid: str) -> None:
+        self.released.append(zid)
+
+    async def on_outcome(self, zid: str, data: dict[str, Any], out: dict[str, Any]) -> None:
+        self.outcomes.append((zid, data, out))
+
+
+def v2_worker(
+    name: str, bus: Any, leases: Any, state: Any, catalog: ListCatalog, rec: Recorder, **kw: Any
+) -> ZoneWorker:
+    values: dict[str, Any] = {
+        "lease_ttl_ms": 600,
+        "reclaim_idle_ms": 600,
+        "catalog": catalog,
+        "catalog_interval_s": 0.05,
+        "block_ms": 100,
+        "snapshot_interval_s": 30.0,
+        "on_acquire": rec.on_acquire,
+        "on_release": rec.on_release,
+        "on_outcome": rec.on_outcome,
+    }
+    values.update(kw)
+    return ZoneWorker(name, [], new_dispatcher, bus, leases, state, **values)
+
+
+async def until(check: Any, timeout: float = 5.0) -> None:
+    end = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < end, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def _warm() -> None:
+    warm = new_dispatcher()
+    warm.add_zone(ZONES[0])
+    c = ZONES[0].centroid()
+    warm.add_vehicle(Vehicle("w", VAN, c, 0, NOW + 3600, c, NOW, zone_id="east"))
+    warm.quote(request(ZONES[0], 0))
+
+
+async def test_v2_keeper_tasks_catalog_hooks_and_takeover(backends: tuple[Any, Any, Any]) -> None:
+    bus, leases, state = backends
+    await _seed_fleet(state)
+    _warm()
+    east, west = ZONES
+    catalog = ListCatalog([east])
+    r1, r2 = Recorder(), Recorder()
+    w1 = v2_worker("w1", bus, leases, state, catalog, r1)
+    w2 = v2_worker("w2", bus, leases, state, catalog, r2)
+    await w1.sync()
+    w1.start()
+    await w2.sync()
+    w2.start()
+    assert w1.owned == {"east"} and w2.owned == set() and r1.acquired == ["east"]
+
+    # Commands reach the owner's task (blocked on the stream) and come back through the hook.
+    for k in range(3):
+        await bus.enqueue(zone_stream("east"), book_message(request(east, k)))
+    await until(lambda: len(r1.outcomes) == 3)
+    assert [o["ride_id"] for _, _, o in r1.outcomes] == ["east-0", "east-1", "east-2"]
+    assert all(
+        o["status"] == "assigned" and o["ride"]["zone_id"] == "east" for *_, o in r1.outcomes
+    )
+
+    # A zone added to the catalog at run time gets exactly one owner.
+    catalog.list.append(west)
+    await until(lambda: "west" in w1.owned | w2.owned)
+    assert not (w1.owned & w2.owned)
+
+    # A position is acked without a snapshot; the periodic snapshot saves it.
+    van = "east-van0"
+    msg = {"op": "vehicle_event", "vehicle_id": van, "type": "position", "t": NOW + 5}
+    await bus.enqueue(zone_stream("east"), {**msg, "lat": 42.31, "lon": 140.97})
+    await until(lambda: len(r1.outcomes) == 4)
+    assert r1.outcomes[-1][2] == {"vehicle_id": van}
+    saved = json.loads(await state.load(state_key("east")) or "{}")
+    assert [v["position"] for v in saved["vehicles"] if v["vehicle_id"] == van] != [[42.31, 140.97]]
+    await w1.save_owned()
+    saved = json.loads(await state.load(state_key("east")) or "{}")
+    assert [v["position"] for v in saved["vehicles"] if v["vehicle_id"] == van] == [[42.31, 140.97]]
+
+    # w1 crashes (no release, no save): w2 takes east over after the lease, with every ride,
+    # and handles what was queued meanwhile.
+    await w1.stop(release=False)
+    assert "east" in r1.released
+    await bus.enqueue(zone_stream("east"), book_message(request(east, 3)))
+    await bus.enqueue(zone_stream("east"), {"op": "cancel", "ride_id": "east-1"})
+    await until(lambda: "east" in w2.owned)
+    await until(lambda: len(r2.outcomes) >= 2)
+    assert [o.get("ride_id") for _, _, o in r2.outcomes[-2:]] == ["east-3", "east-1"]
+    assert r2.outcomes[-1][2]["status"] == "cancelled"
+    rides = {r.ride_id: r.status.value for r in w2.dispatcher.rides()}
+    assert rides == {
+        "east-0": "assigned",
+        "east-1": "cancelled",
+        "east-2": "assigned",
+        "east-3": "assigned",
+    }
+    assert "east" in r2.acquired
+
+    # A clean stop releases at once: a new worker owns both zones on its first pass.
+    await w2.stop()
+    w3 = v2_worker("w3", bus, leases, state, catalog, Recorder())
+    await w3.sync()
+    assert w3.owned == {"east", "west"}
+    assert len(w3.dispatcher.rides()) == 4
+    await w3.stop()
+
+
+async def test_v2_takeover_keeps_command_order(backends: tuple[Any, Any, Any]) -> None:
+    """A booking delivered to an owner that died before handling it is handled by the next
+    owner *before* the cancellation queued after it."""
+    bus, leases, state = backends
+    await _seed_fleet(state)
+    _warm()
+    east = ZONES[0]
+    assert await leases.acquire(lease_key("east"), "dead", 300)
+    await bus.enqueue(zone_stream("east"), book_message(request(east, 0)))
+    assert len(await bus.read(zone_stream("east"), "dispatch", "dead", block_ms=0)) == 1
+    await bus.enqueue(zone_stream("east"), {"op": "cancel", "ride_id": "east-0"})
+    await asyncio.sleep(0.35)  # the dead owner's lease expires
+    rec = Recorder()
+    w = v2_worker("w", bus, leases, state, ListCatalog([east]), rec)
+    await w.sync()
+    w.start()
+    await until(lambda: len(rec.outcomes) == 2)
+    assert [o["status"] for _, _, o in rec.outcomes] == ["assigned", "cancelled"]
+    assert await bus.pending(zone_stream("east"), "dispatch") == 0
+    await w.stop()
+
+
+def test_handle_ops_and_refusals() -> None:
+    d = new_dispatcher()
+    east = ZONES[0]
+    d.add_zone(east)
+    c = east.centroid()
+    van = Vehicle("v1", VAN, c, NOW - 3600, NOW + 8 * 3600, c, NOW, zone_id="east")
+    assert handle(d, {"op": "add_vehicle", "vehicle": asdict(van)}) == {"vehicle_id": "v1"}
+    assert handle(d, {"op": "add_vehicle", "vehicle": asdict(van)})["error"] == "vehicle_exists"
+    # Quote, then book the quote: the ride id is the request id; a redelivery is recognised.
+    req = request(east, 0)
+    q = handle(d, {"op": "quote", "request": asdict(req)})
+    assert q["request_id"] == "east-0" and q["quote"]["vehicle_id"] == "v1"
+    msg = book_quote_message(q["quote"]["quote_id"], "u0", "east-0")
+    first = handle(d, msg)
+    assert first["ride_id"] == "east-0" and first["status"] == "assigned"
+    assert handle(d, msg)["redelivered"] is True
+    # Someone else replaying the quote id learns nothing about the ride.
+    other = handle(d, book_quote_message(q["quote"]["quote_id"], "intruder", "east-0"))
+    assert other["rejected"] == "quote_unknown" and "ride" not in other
+    assert handle(d, book_quote_message("nope", "u1", "r-x"))["rejected"] == "quote_unknown"
+    with pytest.raises(ValueError):
+        book_quote_message("q", "u", "")
+    # Vehicle events.
+    ev = {"op": "vehicle_event", "vehicle_id": "v1", "t": NOW + 1}
+    assert handle(d, {**ev, "type": "position", "lat": 42.31, "lon": 140.97}) == {
+        "vehicle_id": "v1"
+    }
+    assert d.vehicle("v1").position == (42.31, 140.97)
+    assert handle(d, {**ev, "type": "boarded", "ride_id": "nope"})["error"] == "no_such_stop"
+    assert handle(d, {**ev, "type": "teleported"})["error"] == "invalid_message"
+    assert (
+        handle(d, {**ev, "vehicle_id": "ghost", "type": "position", "lat": 1, "lon": 1})["error"]
+        == "unknown_vehicle"
+    )
+    # Rejections and malformed messages are outcomes, never exceptions.
+    far = RideRequest(
+        origin=(35.0, 139.0), destination=(35.1, 139.1), requested_at=NOW, request_id="f"
+    )
+    assert handle(d, {"op": "quote", "request": asdict(far)})["rejected"] == "outside_zone"
+    assert handle(d, {"op": "cancel", "ride_id": "nope"})["error"] == "unknown_ride"
+    assert handle(d, {"op": "book"})["error"] == "invalid_message"
+    assert handle(d, {"op": "fly"})["error"] == "invalid_message"
+    assert needs_snapshot({"op": "cancel"}) and not needs_snapshot({**ev, "type": "position"})
+
+
+def test_zone_names_are_valid_topic_words() -> None:
+    assert zone_stream("cobb:zone_1") == "dispatch.zone.cobb:zone_1"
+    odd = zone_name("a zone/with spaces")
+    assert odd.startswith("z") and odd == zone_name("a zone/with spaces")
+    assert zone_name("a..b") != "a..b" and lease_key("a b").endswith(zone_name("a b"))
