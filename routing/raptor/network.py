@@ -90,14 +90,17 @@ class RaptorNetwork:
         """Map forward stop-time arrays (e.g. realtime) into this network's time frame."""
         if not self.reversed:
             return arr, dep
-        return (-dep[..., self.st_order]).astype(np.int32), (-arr[..., self.st_order]).astype(
-            np.int32
+        # np.take along the last axis: several times faster than dep[..., order] on [O, N].
+        o = self.st_order
+        return (
+            np.negative(np.take(dep, o, axis=-1)).astype(np.int32),
+            np.negative(np.take(arr, o, axis=-1)).astype(np.int32),
         )
 
     def mirror_stop_times(self, values: BoolArray) -> BoolArray:
         """Reorder a forward per-stop-time array (last axis, e.g. [O, N] masks) into this
         network's stop-time order."""
-        return values[..., self.st_order] if self.reversed else values
+        return np.take(values, self.st_order, axis=-1) if self.reversed else values
 
     def mirror_trips(self, values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
         """Reorder a forward per-trip array (last axis) into this network's trip order."""
