@@ -14,7 +14,9 @@ class ServiceRules:
     max_wait_s
         Latest pick-up searched for = earliest pick-up + ``max_wait_s``.
     ride_factor, ride_offset_s
-        Ride-time limit = ``ride_factor`` × direct time + ``ride_offset_s``.
+        Ride-time limit = ``ride_factor`` × direct time + ``ride_offset_s``; the direct time is
+        the direct drive at the requested departure, through the zone's time-of-day speed
+        periods when the dispatcher has any (a trip asked for in the peak may ride longer).
     window_before_s, window_after_s
         The promised pick-up window is ``[eta - before, eta + after]``.
     min_notice_s, max_notice_s

@@ -17,6 +17,10 @@ returns exactly ``t + d``.
 
 :func:`parse_speed_windows` reads windows from configuration text such as
 ``"07:00-09:00=0.7,17:00-19:00=0.7"``.
+
+Numba caches a kernel calling these functions (``dispatch.insertion._kernel``) under its own
+file only: after changing this module, delete ``dispatch/__pycache__/*.nb[ic]`` so that the
+kernel is compiled against the new code.
 """
 
 from __future__ import annotations
