@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("tsunagu.dispatch_gateway")
 ZoneHook = Callable[[str], Awaitable[None]]
+#: Published by a process that released its zones on a clean stop.
+RELEASED_TOPIC = "dispatch.released"
 
 BUSY_MESSAGE = (
     "no dispatcher process answered for this zone in time (it is being taken over); "
@@ -370,10 +372,12 @@ class ClusterGateway:
         """Listen for replies and queries, take the free zones, start the lease keeper."""
         replies = self.bus.subscribe([self.reply_topic])
         queries = self.bus.subscribe(["dispatch.query.*"])
-        self._subs = [replies, queries]
+        released = self.bus.subscribe([RELEASED_TOPIC])
+        self._subs = [replies, queries, released]
         self._tasks = [
             asyncio.create_task(self._listen_replies(replies), name="dispatch-replies"),
             asyncio.create_task(self._listen_queries(queries), name="dispatch-queries"),
+            asyncio.create_task(self._listen_released(released), name="dispatch-released"),
         ]
         self.loop = asyncio.get_running_loop()
         await self.worker.sync()
@@ -391,8 +395,13 @@ class ClusterGateway:
             log.warning("dispatch_sync_failed", error=repr(exc))
 
     async def close(self, *, release: bool = True) -> None:
-        """Stop the worker (saving and releasing its zones), the listeners and Redis."""
+        """Stop the worker (saving and releasing its zones), the listeners and Redis; the
+        other processes are told, so they take the zones over at once."""
+        released = sorted(self.worker.owned)
         await self.worker.stop(release=release)
+        if release and released:
+            with contextlib.suppress(Exception):  # they take them at their next pass anyway
+                await self.bus.publish(RELEASED_TOPIC, {"zones": released})
         for sub in self._subs:
             sub.close()
         for task in self._tasks:
@@ -409,6 +418,10 @@ class ClusterGateway:
             fut = self._waiting.pop(str(event.data.get("corr", "")), None)
             if fut is not None and not fut.done():
                 fut.set_result(event.data.get("outcome") or {})
+
+    async def _listen_released(self, sub: Any) -> None:
+        async for _ in sub:
+            self.worker.wake()
 
     async def _listen_queries(self, sub: Any) -> None:
         async for event in sub:

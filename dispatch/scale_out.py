@@ -613,6 +613,10 @@ class ZoneWorker:
                 self._keep(), name=f"dispatch-keeper-{self.worker_id}"
             )
 
+    def wake(self) -> None:
+        """Run the keeper's next pass now (another worker released zones: take them at once)."""
+        self._wake.set()
+
     async def sync(self) -> None:
         """A keeper pass now, the catalog re-read first: a zone just added to the catalog is
         owned by some worker (this one if nobody else holds it) when this returns."""

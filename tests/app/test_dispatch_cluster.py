@@ -451,3 +451,18 @@ def test_catalog_insert_race_and_concurrent_zone_posts(
         t.join()
     assert sorted(codes) == [201, 409]
     one_owner([a, b], zid)
+
+
+def test_clean_stop_hands_zones_over_at_once(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """A stopping process tells the others (``dispatch.released``): they take its zones at
+    once, not at their next keeper pass (a third of a 30 s lease here)."""
+    a = cluster(dispatch_lease_ttl_s=30.0)
+    boss = make_user(roles=("dispatcher",), client=a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, auth(boss, a), zid)
+    b = cluster(dispatch_lease_ttl_s=30.0)
+    assert owners([a, b], zid) == [0]
+    stop(a)
+    wait_for(lambda: owners([a, b], zid) == [1], timeout=3)
