@@ -84,10 +84,23 @@ def save_zones(engine: Engine, d: Dispatcher, zone_ids: list[str] | None = None)
             else:
                 row.zone, row.state, row.updated_at = zone_to_json(zones[zid]), snap, now
             db.add(row)
-            for r in d.rides():
-                if r.zone_id != zid:
-                    continue
-                rec = db.get(RideRecord, r.ride_id)
+            rides = [r for r in d.rides() if r.zone_id == zid]
+            # One query for the zone's saved rides (a save follows every command: one SELECT
+            # per ride would grow with the zone's history).
+            saved = (
+                {
+                    rec.ride_id: rec
+                    for rec in db.exec(
+                        select(RideRecord).where(
+                            col(RideRecord.ride_id).in_([r.ride_id for r in rides])
+                        )
+                    ).all()
+                }
+                if rides
+                else {}
+            )
+            for r in rides:
+                rec = saved.get(r.ride_id)
                 out = r.to_dict()
                 if rec is not None and rec.ride == out:
                     continue
