@@ -342,7 +342,10 @@ def compile_timetable(
     st_seq = np.concatenate([p.st_seq for p in parts]).astype(np.int32)
 
     # --- patterns and trip order
-    pattern, order = assign_patterns(trip_route, trip_ptr, st_stop, st_arr, st_dep)
+    # Closed pickups / drop-offs are part of the pattern key (see assign_patterns).
+    pattern, order = assign_patterns(
+        trip_route, trip_ptr, st_stop, st_arr, st_dep, st_pick, st_drop
+    )
     lengths = np.diff(trip_ptr)[order]
     rows = concat_ranges(trip_ptr[order], lengths)
     new_trip_ptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)

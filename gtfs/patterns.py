@@ -17,12 +17,23 @@ def assign_patterns(
     stops: npt.NDArray[np.int32],
     arrival: npt.NDArray[np.int32],
     departure: npt.NDArray[np.int32],
+    pickup: npt.NDArray[np.int8] | None = None,
+    dropoff: npt.NDArray[np.int8] | None = None,
 ) -> tuple[I64, I64]:
     """Pattern id of each trip and the trip order (by pattern, then first departure).
 
-    Trips share a candidate pattern when they have the same route and stop sequence; a
-    candidate is then split greedily (first-fit in departure order) wherever a trip would
-    overtake (arrive or depart earlier at some stop than) the trip before it.
+    Trips share a candidate pattern when they have the same route, stop sequence and — when
+    ``pickup`` / ``dropoff`` (GTFS ``pickup_type`` / ``drop_off_type`` per stop time) are
+    given — the same stops closed to boarding (type 1) and to alighting (type 1); a candidate
+    is then split greedily (first-fit in departure order) wherever a trip would overtake
+    (arrive or depart earlier at some stop than) the trip before it.
+
+    Why the closed stops are part of the key: a RAPTOR pattern scan rides the earliest trip it
+    can board, which is only right when every later trip alights (and boards) where it does.
+    A trip that does not let passengers off at a stop in a pattern of trips that do would hide
+    the later trips from that stop (OpenTripPlanner's TripPattern key holds the pickup and
+    drop-off types for the same reason). Only "closed" (1) splits: the router treats the phone
+    and coordinate types (2, 3) as open, so splitting on them would only multiply patterns.
 
     Returns
     -------
@@ -34,11 +45,21 @@ def assign_patterns(
     # Candidate = same route and stop sequence: rows [route, stop_1..stop_L] made unique per
     # trip length (a loop over the few distinct lengths, not over trips).
     lengths = np.diff(ptr)
+    # Per stop time: the stop, and the two "closed" bits folded in (stop * 4 + bits) so that
+    # one row per trip compares sequence and closures at once.
+    key = stops.astype(np.int64)
+    if pickup is not None or dropoff is not None:
+        bits = np.zeros(len(stops), np.int64)
+        if pickup is not None:
+            bits += 2 * (np.asarray(pickup) == 1)
+        if dropoff is not None:
+            bits += np.asarray(dropoff) == 1
+        key = key * 4 + bits
     cand = np.empty(n_trips, np.int64)
     next_id = 0
     for length in np.unique(lengths):
         ts = np.flatnonzero(lengths == length)
-        mat = stops[ptr[ts][:, None] + np.arange(length)]
+        mat = key[ptr[ts][:, None] + np.arange(length)]
         mat = np.column_stack([route[ts], mat])
         _, inv = np.unique(mat, axis=0, return_inverse=True)
         inv = inv.reshape(-1)
