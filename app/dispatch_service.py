@@ -81,7 +81,12 @@ def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dis
     the demo zone from the published Muroran network (one mechanism, no hand-drawn stand-in).
     """
     travel = dispatch_travel_times(services.settings)
-    return Dispatcher(travel, ServiceRules(), BusEventSink(services.bus, loop))
+    return Dispatcher(
+        travel,
+        ServiceRules(),
+        BusEventSink(services.bus, loop),
+        speeds=services.settings.speed_windows,
+    )
 
 
 async def persist(services: Any, zone_ids: list[str] | None = None) -> None:

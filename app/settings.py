@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from routing.street import TimeOfDaySpeeds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,6 +131,11 @@ class Settings(BaseSettings):
     dispatch_persist_interval_s: float = Field(
         10.0, gt=0, description="Seconds between saves of the dispatcher's zones and rides."
     )
+    dispatch_speed_windows: str = Field(
+        "",
+        description="Time-of-day driving speed factors of live dispatch, zone-local, e.g. "
+        "`07:00-09:00=0.7,17:00-19:00=0.7` (30 % slower); empty = free flow.",
+    )
     dispatch_reply_timeout_s: float = Field(
         5.0,
         gt=0,
@@ -151,6 +159,23 @@ class Settings(BaseSettings):
     feeds_sync_interval_s: float = Field(
         5.0, description="How often a worker adopts publishes made elsewhere; 0 = never."
     )
+
+    @field_validator("dispatch_speed_windows")
+    @classmethod
+    def _speed_windows_parse(cls, v: str) -> str:
+        # Fail at start-up with the offending window named, not at the first quote.
+        from dispatch.time_dependent import parse_speed_windows
+
+        parse_speed_windows(v)
+        return v
+
+    @property
+    def speed_windows(self) -> TimeOfDaySpeeds | None:
+        """``dispatch_speed_windows`` parsed; None = free flow."""
+        from dispatch.time_dependent import parse_speed_windows
+
+        speeds = parse_speed_windows(self.dispatch_speed_windows)
+        return speeds if speeds.windows else None
 
     @property
     def effective_database_url(self) -> str:

@@ -100,3 +100,55 @@ def test_quotes_over_http_use_the_street_network(
     assert q.status_code == 200, q.text
     street = street_travel_times(cobb_osm).matrix(np.array([ORIGIN]), np.array([DESTINATION]), 28.0)
     assert q.json()["direct_s"] == pytest.approx(float(street[0, 0]), abs=1.0)
+
+
+def test_speed_windows_setting_slows_live_quotes(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """``dispatch_speed_windows`` reaches the live dispatcher: the same ride quoted under a
+    round-the-clock half-speed window takes twice the free-flow drive."""
+    direct: list[float] = []
+    for n, windows in enumerate(("", "00:00-24:00=0.5")):
+        # Both apps share one database: a zone and van of their own each.
+        zone_id, van_id = f"marietta-{n}", f"van-{n}"
+        c = make_app_client(dispatch_speed_windows=windows)
+        d = services_of(c).dispatcher
+        assert (d.speeds is None) == (windows == "")
+        h = auth(make_user(roles=("dispatcher",), client=c), c)
+        zone = {**ZONE, "zone_id": zone_id}
+        assert c.post("/api/v1/fleet/zones", json=zone, headers=h).status_code == 201
+        r = c.post(
+            "/api/v1/fleet/vehicles",
+            json={
+                "vehicle_id": van_id,
+                "zone_id": zone_id,
+                "vehicle_type": "van",
+                "depot": {"lat": DEPOT[0], "lon": DEPOT[1]},
+                "shift_end": time.time() + 8 * 3600,
+            },
+            headers=h,
+        )
+        assert r.status_code == 201, r.text
+        q = c.post(
+            "/api/v1/rides/quote",
+            json={
+                "origin": {"lat": ORIGIN[0], "lon": ORIGIN[1]},
+                "destination": {"lat": DESTINATION[0], "lon": DESTINATION[1]},
+            },
+            headers=h,
+        )
+        assert q.status_code == 200, q.text
+        direct.append(q.json()["direct_s"])
+    assert direct[1] == pytest.approx(2 * direct[0], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("07:00-09:00=0", "07:00-09:00=0"), ("7-9=0.7,8-10=0.8", "8-10=0.8"), ("peak", "peak")],
+)
+def test_bad_speed_windows_fail_at_start_up(tmp_path: Path, text: str, named: str) -> None:
+    with pytest.raises(ValueError, match="speed window") as err:
+        _settings(tmp_path, dispatch_speed_windows=text)
+    assert named in str(err.value)
