@@ -6,6 +6,8 @@ Live dispatch (this package's top level):
   when the service runs (H3-indexed polygons from GTFS-Flex or GeoJSON; virtual stops);
 * :mod:`dispatch.vehicle`, :mod:`dispatch.request` — vehicles and their plans; ride requests and
   the service rules (max wait, ride time = a × direct + b, notice);
+* :mod:`dispatch.travel_times`, :mod:`dispatch.street_times` — driving times (straight line or
+  the OSM graph), :mod:`dispatch.time_dependent` — time-of-day speed periods, FIFO;
 * :mod:`dispatch.insertion` (numba kernel), :mod:`dispatch.plan_arrays` (its CSR input),
   :mod:`dispatch.insertion_reference` (brute force, the test oracle) — instant quotes;
 * :mod:`dispatch.dispatcher` — quote → book → board → alight, cancel, vehicle events, ETAs
