@@ -350,6 +350,7 @@ class ClusterGateway:
         self.reply_topic = f"dispatch.reply.{worker.worker_id}"
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._answering: set[asyncio.Task[None]] = set()
         self._subs: list[Any] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.acquire_hooks: list[ZoneHook] = []
@@ -427,8 +428,15 @@ class ClusterGateway:
         async for event in sub:
             data = event.data
             if self.worker.owns(str(data.get("zone_id"))) and data.get("reply_to"):
+                # Held until done: the loop keeps only weak references to tasks.
                 task = asyncio.create_task(self._answer_query(data))
-                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                self._answering.add(task)
+                task.add_done_callback(self._answered)
+
+    def _answered(self, task: asyncio.Task[None]) -> None:
+        self._answering.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("dispatch_query_reply_failed", error=repr(task.exception()))
 
     async def _answer_query(self, data: dict[str, Any]) -> None:
         try:
@@ -549,15 +557,23 @@ class ClusterGateway:
         q: dict[str, Any] = out["quote"]
         # Kept past the quote's expiry: the owner re-checks a stale quote when it is booked.
         ttl_s = max(float(q["expires_at"]) - self.now(), 0.0) + 600.0
-        record = {"zone_id": zone.zone_id, "request": asdict(request)}
+        record = {
+            "zone_id": zone.zone_id,
+            "request": asdict(request),
+            "pickup_window": q["pickup_window"],
+        }
         await self.redis.set(
             self._key(f"quote.{q['quote_id']}"), json.dumps(record), px=int(ttl_s * 1000)
         )
         return q
 
-    async def _pending(self, zone_id: str, request: RideRequest) -> dict[str, Any]:
+    async def _pending(
+        self, zone_id: str, request: RideRequest, window: list[float] | None = None
+    ) -> dict[str, Any]:
         """Record the booking as pending (visible to GET /rides from any process) until its
-        owner handles it."""
+        owner handles it. Its pick-up window is the quote's, or the requested pick-up time
+        (clients show the window of every ride)."""
+        asked = request.earliest_pickup or request.requested_at
         ride = {
             "ride_id": request.request_id,
             "request_id": request.request_id,
@@ -568,6 +584,10 @@ class ClusterGateway:
             "destination": list(request.destination),
             "seats": request.seats,
             "wheelchairs": request.wheelchairs,
+            "pickup_window": window or [asked, asked],
+            "latest_arrival": request.latest_arrival,
+            "eta_pickup": None,
+            "eta_dropoff": None,
             "booked_at": request.requested_at,
         }
         value = json.dumps({"user_id": request.user_id, "ride": ride})
@@ -593,7 +613,7 @@ class ClusterGateway:
         rec = json.loads(raw)
         zid = str(rec["zone_id"])
         req = replace(request_from_dict(rec["request"]), user_id=user_id, requested_at=self.now())
-        pending = await self._pending(zid, req)
+        pending = await self._pending(zid, req, rec.get("pickup_window"))
         msg = book_quote_message(quote_id, user_id, req.request_id)
         return await self._book(zid, msg, pending)
 

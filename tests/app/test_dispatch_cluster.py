@@ -266,9 +266,16 @@ def test_takeover_after_clean_stop_and_after_crash_keeps_every_booking(
         assert r.status_code == 201, r.text
         rides.append(r.json()["ride_id"])
 
+    quoted = b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha)
+    assert quoted.status_code == 200, quoted.text
+
     # Clean stop of the owner: B takes the zone over within a keeper period, with the rides.
     stop(a)
     wait_for(lambda: owners([a, b], zid) == [1], timeout=5)
+    # Quotes live with their owner: one issued before the hand-over is gone.
+    late = b.post(RIDES, json={"quote_id": quoted.json()["quote_id"]}, headers=ha)
+    assert_error(late, 404, "quote_unknown")
+    assert b.get(f"{RIDES}", headers=ha).json()["rides"][0]["status"] != "pending"
     for rid in rides:
         assert b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "assigned"
     r = b.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
@@ -309,6 +316,7 @@ def test_booking_without_owner_is_pending_then_booked(
     rid = pending["request_id"]
     got = b.get(f"{RIDES}/{rid}", headers=ha)
     assert got.status_code == 200 and got.json()["status"] == "pending"
+    assert got.json()["zone_id"] == zid and len(got.json()["pickup_window"]) == 2
     assert rid in {x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"]}
     assert_error(b.get(f"{RIDES}/{rid}", headers=hbob), 404, "not_found")  # not Bob's
     # Other commands without an owner: 503 dispatch_busy, with the error shape.
