@@ -16,10 +16,12 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from gtfs.compiled import CompiledTimetable
 from gtfs.footpaths import WALK_SPEED_MPS
 from routing.options import RoutingOptions, route_type_mode
+from routing.raptor import kernels
 from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
 from routing.raptor.search import QueryArrays
 
@@ -130,24 +132,31 @@ class TransitData:
 
         ``realtime`` is a :class:`gtfs.realtime.RealtimeState` (or anything with the same
         ``service_date``, ``arrival``, ``departure``, ``trip_cancelled`` and ``stop_skipped``
-        arrays). It describes the trips of ONE service date, so it changes only the copy of
-        that date (``day - 1``, ``day`` or ``day + 1``): there its times replace the schedule,
-        its cancelled trips do not run and its skipped stops neither board nor alight. The
-        other copies of the same trips (yesterday's run past midnight, tomorrow morning's)
-        keep their schedule.
+        arrays), or several of them (:func:`overlays`: typically those of ``day - 1``, ``day``
+        and ``day + 1``). Each describes the trips of ONE service date, so it changes only the
+        copy of that date: there its times replace the schedule, its cancelled trips do not
+        run and its skipped stops neither board nor alight. The other copies of the same trips
+        (yesterday's run past midnight, tomorrow morning's) keep their schedule unless their
+        own day's overlay is given too. Overlays of other dates are ignored.
+
+        Trip copies whose boarding/alighting stops or realtime times do not fit their
+        pattern (a skip, an overtaking delay) are marked ``odd``: the kernels ride them one by
+        one, as patterns of their own.
         """
         tt = self.tt
         allowed = self.trip_filter(options)
         n_off = len(DAY_OFFSETS)
         active = np.empty((n_off, tt.n_trips), dtype=np.bool_)
         offsets = np.array([d * DAY for d in DAY_OFFSETS], dtype=np.int32)
-        rt_row = -1
+        rows: dict[int, Any] = {}
+        by_date = {rt.service_date: rt for rt in overlays(realtime)}
         for i, d in enumerate(DAY_OFFSETS):
             day_i = day + dt.timedelta(days=d)
             active[i] = tt.active_trips(day_i) & allowed
-            if realtime is not None and realtime.service_date == day_i:
-                rt_row = i
-                active[i] &= ~np.asarray(realtime.trip_cancelled, dtype=np.bool_)
+            rt = by_date.get(day_i)
+            if rt is not None:
+                rows[i] = rt
+                active[i] &= ~np.asarray(rt.trip_cancelled, dtype=np.bool_)
         board = self.forward.st_board
         alight = self.forward.st_alight
         if options.wheelchair:
@@ -156,23 +165,90 @@ class TransitData:
             board = board & st_ok
             alight = alight & st_ok
         n = tt.n_stop_times
-        if rt_row >= 0:
-            # Per-copy arrays: only the realtime day's row differs from the schedule.
-            arr = np.repeat(self.forward.st_arr[None, :], n_off, axis=0)
-            dep = np.repeat(self.forward.st_dep[None, :], n_off, axis=0)
-            arr[rt_row] = np.asarray(realtime.arrival, dtype=np.int32)  # type: ignore[union-attr]
-            dep[rt_row] = np.asarray(realtime.departure, dtype=np.int32)  # type: ignore[union-attr]
-            skipped = np.asarray(realtime.stop_skipped, dtype=np.bool_)  # type: ignore[union-attr]
-            board2 = np.repeat(board[None, :], n_off, axis=0)
-            alight2 = np.repeat(alight[None, :], n_off, axis=0)
-            board2[rt_row] &= ~skipped
-            alight2[rt_row] &= ~skipped
-        else:
-            arr = np.broadcast_to(self.forward.st_arr, (n_off, n))
-            dep = np.broadcast_to(self.forward.st_dep, (n_off, n))
-            board2 = np.broadcast_to(board, (n_off, n))
-            alight2 = np.broadcast_to(alight, (n_off, n))
-        change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s))
+        change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s)).astype(np.int32)
+        common = {
+            "change_s": change,
+            "slack": int(options.min_transfer_s),
+            "max_transfer_s": options.max_walk_s,
+            "fifo": True,  # row_fifo says where realtime times left a pattern unsorted
+            "max_rides": options.max_rides,
+            "walk_factor": self.footpath_speed_mps / options.walk_speed_mps,
+        }
+        if not rows:
+            if reverse:
+                net = self.backward
+                static_odd = self._static_odd
+                return QueryArrays(
+                    active=np.ascontiguousarray(active[:, net.trip_order]),
+                    offsets=(-offsets).astype(np.int32),
+                    st_arr=np.broadcast_to(net.st_arr, (n_off, n)),
+                    st_dep=np.broadcast_to(net.st_dep, (n_off, n)),
+                    st_board=np.broadcast_to(alight[net.st_order], (n_off, n)),
+                    st_alight=np.broadcast_to(board[net.st_order], (n_off, n)),
+                    odd=None
+                    if static_odd is None
+                    else np.ascontiguousarray(net.mirror_trips(static_odd)),
+                    row_fifo=self._static_row_fifo,
+                    **common,  # type: ignore[arg-type]
+                )
+            return QueryArrays(
+                active=active,
+                offsets=offsets,
+                st_arr=np.broadcast_to(self.forward.st_arr, (n_off, n)),
+                st_dep=np.broadcast_to(self.forward.st_dep, (n_off, n)),
+                st_board=np.broadcast_to(board, (n_off, n)),
+                st_alight=np.broadcast_to(alight, (n_off, n)),
+                odd=self._static_odd,
+                row_fifo=self._static_row_fifo,
+                **common,  # type: ignore[arg-type]
+            )
+        # Per-copy arrays: only the rows of the overlays' days differ from the schedule.
+        arr = np.repeat(self.forward.st_arr[None, :], n_off, axis=0)
+        dep = np.repeat(self.forward.st_dep[None, :], n_off, axis=0)
+        board2 = np.repeat(board[None, :], n_off, axis=0)
+        alight2 = np.repeat(alight[None, :], n_off, axis=0)
+        odd = (
+            np.zeros((n_off, tt.n_trips), dtype=np.bool_)
+            if self._static_odd is None
+            else self._static_odd.copy()
+        )
+        row_fifo = (
+            np.ones((n_off, tt.n_patterns), dtype=np.bool_)
+            if self._static_row_fifo is None
+            else self._static_row_fifo.copy()
+        )
+        modified = np.zeros((n_off, tt.n_trips), dtype=np.bool_)
+        skipped_trips = np.zeros((n_off, tt.n_trips), dtype=np.bool_)
+        for i, rt in rows.items():
+            arr[i] = np.asarray(rt.arrival, dtype=np.int32)
+            dep[i] = np.asarray(rt.departure, dtype=np.int32)
+            skipped = np.asarray(rt.stop_skipped, dtype=np.bool_)
+            board2[i] &= ~skipped
+            alight2[i] &= ~skipped
+            changed = (arr[i] != self.forward.st_arr) | (dep[i] != self.forward.st_dep)
+            modified[i] = self._trips_of(changed)
+            skipped_trips[i] = self._trips_of(skipped)
+        touched = modified.any(axis=0) | skipped_trips.any(axis=0)
+        if touched.any():
+            # Re-order the touched patterns from their static state: copies whose masks differ
+            # from their pattern's (static types, realtime skips) are odd whatever their times;
+            # the others must form one FIFO chain with the realtime times.
+            pats = np.unique(tt.trip_pattern[touched]).astype(np.int64)
+            in_pats = np.isin(tt.trip_pattern, pats)
+            odd[:, in_pats] = self._mask_odd[in_pats]
+            odd |= skipped_trips
+            kernels.split_odd_copies(
+                pats,
+                self.forward.pattern_trip_ptr,
+                self.forward.trip_st_ptr,
+                arr,
+                dep,
+                offsets,
+                active,
+                modified,
+                odd,
+                row_fifo,
+            )
         q = QueryArrays(
             active=active,
             offsets=offsets,
@@ -180,29 +256,80 @@ class TransitData:
             st_dep=dep,
             st_board=board2,
             st_alight=alight2,
-            change_s=change.astype(np.int32),
-            slack=int(options.min_transfer_s),
-            max_transfer_s=options.max_walk_s,
-            fifo=rt_row < 0,
-            max_rides=options.max_rides,
-            walk_factor=self.footpath_speed_mps / options.walk_speed_mps,
+            odd=odd if odd.any() else None,
+            row_fifo=row_fifo,
+            **common,  # type: ignore[arg-type]
         )
-        if not reverse:
-            return q
-        net = self.backward
-        if rt_row >= 0:
-            return q.mirrored(net)
-        return QueryArrays(
-            active=np.ascontiguousarray(active[:, net.trip_order]),
-            offsets=(-offsets).astype(np.int32),
-            st_arr=np.broadcast_to(net.st_arr, (n_off, n)),
-            st_dep=np.broadcast_to(net.st_dep, (n_off, n)),
-            st_board=np.broadcast_to(alight[net.st_order], (n_off, n)),
-            st_alight=np.broadcast_to(board[net.st_order], (n_off, n)),
-            change_s=q.change_s,
-            slack=q.slack,
-            max_transfer_s=q.max_transfer_s,
-            fifo=True,
-            max_rides=q.max_rides,
-            walk_factor=q.walk_factor,
+        return q.mirrored(self.backward) if reverse else q
+
+    def _trips_of(self, st_mask: BoolArray) -> BoolArray:
+        """[T] trips with at least one stop time in ``st_mask`` ([N])."""
+        hit = self.trip_of_st[np.flatnonzero(st_mask)]
+        return np.bincount(hit, minlength=self.tt.n_trips) > 0
+
+    @cached_property
+    def _mask_odd(self) -> BoolArray:
+        """[T] trips whose boarding or alighting stops differ from most trips of their pattern.
+
+        Compiled feeds split patterns on closed pickups/drop-offs (:mod:`gtfs.patterns`), so
+        this is all False there; hand-built timetables may mix them in one pattern.
+        """
+        tt = self.tt
+        pat = tt.trip_pattern[self.trip_of_st].astype(np.int64)
+        pos = np.arange(tt.n_stop_times, dtype=np.int64) - tt.trip_st_ptr[self.trip_of_st]
+        entry = tt.pattern_stop_ptr[pat] + pos
+        n_trips = np.diff(tt.pattern_trip_ptr).astype(np.int64)[pat]
+        odd_st = np.zeros(tt.n_stop_times, dtype=np.bool_)
+        for bits in (self.forward.st_board, self.forward.st_alight):
+            count = np.bincount(entry, weights=bits, minlength=len(tt.pattern_stops))
+            odd_st |= bits != (2 * count[entry] >= n_trips)
+        return self._trips_of(odd_st)
+
+    @cached_property
+    def _static_order(self) -> tuple[npt.NDArray[np.bool_] | None, npt.NDArray[np.bool_] | None]:
+        """Odd trip copies and row FIFO flags of the schedule, over every copy of every trip
+        whatever the day (a subset of a chain is a chain, so this holds for any query)."""
+        tt = self.tt
+        n_off = len(DAY_OFFSETS)
+        n = tt.n_stop_times
+        odd = np.repeat(self._mask_odd[None, :], n_off, axis=0)
+        row_fifo = np.ones((n_off, tt.n_patterns), dtype=np.bool_)
+        kernels.split_odd_copies(
+            np.arange(tt.n_patterns, dtype=np.int64),
+            self.forward.pattern_trip_ptr,
+            self.forward.trip_st_ptr,
+            np.broadcast_to(self.forward.st_arr, (n_off, n)),
+            np.broadcast_to(self.forward.st_dep, (n_off, n)),
+            np.array([d * DAY for d in DAY_OFFSETS], dtype=np.int32),
+            np.ones((n_off, tt.n_trips), dtype=np.bool_),
+            np.zeros((n_off, tt.n_trips), dtype=np.bool_),
+            odd,
+            row_fifo,
         )
+        return (odd if odd.any() else None), (None if row_fifo.all() else row_fifo)
+
+    @property
+    def _static_odd(self) -> npt.NDArray[np.bool_] | None:
+        return self._static_order[0]
+
+    @property
+    def _static_row_fifo(self) -> npt.NDArray[np.bool_] | None:
+        return self._static_order[1]
+
+
+def overlays(realtime: Any | None) -> list[Any]:
+    """The realtime overlays in ``realtime``: None, one overlay (anything with a
+    ``service_date``) or an iterable of them (None entries skipped)."""
+    if realtime is None:
+        return []
+    if hasattr(realtime, "service_date"):
+        return [realtime]
+    return [rt for rt in realtime if rt is not None]
+
+
+def overlay_for(realtime: Any | None, service_date: dt.date) -> Any | None:
+    """The overlay of ``service_date`` among ``realtime`` (see :func:`overlays`), or None."""
+    for rt in overlays(realtime):
+        if rt.service_date == service_date:
+            return rt
+    return None

@@ -82,7 +82,11 @@ def raptor(
     transfer_to: np.ndarray,
     transfer_s: np.ndarray,
     # query
-    active: np.ndarray,  # [O, T] bool
+    active: np.ndarray,  # [O, T] bool: the regular trip copies (odd ones excluded)
+    row_fifo: np.ndarray,  # [O, P] bool: copy o of pattern p has its trips in FIFO order
+    odd_ptr: np.ndarray,  # [P+1] CSR: odd trip copies of pattern p, ridden one by one
+    odd_trip: np.ndarray,  # [M] their trips
+    odd_copy: np.ndarray,  # [M] their copies
     offsets: np.ndarray,  # [O] int32 day shift of each trip copy
     change_s: np.ndarray,  # [S] time to change vehicles when staying at a stop
     slack: int,  # time to board after a walk from another stop
@@ -210,54 +214,89 @@ def raptor(
             n_pos = pattern_stop_ptr[p + 1] - p0
             t_lo = pattern_trip_ptr[p]
             t_hi = pattern_trip_ptr[p + 1]
-            cur = -1
-            cur_o = 0
-            cur_off = 0
-            cur_board = -1
-            for i in range(start, n_pos):
-                s = pattern_stops[p0 + i]
-                if cur >= 0:
-                    st = trip_st_ptr[cur] + i
-                    if st_alight[cur_o, st]:
-                        a = st_arr[cur_o, st] + cur_off
-                        if a < rtau[k, s] and a < bound:
-                            rtau[k, s] = a
-                            r_trip[k, s] = cur
-                            r_board[k, s] = cur_board
-                            r_alight[k, s] = i
-                            r_off[k, s] = cur_o
-                            r_copy[k, s] = False
-                            if not in_ride[s]:
-                                in_ride[s] = True
-                                ride_list[n_ride] = s
-                                n_ride += 1
-                            if egress_s[s] >= 0 and a + egress_s[s] < bound:
-                                bound = a + egress_s[s]
-                            r = a + change_s[s]
-                            if r < ready[k, s]:
-                                ready[k, s] = r
-                                ready_src[k, s] = RIDE
-                                if not marked[s]:
-                                    marked[s] = True
-                                    mark_list[n_mark] = s
-                                    n_mark += 1
-                r = ready[k - 1, s]
-                if r >= BIG:
-                    continue
-                if cur >= 0 and r > st_dep[cur_o, trip_st_ptr[cur] + i] + cur_off:
-                    continue
-                for o in range(n_off):
-                    off = offsets[o]
-                    t, d = find_trip(
-                        t_lo, t_hi, i, r - off, trip_st_ptr, st_dep[o], st_board[o], active[o], fifo
-                    )
-                    if t < 0:
+            v_lo = odd_ptr[p]
+            # Pass v_lo - 1 rides the pattern's regular trip copies (one FIFO order, the same
+            # boarding/alighting stops), switching to an earlier one wherever it can be caught;
+            # each further pass rides one odd trip copy alone, as if it were a pattern of its
+            # own (a realtime skip, a trip that lets nobody off where the others do, a delay
+            # that overtakes): the earliest regular trip may not serve a stop it serves.
+            for v in range(v_lo - 1, odd_ptr[p + 1]):
+                fix_t = -1
+                fix_o = 0
+                if v >= v_lo:
+                    fix_t = odd_trip[v]
+                    fix_o = odd_copy[v]
+                cur = -1
+                cur_o = 0
+                cur_off = 0
+                cur_board = -1
+                for i in range(start, n_pos):
+                    s = pattern_stops[p0 + i]
+                    if cur >= 0:
+                        st = trip_st_ptr[cur] + i
+                        if st_alight[cur_o, st]:
+                            a = st_arr[cur_o, st] + cur_off
+                            if a < rtau[k, s] and a < bound:
+                                rtau[k, s] = a
+                                r_trip[k, s] = cur
+                                r_board[k, s] = cur_board
+                                r_alight[k, s] = i
+                                r_off[k, s] = cur_o
+                                r_copy[k, s] = False
+                                if not in_ride[s]:
+                                    in_ride[s] = True
+                                    ride_list[n_ride] = s
+                                    n_ride += 1
+                                if egress_s[s] >= 0 and a + egress_s[s] < bound:
+                                    bound = a + egress_s[s]
+                                r = a + change_s[s]
+                                if r < ready[k, s]:
+                                    ready[k, s] = r
+                                    ready_src[k, s] = RIDE
+                                    if not marked[s]:
+                                        marked[s] = True
+                                        mark_list[n_mark] = s
+                                        n_mark += 1
+                    r = ready[k - 1, s]
+                    if r >= BIG:
                         continue
-                    if cur < 0 or d + off < st_dep[cur_o, trip_st_ptr[cur] + i] + cur_off:
-                        cur = t
-                        cur_o = o
-                        cur_off = off
-                        cur_board = i
+                    if fix_t >= 0:
+                        # One trip copy: board it at the first stop where it can be caught
+                        # (boarding it later arrives no earlier).
+                        if cur < 0:
+                            st = trip_st_ptr[fix_t] + i
+                            if st_board[fix_o, st] and r <= st_dep[fix_o, st] + offsets[fix_o]:
+                                cur = fix_t
+                                cur_o = fix_o
+                                cur_off = offsets[fix_o]
+                                cur_board = i
+                        continue
+                    cur_d = BIG
+                    if cur >= 0:
+                        cur_d = st_dep[cur_o, trip_st_ptr[cur] + i] + cur_off
+                        if r > cur_d:
+                            continue
+                    for o in range(n_off):
+                        off = offsets[o]
+                        t, d = find_trip(
+                            t_lo, t_hi, i, r - off, trip_st_ptr, st_dep[o], st_board[o],
+                            active[o], fifo and row_fifo[o, p],
+                        )  # fmt: skip
+                        if t < 0:
+                            continue
+                        d += off
+                        # A tie goes to the copy first in the pattern's order (a lower trip of
+                        # the same copy: FIFO, it arrives no later further on).
+                        if (
+                            cur < 0
+                            or d < cur_d
+                            or (d == cur_d and (o < cur_o or (o == cur_o and t < cur)))
+                        ):
+                            cur = t
+                            cur_o = o
+                            cur_off = off
+                            cur_board = i
+                            cur_d = d
 
         # --- one footpath after the rides ---------------------------------------------------
         for i in range(n_ride):
@@ -324,3 +363,120 @@ def departures_in_window(
                         out.append(dep)
     res = np.array(out, dtype=np.int64) if len(out) > 0 else np.zeros(0, dtype=np.int64)
     return res
+
+
+@njit(cache=True)
+def _follows(
+    a_o: int,
+    a_t: int,
+    b_o: int,
+    b_t: int,
+    n_pos: int,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,
+    st_dep: np.ndarray,
+    offsets: np.ndarray,
+) -> bool:
+    """Whether trip copy ``b`` may follow ``a`` in a pattern's regular order: no earlier at any
+    stop; within one copy, a later trip (the binary search's order); across copies, strictly
+    later everywhere (a tie between copies would leave the scan's pick to the copy index,
+    which mirrors differently in the arrive-by frame)."""
+    sa = trip_st_ptr[a_t]
+    sb = trip_st_ptr[b_t]
+    oa = offsets[a_o]
+    ob = offsets[b_o]
+    same = a_o == b_o
+    if same and b_t < a_t:
+        return False
+    for i in range(n_pos):
+        da = st_dep[a_o, sa + i] + oa
+        db = st_dep[b_o, sb + i] + ob
+        aa = st_arr[a_o, sa + i] + oa
+        ab = st_arr[b_o, sb + i] + ob
+        if db < da or ab < aa:
+            return False
+        if not same and (db == da or ab == aa):
+            return False
+    return True
+
+
+@njit(cache=True)
+def split_odd_copies(
+    patterns: np.ndarray,  # the patterns to (re)order
+    pattern_trip_ptr: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,  # [O, N]
+    st_dep: np.ndarray,  # [O, N]
+    offsets: np.ndarray,  # [O]
+    active: np.ndarray,  # [O, T] copies that take part
+    modified: np.ndarray,  # [O, T] realtime-changed copies (preferred as the odd ones)
+    odd: np.ndarray,  # [O, T] in: copies already odd (masks); out: plus the overtaking ones
+    row_fifo: np.ndarray,  # [O, P] out
+) -> None:
+    """Mark odd the trip copies that break a pattern's single FIFO order, and tell which copies
+    of the pattern keep their trips sorted (where a binary search may find trips).
+
+    The regular copies of a pattern — every copy of every trip, shifted by its day — must
+    form one chain where each is no earlier than the one before at every stop, for a scan
+    riding the earliest catchable copy to be exact. Greedy: copies sorted by first
+    departure; a copy that would overtake the last kept one (or be overtaken by it) makes one
+    of the two odd — the realtime-modified one when there is one, else the later — until the
+    chain holds.
+    """
+    n_off = offsets.shape[0]
+    for p in patterns:
+        t_lo = pattern_trip_ptr[p]
+        t_hi = pattern_trip_ptr[p + 1]
+        n_t = t_hi - t_lo
+        if n_t == 0:
+            continue
+        n_pos = trip_st_ptr[t_lo + 1] - trip_st_ptr[t_lo]
+        for o in range(n_off):
+            ok = True
+            for t in range(t_lo + 1, t_hi):
+                sa = trip_st_ptr[t - 1]
+                sb = trip_st_ptr[t]
+                for i in range(n_pos):
+                    if (
+                        st_arr[o, sb + i] < st_arr[o, sa + i]
+                        or st_dep[o, sb + i] < st_dep[o, sa + i]
+                    ):
+                        ok = False
+                        break
+                if not ok:
+                    break
+            row_fifo[o, p] = ok
+        m = n_off * n_t
+        keys = np.empty(m, dtype=np.int64)
+        it_o = np.empty(m, dtype=np.int64)
+        it_t = np.empty(m, dtype=np.int64)
+        n = 0
+        for o in range(n_off):
+            for t in range(t_lo, t_hi):
+                if active[o, t] and not odd[o, t]:
+                    d0 = np.int64(st_dep[o, trip_st_ptr[t]] + offsets[o]) + 4 * 86_400
+                    keys[n] = d0 * m + o * n_t + (t - t_lo)
+                    it_o[n] = o
+                    it_t[n] = t
+                    n += 1
+        order = np.argsort(keys[:n])
+        changed = True
+        while changed:
+            changed = False
+            last = -1
+            for j in order:
+                o = it_o[j]
+                t = it_t[j]
+                if odd[o, t]:
+                    continue
+                if last >= 0:
+                    lo_ = it_o[last]
+                    lt = it_t[last]
+                    if not _follows(lo_, lt, o, t, n_pos, trip_st_ptr, st_arr, st_dep, offsets):
+                        changed = True
+                        if modified[lo_, lt] and not modified[o, t]:
+                            odd[lo_, lt] = True  # the next pass checks t against the copy before
+                        else:
+                            odd[o, t] = True
+                            continue
+                last = j

@@ -87,6 +87,13 @@ def _insert(
 
 
 @njit(cache=True)
+def _first(d_a: int, o_a: int, t_a: int, d_b: int, o_b: int, t_b: int) -> bool:
+    """Whether trip copy ``a`` (departing ``d_a`` here) is no later than ``b`` in its
+    pattern's order: it departs earlier, or at the same time from a lower copy or trip."""
+    return d_a < d_b or (d_a == d_b and (o_a < o_b or (o_a == o_b and t_a <= t_b)))
+
+
+@njit(cache=True)
 def mc_kernel(
     pattern_stop_ptr: np.ndarray,
     pattern_stops: np.ndarray,
@@ -102,7 +109,11 @@ def mc_kernel(
     transfer_ptr: np.ndarray,
     transfer_to: np.ndarray,
     transfer_s: np.ndarray,
-    active: np.ndarray,
+    active: np.ndarray,  # [O, T] the regular trip copies
+    row_fifo: np.ndarray,  # [O, P]
+    odd_ptr: np.ndarray,  # [P+1] CSR of the odd trip copies, ridden one by one
+    odd_trip: np.ndarray,
+    odd_copy: np.ndarray,
     offsets: np.ndarray,
     change_s: np.ndarray,
     slack: int,
@@ -237,103 +248,126 @@ def mc_kernel(
             n_pos = pattern_stop_ptr[p + 1] - p0
             t_lo = pattern_trip_ptr[p]
             t_hi = pattern_trip_ptr[p + 1]
-            n_rb = 0
-            for i in range(start, n_pos):
-                s = pattern_stops[p0 + i]
-                # Alight every route-bag label here.
-                for r in range(n_rb):
-                    st = trip_st_ptr[rb_trip[r]] + i
-                    if not st_alight[rb_o[r], st]:
-                        continue
-                    a = st_arr[rb_o[r], st] + offsets[rb_o[r]]
-                    if a > max_arrival:
-                        continue
-                    ready = a + change_s[s]
-                    c = rb_co2[r] + pat_co2[p0 + i]
-                    if n >= cap:
-                        return -1
-                    if _insert(
-                        s, a, ready, rb_walk[r], c, k, K_RIDE, head, nxt, l_arr, l_ready,
-                        l_walk, l_co2, l_round, l_kind, dead, n, co2_step,
-                    ):  # fmt: skip
-                        l_arr[n] = a
-                        l_ready[n] = ready
-                        l_walk[n] = rb_walk[r]
-                        l_co2[n] = c
-                        l_stop[n] = s
-                        l_round[n] = k
-                        l_kind[n] = K_RIDE
-                        l_parent[n] = rb_par[r]
-                        l_trip[n] = rb_trip[r]
-                        l_board[n] = rb_board[r]
-                        l_alight[n] = i
-                        l_off[n] = rb_o[r]
-                        dead[n] = False
-                        new_rides[n_new] = n
-                        n_new += 1
-                        n += 1
-                        if not marked[s]:
-                            marked[s] = True
-                            mark_list[n_mark] = s
-                            n_mark += 1
-                # Board: labels of the previous round at this stop join the route bag.
-                x = head[s]
-                while x >= 0:
-                    if dead[x] or l_round[x] != k - 1:
-                        x = nxt[x]
-                        continue
-                    best_t = -1
-                    best_o = 0
-                    best_d = BIG
-                    for o in range(n_off):
-                        off = offsets[o]
-                        t, d = find_trip(
-                            t_lo, t_hi, i, l_ready[x] - off, trip_st_ptr, st_dep[o], st_board[o],
-                            active[o], fifo,
-                        )  # fmt: skip
-                        if t >= 0 and d + off < best_d:
-                            best_t = t
-                            best_o = o
-                            best_d = d + off
-                    if best_t >= 0:
-                        w = l_walk[x]
-                        c = l_co2[x] - pat_co2[p0 + i]
-                        dominated = False
-                        for r in range(n_rb):
-                            dr = st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i] + offsets[rb_o[r]]
-                            if (
-                                dr <= best_d
-                                and rb_walk[r] <= w
-                                and rb_co2[r] // co2_step <= c // co2_step
-                            ):
-                                dominated = True
-                                break
-                        if not dominated:
-                            m = 0
+            v_lo = odd_ptr[p]
+            # Pass v_lo - 1: the pattern's regular trip copies; each further pass one odd trip
+            # copy alone, as a pattern of its own (see kernels.raptor).
+            for v in range(v_lo - 1, odd_ptr[p + 1]):
+                fix_t = -1
+                fix_o = 0
+                if v >= v_lo:
+                    fix_t = odd_trip[v]
+                    fix_o = odd_copy[v]
+                n_rb = 0
+                for i in range(start, n_pos):
+                    s = pattern_stops[p0 + i]
+                    # Alight every route-bag label here.
+                    for r in range(n_rb):
+                        st = trip_st_ptr[rb_trip[r]] + i
+                        if not st_alight[rb_o[r], st]:
+                            continue
+                        a = st_arr[rb_o[r], st] + offsets[rb_o[r]]
+                        if a > max_arrival:
+                            continue
+                        ready = a + change_s[s]
+                        c = rb_co2[r] + pat_co2[p0 + i]
+                        if n >= cap:
+                            return -1
+                        if _insert(
+                            s, a, ready, rb_walk[r], c, k, K_RIDE, head, nxt, l_arr, l_ready,
+                            l_walk, l_co2, l_round, l_kind, dead, n, co2_step,
+                        ):  # fmt: skip
+                            l_arr[n] = a
+                            l_ready[n] = ready
+                            l_walk[n] = rb_walk[r]
+                            l_co2[n] = c
+                            l_stop[n] = s
+                            l_round[n] = k
+                            l_kind[n] = K_RIDE
+                            l_parent[n] = rb_par[r]
+                            l_trip[n] = rb_trip[r]
+                            l_board[n] = rb_board[r]
+                            l_alight[n] = i
+                            l_off[n] = rb_o[r]
+                            dead[n] = False
+                            new_rides[n_new] = n
+                            n_new += 1
+                            n += 1
+                            if not marked[s]:
+                                marked[s] = True
+                                mark_list[n_mark] = s
+                                n_mark += 1
+                    # Board: labels of the previous round at this stop join the route bag.
+                    x = head[s]
+                    while x >= 0:
+                        if dead[x] or l_round[x] != k - 1:
+                            x = nxt[x]
+                            continue
+                        best_t = -1
+                        best_o = 0
+                        best_d = BIG
+                        if fix_t >= 0:
+                            st = trip_st_ptr[fix_t] + i
+                            d = st_dep[fix_o, st] + offsets[fix_o]
+                            if st_board[fix_o, st] and l_ready[x] <= d:
+                                best_t = fix_t
+                                best_o = fix_o
+                                best_d = d
+                        else:
+                            for o in range(n_off):
+                                off = offsets[o]
+                                t, d = find_trip(
+                                    t_lo, t_hi, i, l_ready[x] - off, trip_st_ptr, st_dep[o],
+                                    st_board[o], active[o], fifo and row_fifo[o, p],
+                                )  # fmt: skip
+                                # Ties: the lower copy, first in the pattern's order.
+                                if t >= 0 and d + off < best_d:
+                                    best_t = t
+                                    best_o = o
+                                    best_d = d + off
+                        if best_t >= 0:
+                            w = l_walk[x]
+                            c = l_co2[x] - pat_co2[p0 + i]
+                            dominated = False
                             for r in range(n_rb):
                                 dr = st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i] + offsets[rb_o[r]]
-                                if not (
-                                    best_d <= dr
-                                    and w <= rb_walk[r]
-                                    and c // co2_step <= rb_co2[r] // co2_step
+                                # An equal departure dominates only from a trip copy that is
+                                # first in the pattern's order (it arrives no later after).
+                                if (
+                                    _first(dr, rb_o[r], rb_trip[r], best_d, best_o, best_t)
+                                    and rb_walk[r] <= w
+                                    and rb_co2[r] // co2_step <= c // co2_step
                                 ):
-                                    rb_par[m] = rb_par[r]
-                                    rb_trip[m] = rb_trip[r]
-                                    rb_o[m] = rb_o[r]
-                                    rb_board[m] = rb_board[r]
-                                    rb_walk[m] = rb_walk[r]
-                                    rb_co2[m] = rb_co2[r]
-                                    m += 1
-                            n_rb = m
-                            if n_rb < _RB_CAP:
-                                rb_par[n_rb] = x
-                                rb_trip[n_rb] = best_t
-                                rb_o[n_rb] = best_o
-                                rb_board[n_rb] = i
-                                rb_walk[n_rb] = w
-                                rb_co2[n_rb] = c
-                                n_rb += 1
-                    x = nxt[x]
+                                    dominated = True
+                                    break
+                            if not dominated:
+                                m = 0
+                                for r in range(n_rb):
+                                    dr = (
+                                        st_dep[rb_o[r], trip_st_ptr[rb_trip[r]] + i]
+                                        + offsets[rb_o[r]]
+                                    )
+                                    if not (
+                                        _first(best_d, best_o, best_t, dr, rb_o[r], rb_trip[r])
+                                        and w <= rb_walk[r]
+                                        and c // co2_step <= rb_co2[r] // co2_step
+                                    ):
+                                        rb_par[m] = rb_par[r]
+                                        rb_trip[m] = rb_trip[r]
+                                        rb_o[m] = rb_o[r]
+                                        rb_board[m] = rb_board[r]
+                                        rb_walk[m] = rb_walk[r]
+                                        rb_co2[m] = rb_co2[r]
+                                        m += 1
+                                n_rb = m
+                                if n_rb < _RB_CAP:
+                                    rb_par[n_rb] = x
+                                    rb_trip[n_rb] = best_t
+                                    rb_o[n_rb] = best_o
+                                    rb_board[n_rb] = i
+                                    rb_walk[n_rb] = w
+                                    rb_co2[n_rb] = c
+                                    n_rb += 1
+                        x = nxt[x]
         # One walk after each new ride label.
         for j in range(n_new):
             x = new_rides[j]
@@ -427,6 +461,7 @@ def mc_raptor(
         co2 = np.ascontiguousarray(pattern_co2, dtype=np.int32)
         if co2.shape != (n_ps,):
             raise ValueError(f"pattern_co2 needs one value per pattern stop ({n_ps})")
+    scan = query.scan_sets(network)
     while True:
         res = McResult(capacity, network.n_stops)
         res.departure = int(departure)
@@ -435,7 +470,8 @@ def mc_raptor(
             network.trip_st_ptr, query.st_arr, query.st_dep, query.st_board, query.st_alight,
             network.stop_pattern_ptr, network.stop_patterns, network.stop_pattern_pos,
             network.transfer_ptr, network.transfer_to, query.footpath_seconds(network),
-            query.active, query.offsets, query.change_s, int(query.slack),
+            scan.active, scan.row_fifo, scan.odd_ptr, scan.odd_trip, scan.odd_copy,
+            query.offsets, query.change_s, int(query.slack),
             int(query.max_transfer_s), bool(query.fifo), int(departure), access,
             int(query.max_rides), co2, BIG if max_arrival is None else int(max_arrival),
             max(1, int(co2_step)),

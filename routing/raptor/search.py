@@ -47,9 +47,21 @@ class QueryArrays:
         Multiplier of the network's footpath seconds (the traveller walks slower or faster
         than the speed the footpaths were computed at).
     fifo
-        Trips of a pattern never overtake in ``st_*`` (binary search allowed).
+        Trips of a pattern never overtake in ``st_*`` (binary search allowed); False makes
+        every trip search a linear scan.
     max_rides
         Most vehicles in one journey (max transfers + 1).
+    odd
+        [O, T] bool or None: trip copies a pattern scan must ride one by one, each as if it
+        were a pattern of its own (OpenTripPlanner gives a realtime-modified trip its own
+        pattern for the same reason). A pattern scan rides the earliest trip copy it can
+        board, which is right only when the copies it chooses from share their boarding and
+        alighting stops and never overtake one another; a copy with a realtime skip, a
+        pickup/drop-off type its pattern's other trips lack, or realtime times that overtake
+        must be odd. :class:`routing.transit.TransitData` marks them.
+    row_fifo
+        [O, P] bool or None (all True): copy ``o`` of pattern ``p`` keeps its trips (odd ones
+        included) in FIFO order, so a binary search may find the first catchable one.
     """
 
     active: npt.NDArray[np.bool_]
@@ -64,7 +76,19 @@ class QueryArrays:
     fifo: bool
     max_rides: int
     walk_factor: float = 1.0
+    odd: npt.NDArray[np.bool_] | None = None
+    row_fifo: npt.NDArray[np.bool_] | None = None
     _scaled: dict[int, IntArray] = field(default_factory=dict, compare=False, repr=False)
+    _scan: dict[int, ScanSets] = field(default_factory=dict, compare=False, repr=False)
+
+    def scan_sets(self, network: RaptorNetwork) -> ScanSets:
+        """The kernels' view of ``active`` / ``odd`` / ``row_fifo`` on ``network`` (cached)."""
+        key = id(network)
+        got = self._scan.get(key)
+        if got is None:
+            got = ScanSets.build(network, self.active, self.odd, self.row_fifo)
+            self._scan[key] = got
+        return got
 
     def footpath_seconds(self, network: RaptorNetwork) -> IntArray:
         """The network's footpath seconds at this query's walking speed (cached)."""
@@ -93,6 +117,60 @@ class QueryArrays:
             fifo=self.fifo,
             max_rides=self.max_rides,
             walk_factor=self.walk_factor,
+            odd=None if self.odd is None else np.ascontiguousarray(network.mirror_trips(self.odd)),
+            row_fifo=self.row_fifo,  # per pattern, and patterns keep their index when mirrored
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ScanSets:
+    """What a pattern scan rides, split for the kernels.
+
+    Attributes
+    ----------
+    active
+        [O, T] the regular trip copies: running and not odd.
+    row_fifo
+        [O, P] whether a binary search may look for trips of copy ``o`` of pattern ``p``.
+    odd_ptr, odd_trip, odd_copy
+        CSR [P+1] / [M] / [M]: the running odd trip copies of each pattern, ridden one by one.
+    """
+
+    active: npt.NDArray[np.bool_]
+    row_fifo: npt.NDArray[np.bool_]
+    odd_ptr: npt.NDArray[np.int64]
+    odd_trip: IntArray
+    odd_copy: IntArray
+
+    @classmethod
+    def build(
+        cls,
+        network: RaptorNetwork,
+        active: npt.NDArray[np.bool_],
+        odd: npt.NDArray[np.bool_] | None,
+        row_fifo: npt.NDArray[np.bool_] | None,
+    ) -> ScanSets:
+        n_off = active.shape[0]
+        fifo = (
+            np.ones((n_off, network.n_patterns), dtype=np.bool_)
+            if row_fifo is None
+            else np.ascontiguousarray(row_fifo, dtype=np.bool_)
+        )
+        running_odd = None if odd is None else odd & active
+        if running_odd is None or not running_odd.any():
+            empty = np.zeros(0, dtype=np.int32)
+            ptr = np.zeros(network.n_patterns + 1, dtype=np.int64)
+            return cls(active, fifo, ptr, empty, empty)
+        # (trip, copy) pairs sorted by trip: trips are grouped by pattern, so the pattern CSR
+        # is a search of the pattern's first trip.
+        trip, copy = np.nonzero(running_odd.T)
+        ptr = np.searchsorted(trip, network.pattern_trip_ptr).astype(np.int64)
+        return cls(
+            np.ascontiguousarray(active & ~running_odd),
+            fifo,
+            ptr,
+            trip.astype(np.int32),
+            copy.astype(np.int32),
         )
 
 
@@ -163,6 +241,7 @@ def run(
         state = SearchState(query.max_rides + 1, network.n_stops)
     state.departure = int(departure)
     state.access_s = access
+    scan = query.scan_sets(network)
     kernels.raptor(
         network.pattern_stop_ptr,
         network.pattern_stops,
@@ -178,7 +257,11 @@ def run(
         network.transfer_ptr,
         network.transfer_to,
         query.footpath_seconds(network),
-        query.active,
+        scan.active,
+        scan.row_fifo,
+        scan.odd_ptr,
+        scan.odd_trip,
+        scan.odd_copy,
         query.offsets,
         query.change_s,
         int(query.slack),

@@ -155,7 +155,9 @@ def test_realtime_delays_cancellations_and_skips() -> None:
     rt.arrival[st] += 301
     rt.departure[st] += 301
     q = data.query_arrays(MON, RoutingOptions(), rt)
-    assert not q.fifo
+    # Still behind a0 and ahead of a2 everywhere: the pattern keeps one FIFO order, nothing is
+    # ridden apart and the trip search stays a binary search.
+    assert q.fifo and q.odd is None and q.row_fifo is not None and q.row_fifo.all()
     res = earliest_arrival(data.forward, q, 8 * 3600 + 600, [0], [0], [3], [0])
     assert res.journeys[0].arrival == 8 * 3600 + 600 + 900 + 301
     res = earliest_arrival(data.forward, q, 8 * 3600 + 600, [0], [0], [4], [0])
@@ -166,15 +168,17 @@ def test_realtime_delays_cancellations_and_skips() -> None:
     q = data.query_arrays(MON, RoutingOptions(), rt2)
     res = earliest_arrival(data.forward, q, 8 * 3600 + 600, [0], [0], [3], [0])
     assert res.journeys[0].legs[0].departure == 8 * 3600 + 1200
-    # Skipping stop 3 on every trip: stop 3 unreachable.
+    # Skipping stop 3 on every Monday trip: stop 3 is reached only by Tuesday's first run
+    # (the earliest boardable copies, Monday's, do not let anyone off there).
     rt3 = _overlay(data, MON)
     stops_of_st = data.st_stop
     rt3.stop_skipped[stops_of_st == 3] = True
     q = data.query_arrays(MON, RoutingOptions(), rt3)
-    assert earliest_arrival(data.forward, q, 8 * 3600, [0], [0], [3], [0]).journeys == ()
+    (j,) = earliest_arrival(data.forward, q, 8 * 3600, [0], [0], [3], [0]).journeys
+    assert (j.rides[0].day_offset, j.arrival) == (86400, 86400 + 8 * 3600 + 900)
     # An overlay of another day does not touch today's query.
     q = data.query_arrays(MON, RoutingOptions(), _overlay(data, MON + dt.timedelta(days=7)))
-    assert q.fifo
+    assert q.fifo and q.odd is None and np.array_equal(q.st_arr[1], data.forward.st_arr)
 
 
 def test_arrive_by_and_range_and_mcraptor_on_tiny() -> None:
