@@ -276,15 +276,12 @@ class LocalGateway:
         ride_id: str | None = None,
     ) -> dict[str, Any]:
         d = self.dispatcher
-        try:
-            if kind == "position":
-                await asyncio.to_thread(d.update_position, vehicle_id, float(lat), float(lon), t)  # type: ignore[arg-type]
-            else:
-                action = {"boarded": d.boarded, "alighted": d.alighted, "no_show": d.no_show}[kind]
-                await asyncio.to_thread(action, vehicle_id, str(ride_id), t)
-            v = d.vehicle(vehicle_id)
-        except DispatchError as exc:
-            raise dispatch_error(exc.code, exc.message) from exc
+        msg = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
+        msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
+        out = await asyncio.to_thread(handle, d, msg)  # the owner's code path in cluster mode
+        if "error" in out:
+            raise dispatch_error(str(out["error"]), str(out.get("message", "")))
+        v = d.vehicle(vehicle_id)
         if kind != "position":  # positions are saved periodically; statuses at once
             await persist(self.services, [v.zone_id])
         return vehicle_view(d, v)

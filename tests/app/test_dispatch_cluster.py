@@ -3,17 +3,27 @@ share the on-demand dispatcher. A zone added on one process is served; a ride qu
 booked on another and cancelled on a third; a vehicle event on one changes the plan another
 shows; exactly one process owns a zone; a clean stop and a crash both hand every booking to
 the survivor; a booking made while nobody owns its zone answers 202 and completes on takeover;
-no ride is ever assigned twice. Real Redis and PostgreSQL (a fresh database per test)."""
+no ride is ever assigned twice. The demo city and published flex feeds enter the shared
+catalog once, the demo fleet is driven by its zone's owner only, and the GTFS-RT export lists
+every zone from any process. In-process apps (``TestClient``) and, for a real crash, two
+``uvicorn`` processes one of which is SIGKILLed. Real Redis and PostgreSQL (a fresh database
+per test: the zone catalog is the whole table)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import os
+import signal
+import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -26,11 +36,13 @@ from dispatch.request import RideRequest
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
-from tests.app.conftest import ZONE, A, B, assert_error, services_of
+from tests.app.conftest import ZONE, A, B, assert_error, services_of, settings_for
+from tests.app.test_events_api import _free_port, _spawn, _wait_ready
 from tests.conftest import PG_ADMIN_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
+REPO = Path(__file__).resolve().parents[2]
 FLEET = "/api/v1/fleet"
 GEOMETRY: dict[str, Any] = ZONE["geometry"]  # type: ignore[assignment]
 RIDES = "/api/v1/rides"
@@ -474,3 +486,230 @@ def test_clean_stop_hands_zones_over_at_once(
     assert owners([a, b], zid) == [0]
     stop(a)
     wait_for(lambda: owners([a, b], zid) == [1], timeout=3)
+
+
+# --- zone sources in cluster mode: the demo city and published flex feeds -------------------------
+DEMO_ZONE = "muroran-higashi"
+STATION_WEST = {"lat": 42.349466, "lon": 141.0247499}  # 東室蘭駅西口
+NAKAJIMA_1 = {"lat": 42.3538896, "lon": 141.0161829}  # 中島町1丁目
+
+
+def test_demo_city_once_driven_by_its_owner_only(
+    cluster: Callable[..., TestClient],
+    fresh_pg_url: str,
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    demo = {"demo": True, "demo_riders_per_hour": 0.0, "demo_time_scale": 60.0}
+    a = cluster(**demo)
+    b = cluster(**demo)
+    clients = [a, b]
+    ids, _ = catalog_zones(services_of(a).engine, definitions=False)
+    assert ids == [DEMO_ZONE]
+    wait_for(lambda: len(owners(clients, DEMO_ZONE)) == 1, timeout=2)
+    own = owners(clients, DEMO_ZONE)[0]
+    owner, other = clients[own], clients[1 - own]
+    city_owner, city_other = services_of(owner).demo_city, services_of(other).demo_city
+    assert city_owner is not None and city_other is not None
+    assert city_owner.loop is not None and city_owner.loop.running
+    assert city_other.loop is None  # nobody drives the fleet twice
+    assert other.get("/readyz").json()["checks"]["demo_fleet"]["driven_here"] is False
+    # One accelerated clock for the cluster (its origin is shared through Redis).
+    ca, cb = services_of(a).dispatcher.clock, services_of(b).dispatcher.clock
+    assert ca.t0 == cb.t0 and abs(ca() - cb()) < 60.0
+    # Both describe the demo; a resident quotes and books through the non-owner.
+    for c in clients:
+        od = c.get("/api/v1/demo").json()["on_demand"]
+        assert od["zone_id"] == DEMO_ZONE and len(od["vehicles"]) == 5
+    alice = make_user(client=a)
+    ha = auth(alice, a)
+    r = other.post(
+        "/api/v1/rides",
+        json={"request": {"origin": STATION_WEST, "destination": NAKAJIMA_1}},
+        headers=ha,
+    )
+    assert r.status_code == 201, r.text
+    # The GTFS-RT export of the non-owner lists the demo fleet (from the saved state).
+    provider = services_of(other).feeds.fleet_provider
+    wait_for(lambda: len(provider()[0]) == 5)
+    vehicles, trips = provider()
+    assert {v.vehicle_id for v in vehicles} == set(city_other.vehicle_ids)
+    assert any(t.vehicle_id == r.json()["vehicle_id"] for t in trips)
+
+    # The owner stops: the other takes the zone and starts driving it.
+    owner.portal.call(gateway(owner).close)  # type: ignore[union-attr]
+    assert city_owner.loop is None
+    wait_for(lambda: owners(clients, DEMO_ZONE) == [1 - own], timeout=5)
+    wait_for(lambda: city_other.loop is not None and city_other.loop.running)
+
+
+def test_published_flex_zones_enter_the_catalog_with_one_owner_each(
+    cluster: Callable[..., TestClient],
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+    gtfs_dir: Path,
+) -> None:
+    a, b = cluster(), cluster()
+    op = auth(make_user(roles=("operator",), client=a), a)
+    boss = auth(make_user(roles=("dispatcher",), client=a), a)
+    with (gtfs_dir / "us_cobblinc_flex.zip").open("rb") as f:
+        r = a.post(
+            "/api/v1/feeds/cobb/versions",
+            files={"file": ("cobb.zip", f, "application/zip")},
+            headers=op,
+        )
+    assert r.status_code == 201, r.text
+    r = a.post(f"/api/v1/feeds/cobb/versions/{r.json()['id']}/publish", headers=op)
+    assert r.status_code == 200, r.text
+    want = ["cobb:zone_1", "cobb:zone_2", "cobb:zone_3"]
+    # Leased when the publish answers (restored a moment later at most), one owner each.
+    wait_for(lambda: all(len(owners([a, b], z)) == 1 for z in want), timeout=2)
+    listed = b.get("/api/v1/fleet/zones", headers=boss).json()["zones"]
+    assert sorted(z["zone_id"] for z in listed) == want
+    # A vehicle added through B lands in a zone A may own; both see it.
+    body = {
+        "vehicle_id": "cobb-van",
+        "zone_id": "cobb:zone_1",
+        "depot": {"lat": 33.95, "lon": -84.55},
+        "shift_end": time.time() + 3e4,
+    }
+    r = b.post("/api/v1/fleet/vehicles", json=body, headers=boss)
+    assert r.status_code == 201, r.text
+    got = a.get("/api/v1/fleet/vehicles/cobb-van", headers=boss)
+    assert got.status_code == 200 and got.json()["zone_id"] == "cobb:zone_1"
+
+
+# --- two real uvicorn processes, the owner killed with SIGKILL --------------------------------------
+ADMIN = "boss@example.org"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def processes(
+    tmp_path: Path, fresh_pg_url: str, redis_url: str, redis_prefix: str
+) -> AsyncIterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        DATABASE_URL=fresh_pg_url,
+        REDIS_URL=redis_url,
+        TSUNAGU_REDIS_PREFIX=redis_prefix,
+        TSUNAGU_ENVIRONMENT="test",
+        TSUNAGU_DEMO="false",
+        TSUNAGU_ADMIN_EMAIL=ADMIN,
+        TSUNAGU_ADMIN_PASSWORD=PASSWORD,
+        TSUNAGU_DISPATCH_LEASE_TTL_S="2",
+        TSUNAGU_DISPATCH_REPLY_TIMEOUT_S="1",
+        TSUNAGU_DISPATCH_CATALOG_INTERVAL_S="0.5",
+        TSUNAGU_DISPATCH_REOPT_INTERVAL_S="0",
+    )
+    from app.services import Services
+
+    # Migrations, admin and signing keys once, as a deployment does before scaling out.
+    prepared = await Services.start(
+        settings_for(tmp_path / "prepare", fresh_pg_url, admin_email=ADMIN, admin_password=PASSWORD)
+    )
+    await prepared.stop()
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for name in ("a", "b"):
+            port = _free_port()
+            log = tmp_path / f"app-{name}.log"
+            proc = _spawn(port, {**env, "TSUNAGU_DATA_DIR": str(tmp_path / name)}, log)
+            procs.append((f"http://127.0.0.1:{port}", proc))
+            await asyncio.to_thread(_wait_ready, proc, procs[-1][0], log)
+        yield procs
+    finally:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=redis_prefix + "*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+async def _owned(c: httpx.AsyncClient) -> list[str]:
+    r = await c.get("/readyz")
+    return list(r.json()["checks"]["dispatch"]["owned"])
+
+
+@pytest.mark.slow
+async def test_sigkill_of_the_owner_loses_no_booking(
+    processes: list[tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    (base_a, _), (base_b, _) = processes
+    async with (
+        httpx.AsyncClient(base_url=base_a, timeout=30) as a,
+        httpx.AsyncClient(base_url=base_b, timeout=30) as b,
+    ):
+        r = await a.post("/api/v1/auth/login", json={"email": ADMIN, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        zid = f"z-{uuid.uuid4().hex[:6]}"
+        r = await a.post("/api/v1/fleet/zones", json={**ZONE, "zone_id": zid}, headers=h)
+        assert r.status_code == 201, r.text
+        for k in range(2):
+            body = {
+                "vehicle_id": f"van-{k}",
+                "zone_id": zid,
+                "depot": A,
+                "shift_end": time.time() + 8 * 3600,
+            }
+            r = await b.post("/api/v1/fleet/vehicles", json=body, headers=h)
+            assert r.status_code == 201, r.text
+        rides: list[str] = []
+        for client in (a, b, a, b):
+            r = await client.post(
+                "/api/v1/rides", json={"request": {"origin": A, "destination": B}}, headers=h
+            )
+            assert r.status_code == 201, r.text
+            rides.append(r.json()["ride_id"])
+        owned = [await _owned(a), await _owned(b)]
+        assert sorted(zid in o for o in owned) == [False, True]
+        owner = 0 if zid in owned[0] else 1
+        survivor = (a, b)[1 - owner]
+        killed = processes[owner][1]
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+
+        # Booked on the survivor at once, while the dead owner's lease still runs.
+        r = await survivor.post(
+            "/api/v1/rides", json={"request": {"origin": B, "destination": A}}, headers=h
+        )
+        assert r.status_code in (201, 202), r.text
+        late = r.json()["request_id"] if r.status_code == 202 else r.json()["ride_id"]
+        rides.append(late)
+        end = time.monotonic() + 20
+        while zid not in await _owned(survivor):
+            assert time.monotonic() < end, "the survivor never took the zone over"
+            await asyncio.sleep(0.2)
+        end = time.monotonic() + 20
+        while True:
+            statuses = [
+                (await survivor.get(f"/api/v1/rides/{rid}", headers=h)).json()["status"]
+                for rid in rides
+            ]
+            if statuses == ["assigned"] * len(rides):
+                break
+            assert time.monotonic() < end, statuses
+            await asyncio.sleep(0.2)
+        fleet: list[dict[str, Any]] = (
+            await survivor.get("/api/v1/fleet/vehicles", params={"zone_id": zid}, headers=h)
+        ).json()["vehicles"]
+        in_plans = [s["ride_id"] for v in fleet for s in v["plan"]]
+        assert sorted(in_plans) == sorted(rides * 2)  # each ride once: a pick-up and a drop-off
+        carriers: dict[str, set[str]] = {}
+        for v in fleet:
+            for s in v["plan"]:
+                carriers.setdefault(s["ride_id"], set()).add(v["vehicle_id"])
+        assert all(len(vs) == 1 for vs in carriers.values()), carriers
