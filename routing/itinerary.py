@@ -18,6 +18,7 @@ from gtfs.compiled import CompiledTimetable
 from routing.co2 import pattern_co2_cumulative, ride_grams
 from routing.options import route_type_mode
 from routing.raptor.journey import Journey, RideLeg, WalkLeg
+from routing.transit import overlay_for
 
 LatLon = tuple[float, float]
 
@@ -255,6 +256,8 @@ class ItineraryBuilder:
         realtime: Any | None = None,
         day: dt.date | None = None,
     ) -> Itinerary:
+        """The itinerary of ``journey``; ``realtime`` (one overlay, or several: one per service
+        date) gives each ride the times of its own service day's run."""
         legs: list[ItineraryLeg] = []
         for leg in journey.legs:
             if isinstance(leg, RideLeg):
@@ -308,14 +311,12 @@ class ItineraryBuilder:
         off = leg.day_offset
         sched_dep = int(tt.st_departure[st0 + leg.board_pos]) + off
         sched_arr = int(tt.st_arrival[st0 + leg.alight_pos]) + off
-        rt = (
-            realtime is not None
-            and day is not None
-            and realtime.service_date == day + dt.timedelta(seconds=off)
-            and bool(getattr(realtime, "trip_updated", np.zeros(tt.n_trips, bool))[t])
-        )
-        times_arr = realtime.arrival if rt else tt.st_arrival  # type: ignore[union-attr]
-        times_dep = realtime.departure if rt else tt.st_departure  # type: ignore[union-attr]
+        # The overlay of the service day this copy of the trip runs on (yesterday's for a ride
+        # past midnight on yesterday's run): ``realtime`` may hold several days' overlays.
+        ov = None if day is None else overlay_for(realtime, day + dt.timedelta(seconds=off))
+        rt = ov is not None and bool(getattr(ov, "trip_updated", np.zeros(tt.n_trips, np.bool_))[t])
+        times_arr = ov.arrival if rt else tt.st_arrival  # type: ignore[union-attr]
+        times_dep = ov.departure if rt else tt.st_departure  # type: ignore[union-attr]
         inter = tuple(
             self.stop_place(
                 int(tt.pattern_stops[p0 + i]),

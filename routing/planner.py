@@ -183,7 +183,13 @@ class Planner:
         return idx[served].astype(np.int32), secs[served].astype(np.int32)
 
     def plan(self, req: PlanRequest, realtime: Any | None = None) -> Plan:
-        """Itineraries for ``req`` (realtime overlay optional), best first."""
+        """Itineraries for ``req``, best first.
+
+        ``realtime`` (optional): one realtime overlay or several (one per service date, see
+        :func:`routing.transit.overlays`). A query on date ``D`` rides the runs of ``D - 1``
+        (past midnight), ``D`` and ``D + 1``, so pass the overlays of all three for a late
+        night or early morning answer to see their delays, skips and cancellations.
+        """
         o = self._place(req.origin, req.locale, "Origin")
         d = self._place(req.destination, req.locale, "Destination")
 

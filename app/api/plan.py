@@ -28,7 +28,7 @@ from app.street_graphs import walk_graph
 from routing.itinerary import Place, service_day_epoch_ms, to_otp
 from routing.options import TRANSIT_MODES, RoutingOptions
 from routing.planner import Planner, PlanPlace, PlanRequest
-from routing.transit import TransitData, footpath_speed_mps
+from routing.transit import DAY_OFFSETS, TransitData, footpath_speed_mps
 
 router = APIRouter(tags=["plan"])
 
@@ -137,6 +137,16 @@ def realtime_for(services: Any, day: dt.date) -> Any:
         return reg.realtime_state(day) if reg is not None else None
     except Exception:
         return None
+
+
+def realtime_days(services: Any, day: dt.date) -> list[Any]:
+    """The realtime overlays of ``day - 1``, ``day`` and ``day + 1`` that exist.
+
+    A plan on ``day`` rides yesterday's runs past midnight and tomorrow morning's runs too;
+    each run's delays, skips and cancellations are in its own service date's overlay.
+    """
+    found = (realtime_for(services, day + dt.timedelta(days=d)) for d in DAY_OFFSETS)
+    return [rt for rt in found if rt is not None]
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -301,7 +311,7 @@ async def plan(
         raise ApiError(400, "invalid_options", str(exc)) from exc
     lang = locale[:2].lower()
     req = PlanRequest(origin, dest, day, secs, arriveBy, options, lang)
-    rt = realtime_for(services, day)
+    rt = realtime_days(services, day)
     result = await run_in_threadpool(np_.planner.plan, req, rt)
     body: dict[str, Any] = {
         "requestParameters": {

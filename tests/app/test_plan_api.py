@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -414,3 +415,102 @@ def test_departures_outside_the_feed_say_why(client: TestClient) -> None:
     assert body["error"]["id"] == "OUTSIDE_SERVICE_PERIOD" and body["error"]["msg"]
     ok = client.get("/api/v1/stops/0082_C/departures", params={"date": DAY, "time": "08:00"})
     assert ok.json()["departures"] and "error" not in ok.json()
+
+
+# --- realtime of yesterday's and tomorrow's runs ------------------------------------------------
+_NIGHT_FEED: dict[str, str] = {
+    "agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nN,Night,https://n.example,Asia/Tokyo\n",
+    # 5-6 km apart: walking never beats the bus.
+    "stops.txt": (
+        "stop_id,stop_name,stop_lat,stop_lon\n"
+        "N1,North,35.0000,139.0000\nN2,Middle,35.0500,139.0000\nN3,South,35.1000,139.0000\n"
+    ),
+    "routes.txt": "route_id,agency_id,route_short_name,route_long_name,route_type\nNR,N,N,Night,3\n",
+    "trips.txt": "route_id,service_id,trip_id\nNR,ALL,NIGHT\n",
+    # Every night: N1 23:40, N2 00:02 (24:02), N3 00:15 (24:15).
+    "stop_times.txt": (
+        "trip_id,arrival_time,departure_time,stop_id,stop_sequence\n"
+        "NIGHT,23:40:00,23:40:00,N1,1\nNIGHT,24:02:00,24:02:00,N2,2\n"
+        "NIGHT,24:15:00,24:15:00,N3,3\n"
+    ),
+    "calendar.txt": (
+        "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\n"
+        "ALL,1,1,1,1,1,1,1,20300101,20301231\n"
+    ),
+}
+
+
+def _night_trip_update(start_date: str, *, delay_s: int = 0, skip_seq: int = 0) -> bytes:
+    from google.transit import gtfs_realtime_pb2 as pb
+
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    e = m.entity.add()
+    e.id = f"night-{start_date}"
+    e.trip_update.trip.trip_id = "NIGHT"
+    e.trip_update.trip.start_date = start_date
+    if delay_s:
+        stu = e.trip_update.stop_time_update.add()
+        stu.stop_sequence = 3
+        stu.arrival.delay = delay_s
+    if skip_seq:
+        stu = e.trip_update.stop_time_update.add()
+        stu.stop_sequence = skip_seq
+        stu.schedule_relationship = pb.TripUpdate.StopTimeUpdate.SKIPPED
+    return bytes(m.SerializeToString())
+
+
+def test_plan_sees_yesterdays_run_past_midnight_in_realtime(
+    make_app_client: Any, make_user: Any, auth: Any, tmp_path: Path
+) -> None:
+    """Wednesday 00:00 from N2 to N3 rides Tuesday's night run (its stop times past midnight):
+    a delay or a skip announced for Tuesday's run must change Wednesday's early answer."""
+    from tests.gtfs.conftest import write_zip
+
+    c = make_app_client()
+    operator = make_user(roles=("operator",), client=c)
+    op = auth(operator, c)
+    zpath = write_zip(tmp_path / "night.zip", dict(_NIGHT_FEED))
+    with zpath.open("rb") as f:
+        r = c.post(
+            "/api/v1/feeds/night/versions",
+            files={"file": ("night.zip", f, "application/zip")},
+            headers=op,
+        )
+    assert r.status_code == 201, r.text
+    r = c.post(f"/api/v1/feeds/night/versions/{r.json()['id']}/publish", headers=op)
+    assert r.status_code == 200, r.text
+    params = {"fromPlace": "N2", "toPlace": "N3", "date": "2030-01-02", "time": "00:00"}
+
+    def first_ride() -> dict[str, Any]:
+        r = c.get("/api/v1/plan", params={**params, "numItineraries": 1})
+        assert r.status_code == 200, r.text
+        its = r.json()["plan"]["itineraries"]
+        assert its, r.json()
+        return next(leg for leg in its[0]["legs"] if leg["transitLeg"])
+
+    midnight = int(dt.datetime(2030, 1, 2, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()) * 1000
+    leg = first_ride()
+    assert leg["serviceDate"] == "2030-01-01" and not leg["realTime"]
+    assert leg["endTime"] - midnight == 15 * 60_000
+    PB = {"Content-Type": "application/x-protobuf"}
+    # Tuesday's run is 10 minutes late at N3: Wednesday's 00:00 answer arrives at 00:25.
+    body = _night_trip_update("20300101", delay_s=600)
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **op})
+    assert r.status_code == 200, r.text
+    leg = first_ride()
+    assert leg["serviceDate"] == "2030-01-01" and leg["realTime"]
+    assert leg["endTime"] - midnight == 25 * 60_000 and leg["arrivalDelay"] == 600
+    # Arrive-by 00:20 on Wednesday: the late run no longer makes it; Wednesday's own run (N2 at
+    # Thursday 00:02) is too late as well, so nothing leaves after Tuesday's 00:02 in time.
+    r = c.get("/api/v1/plan", params={**params, "time": "00:20", "arriveBy": "true"})
+    assert r.status_code == 200, r.text
+    its = r.json()["plan"]["itineraries"]
+    assert not [leg for it in its for leg in it["legs"] if leg["transitLeg"]], its
+    # Tuesday's run skips N2 instead: Wednesday 00:00 rides Wednesday's own run (Thursday 00:02).
+    body = _night_trip_update("20300101", skip_seq=2)
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **op})
+    assert r.status_code == 200, r.text
+    leg = first_ride()
+    assert leg["serviceDate"] == "2030-01-02"
+    assert leg["startTime"] - midnight == (24 * 3600 + 120) * 1000

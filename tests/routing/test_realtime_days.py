@@ -135,3 +135,49 @@ def test_planner_past_midnight(data: TransitData) -> None:
     mon.stop_skipped[_stop_time(data, 1)] = True
     plan = planner.plan(req, mon)
     assert plan.itineraries and plan.itineraries[0].start == NIGHT[1]
+
+
+def test_several_overlays_each_change_their_own_copy(data: TransitData) -> None:
+    """The overlays of Monday, Tuesday and Wednesday given together to a Tuesday query."""
+    mon = _state(data, MON)
+    mon.arrival[:] += 300  # Monday's run 5 min late (past midnight: Tuesday 00:20)
+    mon.departure[:] += 300
+    tue = _state(data, TUE)
+    tue.stop_skipped[_stop_time(data, 1)] = True
+    wed = _state(data, TUE + dt.timedelta(days=1))
+    wed.trip_cancelled[0] = True
+    other = _state(data, TUE + dt.timedelta(days=5))  # not a copy of a Tuesday query: ignored
+    q = data.query_arrays(TUE, RoutingOptions(), [mon, None, tue, wed, other])
+    st = _stop_time(data, 1)
+    assert [int(q.st_dep[o, st]) for o in range(3)] == [NIGHT[1] + 300, NIGHT[1], NIGHT[1]]
+    assert [bool(q.st_board[o, st]) for o in range(3)] == [True, False, True]
+    assert [bool(q.active[o, 0]) for o in range(3)] == [True, True, False]
+    # From stop 1 at Tuesday 00:00: Monday's late run (00:07 -> 00:20); after it, nothing:
+    # Tuesday's run skips stop 1 and Wednesday's is cancelled.
+    res = earliest_arrival(data.forward, q, 0, [1], [0], [2], [0])
+    assert [(j.rides[0].day_offset, j.arrival) for j in res.journeys] == [(-DAY, 1200)]
+    assert earliest_arrival(data.forward, q, 3600, [1], [0], [2], [0]).journeys == ()
+    # The planner and its itineraries read each ride's own day's overlay.
+    planner = Planner(data)
+    opts = RoutingOptions(max_walk_m=0)
+    req = PlanRequest(PlanPlace(0, 0, stop=1), PlanPlace(0, 0, stop=2), TUE, 0, options=opts)
+    mon.trip_updated[0] = True
+    plan = planner.plan(req, [mon, tue, wed])
+    (leg,) = [leg for leg in plan.itineraries[0].legs if leg.transit]
+    assert (leg.start, leg.end, leg.realtime, leg.service_day_offset) == (420, 1200, True, -DAY)
+    assert leg.scheduled_end == 900
+    # One overlay alone still works (and only changes its own day).
+    plan = planner.plan(req, tue)
+    assert plan.itineraries[0].start == 120
+
+
+def test_overlay_helpers() -> None:
+    from routing.transit import overlay_for, overlays
+
+    a = RealtimeState.scheduled(TinyFeed(3, [TinyTrip("t", [0, 1], [0, 60])]).compile(), MON)
+    assert overlays(None) == [] and overlays(a) == [a] and overlays([None, a]) == [a]
+    assert (
+        overlay_for([a], MON) is a
+        and overlay_for(a, TUE) is None
+        and overlay_for(None, MON) is None
+    )
