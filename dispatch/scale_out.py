@@ -43,6 +43,8 @@ from dispatch.zone import ServiceZone
 
 GROUP = "dispatch"
 RECLAIM_BATCH = 100
+#: Seconds before a worker tries again to restore a zone whose saved state failed to load.
+BROKEN_RETRY_S = 60.0
 log = logging.getLogger("tsunagu.dispatch.scale_out")
 
 
@@ -412,6 +414,7 @@ class ZoneWorker:
         self._last_catalog = -float("inf")
         self._last_snapshot = time.monotonic()
         self._dirty: set[str] = set()
+        self._broken: dict[str, float] = {}  # zone -> when to try restoring it again
 
     # --- ownership --------------------------------------------------------------------------
     def _lock(self, zid: str) -> asyncio.Lock:
@@ -559,23 +562,44 @@ class ZoneWorker:
         self.zones = {zid: self.zones.get(zid, z) for zid, z in fresh.items()}
 
     async def pass_once(self, *, refresh: bool = False) -> None:
-        """One keeper pass: catalog, leases (take, renew, lose), periodic snapshots."""
+        """One keeper pass: catalog, leases (renew, lose, take), periodic snapshots."""
         async with self._pass_lock:
-            await self._refresh_catalog(refresh)
-            for zid in list(self.zones):
+            try:
+                await self._refresh_catalog(refresh)
+            except Exception:  # the database away: renew the leases of the zones known
+                log.exception("catalog re-read failed; keeping the zones known")
+            now = time.monotonic()
+            # Owned zones first: their renewals must not wait behind restoring new ones.
+            for zid in sorted(self.zones, key=lambda z: z not in self.owned):
+                if zid not in self.owned and self._broken.get(zid, 0.0) > now:
+                    continue
                 held = await self._renew(zid)
                 if held and zid not in self.owned:
-                    async with self._lock(zid):
-                        await self._take(zid)
-                    self._tasks[zid] = asyncio.create_task(
-                        self._serve(zid), name=f"dispatch-zone-{zid}"
-                    )
+                    if await self._try_take(zid):
+                        self._tasks[zid] = asyncio.create_task(
+                            self._serve(zid), name=f"dispatch-zone-{zid}"
+                        )
                 elif not held and zid in self.owned:
                     await self._drop(zid, release=False)
-            now = time.monotonic()
             if now - self._last_snapshot >= self.snapshot_interval_s:
                 self._last_snapshot = now
                 await self.save_owned()
+
+    async def _try_take(self, zid: str) -> bool:
+        """Take a leased zone; a state that cannot be restored (a corrupt row) costs only that
+        zone: it is released, logged, and tried again after ``BROKEN_RETRY_S``."""
+        try:
+            async with self._lock(zid):
+                await self._take(zid)
+        except Exception:
+            log.exception("zone %s could not be restored; retried in %.0f s", zid, BROKEN_RETRY_S)
+            self._broken[zid] = time.monotonic() + BROKEN_RETRY_S
+            if zid in {z.zone_id for z in self.dispatcher.zones()}:
+                self.dispatcher.remove_zone(zid)
+            await self.leases.release(lease_key(zid), self.worker_id)
+            return False
+        self._broken.pop(zid, None)
+        return True
 
     async def save_owned(self) -> None:
         """Snapshot every owned zone (re-optimised plans, positions), lease checked first."""

@@ -371,3 +371,34 @@ def test_zone_names_are_valid_topic_words() -> None:
     odd = zone_name("a zone/with spaces")
     assert odd.startswith("z") and odd == zone_name("a zone/with spaces")
     assert zone_name("a..b") != "a..b" and lease_key("a b").endswith(zone_name("a b"))
+
+
+async def test_v2_corrupt_state_and_catalog_outage_cost_only_themselves(
+    backends: tuple[Any, Any, Any],
+) -> None:
+    bus, leases, state = backends
+    await _seed_fleet(state)
+    await state.save(state_key("west"), "{not json")
+    catalog = ListCatalog(ZONES)
+    rec = Recorder()
+    w = v2_worker("w", bus, leases, state, catalog, rec)
+    await w.sync()
+    w.start()
+    # West cannot be restored: released (another worker may try), east is served.
+    assert w.owned == {"east"}
+    assert [z.zone_id for z in w.dispatcher.zones()] == ["east"]
+    assert await leases.acquire(lease_key("west"), "other", 1000)
+    await leases.release(lease_key("west"), "other")
+    await bus.enqueue(zone_stream("east"), book_message(request(ZONES[0], 0)))
+    await until(lambda: len(rec.outcomes) == 1)
+    assert rec.outcomes[0][2]["status"] == "assigned"
+
+    # The catalog cannot be read for longer than a lease: east's lease is still renewed.
+    async def down() -> list[ServiceZone]:
+        raise ConnectionError("database away")
+
+    catalog.zones = down  # type: ignore[method-assign]
+    await asyncio.sleep(1.0)
+    assert w.owned == {"east"}
+    assert not await leases.acquire(lease_key("east"), "other", 1000)
+    await w.stop()
