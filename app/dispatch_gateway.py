@@ -91,7 +91,10 @@ def _rejected(reason: str, message: str, new_quote: dict[str, Any] | None) -> Ap
 
 
 def dispatch_error(code: str, message: str) -> ApiError:
-    """``unknown_*`` -> 404, any other refusal -> 409 (the code is the dispatcher's)."""
+    """``unknown_*`` -> 404, a failure of the zone's owner -> 500, any other refusal -> 409
+    (the code is the dispatcher's)."""
+    if code == "internal_error":
+        return ApiError(500, code, message)
     return ApiError(404 if code.startswith("unknown") else 409, code, message)
 
 
@@ -440,7 +443,7 @@ class ClusterGateway:
             out = await asyncio.to_thread(self._query_locally, data)
         except Exception as exc:  # answer rather than leave the asker waiting
             log.warning("dispatch_query_failed", op=data.get("op"), error=repr(exc))
-            out = {"error": "internal", "message": "the zone owner failed to answer"}
+            out = {"error": "internal_error", "message": "the zone's owner failed to answer"}
         await self.bus.publish(str(data["reply_to"]), {"corr": data.get("corr"), "outcome": out})
 
     def _query_locally(self, data: dict[str, Any]) -> dict[str, Any]:

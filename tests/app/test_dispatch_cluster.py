@@ -415,6 +415,16 @@ def test_errors_match_single_process(
         409,
         "no_such_stop",
     )
+    # An owner failing to answer a query answers 500 internal_error, not a hang.
+    owner_gateway = gateway(a)
+    assert zid in owner_gateway.worker.owned
+
+    def broken(data: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("owner bug")
+
+    owner_gateway._query_locally = broken  # type: ignore[method-assign]
+    assert_error(b.get(f"{FLEET}/vehicles/{zid}-van0", headers=hb), 500, "internal_error")
+    del owner_gateway._query_locally  # the class's method again
     # Someone else's quote is unknown to Bob, and Alice's booking is not leaked to him.
     bob = make_user(client=a)
     q = b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha).json()
