@@ -10,6 +10,10 @@ Semantics (the router's documented rules): a query on date ``D`` may ride trips 
 alighting ``drop_off_type != 1``; after a ride one footpath may follow; boarding after a ride
 at the same stop needs the stop's change time (transfers.txt ``from == to``, at least the
 slack), after a walk the slack; walks from the origin need no slack.
+
+Realtime (:class:`RawOverlay`, one per service date, keyed by raw trip id): the copy of that
+date takes the overlay's times, drops its cancelled trips and neither boards nor alights at its
+skipped stop times; the other copies keep the schedule.
 """
 
 from __future__ import annotations
@@ -65,6 +69,17 @@ class RawTrip:
     dep: list[int]
     pickup: list[int]
     dropoff: list[int]
+
+
+@dataclass
+class RawOverlay:
+    """Realtime of ONE service date over raw trips: replaced times, skipped stop times (by
+    position in the trip), cancelled trips."""
+
+    service_date: dt.date
+    times: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    skipped: dict[str, list[bool]] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -193,27 +208,54 @@ class RawFeed:
             self.__dict__["base"] = tuple(np.array(c, dtype=np.int64) for c in cols)
         return self.__dict__["base"]  # type: ignore[no-any-return]
 
-    def connections(self, day: dt.date) -> tuple[np.ndarray, ...]:
+    def connections(
+        self, day: dt.date, realtime: tuple[RawOverlay, ...] = ()
+    ) -> tuple[np.ndarray, ...]:
         """Elementary connections of trips of day-1, day, day+1, sorted by departure."""
-        if day in self._conn_cache:
+        # Only the schedule's connections are cached (overlays are built per test).
+        if not realtime and day in self._conn_cache:
             return self._conn_cache[day]
         dep, arr, u, v, trip, board, alight, svc = self._base_connections()
         services: list[str] = self.__dict__["services"]
         seq = np.arange(len(dep))
         n_trips = len(self.trips)
+        by_date = {o.service_date: o for o in realtime}
         parts = []
         for c, off in enumerate((-1, 0, 1)):
             d = day + dt.timedelta(days=off)
             on = np.array([self.service_active(sv, d) for sv in services], dtype=np.bool_)
             m = on[svc] if len(svc) else np.zeros(0, dtype=np.bool_)
-            parts.append((m, off * 86400, c * n_trips))
-        cat = [np.concatenate([x[m] + sh for m, sh, _ in parts]) for x in (dep, arr)] + [
-            np.concatenate([x[m] for m, _, _ in parts]) for x in (u, v)
+            dep_c, arr_c = dep, arr
+            board_c, alight_c = board, alight
+            ov = by_date.get(d)
+            if ov is not None:
+                dep_c, arr_c = dep.copy(), arr.copy()
+                board_c, alight_c = board.copy(), alight.copy()
+                index = self._trip_rows()
+                for tid in set(ov.times) | set(ov.skipped) | ov.cancelled:
+                    rows = self._conn_rows(index[tid])
+                    if tid in ov.cancelled:
+                        m = m.copy()
+                        m[rows] = False
+                    if tid in ov.times:
+                        a, b = ov.times[tid]
+                        dep_c[rows] = b[:-1]
+                        arr_c[rows] = a[1:]
+                    if tid in ov.skipped:
+                        sk = np.asarray(ov.skipped[tid], dtype=np.bool_)
+                        board_c[rows] &= ~sk[:-1]
+                        alight_c[rows] &= ~sk[1:]
+            parts.append((m, off * 86400, c * n_trips, dep_c, arr_c, board_c, alight_c))
+        cat = [
+            np.concatenate([p[3][p[0]] + p[1] for p in parts]),
+            np.concatenate([p[4][p[0]] + p[1] for p in parts]),
+            np.concatenate([u[p[0]] for p in parts]),
+            np.concatenate([v[p[0]] for p in parts]),
         ]
-        tr = np.concatenate([trip[m] + base for m, _, base in parts])
-        bo = np.concatenate([board[m] for m, _, _ in parts]).astype(np.bool_)
-        al = np.concatenate([alight[m] for m, _, _ in parts]).astype(np.bool_)
-        sq = np.concatenate([seq[m] for m, _, _ in parts])
+        tr = np.concatenate([trip[p[0]] + p[2] for p in parts])
+        bo = np.concatenate([p[5][p[0]] for p in parts]).astype(np.bool_)
+        al = np.concatenate([p[6][p[0]] for p in parts]).astype(np.bool_)
+        sq = np.concatenate([seq[p[0]] for p in parts])
         order = np.lexsort((sq, cat[1], cat[0]))
         out = (
             cat[0][order],
@@ -226,8 +268,23 @@ class RawFeed:
             sq[order],
             np.int64(3 * n_trips),
         )
-        self._conn_cache[day] = out
+        if not realtime:
+            self._conn_cache[day] = out
         return out
+
+    def _trip_rows(self) -> dict[str, int]:
+        """Raw trip id -> its index in the connection arrays' ``trip`` column."""
+        if "trip_rows" not in self.__dict__:
+            self.__dict__["trip_rows"] = {tid: k for k, tid in enumerate(self.trips)}
+        return self.__dict__["trip_rows"]  # type: ignore[no-any-return]
+
+    def _conn_rows(self, k: int) -> np.ndarray:
+        """The connections of trip ``k`` in order (one per hop)."""
+        if "conn_ptr" not in self.__dict__:
+            lengths = [len(t.stops) - 1 for t in self.trips.values()]
+            self.__dict__["conn_ptr"] = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        ptr = self.__dict__["conn_ptr"]
+        return np.arange(ptr[k], ptr[k + 1])
 
 
 @dataclass
@@ -352,10 +409,17 @@ class Reference:
         return self.fp_cache[slack]
 
     def earliest(
-        self, origin: str, day: dt.date, t0: int, *, slack: int = 0, max_walk: int = 10**6
+        self,
+        origin: str,
+        day: dt.date,
+        t0: int,
+        *,
+        slack: int = 0,
+        max_walk: int = 10**6,
+        realtime: tuple[RawOverlay, ...] = (),
     ) -> dict[str, int]:
         """Earliest arrival (seconds of ``day``) at every reached stop id."""
-        c = self.raw.connections(day)
+        c = self.raw.connections(day, realtime)
         fp = self.footpaths(slack)
         arr = csa_earliest(
             c[0],
@@ -387,6 +451,7 @@ def check_journey(
     day: dt.date,
     *,
     slack: int = 0,
+    realtime: tuple[RawOverlay, ...] = (),
 ) -> None:
     """Assert that a router journey is feasible against the raw timetable.
 
@@ -416,9 +481,15 @@ def check_journey(
             assert b < a
             assert t.stops[b] == str(stop_ids[leg.board_stop])
             assert t.stops[a] == str(stop_ids[leg.alight_stop])
-            assert t.dep[b] + leg.day_offset == leg.departure
-            assert t.arr[a] + leg.day_offset == leg.arrival
+            ov = next((o for o in realtime if o.service_date == service_day), None)
+            t_arr, t_dep = ov.times.get(t.trip_id, (t.arr, t.dep)) if ov else (t.arr, t.dep)
+            assert t_dep[b] + leg.day_offset == leg.departure
+            assert t_arr[a] + leg.day_offset == leg.arrival
             assert t.pickup[b] != 1 and t.dropoff[a] != 1
+            if ov is not None:
+                assert t.trip_id not in ov.cancelled, ("cancelled", t.trip_id, service_day)
+                sk = ov.skipped.get(t.trip_id)
+                assert sk is None or not (sk[b] or sk[a]), ("skipped", t.trip_id, service_day)
             here = str(stop_ids[leg.board_stop])
             if prev_kind == "ride":
                 assert prev_stop == here
