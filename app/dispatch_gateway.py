@@ -537,7 +537,9 @@ class ClusterGateway:
     def _refuse(self, request: RideRequest) -> ApiError:
         """Why no zone takes ``request``, in the dispatcher's own order of checks (invalid,
         same place, outside every zone): a dispatcher without zones answers it."""
-        r = Dispatcher(self.dispatcher.travel, self.dispatcher.rules).quote(request, self.now())
+        r = Dispatcher(
+            self.dispatcher.travel, self.dispatcher.rules, speeds=self.dispatcher.speeds
+        ).quote(request, self.now())
         assert isinstance(r, Rejection)
         return rejection_error(r)
 
@@ -732,8 +734,12 @@ class ClusterGateway:
     def others_dispatcher(self) -> Dispatcher:
         """A scratch dispatcher with the zones other processes own, restored from their last
         saved state (synchronous: call in a thread)."""
+        # Same travel model and speed periods as the owner, so ETAs read here match its own.
         scratch = Dispatcher(
-            self.dispatcher.travel, self.dispatcher.rules, clock=self.dispatcher.clock
+            self.dispatcher.travel,
+            self.dispatcher.rules,
+            clock=self.dispatcher.clock,
+            speeds=self.dispatcher.speeds,
         )
         owned = set(self.worker.owned)
         for zid, zone in sorted(self.worker.zones.items()):
