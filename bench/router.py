@@ -5,7 +5,10 @@ Usage: ``python -m bench.router [--json PATH] [--queries N] [--no-pyraptor]``
 For Cairns, NYC (2 routes) and Cairns replicated 50x (``gtfs.synthetic.scaled_feed``): median
 and p95 latency of one-to-one earliest-arrival (EA), one-to-all EA, 60-minute range (rRAPTOR)
 and McRAPTOR queries (without and with the CO2 criterion) over random (origin, destination, time) pairs on a service day, plus the
-memory of the compiled timetable per stop time.
+memory of the compiled timetable per stop time. With realtime (:func:`realtime_overlays`: delays
+on 20% of the trips, some overtaking, and skipped stops on 5%, on each of the three service
+days a query rides): one-to-one EA, arrive-by and the query set-up, and how many trip copies
+the kernels ride apart (``odd_copies``).
 
 Baseline: pyraptor (PyPI), installed by this script into an isolated virtualenv
 (``var/bench/pyraptor-venv``) and run on Cairns converted to its input shape (stations as
@@ -34,10 +37,11 @@ import numpy as np
 
 from gtfs import compile_timetable, read_feed
 from gtfs.compiled import CompiledTimetable
+from gtfs.realtime import RealtimeState
 from gtfs.synthetic import scaled_feed
 from routing.options import RoutingOptions
-from routing.raptor import earliest_arrival, mc_raptor, range_query
-from routing.transit import TransitData
+from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
+from routing.transit import DAY_OFFSETS, TransitData
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "gtfs"
@@ -68,6 +72,32 @@ def timetable_bytes(tt: CompiledTimetable) -> int:
 def busiest_day(tt: CompiledTimetable) -> dt.date:
     counts = tt.service_days[tt.trip_service].sum(axis=0)
     return tt.service_start + dt.timedelta(days=int(np.argmax(counts)))
+
+
+def realtime_overlays(tt: CompiledTimetable, day: dt.date, seed: int) -> list[RealtimeState]:
+    """Overlays of ``day - 1``, ``day`` and ``day + 1``: 20% of the trips late by 1-20 min from a
+    random stop on (enough to be overtaken on frequent lines), 5% skipping one stop."""
+    rng = np.random.default_rng(seed)
+    trip_of_st = np.repeat(np.arange(tt.n_trips), np.diff(tt.trip_st_ptr))
+    pos = np.arange(tt.n_stop_times) - tt.trip_st_ptr[trip_of_st]
+    lengths = np.diff(tt.trip_st_ptr)
+    out = []
+    for d in DAY_OFFSETS:
+        rt = RealtimeState.scheduled(tt, day + dt.timedelta(days=d))
+        late = rng.random(tt.n_trips) < 0.2
+        start = (rng.random(tt.n_trips) * lengths).astype(np.int64)
+        delay = rng.integers(60, 1200, tt.n_trips)
+        shift = np.where(late[trip_of_st] & (pos >= start[trip_of_st]), delay[trip_of_st], 0)
+        rt.arrival[:] += shift.astype(np.int32)
+        rt.departure[:] += shift.astype(np.int32)
+        skip = np.flatnonzero(rng.random(tt.n_trips) < 0.05)
+        rt.stop_skipped[
+            tt.trip_st_ptr[skip] + (rng.random(len(skip)) * lengths[skip]).astype(int)
+        ] = True
+        rt.trip_updated[late] = True
+        rt.trip_updated[skip] = True
+        out.append(rt)
+    return out
 
 
 def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -> dict[str, Any]:
@@ -115,6 +145,19 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
             mc_raptor(fwd, q, t0, [o], [0], [d], [0], pattern_co2=co2)
             mc_co2.append(time.perf_counter() - t)
     qa = [_time(lambda: data.query_arrays(day, opts)) for _ in range(20)]
+    # Realtime on the three days a query rides.
+    rts = realtime_overlays(tt, day, seed)
+    qa_rt = [_time(lambda: data.query_arrays(day, opts, rts)) for _ in range(10)]
+    q_rt = data.query_arrays(day, opts, rts)
+    qr_rt = data.query_arrays(day, opts, rts, reverse=True)
+    back = data.backward
+    earliest_arrival(fwd, q_rt, t0, [o], [0], [d], [0])
+    latest_departure(back, qr_rt, t0 + 3600, [d], [0], [o], [0])
+    ea_rt: list[float] = []
+    by_rt: list[float] = []
+    for o, d, t0 in pairs:
+        ea_rt.append(_time(lambda: earliest_arrival(fwd, q_rt, t0, [o], [0], [d], [0])))  # noqa: B023
+        by_rt.append(_time(lambda: latest_departure(back, qr_rt, t0 + 3600, [d], [0], [o], [0])))  # noqa: B023
     size = timetable_bytes(tt)
     return {
         "network": name,
@@ -128,6 +171,10 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
         "mcraptor": _ms(mc),
         "mcraptor_co2": _ms(mc_co2),
         "query_setup": _ms(qa),
+        "ea_one_to_one_realtime": _ms(ea_rt),
+        "arrive_by_realtime": _ms(by_rt),
+        "query_setup_realtime": _ms(qa_rt),
+        "odd_copies": 0 if q_rt.odd is None else int((q_rt.odd & q_rt.active).sum()),
         "timetable_bytes": size,
         "bytes_per_stop_time": round(size / max(1, tt.n_stop_times), 1),
     }
@@ -315,6 +362,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{f('ea_one_to_all'):>16} {f('range_60min'):>18} {f('mcraptor'):>18} "
               f"{f('mcraptor_co2'):>18} "
               f"{r['bytes_per_stop_time']:>6}")  # fmt: skip
+    print(f"{'realtime (D-1, D, D+1)':22} {'odd copies':>10} {'EA 1-1 med/p95 ms':>20} "
+          f"{'arrive-by':>16} {'set-up':>18}")  # fmt: skip
+    for r in table:
+
+        def g(k: str, r: dict[str, Any] = r) -> str:
+            return f"{r[k]['median_ms']:.3f}/{r[k]['p95_ms']:.3f}"
+
+        print(f"{r['network']:22} {r['odd_copies']:>10} {g('ea_one_to_one_realtime'):>20} "
+              f"{g('arrive_by_realtime'):>16} {g('query_setup_realtime'):>18}")  # fmt: skip
     print(f"50x: EA median {out['ea_median_ms_50x']} ms (target <= 10), range median "
           f"{out['range_median_ms_50x']} ms (target <= 100)")  # fmt: skip
     if "pyraptor" in out:

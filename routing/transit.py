@@ -203,10 +203,33 @@ class TransitData:
                 **common,  # type: ignore[arg-type]
             )
         # Per-copy arrays: only the rows of the overlays' days differ from the schedule.
-        arr = np.repeat(self.forward.st_arr[None, :], n_off, axis=0)
-        dep = np.repeat(self.forward.st_dep[None, :], n_off, axis=0)
-        board2 = np.repeat(board[None, :], n_off, axis=0)
-        alight2 = np.repeat(alight[None, :], n_off, axis=0)
+        fwd = self.forward
+        arr = np.empty((n_off, n), dtype=np.int32)
+        dep = np.empty((n_off, n), dtype=np.int32)
+        modified = np.zeros((n_off, tt.n_trips), dtype=np.bool_)
+        skipped_trips = np.zeros((n_off, tt.n_trips), dtype=np.bool_)
+        skipped: dict[int, BoolArray] = {}
+        for i in range(n_off):
+            rt = rows.get(i)
+            if rt is None:
+                arr[i] = fwd.st_arr
+                dep[i] = fwd.st_dep
+                continue
+            arr[i] = np.asarray(rt.arrival, dtype=np.int32)
+            dep[i] = np.asarray(rt.departure, dtype=np.int32)
+            skipped[i] = np.asarray(rt.stop_skipped, dtype=np.bool_)
+            modified[i], skipped_trips[i] = kernels.changed_trips(
+                fwd.trip_st_ptr, arr[i], dep[i], fwd.st_arr, fwd.st_dep, skipped[i]
+            )
+        if skipped_trips.any():
+            board2 = np.repeat(board[None, :], n_off, axis=0)
+            alight2 = np.repeat(alight[None, :], n_off, axis=0)
+            for i, sk in skipped.items():
+                board2[i] &= ~sk
+                alight2[i] &= ~sk
+        else:  # no skip: the masks stay one row for every copy
+            board2 = np.broadcast_to(board, (n_off, n))
+            alight2 = np.broadcast_to(alight, (n_off, n))
         odd = (
             np.zeros((n_off, tt.n_trips), dtype=np.bool_)
             if self._static_odd is None
@@ -217,17 +240,6 @@ class TransitData:
             if self._static_row_fifo is None
             else self._static_row_fifo.copy()
         )
-        modified = np.zeros((n_off, tt.n_trips), dtype=np.bool_)
-        skipped_trips = np.zeros((n_off, tt.n_trips), dtype=np.bool_)
-        for i, rt in rows.items():
-            arr[i] = np.asarray(rt.arrival, dtype=np.int32)
-            dep[i] = np.asarray(rt.departure, dtype=np.int32)
-            skipped = np.asarray(rt.stop_skipped, dtype=np.bool_)
-            board2[i] &= ~skipped
-            alight2[i] &= ~skipped
-            changed = (arr[i] != self.forward.st_arr) | (dep[i] != self.forward.st_dep)
-            modified[i] = self._trips_of(changed)
-            skipped_trips[i] = self._trips_of(skipped)
         touched = modified.any(axis=0) | skipped_trips.any(axis=0)
         if touched.any():
             # Re-order the touched patterns from their static state: copies whose masks differ
@@ -247,6 +259,8 @@ class TransitData:
                 active,
                 modified,
                 odd,
+                np.isin(np.arange(n_off), list(rows)),  # only the overlays' rows changed order
+                self._sched_sorted,
                 row_fifo,
             )
         q = QueryArrays(
@@ -263,9 +277,13 @@ class TransitData:
         return q.mirrored(self.backward) if reverse else q
 
     def _trips_of(self, st_mask: BoolArray) -> BoolArray:
-        """[T] trips with at least one stop time in ``st_mask`` ([N])."""
-        hit = self.trip_of_st[np.flatnonzero(st_mask)]
-        return np.bincount(hit, minlength=self.tt.n_trips) > 0
+        """[T] trips with at least one stop time in ``st_mask`` ([N]).
+
+        One reduction over each trip's contiguous stop times (every compiled trip has two or
+        more, so no segment is empty)."""
+        if self.tt.n_trips == 0:
+            return np.zeros(0, dtype=np.bool_)
+        return np.logical_or.reduceat(st_mask, self.tt.trip_st_ptr[:-1].astype(np.int64))
 
     @cached_property
     def _mask_odd(self) -> BoolArray:
@@ -304,9 +322,17 @@ class TransitData:
             np.ones((n_off, tt.n_trips), dtype=np.bool_),
             np.zeros((n_off, tt.n_trips), dtype=np.bool_),
             odd,
+            np.ones(n_off, dtype=np.bool_),
+            np.zeros(tt.n_patterns, dtype=np.bool_),  # nothing known yet: compare every pair
             row_fifo,
         )
         return (odd if odd.any() else None), (None if row_fifo.all() else row_fifo)
+
+    @property
+    def _sched_sorted(self) -> npt.NDArray[np.bool_]:
+        """[P] patterns whose scheduled trips are in FIFO order (all rows share the schedule)."""
+        rf = self._static_row_fifo
+        return np.ones(self.tt.n_patterns, dtype=np.bool_) if rf is None else rf[0]
 
     @property
     def _static_odd(self) -> npt.NDArray[np.bool_] | None:

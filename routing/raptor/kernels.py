@@ -411,17 +411,21 @@ def split_odd_copies(
     active: np.ndarray,  # [O, T] copies that take part
     modified: np.ndarray,  # [O, T] realtime-changed copies (preferred as the odd ones)
     odd: np.ndarray,  # [O, T] in: copies already odd (masks); out: plus the overtaking ones
-    row_fifo: np.ndarray,  # [O, P] out
+    check_rows: np.ndarray,  # [O] bool: copies whose trip order row_fifo must (re)check
+    sched_sorted: np.ndarray,  # [P] bool: the schedule's trips are known FIFO (else all False)
+    row_fifo: np.ndarray,  # [O, P] out for the checked rows
 ) -> None:
     """Mark odd the trip copies that break a pattern's single FIFO order, and tell which copies
     of the pattern keep their trips sorted (where a binary search may find trips).
 
     The regular copies of a pattern — every copy of every trip, shifted by its day — must
     form one chain where each is no earlier than the one before at every stop, for a scan
-    riding the earliest catchable copy to be exact. Greedy: copies sorted by first
-    departure; a copy that would overtake the last kept one (or be overtaken by it) makes one
-    of the two odd — the realtime-modified one when there is one, else the later — until the
-    chain holds.
+    riding the earliest catchable copy to be exact. One pass over the copies sorted by first
+    departure keeps the chain as a stack: a copy that cannot follow the top makes one of the
+    two odd — the top when only the top is realtime-modified (and then the copy is tried
+    against the new top), else the copy itself. Two unmodified copies of one day in trip order
+    follow each other without a look at their times where the schedule is known FIFO
+    (``sched_sorted``): only realtime trips and day boundaries cost a comparison.
     """
     n_off = offsets.shape[0]
     for p in patterns:
@@ -432,6 +436,8 @@ def split_odd_copies(
             continue
         n_pos = trip_st_ptr[t_lo + 1] - trip_st_ptr[t_lo]
         for o in range(n_off):
+            if not check_rows[o]:
+                continue
             ok = True
             for t in range(t_lo + 1, t_hi):
                 sa = trip_st_ptr[t - 1]
@@ -459,24 +465,58 @@ def split_odd_copies(
                     it_o[n] = o
                     it_t[n] = t
                     n += 1
-        order = np.argsort(keys[:n])
-        changed = True
-        while changed:
-            changed = False
-            last = -1
-            for j in order:
-                o = it_o[j]
-                t = it_t[j]
-                if odd[o, t]:
-                    continue
-                if last >= 0:
-                    lo_ = it_o[last]
-                    lt = it_t[last]
-                    if not _follows(lo_, lt, o, t, n_pos, trip_st_ptr, st_arr, st_dep, offsets):
-                        changed = True
-                        if modified[lo_, lt] and not modified[o, t]:
-                            odd[lo_, lt] = True  # the next pass checks t against the copy before
-                        else:
-                            odd[o, t] = True
-                            continue
-                last = j
+        stack = np.empty(n, dtype=np.int64)
+        top = -1
+        for j in np.argsort(keys[:n]):
+            o = it_o[j]
+            t = it_t[j]
+            while True:
+                if top < 0:
+                    top += 1
+                    stack[top] = j
+                    break
+                k = stack[top]
+                ko = it_o[k]
+                kt = it_t[k]
+                if (
+                    ko == o
+                    and kt < t
+                    and sched_sorted[p]
+                    and not modified[o, t]
+                    and not modified[ko, kt]
+                ) or _follows(ko, kt, o, t, n_pos, trip_st_ptr, st_arr, st_dep, offsets):
+                    top += 1
+                    stack[top] = j
+                    break
+                if modified[it_o[k], it_t[k]] and not modified[o, t]:
+                    odd[it_o[k], it_t[k]] = True
+                    top -= 1
+                else:
+                    odd[o, t] = True
+                    break
+
+
+@njit(cache=True)
+def changed_trips(
+    trip_st_ptr: np.ndarray,
+    arr: np.ndarray,  # [N] one day's realtime times
+    dep: np.ndarray,
+    sched_arr: np.ndarray,  # [N] the schedule
+    sched_dep: np.ndarray,
+    skipped: np.ndarray,  # [N] bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """([T] trips whose times differ from the schedule, [T] trips with a skipped stop), in one
+    pass that leaves each trip at its first difference."""
+    n_trips = trip_st_ptr.shape[0] - 1
+    moved = np.zeros(n_trips, dtype=np.bool_)
+    skipping = np.zeros(n_trips, dtype=np.bool_)
+    for t in range(n_trips):
+        for st in range(trip_st_ptr[t], trip_st_ptr[t + 1]):
+            if arr[st] != sched_arr[st] or dep[st] != sched_dep[st]:
+                moved[t] = True
+                break
+        for st in range(trip_st_ptr[t], trip_st_ptr[t + 1]):
+            if skipped[st]:
+                skipping[t] = True
+                break
+    return moved, skipping
