@@ -41,6 +41,7 @@ from app.dispatch_store import (
     ride_history,
     save_zones,
     saved_ride,
+    take_zone_state,
 )
 from app.errors import ApiError
 from dispatch.dispatcher import Dispatcher, DispatchError
@@ -292,16 +293,22 @@ class LocalGateway:
 
 # --- several processes ------------------------------------------------------------------------------
 class DbZoneStore:
-    """Zone states in ``dispatch_zone_states`` (+ ``dispatch_rides``), one transaction a save."""
+    """Zone states in ``dispatch_zone_states`` (+ ``dispatch_rides``), one transaction a save,
+    fenced: loading a zone (taking it over) bumps its epoch, and a save by an owner whose epoch
+    is no longer the row's fails (``StaleZoneError``) instead of overwriting its successor."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.epochs: dict[str, int] = {}
 
     async def load(self, zone_id: str) -> str | None:
-        return await asyncio.to_thread(load_zone_state, self.engine, zone_id)
+        epoch, state = await asyncio.to_thread(take_zone_state, self.engine, zone_id)
+        self.epochs[zone_id] = epoch
+        return state
 
     async def save(self, d: Dispatcher, zone_id: str) -> None:
-        await asyncio.to_thread(save_zones, self.engine, d, [zone_id])
+        epochs = {zone_id: self.epochs.get(zone_id, -1)}
+        await asyncio.to_thread(save_zones, self.engine, d, [zone_id], epochs)
 
 
 class DbCatalog:

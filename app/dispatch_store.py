@@ -69,20 +69,46 @@ def zone_from_json(d: dict[str, Any]) -> ServiceZone:
     return zone
 
 
-def save_zones(engine: Engine, d: Dispatcher, zone_ids: list[str] | None = None) -> int:
+class StaleZoneError(Exception):
+    """Another process took the zone over since this one did (its fencing epoch is newer):
+    this process's state of the zone must not be saved."""
+
+
+def _epoch(row: ZoneStateRecord | None) -> int:
+    return int((row.zone or {}).get("epoch", 0)) if row is not None else 0
+
+
+def save_zones(
+    engine: Engine,
+    d: Dispatcher,
+    zone_ids: list[str] | None = None,
+    epochs: dict[str, int] | None = None,
+) -> int:
     """Save the zones ``zone_ids`` (every zone when None, forgetting zones the dispatcher no
-    longer serves) and their rides, in one transaction; returns the number of zones saved."""
+    longer serves) and their rides, in one transaction; returns the number of zones saved.
+
+    With ``epochs`` (cluster mode: the epoch :func:`take_zone_state` gave this process for
+    each zone) a zone row is locked and written only if its epoch is still this process's:
+    an owner that stalled past its lease cannot overwrite its successor's state
+    (:class:`StaleZoneError`, nothing written)."""
     zones = {z.zone_id: z for z in d.zones()}
     wanted = list(zones) if zone_ids is None else [z for z in zone_ids if z in zones]
     now = utcnow()
     with session_scope(engine) as db:
         for zid in wanted:
             snap = zone_snapshot(d, zid)
-            row = db.get(ZoneStateRecord, zid)
-            if row is None:
-                row = ZoneStateRecord(zone_id=zid, zone=zone_to_json(zones[zid]), state=snap)
+            zone_json = zone_to_json(zones[zid])
+            if epochs is not None:
+                row = db.get(ZoneStateRecord, zid, with_for_update=True)
+                if row is None or _epoch(row) != epochs.get(zid):
+                    raise StaleZoneError(f"zone {zid} was taken over (epoch {_epoch(row)})")
+                zone_json["epoch"] = epochs[zid]
             else:
-                row.zone, row.state, row.updated_at = zone_to_json(zones[zid]), snap, now
+                row = db.get(ZoneStateRecord, zid)
+            if row is None:
+                row = ZoneStateRecord(zone_id=zid, zone=zone_json, state=snap)
+            else:
+                row.zone, row.state, row.updated_at = zone_json, snap, now
             db.add(row)
             rides = [r for r in d.rides() if r.zone_id == zid]
             # One query for the zone's saved rides (a save follows every command: one SELECT
@@ -198,6 +224,20 @@ def catalog_zones(
         except Exception as exc:  # one bad row must not hide the others
             log.warning("dispatch_zone_unreadable", zone=zid, error=repr(exc))
     return ids, zones
+
+
+def take_zone_state(engine: Engine, zone_id: str) -> tuple[int, str | None]:
+    """Take a zone over: bump its fencing epoch (row locked) and read its saved state.
+    Returns ``(epoch, state)``: the epoch :func:`save_zones` requires from this owner; the
+    state None when the row is missing or holds no snapshot yet."""
+    with session_scope(engine) as db:
+        row = db.get(ZoneStateRecord, zone_id, with_for_update=True)
+        if row is None:
+            return 0, None
+        epoch = _epoch(row) + 1
+        row.zone = {**row.zone, "epoch": epoch}
+        db.add(row)
+        return epoch, row.state or None
 
 
 def load_zone_state(engine: Engine, zone_id: str) -> str | None:

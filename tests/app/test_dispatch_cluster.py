@@ -29,10 +29,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.db import create_db_engine
-from app.dispatch_gateway import ClusterGateway
-from app.dispatch_store import catalog_zones, insert_zone
+from app.dispatch_gateway import ClusterGateway, DbZoneStore
+from app.dispatch_store import StaleZoneError, catalog_zones, insert_zone, load_zone_state
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
+from dispatch.scale_out import restore_zone
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
@@ -723,3 +724,34 @@ async def test_sigkill_of_the_owner_loses_no_booking(
             for s in v["plan"]:
                 carriers.setdefault(s["ride_id"], set()).add(v["vehicle_id"])
         assert all(len(vs) == 1 for vs in carriers.values()), carriers
+
+
+async def test_an_owner_that_stalled_past_its_lease_cannot_overwrite_its_successor(
+    fresh_pg_url: str, make_app_client: Callable[..., TestClient]
+) -> None:
+    """Fencing: taking a zone over bumps its epoch in the row; a save by the previous owner
+    (a process paused longer than its lease, then resuming) is refused, nothing written."""
+    make_app_client(database_url=fresh_pg_url)  # migrates the fresh database
+    engine = create_db_engine(fresh_pg_url)
+    try:
+        zone = ServiceZone.from_geojson("fenced", GEOMETRY)
+        assert await asyncio.to_thread(insert_zone, engine, zone)
+        old, new = DbZoneStore(engine), DbZoneStore(engine)
+        d_old = Dispatcher(StraightLineTravelTimes(1.3), clock=lambda: 9 * 3600.0)
+        restore_zone(d_old, zone, await old.load("fenced"))
+        await old.save(d_old, "fenced")  # the owner saves while it owns the zone
+        # The owner stalls; its lease expires; another process takes the zone over.
+        d_new = Dispatcher(StraightLineTravelTimes(1.3), clock=lambda: 9 * 3600.0)
+        restore_zone(d_new, zone, await new.load("fenced"))
+        c = zone.centroid()
+        d_new.add_vehicle(Vehicle("v-new", VAN, c, 0, 20 * 3600, c, 9 * 3600, zone_id="fenced"))
+        await new.save(d_new, "fenced")
+        # The stalled owner wakes up and saves its older state: refused, nothing written.
+        d_old.add_vehicle(Vehicle("v-old", VAN, c, 0, 20 * 3600, c, 9 * 3600, zone_id="fenced"))
+        with pytest.raises(StaleZoneError):
+            await old.save(d_old, "fenced")
+        state = await asyncio.to_thread(load_zone_state, engine, "fenced")
+        assert state is not None and "v-new" in state and "v-old" not in state
+        assert (old.epochs["fenced"], new.epochs["fenced"]) == (1, 2)
+    finally:
+        engine.dispose()
