@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -72,6 +74,43 @@ def test_demo_is_loaded_once(make_app_client: Callable[..., TestClient]) -> None
     assert services.feeds.compiles == 0
     assert len(services.feeds.list_versions("muroran")) == 1
     assert c2.get("/api/v1/network").json()["published"] == info["published"]
+
+
+def start_together(start: Callable[..., TestClient], n: int, **overrides: Any) -> list[TestClient]:
+    """``n`` app instances (``start(**overrides)``) whose start-ups begin at the same moment,
+    one thread each, as the workers of ``tsunagu serve --workers n`` do; a failed start-up is
+    re-raised here."""
+    started: list[TestClient] = []
+    errors: list[BaseException] = []
+    gate = threading.Barrier(n)
+
+    def run() -> None:
+        gate.wait()
+        try:
+            started.append(start(**overrides))
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return started
+
+
+def test_demo_first_run_once_on_sqlite_when_started_together(
+    make_app_client: Callable[..., TestClient],
+) -> None:
+    """Two instances on one SQLite file start at once: the first-run import is serialised by
+    a file lock in the shared data dir, so one version is published (the PostgreSQL advisory
+    lock is tested in ``test_dispatch_cluster.py``)."""
+    started = start_together(make_app_client, 2, demo=True)
+    regs = [c.app.state.services.feeds for c in started]  # type: ignore[attr-defined]
+    assert [(v.id, v.status) for v in regs[0].list_versions("muroran")] == [(1, "published")]
+    assert sum(r.compiles for r in regs) == 1
+    assert [[p.version_id for p in r.network.versions] for r in regs] == [[1], [1]]
 
 
 def test_demo_off_or_missing_file_starts_empty(

@@ -38,6 +38,7 @@ from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
 from tests.app.conftest import ZONE, A, B, assert_error, services_of, settings_for
+from tests.app.test_demo import start_together
 from tests.app.test_events_api import _free_port, _spawn, _wait_ready
 from tests.conftest import PG_ADMIN_URL
 
@@ -552,6 +553,25 @@ def test_demo_city_once_driven_by_its_owner_only(
     assert city_owner.loop is None
     wait_for(lambda: owners(clients, DEMO_ZONE) == [1 - own], timeout=5)
     wait_for(lambda: city_other.loop is not None and city_other.loop.running)
+
+
+def test_demo_first_run_imports_once_when_processes_start_together(
+    cluster: Callable[..., TestClient],
+) -> None:
+    """``tsunagu serve --demo --workers 2`` on an empty database: both processes find nothing
+    published and would each import and publish Muroran (versions 1 and 2, then a swap from
+    one to the other). The first-run import runs under a cluster-wide lock: one version,
+    published, compiled once, served by both."""
+    demo = {"demo": True, "demo_riders_per_hour": 0.0, "demo_time_scale": 60.0}
+    started = start_together(cluster, 2, **demo)
+    a, b = started
+    versions = services_of(a).feeds.list_versions("muroran")
+    assert [(v.id, v.status) for v in versions] == [(1, "published")]
+    assert services_of(a).feeds.compiles + services_of(b).feeds.compiles == 1
+    for c in started:
+        assert [
+            (p["feed_id"], p["version_id"]) for p in c.get("/api/v1/network").json()["published"]
+        ] == [("muroran", 1)]
 
 
 def test_published_flex_zones_enter_the_catalog_with_one_owner_each(
