@@ -319,6 +319,15 @@ def bench_pyraptor(tt: CompiledTimetable, n_queries: int, seed: int) -> dict[str
     }
 
 
+def _cells(row: dict[str, Any]) -> Callable[[str], str]:
+    """A table cell of ``row``: "median/p95" ms of one figure."""
+
+    def cell(k: str) -> str:
+        return f"{row[k]['median_ms']:.3f}/{row[k]['p95_ms']:.3f}"
+
+    return cell
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", type=Path)
@@ -354,10 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{'network':22} {'stop_times':>10} {'EA 1-1 med/p95 ms':>20} {'EA 1-all':>16} "
           f"{'range 60m':>18} {'McRAPTOR':>18} {'McRAPTOR+CO2':>18} {'B/st':>6}")  # fmt: skip
     for r in table:
-
-        def f(k: str, r: dict[str, Any] = r) -> str:
-            return f"{r[k]['median_ms']:.3f}/{r[k]['p95_ms']:.3f}"
-
+        f = _cells(r)
         print(f"{r['network']:22} {r['stop_times']:>10} {f('ea_one_to_one'):>20} "
               f"{f('ea_one_to_all'):>16} {f('range_60min'):>18} {f('mcraptor'):>18} "
               f"{f('mcraptor_co2'):>18} "
@@ -365,12 +371,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{'realtime (D-1, D, D+1)':22} {'odd copies':>10} {'EA 1-1 med/p95 ms':>20} "
           f"{'arrive-by':>16} {'set-up':>18}")  # fmt: skip
     for r in table:
-
-        def g(k: str, r: dict[str, Any] = r) -> str:
-            return f"{r[k]['median_ms']:.3f}/{r[k]['p95_ms']:.3f}"
-
-        print(f"{r['network']:22} {r['odd_copies']:>10} {g('ea_one_to_one_realtime'):>20} "
-              f"{g('arrive_by_realtime'):>16} {g('query_setup_realtime'):>18}")  # fmt: skip
+        f = _cells(r)
+        print(f"{r['network']:22} {r['odd_copies']:>10} {f('ea_one_to_one_realtime'):>20} "
+              f"{f('arrive_by_realtime'):>16} {f('query_setup_realtime'):>18}")  # fmt: skip
     print(f"50x: EA median {out['ea_median_ms_50x']} ms (target <= 10), range median "
           f"{out['range_median_ms_50x']} ms (target <= 100)")  # fmt: skip
     if "pyraptor" in out:

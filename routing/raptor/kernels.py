@@ -117,6 +117,10 @@ def raptor(
     boarding-ready time (the ride arrival plus the stop's change time, or the walk arrival
     plus ``slack``). A footpath follows only a ride (or the access), as in RAPTOR; arrivals
     that cannot beat the best target arrival are pruned.
+
+    A pattern scan rides the earliest catchable copy among the pattern's regular trip copies
+    (``active``: one FIFO chain with the same boarding/alighting stops), then each of its odd
+    copies (``odd_*``) alone, so a copy that serves a stop the earlier ones skip is not missed.
     """
     n_rounds = rtau.shape[0]
     n_stops = rtau.shape[1]
