@@ -11,13 +11,18 @@ Two implementations of :class:`DispatchGateway`:
   ``reply_to`` topic (``dispatch.reply.<process>``) and a correlation id; the owner handles
   them, saves, acks and publishes the outcome. Queries (quotes, vehicles with live ETAs) are
   answered locally when this process owns the zone, else asked on ``dispatch.query.<zone>``.
-  No answer in ``dispatch_reply_timeout_s``: a booking answers 202 ``pending`` (it stays queued
-  and completes when an owner takes the zone over; the rider gets ``user.<id>.ride``), other
-  calls 503 ``dispatch_busy``.
+  No answer in ``dispatch_reply_timeout_s``: the command may have been handled and only its
+  reply lost, so its outcome is looked up first (the saved ride of a booking or cancellation,
+  a refused booking's record, the zone's saved state for a vehicle event or a new vehicle) and
+  answered when found. Otherwise a booking answers 202 ``pending`` (it stays queued and
+  completes when an owner takes the zone over; the rider gets ``user.<id>.ride``), other calls
+  503 ``dispatch_busy``.
 
 Redis keys (under ``redis_prefix``): ``dispatch.quote.<quote_id>`` (zone and request of a
-quote, expiring), ``dispatch.pending`` (hash of bookings not yet handled) and
-``dispatch.vehicles`` (hash vehicle id -> zone id).
+quote, expiring), ``dispatch.pending`` (hash of bookings not yet handled),
+``dispatch.refused.<request_id>`` (a refused booking's outcome, expiring after
+:data:`REFUSED_TTL_S`: a refusal leaves no ride in the database) and ``dispatch.vehicles``
+(hash vehicle id -> zone id).
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ log = structlog.get_logger("tsunagu.dispatch_gateway")
 ZoneHook = Callable[[str], Awaitable[None]]
 #: Published by a process that released its zones on a clean stop.
 RELEASED_TOPIC = "dispatch.released"
+
+#: How long a refused booking's outcome is kept for an asker whose reply was lost.
+REFUSED_TTL_S = 600.0
+#: The ride status a vehicle event leaves in the ride's history (at the event's time).
+EVENT_STATUS = {"boarded": "onboard", "alighted": "completed", "no_show": "no_show"}
 
 BUSY_MESSAGE = (
     "no dispatcher process answered for this zone in time (it is being taken over); "
@@ -471,6 +481,10 @@ class ClusterGateway:
         op = data.get("op")
         if op in ("book", "book_quote"):
             rid = data["request"]["request_id"] if op == "book" else data["request_id"]
+            if "rejected" in out:  # before the pending record goes: one of them is always seen
+                await self.redis.set(
+                    self._key(f"refused.{rid}"), json.dumps(out), px=int(REFUSED_TTL_S * 1000)
+                )
             await self.redis.hdel(self._key("pending"), rid)
         if op == "add_vehicle" and "error" not in out:
             await self.redis.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
@@ -550,6 +564,55 @@ class ClusterGateway:
         assert isinstance(r, Rejection)
         return rejection_error(r)
 
+    # --- outcomes of commands whose reply was lost --------------------------------------------
+    async def _booking_outcome(self, request_id: str, user_id: str) -> dict[str, Any] | None:
+        """What became of a booking nobody answered in time: the saved ride (the ride id is
+        the request id), or its refusal; None while it is still queued."""
+        saved = await asyncio.to_thread(saved_ride, self.services.engine, request_id)
+        if saved is not None and saved[0] == user_id:
+            return {"ride": saved[1]}
+        raw = await self.redis.get(self._key(f"refused.{request_id}"))
+        if raw is not None:
+            out: dict[str, Any] = json.loads(raw)
+            if out.get("user_id") == user_id:
+                return out
+        return None
+
+    def _vehicle_outcome(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """What became of a vehicle command nobody answered in time, read from the zone's
+        saved state (in a worker thread): the vehicle's view (ETAs from now) when the state
+        shows it done, else None. A status event is recognised by the entry it leaves in its
+        ride's history (status at the event's time), a new vehicle by its presence (its id was
+        free when asked). Positions are saved only periodically: never recognised."""
+        op, zone = data.get("op"), self.worker.zones.get(zone_id)
+        if zone is None or (op == "vehicle_event" and data.get("type") not in EVENT_STATUS):
+            return None
+        text = load_zone_state(self.services.engine, zone_id)
+        if text is None:
+            return None
+        scratch = self._scratch()
+        restore_zone(scratch, zone, text)
+        if op == "add_vehicle":
+            vid = str(data["vehicle"]["vehicle_id"])
+        elif op == "vehicle_event":
+            vid = str(data["vehicle_id"])
+            ride = scratch.ride(str(data["ride_id"]))
+            entry = (float(data["t"]), EVENT_STATUS[str(data["type"])])
+            if ride is None or entry not in ride.history:
+                return None
+        else:
+            return None
+        try:
+            return {"vehicle_id": vid, "vehicle": vehicle_view(scratch, scratch.vehicle(vid))}
+        except DispatchError:  # not (or no longer) in the saved state
+            return None
+
+    def _scratch(self) -> Dispatcher:
+        """An empty dispatcher to read saved zone states into, with this process's travel
+        model, rules, clock and speed periods (so its ETAs match the owner's)."""
+        d = self.dispatcher
+        return Dispatcher(d.travel, d.rules, clock=d.clock, speeds=d.speeds)
+
     # --- rides ------------------------------------------------------------------------------------
     def now(self) -> float:
         return float(self.dispatcher.clock())
@@ -603,8 +666,12 @@ class ClusterGateway:
         await self.redis.hset(self._key("pending"), request.request_id, value)
         return ride
 
-    async def _book(self, zone_id: str, msg: dict[str, Any], pending: dict[str, Any]) -> Booked:
+    async def _book(
+        self, zone_id: str, msg: dict[str, Any], pending: dict[str, Any], user_id: str
+    ) -> Booked:
         out = await self._ask(zone_id, msg, durable=True)
+        if out is None:
+            out = await self._booking_outcome(str(pending["request_id"]), user_id)
         if out is None:
             return Booked(202, {"request_id": pending["request_id"], "status": "pending"})
         if "rejected" in out:
@@ -624,7 +691,7 @@ class ClusterGateway:
         req = replace(request_from_dict(rec["request"]), user_id=user_id, requested_at=self.now())
         pending = await self._pending(zid, req, rec.get("pickup_window"))
         msg = book_quote_message(quote_id, user_id, req.request_id)
-        return await self._book(zid, msg, pending)
+        return await self._book(zid, msg, pending, user_id)
 
     async def book_request(self, request: RideRequest) -> Booked:
         request = replace(request, request_id=request.request_id or uuid.uuid4().hex)
@@ -632,7 +699,7 @@ class ClusterGateway:
         if zone is None:
             raise self._refuse(request)
         pending = await self._pending(zone.zone_id, request)
-        return await self._book(zone.zone_id, book_message(request), pending)
+        return await self._book(zone.zone_id, book_message(request), pending, request.user_id)
 
     async def _pending_rides(self) -> list[tuple[str, dict[str, Any]]]:
         raw = await self.redis.hgetall(self._key("pending"))
@@ -669,6 +736,12 @@ class ClusterGateway:
         out = await self._ask(
             str(ride["zone_id"]), {"op": "cancel", "ride_id": ride_id}, durable=True
         )
+        if out is None and ride["status"] != "cancelled":
+            # Cancelled since it was read: by this command, its reply lost (a cancellation
+            # is final, and a second one would have been refused).
+            saved = await asyncio.to_thread(saved_ride, self.services.engine, ride_id)
+            if saved is not None and saved[1]["status"] == "cancelled":
+                out = {"ride": saved[1]}
         if out is None:
             raise busy()
         if "error" in out:
@@ -709,6 +782,8 @@ class ClusterGateway:
     async def _command(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any]:
         out = await self._ask(zone_id, data, durable=True)
         if out is None:
+            out = await asyncio.to_thread(self._vehicle_outcome, zone_id, data)
+        if out is None:
             raise busy()
         if "error" in out:
             raise dispatch_error(str(out["error"]), str(out.get("message", "")))
@@ -741,13 +816,7 @@ class ClusterGateway:
     def others_dispatcher(self) -> Dispatcher:
         """A scratch dispatcher with the zones other processes own, restored from their last
         saved state (synchronous: call in a thread)."""
-        # Same travel model and speed periods as the owner, so ETAs read here match its own.
-        scratch = Dispatcher(
-            self.dispatcher.travel,
-            self.dispatcher.rules,
-            clock=self.dispatcher.clock,
-            speeds=self.dispatcher.speeds,
-        )
+        scratch = self._scratch()
         owned = set(self.worker.owned)
         for zid, zone in sorted(self.worker.zones.items()):
             if zid in owned:

@@ -369,6 +369,81 @@ def test_booking_without_owner_is_pending_then_booked(
     assert_no_double_assignment(b)
 
 
+class DropReplies:
+    """The owner's bus with its replies lost (a pub/sub message is fire and forget): every
+    publish to a ``dispatch.reply.*`` topic is counted and dropped."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.dropped = 0
+
+    async def publish(self, topic: str, data: dict[str, Any]) -> Any:
+        if topic.startswith("dispatch.reply."):
+            self.dropped += 1
+            return None
+        return await self.bus.publish(topic, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bus, name)
+
+
+def test_lost_reply_answers_the_saved_outcome(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """The owner handles a command and saves it, but its reply never reaches the asking
+    process: the asker finds the outcome in the database (or the refusal record) when the
+    reply times out and answers it, not 202 pending / 503."""
+    a = cluster(dispatch_reply_timeout_s=0.5)
+    boss = make_user(roles=("dispatcher",), client=a)
+    alice = make_user(client=a)
+    hb, ha = auth(boss, a), auth(alice, a)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid)
+    b = cluster(dispatch_reply_timeout_s=0.5)
+    assert owners([a, b], zid) == [0]
+    lost = DropReplies(gateway(a).bus)
+    gateway(a).bus = lost
+
+    r = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert r.status_code == 201, r.text
+    ride = r.json()
+    assert ride["status"] == "assigned" and ride["vehicle_id"] == f"{zid}-van0"
+    assert lost.dropped == 1
+    assert b.get(f"{RIDES}/{ride['ride_id']}", headers=ha).json()["status"] == "assigned"
+    # A booking the owner refuses: its real refusal, not "pending".
+    big = {"origin": A, "destination": B, "seats": 20}
+    assert_error(b.post(RIDES, json={"request": big}, headers=ha), 409, "party_too_large")
+    assert lost.dropped == 2
+
+    # A vehicle event: the ride's history shows it (status at the event's time).
+    van = f"{zid}-van0"
+    event = {"type": "boarded", "ride_id": ride["ride_id"]}
+    r = b.post(f"{FLEET}/vehicles/{van}/events", json=event, headers=hb)
+    assert r.status_code == 200, r.text
+    assert r.json()["vehicle_id"] == van and r.json()["onboard"] == [ride["ride_id"]]
+    assert b.get(f"{RIDES}/{ride['ride_id']}", headers=ha).json()["status"] == "onboard"
+    # A position report is saved only periodically: it cannot be recognised, so 503.
+    position = {"type": "position", "lat": 42.32, "lon": 140.97}
+    r = b.post(f"{FLEET}/vehicles/{van}/events", json=position, headers=hb)
+    assert_error(r, 503, "dispatch_busy")
+    # A new vehicle, found in the saved zone state.
+    body = {"vehicle_id": f"{zid}-van9", "zone_id": zid, "depot": A, "shift_end": time.time() + 3e4}
+    r = b.post(f"{FLEET}/vehicles", json=body, headers=hb)
+    assert r.status_code == 201, r.text
+    assert r.json()["vehicle_id"] == f"{zid}-van9" and r.json()["plan"] == []
+
+    # A cancellation: the saved ride is cancelled.
+    second = b.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
+    assert second.status_code == 201, second.text
+    r = b.delete(f"{RIDES}/{second.json()['ride_id']}", headers=ha)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled"
+    # Cancelling it again is refused by the owner; its refusal is lost too: 503, not 200.
+    assert_error(b.delete(f"{RIDES}/{second.json()['ride_id']}", headers=ha), 503, "dispatch_busy")
+    assert lost.dropped == 8
+    assert_no_double_assignment(a)
+
+
 def test_errors_match_single_process(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
