@@ -147,8 +147,8 @@ def bench_network(name: str, tt: CompiledTimetable, n_queries: int, seed: int) -
     qa = [_time(lambda: data.query_arrays(day, opts)) for _ in range(20)]
     # Realtime on the three days a query rides.
     rts = realtime_overlays(tt, day, seed)
+    q_rt = data.query_arrays(day, opts, rts)  # warm-up: the schedule's chains, numba's cache
     qa_rt = [_time(lambda: data.query_arrays(day, opts, rts)) for _ in range(10)]
-    q_rt = data.query_arrays(day, opts, rts)
     qr_rt = data.query_arrays(day, opts, rts, reverse=True)
     back = data.backward
     earliest_arrival(fwd, q_rt, t0, [o], [0], [d], [0])

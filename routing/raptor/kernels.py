@@ -510,17 +510,16 @@ def changed_trips(
     skipped: np.ndarray,  # [N] bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """([T] trips whose times differ from the schedule, [T] trips with a skipped stop), in one
-    pass that leaves each trip at its first difference."""
+    branch-free pass over the stop times."""
     n_trips = trip_st_ptr.shape[0] - 1
     moved = np.zeros(n_trips, dtype=np.bool_)
     skipping = np.zeros(n_trips, dtype=np.bool_)
     for t in range(n_trips):
+        m = False
+        k = False
         for st in range(trip_st_ptr[t], trip_st_ptr[t + 1]):
-            if arr[st] != sched_arr[st] or dep[st] != sched_dep[st]:
-                moved[t] = True
-                break
-        for st in range(trip_st_ptr[t], trip_st_ptr[t + 1]):
-            if skipped[st]:
-                skipping[t] = True
-                break
+            m |= (arr[st] != sched_arr[st]) | (dep[st] != sched_dep[st])
+            k |= skipped[st]
+        moved[t] = m
+        skipping[t] = k
     return moved, skipping
