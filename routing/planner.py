@@ -182,13 +182,23 @@ class Planner:
         served = np.diff(self.tt.stop_pattern_ptr)[idx] > 0
         return idx[served].astype(np.int32), secs[served].astype(np.int32)
 
-    def plan(self, req: PlanRequest, realtime: Any | None = None) -> Plan:
+    def plan(
+        self,
+        req: PlanRequest,
+        realtime: Any | None = None,
+        *,
+        realtime_version: int | None = None,
+    ) -> Plan:
         """Itineraries for ``req``, best first.
 
         ``realtime`` (optional): one realtime overlay or several (one per service date, see
         :func:`routing.transit.overlays`). A query on date ``D`` rides the runs of ``D - 1``
         (past midnight), ``D`` and ``D + 1``, so pass the overlays of all three for a late
         night or early morning answer to see their delays, skips and cancellations.
+
+        ``realtime_version`` (optional): the version of the realtime source those overlays
+        were read at (it changes with every change of them); queries of one version then share
+        their query set-up (:meth:`routing.transit.TransitData.query_arrays`).
         """
         o = self._place(req.origin, req.locale, "Origin")
         d = self._place(req.destination, req.locale, "Destination")
@@ -208,7 +218,9 @@ class Planner:
             return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
         journeys: list[Journey] = []
         if a_stops.size and e_stops.size:
-            journeys = self._search(req, a_stops, a_secs, e_stops, e_secs, realtime)
+            journeys = self._search(
+                req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version
+            )
         items = [
             self.builder.build(
                 j,
@@ -255,12 +267,14 @@ class Planner:
         e_stops: npt.NDArray[np.int32],
         e_secs: npt.NDArray[np.int32],
         realtime: Any | None,
+        realtime_version: int | None,
     ) -> list[Journey]:
         opts = req.options
         data = self.data
         out: list[Journey] = []
+        version = realtime_version
         if not req.arrive_by:
-            q = data.query_arrays(req.date, opts, realtime)
+            q = data.query_arrays(req.date, opts, realtime, realtime_version=version)
             # The departure window's Pareto set, plus the first journeys after it.
             out.extend(
                 range_query(
@@ -290,8 +304,8 @@ class Planner:
                 out.extend(found)
                 t = min(j.departure for j in found) + 1
             return out
-        q = data.query_arrays(req.date, opts, realtime, reverse=True)
-        qf = data.query_arrays(req.date, opts, realtime)
+        q = data.query_arrays(req.date, opts, realtime, reverse=True, realtime_version=version)
+        qf = data.query_arrays(req.date, opts, realtime, realtime_version=version)
         t = req.time_s
         departures: set[int] = set()
         for _ in range(2 * opts.num_itineraries):

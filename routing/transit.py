@@ -11,7 +11,12 @@ Service days: a query on date ``D`` may ride trips of ``D`` (times as they are),
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from functools import cached_property
 from typing import Any
 
@@ -28,11 +33,90 @@ from routing.raptor.search import QueryArrays
 DAY = 86_400
 DAY_OFFSETS = (-1, 0, 1)
 """Service days a query may use, relative to its date."""
+SETUP_CACHE_ENTRIES = 8
+"""Query set-ups kept per timetable. One realtime version typically needs two per query day
+(forward and arrive-by), a few more with wheelchair or mode filters; a realtime set-up of a
+large network is 2 x 3 x 4 bytes per stop time (times of the three copies) or more."""
 
 
 def footpath_speed_mps(tt: CompiledTimetable) -> float:
     """The walking speed the timetable's footpaths were timed at."""
     return float(tt.meta.get("footpaths", {}).get("walk_speed_mps", WALK_SPEED_MPS))
+
+
+class QuerySetupCache:
+    """A bounded, thread-safe LRU of query set-ups (:class:`QueryArrays`) per realtime version.
+
+    Each set-up is built once: a query asking for one that another thread is building waits for
+    it (``/plan`` runs in worker threads, and right after a realtime message every query needs
+    the same new set-up). Versions only grow: the first request of a newer version drops every
+    set-up of the older ones (no query can ask for them again), and a request that still
+    carries an older version (it read its overlays before the change) is built for itself and
+    not kept.
+
+    Parameters
+    ----------
+    max_entries
+        Most set-ups kept; the least recently used goes first.
+    """
+
+    def __init__(self, max_entries: int = SETUP_CACHE_ENTRIES) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[int, Hashable], Future[QueryArrays]] = OrderedDict()
+        self._newest: int | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def stats(self) -> dict[str, int]:
+        """Hits, misses (set-ups built) and the entries kept, for tests and monitoring."""
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "entries": len(self._entries)}
+
+    def get(self, version: int, key: Hashable, build: Callable[[], QueryArrays]) -> QueryArrays:
+        """The set-up of ``key`` at realtime ``version``, built by ``build`` on a miss.
+
+        An exception of ``build`` reaches every query waiting for that set-up, and nothing is
+        kept: the next request builds again.
+        """
+        full = (version, key)
+        owner = False
+        with self._lock:
+            if self._newest is None or version > self._newest:
+                self._newest = version
+                for old in [k for k in self._entries if k[0] < version]:
+                    del self._entries[old]
+            fut = self._entries.get(full)
+            if fut is not None:
+                self.hits += 1
+                self._entries.move_to_end(full)
+            else:
+                self.misses += 1
+                if version == self._newest:
+                    fut = self._entries[full] = Future()
+                    owner = True
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+        if fut is None:  # an older version than the newest seen: not worth keeping
+            return build()
+        if not owner:
+            return fut.result()  # built, or being built by another thread: wait for it
+        try:
+            value = build()
+        except BaseException as exc:
+            with self._lock:
+                if self._entries.get(full) is fut:
+                    del self._entries[full]
+            fut.set_exception(exc)
+            raise
+        fut.set_result(value)
+        return value
 
 
 class TransitData:
@@ -80,6 +164,8 @@ class TransitData:
         self.trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr))
         self.route_modes = np.array([route_type_mode(int(x)) for x in tt.route_types])
         self._st_stop: IntArray | None = None
+        self.setup_cache = QuerySetupCache()
+        """Realtime query set-ups of this timetable (see :meth:`query_arrays`)."""
 
     @cached_property
     def backward(self) -> RaptorNetwork:
@@ -127,8 +213,58 @@ class TransitData:
         realtime: Any | None = None,
         *,
         reverse: bool = False,
+        realtime_version: int | None = None,
     ) -> QueryArrays:
         """The per-query arrays for service date ``day`` in the forward (or mirrored) frame.
+
+        With ``realtime_version`` (the realtime source's change counter, e.g.
+        ``app.feeds.realtime.RealtimeHub.version``: it must change whenever the overlays it
+        stands for change, and only grow), the set-up is cached in :attr:`setup_cache` under
+        (version, ``day``, the overlays' dates, the options that shape the arrays, ``reverse``):
+        repeated queries share one set-up, and a new version drops the older ones. Without it
+        the arrays are built for this query alone. This object is one network generation, so a
+        newly published network (a new ``TransitData``) starts with an empty cache.
+        """
+        if realtime_version is None:
+            return self._build_query_arrays(day, options, realtime, reverse=reverse)
+        # Only the overlays of the three copies' dates matter (the others are ignored).
+        copy_days = {day + dt.timedelta(days=d) for d in DAY_OFFSETS}
+        dates = tuple(sorted({rt.service_date for rt in overlays(realtime)} & copy_days))
+        key = (day, dates, options.modes, options.wheelchair, reverse)
+
+        def build() -> QueryArrays:
+            if reverse and dates:
+                # The mirrored realtime arrays are the forward ones mirrored: share their build.
+                fwd = self.query_arrays(day, options, realtime, realtime_version=realtime_version)
+                return fwd.mirrored(self.backward)
+            return self._build_query_arrays(day, options, realtime, reverse=reverse)
+
+        base = self.setup_cache.get(realtime_version, key, build)
+        # The cached arrays hold what the key fixes; the scalars and the change times come
+        # from this query's options. The kernels' scan sets depend on the cached arrays only.
+        return dataclasses.replace(base, **self._common(options), _scan=base._scan)
+
+    def _common(self, options: RoutingOptions) -> dict[str, Any]:
+        """The :class:`QueryArrays` fields set by the options alone (cheap, never cached)."""
+        change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s)).astype(np.int32)
+        return {
+            "change_s": change,
+            "slack": int(options.min_transfer_s),
+            "max_transfer_s": options.max_walk_s,
+            "fifo": True,  # row_fifo says where realtime times left a pattern unsorted
+            "max_rides": options.max_rides,
+            "walk_factor": self.footpath_speed_mps / options.walk_speed_mps,
+        }
+
+    def _build_query_arrays(
+        self,
+        day: dt.date,
+        options: RoutingOptions,
+        realtime: Any | None,
+        *,
+        reverse: bool,
+    ) -> QueryArrays:
+        """The arrays of :meth:`query_arrays`, built for one query (nothing cached).
 
         ``realtime`` is a :class:`gtfs.realtime.RealtimeState` (or anything with the same
         ``service_date``, ``arrival``, ``departure``, ``trip_cancelled`` and ``stop_skipped``
@@ -165,15 +301,7 @@ class TransitData:
             board = board & st_ok
             alight = alight & st_ok
         n = tt.n_stop_times
-        change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s)).astype(np.int32)
-        common = {
-            "change_s": change,
-            "slack": int(options.min_transfer_s),
-            "max_transfer_s": options.max_walk_s,
-            "fifo": True,  # row_fifo says where realtime times left a pattern unsorted
-            "max_rides": options.max_rides,
-            "walk_factor": self.footpath_speed_mps / options.walk_speed_mps,
-        }
+        common = self._common(options)
         if not rows:
             if reverse:
                 net = self.backward
