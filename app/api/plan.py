@@ -12,6 +12,7 @@ itinerary and OTP's ``error`` object; malformed input answers 400, an unknown st
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import threading
 import time as _time
@@ -145,8 +146,33 @@ def realtime_days(services: Any, day: dt.date) -> list[Any]:
     A plan on ``day`` rides yesterday's runs past midnight and tomorrow morning's runs too;
     each run's delays, skips and cancellations are in its own service date's overlay.
     """
+    return realtime_days_versioned(services, day)[0]
+
+
+def realtime_days_versioned(services: Any, day: dt.date) -> tuple[list[Any], int | None]:
+    """:func:`realtime_days` and the realtime version they were read at, or None when it
+    cannot be told (no hub, or a message arrived while they were read).
+
+    The version keys the planner's cached query set-up, so it must be the version of exactly
+    these overlays: it is read before and after them, and a change in between gives None
+    (this query builds its own set-up; the next one reads the new version).
+    """
+    hub = getattr(services.feeds, "realtime", None)
+    before = _hub_version(hub)
     found = (realtime_for(services, day + dt.timedelta(days=d)) for d in DAY_OFFSETS)
-    return [rt for rt in found if rt is not None]
+    rts = [rt for rt in found if rt is not None]
+    after = _hub_version(hub)
+    return rts, (before if before is not None and before == after else None)
+
+
+def _hub_version(hub: Any) -> int | None:
+    """The realtime hub's version, or None (no hub, or one that fails to say)."""
+    if hub is None:
+        return None
+    try:
+        return int(hub.version)
+    except Exception:  # realtime is optional: a failing hub just means no cached set-up
+        return None
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -311,8 +337,10 @@ async def plan(
         raise ApiError(400, "invalid_options", str(exc)) from exc
     lang = locale[:2].lower()
     req = PlanRequest(origin, dest, day, secs, arriveBy, options, lang)
-    rt = realtime_days(services, day)
-    result = await run_in_threadpool(np_.planner.plan, req, rt)
+    rt, rt_version = realtime_days_versioned(services, day)
+    result = await run_in_threadpool(
+        functools.partial(np_.planner.plan, req, rt, realtime_version=rt_version)
+    )
     body: dict[str, Any] = {
         "requestParameters": {
             "fromPlace": fromPlace,

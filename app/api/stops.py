@@ -17,12 +17,18 @@ import h3
 import numpy as np
 from fastapi import APIRouter, Query
 
-from app.api.plan import NetworkPlanner, network_planner, parse_date, parse_time, realtime_for
+from app.api.plan import (
+    NetworkPlanner,
+    network_planner,
+    parse_date,
+    parse_time,
+    realtime_days,
+)
 from app.errors import ApiError
 from app.services import ServicesDep
 from routing.itinerary import service_day_epoch_ms
 from routing.options import route_type_mode
-from routing.transit import DAY, DAY_OFFSETS
+from routing.transit import DAY, DAY_OFFSETS, overlay_for
 
 router = APIRouter(prefix="/stops", tags=["stops"])
 
@@ -177,7 +183,9 @@ async def departures(
     day = parse_date(date, np_.network.service_date or now.date())
     t0 = parse_time(time, now.hour * 3600 + now.minute * 60 + now.second)
     stops = np.flatnonzero((tt.stop_parent == i) | (np.arange(tt.n_stops) == i))
-    rt = realtime_for(services, day)
+    # Each run's realtime is in its own service date's overlay: yesterday's runs past midnight
+    # and tomorrow's early ones (both on this board) read those of day - 1 and day + 1.
+    rts = realtime_days(services, day)
     board = np_.planner.data.forward.st_board
     rows: list[dict[str, Any]] = []
     base = service_day_epoch_ms(day, tt.timezone)
@@ -193,15 +201,15 @@ async def departures(
             for d_off in DAY_OFFSETS:
                 sday = day + dt.timedelta(days=d_off)
                 active = tt.active_trips(sday)[trips] & board[st]
-                use_rt = rt is not None and rt.service_date == sday
+                rt = overlay_for(rts, sday)
                 sched = tt.st_departure[st] + d_off * DAY
-                live = (rt.departure[st] + d_off * DAY) if use_rt else sched
+                live = (rt.departure[st] + d_off * DAY) if rt is not None else sched
                 sel = active & (live >= t0) & (live <= t0 + window)
                 for j in np.flatnonzero(sel).tolist():
                     t = int(trips[j])
                     r = int(tt.trip_route[t])
-                    cancelled = bool(use_rt and rt.trip_cancelled[t])
-                    skipped = bool(use_rt and rt.stop_skipped[st[j]])
+                    cancelled = rt is not None and bool(rt.trip_cancelled[t])
+                    skipped = rt is not None and bool(rt.stop_skipped[st[j]])
                     rows.append(
                         {
                             "stopId": str(tt.stop_ids[s]),
@@ -215,7 +223,7 @@ async def departures(
                             "scheduledDeparture": base + int(sched[j]) * 1000,
                             "departure": base + int(live[j]) * 1000,
                             "departureDelay": int(live[j] - sched[j]),
-                            "realTime": bool(use_rt and rt.trip_updated[t]),
+                            "realTime": rt is not None and bool(rt.trip_updated[t]),
                             "cancelled": cancelled or skipped,
                             "_t": int(live[j]),
                         }

@@ -184,6 +184,15 @@ class RealtimeHub:
                     "realtime: %d entities not restated for %.0f s expired", dropped, self.max_age_s
                 )
 
+    @property
+    def version(self) -> int:
+        """A counter that grows with every change of the overlays (a message that changed
+        something, a snapshot adopted from another worker, an expiry): overlays read at one
+        version are those of that version. Due expiries are applied first."""
+        self._expire()
+        with self._lock:
+            return self._version
+
     def snapshots(self) -> dict[str, RealtimeFeed]:
         """The current entities of each source, as FULL_DATASET feeds."""
         self._expire()

@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -440,7 +441,11 @@ _NIGHT_FEED: dict[str, str] = {
 }
 
 
-def _night_trip_update(start_date: str, *, delay_s: int = 0, skip_seq: int = 0) -> bytes:
+def _night_trip_update(
+    start_date: str, *, delay_s: int = 0, skip_seq: int = 0, delay_seq: int = 3
+) -> bytes:
+    """A TripUpdate of the night run of ``start_date`` (YYYYMMDD): ``delay_s`` late from stop
+    ``delay_seq`` on, or skipping stop ``skip_seq``."""
     from google.transit import gtfs_realtime_pb2 as pb
 
     m = pb.FeedMessage()
@@ -451,8 +456,10 @@ def _night_trip_update(start_date: str, *, delay_s: int = 0, skip_seq: int = 0) 
     e.trip_update.trip.start_date = start_date
     if delay_s:
         stu = e.trip_update.stop_time_update.add()
-        stu.stop_sequence = 3
+        stu.stop_sequence = delay_seq
         stu.arrival.delay = delay_s
+        if delay_seq < 3:  # the last stop has no departure
+            stu.departure.delay = delay_s
     if skip_seq:
         stu = e.trip_update.stop_time_update.add()
         stu.stop_sequence = skip_seq
@@ -460,16 +467,15 @@ def _night_trip_update(start_date: str, *, delay_s: int = 0, skip_seq: int = 0) 
     return bytes(m.SerializeToString())
 
 
-def test_plan_sees_yesterdays_run_past_midnight_in_realtime(
+def _night_network(
     make_app_client: Any, make_user: Any, auth: Any, tmp_path: Path
-) -> None:
-    """Wednesday 00:00 from N2 to N3 rides Tuesday's night run (its stop times past midnight):
-    a delay or a skip announced for Tuesday's run must change Wednesday's early answer."""
+) -> tuple[TestClient, dict[str, str]]:
+    """An app serving the night feed (published over the API) and an operator's headers."""
     from tests.gtfs.conftest import write_zip
 
     c = make_app_client()
     operator = make_user(roles=("operator",), client=c)
-    op = auth(operator, c)
+    op: dict[str, str] = auth(operator, c)
     zpath = write_zip(tmp_path / "night.zip", dict(_NIGHT_FEED))
     with zpath.open("rb") as f:
         r = c.post(
@@ -480,6 +486,15 @@ def test_plan_sees_yesterdays_run_past_midnight_in_realtime(
     assert r.status_code == 201, r.text
     r = c.post(f"/api/v1/feeds/night/versions/{r.json()['id']}/publish", headers=op)
     assert r.status_code == 200, r.text
+    return c, op
+
+
+def test_plan_sees_yesterdays_run_past_midnight_in_realtime(
+    make_app_client: Any, make_user: Any, auth: Any, tmp_path: Path
+) -> None:
+    """Wednesday 00:00 from N2 to N3 rides Tuesday's night run (its stop times past midnight):
+    a delay or a skip announced for Tuesday's run must change Wednesday's early answer."""
+    c, op = _night_network(make_app_client, make_user, auth, tmp_path)
     params = {"fromPlace": "N2", "toPlace": "N3", "date": "2030-01-02", "time": "00:00"}
 
     def first_ride() -> dict[str, Any]:
@@ -514,3 +529,130 @@ def test_plan_sees_yesterdays_run_past_midnight_in_realtime(
     leg = first_ride()
     assert leg["serviceDate"] == "2030-01-02"
     assert leg["startTime"] - midnight == (24 * 3600 + 120) * 1000
+
+
+def _setup_stats() -> dict[str, int]:
+    """The query set-up cache of the planner serving the last query."""
+    from app.api import plan as plan_api
+
+    cur = plan_api._current
+    assert cur is not None
+    return cur.planner.data.setup_cache.stats()
+
+
+def test_plan_reuses_its_realtime_set_up_until_a_message_changes_it(
+    make_app_client: Any, make_user: Any, auth: Any, tmp_path: Path
+) -> None:
+    """Repeated /plan queries share one query set-up; a realtime message invalidates it."""
+    c, op = _night_network(make_app_client, make_user, auth, tmp_path)
+    params = {"fromPlace": "N2", "toPlace": "N3", "date": "2030-01-02", "time": "00:00"}
+    midnight = int(dt.datetime(2030, 1, 2, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()) * 1000
+
+    def arrival(**extra: str) -> int:
+        r = c.get("/api/v1/plan", params={**params, "numItineraries": 1, **extra})
+        assert r.status_code == 200, r.text
+        its = r.json()["plan"]["itineraries"]
+        return int(its[0]["endTime"]) - midnight
+
+    assert arrival() == 15 * 60_000
+    first = _setup_stats()
+    assert first["misses"] >= 1
+    # Same query (and another time of the same day): the set-up is reused, nothing rebuilt.
+    assert arrival() == 15 * 60_000
+    assert arrival(time="00:01") == 15 * 60_000
+    second = _setup_stats()
+    assert second["misses"] == first["misses"] and second["hits"] >= first["hits"] + 2
+    # Tuesday's run is 10 minutes late: the next query builds a new set-up and sees it.
+    body = _night_trip_update("20300101", delay_s=600)
+    PB = {"Content-Type": "application/x-protobuf"}
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **op})
+    assert r.status_code == 200, r.text
+    assert arrival() == 25 * 60_000
+    third = _setup_stats()
+    assert third["misses"] > second["misses"]
+    # The previous version's set-up is gone, the new one is reused.
+    assert third["entries"] == 1
+    assert arrival() == 25 * 60_000
+    assert _setup_stats()["misses"] == third["misses"]
+
+
+def test_departures_board_shows_yesterdays_late_run_after_midnight(
+    make_app_client: Any, make_user: Any, auth: Any, tmp_path: Path
+) -> None:
+    """Wednesday's early board at N2 lists Tuesday's night run (24:02): its realtime is in
+    Tuesday's overlay, not in Wednesday's."""
+    c, op = _night_network(make_app_client, make_user, auth, tmp_path)
+    midnight = int(dt.datetime(2030, 1, 2, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()) * 1000
+    params = {"date": "2030-01-02", "time": "00:00", "window": 3600}
+
+    def board() -> list[dict[str, Any]]:
+        r = c.get("/api/v1/stops/N2/departures", params=params)
+        assert r.status_code == 200, r.text
+        rows: list[dict[str, Any]] = r.json()["departures"]
+        return rows
+
+    (row,) = board()
+    assert row["serviceDate"] == "2030-01-01" and not row["realTime"]
+    assert row["departure"] - midnight == 2 * 60_000 and row["departureDelay"] == 0
+    PB = {"Content-Type": "application/x-protobuf"}
+    body = _night_trip_update("20300101", delay_s=420, delay_seq=2)
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **op})
+    assert r.status_code == 200, r.text
+    (row,) = board()
+    assert row["serviceDate"] == "2030-01-01" and row["realTime"]
+    assert row["departure"] - midnight == 9 * 60_000 and row["departureDelay"] == 420
+    assert row["scheduledDeparture"] - midnight == 2 * 60_000 and not row["cancelled"]
+    # Tuesday's run skipping N2 shows as cancelled there; Wednesday's own run is unchanged.
+    body = _night_trip_update("20300101", skip_seq=2)
+    r = c.post("/api/v1/realtime/trip-updates", content=body, headers={**PB, **op})
+    assert r.status_code == 200, r.text
+    (row,) = board()
+    assert row["serviceDate"] == "2030-01-01" and row["cancelled"]
+    params["time"] = "23:30"
+    (row,) = board()
+    assert row["serviceDate"] == "2030-01-02" and not row["realTime"] and not row["cancelled"]
+
+
+class _Hub:
+    """A realtime hub stand-in: its version moves by ``step`` on every read (or fails)."""
+
+    def __init__(self, step: int, fail: bool = False) -> None:
+        self.n, self.step, self.fail = 7, step, fail
+
+    @property
+    def version(self) -> int:
+        if self.fail:
+            raise RuntimeError("hub down")
+        self.n += self.step
+        return self.n
+
+
+class _Registry:
+    def __init__(self, hub: _Hub) -> None:
+        self.realtime = hub
+
+    def realtime_state(self, day: dt.date) -> Any:
+        return SimpleNamespace(service_date=day)
+
+
+@pytest.mark.parametrize(
+    ("hub", "version"),
+    [(_Hub(0), 7), (_Hub(1), None), (_Hub(0, fail=True), None)],
+    ids=["stable", "message-while-reading", "failing-hub"],
+)
+def test_plan_reads_the_realtime_version_of_exactly_its_overlays(
+    hub: _Hub, version: int | None
+) -> None:
+    """A version is given to the planner (keying its cached set-up) only when it did not move
+    while the three overlays were read."""
+    from app.api.plan import realtime_days_versioned
+
+    day = dt.date(2030, 1, 2)
+    rts, got = realtime_days_versioned(SimpleNamespace(feeds=_Registry(hub)), day)
+    assert [rt.service_date for rt in rts] == [
+        day - dt.timedelta(days=1),
+        day,
+        day + dt.timedelta(days=1),
+    ]
+    assert got == version
+    assert realtime_days_versioned(SimpleNamespace(feeds=None), day) == ([], None)

@@ -488,3 +488,27 @@ def test_entities_not_restated_expire(tmp_path: Any) -> None:
     assert other.feeds["s"].trip_updates == () and hub.feeds["s"].trip_updates == ()
     # A spooled snapshot older than max_age is not adopted at all.
     assert RealtimeHub(spool_dir=tmp_path, max_age_s=1e-9).sync_from_disk() == 0
+
+
+def test_hub_version_grows_with_every_change_of_the_overlays(tmp_path: Any) -> None:
+    """The version keys the planner's cached query set-ups: it must grow with a message, a
+    snapshot adopted from another worker and an expiry, and stay put otherwise."""
+    from app.feeds.realtime import RealtimeHub
+
+    now = [1_000.0]
+    hub = RealtimeHub(spool_dir=tmp_path, max_age_s=60.0, clock=lambda: now[0])
+    other = RealtimeHub(spool_dir=tmp_path, max_age_s=60.0, clock=lambda: now[0])
+    m = pb.FeedMessage()
+    m.header.gtfs_realtime_version = "2.0"
+    e = m.entity.add()
+    e.id = "late"
+    e.trip_update.trip.trip_id = "late"
+    v0 = hub.version
+    assert hub.version == v0 and hub.snapshots() == {} and hub.version == v0
+    hub.ingest_bytes(m.SerializeToString(), "s")
+    v1 = hub.version
+    assert v1 > v0 and hub.version == v1  # reading does not change it
+    before = other.version
+    assert other.sync_from_disk() == 1 and other.version > before  # another worker's message
+    now[0] = 1_070.0  # the entity was last stated 70 s ago: reading the version expires it
+    assert hub.version > v1 and hub.feeds["s"].trip_updates == ()
