@@ -35,13 +35,24 @@ DAY_OFFSETS = (-1, 0, 1)
 """Service days a query may use, relative to its date."""
 SETUP_CACHE_ENTRIES = 8
 """Query set-ups kept per timetable. One realtime version typically needs two per query day
-(forward and arrive-by), a few more with wheelchair or mode filters; a realtime set-up of a
-large network is 2 x 3 x 4 bytes per stop time (times of the three copies) or more."""
+(forward and arrive-by), a few more with wheelchair or mode filters."""
+SETUP_CACHE_BYTES = 512 * 2**20
+"""Memory the kept set-ups may hold. A realtime set-up holds the times of the three copies
+(2 x 3 x 4 bytes per stop time, ~45 MB on Cairns x 50), its mirror as much again."""
+
+_Key = tuple[int, Hashable]
 
 
 def footpath_speed_mps(tt: CompiledTimetable) -> float:
     """The walking speed the timetable's footpaths were timed at."""
     return float(tt.meta.get("footpaths", {}).get("walk_speed_mps", WALK_SPEED_MPS))
+
+
+def _owned_bytes(q: QueryArrays) -> int:
+    """Memory of ``q``'s arrays, broadcast views (a zero stride: one row for every copy) not
+    counted since they hold no memory of their own."""
+    arrays = (q.active, q.offsets, q.st_arr, q.st_dep, q.st_board, q.st_alight, q.odd, q.row_fifo)
+    return sum(int(a.nbytes) for a in arrays if a is not None and 0 not in a.strides)
 
 
 class QuerySetupCache:
@@ -58,14 +69,24 @@ class QuerySetupCache:
     ----------
     max_entries
         Most set-ups kept; the least recently used goes first.
+    max_bytes
+        Most memory the kept set-ups' own arrays may hold (least recently used first out); a
+        set-up larger than that alone is returned but not kept.
     """
 
-    def __init__(self, max_entries: int = SETUP_CACHE_ENTRIES) -> None:
+    def __init__(
+        self, max_entries: int = SETUP_CACHE_ENTRIES, max_bytes: int = SETUP_CACHE_BYTES
+    ) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, Hashable], Future[QueryArrays]] = OrderedDict()
+        self._entries: OrderedDict[_Key, Future[QueryArrays]] = OrderedDict()
+        self._sizes: dict[_Key, int] = {}  # built entries only
+        self._bytes = 0
         self._newest: int | None = None
         self.hits = 0
         self.misses = 0
@@ -75,9 +96,24 @@ class QuerySetupCache:
             return len(self._entries)
 
     def stats(self) -> dict[str, int]:
-        """Hits, misses (set-ups built) and the entries kept, for tests and monitoring."""
+        """Hits, misses (set-ups built), the entries kept and their bytes (tests, monitoring)."""
         with self._lock:
-            return {"hits": self.hits, "misses": self.misses, "entries": len(self._entries)}
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "entries": len(self._entries),
+                "bytes": self._bytes,
+            }
+
+    def _drop(self, key: _Key) -> None:
+        """Forget ``key`` (call with the lock held)."""
+        del self._entries[key]
+        self._bytes -= self._sizes.pop(key, 0)
+
+    def _trim(self) -> None:
+        """Drop least recently used entries beyond the bounds (call with the lock held)."""
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
 
     def get(self, version: int, key: Hashable, build: Callable[[], QueryArrays]) -> QueryArrays:
         """The set-up of ``key`` at realtime ``version``, built by ``build`` on a miss.
@@ -91,7 +127,7 @@ class QuerySetupCache:
             if self._newest is None or version > self._newest:
                 self._newest = version
                 for old in [k for k in self._entries if k[0] < version]:
-                    del self._entries[old]
+                    self._drop(old)
             fut = self._entries.get(full)
             if fut is not None:
                 self.hits += 1
@@ -101,8 +137,7 @@ class QuerySetupCache:
                 if version == self._newest:
                     fut = self._entries[full] = Future()
                     owner = True
-                    while len(self._entries) > self.max_entries:
-                        self._entries.popitem(last=False)
+                    self._trim()
         if fut is None:  # an older version than the newest seen: not worth keeping
             return build()
         if not owner:
@@ -112,10 +147,19 @@ class QuerySetupCache:
         except BaseException as exc:
             with self._lock:
                 if self._entries.get(full) is fut:
-                    del self._entries[full]
+                    self._drop(full)
             fut.set_exception(exc)
             raise
         fut.set_result(value)
+        with self._lock:
+            if self._entries.get(full) is fut:  # not dropped meanwhile (LRU, newer version)
+                size = _owned_bytes(value)
+                if size > self.max_bytes:  # would evict everything else, then itself
+                    self._drop(full)
+                else:
+                    self._sizes[full] = size
+                    self._bytes += size
+                    self._trim()
         return value
 
 

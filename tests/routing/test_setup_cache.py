@@ -22,7 +22,7 @@ from routing.options import RoutingOptions
 from routing.planner import Planner, PlanPlace, PlanRequest
 from routing.raptor import earliest_arrival
 from routing.raptor.search import QueryArrays
-from routing.transit import DAY, QuerySetupCache, TransitData
+from routing.transit import DAY, QuerySetupCache, TransitData, _owned_bytes
 from tests.routing.tiny import TinyFeed, TinyTrip
 
 MON = dt.date(2024, 1, 1)
@@ -47,6 +47,13 @@ def _overlays(data: TransitData, *, mon_delay: int = 0) -> list[RealtimeState]:
     return out
 
 
+def _counts(cache: QuerySetupCache) -> dict[str, int]:
+    """The cache's hit, miss and entry counts."""
+    stats = cache.stats()
+    del stats["bytes"]
+    return stats
+
+
 def _assert_same(a: QueryArrays, b: QueryArrays) -> None:
     for name in ARRAYS:
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
@@ -62,7 +69,7 @@ def test_second_query_reuses_the_set_up(data: TransitData) -> None:
     opts = RoutingOptions()
     q1 = data.query_arrays(TUE, opts, rts, realtime_version=1)
     q2 = data.query_arrays(TUE, opts, rts, realtime_version=1)
-    assert data.setup_cache.stats() == {"hits": 1, "misses": 1, "entries": 1}
+    assert _counts(data.setup_cache) == {"hits": 1, "misses": 1, "entries": 1}
     # The same arrays, not a rebuild; equal to what an uncached query builds.
     assert q2.st_arr is q1.st_arr and q2.active is q1.active
     _assert_same(q2, data.query_arrays(TUE, opts, rts))
@@ -114,7 +121,7 @@ def test_arrive_by_set_up_mirrors_the_cached_forward_one(data: TransitData) -> N
     fwd = data.query_arrays(TUE, opts, rts, realtime_version=4)
     back = data.query_arrays(TUE, opts, rts, reverse=True, realtime_version=4)
     # One forward build (the mirrored one reused it) and one mirrored build.
-    assert data.setup_cache.stats() == {"hits": 1, "misses": 2, "entries": 2}
+    assert _counts(data.setup_cache) == {"hits": 1, "misses": 2, "entries": 2}
     assert back.st_arr is not fwd.st_arr
     _assert_same(back, data.query_arrays(TUE, opts, rts, reverse=True))
     again = data.query_arrays(TUE, opts, rts, reverse=True, realtime_version=4)
@@ -129,7 +136,7 @@ def test_static_set_up_is_cached_too(data: TransitData) -> None:
         q2 = data.query_arrays(TUE, opts, None, reverse=reverse, realtime_version=0)
         assert q2.active is q1.active
         _assert_same(q2, data.query_arrays(TUE, opts, reverse=reverse))
-    assert data.setup_cache.stats() == {"hits": 2, "misses": 2, "entries": 2}
+    assert _counts(data.setup_cache) == {"hits": 2, "misses": 2, "entries": 2}
 
 
 def test_new_version_replaces_the_set_up_and_changes_the_answer(data: TransitData) -> None:
@@ -140,18 +147,19 @@ def test_new_version_replaces_the_set_up_and_changes_the_answer(data: TransitDat
     # A message: Monday's run is 10 minutes late. Version 2 drops version 1's set-ups.
     late = _overlays(data, mon_delay=600)
     q = data.query_arrays(TUE, opts, late, realtime_version=2)
-    assert data.setup_cache.stats() == {"hits": 1, "misses": 3, "entries": 1}
+    assert _counts(data.setup_cache) == {"hits": 1, "misses": 3, "entries": 1}
     assert earliest_arrival(data.forward, q, 0, [1], [0], [2], [0]).journeys[0].arrival == 1500
     # A query that read its overlays before the message is answered from them, not kept.
     old = data.query_arrays(TUE, opts, _overlays(data), realtime_version=1)
     assert earliest_arrival(data.forward, old, 0, [1], [0], [2], [0]).journeys[0].arrival == 900
-    assert data.setup_cache.stats() == {"hits": 1, "misses": 4, "entries": 1}
+    assert _counts(data.setup_cache) == {"hits": 1, "misses": 4, "entries": 1}
     again = data.query_arrays(TUE, opts, late, realtime_version=2)
     assert again.st_arr is q.st_arr
 
 
-def _fake(tag: int) -> QueryArrays:
-    z = np.zeros((1, 1), dtype=np.int32)
+def _fake(tag: int, n: int = 1) -> QueryArrays:
+    """A set-up of ``n`` stop times (3 x n x 4 bytes of times each for arrival, departure)."""
+    z = np.zeros((3, n), dtype=np.int32)
     return QueryArrays(
         active=np.zeros((1, 1), dtype=np.bool_),
         offsets=np.zeros(1, dtype=np.int32),
@@ -181,7 +189,51 @@ def test_lru_is_bounded() -> None:
         cache.get(1, k, lambda k=k: build(k))  # type: ignore[misc]
     # "b" was the least recently used when "c" came, "c" when "b" came back.
     assert built == ["a", "b", "c", "b"]
-    assert len(cache) == 2 and cache.stats() == {"hits": 2, "misses": 4, "entries": 2}
+    assert len(cache) == 2 and _counts(cache) == {"hits": 2, "misses": 4, "entries": 2}
+
+
+def test_memory_is_bounded() -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        QuerySetupCache(max_bytes=-1)
+    size = _owned_bytes(_fake(0, 1000))
+    assert size > 2 * 3 * 1000 * 4  # the times of three copies, arrival and departure
+    assert (
+        _owned_bytes(
+            dataclasses.replace(
+                _fake(0, 1000), st_arr=np.broadcast_to(np.zeros(1000, dtype=np.int32), (3, 1000))
+            )
+        )
+        == size - 3 * 1000 * 4
+    )  # a view: no memory
+    cache = QuerySetupCache(max_bytes=2 * size + size // 2)
+    built: list[str] = []
+
+    def build(k: str, n: int = 1000) -> QueryArrays:
+        built.append(k)
+        return _fake(0, n)
+
+    for k in ("a", "b"):
+        cache.get(1, k, lambda k=k: build(k))  # type: ignore[misc]
+    assert cache.stats()["bytes"] == 2 * size
+    cache.get(1, "c", lambda: build("c"))  # over the budget: "a", the least recently used, goes
+    assert cache.stats()["bytes"] == 2 * size
+    cache.get(1, "b", lambda: build("b"))
+    cache.get(1, "a", lambda: build("a"))
+    assert built == ["a", "b", "c", "a"]
+    # A set-up bigger than the whole budget is answered but neither kept nor evicting others.
+    huge = cache.get(1, "huge", lambda: build("huge", 10_000))
+    assert huge.st_arr.shape == (3, 10_000)
+    assert _counts(cache)["entries"] == 2 and cache.stats()["bytes"] == 2 * size
+    cache.get(1, "b", lambda: build("b"))
+    assert built[-1] == "huge"  # "b" was still there
+    # A newer version frees the older version's memory.
+    cache.get(2, "a", lambda: build("a", 10))
+    assert cache.stats() == {
+        "hits": 2,
+        "misses": 6,
+        "entries": 1,
+        "bytes": _owned_bytes(_fake(0, 10)),
+    }
 
 
 def test_a_failed_build_is_not_kept() -> None:
