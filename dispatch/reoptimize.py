@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from dispatch.dispatcher import Dispatcher
+from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.optimize.alns import solve_alns
 from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.ortools_model import solve_ortools
@@ -279,11 +279,25 @@ class ReoptimizationLoop:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            for z in self.d.zones():
-                try:
-                    now = self.d.clock()
-                    self.applied += reoptimise_zone(self.d, z.zone_id, now, self.time_limit_s)
-                    if self.rebalance:
-                        self.moves += rebalance_zone(self.d, z.zone_id, now)
-                except Exception:  # keep the loop alive; the plans in force stay
+            self.run_pass()
+
+    def run_pass(self) -> None:
+        """Re-optimise (and rebalance) every zone the dispatcher serves at the pass's start.
+
+        A zone removed meanwhile (in cluster mode, released by this process: another one took
+        it over, or it left the catalog) is skipped with an info line: that is no failure.
+        Any other error is logged with its traceback; the pass goes on with the next zone.
+        """
+        for z in self.d.zones():
+            try:
+                now = self.d.clock()
+                self.applied += reoptimise_zone(self.d, z.zone_id, now, self.time_limit_s)
+                if self.rebalance:
+                    self.moves += rebalance_zone(self.d, z.zone_id, now)
+            except DispatchError as exc:
+                if exc.code != "unknown_zone":
                     log.exception("reoptimisation_pass_failed", zone=z.zone_id)
+                else:
+                    log.info("reoptimisation_zone_gone", zone=z.zone_id)
+            except Exception:  # keep the loop alive; the plans in force stay
+                log.exception("reoptimisation_pass_failed", zone=z.zone_id)

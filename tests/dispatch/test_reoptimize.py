@@ -6,8 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
-from dispatch.dispatcher import Dispatcher
+from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.problem import solution_cost
 from dispatch.reoptimize import ReoptimizationLoop, ZoneProblem, build_problem, reoptimise_zone
 from dispatch.request import RideRequest
@@ -107,6 +108,42 @@ def test_background_loop_runs_off_the_request_path() -> None:
     loop.stop()
     assert r is not None
     assert plan_violations(d, NOW) == []
+
+
+def test_a_zone_released_during_a_pass_is_skipped_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cluster mode: this process releases a zone (taken over, or removed from the catalog)
+    while a pass is under way; the pass meets ``unknown_zone`` for it, logs one info line
+    (no traceback) and goes on with the next zone. Other refusals keep their traceback."""
+    d, _ = _booked(2)
+    d.add_zone(ServiceZone.from_geojson("other", MURORAN_ZONE))
+    d.clock = lambda: NOW
+    loop = ReoptimizationLoop(d, time_limit_s=0.3, rebalance=False)
+    real = reoptimise_zone
+    asked: list[str] = []
+
+    def releasing(dd: Dispatcher, zone_id: str, now: float, limit: float) -> int:
+        asked.append(zone_id)
+        if zone_id == "muroran":
+            dd.remove_zone("muroran")  # released by the lease keeper mid-pass
+        return real(dd, zone_id, now, limit)
+
+    monkeypatch.setattr("dispatch.reoptimize.reoptimise_zone", releasing)
+    with capture_logs() as logs:
+        loop.run_pass()
+    assert asked == ["muroran", "other"]
+    assert logs == [{"event": "reoptimisation_zone_gone", "zone": "muroran", "log_level": "info"}]
+
+    def refusing(dd: Dispatcher, zone_id: str, now: float, limit: float) -> int:
+        raise DispatchError("unknown_vehicle", "gone")
+
+    monkeypatch.setattr("dispatch.reoptimize.reoptimise_zone", refusing)
+    with capture_logs() as logs:
+        loop.run_pass()
+    assert [(e["event"], e["log_level"], e.get("exc_info")) for e in logs] == [
+        ("reoptimisation_pass_failed", "error", True)
+    ]
 
 
 def test_alns_with_fixed_iterations_is_reproducible() -> None:
