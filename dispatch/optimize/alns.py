@@ -2,9 +2,10 @@
 
 Ruin (random, worst, related, route removal) and recreate (greedy, noisy greedy, regret-2,
 regret-3) with simulated-annealing acceptance and adaptive operator weights; a single-request
-relocation descent polishes every new best plan, and the search returns to the best plan after
-``restart_after`` iterations without improvement. Every route is scheduled by the eight-step
-method (ride times, windows, duration). Inner loops are numba
+relocation descent then a 2-opt* descent (tails of two routes swapped where both vehicles are
+empty: whole trips move between vehicles) polish every new best plan, and the search returns
+to the best plan after ``restart_after`` iterations without improvement. Every route is
+scheduled by the eight-step method (ride times, windows, duration). Inner loops are numba
 (:mod:`dispatch.optimize.alns_kernels`); this module drives them under a time limit.
 
 Determinism: with ``iterations`` given, the temperature follows a fixed per-iteration schedule
@@ -41,6 +42,7 @@ class AlnsParams:
     chunk: int = 25
     restart_after: int = 2000  # iterations without a new best before returning to the best
     descent_passes: int = 3  # single-request relocation passes on every new best (0: off)
+    two_opt_passes: int = 2  # 2-opt* (tail exchange at empty-vehicle points) passes on new bests
 
 
 def explain_unserved(problem: Problem, P: KernelData, r: int) -> str:
@@ -199,6 +201,7 @@ def solve_alns(
             0,
             prm.restart_after,
             prm.descent_passes,
+            prm.two_opt_passes,
         ],
         dtype=np.int64,
     )

@@ -459,6 +459,167 @@ def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: 
 
 
 @njit(cache=True)
+def _tail_cost(cost, seq, m, pc, x, end):  # type: ignore[no-untyped-def]
+    """Cost of ``seq[x + 1 : m - 1]`` then ``end``, as (first stop, cost after it); -1 if empty."""
+    if x + 1 >= m - 1:
+        return -1, 0.0
+    return seq[x + 1], pc[m - 2] - pc[x + 1] + cost[seq[m - 2], end]
+
+
+@njit(cache=True)
+def two_opt_star_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: ignore[no-untyped-def]
+    """Swap the tails of two routes where both vehicles are empty (DARP 2-opt*).
+
+    Cutting a route only where nobody is on board keeps every request's pickup and delivery
+    together, so a tail moves as a block of whole trips: a move that ruin-and-recreate only
+    finds by removing every request of the tail at once. Costs come from prefix sums (O(1)
+    per cut pair); only improving pairs are scheduled (capacity and the eight-step schedule
+    of both new routes, each on its own vehicle). Returns the total saving.
+    """
+    cost = P[1]
+    load = P[4]
+    init = P[8]
+    reqi = P[9]
+    nodei = P[3]
+    n_veh = routes.shape[0]
+    L = routes.shape[1]
+    n = P[2].shape[0]
+    nd = load.shape[1]
+    B = np.empty(L)
+    W = np.empty(L)
+    pos = np.zeros(n, dtype=np.int64)
+    c1 = np.empty(L, dtype=np.int64)
+    c2 = np.empty(L, dtype=np.int64)
+    pc = np.zeros((n_veh, L))
+    zero = np.zeros((n_veh, L), dtype=np.bool_)
+    movable = np.ones((n_veh, L), dtype=np.bool_)  # the tail after x holds no pinned request
+    saved = 0.0
+    for _ in range(max_passes):
+        improved = False
+        for k in range(n_veh):
+            m = rlen[k]
+            cur = init[k].copy()
+            zero[k, 0] = True
+            for h in range(nd):
+                if cur[h] != 0:
+                    zero[k, 0] = False
+            pc[k, 0] = 0.0
+            for x in range(1, m):
+                pc[k, x] = pc[k, x - 1] + cost[routes[k, x - 1], routes[k, x]]
+                z = True
+                for h in range(nd):
+                    cur[h] += load[routes[k, x], h]
+                    if cur[h] != 0:
+                        z = False
+                zero[k, x] = z and x < m - 1
+            movable[k, m - 2] = True
+            for x in range(m - 3, -1, -1):
+                r = nodei[routes[k, x + 1], 0]
+                movable[k, x] = movable[k, x + 1] and reqi[r, 2] < 0 and reqi[r, 3] < 0
+        for k1 in range(n_veh):
+            for k2 in range(k1 + 1, n_veh):
+                m1 = rlen[k1]
+                m2 = rlen[k2]
+                if m1 <= 2 and m2 <= 2:
+                    continue
+                e1 = routes[k1, m1 - 1]
+                e2 = routes[k2, m2 - 1]
+                done = False
+                for i in range(m1 - 1):
+                    if done:
+                        break
+                    if not zero[k1, i] or not movable[k1, i]:
+                        continue
+                    f1, t1 = _tail_cost(cost, routes[k1], m1, pc[k1], i, e2)
+                    for j in range(m2 - 1):
+                        if not zero[k2, j] or not movable[k2, j]:
+                            continue
+                        if i == m1 - 2 and j == m2 - 2:
+                            continue  # both tails empty: nothing moves
+                        f2, t2 = _tail_cost(cost, routes[k2], m2, pc[k2], j, e1)
+                        a1 = routes[k1, i]
+                        a2 = routes[k2, j]
+                        # New route 1: head 1 + tail 2 + end 1 (empty if both are empty).
+                        if f2 >= 0:
+                            n1 = pc[k1, i] + cost[a1, f2] + t2 + fixed
+                        elif i > 0:
+                            n1 = pc[k1, i] + cost[a1, e1] + fixed
+                        else:
+                            n1 = 0.0
+                        if f1 >= 0:
+                            n2 = pc[k2, j] + cost[a2, f1] + t1 + fixed
+                        elif j > 0:
+                            n2 = pc[k2, j] + cost[a2, e2] + fixed
+                        else:
+                            n2 = 0.0
+                        if n1 + n2 >= rcost[k1] + rcost[k2] - 1e-7:
+                            continue
+                        # Build both and schedule them on their own vehicles.
+                        x1 = 0
+                        for x in range(i + 1):
+                            c1[x1] = routes[k1, x]
+                            x1 += 1
+                        for x in range(j + 1, m2 - 1):
+                            c1[x1] = routes[k2, x]
+                            x1 += 1
+                        c1[x1] = e1
+                        x1 += 1
+                        x2 = 0
+                        for x in range(j + 1):
+                            c2[x2] = routes[k2, x]
+                            x2 += 1
+                        for x in range(i + 1, m1 - 1):
+                            c2[x2] = routes[k1, x]
+                            x2 += 1
+                        c2[x2] = e2
+                        x2 += 1
+                        if x1 > 2 and not (
+                            capacity_ok(P, k1, c1, x1) and schedule_route(P, k1, c1, x1, B, W, pos)
+                        ):
+                            continue
+                        if x2 > 2 and not (
+                            capacity_ok(P, k2, c2, x2) and schedule_route(P, k2, c2, x2, B, W, pos)
+                        ):
+                            continue
+                        old = rcost[k1] + rcost[k2]
+                        routes[k1, :x1] = c1[:x1]
+                        routes[k2, :x2] = c2[:x2]
+                        rlen[k1] = x1
+                        rlen[k2] = x2
+                        rcost[k1] = route_cost(P, routes, rlen, k1, fixed)
+                        rcost[k2] = route_cost(P, routes, rlen, k2, fixed)
+                        for x in range(1, x1 - 1):
+                            rveh[nodei[routes[k1, x], 0]] = k1
+                        for x in range(1, x2 - 1):
+                            rveh[nodei[routes[k2, x], 0]] = k2
+                        saved += old - rcost[k1] - rcost[k2]
+                        improved = True
+                        done = True
+                        break
+                if done:
+                    # Both routes changed: refresh their prefix sums and cut points.
+                    for k in (k1, k2):
+                        m = rlen[k]
+                        cur = init[k].copy()
+                        pc[k, 0] = 0.0
+                        for x in range(1, m):
+                            pc[k, x] = pc[k, x - 1] + cost[routes[k, x - 1], routes[k, x]]
+                            z = True
+                            for h in range(nd):
+                                cur[h] += load[routes[k, x], h]
+                                if cur[h] != 0:
+                                    z = False
+                            zero[k, x] = z and x < m - 1
+                        movable[k, m - 2] = True
+                        for x in range(m - 3, -1, -1):
+                            r = nodei[routes[k, x + 1], 0]
+                            movable[k, x] = movable[k, x + 1] and reqi[r, 2] < 0 and reqi[r, 3] < 0
+        if not improved:
+            break
+    return saved
+
+
+@njit(cache=True)
 def _roulette(w):  # type: ignore[no-untyped-def]
     total = w.sum()
     u = np.random.random() * total
@@ -492,7 +653,7 @@ def alns_chunk(  # type: ignore[no-untyped-def]
     """Run ``n_iter`` ALNS iterations from the current state (mutated in place).
 
     ``iparams = [q_min, q_max, segment, iteration counter, iterations since the last new best,
-    restart-from-best threshold]``; ``fparams = [fixed cost,
+    restart-from-best threshold, relocation passes, 2-opt* passes]``; ``fparams = [fixed cost,
     unserved penalty, noise, reaction, dscale, tscale]``. Returns the number of improvements
     of the best solution.
     """
@@ -558,6 +719,8 @@ def alns_chunk(  # type: ignore[no-untyped-def]
             score = 13.0 if obj > cur_obj + 1e-9 else 0.0
         if obj < fstate[1] - 1e-9 and iparams[6] > 0:
             obj -= relocate_descent(P, routes, rlen, rveh, rcost, fixed, iparams[6])
+        if obj < fstate[1] - 1e-9 and iparams[7] > 0:
+            obj -= two_opt_star_descent(P, routes, rlen, rveh, rcost, fixed, iparams[7])
         if accept:
             cur_routes[:, :] = routes
             cur_rlen[:] = rlen

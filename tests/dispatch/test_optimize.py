@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from dispatch.instances import read_best_known, read_cordeau, read_lilim
+from dispatch.optimize import alns_kernels as ak
 from dispatch.optimize.alns import rank, solve_alns
 from dispatch.optimize.hybrid import solve
+from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.problem import Problem, Request, Solution, Vehicle, check
 from tests.dispatch.test_problem import line_problem, two_speed_problem, wait_problem
@@ -289,3 +291,65 @@ def test_asap_problem_plans_only_what_a_live_vehicle_drives(solver: str) -> None
     assert check(wait_problem(True), asap) == [] and asap.unserved == []
     assert asap.routes == [[2, 3, 4, 5]] and asap.cost == pytest.approx(10.0)
     assert asap.times[0].tolist() == pytest.approx([0.0, 1.0, 3.0, 10.0, 12.0, 16.0])
+
+
+def _crossed_pairs(fixed_vehicle: int | None = None) -> tuple[Problem, list[list[int]]]:
+    """Two vehicles at x=0 and x=20, one request near each, both at the same time (no
+    vehicle can serve both), and the crossed plan: each vehicle serves the far request.
+
+    Nodes: 0/1 start/end of vehicle 0 (x=0), 2/3 of vehicle 1 (x=20), request 0 = 4 -> 5
+    (x=1 -> 2), request 1 = 6 -> 7 (x=19 -> 18). Crossed cost 76, swapped 8; moving one
+    request alone is infeasible, so only moving both trips at once (2-opt*: swapping the
+    routes' tails at the empty-vehicle points) improves the crossed plan.
+    """
+    xs = [0.0, 0.0, 20.0, 20.0, 1.0, 2.0, 19.0, 18.0]
+    early = [0.0, 0.0, 0.0, 0.0, 20.0, 21.0, 20.0, 21.0]
+    late = [100.0, 100.0, 100.0, 100.0, 22.0, 24.0, 22.0, 24.0]
+    p = line_problem(
+        xs,
+        requests=[
+            Request(4, 5, max_ride=10.0, fixed_vehicle=fixed_vehicle),
+            Request(6, 7, max_ride=10.0),
+        ],
+        vehicles=[Vehicle(0, 1, capacity=[1]), Vehicle(2, 3, capacity=[1])],
+        early=early,
+        late=late,
+    )
+    return p, [[6, 7], [4, 5]]
+
+
+def _kernel_state(p: Problem, plan: list[list[int]]) -> tuple[np.ndarray, ...]:
+    width = 2 * p.n_requests + 2
+    routes = np.zeros((p.n_vehicles, width), dtype=np.int64)
+    rlen = np.zeros(p.n_vehicles, dtype=np.int64)
+    rveh = np.full(p.n_requests, -1, dtype=np.int64)
+    for k, route in enumerate(plan):
+        seq = [int(p.start_node[k]), *route, int(p.end_node[k])]
+        routes[k, : len(seq)] = seq
+        rlen[k] = len(seq)
+        rveh[p.node_request()[route]] = k
+    P = kernel_data(p)
+    rcost = np.array([ak.route_cost(P, routes, rlen, k, 0.0) for k in range(p.n_vehicles)])
+    return routes, rlen, rveh, rcost
+
+
+def test_two_opt_star_swaps_the_tails_of_crossed_routes() -> None:
+    p, crossed = _crossed_pairs()
+    P = kernel_data(p)
+    routes, rlen, rveh, rcost = _kernel_state(p, crossed)
+    saved = ak.two_opt_star_descent(P, routes, rlen, rveh, rcost, 0.0, 2)
+    assert saved == pytest.approx(68.0)
+    assert routes[0, : rlen[0]].tolist() == [0, 4, 5, 1]
+    assert routes[1, : rlen[1]].tolist() == [2, 6, 7, 3]
+    assert rveh.tolist() == [0, 1] and rcost.sum() == pytest.approx(8.0)
+    assert ak.routes_feasible(P, routes, rlen)
+
+
+def test_two_opt_star_never_moves_a_pinned_request() -> None:
+    p, crossed = _crossed_pairs(fixed_vehicle=1)
+    P = kernel_data(p)
+    routes, rlen, rveh, rcost = _kernel_state(p, crossed)
+    before = (routes.copy(), rlen.copy(), rveh.copy(), rcost.copy())
+    assert ak.two_opt_star_descent(P, routes, rlen, rveh, rcost, 0.0, 2) == 0.0
+    for a, b in zip(before, (routes, rlen, rveh, rcost), strict=True):
+        assert np.array_equal(a, b)
