@@ -19,6 +19,11 @@ interface PlanResponse { plan?: { itineraries: Itinerary[] }; error?: { message:
 
 let map: L.Map | null = null;
 let pickTarget: "from" | "to" = "from";
+// A booking answered 202 "pending" (the dispatcher had not answered in time): settled by the
+// rider's `user.<id>.ride` event (booked or rejected) or by polling GET /rides/{id}.
+let pendingRequest: string | null = null;
+let pendingTimer: number | undefined;
+const PENDING_POLL_MS = 3000;
 
 function hhmm(ms: number): string {
   return new Date(ms).toLocaleTimeString(lang() === "ja" ? "ja-JP" : "en-GB", { hour: "2-digit", minute: "2-digit" });
@@ -33,7 +38,7 @@ async function refreshSession(): Promise<void> {
   $("#whoami").textContent = user ? user.display_name || user.email : "";
   if (user) {
     await loadRides();
-    subscribe(["user.me.*"], () => void loadRides());
+    subscribe(["user.me.*"], (_topic, data) => onRideEvent(data));
   }
 }
 
@@ -45,7 +50,7 @@ async function loadRides(): Promise<void> {
       ...rides.map((r) => {
         const li = document.createElement("li");
         li.dataset.status = r.status;
-        li.textContent = `${r.status} · ${t("pickupWindow")} ${hhmm(r.pickup_window[0] * 1000)}–${hhmm(r.pickup_window[1] * 1000)}`;
+        li.textContent = `${r.status === "pending" ? t("statusPending") : r.status} · ${t("pickupWindow")} ${hhmm(r.pickup_window[0] * 1000)}–${hhmm(r.pickup_window[1] * 1000)}`;
         if (r.status === "booked" || r.status === "assigned") {
           const b = document.createElement("button");
           b.textContent = t("cancel");
@@ -61,6 +66,53 @@ async function loadRides(): Promise<void> {
   } catch {
     list.replaceChildren();
   }
+}
+
+interface BookAnswer { ride_id?: string; request_id?: string; status: string }
+interface RideEvent { type?: string; ride_id?: string; request_id?: string; status?: string; reason?: string }
+
+function showPending(requestId: string): void {
+  pendingRequest = requestId;
+  const p = document.createElement("p");
+  p.className = "pending";
+  p.dataset.requestId = requestId;
+  p.textContent = t("bookingPending");
+  $("#quote-result").replaceChildren(p);
+  window.clearInterval(pendingTimer);
+  pendingTimer = window.setInterval(() => void checkPending(), PENDING_POLL_MS);
+}
+
+function settlePending(status: string, reason?: string): void {
+  if (pendingRequest === null) return;
+  pendingRequest = null;
+  window.clearInterval(pendingTimer);
+  const out = $("#quote-result");
+  out.textContent =
+    status === "rejected" ? `${t("rejected")}${reason ? `: ${reason}` : ""}` : `✓ ${t("bookingConfirmed")}`;
+  out.dataset.settled = status;
+  void loadRides();
+}
+
+async function checkPending(): Promise<void> {
+  const id = pendingRequest;
+  if (id === null) return;
+  try {
+    const r = await api<{ status: string }>(`/rides/${encodeURIComponent(id)}`);
+    if (r.status !== "pending") settlePending(r.status);
+  } catch (e) {
+    // Gone: the dispatcher refused it (its reason came, or comes, on the event stream).
+    if (e instanceof ApiError && e.status === 404) settlePending("rejected");
+  }
+}
+
+function onRideEvent(data: unknown): void {
+  const ev = (data ?? {}) as RideEvent;
+  const id = ev.request_id ?? ev.ride_id;
+  if (pendingRequest !== null && id === pendingRequest) {
+    if (ev.type === "rejected") settlePending("rejected", ev.reason);
+    else if (ev.status && ev.status !== "pending") settlePending(ev.status);
+  }
+  void loadRides();
 }
 
 function renderItineraries(resp: PlanResponse): void {
@@ -141,9 +193,10 @@ async function quote(): Promise<void> {
     b.id = "book-button";
     b.onclick = async () => {
       try {
-        await api("/rides", { method: "POST", json: { quote_id: qr.quote_id } });
+        const booked = await api<BookAnswer>("/rides", { method: "POST", json: { quote_id: qr.quote_id } });
+        if (booked.status === "pending" && booked.request_id) showPending(booked.request_id);
+        else out.textContent = "✓";
         await loadRides();
-        out.textContent = "✓";
       } catch (e) {
         out.textContent = errorText(e);
       }

@@ -6,6 +6,7 @@ anything outside localhost (maps are drawn from the server's own GeoJSON).
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -174,3 +175,91 @@ def test_resident_quotes_and_books_an_on_demand_ride(page: object) -> None:
         "document.querySelector('#quote-result').textContent.includes('ご利用いただけません')"
     )
     assert page.locator("#ride-list li").count() == 1  # type: ignore[attr-defined]
+
+
+def _book_in_the_demo_zone(page: object) -> None:
+    """Quote a ride in the demo on-demand zone and press "book"."""
+    page.fill("#from", "42.3487,141.0261")  # type: ignore[attr-defined]
+    page.fill("#to", "42.3440,141.0180")  # type: ignore[attr-defined]
+    page.click("#quote-button")  # type: ignore[attr-defined]
+    page.wait_for_selector("#quote-result .offer", timeout=15_000)  # type: ignore[attr-defined]
+    page.click("#book-button")  # type: ignore[attr-defined]
+
+
+def _answer_booking_pending(page: object, request_id: str) -> None:
+    """The server answers the booking 202 pending (cluster mode, the zone's owner too slow):
+    the POST is answered here; every other request on the path goes to the server."""
+
+    def pending(route: object) -> None:
+        if route.request.method != "POST":  # type: ignore[attr-defined]
+            route.fallback()  # type: ignore[attr-defined]
+            return
+        route.fulfill(  # type: ignore[attr-defined]
+            status=202, json={"request_id": request_id, "status": "pending"}
+        )
+
+    page.route("**/api/v1/rides", pending)  # type: ignore[attr-defined]
+
+
+def test_a_pending_booking_is_shown_then_confirmed_by_polling(page: object) -> None:
+    """202 pending: the page says so (ja), then GET /rides/{id} says assigned: confirmed."""
+    rid = f"req-{uuid.uuid4().hex[:8]}"
+    status = {"now": "pending"}
+
+    def ride(route: object) -> None:
+        route.fulfill(  # type: ignore[attr-defined]
+            json={
+                "ride_id": rid,
+                "request_id": rid,
+                "status": status["now"],
+                "pickup_window": [0, 0],
+            }
+        )
+
+    _sign_up(page)
+    _answer_booking_pending(page, rid)
+    page.route(f"**/api/v1/rides/{rid}", ride)  # type: ignore[attr-defined]
+    _book_in_the_demo_zone(page)
+    page.wait_for_selector(f"#quote-result .pending[data-request-id='{rid}']")  # type: ignore[attr-defined]
+    assert page.inner_text("#quote-result") == "予約を受け付けました（確定待ち）"  # type: ignore[attr-defined]
+    page.wait_for_timeout(3500)  # type: ignore[attr-defined]  # one poll: still pending
+    assert page.locator("#quote-result .pending").count() == 1  # type: ignore[attr-defined]
+    status["now"] = "assigned"
+    page.wait_for_selector("#quote-result[data-settled='assigned']", timeout=10_000)  # type: ignore[attr-defined]
+    assert page.inner_text("#quote-result") == "✓ 予約が確定しました"  # type: ignore[attr-defined]
+    assert page.outside_requests == []  # type: ignore[attr-defined]
+
+
+def test_a_pending_booking_rejected_on_the_event_stream(page: object) -> None:
+    """202 pending (en), GET /rides/{id} still pending: the rider's ``user.<id>.ride`` event
+    "rejected" settles it with its reason."""
+    rid = f"req-{uuid.uuid4().hex[:8]}"
+    event = {
+        "topic": "user.me.ride",
+        "data": {"type": "rejected", "request_id": rid, "reason": "no_vehicle_available"},
+    }
+    page.add_init_script("localStorage.setItem('tsunagu.lang', 'en')")  # type: ignore[attr-defined]
+    # The stream is routed before it opens (at sign-up) and reopened now and then (retry:
+    # 300 ms): each opening delivers the event, ignored until the booking is pending.
+    page.route(  # type: ignore[attr-defined]
+        "**/api/v1/events/stream*",
+        lambda route: route.fulfill(
+            status=200,
+            headers={"Content-Type": "text/event-stream"},
+            body=f"retry: 300\nevent: ready\ndata: {{}}\n\ndata: {json.dumps(event)}\n\n",
+        ),
+    )
+    _sign_up(page)
+    _answer_booking_pending(page, rid)
+    page.route(  # type: ignore[attr-defined]
+        f"**/api/v1/rides/{rid}",
+        lambda route: route.fulfill(
+            json={"ride_id": rid, "status": "pending", "pickup_window": [0, 0]}
+        ),
+    )
+    _book_in_the_demo_zone(page)
+    page.wait_for_selector("#quote-result .pending")  # type: ignore[attr-defined]
+    assert page.inner_text("#quote-result") == "Booking received, waiting for confirmation"  # type: ignore[attr-defined]
+    page.wait_for_selector("#quote-result[data-settled='rejected']", timeout=10_000)  # type: ignore[attr-defined]
+    assert page.inner_text("#quote-result") == "Not available: no_vehicle_available"  # type: ignore[attr-defined]
+    assert page.outside_requests == []  # type: ignore[attr-defined]
