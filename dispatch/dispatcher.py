@@ -36,6 +36,29 @@ from routing.street import TimeOfDaySpeeds
 
 SAME_PLACE_M = 50.0  # closer than this, a ride is pointless
 PAST_TOLERANCE_S = 60.0  # clock skew between the rider's phone and the server
+#: Separates the local hour of day from the H3 cell in a demand key (H3 ids are hex digits).
+DEMAND_HOUR_SEP = "|"
+
+
+def demand_key(hour: int, cell: str) -> str:
+    """The key of the booked pick-ups of ``cell`` in local hour of day ``hour`` (0-23).
+
+    Demand is a ``Counter[str]`` so zone snapshots keep saving and loading it as a plain JSON
+    object; a key without the separator (snapshots from before demand was kept per hour) is a
+    count over the whole day.
+    """
+    return f"{hour}{DEMAND_HOUR_SEP}{cell}"
+
+
+def split_demand_key(key: str) -> tuple[int | None, str]:
+    """``(hour, cell)`` of a demand key; hour None for a whole-day (legacy) count."""
+    hour, sep, cell = key.partition(DEMAND_HOUR_SEP)
+    return (int(hour), cell) if sep else (None, key)
+
+
+def local_hour(t: float, utc_offset_s: float) -> int:
+    """Hour of day (0-23) of dispatcher time ``t`` in a zone ``utc_offset_s`` from UTC."""
+    return int(((t + utc_offset_s) % 86400.0) // 3600.0)
 
 
 class DispatchError(Exception):
@@ -58,6 +81,7 @@ class ZoneState:
     profile: SpeedProfile = FREE_FLOW_PROFILE
     vehicles: dict[str, Vehicle] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    #: Booked rides per (local hour of the pick-up, H3 cell of the origin): :func:`demand_key`.
     demand: Counter[str] = field(default_factory=Counter)
 
 
@@ -186,7 +210,6 @@ class Dispatcher:
             return checked
         zs, ride, placed, direct = checked
         with zs.lock:
-            zs.demand[zs.zone.cell_of(*request.origin)] += 1
             q = self._quote_locked(zs, placed, ride, direct, now)
         if isinstance(q, Quote):
             with self._lock:
@@ -461,6 +484,10 @@ class Dispatcher:
         )
         with self._lock:
             self._rides[ride_id] = ride
+        # Demand counts bookings (one per ride id: a rider re-quoting adds nothing), in the
+        # local hour of the pick-up, so rebalancing can expect the demand of the coming hour.
+        hour = local_hour(q.eta_pickup, zs.zone.utc_offset_s)
+        zs.demand[demand_key(hour, zs.zone.cell_of(*r.origin))] += 1
         self._plan_changed(zs, v, now, status_changed={ride_id})
         return ride
 
@@ -518,16 +545,87 @@ class Dispatcher:
             return True
 
     def demand(self, zone_id: str) -> dict[str, int]:
-        """Requests seen per H3 cell of their origin (the zone's demand history)."""
+        """Rides booked per H3 cell of their origin, all hours together (the zone's demand
+        history)."""
         zs = self.zone_state(zone_id)
+        out: Counter[str] = Counter()
         with zs.lock:
-            return dict(zs.demand)
+            for key, n in zs.demand.items():
+                out[split_demand_key(key)[1]] += n
+        return dict(out)
+
+    def expected_demand(self, zone_id: str, now: float) -> dict[str, float]:
+        """Bookings to expect per H3 cell during the hour after ``now``, from the history.
+
+        The hour ``[now, now + 1 h)`` overlaps two local hours of day; each hour's history
+        weighs by its share of the overlap. A whole-day count (an old snapshot's) adds 1/24 of
+        itself to every hour. Cells expecting nothing are left out.
+        """
+        zs = self.zone_state(zone_id)
+        local = (now + zs.zone.utc_offset_s) % 86400.0
+        hour = int(local // 3600.0)
+        into = (local - hour * 3600.0) / 3600.0
+        weights = {hour: 1.0 - into, (hour + 1) % 24: into}
+        out: dict[str, float] = {}
+        with zs.lock:
+            for key, n in zs.demand.items():
+                h, cell = split_demand_key(key)
+                w = 1.0 / 24.0 if h is None else weights.get(h, 0.0)
+                if w > 0.0:
+                    out[cell] = out.get(cell, 0.0) + w * n
+        return out
 
     def _take_stop(self, v: Vehicle, ride_id: str, kind: StopKind) -> Stop:
         for k, s in enumerate(v.plan):
             if s.ride_id == ride_id and s.kind is kind:
                 return v.plan.pop(k)
         raise DispatchError("no_such_stop", f"vehicle {v.vehicle_id} has no {kind} of {ride_id}")
+
+    def arrived(self, vehicle_id: str, ride_id: str | None, t: float) -> Ride:
+        """The vehicle is at its next planned stop at ``t`` (that of ``ride_id``; None: whatever
+        it is).
+
+        The position snaps to the stop and the ETAs are recomputed from there and published;
+        the ride's rider is told ``vehicle_arrived`` on ``user.<id>.ride``. An arrival at the
+        pick-up starts the no-show wait (:attr:`ServiceRules.no_show_wait_s`).
+
+        Raises
+        ------
+        DispatchError
+            ``no_next_stop`` when the plan is empty, ``not_next_stop`` when ``ride_id`` is not
+            the ride of the next planned stop (the driver skipped one or reports the wrong
+            ride: the dispatcher would otherwise lose track of where the vehicle is).
+        """
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            if not v.plan:
+                raise DispatchError("no_next_stop", f"vehicle {vehicle_id} has no planned stop")
+            s = v.plan[0]
+            if ride_id is not None and s.ride_id != ride_id:
+                raise DispatchError(
+                    "not_next_stop",
+                    f"the next stop of vehicle {vehicle_id} is the {s.kind.value} of "
+                    f"{s.ride_id}, not one of {ride_id}",
+                )
+            v.position = s.latlon
+            v.position_time = t
+            ride = self._rides[s.ride_id]
+            if s.kind is StopKind.PICKUP:
+                ride.arrived_at = t
+            self._plan_changed(zs, v, t)
+            if ride.user_id:
+                self.events.publish(
+                    user_ride_topic(ride.user_id),
+                    {
+                        **ride.to_dict(),
+                        "type": "vehicle_arrived",
+                        "t": t,
+                        "stop": s.kind.value,
+                        "position": list(s.latlon),
+                    },
+                )
+        return ride
 
     def boarded(self, vehicle_id: str, ride_id: str, t: float) -> Ride:
         """The group of ``ride_id`` boarded at ``t`` (start of service at the pick-up)."""
@@ -562,15 +660,50 @@ class Dispatcher:
         return ride
 
     def no_show(self, vehicle_id: str, ride_id: str, t: float) -> Ride:
-        """Nobody came to the pick-up of ``ride_id``: both its stops leave the plan."""
+        """Nobody came to the pick-up of ``ride_id``: both its stops leave the plan.
+
+        Raises
+        ------
+        DispatchError
+            ``no_such_stop`` when the vehicle has no pick-up of ``ride_id``;
+            ``no_show_too_early`` before the driver has waited ``rules.no_show_wait_s`` from the
+            pick-up window's opening (or from the vehicle's arrival, if later);
+            ``no_show_too_far`` when the vehicle's last position is farther than
+            ``rules.no_show_max_distance_m`` from the pick-up point.
+        """
         zs = self._zone_of_vehicle(vehicle_id)
         with zs.lock:
             v = zs.vehicles[vehicle_id]
-            s = self._take_stop(v, ride_id, StopKind.PICKUP)
+            s = next(
+                (p for p in v.plan if p.ride_id == ride_id and p.kind is StopKind.PICKUP), None
+            )
+            if s is None:
+                raise DispatchError(
+                    "no_such_stop", f"vehicle {vehicle_id} has no pickup of {ride_id}"
+                )
+            ride = self._rides[ride_id]
+            waited_from = max(
+                s.earliest, ride.arrived_at if ride.arrived_at is not None else s.earliest
+            )
+            not_before = waited_from + self.rules.no_show_wait_s
+            if t < not_before:
+                raise DispatchError(
+                    "no_show_too_early",
+                    f"wait for the rider until {not_before:.0f} "
+                    f"({self.rules.no_show_wait_s:.0f} s after the pick-up window opens or the "
+                    "vehicle arrives) before reporting a no-show",
+                )
+            away = point_distance_m(v.position, s.latlon)
+            if away > self.rules.no_show_max_distance_m:
+                raise DispatchError(
+                    "no_show_too_far",
+                    f"the vehicle was last seen {away:.0f} m from the pick-up point (at most "
+                    f"{self.rules.no_show_max_distance_m:.0f} m): report its position or arrival",
+                )
+            self._take_stop(v, ride_id, StopKind.PICKUP)
             self._take_stop(v, ride_id, StopKind.DROPOFF)
             v.position = s.latlon
             v.position_time = t
-            ride = self._rides[ride_id]
             self._set_status(ride, RideStatus.NO_SHOW, t)
             self._plan_changed(zs, v, t, status_changed={ride_id})
         return ride

@@ -1,7 +1,8 @@
 """Rebalancing: send idle vehicles toward where rides are expected.
 
-Expected demand is the zone's request history counted per H3 cell of the origin. The busiest
-cells not already covered by a vehicle (idle there, or whose plan ends there) receive the idle
+Expected demand is the zone's booking history counted per H3 cell of the origin and local hour of
+the pick-up (:meth:`Dispatcher.expected_demand`: the bookings to expect in the coming hour; a
+rider re-quoting counts nothing, only bookings do). The busiest cells not already covered by a vehicle (idle there, or whose plan ends there) receive the idle
 vehicles, matched to minimise total driving time (Hungarian algorithm, scipy).
 """
 
@@ -16,7 +17,7 @@ from dispatch.dispatcher import Dispatcher
 
 def rebalance_zone(d: Dispatcher, zone_id: str, now: float, max_moves: int | None = None) -> int:
     """Relocate idle vehicles of ``zone_id`` to the busiest uncovered cells; returns moves."""
-    demand = d.demand(zone_id)
+    demand = d.expected_demand(zone_id, now)
     if not demand:
         return 0
     zone = d.zone_state(zone_id).zone

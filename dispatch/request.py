@@ -29,6 +29,12 @@ class ServiceRules:
         A quote can be booked during this long.
     max_walk_m
         Farthest walk to a meeting point (zones with virtual stops); beyond it, door to door.
+    no_show_wait_s
+        How long a driver waits at the pick-up before a no-show is accepted: counted from the
+        pick-up window's opening, or from the vehicle's arrival if it came later.
+    no_show_max_distance_m
+        A no-show is accepted only from a vehicle whose last position is this close to the
+        pick-up point (GPS noise, a driver waiting across the street).
     """
 
     max_wait_s: float = 20 * 60
@@ -42,6 +48,8 @@ class ServiceRules:
     service_s: float = 30.0
     quote_ttl_s: float = 120.0
     max_walk_m: float = 400.0
+    no_show_wait_s: float = 120.0
+    no_show_max_distance_m: float = 100.0
 
     def max_ride_s(self, direct_s: float) -> float:
         """Longest ride allowed for a trip whose direct drive takes ``direct_s``."""

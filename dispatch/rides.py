@@ -97,6 +97,8 @@ class Ride:
     eta_dropoff: float
     picked_up_at: float | None = None
     dropped_off_at: float | None = None
+    #: When the vehicle reported it was at the pick-up (``arrived``); None: not yet.
+    arrived_at: float | None = None
     history: list[tuple[float, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,5 +118,6 @@ class Ride:
             "eta_dropoff": self.eta_dropoff,
             "picked_up_at": self.picked_up_at,
             "dropped_off_at": self.dropped_off_at,
+            "arrived_at": self.arrived_at,
             "booked_at": self.booked_at,
         }

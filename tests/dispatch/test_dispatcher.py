@@ -194,7 +194,18 @@ def test_vehicle_events_board_alight_no_show() -> None:
         d.cancel(r1.ride_id)
     d.alighted("v0", r1.ride_id, NOW + 600)
     assert r1.status is RideStatus.COMPLETED and r1.dropped_off_at == NOW + 600
-    d.no_show("v0", r2.ride_id, NOW + 1900)
+    opens = r2.pickup_window[0]
+    with pytest.raises(DispatchError) as early:  # the driver has not waited yet
+        d.no_show("v0", r2.ride_id, opens + 60)
+    assert early.value.code == "no_show_too_early"
+    with pytest.raises(DispatchError) as far:  # still at r1's drop-off, kilometres away
+        d.no_show("v0", r2.ride_id, opens + 600)
+    assert far.value.code == "no_show_too_far"
+    d.arrived("v0", r2.ride_id, opens - 300)  # early arrival: the wait counts from the opening
+    with pytest.raises(DispatchError) as early:
+        d.no_show("v0", r2.ride_id, opens + 119)
+    assert early.value.code == "no_show_too_early"
+    d.no_show("v0", r2.ride_id, opens + 120)
     assert r2.status is RideStatus.NO_SHOW and d.vehicle("v0").plan == []
     statuses = [p["status"] for t, p in sink.events if t == "user.u1.ride"]
     assert statuses[-1] == "completed" and "onboard" in statuses
@@ -204,6 +215,61 @@ def test_vehicle_events_board_alight_no_show() -> None:
         d.update_position("v0", 95.0, 0.0, NOW)
     with pytest.raises(DispatchError):
         d.update_position("ghost", 42.0, 140.0, NOW)
+
+
+def test_arrived_snaps_to_next_stop_republishes_etas_and_tells_the_rider() -> None:
+    d, sink, _ = make(vehicles=1)
+    r1 = d.request_ride(req(user_id="u1", earliest_pickup=NOW + 900))
+    r2 = d.request_ride(req(o=C, dst=A, user_id="u2", earliest_pickup=NOW + 2400))
+    assert isinstance(r1, Ride) and isinstance(r2, Ride)
+    v = d.vehicle("v0")
+    assert v.plan[0].ride_id == r1.ride_id
+    with pytest.raises(DispatchError) as wrong:  # r2's pick-up is not the next stop
+        d.arrived("v0", r2.ride_id, NOW + 100)
+    assert wrong.value.code == "not_next_stop"
+    with pytest.raises(DispatchError) as ghost:
+        d.arrived("ghost", r1.ride_id, NOW + 100)
+    assert ghost.value.code == "unknown_vehicle"
+    assert r1.arrived_at is None and "arrived_at" in r1.to_dict()
+    n_events = len(sink.events)
+    late = r1.pickup_window[0] + 240  # the vehicle comes late: the no-show wait starts now
+    d.arrived("v0", r1.ride_id, late)
+    assert v.position == v.plan[0].latlon == r1.request.origin and v.position_time == late
+    assert r1.arrived_at == late and r1.eta_pickup == late
+    new = sink.events[n_events:]
+    plans = [p for t, p in new if t == "fleet.vehicle.v0" and p["type"] == "plan"]
+    assert plans and plans[-1]["stops"][0]["eta"] == late
+    told = [p for t, p in new if t == "user.u1.ride" and p["type"] == "vehicle_arrived"]
+    assert len(told) == 1 and told[0]["ride_id"] == r1.ride_id and told[0]["stop"] == "pickup"
+    assert told[0]["position"] == list(r1.request.origin)
+    with pytest.raises(DispatchError) as early:
+        d.no_show("v0", r1.ride_id, late + d.rules.no_show_wait_s - 1)
+    assert early.value.code == "no_show_too_early"
+    # None: whatever the next stop is (the same pick-up, reported again).
+    assert d.arrived("v0", None, late + 1) is r1
+    d.boarded("v0", r1.ride_id, late + 2)
+    d.alighted("v0", r1.ride_id, late + 900)
+    ride = d.arrived("v0", None, r2.pickup_window[0])
+    assert ride is r2 and r2.arrived_at == r2.pickup_window[0]
+    d.boarded("v0", r2.ride_id, r2.pickup_window[0] + 10)
+    d.arrived("v0", r2.ride_id, r2.eta_dropoff)  # at the drop-off: arrived_at stays the pick-up's
+    assert r2.arrived_at == r2.pickup_window[0]
+    d.alighted("v0", r2.ride_id, r2.eta_dropoff + 5)
+    with pytest.raises(DispatchError) as idle:
+        d.arrived("v0", None, r2.eta_dropoff + 60)
+    assert idle.value.code == "no_next_stop"
+
+
+def test_no_show_unknown_pickup_and_custom_rules() -> None:
+    d, _, _ = make(vehicles=1, no_show_wait_s=0.0, no_show_max_distance_m=5000.0)
+    r = d.request_ride(req(o=C, dst=A, user_id="u1", earliest_pickup=NOW + 900))
+    assert isinstance(r, Ride)
+    with pytest.raises(DispatchError) as none:
+        d.no_show("v0", "nope", NOW + 900)
+    assert none.value.code == "no_such_stop"
+    # No wait and a wide radius: accepted at the window's opening from the depot ~3.3 km away
+    # (the default 100 m would refuse it).
+    assert d.no_show("v0", r.ride_id, r.pickup_window[0]).status is RideStatus.NO_SHOW
 
 
 def test_concurrent_bookings_never_overbook() -> None:
