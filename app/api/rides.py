@@ -41,14 +41,29 @@ class RideRequestIn(RequestModel):
     destination: LatLon
     earliest_pickup: float | None = Field(None, description="Unix seconds; leave now if absent.")
     latest_arrival: float | None = Field(None, description="Unix seconds (arrive-by).")
-    seats: int = Field(1, ge=0, le=20)
-    wheelchairs: int = Field(0, ge=0, le=4)
+    seats: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description=(
+            "Seated passengers. If absent: 1, or 0 when wheelchairs > 0 (a wheelchair user "
+            "rides in the wheelchair space, not in a seat; add seats for companions)."
+        ),
+    )
+    wheelchairs: int = Field(0, ge=0, le=4, description="Passengers in wheelchairs.")
 
     @model_validator(mode="after")
     def _someone(self) -> RideRequestIn:
-        if self.seats + self.wheelchairs < 1:
+        if self.party_seats + self.wheelchairs < 1:
             raise ValueError("a ride needs at least one passenger (seats + wheelchairs >= 1)")
         return self
+
+    @property
+    def party_seats(self) -> int:
+        """The seats the group takes: as given, else 1, or 0 for a wheelchair user alone."""
+        if self.seats is not None:
+            return self.seats
+        return 0 if self.wheelchairs > 0 else 1
 
     def to_request(self, user_id: str, now: float) -> RideRequest:
         return RideRequest(
@@ -57,7 +72,7 @@ class RideRequestIn(RequestModel):
             requested_at=now,
             earliest_pickup=self.earliest_pickup,
             latest_arrival=self.latest_arrival,
-            seats=self.seats,
+            seats=self.party_seats,
             wheelchairs=self.wheelchairs,
             user_id=user_id,
         )

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from app.api.rides import RideRequestIn
 from app.db import create_db_engine
 from app.models.dispatch import RideRecord, ZoneStateRecord
 from tests.app.conftest import ZONE, A, B, both_backends
@@ -227,6 +228,41 @@ def test_rejections_and_bad_input(
         422,
         "invalid_shift",
     )
+
+
+def test_wheelchair_user_takes_no_seat_unless_seats_given(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    _setup(app_client, make_user, auth)
+    ha = auth(make_user())
+    quote = "/api/v1/rides/quote"
+    # The van has one wheelchair space: a wheelchair user alone takes it and no seat.
+    r = app_client.post(
+        "/api/v1/rides",
+        json={"request": {"origin": A, "destination": B, "wheelchairs": 1}},
+        headers=ha,
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["seats"], r.json()["wheelchairs"]) == (0, 1)
+    # Seats given explicitly are kept (a companion), and no wheelchair means one seat.
+    body = {"origin": B, "destination": A, "wheelchairs": 1, "seats": 1}
+    r = app_client.post("/api/v1/rides", json={"request": body}, headers=ha)
+    assert r.status_code == 201, r.text
+    assert (r.json()["seats"], r.json()["wheelchairs"]) == (1, 1)
+    r = app_client.post(
+        "/api/v1/rides", json={"request": {"origin": A, "destination": B}}, headers=ha
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["seats"], r.json()["wheelchairs"]) == (1, 0)
+    # Nobody at all is still refused.
+    _error(
+        app_client.post(
+            quote, json={"origin": A, "destination": B, "seats": 0, "wheelchairs": 0}, headers=ha
+        ),
+        422,
+    )
+    schema = RideRequestIn.model_json_schema()  # the rule is documented for API clients
+    assert "wheelchair" in schema["properties"]["seats"]["description"]
 
 
 def test_zone_with_meeting_points(
