@@ -41,12 +41,14 @@ import structlog
 from app.dispatch_service import persist
 from app.dispatch_store import (
     catalog_zones,
+    delete_zone,
     insert_zone,
     load_zone_state,
     ride_history,
     save_zones,
     saved_ride,
     take_zone_state,
+    zone_instance,
 )
 from app.errors import ApiError
 from dispatch.dispatcher import Dispatcher, DispatchError
@@ -57,6 +59,7 @@ from dispatch.scale_out import (
     book_message,
     book_quote_message,
     handle,
+    remove_zone_message,
     request_from_dict,
     restore_zone,
     zone_name,
@@ -320,6 +323,10 @@ class DbZoneStore:
         epochs = {zone_id: self.epochs.get(zone_id, -1)}
         await asyncio.to_thread(save_zones, self.engine, d, [zone_id], epochs)
 
+    async def delete(self, zone_id: str, instance: str | None) -> bool:
+        epoch = self.epochs.get(zone_id, -1)
+        return await asyncio.to_thread(delete_zone, self.engine, zone_id, epoch, instance)
+
 
 class DbCatalog:
     """The zone catalog: every row of ``dispatch_zone_states`` but ``skip`` (definitions are
@@ -332,6 +339,8 @@ class DbCatalog:
 
     async def zones(self) -> list[ServiceZone]:
         ids, new = await asyncio.to_thread(catalog_zones, self.engine, set(self._zones))
+        # A zone gone from the table is forgotten: added again, its definition is read anew.
+        self._zones = {i: z for i, z in self._zones.items() if i in ids}
         self._zones.update((z.zone_id, z) for z in new)
         return [self._zones[i] for i in ids if i in self._zones and i not in self.skip]
 
@@ -411,6 +420,38 @@ class ClusterGateway:
             fut.result(timeout_s)
         except Exception as exc:  # the keeper picks the zones up at its next pass anyway
             log.warning("dispatch_sync_failed", error=repr(exc))
+
+    async def remove_zone(self, zone_id: str) -> str:
+        """Ask the zone's owner to remove it from the catalog (a flex zone whose feed is no
+        longer published): ``"removed"`` (or it was already gone), ``"kept"`` when the owner
+        refuses (it has vehicles or rides) or nobody answers in time and the zone is still
+        listed. This process forgets it at once; the others at their next catalog read."""
+        exists, instance = await asyncio.to_thread(zone_instance, self.services.engine, zone_id)
+        if exists:
+            out = await self._ask(zone_id, remove_zone_message(instance), durable=True)
+            if out is not None and "error" in out:
+                log.info("dispatch_zone_kept", zone=zone_id, reason=out["error"])
+                return "kept"
+            if out is None and zone_id in await self._catalog():
+                return "kept"  # still queued: the owner removes it when it gets there
+        await self.worker.sync()
+        return "removed"
+
+    def remove_zones_from_thread(self, zone_ids: list[str]) -> dict[str, str]:
+        """:meth:`remove_zone` of each zone at once, from a worker thread (a feed sync), waited
+        for; ``{zone_id: "removed" | "kept"}`` (kept: the loop is gone or failed)."""
+        if self.loop is None or self.loop.is_closed() or not zone_ids:
+            return dict.fromkeys(zone_ids, "kept")
+
+        async def remove_all() -> list[str]:
+            return list(await asyncio.gather(*(self.remove_zone(z) for z in zone_ids)))
+
+        fut = asyncio.run_coroutine_threadsafe(remove_all(), self.loop)
+        try:
+            return dict(zip(zone_ids, fut.result(self.reply_timeout_s + 30.0), strict=True))
+        except Exception as exc:  # tried again at the next sync
+            log.warning("dispatch_zone_removal_failed", zones=zone_ids, error=repr(exc))
+            return dict.fromkeys(zone_ids, "kept")
 
     async def close(self, *, release: bool = True) -> None:
         """Stop the worker (saving and releasing its zones), the listeners and Redis; the

@@ -13,6 +13,7 @@ vehicle event, every ``interval`` seconds (re-optimised plans, vehicles moving) 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -74,6 +75,10 @@ class StaleZoneError(Exception):
     this process's state of the zone must not be saved."""
 
 
+#: Keys of a catalog row's zone JSON that are not the zone's definition (kept by saves).
+CATALOG_KEYS = ("instance", "source")
+
+
 def _epoch(row: ZoneStateRecord | None) -> int:
     return int((row.zone or {}).get("epoch", 0)) if row is not None else 0
 
@@ -108,6 +113,9 @@ def save_zones(
             if row is None:
                 row = ZoneStateRecord(zone_id=zid, zone=zone_json, state=snap)
             else:
+                for key in CATALOG_KEYS:  # the row's identity and source outlive every save
+                    if key in (row.zone or {}):
+                        zone_json[key] = row.zone[key]
                 row.zone, row.state, row.updated_at = zone_json, snap, now
             db.add(row)
             rides = [r for r in d.rides() if r.zone_id == zid]
@@ -176,15 +184,22 @@ def restore_zones(engine: Engine, d: Dispatcher, skip: Collection[str] = ()) -> 
 
 
 # --- the zone catalog of cluster mode (app.dispatch_gateway) ------------------------------------
-def insert_zone(engine: Engine, zone: ServiceZone, state: str = "") -> bool:
+def insert_zone(
+    engine: Engine, zone: ServiceZone, state: str = "", *, source: str | None = None
+) -> bool:
     """Add ``zone`` to the catalog with the snapshot ``state`` unless a row exists; returns
     whether this call inserted it. Several processes may insert the same zone at once (a
     published flex feed, the demo): the loser of the unique-key race gets False, not an error.
+    The row gets a random ``instance`` (see :func:`zone_instance`) and, when given, its
+    ``source`` (``"flex"``: a published feed's zone, see :func:`catalog_zone_ids`).
     """
     with Session(engine) as db:
         if db.get(ZoneStateRecord, zone.zone_id) is not None:
             return False
-        db.add(ZoneStateRecord(zone_id=zone.zone_id, zone=zone_to_json(zone), state=state))
+        zone_json = {**zone_to_json(zone), "instance": uuid.uuid4().hex}
+        if source is not None:
+            zone_json["source"] = source
+        db.add(ZoneStateRecord(zone_id=zone.zone_id, zone=zone_json, state=state))
         try:
             db.commit()
         except IntegrityError:
@@ -224,6 +239,41 @@ def catalog_zones(
         except Exception as exc:  # one bad row must not hide the others
             log.warning("dispatch_zone_unreadable", zone=zid, error=repr(exc))
     return ids, zones
+
+
+def catalog_zone_ids(engine: Engine, source: str) -> list[str]:
+    """The catalogued zones inserted with ``source`` (sorted; the state column is not read)."""
+    with Session(engine) as db:
+        rows = db.exec(select(ZoneStateRecord.zone_id, ZoneStateRecord.zone)).all()
+    return sorted(zid for zid, zone in rows if (zone or {}).get("source") == source)
+
+
+def zone_instance(engine: Engine, zone_id: str) -> tuple[bool, str | None]:
+    """``(exists, instance)`` of a catalog row. The instance is drawn when the row is inserted
+    and kept by every save: a command meant for a zone that was removed and added again (a
+    flex feed unpublished, then published again) is recognised by its older instance (None for
+    rows inserted before instances existed)."""
+    with Session(engine) as db:
+        row = db.get(ZoneStateRecord, zone_id)
+        if row is None:
+            return False, None
+        return True, (row.zone or {}).get("instance")
+
+
+def delete_zone(engine: Engine, zone_id: str, epoch: int, instance: str | None) -> bool:
+    """Delete a zone's catalog row (its owner, on a ``remove_zone`` command); its rides'
+    records stay (residents' history). Fenced like :func:`save_zones`: raises
+    :class:`StaleZoneError` when another process took the zone over since this owner did.
+    Returns False (nothing deleted) when the row is missing or another instance than
+    ``instance``."""
+    with session_scope(engine) as db:
+        row = db.get(ZoneStateRecord, zone_id, with_for_update=True)
+        if row is None or (row.zone or {}).get("instance") != instance:
+            return False
+        if _epoch(row) != epoch:
+            raise StaleZoneError(f"zone {zone_id} was taken over (epoch {_epoch(row)})")
+        db.delete(row)
+        return True
 
 
 def take_zone_state(engine: Engine, zone_id: str) -> tuple[int, str | None]:

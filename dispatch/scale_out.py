@@ -126,6 +126,12 @@ class ZoneStore(Protocol):
 
     async def save(self, d: Dispatcher, zone_id: str) -> None: ...
 
+    async def delete(self, zone_id: str, instance: str | None) -> bool:
+        """Forget the zone (a ``remove_zone`` command; in the app: its catalog row). False
+        when the stored zone is another ``instance`` than the command was meant for (removed
+        and added again since): nothing is deleted."""
+        ...
+
 
 class Catalog(Protocol):
     """Every zone of the service (the app's ``dispatch_zone_states`` table)."""
@@ -145,6 +151,11 @@ class KeyValueZoneStore:
     async def save(self, d: Dispatcher, zone_id: str) -> None:
         snap = await asyncio.to_thread(zone_snapshot, d, zone_id)
         await self.state.save(state_key(zone_id), snap)
+
+    async def delete(self, zone_id: str, instance: str | None) -> bool:
+        # StateStore has no delete and no instances: an empty snapshot restores an empty zone.
+        await self.state.save(state_key(zone_id), "")
+        return True
 
 
 # --- snapshots ----------------------------------------------------------------------------------
@@ -232,10 +243,18 @@ def book_quote_message(quote_id: str, user_id: str, request_id: str) -> dict[str
     return {"op": "book_quote", "quote_id": quote_id, "user_id": user_id, "request_id": request_id}
 
 
+def remove_zone_message(instance: str | None) -> dict[str, Any]:
+    """Remove the zone from the service (``ZoneStore.delete``), refused while it has vehicles
+    or live rides. ``instance``: the stored zone's identity when the command was sent (a zone
+    removed and added again since is not removed by this command)."""
+    return {"op": "remove_zone", "instance": instance}
+
+
 def needs_snapshot(data: dict[str, Any]) -> bool:
     """Whether a message's outcome must be in the snapshot before its ack (all but positions:
-    a lost position is replaced by the next report)."""
-    return not (data.get("op") == "vehicle_event" and data.get("type") == "position")
+    a lost position is replaced by the next report, and a removed zone has no snapshot)."""
+    op = data.get("op")
+    return not ((op == "vehicle_event" and data.get("type") == "position") or op == "remove_zone")
 
 
 def _ride_outcome(res: Ride | Rejection, request_id: str, user_id: str) -> dict[str, Any]:
@@ -461,9 +480,31 @@ class ZoneWorker:
             await self.leases.release(lease_key(zid), self.worker_id)
 
     # --- one message ------------------------------------------------------------------------
+    async def _remove(self, zid: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The ``remove_zone`` command (the lease is held): refused while the zone has vehicles
+        or live rides (removing it would drop them) or when the stored zone is another
+        instance; else the zone store forgets it and so does this worker (it is dropped and
+        its lease released after the ack, by the caller)."""
+        d = self.dispatcher
+        live = [
+            r
+            for r in d.rides()
+            if r.zone_id == zid and r.status in (RideStatus.ASSIGNED, RideStatus.ONBOARD)
+        ]
+        if d.vehicles(zid) or live:
+            return {"error": "zone_in_use", "message": f"zone {zid} has vehicles or rides"}
+        if not await self.zone_store.delete(zid, data.get("instance")):
+            return {"error": "zone_changed", "message": f"zone {zid} was added again since"}
+        self.zones.pop(zid, None)  # not leased again (the catalog no longer lists it either)
+        log.info("zone %s removed by %s", zid, self.worker_id)
+        return {"zone_id": zid, "removed": True}
+
     async def _process(self, zid: str, msg: Any) -> dict[str, Any]:
         """Handle, snapshot, ack, then tell ``on_outcome`` (the lease is held)."""
-        out = await asyncio.to_thread(handle, self.dispatcher, msg.data)
+        if msg.data.get("op") == "remove_zone":
+            out = await self._remove(zid, msg.data)
+        else:
+            out = await asyncio.to_thread(handle, self.dispatcher, msg.data)
         if needs_snapshot(msg.data):
             await self.zone_store.save(self.dispatcher, zid)
         else:
@@ -499,8 +540,11 @@ class ZoneWorker:
                 if not await self._renew(zid):
                     await self._drop(zid, release=False)
                     break
-                await self._process(zid, m)
+                out = await self._process(zid, m)
                 handled += 1
+                if out.get("removed"):
+                    await self._drop(zid, release=True)
+                    break
         return handled
 
     # --- running ----------------------------------------------------------------------------
@@ -532,13 +576,15 @@ class ZoneWorker:
                     async with self._lock(zid):
                         if zid not in self.owned:
                             return
+                        removed = False
                         if not await self._renew(zid):
                             lost = True
                         else:
                             lost = False
-                            await self._process(zid, m)
-                    if lost:
-                        await self._drop(zid, release=False)
+                            removed = bool((await self._process(zid, m)).get("removed"))
+                    if lost or removed:
+                        # A removed zone's later messages stay unread: nobody serves it now.
+                        await self._drop(zid, release=removed)
                         return
             except asyncio.CancelledError:
                 raise

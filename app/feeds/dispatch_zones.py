@@ -6,7 +6,8 @@ service hours and booking notice) is served by ``services.dispatcher`` as zone
 or rollback, and when a worker adopts a publish made elsewhere. A zone whose feed is no longer
 published is removed only while it has no vehicle (removing it would drop their rides); the
 dispatcher keeps it otherwise. In cluster mode (``REDIS_URL``) the zones go to the shared
-catalog (``app.dispatch_gateway``) and are never removed from it.
+catalog (``app.dispatch_gateway``); an unpublished one is removed from it by its owner (a
+``remove_zone`` command on the zone's stream, refused while it has vehicles or rides).
 """
 
 from __future__ import annotations
@@ -116,21 +117,26 @@ def _wanted(registry: Any) -> dict[str, Any]:
 def _sync_cluster(services: Any, out: dict[str, list[str]]) -> dict[str, list[str]]:
     """Cluster mode: add the published zones to the shared catalog (every process may do it
     at once: the insert is idempotent), then let this process's worker lease the new ones, so
-    each has an owner when the publish answers. Unpublished zones stay in the catalog (kept):
-    their owner may hold bookings, and another process's save would bring the row back."""
-    from app.dispatch_store import insert_zone
+    each has an owner when the publish answers. Unpublished zones (catalogued as
+    ``source="flex"``, whichever process published them) are removed by their owner
+    (``ClusterGateway.remove_zone``), the same rule as one process: only without vehicles or
+    live rides (kept otherwise, and tried again at the next sync). Every process adopting the
+    publish may ask at once: the first removal wins, the others find the zone gone."""
+    from app.dispatch_store import catalog_zone_ids, insert_zone
 
     gateway = services.dispatch
     with _lock:
         wanted = _wanted(services.feeds)
         for zid, zone in sorted(wanted.items()):
-            if insert_zone(services.engine, zone):
+            if insert_zone(services.engine, zone, source="flex"):
                 out["added"].append(zid)
-        owned: set[str] = getattr(services.feeds, "flex_zone_ids", set())
-        out["kept"] = sorted(owned - set(wanted))
+        gone = [z for z in catalog_zone_ids(services.engine, "flex") if z not in wanted]
+        for zid, result in gateway.remove_zones_from_thread(gone).items():
+            out[result].append(zid)
         services.feeds.flex_zone_ids = set(wanted) | set(out["kept"])
     if out["added"]:
         gateway.sync_from_thread()
+    if out["added"] or out["removed"]:
         log.info("flex zones: %s", out)
     return out
 

@@ -30,7 +30,13 @@ from fastapi.testclient import TestClient
 
 from app.db import create_db_engine
 from app.dispatch_gateway import ClusterGateway, DbZoneStore
-from app.dispatch_store import StaleZoneError, catalog_zones, insert_zone, load_zone_state
+from app.dispatch_store import (
+    StaleZoneError,
+    catalog_zones,
+    insert_zone,
+    load_zone_state,
+    zone_instance,
+)
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
 from dispatch.scale_out import restore_zone
@@ -685,6 +691,71 @@ def test_published_flex_zones_enter_the_catalog_with_one_owner_each(
     assert got.status_code == 200 and got.json()["zone_id"] == "cobb:zone_1"
 
 
+def test_unpublished_flex_zones_leave_the_catalog_through_their_owner(
+    cluster: Callable[..., TestClient],
+    fresh_pg_url: str,
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+    gtfs_dir: Path,
+) -> None:
+    """As with one process, an unpublished flex zone is removed only while it has no vehicle;
+    in cluster mode its owner removes the catalog row and releases the lease, and the other
+    process drops it at its next catalog read. Published again, it comes back with an owner;
+    a removal meant for the earlier row does not remove the new one."""
+    a, b = cluster(), cluster()
+    op = auth(make_user(roles=("operator",), client=a), a)
+    boss = auth(make_user(roles=("dispatcher",), client=a), a)
+
+    def publish(c: TestClient, name: str) -> None:
+        with (gtfs_dir / name).open("rb") as f:
+            r = c.post(
+                "/api/v1/feeds/cobb/versions",
+                files={"file": (name, f, "application/zip")},
+                headers=op,
+            )
+        assert r.status_code == 201, r.text
+        r = c.post(f"/api/v1/feeds/cobb/versions/{r.json()['id']}/publish", headers=op)
+        assert r.status_code == 200, r.text
+
+    publish(a, "us_cobblinc_flex.zip")
+    flex = ["cobb:zone_1", "cobb:zone_2", "cobb:zone_3"]
+    wait_for(lambda: all(len(owners([a, b], z)) == 1 for z in flex), timeout=2)
+    body = {
+        "vehicle_id": "cobb-van",
+        "zone_id": "cobb:zone_1",
+        "depot": {"lat": 33.95, "lon": -84.55},
+        "shift_end": time.time() + 3e4,
+    }
+    assert b.post("/api/v1/fleet/vehicles", json=body, headers=boss).status_code == 201
+    engine = services_of(a).engine
+
+    # A fixed-route version replaces the flex one, published through B.
+    publish(b, "us_cobblinc_bus30.zip")
+    assert catalog_zones(engine, definitions=False)[0] == ["cobb:zone_1"]
+    wait_for(lambda: all(not owners([a, b], z) for z in flex[1:]), timeout=3)
+    one_owner([a, b], "cobb:zone_1")  # kept: it has a vehicle
+    for c in (a, b):
+        wait_for(lambda c=c: set(gateway(c).worker.zones) == {"cobb:zone_1"}, timeout=3)
+    listed = a.get("/api/v1/fleet/zones", headers=boss).json()["zones"]
+    assert [z["zone_id"] for z in listed] == ["cobb:zone_1"]
+    # A's feed sync adopts the publish and asks too: the zones are gone already, nothing more.
+    wait_for(lambda: services_of(a).feeds.flex_zone_ids == {"cobb:zone_1"}, timeout=5)
+
+    # Rolled back: the flex zones are back, each with one owner.
+    r = a.post("/api/v1/feeds/cobb/rollback", headers=op)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: all(len(owners([a, b], z)) == 1 for z in flex), timeout=3)
+    # A removal queued for the earlier row of zone_2 (another instance) leaves the new one.
+    r = gateway(a)
+    out = a.portal.call(  # type: ignore[union-attr]
+        functools.partial(
+            r._ask, "cobb:zone_2", {"op": "remove_zone", "instance": "old"}, durable=True
+        )
+    )
+    assert out is not None and out["error"] == "zone_changed"
+    assert "cobb:zone_2" in catalog_zones(engine, definitions=False)[0]
+
+
 # --- two real uvicorn processes, the owner killed with SIGKILL --------------------------------------
 ADMIN = "boss@example.org"
 PASSWORD = "correct horse battery staple"
@@ -845,6 +916,11 @@ async def test_an_owner_that_stalled_past_its_lease_cannot_overwrite_its_success
         d_old.add_vehicle(Vehicle("v-old", VAN, c, 0, 20 * 3600, c, 9 * 3600, zone_id="fenced"))
         with pytest.raises(StaleZoneError):
             await old.save(d_old, "fenced")
+        # Nor can it remove the zone (a remove_zone command it was still handling).
+        _, instance = await asyncio.to_thread(zone_instance, engine, "fenced")
+        assert instance is not None
+        with pytest.raises(StaleZoneError):
+            await old.delete("fenced", instance)
         state = await asyncio.to_thread(load_zone_state, engine, "fenced")
         assert state is not None and "v-new" in state and "v-old" not in state
         assert (old.epochs["fenced"], new.epochs["fenced"]) == (1, 2)

@@ -28,6 +28,7 @@ from dispatch.scale_out import (
     handle,
     lease_key,
     needs_snapshot,
+    remove_zone_message,
     state_key,
     zone_name,
     zone_snapshot,
@@ -402,3 +403,32 @@ async def test_v2_corrupt_state_and_catalog_outage_cost_only_themselves(
     assert w.owned == {"east"}
     assert not await leases.acquire(lease_key("east"), "other", 1000)
     await w.stop()
+
+
+async def test_remove_zone_refused_with_vehicles_then_done_without(
+    backends: tuple[Any, Any, Any],
+) -> None:
+    """``remove_zone`` on the zone's queue: its owner refuses while vans serve it; once they
+    are gone it forgets the zone (empty snapshot, lease released, never leased again)."""
+    bus, leases, state = backends
+    await _seed_fleet(state)
+    w = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=1000)
+    await bus.enqueue(zone_stream("east"), remove_zone_message(None))
+    assert await w.run_once() == 1
+    assert w.outcomes[-1]["error"] == "zone_in_use"
+    assert w.owned == {"east", "west"}
+    # w1 stops (saving and releasing both zones); the vans leave east (a snapshot without
+    # them); w2 takes the zones over and the removal goes through.
+    await w.stop()
+    d = new_dispatcher()
+    d.add_zone(ZONES[0])
+    await state.save(state_key("east"), zone_snapshot(d, "east"))
+    w2 = ZoneWorker("w2", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=1000)
+    await bus.enqueue(zone_stream("east"), remove_zone_message(None))
+    assert await w2.run_once() == 1
+    assert w2.outcomes[-1] == {"zone_id": "east", "removed": True}
+    assert w2.owned == {"west"} and set(w2.zones) == {"west"}
+    assert [z.zone_id for z in w2.dispatcher.zones()] == ["west"]
+    assert await state.load(state_key("east")) == ""
+    assert await leases.acquire(lease_key("east"), "someone", 1000)  # released
+    assert not needs_snapshot(remove_zone_message(None))
