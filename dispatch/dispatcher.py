@@ -36,6 +36,9 @@ from routing.street import TimeOfDaySpeeds
 
 SAME_PLACE_M = 50.0  # closer than this, a ride is pointless
 PAST_TOLERANCE_S = 60.0  # clock skew between the rider's phone and the server
+#: A position report farther than this from the zone's bounding box is refused: a GPS fix that
+#: far off is a glitch or the wrong vehicle id, and would make every ETA of the plan absurd.
+MAX_POSITION_OFF_ZONE_M = 5000.0
 #: Separates the local hour of day from the H3 cell in a demand key (H3 ids are hex digits).
 DEMAND_HOUR_SEP = "|"
 
@@ -54,6 +57,20 @@ def split_demand_key(key: str) -> tuple[int | None, str]:
     """``(hour, cell)`` of a demand key; hour None for a whole-day (legacy) count."""
     hour, sep, cell = key.partition(DEMAND_HOUR_SEP)
     return (int(hour), cell) if sep else (None, key)
+
+
+def zone_bbox(zone: ServiceZone) -> tuple[float, float, float, float]:
+    """``(min_lat, min_lon, max_lat, max_lon)`` of the zone's outer rings."""
+    pts = np.concatenate([np.asarray(poly[0], dtype=np.float64) for poly in zone.polygons])
+    lon_min, lat_min = pts.min(axis=0)
+    lon_max, lat_max = pts.max(axis=0)
+    return float(lat_min), float(lon_min), float(lat_max), float(lon_max)
+
+
+def distance_to_bbox_m(lat: float, lon: float, bbox: tuple[float, float, float, float]) -> float:
+    """Metres from (lat, lon) to the nearest point of ``bbox`` (0 inside it)."""
+    near = (min(max(lat, bbox[0]), bbox[2]), min(max(lon, bbox[1]), bbox[3]))
+    return point_distance_m((lat, lon), near)
 
 
 def local_hour(t: float, utc_offset_s: float) -> int:
@@ -79,6 +96,8 @@ class ZoneState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: The zone's speed periods on the dispatcher clock (its windows are in local time).
     profile: SpeedProfile = FREE_FLOW_PROFILE
+    #: ``(min_lat, min_lon, max_lat, max_lon)``, kept to vet position reports cheaply.
+    bbox: tuple[float, float, float, float] = (-90.0, -180.0, 90.0, 180.0)
     vehicles: dict[str, Vehicle] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     #: Booked rides per (local hour of the pick-up, H3 cell of the origin): :func:`demand_key`.
@@ -128,7 +147,10 @@ class Dispatcher:
                 raise DispatchError("zone_exists", f"zone {zone.zone_id} already exists")
             profile = compile_speeds(self.speeds, zone.utc_offset_s)
             self._zones[zone.zone_id] = ZoneState(
-                zone=zone, arrays=FleetArrays(self.travel, profile), profile=profile
+                zone=zone,
+                arrays=FleetArrays(self.travel, profile),
+                profile=profile,
+                bbox=zone_bbox(zone),
             )
 
     def remove_zone(self, zone_id: str) -> None:
@@ -520,10 +542,24 @@ class Dispatcher:
 
     # --- vehicle events -------------------------------------------------------------------------
     def update_position(self, vehicle_id: str, lat: float, lon: float, t: float) -> None:
-        """The vehicle is at (lat, lon) at ``t`` (GPS); its ETAs move accordingly."""
+        """The vehicle is at (lat, lon) at ``t`` (GPS); its ETAs move accordingly.
+
+        Raises
+        ------
+        DispatchError
+            ``invalid_position`` out of the coordinate range; ``implausible_position`` farther
+            than :data:`MAX_POSITION_OFF_ZONE_M` from the bounding box of the vehicle's zone.
+        """
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise DispatchError("invalid_position", "position out of range")
         zs = self._zone_of_vehicle(vehicle_id)
+        off = distance_to_bbox_m(lat, lon, zs.bbox)
+        if off > MAX_POSITION_OFF_ZONE_M:
+            raise DispatchError(
+                "implausible_position",
+                f"position {off / 1000:.1f} km outside the area of zone {zs.zone.zone_id} "
+                f"(at most {MAX_POSITION_OFF_ZONE_M / 1000:.0f} km)",
+            )
         with zs.lock:
             v = zs.vehicles[vehicle_id]
             v.position = (lat, lon)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from app.api.rides import LatLon, gateway_of
 from app.errors import ApiError
@@ -24,6 +24,10 @@ from dispatch.vehicle import VEHICLE_TYPES, Vehicle
 from dispatch.zone import ServiceZone
 
 router = APIRouter(prefix="/fleet", tags=["fleet"])
+
+#: Service hours are seconds after local midnight; a window may run past 24:00 (a night
+#: service) but no further than the end of the next day.
+MAX_SERVICE_HOUR_S = 2 * 86400.0
 
 DispatcherPrincipal = Annotated[Principal, Depends(require_roles(Role.DISPATCHER.value))]
 
@@ -39,7 +43,11 @@ class ZoneIn(RequestModel):
     zone_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field("", max_length=200)
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon")
-    service_hours: list[tuple[float, float]] = Field(default_factory=lambda: [(0.0, 86400.0)])
+    service_hours: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.0, 86400.0)],
+        description="(start, end) windows, seconds after local midnight, 0 <= start < end <= "
+        "172800 (a window may run past midnight).",
+    )
     min_notice_s: float = Field(0.0, ge=0)
     max_notice_s: float = Field(7 * 86400.0, gt=0)
     utc_offset_s: float = Field(0.0, ge=-14 * 3600, le=14 * 3600)
@@ -47,6 +55,17 @@ class ZoneIn(RequestModel):
         None,
         description="Virtual stops: a list, or 'h3' to lay one out every ~460 m; none = door to door.",
     )
+
+    @field_validator("service_hours")
+    @classmethod
+    def _hours(cls, hours: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for start, end in hours:
+            if not 0.0 <= start < end <= MAX_SERVICE_HOUR_S:
+                raise ValueError(
+                    f"service hours ({start:g}, {end:g}) must satisfy 0 <= start < end <= "
+                    f"{MAX_SERVICE_HOUR_S:.0f} (seconds after local midnight, at most 2 days)"
+                )
+        return hours
 
 
 class VehicleIn(RequestModel):
@@ -59,7 +78,7 @@ class VehicleIn(RequestModel):
 
 
 class VehicleEventIn(RequestModel):
-    type: Literal["position", "boarded", "alighted", "no_show"]
+    type: Literal["position", "arrived", "boarded", "alighted", "no_show"]
     t: float | None = Field(None, description="Unix seconds; now if absent.")
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
@@ -137,6 +156,15 @@ async def add_vehicle(
     if body.shift_end <= start:
         raise ApiError(422, "invalid_shift", "the shift must end after it starts")
     depot = (body.depot.lat, body.depot.lon)
+    # An unknown zone is left to the dispatcher (404 unknown_zone).
+    zone = next((z for z in await g.zones() if z.zone_id == body.zone_id), None)
+    if zone is not None and not zone.contains(*depot):
+        raise ApiError(
+            422,
+            "invalid_depot",
+            f"the depot must lie in zone {body.zone_id} (vehicles start and end shifts there)",
+            {"depot": [body.depot.lat, body.depot.lon]},
+        )
     v = Vehicle(
         body.vehicle_id,
         VEHICLE_TYPES[body.vehicle_type],
@@ -159,7 +187,13 @@ async def vehicle(vehicle_id: str, _: DispatcherPrincipal, services: ServicesDep
 async def vehicle_event(
     vehicle_id: str, body: VehicleEventIn, _: DispatcherPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
-    """A driver's app or a shuttle reports: position, boarded, alighted, no-show."""
+    """A driver's app or a shuttle reports: position, arrived (at the next planned stop, that
+    of ``ride_id``), boarded, alighted, no-show.
+
+    A position farther than 5 km from the zone's area answers 422 ``implausible_position``;
+    an arrival at a stop that is not the next one 409 ``not_next_stop``; a no-show before the
+    driver waited at the pick-up 409 ``no_show_too_early`` / ``no_show_too_far``.
+    """
     g = gateway_of(services)
     t = g.now() if body.t is None else body.t
     if body.type == "position":
@@ -167,4 +201,10 @@ async def vehicle_event(
             raise ApiError(422, "validation_error", "a position event needs lat and lon")
     elif body.ride_id is None:
         raise ApiError(422, "validation_error", f"a {body.type} event needs ride_id")
-    return await g.vehicle_event(vehicle_id, body.type, t, body.lat, body.lon, body.ride_id)
+    try:
+        return await g.vehicle_event(vehicle_id, body.type, t, body.lat, body.lon, body.ride_id)
+    except ApiError as exc:
+        # The zone's owner vets positions (it knows the vehicle's zone); a bad one is bad input.
+        if exc.code == "implausible_position":
+            raise ApiError(422, exc.code, exc.message, exc.details) from exc
+        raise

@@ -265,6 +265,45 @@ def test_wheelchair_user_takes_no_seat_unless_seats_given(
     assert "wheelchair" in schema["properties"]["seats"]["description"]
 
 
+def test_fleet_inputs_are_vetted(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    boss = _setup(app_client, make_user, auth)
+    zones, vehicles = "/api/v1/fleet/zones", "/api/v1/fleet/vehicles"
+    for hours in ([[7200, 3600]], [[3600, 3600]], [[-60, 3600]], [[0, 2 * 86400 + 1]]):
+        r = app_client.post(
+            zones, json={**ZONE, "zone_id": "bad", "service_hours": hours}, headers=boss
+        )
+        _error(r, 422, "validation_error")
+        assert "service hours" in r.text
+    night = {**ZONE, "zone_id": "night", "service_hours": [[20 * 3600, 30 * 3600]]}
+    r = app_client.post(zones, json=night, headers=boss)  # past midnight is fine
+    assert r.status_code == 201, r.text
+    far = {"lat": 35.0, "lon": 139.0}
+    vehicle = {"vehicle_id": "v2", "zone_id": "muroran", "shift_end": time.time() + 3600}
+    _error(
+        app_client.post(vehicles, json={**vehicle, "depot": far}, headers=boss),
+        422,
+        "invalid_depot",
+    )
+    # Just outside the polygon is outside too: the depot is where shifts start and end.
+    r = app_client.post(
+        vehicles, json={**vehicle, "depot": {"lat": 42.30, "lon": 140.96}}, headers=boss
+    )
+    _error(r, 422, "invalid_depot")
+    assert app_client.post(vehicles, json={**vehicle, "depot": B}, headers=boss).status_code == 201
+    ev = "/api/v1/fleet/vehicles/van-1/events"
+    # The zone spans lat 42.305-42.345: 1.7 km north is a plausible detour, 6 km is not.
+    near = {"type": "position", "lat": 42.36, "lon": 140.98}
+    assert app_client.post(ev, json=near, headers=boss).status_code == 200
+    r = app_client.post(ev, json={"type": "position", "lat": 42.40, "lon": 140.98}, headers=boss)
+    _error(r, 422, "implausible_position")
+    _error(app_client.post(ev, json={"type": "position", **far}, headers=boss), 422)
+    v = app_client.get("/api/v1/fleet/vehicles/van-1", headers=boss).json()
+    assert v["position"] == [42.36, 140.98]  # the refused reports changed nothing
+    _error(app_client.post(ev, json={"type": "arrived"}, headers=boss), 422, "validation_error")
+
+
 def test_zone_with_meeting_points(
     app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:

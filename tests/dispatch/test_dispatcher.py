@@ -213,6 +213,11 @@ def test_vehicle_events_board_alight_no_show() -> None:
         d.alighted("v0", r1.ride_id, NOW + 2000)
     with pytest.raises(DispatchError):
         d.update_position("v0", 95.0, 0.0, NOW)
+    with pytest.raises(DispatchError) as far:  # SQUARE spans lat 42.29-42.35: 0.1° is 11 km
+        d.update_position("v0", 42.45, 140.96, NOW + 2000)
+    assert far.value.code == "implausible_position"
+    d.update_position("v0", 42.37, 140.96, NOW + 2000)  # 2.2 km off: a detour, accepted
+    assert d.vehicle("v0").position == (42.37, 140.96)
     with pytest.raises(DispatchError):
         d.update_position("ghost", 42.0, 140.0, NOW)
 
