@@ -3,7 +3,8 @@
 Ruin (random, worst, related, route removal) and recreate (greedy, noisy greedy, regret-2,
 regret-3) with simulated-annealing acceptance and adaptive operator weights; a single-request
 relocation descent then a 2-opt* descent (tails of two routes swapped where both vehicles are
-empty: whole trips move between vehicles) polish every new best plan, and the search returns
+empty: whole trips move between vehicles) polish every new best plan, one 2-opt* pass improves
+every feasible candidate before the acceptance test, and the search returns
 to the best plan after ``restart_after`` iterations without improvement. Every route is
 scheduled by the eight-step method (ride times, windows, duration). Inner loops are numba
 (:mod:`dispatch.optimize.alns_kernels`); this module drives them under a time limit.
@@ -43,6 +44,7 @@ class AlnsParams:
     restart_after: int = 2000  # iterations without a new best before returning to the best
     descent_passes: int = 3  # single-request relocation passes on every new best (0: off)
     two_opt_passes: int = 2  # 2-opt* (tail exchange at empty-vehicle points) passes on new bests
+    two_opt_always: int = 1  # 2-opt* passes on every feasible candidate, before acceptance (0: off)
 
 
 def explain_unserved(problem: Problem, P: KernelData, r: int) -> str:
@@ -202,6 +204,7 @@ def solve_alns(
             prm.restart_after,
             prm.descent_passes,
             prm.two_opt_passes,
+            prm.two_opt_always,
         ],
         dtype=np.int64,
     )

@@ -653,7 +653,8 @@ def alns_chunk(  # type: ignore[no-untyped-def]
     """Run ``n_iter`` ALNS iterations from the current state (mutated in place).
 
     ``iparams = [q_min, q_max, segment, iteration counter, iterations since the last new best,
-    restart-from-best threshold, relocation passes, 2-opt* passes]``; ``fparams = [fixed cost,
+    restart-from-best threshold, relocation passes, 2-opt* passes on new bests, 2-opt* passes
+    on every candidate]``; ``fparams = [fixed cost,
     unserved penalty, noise, reaction, dscale, tscale]``. Returns the number of improvements
     of the best solution.
     """
@@ -703,6 +704,8 @@ def alns_chunk(  # type: ignore[no-untyped-def]
             iparams[4] = 0
         if not routes_feasible(P, routes, rlen):
             continue
+        if iparams[8] > 0:
+            two_opt_star_descent(P, routes, rlen, rveh, rcost, fixed, iparams[8])
         obj = objective(rcost, rveh, penalty)
         cur_obj = fstate[0]
         temp = fstate[2]
