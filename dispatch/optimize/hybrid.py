@@ -1,9 +1,10 @@
 """The default static solver: ALNS, then OR-Tools local search warm-started from its best.
 
-ALNS builds plans request by request, so a better plan that needs two requests moved
-*together* (each alone breaks a ride time) is out of its reach; OR-Tools' pair operators
-(relocate / exchange of pickup-delivery pairs under its time-dimension propagation) find
-those moves from a good start. Rounds alternate the two, each warm-started from the best plan
+ALNS builds plans request by request (its 2-opt* moves whole trips only at points where
+a vehicle is empty), so a better plan that needs two requests moved *together* (each alone
+breaks a ride time) is out of its reach; OR-Tools' pair operators (relocate / exchange of
+pickup-delivery pairs under its time-dimension propagation) find those moves from a good
+start. Rounds alternate the two, each warm-started from the best plan
 so far; the result is never worse than the warm start.
 """
 
