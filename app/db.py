@@ -10,6 +10,7 @@ session closed without commit rolls back, so an error half-way leaves nothing wr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = MIGRATIONS_DIR / "alembic.ini"
-# Any fixed 64-bit number: serialises concurrent `upgrade` runs of several processes on PostgreSQL.
-_PG_MIGRATION_LOCK = 0x7473756E616775
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -84,43 +83,57 @@ def alembic_config(engine: Engine | None = None) -> Any:
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Apply every pending migration (idempotent; safe with several processes at once)."""
-    with _sqlite_file_lock(engine):
-        _upgrade(engine, revision)
+    from alembic import command
+
+    with startup_lock(engine, "migrate"):
+        cfg = alembic_config()
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+
+
+def advisory_key(name: str) -> int:
+    """The signed 64-bit PostgreSQL advisory-lock key of ``name`` (stable across processes)."""
+    digest = hashlib.blake2b(f"tsunagu:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
-    """An exclusive lock beside a SQLite file: workers starting together migrate one by one."""
+def startup_lock(engine: Engine, name: str) -> Iterator[None]:
+    """Hold the cluster-wide lock ``name`` on ``engine``'s database for the ``with`` block.
+
+    Serialises the "read, then create if missing" steps that every worker runs at start
+    (migrations, the first signing key, the admin bootstrap): without it, two processes
+    starting together on a fresh database both see nothing and both insert, and one of them
+    dies on a unique constraint. PostgreSQL: a session-level advisory lock held by a
+    connection of its own (released with it, even if this process is killed). SQLite: an
+    exclusive ``flock`` on a file beside the database (SQLite has no named locks, and a
+    deferred transaction cannot be upgraded to a writer once another process has committed).
+    An in-memory SQLite database belongs to one connection: nothing to serialise.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            key = advisory_key(name)
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return
     path = engine.url.database if engine.dialect.name == "sqlite" else None
     if not path or path == ":memory:":
         yield
         return
     import fcntl
 
-    with open(f"{path}.migrate.lock", "w") as lock:
+    # flock belongs to the open file description: threads of one process exclude each other too.
+    with open(f"{path}.{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _upgrade(engine: Engine, revision: str) -> None:
-    from alembic import command
-
-    cfg = alembic_config()
-    with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            conn.commit()
-        try:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-            conn.commit()
-        finally:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
-                conn.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

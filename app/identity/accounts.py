@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from app.db import startup_lock
 from app.errors import ApiError
 from app.identity.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, Passwords
 from app.identity.roles import ALL_ROLES, Role
@@ -100,7 +101,31 @@ def ensure_admin(
 
     An existing account gets the admin role; its password is replaced only when
     ``reset_password`` (the explicit CLI command), never by the start-up bootstrap.
+
+    Safe when every worker of a cluster runs it at once on a fresh database: bootstrappers
+    take turns under ``startup_lock``, so the first creates the account and the others find
+    it. A sign-up of the same email by a request (which takes no lock) can still win the
+    insert; then the transaction is rolled back and the account it created is promoted.
     """
+    with startup_lock(engine, "admin-bootstrap"):
+        try:
+            return _ensure_admin_once(
+                engine, passwords, email, password, reset_password=reset_password
+            )
+        except (ApiError, IntegrityError) as exc:
+            if isinstance(exc, ApiError) and exc.code != "email_taken":
+                raise
+        # The account exists now (the session that lost the race was rolled back): promote it.
+        user, _ = _ensure_admin_once(
+            engine, passwords, email, password, reset_password=reset_password
+        )
+        return user, False
+
+
+def _ensure_admin_once(
+    engine: Engine, passwords: Passwords, email: str, password: str, *, reset_password: bool
+) -> tuple[User, bool]:
+    """One attempt of ``ensure_admin`` in one transaction (raises on a lost insert race)."""
     with Session(engine, expire_on_commit=False) as session:
         user = find_by_email(session, email)
         created = user is None
@@ -120,13 +145,5 @@ def ensure_admin(
                 check_password_policy(password)
                 user.password_hash = passwords.hash(password)
             session.add(user)
-        try:
-            session.commit()
-        except IntegrityError:
-            # Another process bootstrapped the same admin at the same moment.
-            session.rollback()
-            existing = find_by_email(session, email)
-            if existing is None:
-                raise
-            return existing, False
+        session.commit()
         return user, created

@@ -24,7 +24,7 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from app.db import as_utc
+from app.db import as_utc, startup_lock
 from app.models.identity import SigningKey, utcnow
 
 ALGORITHM = "RS256"
@@ -107,13 +107,20 @@ class KeyStore:
     def open(
         cls, engine: Engine, *, access_token_ttl_s: int, import_pem: Path | None = None
     ) -> KeyStore:
-        """Load the keys, creating the first one (or importing ``import_pem``) when needed."""
+        """Load the keys, creating the first one (or importing ``import_pem``) when needed.
+
+        Every worker of a cluster opens the store at start: the check-then-create runs under
+        ``startup_lock``, so workers starting together on a fresh database agree on one key
+        (without it each would make its own, or the importers of one PEM would collide on
+        its ``kid``).
+        """
         store = cls(engine, publish_retired_s=access_token_ttl_s + 3600)
-        if import_pem is not None and import_pem.exists():
-            store.import_pem(import_pem.read_bytes())
-        store.reload()
-        if store._current is None:
-            store.rotate()
+        with startup_lock(engine, "signing-keys"):
+            if import_pem is not None and import_pem.exists():
+                store.import_pem(import_pem.read_bytes())
+            store.reload()
+            if store._current is None:
+                store.rotate()
         return store
 
     # --- reading ----------------------------------------------------------------------------

@@ -34,7 +34,11 @@ def run_online() -> None:
         from app.settings import get_settings
 
         engine = engine_for(get_settings())
-    with engine.connect() as conn:
+    from app.db import startup_lock
+
+    # Run straight from the alembic CLI: take the lock `app.db.upgrade_database` holds, so this
+    # never interleaves with workers migrating the same database at start.
+    with startup_lock(engine, "migrate"), engine.connect() as conn:
         _run(conn)
         conn.commit()
 
