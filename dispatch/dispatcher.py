@@ -789,11 +789,15 @@ class Dispatcher:
         versions: dict[str, int],
         now: float,
         accept: Callable[[Dispatcher, Vehicle, list[Stop], float], bool],
+        checks_speed_periods: bool = False,
     ) -> int:
         """Install several plans at once (re-optimisation), all or nothing: only if no plan of
         the zone changed since ``versions`` and ``accept`` approves each new plan (and, with
         speed windows, each plan also holds when driven through the zone's speed periods: an
-        ``accept`` on static free-flow times cannot break a promise made in the peak)."""
+        ``accept`` on static free-flow times cannot break a promise made in the peak).
+        ``checks_speed_periods``: ``accept`` drives the plans through the speed periods itself
+        (e.g. allowing the lateness of plans in force it does not worsen), so it has the last
+        word."""
         zs = self.zone_state(zone_id)
         with zs.lock:
             if any(zs.versions.get(vid) != ver for vid, ver in versions.items()):
@@ -802,7 +806,11 @@ class Dispatcher:
                 v = zs.vehicles[vid]
                 if not accept(self, v, plan, now):
                     return 0
-                if not zs.profile.free_flow and not self.feasible_plan(v, plan, now):
+                if (
+                    not checks_speed_periods
+                    and not zs.profile.free_flow
+                    and not self.feasible_plan(v, plan, now)
+                ):
                     return 0
             for vid, plan in plans.items():
                 v = zs.vehicles[vid]

@@ -17,13 +17,22 @@ a faster vehicle is worth it only if it saves driving, not merely time.
 The problem is ``asap`` (:class:`dispatch.problem.Problem`): vehicles leave now and wait only
 for a window to open, as the dispatcher drives them; a plan that needed a vehicle to idle
 before a pick-up to keep a ride time would be refused by ``_feasible_plan`` anyway.
+
+Late plans (issue #5): when a plan in force can no longer keep a promise (a vehicle delayed,
+a position jump), that is exactly when moving rides to another vehicle helps. Each broken bound
+is relaxed to what the plans in force achieve (:class:`Relaxed`: a stop's lateness, a ride's
+excess ride time, a return after the shift becomes the bound), the zone is solved under those
+bounds, and a new plan is accepted only if, driven through the speed periods, no late stop is
+later than in the plans in force and every promise not already broken still holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import structlog
@@ -39,6 +48,59 @@ from dispatch.rebalance import rebalance_zone
 from dispatch.vehicle import Stop, StopKind, Vehicle
 
 log = structlog.get_logger("dispatch.reoptimize")
+
+
+# Slack added to a relaxed bound: the numba schedule and the dispatcher's simulation of the
+# same plan agree to rounding only, and a plan must not be refused for a microsecond.
+_RELAX_SLACK_S = 1e-3
+
+
+@dataclass
+class Relaxed:
+    """Bounds relaxed beyond the promises, for plans in force that already break them.
+
+    Each map holds only what the plans in force do not keep; everything else keeps its promise.
+    """
+
+    #: ``id(stop)`` -> latest start of service (the promise's ``latest`` is smaller).
+    latest: dict[int, float] = field(default_factory=dict)
+    #: ride id -> longest ride, drop-off start minus pick-up start (as ``Stop.max_ride_s``).
+    max_ride: dict[str, float] = field(default_factory=dict)
+    #: vehicle id -> latest return to the depot (the shift's end is earlier).
+    shift_end: dict[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.latest or self.max_ride or self.shift_end)
+
+    def merged(self, other: Relaxed) -> Relaxed:
+        """The looser of both bounds, entry by entry."""
+
+        def loosest(a: dict[Any, float], b: dict[Any, float]) -> dict[Any, float]:
+            return {k: max(a.get(k, -np.inf), b.get(k, -np.inf)) for k in a.keys() | b.keys()}
+
+        return Relaxed(
+            loosest(self.latest, other.latest),
+            loosest(self.max_ride, other.max_ride),
+            loosest(self.shift_end, other.shift_end),
+        )
+
+    def stop_latest(self, s: Stop) -> float:
+        return max(s.latest, self.latest.get(id(s), -np.inf))
+
+    def ride_limit(self, s: Stop) -> float:
+        return max(s.max_ride_s, self.max_ride.get(s.ride_id, -np.inf))
+
+    def end_of(self, v: Vehicle) -> float:
+        return max(v.shift_end, self.shift_end.get(v.vehicle_id, -np.inf))
+
+    def relax_plan(self, v: Vehicle, plan: list[Stop]) -> tuple[Vehicle, list[Stop]]:
+        """Copies of ``v`` and ``plan`` carrying the relaxed bounds (for the dispatcher's own
+        check; the stops installed keep their promised windows)."""
+        stops = [
+            dataclasses.replace(s, latest=self.stop_latest(s), max_ride_s=self.ride_limit(s))
+            for s in plan
+        ]
+        return dataclasses.replace(v, shift_end=self.end_of(v)), stops
 
 
 @dataclass
@@ -58,6 +120,7 @@ def build_problem(
     now: float,
     vehicle_ids: Collection[str] | None = None,
     peak_aware: bool = True,
+    relaxed: Relaxed | None = None,
 ) -> ZoneProblem | None:
     """The live state of the zone's vehicles on shift (only ``vehicle_ids`` when given) as one
     DARP problem; None when there is nothing to improve.
@@ -67,8 +130,10 @@ def build_problem(
     free-flow times divided by the zone's slowest time-of-day speed factor until the last
     planned window closes (``peak_aware``; ``False``: free flow), so that legs falling in a
     peak still fit. The cost matrix is the driving distance in metres
-    (``d.travel.distance_m``), shared by every vehicle.
+    (``d.travel.distance_m``), shared by every vehicle. ``relaxed`` loosens the bounds the
+    plans in force already break (see :func:`reoptimise_zone`).
     """
+    relaxed = relaxed or Relaxed()
     zs = d.zone_state(zone_id)
     with zs.lock:
         vehicles = [
@@ -103,18 +168,18 @@ def build_problem(
     requests: list[Request] = []
     pvehicles: list[PVehicle] = []
     current: list[list[int]] = []
-    horizon = max(v.shift_end for v in vehicles)
+    horizon = max(relaxed.end_of(v) for v in vehicles)
     for k, v in enumerate(vehicles):
         vid = v.vehicle_id
         start = node(positions[vid], starts[vid], starts[vid], 0.0, (0, 0))
-        end = node(v.depot, starts[vid], v.shift_end, 0.0, (0, 0))
+        end = node(v.depot, starts[vid], relaxed.end_of(v), 0.0, (0, 0))
         pvehicles.append(
             PVehicle(
                 start,
                 end,
                 (v.vtype.seats, v.vtype.wheelchair_spaces),
                 starts[vid],
-                v.shift_end,
+                relaxed.end_of(v),
                 profile=profile_of[v.vtype.speed_kmh],
             )
         )
@@ -122,24 +187,25 @@ def build_problem(
         pick_node: dict[str, int] = {}
         for s in plans[vid]:
             ld = (s.seats, s.wheelchairs)
+            latest, max_ride = relaxed.stop_latest(s), relaxed.ride_limit(s)
             if s.kind is StopKind.PICKUP:
-                n = node(s.latlon, s.earliest, s.latest, s.service_s, ld)
+                n = node(s.latlon, s.earliest, latest, s.service_s, ld)
                 pick_node[s.ride_id] = n
             else:
                 n = node(
                     s.latlon,
                     s.earliest if s.ride_id in pick_node else 0.0,
-                    s.latest,
+                    latest,
                     s.service_s,
                     (-ld[0], -ld[1]),
                 )
                 if s.ride_id in pick_node:
                     # Problem ride time excludes the pick-up dwell; ours includes it.
-                    requests.append(Request(pick_node[s.ride_id], n, s.max_ride_s - s.service_s))
+                    requests.append(Request(pick_node[s.ride_id], n, max_ride - s.service_s))
                 else:
                     ob = onboard[vid][s.ride_id]
                     p = node(positions[vid], 0.0, horizon, 0.0, ld)
-                    remaining = ob.picked_up_at + s.max_ride_s - starts[vid]
+                    remaining = ob.picked_up_at + max_ride - starts[vid]
                     requests.append(Request(p, n, max(remaining, 0.0), onboard_vehicle=k))
             node_stop[n] = s
             route.append(n)
@@ -147,7 +213,7 @@ def build_problem(
     arr = np.array(pts, dtype=np.float64)
     travel = np.stack([d.travel.matrix(arr, arr, speed) for speed in speeds])
     if peak_aware:
-        last = max(s.latest for plan in plans.values() for s in plan)
+        last = max(relaxed.stop_latest(s) for plan in plans.values() for s in plan)
         travel = travel / d.slowest_speed_factor(now, max(now, last), zone_id)
     problem = Problem.build(
         travel,
@@ -220,8 +286,19 @@ def reoptimise_zone(
         zp = build_problem(d, zone_id, now, peak_aware=False)
         assert zp is not None
         times, ok = schedule_routes(kernel_data(zp.problem), zp.current)
+    accept: Callable[[Dispatcher, Vehicle, list[Stop], float], bool] = _feasible_plan
+    relaxed = Relaxed()
     if not all(ok):
-        return 0  # the plans in force are late already: nothing safe to compare against
+        # The plans in force are late already: their lateness becomes the bound (see
+        # ``_late_problem``), and a new plan may not make any of it worse.
+        late = _late_problem(d, zone_id, now)
+        if late is None:
+            return 0
+        zp, times, relaxed = late
+
+        def accept(dd: Dispatcher, v: Vehicle, plan: list[Stop], t: float) -> bool:
+            return _feasible_relaxed(dd, v, plan, t, relaxed)
+
     p = zp.problem
     warm = Solution(routes=zp.current, times=times, cost=solution_cost(p, zp.current))
     sol = _solve(p, warm, time_limit_s, solver, iterations, zone_id)
@@ -240,7 +317,18 @@ def reoptimise_zone(
     }
     if not changed:
         return 0
-    return d.replace_plans(zone_id, changed, zp.versions, now, _feasible_plan)
+    if relaxed:
+        log.info(
+            "reoptimising_late_plans",
+            zone=zone_id,
+            late_stops=len(relaxed.latest),
+            long_rides=len(relaxed.max_ride),
+            late_returns=len(relaxed.shift_end),
+        )
+    # ``accept`` drives each plan through the zone's speed periods itself (under the relaxed
+    # bounds when plans in force are late): the dispatcher's strict re-check of that would
+    # refuse a plan for lateness it does not worsen.
+    return d.replace_plans(zone_id, changed, zp.versions, now, accept, checks_speed_periods=True)
 
 
 def _feasible_plan(d: Dispatcher, v: Vehicle, plan: list[Stop], now: float) -> bool:
@@ -248,6 +336,126 @@ def _feasible_plan(d: Dispatcher, v: Vehicle, plan: list[Stop], now: float) -> b
     (driven through the zone's speed periods): a re-optimised plan uses none of the slack
     tolerated for plans already in force."""
     return d.feasible_plan(v, plan, now)
+
+
+def _feasible_relaxed(
+    d: Dispatcher, v: Vehicle, plan: list[Stop], now: float, relaxed: Relaxed
+) -> bool:
+    """``_feasible_plan`` under ``relaxed``: a stop late in the plans in force may be as late
+    as it is there, never later; every other promise holds strictly."""
+    rv, rplan = relaxed.relax_plan(v, plan)
+    return d.feasible_plan(rv, rplan, now)
+
+
+def in_force_excess(d: Dispatcher, zone_id: str, now: float) -> Relaxed:
+    """What the plans in force of the zone's vehicles on shift break, in the dispatcher's own
+    model (legs driven through the zone's speed periods, as ``Dispatcher.schedule``): each late
+    stop with its start of service, each ride over its ride time with that time, each vehicle
+    back after its shift with its return."""
+    zs = d.zone_state(zone_id)
+    with zs.lock:
+        vehicles = [v for v in zs.vehicles.values() if now < v.shift_end]
+        plans = {v.vehicle_id: list(v.plan) for v in vehicles}
+        picked_before = {
+            v.vehicle_id: {r: o.picked_up_at for r, o in v.onboard.items()} for v in vehicles
+        }
+        times = {v.vehicle_id: d.schedule(v, now) for v in vehicles}
+    out = Relaxed()
+    for v in vehicles:
+        vid, plan, b = v.vehicle_id, plans[v.vehicle_id], times[v.vehicle_id]
+        if not plan:
+            continue
+        late = b > np.array([s.latest for s in plan])
+        for i in np.flatnonzero(late):
+            out.latest[id(plan[i])] = float(b[i]) + _RELAX_SLACK_S
+        picked = dict(picked_before[vid])
+        for s, t in zip(plan, b, strict=True):
+            if s.kind is StopKind.PICKUP:
+                picked[s.ride_id] = float(t)
+            elif s.ride_id in picked and t - picked[s.ride_id] > s.max_ride_s:
+                out.max_ride[s.ride_id] = float(t) - picked[s.ride_id] + _RELAX_SLACK_S
+        leg = float(d.travel.matrix([plan[-1].latlon], [v.depot], v.vtype.speed_kmh)[0, 0])
+        back = zs.profile.arrive(float(b[-1]) + plan[-1].service_s, leg)
+        if back > v.shift_end:
+            out.shift_end[vid] = back + _RELAX_SLACK_S
+    return out
+
+
+def _problem_excess(zp: ZoneProblem, times: list[np.ndarray]) -> Relaxed:
+    """What the plans in force break in the problem's own model (``times`` from
+    ``schedule_routes`` of ``zp.current``, depot start and end included)."""
+    out = Relaxed()
+    picked: dict[str, float] = {}
+    for k, (v, route) in enumerate(zip(zp.vehicles, zp.current, strict=True)):
+        b = times[k]
+        for i, n in enumerate(route):
+            s = zp.node_stop[n]
+            t = float(b[i + 1])
+            if t > s.latest:
+                out.latest[id(s)] = t + _RELAX_SLACK_S
+            if s.kind is StopKind.PICKUP:
+                picked[s.ride_id] = t
+            else:
+                start = picked.get(s.ride_id)
+                if start is None:  # onboard: the ride started before this problem's start
+                    ob = v.onboard.get(s.ride_id)
+                    start = ob.picked_up_at if ob is not None else t
+                if t - start > s.max_ride_s:
+                    out.max_ride[s.ride_id] = t - start + _RELAX_SLACK_S
+        if float(b[-1]) > v.shift_end:
+            out.shift_end[v.vehicle_id] = float(b[-1]) + _RELAX_SLACK_S
+    return out
+
+
+def _late_problem(
+    d: Dispatcher, zone_id: str, now: float
+) -> tuple[ZoneProblem, list[np.ndarray], Relaxed] | None:
+    """The zone's problem on free-flow times with every bound the plans in force break relaxed
+    to what they achieve, its schedule of the plans in force, and the relaxation the new plans
+    are checked against; None when even so the plans in force do not fit (e.g. capacity).
+
+    The problem's bounds are the looser of what the plans in force achieve in the dispatcher's
+    model and in the problem's (free-flow times can lengthen a ride that waits at a later
+    stop), so the plans in force are a feasible warm start; the acceptance check uses the
+    dispatcher's model alone, so no new plan is later than the plans in force there.
+    """
+    excess = in_force_excess(d, zone_id, now)
+    # Bounds wide open: the plans in force's own free-flow schedule, whatever it breaks.
+    probe = build_problem(d, zone_id, now, peak_aware=False, relaxed=_wide_open(d, zone_id))
+    if probe is None:
+        return None
+    probe_times, probe_ok = schedule_routes(kernel_data(probe.problem), probe.current)
+    if not all(probe_ok):
+        return None  # not a matter of time (capacity): nothing to relax
+    zp = build_problem(
+        d,
+        zone_id,
+        now,
+        peak_aware=False,
+        relaxed=excess.merged(_problem_excess(probe, probe_times)),
+    )
+    if zp is None:
+        return None
+    times, ok = schedule_routes(kernel_data(zp.problem), zp.current)
+    if not all(ok):
+        log.info("late_plans_not_relaxable", zone=zone_id)
+        return None
+    return zp, times, excess
+
+
+def _wide_open(d: Dispatcher, zone_id: str) -> Relaxed:
+    """Bounds a day past every shift's end: nothing a plan in force does can break them."""
+    zs = d.zone_state(zone_id)
+    with zs.lock:
+        vehicles = list(zs.vehicles.values())
+    far = max((v.shift_end for v in vehicles), default=0.0) + 86400.0
+    out = Relaxed()
+    for v in vehicles:
+        out.shift_end[v.vehicle_id] = far
+        for s in v.plan:
+            out.latest[id(s)] = far
+            out.max_ride[s.ride_id] = far
+    return out
 
 
 class ReoptimizationLoop:

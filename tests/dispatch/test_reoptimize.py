@@ -16,7 +16,7 @@ from dispatch.rides import Ride
 from dispatch.simulation.invariants import plan_violations
 from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
 from dispatch.time_dependent import parse_speed_windows
-from dispatch.vehicle import SHUTTLE, VAN, Vehicle
+from dispatch.vehicle import SHUTTLE, VAN, Stop, Vehicle
 from dispatch.zone import ServiceZone
 from routing.street import TimeOfDaySpeeds
 
@@ -378,3 +378,142 @@ def test_reoptimisation_through_speed_periods_keeps_every_promise(
     assert _driving(d) <= before + 1e-6
     assert plan_violations(d, NOW) == []
     assert {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides} == windows_before
+
+
+# --- plans in force already late (issue #5) ---------------------------------------------------
+def _late_van_and_an_idle_one(
+    speeds: TimeOfDaySpeeds | None = None, idle_van: bool = True
+) -> tuple[Dispatcher, list[Ride]]:
+    """Two rides booked on the zone's only van, near its depot; the van's GPS then jumps to the
+    far end of the zone (it was not where the dispatcher thought), so its pick-ups are late; a
+    second van comes on shift idle at the first van's depot, next to the rides."""
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    d = build_dispatcher([zone], 1, (NOW - 600, NOW + 6 * 3600), 11, speeds=speeds)
+    van = d.vehicles()[0]
+    rng = np.random.default_rng(11)
+    pts = zone.random_points(rng, 300)
+    by_distance = pts[np.argsort(np.hypot(*(pts - np.array(van.depot)).T))]
+    rides = []
+    for k in range(2):
+        a, b = by_distance[k], by_distance[3 + k]
+        r = d.request_ride(
+            RideRequest(
+                origin=(float(a[0]), float(a[1])),
+                destination=(float(b[0]), float(b[1])),
+                requested_at=NOW,
+                earliest_pickup=NOW + 60 + 60 * k,
+                request_id=f"r{k}",
+                user_id="u",
+            ),
+            now=NOW,
+        )
+        assert isinstance(r, Ride) and r.vehicle_id == van.vehicle_id
+        rides.append(r)
+    far = by_distance[-1]
+    d.update_position(van.vehicle_id, float(far[0]), float(far[1]), NOW)
+    if idle_van:
+        depot = van.depot
+        d.add_vehicle(
+            Vehicle(
+                "van-1", VAN, depot, NOW - 600, NOW + 6 * 3600, depot, NOW - 600, zone_id="muroran"
+            )
+        )
+    return d, rides
+
+
+def _etas(rides: list[Ride]) -> dict[str, tuple[float, float]]:
+    return {r.ride_id: (r.eta_pickup, r.eta_dropoff) for r in rides}
+
+
+@pytest.mark.parametrize("solver", ["alns", "ortools"])
+def test_late_rides_move_to_an_idle_vehicle(solver: str) -> None:
+    d, rides = _late_van_and_an_idle_one()
+    before = _etas(rides)
+    windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+    late = [r for r in rides if r.eta_pickup > r.pickup_window[1]]
+    assert late, "the scenario must start with a late pick-up"
+    assert plan_violations(d, NOW) != []
+    with capture_logs() as logs:
+        applied = reoptimise_zone(
+            d, "muroran", NOW, time_limit_s=2.0, solver=solver, iterations=200
+        )
+    assert applied == 2  # the late van's plan and the idle van's
+    assert any(e["event"] == "reoptimising_late_plans" for e in logs)
+    for r in late:
+        assert r.vehicle_id == "van-1"
+        assert r.eta_pickup < before[r.ride_id][0] - 60.0  # the late ride's ETA improves
+    for r in rides:  # nothing gets later than its promise or than it was
+        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
+        assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
+        assert (r.pickup_window, r.latest_arrival) == windows[r.ride_id]  # promises unchanged
+        holders = [
+            v.vehicle_id for v in d.vehicles() if any(s.ride_id == r.ride_id for s in v.plan)
+        ]
+        assert holders == [r.vehicle_id]
+    # Here the idle van is right there: every promise is kept again.
+    assert plan_violations(d, NOW) == []
+
+
+def test_late_rides_move_also_through_speed_periods() -> None:
+    d, rides = _late_van_and_an_idle_one(speeds=parse_speed_windows("07:00-12:00=0.7"))
+    before = _etas(rides)
+    assert plan_violations(d, NOW) != []
+    assert reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=200) == 2
+    assert all(r.vehicle_id == "van-1" for r in rides)
+    for r in rides:
+        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
+    assert plan_violations(d, NOW) == []
+
+
+def test_a_late_zone_with_nowhere_better_gets_no_later() -> None:
+    """The late van alone: whatever the pass does, no stop ends later than in force."""
+    d, rides = _late_van_and_an_idle_one(idle_van=False)
+    before = _etas(rides)
+    reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=200)
+    for r in rides:
+        assert r.vehicle_id == "muroran-v0"
+        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
+        assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
+
+
+def test_relaxed_check_allows_the_lateness_in_force_and_nothing_worse() -> None:
+    from dispatch.reoptimize import _feasible_relaxed, in_force_excess
+
+    d, _ = _late_van_and_an_idle_one(idle_van=False)
+    van = d.vehicle("muroran-v0")
+    excess = in_force_excess(d, "muroran", NOW)
+    late_stops = [s for s in van.plan if id(s) in excess.latest]
+    assert late_stops and all(excess.latest[id(s)] > s.latest for s in late_stops)
+    assert not d.feasible_plan(van, van.plan, NOW)  # the strict check refuses the plan in force
+    assert _feasible_relaxed(d, van, van.plan, NOW, excess)  # not for lateness it has already
+    # Serving r1 first makes r0's (late) pick-up later still: refused.
+    by_ride = {(s.ride_id, s.kind.value): s for s in van.plan}
+    worse = [by_ride[("r1", k)] for k in ("pickup", "dropoff")] + [
+        by_ride[("r0", k)] for k in ("pickup", "dropoff")
+    ]
+    assert id(by_ride[("r0", "pickup")]) in excess.latest
+    assert not _feasible_relaxed(d, van, worse, NOW, excess)
+
+
+def test_dispatcher_defers_to_a_check_that_drove_the_speed_periods() -> None:
+    """With speed periods the dispatcher re-checks each plan strictly, which refuses a plan in
+    force that is late already; ``checks_speed_periods`` leaves the last word to ``accept``."""
+    from dispatch.reoptimize import _feasible_relaxed, in_force_excess
+
+    d, _ = _late_van_and_an_idle_one(parse_speed_windows("07:00-12:00=0.7"), idle_van=False)
+    van = d.vehicle("muroran-v0")
+    zs = d.zone_state("muroran")
+    excess = in_force_excess(d, "muroran", NOW)
+
+    def accept(dd: Dispatcher, v: Vehicle, plan: list[Stop], t: float) -> bool:
+        return _feasible_relaxed(dd, v, plan, t, excess)
+
+    plan = list(van.plan)
+    version = {van.vehicle_id: zs.versions[van.vehicle_id]}
+    assert d.replace_plans("muroran", {van.vehicle_id: plan}, version, NOW, accept) == 0
+    assert (
+        d.replace_plans(
+            "muroran", {van.vehicle_id: plan}, version, NOW, accept, checks_speed_periods=True
+        )
+        == 1
+    )
