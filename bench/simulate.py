@@ -9,7 +9,15 @@ polygons, 07:00-19:00 service, 2 h to 24 h booking notice), Poisson demand with 
 Time-of-day speed factors: ``--peaks "07:00-09:00=0.7,17:00-19:00=0.7"`` (local time; the
 dispatcher and the simulated vehicles drive through them, :mod:`dispatch.time_dependent`).
 
-Run ``python -m bench.simulate [--json PATH] [--rate R] [--osm] [--peaks WINDOWS]``.
+Invariants (windows, capacity, ride times, no lost or duplicated ride) are checked on every
+plan after every simulated step by default, so a violation is caught at the step that made it,
+not only in the final state; ``--no-check-every-step`` checks only at the end (faster).
+Measured (straight line, rate 30, 4 vans per zone, seed 1, 1035 requests, 0 violations either
+way): insertion 13.3 s -> 20.2 s with the per-step checks, insertion + OR-Tools re-optimisation
+145.7 s -> 158.3 s: about 7 s a simulated day, hence on by default.
+
+Run ``python -m bench.simulate [--json PATH] [--rate R] [--osm] [--peaks WINDOWS]
+[--no-check-every-step]``.
 """
 
 from __future__ import annotations
@@ -52,7 +60,12 @@ def run(
     solver: str = "ortools",
     iterations: int | None = None,
     speeds: TimeOfDaySpeeds | None = None,
+    check_every_step: bool = True,
 ) -> dict[str, Any]:
+    """One simulated day; KPIs, wall time and the number of invariant violations.
+
+    ``check_every_step``: check every plan's invariants after each step (else at the end only).
+    """
     zones = load_flex_zones(DATA / "gtfs" / "us_cobblinc_flex.zip")
     demand = DemandModel(rate_per_hour=rate, notice_s=(2 * 3600.0, 6 * 3600.0))
     requests = []
@@ -81,7 +94,7 @@ def run(
         d,
         requests,
         step_s=60.0,
-        check_invariants=False,
+        check_invariants=check_every_step,
         reoptimise=reoptimise if reopt else None,
         reopt_every_s=reopt_every_s,
         position_mode="commit" if osm else "interpolate",
@@ -91,13 +104,18 @@ def run(
     wall = time.perf_counter() - t
     problems = res.violations + lost_or_duplicated(d, requests, len(sim.rejections))
     out = res.kpis.to_dict()
-    out.update(wall_s=wall, violations=len(problems), requests_generated=len(requests))
+    out.update(
+        wall_s=wall,
+        violations=len(problems),
+        requests_generated=len(requests),
+        checked_every_step=check_every_step,
+    )
     for msg in problems[:5]:
         print("  VIOLATION", msg)
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--rate", type=float, default=30.0, help="requests per hour per zone")
@@ -115,7 +133,14 @@ def main() -> None:
         default="",
         help='time-of-day speed windows, e.g. "07:00-09:00=0.7,17:00-19:00=0.7" (free flow if empty)',
     )
-    a = ap.parse_args()
+    ap.add_argument(
+        "--check-every-step",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="check every plan's invariants after each simulated step (default); "
+        "--no-check-every-step checks the final state only",
+    )
+    a = ap.parse_args(argv)
     try:
         speeds = parse_speed_windows(a.peaks)
     except ValueError as exc:
@@ -133,6 +158,7 @@ def main() -> None:
             a.solver,
             a.alns_iterations,
             speeds,
+            a.check_every_step,
         )
         results[name] = r
         print(
