@@ -382,7 +382,7 @@ def test_reoptimisation_through_speed_periods_keeps_every_promise(
 
 # --- plans in force already late (issue #5) ---------------------------------------------------
 def _late_van_and_an_idle_one(
-    speeds: TimeOfDaySpeeds | None = None, idle_van: bool = True
+    speeds: TimeOfDaySpeeds | None = None, idle_van: bool = True, n: int = 2
 ) -> tuple[Dispatcher, list[Ride]]:
     """Two rides booked on the zone's only van, near its depot; the van's GPS then jumps to the
     far end of the zone (it was not where the dispatcher thought), so its pick-ups are late; a
@@ -394,7 +394,7 @@ def _late_van_and_an_idle_one(
     pts = zone.random_points(rng, 300)
     by_distance = pts[np.argsort(np.hypot(*(pts - np.array(van.depot)).T))]
     rides = []
-    for k in range(2):
+    for k in range(n):
         a, b = by_distance[k], by_distance[3 + k]
         r = d.request_ride(
             RideRequest(
@@ -517,3 +517,51 @@ def test_dispatcher_defers_to_a_check_that_drove_the_speed_periods() -> None:
         )
         == 1
     )
+
+
+def test_an_onboard_ride_over_its_ride_time_stays_and_gets_no_longer() -> None:
+    """r0 boards, then the van's GPS jumps far away: r0's ride time is broken (onboard, it
+    cannot move); other rides move to the idle van; r0's drop-off gets no later."""
+    from dispatch.reoptimize import in_force_excess
+
+    d, rides = _late_van_and_an_idle_one(idle_van=False, n=3)
+    r0 = rides[0]
+    t = NOW + 60
+    d.update_position("muroran-v0", *r0.request.origin, t)
+    d.arrived("muroran-v0", "r0", t)
+    d.boarded("muroran-v0", "r0", t)
+    zone_pts = ServiceZone.from_geojson("muroran", MURORAN_ZONE).random_points(
+        np.random.default_rng(11), 300
+    )
+    far_pt = zone_pts[np.argmax(np.hypot(*(zone_pts - np.array(r0.request.origin)).T))]
+    far = (float(far_pt[0]), float(far_pt[1]))
+    d.update_position("muroran-v0", *far, t)
+    depot = d.vehicle("muroran-v0").depot
+    d.add_vehicle(
+        Vehicle("van-1", VAN, depot, NOW - 600, NOW + 6 * 3600, depot, NOW - 600, zone_id="muroran")
+    )
+    excess = in_force_excess(d, "muroran", t)
+    assert "r0" in excess.max_ride  # the premise: r0's ride time is broken in force
+    before = _etas(rides)
+    assert reoptimise_zone(d, "muroran", t, solver="alns", iterations=200) == 2
+    assert r0.vehicle_id == "muroran-v0"  # onboard: pinned to its van
+    assert r0.eta_dropoff <= before["r0"][1] + 1e-6
+    assert any(r.vehicle_id == "van-1" for r in rides)
+    for r in rides[1:]:
+        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
+        assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
+
+
+def test_a_return_after_the_shift_is_relaxed_too() -> None:
+    from dispatch.reoptimize import _feasible_relaxed, in_force_excess
+
+    d, _ = _late_van_and_an_idle_one(idle_van=False)
+    van = d.vehicle("muroran-v0")
+    van.shift_end = NOW + 900.0  # the shift was cut short after booking
+    excess = in_force_excess(d, "muroran", NOW)
+    assert excess.shift_end[van.vehicle_id] > van.shift_end
+    assert not d.feasible_plan(van, van.plan, NOW)
+    assert _feasible_relaxed(d, van, van.plan, NOW, excess)
+    tighter = excess.merged(excess)
+    tighter.shift_end[van.vehicle_id] = van.shift_end
+    assert not _feasible_relaxed(d, van, van.plan, NOW, tighter)
