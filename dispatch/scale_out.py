@@ -282,7 +282,7 @@ def handle(d: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
     """Apply one queued message (or one query) to the zone's dispatcher; returns the outcome.
 
     Ops: ``book`` (a request), ``book_quote`` (a quote this dispatcher issued), ``cancel``,
-    ``vehicle_event`` (position, boarded, alighted, no_show), ``add_vehicle`` and the query
+    ``vehicle_event`` (position, arrived, boarded, alighted, no_show), ``add_vehicle`` and the query
     ``quote``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
     """
     op = data.get("op")
@@ -324,7 +324,7 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
         vid, kind, t = str(data["vehicle_id"]), str(data["type"]), float(data["t"])
         if kind == "position":
             d.update_position(vid, float(data["lat"]), float(data["lon"]), t)
-        elif kind in ("boarded", "alighted", "no_show"):
+        elif kind in ("arrived", "boarded", "alighted", "no_show"):
             getattr(d, kind)(vid, str(data["ride_id"]), t)
         else:
             return {"error": "invalid_message", "message": f"unknown vehicle event {kind!r}"}

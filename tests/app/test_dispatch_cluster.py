@@ -682,7 +682,7 @@ def test_published_flex_zones_enter_the_catalog_with_one_owner_each(
     body = {
         "vehicle_id": "cobb-van",
         "zone_id": "cobb:zone_1",
-        "depot": {"lat": 33.95, "lon": -84.55},
+        "depot": {"lat": 33.872, "lon": -84.684},  # in zone_1
         "shift_end": time.time() + 3e4,
     }
     r = b.post("/api/v1/fleet/vehicles", json=body, headers=boss)
@@ -723,7 +723,7 @@ def test_unpublished_flex_zones_leave_the_catalog_through_their_owner(
     body = {
         "vehicle_id": "cobb-van",
         "zone_id": "cobb:zone_1",
-        "depot": {"lat": 33.95, "lon": -84.55},
+        "depot": {"lat": 33.872, "lon": -84.684},  # in zone_1
         "shift_end": time.time() + 3e4,
     }
     assert b.post("/api/v1/fleet/vehicles", json=body, headers=boss).status_code == 201

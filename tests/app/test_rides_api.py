@@ -130,6 +130,36 @@ def test_one_step_booking_and_driver_events(
     )
 
 
+def test_driver_reports_arrival_and_no_show_rules(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    boss = _setup(app_client, make_user, auth)
+    ha = auth(make_user())
+    ride = {"origin": B, "destination": A, "earliest_pickup": time.time() + 1800}
+    r = app_client.post("/api/v1/rides", json={"request": ride}, headers=ha)
+    assert r.status_code == 201, r.text
+    rid, opens = r.json()["ride_id"], r.json()["pickup_window"][0]
+    ev = "/api/v1/fleet/vehicles/van-1/events"
+    # Still at the depot (A), kilometres from the pick-up (B): no no-show yet.
+    r = app_client.post(
+        ev, json={"type": "no_show", "ride_id": rid, "t": opens + 600}, headers=boss
+    )
+    _error(r, 409, "no_show_too_far")
+    r = app_client.post(ev, json={"type": "arrived", "ride_id": "other"}, headers=boss)
+    _error(r, 409, "not_next_stop")
+    r = app_client.post(ev, json={"type": "arrived", "ride_id": rid, "t": opens}, headers=boss)
+    assert r.status_code == 200, r.text
+    assert r.json()["position"] == [B["lat"], B["lon"]]
+    assert app_client.get(f"/api/v1/rides/{rid}", headers=ha).json()["arrived_at"] == opens
+    r = app_client.post(ev, json={"type": "no_show", "ride_id": rid, "t": opens + 30}, headers=boss)
+    _error(r, 409, "no_show_too_early")
+    r = app_client.post(
+        ev, json={"type": "no_show", "ride_id": rid, "t": opens + 130}, headers=boss
+    )
+    assert r.status_code == 200, r.text
+    assert app_client.get(f"/api/v1/rides/{rid}", headers=ha).json()["status"] == "no_show"
+
+
 def test_rejections_and_bad_input(
     app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
