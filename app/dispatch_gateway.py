@@ -440,15 +440,18 @@ class ClusterGateway:
     def remove_zones_from_thread(self, zone_ids: list[str]) -> dict[str, str]:
         """:meth:`remove_zone` of each zone at once, from a worker thread (a feed sync), waited
         for; ``{zone_id: "removed" | "kept"}`` (kept: the loop is gone or failed)."""
-        if self.loop is None or self.loop.is_closed() or not zone_ids:
+        loop = self.loop
+        # A loop that stopped (the process shutting down) would never run the removal.
+        if loop is None or loop.is_closed() or not loop.is_running() or not zone_ids:
             return dict.fromkeys(zone_ids, "kept")
 
         async def remove_all() -> list[str]:
             return list(await asyncio.gather(*(self.remove_zone(z) for z in zone_ids)))
 
-        fut = asyncio.run_coroutine_threadsafe(remove_all(), self.loop)
         try:
-            return dict(zip(zone_ids, fut.result(self.reply_timeout_s + 30.0), strict=True))
+            fut = asyncio.run_coroutine_threadsafe(remove_all(), loop)
+            # The owner's answer, plus a few database round trips and a keeper pass.
+            return dict(zip(zone_ids, fut.result(self.reply_timeout_s + 10.0), strict=True))
         except Exception as exc:  # tried again at the next sync
             log.warning("dispatch_zone_removal_failed", zones=zone_ids, error=repr(exc))
             return dict.fromkeys(zone_ids, "kept")

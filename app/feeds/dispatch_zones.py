@@ -131,9 +131,10 @@ def _sync_cluster(services: Any, out: dict[str, list[str]]) -> dict[str, list[st
             if insert_zone(services.engine, zone, source="flex"):
                 out["added"].append(zid)
         gone = [z for z in catalog_zone_ids(services.engine, "flex") if z not in wanted]
-        for zid, result in gateway.remove_zones_from_thread(gone).items():
-            out[result].append(zid)
-        services.feeds.flex_zone_ids = set(wanted) | set(out["kept"])
+    # Waited for outside the lock: the owners' answers take up to the reply timeout.
+    for zid, result in gateway.remove_zones_from_thread(gone).items():
+        out[result].append(zid)
+    services.feeds.flex_zone_ids = set(wanted) | set(out["kept"])
     if out["added"]:
         gateway.sync_from_thread()
     if out["added"] or out["removed"]:
