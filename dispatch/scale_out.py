@@ -345,6 +345,23 @@ ZoneHook = Callable[[str], Awaitable[None]]
 OutcomeHook = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[None]]
 
 
+async def _join(task: asyncio.Task[Any]) -> None:
+    """Wait for a task this worker cancelled to end, whatever it raised.
+
+    A ``CancelledError`` coming out of ``task`` is swallowed, but not one aimed at the caller:
+    the keeper drops zones from inside its own pass, and swallowing the keeper's cancellation
+    there left ``stop()`` waiting forever for a keeper that kept running.
+    """
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:  # the task's own failure was logged where it happened
+        pass
+
+
 class ZoneWorker:
     """One dispatcher worker: owns the zones whose lease it holds, drains their queues.
 
@@ -474,8 +491,7 @@ class ZoneWorker:
                 self._dirty.discard(zid)
                 log.info("zone %s left by %s", zid, self.worker_id)
         if task is not None and task is not current:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _join(task)
         if release:
             await self.leases.release(lease_key(zid), self.worker_id)
 
@@ -700,8 +716,7 @@ class ZoneWorker:
         another worker takes over at once). ``release=False`` imitates a crash (tests)."""
         if self._keeper is not None:
             self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._keeper
+            await _join(self._keeper)
             self._keeper = None
         if release:
             await self.save_owned()

@@ -23,6 +23,7 @@ from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
 from dispatch.scale_out import (
     ZoneWorker,
+    _join,
     book_message,
     book_quote_message,
     handle,
@@ -432,3 +433,71 @@ async def test_remove_zone_refused_with_vehicles_then_done_without(
     assert await state.load(state_key("east")) == ""
     assert await leases.acquire(lease_key("east"), "someone", 1000)  # released
     assert not needs_snapshot(remove_zone_message(None))
+
+
+async def test_join_swallows_the_joined_tasks_cancellation_only() -> None:
+    inner = asyncio.create_task(asyncio.sleep(30))
+    await asyncio.sleep(0)
+    inner.cancel()
+    await _join(inner)  # the zone task we cancelled: its CancelledError is not ours
+    assert inner.cancelled()
+
+    inner = asyncio.create_task(asyncio.sleep(30))
+    went_on: list[bool] = []
+
+    async def keeper() -> None:
+        await _join(inner)
+        went_on.append(True)
+
+    outer = asyncio.create_task(keeper())
+    await asyncio.sleep(0.01)
+    outer.cancel()  # the keeper itself is cancelled while it waits
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert went_on == [] and inner.cancelled()
+
+
+class SlowToStopQueue:
+    """A work queue whose blocking read ends slowly when cancelled (like a Redis read)."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.cancelled = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bus, name)
+
+    async def read(self, *args: Any, **kwargs: Any) -> list[Any]:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            await asyncio.sleep(0.3)
+            raise
+        return []
+
+
+async def test_stop_while_the_keeper_drops_a_zone_returns() -> None:
+    """Regression: the keeper losing a lease waits for the zone task to end; ``stop()`` then
+    cancelled the keeper, whose wait swallowed that cancellation, and ``stop()`` never
+    returned (a CI run hung in a scale-out test)."""
+    bus = InProcessEventBus()
+    await bus.start()
+    leases, state = MemoryLeaseStore(), MemoryStateStore()
+    await _seed_fleet(state)
+    queue = SlowToStopQueue(bus)
+    w = v2_worker("w", queue, leases, state, ListCatalog(ZONES[:1]), Recorder())
+    await w.sync()
+    await until(lambda: w.owned == {"east"})
+    w.start()
+    await asyncio.sleep(0.05)  # the zone task is blocked in its read
+
+    async def lost(zid: str) -> bool:
+        return False
+
+    w._renew = lost  # type: ignore[method-assign]
+    w.wake()  # the keeper's next pass finds the lease lost and drops the zone
+    await asyncio.wait_for(queue.cancelled.wait(), 5)
+    await asyncio.wait_for(w.stop(release=False), 5)
+    assert w.owned == set()
+    await bus.close()
