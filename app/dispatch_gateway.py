@@ -525,6 +525,23 @@ class ClusterGateway:
         op = data.get("op")
         if op in ("book", "book_quote"):
             rid = data["request"]["request_id"] if op == "book" else data["request_id"]
+            if "error" in out:
+                # A booking the owner could not even try (a malformed message, a zone gone):
+                # a refusal like any other, so the rider is told and GET /rides/{id} says so.
+                user = str(data["request"].get("user_id", "")) if op == "book" else ""
+                user = user or str(data.get("user_id", ""))
+                out = {
+                    "request_id": rid,
+                    "rejected": str(out["error"]),
+                    "message": str(out.get("message", "")),
+                    "new_quote": None,
+                    "user_id": user,
+                }
+                if user:
+                    await self.bus.publish(
+                        f"user.{user}.ride",
+                        {"type": "rejected", "request_id": rid, "reason": out["rejected"]},
+                    )
             if "rejected" in out:  # before the pending record goes: one of them is always seen
                 await self.redis.set(
                     self._key(f"refused.{rid}"), json.dumps(out), px=int(REFUSED_TTL_S * 1000)
@@ -761,10 +778,21 @@ class ClusterGateway:
         if saved is not None:
             return saved
         raw = await self.redis.hget(self._key("pending"), ride_id)
-        if raw is None:
+        if raw is not None:
+            rec = json.loads(raw)
+            return str(rec["user_id"]), dict(rec["ride"])
+        # A pending booking the owner refused: its outcome, for as long as it is kept.
+        refused = await self.redis.get(self._key(f"refused.{ride_id}"))
+        if refused is None:
             return None
-        rec = json.loads(raw)
-        return str(rec["user_id"]), dict(rec["ride"])
+        out = json.loads(refused)
+        return str(out.get("user_id", "")), {
+            "ride_id": ride_id,
+            "request_id": ride_id,
+            "status": "rejected",
+            "reason": out.get("rejected"),
+            "message": out.get("message", ""),
+        }
 
     async def rides_of(self, user_id: str) -> list[dict[str, Any]]:
         live = [r.to_dict() for r in self.dispatcher.rides(user_id)]

@@ -97,8 +97,8 @@ async function checkPending(): Promise<void> {
   const id = pendingRequest;
   if (id === null) return;
   try {
-    const r = await api<{ status: string }>(`/rides/${encodeURIComponent(id)}`);
-    if (r.status !== "pending") settlePending(r.status);
+    const r = await api<{ status: string; reason?: string }>(`/rides/${encodeURIComponent(id)}`);
+    if (r.status !== "pending") settlePending(r.status, r.reason);
   } catch (e) {
     // Gone: the dispatcher refused it (its reason came, or comes, on the event stream).
     if (e instanceof ApiError && e.status === 404) settlePending("rejected");

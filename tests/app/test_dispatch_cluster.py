@@ -339,6 +339,10 @@ def test_booking_without_owner_is_pending_then_booked(
     assert got.json()["zone_id"] == zid and len(got.json()["pickup_window"]) == 2
     assert rid in {x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"]}
     assert_error(b.get(f"{RIDES}/{rid}", headers=hbob), 404, "not_found")  # not Bob's
+    # A party no van can carry: queued too, and refused by the next owner.
+    big = b.post(RIDES, json={"request": {"origin": A, "destination": B, "seats": 20}}, headers=ha)
+    assert big.status_code == 202, big.text
+    big_id = big.json()["request_id"]
     # Other commands without an owner: 503 dispatch_busy, with the error shape.
     err = assert_error(
         b.delete(f"{RIDES}/{first.json()['ride_id']}", headers=ha), 503, "dispatch_busy"
@@ -372,6 +376,11 @@ def test_booking_without_owner_is_pending_then_booked(
     assert rid not in {
         x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"] if x["status"] == "pending"
     }
+    # The refused one answers its refusal (not a bare 404), to its rider only.
+    wait_for(lambda: b.get(f"{RIDES}/{big_id}", headers=ha).json()["status"] == "rejected")
+    refused = b.get(f"{RIDES}/{big_id}", headers=ha).json()
+    assert refused["reason"] == "party_too_large" and refused["message"]
+    assert_error(b.get(f"{RIDES}/{big_id}", headers=hbob), 404, "not_found")
     assert_no_double_assignment(b)
 
 
