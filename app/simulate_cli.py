@@ -2,7 +2,8 @@
 
     tsunagu simulate [--feed FLEX.zip] [--rate R] [--vans N] [--from HH:MM] [--to HH:MM]
                      [--reopt-every S] [--reopt-limit S] [--seed K] [--json PATH]
-                     [--peaks "07:00-09:00=0.7,17:00-19:00=0.7"]
+                     [--peaks "07:00-09:00=0.7,17:00-19:00=0.7"] [--alns-iterations N]
+                     [--requests DAY.csv | --write-requests DAY.csv]
 
 Riders (Poisson demand with hotspots, ``dispatch.simulation.demand``) request rides in every
 polygon zone of a GTFS-Flex feed (by default the real CobbLinc feed of the shared data); the
@@ -11,6 +12,19 @@ simulated seconds; the day ends with the service KPIs (served share, waits, deto
 vehicle-km) and a check that no request was lost or served twice. ``--peaks`` sets time-of-day
 speed windows (local time of the zones): quotes, promises and the simulated vehicles all drive
 through them (``dispatch.time_dependent``).
+
+``--write-requests DAY.csv`` saves the generated day; ``--requests DAY.csv`` replays a day from
+a CSV instead of generating one. Its columns (header row, any order, see
+``dispatch.simulation.demand``): ``request_id``; ``requested_at`` and ``earliest_pickup``
+(seconds after midnight, local time; ``earliest_pickup`` may be empty: as soon as booked);
+``origin_lat``, ``origin_lon``, ``destination_lat``, ``destination_lon`` (degrees); ``seats``,
+``wheelchairs``. A bad file is refused naming its line and column. ``--from``/``--to`` still
+set the vehicles' shifts (one hour either side).
+
+Same seed, same result: the day and the depots follow ``--seed`` and insertion is
+deterministic, but re-optimisation with OR-Tools stops on a wall-clock limit. With
+``--alns-iterations N`` each pass runs ALNS for exactly N iterations instead (the limit is then
+raised to at least 600 s so it never binds first), and two runs give identical KPIs.
 """
 
 from __future__ import annotations
@@ -21,9 +35,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
+from dispatch.simulation.demand import CSV_HELP
+
+if TYPE_CHECKING:
+    from dispatch.request import RideRequest
+    from dispatch.zone import ServiceZone
+
+#: With fixed ALNS iterations the wall-clock cap is raised to at least this, so that it never
+#: stops a pass before its iterations (which would make the KPIs depend on the machine's load).
+ITERATIONS_CAP_S = 600.0
 
 
 def register(sub: Any) -> None:
@@ -45,6 +68,26 @@ def register(sub: Any) -> None:
         default="",
         help='speed windows, e.g. "07:00-09:00=0.7,17:00-19:00=0.7" (default: free flow)',
     )
+    p.add_argument(
+        "--alns-iterations",
+        type=int,
+        default=None,
+        help="re-optimise with ALNS for exactly N iterations a pass: the same seed gives the "
+        "same KPIs (default: OR-Tools within --reopt-limit)",
+    )
+    day = p.add_mutually_exclusive_group()
+    day.add_argument(
+        "--requests",
+        type=Path,
+        default=None,
+        help=f"replay the day in this CSV instead of generating one ({CSV_HELP})",
+    )
+    day.add_argument(
+        "--write-requests",
+        type=Path,
+        default=None,
+        help="save the generated day to this CSV (replay it with --requests)",
+    )
     p.set_defaults(func=cmd_simulate)
 
 
@@ -56,32 +99,13 @@ def _clock(text: str) -> float:
     return int(hh) * 3600.0 + int(mm) * 60.0
 
 
-def simulate_day(
-    feed: Path,
-    *,
-    rate_per_hour: float,
-    vans_per_zone: int,
-    start_s: float,
-    end_s: float,
-    reopt_every_s: float | None,
-    reopt_limit_s: float,
-    seed: int,
-    peaks: str = "",
-) -> dict[str, Any]:
-    """Run the day; the KPIs (``dispatch.simulation.kpis.Kpis``) plus ``zones``,
-    ``requests_generated``, ``problems`` (lost, duplicated or infeasible), ``speed_windows``
-    and ``wall_s``. ``peaks``: speed windows in the text form of
-    :func:`~dispatch.time_dependent.parse_speed_windows` (``ValueError`` if malformed)."""
-    from dispatch.flex_zones import load_flex_zones
-    from dispatch.reoptimize import reoptimise_zone
+def _generate(
+    zones: list[ServiceZone], rate_per_hour: float, start_s: float, end_s: float, seed: int
+) -> list[RideRequest]:
+    """The generated day of every zone (ids prefixed by the zone), sorted by booking time."""
     from dispatch.simulation.demand import DemandModel, generate_requests
-    from dispatch.simulation.scenario import build_dispatcher
-    from dispatch.simulation.simulator import Simulator, lost_or_duplicated
-    from dispatch.time_dependent import parse_speed_windows
 
-    speeds = parse_speed_windows(peaks)
-    zones = load_flex_zones(feed)
-    requests = []
+    requests: list[RideRequest] = []
     for k, zone in enumerate(zones):
         # Riders book within the zone's notice rules (GTFS-Flex prior notice), up to 4 h ahead.
         low = zone.min_notice_s
@@ -95,12 +119,61 @@ def simulate_day(
             for r in generate_requests(zone, demand, start_s, end_s, seed + k)
         ]
     requests.sort(key=lambda r: (r.requested_at, r.request_id))
+    return requests
+
+
+def simulate_day(
+    feed: Path,
+    *,
+    rate_per_hour: float,
+    vans_per_zone: int,
+    start_s: float,
+    end_s: float,
+    reopt_every_s: float | None,
+    reopt_limit_s: float,
+    seed: int,
+    peaks: str = "",
+    alns_iterations: int | None = None,
+    requests_csv: Path | None = None,
+    write_requests: Path | None = None,
+) -> dict[str, Any]:
+    """Run the day; the KPIs (``dispatch.simulation.kpis.Kpis``) plus ``zones``,
+    ``requests_generated``, ``problems`` (lost, duplicated or infeasible), ``speed_windows``
+    and ``wall_s``. ``peaks``: speed windows in the text form of
+    :func:`~dispatch.time_dependent.parse_speed_windows` (``ValueError`` if malformed).
+
+    ``requests_csv``: replay that day instead of generating one (``ValueError`` naming the line
+    and column if malformed); ``write_requests``: save the generated day there.
+    ``alns_iterations``: re-optimise with ALNS for exactly that many iterations a pass
+    (reproducible) instead of OR-Tools within ``reopt_limit_s``."""
+    from dispatch.flex_zones import load_flex_zones
+    from dispatch.reoptimize import reoptimise_zone
+    from dispatch.simulation.demand import read_requests_csv, write_requests_csv
+    from dispatch.simulation.scenario import build_dispatcher
+    from dispatch.simulation.simulator import Simulator, lost_or_duplicated
+    from dispatch.time_dependent import parse_speed_windows
+
+    speeds = parse_speed_windows(peaks)
+    zones = load_flex_zones(feed)
+    if requests_csv is not None:
+        requests = read_requests_csv(requests_csv)
+    else:
+        requests = _generate(zones, rate_per_hour, start_s, end_s, seed)
+        if write_requests is not None:
+            write_requests_csv(requests, write_requests)
     dispatcher = build_dispatcher(
         zones, vans_per_zone, (start_s - 3600, end_s + 3600), seed, speeds=speeds
     )
+    if alns_iterations is None:
+        solver, limit_s = "ortools", reopt_limit_s
+    else:
+        solver, limit_s = "alns", max(reopt_limit_s, ITERATIONS_CAP_S)
 
     def reoptimise(now: float) -> int:
-        return sum(reoptimise_zone(dispatcher, z.zone_id, now, reopt_limit_s) for z in zones)
+        return sum(
+            reoptimise_zone(dispatcher, z.zone_id, now, limit_s, solver, alns_iterations)
+            for z in zones
+        )
 
     sim = Simulator(
         dispatcher,
@@ -136,6 +209,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             raise ValueError("--rate must be >= 0 and --vans >= 1")
         if not Path(feed).exists():
             raise ValueError(f"no such feed: {feed}")
+        if args.alns_iterations is not None and args.alns_iterations < 1:
+            raise ValueError("--alns-iterations must be >= 1")
         kpis = simulate_day(
             Path(feed),
             rate_per_hour=args.rate,
@@ -146,9 +221,15 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             reopt_limit_s=args.reopt_limit,
             seed=args.seed,
             peaks=args.peaks,
+            alns_iterations=args.alns_iterations,
+            requests_csv=args.requests,
+            write_requests=args.write_requests,
         )
-    except ValueError as exc:  # bad arguments or a feed without flex zones
+    except ValueError as exc:  # bad arguments, a bad requests CSV or a feed without flex zones
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # --write-requests into a missing folder, a full disk, ...
+        print(f"error: cannot write the requests file: {exc}", file=sys.stderr)
         return 2
     print(
         f"{len(kpis['zones'])} zone(s), {kpis['requests']} requests: served {kpis['served']}"

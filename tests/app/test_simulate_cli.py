@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,105 @@ def test_simulate_a_morning_through_the_rush_hour(
     assert kpis["problems"] == []
     assert kpis["served"] > 0
     assert kpis["served"] + sum(kpis["rejected"].values()) == kpis["requests"]
+
+
+_SMALL = ["simulate", "--rate", "6", "--vans", "2", "--from", "08:00", "--to", "09:00"]
+
+
+def _kpis_without_timing(path: Path) -> dict[str, Any]:
+    kpis = json.loads(path.read_text())
+    kpis.pop("wall_s")  # wall-clock time is the one thing a rerun may change
+    return dict(kpis)
+
+
+@pytest.mark.parametrize(
+    "reopt",
+    [["--no-reopt"], ["--reopt-every", "1200", "--alns-iterations", "40"]],
+    ids=["insertion", "alns-reopt"],
+)
+def test_same_seed_same_kpis_and_a_replayed_day_matches(
+    settings: Settings, tmp_path: Path, reopt: list[str]
+) -> None:
+    day = tmp_path / "day.csv"
+    runs = [tmp_path / f"run{k}.json" for k in range(3)]
+    write = ["--write-requests", str(day)]
+    assert cli.main([*_SMALL, *reopt, *write, "--json", str(runs[0])], settings=settings) == 0
+    assert cli.main([*_SMALL, *reopt, "--json", str(runs[1])], settings=settings) == 0
+    # The replay ignores --rate and the seed's demand: the CSV is the day.
+    replay = [*_SMALL, "--rate", "99", *reopt, "--requests", str(day), "--json", str(runs[2])]
+    assert cli.main(replay, settings=settings) == 0
+    first = _kpis_without_timing(runs[0])
+    assert first["requests"] == len(day.read_text().splitlines()) - 1 > 10
+    if "--alns-iterations" in reopt:
+        assert first["reoptimisations_applied"] > 0
+    assert _kpis_without_timing(runs[1]) == first
+    assert _kpis_without_timing(runs[2]) == first
+
+
+def _bad_csv(tmp_path: Path, case: str) -> Path:
+    header = (
+        "request_id,requested_at,earliest_pickup,origin_lat,origin_lon,"
+        "destination_lat,destination_lon,seats,wheelchairs"
+    )
+    good = "a,28000,29000,33.86,-84.64,33.87,-84.67,1,0"
+    rows = {
+        "missing_column": "request_id,requested_at\na,1\n",
+        "not_a_number": f"{header}\n{good}\nb,28000,29000,north,-84.64,33.87,-84.67,1,0\n",
+        "duplicate": f"{header}\n{good}\n{good}\n",
+    }
+    p = tmp_path / "bad.csv"
+    p.write_text(rows[case])
+    return p
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing_column", "missing columns ['destination_lat'"),
+        ("not_a_number", "bad.csv:3: column 'origin_lat': 'north' is not a finite number"),
+        ("duplicate", "bad.csv:3: column 'request_id': 'a' repeats line 2"),
+        ("no_file", "no such requests file"),
+    ],
+)
+def test_simulate_refuses_a_bad_requests_csv(
+    settings: Settings,
+    tmp_path: Path,
+    case: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "none.csv" if case == "no_file" else _bad_csv(tmp_path, case)
+    assert cli.main([*_SMALL, "--requests", str(path)], settings=settings) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alns-iterations", "0"], "--alns-iterations must be >= 1"),
+        (["--write-requests", "/nonexistent/dir/day.csv"], "cannot write the requests file"),
+    ],
+)
+def test_simulate_bad_replay_options(
+    settings: Settings, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([*_SMALL, "--no-reopt", *args], settings=settings) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_requests_and_write_requests_exclude_each_other(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    both = ["--requests", str(tmp_path / "a.csv"), "--write-requests", str(tmp_path / "b.csv")]
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*_SMALL, *both], settings=settings)
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_help_documents_the_csv_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for column in ("request_id", "requested_at", "earliest_pickup", "origin_lat", "wheelchairs"):
+        assert column in text

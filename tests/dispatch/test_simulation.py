@@ -146,3 +146,58 @@ def test_promises_hold_when_vehicles_drive_through_peaks(mode: str) -> None:
     both = slow_s.keys() & free_s.keys()
     assert len(both) >= 10
     assert sum(slow_s[k] for k in both) > 1.05 * sum(free_s[k] for k in both)
+
+
+_HEADER = (
+    "request_id,requested_at,earliest_pickup,origin_lat,origin_lon,"
+    "destination_lat,destination_lon,seats,wheelchairs"
+)
+_GOOD = "a,28000,29000,42.31,140.96,42.33,140.99,1,0"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("", "empty file"),
+        (f"{_HEADER}\n{_GOOD},extra\n", r"demand.csv:2: more values than the header"),
+        (f"{_HEADER}\n{_GOOD}\n,1,2,42.31,140.96,42.33,140.99,1,0\n", r":3: column 'request_id'"),
+        (f"{_HEADER}\na,nan,29000,42.31,140.96,42.33,140.99,1,0\n", r":2: column 'requested_at'"),
+        (f"{_HEADER}\na,28000,27000,42.31,140.96,42.33,140.99,1,0\n", "before requested_at"),
+        (f"{_HEADER}\na,28000,29000,142.31,140.96,42.33,140.99,1,0\n", "not a latitude"),
+        (f"{_HEADER}\na,28000,29000,42.31,140.96,42.33,240.99,1,0\n", "not a longitude"),
+        (f"{_HEADER}\na,28000,29000,42.31,140.96,42.33,140.99,1.5,0\n", r"column 'seats'"),
+        (f"{_HEADER}\na,28000,29000,42.31,140.96,42.33,140.99\n", r"column 'seats': an empty"),
+        (f"{_HEADER}\na,28000,29000,42.31,140.96,42.33,140.99,0,0\n", "the party has no one"),
+        (f"{_HEADER}\n{_GOOD}\n{_GOOD}\n", r":3: column 'request_id': 'a' repeats line 2"),
+        # A field past the csv module's size limit (a binary or broken file) is a csv.Error.
+        (f"{_HEADER}\n{'x' * 200_000},1\n", "cannot read the requests file"),
+    ],
+)
+def test_csv_errors_name_the_line_and_column(tmp_path: Path, body: str, message: str) -> None:
+    p = tmp_path / "demand.csv"
+    p.write_text(body)
+    with pytest.raises(ValueError, match=message):
+        read_requests_csv(p)
+
+
+def test_csv_unreadable_files_are_value_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no such requests file"):
+        read_requests_csv(tmp_path / "none.csv")
+    with pytest.raises(ValueError, match="cannot read the requests file"):
+        read_requests_csv(tmp_path)  # a folder
+    binary = tmp_path / "demand.csv"
+    binary.write_bytes(b"\xff\xfe\x00request_id")
+    with pytest.raises(ValueError, match="cannot read the requests file"):
+        read_requests_csv(binary)
+
+
+def test_csv_empty_earliest_pickup_means_as_soon_as_booked(tmp_path: Path) -> None:
+    p = tmp_path / "demand.csv"
+    # Columns in another order, spaces around the names, an extra column: all accepted.
+    p.write_text(
+        "seats, wheelchairs,request_id,requested_at,earliest_pickup,origin_lat,origin_lon,"
+        "destination_lat,destination_lon,note\n0,1,w,28000,,42.31,140.96,42.33,140.99,hi\n"
+    )
+    (r,) = read_requests_csv(p)
+    assert r.earliest_pickup is None and r.departure == 28000.0
+    assert (r.seats, r.wheelchairs, r.request_id) == (0, 1, "w")
