@@ -16,13 +16,26 @@ Measured (straight line, rate 30, 4 vans per zone, seed 1, 1035 requests, 0 viol
 way): insertion 13.3 s -> 20.2 s with the per-step checks, insertion + OR-Tools re-optimisation
 145.7 s -> 158.3 s: about 7 s a simulated day, hence on by default.
 
+Replay: ``--write-requests day.csv`` saves the generated day, ``--requests day.csv`` replays a
+day from a CSV instead of generating one (columns: ``request_id``, ``requested_at``,
+``earliest_pickup`` in seconds after midnight, ``origin_lat``, ``origin_lon``,
+``destination_lat``, ``destination_lon``, ``seats``, ``wheelchairs``; see
+:mod:`dispatch.simulation.demand`). A replayed day gives the KPIs of the generated run.
+
+Reproducibility: the same ``--seed`` gives the same day and the same depots. Insertion is
+deterministic; OR-Tools re-optimisation stops on a wall-clock limit, so its result depends on
+the machine's load. ``--alns-iterations N`` re-optimises with ALNS for exactly N iterations per
+pass (``--reopt-limit`` then only caps a pass at no less than 600 s, so it never binds first):
+two runs with the same seed then give identical KPIs.
+
 Run ``python -m bench.simulate [--json PATH] [--rate R] [--osm] [--peaks WINDOWS]
-[--no-check-every-step]``.
+[--no-check-every-step] [--requests CSV | --write-requests CSV] [--alns-iterations N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -30,7 +43,14 @@ from typing import Any
 
 from dispatch.flex_zones import load_flex_zones
 from dispatch.reoptimize import reoptimise_zone
-from dispatch.simulation.demand import DemandModel, generate_requests
+from dispatch.request import RideRequest
+from dispatch.simulation.demand import (
+    CSV_HELP,
+    DemandModel,
+    generate_requests,
+    read_requests_csv,
+    write_requests_csv,
+)
 from dispatch.simulation.scenario import build_dispatcher
 from dispatch.simulation.simulator import Simulator, lost_or_duplicated
 from dispatch.time_dependent import parse_speed_windows
@@ -39,6 +59,10 @@ from routing.street import TimeOfDaySpeeds
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 START, END = 7 * 3600.0, 19 * 3600.0
+FEED = DATA / "gtfs" / "us_cobblinc_flex.zip"
+#: With a fixed ALNS iteration count the wall-clock cap must not stop a pass first (that would
+#: make the result depend on the machine's load): it is raised to at least this.
+ITERATIONS_CAP_S = 600.0
 
 
 def _travel(osm: bool) -> TravelTimes:
@@ -47,6 +71,20 @@ def _travel(osm: bool) -> TravelTimes:
     from dispatch.street_times import street_travel_times
 
     return street_travel_times(DATA / "osm" / "us_cobb_county_filtered.osm.pbf")
+
+
+def generate_day(rate: float, seed: int) -> list[RideRequest]:
+    """The generated day of every zone (ids unique across zones), sorted by booking time."""
+    zones = load_flex_zones(FEED)
+    demand = DemandModel(rate_per_hour=rate, notice_s=(2 * 3600.0, 6 * 3600.0))
+    requests: list[RideRequest] = []
+    for k, z in enumerate(zones):
+        requests += generate_requests(z, demand, START, END, seed + k)
+    requests = [
+        dataclasses.replace(r, request_id=f"{r.request_id}-{i}") for i, r in enumerate(requests)
+    ]
+    requests.sort(key=lambda r: (r.requested_at, r.request_id))
+    return requests
 
 
 def run(
@@ -61,34 +99,26 @@ def run(
     iterations: int | None = None,
     speeds: TimeOfDaySpeeds | None = None,
     check_every_step: bool = True,
+    *,
+    requests: list[RideRequest] | None = None,
 ) -> dict[str, Any]:
     """One simulated day; KPIs, wall time and the number of invariant violations.
 
     ``check_every_step``: check every plan's invariants after each step (else at the end only).
+    ``requests``: the day to replay (e.g. from :func:`read_requests_csv`); generated from
+    ``rate`` and ``seed`` if None. ``iterations``: fixed ALNS iterations per re-optimisation
+    pass, which then never stops on ``reopt_limit_s`` first (raised to ``ITERATIONS_CAP_S``).
     """
-    zones = load_flex_zones(DATA / "gtfs" / "us_cobblinc_flex.zip")
-    demand = DemandModel(rate_per_hour=rate, notice_s=(2 * 3600.0, 6 * 3600.0))
-    requests = []
-    for k, z in enumerate(zones):
-        requests += generate_requests(z, demand, START, END, seed + k)
-    requests = [
-        type(r)(
-            **{
-                **{f: getattr(r, f) for f in r.__dataclass_fields__},
-                "request_id": f"{r.request_id}-{i}",
-            }
-        )
-        for i, r in enumerate(requests)
-    ]
-    requests.sort(key=lambda r: (r.requested_at, r.request_id))
+    zones = load_flex_zones(FEED)
+    if requests is None:
+        requests = generate_day(rate, seed)
+    limit_s = reopt_limit_s if iterations is None else max(reopt_limit_s, ITERATIONS_CAP_S)
     d = build_dispatcher(
         zones, vans, (START - 1800, END + 3600), seed, travel=_travel(osm), speeds=speeds
     )
 
     def reoptimise(now: float) -> int:
-        return sum(
-            reoptimise_zone(d, z.zone_id, now, reopt_limit_s, solver, iterations) for z in zones
-        )
+        return sum(reoptimise_zone(d, z.zone_id, now, limit_s, solver, iterations) for z in zones)
 
     sim = Simulator(
         d,
@@ -124,9 +154,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--osm", action="store_true", help="OSM driving graph instead of straight line")
     ap.add_argument("--reopt-every", type=float, default=900.0)
     ap.add_argument("--reopt-limit", type=float, default=0.5)
-    ap.add_argument("--solver", choices=("ortools", "alns"), default="ortools")
     ap.add_argument(
-        "--alns-iterations", type=int, default=None, help="fixed ALNS iterations: reproducible runs"
+        "--solver",
+        choices=("ortools", "alns"),
+        default=None,
+        help="re-optimisation solver (default: ortools, or alns with --alns-iterations)",
+    )
+    ap.add_argument(
+        "--alns-iterations",
+        type=int,
+        default=None,
+        help="re-optimise with ALNS for exactly this many iterations a pass: the same seed "
+        "gives the same KPIs (the time limit then never binds first)",
+    )
+    day = ap.add_mutually_exclusive_group()
+    day.add_argument(
+        "--requests",
+        type=Path,
+        default=None,
+        help=f"replay the day in this CSV instead of generating one ({CSV_HELP})",
+    )
+    day.add_argument(
+        "--write-requests",
+        type=Path,
+        default=None,
+        help="save the generated day to this CSV (replay it with --requests)",
     )
     ap.add_argument(
         "--peaks",
@@ -145,6 +197,25 @@ def main(argv: list[str] | None = None) -> None:
         speeds = parse_speed_windows(a.peaks)
     except ValueError as exc:
         ap.error(str(exc))
+    if a.alns_iterations is not None and a.alns_iterations < 1:
+        ap.error("--alns-iterations must be >= 1")
+    if a.alns_iterations is not None and a.solver == "ortools":
+        ap.error("--alns-iterations needs the ALNS solver (OR-Tools stops on a time limit)")
+    solver = a.solver or ("alns" if a.alns_iterations is not None else "ortools")
+    if a.requests is not None:
+        try:
+            requests = read_requests_csv(a.requests)
+        except ValueError as exc:
+            ap.error(str(exc))
+        print(f"replaying {len(requests)} requests from {a.requests}")
+    else:
+        requests = generate_day(a.rate, a.seed)
+        if a.write_requests is not None:
+            try:
+                write_requests_csv(requests, a.write_requests)
+            except OSError as exc:
+                ap.error(f"cannot write the requests file: {exc}")
+            print(f"wrote {len(requests)} requests to {a.write_requests}")
     results = {}
     for name, reopt in (("insertion", False), ("insertion_reopt", True)):
         r = run(
@@ -155,10 +226,11 @@ def main(argv: list[str] | None = None) -> None:
             a.osm,
             a.reopt_every,
             a.reopt_limit,
-            a.solver,
+            solver,
             a.alns_iterations,
             speeds,
             a.check_every_step,
+            requests=requests,
         )
         results[name] = r
         print(
