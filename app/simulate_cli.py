@@ -38,15 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.settings import Settings
-from dispatch.simulation.demand import CSV_HELP
+from dispatch.simulation.scenario import add_replay_options, reopt_time_limit
 
 if TYPE_CHECKING:
     from dispatch.request import RideRequest
     from dispatch.zone import ServiceZone
-
-#: With fixed ALNS iterations the wall-clock cap is raised to at least this, so that it never
-#: stops a pass before its iterations (which would make the KPIs depend on the machine's load).
-ITERATIONS_CAP_S = 600.0
 
 
 def register(sub: Any) -> None:
@@ -68,26 +64,7 @@ def register(sub: Any) -> None:
         default="",
         help='speed windows, e.g. "07:00-09:00=0.7,17:00-19:00=0.7" (default: free flow)',
     )
-    p.add_argument(
-        "--alns-iterations",
-        type=int,
-        default=None,
-        help="re-optimise with ALNS for exactly N iterations a pass: the same seed gives the "
-        "same KPIs (default: OR-Tools within --reopt-limit)",
-    )
-    day = p.add_mutually_exclusive_group()
-    day.add_argument(
-        "--requests",
-        type=Path,
-        default=None,
-        help=f"replay the day in this CSV instead of generating one ({CSV_HELP})",
-    )
-    day.add_argument(
-        "--write-requests",
-        type=Path,
-        default=None,
-        help="save the generated day to this CSV (replay it with --requests)",
-    )
+    add_replay_options(p)
     p.set_defaults(func=cmd_simulate)
 
 
@@ -164,10 +141,8 @@ def simulate_day(
     dispatcher = build_dispatcher(
         zones, vans_per_zone, (start_s - 3600, end_s + 3600), seed, speeds=speeds
     )
-    if alns_iterations is None:
-        solver, limit_s = "ortools", reopt_limit_s
-    else:
-        solver, limit_s = "alns", max(reopt_limit_s, ITERATIONS_CAP_S)
+    solver = "ortools" if alns_iterations is None else "alns"
+    limit_s = reopt_time_limit(reopt_limit_s, alns_iterations)
 
     def reoptimise(now: float) -> int:
         return sum(

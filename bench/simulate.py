@@ -45,13 +45,12 @@ from dispatch.flex_zones import load_flex_zones
 from dispatch.reoptimize import reoptimise_zone
 from dispatch.request import RideRequest
 from dispatch.simulation.demand import (
-    CSV_HELP,
     DemandModel,
     generate_requests,
     read_requests_csv,
     write_requests_csv,
 )
-from dispatch.simulation.scenario import build_dispatcher
+from dispatch.simulation.scenario import add_replay_options, build_dispatcher, reopt_time_limit
 from dispatch.simulation.simulator import Simulator, lost_or_duplicated
 from dispatch.time_dependent import parse_speed_windows
 from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
@@ -60,9 +59,6 @@ from routing.street import TimeOfDaySpeeds
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 START, END = 7 * 3600.0, 19 * 3600.0
 FEED = DATA / "gtfs" / "us_cobblinc_flex.zip"
-#: With a fixed ALNS iteration count the wall-clock cap must not stop a pass first (that would
-#: make the result depend on the machine's load): it is raised to at least this.
-ITERATIONS_CAP_S = 600.0
 
 
 def _travel(osm: bool) -> TravelTimes:
@@ -107,12 +103,12 @@ def run(
     ``check_every_step``: check every plan's invariants after each step (else at the end only).
     ``requests``: the day to replay (e.g. from :func:`read_requests_csv`); generated from
     ``rate`` and ``seed`` if None. ``iterations``: fixed ALNS iterations per re-optimisation
-    pass, which then never stops on ``reopt_limit_s`` first (raised to ``ITERATIONS_CAP_S``).
+    pass, which then never stops on ``reopt_limit_s`` first (see :func:`reopt_time_limit`).
     """
     zones = load_flex_zones(FEED)
     if requests is None:
         requests = generate_day(rate, seed)
-    limit_s = reopt_limit_s if iterations is None else max(reopt_limit_s, ITERATIONS_CAP_S)
+    limit_s = reopt_time_limit(reopt_limit_s, iterations)
     d = build_dispatcher(
         zones, vans, (START - 1800, END + 3600), seed, travel=_travel(osm), speeds=speeds
     )
@@ -160,26 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="re-optimisation solver (default: ortools, or alns with --alns-iterations)",
     )
-    ap.add_argument(
-        "--alns-iterations",
-        type=int,
-        default=None,
-        help="re-optimise with ALNS for exactly this many iterations a pass: the same seed "
-        "gives the same KPIs (the time limit then never binds first)",
-    )
-    day = ap.add_mutually_exclusive_group()
-    day.add_argument(
-        "--requests",
-        type=Path,
-        default=None,
-        help=f"replay the day in this CSV instead of generating one ({CSV_HELP})",
-    )
-    day.add_argument(
-        "--write-requests",
-        type=Path,
-        default=None,
-        help="save the generated day to this CSV (replay it with --requests)",
-    )
+    add_replay_options(ap)
     ap.add_argument(
         "--peaks",
         default="",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import ServiceRules
+from dispatch.simulation.demand import CSV_HELP
 from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
 from dispatch.vehicle import VAN, Vehicle, VehicleType
 from dispatch.zone import ServiceZone
@@ -63,3 +67,40 @@ def build_dispatcher(
                 )
             )
     return d
+
+
+#: With a fixed ALNS iteration count the wall-clock cap of a re-optimisation pass is raised to
+#: at least this, so that the iterations end the pass, not the machine's load.
+ITERATIONS_CAP_S = 600.0
+
+
+def reopt_time_limit(limit_s: float, iterations: int | None) -> float:
+    """The time limit of a re-optimisation pass: ``limit_s``, or with a fixed ALNS
+    ``iterations`` count at least :data:`ITERATIONS_CAP_S` (a safety cap that never binds
+    first, so the same seed gives the same plans)."""
+    return limit_s if iterations is None else max(limit_s, ITERATIONS_CAP_S)
+
+
+def add_replay_options(parser: argparse.ArgumentParser) -> None:
+    """The ``--alns-iterations``, ``--requests`` and ``--write-requests`` options shared by
+    ``tsunagu simulate`` and ``python -m bench.simulate``."""
+    parser.add_argument(
+        "--alns-iterations",
+        type=int,
+        default=None,
+        help="re-optimise with ALNS for exactly N iterations a pass: the same seed gives the "
+        "same KPIs (the time limit is then raised so it never binds first)",
+    )
+    day = parser.add_mutually_exclusive_group()
+    day.add_argument(
+        "--requests",
+        type=Path,
+        default=None,
+        help=f"replay the day in this CSV instead of generating one ({CSV_HELP})",
+    )
+    day.add_argument(
+        "--write-requests",
+        type=Path,
+        default=None,
+        help="save the generated day to this CSV (replay it with --requests)",
+    )

@@ -201,3 +201,11 @@ def test_csv_empty_earliest_pickup_means_as_soon_as_booked(tmp_path: Path) -> No
     (r,) = read_requests_csv(p)
     assert r.earliest_pickup is None and r.departure == 28000.0
     assert (r.seats, r.wheelchairs, r.request_id) == (0, 1, "w")
+
+
+def test_fixed_alns_iterations_raise_the_reopt_time_limit() -> None:
+    from dispatch.simulation.scenario import ITERATIONS_CAP_S, reopt_time_limit
+
+    assert reopt_time_limit(0.5, None) == 0.5  # OR-Tools / time-bound ALNS: as asked
+    assert reopt_time_limit(0.5, 100) == ITERATIONS_CAP_S  # the iterations end the pass
+    assert reopt_time_limit(2 * ITERATIONS_CAP_S, 100) == 2 * ITERATIONS_CAP_S
