@@ -16,67 +16,25 @@ here and reported as ``service_date`` / ``demo_service_date`` by ``GET /api/v1/n
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
+from app.db import startup_lock
 from app.errors import ApiError
 
 log = logging.getLogger("tsunagu.demo")
 
 DEMO_FEED_ID = "muroran"
-# pg_advisory_lock key of the first-run import ("tsdemo"); app.db's migration lock is another.
-_PG_DEMO_LOCK = 0x747364656D6F
-
-
-@contextlib.contextmanager
-def first_run_lock(engine: Engine, lock_dir: Path) -> Iterator[None]:
-    """Hold a lock shared by every process of the deployment while the block runs.
-
-    PostgreSQL: a session-level advisory lock on a connection of its own (several hosts may
-    share the database; PostgreSQL also drops the lock if the process dies). SQLite: an
-    exclusive ``flock`` on ``lock_dir/.demo-import.lock``; a SQLite database is only shared by
-    processes of one host, and ``flock`` also serialises threads, since each call opens the
-    file anew.
-
-    Parameters
-    ----------
-    engine
-        The deployment's database.
-    lock_dir
-        A directory every process shares (the feed artifacts' root); created if missing.
-    """
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_DEMO_LOCK})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_DEMO_LOCK})
-                conn.commit()
-        return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / ".demo-import.lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load_demo_sync(registry: Any, settings: Any) -> bool:
     """Import and publish the demo feed if nothing is published; True when it did.
 
     Cheap when something is published already (no lock is taken). Otherwise the check is
-    repeated under :func:`first_run_lock`, after serving what the database says is published:
-    another process may have imported the demo while this one waited.
+    repeated under the cluster-wide lock ``demo-import`` (:func:`app.db.startup_lock`), after
+    serving what the database says is published: another process may have imported the demo
+    while this one waited.
     """
     if registry.network.versions:
         return False
@@ -84,7 +42,7 @@ def load_demo_sync(registry: Any, settings: Any) -> bool:
     if not path.is_file():
         log.warning("demo feed not found at %s; starting with an empty network", path)
         return False
-    with first_run_lock(registry.engine, registry.store.root):
+    with startup_lock(registry.engine, "demo-import"):
         registry.sync_with_database()
         if registry.network.versions:
             log.info("demo city already published by another process; serving it")

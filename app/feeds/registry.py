@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.db import startup_lock
 from app.errors import ApiError
 from app.feeds.models import FeedVersion
 from app.feeds.network import Network, PublishedVersion, timetable_counts
@@ -269,8 +270,13 @@ class FeedRegistry:
 
     # --- publish / rollback --------------------------------------------------------------------
     def publish(self, feed_id: str, version_id: int) -> Network:
-        """Serve ``version_id`` for ``feed_id`` (with the other feeds' published versions)."""
-        with self._write_lock:
+        """Serve ``version_id`` for ``feed_id`` (with the other feeds' published versions).
+
+        Serialised across processes (a lock in the database): two workers publishing versions
+        of one feed at once would each archive what they saw published and both leave theirs
+        "published".
+        """
+        with self._write_lock, startup_lock(self.engine, "feeds-publish"):
             v = self.get_version(feed_id, version_id)
             if v.status not in PUBLISHABLE:
                 raise ApiError(

@@ -284,3 +284,36 @@ def test_other_processes_adopt_a_publish(
     assert b.sync_with_database() is True
     assert V2_STOP_NAME in _served_stop_names(b)
     assert b.compiles == 0
+
+
+def test_publishes_are_serialised_across_processes(
+    registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """A publish waits for the cluster-wide ``feeds-publish`` lock: two workers publishing
+    versions of one feed at once used to archive what each saw and both stay published."""
+    a = registry
+    b = FeedRegistry(engine, tmp_path / "data")
+    v1 = a.upload_file("sample", gtfs_dir / "google_sample.zip")
+    v2 = a.upload_file("sample", sample_v2(gtfs_dir, tmp_path))
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def publish(reg: FeedRegistry, vid: int) -> None:
+        try:
+            reg.publish("sample", vid)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    with db.startup_lock(engine, "feeds-publish"):  # another worker is publishing
+        t = threading.Thread(target=publish, args=(b, v2.id))
+        t.start()
+        assert not done.wait(1.0), "the publish did not wait for the other worker's"
+    t.join(60)
+    assert errors == [] and done.is_set()
+    a.publish("sample", v1.id)  # type: ignore[arg-type]
+    published = [v.id for v in a.list_versions("sample") if v.status == "published"]
+    assert published == [v1.id]  # one published version; the earlier one is archived
+    b.sync_with_database()
+    assert [p.version_id for p in b.network.versions] == [v1.id]
