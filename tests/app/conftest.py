@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
@@ -35,6 +36,7 @@ from app.identity import accounts
 from app.main import create_app
 from app.services import Services
 from app.settings import Settings
+from tests.conftest import PG_ADMIN_URL
 
 DEFAULT_PASSWORD = "correct horse battery"
 REPO_ROOT_FOR_TESTS = Path(__file__).resolve().parents[2]
@@ -68,6 +70,21 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> str:
     if backend == "postgres":
         return str(request.getfixturevalue("pg_database_url"))
     return ""
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A brand-new, never-migrated database of the backend under test (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"tsunagu_empty_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def settings_for(data_dir: Path, database_url: str = "", **overrides: Any) -> Settings:

@@ -67,21 +67,18 @@ def test_osm_extract_gives_street_driving_times(tmp_path: Path, cobb_osm: Path) 
     ).all()
 
 
-def test_quotes_over_http_use_the_street_network(
-    make_app_client: Callable[..., TestClient],
-    make_user: Callable[..., Any],
-    auth: Callable[..., dict[str, str]],
-    cobb_osm: Path,
-) -> None:
-    c = make_app_client(osm_path=cobb_osm)
-    assert isinstance(services_of(c).dispatcher.travel, StreetTravelTimes)
-    h = auth(make_user(roles=("dispatcher",)), c)
-    assert c.post("/api/v1/fleet/zones", json=ZONE, headers=h).status_code == 201
+def _direct_s_of_a_quote(c: TestClient, h: dict[str, str], n: int = 1) -> float:
+    """Add zone ``marietta-n`` with one van, quote ORIGIN -> DESTINATION; the direct drive."""
+    zone_id = f"marietta-{n}"
+    assert (
+        c.post("/api/v1/fleet/zones", json={**ZONE, "zone_id": zone_id}, headers=h).status_code
+        == 201
+    )
     r = c.post(
         "/api/v1/fleet/vehicles",
         json={
-            "vehicle_id": "van-1",
-            "zone_id": "marietta",
+            "vehicle_id": f"van-{n}",
+            "zone_id": zone_id,
             "vehicle_type": "van",
             "depot": {"lat": DEPOT[0], "lon": DEPOT[1]},
             "shift_end": time.time() + 8 * 3600,
@@ -98,8 +95,20 @@ def test_quotes_over_http_use_the_street_network(
         headers=h,
     )
     assert q.status_code == 200, q.text
+    return float(q.json()["direct_s"])
+
+
+def test_quotes_over_http_use_the_street_network(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+    cobb_osm: Path,
+) -> None:
+    c = make_app_client(osm_path=cobb_osm)
+    assert isinstance(services_of(c).dispatcher.travel, StreetTravelTimes)
+    h = auth(make_user(roles=("dispatcher",)), c)
     street = street_travel_times(cobb_osm).matrix(np.array([ORIGIN]), np.array([DESTINATION]), 28.0)
-    assert q.json()["direct_s"] == pytest.approx(float(street[0, 0]), abs=1.0)
+    assert _direct_s_of_a_quote(c, h) == pytest.approx(float(street[0, 0]), abs=1.0)
 
 
 def test_speed_windows_setting_slows_live_quotes(
@@ -111,36 +120,11 @@ def test_speed_windows_setting_slows_live_quotes(
     round-the-clock half-speed window takes twice the free-flow drive."""
     direct: list[float] = []
     for n, windows in enumerate(("", "00:00-24:00=0.5")):
-        # Both apps share one database: a zone and van of their own each.
-        zone_id, van_id = f"marietta-{n}", f"van-{n}"
         c = make_app_client(dispatch_speed_windows=windows)
-        d = services_of(c).dispatcher
-        assert (d.speeds is None) == (windows == "")
+        assert (services_of(c).dispatcher.speeds is None) == (windows == "")
         h = auth(make_user(roles=("dispatcher",), client=c), c)
-        zone = {**ZONE, "zone_id": zone_id}
-        assert c.post("/api/v1/fleet/zones", json=zone, headers=h).status_code == 201
-        r = c.post(
-            "/api/v1/fleet/vehicles",
-            json={
-                "vehicle_id": van_id,
-                "zone_id": zone_id,
-                "vehicle_type": "van",
-                "depot": {"lat": DEPOT[0], "lon": DEPOT[1]},
-                "shift_end": time.time() + 8 * 3600,
-            },
-            headers=h,
-        )
-        assert r.status_code == 201, r.text
-        q = c.post(
-            "/api/v1/rides/quote",
-            json={
-                "origin": {"lat": ORIGIN[0], "lon": ORIGIN[1]},
-                "destination": {"lat": DESTINATION[0], "lon": DESTINATION[1]},
-            },
-            headers=h,
-        )
-        assert q.status_code == 200, q.text
-        direct.append(q.json()["direct_s"])
+        # Both apps share one database: a zone and van of their own each.
+        direct.append(_direct_s_of_a_quote(c, h, n))
     assert direct[1] == pytest.approx(2 * direct[0], rel=1e-6)
 
 

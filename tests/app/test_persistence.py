@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -19,27 +18,10 @@ from app import db
 from app.models import metadata
 from app.models.identity import AuthSession, User
 from tests.app.conftest import assert_error, both_backends
-from tests.conftest import PG_ADMIN_URL
 
 IDENTITY_TABLES = {"users", "auth_sessions", "refresh_tokens", "signing_keys"}
 
 
-@pytest.fixture
-def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A brand-new empty database of the backend under test."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"tsunagu_empty_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@both_backends
 def test_migrations_apply_on_empty_db_and_are_idempotent(empty_database_url: str) -> None:
     engine = db.create_db_engine(empty_database_url)
     try:

@@ -8,12 +8,9 @@ key and bootstrap the admin. Threads stand in for the processes here: each build
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -27,25 +24,9 @@ from app.identity.roles import Role
 from app.main import create_app
 from app.models.identity import SigningKey, User
 from tests.app.conftest import DEFAULT_PASSWORD, both_backends, settings_for
-from tests.conftest import PG_ADMIN_URL
 
 ADMIN_EMAIL = "root@example.org"
 WORKERS = 3
-
-
-@pytest.fixture
-def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A brand-new, never-migrated database of the backend under test."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"tsunagu_race_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _start_together(count: int, make: Any) -> tuple[list[TestClient], list[BaseException]]:
@@ -79,14 +60,14 @@ def _start_together(count: int, make: Any) -> tuple[list[TestClient], list[BaseE
 @both_backends
 @pytest.mark.parametrize("key_source", ["generated", "imported"])
 def test_workers_starting_together_share_one_admin_and_one_key(
-    fresh_database_url: str, tmp_path: Path, signing_key_pem: Path, key_source: str
+    empty_database_url: str, tmp_path: Path, signing_key_pem: Path, key_source: str
 ) -> None:
     pem = signing_key_pem if key_source == "imported" else None
     clients, errors = _start_together(
         WORKERS,
         lambda i: settings_for(
             tmp_path / f"worker{i}",
-            fresh_database_url,
+            empty_database_url,
             admin_email=ADMIN_EMAIL,
             admin_password=DEFAULT_PASSWORD,
             jwt_private_key_path=pem,
@@ -95,7 +76,7 @@ def test_workers_starting_together_share_one_admin_and_one_key(
     try:
         assert errors == [], errors
         assert len(clients) == WORKERS
-        engine = db.create_db_engine(fresh_database_url)
+        engine = db.create_db_engine(empty_database_url)
         try:
             assert db.current_revision(engine) == db.head_revision()
             with Session(engine) as s:
@@ -120,9 +101,9 @@ def test_workers_starting_together_share_one_admin_and_one_key(
 
 
 @both_backends
-def test_concurrent_admin_bootstraps_create_one_admin(fresh_database_url: str) -> None:
+def test_concurrent_admin_bootstraps_create_one_admin(empty_database_url: str) -> None:
     """``ensure_admin`` alone, many callers at once: one creates, the others promote/find."""
-    engine = db.create_db_engine(fresh_database_url)
+    engine = db.create_db_engine(empty_database_url)
     db.upgrade_database(engine)
     passwords = Passwords(fast=True)
     barrier = threading.Barrier(4)
@@ -155,11 +136,11 @@ def test_concurrent_admin_bootstraps_create_one_admin(fresh_database_url: str) -
 
 @both_backends
 def test_bootstrap_losing_the_insert_to_a_signup_promotes_that_account(
-    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sign-up (which takes no start-up lock) inserts the admin's email between the
     bootstrap's look-up and its insert: the bootstrap rolls back, re-reads, promotes."""
-    engine = db.create_db_engine(fresh_database_url)
+    engine = db.create_db_engine(empty_database_url)
     db.upgrade_database(engine)
     passwords = Passwords(fast=True)
     real_find = accounts.find_by_email
@@ -204,9 +185,9 @@ def test_other_errors_of_the_bootstrap_are_not_swallowed(tmp_path: Path) -> None
 
 
 @both_backends
-def test_startup_lock_excludes_other_holders(fresh_database_url: str) -> None:
+def test_startup_lock_excludes_other_holders(empty_database_url: str) -> None:
     """While one engine holds the lock, another engine's ``startup_lock`` waits for it."""
-    engines = [db.create_db_engine(fresh_database_url) for _ in range(2)]
+    engines = [db.create_db_engine(empty_database_url) for _ in range(2)]
     order: list[str] = []
     held = threading.Event()
 
