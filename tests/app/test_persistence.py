@@ -22,6 +22,7 @@ from tests.app.conftest import assert_error, both_backends
 IDENTITY_TABLES = {"users", "auth_sessions", "refresh_tokens", "signing_keys"}
 
 
+@both_backends
 def test_migrations_apply_on_empty_db_and_are_idempotent(empty_database_url: str) -> None:
     engine = db.create_db_engine(empty_database_url)
     try:
