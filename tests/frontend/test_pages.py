@@ -240,15 +240,19 @@ def test_a_pending_booking_rejected_on_the_event_stream(page: object) -> None:
     }
     page.add_init_script("localStorage.setItem('tsunagu.lang', 'en')")  # type: ignore[attr-defined]
     # The stream is routed before it opens (at sign-up) and reopened now and then (retry:
-    # 300 ms): each opening delivers the event, ignored until the booking is pending.
-    page.route(  # type: ignore[attr-defined]
-        "**/api/v1/events/stream*",
-        lambda route: route.fulfill(
-            status=200,
-            headers={"Content-Type": "text/event-stream"},
-            body=f"retry: 300\nevent: ready\ndata: {{}}\n\ndata: {json.dumps(event)}\n\n",
-        ),
-    )
+    # 300 ms). It carries the event only once the test has seen the pending booking: sent
+    # earlier, the event could settle the booking before its "pending" text is read.
+    sent = {"event": False}
+
+    def stream(route: object) -> None:
+        body = "retry: 300\nevent: ready\ndata: {}\n\n"
+        if sent["event"]:
+            body += f"data: {json.dumps(event)}\n\n"
+        route.fulfill(  # type: ignore[attr-defined]
+            status=200, headers={"Content-Type": "text/event-stream"}, body=body
+        )
+
+    page.route("**/api/v1/events/stream*", stream)  # type: ignore[attr-defined]
     _sign_up(page)
     _answer_booking_pending(page, rid)
     page.route(  # type: ignore[attr-defined]
@@ -260,6 +264,7 @@ def test_a_pending_booking_rejected_on_the_event_stream(page: object) -> None:
     _book_in_the_demo_zone(page)
     page.wait_for_selector("#quote-result .pending")  # type: ignore[attr-defined]
     assert page.inner_text("#quote-result") == "Booking received, waiting for confirmation"  # type: ignore[attr-defined]
+    sent["event"] = True
     page.wait_for_selector("#quote-result[data-settled='rejected']", timeout=10_000)  # type: ignore[attr-defined]
     assert page.inner_text("#quote-result") == "Not available: no_vehicle_available"  # type: ignore[attr-defined]
     assert page.outside_requests == []  # type: ignore[attr-defined]
