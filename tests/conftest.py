@@ -7,6 +7,8 @@ suites (developers, CI) can run on one machine at once without seeing each other
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,34 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("TSUNAGU_SHARED_DATA", REPO.parent / "shared" / "data"))
 PG_ADMIN_URL = os.environ.get("TSUNAGU_TEST_PG", "postgresql://127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("TSUNAGU_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _ephemeral_ports_start() -> int:
+    """First port of the kernel's ephemeral range (Linux; 32768 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port() -> int:
+    """A localhost TCP port free now, for a server (often a subprocess) that binds it later.
+
+    Picked at random *below* the kernel's ephemeral range: a port handed out by ``bind(0)``
+    can be given again, before our server binds it, to any outgoing connection of this or
+    another suite on the machine (a server's start-up takes seconds under load); the kernel
+    never hands out ports below the range, and chance keeps concurrent suites apart.
+    """
+    high = max(_ephemeral_ports_start(), 20_001)
+    for _ in range(1000):
+        port = 20_000 + secrets.randbelow(high - 20_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: try another
+            return port
+    raise RuntimeError("no free localhost port below the ephemeral range")
 
 
 @pytest.fixture(scope="session")

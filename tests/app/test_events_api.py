@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -26,23 +27,27 @@ import uvicorn
 from fastapi import FastAPI
 from sqlmodel import Session
 
+from app.api import events as events_api
 from app.api.events import _frames as _sse_frames
 from app.api.events import token_expiry
 from app.events import EventBus, InProcessEventBus
 from app.identity import accounts
 from app.main import create_app
 from tests.app.conftest import assert_error, settings_for
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 ADMIN = "admin@example.com"
+# Generous bounds for answers of a server on a small, loaded CI machine: a wait only lasts as
+# long as needed, and a stall of a few seconds must not fail a test.
+HTTP_TIMEOUT_S = 60.0
 
 
 # --- helpers ----------------------------------------------------------------------------------
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a server subprocess (see :func:`tests.conftest.free_port`)."""
+    return free_port()
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Frame:
 
 
 async def _frames(response: httpx.Response) -> AsyncIterator[Frame]:
-    frame, data = Frame(), []
+    frame, data = Frame(), list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data or frame.event != "message" or frame.id:
@@ -120,16 +125,15 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         tmp_path, admin_email=ADMIN, admin_password=PASSWORD, event_keepalive_s=1.0
     )
     app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(300):
-        if server.started or task.done():
-            break
+    # Bound here and handed to uvicorn: no other process can take the port in between.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = asyncio.get_running_loop().time() + 120  # start-up runs migrations: be patient
+    while not (server.started or task.done()):
+        assert asyncio.get_running_loop().time() < deadline, "uvicorn did not start"
         await asyncio.sleep(0.05)
     assert server.started, "uvicorn did not start"
     services = app.state.services
@@ -145,7 +149,9 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
             )
             user_ids[role] = str(user.id)
         db.commit()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT_S
+    ) as client:
         tokens = {}
         for role, email in [
             ("admin", ADMIN),
@@ -160,7 +166,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
             yield Live(app, client, tokens, user_ids)
         finally:
             server.should_exit = True
-            await asyncio.wait_for(task, 15)
+            await asyncio.wait_for(task, 60)
+            sock.close()
 
 
 @contextlib.asynccontextmanager
@@ -287,11 +294,11 @@ async def test_client_disconnect_unsubscribes(live: Live) -> None:
     before = live.bus.subscriber_count
     async with _open_stream(live.client, "public.*", live.tokens["resident"]):
         assert live.bus.subscriber_count == before + 1
-    for _ in range(100):
-        if live.bus.subscriber_count == before:
-            break
+    # The server notices the disconnect asynchronously: wait for it (liveness bound only).
+    deadline = asyncio.get_running_loop().time() + 60
+    while live.bus.subscriber_count != before:
+        assert asyncio.get_running_loop().time() < deadline, live.bus.subscriber_count
         await asyncio.sleep(0.05)
-    assert live.bus.subscriber_count == before
     # The bus still works for everyone else.
     async with _open_stream(live.client, "public.*", live.tokens["resident"]) as frames:
         await live.bus.publish("public.alerts", {"title": "still alive"})
@@ -355,18 +362,29 @@ async def test_slow_client_is_told_how_many_events_were_dropped() -> None:
     assert sub.closed
 
 
-async def test_stream_ends_when_the_token_expires(live: Live) -> None:
+async def test_stream_ends_when_the_token_expires(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expiry = token_expiry(live.tokens["resident"])
     ttl = live.app.state.settings.access_token_ttl_s
     assert expiry is not None and ttl - 120 < expiry - time.time() <= ttl
     assert token_expiry("not-a-jwt") is None
+    # The stream's clock runs ahead by ``skew``: the token expires when the test says so, not
+    # when a stall of the loaded machine happens to make it (an expiry 0.3 s away on the real
+    # clock could pass before the event below is read, and "expired" would come instead).
+    skew = [0.0]
+    monkeypatch.setattr(events_api, "time", SimpleNamespace(time=lambda: time.time() + skew[0]))
     bus = InProcessEventBus()
     await bus.start()
     sub = bus.subscribe(["public.*"])
-    frames = _sse_frames(sub, time.time() + 0.3)
+    expires_at = time.time() + 3600
+    frames = _sse_frames(sub, expires_at)
     assert (await anext(frames))["event"] == "ready"
     await bus.publish("public.alerts", {"n": 1})
     assert json.loads((await anext(frames))["data"])["data"] == {"n": 1}
+    # Now 0.3 s before the expiry: the stream, waiting for an event that never comes, wakes
+    # up at the expiry and ends.
+    skew[0] = expires_at - 0.3 - time.time()
     last = await asyncio.wait_for(anext(frames), 30)
     assert last["event"] == "expired"
     with pytest.raises(StopAsyncIteration):
@@ -474,8 +492,8 @@ async def test_alert_published_on_one_process_reaches_subscriber_on_another(
 ) -> None:
     base_a, base_b = two_processes
     async with (
-        httpx.AsyncClient(base_url=base_a, timeout=10) as a,
-        httpx.AsyncClient(base_url=base_b, timeout=10) as b,
+        httpx.AsyncClient(base_url=base_a, timeout=HTTP_TIMEOUT_S) as a,
+        httpx.AsyncClient(base_url=base_b, timeout=HTTP_TIMEOUT_S) as b,
     ):
         r = await _login(a, ADMIN)  # signed in on A ...
         assert r.status_code == 200, r.text
