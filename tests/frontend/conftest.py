@@ -7,25 +7,61 @@ and published on first start — on a free localhost port with a throw-away data
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ADMIN = ("admin@tsunagu.test", "admin-password-123")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _warm_up(base: str) -> None:
+    """Run a trip plan and an on-demand quote once before the browser tests.
+
+    Their first run compiles the planner's and the dispatcher's numba kernels: more than a
+    minute on a loaded machine whose kernel cache is cold (a clean clone, or a source file
+    just edited), far beyond a browser wait. Paid here, under a generous bound.
+    """
+    with httpx.Client(base_url=base, timeout=600) as c:
+        net = c.get("/api/v1/network").json()
+        r = c.get(
+            "/api/v1/plan",
+            params={
+                "fromPlace": "42.3158,140.9738",
+                "toPlace": "42.3466,141.0240",
+                "time": "08:00",
+                "date": net.get("demo_service_date") or net["service_date"],
+            },
+        )
+        r.raise_for_status()
+        r = c.post(
+            "/api/v1/auth/signup",
+            json={
+                "email": f"warm-up-{uuid.uuid4().hex[:8]}@example.org",
+                "password": "warm-up-password-9",
+            },
+        )
+        r.raise_for_status()
+        token = r.json()["tokens"]["access_token"]
+        r = c.post(
+            "/api/v1/rides/quote",
+            json={
+                "origin": {"lat": 42.3487, "lon": 141.0261},
+                "destination": {"lat": 42.3440, "lon": 141.0180},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        # An offer, or a rejection (409) if the demo vans are busy: either way the kernels ran.
+        assert r.status_code in (200, 409), r.text
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +69,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not (REPO / "frontend" / "dist" / "index.html").is_file():
         pytest.fail("frontend/dist is not built: run `make install` (npm run build) first")
     data_dir = tmp_path_factory.mktemp("server")
-    port = _free_port()
+    port = free_port()  # the server binds it only after its first-run demo import
     env = {
         **os.environ,
         "TSUNAGU_DATA_DIR": str(data_dir),
@@ -63,7 +99,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # first start imports the demo city: be patient
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
@@ -75,6 +111,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready: {(data_dir / 'server.log').read_text()[-3000:]}")
             time.sleep(0.5)
+        _warm_up(base)
         yield base
     finally:
         proc.terminate()
