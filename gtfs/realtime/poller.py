@@ -118,12 +118,16 @@ class RealtimePoller:
                 self.polls += 1
                 try:
                     feed = self.poll_once(client)
+                    # Cleared before the feed is handed on, so no reader sees the feed
+                    # ingested next to the error of an earlier poll.
+                    self.last_error = None
                     if feed is not None:
                         self.on_feed(feed)
-                    self.last_error = None
                 except Exception as exc:  # the poller must survive anything a producer sends
-                    self.failures += 1
+                    # The error first: a reader (status API) that sees the count go up also
+                    # sees what failed.
                     self.last_error = str(exc)
+                    self.failures += 1
                     if self.on_error is not None:
                         self.on_error(exc)
                     else:

@@ -450,11 +450,12 @@ def test_differential_messages_posted_to_two_workers_merge(
     def ids(reg: FeedRegistry) -> list[str]:
         return sorted(tu.entity_id for tu in reg.realtime.feeds["city"].trip_updates)
 
+    # Each worker learns the other's differential through the spool's sync rounds: wait for
+    # both (worker 1 may still lack "b" when worker 2 already has everything).
     deadline = time.monotonic() + 30  # liveness bound, not a speed claim
-    while ids(reg2) != ["a", "b", "c"]:
-        assert time.monotonic() < deadline, f"worker 2 has {ids(reg2)}"
+    while ids(reg1) != ["a", "b", "c"] or ids(reg2) != ["a", "b", "c"]:
+        assert time.monotonic() < deadline, f"worker 1 has {ids(reg1)}, worker 2 {ids(reg2)}"
         time.sleep(0.05)
-    assert ids(reg1) == ["a", "b", "c"]
 
 
 def test_entities_not_restated_expire(tmp_path: Any) -> None:

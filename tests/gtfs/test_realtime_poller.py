@@ -20,7 +20,9 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         srv.hits += 1
         if self.path == "/slow":
-            time.sleep(1.0)
+            # Answers only once the client has given up (a fixed delay could be outlasted by a
+            # stall of the client between sending and reading, and then no timeout happens).
+            srv.release.wait(60)
         if self.path == "/broken":
             self.send_response(500)
             self.end_headers()
@@ -44,15 +46,18 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     body: bytes = b""
     hits: int = 0
+    release: threading.Event
 
 
 @pytest.fixture(scope="module")
 def server(shared_data: Path) -> Iterator[_Server]:
     srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.release = threading.Event()
     srv.body = (shared_data / "gtfs-rt" / "us_king_county_vehicle_positions_1.pb").read_bytes()
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
 
@@ -73,8 +78,12 @@ def test_fetch_errors(server: _Server, path: str) -> None:
 
 
 def test_fetch_timeout(server: _Server) -> None:
-    with pytest.raises(FetchError, match="Timeout"):
-        fetch_feed(_url(server, "/slow"), timeout_s=0.2)
+    server.release.clear()
+    try:
+        with pytest.raises(FetchError, match="Timeout"):
+            fetch_feed(_url(server, "/slow"), timeout_s=0.2)
+    finally:
+        server.release.set()
 
 
 def test_connection_refused() -> None:
@@ -90,10 +99,12 @@ def test_poller_delivers_then_uses_etag(server: _Server) -> None:
         got.append(feed)
         done.set()
 
-    poller = RealtimePoller(_url(server, "/feed"), on_feed, interval_s=0.05, timeout_s=2)
+    # A generous per-request timeout: a first fetch timed out on a loaded machine would get
+    # no ETag, and the feed would rightly be delivered twice.
+    poller = RealtimePoller(_url(server, "/feed"), on_feed, interval_s=0.05, timeout_s=30)
     poller.start()
     try:
-        assert done.wait(5)
+        assert done.wait(60)  # liveness bound, not a speed claim
         deadline = time.monotonic() + 30  # liveness bound, not a speed claim
         while poller.polls < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -111,7 +122,7 @@ def test_poller_survives_errors(server: _Server) -> None:
         _url(server, "/broken"),
         lambda f: None,
         interval_s=0.05,
-        timeout_s=2,
+        timeout_s=30,  # only the HTTP 500 may fail a poll, not a timeout of a loaded machine
         on_error=errors.append,
     )
     poller.start()
