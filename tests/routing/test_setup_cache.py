@@ -256,7 +256,12 @@ def test_concurrent_queries_build_once_and_share_a_failure() -> None:
 
     def build() -> QueryArrays:
         calls.append(1)
-        time.sleep(0.2)  # long enough for every other thread to find the entry being built
+        # Finish only once the 7 other threads have found the entry being built (a hit
+        # each): a thread stalled past a fixed pause would come after a failed build and
+        # rightly build again. Bounded, so a cache that never shares the build fails below.
+        deadline = time.monotonic() + 60
+        while cache.stats()["hits"] < hits_before + 7 and time.monotonic() < deadline:
+            time.sleep(0.005)
         if fail.is_set():
             raise RuntimeError("failed build")
         return _fake(len(calls))
@@ -272,6 +277,7 @@ def test_concurrent_queries_build_once_and_share_a_failure() -> None:
         if failing:
             fail.set()
         calls.clear()
+        hits_before = cache.stats()["hits"]
         got: list[Any] = []
         threads = [threading.Thread(target=run, args=(version, got)) for _ in range(8)]
         for t in threads:
