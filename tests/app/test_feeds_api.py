@@ -299,8 +299,8 @@ def test_lifecycle_events_reach_operator_consoles(
     sub = portal.call(bus.subscribe, ["feeds.*"])
     v = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
     c.post(f"/api/v1/feeds/sample/versions/{v['id']}/publish", headers=op)
-    first = portal.call(sub.get, 5.0)
-    second = portal.call(sub.get, 5.0)
+    first = portal.call(sub.get, 30.0)  # liveness bounds, not speed claims
+    second = portal.call(sub.get, 30.0)
     portal.call(sub.close)
     assert first is not None and first.topic == "feeds.sample.version"
     assert first.data["id"] == v["id"] and first.data["status"] == "valid"
