@@ -352,6 +352,10 @@ class DemoRiders:
         Mean requests per hour of dispatcher time; 0 only drives the fleet.
     seed
         Seed of arrivals, places, notice and party sizes.
+    book
+        How a rider quotes and books (called from the demo's worker thread): None, or the
+        reason of its refusal. Default: on ``dispatcher`` itself; in cluster mode through
+        the gateway, as any rider (:func:`gateway_booker`).
     """
 
     JITTER_M = 60.0  # riders wait near a stop, not on its pole
@@ -366,6 +370,7 @@ class DemoRiders:
         user_id: str,
         rate_per_hour: float,
         seed: int = 7,
+        book: Callable[[RideRequest], str | None] | None = None,
     ) -> None:
         if rate_per_hour < 0:
             raise ValueError("rate_per_hour must be >= 0")
@@ -387,6 +392,7 @@ class DemoRiders:
         self._sim = Simulator(dispatcher, [], check_invariants=False)
         self.stats = RiderStats()
         self.last_t: float | None = None
+        self.book = book or self._book_here
 
     def step(self, now: float) -> None:
         """Advance to ``now``: drive the fleet, then make this interval's requests."""
@@ -447,15 +453,19 @@ class DemoRiders:
             request_id=f"demo-{uuid.uuid4().hex[:16]}",
         )
         self.stats.requested += 1
-        q = self.d.quote(req, now)
-        if isinstance(q, Rejection):
-            self.stats.rejected[q.reason.value] += 1
-            return
-        ride = self.d.book(q.quote_id, self.user_id, now)
-        if isinstance(ride, Rejection):
-            self.stats.rejected[ride.reason.value] += 1
+        refused = self.book(req)
+        if refused is not None:
+            self.stats.rejected[refused] += 1
         else:
             self.stats.booked += 1
+
+    def _book_here(self, req: RideRequest) -> str | None:
+        """Quote, then book the quote on this dispatcher (one process)."""
+        q = self.d.quote(req, req.requested_at)
+        if isinstance(q, Rejection):
+            return q.reason.value
+        ride = self.d.book(q.quote_id, str(req.user_id), req.requested_at)
+        return ride.reason.value if isinstance(ride, Rejection) else None
 
     def active_rides(self) -> int:
         return sum(
@@ -542,6 +552,31 @@ async def shared_clock_origin(redis: Any, key: str) -> float:
     return float(await redis.get(key))
 
 
+def gateway_booker(
+    gateway: Any, loop: asyncio.AbstractEventLoop, timeout_s: float
+) -> Callable[[RideRequest], str | None]:
+    """A simulated rider's booking through the cluster gateway, as a rider's app books
+    (``POST /rides/quote`` then ``POST /rides``), from the demo's worker thread: None when
+    booked (or queued, 202), else the refusal's code; ``timeout_s`` bounds the wait."""
+
+    async def quote_and_book(req: RideRequest) -> None:
+        q = await gateway.quote(req)
+        await gateway.book_quote(str(q["quote_id"]), str(req.user_id))
+
+    def book(req: RideRequest) -> str | None:
+        fut = asyncio.run_coroutine_threadsafe(quote_and_book(req), loop)
+        try:
+            fut.result(timeout_s)
+        except ApiError as exc:
+            return exc.code
+        except TimeoutError:
+            fut.cancel()
+            return "timeout"
+        return None
+
+    return book
+
+
 async def _start_cluster_demo(
     services: Services, gateway: Any, tt: CompiledTimetable, spec: DemoZoneSpec
 ) -> DemoCity | None:
@@ -571,8 +606,10 @@ async def _start_cluster_demo(
     async def on_acquire(zone_id: str) -> None:
         if zone_id != city.zone.zone_id:
             return
+        # Riders book through the gateway (the zone's stream), as residents do.
+        book = gateway_booker(gateway, asyncio.get_running_loop(), s.dispatch_reply_timeout_s + 5)
         city.riders = DemoRiders(
-            d, zone_id, city.stops, user_id, s.demo_riders_per_hour, s.demo_seed
+            d, zone_id, city.stops, user_id, s.demo_riders_per_hour, s.demo_seed, book
         )
         city.loop = DemoLoop(city.riders, d.clock, s.demo_tick_s)
         city.loop.start()

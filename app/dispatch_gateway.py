@@ -11,15 +11,20 @@ Two implementations of :class:`DispatchGateway`:
   ``reply_to`` topic (``dispatch.reply.<process>``) and a correlation id; the owner handles
   them, saves, acks and publishes the outcome. Queries (quotes, vehicles with live ETAs) are
   answered locally when this process owns the zone, else asked on ``dispatch.query.<zone>``.
-  No answer in ``dispatch_reply_timeout_s``: the command may have been handled and only its
-  reply lost, so its outcome is looked up first (the saved ride of a booking or cancellation,
-  a refused booking's record, the zone's saved state for a vehicle event or a new vehicle) and
-  answered when found. Otherwise a booking answers 202 ``pending`` (it stays queued and
-  completes when an owner takes the zone over; the rider gets ``user.<id>.ride``), other calls
-  503 ``dispatch_busy``.
+  The owner records each command's outcome under its correlation id before replying. No
+  answer in ``dispatch_reply_timeout_s``: the command may have been handled and only its
+  reply lost, so its recorded outcome (a success or a refusal) is answered; without a record,
+  what the zone's save shows (an owner that died between saving and recording: the saved ride
+  of a booking or cancellation, a ride's status history for a vehicle event, a new vehicle).
+  Otherwise a booking answers 202 ``pending`` (it stays queued and completes when an owner
+  takes the zone over; the rider gets ``user.<id>.ride``), other calls 503 ``dispatch_busy``.
+  Commands left in the stream of a removed zone (nobody serves it) are refused
+  ``zone_removed``: by the owner right after the removal, and by the asker of one that came
+  later (``ZoneWorker.refuse_removed``).
 
 Redis keys (under ``redis_prefix``): ``dispatch.quote.<quote_id>`` (zone and request of a
 quote, expiring), ``dispatch.pending`` (hash of bookings not yet handled),
+``dispatch.outcome.<corr>`` (a command's outcome, expiring after :data:`OUTCOME_TTL_S`),
 ``dispatch.refused.<request_id>`` (a refused booking's outcome, expiring after
 :data:`REFUSED_TTL_S`: a refusal leaves no ride in the database) and ``dispatch.vehicles``
 (hash vehicle id -> zone id).
@@ -76,8 +81,11 @@ ZoneHook = Callable[[str], Awaitable[None]]
 #: Published by a process that released its zones on a clean stop.
 RELEASED_TOPIC = "dispatch.released"
 
-#: How long a refused booking's outcome is kept for an asker whose reply was lost.
+#: How long a refused booking's outcome is kept (GET /rides/{id} answers it to its rider).
 REFUSED_TTL_S = 600.0
+#: How long the outcome of a command is kept under its correlation id, for an asker whose
+#: reply was lost (it reads it once its reply timeout has passed).
+OUTCOME_TTL_S = 600.0
 #: The ride status a vehicle event leaves in the ride's history (at the event's time).
 EVENT_STATUS = {"boarded": "onboard", "alighted": "completed", "no_show": "no_show"}
 
@@ -151,7 +159,28 @@ class Booked:
         self.body = body
 
 
-class DispatchGateway(Protocol):
+class VehicleEvents(Protocol):
+    """``vehicle_event`` of both gateways (they subclass this): the message the zone's owner
+    handles (``handle``), given to the gateway's ``_vehicle_event``."""
+
+    async def _vehicle_event(self, msg: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def vehicle_event(
+        self,
+        vehicle_id: str,
+        kind: str,
+        t: float,
+        lat: float | None = None,
+        lon: float | None = None,
+        ride_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a vehicle's event; its view (plan, live ETAs) after it."""
+        msg = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
+        msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
+        return await self._vehicle_event(msg)
+
+
+class DispatchGateway(VehicleEvents, Protocol):
     """What the API routes ask of the on-demand dispatcher (see the module docstring)."""
 
     dispatcher: Dispatcher
@@ -182,16 +211,6 @@ class DispatchGateway(Protocol):
 
     async def add_vehicle(self, vehicle: Vehicle) -> dict[str, Any]: ...
 
-    async def vehicle_event(
-        self,
-        vehicle_id: str,
-        kind: str,
-        t: float,
-        lat: float | None = None,
-        lon: float | None = None,
-        ride_id: str | None = None,
-    ) -> dict[str, Any]: ...
-
 
 def _merge_rides(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rides by id, the first group winning (live > saved > pending), newest first."""
@@ -203,7 +222,7 @@ def _merge_rides(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- one process ----------------------------------------------------------------------------------
-class LocalGateway:
+class LocalGateway(VehicleEvents):
     """Direct calls on this process's dispatcher, saved after each change (no Redis)."""
 
     def __init__(self, services: Any, dispatcher: Dispatcher) -> None:
@@ -283,23 +302,13 @@ class LocalGateway:
         await persist(self.services, [vehicle.zone_id])
         return vehicle_view(self.dispatcher, vehicle)
 
-    async def vehicle_event(
-        self,
-        vehicle_id: str,
-        kind: str,
-        t: float,
-        lat: float | None = None,
-        lon: float | None = None,
-        ride_id: str | None = None,
-    ) -> dict[str, Any]:
+    async def _vehicle_event(self, msg: dict[str, Any]) -> dict[str, Any]:
         d = self.dispatcher
-        msg = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
-        msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
         out = await asyncio.to_thread(handle, d, msg)  # the owner's code path in cluster mode
         if "error" in out:
             raise dispatch_error(str(out["error"]), str(out.get("message", "")))
-        v = d.vehicle(vehicle_id)
-        if kind != "position":  # positions are saved periodically; statuses at once
+        v = d.vehicle(str(msg["vehicle_id"]))
+        if msg["type"] != "position":  # positions are saved periodically; statuses at once
             await persist(self.services, [v.zone_id])
         return vehicle_view(d, v)
 
@@ -350,7 +359,7 @@ def new_process_id() -> str:
     return f"p{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-class ClusterGateway:
+class ClusterGateway(VehicleEvents):
     """Zones shared by the processes behind one Redis and one database (module docstring).
 
     Parameters
@@ -429,7 +438,8 @@ class ClusterGateway:
         exists, instance = await asyncio.to_thread(zone_instance, self.services.engine, zone_id)
         if exists:
             out = await self._ask(zone_id, remove_zone_message(instance), durable=True)
-            if out is not None and "error" in out:
+            # zone_removed: an earlier removal went first (another process's feed sync).
+            if out is not None and out.get("error") not in (None, "zone_removed"):
                 log.info("dispatch_zone_kept", zone=zone_id, reason=out["error"])
                 return "kept"
             if out is None and zone_id in await self._catalog():
@@ -521,42 +531,49 @@ class ClusterGateway:
         return handle(d, data)
 
     async def on_outcome(self, zone_id: str, data: dict[str, Any], out: dict[str, Any]) -> None:
-        """Owner side, after the ack: forget the pending record, index a new vehicle, reply."""
-        op = data.get("op")
-        if op in ("book", "book_quote"):
-            rid = data["request"]["request_id"] if op == "book" else data["request_id"]
+        """Owner side, after the ack: record the outcome under the command's correlation id
+        (the asker reads it when the reply is lost), forget the pending record, index a new
+        vehicle, then reply."""
+        op, corr, reply_to = data.get("op"), data.get("corr"), data.get("reply_to")
+        booking, tell = op in ("book", "book_quote"), ""
+        if booking:
+            rid = str(data["request"]["request_id"] if op == "book" else data["request_id"])
             if "error" in out:
-                # A booking the owner could not even try (a malformed message, a zone gone):
-                # a refusal like any other, so the rider is told and GET /rides/{id} says so.
+                # A booking the owner could not even try (a malformed message, its zone
+                # removed): a refusal like any other, so the rider is told (the dispatcher
+                # told those it refused itself) and GET /rides/{id} says so.
                 user = str(data["request"].get("user_id", "")) if op == "book" else ""
-                user = user or str(data.get("user_id", ""))
+                tell = user or str(data.get("user_id", ""))
                 out = {
                     "request_id": rid,
                     "rejected": str(out["error"]),
                     "message": str(out.get("message", "")),
                     "new_quote": None,
-                    "user_id": user,
+                    "user_id": tell,
                 }
-                if user:
-                    await self.bus.publish(
-                        f"user.{user}.ride",
-                        {"type": "rejected", "request_id": rid, "reason": out["rejected"]},
-                    )
+        if reply_to and op in ("add_vehicle", "vehicle_event") and "error" not in out:
+            d = self.dispatcher
+            with contextlib.suppress(DispatchError):  # removed meanwhile: no view
+                out = {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}
+        if corr:  # first: when the refusal or the ride below is seen, so is this record
+            await self.redis.set(
+                self._key(f"outcome.{corr}"), json.dumps(out), px=int(OUTCOME_TTL_S * 1000)
+            )
+        if booking:
             if "rejected" in out:  # before the pending record goes: one of them is always seen
                 await self.redis.set(
                     self._key(f"refused.{rid}"), json.dumps(out), px=int(REFUSED_TTL_S * 1000)
                 )
             await self.redis.hdel(self._key("pending"), rid)
+            if tell:  # once GET /rides/{id} answers the refusal
+                await self.bus.publish(
+                    f"user.{tell}.ride",
+                    {"type": "rejected", "request_id": rid, "reason": out["rejected"]},
+                )
         if op == "add_vehicle" and "error" not in out:
             await self.redis.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
-        reply_to = data.get("reply_to")
-        if not reply_to:
-            return
-        if op in ("add_vehicle", "vehicle_event") and "error" not in out:
-            d = self.dispatcher
-            with contextlib.suppress(DispatchError):  # removed meanwhile: no view
-                out = {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}
-        await self.bus.publish(str(reply_to), {"corr": data.get("corr"), "outcome": out})
+        if reply_to:
+            await self.bus.publish(str(reply_to), {"corr": corr, "outcome": out})
 
     async def on_acquire(self, zone_id: str) -> None:
         """Index the zone's vehicles (commands for them find the zone from any process), then
@@ -576,7 +593,8 @@ class ClusterGateway:
         self, zone_id: str, data: dict[str, Any], *, durable: bool
     ) -> dict[str, Any] | None:
         """Send a command (durable stream) or a query (pub/sub) for ``zone_id``; the owner's
-        outcome, or None after ``dispatch_reply_timeout_s``."""
+        outcome, or None after ``dispatch_reply_timeout_s``. A command's outcome may have been
+        recorded while its reply was lost: it is read then (:meth:`_recorded`)."""
         corr = uuid.uuid4().hex
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
@@ -588,9 +606,26 @@ class ClusterGateway:
                 await self.bus.publish(f"dispatch.query.{zone_name(zone_id)}", msg)
             return await asyncio.wait_for(fut, self.reply_timeout_s)
         except TimeoutError:
-            return None
+            pass
         finally:
             self._waiting.pop(corr, None)
+        return await self._recorded(zone_id, corr) if durable else None
+
+    async def _recorded(self, zone_id: str, corr: str) -> dict[str, Any] | None:
+        """The outcome the owner recorded for the command ``corr`` (``on_outcome``), or None
+        while it is not handled. A zone no longer in the catalog is served by nobody: the
+        commands left in its stream are refused first (this one included)."""
+        key = self._key(f"outcome.{corr}")
+        raw = await self.redis.get(key)
+        if raw is None:
+            try:
+                # The table, not this process's catalog: a zone it skips is not removed.
+                exists, _ = await asyncio.to_thread(zone_instance, self.services.engine, zone_id)
+                if not exists and await self.worker.refuse_removed(zone_id):
+                    raw = await self.redis.get(key)
+            except Exception as exc:  # the database away: the command stays queued
+                log.warning("dispatch_refuse_removed_failed", zone=zone_id, error=repr(exc))
+        return None if raw is None else dict(json.loads(raw))
 
     async def _query(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """A read or a quote: locally when this process owns the zone, else from its owner."""
@@ -626,25 +661,23 @@ class ClusterGateway:
         return rejection_error(r)
 
     # --- outcomes of commands whose reply was lost --------------------------------------------
+    # The owner records every outcome (``on_outcome``) before anything else shows it, so a
+    # command without a recorded outcome was at most saved, by an owner that died before
+    # recording it (it is handled again by the next owner): these find what the save shows.
     async def _booking_outcome(self, request_id: str, user_id: str) -> dict[str, Any] | None:
-        """What became of a booking nobody answered in time: the saved ride (the ride id is
-        the request id), or its refusal; None while it is still queued."""
+        """The saved ride of a booking (the ride id is the request id), None if not saved (a
+        refusal saves nothing: it is recorded with the outcome)."""
         saved = await asyncio.to_thread(saved_ride, self.services.engine, request_id)
         if saved is not None and saved[0] == user_id:
             return {"ride": saved[1]}
-        raw = await self.redis.get(self._key(f"refused.{request_id}"))
-        if raw is not None:
-            out: dict[str, Any] = json.loads(raw)
-            if out.get("user_id") == user_id:
-                return out
         return None
 
     def _vehicle_outcome(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
-        """What became of a vehicle command nobody answered in time, read from the zone's
-        saved state (in a worker thread): the vehicle's view (ETAs from now) when the state
-        shows it done, else None. A status event is recognised by the entry it leaves in its
-        ride's history (status at the event's time), a new vehicle by its presence (its id was
-        free when asked). Positions are saved only periodically: never recognised."""
+        """A vehicle command without a recorded outcome, looked up in the zone's saved state
+        (in a worker thread): the vehicle's view (ETAs from now) when the state shows it
+        done, else None. A status event is recognised by the entry it leaves in its ride's
+        history (status at the event's time), a new vehicle by its presence (its id was free
+        when asked). Arrivals and positions leave no such trace: never recognised."""
         op, zone = data.get("op"), self.worker.zones.get(zone_id)
         if zone is None or (op == "vehicle_event" and data.get("type") not in EVENT_STATUS):
             return None
@@ -870,18 +903,8 @@ class ClusterGateway:
             vehicle.zone_id, {"op": "add_vehicle", "vehicle": asdict(vehicle)}
         )
 
-    async def vehicle_event(
-        self,
-        vehicle_id: str,
-        kind: str,
-        t: float,
-        lat: float | None = None,
-        lon: float | None = None,
-        ride_id: str | None = None,
-    ) -> dict[str, Any]:
-        zid = await self._zone_of_vehicle(vehicle_id)
-        msg = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
-        msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
+    async def _vehicle_event(self, msg: dict[str, Any]) -> dict[str, Any]:
+        zid = await self._zone_of_vehicle(str(msg["vehicle_id"]))
         return await self._command(zid, msg)
 
     # --- the whole fleet for the GTFS-RT export ---------------------------------------------------

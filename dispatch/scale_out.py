@@ -15,6 +15,10 @@ worker loads the zone's last snapshot; after handling each message it saves the 
 Position reports are the exception: they are acked without a snapshot (a lost position is
 replaced by the next one) and saved with the periodic snapshot of the owned zones.
 
+A removed zone (``remove_zone``) is served by nobody: the commands left in its stream are
+refused (``zone_removed``) by the owner right after the removal, and one that reaches it later
+by the worker of the process that sent it (:meth:`ZoneWorker.refuse_removed`).
+
 :class:`ZoneWorker` runs one asyncio task per owned zone, blocked on that zone's stream, and a
 lease keeper that also re-reads the zone catalog (zones added at run time are picked up).
 Only the protocols live here (``dispatch`` never imports ``app``); the app provides them on its
@@ -515,8 +519,18 @@ class ZoneWorker:
         log.info("zone %s removed by %s", zid, self.worker_id)
         return {"zone_id": zid, "removed": True}
 
+    async def _tell(self, zid: str, data: dict[str, Any], out: dict[str, Any]) -> None:
+        """Record ``out`` and hand it to ``on_outcome`` (whose failures are only logged)."""
+        self.outcomes.append(out)
+        if self.on_outcome is not None:
+            try:
+                await self.on_outcome(zid, data, out)
+            except Exception:
+                log.exception("on_outcome of %s failed", zid)
+
     async def _process(self, zid: str, msg: Any) -> dict[str, Any]:
-        """Handle, snapshot, ack, then tell ``on_outcome`` (the lease is held)."""
+        """Handle, snapshot, ack, then tell ``on_outcome`` (the lease is held). After a
+        removal, the commands left in the zone's stream are refused (:meth:`_refuse_queued`)."""
         if msg.data.get("op") == "remove_zone":
             out = await self._remove(zid, msg.data)
         else:
@@ -526,13 +540,64 @@ class ZoneWorker:
         else:
             self._dirty.add(zid)
         await self.queue.ack(zone_stream(zid), GROUP, msg.id)
-        self.outcomes.append(out)
-        if self.on_outcome is not None:
+        await self._tell(zid, msg.data, out)
+        if out.get("removed"):
             try:
-                await self.on_outcome(zid, msg.data, out)
-            except Exception:
-                log.exception("on_outcome of %s failed", zid)
+                await self._refuse_queued(zid)
+            except Exception:  # the zone is gone all the same; askers refuse what is left
+                log.exception("refusing the commands left for removed zone %s failed", zid)
         return out
+
+    async def _refuse_queued(self, zid: str) -> int:
+        """Answer every command left in the stream of the removed zone ``zid`` with the error
+        ``zone_removed`` and ack it (the zone's lease is held, so nobody else reads it): no
+        process serves a removed zone, and a booking left there would stay pending forever.
+        ``on_outcome`` comes before the ack: a crash in between only repeats the refusal.
+        Returns how many were refused."""
+        stream, refused = zone_stream(zid), 0
+        while True:
+            # Those read but not handled (the rest of the batch holding the removal) first.
+            msgs = await self.queue.reclaim(
+                stream, GROUP, self.worker_id, min_idle_ms=0, count=RECLAIM_BATCH
+            )
+            msgs = msgs or await self.queue.read(
+                stream, GROUP, self.worker_id, count=RECLAIM_BATCH, block_ms=0
+            )
+            if not msgs:
+                return refused
+            for m in msgs:
+                out = {"error": "zone_removed", "message": f"zone {zid} was removed"}
+                await self._tell(zid, m.data, out)
+                await self.queue.ack(stream, GROUP, m.id)
+                refused += 1
+            log.info("%d command(s) for removed zone %s refused", len(msgs), zid)
+
+    async def refuse_removed(self, zid: str) -> int:
+        """Refuse the commands queued for ``zid`` if it is no longer in the catalog (one that
+        reached its stream after the owner's removal, from a process whose catalog was not
+        re-read yet). The zone's lease is taken for the time: a zone added again meanwhile
+        is left to its owner. Returns how many were refused (0 without a catalog). Call it
+        only for a zone the service no longer has: a catalog that leaves zones out for this
+        worker (the app's ``skip``) cannot tell those from removed ones."""
+        if self.catalog is None:
+            return 0
+        # Mostly the zone is listed (its owner was only slow): answered without waiting for
+        # the keeper's pass, which may be restoring zones taken over.
+        if any(z.zone_id == zid for z in await self.catalog.zones()):
+            return 0
+        # The keeper's lock: its pass must not take the zone while its lease is held here;
+        # the zone's: the owner that removed it may still be refusing its queue.
+        async with self._pass_lock:
+            await self._refresh_catalog(True)
+            if zid in self.zones:
+                return 0
+            async with self._lock(zid):
+                if not await self._renew(zid):
+                    return 0
+                try:
+                    return await self._refuse_queued(zid)
+                finally:
+                    await self.leases.release(lease_key(zid), self.worker_id)
 
     async def run_once(self, block_ms: int = 0) -> int:
         """Renew/take leases, then handle the waiting messages of owned zones; returns count."""
@@ -599,7 +664,7 @@ class ZoneWorker:
                             lost = False
                             removed = bool((await self._process(zid, m)).get("removed"))
                     if lost or removed:
-                        # A removed zone's later messages stay unread: nobody serves it now.
+                        # A removed zone's later messages were refused by _process.
                         await self._drop(zid, release=removed)
                         return
             except asyncio.CancelledError:

@@ -21,6 +21,7 @@ Reusable by every app test (import nothing; pytest injects them):
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -238,3 +239,24 @@ ZONE = {
 }
 A = {"lat": 42.31, "lon": 140.96}
 B = {"lat": 42.33, "lon": 140.99}
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], redis_url: str, prefix: str) -> None:
+    """End app processes a test spawned (terminated, killed after 10 s), then delete the
+    test's Redis keys (those under ``prefix``)."""
+    import redis
+
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

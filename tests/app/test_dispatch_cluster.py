@@ -43,7 +43,15 @@ from dispatch.scale_out import restore_zone
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
-from tests.app.conftest import ZONE, A, B, assert_error, services_of, settings_for
+from tests.app.conftest import (
+    ZONE,
+    A,
+    B,
+    assert_error,
+    services_of,
+    settings_for,
+    stop_processes,
+)
 from tests.app.test_demo import start_together
 from tests.app.test_events_api import _free_port, _spawn, _wait_ready
 from tests.conftest import PG_ADMIN_URL
@@ -178,6 +186,15 @@ def add_fleet(client: TestClient, h: dict[str, str], zone_id: str, vans: int = 1
         assert r.status_code == 201, r.text
 
 
+def staff_and_rider(
+    client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> tuple[Any, dict[str, str], dict[str, str]]:
+    """A new rider, with the headers of a new dispatcher and of the rider on ``client``."""
+    boss = make_user(roles=("dispatcher",), client=client)
+    rider = make_user(client=client)
+    return rider, auth(boss, client), auth(rider, client)
+
+
 def assert_no_double_assignment(client: TestClient) -> None:
     """Every live ride sits in exactly one plan (pick-up and drop-off), or in none once done."""
     d = services_of(client).dispatcher
@@ -199,9 +216,7 @@ def test_processes_share_zones_rides_and_vehicle_events(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
     a, b, c = cluster(), cluster(), cluster()
-    boss = make_user(roles=("dispatcher",), client=a)
-    alice = make_user(client=a)
-    hb, ha = auth(boss, a), auth(alice, a)
+    _, hb, ha = staff_and_rider(a, make_user, auth)
     zid = f"z-{uuid.uuid4().hex[:6]}"
 
     # A zone added on A is owned by exactly one process as soon as the answer comes.
@@ -269,9 +284,7 @@ def test_takeover_after_clean_stop_and_after_crash_keeps_every_booking(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
     a = cluster()
-    boss = make_user(roles=("dispatcher",), client=a)
-    alice = make_user(client=a)
-    hb, ha = auth(boss, a), auth(alice, a)
+    _, hb, ha = staff_and_rider(a, make_user, auth)
     zid = f"z-{uuid.uuid4().hex[:6]}"
     add_fleet(a, hb, zid, vans=2)
     b = cluster()
@@ -402,20 +415,28 @@ class DropReplies:
         return getattr(self.bus, name)
 
 
-def test_lost_reply_answers_the_saved_outcome(
+def owner_and_asker(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
-) -> None:
-    """The owner handles a command and saves it, but its reply never reaches the asking
-    process: the asker finds the outcome in the database (or the refusal record) when the
-    reply times out and answers it, not 202 pending / 503."""
+) -> tuple[TestClient, TestClient, dict[str, str], dict[str, str], str]:
+    """Process A owning a new zone with one van, process B asking (short reply timeouts),
+    a dispatcher's and a rider's headers, the zone's id."""
     a = cluster(dispatch_reply_timeout_s=0.5)
-    boss = make_user(roles=("dispatcher",), client=a)
-    alice = make_user(client=a)
-    hb, ha = auth(boss, a), auth(alice, a)
+    _, hb, ha = staff_and_rider(a, make_user, auth)
     zid = f"z-{uuid.uuid4().hex[:6]}"
     add_fleet(a, hb, zid)
     b = cluster(dispatch_reply_timeout_s=0.5)
     assert owners([a, b], zid) == [0]
+    return a, b, hb, ha, zid
+
+
+def test_lost_reply_answers_the_recorded_outcome(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """The owner handles a command, but its reply never reaches the asking process: the
+    asker reads the outcome the owner recorded under the command's correlation id when the
+    reply times out and answers it, success or refusal, for every kind of command (not 202
+    pending / 503)."""
+    a, b, hb, ha, zid = owner_and_asker(cluster, make_user, auth)
     lost = DropReplies(gateway(a).bus)
     gateway(a).bus = lost
 
@@ -430,42 +451,164 @@ def test_lost_reply_answers_the_saved_outcome(
     assert_error(b.post(RIDES, json={"request": big}, headers=ha), 409, "party_too_large")
     assert lost.dropped == 2
 
-    # A vehicle event: the ride's history shows it (status at the event's time).
     van = f"{zid}-van0"
-    event = {"type": "boarded", "ride_id": ride["ride_id"]}
-    r = b.post(f"{FLEET}/vehicles/{van}/events", json=event, headers=hb)
+    events = f"{FLEET}/vehicles/{van}/events"
+    # An arrival reported for another ride: the owner's refusal, as without the loss.
+    wrong = {"type": "arrived", "ride_id": "someone-else"}
+    assert_error(b.post(events, json=wrong, headers=hb), 409, "not_next_stop")
+    # The arrival at the pick-up: its real result (the van is at the stop).
+    r = b.post(events, json={"type": "arrived", "ride_id": ride["ride_id"]}, headers=hb)
+    assert r.status_code == 200, r.text
+    pickup = r.json()["plan"][0]
+    assert pickup["kind"] == "pickup" and r.json()["position"] == [pickup["lat"], pickup["lon"]]
+    r = b.post(events, json={"type": "boarded", "ride_id": ride["ride_id"]}, headers=hb)
     assert r.status_code == 200, r.text
     assert r.json()["vehicle_id"] == van and r.json()["onboard"] == [ride["ride_id"]]
     assert b.get(f"{RIDES}/{ride['ride_id']}", headers=ha).json()["status"] == "onboard"
-    # A position report is saved only periodically: it cannot be recognised, so 503.
-    position = {"type": "position", "lat": 42.32, "lon": 140.97}
-    r = b.post(f"{FLEET}/vehicles/{van}/events", json=position, headers=hb)
-    assert_error(r, 503, "dispatch_busy")
-    # A new vehicle, found in the saved zone state.
+    r = b.post(events, json={"type": "position", "lat": 42.32, "lon": 140.97}, headers=hb)
+    assert r.status_code == 200, r.text
+    assert r.json()["position"] == [42.32, 140.97]
     body = {"vehicle_id": f"{zid}-van9", "zone_id": zid, "depot": A, "shift_end": time.time() + 3e4}
     r = b.post(f"{FLEET}/vehicles", json=body, headers=hb)
     assert r.status_code == 201, r.text
     assert r.json()["vehicle_id"] == f"{zid}-van9" and r.json()["plan"] == []
+    assert lost.dropped == 7
 
-    # A cancellation: the saved ride is cancelled.
+    # A cancellation, then a second one the owner refuses: its refusal, not 503 or 200.
     second = b.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
     assert second.status_code == 201, second.text
     r = b.delete(f"{RIDES}/{second.json()['ride_id']}", headers=ha)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled"
-    # Cancelling it again is refused by the owner; its refusal is lost too: 503, not 200.
-    assert_error(b.delete(f"{RIDES}/{second.json()['ride_id']}", headers=ha), 503, "dispatch_busy")
-    assert lost.dropped == 8
+    assert_error(
+        b.delete(f"{RIDES}/{second.json()['ride_id']}", headers=ha), 409, "not_cancellable"
+    )
+    assert lost.dropped == 10
     assert_no_double_assignment(a)
+
+
+def test_lost_reply_without_a_record_answers_the_saved_state(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """The owner saves a command, then dies before recording its outcome or replying (here:
+    its ``on_outcome`` does nothing). The asker finds what the save shows: a booking's ride,
+    a status event in its ride's history, a new vehicle. An arrival leaves no such trace:
+    503, and so is a position (saved only periodically)."""
+    a, b, hb, ha, zid = owner_and_asker(cluster, make_user, auth)
+    silenced: list[str] = []
+
+    async def dies_before_recording(zone_id: str, data: dict[str, Any], out: Any) -> None:
+        silenced.append(str(data.get("op")))
+
+    gateway(a).on_outcome = dies_before_recording  # type: ignore[method-assign]
+
+    r = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert r.status_code == 201, r.text
+    ride = r.json()
+    assert ride["status"] == "assigned" and ride["vehicle_id"] == f"{zid}-van0"
+    events = f"{FLEET}/vehicles/{zid}-van0/events"
+    r = b.post(events, json={"type": "arrived", "ride_id": ride["ride_id"]}, headers=hb)
+    assert_error(r, 503, "dispatch_busy")
+    r = b.post(events, json={"type": "boarded", "ride_id": ride["ride_id"]}, headers=hb)
+    assert r.status_code == 200, r.text
+    assert r.json()["onboard"] == [ride["ride_id"]]
+    position = {"type": "position", "lat": 42.32, "lon": 140.97}
+    assert_error(b.post(events, json=position, headers=hb), 503, "dispatch_busy")
+    body = {"vehicle_id": f"{zid}-van9", "zone_id": zid, "depot": A, "shift_end": time.time() + 3e4}
+    r = b.post(f"{FLEET}/vehicles", json=body, headers=hb)
+    assert r.status_code == 201, r.text
+    assert r.json()["vehicle_id"] == f"{zid}-van9"
+    assert silenced == ["book", "vehicle_event", "vehicle_event", "vehicle_event", "add_vehicle"]
+
+
+def rider_events(client: TestClient, user_id: str) -> Callable[[], dict[str, Any]]:
+    """Subscribe to ``user.<id>.ride`` on the process's bus now; the returned call waits for
+    the next event (generously: a slow machine) and gives its data."""
+    sub = client.portal.call(services_of(client).bus.subscribe, [f"user.{user_id}.ride"])  # type: ignore[union-attr]
+
+    def next_event() -> dict[str, Any]:
+        try:
+            ev = client.portal.call(sub.get, 30.0)  # type: ignore[union-attr]
+        except TimeoutError:
+            ev = None
+        assert ev is not None, "no event for the rider in 30 s"
+        return dict(ev.data)
+
+    return next_event
+
+
+def test_booking_queued_behind_a_zone_removal_ends_refused(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """A flex zone is removed (its feed unpublished) while nobody owns it, and a booking is
+    queued behind the removal (202 pending). The next owner removes the zone and refuses the
+    booking ``zone_removed``: the rider is told, and GET /rides/{id} answers the refusal
+    instead of "pending" forever."""
+    a = cluster(dispatch_lease_ttl_s=4.0, dispatch_reply_timeout_s=0.5)
+    alice, hb, ha = staff_and_rider(a, make_user, auth)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    r = a.post(f"{FLEET}/zones", json=zone_body(zid), headers=hb)  # no vehicle: removable
+    assert r.status_code == 201, r.text
+    b = cluster(dispatch_lease_ttl_s=4.0, dispatch_reply_timeout_s=0.5)
+    assert owners([a, b], zid) == [0]
+    crash(a)
+    # Nobody answers: the removal stays queued (the zone is still listed), then the booking.
+    assert b.portal.call(gateway(b).remove_zone, zid) == "kept"  # type: ignore[union-attr]
+    told = rider_events(b, alice.id)
+    r = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert r.status_code == 202, r.text
+    rid = r.json()["request_id"]
+    assert b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "pending"
+
+    # B takes the zone over, removes it, and refuses what was queued behind the removal.
+    event = told()
+    assert event == {"type": "rejected", "request_id": rid, "reason": "zone_removed"}
+    got = b.get(f"{RIDES}/{rid}", headers=ha)
+    assert got.status_code == 200, got.text
+    assert got.json()["status"] == "rejected" and got.json()["reason"] == "zone_removed"
+    assert rid not in {x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"]}
+    assert zid not in catalog_zones(services_of(b).engine, definitions=False)[0]
+    assert not owners([b], zid)
+
+
+def test_booking_reaching_a_removed_zone_later_is_refused(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """A process whose view of the catalog predates a zone's removal queues a booking in the
+    removed zone's stream, which nobody reads any more. When no reply comes, the asker finds
+    the zone gone from the catalog, refuses what is queued there and answers the refusal
+    (409 ``zone_removed``, the rider told, GET /rides/{id} says so), not 202 pending."""
+    a = cluster(dispatch_reply_timeout_s=0.5)
+    alice, hb, ha = staff_and_rider(a, make_user, auth)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    r = a.post(f"{FLEET}/zones", json=zone_body(zid), headers=hb)
+    assert r.status_code == 201, r.text
+    b = cluster(dispatch_reply_timeout_s=0.5)
+    zone = gateway(b).worker.zones[zid]
+    assert a.portal.call(gateway(a).remove_zone, zid) == "removed"  # type: ignore[union-attr]
+    wait_for(lambda: not owners([a, b], zid))
+
+    async def stale_zone_for(request: RideRequest) -> ServiceZone:
+        return zone  # the catalog as read just before the removal
+
+    gateway(b)._zone_for = stale_zone_for  # type: ignore[method-assign]
+    told = rider_events(b, alice.id)
+    r = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert_error(r, 409, "zone_removed")
+    event = told()
+    assert event["type"] == "rejected" and event["reason"] == "zone_removed"
+    got = b.get(f"{RIDES}/{event['request_id']}", headers=ha).json()
+    assert got["status"] == "rejected" and got["reason"] == "zone_removed"
+    assert event["request_id"] not in {
+        x["ride_id"] for x in b.get(RIDES, headers=ha).json()["rides"]
+    }
 
 
 def test_errors_match_single_process(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
     a = cluster()
-    boss = make_user(roles=("dispatcher",), client=a)
-    alice = make_user(client=a)
-    hb, ha = auth(boss, a), auth(alice, a)
+    _, hb, ha = staff_and_rider(a, make_user, auth)
     zid = f"z-{uuid.uuid4().hex[:6]}"
     add_fleet(a, hb, zid)
     b = cluster()
@@ -645,6 +788,33 @@ def test_demo_city_once_driven_by_its_owner_only(
     wait_for(lambda: city_other.loop is not None and city_other.loop.running)
 
 
+def test_demo_riders_book_through_the_gateway(cluster: Callable[..., TestClient]) -> None:
+    """In cluster mode the simulated riders quote and book through the gateway like any
+    rider: their bookings are commands on the zone's stream, handled, saved and answered by
+    the owner (they appear among its worker's outcomes), not calls on its dispatcher."""
+    demo = {"demo": True, "demo_riders_per_hour": 240.0, "demo_time_scale": 60.0}
+    a = cluster(**demo, demo_tick_s=0.1)
+    wait_for(lambda: owners([a], DEMO_ZONE) == [0], timeout=10)
+    city = services_of(a).demo_city
+    assert city is not None
+    worker = gateway(a).worker
+    d = services_of(a).dispatcher
+
+    def through_the_stream() -> set[str]:
+        return {str(o["ride_id"]) for o in list(worker.outcomes) if "ride_id" in o}
+
+    def booked_twice() -> bool:
+        riders = city.riders
+        return riders is not None and riders.stats.booked >= 2
+
+    wait_for(booked_twice, timeout=60)
+    riders = city.riders
+    assert riders is not None
+    demo_rides = {r.ride_id for r in d.rides(riders.user_id)}
+    assert len(demo_rides) >= 2 and all(r.startswith("demo-") for r in demo_rides)
+    assert demo_rides <= through_the_stream()
+
+
 def test_demo_first_run_imports_once_when_processes_start_together(
     cluster: Callable[..., TestClient],
 ) -> None:
@@ -745,8 +915,12 @@ def test_unpublished_flex_zones_leave_the_catalog_through_their_owner(
     wait_for(lambda: catalog_zones(engine, definitions=False)[0] == ["cobb:zone_1"], timeout=10)
     wait_for(lambda: all(not owners([a, b], z) for z in flex[1:]), timeout=3)
     one_owner([a, b], "cobb:zone_1")  # kept: it has a vehicle
+
+    def only_zone_1(c: TestClient) -> bool:
+        return set(gateway(c).worker.zones) == {"cobb:zone_1"}
+
     for c in (a, b):
-        wait_for(lambda c=c: set(gateway(c).worker.zones) == {"cobb:zone_1"}, timeout=3)
+        wait_for(functools.partial(only_zone_1, c), timeout=3)
     listed = a.get("/api/v1/fleet/zones", headers=boss).json()["zones"]
     assert [z["zone_id"] for z in listed] == ["cobb:zone_1"]
     # A's feed sync adopts the publish and asks too: the zones are gone already, nothing more.
@@ -808,22 +982,7 @@ async def processes(
             await asyncio.to_thread(_wait_ready, proc, procs[-1][0], log)
         yield procs
     finally:
-        for _, proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for _, proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        import redis
-
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=redis_prefix + "*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        stop_processes([proc for _, proc in procs], redis_url, redis_prefix)
 
 
 async def _owned(c: httpx.AsyncClient) -> list[str]:

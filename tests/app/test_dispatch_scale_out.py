@@ -435,6 +435,96 @@ async def test_remove_zone_refused_with_vehicles_then_done_without(
     assert not needs_snapshot(remove_zone_message(None))
 
 
+async def _empty_east(state: Any) -> None:
+    """East's saved state without vans (a zone can be removed only then)."""
+    d = new_dispatcher()
+    d.add_zone(ZONES[0])
+    await state.save(state_key("east"), zone_snapshot(d, "east"))
+
+
+async def test_commands_queued_behind_a_removal_are_refused(
+    backends: tuple[Any, Any, Any],
+) -> None:
+    """A booking (and any command) queued after ``remove_zone`` would stay unread forever:
+    nobody serves a removed zone. Its owner refuses them ``zone_removed`` and acks them, both
+    those read in the removal's batch and those still unread; the zone task does the same."""
+    bus, leases, state = backends
+    await _seed_fleet(state)
+    await _empty_east(state)
+    east = ZONES[0]
+    w = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=1000)
+    try:
+        await bus.enqueue(zone_stream("east"), remove_zone_message(None))
+        await bus.enqueue(zone_stream("east"), book_message(request(east, 0)))
+        await bus.enqueue(zone_stream("east"), {"op": "cancel", "ride_id": "east-0"})
+        assert await w.run_once() == 1
+        assert w.outcomes[0] == {"zone_id": "east", "removed": True}
+        assert [o.get("error") for o in w.outcomes[1:]] == ["zone_removed", "zone_removed"]
+        assert await bus.pending(zone_stream("east"), "dispatch") == 0
+        assert await bus.read(zone_stream("east"), "dispatch", "x", block_ms=0) == []
+    finally:
+        await w.stop()
+
+    # The same through the zone task of a started worker: the book's outcome reaches the hook.
+    await _seed_fleet(state)
+    await _empty_east(state)
+    rec = Recorder()
+    catalog = ListCatalog(ZONES)
+    w2 = v2_worker("w2", bus, leases, state, catalog, rec)
+    try:
+        await w2.sync()
+        w2.start()
+        await bus.enqueue(zone_stream("east"), remove_zone_message(None))
+        await bus.enqueue(zone_stream("east"), book_message(request(east, 1)))
+        await until(lambda: len(rec.outcomes) == 2)
+        (_, _, removed), (_, data, refused) = rec.outcomes
+        assert removed["removed"] is True
+        assert data["request"]["request_id"] == "east-1" and refused["error"] == "zone_removed"
+        catalog.list = [ZONES[1]]  # the app's zone store deletes the catalog row itself
+        await until(lambda: "east" not in w2.owned)
+        assert await bus.pending(zone_stream("east"), "dispatch") == 0
+    finally:
+        await w2.stop()
+
+
+async def test_a_command_reaching_a_removed_zone_later_is_refused_by_refuse_removed(
+    backends: tuple[Any, Any, Any],
+) -> None:
+    """A process whose catalog was not re-read yet queues a booking after the zone's
+    removal: ``refuse_removed`` (the asker's worker, on its reply timeout) refuses it once
+    the catalog no longer lists the zone, holding the zone's lease meanwhile; while the zone
+    is listed, or leased by another worker, it leaves the stream alone."""
+    bus, leases, state = backends
+    east, west = ZONES
+    catalog = ListCatalog([east, west])
+    rec = Recorder()
+    w = v2_worker("w", bus, leases, state, catalog, rec)
+    try:
+        await w.sync()
+        assert w.owned == {"east", "west"}
+        assert await w.refuse_removed("east") == 0  # listed and owned: the owner serves it
+        assert await leases.acquire(lease_key("east"), "w", 5000)  # still its own
+        catalog.list = [west]
+        await w.sync()  # the removal, as another process saw it: east dropped and released
+        assert w.owned == {"west"}
+        # A booking reaches the stream now: nobody reads it.
+        await bus.enqueue(zone_stream("east"), book_message(request(east, 0)))
+        assert await leases.acquire(lease_key("east"), "other", 5000)
+        assert await w.refuse_removed("east") == 0  # someone holds the lease: not touched
+        await leases.release(lease_key("east"), "other")
+        assert await w.refuse_removed("east") == 1
+        (zid, data, out) = rec.outcomes[-1]
+        assert zid == "east" and data["op"] == "book" and out["error"] == "zone_removed"
+        assert await bus.pending(zone_stream("east"), "dispatch") == 0
+        assert await leases.acquire(lease_key("east"), "someone", 1000)  # released again
+        assert w.owned == {"west"} and "east" not in w.zones
+        # Without a catalog a worker cannot tell a removed zone: never.
+        plain = ZoneWorker("p", [], new_dispatcher, bus, leases, state)
+        assert await plain.refuse_removed("east") == 0
+    finally:
+        await w.stop()
+
+
 async def test_join_swallows_the_joined_tasks_cancellation_only() -> None:
     inner = asyncio.create_task(asyncio.sleep(30))
     await asyncio.sleep(0)

@@ -33,7 +33,7 @@ from app.api.events import token_expiry
 from app.events import EventBus, InProcessEventBus
 from app.identity import accounts
 from app.main import create_app
-from tests.app.conftest import assert_error, settings_for
+from tests.app.conftest import assert_error, settings_for, stop_processes
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -467,21 +467,7 @@ async def two_processes(
             await asyncio.to_thread(_wait_ready, proc, base, log)
         yield bases[0], bases[1]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        import redis
-
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=redis_prefix + "*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        stop_processes(procs, redis_url, redis_prefix)
 
 
 @pytest.mark.slow
