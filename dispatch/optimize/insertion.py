@@ -64,6 +64,36 @@ def _pick_feasible(P, k, seq, m, p, d, n_cand, cd, ci, cj, cand, B, W, pos):  # 
 
 
 @njit(cache=True)
+def _start_after(Be, nodef, travel, j, a, x):  # type: ignore[no-untyped-def]
+    """Driving to node ``x`` right after stop ``a`` at position ``j``: ``(too_late, start)``,
+    ``too_late`` when it arrives after ``x``'s window closes (it only gets later further down
+    the route), else the earliest start of service there."""
+    t = Be[j] + nodef[a, 2] + travel[a, x]
+    if t > nodef[x, 1] + EPS:
+        return True, t
+    return False, max(t, nodef[x, 0])
+
+
+@njit(cache=True)
+def _overloaded(lafter, load, cap, k, i, p):  # type: ignore[no-untyped-def]
+    """Whether vehicle ``k`` carrying ``p``'s load on top of its load after position ``i`` is
+    over its capacity."""
+    for h in range(load.shape[1]):  # noqa: SIM110 (numba: no generator in any())
+        if lafter[i, h] + load[p, h] > cap[k, h]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _add_candidate(cd, ci, cj, n, c, i, j):  # type: ignore[no-untyped-def]
+    """Record candidate ``n`` (cost ``c``, positions ``i``, ``j``); returns the new count."""
+    cd[n] = c
+    ci[n] = i
+    cj[n] = j
+    return n + 1
+
+
+@njit(cache=True)
 def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj):  # type: ignore[no-untyped-def]
     """Cheapest feasible insertion of request ``r`` into route ``seq[:m]`` of vehicle ``k``.
 
@@ -118,16 +148,13 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
         for j in range(0, m - 1):
             a = seq[j]
             b = seq[j + 1]
-            bd = Be[j] + nodef[a, 2] + travel[a, d]
-            if bd > nodef[d, 1] + EPS:
+            too_late, bd = _start_after(Be, nodef, travel, j, a, d)
+            if too_late:
                 break
-            bd = max(bd, nodef[d, 0])
             if bd + sd + travel[d, b] > Ls[j + 1] + EPS:
                 continue
-            cd[n_cand] = cost[a, d] + cost[d, b] - cost[a, b] + extra
-            ci[n_cand] = j
-            cj[n_cand] = j
-            n_cand += 1
+            c = cost[a, d] + cost[d, b] - cost[a, b] + extra
+            n_cand = _add_candidate(cd, ci, cj, n_cand, c, j, j)
         x = _pick_feasible(P, k, seq, m, -1, d, n_cand, cd, ci, cj, cand, B, W, pos)
         if x < 0:
             return np.inf, -1, -1
@@ -136,49 +163,35 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
     for i in range(0, m - 1):
         a = seq[i]
         b = seq[i + 1]
-        bp = Be[i] + nodef[a, 2] + travel[a, p]
-        if bp > nodef[p, 1] + EPS:
+        too_late, bp = _start_after(Be, nodef, travel, i, a, p)
+        if too_late:
             break
-        bp = max(bp, nodef[p, 0])
-        over = False
-        for h in range(nd):
-            if lafter[i, h] + load[p, h] > cap[k, h]:
-                over = True
-        if over:
+        if _overloaded(lafter, load, cap, k, i, p):
             continue
         # Adjacent: a -> p -> d -> b.
         bd = max(bp + sp + travel[p, d], nodef[d, 0])
         if bd <= nodef[d, 1] + EPS and bd + sd + travel[d, b] <= Ls[i + 1] + EPS:
-            cd[n_cand] = cost[a, p] + cost[p, d] + cost[d, b] - cost[a, b] + extra
-            ci[n_cand] = i
-            cj[n_cand] = i
-            n_cand += 1
+            c = cost[a, p] + cost[p, d] + cost[d, b] - cost[a, b] + extra
+            n_cand = _add_candidate(cd, ci, cj, n_cand, c, i, i)
         if max(bp + sp + travel[p, b], nodef[b, 0]) > Ls[i + 1] + EPS:
             continue
         dp = cost[a, p] + cost[p, b] - cost[a, b] + extra
         ride_max = maxride[r]
         for j in range(i + 1, m - 1):
-            over = False
-            for h in range(nd):
-                if lafter[j, h] + load[p, h] > cap[k, h]:
-                    over = True
-            if over:
+            if _overloaded(lafter, load, cap, k, j, p):
                 break
             c1 = seq[j]
             c2 = seq[j + 1]
             ride = travel[p, b] + Sx[j] - Sx[i + 1] + nodef[c1, 2] + travel[c1, d]
             if ride > ride_max + EPS:
                 break
-            bd = Be[j] + nodef[c1, 2] + travel[c1, d]
-            if bd > nodef[d, 1] + EPS:
+            too_late, bd = _start_after(Be, nodef, travel, j, c1, d)
+            if too_late:
                 break
-            bd = max(bd, nodef[d, 0])
             if bd + sd + travel[d, c2] > Ls[j + 1] + EPS:
                 continue
-            cd[n_cand] = dp + cost[c1, d] + cost[d, c2] - cost[c1, c2]
-            ci[n_cand] = i
-            cj[n_cand] = j
-            n_cand += 1
+            c = dp + cost[c1, d] + cost[d, c2] - cost[c1, c2]
+            n_cand = _add_candidate(cd, ci, cj, n_cand, c, i, j)
     x = _pick_feasible(P, k, seq, m, p, d, n_cand, cd, ci, cj, cand, B, W, pos)
     if x < 0:
         return np.inf, -1, -1
