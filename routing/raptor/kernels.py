@@ -65,6 +65,53 @@ def find_trip(
 
 
 @njit(cache=True)
+def mark(s: int, marked: np.ndarray, mark_list: np.ndarray, n_mark: int) -> int:
+    """Mark stop ``s`` for the next round (once); returns the number of marked stops."""
+    if not marked[s]:
+        marked[s] = True
+        mark_list[n_mark] = s
+        n_mark += 1
+    return n_mark
+
+
+@njit(cache=True)
+def queue_patterns(
+    mark_list: np.ndarray,
+    n_mark: int,
+    marked: np.ndarray,
+    stop_pattern_ptr: np.ndarray,
+    stop_patterns: np.ndarray,
+    stop_pattern_pos: np.ndarray,
+    first_pos: np.ndarray,
+    pat_queue: np.ndarray,
+) -> int:
+    """Queue the patterns through the marked stops (unmarking them) in ``pat_queue``, each from
+    its earliest marked position (``first_pos``, ``BIG`` for the others); returns how many."""
+    n_q = 0
+    for i in range(n_mark):
+        s = mark_list[i]
+        marked[s] = False
+        for e in range(stop_pattern_ptr[s], stop_pattern_ptr[s + 1]):
+            p = stop_patterns[e]
+            pos = stop_pattern_pos[e]
+            if first_pos[p] == BIG:
+                pat_queue[n_q] = p
+                n_q += 1
+            if pos < first_pos[p]:
+                first_pos[p] = pos
+    return n_q
+
+
+@njit(cache=True)
+def scan_pass(v: int, v_lo: int, odd_trip: np.ndarray, odd_copy: np.ndarray) -> tuple[int, int]:
+    """What pass ``v`` of a pattern scan rides alone: ``(-1, 0)``, nothing, in pass
+    ``v_lo - 1`` (the pattern's regular trip copies), else its odd copy ``(trip, copy)``."""
+    if v < v_lo:
+        return -1, 0
+    return odd_trip[v], odd_copy[v]
+
+
+@njit(cache=True)
 def raptor(
     # network
     pattern_stop_ptr: np.ndarray,
@@ -143,10 +190,7 @@ def raptor(
         if c < ready[0, s]:
             ready[0, s] = c
             ready_src[0, s] = ACCESS
-            if not marked[s]:
-                marked[s] = True
-                mark_list[n_mark] = s
-                n_mark += 1
+            n_mark = mark(s, marked, mark_list, n_mark)
         if egress_s[s] >= 0 and c + egress_s[s] < target_bound[0]:
             target_bound[0] = c + egress_s[s]
     for s in range(n_stops):
@@ -168,10 +212,7 @@ def raptor(
                 if c < ready[0, t]:
                     ready[0, t] = c  # no vehicle change before the first ride
                     ready_src[0, t] = WALK
-                    if not marked[t]:
-                        marked[t] = True
-                        mark_list[n_mark] = t
-                        n_mark += 1
+                    n_mark = mark(t, marked, mark_list, n_mark)
 
     rounds_done = 0
     for k in range(1, n_rounds):
@@ -193,18 +234,10 @@ def raptor(
         rounds_done = k
 
         # Queue the patterns through marked stops, from their earliest marked position.
-        n_q = 0
-        for i in range(n_mark):
-            s = mark_list[i]
-            marked[s] = False
-            for e in range(stop_pattern_ptr[s], stop_pattern_ptr[s + 1]):
-                p = stop_patterns[e]
-                pos = stop_pattern_pos[e]
-                if first_pos[p] == BIG:
-                    pat_queue[n_q] = p
-                    n_q += 1
-                if pos < first_pos[p]:
-                    first_pos[p] = pos
+        n_q = queue_patterns(
+            mark_list, n_mark, marked, stop_pattern_ptr, stop_patterns, stop_pattern_pos,
+            first_pos, pat_queue,
+        )  # fmt: skip
         n_mark = 0
 
         # --- scan patterns ------------------------------------------------------------------
@@ -225,11 +258,7 @@ def raptor(
             # own (a realtime skip, a trip that lets nobody off where the others do, a delay
             # that overtakes): the earliest regular trip may not serve a stop it serves.
             for v in range(v_lo - 1, odd_ptr[p + 1]):
-                fix_t = -1
-                fix_o = 0
-                if v >= v_lo:
-                    fix_t = odd_trip[v]
-                    fix_o = odd_copy[v]
+                fix_t, fix_o = scan_pass(v, v_lo, odd_trip, odd_copy)
                 cur = -1
                 cur_o = 0
                 cur_off = 0
@@ -257,10 +286,7 @@ def raptor(
                                 if r < ready[k, s]:
                                     ready[k, s] = r
                                     ready_src[k, s] = RIDE
-                                    if not marked[s]:
-                                        marked[s] = True
-                                        mark_list[n_mark] = s
-                                        n_mark += 1
+                                    n_mark = mark(s, marked, mark_list, n_mark)
                     r = ready[k - 1, s]
                     if r >= BIG:
                         continue
@@ -322,10 +348,7 @@ def raptor(
                     if c + slack < ready[k, t]:
                         ready[k, t] = c + slack
                         ready_src[k, t] = WALK
-                        if not marked[t]:
-                            marked[t] = True
-                            mark_list[n_mark] = t
-                            n_mark += 1
+                        n_mark = mark(t, marked, mark_list, n_mark)
         target_bound[k] = bound
     for i in range(n_mark):
         marked[mark_list[i]] = False

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from numba import njit
 
 from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
-from routing.raptor.kernels import BIG, find_trip
+from routing.raptor.kernels import BIG, find_trip, mark, queue_patterns, scan_pass
 from routing.raptor.network import RaptorNetwork
 from routing.raptor.search import QueryArrays, _as_targets, _tighten
 
@@ -186,10 +186,7 @@ def mc_kernel(
             new_rides[n_acc] = n
             n_acc += 1
             n += 1
-            if not marked[s]:
-                marked[s] = True
-                mark_list[n_mark] = s
-                n_mark += 1
+            n_mark = mark(s, marked, mark_list, n_mark)
     for i in range(n_acc):
         x = new_rides[i]
         s = l_stop[x]
@@ -218,26 +215,15 @@ def mc_kernel(
                 l_parent[n] = x
                 dead[n] = False
                 n += 1
-                if not marked[t]:
-                    marked[t] = True
-                    mark_list[n_mark] = t
-                    n_mark += 1
+                n_mark = mark(t, marked, mark_list, n_mark)
 
     for k in range(1, max_rounds + 1):
         if n_mark == 0:
             break
-        n_q = 0
-        for i in range(n_mark):
-            s = mark_list[i]
-            marked[s] = False
-            for e in range(stop_pattern_ptr[s], stop_pattern_ptr[s + 1]):
-                p = stop_patterns[e]
-                pos = stop_pattern_pos[e]
-                if first_pos[p] == BIG:
-                    pat_queue[n_q] = p
-                    n_q += 1
-                if pos < first_pos[p]:
-                    first_pos[p] = pos
+        n_q = queue_patterns(
+            mark_list, n_mark, marked, stop_pattern_ptr, stop_patterns, stop_pattern_pos,
+            first_pos, pat_queue,
+        )  # fmt: skip
         n_mark = 0
         n_new = 0
         for q in range(n_q):
@@ -252,11 +238,7 @@ def mc_kernel(
             # Pass v_lo - 1: the pattern's regular trip copies; each further pass one odd trip
             # copy alone, as a pattern of its own (see kernels.raptor).
             for v in range(v_lo - 1, odd_ptr[p + 1]):
-                fix_t = -1
-                fix_o = 0
-                if v >= v_lo:
-                    fix_t = odd_trip[v]
-                    fix_o = odd_copy[v]
+                fix_t, fix_o = scan_pass(v, v_lo, odd_trip, odd_copy)
                 n_rb = 0
                 for i in range(start, n_pos):
                     s = pattern_stops[p0 + i]
@@ -292,10 +274,7 @@ def mc_kernel(
                             new_rides[n_new] = n
                             n_new += 1
                             n += 1
-                            if not marked[s]:
-                                marked[s] = True
-                                mark_list[n_mark] = s
-                                n_mark += 1
+                            n_mark = mark(s, marked, mark_list, n_mark)
                     # Board: labels of the previous round at this stop join the route bag.
                     x = head[s]
                     while x >= 0:
@@ -397,10 +376,7 @@ def mc_kernel(
                     l_parent[n] = x
                     dead[n] = False
                     n += 1
-                    if not marked[t]:
-                        marked[t] = True
-                        mark_list[n_mark] = t
-                        n_mark += 1
+                    n_mark = mark(t, marked, mark_list, n_mark)
     return n
 
 
