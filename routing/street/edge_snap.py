@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,22 @@ _M_PER_DEG = EARTH_RADIUS_M * np.pi / 180.0
 
 
 @dataclass(frozen=True, eq=False)
-class EdgeSnap:
+class _PerPoint:
+    """Arrays with one row per point (every field), as :class:`EdgeSnap` and :class:`Links`."""
+
+    edge: IntArray
+
+    def __len__(self) -> int:
+        return int(self.edge.shape[0])
+
+    def take(self, idx: npt.ArrayLike) -> Self:
+        """The rows of a subset of the points."""
+        i = np.asarray(idx)
+        return type(self)(*(getattr(self, f.name)[i] for f in fields(self)))
+
+
+@dataclass(frozen=True, eq=False)
+class EdgeSnap(_PerPoint):
     """Where points land on the street: one entry per point."""
 
     edge: IntArray  # the segment's canonical directed edge u -> v
@@ -53,25 +69,9 @@ class EdgeSnap:
     point_lat: FloatArray  # the point itself
     point_lon: FloatArray
 
-    def __len__(self) -> int:
-        return int(self.edge.shape[0])
-
-    def take(self, idx: npt.ArrayLike) -> EdgeSnap:
-        """The snaps of a subset of the points."""
-        i = np.asarray(idx)
-        return EdgeSnap(
-            self.edge[i],
-            self.frac[i],
-            self.off_m[i],
-            self.lat[i],
-            self.lon[i],
-            self.point_lat[i],
-            self.point_lon[i],
-        )
-
 
 @dataclass(frozen=True, eq=False)
-class Links:
+class Links(_PerPoint):
     """Candidate segments per point, nearest first: ``[n, S]`` arrays, unused slots have
     ``edge == -1`` and ``off_m == inf``."""
 
@@ -83,25 +83,9 @@ class Links:
     point_lat: FloatArray  # [n]
     point_lon: FloatArray  # [n]
 
-    def __len__(self) -> int:
-        return int(self.edge.shape[0])
-
     @property
     def width(self) -> int:
         return int(self.edge.shape[1])
-
-    def take(self, idx: npt.ArrayLike) -> Links:
-        """The links of a subset of the points."""
-        i = np.asarray(idx)
-        return Links(
-            self.edge[i],
-            self.frac[i],
-            self.off_m[i],
-            self.lat[i],
-            self.lon[i],
-            self.point_lat[i],
-            self.point_lon[i],
-        )
 
     def nearest(self) -> EdgeSnap:
         """The nearest segment only."""
