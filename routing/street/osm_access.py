@@ -27,6 +27,7 @@ from routing.street.shortest_paths import Row, search_from_points
 from routing.street.straight_line import (
     DEFAULT_WALK_SPEED_MPS,
     check_speed,
+    check_walk_budget,
     reachable,
     walk_seconds,
 )
@@ -84,9 +85,7 @@ class OsmWalkAccess:
         walk_speed_mps: float = DEFAULT_WALK_SPEED_MPS,
     ) -> tuple[IntArray, IntArray, FloatArray]:
         """Stops within ``max_seconds`` of walking: ``(idx, seconds, meters)`` by seconds."""
-        speed = check_speed(walk_speed_mps)
-        if not np.isfinite(max_seconds) or max_seconds < 0:
-            raise ValueError(f"max_seconds must be >= 0, got {max_seconds!r}")
+        speed = check_walk_budget(max_seconds, walk_speed_mps)
         la, lo = as_latlon(lat, lon)
         o = self._link_point(float(la[0]), float(lo[0]))
         budget = max_seconds * speed

@@ -40,6 +40,15 @@ def check_speed(speed: float, what: str = "walk_speed_mps") -> float:
     return s
 
 
+def check_walk_budget(max_seconds: float, walk_speed_mps: float) -> float:
+    """Return the walking speed of a ``nearby_stops`` call as a float, refusing a non-positive
+    speed or a negative or non-finite ``max_seconds``."""
+    speed = check_speed(walk_speed_mps)
+    if not np.isfinite(max_seconds) or max_seconds < 0:
+        raise ValueError(f"max_seconds must be >= 0, got {max_seconds!r}")
+    return speed
+
+
 def walk_seconds(meters: npt.ArrayLike, walk_speed_mps: float) -> IntArray:
     """Walking seconds, rounded up, as int32."""
     return np.ceil(np.asarray(meters, dtype=np.float64) / walk_speed_mps - 1e-9).astype(np.int32)
@@ -88,9 +97,7 @@ class StraightLineAccess:
     ) -> tuple[IntArray, IntArray, FloatArray]:
         """Stops within ``max_seconds`` of walking: ``(idx, seconds, meters)`` by seconds."""
         la, lo = as_latlon(lat, lon)
-        speed = check_speed(walk_speed_mps)
-        if not np.isfinite(max_seconds) or max_seconds < 0:
-            raise ValueError(f"max_seconds must be >= 0, got {max_seconds!r}")
+        speed = check_walk_budget(max_seconds, walk_speed_mps)
         radius = max_seconds * speed / self.detour
         # Inflate the chord a hair so float rounding never drops a stop on the boundary.
         cand = self._tree.query_ball_point(to_xyz(la, lo)[0], float(chord_m(radius)) + 1e-6)
