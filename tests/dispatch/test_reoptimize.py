@@ -12,15 +12,57 @@ from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.problem import solution_cost
 from dispatch.reoptimize import ReoptimizationLoop, ZoneProblem, build_problem, reoptimise_zone
 from dispatch.request import RideRequest
-from dispatch.rides import Ride
+from dispatch.rides import Rejection, Ride
 from dispatch.simulation.invariants import plan_violations
 from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
 from dispatch.time_dependent import parse_speed_windows
-from dispatch.vehicle import SHUTTLE, VAN, Stop, Vehicle
+from dispatch.vehicle import SHUTTLE, VAN, Stop, Vehicle, VehicleType
 from dispatch.zone import ServiceZone
 from routing.street import TimeOfDaySpeeds
 
 NOW = 8 * 3600.0
+
+
+def _request(
+    d: Dispatcher, a: np.ndarray, b: np.ndarray, earliest_pickup: float, request_id: str
+) -> Ride | Rejection:
+    """Ask ``d`` at NOW for a ride from point ``a`` to point ``b`` (``(lat, lon)`` rows)."""
+    return d.request_ride(
+        RideRequest(
+            origin=(float(a[0]), float(a[1])),
+            destination=(float(b[0]), float(b[1])),
+            requested_at=NOW,
+            earliest_pickup=earliest_pickup,
+            request_id=request_id,
+            user_id="u",
+        ),
+        now=NOW,
+    )
+
+
+def _book_pairs(d: Dispatcher, pts: np.ndarray, n: int, every_s: float) -> list[Ride]:
+    """Request ``n`` rides between consecutive pairs of ``pts``, pick-ups ``every_s`` apart
+    from NOW + 5 min; the ones booked."""
+    rides = []
+    for k in range(n):
+        r = _request(d, pts[2 * k], pts[2 * k + 1], NOW + 300 + every_s * k, f"r{k}")
+        if isinstance(r, Ride):
+            rides.append(r)
+    return rides
+
+
+def _promises(rides: list[Ride]) -> dict[str, tuple[tuple[float, float], float]]:
+    """What each ride was promised: its pick-up window and latest arrival."""
+    return {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+
+
+def _assert_each_held_by_its_vehicle(d: Dispatcher, rides: list[Ride]) -> None:
+    """Every ride is in the plan of its own vehicle, and of no other."""
+    for r in rides:
+        holders = [
+            v.vehicle_id for v in d.vehicles() if any(s.ride_id == r.ride_id for s in v.plan)
+        ]
+        assert holders == [r.vehicle_id]
 
 
 def _booked(
@@ -29,23 +71,7 @@ def _booked(
     zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
     d = build_dispatcher([zone], 3, (NOW - 600, NOW + 6 * 3600), seed, speeds=speeds)
     rng = np.random.default_rng(seed)
-    pts = zone.random_points(rng, 2 * n)
-    rides = []
-    for k in range(n):
-        r = d.request_ride(
-            RideRequest(
-                origin=(float(pts[2 * k, 0]), float(pts[2 * k, 1])),
-                destination=(float(pts[2 * k + 1, 0]), float(pts[2 * k + 1, 1])),
-                requested_at=NOW,
-                earliest_pickup=NOW + 300 + 240 * k,
-                request_id=f"r{k}",
-                user_id="u",
-            ),
-            now=NOW,
-        )
-        if isinstance(r, Ride):
-            rides.append(r)
-    return d, rides
+    return d, _book_pairs(d, zone.random_points(rng, 2 * n), n, 240)
 
 
 def _driving(d: Dispatcher) -> float:
@@ -60,7 +86,7 @@ def test_reoptimisation_keeps_every_promise_and_never_costs_more() -> None:
         d, rides = _booked(seed)
         assert len(rides) >= 8
         before = _driving(d)
-        windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+        windows = _promises(rides)
         # OR-Tools (time-limited, so whether it improves depends on the machine) for seeds 1
         # and 3; deterministic ALNS for seed 2, which does improve: a real replacement is
         # exercised on any machine.
@@ -74,12 +100,8 @@ def test_reoptimisation_keeps_every_promise_and_never_costs_more() -> None:
         if applied:
             assert after < before
         assert plan_violations(d, NOW) == []
-        for r in rides:  # promises are never rewritten
-            assert (r.pickup_window, r.latest_arrival) == windows[r.ride_id]
-            holders = [
-                v.vehicle_id for v in d.vehicles() if any(s.ride_id == r.ride_id for s in v.plan)
-            ]
-            assert holders == [r.vehicle_id]
+        assert _promises(rides) == windows  # promises are never rewritten
+        _assert_each_held_by_its_vehicle(d, rides)
     assert applied_any  # the test exercised a real replacement
 
 
@@ -180,23 +202,7 @@ def _mixed(seed: int, n: int = 20) -> tuple[Dispatcher, list[Ride]]:
                 zone_id="muroran",
             )
         )
-    pts = zone.random_points(rng, 2 * n)
-    rides = []
-    for k in range(n):
-        r = d.request_ride(
-            RideRequest(
-                origin=(float(pts[2 * k, 0]), float(pts[2 * k, 1])),
-                destination=(float(pts[2 * k + 1, 0]), float(pts[2 * k + 1, 1])),
-                requested_at=NOW,
-                earliest_pickup=NOW + 300 + 180 * k,
-                request_id=f"r{k}",
-                user_id="u",
-            ),
-            now=NOW,
-        )
-        if isinstance(r, Ride):
-            rides.append(r)
-    return d, rides
+    return d, _book_pairs(d, zone.random_points(rng, 2 * n), n, 180)
 
 
 def test_mixed_fleet_is_reoptimised_as_one_problem() -> None:
@@ -207,7 +213,7 @@ def test_mixed_fleet_is_reoptimised_as_one_problem() -> None:
         before = _driving(d)
         kind = {v.vehicle_id: v.vtype.name for v in d.vehicles()}
         before_kind = {r.ride_id: kind[str(r.vehicle_id)] for r in rides}
-        windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+        windows = _promises(rides)
         applied = reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=300)
         applied_total += applied
         after = _driving(d)
@@ -215,13 +221,9 @@ def test_mixed_fleet_is_reoptimised_as_one_problem() -> None:
         if applied:
             assert after < before
         assert plan_violations(d, NOW) == []
-        for r in rides:
-            assert (r.pickup_window, r.latest_arrival) == windows[r.ride_id]
-            holders = [
-                v.vehicle_id for v in d.vehicles() if any(s.ride_id == r.ride_id for s in v.plan)
-            ]
-            assert holders == [r.vehicle_id]
-            moved_between_kinds += kind[str(r.vehicle_id)] != before_kind[r.ride_id]
+        assert _promises(rides) == windows
+        _assert_each_held_by_its_vehicle(d, rides)
+        moved_between_kinds += sum(kind[str(r.vehicle_id)] != before_kind[r.ride_id] for r in rides)
     assert applied_total > 0
     assert moved_between_kinds > 0  # rides do cross between the van and the shuttles now
 
@@ -243,30 +245,25 @@ def test_each_vehicle_uses_the_travel_times_of_its_speed() -> None:
     assert np.allclose(p.cost[np.ix_(nodes, nodes)], d.travel.distance_m(pts, pts))
 
 
+def _one_vehicle(
+    seed: int, n_points: int, vtype: VehicleType = VAN, speeds: TimeOfDaySpeeds | None = None
+) -> tuple[Dispatcher, Vehicle, np.ndarray]:
+    """The zone with one vehicle, and ``n_points`` random points in it, nearest its depot first."""
+    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+    d = build_dispatcher([zone], 1, (NOW - 600, NOW + 6 * 3600), seed, vtype=vtype, speeds=speeds)
+    v = d.vehicles()[0]
+    pts = zone.random_points(np.random.default_rng(seed), n_points)
+    return d, v, pts[np.argsort(np.hypot(*(pts - np.array(v.depot)).T))]
+
+
 def _shuttle_ride_and_a_van_nearby() -> tuple[Dispatcher, Ride]:
     """A shuttle far from a ride it was booked on (the only vehicle then); a van then comes on
     shift right at the ride's origin, so the ride is cheaper on the van, and feasible."""
-    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
-    d = build_dispatcher([zone], 1, (NOW - 600, NOW + 6 * 3600), 7, vtype=SHUTTLE)
-    shuttle = d.vehicles()[0]
-    rng = np.random.default_rng(7)
-    pts = zone.random_points(rng, 200)
-    far = pts[np.argsort(np.hypot(*(pts - np.array(shuttle.depot)).T))]
+    d, shuttle, far = _one_vehicle(7, 200, vtype=SHUTTLE)
     rides = []
     for k in range(2):
         # Two short rides far from the shuttle's depot: one origin, two nearby destinations.
-        a, b = far[-1], far[-2 - k]
-        r = d.request_ride(
-            RideRequest(
-                origin=(float(a[0]), float(a[1])),
-                destination=(float(b[0]), float(b[1])),
-                requested_at=NOW,
-                earliest_pickup=NOW + 1800 + 900 * k,
-                request_id=f"r{k}",
-                user_id="u",
-            ),
-            now=NOW,
-        )
+        r = _request(d, far[-1], far[-2 - k], NOW + 1800 + 900 * k, f"r{k}")
         assert isinstance(r, Ride) and r.vehicle_id == shuttle.vehicle_id
         rides.append(r)
     origin = (float(far[-1, 0]), float(far[-1, 1]))
@@ -282,14 +279,14 @@ def _shuttle_ride_and_a_van_nearby() -> tuple[Dispatcher, Ride]:
 def test_a_ride_moves_from_the_shuttle_to_a_cheaper_van(solver: str) -> None:
     d, ride = _shuttle_ride_and_a_van_nearby()
     before = _driving(d)
-    window = (ride.pickup_window, ride.latest_arrival)
+    window = _promises([ride])
     applied = reoptimise_zone(d, "muroran", NOW, time_limit_s=2.0, solver=solver, iterations=200)
     assert applied == 2  # the shuttle's plan and the van's
     assert ride.vehicle_id == "van-0"
     assert {s.ride_id for s in d.vehicle("van-0").plan} == {"r0", "r1"}
     assert d.vehicle("muroran-v0").plan == []  # the shuttle has nothing left to do
     assert _driving(d) < before
-    assert (ride.pickup_window, ride.latest_arrival) == window
+    assert _promises([ride]) == window
     assert plan_violations(d, NOW) == []
 
 
@@ -332,11 +329,11 @@ def test_a_solver_time_out_or_bad_answer_leaves_the_plans_in_force(
 def test_a_real_solver_cut_short_never_breaks_the_plans() -> None:
     d, rides = _booked(3)
     before = _driving(d)
-    windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+    windows = _promises(rides)
     reoptimise_zone(d, "muroran", NOW, time_limit_s=0.001)
     assert _driving(d) <= before + 1e-6
     assert plan_violations(d, NOW) == []
-    assert {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides} == windows
+    assert _promises(rides) == windows
 
 
 @pytest.mark.parametrize(
@@ -372,12 +369,12 @@ def test_reoptimisation_through_speed_periods_keeps_every_promise(
 
     monkeypatch.setattr(reopt, "build_problem", spy)
     before = _driving(d)
-    windows_before = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+    windows_before = _promises(rides)
     reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=300)
     assert calls == peak_aware
     assert _driving(d) <= before + 1e-6
     assert plan_violations(d, NOW) == []
-    assert {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides} == windows_before
+    assert _promises(rides) == windows_before
 
 
 # --- plans in force already late (issue #5) ---------------------------------------------------
@@ -387,26 +384,10 @@ def _late_van_and_an_idle_one(
     """Two rides booked on the zone's only van, near its depot; the van's GPS then jumps to the
     far end of the zone (it was not where the dispatcher thought), so its pick-ups are late; a
     second van comes on shift idle at the first van's depot, next to the rides."""
-    zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
-    d = build_dispatcher([zone], 1, (NOW - 600, NOW + 6 * 3600), 11, speeds=speeds)
-    van = d.vehicles()[0]
-    rng = np.random.default_rng(11)
-    pts = zone.random_points(rng, 300)
-    by_distance = pts[np.argsort(np.hypot(*(pts - np.array(van.depot)).T))]
+    d, van, by_distance = _one_vehicle(11, 300, speeds=speeds)
     rides = []
     for k in range(n):
-        a, b = by_distance[k], by_distance[3 + k]
-        r = d.request_ride(
-            RideRequest(
-                origin=(float(a[0]), float(a[1])),
-                destination=(float(b[0]), float(b[1])),
-                requested_at=NOW,
-                earliest_pickup=NOW + 60 + 60 * k,
-                request_id=f"r{k}",
-                user_id="u",
-            ),
-            now=NOW,
-        )
+        r = _request(d, by_distance[k], by_distance[3 + k], NOW + 60 + 60 * k, f"r{k}")
         assert isinstance(r, Ride) and r.vehicle_id == van.vehicle_id
         rides.append(r)
     far = by_distance[-1]
@@ -425,11 +406,17 @@ def _etas(rides: list[Ride]) -> dict[str, tuple[float, float]]:
     return {r.ride_id: (r.eta_pickup, r.eta_dropoff) for r in rides}
 
 
+def _assert_no_later(r: Ride, before: dict[str, tuple[float, float]]) -> None:
+    """Neither of ``r``'s ETAs is later than its promise or than it was (``before``)."""
+    assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
+    assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
+
+
 @pytest.mark.parametrize("solver", ["alns", "ortools"])
 def test_late_rides_move_to_an_idle_vehicle(solver: str) -> None:
     d, rides = _late_van_and_an_idle_one()
     before = _etas(rides)
-    windows = {r.ride_id: (r.pickup_window, r.latest_arrival) for r in rides}
+    windows = _promises(rides)
     late = [r for r in rides if r.eta_pickup > r.pickup_window[1]]
     assert late, "the scenario must start with a late pick-up"
     assert plan_violations(d, NOW) != []
@@ -443,13 +430,9 @@ def test_late_rides_move_to_an_idle_vehicle(solver: str) -> None:
         assert r.vehicle_id == "van-1"
         assert r.eta_pickup < before[r.ride_id][0] - 60.0  # the late ride's ETA improves
     for r in rides:  # nothing gets later than its promise or than it was
-        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
-        assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
-        assert (r.pickup_window, r.latest_arrival) == windows[r.ride_id]  # promises unchanged
-        holders = [
-            v.vehicle_id for v in d.vehicles() if any(s.ride_id == r.ride_id for s in v.plan)
-        ]
-        assert holders == [r.vehicle_id]
+        _assert_no_later(r, before)
+    assert _promises(rides) == windows  # promises unchanged
+    _assert_each_held_by_its_vehicle(d, rides)
     # Here the idle van is right there: every promise is kept again.
     assert plan_violations(d, NOW) == []
 
@@ -472,8 +455,7 @@ def test_a_late_zone_with_nowhere_better_gets_no_later() -> None:
     reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=200)
     for r in rides:
         assert r.vehicle_id == "muroran-v0"
-        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
-        assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
+        _assert_no_later(r, before)
 
 
 def test_relaxed_check_allows_the_lateness_in_force_and_nothing_worse() -> None:
@@ -548,8 +530,7 @@ def test_an_onboard_ride_over_its_ride_time_stays_and_gets_no_longer() -> None:
     assert r0.eta_dropoff <= before["r0"][1] + 1e-6
     assert any(r.vehicle_id == "van-1" for r in rides)
     for r in rides[1:]:
-        assert r.eta_pickup <= max(r.pickup_window[1], before[r.ride_id][0]) + 1e-6
-        assert r.eta_dropoff <= max(r.latest_arrival, before[r.ride_id][1]) + 1e-6
+        _assert_no_later(r, before)
 
 
 def test_a_return_after_the_shift_is_relaxed_too() -> None:
