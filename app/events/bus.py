@@ -16,6 +16,7 @@ Two kinds of traffic:
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -31,6 +32,20 @@ DEFAULT_RECLAIM_IDLE_MS = 60_000
 DEFAULT_MAX_DELIVERIES = 5
 DEAD_LETTER_SUFFIX = ".dead"
 log = logging.getLogger("tsunagu.events")
+
+
+def _reraise_swallowed_cancellation() -> None:
+    """Raise ``CancelledError`` if this task was asked to cancel yet is still running.
+
+    redis-py (8.1 on Python 3.11) now and then swallows a cancellation delivered during a
+    blocking stream read (2 of 300 cancels of an ``XREADGROUP BLOCK`` loop here): the read
+    returns and the task runs on with its cancellation pending (``Task.cancelling()``).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 _MESSAGE_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
@@ -140,6 +155,8 @@ class EventBus(abc.ABC):
         the loop or cancelling the task.
         """
         while True:
+            # Between reads: a cancellation a read swallowed still stops the loop.
+            _reraise_swallowed_cancellation()
             if reclaim_idle_ms is not None:
                 for msg in await self.reclaim(
                     stream, group, consumer, min_idle_ms=reclaim_idle_ms, count=count

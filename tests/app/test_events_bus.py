@@ -16,6 +16,7 @@ from app.events import (
     EventBusClosedError,
     InProcessEventBus,
     InvalidTopicError,
+    Message,
     RedisEventBus,
     Subscription,
     create_event_bus,
@@ -363,12 +364,42 @@ async def test_two_consumers_share_without_duplicates(bus: EventBus) -> None:
     await _until(lambda: acked[0] >= 60 or any(t.done() for t in tasks), 60)
     for t in tasks:
         t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    # Bounded: a worker that outlived its cancellation fails here, not at the suite's timeout.
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
     all_ids = done["w1"] + done["w2"]
     assert len(all_ids) == len(set(all_ids)) == 60  # nothing twice, nothing lost
     assert set(all_ids) == sent
     assert done["w1"] and done["w2"]  # the work was shared
     assert await bus.pending("bulk", "g") == 0
+
+
+async def test_cancelling_a_consumer_stops_it_even_when_a_read_swallowed_it() -> None:
+    """redis-py now and then swallows a cancellation delivered in a blocking read (the read
+    returns, the task runs on): ``consume`` must stop anyway, or stopping a worker hangs."""
+    reading = asyncio.Event()
+
+    class SwallowingBus(InProcessEventBus):
+        async def read(
+            self, stream: str, group: str, consumer: str, *, count: int = 10, block_ms: int = 1000
+        ) -> list[Message]:
+            reading.set()
+            with contextlib.suppress(asyncio.CancelledError):  # as redis-py sometimes does
+                await asyncio.sleep(block_ms / 1000)
+            return []
+
+    bus = SwallowingBus()
+    await bus.start()
+
+    async def worker() -> None:
+        async for _ in bus.consume("q", "g", "c", block_ms=100, reclaim_idle_ms=None):
+            pass
+
+    task = asyncio.create_task(worker())
+    await reading.wait()  # the worker is inside a read: the cancellation lands there
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=DUE_S)
+    assert done and task.cancelled()
+    await bus.close()
 
 
 async def test_invalid_queue_names_rejected(bus: EventBus) -> None:
