@@ -349,6 +349,16 @@ ZoneHook = Callable[[str], Awaitable[None]]
 OutcomeHook = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[None]]
 
 
+def _stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` when this task was cancelled yet runs on: redis-py (8.1 on
+    Python 3.11) now and then swallows a cancellation delivered during a command (see
+    ``app.events.bus``), and a worker loop that went on would leave ``stop()`` waiting for it
+    forever. Called at the top of each pass of the worker's loops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _join(task: asyncio.Task[Any]) -> None:
     """Wait for a task this worker cancelled to end, whatever it raised.
 
@@ -639,6 +649,7 @@ class ZoneWorker:
         # the previous owner no longer handles them.
         takeover = True
         while zid in self.owned:
+            _stop_if_cancelled()
             try:
                 msgs: list[Any] = []
                 now = time.monotonic()
@@ -747,6 +758,7 @@ class ZoneWorker:
     async def _keep(self) -> None:
         period = self.lease_ttl_ms / 3000.0
         while True:
+            _stop_if_cancelled()
             try:
                 await self.pass_once()
             except asyncio.CancelledError:

@@ -525,6 +525,53 @@ async def test_a_command_reaching_a_removed_zone_later_is_refused_by_refuse_remo
         await w.stop()
 
 
+class SwallowingLeases:
+    """Leases whose next renewal, once armed, waits and swallows a cancellation delivered
+    meanwhile, as redis-py now and then does with a command: the call returns normally, the
+    task's cancellation pending."""
+
+    def __init__(self, leases: Any) -> None:
+        self.leases = leases
+        self.armed = False
+        self.inside = asyncio.Event()
+        self.swallowed = 0
+
+    async def acquire(self, key: str, owner: str, ttl_ms: int) -> bool:
+        if self.armed:
+            self.inside.set()
+            try:
+                await asyncio.sleep(30.0)
+            except asyncio.CancelledError:
+                self.armed = False
+                self.swallowed += 1
+        return bool(await self.leases.acquire(key, owner, ttl_ms))
+
+    async def release(self, key: str, owner: str) -> None:
+        await self.leases.release(key, owner)
+
+
+async def test_stop_returns_when_a_lease_call_swallowed_the_cancellation(
+    backends: tuple[Any, Any, Any],
+) -> None:
+    """``stop()`` cancels the keeper during a lease renewal that swallows the cancellation:
+    the keeper's loop still ends at its next pass, so ``stop()`` returns instead of waiting
+    for it forever."""
+    bus, leases, state = backends
+    swallowing = SwallowingLeases(leases)
+    w = v2_worker("w", bus, swallowing, state, ListCatalog(ZONES), Recorder())
+    await w.sync()
+    w.start()
+    swallowing.armed = True
+    await asyncio.wait_for(swallowing.inside.wait(), 30.0)  # the keeper's next pass
+    keeper = w._keeper
+    assert keeper is not None
+    try:
+        await asyncio.wait_for(w.stop(release=False), 30.0)
+    finally:
+        keeper.cancel()  # a keeper that ran on (the bug) is stopped for the next tests
+    assert swallowing.swallowed == 1 and keeper.done()
+
+
 async def test_join_swallows_the_joined_tasks_cancellation_only() -> None:
     inner = asyncio.create_task(asyncio.sleep(30))
     await asyncio.sleep(0)
