@@ -84,8 +84,9 @@ RELEASED_TOPIC = "dispatch.released"
 #: How long a refused booking's outcome is kept (GET /rides/{id} answers it to its rider).
 REFUSED_TTL_S = 600.0
 #: How long the outcome of a command is kept under its correlation id, for an asker whose
-#: reply was lost (it reads it once its reply timeout has passed).
-OUTCOME_TTL_S = 600.0
+#: reply was lost. The asker reads it once, right after its reply timeout, so a short life is
+#: enough; every command (vehicle positions included) leaves one, so it must stay short.
+OUTCOME_TTL_S = 120.0
 #: The ride status a vehicle event leaves in the ride's history (at the event's time).
 EVENT_STATUS = {"boarded": "onboard", "alighted": "completed", "no_show": "no_show"}
 
