@@ -40,6 +40,9 @@ from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
 
 NOW = 9 * 3600.0
+# Leases that never expire during a test, however loaded the machine: where a takeover is the
+# point, the test ends the lease explicitly (release) instead of waiting for its expiry.
+LONG_LEASE_MS = 60_000
 
 
 def _square(lon0: float, lat0: float) -> dict[str, Any]:
@@ -130,7 +133,9 @@ async def test_one_owner_per_zone_and_crash_loses_nothing(backends: tuple[Any, A
         )
     )
     warm.quote(request(ZONES[0], 0))
-    kw: dict[str, Any] = {"lease_ttl_ms": 1000, "reclaim_idle_ms": 100}
+    # A long lease: a stall on a loaded machine must not hand w1's zones to w2 early; the
+    # crash below ends w1's leases explicitly instead.
+    kw: dict[str, Any] = {"lease_ttl_ms": LONG_LEASE_MS, "reclaim_idle_ms": 100}
     w1 = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, **kw)
     w2 = ZoneWorker("w2", ZONES, new_dispatcher, bus, leases, state, **kw)
     east = ZONES[0]
@@ -151,7 +156,10 @@ async def test_one_owner_per_zone_and_crash_loses_nothing(backends: tuple[Any, A
     w1.queue = type("Dying", (), {"read": bus.read, "reclaim": bus.reclaim, "ack": crash})()
     with pytest.raises(ConnectionError):
         await w1.run_once()
-    await asyncio.sleep(1.2)  # w1's leases expire, its pending messages go idle
+    for z in ZONES:  # w1's leases end (as their expiry would)
+        await leases.release(lease_key(z.zone_id), "w1")
+    # Its pending messages go idle: idle time only grows, so this holds however slow we are.
+    await asyncio.sleep(0.2)
 
     handled = await w2.run_once()
     assert w2.owned == {"east", "west"}
@@ -203,12 +211,12 @@ def v2_worker(
     name: str, bus: Any, leases: Any, state: Any, catalog: ListCatalog, rec: Recorder, **kw: Any
 ) -> ZoneWorker:
     values: dict[str, Any] = {
-        "lease_ttl_ms": 600,
+        "lease_ttl_ms": LONG_LEASE_MS,
         "reclaim_idle_ms": 600,
         "catalog": catalog,
         "catalog_interval_s": 0.05,
         "block_ms": 100,
-        "snapshot_interval_s": 30.0,
+        "snapshot_interval_s": 3600.0,  # only explicit saves (save_owned) in these tests
         "on_acquire": rec.on_acquire,
         "on_release": rec.on_release,
         "on_outcome": rec.on_outcome,
@@ -217,11 +225,27 @@ def v2_worker(
     return ZoneWorker(name, [], new_dispatcher, bus, leases, state, **values)
 
 
-async def until(check: Any, timeout: float = 5.0) -> None:
+async def until(check: Any, timeout: float = 60.0, *, poke: Any = None) -> None:
+    """Wait for ``check()`` (generously: a slow, loaded machine); ``poke()`` is called before
+    each look (e.g. a worker's ``wake``, so its keeper need not wait out its period)."""
     end = asyncio.get_running_loop().time() + timeout
-    while not check():
+    while True:
+        if poke is not None:
+            poke()
+        if check():
+            return
         assert asyncio.get_running_loop().time() < end, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+def wake_all(*workers: ZoneWorker) -> Any:
+    """A ``poke`` that runs each worker's keeper pass now."""
+
+    def poke() -> None:
+        for w in workers:
+            w.wake()
+
+    return poke
 
 
 def _warm() -> None:
@@ -258,7 +282,7 @@ async def test_v2_keeper_tasks_catalog_hooks_and_takeover(backends: tuple[Any, A
 
     # A zone added to the catalog at run time gets exactly one owner.
     catalog.list.append(west)
-    await until(lambda: "west" in w1.owned | w2.owned)
+    await until(lambda: "west" in w1.owned | w2.owned, poke=wake_all(w1, w2))
     assert not (w1.owned & w2.owned)
 
     # A position is acked without a snapshot; the periodic snapshot saves it.
@@ -273,13 +297,16 @@ async def test_v2_keeper_tasks_catalog_hooks_and_takeover(backends: tuple[Any, A
     saved = json.loads(await state.load(state_key("east")) or "{}")
     assert [v["position"] for v in saved["vehicles"] if v["vehicle_id"] == van] == [[42.31, 140.97]]
 
-    # w1 crashes (no release, no save): w2 takes east over after the lease, with every ride,
-    # and handles what was queued meanwhile.
+    # w1 crashes (no release, no save): w2 takes east over once the lease ends, with every
+    # ride, and handles what was queued meanwhile.
     await w1.stop(release=False)
     assert "east" in r1.released
     await bus.enqueue(zone_stream("east"), book_message(request(east, 3)))
     await bus.enqueue(zone_stream("east"), {"op": "cancel", "ride_id": "east-1"})
-    await until(lambda: "east" in w2.owned)
+    assert "east" not in w2.owned  # the crashed owner's lease still holds
+    for z in ZONES:  # ... until its leases end (as their expiry would)
+        await leases.release(lease_key(z.zone_id), "w1")
+    await until(lambda: w2.owned == {"east", "west"}, poke=wake_all(w2))
     await until(lambda: len(r2.outcomes) >= 2)
     assert [o.get("ride_id") for _, _, o in r2.outcomes[-2:]] == ["east-3", "east-1"]
     assert r2.outcomes[-1][2]["status"] == "cancelled"
@@ -308,11 +335,11 @@ async def test_v2_takeover_keeps_command_order(backends: tuple[Any, Any, Any]) -
     await _seed_fleet(state)
     _warm()
     east = ZONES[0]
-    assert await leases.acquire(lease_key("east"), "dead", 300)
+    assert await leases.acquire(lease_key("east"), "dead", LONG_LEASE_MS)
     await bus.enqueue(zone_stream("east"), book_message(request(east, 0)))
     assert len(await bus.read(zone_stream("east"), "dispatch", "dead", block_ms=0)) == 1
     await bus.enqueue(zone_stream("east"), {"op": "cancel", "ride_id": "east-0"})
-    await asyncio.sleep(0.35)  # the dead owner's lease expires
+    await leases.release(lease_key("east"), "dead")  # the dead owner's lease ends
     rec = Recorder()
     w = v2_worker("w", bus, leases, state, ListCatalog([east]), rec)
     await w.sync()
@@ -395,12 +422,21 @@ async def test_v2_corrupt_state_and_catalog_outage_cost_only_themselves(
     await until(lambda: len(rec.outcomes) == 1)
     assert rec.outcomes[0][2]["status"] == "assigned"
 
-    # The catalog cannot be read for longer than a lease: east's lease is still renewed.
+    # The catalog cannot be read: east's lease is still renewed at every keeper pass. The
+    # lease is ended behind the worker's back after the outage began, so only a renewal made
+    # during the outage lets the worker hold it again.
+    failed: list[int] = []
+
     async def down() -> list[ServiceZone]:
+        failed.append(1)
         raise ConnectionError("database away")
 
     catalog.zones = down  # type: ignore[method-assign]
-    await asyncio.sleep(1.0)
+    w.catalog_interval_s = 0.0  # re-read at every pass
+    await until(lambda: len(failed) >= 1, poke=wake_all(w))
+    await leases.release(lease_key("east"), "w")
+    seen = len(failed)
+    await until(lambda: len(failed) >= seen + 2, poke=wake_all(w))
     assert w.owned == {"east"}
     assert not await leases.acquire(lease_key("east"), "other", 1000)
     await w.stop()
@@ -413,7 +449,7 @@ async def test_remove_zone_refused_with_vehicles_then_done_without(
     are gone it forgets the zone (empty snapshot, lease released, never leased again)."""
     bus, leases, state = backends
     await _seed_fleet(state)
-    w = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=1000)
+    w = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=LONG_LEASE_MS)
     await bus.enqueue(zone_stream("east"), remove_zone_message(None))
     assert await w.run_once() == 1
     assert w.outcomes[-1]["error"] == "zone_in_use"
@@ -424,7 +460,7 @@ async def test_remove_zone_refused_with_vehicles_then_done_without(
     d = new_dispatcher()
     d.add_zone(ZONES[0])
     await state.save(state_key("east"), zone_snapshot(d, "east"))
-    w2 = ZoneWorker("w2", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=1000)
+    w2 = ZoneWorker("w2", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=LONG_LEASE_MS)
     await bus.enqueue(zone_stream("east"), remove_zone_message(None))
     assert await w2.run_once() == 1
     assert w2.outcomes[-1] == {"zone_id": "east", "removed": True}
@@ -452,7 +488,7 @@ async def test_commands_queued_behind_a_removal_are_refused(
     await _seed_fleet(state)
     await _empty_east(state)
     east = ZONES[0]
-    w = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=1000)
+    w = ZoneWorker("w1", ZONES, new_dispatcher, bus, leases, state, lease_ttl_ms=LONG_LEASE_MS)
     try:
         await bus.enqueue(zone_stream("east"), remove_zone_message(None))
         await bus.enqueue(zone_stream("east"), book_message(request(east, 0)))
@@ -562,11 +598,11 @@ async def test_stop_returns_when_a_lease_call_swallowed_the_cancellation(
     await w.sync()
     w.start()
     swallowing.armed = True
-    await asyncio.wait_for(swallowing.inside.wait(), 30.0)  # the keeper's next pass
+    await asyncio.wait_for(swallowing.inside.wait(), 60.0)  # the keeper's next pass
     keeper = w._keeper
     assert keeper is not None
     try:
-        await asyncio.wait_for(w.stop(release=False), 30.0)
+        await asyncio.wait_for(w.stop(release=False), 60.0)
     finally:
         keeper.cancel()  # a keeper that ran on (the bug) is stopped for the next tests
     assert swallowing.swallowed == 1 and keeper.done()
@@ -599,12 +635,14 @@ class SlowToStopQueue:
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
+        self.reading = asyncio.Event()
         self.cancelled = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.bus, name)
 
     async def read(self, *args: Any, **kwargs: Any) -> list[Any]:
+        self.reading.set()
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
@@ -627,14 +665,14 @@ async def test_stop_while_the_keeper_drops_a_zone_returns() -> None:
     await w.sync()
     await until(lambda: w.owned == {"east"})
     w.start()
-    await asyncio.sleep(0.05)  # the zone task is blocked in its read
+    await asyncio.wait_for(queue.reading.wait(), 60)  # the zone task is blocked in its read
 
     async def lost(zid: str) -> bool:
         return False
 
     w._renew = lost  # type: ignore[method-assign]
     w.wake()  # the keeper's next pass finds the lease lost and drops the zone
-    await asyncio.wait_for(queue.cancelled.wait(), 5)
-    await asyncio.wait_for(w.stop(release=False), 5)
+    await asyncio.wait_for(queue.cancelled.wait(), 60)
+    await asyncio.wait_for(w.stop(release=False), 60)
     assert w.owned == set()
     await bus.close()
