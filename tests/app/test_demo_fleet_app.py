@@ -97,7 +97,7 @@ def test_zone_and_fleet_once_and_quoted_over_http(
     r = c.post("/api/v1/rides", json={"quote_id": q["quote_id"]}, headers=h)
     assert r.status_code == 201, r.text
     van = d.vehicle(q["vehicle_id"])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # generous: a slow, loaded machine
     while van.position == van.depot and time.monotonic() < deadline:
         time.sleep(0.1)
     assert van.position != van.depot
@@ -128,7 +128,7 @@ def test_riders_book_and_vehicles_move_then_stop_with_the_app(
     assert city.loop is not None and city.loop.running and city.riders is not None
     d = services.dispatcher
     depots = {v.vehicle_id: v.position for v in d.vehicles()}
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # generous: a slow, loaded machine
     moved: set[str] = set()
     while time.monotonic() < deadline:
         time.sleep(0.2)
@@ -153,7 +153,7 @@ def test_riders_book_and_vehicles_move_then_stop_with_the_app(
     # The consoles see the vehicles move: plan events with positions on the event bus.
     async def next_vehicle_event() -> Any:
         async with services.bus.subscribe(["fleet.vehicle.*"]) as sub:
-            return await sub.get(timeout=10)
+            return await sub.get(timeout=60)
 
     ev = c.portal.call(next_vehicle_event)  # type: ignore[union-attr]
     assert ev is not None and ev.topic.startswith(f"fleet.vehicle.{ZONE_ID}-")
