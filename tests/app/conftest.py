@@ -21,6 +21,7 @@ Reusable by every app test (import nothing; pytest injects them):
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -260,3 +261,30 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], redis_url: str, prefix:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+def app_process_env(
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    admin_email: str,
+    admin_password: str,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of an app process a test spawns (``uvicorn``): this checkout on the
+    path, the given database, Redis (keys under ``redis_prefix``) and admin, test mode, no
+    demo; none of the caller's own ``TSUNAGU_*`` settings, then ``settings`` (full variable
+    names, e.g. ``TSUNAGU_DISPATCH_LEASE_TTL_S="10"``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
+    env.update(
+        PYTHONPATH=str(REPO_ROOT_FOR_TESTS),
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        TSUNAGU_REDIS_PREFIX=redis_prefix,
+        TSUNAGU_ENVIRONMENT="test",
+        TSUNAGU_DEMO="false",
+        TSUNAGU_ADMIN_EMAIL=admin_email,
+        TSUNAGU_ADMIN_PASSWORD=admin_password,
+    )
+    env.update(settings)
+    return env

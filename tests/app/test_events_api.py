@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from app.api.events import token_expiry
 from app.events import EventBus, InProcessEventBus
 from app.identity import accounts
 from app.main import create_app
-from tests.app.conftest import assert_error, settings_for, stop_processes
+from tests.app.conftest import app_process_env, assert_error, settings_for, stop_processes
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -433,17 +432,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path, timeout: fl
 async def two_processes(
     tmp_path: Path, pg_database_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        DATABASE_URL=pg_database_url,
-        REDIS_URL=redis_url,
-        TSUNAGU_REDIS_PREFIX=redis_prefix,
-        TSUNAGU_ENVIRONMENT="test",
-        TSUNAGU_DEMO="false",
-        TSUNAGU_ADMIN_EMAIL=ADMIN,
-        TSUNAGU_ADMIN_PASSWORD=PASSWORD,
-        TSUNAGU_EVENT_KEEPALIVE_S="2",
+    env = app_process_env(
+        pg_database_url, redis_url, redis_prefix, ADMIN, PASSWORD, TSUNAGU_EVENT_KEEPALIVE_S="2"
     )
     # Prepare the shared database once here (migrations, admin, signing keys), as a deployment
     # does before scaling out, so both processes can then start at the same time.
