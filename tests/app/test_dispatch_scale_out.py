@@ -43,6 +43,9 @@ NOW = 9 * 3600.0
 # Leases that never expire during a test, however loaded the machine: where a takeover is the
 # point, the test ends the lease explicitly (release) instead of waiting for its expiry.
 LONG_LEASE_MS = 60_000
+# The started (v2) workers' lease: as safe from a stall, with a keeper period (a third) short
+# enough that a stop whose cancellation a Redis call swallowed ends soon (at the next pass).
+KEEPER_LEASE_MS = 15_000
 
 
 def _square(lon0: float, lat0: float) -> dict[str, Any]:
@@ -211,7 +214,7 @@ def v2_worker(
     name: str, bus: Any, leases: Any, state: Any, catalog: ListCatalog, rec: Recorder, **kw: Any
 ) -> ZoneWorker:
     values: dict[str, Any] = {
-        "lease_ttl_ms": LONG_LEASE_MS,
+        "lease_ttl_ms": KEEPER_LEASE_MS,
         "reclaim_idle_ms": 600,
         "catalog": catalog,
         "catalog_interval_s": 0.05,
@@ -598,7 +601,8 @@ async def test_stop_returns_when_a_lease_call_swallowed_the_cancellation(
     await w.sync()
     w.start()
     swallowing.armed = True
-    await asyncio.wait_for(swallowing.inside.wait(), 60.0)  # the keeper's next pass
+    w.wake()  # the keeper's next pass now, not a period later
+    await asyncio.wait_for(swallowing.inside.wait(), 60.0)
     keeper = w._keeper
     assert keeper is not None
     try:
