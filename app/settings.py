@@ -159,6 +159,13 @@ class Settings(BaseSettings):
     feeds_sync_interval_s: float = Field(
         5.0, description="How often a worker adopts publishes made elsewhere; 0 = never."
     )
+    calendar_mapping: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: when the published feeds' calendar does not cover today, dates from "
+        "7 days back to 60 ahead run the trips of the same weekday nearest to their month/day in "
+        "the feed (`GET /api/v1/network` lists them), so plans, realtime and on-demand rides "
+        "share today's clock; off: never (the default date is then a date inside the feed).",
+    )
 
     @field_validator("dispatch_speed_windows")
     @classmethod

@@ -387,6 +387,7 @@ class Dispatcher:
             expires_at=now + rules.quote_ttl_s,
             insertion=ins,
             plan_version=zs.versions[v.vehicle_id],
+            vehicle_type=v.vtype.name,
         )
 
     def _purge_quotes(self, now: float) -> None:

@@ -60,14 +60,17 @@ class Quote:
     expires_at: float
     insertion: Insertion
     plan_version: int
+    vehicle_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "quote_id": self.quote_id,
+            "request_id": self.request.request_id,
             "zone_id": self.zone_id,
             "pickup_point": list(self.request.origin),
             "dropoff_point": list(self.request.destination),
             "vehicle_id": self.vehicle_id,
+            "vehicle_type": self.vehicle_type,
             "pickup_window": list(self.pickup_window),
             "latest_arrival": self.latest_arrival,
             "eta_pickup": self.eta_pickup,

@@ -16,6 +16,7 @@ import numpy as np
 
 from gtfs.compiled import CompiledTimetable
 from routing.co2 import pattern_co2_cumulative, ride_grams
+from routing.on_demand import OnDemandOffer
 from routing.options import route_type_mode
 from routing.raptor.journey import Journey, RideLeg, WalkLeg
 from routing.transit import overlay_for
@@ -63,6 +64,8 @@ class ItineraryLeg:
     realtime: bool = False
     service_day_offset: int = 0  # seconds: trips of the day before run at -86400
     co2_g: int = 0  # grams per passenger (routing.co2); walks emit nothing
+    #: The fleet's offer behind an on-demand leg (``mode == "FLEX"``), else None.
+    on_demand: OnDemandOffer | None = None
 
     @property
     def transit(self) -> bool:
@@ -115,8 +118,19 @@ class Itinerary:
     def waiting_time(self) -> int:
         return self.duration - self.walk_time - self.transit_time
 
+    @property
+    def on_demand(self) -> bool:
+        """Whether a leg is an on-demand ride (booked through the fleet)."""
+        return any(leg.on_demand is not None for leg in self.legs)
+
     def trips_key(self) -> tuple[str | None, ...]:
-        return tuple(leg.trip_id for leg in self.legs if leg.transit)
+        return tuple(
+            leg.trip_id
+            if leg.on_demand is None
+            else f"flex:{leg.on_demand.zone_id}:{leg.origin.stop_id}:{leg.destination.stop_id}"
+            for leg in self.legs
+            if leg.transit
+        )
 
 
 # --- geometry ---------------------------------------------------------------------------------
@@ -461,7 +475,9 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
             },
             "realTime": leg.realtime,
         }
-        if leg.transit:
+        if leg.on_demand is not None:
+            d.update(_on_demand_otp(leg.on_demand, base))
+        elif leg.transit:
             assert leg.scheduled_start is not None and leg.scheduled_end is not None
             d.update(
                 {
@@ -484,7 +500,7 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
                 }
             )
         legs.append(d)
-    return {
+    out: dict[str, Any] = {
         "startTime": base + it.start * 1000,
         "endTime": base + it.end * 1000,
         "duration": it.duration,
@@ -496,4 +512,45 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
         # OTP 2's emissions field: grams of CO2 per passenger (routing.co2 factors).
         "emissionsPerPerson": {"co2": it.co2_g},
         "legs": legs,
+        "onDemand": it.on_demand,
+    }
+    offers = [leg.on_demand for leg in it.legs if leg.on_demand is not None]
+    if offers:
+        # Bookable as one trip (POST /api/v1/trips) while every leg's quote holds.
+        out["bookable"] = True
+        out["quoteExpiresAt"] = base + min(o.expires_at for o in offers) * 1000
+    return out
+
+
+def _on_demand_otp(offer: OnDemandOffer, base: int) -> dict[str, Any]:
+    """The fields of an on-demand leg (OTP's flex leg fields where OTP has them)."""
+    b = offer.booking
+    info: dict[str, Any] = {
+        "minimumBookingNotice": int(b.min_notice_s),
+        "message": b.message or None,
+        "contactInfo": {"phoneNumber": b.phone or None, "bookingUrl": b.url or None},
+    }
+    if b.max_notice_s is not None:
+        info["maximumBookingNotice"] = int(b.max_notice_s)
+    if b.latest_booking is not None:
+        info["latestBookingTime"] = base + b.latest_booking * 1000
+    return {
+        "transitLeg": True,
+        "onDemand": True,
+        "zoneId": offer.zone_id,
+        "zoneName": offer.zone_name,
+        "routeShortName": offer.zone_name,
+        "vehicleType": offer.vehicle_type,
+        "vehicleId": offer.vehicle_id,
+        "pickupWindow": {
+            "start": base + offer.pickup_window[0] * 1000,
+            "end": base + offer.pickup_window[1] * 1000,
+        },
+        "latestArrivalTime": base + offer.latest_arrival * 1000,
+        "bookingQuoteId": offer.quote_id,
+        "bookingRequestId": offer.ride_id,
+        "quoteExpiresAt": base + offer.expires_at * 1000,
+        "pickupBookingInfo": info,
+        "fare": offer.fare,
+        "emissionsPerPerson": {"co2": offer.co2_g},
     }

@@ -68,6 +68,9 @@ class RoutingOptions:
     optimize_co2
         CO2 per passenger (:mod:`routing.co2`) as a fourth McRAPTOR criterion: slower but
         cleaner itineraries are kept too, the cleanest one always.
+    on_demand
+        Also on-demand rides (OTP's ``FLEX`` mode) as access, egress or direct legs, quoted
+        from the live fleet (:mod:`routing.intermodal`); needs a provider at query time.
     """
 
     max_transfers: int = 5
@@ -79,6 +82,7 @@ class RoutingOptions:
     num_itineraries: int = 3
     search_window_s: int = 3600
     optimize_co2: bool = False
+    on_demand: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_transfers <= 15:

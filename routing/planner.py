@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from routing.intermodal import IntermodalPlanner, Query
 from routing.itinerary import Itinerary, ItineraryBuilder, Place, filter_itineraries
+from routing.on_demand import OnDemandProvider, OnDemandRefusal
 from routing.options import RoutingOptions
 from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
 from routing.raptor.journey import Journey, WalkLeg
@@ -101,6 +103,8 @@ class Plan:
     destination: Place
     itineraries: tuple[Itinerary, ...]
     error: PlanError | None = None
+    #: Why on-demand rides were not offered (or not for every part), when they were asked for.
+    on_demand_refusals: tuple[OnDemandRefusal, ...] = ()
 
 
 class FallbackWalk:
@@ -161,6 +165,9 @@ class Planner:
         self.builder = ItineraryBuilder(
             self.tt, self.walk, readings=readings, translations=translations
         )
+        self.intermodal = IntermodalPlanner(
+            self.builder, np.diff(self.tt.stop_pattern_ptr).astype(np.int32)
+        )
 
     # ---------------------------------------------------------------------------------------
     def _place(self, p: PlanPlace, locale: str, label: str) -> Place:
@@ -188,6 +195,7 @@ class Planner:
         realtime: Any | None = None,
         *,
         realtime_version: int | None = None,
+        on_demand: OnDemandProvider | None = None,
     ) -> Plan:
         """Itineraries for ``req``, best first.
 
@@ -199,23 +207,44 @@ class Planner:
         ``realtime_version`` (optional): the version of the realtime source those overlays
         were read at (it changes with every change of them); queries of one version then share
         their query set-up (:meth:`routing.transit.TransitData.query_arrays`).
+
+        ``on_demand`` (optional): the fleet to quote on-demand legs from, used when
+        ``req.options.on_demand`` is set (:mod:`routing.intermodal`). On-demand itineraries
+        are returned beside the walk + transit ones (up to ``num_itineraries`` of each), and
+        the reasons rides were refused in :attr:`Plan.on_demand_refusals`.
         """
         o = self._place(req.origin, req.locale, "Origin")
         d = self._place(req.destination, req.locale, "Destination")
-
-        def fail(code: str, **fmt: str) -> Plan:
-            return Plan(req, o, d, (), PlanError(code, plan_message(code, **fmt)))
-
         if not self.data.covers(req.date):
-            return fail(OUTSIDE_SERVICE_PERIOD)
+            code = OUTSIDE_SERVICE_PERIOD
+            return Plan(req, o, d, (), PlanError(code, plan_message(code)))
         opts = req.options
         a_stops, a_secs = self._access(req.origin, opts)
         e_stops, e_secs = self._access(req.destination, opts)
         direct = self._direct_walk(req, o, d)
-        if a_stops.size == 0 and direct is None:
-            return fail(LOCATION_NOT_ACCESSIBLE, which="origin")
-        if e_stops.size == 0 and direct is None:
-            return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
+        flex: list[Itinerary] = []
+        refusals: tuple[OnDemandRefusal, ...] = ()
+        if opts.on_demand and on_demand is not None:
+            res = self._on_demand(
+                req,
+                o,
+                d,
+                (a_stops, a_secs),
+                (e_stops, e_secs),
+                on_demand,
+                realtime,
+                realtime_version,
+            )
+            flex, refusals = res.itineraries, tuple(res.refusals)
+
+        def fail(code: str, **fmt: str) -> Plan:
+            return Plan(req, o, d, (), PlanError(code, plan_message(code, **fmt)), refusals)
+
+        if not flex:
+            if a_stops.size == 0 and direct is None:
+                return fail(LOCATION_NOT_ACCESSIBLE, which="origin")
+            if e_stops.size == 0 and direct is None:
+                return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
         journeys: list[Journey] = []
         if a_stops.size and e_stops.size:
             journeys = self._search(
@@ -236,10 +265,77 @@ class Planner:
         ]
         if direct is not None:
             items.append(direct)
-        kept = filter_itineraries(items, opts.num_itineraries, req.arrive_by, opts.optimize_co2)
+        n = opts.num_itineraries
+        kept = filter_itineraries(items, n, req.arrive_by, opts.optimize_co2)
+        if flex:
+            # On-demand options beside (not instead of) the walk + transit ones: a rider
+            # compares them; dominated ones of either kind still go.
+            both = filter_itineraries(kept + flex, 2 * n, req.arrive_by, opts.optimize_co2)
+            kept = [it for it in both if not it.on_demand][:n] + [
+                it for it in both if it.on_demand
+            ][:n]
+            if req.arrive_by:
+                kept.sort(key=lambda it: (-it.start, it.end, it.transfers))
+            else:
+                kept.sort(key=lambda it: (it.end, -it.start, it.transfers))
         if not kept:
+            if a_stops.size == 0:
+                return fail(LOCATION_NOT_ACCESSIBLE, which="origin")
+            if e_stops.size == 0:
+                return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
             return fail(NO_TRANSIT_CONNECTION)
-        return Plan(req, o, d, tuple(kept))
+        return Plan(req, o, d, tuple(kept), None, refusals)
+
+    def _on_demand(
+        self,
+        req: PlanRequest,
+        o: Place,
+        d: Place,
+        walk_access: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]],
+        walk_egress: tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]],
+        provider: OnDemandProvider,
+        realtime: Any | None,
+        realtime_version: int | None,
+    ) -> Any:
+        opts = req.options
+        data = self.data
+        t = req.time_s
+
+        def forward(
+            a: npt.NDArray[np.int32],
+            a_s: npt.NDArray[np.int32],
+            e: npt.NDArray[np.int32],
+            e_s: npt.NDArray[np.int32],
+        ) -> list[Journey]:
+            q = data.query_arrays(req.date, opts, realtime, realtime_version=realtime_version)
+            return list(earliest_arrival(data.forward, q, t, a, a_s, e, e_s).journeys)
+
+        def backward(
+            a: npt.NDArray[np.int32],
+            a_s: npt.NDArray[np.int32],
+            e: npt.NDArray[np.int32],
+            e_s: npt.NDArray[np.int32],
+        ) -> list[Journey]:
+            q = data.query_arrays(
+                req.date, opts, realtime, reverse=True, realtime_version=realtime_version
+            )
+            return list(latest_departure(data.backward, q, t, e, e_s, a, a_s).journeys)
+
+        wheel = 1 if opts.wheelchair else 0
+        query = Query(
+            origin=o,
+            destination=d,
+            day=req.date,
+            time_s=t,
+            arrive_by=req.arrive_by,
+            seats=0 if wheel else 1,
+            wheelchairs=wheel,
+            walk_speed_mps=opts.walk_speed_mps,
+            locale=req.locale,
+        )
+        return self.intermodal.plan(
+            query, provider, walk_access, walk_egress, forward, backward, realtime
+        )
 
     def _direct_walk(self, req: PlanRequest, o: Place, d: Place) -> Itinerary | None:
         """Walking all the way, when it is within the walking limit."""

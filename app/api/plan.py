@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ApiError
+from app.identity.deps import OptionalPrincipal, Principal
 from app.services import ServicesDep
 from app.street_graphs import walk_graph
 from routing.itinerary import Place, service_day_epoch_ms, to_otp
@@ -255,11 +256,25 @@ def parse_time(value: str | None, default: int) -> int:
     return h * 3600 + mi * 60 + s
 
 
+ON_DEMAND_MODES = frozenset({"FLEX", "ON_DEMAND"})
+"""Mode names asking for on-demand legs (OTP's ``FLEX``; ``ON_DEMAND`` as an alias)."""
+
+
+def wants_on_demand(value: str | None) -> bool:
+    """Whether ``mode`` asks for on-demand legs (``TRANSIT,WALK,FLEX``)."""
+    if value is None:
+        return False
+    return bool({p.strip().upper() for p in value.split(",")} & ON_DEMAND_MODES)
+
+
 def parse_modes(value: str | None) -> frozenset[str] | None:
-    """OTP ``mode``: ``TRANSIT,WALK`` (all), or explicit transit modes (``BUS,WALK``)."""
+    """OTP ``mode``: ``TRANSIT,WALK`` (all), or explicit transit modes (``BUS,WALK``); ``FLEX``
+    (or ``ON_DEMAND``) adds on-demand legs and says nothing of the transit modes."""
     if value is None or not value.strip():
         return None
-    parts = {p.strip().upper() for p in value.split(",") if p.strip()}
+    parts = {p.strip().upper() for p in value.split(",") if p.strip()} - ON_DEMAND_MODES
+    if not parts:
+        return None
     unknown = parts - TRANSIT_MODES - {"TRANSIT", "WALK"}
     if unknown:
         raise ApiError(
@@ -291,9 +306,45 @@ def _place_json(p: Place) -> dict[str, Any]:
 
 
 # --- the endpoint -----------------------------------------------------------------------------------
+def _refusals_json(plan: Any, locale: str) -> list[dict[str, Any]]:
+    from app.i18n import on_demand_message
+
+    return [
+        {
+            "leg": r.role,
+            "reason": r.reason,
+            "message": on_demand_message(r.reason, locale, r.message),
+        }
+        for r in plan.on_demand_refusals
+    ]
+
+
+async def on_demand_provider(
+    services: Any, np_: NetworkPlanner, who: Principal | None
+) -> Any | None:
+    """The live fleet as the planner's on-demand provider, or None without a dispatcher."""
+    gateway = getattr(services, "dispatch", None)
+    if gateway is None or getattr(services, "dispatcher", None) is None:
+        return None
+    import asyncio
+
+    from app.dispatch.on_demand_legs import FleetOnDemand
+
+    zones = await gateway.zones()
+    return FleetOnDemand(
+        services,
+        zones,
+        np_.planner.tt,
+        np_.extra,
+        user_id=who.user_id if who is not None else "",
+        loop=asyncio.get_running_loop(),
+    )
+
+
 @router.get("/plan")
 async def plan(
     services: ServicesDep,
+    who: OptionalPrincipal,
     fromPlace: str = Query(..., description="lat,lon or a stop id"),
     toPlace: str = Query(..., description="lat,lon or a stop id"),
     date: str | None = Query(None, description="YYYY-MM-DD (default: the network's service date)"),
@@ -304,7 +355,11 @@ async def plan(
     maxTransfers: int = Query(5, ge=0, le=15),
     minTransferTime: int = Query(0, ge=0, le=3600),
     wheelchair: bool = False,
-    mode: str | None = Query(None, description="TRANSIT,WALK or e.g. BUS,WALK"),
+    mode: str | None = Query(
+        None,
+        description="TRANSIT,WALK (default), e.g. BUS,WALK; add FLEX for on-demand rides quoted "
+        "from the live fleet (access, egress and direct legs)",
+    ),
     numItineraries: int = Query(3, ge=1, le=20),
     searchWindow: int = Query(3600, ge=0, le=6 * 3600),
     optimizeCo2: bool = Query(False, description="CO2 as a fourth criterion (cleaner options)"),
@@ -321,6 +376,7 @@ async def plan(
     day = parse_date(date, default_day)
     secs = parse_time(time, now.hour * 3600 + now.minute * 60 + now.second)
     modes = parse_modes(mode)
+    flex = wants_on_demand(mode)
     try:
         options = RoutingOptions(
             max_transfers=maxTransfers,
@@ -332,14 +388,18 @@ async def plan(
             num_itineraries=numItineraries,
             search_window_s=searchWindow,
             optimize_co2=optimizeCo2,
+            on_demand=flex,
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_options", str(exc)) from exc
     lang = locale[:2].lower()
     req = PlanRequest(origin, dest, day, secs, arriveBy, options, lang)
     rt, rt_version = realtime_days_versioned(services, day)
+    provider = await on_demand_provider(services, np_, who) if flex else None
     result = await run_in_threadpool(
-        functools.partial(np_.planner.plan, req, rt, realtime_version=rt_version)
+        functools.partial(
+            np_.planner.plan, req, rt, realtime_version=rt_version, on_demand=provider
+        )
     )
     body: dict[str, Any] = {
         "requestParameters": {
@@ -368,4 +428,10 @@ async def plan(
     }
     if result.error is not None:
         body["error"] = result.error.as_otp()
+    if flex:
+        body["onDemand"] = {
+            "requested": True,
+            "available": provider is not None,
+            "refusals": _refusals_json(result, lang),
+        }
     return body
