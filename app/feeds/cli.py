@@ -64,7 +64,7 @@ def _registry(settings: Settings) -> Any:
 
     engine = db.engine_for(settings)
     db.upgrade_database(engine)
-    reg = FeedRegistry(engine, settings.data_dir)
+    reg = FeedRegistry(engine, settings.data_dir, calendar_mapping=settings.calendar_mapping)
     reg.load_published()
     return reg
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.feeds.service_date import RULE, pick_service_date, today_in
+from gtfs.calendar_mapping import CalendarMapping
 from gtfs.compiled import CompiledTimetable
 from gtfs.realtime.keys import RealtimeKeys
 
@@ -41,6 +42,10 @@ class Network:
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     # GTFS stop_sequence [N] and direction_id [T] for GTFS-RT matching, when known.
     rt_keys: RealtimeKeys | None = None
+    # The feeds' calendar mapped onto today's dates (gtfs.calendar_mapping), when it is:
+    # ``timetable`` is then the mapped one and ``feed_timetable`` the feeds' own.
+    calendar_mapping: CalendarMapping | None = None
+    feed_timetable: CompiledTimetable | None = field(default=None, repr=False)
     _service_dates: dict[dt.date, dt.date | None] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -68,7 +73,8 @@ class Network:
 
     @property
     def service_range(self) -> tuple[dt.date, dt.date] | None:
-        """First and last date with any active service."""
+        """First and last date with any active service (with a calendar mapping, the last
+        mapped date; the feeds' own range is ``calendar_mapping.feed_range``)."""
         tt = self.timetable
         if tt is None or tt.service_days.size == 0:
             return None
@@ -107,6 +113,9 @@ class Network:
             "counts": self.counts(),
             "service_date": self.service_date.isoformat() if self.service_date else None,
             "service_date_rule": self.service_date_rule,
+            "calendar_mapping": (
+                self.calendar_mapping.to_json() if self.calendar_mapping is not None else None
+            ),
             "bbox": bbox(tt) if tt is not None else None,
         }
 

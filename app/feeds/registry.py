@@ -13,6 +13,7 @@ summary).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -32,8 +33,10 @@ from app.errors import ApiError
 from app.feeds.models import FeedVersion
 from app.feeds.network import Network, PublishedVersion, timetable_counts
 from app.feeds.realtime import RealtimeHub
+from app.feeds.service_date import today_in
 from app.feeds.store import ArtifactStore, sha256_file
 from app.models.identity import utcnow
+from gtfs.calendar_mapping import CalendarMapping, map_calendar
 from gtfs.compiled import CompiledTimetable
 from gtfs.realtime.keys import RealtimeKeys
 
@@ -41,6 +44,7 @@ log = logging.getLogger("tsunagu.feeds")
 
 FEED_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PUBLISHABLE = ("valid", "archived", "published")
+CALENDAR_MAPPING_MODES = ("auto", "off")
 
 
 def check_feed_id(feed_id: str) -> str:
@@ -83,6 +87,14 @@ class FeedRegistry:
         ``gtfs.reader.ReadLimits`` against hostile zips (defaults when None).
     clock
         Returns "now" (tests pin the demo service date with it).
+    calendar_mapping
+        ``auto``: when the published feeds do not cover today, map their calendar onto the
+        dates around today (:mod:`gtfs.calendar_mapping`); ``off``: never.
+
+    Raises
+    ------
+    ValueError
+        When ``calendar_mapping`` is not one of :data:`CALENDAR_MAPPING_MODES`.
     """
 
     def __init__(
@@ -92,7 +104,14 @@ class FeedRegistry:
         *,
         read_limits: Any = None,
         clock: Callable[[], dt.datetime] | None = None,
+        calendar_mapping: str = "auto",
     ) -> None:
+        if calendar_mapping not in CALENDAR_MAPPING_MODES:
+            raise ValueError(
+                f"calendar_mapping must be one of {CALENDAR_MAPPING_MODES}, "
+                f"not {calendar_mapping!r}"
+            )
+        self.calendar_mapping = calendar_mapping
         self.engine = engine
         self.store = ArtifactStore(Path(data_dir) / "feeds")
         self.read_limits = read_limits
@@ -374,15 +393,66 @@ class FeedRegistry:
         if not versions:
             return Network(timetable=None, generation=self._network.generation + 1)
         tt, keys = self._timetable_for(versions)
-        return Network(
-            timetable=tt,
+        # The artifacts on disk stay the feeds' own calendar; the mapping is per process and
+        # per day, applied here on every build.
+        mapped, mapping = self._map_calendar(tt)
+        network = Network(
+            timetable=mapped,
             versions=tuple(
                 PublishedVersion(v.feed_id, int(v.id or 0), v.sha256, v.filename) for v in versions
             ),
             generation=self._network.generation + 1,
             clock=self.clock,
             rt_keys=keys,
+            calendar_mapping=mapping,
+            feed_timetable=tt if mapping is not None else None,
         )
+        if mapping is not None:
+            _log_mapping(network, mapping)
+        return network
+
+    def _map_calendar(
+        self, tt: CompiledTimetable
+    ) -> tuple[CompiledTimetable, CalendarMapping | None]:
+        """``tt`` mapped onto the dates around today, per the ``calendar_mapping`` mode."""
+        if self.calendar_mapping == "off":
+            return tt, None
+        return map_calendar(tt, today_in(tt, self.clock()))
+
+    def remap_calendar_if_due(self) -> bool:
+        """Re-centre the calendar mapping on today when the day has changed (or the feeds
+        stopped covering today); True when the network was swapped.
+
+        A mapped network covers a window around the day it was built; a long-running
+        process calls this periodically (the feed sync loop) so that the window follows the
+        clock. A new network generation is served, so cached overlays and planners renew.
+        """
+        if self.calendar_mapping == "off":
+            return False
+        with self._write_lock:
+            net = self._network
+            base = net.feed_timetable if net.feed_timetable is not None else net.timetable
+            if base is None:
+                return False
+            today = today_in(base, self.clock())
+            if net.calendar_mapping is not None and net.calendar_mapping.today == today:
+                return False
+            mapped, mapping = map_calendar(base, today)
+            if mapping is None and net.calendar_mapping is None:
+                return False  # still covered (or not mappable): nothing changes
+            network = dataclasses.replace(
+                net,
+                timetable=mapped,
+                generation=net.generation + 1,
+                calendar_mapping=mapping,
+                feed_timetable=base if mapping is not None else None,
+                created_at=dt.datetime.now(dt.UTC),
+                _service_dates={},
+            )
+            if mapping is not None:
+                _log_mapping(network, mapping)
+            self._network = network
+            return True
 
     def load_published(self) -> Network:
         """Serve what the database says is published (startup); loads compiled.npz files."""
@@ -406,7 +476,8 @@ class FeedRegistry:
 
         Cheap when nothing changed: one indexed query. The new timetable is loaded from the
         shared ``compiled.npz`` artifacts, never compiled twice. Realtime feeds spooled by other
-        workers are picked up too.
+        workers are picked up too, and a calendar mapping is re-centred when the day changed
+        (:meth:`remap_calendar_if_due`).
         """
         self.realtime.sync_from_disk()
         with self._session() as s:
@@ -414,11 +485,11 @@ class FeedRegistry:
         wanted = sorted((v.feed_id, int(v.id or 0)) for v in rows)
         served = sorted((p.feed_id, p.version_id) for p in self._network.versions)
         if wanted == served:
-            return False
+            return self.remap_calendar_if_due()
         with self._write_lock:
             served = sorted((p.feed_id, p.version_id) for p in self._network.versions)
             if wanted == served:  # a publish in this process got there first
-                return False
+                return self.remap_calendar_if_due()
             log.info("published set changed elsewhere: %s -> %s", served, wanted)
             self.load_published()
             return True
@@ -431,3 +502,23 @@ class FeedRegistry:
         if day is None:
             return None
         return self.realtime.state(net, day)
+
+
+def _log_mapping(network: Network, mapping: CalendarMapping) -> None:
+    """One line per network build saying which dates were mapped onto which."""
+    pairs = sorted(mapping.source_dates.items())
+    log.info(
+        "network generation %d: feed calendar mapped onto %s..%s (today %s runs the trips of "
+        "%s; %d dates, first %s <- %s, last %s <- %s); rule: %s",
+        network.generation,
+        mapping.window[0],
+        mapping.window[1],
+        mapping.today,
+        mapping.source_dates.get(mapping.today, "none"),
+        len(pairs),
+        pairs[0][0],
+        pairs[0][1],
+        pairs[-1][0],
+        pairs[-1][1],
+        mapping.rule,
+    )

@@ -26,7 +26,7 @@ def build_registry(settings: Any, engine: Any) -> FeedRegistry:
     With ``settings.osm_path`` the compiled footpaths between nearby stops are walks on the
     OSM streets (``routing.street.footpath_source``); without it, straight lines.
     """
-    registry = FeedRegistry(engine, settings.data_dir)
+    registry = FeedRegistry(engine, settings.data_dir, calendar_mapping=settings.calendar_mapping)
     graph = walk_graph(settings.osm_path)
     if graph is not None:
         from routing.street import footpath_source
