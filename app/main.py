@@ -83,5 +83,6 @@ def _api_modules() -> list:  # type: ignore[type-arg]
         "rides",
         "fleet",
         "demo",
+        "trips",
     ]
     return [importlib.import_module(f"app.api.{n}") for n in names]

@@ -49,6 +49,7 @@ def startup_hooks() -> list[str]:
         "app.dispatch_service:start_dispatcher",
         "app.feeds.dispatch_zones:start_flex_zones",
         "app.demo_fleet:start_demo_fleet",
+        "app.trips.sweeper:start_trip_sweeper",
     ]
 
 

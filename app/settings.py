@@ -151,6 +151,21 @@ class Settings(BaseSettings):
     dispatch_catalog_interval_s: float = Field(
         2.0, gt=0, description="With REDIS_URL: seconds between re-reads of the zone catalog."
     )
+    trip_hold_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long a trip booked with confirm=false holds its on-demand seats "
+        "(and how long a booking left unfinished by a crash may keep them) before it expires.",
+    )
+    trip_sweep_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between passes of the sweeper expiring held trips."
+    )
+    trip_idempotency_wait_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long a retried trip booking waits for the first attempt to finish "
+        "(then 409 in_progress).",
+    )
     realtime_poll_url: str = Field(
         "", description="GTFS-RT URL(s) to poll, comma-separated; empty = off."
     )

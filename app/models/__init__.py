@@ -23,10 +23,10 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from app.feeds import models as feeds
-from app.models import dispatch, identity
+from app.models import dispatch, identity, trip
 
 # Every table module, imported for its side effect of registering tables on the metadata.
-TABLE_MODULES = (identity, feeds, dispatch)
+TABLE_MODULES = (identity, feeds, dispatch, trip)
 
 metadata = SQLModel.metadata
 
