@@ -46,6 +46,9 @@ IntArray = npt.NDArray[np.int32]
 
 EGRESS_SLACK_S = 60
 """From a bus's arrival to the earliest pick-up of the van waiting for it."""
+LEAVE_LATER_AFTER_S = 600
+"""An access ride that would leave the rider waiting longer than this at the stop is asked
+again to arrive just in time for the bus."""
 MEETING_POINT_WALK_M = 30.0
 """A pick-up moved farther than this (to a meeting point) gets a walking leg of its own."""
 
@@ -218,6 +221,8 @@ class IntermodalPlanner:
             access = self._access_offer(j, offers) if flex_in else None
             if flex_in and access is None:
                 continue
+            if access is not None:
+                access = self._leave_later(q, provider, j, access)
             egress: OnDemandOffer | None = None
             if flex_out:
                 s, t_arr = self._egress_stop(j)
@@ -228,6 +233,24 @@ class IntermodalPlanner:
                     continue
                 egress = ans
             out.itineraries.append(self._join(q, j, access, egress, realtime))
+
+    def _leave_later(
+        self, q: Query, provider: OnDemandProvider, j: Journey, offer: OnDemandOffer
+    ) -> OnDemandOffer:
+        """An access ride that leaves later when the first one would wait long at the stop
+        (the next bus is far off): asked to reach the stop just in time for the journey's
+        first ride. The first offer stands when the fleet cannot."""
+        s, t_dep = self._access_stop(j)
+        spare = t_dep - (offer.dropoff_eta + TRANSFER_BUFFER_S)
+        if spare <= LEAVE_LATER_AFTER_S:
+            return offer
+        latest = t_dep - TRANSFER_BUFFER_S
+        earliest = max(q.time_s, latest - offer.ride_s - LEAVE_LATER_AFTER_S // 2)
+        req = self._request(q, q.origin, s, depart_at=earliest, arrive_by=latest)
+        (ans,) = provider.quote(q.day, [req])
+        if isinstance(ans, OnDemandOffer) and ans.dropoff_eta <= latest:
+            return ans
+        return offer
 
     # --- arriving by t ------------------------------------------------------------------------
     def _arrive_by(

@@ -161,6 +161,22 @@ def test_far_from_any_stop_rides_on_demand_to_the_bus(planner: Planner) -> None:
     assert 1 <= len(fleet.asked) <= 7
 
 
+def test_access_ride_leaves_later_when_the_bus_is_far_off(planner: Planner) -> None:
+    # At 07:00 the first bus is at 08:00: the van is asked again to reach the stop just in
+    # time instead of leaving the rider an hour at the pole.
+    fleet = FakeFleet(now_s=7 * 3600)
+    plan = planner.plan(_req(SOUTH, NORTH, 7 * 3600), on_demand=fleet)
+    it = next(it for it in plan.itineraries if it.on_demand)
+    van = it.legs[0]
+    bus = next(leg for leg in it.legs if leg.mode == "BUS")
+    assert van.end + TRANSFER_BUFFER_S <= bus.start <= van.end + TRANSFER_BUFFER_S + 600
+    assert van.start > 7 * 3600 + 1800
+    assert (
+        van.on_demand is not None
+        and van.on_demand.request.arrive_by == bus.start - TRANSFER_BUFFER_S
+    )
+
+
 @pytest.mark.parametrize(
     ("rules", "reason"),
     [
