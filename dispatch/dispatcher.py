@@ -541,6 +541,76 @@ class Dispatcher:
             self._plan_changed(zs, v, now, status_changed={ride_id})
         return ride
 
+    def move_pickup(
+        self, ride_id: str, earliest_pickup: float, now: float | None = None
+    ) -> Ride | Rejection:
+        """Pick ``ride_id`` up no earlier than ``earliest_pickup`` (its feeder bus runs late).
+
+        The ride is inserted again into the zone's live plans, any vehicle, with a new window
+        from the new time, under the zone's rules (service hours, wait and ride-time limits;
+        the booking notice does not apply: the operator moves a ride it already holds). It
+        keeps its id, its rider and its booking; the rider gets the new window on their ride
+        topic. When no vehicle can, nothing changes and the rejection says why. A ride whose
+        vehicle already expects it at or after ``earliest_pickup`` is left as it is.
+        """
+        now = self.clock() if now is None else now
+        ride = self._rides.get(ride_id)
+        if ride is None:
+            raise DispatchError("unknown_ride", f"no ride {ride_id!r}")
+        zs = self.zone_state(ride.zone_id)
+        with zs.lock:
+            if ride.status is not RideStatus.ASSIGNED:
+                raise DispatchError(
+                    "not_movable", f"a ride that is {ride.status.value} cannot be moved"
+                )
+            if ride.eta_pickup >= earliest_pickup and ride.pickup_window[1] >= earliest_pickup:
+                return ride
+            e_p = max(earliest_pickup, now)
+            if not zs.zone.in_service(e_p):
+                return Rejection(RejectReason.OUTSIDE_SERVICE_HOURS, "no service at that time")
+            r = replace(ride.request, earliest_pickup=e_p, latest_arrival=None)
+            free = self._free_flow_direct_s(zs, r)
+            direct = free if zs.profile.free_flow else zs.profile.arrive(e_p, free) - e_p
+            max_ride = self.rules.max_ride_s(direct)
+            l_p = e_p + self.rules.max_wait_s
+            new = NewRide(
+                pickup=r.origin,
+                dropoff=r.destination,
+                earliest_pickup=e_p,
+                latest_pickup=l_p,
+                latest_dropoff=l_p + max_ride,
+                seats=r.seats,
+                wheelchairs=r.wheelchairs,
+                max_ride_s=max_ride,
+                service_pickup_s=self.rules.service_s,
+                service_dropoff_s=self.rules.service_s,
+            )
+            old = zs.vehicles[ride.vehicle_id]
+            old_plan = old.plan
+            old.plan = [s for s in old.plan if s.ride_id != ride_id]
+            zs.arrays.invalidate(old.vehicle_id)
+            q = self._quote_locked(zs, r, new, direct, now)
+            if isinstance(q, Rejection):
+                old.plan = old_plan
+                zs.arrays.invalidate(old.vehicle_id)
+                return q
+            v = zs.vehicles[q.vehicle_id]
+            p, d = self._stops(q, q, ride_id)
+            i, j = q.insertion.pickup_pos, q.insertion.dropoff_pos
+            v.plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
+            v.heading = None
+            ride.request = r
+            ride.vehicle_id = v.vehicle_id
+            ride.pickup_window = q.pickup_window
+            ride.latest_arrival = q.latest_arrival
+            ride.max_ride_s = q.max_ride_s
+            ride.direct_s = q.direct_s
+            ride.history.append((now, "pickup_moved"))
+            if old is not v:
+                self._plan_changed(zs, old, now)
+            self._plan_changed(zs, v, now, status_changed={ride_id})
+        return ride
+
     # --- vehicle events -------------------------------------------------------------------------
     def update_position(self, vehicle_id: str, lat: float, lon: float, t: float) -> None:
         """The vehicle is at (lat, lon) at ``t`` (GPS); its ETAs move accordingly.

@@ -286,6 +286,7 @@ def handle(d: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
     """Apply one queued message (or one query) to the zone's dispatcher; returns the outcome.
 
     Ops: ``book`` (a request), ``book_quote`` (a quote this dispatcher issued), ``cancel``,
+    ``move_pickup`` (a ride's pick-up no earlier than a time: its feeder runs late),
     ``vehicle_event`` (position, arrived, boarded, alighted, no_show), ``add_vehicle`` and the query
     ``quote``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
     """
@@ -324,6 +325,11 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
     if op == "cancel":
         ride = d.cancel(str(data["ride_id"]))
         return {"ride_id": ride.ride_id, "status": ride.status.value, "ride": ride.to_dict()}
+    if op == "move_pickup":
+        moved = d.move_pickup(str(data["ride_id"]), float(data["earliest_pickup"]))
+        if isinstance(moved, Rejection):
+            return {"rejected": moved.reason.value, "message": moved.message, "new_quote": None}
+        return {"ride_id": moved.ride_id, "status": moved.status.value, "ride": moved.to_dict()}
     if op == "vehicle_event":
         vid, kind, t = str(data["vehicle_id"]), str(data["type"]), float(data["t"])
         if kind == "position":
