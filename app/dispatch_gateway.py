@@ -839,6 +839,13 @@ class ClusterGateway(VehicleEvents):
         if found is None:
             raise ApiError(404, "not_found", "no such ride")
         ride = found[1]
+        if ride["status"] == "rejected":  # a pending booking the owner refused: no ride, no zone
+            raise ApiError(
+                409,
+                "not_cancellable",
+                f"the booking was refused ({ride.get('reason')}): there is nothing to cancel",
+                {"reason": ride.get("reason"), "message": ride.get("message", "")},
+            )
         out = await self._ask(
             str(ride["zone_id"]), {"op": "cancel", "ride_id": ride_id}, durable=True
         )

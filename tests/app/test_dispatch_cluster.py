@@ -657,6 +657,38 @@ def test_booking_reaching_a_removed_zone_later_is_refused(
     }
 
 
+def test_cancelling_a_refused_pending_booking_is_a_conflict(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """A booking answered 202 and later refused has no ride and no zone: cancelling it answers
+    409 ``not_cancellable`` with the refusal (was a 500, ``KeyError: 'zone_id'``)."""
+    a = cluster()
+    alice, hb, ha = staff_and_rider(a, make_user, auth)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    assert a.post(f"{FLEET}/zones", json=zone_body(zid), headers=hb).status_code == 201
+    b = cluster(dispatch_reply_timeout_s=0.5)
+    zone = gateway(b).worker.zones[zid]
+    assert a.portal.call(gateway(a).remove_zone, zid) == "removed"  # type: ignore[union-attr]
+    wait_for(lambda: not owners([a, b], zid))
+
+    async def stale_zone_for(request: RideRequest) -> ServiceZone:
+        return zone
+
+    gateway(b)._zone_for = stale_zone_for  # type: ignore[method-assign]
+    told = rider_events(b, alice.id)
+    assert_error(
+        b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha),
+        409,
+        "zone_removed",
+    )
+    rid = told()["request_id"]
+    assert b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "rejected"
+    for client in (a, b):
+        err = assert_error(client.delete(f"{RIDES}/{rid}", headers=ha), 409, "not_cancellable")
+        assert err["details"]["reason"] == "zone_removed", err
+        assert "refused" in err["message"]
+
+
 def test_errors_match_single_process(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
