@@ -43,3 +43,88 @@ export async function networkMap(el: HTMLElement): Promise<L.Map> {
   el.dataset.ready = "1";
   return map;
 }
+
+/** On-demand service zones (GeoJSON Polygon / MultiPolygon), drawn under everything else. */
+export function drawZones(
+  map: L.Map,
+  zones: Array<{ zone_id: string; name?: string; geometry: GeoJSON.Geometry }>,
+): L.LayerGroup {
+  const group = L.layerGroup().addTo(map);
+  for (const z of zones) {
+    L.geoJSON(z.geometry, { style: { color: "#e67e22", weight: 2, fillOpacity: 0.08, dashArray: "6 4" } })
+      .bindTooltip(z.name || z.zone_id)
+      .addTo(group);
+  }
+  map.getContainer().dataset.zones = String(zones.length);
+  return group;
+}
+
+export interface MapLeg {
+  mode: string;
+  onDemand?: boolean;
+  routeColor?: string | null;
+  from: { lat: number; lon: number };
+  to: { lat: number; lon: number };
+  legGeometry?: { geojson?: GeoJSON.LineString };
+}
+
+const LEG_COLORS: Record<string, string> = { WALK: "#666", FLEX: "#e67e22", BUS: "#1f5f99" };
+
+/** An itinerary's legs as lines (walking dotted, on-demand rides dashed), replacing `previous`.
+ * The map element says what it shows (`data-itinerary-legs`, `data-flex-legs`). */
+export function drawItinerary(map: L.Map, legs: MapLeg[], previous?: L.LayerGroup | null): L.LayerGroup {
+  previous?.remove();
+  const group = L.layerGroup().addTo(map);
+  const bounds = L.latLngBounds([]);
+  for (const leg of legs) {
+    const coords = leg.legGeometry?.geojson?.coordinates;
+    const line: L.LatLngExpression[] =
+      coords && coords.length >= 2
+        ? coords.map(([lon, lat]) => [lat, lon] as [number, number])
+        : [
+            [leg.from.lat, leg.from.lon],
+            [leg.to.lat, leg.to.lon],
+          ];
+    const flex = leg.onDemand || leg.mode === "FLEX";
+    const color = flex ? LEG_COLORS.FLEX : leg.routeColor ? `#${leg.routeColor}` : (LEG_COLORS[leg.mode] ?? LEG_COLORS.BUS);
+    const pl = L.polyline(line, {
+      color,
+      weight: leg.mode === "WALK" ? 3 : 5,
+      opacity: 0.9,
+      dashArray: flex ? "10 8" : leg.mode === "WALK" ? "2 6" : undefined,
+    }).addTo(group);
+    bounds.extend(pl.getBounds());
+  }
+  if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20] });
+  const el = map.getContainer();
+  el.dataset.itineraryLegs = String(legs.length);
+  el.dataset.flexLegs = String(legs.filter((l) => l.onDemand || l.mode === "FLEX").length);
+  return group;
+}
+
+/** A vehicle followed on the map: a DOM marker (`.vehicle-marker[data-vehicle-id]`, its last
+ * position in `data-lat` / `data-lon`, its number of moves in `data-moves`). */
+export function vehicleMarker(map: L.Map, vehicleId: string, lat: number, lon: number, label: string): L.Marker {
+  const icon = L.divIcon({ className: "vehicle-marker", html: "🚐", iconSize: [28, 28], iconAnchor: [14, 14] });
+  const m = L.marker([lat, lon], { icon, title: label, keyboard: false }).bindTooltip(label).addTo(map);
+  const el = m.getElement();
+  if (el) {
+    el.dataset.vehicleId = vehicleId;
+    el.dataset.moves = "0";
+  }
+  moveVehicleMarker(m, lat, lon);
+  return m;
+}
+
+export function moveVehicleMarker(m: L.Marker, lat: number, lon: number): void {
+  const old = m.getLatLng();
+  const el = m.getElement();
+  if (el && el.dataset.lat !== undefined && (old.lat !== lat || old.lng !== lon)) {
+    el.dataset.moves = String(Number(el.dataset.moves ?? "0") + 1);
+  }
+  m.setLatLng([lat, lon]);
+  if (el) {
+    el.dataset.lat = lat.toFixed(6);
+    el.dataset.lon = lon.toFixed(6);
+  }
+}
