@@ -6,7 +6,8 @@ Parameters follow OTP's REST planner (``fromPlace``/``toPlace`` as ``lat,lon`` o
 ``optimizeCo2``) and so does the answer (``plan.itineraries[].legs[]``, with OTP 2's
 ``emissionsPerPerson.co2`` in grams). A query that is well formed but cannot be served
 (date outside the feed, no stop within walking distance, no connection) answers 200 with no
-itinerary and OTP's ``error`` object; malformed input answers 400, an unknown stop id 404.
+itinerary and OTP's ``error`` object; malformed input answers 400 (a date beyond
+1900-01-01..2199-12-31 too: ``invalid_date``), an unknown stop id 404.
 """
 
 from __future__ import annotations
@@ -222,15 +223,29 @@ def parse_place(value: str, np_: NetworkPlanner, what: str) -> PlanPlace:
     return PlanPlace(lat=float(tt.stop_lat[idx]), lon=float(tt.stop_lon[idx]), stop=idx, name=name)
 
 
+# Dates the planner accepts; a well-formed date beyond them answers 400 invalid_date, one
+# inside them but outside the published feeds 200 with OTP's OUTSIDE_SERVICE_PERIOD.
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2199, 12, 31)
+
+
 def parse_date(value: str | None, default: dt.date) -> dt.date:
     if value is None or not value.strip():
         return default
     v = value.strip()
     for fmt in ("%Y-%m-%d", "%m-%d-%Y", "%Y%m%d"):
         try:
-            return dt.datetime.strptime(v, fmt).date()
+            day = dt.datetime.strptime(v, fmt).date()
         except ValueError:
             continue
+        if not MIN_DATE <= day <= MAX_DATE:  # day arithmetic near year 1 or 9999 overflows
+            raise ApiError(
+                400,
+                "invalid_date",
+                f"Date {value!r} is outside {MIN_DATE}..{MAX_DATE}.",
+                {"param": "date"},
+            )
+        return day
     raise ApiError(
         400, "invalid_date", f"Malformed date {value!r}; use YYYY-MM-DD.", {"param": "date"}
     )

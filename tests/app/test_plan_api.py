@@ -187,6 +187,28 @@ def test_unservable_queries_answer_an_otp_error(
     assert body["plan"]["itineraries"] == []
 
 
+@pytest.mark.parametrize("date", ["9999-12-31", "0001-01-01", "1899-12-31", "2200-01-01"])
+def test_a_date_beyond_the_supported_range_is_invalid(client: TestClient, date: str) -> None:
+    """Well formed but beyond 1900..2199 (#10: 9999-12-31 and 0001-01-01 were a 500,
+    OverflowError): 400 invalid_date naming the range."""
+    q = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": date, "time": "08:00"}
+    r = client.get("/api/v1/plan", params=q)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_date" and "1900-01-01" in err["message"], err
+    assert err["details"] == {"param": "date"}
+
+
+@pytest.mark.parametrize("date", ["1900-01-01", "2199-12-31"])
+def test_dates_at_the_ends_of_the_range_are_outside_the_service_period(
+    client: TestClient, date: str
+) -> None:
+    q = {"fromPlace": "0016_A", "toPlace": "0082_C", "date": date, "time": "23:30"}
+    r = client.get("/api/v1/plan", params=q)
+    assert r.status_code == 200, r.text
+    assert r.json()["error"]["id"] == "OUTSIDE_SERVICE_PERIOD"
+
+
 def test_stop_search_by_name_and_kana(client: TestClient) -> None:
     r = client.get("/api/v1/stops", params={"q": "室蘭駅"})
     names = [s["name"] for s in r.json()["stops"]]
