@@ -202,6 +202,11 @@ class DispatchGateway(VehicleEvents, Protocol):
 
     async def cancel(self, ride_id: str) -> dict[str, Any]: ...
 
+    async def move_pickup(self, ride_id: str, earliest_pickup: float) -> dict[str, Any]:
+        """Move a booked ride's pick-up to no earlier than ``earliest_pickup`` (unix s); its
+        ride as it now is, or ApiError (409 with the reason) when no vehicle can."""
+        ...
+
     async def zones(self) -> list[ServiceZone]: ...
 
     async def add_zone(self, zone: ServiceZone) -> None: ...
@@ -271,6 +276,18 @@ class LocalGateway(VehicleEvents):
             raise ApiError(409, exc.code, exc.message) from exc
         await persist(self.services, [ride.zone_id])
         return ride.to_dict()
+
+    async def move_pickup(self, ride_id: str, earliest_pickup: float) -> dict[str, Any]:
+        try:
+            res = await asyncio.to_thread(self.dispatcher.move_pickup, ride_id, earliest_pickup)
+        except DispatchError as exc:
+            raise ApiError(
+                404 if exc.code == "unknown_ride" else 409, exc.code, exc.message
+            ) from exc
+        if isinstance(res, Rejection):
+            raise rejection_error(res)
+        await persist(self.services, [res.zone_id])
+        return res.to_dict()
 
     async def zones(self) -> list[ServiceZone]:
         return self.dispatcher.zones()
@@ -857,6 +874,20 @@ class ClusterGateway(VehicleEvents):
                 out = {"ride": saved[1]}
         if out is None:
             raise busy()
+        if "error" in out:
+            raise ApiError(409, str(out["error"]), str(out.get("message", "")))
+        return dict(out["ride"])
+
+    async def move_pickup(self, ride_id: str, earliest_pickup: float) -> dict[str, Any]:
+        found = await self.ride(ride_id)
+        if found is None or "zone_id" not in found[1]:
+            raise ApiError(404, "unknown_ride", "no such ride")
+        msg = {"op": "move_pickup", "ride_id": ride_id, "earliest_pickup": earliest_pickup}
+        out = await self._ask(str(found[1]["zone_id"]), msg, durable=True)
+        if out is None:
+            raise busy()
+        if "rejected" in out:
+            raise _rejected(str(out["rejected"]), str(out.get("message", "")), None)
         if "error" in out:
             raise ApiError(409, str(out["error"]), str(out.get("message", "")))
         return dict(out["ride"])

@@ -50,6 +50,7 @@ def startup_hooks() -> list[str]:
         "app.feeds.dispatch_zones:start_flex_zones",
         "app.demo_fleet:start_demo_fleet",
         "app.trips.sweeper:start_trip_sweeper",
+        "app.trips.transfer_guard:start_transfer_guard",
     ]
 
 

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="How long a retried trip booking waits for the first attempt to finish "
         "(then 409 in_progress).",
     )
+    trip_guard_interval_s: float = Field(
+        15.0,
+        ge=0,
+        description="Seconds between checks of booked trips' connections against realtime "
+        "(a late feeder bus moves the on-demand pick-up); 0 = off.",
+    )
     realtime_poll_url: str = Field(
         "", description="GTFS-RT URL(s) to poll, comma-separated; empty = off."
     )

@@ -213,6 +213,8 @@ class TripService:
             "bookingQuoteId": rec["quote_id"],
             "rideId": rec["ride_id"],
             "bookingState": rec["booking"],
+            # Transfer protection's word on this leg (app.trips.transfer_guard).
+            "events": list(rec.get("events", [])),
         }
         ride = None if rec["booking"] == "refused" else await self._ride_of(trip, rec["ride_id"])
         if ride is None:
