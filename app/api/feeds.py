@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
-from pydantic import BaseModel
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import ApiError
@@ -30,6 +31,9 @@ router = APIRouter(prefix="/feeds", tags=["feeds"])
 log = logging.getLogger("tsunagu.feeds")
 Operator = Annotated[Principal, Depends(require_roles("operator"))]
 _CHUNK = 1 << 20
+#: Version ids are the database's 32-bit integer keys: a larger one is a 422, never a query.
+MAX_VERSION_ID = 2**31 - 1
+VersionId = Annotated[int, PathParam(ge=1, le=MAX_VERSION_ID)]
 
 
 async def announce(services: Any, topic: str, data: dict[str, Any]) -> None:
@@ -109,7 +113,7 @@ async def upload_version(
 
 @router.get("/{feed_id}/versions/{version_id}")
 async def get_version(
-    feed_id: str, version_id: int, services: ServicesDep, _: Operator
+    feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
 ) -> dict[str, Any]:
     reg = registry_of(services)
     return (await run_in_threadpool(reg.get_version, feed_id, version_id)).to_json()
@@ -117,7 +121,7 @@ async def get_version(
 
 @router.get("/{feed_id}/versions/{version_id}/report")
 async def get_report(
-    feed_id: str, version_id: int, services: ServicesDep, _: Operator
+    feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
 ) -> dict[str, Any]:
     """The version and its validation report (gtfs-validator ``report.json`` shape)."""
     reg = registry_of(services)
@@ -126,7 +130,7 @@ async def get_report(
 
 @router.post("/{feed_id}/versions/{version_id}/publish")
 async def publish_version(
-    feed_id: str, version_id: int, services: ServicesDep, _: Operator
+    feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
 ) -> dict[str, Any]:
     """Serve this version (hot swap; in-flight queries finish on the previous network)."""
     reg = registry_of(services)
@@ -137,7 +141,7 @@ async def publish_version(
 
 
 class RollbackRequest(BaseModel):
-    version_id: int | None = None
+    version_id: int | None = Field(None, ge=1, le=MAX_VERSION_ID)
 
 
 @router.post("/{feed_id}/rollback")

@@ -236,6 +236,23 @@ def test_roles_and_bad_requests(
     assert_error(r, 422, "empty_upload")
 
 
+@both_backends
+@pytest.mark.parametrize("vid", [2**31, 2**63, -(2**31) - 1])
+def test_version_ids_beyond_the_database_integer_are_422(
+    app_client: TestClient, op: dict[str, str], vid: int
+) -> None:
+    """#10: a version id past the database's 32-bit integer was a 500 (PostgreSQL
+    NumericValueOutOfRange, SQLite OverflowError); it is refused like any bad id."""
+    c = app_client
+    assert_error(c.get(f"/api/v1/feeds/sample/versions/{vid}", headers=op), 422)
+    assert_error(c.get(f"/api/v1/feeds/sample/versions/{vid}/report", headers=op), 422)
+    assert_error(c.post(f"/api/v1/feeds/sample/versions/{vid}/publish", headers=op), 422)
+    r = c.post("/api/v1/feeds/sample/rollback", json={"version_id": vid}, headers=op)
+    assert_error(r, 422, "validation_error")
+    # The largest 32-bit id is merely unknown.
+    assert_error(c.get(f"/api/v1/feeds/sample/versions/{2**31 - 1}", headers=op), 404)
+
+
 def test_50mb_upload_is_413_over_the_limit(
     make_app_client: Callable[..., TestClient],
     make_user: Callable[..., TestUser],
