@@ -7,10 +7,13 @@ starting together on an empty database (``tsunagu serve --demo --workers N``) im
 the check and the import run under a cluster-wide lock (:func:`first_run_lock`), and a process
 that waited for it serves what the first one published.
 
-The feed runs 2020-04-01..2021-04-01, so "today" has no service. Queries default to the
-network's service date (:mod:`app.feeds.service_date`): the same weekday as today nearest to
-today's month/day inside the calendar, stepping by weeks past days without trips. It is logged
-here and reported as ``service_date`` / ``demo_service_date`` by ``GET /api/v1/network``.
+The feed runs 2020-04-01..2021-04-01, so "today" has no service of its own. With
+``settings.calendar_mapping = "auto"`` (the default) the published network maps the feed's
+calendar onto the days around today (:mod:`gtfs.calendar_mapping`: each date runs the trips of
+the same weekday nearest to its month/day inside the feed), so buses and the on-demand vans run
+on one clock and queries default to today. The mapping is logged and reported as
+``calendar_mapping`` by ``GET /api/v1/network``; with the mapping off, queries default to the
+mapped-to date itself (:mod:`app.feeds.service_date`).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Contracts for the other services (all on ``services.feeds``, a :class:`FeedRegis
 
 * ``net = services.feeds.network`` — the current immutable :class:`Network`; grab it ONCE per
   query and use ``net.timetable`` (a ``gtfs.compiled.CompiledTimetable``, None when nothing is
-  published), ``net.service_date`` (the default query date: today in the feed's zone, or the
-  demo rule of :mod:`app.feeds.service_date`), ``net.generation`` (changes on every swap).
+  published), ``net.service_date`` (the default query date: today in the feed's zone — an expired
+  feed's calendar is mapped onto the days around today, :mod:`gtfs.calendar_mapping` — or the
+  rule of :mod:`app.feeds.service_date`), ``net.generation`` (changes on every swap).
 * ``services.feeds.realtime_state(day=None)`` — the ``gtfs.realtime.RealtimeState`` overlay of
   the current network (``arrival``/``departure`` [N], ``trip_cancelled`` [T],
   ``stop_skipped`` [N]); ``services.feeds.realtime.state(net, day)`` for a grabbed snapshot.
