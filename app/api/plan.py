@@ -46,6 +46,7 @@ class NetworkPlanner:
     stop_index: dict[str, int]
     readings: dict[int, str] = field(default_factory=dict)
     translations: dict[str, dict[int, str]] = field(default_factory=dict)
+    fares: dict[str, Any] = field(default_factory=dict)  # gtfs.fares.FareTable by feed id
     extra: dict[str, Any] = field(default_factory=dict)  # lazily built indexes (H3, search)
 
 
@@ -53,8 +54,13 @@ _lock = threading.Lock()
 _current: NetworkPlanner | None = None
 
 
-def _load_readings(services: Any, network: Any) -> tuple[dict[int, str], dict[str, dict[int, str]]]:
-    """Kana readings (GTFS-JP ``ja-Hrkt``) and other translations of stop names."""
+def _load_feed_extras(
+    services: Any, network: Any
+) -> tuple[dict[int, str], dict[str, dict[int, str]], dict[str, Any]]:
+    """Kana readings (GTFS-JP ``ja-Hrkt``) and other translations of stop names, and each
+    published feed's fares (``gtfs.fares.FareTable`` by feed id: ids in the merged network are
+    prefixed ``feed:`` when several feeds are published)."""
+    from gtfs.fares import FareTable
     from gtfs.japan import READING_LANG
     from gtfs.reader import read_feed
 
@@ -62,13 +68,15 @@ def _load_readings(services: Any, network: Any) -> tuple[dict[int, str], dict[st
     index = {str(s): i for i, s in enumerate(tt.stop_ids)}
     readings: dict[int, str] = {}
     translations: dict[str, dict[int, str]] = {}
+    fares: dict[str, Any] = {}
     reg = services.feeds
     prefix = len(network.versions) > 1
     for v in network.versions:
         try:
             feed = read_feed(reg.store.original(v.version_id), feed_id=v.feed_id)
             table = feed.stop_readings()
-        except Exception:  # readings are a nicety: a feed that cannot be re-read has none
+            fares[v.feed_id] = FareTable(feed)
+        except Exception:  # readings and fares are niceties: a feed that cannot be re-read has none
             continue
         for sid, lang, name in table[["stop_id", "lang", "name"]].itertuples(index=False):
             i = index.get(f"{v.feed_id}:{sid}" if prefix else str(sid))
@@ -78,12 +86,54 @@ def _load_readings(services: Any, network: Any) -> tuple[dict[int, str], dict[st
                 readings[i] = str(name)
             elif lang != "ja":
                 translations.setdefault(str(lang), {})[i] = str(name)
-    return readings, translations
+    return readings, translations, fares
+
+
+def add_fares(itinerary: dict[str, Any], fares: dict[str, Any]) -> None:
+    """Each transit leg's fare (GTFS / GTFS-JP fares v1: the cheapest matching rule) and the
+    itinerary's total, in place. ``fare.complete`` is false when a ride has no known fare (the
+    total then counts the priced rides only)."""
+    total = 0.0
+    currency: str | None = None
+    complete = True
+    for leg in itinerary["legs"]:
+        if not leg.get("transitLeg") or leg.get("onDemand"):
+            continue
+        route, a, b = leg.get("routeId"), leg["from"].get("stopId"), leg["to"].get("stopId")
+        feed_id, route, a, b = _unprefix(fares, str(route), str(a), str(b))
+        table = fares.get(feed_id)
+        fare = None if table is None else table.fare(route, a, b)
+        if fare is None:
+            complete = False
+            continue
+        leg["fare"] = {"fareId": fare.fare_id, "price": fare.price, "currency": fare.currency}
+        total += fare.price
+        currency = currency or fare.currency
+    if currency is not None:
+        itinerary["fare"] = {"total": total, "currency": currency, "complete": complete}
+
+
+def _priced(itinerary: dict[str, Any], fares: dict[str, Any]) -> dict[str, Any]:
+    add_fares(itinerary, fares)
+    return itinerary
+
+
+def _unprefix(fares: dict[str, Any], route: str, a: str, b: str) -> tuple[str, str, str, str]:
+    """(feed id, route, stop, stop) with the merged network's ``feed:`` prefixes taken off."""
+    if len(fares) == 1:
+        (only,) = fares
+        strip = f"{only}:"
+        if route.startswith(strip) and a.startswith(strip):
+            return only, route[len(strip) :], a[len(strip) :], b[len(strip) :]
+        return only, route, a, b
+    feed_id, _, rest = route.partition(":")
+    n = len(feed_id) + 1
+    return feed_id, rest, a[n:], b[n:]
 
 
 def _build(services: Any, network: Any) -> NetworkPlanner:
     tt = network.timetable
-    readings, translations = _load_readings(services, network)
+    readings, translations, fares = _load_feed_extras(services, network)
     walk = None
     graph = walk_graph(services.settings.osm_path)
     if graph is not None:
@@ -106,6 +156,7 @@ def _build(services: Any, network: Any) -> NetworkPlanner:
         stop_index={str(s): i for i, s in enumerate(tt.stop_ids)},
         readings=readings,
         translations=translations,
+        fares=fares,
     )
 
 
@@ -437,7 +488,9 @@ async def plan(
             "date": service_day_epoch_ms(day, tt.timezone) + secs * 1000,
             "from": _place_json(result.origin),
             "to": _place_json(result.destination),
-            "itineraries": [to_otp(it, day, tt.timezone) for it in result.itineraries],
+            "itineraries": [
+                _priced(to_otp(it, day, tt.timezone), np_.fares) for it in result.itineraries
+            ],
         },
         "debugOutput": {"totalTime": round((_time.perf_counter() - t_start) * 1000, 1)},
     }
