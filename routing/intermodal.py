@@ -223,6 +223,8 @@ class IntermodalPlanner:
                 continue
             if access is not None:
                 access = self._leave_later(q, provider, j, access)
+                if access is None:
+                    continue
             egress: OnDemandOffer | None = None
             if flex_out:
                 s, t_arr = self._egress_stop(j)
@@ -236,21 +238,24 @@ class IntermodalPlanner:
 
     def _leave_later(
         self, q: Query, provider: OnDemandProvider, j: Journey, offer: OnDemandOffer
-    ) -> OnDemandOffer:
-        """An access ride that leaves later when the first one would wait long at the stop
-        (the next bus is far off): asked to reach the stop just in time for the journey's
-        first ride. The first offer stands when the fleet cannot."""
+    ) -> OnDemandOffer | None:
+        """The access ride of ``offer`` asked again bound to journey ``j``'s first bus: to
+        arrive at the stop by its departure less the buffer, so that the fleet keeps the
+        connection when it later inserts other rides (the first quote promised only the
+        pick-up). A ride that would leave the rider waiting long at the stop (the next bus is
+        far off) is asked to leave later, arriving just in time. None when the fleet cannot
+        bind the ride to the bus."""
         s, t_dep = self._access_stop(j)
-        spare = t_dep - (offer.dropoff_eta + TRANSFER_BUFFER_S)
-        if spare <= LEAVE_LATER_AFTER_S:
-            return offer
         latest = t_dep - TRANSFER_BUFFER_S
-        earliest = max(q.time_s, latest - offer.ride_s - LEAVE_LATER_AFTER_S // 2)
-        req = self._request(q, q.origin, s, depart_at=earliest, arrive_by=latest)
-        (ans,) = provider.quote(q.day, [req])
-        if isinstance(ans, OnDemandOffer) and ans.dropoff_eta <= latest:
-            return ans
-        return offer
+        starts = [q.time_s]
+        if latest - offer.dropoff_eta > LEAVE_LATER_AFTER_S:
+            starts.insert(0, max(q.time_s, latest - offer.ride_s - LEAVE_LATER_AFTER_S // 2))
+        for earliest in starts:
+            req = self._request(q, q.origin, s, depart_at=earliest, arrive_by=latest)
+            (ans,) = provider.quote(q.day, [req])
+            if isinstance(ans, OnDemandOffer) and ans.dropoff_eta <= latest:
+                return ans
+        return None
 
     # --- arriving by t ------------------------------------------------------------------------
     def _arrive_by(

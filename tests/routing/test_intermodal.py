@@ -177,6 +177,18 @@ def test_access_ride_leaves_later_when_the_bus_is_far_off(planner: Planner) -> N
     )
 
 
+def test_access_ride_is_booked_bound_to_its_bus(planner: Planner) -> None:
+    # The bus is minutes away: the ride still leaves at once, but the quote booked must carry
+    # the bus's departure, or the fleet may later insert rides that make the rider miss it.
+    plan = planner.plan(_req(SOUTH, NORTH, 8 * 3600), on_demand=FakeFleet())
+    it = next(it for it in plan.itineraries if it.on_demand)
+    van, bus = it.legs[0], next(leg for leg in it.legs if leg.mode == "BUS")
+    assert van.on_demand is not None
+    asked = van.on_demand.request
+    assert asked.depart_at == 8 * 3600
+    assert asked.arrive_by == bus.start - TRANSFER_BUFFER_S
+
+
 @pytest.mark.parametrize(
     ("rules", "reason"),
     [
