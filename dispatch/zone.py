@@ -8,6 +8,7 @@ same cells key the demand statistics used to rebalance idle vehicles.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,26 @@ import h3
 import numpy as np
 
 H3_RESOLUTION = 9  # ~175 m edges: fine enough for a neighbourhood, coarse enough to count
+#: Largest zone accepted (the outer rings' area, holes not deducted): ~190 000 cells of
+#: resolution 9. A zone drawn over a continent or the whole world would exhaust memory
+#: filling it with cells (MemoryError in H3's polyfill).
+MAX_ZONE_AREA_KM2 = 20_000.0
+_EARTH_RADIUS_KM = 6371.0088
+
+
+def ring_area_km2(ring: list[tuple[float, float]]) -> float:
+    """Area of a ring of ``(lon, lat)`` degrees on the sphere (Chamberlain & Duquette, as in
+    Turf's ``area``). Longitude steps are taken as given, never wrapped: a ring spanning 360
+    degrees of longitude is the whole band, so the bound errs on the side of refusing."""
+    total = 0.0
+    n = len(ring)
+    for i in range(n):
+        lon1, lat1 = ring[i]
+        lon2, lat2 = ring[(i + 1) % n]
+        total += math.radians(lon2 - lon1) * (
+            2.0 + math.sin(math.radians(lat1)) + math.sin(math.radians(lat2))
+        )
+    return abs(total) * _EARTH_RADIUS_KM**2 / 2.0
 
 
 def _ring_contains(ring: np.ndarray, lat: float, lon: float) -> bool:
@@ -63,6 +84,12 @@ class ServiceZone:
     def __post_init__(self) -> None:
         if not self.polygons or any(len(p) == 0 or len(p[0]) < 3 for p in self.polygons):
             raise ValueError(f"zone {self.zone_id}: a polygon needs at least 3 vertices")
+        area = sum(ring_area_km2(p[0]) for p in self.polygons)
+        if not area <= MAX_ZONE_AREA_KM2:  # NaN too
+            raise ValueError(
+                f"zone {self.zone_id}: area {area:,.0f} km2 exceeds the limit of "
+                f"{MAX_ZONE_AREA_KM2:,.0f} km2"
+            )
         self._rings = [[np.asarray(r, dtype=np.float64) for r in poly] for poly in self.polygons]
         cells: set[str] = set()
         for poly in self.polygons:

@@ -29,7 +29,22 @@ router = APIRouter(prefix="/fleet", tags=["fleet"])
 #: service) but no further than the end of the next day.
 MAX_SERVICE_HOUR_S = 2 * 86400.0
 
+#: Shift bounds and event times must lie within this many seconds of the dispatcher's clock
+#: (a year): a time like 1e300 would otherwise enter the plans (and overflow what reads them).
+MAX_TIME_SKEW_S = 366 * 86400.0
+
 DispatcherPrincipal = Annotated[Principal, Depends(require_roles(Role.DISPATCHER.value))]
+
+
+def check_time(name: str, t: float, now: float) -> None:
+    """422 ``invalid_time`` unless ``t`` (Unix seconds) is within a year of ``now``."""
+    if not abs(t - now) <= MAX_TIME_SKEW_S:  # NaN too
+        raise ApiError(
+            422,
+            "invalid_time",
+            f"{name} must be Unix seconds within {MAX_TIME_SKEW_S / 86400:.0f} days of now",
+            {"field": name, "now": now},
+        )
 
 
 class MeetingPointIn(RequestModel):
@@ -152,9 +167,12 @@ async def add_vehicle(
     body: VehicleIn, _: DispatcherPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
     g = gateway_of(services)
-    start = g.now() if body.shift_start is None else body.shift_start
+    now = g.now()
+    start = now if body.shift_start is None else body.shift_start
     if body.shift_end <= start:
         raise ApiError(422, "invalid_shift", "the shift must end after it starts")
+    check_time("shift_start", start, now)
+    check_time("shift_end", body.shift_end, now)
     depot = (body.depot.lat, body.depot.lon)
     # An unknown zone is left to the dispatcher (404 unknown_zone).
     zone = next((z for z in await g.zones() if z.zone_id == body.zone_id), None)
@@ -190,12 +208,14 @@ async def vehicle_event(
     """A driver's app or a shuttle reports: position, arrived (at the next planned stop, that
     of ``ride_id``), boarded, alighted, no-show.
 
-    A position farther than 5 km from the zone's area answers 422 ``implausible_position``;
+    A time ``t`` more than a year from now answers 422 ``invalid_time``; a position farther
+    than 5 km from the zone's area 422 ``implausible_position``;
     an arrival at a stop that is not the next one 409 ``not_next_stop``; a no-show before the
     driver waited at the pick-up 409 ``no_show_too_early`` / ``no_show_too_far``.
     """
     g = gateway_of(services)
     t = g.now() if body.t is None else body.t
+    check_time("t", t, g.now())
     if body.type == "position":
         if body.lat is None or body.lon is None:
             raise ApiError(422, "validation_error", "a position event needs lat and lon")

@@ -334,6 +334,45 @@ def test_fleet_inputs_are_vetted(
     _error(app_client.post(ev, json={"type": "arrived"}, headers=boss), 422, "validation_error")
 
 
+def test_implausible_times_and_oversized_zones_are_422(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """#10: shift_end=1e300 and an event at t=1e300 were accepted; a zone over the whole world
+    was a 500 (MemoryError filling it with H3 cells)."""
+    boss = _setup(app_client, make_user, auth)
+    vehicles, now = "/api/v1/fleet/vehicles", time.time()
+    vehicle = {"vehicle_id": "v2", "zone_id": "muroran", "depot": B}
+    for times in (
+        {"shift_end": 1e300},
+        {"shift_end": now + 2 * 366 * 86400},
+        {"shift_start": -1e300, "shift_end": now + 3600},
+    ):
+        r = app_client.post(vehicles, json={**vehicle, **times}, headers=boss)
+        _error(r, 422, "invalid_time")
+    ev = "/api/v1/fleet/vehicles/van-1/events"
+    for t in (1e300, -1e300, now - 2 * 366 * 86400):
+        r = app_client.post(ev, json={"type": "position", **B, "t": t}, headers=boss)
+        _error(r, 422, "invalid_time")
+    assert app_client.get(f"{vehicles}/v2", headers=boss).status_code == 404
+    r = app_client.post(ev, json={"type": "position", **B, "t": now + 1}, headers=boss)
+    assert r.status_code == 200, r.text
+
+    world = [[[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]]
+    country = [[[139, 35], [142, 35], [142, 38], [139, 38], [139, 35]]]  # ~90 000 km2
+    for coords in (country, world):  # (old code: the country was accepted)
+        r = app_client.post(
+            "/api/v1/fleet/zones",
+            json={
+                **ZONE,
+                "zone_id": "huge",
+                "geometry": {"type": "Polygon", "coordinates": coords},
+            },
+            headers=boss,
+        )
+        _error(r, 422, "invalid_zone")
+        assert "exceeds the limit" in r.json()["error"]["message"]
+
+
 def test_zone_with_meeting_points(
     app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
