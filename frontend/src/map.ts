@@ -68,7 +68,8 @@ export interface MapLeg {
   legGeometry?: { geojson?: GeoJSON.LineString };
 }
 
-const LEG_COLORS: Record<string, string> = { WALK: "#666", FLEX: "#e67e22", BUS: "#1f5f99" };
+// Transit legs without a route colour stand out from the network drawn in blue.
+const LEG_COLORS: Record<string, string> = { WALK: "#666", FLEX: "#e67e22", BUS: "#7b1fa2" };
 
 /** An itinerary's legs as lines (walking dotted, on-demand rides dashed), replacing `previous`.
  * The map element says what it shows (`data-itinerary-legs`, `data-flex-legs`). */
@@ -105,7 +106,11 @@ export function drawItinerary(map: L.Map, legs: MapLeg[], previous?: L.LayerGrou
 /** A vehicle followed on the map: a DOM marker (`.vehicle-marker[data-vehicle-id]`, its last
  * position in `data-lat` / `data-lon`, its number of moves in `data-moves`). */
 export function vehicleMarker(map: L.Map, vehicleId: string, lat: number, lon: number, label: string): L.Marker {
-  const icon = L.divIcon({ className: "vehicle-marker", html: "🚐", iconSize: [28, 28], iconAnchor: [14, 14] });
+  // An inline SVG van (no emoji font needed, nothing fetched).
+  const html =
+    '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="#e67e22" ' +
+    'd="M3 6h11l4 4h3v6h-2a2 2 0 0 1-4 0H9a2 2 0 0 1-4 0H3z"/><path fill="#fff" d="M5 8h4v3H5zm6 0h3l2 3h-5z"/></svg>';
+  const icon = L.divIcon({ className: "vehicle-marker", html, iconSize: [28, 28], iconAnchor: [14, 14] });
   const m = L.marker([lat, lon], { icon, title: label, keyboard: false }).bindTooltip(label).addTo(map);
   const el = m.getElement();
   if (el) {
