@@ -1,7 +1,7 @@
 """One error shape for every failure: ``{"error": {"code", "message", "details"}}``.
 
 Clients never see a stack trace; unexpected exceptions are logged and answered with 500
-``internal_error``.
+``internal_error`` and ``Connection: close`` (the server closes the connection after it).
 """
 
 from __future__ import annotations
@@ -97,7 +97,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette re-raises after answering and uvicorn then drops the connection: say so,
+        # so that a client does not reuse it.
         return JSONResponse(
             error_body("internal_error", "An internal error occurred; it has been logged."),
             status_code=500,
+            headers={"Connection": "close"},
         )

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from fastapi import Request
+import uvicorn
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from app.middleware import BodyLimitMiddleware
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, install_middleware
+from app.settings import Settings
 from tests.app.conftest import TestUser, assert_error
+from tests.conftest import free_port
 
 LOGIN = "/api/v1/auth/login"
 JSON = {"content-type": "application/json"}
@@ -110,3 +118,50 @@ def test_unknown_routes_and_methods(app_client: TestClient) -> None:
     assert_error(app_client.get("/api/v1/no-such-thing"), 404, "not_found")
     assert_error(app_client.get("/.well-known/nothing"), 404, "not_found")
     assert_error(app_client.delete("/api/v1/users/me"), 405)
+
+
+def test_a_500_closes_the_connection_cleanly(app_settings: Settings) -> None:
+    """#10: after an unexpected error uvicorn drops the connection, so the 500 must say
+    ``Connection: close`` (a client reusing the connection otherwise meets a reset). A real
+    uvicorn server on loopback, with a throwaway route that raises."""
+    app = FastAPI()
+    install_error_handlers(app)
+    install_middleware(app, app_settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/ok")
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/ok")
+        first = conn.getresponse()
+        assert first.status == 200 and first.read() == b'{"ok":true}'
+        conn.request("GET", "/boom")  # the same, kept-alive connection
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 500 and body["error"]["code"] == "internal_error"
+        assert (r.getheader("connection") or "").lower() == "close"
+        conn.close()
+        # The server keeps serving new connections.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/ok")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
