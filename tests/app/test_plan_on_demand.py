@@ -166,6 +166,7 @@ def test_no_van_leg_when_the_fleet_is_out_of_service(client: TestClient) -> None
     try:
         for v in d.vehicles():
             v.shift_end = v.shift_start + 1.0
+            d.zone_state(v.zone_id).arrays.invalidate(v.vehicle_id)  # the quote kernels' copy
         body = plan(
             client,
             fromPlace=origin,
@@ -176,6 +177,7 @@ def test_no_van_leg_when_the_fleet_is_out_of_service(client: TestClient) -> None
     finally:
         for v in d.vehicles():
             v.shift_end = saved[v.vehicle_id]
+            d.zone_state(v.zone_id).arrays.invalidate(v.vehicle_id)
     assert body["error"]["id"] == "LOCATION_NOT_ACCESSIBLE"
     assert {r["reason"] for r in body["onDemand"]["refusals"]} == {"no_vehicle_available"}
 
