@@ -78,6 +78,12 @@ def local_hour(t: float, utc_offset_s: float) -> int:
     return int(((t + utc_offset_s) % 86400.0) // 3600.0)
 
 
+def _must_be_assigned(ride: Ride, code: str, verb: str) -> None:
+    """Refuse (``code``) to change a ride that is no longer just booked."""
+    if ride.status is not RideStatus.ASSIGNED:
+        raise DispatchError(code, f"a ride that is {ride.status.value} cannot be {verb}")
+
+
 class DispatchError(Exception):
     """A request the dispatcher refuses: unknown id or an impossible state change."""
 
@@ -523,18 +529,18 @@ class Dispatcher:
             rides = list(self._rides.values())
         return [r for r in rides if user_id is None or r.user_id == user_id]
 
-    def cancel(self, ride_id: str, now: float | None = None) -> Ride:
-        """Cancel a ride not yet picked up; its stops leave the plan."""
-        now = self.clock() if now is None else now
+    def _ride_and_zone(self, ride_id: str) -> tuple[Ride, ZoneState]:
         ride = self._rides.get(ride_id)
         if ride is None:
             raise DispatchError("unknown_ride", f"no ride {ride_id!r}")
-        zs = self.zone_state(ride.zone_id)
+        return ride, self.zone_state(ride.zone_id)
+
+    def cancel(self, ride_id: str, now: float | None = None) -> Ride:
+        """Cancel a ride not yet picked up; its stops leave the plan."""
+        now = self.clock() if now is None else now
+        ride, zs = self._ride_and_zone(ride_id)
         with zs.lock:
-            if ride.status is not RideStatus.ASSIGNED:
-                raise DispatchError(
-                    "not_cancellable", f"a ride that is {ride.status.value} cannot be cancelled"
-                )
+            _must_be_assigned(ride, "not_cancellable", "cancelled")
             v = zs.vehicles[ride.vehicle_id]
             v.plan = [s for s in v.plan if s.ride_id != ride_id]
             self._set_status(ride, RideStatus.CANCELLED, now)
@@ -554,15 +560,9 @@ class Dispatcher:
         vehicle already expects it at or after ``earliest_pickup`` is left as it is.
         """
         now = self.clock() if now is None else now
-        ride = self._rides.get(ride_id)
-        if ride is None:
-            raise DispatchError("unknown_ride", f"no ride {ride_id!r}")
-        zs = self.zone_state(ride.zone_id)
+        ride, zs = self._ride_and_zone(ride_id)
         with zs.lock:
-            if ride.status is not RideStatus.ASSIGNED:
-                raise DispatchError(
-                    "not_movable", f"a ride that is {ride.status.value} cannot be moved"
-                )
+            _must_be_assigned(ride, "not_movable", "moved")
             if ride.eta_pickup >= earliest_pickup and ride.pickup_window[1] >= earliest_pickup:
                 return ride
             e_p = max(earliest_pickup, now)
