@@ -119,8 +119,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         proxy_headers=True,
         log_config=None,
-        # app.middleware logs each request without its query string; uvicorn's access log
-        # would write SSE ?access_token= values to the logs.
+        # app.middleware logs each request, secret query values redacted; uvicorn's access
+        # log would write SSE ?access_token= values to the logs.
         access_log=False,
     )
     return 0

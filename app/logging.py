@@ -52,10 +52,16 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(level)
     # uvicorn's default dictConfig gives its loggers their own plain-text handlers and stops
     # propagation; route them through ours so every line has one format.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+    # Its access log stays off: app.middleware logs each request once, query secrets redacted
+    # (uvicorn logs access whenever "uvicorn.access" has a handler, its own or the root's, and
+    # would write an SSE ?access_token= in clear).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -2,7 +2,9 @@
 
 * Every response carries ``X-Request-ID`` (the client's, when it sent a sane one) and every log
   line of the request is bound to it.
-* One structured access-log line per request (method, path, status, duration).
+* One structured access-log line per request (method, path, query, status, duration); the
+  values of secret query parameters (``access_token``, ``token``, ``password``...) are
+  replaced by ``***``.
 * Bodies above ``settings.max_body_bytes`` (``max_upload_bytes`` for multipart, zip and other
   binary uploads) answer 413 ``payload_too_large`` in the error shape. The limit is enforced on
   the bytes actually received, not only on ``Content-Length``.
@@ -15,6 +17,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote_plus
 
 import structlog
 from fastapi import FastAPI
@@ -35,6 +38,24 @@ _UPLOAD_TYPES = (
     "application/octet-stream",
     "application/x-protobuf",
 )
+
+
+#: Query parameters whose values never reach the log (matched case-insensitively).
+SECRET_QUERY_PARAMS = frozenset(
+    {"access_token", "refresh_token", "id_token", "token", "password", "secret", "api_key", "code"}
+)
+
+
+def redacted_query(raw: bytes | str) -> str:
+    """The query string for the log, with the values of secret parameters replaced by
+    ``***``."""
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    out = []
+    for part in re.split(r"([&;])", text):  # the rest kept as sent
+        key, eq, _ = part.partition("=")
+        secret = eq and unquote_plus(key).strip().lower() in SECRET_QUERY_PARAMS
+        out.append(f"{key}=***" if secret else part)
+    return "".join(out)
 
 
 class BodyTooLargeError(HTTPException):
@@ -159,6 +180,9 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                 }
+                query = redacted_query(scope.get("query_string", b""))
+                if query:
+                    fields["query"] = query
                 client = scope.get("client")
                 if client:
                     fields["client"] = client[0]
