@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) -m bench.quote
 	$(PY) -m bench.darp
 	$(PY) -m bench.simulate
+	$(PY) -m bench.load
 	$(PY) -m bench.intermodal
 
 clean:

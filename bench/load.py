@@ -210,7 +210,7 @@ def reconcile(
             elif in_plans != {str(rows[0]["vehicle_id"])}:
                 problems["plan_vehicle_mismatch"].append(b.ride_id)
         elif status == "cancelled":
-            if b.expect == "live":
+            if b.expect in ("live", "settled"):
                 problems["cancelled_unasked"].append(b.ride_id)
             if in_plans:
                 problems["cancelled_still_planned"].append(b.ride_id)
@@ -356,6 +356,7 @@ class Cluster:
         self.bases: list[str] = []
         self.logs: list[Path] = []
         self.db_created = False
+        self.stopping = False  # set on Ctrl-C / SIGTERM: a start in progress gives up
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
@@ -385,6 +386,8 @@ class Cluster:
         # The first process migrates, creates the admin and imports the demo city, as a
         # deployment prepares the database before scaling out; the second then joins.
         for name in ("a", "b"):
+            if self.stopping:
+                raise KeyboardInterrupt
             port = _free_port()
             log = self.data_dir / f"app-{name}.log"
             with log.open("wb") as out:
@@ -413,6 +416,8 @@ class Cluster:
         proc, base, log = self.procs[i], self.bases[i], self.logs[i]
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
+            if self.stopping:
+                raise KeyboardInterrupt
             if proc.poll() is not None:
                 raise RuntimeError(f"app process {i} exited:\n{log.read_text()[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
@@ -885,7 +890,8 @@ def report(res: dict[str, Any]) -> None:
         f"actions {res['actions']}"
     )
     print(
-        f"{'endpoint':<10} {'count':>6} {'/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  statuses"
+        f"{'endpoint':<10} {'count':>6} {'/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        "  statuses"
     )
     for name, e in res["endpoints"].items():
 
@@ -907,7 +913,8 @@ def report(res: dict[str, Any]) -> None:
     print("targets:")
     for k, t in res["targets"].items():
         print(
-            f"  {k:<18} {t['value']!s:>10}  target {t['target']:<8} {'PASS' if t['pass'] else 'MISS'}"
+            f"  {k:<18} {t['value']!s:>10}  target {t['target']:<8} "
+            f"{'PASS' if t['pass'] else 'MISS'}"
         )
 
 
@@ -950,6 +957,8 @@ async def bench(cluster: Cluster, opts: Options, vans: int) -> dict[str, Any]:
             "seed": opts.seed,
             "vans": vans,
             "processes": 2,
+            "database": cluster.db_name,
+            "redis_prefix": cluster.prefix,
         },
         "load_average_before": load_before,
         "load_average_after": _load_average(),
@@ -978,8 +987,15 @@ async def bench(cluster: Cluster, opts: Options, vans: int) -> dict[str, Any]:
     return res
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _interrupter(cluster: Cluster) -> Any:
+    """A SIGINT / SIGTERM handler: a start in progress (in a thread) gives up, the main thread
+    gets KeyboardInterrupt, and ``main`` cleans up."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        cluster.stopping = True
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return handler
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -1011,20 +1027,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     opts = Options(a.users, a.duration, a.think, a.flex_share, a.max_requests, a.seed)
-    signal.signal(signal.SIGTERM, _interrupt)
     cluster = Cluster(a.vans, keep_logs=a.keep_logs)
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, _interrupter(cluster)) for sig in sigs}
     try:
         res = asyncio.run(bench(cluster, opts, a.vans))
+    except KeyboardInterrupt:
+        print("bench.load: interrupted; cleaning up", file=sys.stderr)
+        return 130
     except BaseException:
         for i, log in enumerate(cluster.logs):
             with contextlib.suppress(OSError):
-                print(
-                    f"--- app process {i} log (tail) ---\n{log.read_text()[-2000:]}",
-                    file=sys.stderr,
-                )
+                tail = log.read_text()[-2000:]
+                print(f"--- app process {i} log (tail) ---\n{tail}", file=sys.stderr)
         raise
     finally:
+        for sig in sigs:  # a second Ctrl-C must not stop the clean-up
+            signal.signal(sig, signal.SIG_IGN)
         cluster.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     report(res)
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))
