@@ -36,6 +36,32 @@ async def network_info(services: ServicesDep) -> dict[str, Any]:
     return info
 
 
+@router.get("/zones")
+async def on_demand_zones(services: ServicesDep) -> dict[str, Any]:
+    """The on-demand zones residents can ride in, as a GeoJSON FeatureCollection (name, service
+    hours in local seconds of day, booking notice); no vehicle or ride is shown."""
+    gateway = getattr(services, "dispatch", None)
+    zones = [] if gateway is None else await gateway.zones()
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": z.zone_id,
+                "geometry": {"type": "MultiPolygon", "coordinates": z.polygons},
+                "properties": {
+                    "zone_id": z.zone_id,
+                    "name": z.name,
+                    "service_hours": z.service_hours,
+                    "min_notice_s": z.min_notice_s,
+                    "max_notice_s": z.max_notice_s,
+                },
+            }
+            for z in zones
+        ],
+    }
+
+
 @router.get("/geojson")
 async def network_geo(
     services: ServicesDep,

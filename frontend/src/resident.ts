@@ -599,26 +599,16 @@ function onVehicleEvent(data: unknown): void {
 // --- the on-demand zones ---------------------------------------------------------------------------
 interface ZoneShape { zone_id: string; name?: string; geometry: GeoJSON.Geometry }
 
-/** The on-demand zones: the dispatchers' list for staff, else the demo city's public summary. */
+/** The on-demand zones residents can ride in (public, every zone of the network). */
 async function loadZones(): Promise<void> {
   let zones: ZoneShape[] = [];
-  if (isStaff()) {
-    try {
-      zones = (await api<{ zones: ZoneShape[] }>("/fleet/zones")).zones;
-    } catch {
-      zones = [];
-    }
-  }
-  if (!zones.length) {
-    try {
-      const demo = await api<{ on_demand?: { enabled?: boolean; zone_id?: string; zone_name?: string; geometry?: GeoJSON.Geometry } }>(
-        "/demo",
-      );
-      const od = demo.on_demand;
-      if (od?.enabled && od.geometry && od.zone_id) zones = [{ zone_id: od.zone_id, name: od.zone_name, geometry: od.geometry }];
-    } catch {
-      /* no demo: no public zone to draw */
-    }
+  try {
+    const fc = await api<{ features: Array<{ geometry: GeoJSON.Geometry; properties: { zone_id: string; name?: string } }> }>(
+      "/network/zones",
+    );
+    zones = fc.features.map((f) => ({ zone_id: f.properties.zone_id, name: f.properties.name, geometry: f.geometry }));
+  } catch {
+    zones = []; // no dispatcher running: nothing to draw
   }
   if (!map) return;
   zoneLayer?.remove();

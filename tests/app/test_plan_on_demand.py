@@ -260,3 +260,20 @@ def test_scaled_out_the_zone_owner_quotes_and_another_process_books(
     )
     assert r.status_code == 201, r.text
     assert r.json()["ride_id"] == van["bookingRequestId"]
+
+
+def test_the_zones_residents_can_ride_in_are_public(client: TestClient) -> None:
+    r = client.get("/api/v1/network/zones")  # no token
+    assert r.status_code == 200
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 1
+    f = fc["features"][0]
+    assert f["properties"]["zone_id"] == "muroran-higashi"
+    assert f["properties"]["service_hours"] == [[0.0, 86400.0]]
+    assert f["geometry"]["type"] == "MultiPolygon"
+    # The shape is the dispatcher's own.
+    zone = services_of(client).dispatcher.zones()[0]
+    assert f["geometry"]["coordinates"] == [
+        [[list(p) for p in ring] for ring in poly] for poly in zone.polygons
+    ]
+    assert "vehicles" not in str(f)
