@@ -131,17 +131,17 @@ _SECRET_SETTINGS = {"admin_password"}
 
 def _shown(name: str, value: Any) -> str:
     """A setting's value for display: secrets masked, passwords in URLs hidden."""
+    from pydantic import SecretStr
+
+    from app.settings import mask_url_password
+
+    if isinstance(value, SecretStr):  # every secret setting
+        return "***" if value.get_secret_value() else ""
     if value is None or value == "":
         return ""
     if name in _SECRET_SETTINGS:
         return "***"
-    text = str(value)
-    if "://" in text and "@" in text:  # scheme://user:password@host -> scheme://user:***@host
-        scheme, _, rest = text.partition("://")
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        text = f"{scheme}://{user}:***@{host}" if ":" in creds else text
-    return text
+    return mask_url_password(str(value))  # scheme://user:password@host -> user:***@host
 
 
 def setting_rows(settings: Settings) -> list[tuple[str, str, str, str]]:

@@ -51,6 +51,7 @@ def startup_hooks() -> list[str]:
         "app.demo_fleet:start_demo_fleet",
         "app.trips.sweeper:start_trip_sweeper",
         "app.trips.transfer_guard:start_transfer_guard",
+        "app.idempotency:start_idempotency_sweeper",
     ]
 
 
@@ -161,7 +162,8 @@ async def _start_bus(settings: Settings) -> Any:
 async def bootstrap_admin(services: Services) -> None:
     """Create the admin of ``settings.admin_email`` / ``admin_password`` if absent."""
     s = services.settings
-    if not (s.admin_email and s.admin_password):
+    password = s.admin_password.get_secret_value()
+    if not (s.admin_email and password):
         return
     from app.identity.accounts import ensure_admin
 
@@ -170,7 +172,7 @@ async def bootstrap_admin(services: Services) -> None:
         services.engine,
         services.identity.passwords,
         s.admin_email,
-        s.admin_password,
+        password,
         reset_password=False,
     )
     if created:

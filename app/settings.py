@@ -8,15 +8,30 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from routing.street import TimeOfDaySpeeds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Settings holding a URL that may carry a password (masked wherever they are shown).
+URL_SETTINGS = frozenset({"database_url", "redis_url"})
+
+
+def mask_url_password(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://user:***@host``; other text unchanged."""
+    if "://" not in text or "@" not in text:
+        return text
+    scheme, _, rest = text.partition("://")
+    creds, _, host = rest.rpartition("@")
+    if ":" not in creds:
+        return text
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
 class Settings(BaseSettings):
@@ -94,7 +109,9 @@ class Settings(BaseSettings):
     admin_email: str = Field(
         "", description="Bootstrap this administrator at start (with admin_password)."
     )
-    admin_password: str = Field("", description="Password of the bootstrapped administrator.")
+    admin_password: SecretStr = Field(
+        SecretStr(""), description="Password of the bootstrapped administrator."
+    )
 
     # --- feeds & demo ----------------------------------------------------------------------
     demo: bool = Field(True, description="Load the demo city on first start.")
@@ -187,6 +204,14 @@ class Settings(BaseSettings):
         "the feed (`GET /api/v1/network` lists them), so plans, realtime and on-demand rides "
         "share today's clock; off: never (the default date is then a date inside the feed).",
     )
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() of the settings end up in logs and tracebacks: the secrets are
+        # SecretStr (shown as '**********'), and a password inside a URL is masked.
+        for name, value in super().__repr_args__():
+            if name in URL_SETTINGS and isinstance(value, str):
+                value = mask_url_password(value)
+            yield name, value
 
     @field_validator("dispatch_speed_windows")
     @classmethod

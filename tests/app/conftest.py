@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlmodel import Session
 
 from app.identity import accounts
@@ -136,6 +137,8 @@ def make_app_client(app_settings: Settings) -> Iterator[Callable[..., TestClient
     opened: list[TestClient] = []
 
     def factory(raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
+        if isinstance(overrides.get("admin_password"), str):  # model_copy does not validate
+            overrides["admin_password"] = SecretStr(overrides["admin_password"])
         settings = app_settings.model_copy(update=overrides) if overrides else app_settings
         client = TestClient(create_app(settings), raise_server_exceptions=raise_server_exceptions)
         client.__enter__()

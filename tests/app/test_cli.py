@@ -7,10 +7,12 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlmodel import Session, col, select
 
 from app import cli, db
@@ -167,3 +169,36 @@ def test_config_lists_every_setting_with_secrets_masked(
         assert name.upper() in row.split("|")[1]
         assert row.split("|")[3].strip(), f"setting {name} has no description"
     assert "| `DATABASE_URL` | empty |" in "\n".join(table)
+
+
+def test_settings_repr_shows_no_secret(tmp_path: Path) -> None:
+    """#10: repr() of the settings (in a traceback, a debug log) showed the admin password;
+    it is a SecretStr now and the passwords of the database and Redis URLs are masked."""
+    settings = Settings(
+        data_dir=tmp_path,
+        admin_password="hunter2-secret",  # type: ignore[arg-type]
+        database_url="postgresql://tsunagu:pg-secret@db.internal:5432/tsunagu",
+        redis_url="redis://:redis-secret@cache.internal:6379/0",
+    )
+    for text in (repr(settings), str(settings)):
+        for secret in ("hunter2-secret", "pg-secret", "redis-secret"):
+            assert secret not in text, text
+    assert "hunter2-secret" not in settings.model_dump_json()
+    assert "postgresql://tsunagu:***@db.internal" in repr(settings)
+    assert isinstance(settings.admin_password, SecretStr)
+    assert settings.admin_password.get_secret_value() == "hunter2-secret"
+    # The values in force are still the real ones.
+    assert "pg-secret" in settings.effective_database_url
+
+
+def test_config_masks_secret_settings_and_shows_empty_ones_empty(
+    app_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = app_settings.model_copy(update={"admin_password": SecretStr("hunter2-secret")})
+    assert cli.main(["config"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "hunter2-secret" not in out
+    (line,) = [x for x in out.splitlines() if x.startswith("TSUNAGU_ADMIN_PASSWORD ")]
+    assert "***" in line and "(default: empty)" in line
+    assert cli.main(["config", "--markdown"], settings=settings) == 0
+    assert "| `TSUNAGU_ADMIN_PASSWORD` | empty |" in capsys.readouterr().out
