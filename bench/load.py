@@ -14,6 +14,12 @@ a quote: the numba kernels compile on first use). Then ``--users`` residents (de
   quote id;
 * 10 % ``DELETE /api/v1/rides/{id}`` of one of their live bookings (a plan when they have none).
 
+Think time is exponential, mean ``--think`` (3 s), at most 4x that; ``--flex-share`` (0.25) of
+the plans ask for on-demand legs. The zone runs ``--vans`` vans (20, as in the issue's
+measurements: the demo's default 4 would refuse most quotes) and its shuttle, in real time; the
+dispatcher's other settings are the defaults (re-optimisation every 60 s). The client runs on
+the same machine as the servers and takes part of its CPU: the load average is reported.
+
 It prints requests/s and p50/p95/p99 per endpoint, answers by status code, the zone owner's peak
 memory (``VmHWM`` of the process holding the zone's lease, sampled ``VmRSS`` as well), then
 reconciles: every booking a client got 201/202 for is in ``dispatch_rides`` exactly once and in
@@ -1017,8 +1023,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     a.users = a.users if a.users is not None else (50 if a.quick else 200)
     a.duration = a.duration if a.duration is not None else (60.0 if a.quick else 300.0)
-    if a.users < 1 or a.duration <= 0 or a.think <= 0:
-        ap.error("--users, --duration and --think must be positive")
+    if a.users < 1 or a.duration <= 0 or a.think <= 0 or a.vans < 1:
+        ap.error("--users, --duration, --think and --vans must be positive")
+    if not 0.0 <= a.flex_share <= 1.0:
+        ap.error("--flex-share is a share (0..1)")
     if a.max_requests is None:
         a.max_requests = int(a.users * a.duration)
     return a
