@@ -5,6 +5,7 @@
     tsunagu create-admin --email E --password P
     tsunagu keys rotate | tsunagu keys list
     tsunagu auth prune [--keep-revoked-days D]
+    tsunagu backup --output PATH | tsunagu restore --input PATH [--force]   (app.backup)
     tsunagu config [--markdown]
     tsunagu simulate [--feed FLEX.zip] [--rate R] [--vans N] ...   (app.simulate_cli)
 
@@ -31,6 +32,7 @@ def command_modules() -> list[str]:
     """Modules contributing sub-commands, each with ``register(subparsers)``."""
     return [
         "app.cli",
+        "app.backup",
         "app.feeds.cli",
         "app.simulate_cli",
     ]
