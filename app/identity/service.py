@@ -15,18 +15,28 @@ from app.settings import Settings
 
 
 def discover_jwks_url(issuer: str) -> str:
-    """``jwks_uri`` from the issuer's OpenID discovery document (when not configured)."""
+    """``jwks_uri`` from the issuer's OpenID discovery document (when not configured).
+
+    The document must name ``issuer`` as its ``issuer`` (OpenID Connect Discovery 1.0, 4.3;
+    a trailing slash aside): one naming another issuer is refused, its keys never trusted.
+    """
     import httpx
 
     url = f"{issuer}/.well-known/openid-configuration"
     try:
         response = httpx.get(url, timeout=10)
         response.raise_for_status()
-        jwks_uri = response.json()["jwks_uri"]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        document = response.json()
+        stated, jwks_uri = document["issuer"], document["jwks_uri"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise RuntimeError(
-            f"cannot discover the JWKS of {issuer} ({exc}); set TSUNAGU_OIDC_JWKS_URL"
+            f"cannot discover the JWKS of {issuer} ({exc!r}); set TSUNAGU_OIDC_JWKS_URL"
         ) from exc
+    if not isinstance(stated, str) or stated.rstrip("/") != issuer.rstrip("/"):
+        raise RuntimeError(
+            f"the OpenID discovery document at {url} names issuer {stated!r}, not {issuer!r}: "
+            "refused (check TSUNAGU_OIDC_ISSUER)"
+        )
     return str(jwks_uri)
 
 

@@ -139,6 +139,13 @@ def idp() -> Iterator[dict[str, Any]]:
                 "/realm/.well-known/openid-configuration": json.dumps(
                     {"issuer": f"{base}/realm", "jwks_uri": f"{base}/certs"}
                 ).encode(),
+                # A document naming another issuer than the one it is served for.
+                "/impostor/.well-known/openid-configuration": json.dumps(
+                    {"issuer": f"{base}/realm", "jwks_uri": f"{base}/certs"}
+                ).encode(),
+                "/no-issuer/.well-known/openid-configuration": json.dumps(
+                    {"jwks_uri": f"{base}/certs"}
+                ).encode(),
             }
             self.send_response(200 if self.path in documents else 404)
             self.send_header("Content-Type", "application/json")
@@ -252,6 +259,19 @@ def test_oidc_issuer_without_discovery_fails_start_clearly(
 ) -> None:
     with pytest.raises(RuntimeError, match="TSUNAGU_OIDC_JWKS_URL"):
         make_app_client(oidc_issuer=f"{idp['base']}/no-such-realm")
+
+
+def test_oidc_discovery_naming_another_issuer_is_refused(
+    make_app_client: Callable[..., TestClient], idp: dict[str, Any]
+) -> None:
+    """#10: the discovery document's ``issuer`` was never checked, so a document served for
+    one issuer could hand over another's keys. It must be the configured issuer."""
+    with pytest.raises(RuntimeError, match="names issuer"):
+        make_app_client(oidc_issuer=f"{idp['base']}/impostor", oidc_audience="tsunagu-app")
+    assert "/impostor/.well-known/openid-configuration" in idp["hits"]
+    assert "/certs" not in idp["hits"]  # its keys never fetched
+    with pytest.raises(RuntimeError, match="issuer"):
+        make_app_client(oidc_issuer=f"{idp['base']}/no-issuer", oidc_audience="tsunagu-app")
 
 
 def test_claim_paths() -> None:
