@@ -24,13 +24,23 @@ is relaxed to what the plans in force achieve (:class:`Relaxed`: a stop's latene
 excess ride time, a return after the shift becomes the bound), the zone is solved under those
 bounds, and a new plan is accepted only if, driven through the speed periods, no late stop is
 later than in the plans in force and every promise not already broken still holds.
+
+Problem size (issue #10): the OR-Tools model and the ALNS arrays grow with the square of the
+stops in the problem (about 0.5 GB for 1,440 nodes). A zone whose plans hold more than
+``max_stops`` stops (:data:`MAX_PROBLEM_STOPS`; a zone of 20 vans booked through the day
+holds 1,400) is re-optimised on its *near term*: each vehicle's plan is cut where the vehicle
+is empty after about the ``max_stops`` earliest stops of the zone, the problem holds only the
+stops before the cuts, and each vehicle must reach the first stop after its cut (its problem
+end node) no later than it starts serving it in the plan in force; the stops after the cut
+stay as they are, appended to the new plan, which the dispatcher checks whole. Later stops
+come into the problem in later passes, as the day moves on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +58,9 @@ from dispatch.rebalance import rebalance_zone
 from dispatch.vehicle import Stop, StopKind, Vehicle
 
 log = structlog.get_logger("dispatch.reoptimize")
+
+#: Most planned stops put into one problem (see the module docstring: near-term cut).
+MAX_PROBLEM_STOPS = 600
 
 
 # Slack added to a relaxed bound: the numba schedule and the dispatcher's simulation of the
@@ -112,6 +125,39 @@ class ZoneProblem:
     versions: dict[str, int]
     node_stop: dict[int, Stop]
     current: list[list[int]]
+    #: vehicle id -> the stops of its plan after the near-term cut (kept as they are).
+    suffix: dict[str, list[Stop]] = field(default_factory=dict)
+
+
+def near_term_cuts(
+    plans: dict[str, list[Stop]], onboard: Mapping[str, Collection[str]], max_stops: int
+) -> dict[str, int]:
+    """Where to cut each vehicle's plan so the problem holds about ``max_stops`` stops: after
+    the last point where the vehicle is empty (every ride picked up before it, onboard ones
+    included, dropped off before it) among its stops up to the ``max_stops // 2``-th earliest
+    pick-up window of the zone; at its first empty point after that when it has none (a ride
+    is never split by a cut). Vehicles with ``max_stops`` stops or fewer in all: no cut."""
+    if sum(len(p) for p in plans.values()) <= max_stops:
+        return {vid: len(p) for vid, p in plans.items()}
+    opens = sorted(s.earliest for p in plans.values() for s in p if s.kind is StopKind.PICKUP)
+    limit = opens[max(0, min(len(opens), max_stops // 2) - 1)] if opens else np.inf
+    cuts: dict[str, int] = {}
+    for vid, plan in plans.items():
+        riding = set(onboard.get(vid, ()))
+        empty = [] if riding else [0]  # stop counts after which the vehicle is empty
+        near = len(plan)  # stops up to the first pick-up beyond the limit
+        for i, s in enumerate(plan):
+            if s.kind is StopKind.PICKUP:
+                if s.earliest > limit and near == len(plan):
+                    near = i
+                riding.add(s.ride_id)
+            else:
+                riding.discard(s.ride_id)
+            if not riding:
+                empty.append(i + 1)
+        before = [c for c in empty if c <= near]
+        cuts[vid] = before[-1] if before else min(c for c in empty if c > near)
+    return cuts
 
 
 def build_problem(
@@ -121,6 +167,7 @@ def build_problem(
     vehicle_ids: Collection[str] | None = None,
     peak_aware: bool = True,
     relaxed: Relaxed | None = None,
+    max_stops: int = MAX_PROBLEM_STOPS,
 ) -> ZoneProblem | None:
     """The live state of the zone's vehicles on shift (only ``vehicle_ids`` when given) as one
     DARP problem; None when there is nothing to improve.
@@ -131,7 +178,8 @@ def build_problem(
     planned window closes (``peak_aware``; ``False``: free flow), so that legs falling in a
     peak still fit. The cost matrix is the driving distance in metres
     (``d.travel.distance_m``), shared by every vehicle. ``relaxed`` loosens the bounds the
-    plans in force already break (see :func:`reoptimise_zone`).
+    plans in force already break (see :func:`reoptimise_zone`). A zone with more than
+    ``max_stops`` planned stops gets its near-term problem (module docstring).
     """
     relaxed = relaxed or Relaxed()
     zs = d.zone_state(zone_id)
@@ -146,6 +194,15 @@ def build_problem(
         onboard = {v.vehicle_id: dict(v.onboard) for v in vehicles}
         positions = {v.vehicle_id: v.position for v in vehicles}
         starts = {v.vehicle_id: max(now, v.position_time, v.shift_start) for v in vehicles}
+        cuts = near_term_cuts(plans, onboard, max_stops)
+        # Vehicle id -> (first stop after the cut, its start of service in the plan in force).
+        resume = {
+            v.vehicle_id: (plans[v.vehicle_id][c], float(d.schedule(v, now)[c]))
+            for v in vehicles
+            if (c := cuts[v.vehicle_id]) < len(plans[v.vehicle_id])
+        }
+    suffix = {vid: plans[vid][cuts[vid] :] for vid in resume}
+    plans = {vid: plan[: cuts[vid]] for vid, plan in plans.items()}
     if sum(len(p) for p in plans.values()) < 4:
         return None
     speeds = sorted({v.vtype.speed_kmh for v in vehicles})
@@ -172,7 +229,13 @@ def build_problem(
     for k, v in enumerate(vehicles):
         vid = v.vehicle_id
         start = node(positions[vid], starts[vid], starts[vid], 0.0, (0, 0))
-        end = node(v.depot, starts[vid], relaxed.end_of(v), 0.0, (0, 0))
+        if vid in resume:
+            # Cut plan: the vehicle must be at the first stop after the cut no later than it
+            # starts serving it now (waiting for its window changes nothing after it).
+            first, by = resume[vid]
+            end = node(first.latlon, starts[vid], by, 0.0, (0, 0))
+        else:
+            end = node(v.depot, starts[vid], relaxed.end_of(v), 0.0, (0, 0))
         pvehicles.append(
             PVehicle(
                 start,
@@ -229,7 +292,7 @@ def build_problem(
         asap=True,
         name=f"zone {zone_id} at {now:.0f}",
     )
-    return ZoneProblem(problem, vehicles, versions, node_stop, current)
+    return ZoneProblem(problem, vehicles, versions, node_stop, current, suffix)
 
 
 def _solve(
@@ -261,12 +324,14 @@ def reoptimise_zone(
     time_limit_s: float = 1.0,
     solver: str = "ortools",
     iterations: int | None = None,
+    max_stops: int = MAX_PROBLEM_STOPS,
 ) -> int:
     """One re-optimisation pass over every vehicle of the zone on shift, whatever its speed;
     returns the number of vehicles whose plan was replaced.
 
     ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``
-    (``iterations`` makes it deterministic); ``time_limit_s`` bounds the solver.
+    (``iterations`` makes it deterministic); ``time_limit_s`` bounds the solver; a zone with
+    more than ``max_stops`` planned stops is re-optimised on its near term (module docstring).
 
     Raises
     ------
@@ -275,7 +340,7 @@ def reoptimise_zone(
     """
     if solver not in ("ortools", "alns"):
         raise ValueError(f"unknown solver {solver!r}")
-    zp = build_problem(d, zone_id, now)
+    zp = build_problem(d, zone_id, now, max_stops=max_stops)
     if zp is None:
         return 0
     times, ok = schedule_routes(kernel_data(zp.problem), zp.current)
@@ -283,7 +348,7 @@ def reoptimise_zone(
         # The plans in force do not fit the peak's slowest speed everywhere (they are checked
         # leg by leg through the speed periods): plan on free-flow times instead; the
         # dispatcher's time-dependent check still refuses a plan a peak would make late.
-        zp = build_problem(d, zone_id, now, peak_aware=False)
+        zp = build_problem(d, zone_id, now, peak_aware=False, max_stops=max_stops)
         assert zp is not None
         times, ok = schedule_routes(kernel_data(zp.problem), zp.current)
     accept: Callable[[Dispatcher, Vehicle, list[Stop], float], bool] = _feasible_plan
@@ -291,7 +356,7 @@ def reoptimise_zone(
     if not all(ok):
         # The plans in force are late already: their lateness becomes the bound (see
         # ``_late_problem``), and a new plan may not make any of it worse.
-        late = _late_problem(d, zone_id, now)
+        late = _late_problem(d, zone_id, now, max_stops)
         if late is None:
             return 0
         zp, times, relaxed = late
@@ -307,6 +372,7 @@ def reoptimise_zone(
         return 0
     new_plans = {
         v.vehicle_id: [zp.node_stop[n] for n in route if n in zp.node_stop]
+        + zp.suffix.get(v.vehicle_id, [])
         for v, route in zip(zp.vehicles, sol.routes, strict=True)
     }
     changed = {
@@ -408,7 +474,7 @@ def _problem_excess(zp: ZoneProblem, times: list[np.ndarray]) -> Relaxed:
 
 
 def _late_problem(
-    d: Dispatcher, zone_id: str, now: float
+    d: Dispatcher, zone_id: str, now: float, max_stops: int = MAX_PROBLEM_STOPS
 ) -> tuple[ZoneProblem, list[np.ndarray], Relaxed] | None:
     """The zone's problem on free-flow times with every bound the plans in force break relaxed
     to what they achieve, its schedule of the plans in force, and the relaxation the new plans
@@ -421,7 +487,9 @@ def _late_problem(
     """
     excess = in_force_excess(d, zone_id, now)
     # Bounds wide open: the plans in force's own free-flow schedule, whatever it breaks.
-    probe = build_problem(d, zone_id, now, peak_aware=False, relaxed=_wide_open(d, zone_id))
+    probe = build_problem(
+        d, zone_id, now, peak_aware=False, relaxed=_wide_open(d, zone_id), max_stops=max_stops
+    )
     if probe is None:
         return None
     probe_times, probe_ok = schedule_routes(kernel_data(probe.problem), probe.current)
@@ -433,6 +501,7 @@ def _late_problem(
         now,
         peak_aware=False,
         relaxed=excess.merged(_problem_excess(probe, probe_times)),
+        max_stops=max_stops,
     )
     if zp is None:
         return None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -362,10 +366,10 @@ def test_reoptimisation_through_speed_periods_keeps_every_promise(
     calls: list[bool] = []
 
     def spy(
-        dd: Dispatcher, zone_id: str, now: float, peak_aware: bool = True
+        dd: Dispatcher, zone_id: str, now: float, peak_aware: bool = True, **kw: Any
     ) -> ZoneProblem | None:
         calls.append(peak_aware)
-        return build_problem(dd, zone_id, now, peak_aware=peak_aware)
+        return build_problem(dd, zone_id, now, peak_aware=peak_aware, **kw)
 
     monkeypatch.setattr(reopt, "build_problem", spy)
     before = _driving(d)
@@ -546,3 +550,90 @@ def test_a_return_after_the_shift_is_relaxed_too() -> None:
     tighter = excess.merged(excess)
     tighter.shift_end[van.vehicle_id] = van.shift_end
     assert not _feasible_relaxed(d, van, van.plan, NOW, tighter)
+
+
+def test_a_large_zone_is_reoptimised_on_its_near_term() -> None:
+    """Over ``max_stops`` planned stops, each plan is cut where its vehicle is empty: the
+    problem holds whole rides only, the rest of each plan stays as it is, and a replacement
+    keeps every ride on one vehicle and every promise."""
+    d, rides = _booked(5, n=30)
+    promises = _promises(rides)
+    total = sum(len(v.plan) for v in d.vehicles())
+    zp = build_problem(d, "muroran", NOW, max_stops=20)
+    assert zp is not None and zp.suffix
+    in_problem = [zp.node_stop[n] for route in zp.current for n in route]
+    assert len(in_problem) + sum(len(s) for s in zp.suffix.values()) == total
+    assert len(in_problem) < total
+    ids = [s.ride_id for s in in_problem]
+    assert all(ids.count(r) == 2 for r in ids)  # pick-up and drop-off together
+    for v in zp.vehicles:  # the cut plan is a prefix; the suffix is the plan's own tail
+        tail = zp.suffix.get(v.vehicle_id, [])
+        assert v.plan[len(v.plan) - len(tail) :] == tail
+    before = _driving(d)
+    reoptimise_zone(d, "muroran", NOW, solver="alns", iterations=300, max_stops=20)
+    assert _driving(d) <= before + 1e-6
+    assert _promises(rides) == promises
+    _assert_each_held_by_its_vehicle(d, rides)
+    assert plan_violations(d, NOW) == []
+
+
+_MEMORY_SCRIPT = """
+import os, resource, sys, threading, time
+import numpy as np
+from dispatch.reoptimize import reoptimise_zone
+from dispatch.request import RideRequest
+from dispatch.rides import Ride
+from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
+from dispatch.zone import ServiceZone
+
+NOW, BOUND_MB = 8 * 3600.0, float(sys.argv[1])
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+zone = ServiceZone.from_geojson("muroran", MURORAN_ZONE)
+d = build_dispatcher([zone], 20, (NOW - 600, NOW + 16 * 3600), 3)
+pts = zone.random_points(np.random.default_rng(3), 1400)
+booked = sum(
+    isinstance(d.request_ride(RideRequest(
+        origin=tuple(map(float, pts[2 * k])), destination=tuple(map(float, pts[2 * k + 1])),
+        requested_at=NOW, earliest_pickup=NOW + 300 + 60 * k, request_id=f"r{k}", user_id="u",
+    ), now=NOW), Ride)
+    for k in range(700)
+)
+base = rss_mb()
+peak = [base]
+
+def watch():  # the old model took 15 GB: stop long before that
+    while True:
+        peak[0] = max(peak[0], rss_mb())
+        if peak[0] - base > 3 * BOUND_MB:
+            print(f"booked={booked} increase_mb={peak[0] - base:.0f} (aborted)", flush=True)
+            os._exit(3)
+        time.sleep(0.02)
+
+threading.Thread(target=watch, daemon=True).start()
+for _ in range(2):  # two passes: nothing kept from one to the next
+    reoptimise_zone(d, "muroran", NOW, 2.0)
+peak[0] = max(peak[0], rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(f"booked={booked} increase_mb={peak[0] - base:.0f}", flush=True)
+"""
+
+
+def test_reoptimising_a_large_zone_stays_within_a_memory_bound() -> None:
+    """Issue #10: a zone of 20 vans and ~670 rides took the owner from 354 MB to 7.2 GB
+    (OR-Tools cast each "wait only for a window" element to a bitset variable, ~12 MB per
+    node). Two passes with the app's time limit, in a fresh process, must stay far below."""
+    bound_mb = 500.0
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_MEMORY_SCRIPT), str(bound_mb)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr[-2000:]
+    assert out.returncode == 0, line
+    fields = dict(kv.split("=") for kv in line.split())
+    assert int(fields["booked"]) >= 600
+    assert float(fields["increase_mb"]) < bound_mb, line
