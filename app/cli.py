@@ -2,7 +2,7 @@
 
     tsunagu serve [--demo/--no-demo] [--host H] [--port P] [--workers N]
     tsunagu db upgrade | tsunagu db current
-    tsunagu create-admin --email E --password P
+    tsunagu create-admin --email E [--password-stdin | --password P]   (else a prompt)
     tsunagu keys rotate | tsunagu keys list
     tsunagu auth prune [--keep-revoked-days D]
     tsunagu backup --output PATH | tsunagu restore --input PATH [--force]   (app.backup)
@@ -60,10 +60,22 @@ def register(sub: Any) -> None:
     )
     dbsub.add_parser("current", help="show the schema revision").set_defaults(func=cmd_db_current)
 
-    admin = sub.add_parser("create-admin", help="create an admin (or promote and reset one)")
+    admin = sub.add_parser(
+        "create-admin",
+        help="create an admin (or promote and reset one)",
+        description="The password is asked at a prompt (twice), read from stdin with "
+        "--password-stdin, or taken from $TSUNAGU_ADMIN_PASSWORD.",
+    )
     admin.add_argument("--email", required=True)
-    admin.add_argument(
-        "--password", default=None, help="the password (default: $TSUNAGU_ADMIN_PASSWORD)"
+    given = admin.add_mutually_exclusive_group()
+    given.add_argument(
+        "--password",
+        default=None,
+        help="the password on the command line (visible in process lists and shell history: "
+        "prefer the prompt or --password-stdin)",
+    )
+    given.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (one line)"
     )
     admin.set_defaults(func=cmd_create_admin)
 
@@ -211,14 +223,38 @@ def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if current == head else 1
 
 
+def _admin_password(args: argparse.Namespace) -> str | None:
+    """The password of ``create-admin``: ``--password`` (with a warning), ``--password-stdin``,
+    ``$TSUNAGU_ADMIN_PASSWORD``, else asked twice at a prompt; None when the two differ."""
+    import getpass
+
+    if args.password is not None:
+        print(
+            "warning: --password is visible to other users in process lists and stays in the "
+            "shell history; prefer the prompt or --password-stdin",
+            file=sys.stderr,
+        )
+        return str(args.password)
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    from_env = os.environ.get("TSUNAGU_ADMIN_PASSWORD", "")
+    if from_env:
+        return from_env
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        print("error: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
 def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
     from app.errors import ApiError
     from app.identity.accounts import ensure_admin
     from app.identity.passwords import Passwords
 
-    password = args.password or os.environ.get("TSUNAGU_ADMIN_PASSWORD", "")
+    password = _admin_password(args)
     if not password:
-        print("error: --password (or TSUNAGU_ADMIN_PASSWORD) is required", file=sys.stderr)
+        print("error: no password given", file=sys.stderr)
         return 2
     engine = _engine(settings)
     try:

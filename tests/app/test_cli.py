@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import uuid
@@ -74,6 +75,66 @@ def test_create_admin_bad_input(app_settings: Settings, capsys: pytest.CaptureFi
     )
     with pytest.raises(SystemExit):
         cli.main(["create-admin", "--password", "x"], settings=app_settings)
+
+
+def _can_log_in(settings: Settings, email: str, password: str) -> bool:
+    from app.identity.accounts import find_by_email
+    from app.identity.passwords import Passwords
+
+    engine = db.engine_for(settings)
+    try:
+        with Session(engine) as s:
+            user = find_by_email(s, email)
+            return user is not None and Passwords(fast=True).verify(user.password_hash, password)
+    finally:
+        engine.dispose()
+
+
+def test_create_admin_asks_for_the_password_twice(
+    app_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#10: without --password the password is asked at a prompt (twice), never taken from
+    the command line, where process lists and shell history show it."""
+    monkeypatch.delenv("TSUNAGU_ADMIN_PASSWORD", raising=False)
+    answers = iter(["prompted-password", "prompted-password", "one-password", "another-one"])
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "Password: ") -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    email = f"prompt-{uuid.uuid4().hex[:6]}@example.org"
+    assert cli.main(["create-admin", "--email", email], settings=app_settings) == 0
+    assert len(prompts) == 2 and "created admin" in capsys.readouterr().out
+    assert _can_log_in(app_settings, email, "prompted-password")
+    # Two different answers: nothing changes.
+    assert cli.main(["create-admin", "--email", email], settings=app_settings) == 2
+    assert "differ" in capsys.readouterr().err
+    assert _can_log_in(app_settings, email, "prompted-password")
+
+
+def test_create_admin_reads_the_password_from_stdin(
+    app_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_prompt(prompt: str = "") -> str:
+        raise AssertionError("no prompt with --password-stdin")
+
+    monkeypatch.setattr("getpass.getpass", no_prompt)
+    monkeypatch.setattr("sys.stdin", io.StringIO("piped-password\n"))
+    email = f"stdin-{uuid.uuid4().hex[:6]}@example.org"
+    argv = ["create-admin", "--email", email, "--password-stdin"]
+    assert cli.main(argv, settings=app_settings) == 0
+    captured = capsys.readouterr()
+    assert "created admin" in captured.out and "warning" not in captured.err
+    assert _can_log_in(app_settings, email, "piped-password")
+    # --password still works, with a warning; it cannot be combined with --password-stdin.
+    argv = ["create-admin", "--email", email, "--password", "argv-password"]
+    assert cli.main(argv, settings=app_settings) == 0
+    assert "process lists" in capsys.readouterr().err
+    assert _can_log_in(app_settings, email, "argv-password")
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--password-stdin"], settings=app_settings)
 
 
 @both_backends
