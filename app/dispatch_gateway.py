@@ -608,17 +608,25 @@ class ClusterGateway(VehicleEvents):
 
     # --- asking the owner -----------------------------------------------------------------------
     async def _ask(
-        self, zone_id: str, data: dict[str, Any], *, durable: bool
+        self,
+        zone_id: str,
+        data: dict[str, Any],
+        *,
+        durable: bool,
+        record: tuple[str, str, str] | None = None,
     ) -> dict[str, Any] | None:
         """Send a command (durable stream) or a query (pub/sub) for ``zone_id``; the owner's
         outcome, or None after ``dispatch_reply_timeout_s``. A command's outcome may have been
-        recorded while its reply was lost: it is read then (:meth:`_recorded`)."""
+        recorded while its reply was lost: it is read then (:meth:`_recorded`). ``record``
+        (hash key, field, value) is written in one transaction with the command."""
         corr = uuid.uuid4().hex
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
         msg = {**data, "zone_id": zone_id, "reply_to": self.reply_topic, "corr": corr}
         try:
-            if durable:
+            if durable and record is not None:
+                await self.bus.enqueue_recorded(zone_stream(zone_id), msg, record)
+            elif durable:
                 await self.bus.enqueue(zone_stream(zone_id), msg)
             else:
                 await self.bus.publish(f"dispatch.query.{zone_name(zone_id)}", msg)
@@ -751,12 +759,12 @@ class ClusterGateway(VehicleEvents):
         )
         return q
 
-    async def _pending(
+    def _pending(
         self, zone_id: str, request: RideRequest, window: list[float] | None = None
     ) -> dict[str, Any]:
-        """Record the booking as pending (visible to GET /rides from any process) until its
-        owner handles it. Its pick-up window is the quote's, or the requested pick-up time
-        (clients show the window of every ride)."""
+        """The booking's pending record (visible to GET /rides from any process until its
+        owner handles it; written with the command by :meth:`_book`). Its pick-up window is
+        the quote's, or the requested pick-up time (clients show the window of every ride)."""
         asked = request.earliest_pickup or request.requested_at
         ride = {
             "ride_id": request.request_id,
@@ -774,14 +782,16 @@ class ClusterGateway(VehicleEvents):
             "eta_dropoff": None,
             "booked_at": request.requested_at,
         }
-        value = json.dumps({"user_id": request.user_id, "ride": ride})
-        await self.redis.hset(self._key("pending"), request.request_id, value)
         return ride
 
     async def _book(
         self, zone_id: str, msg: dict[str, Any], pending: dict[str, Any], user_id: str
     ) -> Booked:
-        out = await self._ask(zone_id, msg, durable=True)
+        # The pending record goes with the command, in one transaction: a Redis outage at any
+        # point leaves both or neither (never a booking shown pending that nobody will handle).
+        value = json.dumps({"user_id": user_id, "ride": pending})
+        record = (self._key("pending"), str(pending["request_id"]), value)
+        out = await self._ask(zone_id, msg, durable=True, record=record)
         if out is None:
             out = await self._booking_outcome(str(pending["request_id"]), user_id)
         if out is None:
@@ -801,7 +811,7 @@ class ClusterGateway(VehicleEvents):
         rec = json.loads(raw)
         zid = str(rec["zone_id"])
         req = replace(request_from_dict(rec["request"]), user_id=user_id, requested_at=self.now())
-        pending = await self._pending(zid, req, rec.get("pickup_window"))
+        pending = self._pending(zid, req, rec.get("pickup_window"))
         msg = book_quote_message(quote_id, user_id, req.request_id)
         return await self._book(zid, msg, pending, user_id)
 
@@ -810,7 +820,7 @@ class ClusterGateway(VehicleEvents):
         zone = await self._zone_for(request)
         if zone is None:
             raise self._refuse(request)
-        pending = await self._pending(zone.zone_id, request)
+        pending = self._pending(zone.zone_id, request)
         return await self._book(zone.zone_id, book_message(request), pending, request.user_id)
 
     async def _pending_rides(self) -> list[tuple[str, dict[str, Any]]]:

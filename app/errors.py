@@ -55,6 +55,59 @@ _STATUS_CODES = {
 }
 
 
+RETRY_AFTER_S = 2
+"""What a 503 for a backend outage tells clients to wait (Redis restarting, a dropped database
+connection re-established by the pool's pre-ping)."""
+
+_OUTAGE_WORDS = (
+    "connection",
+    "could not connect",
+    "server closed",
+    "terminating",
+    "timeout",
+    "timed out",
+    "database is locked",
+    "the database system is",
+)
+
+
+def backend_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is Redis or the database being away:
+    answered 503 with ``Retry-After``, not 500. A database error that is not about the
+    connection (a missing table, a constraint) stays a 500: it is a bug, not an outage."""
+    import redis.exceptions as rx
+    import sqlalchemy.exc as sx
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, rx.ConnectionError | rx.TimeoutError | sx.TimeoutError):
+            return True
+        if isinstance(e, sx.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, sx.OperationalError | sx.InterfaceError):
+            text = str(e.orig if e.orig is not None else e).lower()
+            if any(w in text for w in _OUTAGE_WORDS):
+                return True
+        if isinstance(e, ConnectionError | TimeoutError):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def outage_response() -> JSONResponse:
+    return JSONResponse(
+        error_body(
+            "backend_unavailable",
+            "A backend service is briefly unavailable; nothing was changed that you were not "
+            "told of. Retry after a moment.",
+        ),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -94,9 +147,27 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=400 if malformed else 422,
         )
 
+    import redis.exceptions as rx
+    import sqlalchemy.exc as sx
+
+    async def _maybe_outage(request: Request, exc: Exception) -> JSONResponse:
+        if backend_outage(exc):
+            log.warning(
+                "backend outage on %s %s: %s", request.method, request.url.path, type(exc).__name__
+            )
+            return outage_response()
+        return _internal(request, exc)
+
+    # Handled here, not by the catch-all below: Starlette re-raises what reaches that one.
+    for kind in (rx.RedisError, sx.SQLAlchemyError, ConnectionError, TimeoutError):
+        app.add_exception_handler(kind, _maybe_outage)  # type: ignore[arg-type]
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _internal(request, exc)
+
+    def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         # Starlette re-raises after answering and uvicorn then drops the connection: say so,
         # so that a client does not reuse it.
         return JSONResponse(

@@ -198,6 +198,21 @@ class RedisEventBus(EventBus):
         )
         return str(mid)
 
+    async def enqueue_recorded(
+        self, stream: str, data: dict[str, Any], record: tuple[str, str, str]
+    ) -> str:
+        """Enqueue ``data`` and set ``record`` = (hash key, field, value; the key is used as
+        given) in one MULTI/EXEC transaction: both happen or neither, so a record never
+        speaks for a message that is not in the stream (a booking shown pending that no
+        owner will ever handle) whatever fails in between."""
+        payload = json.dumps(data, separators=(",", ":"))
+        key, field, value = record
+        async with self._client().pipeline(transaction=True) as pipe:
+            pipe.hset(key, field, value)
+            pipe.xadd(self._key(stream), {_FIELD: payload}, maxlen=self.maxlen, approximate=True)
+            _, mid = await pipe.execute()
+        return str(mid)
+
     async def read(
         self, stream: str, group: str, consumer: str, *, count: int = 10, block_ms: int = 1000
     ) -> list[Message]:
