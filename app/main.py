@@ -48,6 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
+    from app.idempotency import IdempotencyMiddleware, install_openapi
+
+    # Added first, so innermost: inside the body limit and the request id.
+    app.add_middleware(IdempotencyMiddleware, prefix=API_PREFIX)
+
     from app.middleware import install_middleware
 
     install_middleware(app, settings)
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.frontend import mount_frontend
 
     mount_frontend(app, settings)
+    install_openapi(app, API_PREFIX)
     return app
 
 

@@ -183,6 +183,21 @@ class Settings(BaseSettings):
         description="How long a retried trip booking waits for the first attempt to finish "
         "(then 409 in_progress).",
     )
+    idempotency_ttl_s: float = Field(
+        86400.0,
+        gt=0,
+        description="How long the answer of a request sent with an Idempotency-Key is kept "
+        "for its retries.",
+    )
+    idempotency_wait_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long a retry with an Idempotency-Key waits for the first attempt to "
+        "finish (then 409 request_in_progress).",
+    )
+    idempotency_sweep_interval_s: float = Field(
+        300.0, gt=0, description="Seconds between deletions of expired idempotency keys."
+    )
     trip_guard_interval_s: float = Field(
         15.0,
         ge=0,
