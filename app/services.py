@@ -52,6 +52,7 @@ def startup_hooks() -> list[str]:
         "app.trips.sweeper:start_trip_sweeper",
         "app.trips.transfer_guard:start_transfer_guard",
         "app.idempotency:start_idempotency_sweeper",
+        "app.warm_up:warm_kernels",  # last: /readyz only once the numba kernels are compiled
     ]
 
 
