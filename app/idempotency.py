@@ -19,6 +19,8 @@ replay (or block) another user's answer.
 Behaviour
 ---------
 * The key is 1-255 visible ASCII characters (else 400 ``invalid_idempotency_key``).
+* The request body is read whole before the route runs (to fingerprint it): bounded by the
+  body limits of ``app.middleware``, which run outside this one.
 * First request with a key: a row is inserted (the insert is the lock, across processes), the
   route runs, and before the last byte of the answer is sent its status, the headers that
   matter (content type, location, retry-after...) and its body are written to the row, kept
@@ -123,14 +125,17 @@ def record_id(principal: str, method: str, path: str, key: str) -> str:
 def request_fingerprint(query: bytes, content_type: str, body: bytes) -> str:
     """SHA-256 of what makes two requests the same: the query string, the content type and
     the body (a JSON body by value, so a client's re-serialisation is the same request)."""
-    payload: Any = body.decode("latin-1")
+    payload: Any = None  # not JSON: the raw bytes are hashed after the header
     if content_type.split(";")[0].strip().lower() == "application/json":
         with contextlib.suppress(ValueError):
             payload = ["json", json.loads(body)]
-    blob = json.dumps(
+    head = json.dumps(
         [query.decode("latin-1"), content_type, payload], sort_keys=True, separators=(",", ":")
     )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    digest = hashlib.sha256(head.encode() + b"\n")
+    if payload is None:
+        digest.update(body)
+    return digest.hexdigest()
 
 
 def claim(

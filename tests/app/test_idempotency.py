@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -100,7 +101,9 @@ def key(h: dict[str, str], k: str) -> dict[str, str]:
 
 def keys_in(client: TestClient) -> int:
     with services_of(client).engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(IdempotencyRecord)).scalar())
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(IdempotencyRecord)).scalar_one()
+        )
 
 
 # --- one process ----------------------------------------------------------------------------
@@ -137,10 +140,7 @@ def test_one_quote_booked_ten_times_with_ten_keys(
     h = auth(make_user())
     body = {"quote_id": quote(app_client, h)}
     answers = at_once(
-        [
-            (lambda k=k: app_client.post(RIDES, json=body, headers=key(h, f"k-{k}")))
-            for k in range(10)
-        ]
+        [partial(app_client.post, RIDES, json=body, headers=key(h, f"k-{k}")) for k in range(10)]
     )
     codes = sorted(r.status_code for r in answers)
     assert codes == [201] + [404] * 9, [r.text for r in answers]
@@ -370,7 +370,7 @@ def test_scaled_out_one_key_books_once_and_replays_everywhere(
     clients = [a, b] * 5
     answers = at_once(
         [
-            (lambda i=i: clients[i].post(RIDES, json=body, headers=key(hr[i % 2], "one")))
+            partial(clients[i].post, RIDES, json=body, headers=key(hr[i % 2], "one"))
             for i in range(10)
         ]
     )
@@ -410,7 +410,7 @@ def test_scaled_out_ten_keys_book_one_ride(
     clients = [a, b] * 5
     answers = at_once(
         [
-            (lambda i=i: clients[i].post(RIDES, json=body, headers=key(hr[i % 2], f"k{i}")))
+            partial(clients[i].post, RIDES, json=body, headers=key(hr[i % 2], f"k{i}"))
             for i in range(10)
         ]
     )
