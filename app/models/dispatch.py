@@ -45,3 +45,19 @@ class RideRecord(SQLModel, table=True):
     updated_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
+
+
+class ZoneItemRecord(SQLModel, table=True):
+    """One item of a zone's live state: a vehicle (``v:<id>``, ``dataclasses.asdict``), a ride
+    (``r:<id>``) or the zone's versions and demand (``meta``), as JSON text.
+
+    A save writes only the items a command changed (``app.dispatch_store.save_zone_items``),
+    so a command costs the same whatever the zone's size; ``seq`` keeps the order the
+    dispatcher holds them in, so a restore rebuilds exactly the state saved."""
+
+    __tablename__ = "dispatch_zone_items"
+
+    zone_id: str = Field(primary_key=True, max_length=128)
+    item_id: str = Field(primary_key=True, max_length=160)
+    seq: int
+    data: str = Field(sa_column=sa.Column(sa.Text, nullable=False))

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.api.rides import RideRequestIn
 from app.db import create_db_engine
-from app.models.dispatch import RideRecord, ZoneStateRecord
+from app.models.dispatch import RideRecord, ZoneItemRecord, ZoneStateRecord
 from tests.app.conftest import ZONE, A, B, both_backends
 
 pytestmark = both_backends
@@ -29,6 +29,7 @@ def forget_saved_dispatch(database_url: str) -> Iterator[None]:
         try:
             with engine.begin() as conn:
                 conn.execute(sa.delete(RideRecord))
+                conn.execute(sa.delete(ZoneItemRecord))
                 conn.execute(sa.delete(ZoneStateRecord))
         finally:
             engine.dispose()
