@@ -8,15 +8,18 @@ Without a build, ``/`` explains how to build it and links to the API docs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse
+from starlette.routing import Match, Route
 
 from app.errors import ApiError
 from app.settings import REPO_ROOT, Settings
 
 DEFAULT_DIST = REPO_ROOT / "frontend" / "dist"
 RESERVED_PREFIXES = ("api", "healthz", "readyz", ".well-known")
+CATCH_ALL = "/{path:path}"
 
 _NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tsunagu</title></head>
@@ -34,6 +37,40 @@ def _reserved(path: str) -> bool:
     return first in RESERVED_PREFIXES
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route serves at ``path`` (for ``Allow``), the frontend's catch-all
+    aside unless nothing else serves it and the path is not reserved (then GET)."""
+    methods: set[str] = set()
+    fallback: set[str] = set()
+    for method in _METHODS:
+        scope = {"type": "http", "path": path, "root_path": "", "method": method, "headers": []}
+        for route in app.router.routes:
+            if route.matches(dict(scope))[0] == Match.FULL:
+                catch_all = isinstance(route, Route) and route.path == CATCH_ALL
+                (fallback if catch_all else methods).add(method)
+                break
+    if not methods and not _reserved(path):
+        methods = fallback
+    return [m for m in _METHODS if m in methods]
+
+
+def method_not_allowed(app: Any, path: str) -> ApiError:
+    """405 with ``Allow`` naming every method of ``path``, or 404 when no route serves it."""
+    allowed = allowed_methods(app, path)
+    if not allowed:
+        return ApiError(404, "not_found", f"No route for {path}.")
+    return ApiError(
+        405,
+        "method_not_allowed",
+        f"{path} answers {', '.join(allowed)}.",
+        {"allowed_methods": allowed},
+        headers={"Allow": ", ".join(allowed)},
+    )
+
+
 def mount_frontend(app: FastAPI, settings: Settings, dist: Path | None = None) -> None:
     """Add the frontend routes last, after every API router."""
     root = (dist or DEFAULT_DIST).resolve()
@@ -45,10 +82,11 @@ def mount_frontend(app: FastAPI, settings: Settings, dist: Path | None = None) -
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
         return HTMLResponse(_NOT_BUILT)
 
-    @app.get("/{path:path}", include_in_schema=False, response_model=None)
-    def spa(path: str) -> FileResponse | HTMLResponse:
+    @app.get(CATCH_ALL, include_in_schema=False, response_model=None)
+    def spa(path: str, request: Request) -> FileResponse | HTMLResponse:
         if _reserved(path):
-            raise ApiError(404, "not_found", f"No route for /{path}.")
+            # A GET on a path served with other methods only (POST /api/v1/rides/quote).
+            raise method_not_allowed(request.app, f"/{path}")
         if not index.is_file():
             raise ApiError(404, "not_found", f"No route for /{path} (frontend not built).")
         candidate = (root / path).resolve()

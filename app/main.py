@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.stop()
 
+    from app.openapi import operation_id
+
     app = FastAPI(
         title="Tsunagu",
         version="0.1.0",
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
         openapi_url=f"{API_PREFIX}/openapi.json",
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -70,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     mount_frontend(app, settings)
     install_openapi(app, API_PREFIX)
+    from app.openapi import install_openapi as finish_openapi
+
+    finish_openapi(app)  # last: sees what every other part added
     return app
 
 
