@@ -33,6 +33,9 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
+        if status_code == 503 and "Retry-After" not in (headers or {}):
+            # Every 503 is a retriable outage or a busy zone: say when to retry.
+            headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_S)}
         self.headers = headers
 
 
