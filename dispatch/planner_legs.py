@@ -28,6 +28,7 @@ from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
 from dispatch.rides import Quote, Rejection
 from dispatch.zone import ServiceZone
+from routing.co2 import DESNZ_2023, Co2Factors
 from routing.itinerary import service_day_epoch_ms
 from routing.on_demand import (
     BookingInfo,
@@ -36,13 +37,6 @@ from routing.on_demand import (
     OnDemandRefusal,
     OnDemandRequest,
 )
-
-GRAMS_CO2_PER_VEHICLE_KM = {"van": 194.0, "car": 130.0, "autonomous_shuttle": 90.0}
-"""Tailpipe-or-grid CO2 per vehicle-km by vehicle type: a diesel van at 7.5 L/100 km x 2.58 kg
-CO2/L; a petrol car at 5.6 L/100 km x 2.32 kg/L; an electric shuttle at 0.2 kWh/km x Japan's
-average 0.45 kg CO2/kWh. A rider's share assumes the vehicle's average of 1.5 riders on board
-(the emissions service replaces this with the dispatcher's record of who was on board)."""
-AVERAGE_RIDERS = 1.5
 
 #: What a quote may come back as: the dispatcher's answer, a quote's JSON (through a zone's
 #: owner), or a refusal as (code, message).
@@ -93,6 +87,11 @@ class DispatcherLegs:
         may book it, as with any quote).
     now
         The dispatcher's clock now (unix seconds); its ``clock()`` when None.
+    co2
+        The CO2 factors of the city: a leg's grams per person are its vehicle type's grams
+        per vehicle-km x the direct distance / ``co2.on_demand_riders`` (who will share the
+        ride is not known at quote time; the emissions ledger uses the dispatcher's record).
+        :data:`routing.co2.DESNZ_2023` when None.
     """
 
     def __init__(
@@ -105,7 +104,9 @@ class DispatcherLegs:
         cache: dict[str, Any],
         user_id: str = "",
         now: float | None = None,
+        co2: Co2Factors | None = None,
     ) -> None:
+        self.co2 = co2 or DESNZ_2023
         self.dispatcher = dispatcher
         self.zones = {z.zone_id: z for z in zones}
         self.stop_lat = stop_lat
@@ -210,7 +211,7 @@ class DispatcherLegs:
             self.dispatcher.travel.distance_m(np.array([pickup]), np.array([dropoff]))[0, 0]
         )
         vtype = str(d.get("vehicle_type") or "van")
-        grams = GRAMS_CO2_PER_VEHICLE_KM.get(vtype, GRAMS_CO2_PER_VEHICLE_KM["van"])
+        grams = self.co2.vehicle_grams_per_km(vtype)
         rules = self.dispatcher.rules
         notice = max(rules.min_notice_s, zone.min_notice_s if zone else 0.0)
         max_notice = min(rules.max_notice_s, zone.max_notice_s if zone else rules.max_notice_s)
@@ -239,6 +240,6 @@ class DispatcherLegs:
                 f"{int(rules.no_show_wait_s // 60)} min at the pick-up.",
             ),
             distance_m=meters,
-            co2_g=round(grams * meters / 1000.0 / AVERAGE_RIDERS),
+            co2_g=round(grams * meters / 1000.0 / self.co2.on_demand_riders),
             geometry=(pickup, dropoff),
         )

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gtfs.compiled import CompiledTimetable
-from routing.co2 import pattern_co2_cumulative, ride_grams
+from routing.co2 import Co2Factors, pattern_co2_cumulative, ride_grams
 from routing.on_demand import OnDemandOffer
 from routing.options import route_type_mode
 from routing.raptor.journey import Journey, RideLeg, WalkLeg
@@ -80,6 +80,10 @@ class ItineraryLeg:
 class Itinerary:
     legs: tuple[ItineraryLeg, ...]
     journey: Journey | None = field(default=None, compare=False)
+    #: The same trip by private car: door-to-door road distance (m) and grams of CO2 (None:
+    #: the planner has no car factor).
+    car_distance_m: float | None = field(default=None, compare=False)
+    car_co2_g: int | None = field(default=None, compare=False)
 
     @property
     def start(self) -> int:
@@ -227,18 +231,20 @@ class ItineraryBuilder:
         *,
         readings: dict[int, str] | None = None,
         translations: dict[str, dict[int, str]] | None = None,
+        co2: Co2Factors | None = None,
     ) -> None:
         self.tt = tt
         self.walk = walk
         self.readings = readings or {}
         self.translations = translations or {}
+        self.co2 = co2
         self._co2: np.ndarray | None = None
 
     @property
     def pattern_co2(self) -> np.ndarray:
         """Cumulative grams along each pattern (built on first use)."""
         if self._co2 is None:
-            self._co2 = pattern_co2_cumulative(self.tt)
+            self._co2 = pattern_co2_cumulative(self.tt, self.co2)
         return self._co2
 
     def stop_place(
@@ -451,6 +457,11 @@ def _place_otp(p: Place, base_ms: int) -> dict[str, Any]:
     return out
 
 
+def co2_json(grams: int) -> dict[str, Any]:
+    """An amount of CO2 as the API shows it: ``{"co2": grams, "unit": "g"}``."""
+    return {"co2": int(grams), "unit": "g"}
+
+
 def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
     """The itinerary with OpenTripPlanner's field names."""
     base = service_day_epoch_ms(day, timezone)
@@ -475,6 +486,8 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
             },
             "realTime": leg.realtime,
         }
+        if not leg.transit:
+            d["emissionsPerPerson"] = co2_json(0)
         if leg.on_demand is not None:
             d.update(_on_demand_otp(leg.on_demand, base))
         elif leg.transit:
@@ -496,7 +509,7 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
                     "scheduledEndTime": base + leg.scheduled_end * 1000,
                     "departureDelay": leg.start - leg.scheduled_start,
                     "arrivalDelay": leg.end - leg.scheduled_end,
-                    "emissionsPerPerson": {"co2": leg.co2_g},
+                    "emissionsPerPerson": co2_json(leg.co2_g),
                 }
             )
         legs.append(d)
@@ -509,11 +522,15 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
         "transitTime": it.transit_time,
         "waitingTime": it.waiting_time,
         "transfers": it.transfers,
-        # OTP 2's emissions field: grams of CO2 per passenger (routing.co2 factors).
-        "emissionsPerPerson": {"co2": it.co2_g},
+        # OTP 2's emissions field: grams of CO2 per passenger (the planner's factors).
+        "emissionsPerPerson": co2_json(it.co2_g),
         "legs": legs,
         "onDemand": it.on_demand,
     }
+    if it.car_co2_g is not None and it.car_distance_m is not None:
+        # The same door-to-door trip driven alone, and what this itinerary saves against it.
+        out["carCo2"] = {**co2_json(it.car_co2_g), "distance": round(it.car_distance_m, 1)}
+        out["co2Saving"] = co2_json(it.car_co2_g - it.co2_g)
     offers = [leg.on_demand for leg in it.legs if leg.on_demand is not None]
     if offers:
         # Bookable as one trip (POST /api/v1/trips) while every leg's quote holds.
@@ -552,5 +569,5 @@ def _on_demand_otp(offer: OnDemandOffer, base: int) -> dict[str, Any]:
         "quoteExpiresAt": base + offer.expires_at * 1000,
         "pickupBookingInfo": info,
         "fare": offer.fare,
-        "emissionsPerPerson": {"co2": offer.co2_g},
+        "emissionsPerPerson": co2_json(offer.co2_g),
     }

@@ -7,6 +7,7 @@ model by default) and answers a :class:`Plan` — itineraries, or none with an O
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -163,7 +164,7 @@ class Planner:
         straight = StraightLineAccess(self.tt.stop_lat, self.tt.stop_lon)
         self.walk: WalkModel = straight if walk is None else FallbackWalk(walk, straight)
         self.builder = ItineraryBuilder(
-            self.tt, self.walk, readings=readings, translations=translations
+            self.tt, self.walk, readings=readings, translations=translations, co2=data.co2
         )
         self.intermodal = IntermodalPlanner(
             self.builder, np.diff(self.tt.stop_pattern_ptr).astype(np.int32)
@@ -284,7 +285,16 @@ class Planner:
             if e_stops.size == 0:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
             return fail(NO_TRANSIT_CONNECTION)
-        return Plan(req, o, d, tuple(kept), None, refusals)
+        return Plan(req, o, d, tuple(self._with_car(it, o, d) for it in kept), None, refusals)
+
+    def _with_car(self, it: Itinerary, o: Place, d: Place) -> Itinerary:
+        """``it`` with the same door-to-door trip by private car (distance and grams), when the
+        timetable's CO2 factors have a car factor."""
+        factors = self.data.co2
+        if factors is None or factors.car_g_per_pkm is None:
+            return it
+        meters = factors.car_distance_m((o.lat, o.lon), (d.lat, d.lon))
+        return dataclasses.replace(it, car_distance_m=meters, car_co2_g=factors.car_grams(meters))
 
     def _on_demand(
         self,

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from gtfs.compiled import CompiledTimetable
 from gtfs.footpaths import WALK_SPEED_MPS
+from routing.co2 import Co2Factors
 from routing.options import RoutingOptions, route_type_mode
 from routing.raptor import kernels
 from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
@@ -166,8 +167,11 @@ class QuerySetupCache:
 class TransitData:
     """A compiled timetable prepared for RAPTOR (cheap per-query masks, cached networks)."""
 
-    def __init__(self, tt: CompiledTimetable) -> None:
+    def __init__(self, tt: CompiledTimetable, co2: Co2Factors | None = None) -> None:
         self.tt = tt
+        #: The CO2 factors itineraries and McRAPTOR's CO2 criterion use (None: the library's
+        #: fallback, :data:`routing.co2.DESNZ_2023`).
+        self.co2 = co2
         # The speed the compiled footpaths were timed at: a traveller's own walking speed
         # scales them (transfers.txt minimum times too: the arrays do not tell them apart).
         self.footpath_speed_mps = footpath_speed_mps(tt)
@@ -222,7 +226,7 @@ class TransitData:
         criterion; :mod:`routing.co2`)."""
         from routing.co2 import pattern_co2_cumulative
 
-        return pattern_co2_cumulative(self.tt)
+        return pattern_co2_cumulative(self.tt, self.co2)
 
     @property
     def st_stop(self) -> IntArray:
