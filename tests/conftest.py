@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +50,62 @@ def free_port() -> int:
                 continue  # taken: try another
             return port
     raise RuntimeError("no free localhost port below the ephemeral range")
+
+
+class OwnRedis:
+    """A redis-server of a test's own (or a benchmark's), on its own port, that can be stopped
+    and restarted (append-only file on, as a deployment that keeps its streams across a
+    restart). ``python -m bench.faults`` uses it too, so it imports nothing of the app."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.dir = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+        import redis.exceptions as rx
+
+        exe = shutil.which("redis-server")
+        assert exe is not None, "redis-server is not installed"
+        self.proc = subprocess.Popen(
+            [
+                *(exe, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--dir", str(self.dir), "--appendonly", "yes", "--save", ""),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except rx.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own (:class:`OwnRedis`), started; stopped at teardown."""
+    r = OwnRedis(tmp_path)
+    r.start()
+    yield r
+    r.stop()
 
 
 @pytest.fixture(scope="session")

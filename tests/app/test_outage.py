@@ -5,12 +5,9 @@ the real PostgreSQL whose connections are killed under the app."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from app.errors import backend_outage
 from tests.app.conftest import ZONE, A, B, services_of
-from tests.conftest import PG_ADMIN_URL, free_port
+from tests.conftest import PG_ADMIN_URL, OwnRedis
 
 
 def test_what_counts_as_an_outage() -> None:
@@ -42,57 +39,6 @@ def test_what_counts_as_an_outage() -> None:
     assert not backend_outage(sx.IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not backend_outage(rx.ResponseError("WRONGTYPE Operation against a key"))
     assert not backend_outage(KeyError("zone_id"))
-
-
-class OwnRedis:
-    """A redis-server of the test's own, on its own port, that can be stopped and restarted
-    (append-only file on, as a deployment that keeps its streams across a restart)."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe is not None, "redis-server is not installed"
-        self.proc = subprocess.Popen(
-            [
-                *(exe, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--dir", str(self.dir), "--appendonly", "yes", "--save", ""),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.ping()
-                break
-            except rx.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-            self.proc = None
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    r = OwnRedis(tmp_path)
-    r.start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture
