@@ -1,6 +1,6 @@
 """The ``tsunagu`` command.
 
-    tsunagu serve [--demo/--no-demo] [--host H] [--port P] [--workers N]
+    tsunagu serve [--demo/--no-demo] [--host H] [--port P] [--workers N] [--service emissions]
     tsunagu db upgrade | tsunagu db current
     tsunagu create-admin --email E [--password-stdin | --password P]   (else a prompt)
     tsunagu keys rotate | tsunagu keys list
@@ -51,6 +51,13 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--reload", action="store_true", help="development auto-reload")
+    serve.add_argument(
+        "--service",
+        choices=("all", "emissions"),
+        default="all",
+        help="all: the whole app; emissions: only the emissions service (tokens checked "
+        "against TSUNAGU_IDENTITY_JWKS_URL)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     dbp = sub.add_parser("db", help="database schema")
@@ -124,8 +131,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         get_settings.cache_clear()  # the in-process worker reads the settings again
     host = args.host or settings.host
     port = args.port or settings.port
+    factory = "app.main:create_app"
+    if args.service == "emissions":
+        if not settings.identity_jwks_url:
+            print("error: --service emissions needs TSUNAGU_IDENTITY_JWKS_URL", file=sys.stderr)
+            return 2
+        factory = "app.emissions.service:create_emissions_app"
     uvicorn.run(
-        "app.main:create_app",
+        factory,
         factory=True,
         host=host,
         port=port,

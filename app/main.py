@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in _api_modules():
         api.include_router(module.router)
+    from app.emissions.api import router as emissions_router
+
+    api.include_router(emissions_router)  # the emissions service (also runs on its own)
     app.include_router(api)
 
     from app.frontend import mount_frontend

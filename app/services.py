@@ -52,6 +52,7 @@ def startup_hooks() -> list[str]:
         "app.trips.sweeper:start_trip_sweeper",
         "app.trips.transfer_guard:start_transfer_guard",
         "app.idempotency:start_idempotency_sweeper",
+        "app.emissions.service:start_emissions",
         "app.warm_up:warm_kernels",  # last: /readyz only once the numba kernels are compiled
     ]
 
@@ -70,6 +71,7 @@ class Services:
     dispatcher: Any = None  # this process's Dispatcher (cluster mode: the zones it owns)
     dispatch: Any = None  # app.dispatch_gateway.DispatchGateway: what the API routes call
     demo_city: Any = None  # app.demo_fleet.DemoCity while the demo zone and riders run
+    emissions: Any = None  # app.emissions.service.EmissionsService
     # --------------------------------------------------------------------------------------
     on_stop: list[StopHook] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)

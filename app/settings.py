@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 #: Settings holding a URL that may carry a password (masked wherever they are shown).
-URL_SETTINGS = frozenset({"database_url", "redis_url"})
+URL_SETTINGS = frozenset({"database_url", "redis_url", "emissions_database_url"})
 
 
 def mask_url_password(text: str) -> str:
@@ -220,6 +220,24 @@ class Settings(BaseSettings):
         "share today's clock; off: never (the default date is then a date inside the feed).",
     )
 
+    # --- emissions service (app/emissions) ----------------------------------------------------
+    emissions_database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the emissions service's own tables; empty = the app's "
+        "database.",
+    )
+    emissions_factors_path: Path | None = Field(
+        None,
+        description="The city's CO2 factor table (TOML or JSON, may say `extends = japan`); "
+        "empty = the shipped Japanese defaults (MLIT, Ministry of the Environment).",
+    )
+    identity_jwks_url: str = Field(
+        "",
+        description="`tsunagu serve --service emissions`: the identity store's JWKS URL "
+        "(e.g. http://core:8000/.well-known/jwks.json); tokens are checked against it with "
+        "jwt_issuer and jwt_audience.",
+    )
+
     def __repr_args__(self) -> Any:
         # repr() and str() of the settings end up in logs and tracebacks: the secrets are
         # SecretStr (shown as '**********'), and a password inside a URL is masked.
@@ -256,6 +274,17 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
         return f"sqlite:///{self.data_dir / 'tsunagu.db'}"
+
+    @property
+    def effective_emissions_database_url(self) -> str:
+        """The emissions service's database: its own URL, else the app's."""
+        if not self.emissions_database_url:
+            return self.effective_database_url
+        url = self.emissions_database_url
+        for plain in ("postgres://", "postgresql://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
 
 
 @lru_cache

@@ -149,7 +149,10 @@ def _build(services: Any, network: Any) -> NetworkPlanner:
             graph, tt.stop_lat, tt.stop_lon, tt.transfer_ptr, tt.transfer_to, tt.transfer_s, speed
         )
         tt = dataclasses.replace(tt, transfer_s=secs)
-    planner = Planner(TransitData(tt), walk, readings=readings, translations=translations)
+    from app.emissions.factors import planner_factors
+
+    co2 = planner_factors(services.settings)  # the city's CO2 factors (app.emissions)
+    planner = Planner(TransitData(tt, co2), walk, readings=readings, translations=translations)
     return NetworkPlanner(
         network=network,
         planner=planner,

@@ -52,6 +52,7 @@ class FleetOnDemand(DispatcherLegs):
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         from app.dispatch_gateway import LocalGateway
+        from app.emissions.factors import planner_factors
 
         super().__init__(
             services.dispatcher,
@@ -62,6 +63,7 @@ class FleetOnDemand(DispatcherLegs):
             cache,
             user_id,
             now=float(services.dispatch.now()),
+            co2=planner_factors(services.settings),
         )
         self.gateway = services.dispatch
         self.loop = loop

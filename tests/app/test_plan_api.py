@@ -377,11 +377,19 @@ def test_itineraries_carry_co2_and_the_criterion_keeps_the_cleanest(client: Test
         assert it["emissionsPerPerson"]["co2"] == sum(
             leg["emissionsPerPerson"]["co2"] for leg in legs if leg["transitLeg"]
         )
+        assert it["emissionsPerPerson"]["unit"] == "g"
+        # The same door-to-door trip by car (130 g/km, MLIT) and the saving against it.
+        assert it["carCo2"]["unit"] == "g" and it["carCo2"]["distance"] > 0
+        assert it["carCo2"]["co2"] == round(0.130 * it["carCo2"]["distance"])
+        assert it["co2Saving"]["co2"] == it["carCo2"]["co2"] - it["emissionsPerPerson"]["co2"]
         for leg in legs:
+            assert leg["emissionsPerPerson"]["unit"] == "g"
             if leg["transitLeg"]:
-                # Muroran is all bus (102 g per passenger-km); legs follow stop to stop.
+                # Muroran is all bus (MLIT: 57 g per passenger-km); legs follow stop to stop.
                 assert leg["emissionsPerPerson"]["co2"] > 0
-                assert leg["emissionsPerPerson"]["co2"] <= 0.102 * leg["distance"] * 1.05 + 1
+                assert leg["emissionsPerPerson"]["co2"] <= 0.057 * leg["distance"] * 1.05 + 1
+            else:
+                assert leg["emissionsPerPerson"]["co2"] == 0
     riding = [it for it in plain if any(leg["transitLeg"] for leg in it["legs"])]
     assert green[0]["emissionsPerPerson"]["co2"] <= min(
         it["emissionsPerPerson"]["co2"] for it in riding
