@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from app.api.schemas import AUTHED, BODY, PUBLIC, error_responses
 from app.emissions import store
 from app.emissions.calculator import (
     ItineraryError,
@@ -61,7 +62,7 @@ class TakenTripIn(BaseModel):
     itinerary: dict[str, Any] = Field(description="One itinerary of /plan (OTP's shape)")
 
 
-@router.get("/factors")
+@router.get("/factors", responses=PUBLIC)
 async def factors(service: EmissionsDep) -> dict[str, Any]:
     """The city's CO2 factors, each with its value, unit, source and year."""
     return service.table.model_dump()
@@ -132,7 +133,7 @@ def _taken_json(t: TakenTrip) -> dict[str, Any]:
     }
 
 
-@router.post("/trips", status_code=201)
+@router.post("/trips", status_code=201, responses={**AUTHED, **BODY, **error_responses(409)})
 async def record_trip(
     body: TakenTripIn, who: CurrentPrincipal, service: EmissionsDep
 ) -> dict[str, Any]:
@@ -153,7 +154,7 @@ async def record_trip(
     return _taken_json(saved)
 
 
-@router.delete("/trips/{trip_id}")
+@router.delete("/trips/{trip_id}", responses={**AUTHED, **error_responses(404)})
 async def forget_trip(
     trip_id: uuid.UUID, who: CurrentPrincipal, service: EmissionsDep
 ) -> dict[str, Any]:
@@ -164,7 +165,21 @@ async def forget_trip(
     return {"id": str(trip_id), "deleted": True}
 
 
-@router.get("/me/ledger", response_model=None)
+@router.get(
+    "/me/ledger",
+    response_model=None,
+    responses={
+        **AUTHED,
+        200: {
+            "description": "The ledger (JSON), or with format=csv one CSV row per trip and a "
+            "total row.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+    },
+)
 async def my_ledger(
     who: CurrentPrincipal,
     service: EmissionsDep,
