@@ -60,6 +60,7 @@ from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.request import RideRequest
 from dispatch.rides import Rejection, RejectReason, Ride
 from dispatch.scale_out import (
+    GROUP,
     ZoneWorker,
     book_message,
     book_quote_message,
@@ -87,6 +88,11 @@ REFUSED_TTL_S = 600.0
 #: reply was lost. The asker reads it once, right after its reply timeout, so a short life is
 #: enough; every command (vehicle positions included) leaves one, so it must stay short.
 OUTCOME_TTL_S = 120.0
+#: Seconds between passes over the pending bookings (:meth:`ClusterGateway.sweep_pending`).
+PENDING_SWEEP_S = 5.0
+#: A pending booking handled (its zone's stream drained) with no outcome after this long had
+#: its outcome lost in an outage (:meth:`ClusterGateway.sweep_pending`).
+PENDING_LOST_AFTER_S = 15.0
 #: The ride status a vehicle event leaves in the ride's history (at the event's time).
 EVENT_STATUS = {"boarded": "onboard", "alighted": "completed", "no_show": "no_show"}
 
@@ -432,6 +438,9 @@ class ClusterGateway(VehicleEvents):
             asyncio.create_task(self._listen_replies(replies), name="dispatch-replies"),
             asyncio.create_task(self._listen_queries(queries), name="dispatch-queries"),
             asyncio.create_task(self._listen_released(released), name="dispatch-released"),
+            asyncio.create_task(
+                self._sweep_pending_forever(PENDING_SWEEP_S), name="dispatch-pending-sweep"
+            ),
         ]
         self.loop = asyncio.get_running_loop()
         await self.worker.sync()
@@ -573,25 +582,98 @@ class ClusterGateway(VehicleEvents):
             d = self.dispatcher
             with contextlib.suppress(DispatchError):  # removed meanwhile: no view
                 out = {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}
-        if corr:  # first: when the refusal or the ride below is seen, so is this record
-            await self.redis.set(
-                self._key(f"outcome.{corr}"), json.dumps(out), px=int(OUTCOME_TTL_S * 1000)
+        # One transaction: the outcome, a refusal and the pending record's removal are seen
+        # together or not at all (Redis away in between would leave a booking pending for
+        # good; what a lost transaction leaves, sweep_pending resolves).
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if corr:
+                pipe.set(
+                    self._key(f"outcome.{corr}"), json.dumps(out), px=int(OUTCOME_TTL_S * 1000)
+                )
+            if booking and "rejected" in out:
+                pipe.set(self._key(f"refused.{rid}"), json.dumps(out), px=int(REFUSED_TTL_S * 1000))
+            if booking:
+                pipe.hdel(self._key("pending"), rid)
+            await pipe.execute()
+        if booking and tell:  # once GET /rides/{id} answers the refusal
+            await self.bus.publish(
+                f"user.{tell}.ride",
+                {"type": "rejected", "request_id": rid, "reason": out["rejected"]},
             )
-        if booking:
-            if "rejected" in out:  # before the pending record goes: one of them is always seen
-                await self.redis.set(
-                    self._key(f"refused.{rid}"), json.dumps(out), px=int(REFUSED_TTL_S * 1000)
-                )
-            await self.redis.hdel(self._key("pending"), rid)
-            if tell:  # once GET /rides/{id} answers the refusal
-                await self.bus.publish(
-                    f"user.{tell}.ride",
-                    {"type": "rejected", "request_id": rid, "reason": out["rejected"]},
-                )
         if op == "add_vehicle" and "error" not in out:
             await self.redis.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
         if reply_to:
             await self.bus.publish(str(reply_to), {"corr": corr, "outcome": out})
+
+    # --- pending bookings a lost transaction left behind ------------------------------------
+    def pending_stale_s(self) -> float:
+        """A pending record older than this, its zone's stream drained and no outcome seen,
+        was handled with its outcome lost: a handled command's outcome is written within
+        milliseconds of its ack."""
+        return PENDING_LOST_AFTER_S
+
+    async def _stream_drained(self, zone_id: str) -> bool:
+        """Whether every command ever queued for ``zone_id`` has been read and acked (no
+        owner will ever handle a booking that is not handled by now)."""
+        key = self.bus._key(zone_stream(zone_id))
+        try:
+            groups = await self.redis.xinfo_groups(key)
+            info = await self.redis.xinfo_stream(key)
+        except Exception:  # no such stream (never used): nothing queued
+            return True
+        for g in groups:
+            if g.get("name") == GROUP:
+                caught_up = g.get("last-delivered-id") == info.get("last-generated-id")
+                return int(g.get("pending", 0)) == 0 and caught_up
+        return False  # queued, never read by an owner: not drained
+
+    async def sweep_pending(self) -> int:
+        """Resolve stale pending records (module docstring): a booking whose ride is saved or
+        whose refusal is recorded only loses its record; one that was handled (its zone's
+        stream is drained) with neither is refused ``outcome_lost`` and its rider told, so no
+        booking shows pending for good. The number of records resolved."""
+        now = self.now()
+        done = 0
+        for rid, value in (await self.redis.hgetall(self._key("pending"))).items():
+            rec = json.loads(value)
+            ride = rec["ride"]
+            age = now - float(ride.get("booked_at") or now)
+            saved = await asyncio.to_thread(saved_ride, self.services.engine, str(rid))
+            refused = await self.redis.exists(self._key(f"refused.{rid}"))
+            if saved is None and not refused:
+                if age < self.pending_stale_s() or not await self._stream_drained(
+                    str(ride["zone_id"])
+                ):
+                    continue  # still queued: its owner will answer it
+                user = str(rec.get("user_id", ""))
+                out = {
+                    "request_id": rid,
+                    "rejected": "outcome_lost",
+                    "message": "the booking's outcome was lost in an outage; please book again",
+                    "new_quote": None,
+                    "user_id": user,
+                }
+                key = self._key(f"refused.{rid}")
+                await self.redis.set(key, json.dumps(out), px=int(REFUSED_TTL_S * 1000), nx=True)
+                if user:
+                    await self.bus.publish(
+                        f"user.{user}.ride",
+                        {"type": "rejected", "request_id": rid, "reason": "outcome_lost"},
+                    )
+                log.warning("dispatch_pending_refused", ride=rid, reason="outcome_lost")
+            await self.redis.hdel(self._key("pending"), rid)
+            done += 1
+        return done
+
+    async def _sweep_pending_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sweep_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis or the database away: the next pass retries
+                log.warning("dispatch_pending_sweep_failed", error=repr(exc))
 
     async def on_acquire(self, zone_id: str) -> None:
         """Index the zone's vehicles (commands for them find the zone from any process), then

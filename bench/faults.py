@@ -556,6 +556,22 @@ INJECT: dict[str, Callable[[Traffic, FaultWindow], Awaitable[None]]] = {
 
 
 # --- one run ------------------------------------------------------------------------------------
+PENDING_RECORDS_WAIT_S = 40.0
+"""How long the gateways' pending sweep gets to resolve records an outage left behind (it runs
+every few seconds and calls a handled booking's outcome lost after 15 s)."""
+
+
+async def records_left(servers: Any, timeout_s: float) -> int:
+    """Pending-booking records still in Redis once the sweep had ``timeout_s`` to resolve
+    them (0 as soon as none is left)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = len(await asyncio.to_thread(servers.pending_records))
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(1.0)
+
+
 async def settle(tr: Traffic, base: str, settle_s: float) -> list[str]:
     """Wait (bounded) until no accepted booking is pending; record each one's final status.
     The ids still pending at the deadline."""
@@ -675,7 +691,7 @@ async def run_fault(name: str, servers: Servers, cfg: Config) -> dict[str, Any]:
         bookings_202=sum(1 for b in tr.bookings.values() if b.status_code == 202),
         refused_after_202=dict(sorted(Counter(tr.refusals.values()).items())),
         still_pending=still_pending,
-        pending_records_left=len(await asyncio.to_thread(servers.pending_records)),
+        pending_records_left=await records_left(servers, PENDING_RECORDS_WAIT_S),
         reconciliation=recon,
         lost_or_stuck=recon["lost_or_stuck"],
         double_booked=recon["double_booked"],

@@ -163,3 +163,70 @@ def test_database_connections_dropped_answer_503_or_succeed(
     assert all(code in (200, 201, 503) for code in codes), codes
     # And it serves again without a restart.
     assert c.get("/api/v1/rides", headers=h).status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_pending_sweep_leaves_no_booking_pending_for_good(
+    own_redis: OwnRedis,
+    fresh_pg: str,
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """Records an outage left behind (their removal lost after the owner's ack): a saved ride
+    or a recorded refusal only loses its record; a handled booking with neither is refused
+    ``outcome_lost`` and its rider told; a booking still queued is left to its owner."""
+    import json
+
+    from app.dispatch_gateway import ClusterGateway
+
+    c = make_app_client(
+        database_url=fresh_pg, redis_url=own_redis.url, dispatch_reopt_interval_s=0.0
+    )
+    staff = auth(make_user(roles=("dispatcher",), client=c), c)
+    rider = make_user(client=c)
+    h = auth(rider, c)
+    _setup_zone(c, staff)
+    r = c.post("/api/v1/rides", json={"request": RIDE}, headers=h)
+    assert r.status_code == 201, r.text
+    booked = r.json()["ride_id"]
+    g = services_of(c).dispatch
+    assert isinstance(g, ClusterGateway)
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    key = g._key("pending")
+    old = g.now() - 60
+
+    def record(rid: str, zone: str = str(ZONE["zone_id"])) -> str:
+        ride = {
+            "ride_id": rid,
+            "request_id": rid,
+            "status": "pending",
+            "zone_id": zone,
+            "booked_at": old,
+        }
+        return json.dumps({"user_id": rider.id, "ride": ride})
+
+    client.hset(key, booked, record(booked))  # saved: the record only lingered
+    client.hset(key, "refused-1", record("refused-1"))
+    client.set(g._key("refused.refused-1"), json.dumps({"rejected": "no_vehicle_available"}))
+    client.hset(key, "lost-1", record("lost-1"))  # handled (stream drained), outcome lost
+    client.xadd(g.bus._key("dispatch.zone.ghost"), {"d": "{}"})  # queued, never read
+    client.hset(key, "queued-1", record("queued-1", "ghost"))
+    events = c.portal.call(services_of(c).bus.subscribe, [f"user.{rider.id}.ride"])  # type: ignore[union-attr]
+
+    assert c.portal.call(g.sweep_pending) == 3  # type: ignore[union-attr]
+    assert sorted(client.hkeys(key)) == ["queued-1"]
+    lost = c.get("/api/v1/rides/lost-1", headers=h).json()
+    assert lost["status"] == "rejected" and lost["reason"] == "outcome_lost"
+    ev = c.portal.call(events.get, 30.0)  # type: ignore[union-attr]
+    assert ev is not None and ev.data == {
+        "type": "rejected",
+        "request_id": "lost-1",
+        "reason": "outcome_lost",
+    }
+    assert c.get(f"/api/v1/rides/{booked}", headers=h).json()["status"] == "assigned"
+    # Fresh records are never judged: an outcome is written milliseconds after the ack.
+    client.hset(key, "fresh-1", record("fresh-1").replace(str(old), str(g.now())))
+    assert c.portal.call(g.sweep_pending) == 0  # type: ignore[union-attr]
+    client.close()
