@@ -943,18 +943,22 @@ class ClusterGateway(VehicleEvents):
         pending = [r for u, r in await self._pending_rides() if u == user_id]
         return _merge_rides(live, saved, pending)
 
+    @staticmethod
+    def _refused_booking(ride: dict[str, Any]) -> ApiError:
+        return ApiError(
+            409,
+            "not_cancellable",
+            f"the booking was refused ({ride.get('reason')}): there is nothing to cancel",
+            {"reason": ride.get("reason"), "message": ride.get("message", "")},
+        )
+
     async def cancel(self, ride_id: str) -> dict[str, Any]:
         found = await self.ride(ride_id)
         if found is None:
             raise ApiError(404, "not_found", "no such ride")
         ride = found[1]
         if ride["status"] == "rejected":  # a pending booking the owner refused: no ride, no zone
-            raise ApiError(
-                409,
-                "not_cancellable",
-                f"the booking was refused ({ride.get('reason')}): there is nothing to cancel",
-                {"reason": ride.get("reason"), "message": ride.get("message", "")},
-            )
+            raise self._refused_booking(ride)
         out = await self._ask(
             str(ride["zone_id"]), {"op": "cancel", "ride_id": ride_id}, durable=True
         )
@@ -966,6 +970,12 @@ class ClusterGateway(VehicleEvents):
                 out = {"ride": saved[1]}
         if out is None:
             raise busy()
+        if out.get("error") == "unknown_ride" and ride["status"] == "pending":
+            # The booking was refused while the cancellation was queued behind it.
+            now = await self.ride(ride_id)
+            if now is not None and now[1]["status"] == "rejected":
+                raise self._refused_booking(now[1])
+            raise ApiError(404, "not_found", "no such ride")
         if "error" in out:
             raise ApiError(409, str(out["error"]), str(out.get("message", "")))
         return dict(out["ride"])

@@ -689,6 +689,46 @@ def test_cancelling_a_refused_pending_booking_is_a_conflict(
         assert "refused" in err["message"]
 
 
+def test_cancel_queued_behind_its_refused_booking_is_a_conflict(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """A cancellation sent while its booking was still pending reaches the owner after the
+    booking was refused: 409 ``not_cancellable`` with the refusal, as for any refused booking
+    (was 409 ``unknown_ride``, the owner's word for a ride it never booked)."""
+    import json
+
+    a = cluster()
+    alice, hb, ha = staff_and_rider(a, make_user, auth)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid)
+    g = gateway(a)
+    rid = uuid.uuid4().hex
+    ride = {
+        "ride_id": rid,
+        "request_id": rid,
+        "status": "pending",
+        "zone_id": zid,
+        "booked_at": g.now(),
+    }
+    record = json.dumps({"user_id": alice.id, "ride": ride})
+    a.portal.call(g.redis.hset, g._key("pending"), rid, record)  # type: ignore[union-attr]
+    asked = g._ask
+
+    async def refused_meanwhile(
+        zone_id: str, data: dict[str, Any], **kw: Any
+    ) -> dict[str, Any] | None:
+        # The owner refused the booking (its outcome recorded, its pending record gone), then
+        # found no ride to cancel.
+        refusal = {"rejected": "no_vehicle_available", "message": "full", "user_id": alice.id}
+        await g.redis.set(g._key(f"refused.{rid}"), json.dumps(refusal))
+        await g.redis.hdel(g._key("pending"), rid)
+        return await asked(zone_id, data, **kw)
+
+    g._ask = refused_meanwhile  # type: ignore[method-assign]
+    err = assert_error(a.delete(f"{RIDES}/{rid}", headers=ha), 409, "not_cancellable")
+    assert err["details"]["reason"] == "no_vehicle_available"
+
+
 def test_errors_match_single_process(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
