@@ -16,8 +16,6 @@ shared state. A token signed by another key, for another issuer or audience, or 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +28,10 @@ from app.emissions import store
 from app.emissions.factors import FactorTable, city_factors
 from app.emissions.ledger import Ledger
 from app.emissions.sources import DatabaseMobility, MobilityRecords, has_mobility_tables
+from app.secondary import core_engine, open_service_database
 from app.settings import Settings
 
 log = structlog.get_logger("tsunagu.emissions")
-
-API_PREFIX = "/api/v1"
 
 
 @dataclass
@@ -65,30 +62,12 @@ class EmissionsService:
         read from ``DATABASE_URL`` when that database holds them.
         """
         table = city_factors(settings)  # a broken factor file fails at start, not mid-request
-        closers: list[Engine] = []
         url = settings.effective_emissions_database_url
-        if app_engine is not None and url == settings.effective_database_url:
-            engine = app_engine
-        else:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            engine = db.create_db_engine(url)
-            closers.append(engine)
+        engine, closers = open_service_database(settings, url, store.CHAIN, "emissions", app_engine)
         try:
-            if settings.migrate_on_start:
-                store.upgrade(engine)
-            elif store.current_revision(engine) != store.head_revision():
-                raise RuntimeError(
-                    "the emissions tables are not at the newest revision: start once with "
-                    "TSUNAGU_MIGRATE_ON_START=true"
-                )
             records: MobilityRecords | None = None
             if mobility:
-                core = app_engine
-                if core is None:
-                    core = engine if url == settings.effective_database_url else None
-                    if core is None:
-                        core = db.create_db_engine(settings.effective_database_url)
-                        closers.append(core)
+                core = core_engine(settings, url, engine, app_engine, closers)
                 if has_mobility_tables(core):
                     records = DatabaseMobility(core)
                 else:
@@ -125,82 +104,17 @@ async def start_emissions(services: Any) -> None:
     log.info("emissions_started", factors=service.table.name, own_database=bool(service._closers))
 
 
-@dataclass
-class StandaloneServices:
-    """``app.state.services`` of the emissions service run on its own: what the identity
-    dependencies (``verifier``) and the emissions routes (``emissions``) read."""
-
-    settings: Settings
-    verifier: Any
-    emissions: EmissionsService
-
-
-def jwks_verifier(settings: Settings) -> Any:
-    """The identity store's tokens, checked through its JWKS only."""
-    from app.identity.tokens import OidcTokens
-
-    if not settings.identity_jwks_url:
-        raise RuntimeError(
-            "tsunagu serve --service emissions needs TSUNAGU_IDENTITY_JWKS_URL (the identity "
-            "store's /.well-known/jwks.json)"
-        )
-    return OidcTokens(
-        issuer=settings.oidc_issuer or settings.jwt_issuer,
-        jwks_url=settings.identity_jwks_url,
-        audience=settings.oidc_audience or settings.jwt_audience,
-        roles_claim=settings.oidc_roles_claim,
-    )
-
-
 def create_emissions_app(settings: Settings | None = None) -> FastAPI:
     """The emissions service on its own: its router, health checks, nothing else."""
     from app.emissions.api import router
-    from app.errors import install_error_handlers
-    from app.logging import configure_logging
-    from app.middleware import install_middleware
+    from app.secondary import create_standalone_app
     from app.settings import get_settings
 
-    settings = settings or get_settings()
-    configure_logging(settings)
-    verifier = jwks_verifier(settings)  # fails before serving when the JWKS URL is missing
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = await asyncio.to_thread(EmissionsService.build, settings)
-        app.state.services = StandaloneServices(settings, verifier, service)
-        log.info("emissions_service_started", factors=service.table.name)
-        try:
-            yield
-        finally:
-            service.close()
-
-    app = FastAPI(
+    return create_standalone_app(
+        settings or get_settings(),
+        name="emissions",
         title="Tsunagu emissions",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url=f"{API_PREFIX}/docs",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        redoc_url=None,
+        router=router,
+        build=EmissionsService.build,
+        started=lambda service: {"factors": service.table.name},
     )
-    app.state.settings = settings
-    install_error_handlers(app)
-    install_middleware(app, settings)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> Any:
-        from fastapi.responses import JSONResponse
-
-        services = getattr(app.state, "services", None)
-        check = (
-            await asyncio.to_thread(services.emissions.ping)
-            if services is not None
-            else {"ok": False}
-        )
-        return JSONResponse({"ready": check["ok"], "database": check}, 200 if check["ok"] else 503)
-
-    app.include_router(router, prefix=API_PREFIX)
-    return app

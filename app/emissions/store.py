@@ -11,39 +11,32 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app import db
-from app.emissions.models import VERSION_TABLE, TakenTrip
+from app.emissions.models import VERSION_TABLE, TakenTrip, TripMode
+
+#: ``((lat, lon), (lat, lon))``: a trip's door-to-door ends.
+Ends = tuple[tuple[float, float], tuple[float, float]]
+from app.secondary import MigrationChain
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+#: The emissions chain (its own version table, beside the app's ``alembic_version``).
+CHAIN = MigrationChain(MIGRATIONS_DIR, VERSION_TABLE, "emissions-migrate")
+
+
 def alembic_config() -> Any:
     """The Alembic configuration of the emissions chain (no ini file)."""
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return cfg
+    return CHAIN.config()
 
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply the emissions chain's pending migrations (safe with several processes at once)."""
-    from alembic import command
-
-    with db.startup_lock(engine, "emissions-migrate"):
-        cfg = alembic_config()
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-            conn.commit()
+    CHAIN.upgrade(engine, revision)
 
 
 def current_revision(engine: Engine) -> str | None:
     """The emissions chain's revision in ``engine``'s database (None: never migrated)."""
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return ctx.get_current_revision()
+    return CHAIN.current_revision(engine)
 
 
 class AlreadyRecorded(Exception):
@@ -54,11 +47,39 @@ class AlreadyRecorded(Exception):
         self.existing = existing
 
 
-def insert_taken_trip(engine: Engine, trip: TakenTrip) -> TakenTrip:
-    """Write ``trip``; :class:`AlreadyRecorded` when the user recorded the same itinerary."""
+def trip_modes(trip: TakenTrip, ends: Ends | None) -> list[TripMode]:
+    """The trip's distance and CO2 by mode (its legs summed per mode), with its ends."""
+    by_mode: dict[str, list[float]] = {}
+    for leg in trip.legs:
+        acc = by_mode.setdefault(str(leg["mode"]), [0.0, 0.0])
+        acc[0] += float(leg["distance"])
+        acc[1] += float(leg["co2"])
+    (a, b) = ends if ends is not None else ((None, None), (None, None))
+    return [
+        TripMode(
+            trip_id=trip.id,
+            user_id=trip.user_id,
+            month=trip.month,
+            mode=mode,
+            distance_m=dist,
+            co2_g=int(co2),
+            from_lat=a[0],
+            from_lon=a[1],
+            to_lat=b[0],
+            to_lon=b[1],
+        )
+        for mode, (dist, co2) in by_mode.items()
+    ]
+
+
+def insert_taken_trip(engine: Engine, trip: TakenTrip, ends: Ends | None = None) -> TakenTrip:
+    """Write ``trip`` and its rows by mode (:func:`trip_modes`, with ``ends``);
+    :class:`AlreadyRecorded` when the user recorded the same itinerary."""
     try:
         with db.session_scope(engine) as session:
             session.add(trip)
+            session.flush()
+            session.add_all(trip_modes(trip, ends))
         return trip
     except IntegrityError:
         with Session(engine) as session:
@@ -92,11 +113,12 @@ def delete_taken_trip(engine: Engine, user_id: str, trip_id: Any) -> bool:
                 col(TakenTrip.id) == trip_id, col(TakenTrip.user_id) == user_id
             )
         )
-        return bool(getattr(result, "rowcount", 0))
+        gone = bool(getattr(result, "rowcount", 0))
+        if gone:
+            session.execute(sa.delete(TripMode).where(col(TripMode.trip_id) == trip_id))
+        return gone
 
 
 def head_revision() -> str | None:
     """The newest revision of the emissions chain."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return CHAIN.head_revision()
