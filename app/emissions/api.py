@@ -95,14 +95,16 @@ def _times(itinerary: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def _taken(user_id: str, itinerary: dict[str, Any], service: EmissionsService) -> TakenTrip:
+def _taken(
+    user_id: str, itinerary: dict[str, Any], service: EmissionsService
+) -> tuple[TakenTrip, store.Ends]:
     start, end = _times(itinerary)
     now = dt.datetime.now(dt.UTC)
     if end > now + dt.timedelta(seconds=EARLY_END_S):
         raise ItineraryError("not_taken_yet", "the itinerary has not been travelled yet")
-    endpoints(itinerary)
+    ends = endpoints(itinerary)
     priced = price_itinerary(service.table, itinerary)
-    return TakenTrip(
+    trip = TakenTrip(
         user_id=user_id,
         fingerprint=_fingerprint(itinerary),
         month=month_of(start, service.ledger.tz),
@@ -115,6 +117,7 @@ def _taken(user_id: str, itinerary: dict[str, Any], service: EmissionsService) -
         legs=[leg.as_json() for leg in priced.legs],
         factors=service.table.name[:200],
     )
+    return trip, ends
 
 
 def _taken_json(t: TakenTrip) -> dict[str, Any]:
@@ -139,11 +142,11 @@ async def record_trip(
 ) -> dict[str, Any]:
     """Record a planned itinerary the caller took; answers its CO2, car CO2 and saving."""
     try:
-        trip = _taken(who.user_id, body.itinerary, service)
+        trip, ends = _taken(who.user_id, body.itinerary, service)
     except ItineraryError as exc:
         raise ApiError(422, exc.code, exc.message) from exc
     try:
-        saved = await asyncio.to_thread(store.insert_taken_trip, service.engine, trip)
+        saved = await asyncio.to_thread(store.insert_taken_trip, service.engine, trip, ends)
     except store.AlreadyRecorded as exc:
         raise ApiError(
             409,

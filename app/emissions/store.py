@@ -12,10 +12,10 @@ from sqlmodel import Session, col, select
 
 from app import db
 from app.emissions.models import VERSION_TABLE, TakenTrip, TripMode
+from app.secondary import MigrationChain
 
 #: ``((lat, lon), (lat, lon))``: a trip's door-to-door ends.
 Ends = tuple[tuple[float, float], tuple[float, float]]
-from app.secondary import MigrationChain
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
