@@ -1,6 +1,6 @@
 """The ``tsunagu`` command.
 
-    tsunagu serve [--demo/--no-demo] [--host H] [--port P] [--workers N] [--service emissions]
+    tsunagu serve [--demo/--no-demo] [--host H] [--port P] [--workers N] [--service emissions|health]
     tsunagu db upgrade | tsunagu db current
     tsunagu create-admin --email E [--password-stdin | --password P]   (else a prompt)
     tsunagu keys rotate | tsunagu keys list
@@ -38,6 +38,13 @@ def command_modules() -> list[str]:
     ]
 
 
+#: ``tsunagu serve --service NAME``: the app factory of each service that runs on its own.
+SERVICE_APPS = {
+    "emissions": "app.emissions.service:create_emissions_app",
+    "health": "app.health.service:create_health_app",
+}
+
+
 def register(sub: Any) -> None:
     """The foundation's commands: serve, db, create-admin, keys."""
     serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
@@ -53,9 +60,9 @@ def register(sub: Any) -> None:
     serve.add_argument("--reload", action="store_true", help="development auto-reload")
     serve.add_argument(
         "--service",
-        choices=("all", "emissions"),
+        choices=("all", *SERVICE_APPS),
         default="all",
-        help="all: the whole app; emissions: only the emissions service (tokens checked "
+        help="all: the whole app; emissions or health: only that service (tokens checked "
         "against TSUNAGU_IDENTITY_JWKS_URL)",
     )
     serve.set_defaults(func=cmd_serve)
@@ -132,11 +139,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     factory = "app.main:create_app"
-    if args.service == "emissions":
+    if args.service in SERVICE_APPS:
         if not settings.identity_jwks_url:
-            print("error: --service emissions needs TSUNAGU_IDENTITY_JWKS_URL", file=sys.stderr)
+            print(
+                f"error: --service {args.service} needs TSUNAGU_IDENTITY_JWKS_URL",
+                file=sys.stderr,
+            )
             return 2
-        factory = "app.emissions.service:create_emissions_app"
+        factory = SERVICE_APPS[args.service]
     uvicorn.run(
         factory,
         factory=True,

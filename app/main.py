@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.emissions.api import router as emissions_router
 
     api.include_router(emissions_router)  # the emissions service (also runs on its own)
+    from app.health.api import router as health_router
+
+    api.include_router(health_router)  # the health service (also runs on its own)
     app.include_router(api)
 
     from app.frontend import mount_frontend

@@ -154,6 +154,27 @@ def core_engine(
     return core
 
 
+def run_chain_env(metadata: Any, version_table: str, service: str) -> None:
+    """The body of a chain's ``env.py``: run its migrations on the connection handed over in
+    ``config.attributes["connection"]`` (by :meth:`MigrationChain.upgrade`), comparing only
+    the service's own tables (the app's may share the database)."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise SystemExit(f"{service} migrations run through MigrationChain.upgrade only")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=version_table,
+        compare_type=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+        include_name=lambda name, type_, parent: type_ != "table" or name in metadata.tables,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def jwks_verifier(settings: Settings, service: str) -> Any:
     """The identity store's tokens, checked through its JWKS only.
 

@@ -53,6 +53,7 @@ def startup_hooks() -> list[str]:
         "app.trips.transfer_guard:start_transfer_guard",
         "app.idempotency:start_idempotency_sweeper",
         "app.emissions.service:start_emissions",
+        "app.health.service:start_health",
         "app.warm_up:warm_kernels",  # last: /readyz only once the numba kernels are compiled
     ]
 
@@ -72,6 +73,7 @@ class Services:
     dispatch: Any = None  # app.dispatch_gateway.DispatchGateway: what the API routes call
     demo_city: Any = None  # app.demo_fleet.DemoCity while the demo zone and riders run
     emissions: Any = None  # app.emissions.service.EmissionsService
+    health: Any = None  # app.health.service.HealthService
     # --------------------------------------------------------------------------------------
     on_stop: list[StopHook] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)

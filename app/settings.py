@@ -20,7 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 #: Settings holding a URL that may carry a password (masked wherever they are shown).
-URL_SETTINGS = frozenset({"database_url", "redis_url", "emissions_database_url"})
+URL_SETTINGS = frozenset(
+    {"database_url", "redis_url", "emissions_database_url", "health_database_url"}
+)
 
 
 def mask_url_password(text: str) -> str:
@@ -231,9 +233,15 @@ class Settings(BaseSettings):
         description="The city's CO2 factor table (TOML or JSON, may say `extends = japan`); "
         "empty = the shipped Japanese defaults (MLIT, Ministry of the Environment).",
     )
+    # --- health service (app/health) ----------------------------------------------------------
+    health_database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the health service's own tables (checkups, consents, "
+        "audit log); empty = the app's database.",
+    )
     identity_jwks_url: str = Field(
         "",
-        description="`tsunagu serve --service emissions`: the identity store's JWKS URL "
+        description="`tsunagu serve --service emissions|health`: the identity store's JWKS URL "
         "(e.g. http://core:8000/.well-known/jwks.json); tokens are checked against it with "
         "jwt_issuer and jwt_audience.",
     )
@@ -278,9 +286,17 @@ class Settings(BaseSettings):
     @property
     def effective_emissions_database_url(self) -> str:
         """The emissions service's database: its own URL, else the app's."""
-        if not self.emissions_database_url:
+        return self._service_url(self.emissions_database_url)
+
+    @property
+    def effective_health_database_url(self) -> str:
+        """The health service's database: its own URL, else the app's."""
+        return self._service_url(self.health_database_url)
+
+    def _service_url(self, url: str) -> str:
+        """A secondary service's database URL (empty: the app's), with an explicit driver."""
+        if not url:
             return self.effective_database_url
-        url = self.emissions_database_url
         for plain in ("postgres://", "postgresql://"):
             if url.startswith(plain):
                 return "postgresql+psycopg://" + url[len(plain) :]
