@@ -62,6 +62,12 @@ class TakenTripIn(BaseModel):
     itinerary: dict[str, Any] = Field(description="One itinerary of /plan (OTP's shape)")
 
 
+def _include_company_routes() -> None:
+    from app.emissions.company_api import router as company_router
+
+    router.include_router(company_router)
+
+
 @router.get("/factors", responses=PUBLIC)
 async def factors(service: EmissionsDep) -> dict[str, Any]:
     """The city's CO2 factors, each with its value, unit, source and year."""
@@ -204,3 +210,6 @@ async def my_ledger(
             headers={"Content-Disposition": f'attachment; filename="co2-{month}.csv"'},
         )
     return summary
+
+
+_include_company_routes()

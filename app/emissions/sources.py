@@ -108,3 +108,46 @@ def has_mobility_tables(engine: Engine) -> bool:
     """Whether ``engine``'s database holds the mobility core's tables."""
     names = set(sa.inspect(engine).get_table_names())
     return {"trips", "dispatch_rides"} <= names
+
+
+def completed_rides_of(
+    records: MobilityRecords, user_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Completed rides of many users at once (one query on the core's tables when it can)."""
+    if isinstance(records, DatabaseMobility):
+        out: dict[str, list[dict[str, Any]]] = {}
+        with Session(records.engine) as db:
+            for chunk in _chunks(user_ids):
+                rows = db.exec(
+                    select(RideRecord).where(
+                        col(RideRecord.user_id).in_(chunk), RideRecord.status == "completed"
+                    )
+                ).all()
+                for r in rows:
+                    out.setdefault(str(r.user_id), []).append(dict(r.ride))
+        return out
+    return {u: rides for u in user_ids if (rides := records.completed_rides(u))}
+
+
+def confirmed_trips_of(
+    records: MobilityRecords, user_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """CONFIRMED trips of many users at once (one query on the core's tables when it can)."""
+    if isinstance(records, DatabaseMobility):
+        out: dict[str, list[dict[str, Any]]] = {}
+        with Session(records.engine) as db:
+            for chunk in _chunks(user_ids):
+                rows = db.exec(
+                    select(Trip).where(col(Trip.user_id).in_(chunk), Trip.state == "CONFIRMED")
+                ).all()
+                for t in rows:
+                    out.setdefault(str(t.user_id), []).append(
+                        {"id": str(t.id), "itinerary": t.itinerary, "legs": t.legs}
+                    )
+        return out
+    return {u: trips for u in user_ids if (trips := records.confirmed_trips(u))}
+
+
+def _chunks(items: list[str], size: int = 900) -> list[list[str]]:
+    """``items`` in lists short enough for SQLite's bound-parameter limit."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

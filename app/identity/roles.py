@@ -13,6 +13,7 @@ class Role(StrEnum):
     OPERATOR = "operator"
     COMPANY_ADMIN = "company_admin"
     HEALTH_STAFF = "health_staff"
+    CITY_STAFF = "city_staff"
     ADMIN = "admin"
 
 
