@@ -8,6 +8,7 @@ their routes may answer, and per route for the rest (404, 409...).
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,7 +80,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` entries declaring :class:`ErrorBody` for ``codes``."""
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
-        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[code]}
+        text = _DESCRIPTIONS.get(code) or HTTPStatus(code).phrase
+        entry: dict[str, Any] = {"model": ErrorBody, "description": text}
         if code in (429, 503):
             entry["headers"] = _RETRY_AFTER
         if code == 401:
