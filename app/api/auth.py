@@ -6,8 +6,9 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.schemas import PUBLIC, OpenModel, error_responses
 from app.db import SessionDep, as_utc
 from app.errors import ApiError
 from app.identity import accounts
@@ -20,13 +21,25 @@ from app.models.identity import User
 from app.models.request_model import RequestModel
 from app.services import Services, ServicesDep
 
-router = APIRouter(prefix="/auth", tags=["auth"])
-well_known_router = APIRouter(tags=["auth"])
+#: Local sign-in answers 404 local_auth_disabled behind an external identity provider.
+router = APIRouter(prefix="/auth", tags=["auth"], responses=PUBLIC | error_responses(404, 413))
+well_known_router = APIRouter(tags=["auth"], responses=error_responses(503))
 
 Locale = Annotated[str, Field(pattern="^(ja|en)$")]
 
 
 class SignupIn(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "email": "hanako@example.org",
+                "password": "correct horse battery",
+                "display_name": "Hanako",
+                "locale": "ja",
+            }
+        }
+    )
+
     email: str = Field(max_length=320)
     password: str = Field(max_length=MAX_PASSWORD_LENGTH)
     display_name: str | None = Field(default=None, max_length=200)
@@ -34,6 +47,12 @@ class SignupIn(RequestModel):
 
 
 class LoginIn(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {"email": "hanako@example.org", "password": "correct horse battery"}
+        }
+    )
+
     email: str = Field(max_length=320)
     password: str = Field(max_length=MAX_PASSWORD_LENGTH)
 
@@ -91,6 +110,24 @@ class UserOut(BaseModel):
         )
 
 
+class Jwks(OpenModel):
+    """A JSON Web Key Set (RFC 7517): the public RSA keys, newest first."""
+
+    keys: list[dict[str, Any]]
+
+
+class OpenIdConfiguration(OpenModel):
+    issuer: str
+    jwks_uri: str
+    token_endpoint: str
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    subject_types_supported: list[str]
+    response_types_supported: list[str]
+    grant_types_supported: list[str]
+    claims_supported: list[str]
+
+
 class SignupOut(BaseModel):
     user: UserOut
     tokens: TokensOut
@@ -110,7 +147,7 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED)
+@router.post("/signup", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 def signup(body: SignupIn, services: ServicesDep, db: SessionDep) -> SignupOut:
     """Create a resident account and sign it in (one transaction: all or nothing)."""
     _local_only(services)
@@ -128,7 +165,7 @@ def signup(body: SignupIn, services: ServicesDep, db: SessionDep) -> SignupOut:
     return SignupOut(user=UserOut.of(user), tokens=TokensOut.of(pair))
 
 
-@router.post("/login")
+@router.post("/login", responses=error_responses(401, 403, 429))
 def login(body: LoginIn, request: Request, services: ServicesDep, db: SessionDep) -> TokensOut:
     """Exchange email and password for an access token and a refresh token."""
     _local_only(services)
@@ -156,14 +193,14 @@ def login(body: LoginIn, request: Request, services: ServicesDep, db: SessionDep
     return TokensOut.of(pair)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=error_responses(401))
 def refresh(body: RefreshIn, services: ServicesDep, db: SessionDep) -> TokensOut:
     """Rotate a refresh token: a new pair; reusing an old refresh token ends the session."""
     _local_only(services)
     return TokensOut.of(services.identity.sessions.refresh(db, body.refresh_token))
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401))
 def logout(body: RefreshIn, services: ServicesDep, db: SessionDep) -> Response:
     """End the session of this refresh token: its access and refresh tokens stop working."""
     _local_only(services)
@@ -171,7 +208,7 @@ def logout(body: RefreshIn, services: ServicesDep, db: SessionDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/password")
+@router.post("/password", responses=error_responses(401, 403))
 def change_password(
     body: PasswordChangeIn, principal: CurrentPrincipal, services: ServicesDep, db: SessionDep
 ) -> TokensOut:
@@ -196,19 +233,19 @@ def _jwks(services: Services, response: Response) -> dict[str, Any]:
     return services.keys.jwks()
 
 
-@router.get("/jwks")
+@router.get("/jwks", response_model=Jwks)
 def jwks(services: ServicesDep, response: Response) -> dict[str, Any]:
     """The public keys that verify Tsunagu's access tokens (JWKS)."""
     return _jwks(services, response)
 
 
-@well_known_router.get("/.well-known/jwks.json")
+@well_known_router.get("/.well-known/jwks.json", response_model=Jwks)
 def well_known_jwks(services: ServicesDep, response: Response) -> dict[str, Any]:
     """The public keys that verify Tsunagu's access tokens (JWKS)."""
     return _jwks(services, response)
 
 
-@well_known_router.get("/.well-known/openid-configuration")
+@well_known_router.get("/.well-known/openid-configuration", response_model=OpenIdConfiguration)
 def openid_configuration(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Minimal OpenID discovery: issuer, JWKS location, token endpoint, algorithms."""
     base = str(request.base_url).rstrip("/")

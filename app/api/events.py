@@ -25,12 +25,13 @@ from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from app.api.schemas import AUTHED, ErrorBody, error_responses
 from app.errors import ApiError
 from app.events import EventBus, EventBusClosedError, Subscription
 from app.events.visibility import allowed_namespaces, forbidden_patterns, parse_topics
@@ -40,7 +41,7 @@ from app.identity.tokens import unauthorized
 from app.models.request_model import RequestModel
 from app.services import Services, ServicesDep
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], responses=AUTHED)
 
 ALERTS_TOPIC = "public.alerts"
 DEFAULT_TOPICS = "public.*,user.me.*"
@@ -48,6 +49,18 @@ DEFAULT_TOPICS = "public.*,user.me.*"
 
 class AlertIn(RequestModel):
     """A service alert announced by an operator (disruption, detour, closure)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "title": "Route 10 detour",
+                "message": "Stops between Higashi-Muroran and Wanishi are not served today.",
+                "severity": "warning",
+                "route_ids": ["10"],
+                "stop_ids": [],
+            }
+        }
+    )
 
     title: str = Field(min_length=1, max_length=200)
     message: str = Field(default="", max_length=4000)
@@ -141,9 +154,21 @@ async def _frames(
     "/stream",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."},
-        401: {"description": "No, bad or expired token."},
-        403: {"description": "A requested topic is not visible to the caller."},
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "string",
+                        "description": "Frames `event: ready`, then one per event "
+                        '(`data: {"id", "topic", "time", "data"}`), `event: dropped`, '
+                        "`event: expired`; `: ping` comments.",
+                    }
+                }
+            },
+            "description": "Server-Sent Events.",
+        },
+        400: {"model": ErrorBody, "description": "Malformed topics (`invalid_topics`)."},
+        403: {"model": ErrorBody, "description": "A requested topic is not visible to the caller."},
     },
 )
 async def stream(
@@ -195,7 +220,7 @@ async def topics(principal: CurrentPrincipal) -> TopicsOut:
     return TopicsOut(namespaces=allowed_namespaces(principal) or ["*"])
 
 
-@router.post("/alerts", status_code=201)
+@router.post("/alerts", status_code=201, responses=error_responses(413))
 async def publish_alert(
     body: AlertIn,
     services: ServicesDep,

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 router = APIRouter(tags=["health"])
 
 
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, dict[str, Any]]
+
+
 @router.get("/healthz")
-async def liveness() -> dict[str, str]:
+async def liveness() -> Liveness:
     """The process is up."""
-    return {"status": "ok"}
+    return Liveness(status="ok")
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Starting, or a dependency is down."}},
+)
 async def readiness(request: Request) -> JSONResponse:
     """Every dependency answers (database, event bus, published feed)."""
     services = getattr(request.app.state, "services", None)

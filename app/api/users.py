@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
 from app.api.auth import Locale, UserOut
+from app.api.schemas import AUTHED, error_responses
 from app.db import SessionDep
 from app.errors import ApiError
 from app.identity.accounts import check_roles
@@ -19,7 +20,7 @@ from app.models.identity import User
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=AUTHED | error_responses(413))
 
 AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.ADMIN.value))]
 
@@ -74,7 +75,7 @@ def me(principal: CurrentPrincipal, db: SessionDep) -> UserOut:
     return UserOut.of(user)
 
 
-@router.patch("/me")
+@router.patch("/me", responses=error_responses(404))
 def update_me(body: ProfileIn, principal: CurrentPrincipal, db: SessionDep) -> UserOut:
     """Change one's display name or locale."""
     uid = _principal_user_id(principal)
@@ -109,7 +110,7 @@ def list_users(
     return UserPage(items=[UserOut.of(u) for u in users[offset : offset + limit]], total=total)
 
 
-@router.get("/{user_id}")
+@router.get("/{user_id}", responses=error_responses(404))
 def get_user(user_id: uuid.UUID, principal: CurrentPrincipal, db: SessionDep) -> UserOut:
     """A user's profile: one's own, or anyone's for an admin (403 otherwise)."""
     if str(user_id) != principal.user_id and not principal.is_admin:
@@ -117,7 +118,7 @@ def get_user(user_id: uuid.UUID, principal: CurrentPrincipal, db: SessionDep) ->
     return UserOut.of(_get_user(db, user_id))
 
 
-@router.patch("/{user_id}/roles")
+@router.patch("/{user_id}/roles", responses=error_responses(404, 409))
 def set_roles(
     user_id: uuid.UUID, body: RolesIn, principal: AdminPrincipal, db: SessionDep
 ) -> UserOut:
@@ -132,7 +133,7 @@ def set_roles(
     return UserOut.of(user)
 
 
-@router.patch("/{user_id}")
+@router.patch("/{user_id}", responses=error_responses(404, 409))
 def admin_update_user(
     user_id: uuid.UUID,
     body: AdminUserIn,
