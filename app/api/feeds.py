@@ -20,6 +20,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.errors import ApiError
 from app.feeds.dispatch_zones import sync_flex_zones
 from app.feeds.registry import FeedRegistry, check_feed_id
@@ -27,13 +28,79 @@ from app.identity.deps import require_roles
 from app.identity.principal import Principal
 from app.services import ServicesDep
 
-router = APIRouter(prefix="/feeds", tags=["feeds"])
+router = APIRouter(prefix="/feeds", tags=["feeds"], responses=AUTHED | error_responses(404))
 log = logging.getLogger("tsunagu.feeds")
 Operator = Annotated[Principal, Depends(require_roles("operator"))]
 _CHUNK = 1 << 20
 #: Version ids are the database's 32-bit integer keys: a larger one is a 422, never a query.
 MAX_VERSION_ID = 2**31 - 1
 VersionId = Annotated[int, PathParam(ge=1, le=MAX_VERSION_ID)]
+
+
+class FeedSummary(OpenModel):
+    feed_id: str
+    versions: int
+    latest_version: int | None
+    published_version: int | None
+
+
+class FeedList(OpenModel):
+    feeds: list[FeedSummary]
+
+
+class FeedVersionOut(OpenModel):
+    """One uploaded version: ``status`` uploaded | valid | invalid | published | archived."""
+
+    id: int | None
+    feed_id: str
+    status: str
+    created_at: str | None
+    published_at: str | None
+    uploaded_by: str | None
+    filename: str
+    size_bytes: int
+    sha256: str
+    error_count: int
+    warning_count: int
+    info_count: int
+    failure: dict[str, Any] | None
+    summary: dict[str, Any]
+    counts: dict[str, Any]
+    service_start: str | None
+    service_end: str | None
+
+
+class FeedVersionList(OpenModel):
+    feed_id: str
+    versions: list[FeedVersionOut]
+
+
+class FeedReport(OpenModel):
+    version: FeedVersionOut
+    report: dict[str, Any] = Field(description="gtfs-validator `report.json` shape (`notices`).")
+
+
+class PublishedVersion(OpenModel):
+    feed_id: str
+    version_id: int
+    sha256: str
+    filename: str
+
+
+class NetworkSummary(OpenModel):
+    """What is served (``GET /api/v1/network`` has the same fields and more)."""
+
+    generation: int
+    published: list[PublishedVersion]
+    service_start: str | None
+    service_end: str | None
+    timezone: str | None
+    counts: dict[str, Any]
+    service_date: str | None
+
+
+class PublishOut(OpenModel):
+    network: NetworkSummary
 
 
 async def announce(services: Any, topic: str, data: dict[str, Any]) -> None:
@@ -55,21 +122,26 @@ def registry_of(services: Any) -> FeedRegistry:
     return reg  # type: ignore[no-any-return]
 
 
-@router.get("")
+@router.get("", response_model=FeedList)
 async def list_feeds(services: ServicesDep, _: Operator) -> dict[str, Any]:
     """Every feed id with its version count and published version."""
     reg = registry_of(services)
     return {"feeds": await run_in_threadpool(reg.list_feeds)}
 
 
-@router.get("/{feed_id}/versions")
+@router.get("/{feed_id}/versions", response_model=FeedVersionList)
 async def list_versions(feed_id: str, services: ServicesDep, _: Operator) -> dict[str, Any]:
     reg = registry_of(services)
     versions = await run_in_threadpool(reg.list_versions, check_feed_id(feed_id))
     return {"feed_id": feed_id, "versions": [v.to_json() for v in versions]}
 
 
-@router.post("/{feed_id}/versions", status_code=201)
+@router.post(
+    "/{feed_id}/versions",
+    status_code=201,
+    response_model=FeedVersionOut,
+    responses=error_responses(413),
+)
 async def upload_version(
     feed_id: str,
     services: ServicesDep,
@@ -111,7 +183,7 @@ async def upload_version(
     return version.to_json()
 
 
-@router.get("/{feed_id}/versions/{version_id}")
+@router.get("/{feed_id}/versions/{version_id}", response_model=FeedVersionOut)
 async def get_version(
     feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
 ) -> dict[str, Any]:
@@ -119,7 +191,7 @@ async def get_version(
     return (await run_in_threadpool(reg.get_version, feed_id, version_id)).to_json()
 
 
-@router.get("/{feed_id}/versions/{version_id}/report")
+@router.get("/{feed_id}/versions/{version_id}/report", response_model=FeedReport)
 async def get_report(
     feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
 ) -> dict[str, Any]:
@@ -128,7 +200,11 @@ async def get_report(
     return await run_in_threadpool(reg.report, feed_id, version_id)
 
 
-@router.post("/{feed_id}/versions/{version_id}/publish")
+@router.post(
+    "/{feed_id}/versions/{version_id}/publish",
+    response_model=PublishOut,
+    responses=error_responses(409),
+)
 async def publish_version(
     feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
 ) -> dict[str, Any]:
@@ -144,7 +220,7 @@ class RollbackRequest(BaseModel):
     version_id: int | None = Field(None, ge=1, le=MAX_VERSION_ID)
 
 
-@router.post("/{feed_id}/rollback")
+@router.post("/{feed_id}/rollback", response_model=PublishOut, responses=error_responses(409, 413))
 async def rollback(
     feed_id: str,
     services: ServicesDep,
