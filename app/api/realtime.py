@@ -21,9 +21,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.feeds import announce, registry_of
+from app.api.schemas import AUTHED, PUBLIC, OpenModel, error_responses
 from app.errors import ApiError
 from app.identity.deps import require_roles
 from app.identity.principal import Principal
@@ -34,11 +36,107 @@ from gtfs.realtime import (
     vehicle_positions_bytes,
 )
 
-router = APIRouter(prefix="/realtime", tags=["realtime"])
+router = APIRouter(prefix="/realtime", tags=["realtime"], responses=PUBLIC)
 PROTOBUF = "application/x-protobuf"
+_BINARY = {"type": "string", "format": "binary"}
+_PROTOBUF_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {PROTOBUF: {"schema": _BINARY}},
+        "description": "A GTFS-Realtime FeedMessage (protobuf).",
+    }
+}
 
 
-@router.post("/trip-updates")
+class MessageResult(OpenModel):
+    incrementality: str
+    upserted: int
+    deleted: int
+    ignored: bool
+    notices: list[Any]
+
+
+class IngestOut(MessageResult):
+    source: str
+    trip_updates: int
+    overlay: dict[str, Any] | None
+
+
+class PollerOut(OpenModel):
+    url: str
+    polls: int
+    failures: int
+    last_error: str | None
+
+
+class RealtimeStatus(OpenModel):
+    ingested: int
+    received_at: str | None
+    feed_timestamp: int | None
+    sources: list[str]
+    trip_updates: int
+    last_messages: dict[str, MessageResult]
+    overlay: dict[str, Any] | None
+    pollers: list[PollerOut]
+
+
+class AlertOut(OpenModel):
+    id: str
+    source: str
+    cause: Any
+    effect: Any
+    header: str
+    description: str
+    active_periods: list[list[Any]]
+    informed_entities: list[dict[str, Any]]
+
+
+class AlertList(OpenModel):
+    at: int
+    alerts: list[AlertOut]
+
+
+class TransitVehicle(OpenModel):
+    source: str
+    vehicle_id: str | None
+    label: str | None
+    lat: float | None
+    lon: float | None
+    bearing: float | None
+    speed: float | None
+    timestamp: int | None
+    trip_id: str | None
+    route_id: str | None
+    stop_id: str | None
+    current_status: Any
+
+
+class TransitVehicleList(OpenModel):
+    vehicles: list[TransitVehicle] = Field(description="Positions of the ingested feeds.")
+
+
+@router.post(
+    "/trip-updates",
+    response_model=IngestOut,
+    responses=AUTHED | error_responses(413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A GTFS-Realtime FeedMessage: the raw protobuf body, or a `.pb` "
+            "file in the multipart field `file`.",
+            "content": {
+                PROTOBUF: {"schema": _BINARY},
+                "application/octet-stream": {"schema": _BINARY},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": _BINARY},
+                        "required": ["file"],
+                    }
+                },
+            },
+        }
+    },
+)
 async def ingest_trip_updates(
     request: Request,
     services: ServicesDep,
@@ -82,7 +180,7 @@ async def ingest_trip_updates(
     return result
 
 
-@router.get("/status")
+@router.get("/status", response_model=RealtimeStatus)
 async def realtime_status(
     services: ServicesDep,
     date: Annotated[dt.date | None, Query(description="Service date (default: network's)")] = None,
@@ -99,7 +197,7 @@ async def realtime_status(
     }
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=AlertList)
 async def alerts(
     services: ServicesDep,
     lang: Annotated[str, Query(max_length=16, description="Preferred language (ja, en...)")] = "",
@@ -142,7 +240,7 @@ async def alerts(
     return {"at": when, "alerts": out}
 
 
-@router.get("/vehicles")
+@router.get("/vehicles", response_model=TransitVehicleList)
 async def transit_vehicles(services: ServicesDep) -> dict[str, Any]:
     """Transit vehicle positions of the ingested GTFS-RT feeds, as JSON for the maps."""
     out = []
@@ -175,14 +273,14 @@ def _fleet(services: Any) -> tuple[list[Any], list[Any]]:
     return list(vehicles), list(trips)
 
 
-@router.get("/vehicle-positions.pb")
+@router.get("/vehicle-positions.pb", response_class=Response, responses=_PROTOBUF_ANSWER)
 async def vehicle_positions(services: ServicesDep) -> Response:
     """The on-demand fleet's VehiclePositions (GTFS-RT protobuf)."""
     vehicles, _ = await run_in_threadpool(_fleet, services)
     return Response(vehicle_positions_bytes(vehicles), media_type=PROTOBUF)
 
 
-@router.get("/trip-updates.pb")
+@router.get("/trip-updates.pb", response_class=Response, responses=_PROTOBUF_ANSWER)
 async def trip_updates(services: ServicesDep) -> Response:
     """The on-demand fleet's TripUpdates with ETAs (GTFS-RT protobuf)."""
     _, trips = await run_in_threadpool(_fleet, services)
