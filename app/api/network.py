@@ -7,13 +7,50 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.feeds import registry_of
+from app.api.feeds import NetworkSummary, registry_of
+from app.api.schemas import PUBLIC, OpenModel
 from app.feeds.network import Network, network_geojson
 from app.services import ServicesDep
 
-router = APIRouter(prefix="/network", tags=["network"])
+router = APIRouter(prefix="/network", tags=["network"], responses=PUBLIC)
+GEOJSON = "application/geo+json"
+
+
+class NetworkInfo(NetworkSummary):
+    service_date_rule: Any = None
+    calendar_mapping: Any = Field(
+        None, description="Which feed date each mapped date runs (null when unmapped)."
+    )
+    bbox: list[float] | None = None
+    demo_service_date: str | None
+    tile_url: str | None
+    realtime: dict[str, Any]
+
+
+class ZoneProperties(OpenModel):
+    zone_id: str
+    name: str
+    service_hours: list[list[float]] = Field(description="(start, end) local seconds of day.")
+    min_notice_s: float
+    max_notice_s: float
+
+
+class ZoneFeature(OpenModel):
+    type: str = "Feature"
+    id: str
+    geometry: dict[str, Any] = Field(description="GeoJSON MultiPolygon.")
+    properties: ZoneProperties
+
+
+class ZoneCollection(OpenModel):
+    """A GeoJSON FeatureCollection of the on-demand zones."""
+
+    type: str = "FeatureCollection"
+    features: list[ZoneFeature]
+
 
 # Serialised GeoJSON of the last network asked for (a network is immutable, so is its GeoJSON).
 _geojson_cache: list[tuple[Network, bytes]] = []
@@ -24,7 +61,7 @@ def _etag(net: Network) -> str:
     return f'"network-{versions}"'
 
 
-@router.get("")
+@router.get("", response_model=NetworkInfo)
 async def network_info(services: ServicesDep) -> dict[str, Any]:
     """Published versions, service date range, counts and the default (demo) service date."""
     reg = registry_of(services)
@@ -36,7 +73,7 @@ async def network_info(services: ServicesDep) -> dict[str, Any]:
     return info
 
 
-@router.get("/zones")
+@router.get("/zones", response_model=ZoneCollection)
 async def on_demand_zones(services: ServicesDep) -> dict[str, Any]:
     """The on-demand zones residents can ride in, as a GeoJSON FeatureCollection (name, service
     hours in local seconds of day, booking notice); no vehicle or ride is shown."""
@@ -62,7 +99,29 @@ async def on_demand_zones(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.get("/geojson")
+@router.get(
+    "/geojson",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A GeoJSON FeatureCollection: stops (Point) and route shapes "
+            "(MultiLineString).",
+            "content": {
+                GEOJSON: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["type", "features"],
+                        "properties": {
+                            "type": {"type": "string", "enum": ["FeatureCollection"]},
+                            "features": {"type": "array", "items": {"type": "object"}},
+                        },
+                    }
+                }
+            },
+        },
+        304: {"description": "Not modified since the ETag sent in If-None-Match."},
+    },
+)
 async def network_geo(
     services: ServicesDep,
     if_none_match: Annotated[str | None, Header()] = None,
@@ -84,4 +143,4 @@ async def network_geo(
         _geojson_cache[:] = [(net, body)]
     else:
         body = hit[1]
-    return Response(body, media_type="application/geo+json", headers=headers)
+    return Response(body, media_type=GEOJSON, headers=headers)
