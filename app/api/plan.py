@@ -22,8 +22,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from app.api.schemas import PUBLIC, OpenModel, error_responses
 from app.errors import ApiError
 from app.identity.deps import OptionalPrincipal, Principal
 from app.services import ServicesDep
@@ -33,7 +35,53 @@ from routing.options import TRANSIT_MODES, RoutingOptions
 from routing.planner import Planner, PlanPlace, PlanRequest
 from routing.transit import DAY_OFFSETS, TransitData, footpath_speed_mps
 
-router = APIRouter(tags=["plan"])
+router = APIRouter(tags=["plan"], responses=PUBLIC)
+
+
+class PlanPlaceOut(OpenModel):
+    name: str | None
+    lat: float
+    lon: float
+
+
+class Leg(OpenModel):
+    """One leg (OTP's shape): ``mode`` WALK, BUS, RAIL... or FLEX (an on-demand ride, with
+    ``bookingQuoteId``, ``bookingRequestId``, ``pickupWindow``...); other fields as OTP's."""
+
+    mode: str
+    startTime: int = Field(description="epoch ms")
+    endTime: int = Field(description="epoch ms")
+    distance: float = Field(description="metres")
+    transitLeg: bool
+    from_: dict[str, Any] = Field(alias="from")
+    to: dict[str, Any]
+
+
+class Itinerary(OpenModel):
+    """One itinerary (OTP's shape); ``fare`` when the feed's fares price it."""
+
+    duration: int = Field(description="seconds")
+    startTime: int = Field(description="epoch ms")
+    endTime: int = Field(description="epoch ms")
+    walkDistance: float
+    transfers: int
+    legs: list[Leg]
+
+
+class PlanBody(OpenModel):
+    date: int = Field(description="epoch ms of the query's time")
+    from_: PlanPlaceOut = Field(alias="from")
+    to: PlanPlaceOut
+    itineraries: list[Itinerary]
+
+
+class PlanOut(OpenModel):
+    """OpenTripPlanner's ``/plan`` answer; ``error`` (``id``, ``msg``, ``message``...) when no
+    itinerary could be found, ``onDemand`` (``refusals``) when FLEX was asked."""
+
+    requestParameters: dict[str, Any]
+    plan: PlanBody
+    debugOutput: dict[str, Any]
 
 
 # --- the planner of the published network (one per network snapshot) --------------------------
@@ -410,7 +458,12 @@ async def on_demand_provider(
     )
 
 
-@router.get("/plan")
+@router.get(
+    "/plan",
+    response_model=PlanOut,
+    response_model_by_alias=True,
+    responses=error_responses(401, 404),
+)
 async def plan(
     services: ServicesDep,
     who: OptionalPrincipal,

@@ -16,6 +16,7 @@ from typing import Any
 import h3
 import numpy as np
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from app.api.plan import (
     NetworkPlanner,
@@ -24,13 +25,64 @@ from app.api.plan import (
     parse_time,
     realtime_days,
 )
+from app.api.schemas import PUBLIC, OpenModel, error_responses
 from app.errors import ApiError
 from app.services import ServicesDep
 from routing.itinerary import service_day_epoch_ms
 from routing.options import route_type_mode
 from routing.transit import DAY, DAY_OFFSETS, overlay_for
 
-router = APIRouter(prefix="/stops", tags=["stops"])
+router = APIRouter(prefix="/stops", tags=["stops"], responses=PUBLIC)
+
+
+class StopOut(OpenModel):
+    stopId: str
+    name: str
+    nameReading: str | None
+    lat: float
+    lon: float
+    parentStation: str | None
+    wheelchairBoarding: int
+    served: bool
+
+
+class NearStop(StopOut):
+    distance: float = Field(description="metres")
+
+
+class StopSearch(OpenModel):
+    query: str
+    stops: list[StopOut]
+    total: int
+
+
+class NearStops(OpenModel):
+    stops: list[NearStop]
+
+
+class Departure(OpenModel):
+    stopId: str
+    tripId: str
+    routeId: str
+    routeShortName: str | None
+    routeLongName: str | None
+    mode: str
+    headsign: str | None
+    serviceDate: str
+    scheduledDeparture: int = Field(description="epoch ms")
+    departure: int = Field(description="epoch ms, realtime when known")
+    departureDelay: int = Field(description="seconds")
+    realTime: bool
+    cancelled: bool
+
+
+class DepartureBoard(OpenModel):
+    """``error`` (OTP's shape) says why a board outside the feed's dates is empty."""
+
+    stop: StopOut
+    date: str
+    departures: list[Departure]
+
 
 H3_RES = 9  # cells of ~0.1 km²: a few stops each in a city
 _H3_EDGE_M = 201.0  # average edge length at resolution 9 (upper side), metres
@@ -96,7 +148,7 @@ def _stop_json(np_: NetworkPlanner, i: int, lang: str = "ja") -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", response_model=StopSearch)
 async def search_stops(
     services: ServicesDep,
     q: str = Query(..., min_length=1, max_length=100, description="name or kana reading"),
@@ -124,7 +176,7 @@ async def search_stops(
     }
 
 
-@router.get("/nearest")
+@router.get("/nearest", response_model=NearStops)
 async def nearest_stops(
     services: ServicesDep,
     lat: float = Query(..., ge=-90, le=90),
@@ -153,7 +205,7 @@ async def nearest_stops(
     return {"stops": out}
 
 
-@router.get("/{stop_id}")
+@router.get("/{stop_id}", response_model=StopOut, responses=error_responses(404))
 async def get_stop(services: ServicesDep, stop_id: str) -> dict[str, Any]:
     np_ = await network_planner(services)
     i = np_.stop_index.get(stop_id)
@@ -162,7 +214,7 @@ async def get_stop(services: ServicesDep, stop_id: str) -> dict[str, Any]:
     return _stop_json(np_, i)
 
 
-@router.get("/{stop_id}/departures")
+@router.get("/{stop_id}/departures", response_model=DepartureBoard, responses=error_responses(404))
 async def departures(
     services: ServicesDep,
     stop_id: str,
