@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field, field_validator
 
 from app.api.rides import LatLon, gateway_of
+from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.errors import ApiError
 from app.identity.deps import Principal, require_roles
 from app.identity.roles import Role
@@ -23,7 +24,45 @@ from dispatch.meeting_points import MeetingPoint, MeetingPoints
 from dispatch.vehicle import VEHICLE_TYPES, Vehicle
 from dispatch.zone import ServiceZone
 
-router = APIRouter(prefix="/fleet", tags=["fleet"])
+router = APIRouter(prefix="/fleet", tags=["fleet"], responses=AUTHED | error_responses(404, 409))
+_BODY = error_responses(413)
+
+
+class MeetingPointOut(OpenModel):
+    point_id: str
+    lat: float
+    lon: float
+    name: str
+
+
+class ZoneOut(OpenModel):
+    zone_id: str
+    name: str
+    geometry: dict[str, Any] = Field(description="GeoJSON MultiPolygon")
+    service_hours: list[list[float]]
+    min_notice_s: float
+    max_notice_s: float
+    h3_cells: int
+    meeting_points: list[MeetingPointOut]
+
+
+class ZoneList(OpenModel):
+    zones: list[ZoneOut]
+
+
+class VehicleOut(OpenModel):
+    """A vehicle with its plan (stops with ETAs), shift and position."""
+
+    vehicle_id: str
+
+
+class VehicleList(OpenModel):
+    vehicles: list[VehicleOut]
+
+
+class VehicleEventOut(OpenModel):
+    """What the event changed (the ride, the vehicle's next stop...)."""
+
 
 #: Service hours are seconds after local midnight; a window may run past 24:00 (a night
 #: service) but no further than the end of the next day.
@@ -116,12 +155,12 @@ def _zone_out(z: ServiceZone) -> dict[str, Any]:
     }
 
 
-@router.get("/zones")
+@router.get("/zones", response_model=ZoneList)
 async def zones(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
     return {"zones": [_zone_out(z) for z in await gateway_of(services).zones()]}
 
 
-@router.post("/zones", status_code=201)
+@router.post("/zones", status_code=201, response_model=ZoneOut, responses=_BODY)
 async def add_zone(body: ZoneIn, _: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
     """Add a service zone drawn as GeoJSON."""
     g = gateway_of(services)
@@ -152,7 +191,7 @@ async def add_zone(body: ZoneIn, _: DispatcherPrincipal, services: ServicesDep) 
     return _zone_out(zone)
 
 
-@router.get("/vehicles")
+@router.get("/vehicles", response_model=VehicleList)
 async def vehicles(
     _: DispatcherPrincipal,
     services: ServicesDep,
@@ -162,7 +201,7 @@ async def vehicles(
     return {"vehicles": await gateway_of(services).vehicles(zone_id)}
 
 
-@router.post("/vehicles", status_code=201)
+@router.post("/vehicles", status_code=201, response_model=VehicleOut, responses=_BODY)
 async def add_vehicle(
     body: VehicleIn, _: DispatcherPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
@@ -196,12 +235,12 @@ async def add_vehicle(
     return await g.add_vehicle(v)
 
 
-@router.get("/vehicles/{vehicle_id}")
+@router.get("/vehicles/{vehicle_id}", response_model=VehicleOut)
 async def vehicle(vehicle_id: str, _: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
     return await gateway_of(services).vehicle(vehicle_id)
 
 
-@router.post("/vehicles/{vehicle_id}/events")
+@router.post("/vehicles/{vehicle_id}/events", response_model=VehicleEventOut, responses=_BODY)
 async def vehicle_event(
     vehicle_id: str, body: VehicleEventIn, _: DispatcherPrincipal, services: ServicesDep
 ) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.dispatch_gateway import DispatchGateway, rejection_error
 from app.errors import ApiError
 from app.identity.deps import CurrentPrincipal, Principal
@@ -28,7 +29,53 @@ from dispatch.request import RideRequest
 
 __all__ = ["dispatcher_of", "gateway_of", "rejection_error", "router"]
 
-router = APIRouter(prefix="/rides", tags=["rides"])
+router = APIRouter(prefix="/rides", tags=["rides"], responses=AUTHED | error_responses(404, 409))
+
+
+class QuoteOut(OpenModel):
+    """An offer; book it with ``POST /rides {"quote_id"}`` before ``expires_at``."""
+
+    quote_id: str
+    request_id: str
+    zone_id: str
+    pickup_point: list[float]
+    dropoff_point: list[float]
+    vehicle_id: str
+    vehicle_type: str
+    pickup_window: list[float] = Field(description="(earliest, latest) Unix seconds")
+    latest_arrival: float
+    eta_pickup: float
+    eta_dropoff: float
+    max_ride_s: float
+    direct_s: float
+    expires_at: float
+
+
+class RideOut(OpenModel):
+    """A ride: ``status`` pending (queued, only ``request_id``), assigned, onboard, completed,
+    cancelled, no_show. Fields a status does not have are absent."""
+
+    status: str
+    ride_id: str | None = None
+    request_id: str | None = None
+    zone_id: str | None = None
+    vehicle_id: str | None = None
+    origin: list[float] | None = None
+    destination: list[float] | None = None
+    seats: int | None = None
+    wheelchairs: int | None = None
+    pickup_window: list[float] | None = None
+    latest_arrival: float | None = None
+    eta_pickup: float | None = None
+    eta_dropoff: float | None = None
+    picked_up_at: float | None = None
+    dropped_off_at: float | None = None
+    arrived_at: float | None = None
+    booked_at: float | None = None
+
+
+class RideList(OpenModel):
+    rides: list[RideOut]
 
 
 class LatLon(RequestModel):
@@ -37,6 +84,16 @@ class LatLon(RequestModel):
 
 
 class RideRequestIn(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "origin": {"lat": 42.3152, "lon": 140.9737},
+                "destination": {"lat": 42.3305, "lon": 140.9988},
+                "seats": 1,
+            }
+        }
+    )
+
     origin: LatLon
     destination: LatLon
     earliest_pickup: float | None = Field(None, description="Unix seconds; leave now if absent.")
@@ -114,7 +171,7 @@ async def _visible_ride(g: DispatchGateway, ride_id: str, who: Principal) -> dic
     return found[1]
 
 
-@router.post("/quote")
+@router.post("/quote", response_model=QuoteOut, responses=error_responses(413))
 async def quote(
     body: RideRequestIn, who: CurrentPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
@@ -123,7 +180,16 @@ async def quote(
     return await g.quote(body.to_request(who.user_id, g.now()))
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=RideOut,
+    responses={
+        202: {"model": RideOut, "description": "Queued while the zone changes owner."},
+        **error_responses(413),
+    },
+    response_model_exclude_unset=True,
+)
 async def book(
     body: BookIn, who: CurrentPrincipal, services: ServicesDep, response: Response
 ) -> dict[str, Any]:
@@ -139,19 +205,19 @@ async def book(
     return res.body
 
 
-@router.get("")
+@router.get("", response_model=RideList, response_model_exclude_unset=True)
 async def my_rides(who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
     """The caller's rides, newest first: live ones, pending ones, and past ones from the
     database (rides of zones the dispatcher no longer serves included)."""
     return {"rides": await gateway_of(services).rides_of(who.user_id)}
 
 
-@router.get("/{ride_id}")
+@router.get("/{ride_id}", response_model=RideOut, response_model_exclude_unset=True)
 async def get_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
     return await _visible_ride(gateway_of(services), ride_id, who)
 
 
-@router.delete("/{ride_id}")
+@router.delete("/{ride_id}", response_model=RideOut, response_model_exclude_unset=True)
 async def cancel_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
     """Cancel a ride not yet picked up (409 ``not_cancellable`` otherwise)."""
     g = gateway_of(services)
