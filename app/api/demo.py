@@ -9,14 +9,37 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import Field
 
+from app.api.schemas import PUBLIC, OpenModel
 from app.demo_fleet import demo_summary
 from app.services import ServicesDep
 
-router = APIRouter(prefix="/demo", tags=["demo"])
+router = APIRouter(prefix="/demo", tags=["demo"], responses=PUBLIC)
 
 
-@router.get("")
+class DemoTransit(OpenModel):
+    service_date: str | None
+    service_date_rule: str | None
+    timezone: str | None
+    note: str
+
+
+class DemoOnDemand(OpenModel):
+    """``enabled``; with the demo fleet also ``now``, ``clock``, ``zone_id``, ``geometry``,
+    ``service_hours``, ``vehicles``, ``riders``..."""
+
+    enabled: bool
+
+
+class DemoSummary(OpenModel):
+    enabled: bool
+    city: str
+    transit: DemoTransit
+    on_demand: DemoOnDemand = Field(description="The on-demand clock, zone, fleet and riders.")
+
+
+@router.get("", response_model=DemoSummary)
 async def demo(services: ServicesDep) -> dict[str, Any]:
     """Transit service date, on-demand clock (wall or accelerated), zone, fleet and riders."""
     return demo_summary(services)

@@ -27,12 +27,38 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.identity.deps import CurrentPrincipal
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
 from app.trips.service import TripService, is_on_demand
 
-router = APIRouter(prefix="/trips", tags=["trips"])
+router = APIRouter(prefix="/trips", tags=["trips"], responses=AUTHED | error_responses(404, 409))
+
+
+class TripOut(OpenModel):
+    """A trip (TOMP-API states): ``state`` PENDING, CONFIRMED, REJECTED, CANCELLED, EXPIRED;
+    ``legs`` as booked, each on-demand one with its live ride."""
+
+    id: str
+    userId: str | None = None
+    state: str
+    confirmRequested: bool | None = None
+    createdAt: int | None = None
+    updatedAt: int | None = None
+    expiresAt: int | None = Field(None, description="epoch ms; while PENDING (held)")
+    error: dict[str, Any] | None = None
+    itinerary: dict[str, Any] | None = None
+    legs: list[dict[str, Any]]
+
+
+class TripList(OpenModel):
+    trips: list[TripOut]
+
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": TripOut, "description": "A leg was queued by a zone takeover."}
+}
 
 MAX_LEGS = 50
 
@@ -73,6 +99,25 @@ class ItineraryIn(BaseModel):
 
 
 class TripIn(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "itinerary": {
+                    "legs": [
+                        {
+                            "mode": "FLEX",
+                            "onDemand": True,
+                            "bookingQuoteId": "q-3f2a9c",
+                            "bookingRequestId": "r-81d0e4",
+                        },
+                        {"mode": "BUS", "transitLeg": True},
+                    ]
+                },
+                "confirm": True,
+            }
+        }
+    )
+
     itinerary: ItineraryIn
     confirm: bool = Field(True, description="false: hold the seats until expiresAt.")
 
@@ -82,7 +127,13 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=TripOut,
+    responses=_ACCEPTED | error_responses(413),
+    response_model_exclude_unset=True,
+)
 async def book_trip(
     body: TripIn,
     who: CurrentPrincipal,
@@ -99,13 +150,13 @@ async def book_trip(
     return trip
 
 
-@router.get("")
+@router.get("", response_model=TripList, response_model_exclude_unset=True)
 async def my_trips(who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
     """The caller's trips, newest first, each with its legs' live state."""
     return {"trips": await TripService(services).mine(who.user_id)}
 
 
-@router.get("/{trip_id}")
+@router.get("/{trip_id}", response_model=TripOut, response_model_exclude_unset=True)
 async def get_trip(
     trip_id: uuid.UUID, who: CurrentPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
@@ -113,7 +164,12 @@ async def get_trip(
     return await svc.view(await svc.resolve(await svc.visible(who, trip_id)))
 
 
-@router.post("/{trip_id}/confirm")
+@router.post(
+    "/{trip_id}/confirm",
+    response_model=TripOut,
+    responses=_ACCEPTED,
+    response_model_exclude_unset=True,
+)
 async def confirm_trip(
     trip_id: uuid.UUID, who: CurrentPrincipal, services: ServicesDep, response: Response
 ) -> dict[str, Any]:
@@ -123,7 +179,7 @@ async def confirm_trip(
     return trip
 
 
-@router.delete("/{trip_id}")
+@router.delete("/{trip_id}", response_model=TripOut, response_model_exclude_unset=True)
 async def cancel_trip(
     trip_id: uuid.UUID, who: CurrentPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
@@ -132,7 +188,7 @@ async def cancel_trip(
     return await TripService(services).cancel(who, trip_id)
 
 
-@router.post("/{trip_id}/cancel")
+@router.post("/{trip_id}/cancel", response_model=TripOut, response_model_exclude_unset=True)
 async def cancel_trip_post(
     trip_id: uuid.UUID, who: CurrentPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
