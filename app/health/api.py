@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import Field
 
-from app.api.schemas import AUTHED, BODY, error_responses
+from app.api.schemas import AUTHED, BODY, ErrorBody, error_responses
 from app.errors import ApiError
 from app.health import activity, fhir, hisayama, store
 from app.health.models import Consent, Observation, Organisation
@@ -34,6 +34,13 @@ ORG_PURPOSES = ("records", "records_write", "activity")
 USER_PURPOSES = ("records", "activity", "watch_over")
 MAX_CONSENT_DAYS = 730
 MAX_WEEKS = 52
+#: The health service run on its own cannot book rides (the core's dispatcher is elsewhere).
+NOT_HERE: dict[int | str, dict[str, Any]] = {
+    501: {
+        "model": ErrorBody,
+        "description": "Served by the main process only (`not_in_this_process`).",
+    }
+}
 #: CheckupIn's field of a kind, where the names differ.
 FIELDS = {"height": "height_cm", "weight": "weight_kg"}
 
@@ -781,7 +788,7 @@ def _ride_request_model() -> Any:
 @router.post(
     "/watch/{resident_id}/rides",
     status_code=201,
-    responses={**BODY, **error_responses(403, 409, 501)},
+    responses={**BODY, **error_responses(403, 409), **NOT_HERE},
 )
 async def book_for_resident(
     resident_id: str,
@@ -822,7 +829,7 @@ async def book_for_resident(
 
 @router.patch(
     "/watch/{resident_id}/rides/{ride_id}",
-    responses={**BODY, **error_responses(403, 404, 409, 501)},
+    responses={**BODY, **error_responses(403, 404, 409), **NOT_HERE},
 )
 async def change_for_resident(
     resident_id: str, ride_id: str, body: RideChangeIn, who: CurrentPrincipal, service: HealthDep
@@ -837,7 +844,7 @@ async def change_for_resident(
 
 
 @router.delete(
-    "/watch/{resident_id}/rides/{ride_id}", responses=error_responses(403, 404, 409, 501)
+    "/watch/{resident_id}/rides/{ride_id}", responses={**error_responses(403, 404, 409), **NOT_HERE}
 )
 async def cancel_for_resident(
     resident_id: str, ride_id: str, who: CurrentPrincipal, service: HealthDep

@@ -117,7 +117,7 @@ def _profile(**kw: object) -> hisayama.Inputs:
             "40-49",
             1.0,
             "low",
-        ),  # fmt: skip
+        ),
         # man 72: 7 + 4 + glucose intolerance (fasting 115) 1 + 3 + 2 + 2 = 19 -> 41.1 %
         (
             {
@@ -132,7 +132,7 @@ def _profile(**kw: object) -> hisayama.Inputs:
             "70-79",
             41.1,
             "high",
-        ),  # fmt: skip
+        ),
         # woman 65 with diabetes (HbA1c 7.0): 0 + 1 + 1 + 1 + 1 = 4 -> 3.0 %, high by diabetes
         (
             {
@@ -148,7 +148,7 @@ def _profile(**kw: object) -> hisayama.Inputs:
             "60-69",
             3.0,
             "high",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_hisayama_profiles(
