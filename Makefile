@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) -m bench.simulate
 	$(PY) -m bench.load
 	$(PY) -m bench.intermodal
+	$(PY) -m bench.emissions
 
 clean:
 	rm -rf $(VENV) var frontend/node_modules frontend/dist

@@ -54,6 +54,8 @@ WORKING_WEEKS_PER_YEAR = 48.0
 WEEKS_PER_MONTH = WORKING_WEEKS_PER_YEAR / 12.0
 #: Groups of the city view with fewer persons (or companies) than this are suppressed.
 K_ANONYMITY = 5
+#: PostgreSQL's work_mem for the Category 7 aggregation (one transaction only).
+AGGREGATE_WORK_MEM = "128MB"
 #: Metres per degree of latitude (mean Earth radius 6371.0088 km).
 M_PER_DEG_LAT = 6371008.8 * math.pi / 180.0
 
@@ -166,11 +168,11 @@ def _recorded_rows(
         )
         .group_by(tm.c.user_id, tm.c.month, tm.c.mode)
     )
-    with engine.connect() as conn:
-        return [
-            (str(u), str(m), str(k), float(d), float(g), int(n))
-            for u, m, k, d, g, n in conn.execute(query)
-        ]
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # ~300k groups: hashed in memory rather than sorted on disk
+            conn.execute(sa.text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
+        return [tuple(r) for r in conn.execute(query).all()]
 
 
 def _mobility_rows(
@@ -236,24 +238,18 @@ def load_commutes(
     trips = np.zeros(shape, dtype=np.int64)
     kept = [r for r in rows if r[0] in u_index]  # consent revoked meanwhile: left out
     if kept:
-        ui = np.fromiter((u_index[r[0]] for r in kept), np.int64, len(kept))
-        mi = np.fromiter((m_index[r[1]] for r in kept), np.int64, len(kept))
-        ki = np.fromiter((k_index[r[2]] for r in kept), np.int64, len(kept))
+        users_c, months_c, modes_c, dist_c, co2_c, n_c = zip(*kept, strict=True)
+        ui = np.array([u_index[u] for u in users_c], dtype=np.int64)
+        mi = np.array([m_index[m] for m in months_c], dtype=np.int64)
+        ki = np.array([k_index[k] for k in modes_c], dtype=np.int64)
         flat = np.ravel_multi_index((ui, mi, ki), shape)
         size = int(np.prod(shape))
-        dist = np.asarray(
-            np.bincount(flat, np.fromiter((r[3] for r in kept), np.float64, len(kept)), size),
-            dtype=np.float64,
-        ).reshape(shape)
-        co2 = np.asarray(
-            np.bincount(flat, np.fromiter((r[4] for r in kept), np.float64, len(kept)), size),
-            dtype=np.float64,
-        ).reshape(shape)
-        trips = (
-            np.bincount(flat, np.fromiter((r[5] for r in kept), np.float64, len(kept)), size)
-            .astype(np.int64)
-            .reshape(shape)
-        )
+        dist = np.asarray(np.bincount(flat, np.asarray(dist_c, np.float64), size), np.float64)
+        dist = dist.reshape(shape)
+        co2 = np.asarray(np.bincount(flat, np.asarray(co2_c, np.float64), size), np.float64)
+        co2 = co2.reshape(shape)
+        trips = np.bincount(flat, np.asarray(n_c, dtype=np.float64), size).astype(np.int64)
+        trips = trips.reshape(shape)
     return CommuteData(list(users), list(months), modes, dist, co2, trips)
 
 

@@ -1,0 +1,17 @@
+"""``python -m bench.emissions`` at a small size: the report and the per-row baseline agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import emissions
+
+
+def test_small_bench_agrees_with_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert emissions.main(["--employees", "40", "--sqlite", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["employees"] == 40 and figures["trips"] > 1000
+    assert figures["same_total"] and figures["co2_kg"] == figures["baseline_co2_kg"]
+    assert figures["co2_kg"] > 0 and figures["report_s"] > 0 and figures["report_peak_mb"] > 0
