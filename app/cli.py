@@ -227,12 +227,10 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from app import db
+    from app.secondary import upgrade_all
 
-    engine = db.engine_for(settings)
-    db.upgrade_database(engine)
-    print(f"database at revision {db.current_revision(engine)} ({engine.dialect.name})")
-    engine.dispose()
+    for name, revision in upgrade_all(settings):
+        print(f"{name} tables at revision {revision}")
     return 0
 
 

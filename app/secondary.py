@@ -124,14 +124,45 @@ def open_service_database(
             chain.upgrade(engine)
         elif chain.current_revision(engine) != chain.head_revision():
             raise RuntimeError(
-                f"the {service} tables are not at the newest revision: start once with "
-                "TSUNAGU_MIGRATE_ON_START=true"
+                f"the {service} tables are not at the newest revision: run `tsunagu db "
+                "upgrade` (or start once with TSUNAGU_MIGRATE_ON_START=true)"
             )
     except BaseException:
         for e in closers:
             e.dispose()
         raise
     return engine, closers
+
+
+def service_chains(settings: Settings) -> list[tuple[str, MigrationChain, str]]:
+    """Every secondary service's (name, migration chain, database URL)."""
+    from app.emissions import store as emissions
+    from app.health import store as health
+
+    return [
+        ("emissions", emissions.CHAIN, settings.effective_emissions_database_url),
+        ("health", health.CHAIN, settings.effective_health_database_url),
+    ]
+
+
+def upgrade_all(settings: Settings) -> list[tuple[str, str | None]]:
+    """``tsunagu db upgrade``: the app's schema, then every secondary service's tables in
+    its own database (the app's by default); (name, revision) of each, in that order."""
+    engine = db.engine_for(settings)
+    try:
+        db.upgrade_database(engine)
+        done: list[tuple[str, str | None]] = [("app", db.current_revision(engine))]
+    finally:
+        engine.dispose()
+    for name, chain, url in service_chains(settings):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        service_engine = db.create_db_engine(url)
+        try:
+            chain.upgrade(service_engine)
+            done.append((name, chain.current_revision(service_engine)))
+        finally:
+            service_engine.dispose()
+    return done
 
 
 def core_engine(

@@ -97,13 +97,12 @@ async def test_start_and_stop_directly(tmp_path: object) -> None:
 async def test_stale_schema_fails_clearly_without_migrate_on_start(tmp_path: object) -> None:
     from pathlib import Path
 
+    from app.secondary import upgrade_all
     from tests.app.conftest import settings_for
 
     settings = settings_for(Path(str(tmp_path)) / "d", migrate_on_start=False)
     with pytest.raises(RuntimeError, match="tsunagu db upgrade"):
         await Services.start(settings)
-    engine = db.engine_for(settings)
-    db.upgrade_database(engine)  # what `tsunagu db upgrade` does
-    engine.dispose()
+    upgrade_all(settings)  # what `tsunagu db upgrade` does: the app's and each service's
     services = await Services.start(settings)
     await services.stop()
