@@ -84,6 +84,9 @@ class Itinerary:
     #: the planner has no car factor).
     car_distance_m: float | None = field(default=None, compare=False)
     car_co2_g: int | None = field(default=None, compare=False)
+    #: The planner's "healthier" choice (``RoutingOptions.healthier_s``): (seconds later than
+    #: the fastest itinerary, seconds more walking); None for the others.
+    healthier: tuple[int, int] | None = field(default=None, compare=False)
 
     @property
     def start(self) -> int:
@@ -531,6 +534,8 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
         # The same door-to-door trip driven alone, and what this itinerary saves against it.
         out["carCo2"] = {**co2_json(it.car_co2_g), "distance": round(it.car_distance_m, 1)}
         out["co2Saving"] = co2_json(it.car_co2_g - it.co2_g)
+    if it.healthier is not None:
+        out["healthier"] = {"extraTime": it.healthier[0], "extraWalkTime": it.healthier[1]}
     offers = [leg.on_demand for leg in it.legs if leg.on_demand is not None]
     if offers:
         # Bookable as one trip (POST /api/v1/trips) while every leg's quote holds.

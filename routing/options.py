@@ -71,6 +71,10 @@ class RoutingOptions:
     on_demand
         Also on-demand rides (OTP's ``FLEX`` mode) as access, egress or direct legs, quoted
         from the live fleet (:mod:`routing.intermodal`); needs a provider at query time.
+    healthier_s
+        The "healthier" preference: up to this many seconds (0..1800) later than the fastest
+        arrival (earlier than the latest departure with ``arrive_by``) are accepted for more
+        walking, e.g. getting off one stop earlier (:meth:`routing.planner.Planner.plan`).
     """
 
     max_transfers: int = 5
@@ -83,6 +87,7 @@ class RoutingOptions:
     search_window_s: int = 3600
     optimize_co2: bool = False
     on_demand: bool = False
+    healthier_s: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_transfers <= 15:
@@ -97,6 +102,8 @@ class RoutingOptions:
             raise ValueError("num_itineraries must be between 1 and 20")
         if not 0 <= self.search_window_s <= 6 * 3600:
             raise ValueError("search_window_s must be between 0 and 6 hours")
+        if not 0 <= self.healthier_s <= 1800:
+            raise ValueError("healthier_s must be between 0 and 1800 seconds")
         if self.modes is not None:
             bad = set(self.modes) - TRANSIT_MODES
             if bad:

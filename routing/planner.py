@@ -44,6 +44,9 @@ LOCATION_NOT_ACCESSIBLE = "LOCATION_NOT_ACCESSIBLE"
 NO_TRANSIT_CONNECTION = "NO_TRANSIT_CONNECTION"
 PATH_NOT_FOUND = "PATH_NOT_FOUND"
 
+#: Stops tried at each end for the "healthier" preference (one search each).
+HEALTHIER_STOPS = 6
+
 _MESSAGES = {
     OUTSIDE_SERVICE_PERIOD: "The date is outside the service period of the published timetable.",
     LOCATION_NOT_ACCESSIBLE: "No stop is within walking distance of the {which}.",
@@ -279,6 +282,10 @@ class Planner:
                 kept.sort(key=lambda it: (-it.start, it.end, it.transfers))
             else:
                 kept.sort(key=lambda it: (it.end, -it.start, it.transfers))
+        if opts.healthier_s > 0 and kept:
+            kept = self._healthier(
+                req, o, d, items, kept, a_stops, a_secs, realtime, realtime_version
+            )
         if not kept:
             if a_stops.size == 0:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="origin")
@@ -286,6 +293,107 @@ class Planner:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
             return fail(NO_TRANSIT_CONNECTION)
         return Plan(req, o, d, tuple(self._with_car(it, o, d) for it in kept), None, refusals)
+
+    def _healthier(
+        self,
+        req: PlanRequest,
+        o: Place,
+        d: Place,
+        items: list[Itinerary],
+        kept: list[Itinerary],
+        a_stops: npt.NDArray[np.int32],
+        a_secs: npt.NDArray[np.int32],
+        realtime: Any | None,
+        realtime_version: int | None,
+    ) -> list[Itinerary]:
+        """``kept`` with the "healthier" itinerary first (``RoutingOptions.healthier_s``).
+
+        The fastest itinerary is the earliest arrival (the latest departure with
+        ``arrive_by``), the least walking of those. The healthier one walks the most of the
+        itineraries no more than ``healthier_s`` later (earlier) than it: those searched, the
+        direct walk on a walking budget ``healthier_s`` longer, and (departing at a time) for
+        each of :data:`HEALTHIER_STOPS` stops farther from the destination than the fastest
+        itinerary's last stop, and as many farther from the origin than its first stop (on
+        that budget, stops of its own line first: getting off one stop earlier, walking to a
+        farther stop of the same line), the earliest arrival through that stop alone. It is
+        marked with what it costs and gives (:attr:`Itinerary.healthier`: negative seconds
+        when it is faster, e.g. a walk beyond ``max_walk_m``) and put first
+        (added when it was not among ``kept``: one more than ``num_itineraries``); ``kept``
+        as it was when no such itinerary walks more than the fastest.
+        """
+        opts = req.options
+        budget = opts.healthier_s
+        if req.arrive_by:
+            fastest = min(kept, key=lambda it: (-it.start, it.walk_time))
+
+            def extra(it: Itinerary) -> int:
+                return fastest.start - it.start
+        else:
+            fastest = min(kept, key=lambda it: (it.end, it.walk_time))
+
+            def extra(it: Itinerary) -> int:
+                return it.end - fastest.end
+
+        wide = dataclasses.replace(
+            opts, max_walk_m=min(20_000.0, opts.max_walk_m + budget * opts.walk_speed_mps)
+        )
+        pool = list(kept) + list(items)
+        direct = self._direct_walk(req, o, d, wide.max_walk_m)
+        if direct is not None:
+            pool.append(direct)
+        journey = fastest.journey
+        if not req.arrive_by and not fastest.on_demand and journey is not None and journey.rides:
+            data = self.data
+            q = data.query_arrays(req.date, opts, realtime, realtime_version=realtime_version)
+            first, last = journey.legs[0], journey.legs[-1]
+            walked_from = first.seconds if isinstance(first, WalkLeg) else 0
+            walked_to = last.seconds if isinstance(last, WalkLeg) else 0
+            found: list[Journey] = []
+            e_stops, e_secs = self._access(req.destination, wide)
+            for stop, secs in self._farther(e_stops, e_secs, walked_to, journey.rides[-1].trip):
+                res = earliest_arrival(data.forward, q, req.time_s, a_stops, a_secs, [stop], [secs])
+                found.extend(j for j in res.journeys if j.rides)
+            e_stops, e_secs = self._access(req.destination, opts)
+            w_stops, w_secs = self._access(req.origin, wide)
+            for stop, secs in self._farther(w_stops, w_secs, walked_from, journey.rides[0].trip):
+                res = earliest_arrival(data.forward, q, req.time_s, [stop], [secs], e_stops, e_secs)
+                found.extend(j for j in res.journeys if j.rides)
+            pool += [
+                self.builder.build(
+                    j,
+                    o,
+                    d,
+                    speed=opts.walk_speed_mps,
+                    locale=req.locale,
+                    realtime=realtime,
+                    day=req.date,
+                )
+                for j in found
+            ]
+        fits = [it for it in pool if extra(it) <= budget]
+        best = max(fits, key=lambda it: (it.walk_time, -extra(it)), default=None)
+        if best is None or best.walk_time <= fastest.walk_time:
+            return kept
+        marked = dataclasses.replace(
+            best, healthier=(extra(best), best.walk_time - fastest.walk_time)
+        )
+        return [marked] + [it for it in kept if it is not best]
+
+    def _farther(
+        self,
+        stops: npt.NDArray[np.int32],
+        secs: npt.NDArray[np.int32],
+        walked: int,
+        trip: int,
+    ) -> list[tuple[int, int]]:
+        """Up to :data:`HEALTHIER_STOPS` of ``stops`` more than ``walked`` seconds away, those
+        of ``trip``'s line first, then the nearest."""
+        tt = self.tt
+        p = int(tt.trip_pattern[trip])
+        line = set(tt.pattern_stops[tt.pattern_stop_ptr[p] : tt.pattern_stop_ptr[p + 1]].tolist())
+        farther = [(int(s), int(w)) for s, w in zip(stops, secs, strict=True) if w > walked]
+        farther.sort(key=lambda sw: (sw[0] not in line, sw[1]))
+        return farther[:HEALTHIER_STOPS]
 
     def _with_car(self, it: Itinerary, o: Place, d: Place) -> Itinerary:
         """``it`` with the same door-to-door trip by private car (distance and grams), when the
@@ -347,11 +455,13 @@ class Planner:
             query, provider, walk_access, walk_egress, forward, backward, realtime
         )
 
-    def _direct_walk(self, req: PlanRequest, o: Place, d: Place) -> Itinerary | None:
-        """Walking all the way, when it is within the walking limit."""
+    def _direct_walk(
+        self, req: PlanRequest, o: Place, d: Place, max_walk_m: float | None = None
+    ) -> Itinerary | None:
+        """Walking all the way, when it is within the walking limit (or ``max_walk_m``)."""
         opts = req.options
         secs, meters, _ = self.walk.walk(o.lat, o.lon, d.lat, d.lon, opts.walk_speed_mps)
-        if meters > opts.max_walk_m:
+        if meters > (opts.max_walk_m if max_walk_m is None else max_walk_m):
             return None
         t0 = req.time_s - secs if req.arrive_by else req.time_s
         leg = WalkLeg(

@@ -8,6 +8,14 @@ Parameters follow OTP's REST planner (``fromPlace``/``toPlace`` as ``lat,lon`` o
 (date outside the feed, no stop within walking distance, no connection) answers 200 with no
 itinerary and OTP's ``error`` object; malformed input answers 400 (a date beyond
 1900-01-01..2199-12-31 too: ``invalid_date``), an unknown stop id 404.
+
+``healthierMinutes=N`` (0..30, 0 = off) is the "healthier" preference: up to N minutes later
+than the fastest arrival (earlier than the latest departure with ``arriveBy``) are accepted for
+more walking. The itinerary walking the most within them (getting off one or more stops
+earlier, walking to a farther stop of the same line, or walking all the way, on a walking
+budget N minutes longer than ``maxWalkDistance``; see ``routing.planner.Planner._healthier``)
+comes first, marked ``healthier: {extraTime, extraWalkTime}`` (seconds against the fastest),
+added beside the ``numItineraries`` others; none is marked when nothing walks more in time.
 """
 
 from __future__ import annotations
@@ -485,6 +493,13 @@ async def plan(
     numItineraries: int = Query(3, ge=1, le=20),
     searchWindow: int = Query(3600, ge=0, le=6 * 3600),
     optimizeCo2: bool = Query(False, description="CO2 as a fourth criterion (cleaner options)"),
+    healthierMinutes: int = Query(
+        0,
+        ge=0,
+        le=30,
+        description="Accept up to this many minutes more for more walking (e.g. get off one "
+        "stop earlier); that itinerary comes first, marked `healthier`",
+    ),
     locale: str = Query("en", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
 ) -> dict[str, Any]:
     """Itineraries between two places (OTP's ``/plan``)."""
@@ -511,6 +526,7 @@ async def plan(
             search_window_s=searchWindow,
             optimize_co2=optimizeCo2,
             on_demand=flex,
+            healthier_s=healthierMinutes * 60,
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_options", str(exc)) from exc
@@ -538,6 +554,7 @@ async def plan(
             "mode": mode or "TRANSIT,WALK",
             "numItineraries": numItineraries,
             "optimizeCo2": optimizeCo2,
+            "healthierMinutes": healthierMinutes,
             "locale": lang,
         },
         "plan": {

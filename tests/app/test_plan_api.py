@@ -686,3 +686,33 @@ def test_plan_reads_the_realtime_version_of_exactly_its_overlays(
     ]
     assert got == version
     assert realtime_days_versioned(SimpleNamespace(feeds=None), day) == ([], None)
+
+
+def test_healthier_minutes_put_more_walking_first(client: TestClient, stops: dict) -> None:  # type: ignore[type-arg]
+    """``healthierMinutes=N``: the itinerary walking the most within N minutes of the fastest
+    arrival comes first, marked with what it costs and gives; the fastest is still offered."""
+    base = {
+        "fromPlace": _ll(stops["0016_A"]),
+        "toPlace": _ll(stops["0082_C"]),
+        "date": DAY,
+        "time": "08:00",
+    }
+    plain = client.get("/api/v1/plan", params=base).json()
+    assert plain["requestParameters"]["healthierMinutes"] == 0
+    fastest = plain["plan"]["itineraries"][0]
+    assert all("healthier" not in it for it in plain["plan"]["itineraries"])
+    r = client.get("/api/v1/plan", params={**base, "healthierMinutes": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["requestParameters"]["healthierMinutes"] == 10
+    its = body["plan"]["itineraries"]
+    first = its[0]
+    gain = first["healthier"]
+    assert gain["extraWalkTime"] > 0 and gain["extraTime"] <= 600
+    assert first["walkTime"] == fastest["walkTime"] + gain["extraWalkTime"]
+    assert first["endTime"] == fastest["endTime"] + gain["extraTime"] * 1000
+    assert [it for it in its[1:] if "healthier" in it] == []
+    assert fastest["endTime"] in [it["endTime"] for it in its[1:]]
+    for bad in ("31", "-1", "x"):
+        r = client.get("/api/v1/plan", params={**base, "healthierMinutes": bad})
+        assert r.status_code == 422, r.text
