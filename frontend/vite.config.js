@@ -13,6 +13,7 @@ export default defineConfig({
         index: resolve(import.meta.dirname, "index.html"),
         dispatcher: resolve(import.meta.dirname, "dispatcher.html"),
         operator: resolve(import.meta.dirname, "operator.html"),
+        health: resolve(import.meta.dirname, "health.html"),
         emissions: resolve(import.meta.dirname, "emissions.html"),
       },
     },
