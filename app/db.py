@@ -11,6 +11,7 @@ session closed without commit rolls back, so an error half-way leaves nothing wr
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,11 +82,18 @@ def alembic_config(engine: Engine | None = None) -> Any:
     return cfg
 
 
+ALEMBIC_LOCK = threading.RLock()
+"""Held around every Alembic run in this process: Alembic's ``context`` (what each chain's
+``env.py`` reads) is one module-level object, so two chains migrating in two threads at once
+(the app's and a secondary service's, workers starting together) read each other's
+configuration (``KeyError: 'config'``)."""
+
+
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Apply every pending migration (idempotent; safe with several processes at once)."""
     from alembic import command
 
-    with startup_lock(engine, "migrate"):
+    with ALEMBIC_LOCK, startup_lock(engine, "migrate"):
         cfg = alembic_config()
         with engine.connect() as conn:
             cfg.attributes["connection"] = conn

@@ -58,7 +58,7 @@ class MigrationChain:
         """Apply the chain's pending migrations (safe with several processes at once)."""
         from alembic import command
 
-        with db.startup_lock(engine, self.lock_name):
+        with db.ALEMBIC_LOCK, db.startup_lock(engine, self.lock_name):
             cfg = self.config()
             with engine.connect() as conn:
                 cfg.attributes["connection"] = conn

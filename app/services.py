@@ -46,9 +46,9 @@ def startup_hooks() -> list[str]:
         "app.services:bootstrap_admin",
         "app.feeds.startup:start_feeds",
         "app.demo:load_demo",
-        "app.dispatch_service:start_dispatcher",
+        "app.dispatch.service:start_dispatcher",
         "app.feeds.dispatch_zones:start_flex_zones",
-        "app.demo_fleet:start_demo_fleet",
+        "app.dispatch.demo_fleet:start_demo_fleet",
         "app.trips.sweeper:start_trip_sweeper",
         "app.trips.transfer_guard:start_transfer_guard",
         "app.idempotency:start_idempotency_sweeper",
@@ -70,8 +70,8 @@ class Services:
     feeds: Any = None
     planner: Any = None
     dispatcher: Any = None  # this process's Dispatcher (cluster mode: the zones it owns)
-    dispatch: Any = None  # app.dispatch_gateway.DispatchGateway: what the API routes call
-    demo_city: Any = None  # app.demo_fleet.DemoCity while the demo zone and riders run
+    dispatch: Any = None  # app.dispatch.gateway.DispatchGateway: what the API routes call
+    demo_city: Any = None  # app.dispatch.demo_fleet.DemoCity while the demo zone and riders run
     emissions: Any = None  # app.emissions.service.EmissionsService
     health: Any = None  # app.health.service.HealthService
     # --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Two cities:
 
 * **Muroran** (the demo city, ``app/demo_data/jp_donan_bus_muroran.zip``, Wednesday
   2020-06-10, Asia/Tokyo): the demo on-demand zone around Higashi-Muroran station
-  (``app.demo_fleet.build_demo_zone``), ``--vehicles`` vans at depots spread over its stops.
+  (``app.dispatch.demo_fleet.build_demo_zone``), ``--vehicles`` vans at depots spread over its stops.
 * **Cobb County** (``us_cobblinc_bus30.zip`` + ``us_marta_bus856.zip``, Wednesday 2021-10-20,
   America/New_York): the CobbLinc GTFS-Flex zones (``us_cobblinc_flex.zip``: 07:00-19:00,
   2 h to 24 h booking notice), ``--vehicles`` vans per zone at random depots. Residents live in
@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.demo_fleet import DEFAULT_SPEC, build_demo_zone, demo_vehicles, utc_offset_s
+from app.dispatch.demo_fleet import DEFAULT_SPEC, build_demo_zone, demo_vehicles, utc_offset_s
 from dispatch.dispatcher import Dispatcher
 from dispatch.flex_zones import load_flex_zones
 from dispatch.planner_legs import DispatcherLegs, stops_inside

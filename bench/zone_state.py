@@ -1,5 +1,5 @@
 """Cost of saving a zone after one command: the whole snapshot (before issue #10) against the
-row-by-row items (``app.dispatch_store.save_zones`` now), measured in the same run.
+row-by-row items (``app.dispatch.store.save_zones`` now), measured in the same run.
 
 A zone of 20 vans holds 10, 100 or 700 booked rides; each command books one more ride and
 saves the zone, as the zone owner does before acking. Prints the median save time and the
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel, select
 
 from app.db import create_db_engine, session_scope
-from app.dispatch_store import insert_zone, save_zones, zone_to_json
+from app.dispatch.store import insert_zone, save_zones, zone_to_json
 from app.models.dispatch import RideRecord, ZoneItemRecord, ZoneStateRecord
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest

@@ -22,7 +22,7 @@ by the worker of the process that sent it (:meth:`ZoneWorker.refuse_removed`).
 :class:`ZoneWorker` runs one asyncio task per owned zone, blocked on that zone's stream, and a
 lease keeper that also re-reads the zone catalog (zones added at run time are picked up).
 Only the protocols live here (``dispatch`` never imports ``app``); the app provides them on its
-event bus, Redis and database (``app.dispatch_service``, ``app.dispatch_gateway``).
+event bus, Redis and database (``app.dispatch.service``, ``app.dispatch.gateway``).
 """
 
 from __future__ import annotations

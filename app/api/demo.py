@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from app.api.schemas import PUBLIC, OpenModel
-from app.demo_fleet import demo_summary
+from app.dispatch.demo_fleet import demo_summary
 from app.services import ServicesDep
 
 router = APIRouter(prefix="/demo", tags=["demo"], responses=PUBLIC)

@@ -2,7 +2,7 @@
 their plans and ETAs, and the vehicle events endpoint drivers' apps and shuttles report to.
 
 Every route needs the ``dispatcher`` role (``admin`` passes too). Calls go through
-``services.dispatch`` (``app.dispatch_gateway``): with several processes a zone's owner that
+``services.dispatch`` (``app.dispatch.gateway``): with several processes a zone's owner that
 does not answer in time gives 503 ``dispatch_busy`` (a queued command still completes later).
 """
 

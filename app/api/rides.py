@@ -4,7 +4,7 @@ A resident sees only their own rides (another user's ride answers 404, as if it 
 exist); dispatchers see every ride. A rejection answers 409 with the machine-readable reason as
 the error code (``outside_zone``, ``no_vehicle_available``, ...); bad input answers 422.
 
-Every call goes through ``services.dispatch`` (``app.dispatch_gateway``). With several
+Every call goes through ``services.dispatch`` (``app.dispatch.gateway``). With several
 processes (``REDIS_URL``) a booking the zone's owner does not answer in time answers 202
 ``{"request_id", "status": "pending"}``: it completes when a process takes the zone over (the
 rider gets ``user.<id>.ride``; ``GET /rides/{request_id}`` shows it pending until then).
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field, model_validator
 
 from app.api.schemas import AUTHED, OpenModel, error_responses
-from app.dispatch_gateway import DispatchGateway, rejection_error
+from app.dispatch.gateway import DispatchGateway, rejection_error
 from app.errors import ApiError
 from app.identity.deps import CurrentPrincipal, Principal
 from app.identity.roles import Role

@@ -522,7 +522,7 @@ def install_demo_catalog(
     """Cluster mode's :func:`install_demo_city`: insert the demo zone's catalog row with its
     fleet in the first snapshot, once across every process (the insert is idempotent); None
     when the catalog holds other zones (an operator's set-up is never mixed with the demo)."""
-    from app.dispatch_store import catalog_zones, insert_zone
+    from app.dispatch.store import catalog_zones, insert_zone
     from dispatch.scale_out import zone_snapshot
     from dispatch.travel_times import StraightLineTravelTimes
 
@@ -631,7 +631,7 @@ async def _start_cluster_demo(
 
 # --- start-up hook --------------------------------------------------------------------------------
 async def start_demo_fleet(services: Services) -> None:
-    """Start-up hook (after ``app.dispatch_service:start_dispatcher``)."""
+    """Start-up hook (after ``app.dispatch.service:start_dispatcher``)."""
     s = services.settings
     d: Dispatcher | None = services.dispatcher
     if not (s.demo and s.demo_fleet) or d is None or services.feeds is None:

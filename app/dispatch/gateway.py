@@ -43,8 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from app.dispatch_service import persist
-from app.dispatch_store import (
+from app.dispatch.store import (
     catalog_zones,
     delete_zone,
     insert_zone,
@@ -77,7 +76,7 @@ from dispatch.zone import ServiceZone
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-log = structlog.get_logger("tsunagu.dispatch_gateway")
+log = structlog.get_logger("tsunagu.dispatch.gateway")
 ZoneHook = Callable[[str], Awaitable[None]]
 #: Published by a process that released its zones on a clean stop.
 RELEASED_TOPIC = "dispatch.released"
@@ -234,6 +233,28 @@ def _merge_rides(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- one process ----------------------------------------------------------------------------------
+async def persist(services: Any, zone_ids: list[str] | None = None) -> None:
+    """Save the dispatcher's zones (``zone_ids``, or all) and rides; a failed save is logged
+    (the next one retries) and never fails the caller's request.
+
+    In cluster mode (``services.dispatch`` is an ``app.dispatch.gateway.ClusterGateway``) only
+    the zones this process owns are saved, under their leases: another process's rows are
+    never overwritten nor deleted.
+    """
+    worker = getattr(getattr(services, "dispatch", None), "worker", None)
+    if worker is not None:
+        await worker.save_owned()
+        return
+    d = getattr(services, "dispatcher", None)
+    engine = getattr(services, "engine", None)
+    if d is None or engine is None:
+        return
+    try:
+        await asyncio.to_thread(save_zones, engine, d, zone_ids)
+    except Exception as exc:
+        log.warning("dispatch_save_failed", zones=zone_ids, error=repr(exc))
+
+
 class LocalGateway(VehicleEvents):
     """Direct calls on this process's dispatcher, saved after each change (no Redis)."""
 
@@ -1071,7 +1092,7 @@ async def start_cluster(
     its dispatcher holds only the zones it owns; zones in ``skip`` are never served."""
     import redis.asyncio as aioredis
 
-    from app.dispatch_service import RedisLeaseStore
+    from app.dispatch.leases import RedisLeaseStore
 
     s = services.settings
     client = aioredis.Redis.from_url(s.redis_url, decode_responses=True)

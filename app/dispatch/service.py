@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from app.demo_fleet import DEFAULT_SPEC
-from app.dispatch_store import restore_zones, save_zones
+from app.dispatch.demo_fleet import DEFAULT_SPEC
+from app.dispatch.gateway import LocalGateway, persist, start_cluster
+from app.dispatch.store import restore_zones
 from dispatch.dispatcher import Dispatcher
 from dispatch.reoptimize import ReoptimizationLoop
 from dispatch.request import ServiceRules
@@ -77,7 +78,7 @@ def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dis
     """A dispatcher on :func:`dispatch_travel_times`, publishing on the app's bus.
 
     It starts with no zone: zones come from published GTFS-Flex feeds (``app.feeds``), from
-    operators (``/api/fleet``), or with ``settings.demo`` from ``app.demo_fleet``, which derives
+    operators (``/api/fleet``), or with ``settings.demo`` from ``app.dispatch.demo_fleet``, which derives
     the demo zone from the published Muroran network (one mechanism, no hand-drawn stand-in).
     """
     travel = dispatch_travel_times(services.settings)
@@ -89,28 +90,6 @@ def build_dispatcher(services: Services, loop: asyncio.AbstractEventLoop) -> Dis
     )
 
 
-async def persist(services: Any, zone_ids: list[str] | None = None) -> None:
-    """Save the dispatcher's zones (``zone_ids``, or all) and rides; a failed save is logged
-    (the next one retries) and never fails the caller's request.
-
-    In cluster mode (``services.dispatch`` is an ``app.dispatch_gateway.ClusterGateway``) only
-    the zones this process owns are saved, under their leases: another process's rows are
-    never overwritten nor deleted.
-    """
-    worker = getattr(getattr(services, "dispatch", None), "worker", None)
-    if worker is not None:
-        await worker.save_owned()
-        return
-    d = getattr(services, "dispatcher", None)
-    engine = getattr(services, "engine", None)
-    if d is None or engine is None:
-        return
-    try:
-        await asyncio.to_thread(save_zones, engine, d, zone_ids)
-    except Exception as exc:
-        log.warning("dispatch_save_failed", zones=zone_ids, error=repr(exc))
-
-
 async def _save_periodically(services: Services, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -119,10 +98,8 @@ async def _save_periodically(services: Services, interval_s: float) -> None:
 
 async def start_dispatcher(services: Services) -> None:
     """Start-up hook: put the dispatcher on ``services.dispatcher`` and the API's door to it
-    on ``services.dispatch`` (``app.dispatch_gateway``): with ``redis_url`` the zones are
+    on ``services.dispatch`` (``app.dispatch.gateway``): with ``redis_url`` the zones are
     shared by every process (cluster mode), else this process serves them all."""
-    from app.dispatch_gateway import LocalGateway, start_cluster
-
     settings = services.settings
     loop = asyncio.get_running_loop()
     # The demo zone is served only while the demo fleet is on (its bookings stay in the
@@ -180,83 +157,3 @@ async def start_dispatcher(services: Services) -> None:
         return out
 
     services.readiness["dispatch"] = readiness
-
-
-# --- scale-out: zone leases and snapshots (see dispatch.scale_out) ------------------------------
-_ACQUIRE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
-
-class RedisLeaseStore:
-    """Zone leases as Redis keys with an expiry, taken and renewed atomically (Lua)."""
-
-    def __init__(self, client: Any, prefix: str = "tsunagu:") -> None:
-        self.client = client
-        self.prefix = prefix
-
-    async def acquire(self, key: str, owner: str, ttl_ms: int) -> bool:
-        res = await self.client.eval(_ACQUIRE, 1, self.prefix + key, owner, int(ttl_ms))
-        return bool(int(res))
-
-    async def release(self, key: str, owner: str) -> None:
-        await self.client.eval(_RELEASE, 1, self.prefix + key, owner)
-
-
-class RedisStateStore:
-    """Zone snapshots as Redis strings."""
-
-    def __init__(self, client: Any, prefix: str = "tsunagu:") -> None:
-        self.client = client
-        self.prefix = prefix
-
-    async def load(self, key: str) -> str | None:
-        raw = await self.client.get(self.prefix + key)
-        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
-
-    async def save(self, key: str, value: str) -> None:
-        await self.client.set(self.prefix + key, value)
-
-
-class MemoryLeaseStore:
-    """In-process leases (single-process deployments and tests), same semantics as Redis."""
-
-    def __init__(self, clock: Any = None) -> None:
-        import time
-
-        self.clock = clock or time.monotonic
-        self._leases: dict[str, tuple[str, float]] = {}
-
-    async def acquire(self, key: str, owner: str, ttl_ms: int) -> bool:
-        now = self.clock()
-        held = self._leases.get(key)
-        if held is not None and held[0] != owner and held[1] > now:
-            return False
-        self._leases[key] = (owner, now + ttl_ms / 1000.0)
-        return True
-
-    async def release(self, key: str, owner: str) -> None:
-        held = self._leases.get(key)
-        if held is not None and held[0] == owner:
-            del self._leases[key]
-
-
-class MemoryStateStore:
-    """In-process zone snapshots."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, str] = {}
-
-    async def load(self, key: str) -> str | None:
-        return self._data.get(key)
-
-    async def save(self, key: str, value: str) -> None:
-        self._data[key] = value

@@ -50,7 +50,7 @@ from dispatch.scale_out import restore_zone
 from dispatch.vehicle import Vehicle
 from dispatch.zone import ServiceZone
 
-log = structlog.get_logger("tsunagu.dispatch_store")
+log = structlog.get_logger("tsunagu.dispatch.store")
 
 
 def zone_to_json(z: ServiceZone) -> dict[str, Any]:
@@ -396,7 +396,7 @@ def restore_zones(engine: Engine, d: Dispatcher, skip: Collection[str] = ()) -> 
     return restored
 
 
-# --- the zone catalog of cluster mode (app.dispatch_gateway) ------------------------------------
+# --- the zone catalog of cluster mode (app.dispatch.gateway) ------------------------------------
 def insert_zone(
     engine: Engine, zone: ServiceZone, state: str = "", *, source: str | None = None
 ) -> bool:

@@ -6,7 +6,7 @@ service hours and booking notice) is served by ``services.dispatcher`` as zone
 or rollback, and when a worker adopts a publish made elsewhere. A zone whose feed is no longer
 published is removed only while it has no vehicle (removing it would drop their rides); the
 dispatcher keeps it otherwise. In cluster mode (``REDIS_URL``) the zones go to the shared
-catalog (``app.dispatch_gateway``); an unpublished one is removed from it by its owner (a
+catalog (``app.dispatch.gateway``); an unpublished one is removed from it by its owner (a
 ``remove_zone`` command on the zone's stream, refused while it has vehicles or rides).
 """
 
@@ -122,7 +122,7 @@ def _sync_cluster(services: Any, out: dict[str, list[str]]) -> dict[str, list[st
     (``ClusterGateway.remove_zone``), the same rule as one process: only without vehicles or
     live rides (kept otherwise, and tried again at the next sync). Every process adopting the
     publish may ask at once: the first removal wins, the others find the zone gone."""
-    from app.dispatch_store import catalog_zone_ids, insert_zone
+    from app.dispatch.store import catalog_zone_ids, insert_zone
 
     gateway = services.dispatch
     with _lock:

@@ -51,7 +51,7 @@ class ZoneItemRecord(SQLModel, table=True):
     """One item of a zone's live state: a vehicle (``v:<id>``, ``dataclasses.asdict``), a ride
     (``r:<id>``) or the zone's versions and demand (``meta``), as JSON text.
 
-    A save writes only the items a command changed (``app.dispatch_store.save_zone_items``),
+    A save writes only the items a command changed (``app.dispatch.store.save_zone_items``),
     so a command costs the same whatever the zone's size; ``seq`` keeps the order the
     dispatcher holds them in, so a restore rebuilds exactly the state saved."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.demo_fleet import (
+from app.dispatch.demo_fleet import (
     DEFAULT_SPEC,
     DemoRiders,
     DemoSetupError,

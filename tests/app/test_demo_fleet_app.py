@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
-from app.demo_fleet import DEMO_RIDER_EMAIL, DemoCity, ScaledClock, ensure_demo_rider
+from app.dispatch.demo_fleet import DEMO_RIDER_EMAIL, DemoCity, ScaledClock, ensure_demo_rider
 from app.main import create_app
 from app.models.identity import User
 from app.services import Services

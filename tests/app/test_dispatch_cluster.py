@@ -29,8 +29,8 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from app.db import create_db_engine
-from app.dispatch_gateway import ClusterGateway, DbZoneStore
-from app.dispatch_store import (
+from app.dispatch.gateway import ClusterGateway, DbZoneStore
+from app.dispatch.store import (
     StaleZoneError,
     catalog_zones,
     insert_zone,

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.dispatch_store import zone_from_json, zone_to_json
+from app.dispatch.store import zone_from_json, zone_to_json
 from app.models.dispatch import RideRecord, ZoneItemRecord, ZoneStateRecord
 from dispatch.meeting_points import MeetingPoint, MeetingPoints
 from dispatch.simulation.invariants import plan_violations
@@ -170,7 +170,7 @@ def test_a_command_writes_only_what_it_changed(database_url: str, tmp_path: Any)
     """A booking's save writes the zone row, the booked van and the rides it carries, never the
     whole zone: the same number of item rows and about the same bytes in a zone of 10 rides
     as in one of 300 (the whole 911 KB snapshot was rewritten after every command)."""
-    from app.dispatch_store import insert_zone, save_zones
+    from app.dispatch.store import insert_zone, save_zones
 
     engine = _store_engine(database_url, tmp_path)
     try:
@@ -205,7 +205,7 @@ def test_row_by_row_saves_restore_exactly_the_live_state(database_url: str, tmp_
     is refused and writes nothing."""
     import pytest as _pytest
 
-    from app.dispatch_store import (
+    from app.dispatch.store import (
         StaleZoneError,
         insert_zone,
         load_zone_state,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from app.dispatch_service import (
+from app.dispatch.leases import (
     MemoryLeaseStore,
     MemoryStateStore,
     RedisLeaseStore,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.dispatch_service import BusEventSink
+from app.dispatch.service import BusEventSink
 from app.events import InProcessEventBus
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
@@ -60,11 +60,11 @@ async def test_booking_in_a_worker_thread_publishes_on_the_bus() -> None:
 
 
 async def test_demo_setting_adds_no_zone_of_its_own() -> None:
-    """One mechanism for the demo zone: ``app.demo_fleet`` derives it from the network; the
+    """One mechanism for the demo zone: ``app.dispatch.demo_fleet`` derives it from the network; the
     dispatcher itself starts empty even with ``demo`` on (no hand-drawn stand-in to fight)."""
     from types import SimpleNamespace
 
-    from app.dispatch_service import build_dispatcher
+    from app.dispatch.service import build_dispatcher
     from app.settings import Settings
 
     settings = Settings(_env_file=None, demo=True)  # type: ignore[call-arg]

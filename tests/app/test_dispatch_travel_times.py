@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.dispatch_service import dispatch_travel_times
+from app.dispatch.service import dispatch_travel_times
 from app.settings import Settings
 from dispatch.street_times import StreetTravelTimes, street_travel_times
 from dispatch.travel_times import StraightLineTravelTimes

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from app.dispatch_gateway import busy
+from app.dispatch.gateway import busy
 from app.errors import ApiError
 from bench.faults import FAULTS, Config, run_one
 from tests.conftest import OwnRedis

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.db import create_db_engine
-from app.dispatch_gateway import Booked
+from app.dispatch.gateway import Booked
 from app.errors import ApiError
 from app.events.visibility import may_subscribe
 from app.identity.principal import Principal
