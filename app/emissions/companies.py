@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app import db
+from app.emissions import commute
 from app.emissions.models import Company, Consent, EnergyUse, Invitation, Survey
 from app.models.identity import utcnow
 
@@ -81,7 +82,8 @@ def invitations(engine: Engine, company_id: uuid.UUID) -> list[Invitation]:
 
 
 def accept_invitation(engine: Engine, code: str, user_id: str) -> tuple[Company, Consent]:
-    """The resident accepts: their consent to that company is granted (again).
+    """The resident accepts: their consent to that company is granted (again), and their
+    commute totals for it computed from every trip they recorded (past months included).
 
     Raises
     ------
@@ -115,13 +117,16 @@ def accept_invitation(engine: Engine, code: str, user_id: str) -> tuple[Company,
             consent.granted_at, consent.revoked_at = now, None
         session.add(consent)
         session.flush()
+        commute.rebuild(session.connection(), company_id=company.id, user_id=user_id)
         session.refresh(company)
         return company, consent
 
 
 def revoke_consent(engine: Engine, company_id: uuid.UUID, user_id: str) -> bool:
-    """Revoke the user's consent to the company now; False when they had none active."""
+    """Revoke the user's consent to the company now (their commute totals for it deleted);
+    False when they had none active."""
     with db.session_scope(engine) as session:
+        commute.drop(session.connection(), company_id, user_id)
         result = session.execute(
             sa.update(Consent)
             .where(

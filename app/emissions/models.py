@@ -68,10 +68,10 @@ class TripMode(EmissionsModel, table=True):
     """A recorded trip's distance and CO2 by mode, with the trip's two ends.
 
     One row per (trip, mode) — a walk, a bus ride and a walk give ``WALK`` and ``BUS`` rows —
-    written with the :class:`TakenTrip`. The company reports aggregate these rows in the
-    database (per employee, month and mode, commute trips only) instead of parsing every
-    trip's legs. Rows of trips recorded before this table existed have no ends (NULL): they
-    never count as commute trips.
+    written with the :class:`TakenTrip`. They are the source of the company reports'
+    running commute totals (:class:`CommuteTotal`, rebuilt from these rows when a consent is
+    granted or a trip deleted), so nothing parses every trip's legs. Rows of trips recorded
+    before this table existed have no ends (NULL): they never count as commute trips.
     """
 
     __tablename__ = "emissions_trip_modes"
@@ -88,6 +88,25 @@ class TripMode(EmissionsModel, table=True):
     from_lon: float | None = None
     to_lat: float | None = None
     to_lon: float | None = None
+
+
+class CommuteTotal(EmissionsModel, table=True):
+    """A consenting employee's commute trips for one company in one month by one mode: the
+    running total the Category 7 report reads (:mod:`app.emissions.commute`).
+
+    Kept with the trip-mode rows in the same transaction (trip recorded or deleted, consent
+    granted or revoked); ``trips`` counts trip-mode rows (a trip per mode it uses).
+    """
+
+    __tablename__ = "emissions_commute_totals"
+
+    company_id: uuid.UUID = Field(primary_key=True)
+    user_id: str = Field(max_length=128, primary_key=True)
+    month: str = Field(max_length=7, primary_key=True)
+    mode: str = Field(max_length=32, primary_key=True)
+    distance_m: float
+    co2_g: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    trips: int
 
 
 class Company(EmissionsModel, table=True):

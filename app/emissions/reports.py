@@ -7,9 +7,11 @@ Scope 3 Category 7 (GHG Protocol, employee commuting), per month:
   factor; an on-demand ride's share of its vehicle's kilometres). **Commute rule:** a trip is
   a commute trip when one of its two ends lies within :data:`COMMUTE_RADIUS_M` of the
   company's site, measured as a box (+-1 km north-south and east-west); the home end is not
-  known, so a trip from the site to lunch and back counts too. Recorded trips are aggregated
-  by the database per employee, month and mode (``emissions_trip_modes``); booked trips and
-  on-demand rides from the mobility core are priced by :class:`app.emissions.ledger.Ledger`.
+  known, so a trip from the site to lunch and back counts too. Recorded trips are read from
+  the running commute totals per company, employee, month and mode
+  (``emissions_commute_totals``, kept as trips are recorded: :mod:`app.emissions.commute`);
+  booked trips and on-demand rides from the mobility core are priced by
+  :class:`app.emissions.ledger.Ledger`.
 * **Average-data** from the commute survey (mode, one-way km, days a week): one month is
   ``one-way km x 2 x days a week x`` :data:`WEEKS_PER_MONTH` passenger-km x the mode's
   factor. An employee's own answer counts only in months without any commute trip of theirs
@@ -32,7 +34,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,22 +43,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from app.emissions.calculator import ItineraryError, endpoints, factor_json
+from app.emissions.commute import COMMUTE_RADIUS_M, near_site, site_box
 from app.emissions.factors import FactorTable
 from app.emissions.ledger import Ledger, month_of, parse_month
-from app.emissions.models import Company, Consent, EnergyUse, Survey, TripMode
+from app.emissions.models import CommuteTotal, Company, EnergyUse, Survey
 from app.emissions.sources import completed_rides_of, confirmed_trips_of
 
-#: A trip is a commute trip when one of its ends lies within this of the company's site.
-COMMUTE_RADIUS_M = 1000.0
 #: Working weeks a year (52 less 4 of holidays); a month of the average-data method is 1/12.
 WORKING_WEEKS_PER_YEAR = 48.0
 WEEKS_PER_MONTH = WORKING_WEEKS_PER_YEAR / 12.0
 #: Groups of the city view with fewer persons (or companies) than this are suppressed.
 K_ANONYMITY = 5
 #: PostgreSQL's work_mem for the Category 7 aggregation (one transaction only).
-AGGREGATE_WORK_MEM = "128MB"
-#: Metres per degree of latitude (mean Earth radius 6371.0088 km).
-M_PER_DEG_LAT = 6371008.8 * math.pi / 180.0
+AGGREGATE_WORK_MEM = "64MB"
 
 DISTANCE_BASED = "distance-based"
 AVERAGE_DATA = "average-data"
@@ -106,22 +104,11 @@ def line_factor(table: FactorTable, mode: str) -> dict[str, Any]:
         return {"value": None, "unit": "g-CO2/pkm", "source": "unknown mode", "year": ""}
 
 
-def site_box(lat: float, lon: float, radius_m: float = COMMUTE_RADIUS_M) -> tuple[float, ...]:
-    """``(lat_min, lat_max, lon_min, lon_max)`` of the box around a site."""
-    dlat = radius_m / M_PER_DEG_LAT
-    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
-    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
-
-
-def near_site(box: tuple[float, ...], point: tuple[float, float]) -> bool:
-    """Whether ``(lat, lon)`` lies in the site's box."""
-    return box[0] <= point[0] <= box[1] and box[2] <= point[1] <= box[3]
-
-
 # --- Category 7 ----------------------------------------------------------------------------------
 @dataclass
 class CommuteData:
-    """Consenting employees' commute trips, by employee, month and mode (``[U, M, K]``)."""
+    """Consenting employees' commute trips: sums by month and mode (``[M, K]``), and which
+    employee had a commute trip of which mode in which month (``present``, ``[U, M, K]``)."""
 
     users: list[str]
     months: list[str]
@@ -129,50 +116,81 @@ class CommuteData:
     distance_m: np.ndarray[Any, np.dtype[np.float64]]
     co2_g: np.ndarray[Any, np.dtype[np.float64]]
     trips: np.ndarray[Any, np.dtype[np.int64]]
+    present: np.ndarray[Any, np.dtype[np.bool_]]
 
 
-def _recorded_rows(
-    engine: Engine, company: Company, months: Sequence[str]
-) -> list[tuple[str, str, str, float, float, int]]:
-    """``(user, month, mode, metres, grams, trips)`` of the consenting employees' recorded
-    commute trips, summed by the database."""
-    la0, la1, lo0, lo1 = site_box(company.site_lat, company.site_lon)
-    tm = TripMode.__table__  # type: ignore[attr-defined]
-    cs = Consent.__table__  # type: ignore[attr-defined]
+#: Sums by month and mode: ``{(month, mode): (metres, grams, trips)}``.
+MonthModeSums = dict[tuple[str, str], tuple[float, float, int]]
+#: Who had commute trips: ``{(user, mode, year): bit m-1 set for month m}``.
+PresenceBits = dict[tuple[str, str, str], int]
 
-    def near(lat: Any, lon: Any) -> Any:
-        return sa.and_(lat.between(la0, la1), lon.between(lo0, lo1))
 
-    query = (
-        sa.select(
-            tm.c.user_id,
-            tm.c.month,
-            tm.c.mode,
-            sa.func.sum(tm.c.distance_m),
-            sa.func.sum(tm.c.co2_g),
-            sa.func.count(),
-        )
-        .select_from(
-            tm.join(
-                cs,
-                sa.and_(
-                    cs.c.user_id == tm.c.user_id,
-                    cs.c.company_id == company.id,
-                    cs.c.revoked_at.is_(None),
-                ),
+def _employees(dialect: str, users: list[str]) -> tuple[Any, Any]:
+    """A table of the ``users`` given (one bound parameter, however many), and its column."""
+    param = sa.bindparam("users", users, type_=sa.JSON)
+    if dialect == "postgresql":
+        fn = sa.func.json_array_elements_text(param)
+    else:
+        fn = sa.func.json_each(param)
+    table = fn.table_valued("value").alias("employees")
+    return table, table.c.value
+
+
+def _recorded(
+    engine: Engine, company: Company, users: list[str], months: Sequence[str]
+) -> tuple[MonthModeSums, PresenceBits]:
+    """The ``users``' recorded commute trips from the running commute totals
+    (:mod:`app.emissions.commute`): summed by month and mode, and which user had trips of
+    which mode in which month (as bits), both by the database in one snapshot."""
+    if not users or not months:
+        return {}, {}
+    ct = CommuteTotal.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        employees, employee = _employees(conn.dialect.name, users)
+        source = ct.join(employees, employee == ct.c.user_id)
+        where = (ct.c.company_id == company.id, ct.c.month.in_(list(months)), ct.c.trips > 0)
+        sums = (
+            sa.select(
+                ct.c.month,
+                ct.c.mode,
+                sa.func.sum(ct.c.distance_m),
+                sa.func.sum(ct.c.co2_g),
+                sa.func.sum(ct.c.trips),
             )
+            .select_from(source)
+            .where(*where)
+            .group_by(ct.c.month, ct.c.mode)
         )
-        .where(
-            tm.c.month.in_(list(months)),
-            sa.or_(near(tm.c.from_lat, tm.c.from_lon), near(tm.c.to_lat, tm.c.to_lon)),
+        cells = (
+            sa.select(
+                ct.c.user_id,
+                ct.c.mode,
+                sa.func.substr(ct.c.month, 1, 4).label("year"),
+                sa.cast(sa.func.substr(ct.c.month, 6, 2), sa.Integer).label("month"),
+            )
+            .select_from(source)
+            .where(*where)
+            .subquery()
         )
-        .group_by(tm.c.user_id, tm.c.month, tm.c.mode)
-    )
-    with engine.connect() as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
-            # ~300k groups: hashed in memory rather than sorted on disk
-            conn.execute(sa.text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
-        return [tuple(r) for r in conn.execute(query).all()]
+        bits = sa.select(
+            cells.c.user_id,
+            cells.c.mode,
+            cells.c.year,
+            sa.func.sum(sa.cast(1, sa.BigInteger).op("<<")(cells.c.month - 1)),
+        ).group_by(cells.c.user_id, cells.c.mode, cells.c.year)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+                # ~20k (employee, mode) groups: hashed in memory rather than sorted on disk
+                conn.execute(sa.text(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'"))
+            month_mode: MonthModeSums = {
+                (str(m), str(k)): (float(d or 0.0), float(g or 0), int(n or 0))
+                for m, k, d, g, n in conn.execute(sums)
+            }
+            presence: PresenceBits = {
+                (str(u), str(k), str(y)): int(b) for u, k, y, b in conn.execute(bits)
+            }
+    return month_mode, presence
 
 
 def _mobility_rows(
@@ -226,31 +244,51 @@ def _mobility_rows(
 def load_commutes(
     engine: Engine, ledger: Ledger, company: Company, users: list[str], months: Sequence[str]
 ) -> CommuteData:
-    """The consenting employees' commute trips of ``months`` as arrays."""
-    rows = _recorded_rows(engine, company, months) + _mobility_rows(ledger, company, users, months)
+    """The consenting employees' commute trips of ``months`` as arrays: recorded trips from
+    the commute totals, booked trips and rides priced by the ledger."""
+    sums, bits = _recorded(engine, company, users, months)
     u_index = {u: i for i, u in enumerate(users)}
     m_index = {m: i for i, m in enumerate(months)}
-    modes = sorted({r[2] for r in rows})
+    mobility = [
+        r for r in _mobility_rows(ledger, company, users, months) if r[0] in u_index
+    ]  # consent revoked meanwhile: left out
+    modes = sorted({k for _, k in sums} | {k for _, k, _ in bits} | {r[2] for r in mobility})
     k_index = {k: i for i, k in enumerate(modes)}
-    shape = (len(users), len(months), len(modes))
-    dist = np.zeros(shape)
-    co2 = np.zeros(shape)
-    trips = np.zeros(shape, dtype=np.int64)
-    kept = [r for r in rows if r[0] in u_index]  # consent revoked meanwhile: left out
-    if kept:
-        users_c, months_c, modes_c, dist_c, co2_c, n_c = zip(*kept, strict=True)
-        ui = np.array([u_index[u] for u in users_c], dtype=np.int64)
-        mi = np.array([m_index[m] for m in months_c], dtype=np.int64)
-        ki = np.array([k_index[k] for k in modes_c], dtype=np.int64)
-        flat = np.ravel_multi_index((ui, mi, ki), shape)
-        size = int(np.prod(shape))
-        dist = np.asarray(np.bincount(flat, np.asarray(dist_c, np.float64), size), np.float64)
-        dist = dist.reshape(shape)
-        co2 = np.asarray(np.bincount(flat, np.asarray(co2_c, np.float64), size), np.float64)
-        co2 = co2.reshape(shape)
-        trips = np.bincount(flat, np.asarray(n_c, dtype=np.float64), size).astype(np.int64)
-        trips = trips.reshape(shape)
-    return CommuteData(list(users), list(months), modes, dist, co2, trips)
+    n_m, n_k = len(months), len(modes)
+    dist = np.zeros((n_m, n_k))
+    co2 = np.zeros((n_m, n_k))
+    trips = np.zeros((n_m, n_k), dtype=np.int64)
+    for (month, mode), (d, g, n) in sums.items():
+        dist[m_index[month], k_index[mode]] = d
+        co2[m_index[month], k_index[mode]] = g
+        trips[m_index[month], k_index[mode]] = n
+    present = np.zeros((len(users), n_m, n_k), dtype=bool)
+    if bits:
+        # bit m-1 of (user, mode, year) -> present[user, month, mode], for the report's months
+        of_bit = np.full((len(bits), 12), -1, dtype=np.int64)  # month index of each bit
+        years = sorted({y for _, _, y in bits})
+        year_months = {
+            y: np.array([m_index.get(f"{y}-{b + 1:02d}", -1) for b in range(12)]) for y in years
+        }
+        ui = np.empty(len(bits), dtype=np.int64)
+        ki = np.empty(len(bits), dtype=np.int64)
+        mask = np.empty(len(bits), dtype=np.int64)
+        for j, ((u, k, y), b) in enumerate(bits.items()):
+            ui[j], ki[j], mask[j] = u_index[u], k_index[k], b
+            of_bit[j] = year_months[y]
+        on = ((mask[:, None] >> np.arange(12)) & 1).astype(bool) & (of_bit >= 0)
+        rows, cols = np.nonzero(on)
+        present[ui[rows], of_bit[rows, cols], ki[rows]] = True
+    if mobility:
+        users_c, months_c, modes_c, dist_c, co2_c, n_c = zip(*mobility, strict=True)
+        ui_c = np.array([u_index[u] for u in users_c], dtype=np.int64)
+        mi_c = np.array([m_index[m] for m in months_c], dtype=np.int64)
+        ki_c = np.array([k_index[k] for k in modes_c], dtype=np.int64)
+        np.add.at(dist, (mi_c, ki_c), np.asarray(dist_c, np.float64))
+        np.add.at(co2, (mi_c, ki_c), np.asarray(co2_c, np.float64))
+        np.add.at(trips, (mi_c, ki_c), np.asarray(n_c, np.int64))
+        present[ui_c, mi_c, ki_c] = True
+    return CommuteData(list(users), list(months), modes, dist, co2, trips, present)
 
 
 @dataclass
@@ -273,7 +311,7 @@ def survey_data(table: FactorTable, answers: Sequence[Survey], commutes: Commute
     """The answers that count, and in which months (an employee's own answer only in months
     without a commute trip of theirs)."""
     u_index = {u: i for i, u in enumerate(commutes.users)}
-    has_trips = commutes.trips.sum(axis=2) > 0 if commutes.modes else None
+    has_trips = np.asarray(commutes.present.any(axis=2), bool) if commutes.modes else None
     n_months = len(commutes.months)
     counts = np.ones((len(answers), n_months), dtype=bool)
     for i, s in enumerate(answers):
@@ -308,7 +346,7 @@ class Category7:
         c, s = self.commutes, self.surveys
         out: list[tuple[str, str, str]] = []
         if c.modes:
-            u, m, k = np.nonzero(c.trips > 0)
+            u, m, k = np.nonzero(c.present)
             out += [
                 (f"user:{c.users[a]}", c.months[b], c.modes[d])
                 for a, b, d in zip(u, m, k, strict=True)
@@ -320,17 +358,26 @@ class Category7:
             out.append((person, c.months[b], s.modes[a]))
         return out
 
+    def persons(self) -> set[str]:
+        """Every person with a contribution (the persons of :meth:`person_cells`)."""
+        c, s = self.commutes, self.surveys
+        out = {f"user:{c.users[u]}" for u in np.nonzero(c.present.any(axis=(1, 2)))[0]}
+        for i in np.nonzero(s.counts.any(axis=1))[0]:
+            ref = s.refs[i]
+            out.add(ref if ref.startswith("user:") else f"{self.company.id}:{ref}")
+        return out
+
     def as_json(self) -> dict[str, Any]:
         """Chart-friendly: monthly series by method and by mode, lines with their factors."""
         c, s = self.commutes, self.surveys
         months = c.months
         n_m = len(months)
         # distance-based
-        dist_mk = c.distance_m.sum(axis=0) if c.modes else np.zeros((n_m, 0))
-        co2_mk = c.co2_g.sum(axis=0) if c.modes else np.zeros((n_m, 0))
-        trips_k = c.trips.sum(axis=(0, 1)) if c.modes else np.zeros(0, np.int64)
-        people_k = (c.trips > 0).any(axis=1).sum(axis=0) if c.modes else np.zeros(0, np.int64)
-        distance_people_m = (c.trips.sum(axis=2) > 0).sum(axis=0) if c.modes else np.zeros(n_m)
+        dist_mk = c.distance_m if c.modes else np.zeros((n_m, 0))
+        co2_mk = c.co2_g if c.modes else np.zeros((n_m, 0))
+        trips_k = c.trips.sum(axis=0) if c.modes else np.zeros(0, np.int64)
+        people_k = c.present.any(axis=1).sum(axis=0) if c.modes else np.zeros(0, np.int64)
+        distance_people_m = c.present.any(axis=2).sum(axis=0) if c.modes else np.zeros(n_m)
         # average-data: [S, M]
         s_km = s.counts * s.km_month[:, None]
         s_g = s_km * s.g_per_pkm[:, None]
@@ -371,7 +418,7 @@ class Category7:
         distance_g = co2_mk.sum(axis=1)
         average_g = s_g.sum(axis=0)
         total_g = float(distance_g.sum() + average_g.sum())
-        covered_people = len({p for p, _, _ in self.person_cells()})
+        covered_people = len(self.persons())
         body: dict[str, Any] = {
             "company": {"id": str(self.company.id), "name": self.company.name},
             "category": "Scope 3 Category 7: employee commuting (GHG Protocol)",

@@ -11,11 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app import db
+from app.emissions import commute
+from app.emissions.commute import Ends as Ends  # ``((lat, lon), (lat, lon))``
 from app.emissions.models import VERSION_TABLE, TakenTrip, TripMode
 from app.secondary import MigrationChain
-
-#: ``((lat, lon), (lat, lon))``: a trip's door-to-door ends.
-Ends = tuple[tuple[float, float], tuple[float, float]]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -73,13 +72,17 @@ def trip_modes(trip: TakenTrip, ends: Ends | None) -> list[TripMode]:
 
 
 def insert_taken_trip(engine: Engine, trip: TakenTrip, ends: Ends | None = None) -> TakenTrip:
-    """Write ``trip`` and its rows by mode (:func:`trip_modes`, with ``ends``);
+    """Write ``trip``, its rows by mode (:func:`trip_modes`, with ``ends``) and its share of
+    the commute totals (:func:`app.emissions.commute.add_trip`) in one transaction;
     :class:`AlreadyRecorded` when the user recorded the same itinerary."""
     try:
         with db.session_scope(engine) as session:
             session.add(trip)
             session.flush()
-            session.add_all(trip_modes(trip, ends))
+            modes = trip_modes(trip, ends)
+            session.add_all(modes)
+            session.flush()
+            commute.add_trip(session.connection(), trip.user_id, modes, ends)
         return trip
     except IntegrityError:
         with Session(engine) as session:
@@ -106,17 +109,19 @@ def taken_trips(engine: Engine, user_id: str, month: str) -> list[TakenTrip]:
 
 
 def delete_taken_trip(engine: Engine, user_id: str, trip_id: Any) -> bool:
-    """Delete one of the user's recorded trips; False when they have none by that id."""
+    """Delete one of the user's recorded trips (and recompute their commute totals of its
+    month); False when they have none by that id."""
     with db.session_scope(engine) as session:
         result = session.execute(
-            sa.delete(TakenTrip).where(
-                col(TakenTrip.id) == trip_id, col(TakenTrip.user_id) == user_id
-            )
+            sa.delete(TakenTrip)
+            .where(col(TakenTrip.id) == trip_id, col(TakenTrip.user_id) == user_id)
+            .returning(col(TakenTrip.month))
         )
-        gone = bool(getattr(result, "rowcount", 0))
-        if gone:
+        months = [str(m) for m in result.scalars().all()]
+        if months:
             session.execute(sa.delete(TripMode).where(col(TripMode.trip_id) == trip_id))
-        return gone
+            commute.rebuild(session.connection(), user_id=user_id, months=months)
+        return bool(months)
 
 
 def head_revision() -> str | None:
