@@ -1,22 +1,26 @@
-"""Static DARP / PDPTW benchmark: ALNS vs. plain OR-Tools GLS (Cordeau 'a'), and vs. PyVRP (Li & Lim).
+"""Static DARP / PDPTW benchmark: ALNS vs. OR-Tools GLS (Cordeau 'a', 'pr'), vs. PyVRP (Li & Lim).
 
 Usage::
 
     python -m bench.darp [--json PATH] [--time-limit 30] [--instances a2-16,a8-96,lc101]
-                         [--baseline-time-limit S] [--lilim-time-limit 10] [--quick]
+                         [--set a,pr,lilim] [--baseline-time-limit S] [--lilim-time-limit 10]
+                         [--quick]
 
-Per Cordeau instance: our solver (:func:`dispatch.optimize.hybrid.solve`: ALNS for 70 % of
-``--time-limit`` s on one core, then OR-Tools local search warm-started from its best for
-30 %) and the plain OR-Tools GLS baseline
-(``--baseline-time-limit`` s, by default the same budget), cost, gap to ``best_known.csv`` (proven optima, where listed),
+``--set`` picks the instance families (comma-separated, default ``all``): ``a`` Cordeau
+(2006), ``pr`` Cordeau & Laporte (2003) pr01-pr10, ``lilim`` Li & Lim 100-task PDPTW.
+
+Per Cordeau instance ('a' and 'pr' alike): our solver (:func:`dispatch.optimize.hybrid.solve`:
+ALNS for 70 % of ``--time-limit`` s on one core, then OR-Tools local search warm-started from its
+best for 30 %) and the plain OR-Tools GLS baseline (``--baseline-time-limit`` s, by default the
+same budget), cost, gap to ``best_known.csv`` (proven optima or best known, where listed),
 served/unserved, seconds, and whether :func:`dispatch.problem.check` accepts the plan. Per
 Li & Lim instance: vehicles and distance of ALNS and of PyVRP (>= 0.14 models pickup-delivery
 pairs natively as *shipments*; distances scaled x1000 and rounded for its integer model) beside
 the best known. Figures are single runs (seed 0); ``mean_gap_pct`` is over instances with a
 best known value and every request served (instances where a solver drops requests are
-counted separately). The ALNS budget is CPU seconds of one core by default (``--clock cpu``: the
-machine is shared, so wall time would measure the neighbours); OR-Tools and PyVRP limits are
-wall-clock (their own timers).
+counted separately; the 'pr' family's keys carry a ``pr_`` prefix). The ALNS budget is CPU
+seconds of one core by default (``--clock cpu``: the machine is shared, so wall time would
+measure the neighbours); OR-Tools and PyVRP limits are wall-clock (their own timers).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dispatch.instances import read_best_known, read_cordeau, read_lilim
+from dispatch.instances import BestKnown, read_best_known, read_cordeau, read_cordeau_pr, read_lilim
 from dispatch.optimize.alns import solve_alns
 from dispatch.optimize.hybrid import solve
 from dispatch.optimize.ortools_model import solve_ortools
@@ -44,6 +49,7 @@ DATA = (
     / "darp"
 )
 QUICK = ["a2-16", "a4-48", "a8-96", "lc101", "lr101"]
+SETS = ("a", "pr", "lilim")
 
 
 def _gap(cost: float, best: float | None) -> float | None:
@@ -123,6 +129,99 @@ def _pyvrp(problem: Problem, time_limit: float, scale: int = 1000) -> dict[str, 
     }
 
 
+def _sets(spec: str) -> list[str]:
+    """The families named in ``--set`` (comma-separated; ``all`` for every one).
+
+    Raises
+    ------
+    ValueError
+        If a name is not one of :data:`SETS`.
+    """
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if names == ["all"]:
+        return list(SETS)
+    bad = [s for s in names if s not in SETS]
+    if bad or not names:
+        raise ValueError(f"--set: {','.join(bad) or spec!r} not among {', '.join(SETS)} or all")
+    return names
+
+
+def _darp_family(
+    args: argparse.Namespace,
+    title: str,
+    files: list[Path],
+    reader: Callable[[Path], Problem],
+    best: dict[str, BestKnown],
+    names: list[str] | None,
+    out: dict[str, Any],
+    prefix: str,
+) -> None:
+    """Run one Cordeau-style family: ALNS+polish vs. OR-Tools GLS, rows into ``out``.
+
+    Rows go to ``out["cordeau"]`` (``prefix == ""``) or ``out[prefix.rstrip("_")]``; the
+    family's mean gap, max gap, all-served and all-feasible figures to ``out`` under keys
+    starting with ``prefix``.
+    """
+    key = prefix.rstrip("_") or "cordeau"
+    out[key] = []
+    print(
+        f"{title} DARP: ALNS+polish {args.time_limit}s vs OR-Tools GLS "
+        f"{args.baseline_time_limit}s (gap to best known, %)"
+    )
+    print(
+        f"{'inst':7} {'best':>9} | {'alns':>9} {'gap':>6} {'uns':>3} {'it':>6} {'ok':>3} | "
+        f"{'ortools':>9} {'gap':>6} {'uns':>3}"
+    )
+    for f in files:
+        if names is not None and f.stem not in names:
+            continue
+        p = reader(f)
+        bk = best[f.stem].cost if f.stem in best else None
+        t0 = time.perf_counter()
+        sol = solve(p, time_limit_s=args.time_limit, seed=args.seed, cpu_time=args.clock == "cpu")
+        alns = _summary(p, sol, time.perf_counter() - t0, bk)
+        t0 = time.perf_counter()
+        base = solve_ortools(p, time_limit_s=args.baseline_time_limit)
+        ort = _summary(p, base, time.perf_counter() - t0, bk)
+        out[key].append(
+            {
+                "instance": f.stem,
+                "requests": p.n_requests,
+                "best_known": bk,
+                "alns": alns,
+                "ortools_gls": ort,
+            }
+        )
+        print(
+            f"{f.stem:7} {bk if bk else float('nan'):9.3f} | {alns['cost']:9.3f} "
+            f"{alns['gap_pct'] if bk else float('nan'):6.2f} {alns['unserved']:3d} "
+            f"{alns['iterations']:6d} {'yes' if alns['feasible'] else 'NO':>3} | "
+            f"{ort['cost']:9.3f} {ort['gap_pct'] if bk else float('nan'):6.2f} "
+            f"{ort['unserved']:3d}",
+            flush=True,
+        )
+    for solver in ("alns", "ortools_gls"):
+        rows = [r[solver] for r in out[key]]
+        # A plan that drops requests is not comparable to an optimum that serves them all.
+        gaps = [r["gap_pct"] for r in rows if r["gap_pct"] is not None and r["unserved"] == 0]
+        out[f"{prefix}{solver}_mean_gap_pct"] = round(statistics.fmean(gaps), 3) if gaps else None
+        out[f"{prefix}{solver}_max_gap_pct"] = max(gaps) if gaps else None
+        out[f"{prefix}{solver}_gap_instances"] = len(gaps)
+        out[f"{prefix}{solver}_instances_with_unserved"] = sum(1 for r in rows if r["unserved"] > 0)
+        out[f"{prefix}{solver}_all_served"] = all(r["unserved"] == 0 for r in rows)
+        out[f"{prefix}{solver}_all_feasible"] = all(r["feasible"] for r in rows)
+    out[f"{prefix}mean_gap_pct"] = out[f"{prefix}alns_mean_gap_pct"]
+    if out[key]:
+        print(
+            f"mean gap: ALNS {out[f'{prefix}alns_mean_gap_pct']}% "
+            f"(max {out[f'{prefix}alns_max_gap_pct']}%, all served: "
+            f"{out[f'{prefix}alns_all_served']}, all feasible: "
+            f"{out[f'{prefix}alns_all_feasible']}), OR-Tools GLS "
+            f"{out[f'{prefix}ortools_gls_mean_gap_pct']}% "
+            f"(all served: {out[f'{prefix}ortools_gls_all_served']})\n"
+        )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     best = read_best_known(DATA / "best_known.csv")
     names = args.instances.split(",") if args.instances else None
@@ -141,58 +240,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cordeau": [],
         "lilim": [],
     }
-    print(
-        f"Cordeau 'a' DARP: ALNS+polish {args.time_limit}s vs OR-Tools GLS {args.baseline_time_limit}s "
-        "(gap to proven optimum, %)"
-    )
-    print(
-        f"{'inst':7} {'best':>9} | {'alns':>9} {'gap':>6} {'uns':>3} {'it':>6} | "
-        f"{'ortools':>9} {'gap':>6} {'uns':>3}"
-    )
-    for f in cordeau:
-        if names is not None and f.stem not in names:
-            continue
-        p = read_cordeau(f)
-        bk = best[f.stem].cost if f.stem in best else None
-        t0 = time.perf_counter()
-        sol = solve(p, time_limit_s=args.time_limit, seed=args.seed, cpu_time=args.clock == "cpu")
-        alns = _summary(p, sol, time.perf_counter() - t0, bk)
-        t0 = time.perf_counter()
-        base = solve_ortools(p, time_limit_s=args.baseline_time_limit)
-        ort = _summary(p, base, time.perf_counter() - t0, bk)
-        out["cordeau"].append(
-            {
-                "instance": f.stem,
-                "requests": p.n_requests,
-                "best_known": bk,
-                "alns": alns,
-                "ortools_gls": ort,
-            }
-        )
-        print(
-            f"{f.stem:7} {bk if bk else float('nan'):9.3f} | {alns['cost']:9.3f} "
-            f"{alns['gap_pct'] if bk else float('nan'):6.2f} {alns['unserved']:3d} "
-            f"{alns['iterations']:6d} | {ort['cost']:9.3f} "
-            f"{ort['gap_pct'] if bk else float('nan'):6.2f} {ort['unserved']:3d}",
-            flush=True,
-        )
-    for solver in ("alns", "ortools_gls"):
-        rows = [r[solver] for r in out["cordeau"]]
-        # A plan that drops requests is not comparable to an optimum that serves them all.
-        gaps = [r["gap_pct"] for r in rows if r["gap_pct"] is not None and r["unserved"] == 0]
-        out[f"{solver}_mean_gap_pct"] = round(statistics.fmean(gaps), 3) if gaps else None
-        out[f"{solver}_gap_instances"] = len(gaps)
-        out[f"{solver}_instances_with_unserved"] = sum(1 for r in rows if r["unserved"] > 0)
-        out[f"{solver}_all_served"] = all(r["unserved"] == 0 for r in rows)
-        out[f"{solver}_all_feasible"] = all(r["feasible"] for r in rows)
-    out["mean_gap_pct"] = out["alns_mean_gap_pct"]
-    if out["cordeau"]:
-        print(
-            f"mean gap: ALNS {out['alns_mean_gap_pct']}% (all served: {out['alns_all_served']}), "
-            f"OR-Tools GLS {out['ortools_gls_mean_gap_pct']}% "
-            f"(all served: {out['ortools_gls_all_served']})"
-        )
-    if not args.no_lilim:
+    sets = _sets(args.set)
+    if "a" in sets:
+        _darp_family(args, "Cordeau 'a'", cordeau, read_cordeau, best, names, out, "")
+    if "pr" in sets:
+        pr = sorted((DATA / "cordeau2003_pr").glob("*.txt"))
+        _darp_family(args, "Cordeau & Laporte 'pr'", pr, read_cordeau_pr, best, names, out, "pr_")
+    if not args.no_lilim and "lilim" in sets:
         print(
             f"\nLi & Lim PDPTW: ALNS {args.lilim_time_limit}s vs PyVRP shipments "
             f"{args.lilim_time_limit}s (vehicles / distance; best known)"
@@ -239,8 +293,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"PyVRP {out['lilim_pyvrp_vehicles_over_best']}; ALNS distance gap where "
                 f"vehicles match: {out['lilim_alns_mean_distance_gap_pct_at_best_vehicles']}%"
             )
-    # Every request of every instance run (Cordeau and Li & Lim); false when nothing ran.
-    ours = [r["alns"] for r in out["cordeau"]] + [r["alns"] for r in out["lilim"]]
+    # Every request of every instance run (Cordeau 'a', 'pr' and Li & Lim); false when nothing ran.
+    ours = [r["alns"] for key in ("cordeau", "pr", "lilim") for r in out.get(key, [])]
     out["all_served"] = bool(ours) and all(r["unserved"] == 0 for r in ours)
     return out
 
@@ -264,9 +318,19 @@ def main(argv: list[str] | None = None) -> None:
         default="cpu",
         help="ALNS budget in CPU seconds (default: fair on a shared machine) or wall seconds",
     )
+    ap.add_argument(
+        "--set",
+        default="all",
+        help="instance families, comma-separated: a (Cordeau 2006), pr (Cordeau & Laporte "
+        "2003), lilim (Li & Lim), or all (default)",
+    )
     ap.add_argument("--no-lilim", action="store_true")
     ap.add_argument("--quick", action="store_true", help="5 instances, short limits")
     args = ap.parse_args(argv)
+    try:
+        _sets(args.set)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.baseline_time_limit is None:  # "beat it" is only fair on the same budget
         args.baseline_time_limit = args.time_limit
     if args.quick:
