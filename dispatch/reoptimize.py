@@ -49,6 +49,8 @@ import structlog
 
 from dispatch.dispatcher import Dispatcher, DispatchError
 from dispatch.optimize.alns import solve_alns
+from dispatch.optimize.isolated import shutdown as isolated_shutdown
+from dispatch.optimize.isolated import solve_ortools_isolated
 from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.optimize.schedule import schedule_routes
@@ -302,11 +304,15 @@ def _solve(
     solver: str,
     iterations: int | None,
     zone_id: str,
+    isolate: bool = False,
 ) -> Solution | None:
-    """OR-Tools warm-started from the plans in force; ALNS (same contract) when OR-Tools gives
-    up on the model or when asked for (``iterations`` makes ALNS deterministic)."""
+    """OR-Tools warm-started from the plans in force (in a worker process with ``isolate``:
+    :mod:`dispatch.optimize.isolated`); ALNS (same contract) when OR-Tools gives up on the
+    model or when asked for (``iterations`` makes ALNS deterministic)."""
     if solver == "ortools":
         try:
+            if isolate:
+                return solve_ortools_isolated(p, time_limit_s, warm)
             return solve_ortools(p, time_limit_s=time_limit_s, warm_start=warm)
         except Exception as exc:  # e.g. "CP Solver fail" on a tight live model
             log.info("ortools_failed_trying_alns", zone=zone_id, error=repr(exc))
@@ -325,9 +331,13 @@ def reoptimise_zone(
     solver: str = "ortools",
     iterations: int | None = None,
     max_stops: int = MAX_PROBLEM_STOPS,
+    isolate: bool = False,
 ) -> int:
     """One re-optimisation pass over every vehicle of the zone on shift, whatever its speed;
     returns the number of vehicles whose plan was replaced.
+
+    ``isolate``: run OR-Tools in a worker process (:mod:`dispatch.optimize.isolated`), so a
+    live service's other threads are not frozen for the search (it holds the GIL).
 
     ``solver`` is ``"ortools"`` (falls back to ALNS when OR-Tools fails) or ``"alns"``
     (``iterations`` makes it deterministic); ``time_limit_s`` bounds the solver; a zone with
@@ -366,7 +376,7 @@ def reoptimise_zone(
 
     p = zp.problem
     warm = Solution(routes=zp.current, times=times, cost=solution_cost(p, zp.current))
-    sol = _solve(p, warm, time_limit_s, solver, iterations, zone_id)
+    sol = _solve(p, warm, time_limit_s, solver, iterations, zone_id, isolate)
     # Costs are metres driven: a new plan must save at least one metre to be worth a swap.
     if sol is None or sol.unserved or check(p, sol) or sol.cost >= warm.cost - 1.0:
         return 0
@@ -537,11 +547,13 @@ class ReoptimizationLoop:
         interval_s: float = 30.0,
         time_limit_s: float = 2.0,
         rebalance: bool = True,
+        isolate: bool = False,
     ) -> None:
         self.d = d
         self.interval_s = interval_s
         self.time_limit_s = time_limit_s
         self.rebalance = rebalance
+        self.isolate = isolate
         self.applied = 0
         self.moves = 0
         self._stop = threading.Event()
@@ -553,6 +565,8 @@ class ReoptimizationLoop:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        if self.isolate:
+            isolated_shutdown()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -568,7 +582,9 @@ class ReoptimizationLoop:
         for z in self.d.zones():
             try:
                 now = self.d.clock()
-                self.applied += reoptimise_zone(self.d, z.zone_id, now, self.time_limit_s)
+                self.applied += reoptimise_zone(
+                    self.d, z.zone_id, now, self.time_limit_s, isolate=self.isolate
+                )
                 if self.rebalance:
                     self.moves += rebalance_zone(self.d, z.zone_id, now)
             except DispatchError as exc:

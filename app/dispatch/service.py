@@ -140,6 +140,9 @@ async def start_dispatcher(services: Services) -> None:
             services.dispatcher,
             interval_s=settings.dispatch_reopt_interval_s,
             time_limit_s=settings.dispatch_reopt_time_limit_s,
+            # OR-Tools holds the GIL while it searches: in this process it would freeze the
+            # event loop (quotes, bookings) for the whole pass.
+            isolate=True,
         )
         reopt.start()
 

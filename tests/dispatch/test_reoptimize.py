@@ -109,6 +109,41 @@ def test_reoptimisation_keeps_every_promise_and_never_costs_more() -> None:
     assert applied_any  # the test exercised a real replacement
 
 
+def test_the_live_loop_solves_in_a_worker_process_with_the_same_guarantees() -> None:
+    """``isolate``: OR-Tools runs in a worker process (it holds the GIL for its whole search,
+    which froze the owner's event loop); the plans it brings back pass the same checks, and a
+    worker that died is replaced and the pass falls back without touching the plans."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dispatch.optimize import isolated
+
+    try:
+        d, rides = _booked(3)
+        before = _driving(d)
+        windows = _promises(rides)
+        zp = build_problem(d, "muroran", NOW)
+        assert zp is not None
+        sol = isolated.solve_ortools_isolated(zp.problem, 1.0)
+        assert sol.cost <= before + 1e-6 and not sol.unserved
+        reoptimise_zone(d, "muroran", NOW, time_limit_s=1.0, isolate=True)
+        assert _driving(d) <= before + 1e-6
+        assert plan_violations(d, NOW) == []
+        assert _promises(rides) == windows
+        _assert_each_held_by_its_vehicle(d, rides)
+        # A killed worker: the call fails, the next one gets a new worker.
+        pool = isolated._executor()
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            import os
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            isolated.solve_ortools_isolated(zp.problem, 0.5)
+        assert isolated.solve_ortools_isolated(zp.problem, 0.5).cost <= before + 1e-6
+    finally:
+        isolated.shutdown()
+
+
 def test_replacement_is_all_or_nothing() -> None:
     d, _ = _booked(5)
     zs = d.zone_state("muroran")
@@ -149,7 +184,9 @@ def test_a_zone_released_during_a_pass_is_skipped_quietly(
     real = reoptimise_zone
     asked: list[str] = []
 
-    def releasing(dd: Dispatcher, zone_id: str, now: float, limit: float) -> int:
+    def releasing(
+        dd: Dispatcher, zone_id: str, now: float, limit: float, isolate: bool = False
+    ) -> int:
         asked.append(zone_id)
         if zone_id == "muroran":
             dd.remove_zone("muroran")  # released by the lease keeper mid-pass
@@ -161,7 +198,9 @@ def test_a_zone_released_during_a_pass_is_skipped_quietly(
     assert asked == ["muroran", "other"]
     assert logs == [{"event": "reoptimisation_zone_gone", "zone": "muroran", "log_level": "info"}]
 
-    def refusing(dd: Dispatcher, zone_id: str, now: float, limit: float) -> int:
+    def refusing(
+        dd: Dispatcher, zone_id: str, now: float, limit: float, isolate: bool = False
+    ) -> int:
         raise DispatchError("unknown_vehicle", "gone")
 
     monkeypatch.setattr("dispatch.reoptimize.reoptimise_zone", refusing)
