@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,7 @@ from fastapi.testclient import TestClient
 
 from app.settings import Settings
 from tests.app.conftest import REPO_ROOT_FOR_TESTS, TestUser, services_of
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -60,15 +55,18 @@ def jwks_url(app_client: TestClient) -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture
-def emissions_url(app_settings: Settings, jwks_url: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+@contextmanager
+def standalone_service(
+    service: str, app_settings: Settings, jwks_url: str, tmp_path: Path
+) -> Iterator[str]:
+    """``tsunagu serve --service <service>`` in a subprocess with its own database (the core's
+    records read from the app's ``DATABASE_URL``) and the app's JWKS; its URL once ready."""
+    port = free_port()
     env = {
         **os.environ,
         "TSUNAGU_ENVIRONMENT": "test",
-        "TSUNAGU_DATA_DIR": str(tmp_path / "emissions-data"),
-        # its own database for its tables; the core's rides are read from DATABASE_URL
-        "TSUNAGU_EMISSIONS_DATABASE_URL": f"sqlite:///{tmp_path / 'emissions.db'}",
+        "TSUNAGU_DATA_DIR": str(tmp_path / f"{service}-data"),
+        f"TSUNAGU_{service.upper()}_DATABASE_URL": f"sqlite:///{tmp_path / f'{service}.db'}",
         "DATABASE_URL": app_settings.effective_database_url,
         "TSUNAGU_IDENTITY_JWKS_URL": jwks_url,
         "TSUNAGU_JWT_ISSUER": app_settings.jwt_issuer,
@@ -77,7 +75,7 @@ def emissions_url(app_settings: Settings, jwks_url: str, tmp_path: Path) -> Iter
         "TSUNAGU_LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--service", "emissions", "--port", str(port)],
+        [sys.executable, "-m", "app.cli", "serve", "--service", service, "--port", str(port)],
         cwd=REPO_ROOT_FOR_TESTS,
         env=env,
         stdout=subprocess.PIPE,
@@ -89,14 +87,14 @@ def emissions_url(app_settings: Settings, jwks_url: str, tmp_path: Path) -> Iter
         while True:
             if proc.poll() is not None:
                 out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"the emissions service exited: {out}")
+                pytest.fail(f"the {service} service exited: {out}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("the emissions service did not become ready")
+                pytest.fail(f"the {service} service did not become ready")
             time.sleep(0.2)
         yield url
     finally:
@@ -106,6 +104,12 @@ def emissions_url(app_settings: Settings, jwks_url: str, tmp_path: Path) -> Iter
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def emissions_url(app_settings: Settings, jwks_url: str, tmp_path: Path) -> Iterator[str]:
+    with standalone_service("emissions", app_settings, jwks_url, tmp_path) as url:
+        yield url
 
 
 def test_tokens_through_jwks_only(

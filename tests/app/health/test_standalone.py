@@ -4,10 +4,6 @@ checked through the identity store's JWKS only; a token it did not sign is 401."
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,57 +15,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
-from tests.app.conftest import REPO_ROOT_FOR_TESTS, TestUser, services_of
-from tests.app.emissions.test_standalone import _free_port, jwks_url
+from tests.app.conftest import TestUser, services_of
+from tests.app.emissions.test_standalone import jwks_url, standalone_service
 
 __all__ = ["jwks_url"]  # the JWKS server fixture, shared with the emissions test
 
 
 @pytest.fixture
 def health_url(app_settings: Settings, jwks_url: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TSUNAGU_ENVIRONMENT": "test",
-        "TSUNAGU_DATA_DIR": str(tmp_path / "health-data"),
-        "TSUNAGU_HEALTH_DATABASE_URL": f"sqlite:///{tmp_path / 'health.db'}",
-        "DATABASE_URL": app_settings.effective_database_url,
-        "TSUNAGU_IDENTITY_JWKS_URL": jwks_url,
-        "TSUNAGU_JWT_ISSUER": app_settings.jwt_issuer,
-        "TSUNAGU_JWT_AUDIENCE": app_settings.jwt_audience,
-        "TSUNAGU_OIDC_ISSUER": "",
-        "TSUNAGU_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--service", "health", "--port", str(port)],
-        cwd=REPO_ROOT_FOR_TESTS,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"the health service exited: {out}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the health service did not become ready")
-            time.sleep(0.2)
+    with standalone_service("health", app_settings, jwks_url, tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_tokens_through_jwks_only(
