@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.routing import Match, Route
 
@@ -71,10 +72,49 @@ def method_not_allowed(app: Any, path: str) -> ApiError:
     )
 
 
+# Swagger UI's files, copied by the frontend build from the swagger-ui-dist npm package
+# (frontend/vite.config.js): the API docs need no CDN, so they render offline.
+SWAGGER_DIR = "swagger-ui"
+
+_DOCS_NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tsunagu API</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>Tsunagu API</h1>
+<p>The interactive documentation is part of the web frontend build, which is missing: run
+<code>make install</code> (or <code>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</code>).</p>
+<p>The OpenAPI description is at <a href="{openapi}">{openapi}</a>.</p>
+</body></html>
+"""
+
+
+def mount_api_docs(app: FastAPI, dist: Path | None = None) -> None:
+    """Serve Swagger UI at ``<openapi dir>/docs`` from the built frontend's local copy.
+
+    The app is created with ``docs_url=None``: FastAPI's own page loads Swagger UI from a CDN
+    and is blank without internet.
+    """
+    root = (dist or DEFAULT_DIST).resolve()
+    openapi_url = app.openapi_url or "/openapi.json"
+    docs_url = openapi_url.rsplit("/", 1)[0] + "/docs"
+
+    @app.get(docs_url, include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        if not (root / SWAGGER_DIR / "swagger-ui-bundle.js").is_file():
+            return HTMLResponse(_DOCS_NOT_BUILT.format(openapi=openapi_url))
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"/{SWAGGER_DIR}/swagger-ui-bundle.js",
+            swagger_css_url=f"/{SWAGGER_DIR}/swagger-ui.css",
+            swagger_favicon_url=f"/{SWAGGER_DIR}/favicon-32x32.png",
+        )
+
+
 def mount_frontend(app: FastAPI, settings: Settings, dist: Path | None = None) -> None:
-    """Add the frontend routes last, after every API router."""
+    """Add the frontend routes last, after every API router (the API docs among them)."""
     root = (dist or DEFAULT_DIST).resolve()
     index = root / "index.html"
+    mount_api_docs(app, root)
 
     @app.get("/", include_in_schema=False, response_model=None)
     def home() -> FileResponse | HTMLResponse:

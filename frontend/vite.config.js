@@ -1,10 +1,51 @@
 // Three entry pages share one bundle graph: the resident PWA, the dispatcher console and the
 // operator console. The API is same-origin (FastAPI serves dist/), so no proxy is needed in
 // production; `npm run dev` proxies /api to a local server.
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { defineConfig } from "vite";
+import { VitePWA } from "vite-plugin-pwa";
+
+// Swagger UI for /api/v1/docs, copied from the swagger-ui-dist package into dist/swagger-ui/:
+// the API docs render without internet (FastAPI's default loads them from a CDN).
+const SWAGGER_FILES = ["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"];
+function swaggerUiAssets() {
+  return {
+    name: "tsunagu-swagger-ui-assets",
+    generateBundle() {
+      const dir = resolve(import.meta.dirname, "node_modules", "swagger-ui-dist");
+      for (const f of SWAGGER_FILES) {
+        this.emitFile({ type: "asset", fileName: `swagger-ui/${f}`, source: readFileSync(resolve(dir, f)) });
+      }
+    },
+  };
+}
 
 export default defineConfig({
+  plugins: [
+    swaggerUiAssets(),
+    // Workbox service worker (dist/sw.js): precaches the built pages, bundles and icons so the
+    // resident app opens offline (its booked trips come from the page's own saved copy); it
+    // takes control at once, leaves the API and other origins (map tiles) to the network, and
+    // never caches error answers (only the build's own files are cached, by revision).
+    VitePWA({
+      strategies: "generateSW",
+      filename: "sw.js",
+      registerType: "autoUpdate",
+      injectRegister: false,
+      manifest: false, // public/manifest.webmanifest, linked from index.html
+      workbox: {
+        globPatterns: ["**/*.{js,css,html,svg,png,webmanifest}"],
+        globIgnores: ["swagger-ui/**"],
+        navigateFallback: "/index.html",
+        navigateFallbackDenylist: [/^\/api\//, /^\/(healthz|readyz|\.well-known|swagger-ui)/],
+        clientsClaim: true,
+        skipWaiting: true,
+        cleanupOutdatedCaches: true,
+        runtimeCaching: [],
+      },
+    }),
+  ],
   build: {
     outDir: "dist",
     emptyOutDir: true,

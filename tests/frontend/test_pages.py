@@ -53,7 +53,11 @@ def test_pwa_manifest_and_service_worker_are_served(live_server: str) -> None:
     manifest = httpx.get(f"{live_server}/manifest.webmanifest").json()
     assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
     sw = httpx.get(f"{live_server}/sw.js")
-    assert sw.status_code == 200 and "/api/" in sw.text
+    # Workbox (vite-plugin-pwa) precaches the built bundle: the page's own script among it.
+    assert sw.status_code == 200 and "precacheAndRoute" in sw.text
+    index = httpx.get(f"{live_server}/").text
+    bundle = index.split('<script type="module" crossorigin src="/', 1)[1].split('"', 1)[0]
+    assert bundle.startswith("assets/") and bundle in sw.text
 
 
 def test_resident_signs_up_and_sees_the_wrong_password_error(page: object) -> None:
