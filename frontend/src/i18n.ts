@@ -479,6 +479,11 @@ export function tf(key: string, vars: Record<string, string>): string {
   return t(key).replace(/\{(\w+)\}/g, (m, name: string) => vars[name] ?? m);
 }
 
+/** Add a page's own strings (kept beside the page to spare this shared table edits). */
+export function addStrings(more: Record<string, { ja: string; en: string }>): void {
+  Object.assign(STRINGS, more);
+}
+
 /** Whether ``key`` has a translation (so a caller can fall back to the server's words). */
 export function has(key: string): boolean {
   return key in STRINGS;
