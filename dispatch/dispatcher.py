@@ -84,6 +84,16 @@ def _must_be_assigned(ride: Ride, code: str, verb: str) -> None:
         raise DispatchError(code, f"a ride that is {ride.status.value} cannot be {verb}")
 
 
+@dataclass
+class ServiceChange:
+    """What taking a vehicle out of service did: its rides moved (ride id -> new vehicle id)
+    and those no vehicle could keep (cancelled)."""
+
+    vehicle: Vehicle
+    moved: dict[str, str]
+    cancelled: list[str]
+
+
 class DispatchError(Exception):
     """A request the dispatcher refuses: unknown id or an impossible state change."""
 
@@ -535,14 +545,16 @@ class Dispatcher:
             raise DispatchError("unknown_ride", f"no ride {ride_id!r}")
         return ride, self.zone_state(ride.zone_id)
 
-    def cancel(self, ride_id: str, now: float | None = None) -> Ride:
-        """Cancel a ride not yet picked up; its stops leave the plan."""
+    def cancel(self, ride_id: str, now: float | None = None, reason: str = "") -> Ride:
+        """Cancel a ride not yet picked up; its stops leave the plan. ``reason``: a
+        dispatcher's, told to the rider with the ride (``status_reason``)."""
         now = self.clock() if now is None else now
         ride, zs = self._ride_and_zone(ride_id)
         with zs.lock:
             _must_be_assigned(ride, "not_cancellable", "cancelled")
             v = zs.vehicles[ride.vehicle_id]
             v.plan = [s for s in v.plan if s.ride_id != ride_id]
+            ride.status_reason = reason
             self._set_status(ride, RideStatus.CANCELLED, now)
             self._plan_changed(zs, v, now, status_changed={ride_id})
         return ride
@@ -610,6 +622,191 @@ class Dispatcher:
                 self._plan_changed(zs, old, now)
             self._plan_changed(zs, v, now, status_changed={ride_id})
         return ride
+
+    # --- a dispatcher's interventions -----------------------------------------------------------
+    def _insert_promised(
+        self, zs: ZoneState, ride: Ride, vehicles: list[Vehicle], now: float
+    ) -> Vehicle | None:
+        """Insert ``ride`` into the cheapest of ``vehicles`` that keeps its promise (pick-up
+        window, latest arrival, ride-time limit) and every other ride's; the vehicle, or None
+        when none can (nothing changes then)."""
+        r = ride.request
+        new = NewRide(
+            pickup=r.origin,
+            dropoff=r.destination,
+            earliest_pickup=ride.pickup_window[0],
+            latest_pickup=ride.pickup_window[1],
+            latest_dropoff=ride.latest_arrival,
+            seats=r.seats,
+            wheelchairs=r.wheelchairs,
+            max_ride_s=ride.max_ride_s,
+            service_pickup_s=self.rules.service_s,
+            service_dropoff_s=self.rules.service_s,
+        )
+        ins = zs.arrays.best_insertion(vehicles, new, now)
+        if ins is None:
+            return None
+        v = vehicles[ins.vehicle_index]
+        svc = self.rules.service_s
+        w0, w1 = ride.pickup_window
+        rid, seats, wc, max_ride = ride.ride_id, r.seats, r.wheelchairs, ride.max_ride_s
+        p = Stop(rid, StopKind.PICKUP, *r.origin, w0, w1, seats, wc, svc, max_ride)
+        d = Stop(
+            rid, StopKind.DROPOFF, *r.destination, w0, ride.latest_arrival, seats, wc, svc, max_ride
+        )
+        i, j = ins.pickup_pos, ins.dropoff_pos
+        v.plan = [*v.plan[:i], p, *v.plan[i:j], d, *v.plan[j:]]
+        v.heading = None
+        ride.vehicle_id = v.vehicle_id
+        ride.history.append((now, "reassigned"))
+        return v
+
+    def reassign(self, ride_id: str, vehicle_id: str, now: float | None = None) -> Ride | Rejection:
+        """Move a booked ride to ``vehicle_id`` (a dispatcher's choice), keeping its promise.
+
+        The ride's stops go where they cost the target vehicle least; the move is refused
+        (``no_vehicle_available``, nothing changes) when that vehicle cannot keep the ride's
+        promised pick-up window and arrival, or those of the rides it already carries.
+
+        Raises
+        ------
+        DispatchError
+            ``unknown_ride``; ``unknown_vehicle`` (also a vehicle of another zone);
+            ``not_movable`` once the ride is no longer just booked; ``same_vehicle``.
+        """
+        now = self.clock() if now is None else now
+        ride, zs = self._ride_and_zone(ride_id)
+        with zs.lock:
+            _must_be_assigned(ride, "not_movable", "moved")
+            target = zs.vehicles.get(vehicle_id)
+            if target is None:
+                raise DispatchError(
+                    "unknown_vehicle", f"no vehicle {vehicle_id!r} in zone {ride.zone_id}"
+                )
+            if target.vehicle_id == ride.vehicle_id:
+                raise DispatchError("same_vehicle", f"ride {ride_id} is already on {vehicle_id}")
+            if not target.in_service:
+                return Rejection(
+                    RejectReason.NO_VEHICLE_AVAILABLE, f"vehicle {vehicle_id} is out of service"
+                )
+            old = zs.vehicles[ride.vehicle_id]
+            if self._insert_promised(zs, ride, [target], now) is None:
+                return Rejection(
+                    RejectReason.NO_VEHICLE_AVAILABLE,
+                    f"vehicle {vehicle_id} cannot keep this ride's promised pick-up window and "
+                    "arrival (nor those of its other rides)",
+                )
+            old.plan = [s for s in old.plan if s.ride_id != ride_id]
+            self._plan_changed(zs, old, now)
+            self._plan_changed(zs, target, now, status_changed={ride_id})
+        return ride
+
+    def mark_no_show(self, ride_id: str, now: float | None = None, reason: str = "") -> Ride:
+        """A dispatcher marks ``ride_id`` a no-show (the driver reported it by radio): both
+        its stops leave the plan. Unlike a driver's app report (:meth:`no_show`), the vehicle's
+        position is not checked, but the promised pick-up window must have opened.
+
+        Raises
+        ------
+        DispatchError
+            ``unknown_ride``; ``not_no_show`` once the ride is no longer just booked;
+            ``no_show_too_early`` before its pick-up window opens.
+        """
+        now = self.clock() if now is None else now
+        ride, zs = self._ride_and_zone(ride_id)
+        with zs.lock:
+            _must_be_assigned(ride, "not_no_show", "marked a no-show")
+            if now < ride.pickup_window[0]:
+                raise DispatchError(
+                    "no_show_too_early",
+                    f"the pick-up window opens at {ride.pickup_window[0]:.0f}: a rider cannot "
+                    "miss a pick-up before it",
+                )
+            v = zs.vehicles[ride.vehicle_id]
+            v.plan = [s for s in v.plan if s.ride_id != ride_id]
+            ride.status_reason = reason
+            self._set_status(ride, RideStatus.NO_SHOW, now)
+            self._plan_changed(zs, v, now, status_changed={ride_id})
+        return ride
+
+    def take_out_of_service(
+        self, vehicle_id: str, now: float | None = None, to_depot: bool = False
+    ) -> ServiceChange:
+        """Take a vehicle out of service (a breakdown, a driver taken ill), or send it to its
+        depot (``to_depot``): it gets no new ride, keeps the drop-offs of the riders on board,
+        and each ride it had not yet picked up goes to another vehicle of the zone that keeps
+        its promise (the tightest pick-up window first), or is cancelled with the reason
+        ``vehicle_out_of_service`` (its rider is told). Sending a vehicle already out of
+        service to its depot only sets its heading.
+
+        Raises
+        ------
+        DispatchError
+            ``unknown_vehicle``; ``out_of_service`` when it already is (and not sent home).
+        """
+        now = self.clock() if now is None else now
+        zs = self._zone_of_vehicle(vehicle_id)
+        moved: dict[str, str] = {}
+        refused: list[str] = []
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            if not v.in_service and not to_depot:
+                raise DispatchError("out_of_service", f"vehicle {vehicle_id} is out of service")
+            if v.in_service:
+                v.off_duty_shift_end = v.shift_end
+                # The shift ends now: every planner (insertion, re-optimisation, rebalancing)
+                # already leaves a vehicle past its shift alone. Never before its start
+                # (a restored vehicle must still have a shift that ends after it starts).
+                v.shift_end = max(now, v.shift_start + 1.0)
+            waiting = sorted(
+                (s for s in v.plan if s.kind is StopKind.PICKUP), key=lambda s: s.latest
+            )
+            v.plan = [s for s in v.plan if s.ride_id in v.onboard]
+            zs.arrays.invalidate(vehicle_id)
+            others = [o for o in zs.vehicles.values() if o is not v and o.in_service]
+            for s in waiting:
+                ride = self._rides[s.ride_id]
+                placed = self._insert_promised(zs, ride, others, now)
+                if placed is None:
+                    ride.status_reason = "vehicle_out_of_service"
+                    self._set_status(ride, RideStatus.CANCELLED, now)
+                    refused.append(ride.ride_id)
+                else:
+                    moved[ride.ride_id] = placed.vehicle_id
+                    self._plan_changed(zs, placed, now, status_changed={ride.ride_id})
+            v.heading = v.depot if to_depot else None
+            self._plan_changed(zs, v, now, status_changed=set(refused))
+            if to_depot:
+                self.events.publish(
+                    vehicle_topic(vehicle_id),
+                    {
+                        "type": "relocate",
+                        "vehicle_id": vehicle_id,
+                        "t": now,
+                        "target": list(v.depot),
+                    },
+                )
+        return ServiceChange(v, moved, refused)
+
+    def return_to_service(self, vehicle_id: str, now: float | None = None) -> Vehicle:
+        """Put a vehicle taken out of service back on its shift (as it was planned).
+
+        Raises
+        ------
+        DispatchError
+            ``unknown_vehicle``; ``in_service`` when it is in service.
+        """
+        now = self.clock() if now is None else now
+        zs = self._zone_of_vehicle(vehicle_id)
+        with zs.lock:
+            v = zs.vehicles[vehicle_id]
+            if v.off_duty_shift_end is None:
+                raise DispatchError("in_service", f"vehicle {vehicle_id} is in service")
+            v.shift_end = v.off_duty_shift_end
+            v.off_duty_shift_end = None
+            v.heading = None
+            self._plan_changed(zs, v, now)
+        return v
 
     # --- vehicle events -------------------------------------------------------------------------
     def update_position(self, vehicle_id: str, lat: float, lon: float, t: float) -> None:

@@ -103,10 +103,12 @@ class Ride:
     #: When the vehicle reported it was at the pick-up (``arrived``); None: not yet.
     arrived_at: float | None = None
     history: list[tuple[float, str]] = field(default_factory=list)
+    #: Why a dispatcher cancelled the ride or marked it a no-show (told to the rider); "".
+    status_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         r = self.request
-        return {
+        out = {
             "ride_id": self.ride_id,
             "status": self.status.value,
             "zone_id": self.zone_id,
@@ -123,4 +125,14 @@ class Ride:
             "dropped_off_at": self.dropped_off_at,
             "arrived_at": self.arrived_at,
             "booked_at": self.booked_at,
+            # When the rider asked to be picked up (leave now: the booking time; arrive-by:
+            # None), the start of their wait.
+            "requested_pickup": (
+                r.earliest_pickup
+                if r.earliest_pickup is not None
+                else (self.booked_at if r.latest_arrival is None else None)
+            ),
         }
+        if self.status_reason:
+            out["status_reason"] = self.status_reason
+        return out

@@ -287,8 +287,8 @@ def handle(d: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
 
     Ops: ``book`` (a request), ``book_quote`` (a quote this dispatcher issued), ``cancel``,
     ``move_pickup`` (a ride's pick-up no earlier than a time: its feeder runs late),
-    ``vehicle_event`` (position, arrived, boarded, alighted, no_show), ``add_vehicle`` and the query
-    ``quote``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
+    ``vehicle_event`` (position, arrived, boarded, alighted, no_show), ``add_vehicle``, a
+    dispatcher's :data:`CONSOLE_OPS` and the query ``quote``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
     """
     op = data.get("op")
     try:
@@ -323,8 +323,10 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
             _notify_rejected(d, user, rid, res.reason.value)
         return _ride_outcome(res, rid, user)
     if op == "cancel":
-        ride = d.cancel(str(data["ride_id"]))
+        ride = d.cancel(str(data["ride_id"]), reason=str(data.get("reason") or ""))
         return {"ride_id": ride.ride_id, "status": ride.status.value, "ride": ride.to_dict()}
+    if op in CONSOLE_OPS:
+        return _handle_console(d, op, data)
     if op == "move_pickup":
         moved = d.move_pickup(str(data["ride_id"]), float(data["earliest_pickup"]))
         if isinstance(moved, Rejection):
@@ -349,6 +351,31 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
             return {"rejected": q.reason.value, "message": q.message, "new_quote": None}
         return {"quote": q.to_dict(), "request_id": q.request.request_id}
     return {"error": "invalid_message", "message": f"unknown op {op!r}"}
+
+
+#: A dispatcher's interventions from the console (``app.api.dispatcher``), as zone commands.
+CONSOLE_OPS = frozenset({"reassign", "mark_no_show", "vehicle_service"})
+
+
+def _handle_console(d: Dispatcher, op: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``reassign`` (a ride to ``vehicle_id``), ``mark_no_show`` (with ``reason``),
+    ``vehicle_service`` (``action``: out_of_service, to_depot, in_service)."""
+    if op == "reassign":
+        res = d.reassign(str(data["ride_id"]), str(data["vehicle_id"]))
+        if isinstance(res, Rejection):
+            return {"rejected": res.reason.value, "message": res.message, "new_quote": None}
+        return {"ride_id": res.ride_id, "status": res.status.value, "ride": res.to_dict()}
+    if op == "mark_no_show":
+        ride = d.mark_no_show(str(data["ride_id"]), reason=str(data.get("reason") or ""))
+        return {"ride_id": ride.ride_id, "status": ride.status.value, "ride": ride.to_dict()}
+    vid, action = str(data["vehicle_id"]), str(data["action"])
+    if action == "in_service":
+        d.return_to_service(vid)
+        return {"vehicle_id": vid, "moved": {}, "cancelled": []}
+    if action not in ("out_of_service", "to_depot"):
+        return {"error": "invalid_message", "message": f"unknown vehicle action {action!r}"}
+    change = d.take_out_of_service(vid, to_depot=action == "to_depot")
+    return {"vehicle_id": vid, "moved": change.moved, "cancelled": change.cancelled}
 
 
 ZoneHook = Callable[[str], Awaitable[None]]

@@ -105,10 +105,18 @@ class Vehicle:
     zone_id: str = ""
     #: Where an idle vehicle is sent to wait for demand (rebalancing); None: stay put.
     heading: tuple[float, float] | None = None
+    #: Taken out of service by a dispatcher: the shift end it had (``shift_end`` is then cut
+    #: to that moment, so no new ride is inserted, re-optimised or rebalanced onto it);
+    #: None while in service.
+    off_duty_shift_end: float | None = None
 
     def __post_init__(self) -> None:
         if self.shift_end <= self.shift_start:
             raise ValueError("shift must end after it starts")
+
+    @property
+    def in_service(self) -> bool:
+        return self.off_duty_shift_end is None
 
     @property
     def seats_onboard(self) -> int:
