@@ -1,6 +1,8 @@
 """Router benchmark: RAPTOR family latency on real and synthetic networks, and pyraptor.
 
-Usage: ``python -m bench.router [--json PATH] [--queries N] [--no-pyraptor]``
+Usage: ``python -m bench.router [--json PATH] [--queries N] [--no-pyraptor]`` and
+``python -m bench.router --nigiri [--json PATH] [--queries N] [--quick]`` for the side-by-side
+comparison with nigiri (:mod:`bench.router_nigiri`; only that comparison runs then).
 
 For Cairns, NYC (2 routes) and Cairns replicated 50x (``gtfs.synthetic.scaled_feed``): median
 and p95 latency of one-to-one earliest-arrival (EA), one-to-all EA, 60-minute range (rRAPTOR)
@@ -343,7 +345,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--pyraptor-queries", type=int, default=8)
     ap.add_argument("--no-pyraptor", action="store_true")
+    ap.add_argument("--nigiri", action="store_true", help="compare with nigiri (pynigiri) only")
+    ap.add_argument("--quick", action="store_true", help="with --nigiri: 20 queries, Cairns x10")
     args = ap.parse_args(argv)
+    if args.nigiri:
+        return _main_nigiri(args)
 
     cairns_feed = read_feed(DATA / "au_cairns.zip")
     cairns = compile_timetable(cairns_feed)
@@ -391,6 +397,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"pyraptor one-to-all median {pr['pyraptor_one_to_all']['median_ms']:.1f} ms vs "
               f"Tsunagu {pr['tsunagu_one_to_all']['median_ms']:.4f} ms: "
               f"speedup {pr['speedup_vs_pyraptor']}x (target >= 1000x)")  # fmt: skip
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+    return out
+
+
+def _main_nigiri(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import router_nigiri
+
+    n = 20 if args.quick else args.queries
+    try:
+        out = router_nigiri.run(n, max(10, n // 4), scale=10 if args.quick else 50)
+    except router_nigiri.NigiriUnavailable as exc:
+        out = {"nigiri_unavailable": str(exc)}
+        print(f"nigiri comparison blocked: {exc}")
+    else:
+        router_nigiri.report(out)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))
