@@ -142,6 +142,8 @@ def vehicle_view(d: Dispatcher, v: Vehicle) -> dict[str, Any]:
         "position": list(v.position),
         "depot": list(v.depot),
         "shift": [v.shift_start, v.shift_end],
+        "in_service": v.in_service,
+        "planned_shift_end": v.shift_end if v.in_service else v.off_duty_shift_end,
         "onboard": sorted(v.onboard),
         "plan": [
             {
@@ -356,6 +358,25 @@ class LocalGateway(VehicleEvents):
         if msg["type"] != "position":  # positions are saved periodically; statuses at once
             await persist(self.services, [v.zone_id])
         return vehicle_view(d, v)
+
+    # --- a dispatcher's console (app.api.dispatcher) -------------------------------------------
+    async def live_rides(self) -> list[dict[str, Any]]:
+        """Every ride the dispatcher holds, as ``Ride.to_dict`` with its ``user_id``."""
+        return [{**r.to_dict(), "user_id": r.user_id} for r in self.dispatcher.rides()]
+
+    async def zone_of_vehicle(self, vehicle_id: str) -> str:
+        try:
+            return self.dispatcher.vehicle(vehicle_id).zone_id
+        except DispatchError as exc:
+            raise dispatch_error(exc.code, exc.message) from exc
+
+    async def command(self, zone_id: str, msg: dict[str, Any]) -> dict[str, Any]:
+        """Apply a console command (``dispatch.scale_out.CONSOLE_OPS``, ``cancel``) through
+        the zone owner's code path; its outcome (``rejected`` / ``error`` keys included)."""
+        out = await asyncio.to_thread(handle, self.dispatcher, msg)
+        if "error" not in out and "rejected" not in out:
+            await persist(self.services, [zone_id])
+        return out
 
 
 # --- several processes ------------------------------------------------------------------------------
@@ -574,6 +595,10 @@ class ClusterGateway(VehicleEvents):
                 return {"vehicles": [vehicle_view(d, v) for v in d.vehicles(data["zone_id"])]}
             if op == "vehicle":
                 return {"vehicle": vehicle_view(d, d.vehicle(str(data["vehicle_id"])))}
+            if op == "rides":  # the console's request list
+                zid = str(data["zone_id"])
+                rides = [r for r in d.rides() if r.zone_id == zid]
+                return {"rides": [{**r.to_dict(), "user_id": r.user_id} for r in rides]}
         except DispatchError as exc:
             return {"error": exc.code, "message": exc.message}
         return handle(d, data)
@@ -599,7 +624,11 @@ class ClusterGateway(VehicleEvents):
                     "new_quote": None,
                     "user_id": tell,
                 }
-        if reply_to and op in ("add_vehicle", "vehicle_event") and "error" not in out:
+        if (
+            reply_to
+            and op in ("add_vehicle", "vehicle_event", "vehicle_service")
+            and "error" not in out
+        ):
             d = self.dispatcher
             with contextlib.suppress(DispatchError):  # removed meanwhile: no view
                 out = {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}
@@ -1068,6 +1097,24 @@ class ClusterGateway(VehicleEvents):
     async def _vehicle_event(self, msg: dict[str, Any]) -> dict[str, Any]:
         zid = await self._zone_of_vehicle(str(msg["vehicle_id"]))
         return await self._command(zid, msg)
+
+    # --- a dispatcher's console (app.api.dispatcher) -------------------------------------------
+    async def live_rides(self) -> list[dict[str, Any]]:
+        """Every live ride of every zone (each owner answers for its own), with ``user_id``."""
+        ids = sorted(await self._catalog())
+        answers = await asyncio.gather(*(self._query(z, {"op": "rides"}) for z in ids))
+        return [r for a in answers for r in a["rides"]]
+
+    async def zone_of_vehicle(self, vehicle_id: str) -> str:
+        return await self._zone_of_vehicle(vehicle_id)
+
+    async def command(self, zone_id: str, msg: dict[str, Any]) -> dict[str, Any]:
+        """A console command queued for the zone's owner; 503 ``dispatch_busy`` when it does
+        not answer in time (the command stays queued and is applied when an owner gets it)."""
+        out = await self._ask(zone_id, msg, durable=True)
+        if out is None:
+            raise busy()
+        return out
 
     # --- the whole fleet for the GTFS-RT export ---------------------------------------------------
     def others_dispatcher(self) -> Dispatcher:
