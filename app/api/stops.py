@@ -44,6 +44,9 @@ class StopOut(OpenModel):
     parentStation: str | None
     wheelchairBoarding: int
     served: bool
+    routes: list[str] | None = Field(
+        None, description="with group=true: the names of the routes serving the place"
+    )
 
 
 class NearStop(StopOut):
@@ -154,6 +157,11 @@ async def search_stops(
     q: str = Query(..., min_length=1, max_length=100, description="name or kana reading"),
     limit: int = Query(20, ge=1, le=200),
     locale: str = Query("ja", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
+    group: bool = Query(
+        False,
+        description="one entry per place: a station stands for its platforms, with the "
+        "routes serving any of them (a place picker's list)",
+    ),
 ) -> dict[str, Any]:
     """Stops whose name (or reading) contains ``q``; prefix matches first."""
     np_ = await network_planner(services)
@@ -169,11 +177,63 @@ async def search_stops(
             scored.append((1, len(n), n, i))
     scored.sort()
     lang = locale[:2].lower()
+    if group:
+        return _grouped(np_, q, [i for *_, i in scored], limit, lang)
     return {
         "query": q,
         "stops": [_stop_json(np_, i, lang) for *_, i in scored[:limit]],
         "total": len(scored),
     }
+
+
+def _children(np_: NetworkPlanner) -> dict[int, list[int]]:
+    kids = np_.extra.get("children")
+    if kids is None:
+        kids = {}
+        for i, p in enumerate(np_.planner.tt.stop_parent.tolist()):
+            if p >= 0:
+                kids.setdefault(int(p), []).append(i)
+        np_.extra["children"] = kids
+    return kids  # type: ignore[no-any-return]
+
+
+def _place_routes(np_: NetworkPlanner, stops: list[int]) -> list[str]:
+    """Names of the routes whose patterns call at any of ``stops``, in network order."""
+    tt = np_.planner.tt
+    routes: set[int] = set()
+    for s in stops:
+        pats = tt.stop_patterns[tt.stop_pattern_ptr[s] : tt.stop_pattern_ptr[s + 1]]
+        routes.update(tt.pattern_route[pats].tolist())
+    names: list[str] = []
+    for r in sorted(routes):
+        name = str(tt.route_short_names[r]) or str(tt.route_long_names[r])
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _grouped(
+    np_: NetworkPlanner, q: str, matches: list[int], limit: int, lang: str
+) -> dict[str, Any]:
+    """Matches folded into places: a platform stands under its station, a place once."""
+    tt = np_.planner.tt
+    kids = _children(np_)
+    places: list[int] = []
+    seen: set[int] = set()
+    for i in matches:
+        parent = int(tt.stop_parent[i])
+        place = parent if parent >= 0 else i
+        if place not in seen:
+            seen.add(place)
+            places.append(place)
+    out = []
+    for p in places[:limit]:
+        d = _stop_json(np_, p, lang)
+        routes = _place_routes(np_, [p, *kids.get(p, [])])
+        d["routes"] = routes
+        d["served"] = bool(routes)
+        out.append(d)
+    return {"query": q, "stops": out, "total": len(places)}
 
 
 @router.get("/nearest", response_model=NearStops)

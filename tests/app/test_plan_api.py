@@ -224,6 +224,26 @@ def test_stop_search_by_name_and_kana(client: TestClient) -> None:
     assert client.get("/api/v1/stops", params={"q": ""}).status_code == 422
 
 
+def test_grouped_stop_search_lists_each_place_once_with_its_routes(client: TestClient) -> None:
+    """A place picker's list (#13): the station once, not once per platform, with the names of
+    the routes calling at any of its platforms."""
+    flat = client.get("/api/v1/stops", params={"q": "ひがしむろらん"}).json()["stops"]
+    assert [s["stopId"] for s in flat].count("0262_B") == 1 and len(flat) > 3
+    r = client.get("/api/v1/stops", params={"q": "ひがしむろらん", "group": "true"})
+    assert r.status_code == 200, r.text
+    places = r.json()["stops"]
+    ids = [s["stopId"] for s in places]
+    assert len(ids) == len(set(ids))
+    names = [s["name"] for s in places]
+    assert names.count("東室蘭駅東口") == 1
+    east = places[names.index("東室蘭駅東口")]
+    assert east["stopId"] == "0262" and east["parentStation"] is None
+    # Its platforms 0262_B and 0262_E are served; the routes are theirs.
+    assert east["served"] and east["routes"] and all(isinstance(n, str) for n in east["routes"])
+    flat_ids = {s["stopId"] for s in flat}
+    assert not {"0262_B", "0262_E"} & set(ids) and {"0262_B", "0262_E"} <= flat_ids
+
+
 def test_nearest_stops_by_h3(client: TestClient, stops: dict) -> None:  # type: ignore[type-arg]
     lon, lat = stops["0082_C"]["geometry"]["coordinates"]
     r = client.get("/api/v1/stops/nearest", params={"lat": lat, "lon": lon, "radius": 300})
