@@ -13,6 +13,12 @@ The archive is a gzip'd tar holding
   table is included without touching this module), read in one transaction (REPEATABLE READ,
   read only, on PostgreSQL; one read transaction on SQLite) so rides, zone states and trips
   agree; UUIDs, timestamps (UTC) and dates as ISO strings, JSON columns as JSON;
+* ``db/<service>/<table>.jsonl``: the tables of each secondary service (``emissions``,
+  ``health``), which have their own Alembic chains and may live in databases of their own
+  (``TSUNAGU_EMISSIONS_DATABASE_URL``, ``TSUNAGU_HEALTH_DATABASE_URL``); the manifest's
+  ``services`` records each one's revision, backend and tables. A service sharing the app's
+  database is read in the app's snapshot; one in its own database in a snapshot of that
+  database. A service whose tables were never migrated is left out;
 * ``data/...``: the data dir's artifacts (``feeds/<version>/`` of every dumped feed version:
   original zip, report, compiled timetable, realtime keys; ``feeds/networks/`` merged
   timetables of those versions; PEM keys kept in the data dir). Spooled GTFS-Realtime
@@ -22,7 +28,9 @@ A restore checks every checksum and the schema revision before it changes anythi
 database holding rows (or a data dir holding feed artifacts) unless ``force``, migrates the
 database to the backup's revision with the app's migrations, inserts the rows in foreign-key
 order in one transaction, moves PostgreSQL sequences past the restored ids, then migrates to the
-newest revision and puts the artifacts in place.
+newest revision and puts the artifacts in place. Each secondary service's tables are then
+restored the same way into its own (configured) database, with its own chain; every check
+(checksums, revisions, empty targets) covers them before anything is changed.
 """
 
 from __future__ import annotations
@@ -38,18 +46,23 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from app.secondary import MigrationChain
 from app.settings import Settings
 
 FORMAT = "tsunagu-backup"
-FORMAT_VERSION = 1
+#: 2: the secondary services' tables are included (``services``); 1 (still read): app only.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+APP_VERSION_TABLE = "alembic_version"
 MANIFEST = "manifest.json"
 _BATCH = 500
 
@@ -116,6 +129,52 @@ def app_metadata() -> sa.MetaData:
     return metadata
 
 
+@dataclass(frozen=True)
+class ServiceDatabase:
+    """A secondary service's tables in the database they live in.
+
+    Parameters
+    ----------
+    name
+        The service (``emissions``, ``health``): its tables are archived under ``db/<name>/``.
+    chain
+        Its migration chain (own version table).
+    metadata
+        Its tables.
+    engine
+        Its database: the app's engine itself when they share one (then read in the app's
+        snapshot).
+    """
+
+    name: str
+    chain: MigrationChain
+    metadata: sa.MetaData
+    engine: Engine
+
+
+def open_service_databases(
+    settings: Settings, app_engine: Engine
+) -> tuple[list[ServiceDatabase], list[Engine]]:
+    """Every secondary service's database per ``settings``; the app's engine is reused for a
+    service on the app's database. Returns the services and the engines opened here (to
+    dispose of)."""
+    from app import db
+    from app.secondary import service_tables
+
+    opened: dict[str, Engine] = {}
+    services = []
+    for t in service_tables(settings):
+        if t.url == settings.effective_database_url:
+            engine = app_engine
+        else:
+            if t.url not in opened:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+                opened[t.url] = db.create_db_engine(t.url)
+            engine = opened[t.url]
+        services.append(ServiceDatabase(t.name, t.chain, t.metadata, engine))
+    return services, list(opened.values())
+
+
 # --- backup ------------------------------------------------------------------------------------
 @contextmanager
 def snapshot(engine: Engine) -> Iterator[Connection]:
@@ -150,19 +209,27 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _dump_tables(conn: Connection, staging: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Write every app table present in the database to ``staging/db/<table>.jsonl``; returns
-    the schema revision and the manifest's table entries (in foreign-key order)."""
+def _revision(conn: Connection, version_table: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    revision = MigrationContext.configure(conn).get_current_revision()
-    if revision is None:
-        raise BackupError("the database has never been migrated: there is nothing to back up")
+    ctx = MigrationContext.configure(conn, opts={"version_table": version_table})
+    return ctx.get_current_revision()
+
+
+def _dump_tables(
+    conn: Connection,
+    staging: Path,
+    metadata: sa.MetaData | None = None,
+    folder: str = "db",
+) -> list[dict[str, Any]]:
+    """Write every table of ``metadata`` (the app's by default) present in the database to
+    ``staging/<folder>/<table>.jsonl``; returns the manifest's table entries (in foreign-key
+    order)."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
-    (staging / "db").mkdir(parents=True, exist_ok=True)
+    (staging / folder).mkdir(parents=True, exist_ok=True)
     tables: list[dict[str, Any]] = []
-    for table in app_metadata().sorted_tables:
+    for table in (metadata if metadata is not None else app_metadata()).sorted_tables:
         if table.name not in present:
             continue  # a table of a newer revision than the database's
         in_db = {c["name"] for c in inspector.get_columns(table.name)}
@@ -170,7 +237,7 @@ def _dump_tables(conn: Connection, staging: Path) -> tuple[str, list[dict[str, A
         kinds = [portable_type(c) for c in columns]
         order = list(table.primary_key.columns) or columns
         query = sa.select(*columns).order_by(*order)
-        member = f"db/{table.name}.jsonl"
+        member = f"{folder}/{table.name}.jsonl"
         rows = 0
         with (staging / member).open("w", encoding="utf-8") as out:
             result = conn.execution_options(yield_per=1000).execute(query)
@@ -188,7 +255,23 @@ def _dump_tables(conn: Connection, staging: Path) -> tuple[str, list[dict[str, A
                 "columns": {c.name: k for c, k in zip(columns, kinds, strict=True)},
             }
         )
-    return revision, tables
+    return tables
+
+
+def _dump_service(
+    conn: Connection, staging: Path, service: ServiceDatabase
+) -> dict[str, Any] | None:
+    """The manifest entry of a secondary service's tables, dumped from ``conn`` (None: its
+    chain never ran in that database, so there is nothing of it to keep)."""
+    revision = _revision(conn, service.chain.version_table)
+    if revision is None:
+        return None
+    tables = _dump_tables(conn, staging, service.metadata, f"db/{service.name}")
+    return {
+        "alembic_revision": revision,
+        "source_backend": conn.dialect.name,
+        "tables": tables,
+    }
 
 
 def _artifact_files(
@@ -231,7 +314,12 @@ def _temporary(name: str) -> bool:
 
 
 def create_backup(
-    engine: Engine, data_dir: Path, output: Path, *, extra_files: Iterable[Path] = ()
+    engine: Engine,
+    data_dir: Path,
+    output: Path,
+    *,
+    extra_files: Iterable[Path] = (),
+    services: Sequence[ServiceDatabase] = (),
 ) -> dict[str, Any]:
     """Write the archive of ``engine``'s database and ``data_dir``'s artifacts to ``output``.
 
@@ -245,6 +333,9 @@ def create_backup(
         The archive to write (a gzip'd tar; replaced atomically if it exists).
     extra_files
         More files to keep when they lie inside ``data_dir`` (the configured signing key).
+    services
+        The secondary services' databases (:func:`open_service_databases`); those sharing
+        ``engine`` are read in its snapshot.
 
     Returns
     -------
@@ -255,14 +346,30 @@ def create_backup(
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tsunagu-backup-", dir=output.parent) as tmp:
         staging = Path(tmp)
+        dumped: dict[str, dict[str, Any] | None] = {}
         with snapshot(engine) as conn:
-            revision, tables = _dump_tables(conn, staging)
+            revision = _revision(conn, APP_VERSION_TABLE)
+            if revision is None:
+                raise BackupError(
+                    "the database has never been migrated: there is nothing to back up"
+                )
+            tables = _dump_tables(conn, staging)
+            for service in services:
+                if service.engine is engine:
+                    dumped[service.name] = _dump_service(conn, staging, service)
+        for service in services:
+            if service.engine is not engine:
+                with snapshot(service.engine) as conn:
+                    dumped[service.name] = _dump_service(conn, staging, service)
+        service_entries = {n: e for n, e in dumped.items() if e is not None}
         version_ids: set[int] = set()
         feed_table = next((t for t in tables if t["name"] == "feed_versions"), None)
         if feed_table is not None:
             with (staging / feed_table["file"]).open(encoding="utf-8") as f:
                 version_ids = {int(json.loads(line)["id"]) for line in f}
         members: list[tuple[str, Path]] = [(t["file"], staging / t["file"]) for t in tables]
+        for entry in service_entries.values():
+            members += [(t["file"], staging / t["file"]) for t in entry["tables"]]
         for rel in _artifact_files(Path(data_dir), version_ids, extra_files):
             members.append((f"data/{PurePosixPath(*rel.parts)}", Path(data_dir) / rel))
         files = {
@@ -275,6 +382,7 @@ def create_backup(
             "alembic_revision": revision,
             "source_backend": engine.dialect.name,
             "tables": tables,
+            "services": service_entries,
             "files": files,
         }
         manifest_path = staging / MANIFEST
@@ -341,10 +449,10 @@ def read_archive(archive: Path, into: Path) -> dict[str, Any]:
         raise BackupError(f"the archive's {MANIFEST} is unreadable: {exc}") from exc
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{archive} is not a Tsunagu backup (format {manifest.get('format')!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise BackupError(
             f"backup format version {manifest.get('format_version')!r} is not supported "
-            f"(this code reads version {FORMAT_VERSION})"
+            f"(this code reads versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))})"
         )
     listed: dict[str, Any] = manifest.get("files") or {}
     del digests[MANIFEST]
@@ -364,30 +472,35 @@ def read_archive(archive: Path, into: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_revision(revision: str | None) -> None:
-    """Refuse a backup whose schema revision this code does not know (a newer release's)."""
+def check_revision(revision: str | None, chain: MigrationChain | None = None) -> None:
+    """Refuse a backup whose schema revision this code does not know (a newer release's): the
+    app's chain, or a secondary service's ``chain``."""
     from alembic.script import ScriptDirectory
     from alembic.util.exc import CommandError
 
     from app.db import alembic_config, head_revision
 
+    what = "schema revision" if chain is None else f"{chain.version_table} revision"
     if not revision:
-        raise BackupError("the backup records no schema revision")
-    script = ScriptDirectory.from_config(alembic_config())
+        raise BackupError(f"the backup records no {what}")
+    config = alembic_config() if chain is None else chain.config()
+    script = ScriptDirectory.from_config(config)
     try:
         known = script.get_revision(revision)
     except CommandError:
         known = None
     if known is None:
+        newest = head_revision() if chain is None else chain.head_revision()
         raise BackupError(
-            f"the backup's schema revision {revision} is unknown to this code (newest: "
-            f"{head_revision()}): it comes from a newer Tsunagu; restore it with that version"
+            f"the backup's {what} {revision} is unknown to this code (newest: "
+            f"{newest}): it comes from a newer Tsunagu; restore it with that version"
         )
 
 
-def database_has_rows(engine: Engine) -> list[str]:
-    """The app tables of ``engine``'s database that hold at least one row."""
-    names = {t.name for t in app_metadata().sorted_tables}
+def database_has_rows(engine: Engine, metadata: sa.MetaData | None = None) -> list[str]:
+    """The tables of ``metadata`` (the app's by default) in ``engine``'s database that hold at
+    least one row."""
+    names = {t.name for t in (metadata if metadata is not None else app_metadata()).sorted_tables}
     with engine.connect() as conn:
         present = [n for n in sa.inspect(conn).get_table_names() if n in names]
         return [
@@ -397,22 +510,33 @@ def database_has_rows(engine: Engine) -> list[str]:
         ]
 
 
-def _drop_app_tables(engine: Engine) -> None:
-    """Drop the app's tables and Alembic's version table (an empty or forced target starts
-    from nothing, whatever revision it was at)."""
-    names = {t.name for t in app_metadata().sorted_tables} | {"alembic_version"}
+def _drop_tables(
+    engine: Engine,
+    metadata: sa.MetaData | None = None,
+    version_table: str = APP_VERSION_TABLE,
+) -> None:
+    """Drop the tables of ``metadata`` (the app's by default) and their chain's version table
+    (an empty or forced target starts from nothing, whatever revision it was at)."""
+    tables = (metadata if metadata is not None else app_metadata()).sorted_tables
+    names = {t.name for t in tables} | {version_table}
     reflected = sa.MetaData()
     with engine.begin() as conn:
         reflected.reflect(conn, only=lambda name, _meta: name in names)
         reflected.drop_all(conn)
 
 
-def _load_rows(conn: Connection, staging: Path, manifest: dict[str, Any]) -> dict[str, int]:
-    """Insert every dumped table's rows (foreign-key order); returns the counts."""
-    models = app_metadata()
+def _load_rows(
+    conn: Connection,
+    staging: Path,
+    dumped: list[dict[str, Any]],
+    metadata: sa.MetaData | None = None,
+) -> dict[str, int]:
+    """Insert the rows of every dumped table (``dumped``: manifest entries of tables of
+    ``metadata``, the app's by default) in foreign-key order; returns the counts."""
+    models = metadata if metadata is not None else app_metadata()
     reflected = sa.MetaData()
     reflected.reflect(conn)
-    entries = {t["name"]: t for t in manifest["tables"]}
+    entries = {t["name"]: t for t in dumped}
     unknown = sorted(n for n in entries if n not in reflected.tables)
     if unknown:
         raise BackupError(f"tables of the backup missing after migration: {', '.join(unknown)}")
@@ -484,7 +608,12 @@ def _data_conflicts(data_dir: Path, staging: Path, files: Iterable[str]) -> list
 
 
 def restore_backup(
-    engine: Engine, data_dir: Path, archive: Path, *, force: bool = False
+    engine: Engine,
+    data_dir: Path,
+    archive: Path,
+    *,
+    force: bool = False,
+    services: Sequence[ServiceDatabase] = (),
 ) -> dict[str, Any]:
     """Restore ``archive`` into ``engine``'s database and ``data_dir``.
 
@@ -498,19 +627,25 @@ def restore_backup(
         An archive written by :func:`create_backup`.
     force
         Replace what the database and the data dir hold (every app table is dropped and the
-        feed artifacts deleted).
+        feed artifacts deleted; so are the tables of every service the backup holds).
+    services
+        The target's secondary-service databases (:func:`open_service_databases`): each
+        service in the backup is restored into its own. A service the backup does not hold
+        (an archive of format 1, or a service never migrated at the source) is left as it is.
 
     Returns
     -------
     dict
-        The archive's manifest, with ``restored`` (rows per table).
+        The archive's manifest, with ``restored`` (rows per app table) and
+        ``restored_services`` (rows per table of each service).
 
     Raises
     ------
     BackupError
         Before anything is changed when the archive is unreadable or does not match its
-        checksums, comes from a schema revision this code does not know, or the target is
-        not empty (without ``force``).
+        checksums, comes from a schema revision this code does not know (the app's or a
+        service's), holds a service the target does not configure, or a target is not empty
+        (without ``force``).
     """
     from app import db
 
@@ -521,8 +656,20 @@ def restore_backup(
         manifest = read_archive(Path(archive), staging)
         revision = manifest.get("alembic_revision")
         check_revision(revision)
+        dumped: dict[str, Any] = manifest.get("services") or {}
+        targets = {s.name: s for s in services}
+        unknown = sorted(set(dumped) - set(targets))
+        if unknown:
+            raise BackupError(
+                f"the backup holds tables of services this code does not know: {', '.join(unknown)}"
+            )
+        for name, entry in dumped.items():
+            check_revision(entry.get("alembic_revision"), targets[name].chain)
         if not force:
             full = database_has_rows(engine)
+            for name in dumped:
+                target = targets[name]
+                full += [f"{t} ({name})" for t in database_has_rows(target.engine, target.metadata)]
             if full:
                 raise BackupError(
                     "the target database is not empty (rows in "
@@ -536,11 +683,19 @@ def restore_backup(
                     + "; ".join(conflicts)
                     + "): restore into an empty data dir, or pass --force to replace it"
                 )
-        _drop_app_tables(engine)
+        _drop_tables(engine)
         db.upgrade_database(engine, str(revision))
         with engine.begin() as conn:
-            counts = _load_rows(conn, staging, manifest)
+            counts = _load_rows(conn, staging, manifest["tables"])
         db.upgrade_database(engine)
+        service_counts: dict[str, dict[str, int]] = {}
+        for name, entry in dumped.items():
+            target = targets[name]
+            _drop_tables(target.engine, target.metadata, target.chain.version_table)
+            target.chain.upgrade(target.engine, str(entry["alembic_revision"]))
+            with target.engine.begin() as conn:
+                service_counts[name] = _load_rows(conn, staging, entry["tables"], target.metadata)
+            target.chain.upgrade(target.engine)
         if force:
             shutil.rmtree(data_dir / "feeds", ignore_errors=True)
         for name in manifest["files"]:
@@ -548,7 +703,7 @@ def restore_backup(
                 dest = data_dir / name[len("data/") :]
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staging / name, dest)
-    return {**manifest, "restored": counts}
+    return {**manifest, "restored": counts, "restored_services": service_counts}
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -577,14 +732,21 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
     engine = db.engine_for(settings)
+    services, opened = open_service_databases(settings, engine)
     try:
         manifest = create_backup(
-            engine, settings.data_dir, args.output, extra_files=_extra_files(settings)
+            engine,
+            settings.data_dir,
+            args.output,
+            extra_files=_extra_files(settings),
+            services=services,
         )
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        for e in opened:
+            e.dispose()
         engine.dispose()
     rows = sum(t["rows"] for t in manifest["tables"])
     n_data = sum(1 for n in manifest["files"] if n.startswith("data/"))
@@ -593,6 +755,15 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         f"{manifest['alembic_revision']}, {engine.dialect.name}) and {n_data} data files "
         f"to {args.output}"
     )
+    for name, entry in manifest["services"].items():
+        n = sum(t["rows"] for t in entry["tables"])
+        print(
+            f"  {name}: {n} rows of {len(entry['tables'])} tables (revision "
+            f"{entry['alembic_revision']}, {entry['source_backend']})"
+        )
+    for s in services:
+        if s.name not in manifest["services"]:
+            print(f"  {s.name}: never migrated in its database, nothing to back up")
     return 0
 
 
@@ -603,13 +774,18 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: no such file: {args.input}", file=sys.stderr)
         return 2
     engine = db.engine_for(settings)
+    services, opened = open_service_databases(settings, engine)
     try:
-        result = restore_backup(engine, settings.data_dir, args.input, force=args.force)
+        result = restore_backup(
+            engine, settings.data_dir, args.input, force=args.force, services=services
+        )
         revision = db.current_revision(engine)
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        for e in opened:
+            e.dispose()
         engine.dispose()
     counts = ", ".join(f"{n} {t}" for t, n in result["restored"].items())
     n_data = sum(1 for n in result["files"] if n.startswith("data/"))
@@ -618,4 +794,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         f"{result['created_at']} (revision {result['alembic_revision']}; database now at "
         f"{revision}, {engine.dialect.name})"
     )
+    for name, service_counts in result["restored_services"].items():
+        rows = ", ".join(f"{n} {t}" for t, n in service_counts.items())
+        print(f"  {name}: restored {rows}")
     return 0

@@ -145,6 +145,29 @@ def service_chains(settings: Settings) -> list[tuple[str, MigrationChain, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class ServiceTables:
+    """A secondary service's tables as ``tsunagu backup`` sees them: its name, chain, metadata
+    (the tables to dump) and database URL (its own, or the app's)."""
+
+    name: str
+    chain: MigrationChain
+    metadata: Any
+    url: str
+
+
+def service_tables(settings: Settings) -> list[ServiceTables]:
+    """Every secondary service's tables, in the order of :func:`service_chains`."""
+    from app.emissions.models import metadata as emissions_metadata
+    from app.health.models import metadata as health_metadata
+
+    metadata = {"emissions": emissions_metadata, "health": health_metadata}
+    return [
+        ServiceTables(name, chain, metadata[name], url)
+        for name, chain, url in service_chains(settings)
+    ]
+
+
 def upgrade_all(settings: Settings) -> list[tuple[str, str | None]]:
     """``tsunagu db upgrade``: the app's schema, then every secondary service's tables in
     its own database (the app's by default); (name, revision) of each, in that order."""

@@ -5,7 +5,9 @@ them, and the service migrates them with its own chain (``app/emissions/migratio
 table ``emissions_alembic_version``) into whichever database it is given
 (``TSUNAGU_EMISSIONS_DATABASE_URL``, the app's by default). Add tables by subclassing
 :class:`EmissionsModel` and writing a revision in ``app/emissions/migrations/versions``
-(``tests/app/emissions/test_migrations.py`` fails while a table has none).
+(``tests/app/emissions/test_migrations.py`` fails while a table has none). ``tsunagu backup``
+archives them apart from the app's tables (``db/emissions/``); ``tsunagu restore`` puts them
+back into the configured emissions database.
 """
 
 from __future__ import annotations

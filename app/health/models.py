@@ -1,10 +1,12 @@
 """The health service's tables, on a metadata of their own (:data:`metadata`).
 
-Like the emissions service's, they are not on ``SQLModel.metadata``: the app's Alembic chain and
-``tsunagu backup`` never see them, and the service migrates them with its own chain
-(``app/health/migrations``, version table ``health_alembic_version``) into
-``TSUNAGU_HEALTH_DATABASE_URL`` (the app's database by default). Health data stay in these
-tables only: no other service reads them.
+Like the emissions service's, they are not on ``SQLModel.metadata``: the app's Alembic chain never
+sees them, and the service migrates them with its own chain (``app/health/migrations``, version
+table ``health_alembic_version``) into ``TSUNAGU_HEALTH_DATABASE_URL`` (the app's database by
+default). Health data stay in these tables only: no other service reads them. ``tsunagu
+backup`` archives them apart from the app's tables (``db/health/``) and ``tsunagu restore``
+puts them back into the configured health database (``tests/app/health/test_migrations.py``
+fails while a table has no migration).
 """
 
 from __future__ import annotations

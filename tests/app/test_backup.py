@@ -28,6 +28,7 @@ from app.backup import (
     create_backup,
     decode_value,
     encode_value,
+    open_service_databases,
     snapshot,
 )
 from app.cli import main
@@ -243,7 +244,8 @@ def test_backup_restores_every_booking_and_feed_version_on_both_backends(
         assert db.current_revision(engine) == db.head_revision()
         # Every row of every table, as a backup of the restored database reads it: identical.
         again = tmp_path / f"again-{target}.tar.gz"
-        create_backup(engine, settings.data_dir, again)
+        services, _ = open_service_databases(settings, engine)  # the app's database here
+        create_backup(engine, settings.data_dir, again, services=services)
         engine.dispose()
         assert _members(again, "db/") == _members(archive, "db/")
         assert _members(again, "data/") == _members(archive, "data/")
@@ -377,3 +379,220 @@ def test_the_dump_reads_one_snapshot_while_others_write(
             assert conn.execute(count).scalar() == 2
     finally:
         engine.dispose()
+
+
+# --- the secondary services' tables (emissions, health) ------------------------------------------
+E = "/api/v1/emissions"
+H = "/api/v1/health"
+SITE = {"lat": 42.400, "lon": 141.0}
+CHECKUP = {
+    "date": "2026-11-20",
+    "height_cm": 168.73,
+    "weight_kg": 63.97,
+    "systolic": 147.31,
+    "diastolic": 91.27,
+    "ldl": 151.37,
+    "hdl": 45.71,
+    "smoking": "current",
+    "age": 55,
+    "sex": "male",
+}
+
+
+def _commute() -> dict[str, Any]:
+    """2026-03-02 09:00 JST, walk 300 m, bus 11 km to the site, walk 400 m (legs by hand)."""
+    from tests.app.emissions.helpers import itinerary, leg
+
+    ms = int(dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC).timestamp()) * 1000
+    return itinerary(
+        leg("WALK", 42.300, 42.302, 300.0, ms, ms + 240_000),
+        leg("BUS", 42.302, 42.396, 11000.0, ms + 300_000, ms + 1_500_000),
+        leg("WALK", 42.396, 42.3995, 400.0, ms + 1_500_000, ms + 1_800_000),
+    )
+
+
+def _login(client: TestClient, user: TestUser) -> dict[str, str]:
+    pair = _ok(
+        client.post("/api/v1/auth/login", json={"email": user.email, "password": user.password})
+    )
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+def _service_views(
+    client: TestClient, h: dict[str, dict[str, str]], company: str
+) -> dict[str, Any]:
+    """What the emissions and health services serve of the population (the resident's own
+    reads: none of them is audited, so reading them changes nothing)."""
+    r, boss = h["resident"], h["company_admin"]
+    return {
+        "ledger": _ok(client.get(f"{E}/me/ledger?month=2026-03", headers=r)),
+        "my_companies": _ok(client.get(f"{E}/me/consents", headers=r)),
+        "company": _ok(client.get(f"{E}/companies/{company}", headers=boss)),
+        "category7": _ok(
+            client.get(f"{E}/companies/{company}/category7?month=2026-03", headers=boss)
+        ),
+        "scope12": _ok(client.get(f"{E}/companies/{company}/scope12?month=2026-03", headers=boss)),
+        "audit": _ok(client.get(f"{H}/me/audit", headers=r)),
+        "observations": _ok(client.get(f"{H}/me/observations", headers=r)),
+        "risk": _ok(client.get(f"{H}/me/risk", headers=r)),
+        "consents": _ok(client.get(f"{H}/me/consents", headers=r)),
+    }
+
+
+def _service_counts(url: str, tables: list[str]) -> dict[str, int]:
+    engine = db.create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() or 0)
+                for t in tables
+            }
+    finally:
+        engine.dispose()
+
+
+@both_backends
+def test_backup_restores_the_emissions_and_health_tables_in_their_own_databases(
+    backend: str,
+    app_settings: Settings,
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Auth,
+    new_database: Callable[[str], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The source keeps emissions in a database of its own and health beside the app's tables;
+    each target the other way round (emissions beside the app, health apart), on SQLite and
+    PostgreSQL: every emissions and health row comes back and both services serve the same."""
+    kind = "sqlite" if backend == "sqlite" else "postgres"
+    emissions_url = new_database(kind)
+    source_settings = app_settings.model_copy(update={"emissions_database_url": emissions_url})
+    src = make_app_client(emissions_database_url=emissions_url)
+    admin = make_user(roles=("admin",), client=src)
+    users = {
+        "resident": make_user(client=src),
+        "company_admin": make_user(roles=("company_admin",), client=src),
+        "staff": make_user(roles=("health_staff",), client=src),
+    }
+    h = {name: _login(src, u) for name, u in users.items()}
+    resident = users["resident"].id
+    # emissions: a company with an accepted invitation, a commute, a survey, a month of energy
+    body = {"name": "Muroran Steel", "site": SITE, "headcount": 20,
+            "electricitySupplier": "hokkaido_electric"}  # fmt: skip
+    company = _ok(src.post(f"{E}/companies", json=body, headers=h["company_admin"]), 201)["id"]
+    inv = src.post(
+        f"{E}/companies/{company}/invitations", json={"label": "x"}, headers=h["company_admin"]
+    )
+    _ok(src.post(f"{E}/invitations/{_ok(inv, 201)['code']}/accept", headers=h["resident"]))
+    trip = _ok(src.post(f"{E}/trips", json={"itinerary": _commute()}, headers=h["resident"]), 201)
+    assert trip["co2"] == {"co2": 627, "unit": "g"}  # 11 km x 57 g/pkm
+    survey = {"mode": "BUS", "oneWayKm": 11, "daysPerWeek": 5}
+    _ok(src.put(f"{E}/me/companies/{company}/survey", json=survey, headers=h["resident"]))
+    energy = {"rows": [{"month": "2026-03", "energy": "diesel", "quantity": 100, "unit": "L"},
+                       {"month": "2026-03", "energy": "electricity", "quantity": 1000,
+                        "unit": "kWh"}]}  # fmt: skip
+    _ok(src.put(f"{E}/companies/{company}/energy", json=energy, headers=h["company_admin"]))
+    # health: a checkup, a clinic with a member, the resident's consent, one audited read
+    _ok(src.post(f"{H}/me/checkups", json=CHECKUP, headers=h["resident"]), 201)
+    org = _ok(src.post(f"{H}/organisations", json={"name": "Clinic", "kind": "clinic"},
+                       headers=auth(admin, src)), 201)  # fmt: skip
+    member = {"user_id": users["staff"].id}
+    _ok(
+        src.post(f"{H}/organisations/{org['id']}/members", json=member, headers=auth(admin, src)),
+        201,
+    )
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    consent = {"recipient": {"type": "organisation", "id": org["id"]}, "purpose": "records",
+               "expires_at": expires}  # fmt: skip
+    _ok(src.post(f"{H}/me/consents", json=consent, headers=h["resident"]), 201)
+    staff_url = f"{H}/residents/{resident}/observations"
+    staff_read = _ok(src.get(staff_url, headers=h["staff"]))  # audited
+    assert staff_read["latest"]["weight"]["value"] == 63.97
+    before = _service_views(src, h, company)
+    assert [(a["actorId"], a["action"]) for a in before["audit"]["entries"]] == [
+        (users["staff"].id, "read")
+    ]
+    assert before["ledger"]["trips"] == 1 and before["ledger"]["co2"]["co2"] == 627
+
+    archive = tmp_path / "services.tar.gz"
+    assert main(["backup", "--output", str(archive)], source_settings) == 0
+    out = capsys.readouterr().out
+    assert "emissions:" in out and "health:" in out
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile(MANIFEST))  # type: ignore[arg-type]
+    services = manifest["services"]
+    assert services["emissions"]["source_backend"] == manifest["source_backend"]
+    rows = {
+        name: {t["name"]: t["rows"] for t in entry["tables"]} for name, entry in services.items()
+    }
+    from app.emissions.models import metadata as emissions_tables
+    from app.health.models import metadata as health_tables
+
+    assert set(rows["emissions"]) == set(emissions_tables.tables)
+    assert set(rows["health"]) == set(health_tables.tables)
+    assert rows["emissions"]["emissions_companies"] == 1
+    assert rows["emissions"]["emissions_taken_trips"] == 1
+    assert rows["emissions"]["emissions_consents"] == 1
+    assert rows["emissions"]["emissions_surveys"] == 1
+    assert rows["emissions"]["emissions_energy_use"] == 2
+    assert rows["health"]["health_consents"] == 1 and rows["health"]["health_audit"] == 1
+    assert rows["health"]["health_organisations"] == 1
+    assert rows["health"]["health_observations"] >= 8  # height, weight, BMI, BP, ...
+    # the app's own tables stay where they were (no service table among them)
+    assert not {t["name"] for t in manifest["tables"]} & (
+        set(emissions_tables.tables) | set(health_tables.tables)
+    )
+    src.__exit__(None, None, None)
+
+    health_dbs: list[str] = []
+    for target in ("sqlite", "postgres"):
+        url, health_url = new_database(target), new_database(target)
+        health_dbs.append(health_url)
+        settings = settings_for(tmp_path / f"svc-{target}", url, health_database_url=health_url)
+        assert _restore(archive, settings) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert "emissions: restored" in out and "health: restored" in out
+        engine = db.create_db_engine(url)
+        health_engine = db.create_db_engine(health_url)
+        from app.backup import ServiceDatabase
+        from app.emissions import store as emissions_store
+        from app.health import store as health_store
+
+        assert (
+            emissions_store.CHAIN.current_revision(engine) == emissions_store.CHAIN.head_revision()
+        )
+        assert (
+            health_store.CHAIN.current_revision(health_engine) == health_store.CHAIN.head_revision()
+        )
+        assert health_store.CHAIN.current_revision(engine) is None  # not in the app's database
+        # every row of every service table, as a backup of the restored databases reads it
+        again = tmp_path / f"svc-again-{target}.tar.gz"
+        create_backup(engine, settings.data_dir, again, services=[
+            ServiceDatabase("emissions", emissions_store.CHAIN, emissions_tables, engine),
+            ServiceDatabase("health", health_store.CHAIN, health_tables, health_engine),
+        ])  # fmt: skip
+        engine.dispose()
+        health_engine.dispose()
+        assert _members(again, "db/") == _members(archive, "db/")
+        assert _service_counts(health_url, list(rows["health"])) == rows["health"]
+        assert _service_counts(url, list(rows["emissions"])) == rows["emissions"]
+        client = make_app_client(database_url=url, data_dir=settings.data_dir,
+                                 jwt_private_key_path=None, emissions_database_url="",
+                                 health_database_url=health_url)  # fmt: skip
+        after = _service_views(client, h, company)  # the old tokens still verify
+        for key, value in before.items():
+            assert _utc(after[key]) == _utc(value), key
+        # the clinic's membership and the resident's consent came back: the staff reads again
+        assert _ok(client.get(staff_url, headers=h["staff"])) == staff_read
+        client.__exit__(None, None, None)
+
+    # A target whose health database holds rows is refused before anything changes.
+    url = new_database(kind)
+    settings = settings_for(tmp_path / "svc-full", url, health_database_url=health_dbs[0])
+    assert _restore(archive, settings) == 1
+    err = capsys.readouterr().err
+    assert "not empty" in err and "health_observations (health)" in err
+    engine = db.create_db_engine(url)
+    assert db.current_revision(engine) is None
+    engine.dispose()
