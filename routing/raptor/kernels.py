@@ -112,7 +112,7 @@ def scan_pass(v: int, v_lo: int, odd_trip: np.ndarray, odd_copy: np.ndarray) -> 
 
 
 @njit(cache=True)
-def raptor(
+def raptor_pruned(
     # network
     pattern_stop_ptr: np.ndarray,
     pattern_stops: np.ndarray,
@@ -155,6 +155,7 @@ def raptor(
     ready: np.ndarray,  # earliest boarding
     ready_src: np.ndarray,  # ACCESS, RIDE (stay), WALK, COPY
     target_bound: np.ndarray,  # [K+1]
+    lower_bound: np.ndarray,  # [S] time from each stop to a target at least (0: no pruning)
 ) -> int:
     """Run RAPTOR rounds from ``departure``; returns the last round that found something.
 
@@ -163,7 +164,8 @@ def raptor(
     per stop: arrival by a ride (for footpaths and targets), arrival on foot (targets) and the
     boarding-ready time (the ride arrival plus the stop's change time, or the walk arrival
     plus ``slack``). A footpath follows only a ride (or the access), as in RAPTOR; arrivals
-    that cannot beat the best target arrival are pruned.
+    that cannot beat the best target arrival are pruned, and so is every label whose time plus
+    its stop's ``lower_bound`` (:mod:`routing.raptor.bounds`) cannot beat it (goal direction).
 
     A pattern scan rides the earliest catchable copy among the pattern's regular trip copies
     (``active``: one FIFO chain with the same boarding/alighting stops), then each of its odd
@@ -187,7 +189,7 @@ def raptor(
         if access_s[s] < 0:
             continue
         c = departure + access_s[s]
-        if c < ready[0, s]:
+        if c < ready[0, s] and c + lower_bound[s] < target_bound[0]:
             ready[0, s] = c
             ready_src[0, s] = ACCESS
             n_mark = mark(s, marked, mark_list, n_mark)
@@ -203,7 +205,7 @@ def raptor(
                 continue
             t = transfer_to[e]
             c = a + d
-            if c < wtau[0, t] and c < target_bound[0]:
+            if c < wtau[0, t] and c + lower_bound[t] < target_bound[0]:
                 wtau[0, t] = c
                 w_from[0, t] = s
                 w_copy[0, t] = False
@@ -269,7 +271,7 @@ def raptor(
                         st = trip_st_ptr[cur] + i
                         if st_alight[cur_o, st]:
                             a = st_arr[cur_o, st] + cur_off
-                            if a < rtau[k, s] and a < bound:
+                            if a < rtau[k, s] and a + lower_bound[s] < bound:
                                 rtau[k, s] = a
                                 r_trip[k, s] = cur
                                 r_board[k, s] = cur_board
@@ -288,7 +290,7 @@ def raptor(
                                     ready_src[k, s] = RIDE
                                     n_mark = mark(s, marked, mark_list, n_mark)
                     r = ready[k - 1, s]
-                    if r >= BIG:
+                    if r >= BIG or r + lower_bound[s] >= bound:
                         continue
                     if fix_t >= 0:
                         # One trip copy: board it at the first stop where it can be caught
@@ -339,7 +341,7 @@ def raptor(
                     continue
                 t = transfer_to[e]
                 c = a + d
-                if c < wtau[k, t] and c < bound:
+                if c < wtau[k, t] and c + lower_bound[t] < bound:
                     wtau[k, t] = c
                     w_from[k, t] = s
                     w_copy[k, t] = False
@@ -353,6 +355,60 @@ def raptor(
     for i in range(n_mark):
         marked[mark_list[i]] = False
     return rounds_done
+
+
+@njit(cache=True)
+def raptor(
+    pattern_stop_ptr: np.ndarray,
+    pattern_stops: np.ndarray,
+    pattern_trip_ptr: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,
+    st_dep: np.ndarray,
+    st_board: np.ndarray,
+    st_alight: np.ndarray,
+    stop_pattern_ptr: np.ndarray,
+    stop_patterns: np.ndarray,
+    stop_pattern_pos: np.ndarray,
+    transfer_ptr: np.ndarray,
+    transfer_to: np.ndarray,
+    transfer_s: np.ndarray,
+    active: np.ndarray,
+    row_fifo: np.ndarray,
+    odd_ptr: np.ndarray,
+    odd_trip: np.ndarray,
+    odd_copy: np.ndarray,
+    offsets: np.ndarray,
+    change_s: np.ndarray,
+    slack: int,
+    max_transfer_s: int,
+    fifo: bool,
+    departure: int,
+    access_s: np.ndarray,
+    egress_s: np.ndarray,
+    rtau: np.ndarray,
+    r_trip: np.ndarray,
+    r_board: np.ndarray,
+    r_alight: np.ndarray,
+    r_off: np.ndarray,
+    r_copy: np.ndarray,
+    wtau: np.ndarray,
+    w_from: np.ndarray,
+    w_copy: np.ndarray,
+    ready: np.ndarray,
+    ready_src: np.ndarray,
+    target_bound: np.ndarray,
+) -> int:
+    """:func:`raptor_pruned` without goal-directed pruning (the entry point other kernels call,
+    e.g. one-to-all searches)."""
+    return raptor_pruned(
+        pattern_stop_ptr, pattern_stops, pattern_trip_ptr, trip_st_ptr, st_arr, st_dep,
+        st_board, st_alight, stop_pattern_ptr, stop_patterns, stop_pattern_pos, transfer_ptr,
+        transfer_to, transfer_s, active, row_fifo, odd_ptr, odd_trip, odd_copy, offsets,
+        change_s, slack, max_transfer_s, fifo, departure, access_s, egress_s, rtau, r_trip,
+        r_board, r_alight, r_off, r_copy, wtau, w_from, w_copy, ready, ready_src, target_bound,
+        np.zeros(rtau.shape[1], dtype=np.int32),
+    )  # fmt: skip
 
 
 @njit(cache=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from routing.raptor import kernels
+from routing.raptor import bounds, kernels
 from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
 from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
 
@@ -80,6 +80,38 @@ class QueryArrays:
     row_fifo: npt.NDArray[np.bool_] | None = None
     _scaled: dict[int, IntArray] = field(default_factory=dict, compare=False, repr=False)
     _scan: dict[int, ScanSets] = field(default_factory=dict, compare=False, repr=False)
+    _bounds: dict[int, bounds.BoundGraph] = field(default_factory=dict, compare=False, repr=False)
+
+    def bound_graph(self, network: RaptorNetwork) -> bounds.BoundGraph:
+        """The relaxed network that lower bounds are computed on: the network's own (built once
+        per network) when every copy runs on its schedule, else one of this query's times
+        (realtime; cached with the query)."""
+        own = (
+            self.st_arr.strides[0] == 0
+            and self.st_dep.strides[0] == 0
+            and np.may_share_memory(self.st_arr, network.st_arr)
+            and np.may_share_memory(self.st_dep, network.st_dep)
+        )
+        if own:
+            return bounds.schedule_graph(network)
+        key = id(network)
+        got = self._bounds.get(key)
+        if got is None:
+            seg = bounds.segment_seconds(network, self.st_arr, self.st_dep)
+            got = bounds.build_graph(network, seg)
+            self._bounds[key] = got
+        return got
+
+    def lower_bounds(self, network: RaptorNetwork, egress: IntArray) -> IntArray:
+        """[S] lower bounds of the time from each stop to the targets of ``egress`` ([S]
+        seconds, -1 where not a target); ``BIG`` where no target can be reached."""
+        return bounds.lower_bounds(
+            network,
+            self.bound_graph(network),
+            self.footpath_seconds(network),
+            self.max_transfer_s,
+            egress,
+        )
 
     def scan_sets(self, network: RaptorNetwork) -> ScanSets:
         """The kernels' view of ``active`` / ``odd`` / ``row_fifo`` on ``network`` (cached)."""
@@ -232,17 +264,22 @@ def run(
     access: IntArray,
     egress: IntArray,
     state: SearchState | None = None,
+    lower_bound: IntArray | None = None,
 ) -> SearchState:
     """One RAPTOR run (the kernel), creating the state unless one is being reused.
 
     ``access`` / ``egress`` are [S] seconds, -1 where a stop is not an access / egress.
+    ``lower_bound`` ([S], :meth:`QueryArrays.lower_bounds`) prunes labels that cannot reach a
+    target before the best arrival found; None prunes against that arrival alone.
     """
     if state is None:
         state = SearchState(query.max_rides + 1, network.n_stops)
     state.departure = int(departure)
     state.access_s = access
     scan = query.scan_sets(network)
-    kernels.raptor(
+    if lower_bound is None:
+        lower_bound = np.zeros(network.n_stops, dtype=np.int32)
+    kernels.raptor_pruned(
         network.pattern_stop_ptr,
         network.pattern_stops,
         network.pattern_trip_ptr,
@@ -282,6 +319,7 @@ def run(
         state.ready,
         state.ready_src,
         state.target_bound,
+        lower_bound,
     )
     return state
 
@@ -490,6 +528,18 @@ def _pareto_journeys(
     return out
 
 
+def _goal(
+    network: RaptorNetwork, query: QueryArrays, access: IntArray, egress: IntArray, prune: bool
+) -> tuple[IntArray | None, bool]:
+    """Lower bounds towards the targets (None without targets or pruning) and whether any
+    access stop can reach a target at all."""
+    if not prune or not (egress >= 0).any():
+        return None, True
+    lb = query.lower_bounds(network, egress)
+    starts = access >= 0
+    return lb, bool((lb[starts] < BIG).any())
+
+
 def earliest_arrival(
     network: RaptorNetwork,
     query: QueryArrays,
@@ -498,16 +548,27 @@ def earliest_arrival(
     access_s: npt.ArrayLike,
     egress_stops: npt.ArrayLike | None = None,
     egress_s: npt.ArrayLike | None = None,
+    *,
+    prune: bool = True,
 ) -> SearchResult:
     """Earliest arrival from ``departure`` via the access stops.
 
     Without egress stops this is one-to-all (``result.best``); with them, the search prunes
     against the best arrival at a target and returns the Pareto set of journeys over
-    (arrival, number of transfers).
+    (arrival, number of transfers). With ``prune`` (the default) it also prunes with lower
+    bounds towards the targets (:mod:`routing.raptor.bounds`) and answers at once, with no
+    journey, when no access stop can reach a target; ``result.best`` then holds only what the
+    search needed.
     """
     egress = _as_targets(network.n_stops, egress_stops, egress_s)
     access = _as_targets(network.n_stops, access_stops, access_s)
-    state = run(network, query, departure, access, egress)
+    lb, reachable = _goal(network, query, access, egress, prune)
+    if not reachable:
+        empty = SearchState(query.max_rides + 1, network.n_stops)
+        empty.departure = int(departure)
+        empty.access_s = access
+        return SearchResult(empty, ())
+    state = run(network, query, departure, access, egress, lower_bound=lb)
     journeys = _pareto_journeys(network, query, state, egress, True)
     return SearchResult(state, tuple(journeys))
 
@@ -520,18 +581,27 @@ def latest_departure(
     egress_s: npt.ArrayLike,
     access_stops: npt.ArrayLike | None = None,
     access_s: npt.ArrayLike | None = None,
+    *,
+    prune: bool = True,
 ) -> SearchResult:
     """Latest departure to arrive by ``arrival`` (arrive-by), on the mirrored network.
 
     ``egress_*`` are the forward egress stops (where the backward search starts) and
     ``access_*`` the forward access stops (its targets). ``result.best`` holds ``-departure``
-    per stop; journeys are in forward order and times.
+    per stop; journeys are in forward order and times. ``prune`` as in
+    :func:`earliest_arrival`.
     """
     if not reversed_network.reversed:
         raise ValueError("latest_departure needs network.reverse()")
     targets = _as_targets(reversed_network.n_stops, access_stops, access_s)
     starts = _as_targets(reversed_network.n_stops, egress_stops, egress_s)
-    state = run(reversed_network, reversed_query, -arrival, starts, targets)
+    lb, reachable = _goal(reversed_network, reversed_query, starts, targets, prune)
+    if not reachable:
+        empty = SearchState(reversed_query.max_rides + 1, reversed_network.n_stops)
+        empty.departure = -int(arrival)
+        empty.access_s = starts
+        return SearchResult(empty, ())
+    state = run(reversed_network, reversed_query, -arrival, starts, targets, lower_bound=lb)
     journeys = _pareto_journeys(reversed_network, reversed_query, state, targets, True)
     return SearchResult(state, tuple(journeys))
 
@@ -545,14 +615,20 @@ def range_query(
     access_s: npt.ArrayLike,
     egress_stops: npt.ArrayLike,
     egress_s: npt.ArrayLike | None = None,
+    *,
+    prune: bool = True,
 ) -> list[Journey]:
     """rRAPTOR: the Pareto set of (later departure, earlier arrival, fewer transfers).
 
     Runs one RAPTOR per distinct departure in ``[t0, t0 + window_s]`` that catches a trip at
-    an access stop, latest first, reusing the labels (Delling et al., 2012, §4).
+    an access stop, latest first, reusing the labels (Delling et al., 2012, §4). ``prune`` as
+    in :func:`earliest_arrival` (the bounds are computed once for every run).
     """
     access = _as_targets(network.n_stops, access_stops, access_s)
     egress = _as_targets(network.n_stops, egress_stops, egress_s)
+    lb, reachable = _goal(network, query, access, egress, prune)
+    if not reachable:
+        return []
     # Journeys may start on foot: a walk from an access stop reaches more first boardings.
     start = np.where(access >= 0, access, BIG).astype(np.int64)
     src = np.repeat(np.arange(network.n_stops), np.diff(network.transfer_ptr))
@@ -578,7 +654,7 @@ def range_query(
     state = SearchState(query.max_rides + 1, network.n_stops)
     found: list[Journey] = []
     for d in deps:
-        run(network, query, int(d), access, egress, state)
+        run(network, query, int(d), access, egress, state, lower_bound=lb)
         found.extend(_pareto_journeys(network, query, state, egress, True))
     return pareto_filter(found)
 
