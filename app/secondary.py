@@ -11,7 +11,7 @@ identity store's access tokens checked through its JWKS only (:func:`jwks_verifi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,6 +278,7 @@ def create_standalone_app(
     router: APIRouter,
     build: Callable[[Settings], StandaloneService],
     started: Callable[[Any], dict[str, Any]] | None = None,
+    on_start: Callable[[Any, Settings], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
 ) -> FastAPI:
     """A secondary service on its own: its router under ``/api/v1``, health checks, nothing else.
 
@@ -296,6 +297,9 @@ def create_standalone_app(
         Opens (and migrates) the service; blocking, run in a thread at start.
     started
         Fields of the ``<name>_service_started`` log line (no personal data).
+    on_start
+        Starts what the service runs beside its routes (the health service's watch relay on
+        the Redis event bus) once it is built; returns the coroutine function that stops it.
     """
     from app.errors import install_error_handlers
     from app.logging import configure_logging
@@ -311,10 +315,13 @@ def create_standalone_app(
         services = StandaloneServices(settings, verifier)
         setattr(services, name, service)
         app.state.services = services
+        stop = await on_start(service, settings) if on_start is not None else None
         log.info(f"{name}_service_started", **(started(service) if started else {}))
         try:
             yield
         finally:
+            if stop is not None:
+                await stop()
             service.close()
 
     app = FastAPI(

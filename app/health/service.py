@@ -5,7 +5,11 @@ In the main process (the default) :func:`start_health` (listed in
 ``services.health`` and, with an event bus, starts :class:`WatchRelay`; ``app.main`` mounts the
 router. On its own, ``tsunagu serve --service health`` serves :func:`create_health_app` (the
 router, ``/healthz``, ``/readyz``), trusting the identity store's tokens through its JWKS only
-(``TSUNAGU_IDENTITY_JWKS_URL``), like the emissions service (:mod:`app.secondary`).
+(``TSUNAGU_IDENTITY_JWKS_URL``), like the emissions service (:mod:`app.secondary`). With
+``REDIS_URL`` set it joins the Redis event bus the core publishes ride events on
+(:func:`start_standalone_relay`), so its :class:`WatchRelay` tells watchers of completed and
+missed rides as it does in the main process, and its notices reach the watcher's event stream
+on any app process.
 
 Active travel is read from the mobility core's records (:class:`app.emissions.sources.
 MobilityRecords`, the emissions ledger's reader, read only): the walking and cycling legs of the
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -93,7 +98,12 @@ class HealthService:
         self._closers.clear()
 
     def ping(self) -> dict[str, Any]:
-        return db.ping(self.engine)
+        """The database's state; with a watch relay, whether it is listening (``events``: the
+        API works without it, so it does not make the service unready)."""
+        check = db.ping(self.engine)
+        if self.relay is not None:
+            check = {**check, "events": "listening" if self.relay.listening else "connecting"}
+        return check
 
     # --- active travel -------------------------------------------------------------------------
     def active_legs(self, user_id: str, now: dt.datetime | None = None) -> list[activity.ActiveLeg]:
@@ -135,6 +145,7 @@ class WatchRelay:
         self.bus = bus
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.listening = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="health-watch-relay")
@@ -151,6 +162,7 @@ class WatchRelay:
         while True:
             try:
                 async with self.bus.subscribe(["user.*.ride"]) as sub:
+                    self.listening = True
                     self._ready.set()
                     async for event in sub:
                         await self.handle(event.topic, event.data)
@@ -160,6 +172,8 @@ class WatchRelay:
                 log.warning("health_watch_relay_failed", error=type(exc).__name__)
                 self._ready.set()
                 await asyncio.sleep(1.0)
+            finally:
+                self.listening = False
 
     async def handle(self, topic: str, data: dict[str, Any]) -> int:
         """Relay one ride event; the number of watchers told."""
@@ -217,6 +231,64 @@ async def start_health(services: Any) -> None:
     log.info("health_started", own_database=bool(service._closers))
 
 
+#: How long a standalone service's start waits for Redis before serving without it (it keeps
+#: trying in the background).
+BUS_CONNECT_WAIT_S = 10.0
+
+
+async def start_standalone_relay(
+    service: HealthService, settings: Settings
+) -> Callable[[], Awaitable[None]]:
+    """Start-up hook of ``tsunagu serve --service health``: join the Redis event bus the core
+    publishes ride events on (``REDIS_URL``, ``TSUNAGU_REDIS_PREFIX`` as the app's processes)
+    and run the :class:`WatchRelay` on it. Without ``REDIS_URL`` there is no bus to join: ride
+    notices then need the main process (logged once).
+
+    Redis away at start does not stop the service: the checkups, consents and the watcher's
+    page work without it, so the bus is connected in the background (retrying every 2 s) and
+    ``/readyz`` reports ``events: connecting`` meanwhile. Ride events published while the
+    service is not connected are not replayed (pub/sub); notices already recorded stay on the
+    watcher's page.
+    """
+    from app.events import create_event_bus
+
+    if not settings.redis_url:
+        log.warning("health_standalone_without_events", reason="REDIS_URL not set")
+
+        async def nothing() -> None:
+            return None
+
+        return nothing
+    bus = create_event_bus(settings)
+    relay = WatchRelay(service, bus)
+    service.bus, service.relay = bus, relay
+
+    async def connect() -> None:
+        while True:
+            try:
+                await bus.start()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the API serves meanwhile
+                log.warning("health_event_bus_unavailable", error=type(exc).__name__)
+                await asyncio.sleep(2.0)
+        await relay.start()
+
+    task = asyncio.create_task(connect(), name="health-event-bus-connect")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), timeout=BUS_CONNECT_WAIT_S)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await relay.stop()
+        await bus.close()
+
+    return stop
+
+
 def create_health_app(settings: Settings | None = None) -> FastAPI:
     """The health service on its own: its router, health checks, nothing else."""
     from app.health.api import router
@@ -229,4 +301,5 @@ def create_health_app(settings: Settings | None = None) -> FastAPI:
         title="Tsunagu health",
         router=router,
         build=HealthService.build,
+        on_start=start_standalone_relay,
     )

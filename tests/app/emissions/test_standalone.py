@@ -57,10 +57,15 @@ def jwks_url(app_client: TestClient) -> Iterator[str]:
 
 @contextmanager
 def standalone_service(
-    service: str, app_settings: Settings, jwks_url: str, tmp_path: Path
+    service: str,
+    app_settings: Settings,
+    jwks_url: str,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """``tsunagu serve --service <service>`` in a subprocess with its own database (the core's
-    records read from the app's ``DATABASE_URL``) and the app's JWKS; its URL once ready."""
+    records read from the app's ``DATABASE_URL``) and the app's JWKS; its URL once ready.
+    ``env`` adds to (or overrides) the process's environment (``REDIS_URL``...)."""
     port = free_port()
     env = {
         **os.environ,
@@ -73,6 +78,7 @@ def standalone_service(
         "TSUNAGU_JWT_AUDIENCE": app_settings.jwt_audience,
         "TSUNAGU_OIDC_ISSUER": "",
         "TSUNAGU_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--service", service, "--port", str(port)],
