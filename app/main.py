@@ -100,6 +100,7 @@ def _api_modules() -> list:  # type: ignore[type-arg]
         "stops",
         "rides",
         "fleet",
+        "dispatcher",
         "demo",
         "trips",
     ]

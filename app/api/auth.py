@@ -95,6 +95,7 @@ class UserOut(BaseModel):
     company_id: str | None = None
     disabled: bool = False
     created_at: str | None = None
+    phone: str | None = None
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -107,6 +108,7 @@ class UserOut(BaseModel):
             company_id=str(user.company_id) if user.company_id else None,
             disabled=user.disabled,
             created_at=as_utc(user.created_at).isoformat() if user.created_at else None,
+            phone=user.phone,
         )
 
 

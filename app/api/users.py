@@ -12,6 +12,7 @@ from sqlmodel import col, func, select
 from app.api.auth import Locale, UserOut
 from app.api.schemas import AUTHED, error_responses
 from app.db import SessionDep
+from app.dispatch.console import phone_digits
 from app.errors import ApiError
 from app.identity.accounts import check_roles
 from app.identity.deps import CurrentPrincipal, Principal, require_roles
@@ -28,6 +29,12 @@ AdminPrincipal = Annotated[Principal, Depends(require_roles(Role.ADMIN.value))]
 class ProfileIn(RequestModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
     locale: Locale | None = None
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=r"^\+?[0-9][0-9 ()-]{5,30}$",
+        description="Telephone (a dispatcher finds a resident who books by phone).",
+    )
 
 
 class RolesIn(RequestModel):
@@ -86,6 +93,8 @@ def update_me(body: ProfileIn, principal: CurrentPrincipal, db: SessionDep) -> U
         user.display_name = body.display_name
     if body.locale is not None:
         user.locale = body.locale
+    if body.phone is not None:
+        user.phone = phone_digits(body.phone)
     db.add(user)
     db.commit()
     return UserOut.of(user)

@@ -27,6 +27,9 @@ class User(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)
     display_name: str = Field(max_length=200)
+    #: For a dispatcher finding a resident who books by telephone; digits (and a leading +)
+    #: only, so a search matches however the number was written.
+    phone: str | None = Field(default=None, max_length=32, index=True)
     locale: str = Field(default="ja", max_length=8)
     roles: list[str] = Field(
         default_factory=lambda: ["resident"], sa_column=sa.Column(sa.JSON, nullable=False)
