@@ -36,7 +36,7 @@ class Part:
     query: QueryArrays
 
 
-def _ranges(ptr: npt.NDArray[np.integer], idx: npt.NDArray[np.integer]) -> I64:
+def ranges(ptr: npt.NDArray[np.integer], idx: npt.NDArray[np.integer]) -> I64:
     """Concatenated ``ptr[i]..ptr[i+1]`` for every ``i`` of ``idx`` (vectorised)."""
     lo = ptr[idx].astype(np.int64)
     n = (ptr[idx + 1] - ptr[idx]).astype(np.int64)
@@ -78,16 +78,16 @@ def sub_network(network: RaptorNetwork, query: QueryArrays, stops: I32) -> Part:
     new_of[stops] = np.arange(len(stops))
     first_stop = net.pattern_stops[net.pattern_stop_ptr[:-1].astype(np.int64)]
     pats = np.flatnonzero(new_of[first_stop] >= 0).astype(np.int64)
-    items = _ranges(net.pattern_stop_ptr, pats)
+    items = ranges(net.pattern_stop_ptr, pats)
     p_len = np.diff(net.pattern_stop_ptr)[pats]
     pattern_stop_ptr = np.r_[0, np.cumsum(p_len)].astype(np.int32)
     pattern_stops = new_of[net.pattern_stops[items]].astype(np.int32)
     if (pattern_stops < 0).any():
         raise ValueError("stops must be a union of components")
-    trips = _ranges(net.pattern_trip_ptr, pats)
+    trips = ranges(net.pattern_trip_ptr, pats)
     t_len = np.diff(net.pattern_trip_ptr)[pats]
     pattern_trip_ptr = np.r_[0, np.cumsum(t_len)].astype(np.int32)
-    sts = _ranges(net.trip_st_ptr, trips)
+    sts = ranges(net.trip_st_ptr, trips)
     trip_st_ptr = np.r_[0, np.cumsum(np.diff(net.trip_st_ptr)[trips])].astype(np.int64)
 
     # stop -> (pattern, position), sorted by stop.

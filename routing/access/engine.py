@@ -27,6 +27,7 @@ from routing.access import components
 from routing.access.kernels import BIG, median_travel_times
 from routing.on_demand import TRANSFER_BUFFER_S, OnDemandProvider
 from routing.options import RoutingOptions
+from routing.raptor.search import QueryArrays
 from routing.street.geo import chord_m, haversine_m, to_xyz
 from routing.street.straight_line import (
     DEFAULT_DETOUR,
@@ -45,6 +46,9 @@ UNREACHED = -1
 DEFAULT_MAX_WALK_S = 900
 """Longest walk to the first stop, from the last stop, or all the way (15 min, ~830 m of
 street at 1.2 m/s with the 1.3 detour)."""
+DEFAULT_MAX_TRAVEL_S = 2 * 3600
+"""Longest trip counted (R5's default cutoff is 120 minutes): a longer one is 'not reached',
+and the search neither rides the service days nor explores the places that only it needs."""
 DEFAULT_WAIT_S = 600
 """Expected wait for an on-demand vehicle before the drive (a planning figure, not a quote)."""
 
@@ -67,6 +71,12 @@ class Links:
     @property
     def n(self) -> int:
         return len(self.ptr) - 1
+
+    def subset(self, points: I64) -> Links:
+        """The links of ``points`` only, in that order."""
+        idx = components.ranges(self.ptr, points)
+        n = np.diff(self.ptr)[points]
+        return Links(np.r_[0, np.cumsum(n)].astype(np.int64), self.stop[idx], self.secs[idx])
 
     def groups(self) -> list[I32]:
         return [self.stop[self.ptr[i] : self.ptr[i + 1]] for i in range(self.n)]
@@ -129,12 +139,15 @@ class AccessEngine:
     options: RoutingOptions = field(default_factory=lambda: RoutingOptions(max_transfers=4))
     max_walk_s: int = DEFAULT_MAX_WALK_S
     detour: float = DEFAULT_DETOUR
+    max_travel_s: int = DEFAULT_MAX_TRAVEL_S
 
     def __post_init__(self) -> None:
         if not self.data.covers(self.day):
             raise ValueError(f"{self.day.isoformat()} is outside the timetable's service period")
         if not 0 < self.max_walk_s <= 3 * 3600:
             raise ValueError("max_walk_s must be within 1 s .. 3 h")
+        if not 0 < self.max_travel_s <= 12 * 3600:
+            raise ValueError("max_travel_s must be within 1 s .. 12 h")
         tt = self.data.tt
         self.stop_lat = np.asarray(tt.stop_lat, dtype=np.float64)
         self.stop_lon = np.asarray(tt.stop_lon, dtype=np.float64)
@@ -250,6 +263,7 @@ class AccessEngine:
         components are absent (only ``direct`` links them: see :meth:`travel_times`)."""
         deps = np.sort(np.asarray(departures, dtype=np.int32))[::-1].copy()
         net = self.data.forward
+        query = self.window_query(int(deps[-1]), int(deps[0]) + self.max_travel_s)
         labels = components.component_labels(net, access.groups() + egress.groups())
         o_comp = np.full(access.n, -1, dtype=np.int64)
         has = np.diff(access.ptr) > 0
@@ -264,7 +278,7 @@ class AccessEngine:
             if len(gi) == 0:
                 continue
             stops = np.flatnonzero(labels == c).astype(np.int32)
-            part = components.sub_network(net, self.query, stops)
+            part = components.sub_network(net, query, stops)
             local = np.full(net.n_stops, -1, dtype=np.int64)
             local[stops] = np.arange(len(stops))
             a = _take(access, oi, local)
@@ -275,9 +289,45 @@ class AccessEngine:
                 else np.ascontiguousarray(direct[np.ix_(oi, gi)])
             )
             res = np.empty((len(oi), len(gi)), dtype=np.int32)
-            _run(part, deps, a, e, d, res)
+            _run(part, deps, a, e, d, res, self.max_travel_s)
             out.append(BlockResult(oi, gi, res))
         return out
+
+    def window_query(self, lo: int, hi: int) -> QueryArrays:
+        """The query without the service-day copies no trip of which runs within
+        ``[lo, hi]`` (usually yesterday's and tomorrow's): fewer trip searches per stop."""
+        q = self.query
+        net = self.data.forward
+        first = net.trip_st_ptr[:-1]
+        last = net.trip_st_ptr[1:] - 1
+        keep = []
+        for o in range(q.active.shape[0]):
+            act = q.active[o] if q.odd is None else q.active[o] | q.odd[o]
+            if not act.any():
+                continue
+            dep0 = q.st_dep[o][first[act]].astype(np.int64) + int(q.offsets[o])
+            arr1 = q.st_arr[o][last[act]].astype(np.int64) + int(q.offsets[o])
+            if ((dep0 <= hi) & (arr1 >= lo)).any():
+                keep.append(o)
+        if len(keep) == q.active.shape[0]:
+            return q
+        rows = np.asarray(keep or [0], dtype=np.int64)
+        return QueryArrays(
+            active=np.ascontiguousarray(q.active[rows]),
+            offsets=np.ascontiguousarray(q.offsets[rows]),
+            st_arr=q.st_arr[rows],
+            st_dep=q.st_dep[rows],
+            st_board=q.st_board[rows],
+            st_alight=q.st_alight[rows],
+            change_s=q.change_s,
+            slack=q.slack,
+            max_transfer_s=q.max_transfer_s,
+            fifo=q.fifo,
+            max_rides=q.max_rides,
+            walk_factor=q.walk_factor,
+            odd=None if q.odd is None else np.ascontiguousarray(q.odd[rows]),
+            row_fifo=None if q.row_fifo is None else np.ascontiguousarray(q.row_fifo[rows]),
+        )
 
     def travel_times(
         self,
@@ -290,7 +340,7 @@ class AccessEngine:
         on_demand: OnDemand | None = None,
     ) -> I32:
         """[O, G] median seconds from each origin to each target (:data:`UNREACHED` when no
-        journey in the window reaches it in more than half the departures).
+        journey within ``max_travel_s`` reaches it for half the departures or more).
 
         ``t_group`` [points] numbers the target of each target point (None: each point is its
         own target); a target's time is that of its nearest point, per departure.
@@ -308,7 +358,7 @@ class AccessEngine:
             )
         egress = _group_links(point_egress, group, n_g)
         direct = self.direct_seconds(o_lat, o_lon, t_lat, t_lon, group, n_g, on_demand)
-        out = direct.copy()
+        out = np.where(direct > self.max_travel_s, BIG, direct).astype(np.int32)
         for b in self.blocks(access, egress, direct, departures):
             out[np.ix_(b.origins, b.targets)] = b.seconds
         return np.where(out >= BIG, UNREACHED, out).astype(np.int32)
@@ -321,19 +371,14 @@ class AccessEngine:
 
         links = self.walk_links(np.array([lat]), np.array([lon]))
         res = earliest_arrival(self.data.forward, self.query, departure, links.stop, links.secs)
-        best = res.best
-        return np.where(best >= BIG, UNREACHED, best - departure).astype(np.int32)
+        secs = res.best.astype(np.int64) - departure
+        return np.where(secs > self.max_travel_s, UNREACHED, secs).astype(np.int32)
 
 
 def _take(links: Links, points: I64, local: I64) -> Links:
     """The links of ``points`` with stops renumbered by ``local``."""
-    idx = components._ranges(links.ptr, points)
-    n = np.diff(links.ptr)[points]
-    return Links(
-        np.r_[0, np.cumsum(n)].astype(np.int64),
-        local[links.stop[idx]].astype(np.int32),
-        links.secs[idx].astype(np.int32),
-    )
+    sub = links.subset(points)
+    return Links(sub.ptr, local[sub.stop].astype(np.int32), sub.secs.astype(np.int32))
 
 
 def _group_links(links: Links, group: I64, n_groups: int) -> Links:
@@ -349,7 +394,13 @@ def _group_links(links: Links, group: I64, n_groups: int) -> Links:
 
 
 def _run(
-    part: components.Part, deps: I32, access: Links, egress: Links, direct: I32, out: I32
+    part: components.Part,
+    deps: I32,
+    access: Links,
+    egress: Links,
+    direct: I32,
+    out: I32,
+    max_travel_s: int,
 ) -> None:
     net, q = part.network, part.query
     scan = q.scan_sets(net)
@@ -387,5 +438,6 @@ def _run(
         egress.stop,
         egress.secs,
         direct,
+        int(max_travel_s),
         out,
     )

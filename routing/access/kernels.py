@@ -37,7 +37,7 @@ def _median(v: np.ndarray, n: int) -> int:
     return (v[m - 1] + v[m]) // 2
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def median_travel_times(
     pattern_stop_ptr: np.ndarray,
     pattern_stops: np.ndarray,
@@ -72,6 +72,7 @@ def median_travel_times(
     tgt_stop: np.ndarray,
     tgt_s: np.ndarray,
     direct_s: np.ndarray,  # [O, G] travel without transit (walk, on-demand); BIG: none
+    max_travel_s: int,  # longer is "not reached": searches stop there
     out: np.ndarray,  # [O, G] int32: median seconds, BIG when unreached
 ) -> None:
     """Median over ``departures`` of the travel time from each origin to each target."""
@@ -103,6 +104,10 @@ def median_travel_times(
         last = n_rounds - 1
         for j in range(n_dep):
             d = departures[j]
+            # Arrivals past the horizon are pruned (the kernel's target bound). Departures run
+            # latest first, so the bound only tightens: labels kept from a later run stay valid.
+            for k in range(n_rounds):
+                target_bound[k] = d + max_travel_s + 1
             if acc_ptr[o + 1] > acc_ptr[o]:
                 kernels.raptor(
                     pattern_stop_ptr, pattern_stops, pattern_trip_ptr, trip_st_ptr, st_arr,
@@ -123,8 +128,10 @@ def median_travel_times(
                         a = d + access[s]
                     if a < BIG:
                         tt = a - d + tgt_s[e]
+                        if tt > max_travel_s:
+                            continue
                         if tt < best:
                             best = tt
-                times[g, j] = best
+                times[g, j] = best if best <= max_travel_s else BIG
         for g in range(n_tgt):
             out[o, g] = _median(times[g], n_dep)
