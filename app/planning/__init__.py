@@ -1,0 +1,1 @@
+"""City planning (#14): service levels, accessibility, hubs and scenarios for city planners."""
