@@ -177,6 +177,12 @@ def raptor_pruned(
     n_off = offsets.shape[0]
 
     marked = np.zeros(n_stops, dtype=np.bool_)
+    # Stops whose labels this run changed: only they can break "round k no later than round
+    # k-1" (labels left by earlier rRAPTOR runs already keep it), so only they are copied
+    # from round to round, not every stop of a large network.
+    touched = np.zeros(n_stops, dtype=np.bool_)
+    touch_list = np.empty(n_stops, dtype=np.int32)
+    n_touch = 0
     mark_list = np.empty(n_stops, dtype=np.int32)
     n_mark = 0
     in_ride = np.zeros(n_stops, dtype=np.bool_)
@@ -192,6 +198,7 @@ def raptor_pruned(
         if c < ready[0, s] and c + lower_bound[s] < target_bound[0]:
             ready[0, s] = c
             ready_src[0, s] = ACCESS
+            n_touch = mark(s, touched, touch_list, n_touch)
             n_mark = mark(s, marked, mark_list, n_mark)
         if egress_s[s] >= 0 and c + egress_s[s] < target_bound[0]:
             target_bound[0] = c + egress_s[s]
@@ -207,6 +214,7 @@ def raptor_pruned(
             c = a + d
             if c < wtau[0, t] and c + lower_bound[t] < target_bound[0]:
                 wtau[0, t] = c
+                n_touch = mark(t, touched, touch_list, n_touch)
                 w_from[0, t] = s
                 w_copy[0, t] = False
                 if egress_s[t] >= 0 and c + egress_s[t] < target_bound[0]:
@@ -219,7 +227,8 @@ def raptor_pruned(
     rounds_done = 0
     for k in range(1, n_rounds):
         # Round k starts from round k-1: "at most k rides".
-        for s in range(n_stops):
+        for i in range(n_touch):
+            s = touch_list[i]
             if rtau[k - 1, s] < rtau[k, s]:
                 rtau[k, s] = rtau[k - 1, s]
                 r_copy[k, s] = True
@@ -273,6 +282,7 @@ def raptor_pruned(
                             a = st_arr[cur_o, st] + cur_off
                             if a < rtau[k, s] and a + lower_bound[s] < bound:
                                 rtau[k, s] = a
+                                n_touch = mark(s, touched, touch_list, n_touch)
                                 r_trip[k, s] = cur
                                 r_board[k, s] = cur_board
                                 r_alight[k, s] = i
@@ -343,6 +353,7 @@ def raptor_pruned(
                 c = a + d
                 if c < wtau[k, t] and c + lower_bound[t] < bound:
                     wtau[k, t] = c
+                    n_touch = mark(t, touched, touch_list, n_touch)
                     w_from[k, t] = s
                     w_copy[k, t] = False
                     if egress_s[t] >= 0 and c + egress_s[t] < bound:
@@ -409,6 +420,45 @@ def raptor(
         r_board, r_alight, r_off, r_copy, wtau, w_from, w_copy, ready, ready_src, target_bound,
         np.zeros(rtau.shape[1], dtype=np.int32),
     )  # fmt: skip
+
+
+@njit(cache=True)
+def pareto_rounds(
+    rtau: np.ndarray,  # [K+1, S]
+    wtau: np.ndarray,  # [K+1, S]
+    access_s: np.ndarray,  # [S], -1 where not an access stop
+    departure: int,
+    egress_s: np.ndarray,  # [S], -1 where not a target
+    targets: np.ndarray,  # the stops with egress_s >= 0
+    seen: np.ndarray,  # [K+1] int64, updated; BIG everywhere when not an rRAPTOR search
+) -> np.ndarray:
+    """[(round, target)] of the journeys to read back: per round, the best target arrival
+    (egress included) when it beats every round with fewer rides and that round's ``seen``."""
+    n_rounds = rtau.shape[0]
+    out = np.empty((n_rounds, 2), dtype=np.int64)
+    n = 0
+    prev = BIG
+    for k in range(n_rounds):
+        best = BIG
+        best_s = -1
+        for s in targets:
+            a = min(rtau[k, s], wtau[k, s])
+            if access_s[s] >= 0:
+                a = min(a, departure + access_s[s])
+            v = a + egress_s[s]
+            if v < best:
+                best = v
+                best_s = s
+        if best >= BIG or best >= prev:
+            continue
+        prev = best
+        if best >= seen[k]:
+            continue
+        seen[k] = best
+        out[n, 0] = k
+        out[n, 1] = best_s
+        n += 1
+    return out[:n]
 
 
 @njit(cache=True)

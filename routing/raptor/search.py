@@ -427,7 +427,8 @@ def reconstruct(
     """
     reader = _Reader(network, query, state)
     if egress_s is not None and egress_s > 0:
-        t = int(state.arrivals(k)[stop])
+        acc = state.departure + int(state.access_s[stop]) if state.access_s[stop] >= 0 else BIG
+        t = min(int(state.rtau[k, stop]), int(state.wtau[k, stop]), acc)
         reader.legs.append(WalkLeg(stop, -1, t, t + egress_s))
     reader.arrival(k, stop)
     legs = reader.legs
@@ -505,27 +506,28 @@ def _pareto_journeys(
     state: SearchState,
     egress: IntArray,
     include_egress_leg: bool,
+    seen: npt.NDArray[np.int64] | None = None,
 ) -> list[Journey]:
-    """One journey per number of rides that strictly improves the arrival at the target."""
+    """One journey per number of rides that strictly improves the arrival at the target.
+
+    ``seen`` ([K+1], updated) holds each round's best target arrival of the earlier runs of an
+    rRAPTOR search: a round that did not improve on it still holds the journey found with a
+    later departure (which dominates), so it is not read back again.
+    """
     targets = np.flatnonzero(egress >= 0)
     if targets.size == 0:
         return []
-    n_rounds = state.rtau.shape[0]
-    total = np.stack([state.arrivals(k)[targets] for k in range(n_rounds)]).astype(np.int64)
-    total += egress[targets][None, :]
-    out: list[Journey] = []
-    prev = BIG
-    for k in range(n_rounds):
-        j = int(np.argmin(total[k]))
-        v = int(total[k, j])
-        if v >= BIG or v >= prev:
-            continue
-        prev = v
-        s = int(targets[j])
-        out.append(
-            reconstruct(network, query, state, k, s, int(egress[s]) if include_egress_leg else None)
+    if seen is None:
+        seen = np.full(state.rtau.shape[0], BIG, dtype=np.int64)
+    picks = kernels.pareto_rounds(
+        state.rtau, state.wtau, state.access_s, int(state.departure), egress, targets, seen
+    )
+    return [
+        reconstruct(
+            network, query, state, int(k), int(s), int(egress[s]) if include_egress_leg else None
         )
-    return out
+        for k, s in picks
+    ]
 
 
 def _goal(
@@ -653,9 +655,10 @@ def range_query(
     deps = np.unique(deps)[::-1]
     state = SearchState(query.max_rides + 1, network.n_stops)
     found: list[Journey] = []
+    seen = np.full(query.max_rides + 1, BIG, dtype=np.int64)
     for d in deps:
         run(network, query, int(d), access, egress, state, lower_bound=lb)
-        found.extend(_pareto_journeys(network, query, state, egress, True))
+        found.extend(_pareto_journeys(network, query, state, egress, True, seen))
     return pareto_filter(found)
 
 
