@@ -41,6 +41,7 @@ from app.emissions.scenarios import (
     ShuttleInputs,
     bus_on_demand_scenario,
     car_commuters,
+    commute_day,
     ev_scenario,
     shuttle_scenario,
 )
@@ -647,8 +648,11 @@ async def summary_report(
 
 
 # --- scenarios -----------------------------------------------------------------------------------
-async def _planner(request: Request, who: Principal) -> tuple[CommutePlanner | None, str]:
-    """The main app's trip planner for home -> site commutes, or None and why not."""
+async def _planner(
+    request: Request, who: Principal, inputs: BusOnDemandInputs
+) -> tuple[CommutePlanner | None, str]:
+    """The main app's trip planner for home -> site commutes departing at ``inputs``'
+    departure and date (:func:`commute_day`), or None and why not."""
     services = getattr(request.app.state, "services", None)
     if getattr(services, "feeds", None) is None:
         return None, "the emissions service runs without the trip planner"
@@ -663,20 +667,21 @@ async def _planner(request: Request, who: Principal) -> tuple[CommutePlanner | N
         return None, "no timetable is published"
     provider = await plan_api.on_demand_provider(services, np_, who)
     tt = np_.planner.tt
-    day = np_.network.service_date or dt.datetime.now(service_tz(tt)).date()
-    while day.weekday() >= 5:
-        day += dt.timedelta(days=1)
+    now = dt.datetime.now(service_tz(tt))
+    day = commute_day(np_.network.service_date or now.date(), now, inputs.departure_s, inputs.date)
     rts = plan_api.realtime_days(services, day)
     options = RoutingOptions(num_itineraries=3, on_demand=provider is not None)
 
     def plan_one(home: tuple[float, float], site: tuple[float, float]) -> dict[str, Any] | None:
-        req = PlanRequest(PlanPlace(*home), PlanPlace(*site), day, 7 * 3600 + 1800, False, options)
+        req = PlanRequest(
+            PlanPlace(*home), PlanPlace(*site), day, inputs.departure_s, False, options
+        )
         result = np_.planner.plan(req, rts, on_demand=provider)
         if not result.itineraries:
             return None
         return plan_api._priced(to_otp(result.itineraries[0], day, tt.timezone), np_.fares)
 
-    return plan_one, "main app's trip planner"
+    return plan_one, f"main app's trip planner, {day.isoformat()} {inputs.departure}"
 
 
 def service_tz(tt: Any) -> Any:
@@ -772,7 +777,7 @@ async def scenario_bus_on_demand(
 ) -> dict[str, Any] | Response:
     """``share_pct`` % of car commuters switch to bus + on-demand (planned home -> site)."""
     await _own_company(service, company_id, who)
-    planner, note = await _planner(request, who)
+    planner, note = await _planner(request, who, body)
     return await _scenario(
         company_id,
         who,

@@ -580,7 +580,11 @@ def _flat(value: Any, prefix: str, out: dict[str, Any]) -> None:
         for k, v in value.items():
             _flat(v, f"{prefix}_{k}" if prefix else str(k), out)
     elif isinstance(value, list):
-        out[prefix] = " ".join(str(x) for x in value)
+        # A list of objects (a scenario line's legs) reads "mode=BUS;distance=5200.0 | ...".
+        out[prefix] = (" | " if any(isinstance(x, dict) for x in value) else " ").join(
+            ";".join(f"{k}={v}" for k, v in x.items()) if isinstance(x, dict) else str(x)
+            for x in value
+        )
     else:
         out[prefix] = "" if value is None else value
 

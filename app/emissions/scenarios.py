@@ -6,10 +6,13 @@ trips. A month of a commuter's driving is ``one-way km x 2 x days a week x``
 :data:`app.emissions.reports.WEEKS_PER_MONTH` km at the table's CAR factor (one person a car).
 
 * ``bus_on_demand``: ``share_pct`` % of car commuters switch to bus + on-demand. Each
-  commuter's home -> site trip is planned (departing 07:30 on a weekday; transit, walking and
+  commuter's home -> site trip is planned (departing ``departure``, 07:30 by default, on
+  ``date``, by default the next weekday on which that time is still ahead; transit, walking and
   on-demand FLEX legs) by the main app's planner over their real home-work pair, its CO2 the
   itinerary's ``emissionsPerPerson`` and its fare the itinerary's fare (``fare_per_trip`` for
   legs without one) plus ``on_demand_fare`` per FLEX leg; the way home is taken to be the same.
+  A planned line lists its legs (mode, metres, grams, fare). The on-demand legs are the live
+  fleet's quotes: a date beyond the zone's booking horizon gets no FLEX leg.
   Without a planner (the service run alone, no published network), or for a commuter with no
   home location or no itinerary found, the commute is priced as its one-way km by bus (the
   BUS factor) at ``fare_per_trip``, and the commuter's line says so. The effect counts
@@ -27,12 +30,14 @@ month and a year (kg) and the costs (JPY a month).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.emissions.calculator import factor_json
 from app.emissions.factors import FactorTable
@@ -93,6 +98,57 @@ class BusOnDemandInputs(_Inputs):
     car_cost_per_km: float = Field(
         20.0, ge=0, description="JPY a km of driving saved (fuel and wear)"
     )
+    departure: str = Field(
+        "07:30", description="HH:MM (the network's time zone) the home -> site trips depart"
+    )
+    date: dt.date | None = Field(
+        None,
+        description="the day planned (default: the next weekday on which `departure` is ahead)",
+    )
+
+    @field_validator("departure")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+        if m is None:
+            raise ValueError("departure must be HH:MM (00:00..23:59)")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+    @property
+    def departure_s(self) -> int:
+        """Seconds after midnight of ``departure``."""
+        hh, mm = self.departure.split(":")
+        return int(hh) * 3600 + int(mm) * 60
+
+
+def commute_day(
+    first: dt.date, now: dt.datetime, departure_s: int, given: dt.date | None = None
+) -> dt.date:
+    """The day a commute scenario plans: ``given``, else the first weekday from ``first``
+    (the network's service date, or today) on which ``departure_s`` is still ahead of ``now``
+    (in the network's time zone): planning a past departure would find no on-demand quote."""
+    if given is not None:
+        return given
+    day = max(first, now.date())
+    while day.weekday() >= 5 or (
+        day == now.date() and departure_s <= now.hour * 3600 + now.minute * 60 + now.second
+    ):
+        day += dt.timedelta(days=1)
+    return day
+
+
+def _leg_line(leg: dict[str, Any]) -> dict[str, Any]:
+    """A planned leg as a scenario line shows it (no times: a commute, not a booking)."""
+    out: dict[str, Any] = {
+        "mode": str(leg.get("mode")),
+        "distance": round(float(leg.get("distance") or 0.0), 1),
+        "co2": int((leg.get("emissionsPerPerson") or {}).get("co2", 0)),
+    }
+    if leg.get("vehicleType"):
+        out["vehicleType"] = leg["vehicleType"]
+    if leg.get("fare"):
+        out["fare"] = float(leg["fare"]["price"])
+    return out
 
 
 class EvInputs(_Inputs):
@@ -309,7 +365,9 @@ def bus_on_demand_scenario(
             )
             fare += flex * inputs.on_demand_fare
             modes = [str(leg.get("mode")) for leg in legs]
+            planned_legs: list[dict[str, Any]] | None = [_leg_line(leg) for leg in legs]
         else:
+            planned_legs = None
             g_trip = c.one_way_km * bus.value
             fare = inputs.fare_per_trip
             modes = ["BUS"]
@@ -329,12 +387,13 @@ def bus_on_demand_scenario(
                 "farePerTrip": round(fare, 1),
                 "co2BeforePerMonth": kg(b),
                 "co2AfterPerMonth": kg(a),
+                **({"legs": planned_legs} if planned_legs is not None else {}),
             }
         )
     net = fares - car_saving
     return {
         **_head("bus_on_demand", company, inputs, len(commuters)),
-        "planner": planner_note if planner is None else "main app's trip planner (FLEX legs)",
+        "planner": planner_note if planner is None else f"{planner_note} (FLEX legs)",
         "co2": _effect(before_g, after_g),
         "cost": {
             "currency": "JPY",
@@ -348,8 +407,8 @@ def bus_on_demand_scenario(
         "factors": {"car": factor_json(car), "bus": factor_json(bus)},
         "lines": lines,
         "assumptions": [
-            "Each commuter's home -> site trip departs 07:30 on a weekday; the way home is "
-            "taken to cost the same CO2 and fare.",
+            f"Each commuter's home -> site trip departs {inputs.departure} on a weekday; the "
+            "way home is taken to cost the same CO2 and fare.",
             "On-demand legs' CO2 is the planner's quote (vehicle g/km shared by the expected "
             "riders).",
             f"{inputs.share_pct:g} % of every car commuter's trips switch (expected value).",
