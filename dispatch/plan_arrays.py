@@ -125,6 +125,8 @@ class FleetArrays:
     def __init__(self, travel: TravelTimes, profile: SpeedProfile = FREE_FLOW_PROFILE) -> None:
         self.travel = travel
         self.profile = profile
+        #: Spatial pruning of the vehicles a quote evaluates (exact: see :meth:`best_insertion`).
+        self.prune = True
         self._cache: dict[str, VehicleArrays] = {}
         self._generation = 0
         self._stacked: tuple[tuple[int, tuple[str, ...]], _Stack] | None = None

@@ -246,3 +246,127 @@ def read_requests_csv(path: Path) -> list[RideRequest]:
         raise ValueError(f"cannot read the requests file {path}: {exc}") from exc
     out.sort(key=lambda r: (r.requested_at, r.request_id))
     return out
+
+
+#: Share of a day's requests per local hour (0-23): a weekday of urban ride-hailing, quiet at
+#: night, a morning peak at 08:00 and a longer evening peak at 17:00-19:00 (the shape of the
+#: NYC taxi hourly pick-up counts; values need not sum to 1, they are normalised).
+DAILY_PROFILE: tuple[float, ...] = (
+    0.8, 0.5, 0.3, 0.2, 0.2, 0.4, 1.2, 3.0, 4.6, 4.0, 3.0, 3.0,
+    3.3, 3.2, 3.2, 3.6, 4.2, 5.0, 5.2, 4.4, 3.5, 2.8, 2.0, 1.4,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CityDemand:
+    """A city's day: ``total`` requests over its zones, by the hour of :data:`DAILY_PROFILE`.
+
+    Trip ends cluster: each zone has ``n_homes`` residential and ``n_works`` business
+    hotspots; a ``hotspot_share`` of trip ends is drawn near one (Gaussian, ``radius_deg``),
+    the rest uniformly. Before noon trips lean from homes to work places, after noon back
+    (``commute_bias`` of the clustered ends follow the commute direction).
+    ``prebooked_share`` of the riders book ``prebook_s`` ahead; the others want to leave
+    within ``asap_notice_s`` of booking.
+    """
+
+    total: int = 50_000
+    profile: tuple[float, ...] = DAILY_PROFILE
+    start_s: float = 6 * 3600.0
+    end_s: float = 23.5 * 3600.0
+    hotspot_share: float = 0.6
+    n_homes: int = 4
+    n_works: int = 2
+    radius_deg: float = 0.003
+    commute_bias: float = 0.7
+    prebooked_share: float = 0.3
+    prebook_s: tuple[float, float] = (1800.0, 3 * 3600.0)
+    asap_notice_s: tuple[float, float] = (0.0, 600.0)
+    wheelchair_share: float = 0.03
+    group_share: float = 0.15
+    min_trip_m: float = 500.0
+
+
+def hourly_rates(demand: CityDemand) -> np.ndarray:
+    """Expected requests per hour of day (24 values) for pick-ups in the service span."""
+    prof = np.asarray(demand.profile, dtype=np.float64)
+    if prof.shape != (24,) or (prof < 0).any() or prof.sum() <= 0:
+        raise ValueError("a daily profile has 24 non-negative weights, not all zero")
+    hours = np.arange(24) * 3600.0
+    # Share of each hour inside [start_s, end_s).
+    inside = np.clip(
+        np.minimum(hours + 3600.0, demand.end_s) - np.maximum(hours, demand.start_s), 0, 3600
+    )
+    w = prof * inside / 3600.0
+    return demand.total * w / w.sum()
+
+
+def generate_city_requests(
+    zones: list[ServiceZone], weights: list[float], demand: CityDemand, seed: int
+) -> list[RideRequest]:
+    """A city's day of requests, each within one zone (the zone's owner serves it whole).
+
+    Zone ``k`` gets a ``weights[k]`` share of the day. Pick-up times follow the hourly
+    profile (uniform within each hour), reproducible from ``seed``. Ids are unique over the
+    city; the result is sorted by booking time.
+    """
+    if len(zones) != len(weights) or not zones:
+        raise ValueError("one weight per zone, at least one zone")
+    rng = np.random.default_rng(seed)
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    rates = hourly_rates(demand)
+    per_hour = rng.poisson(rates)
+    pickups = np.concatenate(
+        [rng.uniform(max(h * 3600.0, demand.start_s), min((h + 1) * 3600.0, demand.end_s), n)
+         for h, n in enumerate(per_hour) if n]
+    )  # fmt: skip
+    zone_of = rng.choice(len(zones), size=len(pickups), p=w)
+    homes = [z.random_points(rng, demand.n_homes) for z in zones]
+    works = [z.random_points(rng, demand.n_works) for z in zones]
+    out: list[RideRequest] = []
+
+    def point(z: ServiceZone, spots: np.ndarray) -> tuple[float, float]:
+        if rng.random() < demand.hotspot_share:
+            h = spots[rng.integers(len(spots))]
+            for _ in range(20):
+                p = h + rng.normal(0, demand.radius_deg, 2) * (1.0, 1.3)
+                if z.contains(float(p[0]), float(p[1])):
+                    return (float(p[0]), float(p[1]))
+        p = z.random_points(rng, 1)[0]
+        return (float(p[0]), float(p[1]))
+
+    for k, (tp, zk) in enumerate(zip(pickups, zone_of, strict=True)):
+        z = zones[zk]
+        commute = rng.random() < demand.commute_bias
+        morning = tp < 12 * 3600.0
+        src, dst = (homes[zk], works[zk]) if morning == commute else (works[zk], homes[zk])
+        o = point(z, src)
+        d = point(z, dst)
+        for _ in range(50):
+            if point_distance_m(o, d) >= demand.min_trip_m:
+                break
+            d = point(z, dst if rng.random() < 0.5 else homes[zk])
+        else:
+            continue
+        if rng.random() < demand.prebooked_share:
+            notice = float(rng.uniform(*demand.prebook_s))
+            earliest: float | None = float(tp)
+        else:
+            notice = float(rng.uniform(*demand.asap_notice_s))
+            earliest = float(tp) if notice > 0 else None
+        wc = int(rng.random() < demand.wheelchair_share)
+        seats = 0 if wc else (int(rng.integers(2, 4)) if rng.random() < demand.group_share else 1)
+        out.append(
+            RideRequest(
+                origin=o,
+                destination=d,
+                requested_at=float(tp) - notice,
+                earliest_pickup=earliest,
+                seats=seats,
+                wheelchairs=wc,
+                user_id=f"city-user-{k % 5003}",
+                request_id=f"c{k:06d}-{z.zone_id}",
+            )
+        )
+    out.sort(key=lambda r: (r.requested_at, r.request_id))
+    return out

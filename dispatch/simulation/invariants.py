@@ -3,6 +3,8 @@
 * every promised window holds (for the plan in force and for every stop served);
 * no capacity dimension is exceeded at any point of any plan;
 * every passenger's ride-time limit holds (onboard and booked);
+* vehicle hours: every vehicle is back at its depot by the end of its shift (the forecast
+  return after its last planned stop, driven through the zone's speed periods);
 * no request is lost or assigned twice.
 """
 
@@ -12,7 +14,7 @@ from collections import Counter
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.rides import RideStatus
-from dispatch.vehicle import StopKind
+from dispatch.vehicle import StopKind, Vehicle
 
 TOL = 1.0  # seconds: positions reported mid-leg make legs jitter by milliseconds
 
@@ -42,6 +44,8 @@ def plan_violations(d: Dispatcher, now: float) -> list[str]:
                 out.append(f"{v.vehicle_id}: drop-off of {s.ride_id} before its pick-up")
             elif b - picked[s.ride_id] > s.max_ride_s + TOL:
                 out.append(f"{v.vehicle_id}: ride of {s.ride_id} over its limit")
+        if v.plan:
+            out += _shift_violations(d, v, float(times[-1]))
     for ride in d.rides():
         want = {
             RideStatus.ASSIGNED: {"pickup": 1, "dropoff": 1},
@@ -57,6 +61,16 @@ def plan_violations(d: Dispatcher, now: float) -> list[str]:
             if holders != [ride.vehicle_id]:
                 out.append(f"ride {ride.ride_id} onboard {holders}, assigned to {ride.vehicle_id}")
     return out
+
+
+def _shift_violations(d: Dispatcher, v: Vehicle, last_start: float) -> list[str]:
+    """The vehicle's forecast return to its depot after its last stop, against its shift."""
+    last = v.plan[-1]
+    home = float(d.travel.matrix([last.latlon], [v.depot], v.vtype.speed_kmh)[0, 0])
+    back = d.speed_profile(v.zone_id).arrive(last_start + last.service_s, home)
+    if back > v.shift_end + TOL:
+        return [f"{v.vehicle_id}: back at its depot at {back:.0f} > shift end {v.shift_end:.0f}"]
+    return []
 
 
 def served_violations(d: Dispatcher) -> list[str]:

@@ -13,12 +13,14 @@ the model they were made with.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
-from dispatch.rides import Rejection
+from dispatch.rides import Rejection, Ride
 from dispatch.simulation.invariants import plan_violations, served_violations
 from dispatch.simulation.kpis import Kpis, compute_kpis
 from dispatch.vehicle import Vehicle
@@ -45,6 +47,10 @@ class Simulator:
         Simulated seconds per step.
     check_invariants
         Check plans at every step (tests); else only at the end.
+    check_every_s
+        With ``check_invariants``, check the plans every this many simulated seconds instead
+        of every step (a city's day: the check walks every ride). The final state is always
+        checked.
     reoptimise
         ``f(now) -> applied`` called every ``reopt_every_s`` simulated seconds.
     rebalance
@@ -67,7 +73,13 @@ class Simulator:
         position_mode: str = "interpolate",
         rebalance: Callable[[float], int] | None = None,
         rebalance_every_s: float = 600.0,
+        check_every_s: float | None = None,
     ) -> None:
+        self.check_every_s = check_every_s
+        #: Wall seconds of the quote and of the booking of each request, in request order (the
+        #: zone owner's live path); NaN booking time for a request whose quote was refused.
+        self.quote_s: list[float] = []
+        self.book_s: list[float] = []
         self.rebalance = rebalance
         self.rebalance_every_s = rebalance_every_s
         self.rebalance_moves = 0
@@ -121,6 +133,19 @@ class Simulator:
         if not v.plan and f >= 1.0:
             v.heading = None
 
+    def _request(self, r: RideRequest, now: float) -> Ride | Rejection:
+        """Quote then book, as :meth:`Dispatcher.request_ride` does, timing each."""
+        t = time.perf_counter()
+        q = self.d.quote(r, now)
+        self.quote_s.append(time.perf_counter() - t)
+        if isinstance(q, Rejection):
+            self.book_s.append(math.nan)
+            return q
+        t = time.perf_counter()
+        res = self.d.book(q.quote_id, r.user_id, now)
+        self.book_s.append(time.perf_counter() - t)
+        return res
+
     def _odometer(self, v: Vehicle, to: tuple[float, float]) -> None:
         km = float(self.d.travel.distance_m([v.position], [to])[0, 0]) / 1000.0
         self.vehicle_km += km
@@ -136,6 +161,7 @@ class Simulator:
         violations: list[str] = []
         next_reopt = start_s + self.reopt_every_s
         next_rebalance = start_s + self.rebalance_every_s
+        next_check = start_s
         horizon = end_s + 6 * 3600
         while t < horizon:
             t1 = t + self.step_s
@@ -144,7 +170,7 @@ class Simulator:
             while k < len(self.requests) and self.requests[k].requested_at < t1:
                 r = self.requests[k]
                 k += 1
-                res = d.request_ride(r, r.user_id, now=max(r.requested_at, t1))
+                res = self._request(r, max(r.requested_at, t1))
                 if isinstance(res, Rejection):
                     self.rejections.append(res)
             if self.rebalance is not None and t1 >= next_rebalance:
@@ -153,8 +179,9 @@ class Simulator:
             if self.reoptimise is not None and t1 >= next_reopt:
                 self.reopt_applied += self.reoptimise(t1)
                 next_reopt += self.reopt_every_s
-            if self.check:
+            if self.check and t1 >= next_check:
                 violations += [f"t={t1:.0f}: {m}" for m in plan_violations(d, t1)]
+                next_check = t1 + (self.check_every_s or 0.0)
             t = t1
             steps += 1
             if t >= end_s and k >= len(self.requests) and not any(v.plan for v in d.vehicles()):

@@ -65,8 +65,15 @@ def _lost(d: Dispatcher, _: list[Ride]) -> str:
     return "0 pickup stops"
 
 
+def _after_shift(d: Dispatcher, _: list[Ride]) -> str:
+    v = _busy(d)
+    v.shift_end = NOW + 60.0  # its plan runs longer: it cannot be back at its depot in time
+    return "shift end"
+
+
 @pytest.mark.parametrize(
-    "breaker", [_late_window, _over_capacity, _ride_too_long, _assigned_twice, _lost]
+    "breaker",
+    [_late_window, _over_capacity, _ride_too_long, _assigned_twice, _lost, _after_shift],
 )
 def test_each_broken_plan_is_reported(breaker: Callable[[Dispatcher, list[Ride]], str]) -> None:
     d, rides = _booked(2)
