@@ -73,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.health.api import router as health_router
 
     api.include_router(health_router)  # the health service (also runs on its own)
+    from app.planning.api import router as planning_router
+
+    api.include_router(planning_router)  # city planners' network analysis (#14)
     app.include_router(api)
 
     from app.frontend import mount_frontend

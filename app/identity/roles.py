@@ -14,6 +14,7 @@ class Role(StrEnum):
     COMPANY_ADMIN = "company_admin"
     HEALTH_STAFF = "health_staff"
     CITY_STAFF = "city_staff"
+    CITY_PLANNER = "city_planner"
     ADMIN = "admin"
 
 

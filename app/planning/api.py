@@ -1,0 +1,326 @@
+"""The planning API (role ``city_planner``; admins pass): service levels, accessibility, hubs
+and scenarios over the published network. See :mod:`app.planning.service` for what is kept.
+
+Times of day are seconds after midnight of the feed's service day; dates are the feed's own
+(default: its busiest day in the first week, chosen by gtfs-kit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from app.api.schemas import AUTHED, BODY
+from app.errors import ApiError
+from app.identity.deps import Principal, require_roles
+from app.planning.demo import zone_provider
+from app.planning.scenarios import EditError, ScenarioSpec, run_scenario
+from app.planning.service import PlanningService, planning_of
+from gtfs.service_levels import (
+    DEFAULT_BANDS,
+    cells_geojson,
+    geojson_text,
+    parse_bands,
+)
+from routing.access import (
+    OnDemand,
+    cell_times,
+    departure_times,
+    isochrone,
+    population_share,
+    read_destinations,
+    read_population,
+)
+from routing.access.hubs import rank_hubs
+
+Planner = Annotated[Principal, Depends(require_roles("city_planner"))]
+router = APIRouter(prefix="/planning", tags=["planning"], responses={**AUTHED, **BODY})
+GEOJSON = "application/geo+json"
+MAX_UPLOAD = 8 * 2**20
+
+
+def _svc(request: Request) -> PlanningService:
+    return planning_of(request.app)
+
+
+def _services(request: Request) -> Any:
+    return request.app.state.services
+
+
+@router.get("/network")
+async def planning_network(request: Request, _: Planner) -> dict[str, Any]:
+    """The network planners work on: its default analysis date, routes, and what is uploaded."""
+    svc = _svc(request)
+    v = await run_in_threadpool(svc.view, _services(request))
+    routes = v.feed.routes
+    return {
+        "feed_id": v.feed.feed_id,
+        "default_date": v.default_day.isoformat(),
+        "routes": [
+            {
+                "route_id": str(r["route_id"]),
+                "name": str(r.get("route_short_name") or r.get("route_long_name") or ""),
+            }
+            for r in routes.to_dict("records")
+        ],
+        "stops": int(v.timetable.n_stops),
+        "bbox": [
+            float(v.timetable.stop_lon.min()),
+            float(v.timetable.stop_lat.min()),
+            float(v.timetable.stop_lon.max()),
+            float(v.timetable.stop_lat.max()),
+        ],
+        "destinations": 0 if svc.destinations is None else len(svc.destinations),
+        "destination_kinds": [] if svc.destinations is None else svc.destinations.kinds(),
+        "population_cells": 0 if svc.population is None else len(svc.population.people),
+    }
+
+
+@router.get(
+    "/service-levels",
+    responses={200: {"content": {"text/csv": {}, GEOJSON: {}}}},
+)
+async def service_levels(
+    request: Request,
+    _: Planner,
+    level: Literal["routes", "stops", "hexagons"] = "routes",
+    format: Literal["json", "csv", "geojson"] = "json",
+    date: dt.date | None = None,
+    bands: Annotated[str | None, Query(description="name=HH:MM-HH:MM,...")] = None,
+    band: str | None = None,
+    resolution: Annotated[int, Query(ge=5, le=11)] = 8,
+) -> Any:
+    """Trips, headways (min), service hours and km, first/last departures per route or stop
+    and time band (gtfs-kit); stops summed on H3 hexagons; JSON, CSV or GeoJSON."""
+    try:
+        bs = parse_bands(bands) if bands else DEFAULT_BANDS
+    except ValueError as exc:
+        raise ApiError(422, "invalid_bands", str(exc)) from exc
+    svc = _svc(request)
+    sl = await run_in_threadpool(svc.service_levels, _services(request), date, bs)
+    names = [b.name for b in bs]
+    if band is not None and band not in names:
+        raise ApiError(422, "invalid_band", f"band must be one of {names}")
+    if level == "hexagons":
+        hb = band or names[0]
+        if format == "csv":
+            return Response(sl.hexagons(hb, resolution).to_csv(index=False), media_type="text/csv")
+        gj = cells_geojson(sl.hexagons(hb, resolution))
+        if format == "geojson":
+            return Response(geojson_text(gj), media_type=GEOJSON)
+        return {"date": sl.date.isoformat(), "band": hb, "hexagons": gj}
+    df = sl.routes if level == "routes" else sl.stops
+    if band is not None:
+        df = df[df["band"] == band]
+    if format == "csv":
+        return Response(
+            df.to_csv(index=False),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{level}.csv"'},
+        )
+    if format == "geojson":
+        gj = sl.routes_geojson(band) if level == "routes" else sl.stops_geojson(band)
+        return Response(geojson_text(gj), media_type=GEOJSON)
+    rows = json.loads(df.to_json(orient="records", force_ascii=False))
+    return {"date": sl.date.isoformat(), "bands": names, "rows": rows}
+
+
+@router.get("/hubs")
+async def hubs(
+    request: Request,
+    _: Planner,
+    date: dt.date | None = None,
+    top: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> dict[str, Any]:
+    """Stops ranked as hubs: betweenness in the stop/route graph (networkx) and departures."""
+    svc = _svc(request)
+    v = await run_in_threadpool(svc.view, _services(request))
+    day = date or v.default_day
+    try:
+        df = await run_in_threadpool(rank_hubs, v.data, day, top)
+    except ValueError as exc:
+        raise ApiError(422, "no_service", str(exc)) from exc
+    return {
+        "date": day.isoformat(),
+        "hubs": json.loads(df.to_json(orient="records", force_ascii=False)),
+    }
+
+
+async def _body_text(request: Request) -> str:
+    body = await request.body()
+    if len(body) > MAX_UPLOAD:
+        raise ApiError(413, "too_large", f"uploads are limited to {MAX_UPLOAD} bytes")
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        f = form.get("file")
+        if f is None or isinstance(f, str):
+            raise ApiError(422, "invalid_upload", "multipart upload needs a 'file' part")
+        body = await f.read()
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "invalid_upload", "uploads must be UTF-8 text") from exc
+
+
+@router.put("/destinations")
+async def upload_destinations(request: Request, _: Planner) -> dict[str, Any]:
+    """Destinations as CSV (``name, kind, lat, lon``) or a GeoJSON FeatureCollection of points
+    (``name``, ``kind`` properties); replaces the previous upload."""
+    text = await _body_text(request)
+    try:
+        dest = read_destinations(text)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_destinations", str(exc)) from exc
+    _svc(request).destinations = dest
+    return {"destinations": len(dest), "kinds": dest.kinds()}
+
+
+@router.get("/destinations", responses={200: {"content": {GEOJSON: {}}}})
+async def destinations(request: Request, _: Planner) -> Response:
+    d = _svc(request).destinations
+    if d is None:
+        raise ApiError(404, "no_destinations", "No destinations are uploaded yet.")
+    return Response(geojson_text(d.to_geojson()), media_type=GEOJSON)
+
+
+@router.put("/population")
+async def upload_population(request: Request, _: Planner) -> dict[str, Any]:
+    """A census grid as CSV: JIS mesh code, population (e-Stat's mesh files; header optional)."""
+    text = await _body_text(request)
+    try:
+        pop = read_population(text)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_population", str(exc)) from exc
+    _svc(request).population = pop
+    return {"cells": len(pop.people), "residents": int(pop.people.sum())}
+
+
+class Window(BaseModel):
+    date: dt.date | None = None
+    start: int = Field(8 * 3600, ge=0, le=36 * 3600, description="seconds after midnight")
+    window_min: int = Field(60, ge=1, le=240)
+    departures: int = Field(12, ge=1, le=60)
+    resolution: int = Field(9, ge=6, le=10)
+    on_demand: bool = Field(False, description="add the live on-demand zones' rides")
+    wait_min: int = Field(10, ge=0, le=60)
+
+
+class IsochroneQuery(Window):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    max_minutes: int = Field(60, ge=1, le=180)
+
+
+class AccessQuery(Window):
+    minutes: int = Field(30, ge=1, le=180)
+    kind: str | None = None
+
+
+async def _on_demand(request: Request, q: Window, tt: Any) -> OnDemand | None:
+    if not q.on_demand:
+        return None
+    gateway = getattr(_services(request), "dispatch", None)
+    zones = [] if gateway is None else await gateway.zones()
+    if not zones:
+        raise ApiError(422, "no_zone", "No on-demand zone is running.")
+    return OnDemand(zone_provider(tt, list(zones), []), wait_s=q.wait_min * 60)
+
+
+@router.post("/isochrone", responses={200: {"content": {GEOJSON: {}}}})
+async def post_isochrone(request: Request, q: IsochroneQuery, _: Planner) -> Response:
+    """H3 cells reached from a point: median minutes over the departure window."""
+    svc = _svc(request)
+    eng = await run_in_threadpool(svc.engine, _services(request), q.date)
+    od = await _on_demand(request, q, eng.data.tt)
+    deps = departure_times(q.start, q.window_min * 60, q.departures)
+    iso = await run_in_threadpool(
+        isochrone, eng, q.lat, q.lon, deps, q.resolution, q.max_minutes, od
+    )
+    rows = [{"h3": c, "minutes": m} for c, m in iso.items()]
+    import pandas as pd
+
+    gj = cells_geojson(pd.DataFrame(rows, columns=["h3", "minutes"]))
+    return Response(geojson_text(gj), media_type=GEOJSON)
+
+
+@router.post("/access")
+async def post_access(request: Request, q: AccessQuery, _: Planner) -> dict[str, Any]:
+    """Median minutes from every H3 cell to the nearest uploaded destination (of ``kind``),
+    and, with a population grid uploaded, the share of residents within ``minutes`` of each
+    destination kind."""
+    svc = _svc(request)
+    dest = svc.destinations
+    if dest is None:
+        raise ApiError(422, "no_destinations", "Upload destinations first (PUT /destinations).")
+    if q.kind is not None:
+        if q.kind not in dest.kinds():
+            raise ApiError(422, "unknown_kind", f"kind must be one of {dest.kinds()}")
+        dest = dest.of_kind(q.kind)
+    eng = await run_in_threadpool(svc.engine, _services(request), q.date)
+    od = await _on_demand(request, q, eng.data.tt)
+    deps = departure_times(q.start, q.window_min * 60, q.departures)
+    ct = await run_in_threadpool(cell_times, eng, dest, deps, q.resolution, od)
+    import numpy as np
+    import pandas as pd
+
+    mins = ct.nearest_minutes()
+    df = pd.DataFrame({"h3": ct.cells, "minutes": np.round(mins, 1)})
+    shares: list[dict[str, Any]] = []
+    if svc.population is not None:
+        got = await run_in_threadpool(
+            population_share, eng, svc.population, dest, deps, q.minutes, od
+        )
+        shares = [s.as_dict() for s in got]
+    return {
+        "date": eng.day.isoformat(),
+        "cells": cells_geojson(df),
+        "reached_cells": int(np.isfinite(mins).sum()),
+        "within_cells": int((np.nan_to_num(mins, nan=np.inf) <= q.minutes).sum()),
+        "shares": shares,
+    }
+
+
+@router.post("/scenarios")
+async def create_scenario(request: Request, spec: ScenarioSpec, _: Planner) -> dict[str, Any]:
+    """Edit a copy of the published network, run both, compare (blocking: seconds to a
+    minute). The published network is never changed."""
+    svc = _svc(request)
+    dest = svc.destinations
+    if dest is None:
+        raise ApiError(422, "no_destinations", "Upload destinations first (PUT /destinations).")
+    v = await run_in_threadpool(svc.view, _services(request))
+    try:
+        out = await run_in_threadpool(run_scenario, v.feed, spec, dest, svc.population)
+    except EditError as exc:
+        raise ApiError(422, "invalid_edit", str(exc)) from exc
+    except ValueError as exc:
+        raise ApiError(422, "invalid_scenario", str(exc)) from exc
+    out["spec"] = spec.model_dump(mode="json")
+    sid = svc.keep(out)
+    out["id"] = sid
+    return out
+
+
+@router.get("/scenarios")
+async def list_scenarios(request: Request, _: Planner) -> dict[str, Any]:
+    svc = _svc(request)
+    return {
+        "scenarios": [
+            {"id": k, "name": v["name"], "date": v["date"]} for k, v in svc.scenarios.items()
+        ]
+    }
+
+
+@router.get("/scenarios/{scenario_id}")
+async def get_scenario(request: Request, scenario_id: str, _: Planner) -> dict[str, Any]:
+    got = _svc(request).scenarios.get(scenario_id)
+    if got is None:
+        raise ApiError(404, "not_found", "No such scenario.")
+    return {**got, "id": scenario_id}
