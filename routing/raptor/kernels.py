@@ -156,6 +156,7 @@ def raptor_pruned(
     ready_src: np.ndarray,  # ACCESS, RIDE (stay), WALK, COPY
     target_bound: np.ndarray,  # [K+1]
     lower_bound: np.ndarray,  # [S] time from each stop to a target at least (0: no pruning)
+    board_limit: np.ndarray,  # [S] latest first boarding from a walk-only label (BIG: none)
 ) -> int:
     """Run RAPTOR rounds from ``departure``; returns the last round that found something.
 
@@ -166,6 +167,8 @@ def raptor_pruned(
     plus ``slack``). A footpath follows only a ride (or the access), as in RAPTOR; arrivals
     that cannot beat the best target arrival are pruned, and so is every label whose time plus
     its stop's ``lower_bound`` (:mod:`routing.raptor.bounds`) cannot beat it (goal direction).
+    A first ride (boarded from a label that no ride made) leaves stop ``s`` no later than
+    ``board_limit[s]``: range queries keep every journey's departure inside their window.
 
     A pattern scan rides the earliest catchable copy among the pattern's regular trip copies
     (``active``: one FIFO chain with the same boarding/alighting stops), then each of its odd
@@ -302,12 +305,20 @@ def raptor_pruned(
                     r = ready[k - 1, s]
                     if r >= BIG or r + lower_bound[s] >= bound:
                         continue
+                    lim = BIG
+                    if board_limit[s] < BIG:
+                        kk = k - 1
+                        while kk > 0 and ready_src[kk, s] == COPY:
+                            kk -= 1
+                        if kk == 0:  # no ride yet: this boarding starts the journey
+                            lim = board_limit[s]
                     if fix_t >= 0:
                         # One trip copy: board it at the first stop where it can be caught
                         # (boarding it later arrives no earlier).
                         if cur < 0:
                             st = trip_st_ptr[fix_t] + i
-                            if st_board[fix_o, st] and r <= st_dep[fix_o, st] + offsets[fix_o]:
+                            dd = st_dep[fix_o, st] + offsets[fix_o]
+                            if st_board[fix_o, st] and r <= dd and dd <= lim:
                                 cur = fix_t
                                 cur_o = fix_o
                                 cur_off = offsets[fix_o]
@@ -327,6 +338,8 @@ def raptor_pruned(
                         if t < 0:
                             continue
                         d += off
+                        if d > lim:
+                            continue
                         # A tie goes to the copy first in the pattern's order (a lower trip of
                         # the same copy: FIFO, it arrives no later further on).
                         if (
@@ -418,7 +431,7 @@ def raptor(
         transfer_to, transfer_s, active, row_fifo, odd_ptr, odd_trip, odd_copy, offsets,
         change_s, slack, max_transfer_s, fifo, departure, access_s, egress_s, rtau, r_trip,
         r_board, r_alight, r_off, r_copy, wtau, w_from, w_copy, ready, ready_src, target_bound,
-        np.zeros(rtau.shape[1], dtype=np.int32),
+        np.zeros(rtau.shape[1], dtype=np.int32), np.full(rtau.shape[1], BIG, dtype=np.int32),
     )  # fmt: skip
 
 

@@ -265,12 +265,15 @@ def run(
     egress: IntArray,
     state: SearchState | None = None,
     lower_bound: IntArray | None = None,
+    board_limit: IntArray | None = None,
 ) -> SearchState:
     """One RAPTOR run (the kernel), creating the state unless one is being reused.
 
     ``access`` / ``egress`` are [S] seconds, -1 where a stop is not an access / egress.
     ``lower_bound`` ([S], :meth:`QueryArrays.lower_bounds`) prunes labels that cannot reach a
     target before the best arrival found; None prunes against that arrival alone.
+    ``board_limit`` ([S]) is the latest time a journey's first ride may leave each stop
+    (range queries); None: no limit.
     """
     if state is None:
         state = SearchState(query.max_rides + 1, network.n_stops)
@@ -279,6 +282,8 @@ def run(
     scan = query.scan_sets(network)
     if lower_bound is None:
         lower_bound = np.zeros(network.n_stops, dtype=np.int32)
+    if board_limit is None:
+        board_limit = np.full(network.n_stops, BIG, dtype=np.int32)
     kernels.raptor_pruned(
         network.pattern_stop_ptr,
         network.pattern_stops,
@@ -320,6 +325,7 @@ def run(
         state.ready_src,
         state.target_bound,
         lower_bound,
+        board_limit,
     )
     return state
 
@@ -622,9 +628,19 @@ def range_query(
 ) -> list[Journey]:
     """rRAPTOR: the Pareto set of (later departure, earlier arrival, fewer transfers).
 
-    Runs one RAPTOR per distinct departure in ``[t0, t0 + window_s]`` that catches a trip at
-    an access stop, latest first, reusing the labels (Delling et al., 2012, §4). ``prune`` as
-    in :func:`earliest_arrival` (the bounds are computed once for every run).
+    Window semantics: a journey counts when it leaves the origin inside
+    ``[t0, t0 + window_s]`` — its departure is its first boarding minus the walk before it
+    (the access and at most one footpath), so "boarding inside the window" shifted by that walk.
+    Among those, a journey is dropped when another departs no earlier, arrives no later and
+    has no more transfers (strictly better in one). Journeys are rides: walking straight to the
+    destination takes as long whenever one leaves, so it is the caller's (the planner's own
+    direct walk), not a member of the set.
+
+    Runs one RAPTOR per distinct departure in the window that catches a trip at a stop the
+    origin's walk reaches, latest first, reusing the labels (Delling et al., 2012, §4); the
+    first ride may not leave after the window (``board_limit``), so no label of a journey
+    departing later shadows one inside it. ``prune`` as in :func:`earliest_arrival` (the bounds
+    are computed once for every run).
     """
     access = _as_targets(network.n_stops, access_stops, access_s)
     egress = _as_targets(network.n_stops, egress_stops, egress_s)
@@ -656,10 +672,12 @@ def range_query(
     state = SearchState(query.max_rides + 1, network.n_stops)
     found: list[Journey] = []
     seen = np.full(query.max_rides + 1, BIG, dtype=np.int64)
+    # The first ride leaves stop s (reached after a walk of start_s[s]) by the window's end.
+    limit = np.where(start_s >= 0, int(t0 + window_s) + start_s, BIG).astype(np.int32)
     for d in deps:
-        run(network, query, int(d), access, egress, state, lower_bound=lb)
+        run(network, query, int(d), access, egress, state, lower_bound=lb, board_limit=limit)
         found.extend(_pareto_journeys(network, query, state, egress, True, seen))
-    return pareto_filter(found)
+    return pareto_filter([j for j in found if j.rides])
 
 
 def pareto_filter(journeys: list[Journey]) -> list[Journey]:
