@@ -108,8 +108,15 @@ def straight_m(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def factor_json(f: Any) -> dict[str, Any]:
-    """A factor's provenance as the API shows it."""
-    return {"value": f.value, "unit": f.unit, "source": f.source, "year": f.year}
+    """A factor's provenance as the API shows it (``verified``: found in a published source;
+    see the factor table's ``check``)."""
+    return {
+        "value": f.value,
+        "unit": f.unit,
+        "source": f.source,
+        "year": f.year,
+        "verified": bool(getattr(f, "verified", False)),
+    }
 
 
 def car_trip(
@@ -262,6 +269,7 @@ def ride_leg(
         "unit": "g-CO2/vehicle-km",
         "source": f"{v.source}; x {energy.value} {energy.unit} ({energy.source}, {energy.year})",
         "year": energy.year,
+        "verified": False,  # the vehicle's energy use per km is an assumption
         "sharedBy": [persons for _, persons in share.stretches],
     }
     return PricedLeg("FLEX", share.vehicle_km * 1000.0, share.co2_g, factor)

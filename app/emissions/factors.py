@@ -43,13 +43,20 @@ class _Strict(BaseModel):
 
 
 class Factor(_Strict):
-    """One factor and where it comes from."""
+    """One factor and where it comes from.
+
+    ``verified`` says whether the value was found in a published source (``check`` names it,
+    with its address, and says what was and was not confirmed); False: as written by hand,
+    to be checked before anyone reports with it.
+    """
 
     value: float = Field(ge=0)
     unit: str
     source: str
     year: str
     note: str = ""
+    verified: bool = False
+    check: str = ""
 
 
 class EnergyFactor(Factor):

@@ -101,7 +101,13 @@ def line_factor(table: FactorTable, mode: str) -> dict[str, Any]:
     try:
         return factor_json(table.mode(mode))
     except KeyError:
-        return {"value": None, "unit": "g-CO2/pkm", "source": "unknown mode", "year": ""}
+        return {
+            "value": None,
+            "unit": "g-CO2/pkm",
+            "source": "unknown mode",
+            "year": "",
+            "verified": False,
+        }
 
 
 # --- Category 7 ----------------------------------------------------------------------------------
