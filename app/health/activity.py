@@ -3,14 +3,29 @@ Japan's guideline, and the WHO HEAT reduction in all-cause mortality. Pure funct
 
 Sources (each figure below names its own):
 
-* Step length: 0.415 x height for men, 0.413 x height for women, the rule of thumb pedometer
-  makers and walking programmes use (its original study is not verified here); without a
-  height, :data:`DEFAULT_STEP_M` = 0.7 m (an assumption: an adult's step at ordinary pace).
+* Step length: 0.415 x height for men, 0.413 x height for women (the distance of one step,
+  heel to heel), the rule of thumb pedometer guides give: "How to Measure One's Step or
+  Stride" (https://healthfully.com/measure-ones-step-stride-2317449.html) states these two
+  ratios; a biomechanics summary (https://biologyinsights.com/what-is-my-step-length-by-height)
+  gives 41-45 % of height for a walking step. The study behind the ratios was not found.
+  Without a height, :data:`DEFAULT_STEP_M` = 0.7 m (an assumption: between the 0.67 m and
+  0.76 m default steps of women and men that "How to Calculate Stride Length By Height"
+  (Verywell, http://walking.about.com/library/weekly/aapedometerset.htm) reports for fitness
+  monitors).
 * METs: the 2011 Compendium of Physical Activities (Ainsworth et al., Med Sci Sports Exerc
   2011;43(8):1575-81), each band with its activity code (:data:`WALK_METS`, :data:`CYCLE_METS`).
-  kcal = MET x body kg x hours (gross, resting included, as the Compendium and Japan's
-  "METs x hours" count them); without a weight, :data:`DEFAULT_WEIGHT_KG` = 60 kg (an
-  assumption, near the mean Japanese adult).
+  Checked against secondary tables (the Compendium itself was not in the stored corpora):
+  walking 2.5 / 3.0 / 3.5 / 4.0 mph = 3.0 / 3.5 / 4.3 / 5.0 METs, codes 17170 / 17190 / 17200 /
+  17220, and bicycling < 10 / 10-11.9 / 12-13.9 / 14-15.9 mph = 4.0 / 6.8 / 8.0 / 10.0 METs, as
+  listed at https://calorique.io/faq/met-values-walking-running-cycling-by-pace/ (citing the
+  2024 Adult Compendium, Herrmann SD et al.) and, for walking, at
+  https://iphonestepsapp.com/blog/met-values-walking-chart (citing Ainsworth 2011). Not
+  confirmed: the 2011 codes of the cycling bands (that 2024 table numbers them 01010 / 01015 /
+  01020 / 01030, the 2011 numbering kept here is 01010 / 01020 / 01030 / 01040), and a later
+  version of the same page lists 2024 walking bands that differ (3.5-3.9 mph = 4.8 METs): the
+  values here are the 2011 edition's. kcal = MET x body kg x hours (gross, resting included,
+  as the Compendium and Japan's "METs x hours" count them); without a weight,
+  :data:`DEFAULT_WEIGHT_KG` = 60 kg (an assumption, near the mean Japanese adult).
 * Guideline: 健康日本21 (第三次) / 健康づくりのための身体活動・運動ガイド2023: about 8,000 steps
   a day for adults, 6,000 for older adults (65 and over).
 * WHO HEAT (Health Economic Assessment Tool, 2017 methods): walking RR 0.89 at 168 min/week,

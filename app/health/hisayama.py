@@ -10,14 +10,33 @@ glucose intolerance (1), LDL-C (<120: 0, 120-139: 1, 140-159: 2, >=160: 3), HDL-
 medium (2 to < 10 %) and high (>= 10 %). Its flowchart puts a person with diabetes (also CKD
 or PAD, not recorded here) in the high category whatever the score.
 
-**Unverified.** The point values, the risk table and the categories were taken from a public
-transcription of the guideline's chart (Code for FUKUI's hisayama-calc), not from the
-guideline itself; the search found the guideline's description (factors, 2 % / 10 % cut-offs)
-but not its table. "1.0" in the 40-49 and 50-59 columns is the chart's "< 1 %". The glucose
-thresholds (:data:`DIABETES_*`, :data:`INTOLERANCE_*`) are the Japan Diabetes Society's
-diagnostic values chosen here to decide "diabetes" and "glucose intolerance" from a checkup;
-the guideline's own wording of the factor was not verified. Check all of it against the
-guideline before clinical use.
+What was checked against published material (2026-12-06, stored copies of public pages):
+
+* **The model.** Honda T, et al. "Development and Validation of a Risk Prediction Model for
+  Atherosclerotic Cardiovascular Disease in Japanese Adults: The Hisayama Study". J Atheroscler
+  Thromb 2022;29(3):345-361, doi:10.5551/jat.61960 (PubMed abstract): 2,454 participants aged
+  40-84 without cardiovascular disease, followed for 24 years; an ASCVD event is the first
+  coronary heart disease or atherothrombotic brain infarction; predictors age, sex, systolic
+  blood pressure, diabetes, HDL-C, LDL-C (the stored abstract ends there); a simplified scoring
+  system was derived from the model. This is not Arima H, et al., Hypertens Res 2009;32:1119-22
+  (doi:10.1038/hr.2009.161), the earlier Hisayama model of stroke and coronary heart disease
+  (2,634 participants, 14 years; age, sex, SBP, diabetes, LDL-C, HDL-C, smoking), which the JAS
+  2022 guideline does not use for its chart and which is not implemented here.
+* **The inputs and their bands.** A calculator page implementing "久山町研究によるスコア" as
+  recommended by the JAS 2022 guideline (https://medisophia.com/article/show/zBdoFUBtDIrW/
+  Q5jAC4aSiG63, citing https://www.j-athero.org/jp/jas_gl2022/) asks exactly: age 40-49 /
+  50-59 / 60-69 / 70-79; sex; systolic BP < 120 / 120-129 / 130-139 / 140-159 / >= 160;
+  glucose intolerance (耐糖能異常) yes/no; LDL-C < 120 / 120-139 / 140-159 / >= 160; HDL-C
+  >= 60 / 40-59 / < 40; smoking, a former smoker counting as a non-smoker ("禁煙していればなし",
+  as :mod:`app.health.api` maps ``former``). These match the bands below.
+* **Not confirmed:** the points of each band and the risk table (:data:`RISK_TABLE`), taken
+  from a public transcription of the guideline's chart (Code for FUKUI's hisayama-calc): no
+  stored copy of the chart or of the paper's score sheet was found. "1.0" in the 40-49 and
+  50-59 columns is the chart's "< 1 %". The glucose thresholds (:data:`DIABETES_*`,
+  :data:`INTOLERANCE_*`) are the Japan Diabetes Society's diagnostic values, chosen here to
+  decide "diabetes" and "glucose intolerance" from a checkup; the guideline's own definition
+  of the factor was not confirmed. Check the points and the table against the guideline
+  before clinical use.
 """
 
 from __future__ import annotations
@@ -58,8 +77,9 @@ INTOLERANCE_FASTING_GLUCOSE = 110.0  # mg/dL
 
 SOURCE = (
     "Hisayama score, JAS Guidelines for Prevention of Atherosclerotic Cardiovascular "
-    "Diseases 2022 (Honda T et al., J Atheroscler Thromb 2022;29:345-361); table as "
-    "transcribed by Code for FUKUI hisayama-calc, unverified against the guideline"
+    "Diseases 2022 (Honda T et al., J Atheroscler Thromb 2022;29:345-361); factors and "
+    "bands checked, points and risk table as transcribed by Code for FUKUI hisayama-calc, "
+    "unverified against the guideline"
 )
 
 
