@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.frontend.conftest import ADMIN, api_token
+from tests.frontend.conftest import ADMIN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -101,33 +101,6 @@ def test_operator_console_lists_the_published_demo_and_reports_a_broken_upload(
     assert "zip" in status.lower() or "invalid" in status.lower(), status
     # The published demo keeps serving.
     assert page.locator("#versions tbody tr[data-status='published']").count() == 1  # type: ignore[attr-defined]
-
-
-def test_dispatcher_console_goes_live_and_shows_an_alert(page: object, live_server: str) -> None:
-    page.goto("/dispatcher.html")  # type: ignore[attr-defined]
-    _wait_ready(page)
-    page.fill("#login-form input[name=email]", ADMIN[0])  # type: ignore[attr-defined]
-    page.fill("#login-form input[name=password]", ADMIN[1])  # type: ignore[attr-defined]
-    page.click("#login-form button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "document.querySelector('#live-status').textContent.includes('live')"
-    )
-    # The demo's on-demand zone and its fleet (4 vans and an autonomous shuttle) are shown.
-    assert "Higashi-Muroran" in page.inner_text("#zones")  # type: ignore[attr-defined]
-    rows = page.locator("#vehicles tbody tr")  # type: ignore[attr-defined]
-    assert rows.count() == 5
-    assert "autonomous_shuttle" in page.inner_text("#vehicles tbody")  # type: ignore[attr-defined]
-    token = api_token(live_server, *ADMIN)
-    title = f"Detour {uuid.uuid4().hex[:6]}"
-    r = httpx.post(
-        f"{live_server}/api/v1/events/alerts",
-        json={"title": title, "message": "Road works"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert r.status_code == 201, r.text
-    page.wait_for_function(  # type: ignore[attr-defined]
-        f"document.querySelector('#events').textContent.includes({title!r})"
-    )
 
 
 def _sign_up(page: object) -> None:
