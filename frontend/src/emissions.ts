@@ -12,7 +12,16 @@ const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as
 
 // --- API shapes ------------------------------------------------------------------------------------
 interface Co2 { co2: number; unit: string }
-interface Factor { value: number; unit: string; source: string; year: string; key?: string; basis?: string }
+interface Factor {
+  value: number; unit: string; source: string; year: string; key?: string; basis?: string;
+  /** false: no published page confirmed the value yet (the factor table's `check`). */
+  verified?: boolean;
+}
+
+/** A factor's value and unit, marked when no published source confirmed it. */
+function factorText(f: Factor): string {
+  return `${f.value} ${f.unit}${f.verified === false ? ` ${t("factorUnverified")}` : ""}`;
+}
 interface LedgerEntry {
   kind: string; id: string; startTime: string; endTime: string; modes: string[]; distance: number;
   co2: Co2; carCo2: Co2; co2Saving: Co2;
@@ -602,7 +611,7 @@ function renderReport(): void {
       l.trips,
       `${num(l.distance, 1)} ${l.distanceUnit}`,
       num(l.co2, 3),
-      `${l.factor.value} ${l.factor.unit}`,
+      factorText(l.factor),
       l.factor.source,
       l.factor.year,
     ]);
@@ -613,8 +622,8 @@ function renderReport(): void {
     const energy = `${word("energy_", l.energy)}${l.supplier ? ` (${word("supplier_", l.supplier)})` : ""}`;
     const factor =
       l.scope === 2
-        ? `${l.factor.value} ${l.factor.unit} / ${l.factorMarket.value} ${l.factorMarket.unit}`
-        : `${l.factor.value} ${l.factor.unit}`;
+        ? `${factorText(l.factor)} / ${factorText(l.factorMarket)}`
+        : factorText(l.factor);
     const source = l.scope === 2 ? `${l.factor.source} / ${l.factorMarket.source}` : l.factor.source;
     cells(tr, [monthLabel(l.month, true), `Scope ${l.scope}`, energy, `${num(l.quantity, 3)} ${l.unit}`, num(l.co2, 3), num(l.co2Market, 3), factor, source, l.factor.year]);
   });
