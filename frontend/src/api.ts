@@ -1,5 +1,15 @@
 // Thin client for Tsunagu's /api/v1: bearer tokens with refresh, and the one error shape
 // {"error": {"code", "message", "details"}} turned into ApiError.
+import { addStrings, has, t } from "./i18n";
+
+// The errors a person commonly meets, in the page's language (others keep the server's words).
+addStrings({
+  error_invalid_credentials: { ja: "メールアドレスまたはパスワードが違います。", en: "Wrong email or password." },
+  error_email_taken: { ja: "このメールアドレスは登録済みです。", en: "This email is already registered." },
+  error_network: { ja: "サーバーに接続できません。", en: "The server cannot be reached." },
+  error_rate_limited: { ja: "しばらくしてからもう一度お試しください。", en: "Please try again in a moment." },
+  error_invalid_place: { ja: "地点が正しくありません。", en: "That place is not valid." },
+});
 
 export class ApiError extends Error {
   constructor(
@@ -82,9 +92,12 @@ export async function login(email: string, password: string): Promise<void> {
   saveTokens(await api<Tokens>("/auth/login", { method: "POST", json: { email, password } }, false));
 }
 
-/** "message (code)" for an API error, the plain text otherwise: what the pages show. */
+/** "message (code)" for an API error (the message in the page's language when known), a
+ * "server cannot be reached" for a failed fetch, the plain text otherwise: what pages show. */
 export function errorText(e: unknown): string {
-  return e instanceof ApiError ? `${e.message} (${e.code})` : String(e);
+  if (e instanceof ApiError) return `${has(`error_${e.code}`) ? t(`error_${e.code}`) : e.message} (${e.code})`;
+  if (e instanceof TypeError) return t("error_network");
+  return String(e);
 }
 
 /** Log in from a form with `email` and `password` fields; errors go to `errorEl`. */

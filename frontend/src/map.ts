@@ -1,11 +1,14 @@
 // Leaflet maps that need no tile server: the network (stops and route shapes) is drawn from
-// the server's own GeoJSON. A tile layer is added only when the operator configured one.
+// the server's own GeoJSON. A tile layer (raster XYZ, e.g. GSI's for Japan) is added only when
+// the deployment configured one (TSUNAGU_MAP_TILE_URL), with its attribution; without one the
+// city is drawn from local data on a plain land-coloured ground: route lines under the stops.
 import L from "leaflet";
 import "leaflet/dist/leaflet.css";
 import { api } from "./api";
 
 export interface NetworkInfo {
   tile_url?: string | null;
+  tile_attribution?: string | null;
   [key: string]: unknown;
 }
 
@@ -19,18 +22,23 @@ export async function networkMap(el: HTMLElement): Promise<L.Map> {
     /* network endpoint not available: blank map, still usable for picking points */
   }
   if (typeof info.tile_url === "string" && info.tile_url) {
-    L.tileLayer(info.tile_url, { maxZoom: 19 }).addTo(map);
+    L.tileLayer(info.tile_url, { maxZoom: 18, attribution: info.tile_attribution ?? "" }).addTo(map);
+    el.dataset.base = "tiles";
+  } else {
+    el.classList.add("local-base");
+    el.dataset.base = "local";
   }
+  map.attributionControl.setPrefix(false); // no Leaflet flag: keep the credits to the data
   try {
     const gj = await api<GeoJSON.FeatureCollection>("/network/geojson");
     const layer = L.geoJSON(gj, {
       style: (f) => ({
         color: (f?.properties?.route_color ? `#${f.properties.route_color}` : "#2f6fb0") as string,
-        weight: 2,
-        opacity: 0.7,
+        weight: el.dataset.base === "local" ? 3 : 2,
+        opacity: 0.75,
       }),
       pointToLayer: (f, latlng) =>
-        L.circleMarker(latlng, { radius: 3, color: "#333", weight: 1, fillOpacity: 0.8 }).bindTooltip(
+        L.circleMarker(latlng, { radius: 3, color: "#333", weight: 1, fillColor: "#fff", fillOpacity: 1 }).bindTooltip(
           String(f.properties?.name ?? f.properties?.stop_name ?? ""),
         ),
     }).addTo(map);
@@ -132,4 +140,31 @@ export function moveVehicleMarker(m: L.Marker, lat: number, lon: number): void {
     el.dataset.lat = lat.toFixed(6);
     el.dataset.lon = lon.toFixed(6);
   }
+}
+
+/** The rider's chosen origin or destination: a labelled pin (`.place-marker[data-end]`),
+ * replacing `previous`. */
+export function placeMarker(
+  map: L.Map,
+  end: "from" | "to",
+  lat: number,
+  lon: number,
+  label: string,
+  previous?: L.Marker | null,
+): L.Marker {
+  previous?.remove();
+  const icon = L.divIcon({
+    className: `place-marker place-${end}`,
+    html: `<span aria-hidden="true">${end === "from" ? "A" : "B"}</span>`,
+    iconSize: [28, 28],
+    iconAnchor: [2, 28], // the square corner (bottom left) is the point
+  });
+  const m = L.marker([lat, lon], { icon, title: label, keyboard: false }).bindTooltip(label).addTo(map);
+  const el = m.getElement();
+  if (el) {
+    el.dataset.end = end;
+    el.dataset.lat = lat.toFixed(6);
+    el.dataset.lon = lon.toFixed(6);
+  }
+  return m;
 }

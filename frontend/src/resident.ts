@@ -19,8 +19,82 @@ import {
   tokens,
 } from "./api";
 import { vehiclePositions } from "./gtfsrt";
-import { applyTranslations, has, lang, setLang, t, tf } from "./i18n";
-import { drawItinerary, drawZones, moveVehicleMarker, networkMap, vehicleMarker } from "./map";
+import { addStrings, applyTranslations, has, lang, setLang, t, tf } from "./i18n";
+import { drawItinerary, drawZones, moveVehicleMarker, networkMap, placeMarker, vehicleMarker } from "./map";
+
+// This page's own strings (ja/en).
+addStrings({
+  placeHint: { ja: "停留所名・よみ、または地図をタップ", en: "Stop name or reading, or tap the map" },
+  placeHelp: {
+    ja: "停留所名かよみを入力し、↓↑ で選んで Enter。地図のタップや「現在地」でも設定できます。",
+    en: "Type a stop name or reading, choose with ↓↑ and Enter; or tap the map, or use your location.",
+  },
+  myLocation: { ja: "現在地", en: "My location" },
+  mapTapSets: { ja: "地図のタップで設定する地点", en: "A tap on the map sets" },
+  mapLabel: { ja: "地図", en: "Map" },
+  optionsFor: { ja: "{field}に設定する候補", en: "Suggestions for {field}" },
+  noStopsFound: { ja: "該当する停留所がありません", en: "No matching stop" },
+  stopCode: { ja: "停留所番号 {code}", en: "stop {code}" },
+  placeSet: { ja: "{field}を「{place}」に設定しました", en: "{field} set to “{place}”" },
+  mapPoint: { ja: "地図上の地点", en: "Point on the map" },
+  currentLocation: { ja: "現在地", en: "Current location" },
+  locating: { ja: "現在地を取得しています…", en: "Finding your location…" },
+  locationDenied: { ja: "現在地を取得できませんでした", en: "Your location could not be found" },
+  placeUnknown: {
+    ja: "{field}を候補から選ぶか、地図をタップしてください",
+    en: "Choose {field} from the suggestions, or tap the map",
+  },
+  origin: { ja: "出発地", en: "Origin" },
+  destination: { ja: "目的地", en: "Destination" },
+  noTransfers: { ja: "乗換なし", en: "no transfers" },
+  oneTransfer: { ja: "乗換1回", en: "1 transfer" },
+  nTransfers: { ja: "乗換{n}回", en: "{n} transfers" },
+  durationMin: { ja: "{n}分", en: "{n} min" },
+  durationHMin: { ja: "{h}時間{m}分", en: "{h} h {m} min" },
+  fareYen: { ja: "{n}円", en: "¥{n}" },
+  fareIncomplete: { ja: "（一部の運賃不明）", en: " (part of the fare unknown)" },
+  co2Grams: { ja: "CO₂ {n} g", en: "CO₂ {n} g" },
+  co2Saving: { ja: "車より{n} g少ない", en: "{n} g less than by car" },
+  walkFor: { ja: "徒歩 {dist}（約{min}分）", en: "Walk {dist} (about {min} min)" },
+  walkHeading: { ja: "{dir}方向へ、{to}まで", en: "head {dir} to {to}" },
+  dir_N: { ja: "北", en: "north" },
+  dir_NE: { ja: "北東", en: "north-east" },
+  dir_E: { ja: "東", en: "east" },
+  dir_SE: { ja: "南東", en: "south-east" },
+  dir_S: { ja: "南", en: "south" },
+  dir_SW: { ja: "南西", en: "south-west" },
+  dir_W: { ja: "西", en: "west" },
+  dir_NW: { ja: "北西", en: "north-west" },
+  towards: { ja: "{headsign}行き", en: "towards {headsign}" },
+  legRide: { ja: "{from} {dep} 発 → {to} {arr} 着", en: "{from} dep. {dep} → {to} arr. {arr}" },
+  onTime: { ja: "定刻", en: "on time" },
+  late: { ja: "{n}分遅れ", en: "{n} min late" },
+  early: { ja: "{n}分早着", en: "{n} min early" },
+  scheduled: { ja: "時刻表 {time}", en: "timetable {time}" },
+  rideStatus_pending: { ja: "確定待ち", en: "Pending" },
+  rideStatus_booked: { ja: "予約済み", en: "Booked" },
+  rideStatus_assigned: { ja: "配車済み", en: "Vehicle assigned" },
+  rideStatus_onboard: { ja: "乗車中", en: "On board" },
+  rideStatus_completed: { ja: "完了", en: "Completed" },
+  rideStatus_cancelled: { ja: "キャンセル済み", en: "Cancelled" },
+  rideStatus_no_show: { ja: "不乗車", en: "No-show" },
+  rideStatus_rejected: { ja: "予約不可", en: "Refused" },
+  eta: { ja: "到着予想 {time}", en: "ETA {time}" },
+  etaPickup: { ja: "お迎え予想 {time}", en: "pick-up ETA {time}" },
+  ridePlaces: { ja: "{from} → {to}", en: "{from} → {to}" },
+  confirmCancel: { ja: "この予約を取り消しますか？", en: "Cancel this booking?" },
+  confirmYes: { ja: "取り消す", en: "Yes, cancel" },
+  confirmNo: { ja: "やめる", en: "Keep it" },
+  offlineTrips: {
+    ja: "オフラインです。{time}時点の予約を表示しています。",
+    en: "You are offline. Showing your bookings as of {time}.",
+  },
+  error_invalid_credentials: { ja: "メールアドレスまたはパスワードが違います。", en: "Wrong email or password." },
+  error_email_taken: { ja: "このメールアドレスは登録済みです。", en: "This email is already registered." },
+  error_network: { ja: "サーバーに接続できません。", en: "The server cannot be reached." },
+  error_rate_limited: { ja: "しばらくしてからもう一度お試しください。", en: "Please try again in a moment." },
+  error_invalid_place: { ja: "地点が正しくありません。", en: "That place is not valid." },
+});
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
@@ -44,7 +118,7 @@ interface Itinerary {
 interface Refusal { leg: string; reason: string; message: string }
 interface PlanResponse {
   plan?: { itineraries: Itinerary[] };
-  error?: { message: string; msg?: string };
+  error?: { message: string; msg?: string; id?: string | number };
   onDemand?: { requested: boolean; available: boolean; refusals: Refusal[] };
 }
 interface TripView {
@@ -54,7 +128,6 @@ interface TripView {
 }
 
 let map: L.Map | null = null;
-let pickTarget: "from" | "to" = "from";
 let user: Me | null = null;
 let stream: LiveStream | null = null;
 // The network's time zone (GET /network): every time is shown there, whatever the device's.
@@ -92,6 +165,32 @@ function hhmm(ms: number): string {
     formats.set(key, f);
   }
   return f.format(new Date(ms));
+}
+
+/** A date in the network's time zone: "12月7日(月)" / "Mon 7 Dec". */
+function dateText(ms: number): string {
+  return new Intl.DateTimeFormat(lang() === "ja" ? "ja-JP" : "en-GB", {
+    month: lang() === "ja" ? "long" : "short",
+    day: "numeric",
+    weekday: "short",
+    timeZone,
+  }).format(new Date(ms));
+}
+
+/** Whole minutes between two shown times: the difference of the minutes displayed, so
+ * "8:02 → 8:30" always reads 28 min, whatever the seconds behind them. */
+function shownMinutes(startMs: number, endMs: number): number {
+  return Math.floor(endMs / 60000) - Math.floor(startMs / 60000);
+}
+
+function durationText(min: number): string {
+  if (min < 60) return tf("durationMin", { n: String(min) });
+  return tf("durationHMin", { h: String(Math.floor(min / 60)), m: String(min % 60) });
+}
+
+function transfersText(n: number): string {
+  if (n <= 0) return t("noTransfers");
+  return n === 1 ? t("oneTransfer") : tf("nTransfers", { n: String(n) });
 }
 
 function timeRange(w: Window_): string {
@@ -146,30 +245,123 @@ function onEvent(topic: string, data: unknown): void {
   void loadTrips();
 }
 
+interface RideView {
+  ride_id?: string; request_id?: string; status: string; vehicle_id?: string | null;
+  origin?: number[] | null; destination?: number[] | null; pickup_window?: number[] | null;
+  eta_pickup?: number | null; eta_dropoff?: number | null; latest_arrival?: number | null;
+}
+let lastRides: RideView[] = [];
+
+/** The place names a rider chose when booking, by ride or request id (the API keeps points). */
+const RIDE_PLACES = "tsunagu.ridePlaces";
+function ridePlaces(): Record<string, [string, string]> {
+  try {
+    return JSON.parse(localStorage.getItem(RIDE_PLACES) ?? "{}") as Record<string, [string, string]>;
+  } catch {
+    return {};
+  }
+}
+function rememberRidePlaces(id: string, from: string, to: string): void {
+  const all = ridePlaces();
+  all[id] = [from, to];
+  localStorage.setItem(RIDE_PLACES, JSON.stringify(all));
+}
+
+function pointText(p?: number[] | null): string {
+  return p && p.length >= 2 ? `${p[0].toFixed(4)}, ${p[1].toFixed(4)}` : "?";
+}
+
+function rideStatusText(status: string): string {
+  return has(`rideStatus_${status}`) ? t(`rideStatus_${status}`) : status;
+}
+
+/** A confirmation asked in the page before an irreversible action (no blocking dialog). */
+function confirmInline(anchor: HTMLElement, onYes: () => Promise<void>): void {
+  anchor.parentElement?.querySelector(".confirm")?.remove();
+  const box = document.createElement("span");
+  box.className = "confirm";
+  box.setAttribute("role", "group");
+  const q = document.createElement("span");
+  q.textContent = t("confirmCancel");
+  const yes = document.createElement("button");
+  yes.type = "button";
+  yes.className = "danger confirm-yes";
+  yes.textContent = t("confirmYes");
+  const no = document.createElement("button");
+  no.type = "button";
+  no.className = "secondary confirm-no";
+  no.textContent = t("confirmNo");
+  no.onclick = () => {
+    box.remove();
+    anchor.focus();
+  };
+  yes.onclick = async () => {
+    yes.disabled = no.disabled = true;
+    await onYes();
+  };
+  box.append(" ", q, " ", yes, " ", no);
+  anchor.after(box);
+  yes.focus();
+}
+
+function rideItem(r: RideView): HTMLLIElement {
+  const li = document.createElement("li");
+  li.className = "ride";
+  li.dataset.status = r.status;
+  const id = r.ride_id ?? r.request_id ?? "";
+  li.dataset.rideId = id;
+  const status = document.createElement("strong");
+  status.className = "state";
+  status.textContent = rideStatusText(r.status);
+  const named = ridePlaces()[id];
+  const parts: string[] = [];
+  const w = r.pickup_window;
+  if (w && w[0]) parts.push(dateText(w[0] * 1000));
+  parts.push(tf("ridePlaces", { from: named?.[0] ?? pointText(r.origin), to: named?.[1] ?? pointText(r.destination) }));
+  if (w && w[0]) parts.push(`${t("pickupWindow")} ${timeRange({ start: w[0] * 1000, end: w[1] * 1000 })}`);
+  if (r.vehicle_id) parts.push(`${t("vehicle")} ${r.vehicle_id}`);
+  if (r.eta_pickup && (r.status === "assigned" || r.status === "booked")) parts.push(tf("etaPickup", { time: hhmm(r.eta_pickup * 1000) }));
+  if (r.eta_dropoff && r.status !== "completed" && r.status !== "cancelled") parts.push(tf("eta", { time: hhmm(r.eta_dropoff * 1000) }));
+  const text = document.createElement("span");
+  text.className = "details";
+  text.textContent = ` · ${parts.join(" · ")}`;
+  li.append(status, text);
+  if (r.status === "booked" || r.status === "assigned") {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "cancel-ride";
+    b.textContent = t("cancel");
+    b.onclick = () =>
+      confirmInline(b, async () => {
+        try {
+          await api(`/rides/${encodeURIComponent(id)}`, { method: "DELETE" });
+        } catch (e) {
+          showInlineError(li, e);
+        }
+        await loadRides();
+      });
+    li.append(" ", b);
+  }
+  return li;
+}
+
+function showInlineError(li: HTMLElement, e: unknown): void {
+  const note = document.createElement("span");
+  note.className = "error";
+  note.textContent = ` ${e instanceof ApiError ? reasonText(e.code, e.message) : errorText(e)}`;
+  li.append(note);
+}
+
 async function loadRides(): Promise<void> {
   const list = $("#ride-list");
   try {
-    const { rides } = await api<{ rides: Array<{ ride_id: string; status: string; pickup_window: [number, number]; eta_pickup?: number }> }>("/rides");
-    list.replaceChildren(
-      ...rides.map((r) => {
-        const li = document.createElement("li");
-        li.dataset.status = r.status;
-        li.textContent = `${r.status === "pending" ? t("statusPending") : r.status} · ${t("pickupWindow")} ${hhmm(r.pickup_window[0] * 1000)}–${hhmm(r.pickup_window[1] * 1000)}`;
-        if (r.status === "booked" || r.status === "assigned") {
-          const b = document.createElement("button");
-          b.textContent = t("cancel");
-          b.onclick = async () => {
-            await api(`/rides/${encodeURIComponent(r.ride_id)}`, { method: "DELETE" }).catch(() => undefined);
-            await loadRides();
-          };
-          li.append(" ", b);
-        }
-        return li;
-      }),
-    );
-  } catch {
-    list.replaceChildren();
+    lastRides = (await api<{ rides: RideView[] }>("/rides")).rides;
+    saveOffline();
+  } catch (e) {
+    if (e instanceof ApiError) lastRides = [];
+    // else offline: keep what is shown
   }
+  list.replaceChildren(...lastRides.map(rideItem));
 }
 
 interface BookAnswer { ride_id?: string; request_id?: string; status: string }
@@ -192,7 +384,7 @@ function settlePending(status: string, reason?: string): void {
   window.clearInterval(pendingTimer);
   const out = $("#quote-result");
   out.textContent =
-    status === "rejected" ? `${t("rejected")}${reason ? `: ${reason}` : ""}` : `✓ ${t("bookingConfirmed")}`;
+    status === "rejected" ? `${t("rejected")}${reason ? `: ${reasonText(reason, reason)}` : ""}` : `✓ ${t("bookingConfirmed")}`;
   out.dataset.settled = status;
   void loadRides();
 }
@@ -239,16 +431,113 @@ function onDemandText(leg: Leg): string {
   return parts.join(" · ");
 }
 
-function legText(leg: Leg): string {
-  const places = `${leg.from.name ?? ""} → ${leg.to.name ?? ""}`;
-  if (isOnDemand(leg)) return `${onDemandText(leg)} — ${places}`;
-  let what: string;
-  if (leg.mode === "WALK") what = t("walk");
-  else {
-    const route = leg.routeShortName || leg.routeLongName || leg.mode;
-    what = leg.headsign ? tf("busToward", { route, headsign: leg.headsign }) : route;
+/** A place's name: the server's "Origin"/"Destination" as the rider named them, translated. */
+function placeName(p: Place, end?: "from" | "to"): string {
+  const n = p.name ?? "";
+  if (n === "Origin" || (end === "from" && !p.stopId && !n)) return chosenLabel("from") ?? t("origin");
+  if (n === "Destination" || (end === "to" && !p.stopId && !n)) return chosenLabel("to") ?? t("destination");
+  return n;
+}
+
+/** A stop's name and code: "千歳交差点 [0115_A]". */
+function stopText(p: Place, end: "from" | "to"): string {
+  const name = placeName(p, end);
+  return p.stopId ? `${name} [${p.stopId}]` : name;
+}
+
+const COMPASS = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"];
+function heading(a: { lat: number; lon: number }, b: { lat: number; lon: number }): string {
+  const dy = b.lat - a.lat;
+  const dx = (b.lon - a.lon) * Math.cos((a.lat * Math.PI) / 180);
+  const deg = ((Math.atan2(dx, dy) * 180) / Math.PI + 360) % 360;
+  return t(`dir_${COMPASS[Math.round(deg / 45) % 8]}`);
+}
+
+function metres(d?: number): string {
+  if (d === undefined) return "";
+  return d >= 1000 ? `${(d / 1000).toFixed(1)} km` : `${Math.round(d / 10) * 10} m`;
+}
+
+function delayText(leg: Leg & { departureDelay?: number }): string {
+  if (!leg.realTime) return "";
+  const min = Math.round((leg.departureDelay ?? 0) / 60);
+  if (min === 0) return t("onTime");
+  return min > 0 ? tf("late", { n: String(min) }) : tf("early", { n: String(-min) });
+}
+
+/** One leg as a list item: times, route badge in the route's colours, headsign, stop codes,
+ * realtime delay, fare; walking legs with their distance, time and direction. */
+function legItem(leg: Leg & { departureDelay?: number; routeTextColor?: string | null; fare?: { price?: number } }): HTMLLIElement {
+  const l = document.createElement("li");
+  l.className = `leg leg-${leg.mode.toLowerCase()}`;
+  if (isOnDemand(leg)) {
+    // The pick-up window stands for the time: a van comes within it.
+    l.textContent = `${onDemandText(leg)} — ${placeName(leg.from, "from")} → ${placeName(leg.to, "to")}`;
+    return l;
   }
-  return `${hhmm(leg.startTime)} ${what} — ${places}${leg.realTime ? " ⏱" : ""}`;
+  const time = document.createElement("span");
+  time.className = "leg-time";
+  time.textContent = hhmm(leg.startTime);
+  l.append(time, " ");
+  if (leg.mode === "WALK") {
+    const min = Math.max(1, shownMinutes(leg.startTime, leg.endTime));
+    l.append(
+      `${tf("walkFor", { dist: metres(leg.distance), min: String(min) })} · ${tf("walkHeading", {
+        dir: heading(leg.from, leg.to),
+        to: stopText(leg.to, "to"),
+      })}`,
+    );
+    return l;
+  }
+  const badge = document.createElement("span");
+  badge.className = "route-badge";
+  badge.textContent = leg.routeShortName || leg.routeLongName || leg.mode;
+  const bg = leg.routeColor && /^[0-9a-fA-F]{6}$/.test(leg.routeColor) ? `#${leg.routeColor}` : "#5b2a86";
+  badge.style.background = bg;
+  badge.style.color = readableOn(bg, leg.routeTextColor);
+  l.append(badge);
+  if (leg.headsign) {
+    const hs = document.createElement("span");
+    hs.className = "headsign";
+    hs.textContent = ` ${tf("towards", { headsign: leg.headsign })}`;
+    l.append(hs);
+  }
+  const ride = document.createElement("div");
+  ride.className = "leg-stops";
+  ride.textContent = tf("legRide", {
+    from: stopText(leg.from, "from"),
+    dep: hhmm(leg.startTime),
+    to: stopText(leg.to, "to"),
+    arr: hhmm(leg.endTime),
+  });
+  l.append(ride);
+  const extra: string[] = [];
+  const delay = delayText(leg);
+  if (delay) extra.push(delay);
+  if (leg.fare?.price !== undefined) extra.push(tf("fareYen", { n: leg.fare.price.toLocaleString("ja-JP") }));
+  if (extra.length) {
+    const e = document.createElement("div");
+    e.className = "leg-extra";
+    if (delay) e.dataset.delay = String(leg.departureDelay ?? 0);
+    e.textContent = extra.join(" · ");
+    l.append(e);
+  }
+  return l;
+}
+
+/** Black or white text, whichever reads better on `bg` (a route's text colour when it has one
+ * that contrasts: some feeds say "0" or repeat the background). */
+function readableOn(bg: string, given?: string | null): string {
+  const lum = (hex: string) => {
+    const c = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const ratio = (a: string, b: string) => {
+    const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05);
+  };
+  if (given && /^[0-9a-fA-F]{6}$/.test(given) && ratio(bg, `#${given}`) >= 4.5) return `#${given}`;
+  return ratio(bg, "#ffffff") >= ratio(bg, "#000000") ? "#ffffff" : "#000000";
 }
 
 function showItinerary(it: Itinerary, li: HTMLElement): void {
@@ -274,7 +563,16 @@ function renderRefusals(resp: PlanResponse): void {
   box.hidden = items.length === 0;
 }
 
+/** The planner's OTP-style error in the page's language when known. */
+function planErrorText(err: { message: string; msg?: string; id?: string | number }): string {
+  const key = `planError_${String(err.id ?? "")}`;
+  return has(key) ? t(key) : (err.message ?? err.msg ?? "");
+}
+
+let lastPlan: PlanResponse | null = null;
+
 function renderItineraries(resp: PlanResponse): void {
+  lastPlan = resp;
   const ol = $("#itineraries");
   const its = resp.plan?.itineraries ?? [];
   renderRefusals(resp);
@@ -283,7 +581,7 @@ function renderItineraries(resp: PlanResponse): void {
   if (!its.length) {
     const li = document.createElement("li");
     li.className = "empty";
-    li.textContent = `${t("noItinerary")}${resp.error ? `: ${resp.error.message ?? resp.error.msg}` : ""}`;
+    li.textContent = `${t("noItinerary")}${resp.error ? `: ${planErrorText(resp.error)}` : ""}`;
     ol.replaceChildren(li);
     itineraryLayer?.remove();
     itineraryLayer = null;
@@ -296,15 +594,26 @@ function renderItineraries(resp: PlanResponse): void {
       if (it.onDemand) li.dataset.onDemand = "1";
       const head = document.createElement("div");
       head.className = "summary";
-      head.textContent = `${hhmm(it.startTime)} → ${hhmm(it.endTime)} · ${Math.round(it.duration / 60)} ${t("minutes")} · ${it.transfers} ${t("transfers")}`;
-      li.append(head);
-      const legs = document.createElement("ul");
-      for (const leg of it.legs) {
-        const l = document.createElement("li");
-        l.className = `leg leg-${leg.mode.toLowerCase()}`;
-        l.textContent = legText(leg);
-        legs.append(l);
+      const minutes = shownMinutes(it.startTime, it.endTime);
+      li.dataset.minutes = String(minutes);
+      const summary = [`${hhmm(it.startTime)} → ${hhmm(it.endTime)}`, durationText(minutes), transfersText(it.transfers)];
+      const fare = (it as Itinerary & { fare?: { total?: number; complete?: boolean } }).fare;
+      if (fare?.total !== undefined) {
+        summary.push(tf("fareYen", { n: fare.total.toLocaleString("ja-JP") }) + (fare.complete === false ? t("fareIncomplete") : ""));
       }
+      head.textContent = summary.join(" · ");
+      li.append(head);
+      const eco = (it as Itinerary & { emissionsPerPerson?: { co2: number }; co2Saving?: { co2: number } });
+      if (eco.emissionsPerPerson) {
+        const co2 = document.createElement("div");
+        co2.className = "co2";
+        co2.textContent =
+          tf("co2Grams", { n: String(Math.round(eco.emissionsPerPerson.co2)) }) +
+          (eco.co2Saving && eco.co2Saving.co2 > 0 ? ` · ${tf("co2Saving", { n: String(Math.round(eco.co2Saving.co2)) })}` : "");
+        li.append(co2);
+      }
+      const legs = document.createElement("ul");
+      for (const leg of it.legs) legs.append(legItem(leg));
       li.append(legs);
       const actions = document.createElement("div");
       actions.className = "actions";
@@ -462,6 +771,52 @@ function onTripEvent(data: unknown): void {
 }
 
 // --- my trips --------------------------------------------------------------------------------------
+let lastTrips: TripView[] = [];
+// Opened without a network: the trips and rides shown are the saved copy.
+let offline = false;
+const OFFLINE_KEY = "tsunagu.offline";
+interface OfflineCopy { user: Me; trips: TripView[]; rides: RideView[]; timeZone?: string; savedAt: number }
+
+/** Keep the signed-in rider's trips and rides on the device, for an offline look. */
+function saveOffline(): void {
+  if (!user || offline) return;
+  const copy: OfflineCopy = { user, trips: lastTrips, rides: lastRides, timeZone, savedAt: Date.now() };
+  localStorage.setItem(OFFLINE_KEY, JSON.stringify(copy));
+}
+
+function readOffline(): OfflineCopy | null {
+  try {
+    const raw = localStorage.getItem(OFFLINE_KEY);
+    return raw ? (JSON.parse(raw) as OfflineCopy) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** No server: show the saved trips and rides of the rider last signed in on this device. */
+function showOffline(copy: OfflineCopy): void {
+  offline = true;
+  user = copy.user;
+  timeZone ??= copy.timeZone;
+  lastTrips = copy.trips;
+  lastRides = copy.rides;
+  $("#auth").hidden = true;
+  $("#trips").hidden = false;
+  $("#rides").hidden = false;
+  $("#ondemand").hidden = true;
+  $("#whoami").textContent = user.display_name || user.email;
+  const note = $("#offline-note");
+  note.hidden = false;
+  note.textContent = tf("offlineTrips", { time: `${dateText(copy.savedAt)} ${hhmm(copy.savedAt)}` });
+  const list = $("#trip-list");
+  if (!copy.trips.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = t("noTrips");
+    list.replaceChildren(li);
+  } else list.replaceChildren(...copy.trips.map(tripItem));
+  $("#ride-list").replaceChildren(...copy.rides.map(rideItem));
+}
 let tripsLoading: Promise<void> | null = null;
 let tripsAgain = false;
 
@@ -489,6 +844,8 @@ async function loadTripsOnce(): Promise<void> {
   } catch {
     return; // keep what is shown
   }
+  lastTrips = trips;
+  saveOffline();
   if (!trips.length) {
     const li = document.createElement("li");
     li.className = "empty";
@@ -516,34 +873,49 @@ function tripItem(trip: TripView): HTMLLIElement {
   const parts: string[] = [];
   const start = trip.itinerary?.startTime ?? trip.legs[0]?.startTime;
   const end = trip.itinerary?.endTime ?? trip.legs[trip.legs.length - 1]?.endTime;
+  if (start) parts.push(dateText(start));
   if (start && end) parts.push(`${hhmm(start)} → ${hhmm(end)}`);
+  const first = trip.legs[0];
+  const last = trip.legs[trip.legs.length - 1];
+  if (first && last) parts.push(tf("ridePlaces", { from: tripPlace(first.from, "from"), to: tripPlace(last.to, "to") }));
   for (const leg of onDemandLegs(trip)) {
-    parts.push(`${onDemandLabel(leg.vehicleType)} ${t("pickup")} ${timeRange(leg.pickupWindow ?? { start: leg.startTime, end: leg.startTime })}`);
+    let s = `${onDemandLabel(leg.vehicleType)} ${t("pickup")} ${timeRange(leg.pickupWindow ?? { start: leg.startTime, end: leg.startTime })}`;
+    if (leg.vehicleId) s += ` · ${t("vehicle")} ${leg.vehicleId}`;
+    const ride = lastRides.find((r) => r.ride_id && r.ride_id === leg.rideId);
+    if (ride?.eta_pickup && (leg.legState === "NOT_STARTED" || !leg.legState)) s += ` · ${tf("etaPickup", { time: hhmm(ride.eta_pickup * 1000) })}`;
+    parts.push(s);
   }
   if (trip.error && trip.state !== "CONFIRMED") parts.push(reasonText(trip.error.code, trip.error.message));
-  li.append(state, ` · ${parts.join(" · ")}`);
+  const text = document.createElement("span");
+  text.className = "details";
+  text.textContent = ` · ${parts.join(" · ")}`;
+  li.append(state, text);
   const started = trip.legs.some((l) => l.legState === "IN_USE" || l.legState === "FINISHED");
-  if ((trip.state === "CONFIRMED" || trip.state === "PENDING") && !started) {
+  if ((trip.state === "CONFIRMED" || trip.state === "PENDING") && !started && !offline) {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "cancel-trip";
     b.textContent = t("cancelTrip");
-    b.onclick = async () => {
-      b.disabled = true;
-      try {
-        await api(`/trips/${encodeURIComponent(tripId(trip))}`, { method: "DELETE" });
-      } catch (e) {
-        const note = document.createElement("span");
-        note.className = "error";
-        note.textContent = ` ${e instanceof ApiError ? reasonText(e.code, e.message) : String(e)}`;
-        li.append(note);
-      }
-      await loadTrips();
-      void loadRides();
-    };
+    b.onclick = () =>
+      confirmInline(b, async () => {
+        try {
+          await api(`/trips/${encodeURIComponent(tripId(trip))}`, { method: "DELETE" });
+        } catch (e) {
+          showInlineError(li, e);
+        }
+        await loadTrips();
+        void loadRides();
+      });
     li.append(" ", b);
   }
   return li;
+}
+
+/** A booked trip's end: the saved name the rider chose, else the server's. */
+function tripPlace(p: Place, end: "from" | "to"): string {
+  const n = p.name ?? "";
+  if (n === "Origin" || n === "Destination" || !n) return n === "Destination" || end === "to" ? t("destination") : t("origin");
+  return n;
 }
 
 // --- the booked vehicles on the map ----------------------------------------------------------
@@ -619,9 +991,17 @@ async function loadZones(): Promise<void> {
 async function plan(ev: SubmitEvent): Promise<void> {
   ev.preventDefault();
   const f = new FormData(ev.target as HTMLFormElement);
+  const from = placeOf("from");
+  const to = placeOf("to");
+  if (!from || !to) {
+    const field = !from ? "from" : "to";
+    $("#place-status").textContent = tf("placeUnknown", { field: t(field) });
+    ($(`#${field}`) as HTMLInputElement).focus();
+    return;
+  }
   const q = new URLSearchParams({
-    fromPlace: String(f.get("from")),
-    toPlace: String(f.get("to")),
+    fromPlace: `${from.lat},${from.lon}`,
+    toPlace: `${to.lat},${to.lon}`,
     time: String(f.get("time") || nowHHMM()),
     arriveBy: f.get("arriveBy") ? "true" : "false",
     wheelchair: f.get("wheelchair") ? "true" : "false",
@@ -636,7 +1016,7 @@ async function plan(ev: SubmitEvent): Promise<void> {
   try {
     renderItineraries(await api<PlanResponse>(`/plan?${q}`));
   } catch (e) {
-    renderItineraries({ error: { message: e instanceof ApiError ? e.message : String(e) } });
+    renderItineraries({ error: { message: errorText(e) } });
   }
 }
 
@@ -647,8 +1027,8 @@ function parsePlace(s: string): { lat: number; lon: number } | null {
 
 async function quote(): Promise<void> {
   const out = $("#quote-result");
-  const o = parsePlace(($("#from") as HTMLInputElement).value);
-  const d = parsePlace(($("#to") as HTMLInputElement).value);
+  const o = placeOf("from");
+  const d = placeOf("to");
   if (!o || !d) {
     out.textContent = t("pickOnMap");
     return;
@@ -668,41 +1048,192 @@ async function quote(): Promise<void> {
     b.onclick = async () => {
       try {
         const booked = await api<BookAnswer>("/rides", { method: "POST", json: { quote_id: qr.quote_id } });
+        const id = booked.ride_id ?? booked.request_id;
+        if (id) rememberRidePlaces(id, placeLabel("from"), placeLabel("to"));
         if (booked.status === "pending" && booked.request_id) showPending(booked.request_id);
         else out.textContent = "✓";
         await loadRides();
       } catch (e) {
-        out.textContent = errorText(e);
+        out.textContent = e instanceof ApiError ? `${t("rejected")}: ${reasonText(e.code, e.message)}` : errorText(e);
       }
     };
     out.append(p, b);
   } catch (e) {
     // A rejection is a 409 carrying its reason (outside_zone, no_vehicle_available, ...).
-    out.textContent = e instanceof ApiError ? `${t("rejected")}: ${e.message}` : String(e);
+    out.textContent = e instanceof ApiError ? `${t("rejected")}: ${reasonText(e.code, e.message)}` : errorText(e);
   }
 }
 
-async function stopSearch(): Promise<void> {
-  const q = ($("#stop-q") as HTMLInputElement).value.trim();
-  const ul = $("#stop-results");
-  if (q.length < 1) return ul.replaceChildren();
+// --- places: a stop by name or reading, a tap on the map, or the current location ---------------
+type End = "from" | "to";
+interface Chosen { lat: number; lon: number; label: string }
+const chosen: Record<End, Chosen | null> = { from: null, to: null };
+const placeMarkers: Record<End, L.Marker | null> = { from: null, to: null };
+interface PlaceHit { stopId: string; name: string; nameReading?: string | null; lat: number; lon: number; routes?: string[] | null }
+const hits: Record<End, PlaceHit[]> = { from: [], to: [] };
+const active: Record<End, number> = { from: -1, to: -1 };
+let searchSeq = 0;
+
+function input(end: End): HTMLInputElement {
+  return $(`#${end}`) as HTMLInputElement;
+}
+
+/** The label a chosen place still shows (null once the rider typed over it). */
+function chosenLabel(end: End): string | null {
+  const c = chosen[end];
+  return c && input(end).value === c.label ? c.label : null;
+}
+
+function placeLabel(end: End): string {
+  return chosenLabel(end) ?? input(end).value;
+}
+
+/** Where a field points: the chosen place, or "lat,lon" typed as such. */
+function placeOf(end: End): { lat: number; lon: number } | null {
+  const c = chosen[end];
+  if (c && input(end).value === c.label) return { lat: c.lat, lon: c.lon };
+  return parsePlace(input(end).value);
+}
+
+function setPlace(end: End, lat: number, lon: number, label: string): void {
+  chosen[end] = { lat, lon, label };
+  input(end).value = label;
+  closeOptions(end);
+  if (map) placeMarkers[end] = placeMarker(map, end, lat, lon, `${t(end)}: ${label}`, placeMarkers[end]);
+  $("#place-status").textContent = tf("placeSet", { field: t(end), place: label });
+}
+
+function closeOptions(end: End): void {
+  $(`#${end}-popup`).hidden = true;
+  input(end).setAttribute("aria-expanded", "false");
+  input(end).removeAttribute("aria-activedescendant");
+  active[end] = -1;
+}
+
+function hitLabel(h: PlaceHit): string {
+  return `${h.name} [${h.stopId}]`;
+}
+
+function renderOptions(end: End): void {
+  const ul = $(`#${end}-options`);
+  $(`#${end}-caption`).textContent = tf("optionsFor", { field: t(end) });
+  const items = hits[end].map((h, i) => {
+    const li = document.createElement("li");
+    li.id = `${end}-opt-${i}`;
+    li.setAttribute("role", "option");
+    li.setAttribute("aria-selected", String(i === active[end]));
+    li.dataset.stopId = h.stopId;
+    const name = document.createElement("span");
+    name.className = "opt-name";
+    name.textContent = h.nameReading && lang() === "ja" ? `${h.name}（${h.nameReading}）` : h.name;
+    const meta = document.createElement("span");
+    meta.className = "opt-meta";
+    meta.textContent = [tf("stopCode", { code: h.stopId }), ...(h.routes ?? []).slice(0, 3)].join(" · ") + ((h.routes?.length ?? 0) > 3 ? " …" : "");
+    li.append(name, meta);
+    // mousedown, not click: choose before the input's blur closes the list.
+    li.addEventListener("mousedown", (ev) => {
+      ev.preventDefault();
+      setPlace(end, h.lat, h.lon, hitLabel(h));
+    });
+    return li;
+  });
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.setAttribute("role", "option");
+    li.setAttribute("aria-disabled", "true");
+    li.setAttribute("aria-selected", "false");
+    li.textContent = t("noStopsFound");
+    items.push(li);
+  }
+  ul.replaceChildren(...items);
+  $(`#${end}-popup`).hidden = false;
+  input(end).setAttribute("aria-expanded", "true");
+  if (active[end] >= 0) input(end).setAttribute("aria-activedescendant", `${end}-opt-${active[end]}`);
+  else input(end).removeAttribute("aria-activedescendant");
+}
+
+async function searchPlaces(end: End): Promise<void> {
+  const q = input(end).value.trim();
+  if (!q || parsePlace(q) || q === chosen[end]?.label) return closeOptions(end);
+  const seq = ++searchSeq;
   try {
-    const { stops } = await api<{ stops: Array<{ stopId: string; name: string; nameReading?: string; lat: number; lon: number }> }>(
-      `/stops?q=${encodeURIComponent(q)}&locale=${lang()}`,
+    const { stops } = await api<{ stops: PlaceHit[] }>(
+      `/stops?q=${encodeURIComponent(q)}&locale=${lang()}&group=true&limit=8`,
     );
-    ul.replaceChildren(
-      ...stops.slice(0, 8).map((s) => {
-        const li = document.createElement("li");
-        li.textContent = s.nameReading && lang() === "ja" ? `${s.name}（${s.nameReading}）` : s.name;
-        li.onclick = () => {
-          ($(`#${pickTarget}`) as HTMLInputElement).value = `${s.lat.toFixed(5)},${s.lon.toFixed(5)}`;
-          pickTarget = pickTarget === "from" ? "to" : "from";
-        };
-        return li;
-      }),
-    );
+    if (seq !== searchSeq || input(end).value.trim() !== q) return; // a newer search answers
+    hits[end] = stops;
+    active[end] = -1;
+    renderOptions(end);
   } catch {
-    ul.replaceChildren();
+    closeOptions(end);
+  }
+}
+
+function bindPlaceField(end: End): void {
+  const el = input(end);
+  let timer: number | undefined;
+  el.addEventListener("input", () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => void searchPlaces(end), 150);
+  });
+  el.addEventListener("keydown", (ev) => {
+    const open = !$(`#${end}-popup`).hidden && hits[end].length > 0;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      if (!open) return;
+      ev.preventDefault();
+      const n = hits[end].length;
+      active[end] = ev.key === "ArrowDown" ? (active[end] + 1) % n : (active[end] - 1 + n) % n;
+      renderOptions(end);
+    } else if (ev.key === "Enter" && open && active[end] >= 0) {
+      ev.preventDefault(); // choose the place, do not submit the form
+      const h = hits[end][active[end]];
+      setPlace(end, h.lat, h.lon, hitLabel(h));
+    } else if (ev.key === "Escape" && open) {
+      ev.preventDefault();
+      closeOptions(end);
+    }
+  });
+  el.addEventListener("blur", () => window.setTimeout(() => closeOptions(end), 100));
+  el.addEventListener("focus", () => {
+    const radio = document.querySelector<HTMLInputElement>(`input[name=mapTarget][value=${end}]`);
+    if (radio) radio.checked = true;
+  });
+}
+
+function mapTarget(): End {
+  return document.querySelector<HTMLInputElement>("input[name=mapTarget]:checked")?.value === "to" ? "to" : "from";
+}
+
+function pickOnMap(lat: number, lon: number): void {
+  const end = mapTarget();
+  setPlace(end, lat, lon, `${t("mapPoint")} (${lat.toFixed(5)}, ${lon.toFixed(5)})`);
+  // The next tap sets the other end, as the form reads from top to bottom.
+  const next = document.querySelector<HTMLInputElement>(`input[name=mapTarget][value=${end === "from" ? "to" : "from"}]`);
+  if (next) next.checked = true;
+}
+
+function locate(): void {
+  const status = $("#place-status");
+  if (!("geolocation" in navigator)) {
+    status.textContent = t("locationDenied");
+    return;
+  }
+  status.textContent = t("locating");
+  navigator.geolocation.getCurrentPosition(
+    (pos) => setPlace("from", pos.coords.latitude, pos.coords.longitude, t("currentLocation")),
+    () => (status.textContent = t("locationDenied")),
+    { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 },
+  );
+}
+
+/** Whether the API answers at all (a failed fetch, not an error status, means offline). */
+async function serverReachable(): Promise<boolean> {
+  try {
+    await fetch("/api/v1/network", { cache: "no-store" });
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -711,7 +1242,15 @@ async function main(): Promise<void> {
   document.documentElement.lang = lang();
   $("#lang-toggle").onclick = () => {
     setLang(lang() === "ja" ? "en" : "ja");
-    if (user) void loadTrips(); // the list's states and times in the new language
+    $("#map").setAttribute("aria-label", t("mapLabel"));
+    // Everything drawn by the page, again in the new language.
+    const copy = offline ? readOffline() : null;
+    if (copy) showOffline(copy);
+    else if (user) {
+      void loadTrips();
+      void loadRides();
+    }
+    if (lastPlan) renderItineraries(lastPlan);
   };
   bindLoginForm($("#login-form") as HTMLFormElement, $("#auth-error"), refreshSession);
   $("#signup-button").onclick = async () => {
@@ -727,12 +1266,16 @@ async function main(): Promise<void> {
   };
   $("#logout").onclick = async () => {
     await logout();
+    localStorage.removeItem(OFFLINE_KEY);
+    localStorage.removeItem(RIDE_PLACES);
     await refreshSession();
   };
   $("#plan-form").addEventListener("submit", (ev) => void plan(ev as SubmitEvent));
   $("#quote-button").onclick = () => void quote();
-  $("#stop-q").addEventListener("input", () => void stopSearch());
-  ["from", "to"].forEach((id) => $(`#${id}`).addEventListener("focus", () => (pickTarget = id as "from" | "to")));
+  bindPlaceField("from");
+  bindPlaceField("to");
+  $("#locate").onclick = () => locate();
+  $("#map").setAttribute("aria-label", t("mapLabel"));
   try {
     const net = await api<{ demo_service_date?: string; service_date?: string; timezone?: string }>("/network");
     const d = net.demo_service_date ?? net.service_date;
@@ -744,11 +1287,11 @@ async function main(): Promise<void> {
   // On-demand rides are quoted on the real clock: plan from now (the network's time zone).
   ($("#time") as HTMLInputElement).value = nowHHMM();
   map = await networkMap($("#map"));
-  map.on("click", (e: L.LeafletMouseEvent) => {
-    ($(`#${pickTarget}`) as HTMLInputElement).value = `${e.latlng.lat.toFixed(5)},${e.latlng.lng.toFixed(5)}`;
-    pickTarget = pickTarget === "from" ? "to" : "from";
-  });
-  await refreshSession();
+  map.on("click", (e: L.LeafletMouseEvent) => pickOnMap(e.latlng.lat, e.latlng.lng));
+  const saved = readOffline();
+  if (saved && tokens() && !(await serverReachable())) showOffline(saved);
+  else await refreshSession();
+  // Workbox's service worker (vite-plugin-pwa): the built app opens without a network.
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => undefined);
   document.body.dataset.ready = "1";
 }

@@ -132,9 +132,9 @@ def test_resident_plans_a_bus_trip_in_the_demo_city(page: object, live_server: s
 def test_resident_finds_a_stop_by_its_kana_reading(page: object) -> None:
     page.goto("/")  # type: ignore[attr-defined]
     _wait_ready(page)
-    page.fill("#stop-q", "ひがしむろらん")  # type: ignore[attr-defined]
-    page.wait_for_selector("#stop-results li")  # type: ignore[attr-defined]
-    assert "東室蘭" in page.inner_text("#stop-results li >> nth=0")  # type: ignore[attr-defined]
+    page.fill("#from", "ひがしむろらん")  # type: ignore[attr-defined]
+    page.wait_for_selector("#from-options li[role=option]")  # type: ignore[attr-defined]
+    assert "東室蘭" in page.inner_text("#from-options li >> nth=0")  # type: ignore[attr-defined]
 
 
 def test_resident_quotes_and_books_an_on_demand_ride(page: object) -> None:
@@ -249,5 +249,8 @@ def test_a_pending_booking_rejected_on_the_event_stream(page: object) -> None:
     assert page.inner_text("#quote-result") == "Booking received, waiting for confirmation"  # type: ignore[attr-defined]
     sent["event"] = True
     page.wait_for_selector("#quote-result[data-settled='rejected']")  # type: ignore[attr-defined]
-    assert page.inner_text("#quote-result") == "Not available: no_vehicle_available"  # type: ignore[attr-defined]
+    # The reason in the page's language, not the bare code.
+    assert page.inner_text("#quote-result") == (  # type: ignore[attr-defined]
+        "Not available: No on-demand vehicle can take this ride in time (all vehicles busy or full)."
+    )
     assert page.outside_requests == []  # type: ignore[attr-defined]

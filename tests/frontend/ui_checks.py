@@ -54,8 +54,9 @@ def assert_accessible(page: Any, name: str = "", include: str | None = None) -> 
         raise AssertionError("\n".join(lines))
 
 
-def screenshots(page: Any, name: str) -> list[Path]:
-    """The page at 390x844 and at 1440x900, as ``screenshots/<name>-<w>x<h>.png``."""
+def screenshots(page: Any, name: str, full_page: bool = True) -> list[Path]:
+    """The page at 390x844 and at 1440x900, as ``screenshots/<name>-<w>x<h>.png``: the whole
+    page from its top (``full_page``), so a long phone page is seen entire."""
     SCREENSHOTS.mkdir(exist_ok=True)
     before = page.viewport_size
     written: list[Path] = []
@@ -65,7 +66,7 @@ def screenshots(page: Any, name: str) -> list[Path]:
             # Let the layout (and Leaflet, which listens to resize) settle before the shot.
             page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 150)))")
             path = SCREENSHOTS / f"{name}-{w}x{h}.png"
-            page.screenshot(path=str(path), animations="disabled")
+            page.screenshot(path=str(path), animations="disabled", full_page=full_page)
             written.append(path)
     finally:
         if before:
