@@ -182,3 +182,30 @@ def test_standalone_service_tells_watchers_of_the_cores_rides_over_redis(
         # nobody else is told: the resident's own stream of notices is not theirs to read
         r = httpx.get(f"{h}/watch/{resident.id}/notices", headers=hres, timeout=10)
         assert r.status_code == 403
+
+
+def test_standalone_service_serves_with_redis_away_and_says_so(
+    app_client: TestClient,
+    app_settings: Settings,
+    jwks_url: str,
+    make_user: Callable[..., TestUser],
+    token_for: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """Redis unreachable at start: the service still starts (after a bounded wait) and serves
+    checkups; its readiness says the event bus is connecting."""
+    from tests.conftest import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = {"REDIS_URL": dead, "TSUNAGU_REDIS_PREFIX": "tsunagu-test:away:"}
+    with standalone_service("health", app_settings, jwks_url, tmp_path, env) as url:
+        ready = httpx.get(f"{url}/readyz", timeout=10).json()
+        assert ready["ready"] is True and ready["database"]["events"] == "connecting"
+        me = make_user()
+        r = httpx.post(
+            f"{url}/api/v1/health/me/checkups",
+            json={"weight_kg": 58.25},
+            headers={"Authorization": f"Bearer {token_for(me)}"},
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
