@@ -204,6 +204,7 @@ def _part(feed: Feed, prefix: str) -> _Part:
             "short": feed.column("trips", "trip_short_name").to_numpy(dtype=str)[rowk],
             "direction": t_direction[rowk],
             "block": block_ids.to_numpy(dtype=str)[rowk],
+            "bikes": int_column(t, "bikes_allowed", 0, np.int8)[rowk],
         }
     )
     counts = {
@@ -468,6 +469,7 @@ def compile_timetable(
         trip_short_names=trips["short"].to_numpy(dtype=str)[order],
         trip_directions=trips["direction"].to_numpy(dtype=np.int8)[order],
         trip_blocks=trips["block"].to_numpy(dtype=str)[order],
+        trip_bikes=trips["bikes"].to_numpy(dtype=np.int8)[order],
         **rule_arrays,
     )
 

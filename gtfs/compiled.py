@@ -116,6 +116,7 @@ class CompiledTimetable:
     trip_short_names: StrArray = field(default_factory=lambda: np.zeros(0, np.str_))
     trip_directions: Int8Array = field(default_factory=lambda: np.zeros(0, np.int8))  # -1 none
     trip_blocks: StrArray = field(default_factory=lambda: np.zeros(0, np.str_))  # "" none
+    trip_bikes: Int8Array = field(default_factory=lambda: np.zeros(0, np.int8))  # bikes_allowed
 
     # ---------------------------------------------------------------------------------------
     @property

@@ -75,6 +75,25 @@ class RoutingOptions:
         The "healthier" preference: up to this many seconds (0..1800) later than the fastest
         arrival (earlier than the latest departure with ``arrive_by``) are accepted for more
         walking, e.g. getting off one stop earlier (:meth:`routing.planner.Planner.plan`).
+    max_travel_s
+        Longest journey from leaving to arriving, seconds (0: no limit). The searches prune
+        with it (an arrival later than the departure plus this cannot count).
+    transfer_factor
+        Multiplier (1..5) of the feed's minimum change times at a stop (transfers.txt
+        ``from == to``), for travellers who change slowly; ``min_transfer_s`` stays a floor.
+    transfer_extra_s
+        Seconds added to every change of vehicle, at one stop or after a footpath (0..1800).
+    bikes
+        Only trips that take bikes (GTFS ``bikes_allowed == 1``).
+    station_match
+        A stop given as origin or destination stands for its whole station: its parent station
+        and every platform of it (a station given stands for its platforms in any case).
+    min_journeys
+        The departure window of a range query widens (doubling, up to 6 hours) until it holds
+        at least this many journeys (0: the window as given).
+    via
+        Stops the journey must pass, in order, each with the least time to stay there
+        (``(stop index, seconds)``); depart-at queries only.
     """
 
     max_transfers: int = 5
@@ -88,6 +107,13 @@ class RoutingOptions:
     optimize_co2: bool = False
     on_demand: bool = False
     healthier_s: int = 0
+    max_travel_s: int = 0
+    transfer_factor: float = 1.0
+    transfer_extra_s: int = 0
+    bikes: bool = False
+    station_match: bool = False
+    min_journeys: int = 0
+    via: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_transfers <= 15:
@@ -104,6 +130,21 @@ class RoutingOptions:
             raise ValueError("search_window_s must be between 0 and 6 hours")
         if not 0 <= self.healthier_s <= 1800:
             raise ValueError("healthier_s must be between 0 and 1800 seconds")
+        if not 0 <= self.max_travel_s <= 2 * 86_400:
+            raise ValueError("max_travel_s must be between 0 and 172800 seconds")
+        if not 1.0 <= self.transfer_factor <= 5.0:
+            raise ValueError("transfer_factor must be between 1 and 5")
+        if not 0 <= self.transfer_extra_s <= 1800:
+            raise ValueError("transfer_extra_s must be between 0 and 1800 seconds")
+        if not 0 <= self.min_journeys <= 20:
+            raise ValueError("min_journeys must be between 0 and 20")
+        if len(self.via) > 3:
+            raise ValueError("at most 3 via stops")
+        for stop, stay in self.via:
+            if stop < 0:
+                raise ValueError("via stop index must not be negative")
+            if not 0 <= stay <= 6 * 3600:
+                raise ValueError("via stay must be between 0 and 6 hours")
         if self.modes is not None:
             bad = set(self.modes) - TRANSIT_MODES
             if bad:

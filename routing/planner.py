@@ -19,7 +19,13 @@ from routing.intermodal import IntermodalPlanner, Query
 from routing.itinerary import Itinerary, ItineraryBuilder, Place, filter_itineraries
 from routing.on_demand import OnDemandProvider, OnDemandRefusal
 from routing.options import RoutingOptions
-from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
+from routing.raptor import (
+    earliest_arrival,
+    latest_departure,
+    mc_raptor,
+    range_query,
+    via_earliest_arrival,
+)
 from routing.raptor.journey import Journey, WalkLeg
 from routing.transit import TransitData
 
@@ -179,13 +185,22 @@ class Planner:
             return self.builder.stop_place(p.stop, locale)
         return Place(name=p.name or label, lat=p.lat, lon=p.lon)
 
+    def _station(self, stop: int, whole: bool) -> npt.NDArray[np.int32]:
+        """The stops ``stop`` stands for: itself and, for a station, its platforms (GTFS
+        ``parent_station``); with ``whole`` (``RoutingOptions.station_match``) a platform
+        stands for its whole station too (the parent and every platform of it)."""
+        parent = self.tt.stop_parent
+        root = stop
+        if whole and parent[stop] >= 0:
+            root = int(parent[stop])
+        stops = np.flatnonzero(parent == root).astype(np.int32)
+        return np.unique(np.concatenate([np.array([stop, root], dtype=np.int32), stops]))
+
     def _access(
         self, p: PlanPlace, options: RoutingOptions
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         if p.stop is not None:
-            # A station stands for its platforms (GTFS parent_station).
-            stops = np.flatnonzero(self.tt.stop_parent == p.stop).astype(np.int32)
-            stops = np.concatenate([np.array([p.stop], dtype=np.int32), stops])
+            stops = self._station(p.stop, options.station_match)
             return stops, np.zeros(stops.shape[0], dtype=np.int32)
         idx, secs, _ = self.walk.nearby_stops(
             p.lat, p.lon, options.max_walk_s, options.walk_speed_mps
@@ -491,19 +506,23 @@ class Planner:
         version = realtime_version
         if not req.arrive_by:
             q = data.query_arrays(req.date, opts, realtime, realtime_version=version)
-            # The departure window's Pareto set, plus the first journeys after it.
-            out.extend(
-                range_query(
-                    data.forward,
-                    q,
-                    req.time_s,
-                    opts.search_window_s,
-                    a_stops,
-                    a_secs,
-                    e_stops,
-                    e_secs,
+            if opts.via:
+                via = [(self._station(stop, opts.station_match), stay) for stop, stay in opts.via]
+                j = via_earliest_arrival(
+                    data.forward, q, req.time_s, a_stops, a_secs, via, e_stops, e_secs
                 )
-            )
+                return [] if j is None else [j]
+            # The departure window's Pareto set (widened until it holds min_journeys), plus
+            # the first journeys after it.
+            window = opts.search_window_s
+            while True:
+                found = range_query(
+                    data.forward, q, req.time_s, window, a_stops, a_secs, e_stops, e_secs
+                )
+                if len(found) >= opts.min_journeys or window >= 6 * 3600:
+                    break
+                window = min(6 * 3600, max(2 * window, 900))
+            out.extend(found)
             # Less walking, fewer transfers (or less CO2) at the cost of arriving later.
             co2 = data.pattern_co2 if opts.optimize_co2 else None
             out.extend(

@@ -244,7 +244,8 @@ class TransitData:
         return self.tt.day_index(day) >= 0 or self.tt.day_index(day - dt.timedelta(days=1)) >= 0
 
     def trip_filter(self, options: RoutingOptions) -> BoolArray:
-        """[T] trips allowed by the options (mode, wheelchair)."""
+        """[T] trips allowed by the options (mode, wheelchair, bikes: none where the feed says
+        nothing of bikes)."""
         tt = self.tt
         ok = np.ones(tt.n_trips, dtype=np.bool_)
         if options.modes is not None:
@@ -252,6 +253,9 @@ class TransitData:
             ok &= route_ok[tt.trip_route]
         if options.wheelchair:
             ok &= tt.trip_wheelchair == 1
+        if options.bikes:
+            bikes = tt.trip_bikes if len(tt.trip_bikes) == tt.n_trips else None
+            ok &= False if bikes is None else bikes == 1
         return ok
 
     def query_arrays(
@@ -278,7 +282,7 @@ class TransitData:
         # Only the overlays of the three copies' dates matter (the others are ignored).
         copy_days = {day + dt.timedelta(days=d) for d in DAY_OFFSETS}
         dates = tuple(sorted({rt.service_date for rt in overlays(realtime)} & copy_days))
-        key = (day, dates, options.modes, options.wheelchair, reverse)
+        key = (day, dates, options.modes, options.wheelchair, options.bikes, reverse)
 
         def build() -> QueryArrays:
             if reverse and dates:
@@ -294,10 +298,15 @@ class TransitData:
 
     def _common(self, options: RoutingOptions) -> dict[str, Any]:
         """The :class:`QueryArrays` fields set by the options alone (cheap, never cached)."""
-        change = np.maximum(self.stop_change_s, np.int32(options.min_transfer_s)).astype(np.int32)
+        feed_change = self.stop_change_s
+        if options.transfer_factor != 1.0:
+            feed_change = np.ceil(feed_change * options.transfer_factor - 1e-9).astype(np.int32)
+        extra = options.transfer_extra_s
+        change = np.maximum(feed_change, np.int32(options.min_transfer_s)).astype(np.int32) + extra
         return {
             "change_s": change,
-            "slack": int(options.min_transfer_s),
+            "slack": int(options.min_transfer_s) + extra,
+            "max_travel_s": options.max_travel_s,
             "max_transfer_s": options.max_walk_s,
             "fifo": True,  # row_fifo says where realtime times left a pattern unsorted
             "max_rides": options.max_rides,

@@ -14,6 +14,7 @@ from routing.raptor.search import (
     latest_departure,
     pareto_filter,
     range_query,
+    via_earliest_arrival,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "mc_raptor",
     "pareto_filter",
     "range_query",
+    "via_earliest_arrival",
 ]

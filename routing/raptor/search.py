@@ -8,6 +8,7 @@ searches run the forward kernel on the mirrored network (``network.reverse()``),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,9 @@ class QueryArrays:
     row_fifo
         [O, P] bool or None (all True): copy ``o`` of pattern ``p`` keeps its trips (odd ones
         included) in FIFO order, so a binary search may find the first catchable one.
+    max_travel_s
+        Longest journey counted from the search's departure (0: no limit): arrivals later than
+        that are pruned like those that cannot beat the best one.
     """
 
     active: npt.NDArray[np.bool_]
@@ -76,6 +80,7 @@ class QueryArrays:
     fifo: bool
     max_rides: int
     walk_factor: float = 1.0
+    max_travel_s: int = 0
     odd: npt.NDArray[np.bool_] | None = None
     row_fifo: npt.NDArray[np.bool_] | None = None
     _scaled: dict[int, IntArray] = field(default_factory=dict, compare=False, repr=False)
@@ -149,6 +154,7 @@ class QueryArrays:
             fifo=self.fifo,
             max_rides=self.max_rides,
             walk_factor=self.walk_factor,
+            max_travel_s=self.max_travel_s,
             odd=None if self.odd is None else np.ascontiguousarray(network.mirror_trips(self.odd)),
             row_fifo=self.row_fifo,  # per pattern, and patterns keep their index when mirrored
         )
@@ -279,6 +285,12 @@ def run(
         state = SearchState(query.max_rides + 1, network.n_stops)
     state.departure = int(departure)
     state.access_s = access
+    if query.max_travel_s > 0:
+        # Nothing arriving later than this can count (rRAPTOR: runs go to earlier departures,
+        # so the limit only tightens from run to run).
+        np.minimum(
+            state.target_bound, int(departure) + query.max_travel_s + 1, out=state.target_bound
+        )
     scan = query.scan_sets(network)
     if lower_bound is None:
         lower_bound = np.zeros(network.n_stops, dtype=np.int32)
@@ -578,6 +590,8 @@ def earliest_arrival(
         return SearchResult(empty, ())
     state = run(network, query, departure, access, egress, lower_bound=lb)
     journeys = _pareto_journeys(network, query, state, egress, True)
+    if query.max_travel_s > 0:  # a walk alone is not pruned by the kernel
+        journeys = [j for j in journeys if j.arrival <= departure + query.max_travel_s]
     return SearchResult(state, tuple(journeys))
 
 
@@ -611,6 +625,8 @@ def latest_departure(
         return SearchResult(empty, ())
     state = run(reversed_network, reversed_query, -arrival, starts, targets, lower_bound=lb)
     journeys = _pareto_journeys(reversed_network, reversed_query, state, targets, True)
+    if reversed_query.max_travel_s > 0:
+        journeys = [j for j in journeys if j.departure >= arrival - reversed_query.max_travel_s]
     return SearchResult(state, tuple(journeys))
 
 
@@ -678,6 +694,71 @@ def range_query(
         run(network, query, int(d), access, egress, state, lower_bound=lb, board_limit=limit)
         found.extend(_pareto_journeys(network, query, state, egress, True, seen))
     return pareto_filter([j for j in found if j.rides])
+
+
+def _moving(journey: Journey) -> list[Leg]:
+    """The legs of ``journey`` without a standing still "walk" (a stop to itself, no time)."""
+    return [
+        leg
+        for leg in journey.legs
+        if not (isinstance(leg, WalkLeg) and leg.from_stop == leg.to_stop and leg.seconds == 0)
+    ]
+
+
+def via_earliest_arrival(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    departure: int,
+    access_stops: npt.ArrayLike,
+    access_s: npt.ArrayLike,
+    via: Sequence[tuple[npt.ArrayLike, int]],
+    egress_stops: npt.ArrayLike,
+    egress_s: npt.ArrayLike | None = None,
+    *,
+    prune: bool = True,
+) -> Journey | None:
+    """The earliest arrival through every via stop in order, staying at each for its time.
+
+    ``via`` holds ``(stops, stay_s)``: any of ``stops`` (e.g. a station's platforms) counts,
+    and the journey leaves it no sooner than ``stay_s`` after arriving — nor sooner than the
+    stop's change time when it came by a ride. Searches leg by leg: with FIFO trips, arriving
+    at a via stop as early as possible never makes the rest later, so the chain of earliest
+    arrivals is the earliest arrival through the stops. The transfer limit holds for each
+    part; None when a part has no journey (or the whole breaks ``max_travel_s``).
+    """
+    legs: list[Leg] = []
+    t = int(departure)
+    a_stops: npt.ArrayLike = access_stops
+    a_secs: npt.ArrayLike = access_s
+    for stops, stay in via:
+        vs = np.asarray(stops, dtype=np.int64)
+        res = earliest_arrival(
+            network, query, t, a_stops, a_secs, vs, np.zeros(len(vs), np.int64), prune=prune
+        )
+        if not res.journeys:
+            return None
+        part = min(res.journeys, key=lambda j: (j.arrival, j.n_transfers))
+        legs.extend(_moving(part))
+        last = part.legs[-1]
+        at = int(last.to_stop if isinstance(last, WalkLeg) else last.alight_stop)
+        if at < 0:
+            at = int(vs[0])
+        wait = int(stay)
+        if isinstance(last, RideLeg):
+            wait = max(wait, int(query.change_s[at]))
+        t = part.arrival + wait
+        a_stops, a_secs = [at], [0]
+    res = earliest_arrival(network, query, t, a_stops, a_secs, egress_stops, egress_s, prune=prune)
+    if not res.journeys:
+        return None
+    part = min(res.journeys, key=lambda j: (j.arrival, j.n_transfers))
+    legs.extend(_moving(part))
+    if not legs:
+        legs = list(part.legs)
+    journey = Journey(tuple(legs))
+    if query.max_travel_s > 0 and journey.arrival > departure + query.max_travel_s:
+        return None
+    return journey
 
 
 def pareto_filter(journeys: list[Journey]) -> list[Journey]:
