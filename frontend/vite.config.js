@@ -56,6 +56,7 @@ export default defineConfig({
         operator: resolve(import.meta.dirname, "operator.html"),
         health: resolve(import.meta.dirname, "health.html"),
         emissions: resolve(import.meta.dirname, "emissions.html"),
+        planning: resolve(import.meta.dirname, "planning.html"),
       },
     },
   },

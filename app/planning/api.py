@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.api.schemas import AUTHED, BODY
+from app.api.schemas import AUTHED, BODY, error_responses
 from app.errors import ApiError
 from app.identity.deps import Principal, require_roles
 from app.planning.demo import zone_provider
@@ -182,7 +182,7 @@ async def upload_destinations(request: Request, _: Planner) -> dict[str, Any]:
     return {"destinations": len(dest), "kinds": dest.kinds()}
 
 
-@router.get("/destinations", responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/destinations", responses={200: {"content": {GEOJSON: {}}}, **error_responses(404)})
 async def destinations(request: Request, _: Planner) -> Response:
     d = _svc(request).destinations
     if d is None:
@@ -318,7 +318,7 @@ async def list_scenarios(request: Request, _: Planner) -> dict[str, Any]:
     }
 
 
-@router.get("/scenarios/{scenario_id}")
+@router.get("/scenarios/{scenario_id}", responses=error_responses(404))
 async def get_scenario(request: Request, scenario_id: str, _: Planner) -> dict[str, Any]:
     got = _svc(request).scenarios.get(scenario_id)
     if got is None:
