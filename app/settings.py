@@ -128,7 +128,17 @@ class Settings(BaseSettings):
         REPO_ROOT.parent / "shared" / "data",
         description="Real data sets (benchmarks, `tsunagu simulate`).",
     )
-    map_tile_url: str = Field("", description="XYZ tile template; empty = local GeoJSON only.")
+    map_tile_url: str = Field(
+        "",
+        description="XYZ raster tile template (for Japan, GSI's "
+        "`https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png`); empty = the city drawn "
+        "from local data only (stops and route lines).",
+    )
+    map_tile_attribution: str = Field(
+        "",
+        description="Credit shown on the map for the tiles (HTML allowed; for GSI: "
+        '`<a href="https://maps.gsi.go.jp/development/ichiran.html">地理院タイル</a>`).',
+    )
     dispatch_demo_vehicles: int = Field(
         4, ge=0, description="Vans of the demo on-demand zone (besides its autonomous shuttle)."
     )

@@ -27,6 +27,7 @@ class NetworkInfo(NetworkSummary):
     bbox: list[float] | None = None
     demo_service_date: str | None
     tile_url: str | None
+    tile_attribution: str | None = None
     realtime: dict[str, Any]
 
 
@@ -69,6 +70,7 @@ async def network_info(services: ServicesDep) -> dict[str, Any]:
     info = net.summary()
     info["demo_service_date"] = info["service_date"]
     info["tile_url"] = services.settings.map_tile_url or None
+    info["tile_attribution"] = services.settings.map_tile_attribution or None
     info["realtime"] = reg.realtime.status()
     return info
 
