@@ -3,13 +3,14 @@
 Commands for a zone (book, cancel, vehicle events, new vehicles) are appended to the work queue
 ``dispatch.zone.<zone_id>`` (Redis Streams in production, consumed by the group ``dispatch``).
 One worker at a time owns a zone: it holds the zone's lease (a key with an expiry, renewed by a
-lease keeper every third of its lifetime and before each message). On taking a zone over, a
-worker loads the zone's last snapshot; after handling each message it saves the snapshot
-*then* acks, so a crash at any point loses nothing:
+lease keeper every third of its lifetime and before each batch). On taking a zone over, a
+worker loads the zone's last snapshot. It reads the commands waiting in the stream (at most
+:data:`COMMAND_BATCH`), handles them in order, saves the zone once *then* acks them all, so a
+crash at any point loses nothing:
 
-* crash before the snapshot: the message stays pending, the next owner reclaims it and handles
-  it on the state that does not contain it yet;
-* crash between snapshot and ack: the next owner reclaims it, and the booking is recognised as
+* crash before the save: the messages stay pending, the next owner reclaims them and handles
+  them on the state that does not contain them yet;
+* crash between save and ack: the next owner reclaims them, and each booking is recognised as
   already done (ride ids are the request ids), so nothing is assigned twice.
 
 Position reports are the exception: they are acked without a snapshot (a lost position is
@@ -47,6 +48,13 @@ from dispatch.zone import ServiceZone
 
 GROUP = "dispatch"
 RECLAIM_BATCH = 100
+#: Most commands of a zone handled together, then saved once and acked together (issue #10):
+#: the save, a database transaction, cost about 20 times the handling of a booking, so one save
+#: per command capped a zone at a few dozen commands a second. A batch is what queued while
+#: the previous one was handled: a quiet zone still handles its commands one at a time.
+COMMAND_BATCH = 32
+#: Outcomes a worker keeps in ``ZoneWorker.outcomes`` (at least; for tests and tools).
+KEPT_OUTCOMES = 1000
 #: Seconds before a worker tries again to restore a zone whose saved state failed to load.
 BROKEN_RETRY_S = 60.0
 log = logging.getLogger("tsunagu.dispatch.scale_out")
@@ -380,6 +388,44 @@ def _handle_console(d: Dispatcher, op: str, data: dict[str, Any]) -> dict[str, A
 
 ZoneHook = Callable[[str], Awaitable[None]]
 OutcomeHook = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[None]]
+#: ``(zone_id, [(message id, data, outcome)])``: acks a saved batch and records its outcomes.
+BatchHook = Callable[[str, list[tuple[str, dict[str, Any], dict[str, Any]]]], Awaitable[None]]
+
+
+def handle_batch(
+    d: Dispatcher, batch: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], Exception | None]:
+    """:func:`handle` each message of ``batch`` in order (one worker-thread hop for all).
+    Returns the outcomes of those handled and, when one raised (a bug, not a refusal), its
+    exception: the messages before it are saved and acked, it and those after stay queued."""
+    outs: list[dict[str, Any]] = []
+    for data in batch:
+        try:
+            outs.append(handle(d, data))
+        except Exception as exc:
+            return outs, exc
+    return outs, None
+
+
+def command_batches(msgs: list[Any]) -> list[list[Any]]:
+    """``msgs`` in order, cut into batches of at most :data:`COMMAND_BATCH`; a ``remove_zone``
+    goes alone (the commands after it are refused, not handled)."""
+    out: list[list[Any]] = []
+    cur: list[Any] = []
+    for m in msgs:
+        if m.data.get("op") == "remove_zone":
+            if cur:
+                out.append(cur)
+                cur = []
+            out.append([m])
+            continue
+        cur.append(m)
+        if len(cur) == COMMAND_BATCH:
+            out.append(cur)
+            cur = []
+    if cur:
+        out.append(cur)
+    return out
 
 
 def _stop_if_cancelled() -> None:
@@ -446,6 +492,11 @@ class ZoneWorker:
     on_outcome
         Awaited with ``(zone_id, message data, outcome)`` after each ack (replies, pending
         records); its failures are logged, never retried.
+    on_batch
+        When given, awaited with ``(zone_id, [(message id, data, outcome)])`` once a batch of
+        commands is saved, *instead of* the acks and ``on_outcome``: it acks the messages and
+        records their outcomes (the app does both in one Redis transaction). When it fails
+        the messages stay pending and are handled again (recognised as done).
     """
 
     def __init__(
@@ -467,6 +518,7 @@ class ZoneWorker:
         on_acquire: ZoneHook | None = None,
         on_release: ZoneHook | None = None,
         on_outcome: OutcomeHook | None = None,
+        on_batch: BatchHook | None = None,
     ) -> None:
         if zone_store is None:
             if state is None:
@@ -487,7 +539,9 @@ class ZoneWorker:
         self.on_acquire = on_acquire
         self.on_release = on_release
         self.on_outcome = on_outcome
+        self.on_batch = on_batch
         self.owned: set[str] = set()
+        #: The latest outcomes (tests and tools read them; bounded: a zone runs for months).
         self.outcomes: list[dict[str, Any]] = []
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -562,9 +616,14 @@ class ZoneWorker:
         log.info("zone %s removed by %s", zid, self.worker_id)
         return {"zone_id": zid, "removed": True}
 
+    def _remember(self, *outs: dict[str, Any]) -> None:
+        self.outcomes.extend(outs)
+        if len(self.outcomes) > 2 * KEPT_OUTCOMES:
+            del self.outcomes[:-KEPT_OUTCOMES]
+
     async def _tell(self, zid: str, data: dict[str, Any], out: dict[str, Any]) -> None:
         """Record ``out`` and hand it to ``on_outcome`` (whose failures are only logged)."""
-        self.outcomes.append(out)
+        self._remember(out)
         if self.on_outcome is not None:
             try:
                 await self.on_outcome(zid, data, out)
@@ -590,6 +649,40 @@ class ZoneWorker:
             except Exception:  # the zone is gone all the same; askers refuse what is left
                 log.exception("refusing the commands left for removed zone %s failed", zid)
         return out
+
+    async def _process_batch(self, zid: str, msgs: list[Any]) -> list[dict[str, Any]]:
+        """Handle ``msgs`` in order, save the zone once, then ack them and tell their outcomes
+        (the lease is held); a ``remove_zone`` comes alone (:meth:`_process`). Crash safety is
+        the one-command case's: nothing is acked before the save holding its effect, and a
+        command handled again after a crash is recognised as done (:func:`handle`)."""
+        if len(msgs) == 1 and msgs[0].data.get("op") == "remove_zone":
+            return [await self._process(zid, msgs[0])]
+        outs, failure = await asyncio.to_thread(
+            handle_batch, self.dispatcher, [m.data for m in msgs]
+        )
+        done = list(zip(msgs, outs, strict=False))
+        if done:
+            if any(needs_snapshot(m.data) for m, _ in done):
+                await self.zone_store.save(self.dispatcher, zid)
+            else:
+                self._dirty.add(zid)
+            await self._finish(zid, done)
+        if failure is not None:
+            raise failure
+        return outs
+
+    async def _finish(self, zid: str, done: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Ack the saved commands and tell their outcomes: through ``on_batch`` (one round
+        trip) when given, else an ack and ``on_outcome`` each."""
+        if self.on_batch is not None:
+            self._remember(*(out for _, out in done))
+            await self.on_batch(zid, [(m.id, m.data, out) for m, out in done])
+            return
+        stream = zone_stream(zid)
+        for m, _ in done:
+            await self.queue.ack(stream, GROUP, m.id)
+        for m, out in done:
+            await self._tell(zid, m.data, out)
 
     async def _refuse_queued(self, zid: str) -> int:
         """Answer every command left in the stream of the removed zone ``zid`` with the error
@@ -657,16 +750,18 @@ class ZoneWorker:
             msgs = await self.queue.reclaim(
                 stream, GROUP, self.worker_id, min_idle_ms=self.reclaim_idle_ms
             )
-            msgs += await self.queue.read(stream, GROUP, self.worker_id, block_ms=block_ms)
-            for m in msgs:
-                # Renew before each message: a worker that lost its zone must not write the
-                # new owner's snapshot (the message stays pending for the new owner).
+            msgs += await self.queue.read(
+                stream, GROUP, self.worker_id, count=COMMAND_BATCH, block_ms=block_ms
+            )
+            for batch in command_batches(msgs):
+                # Renew before each batch: a worker that lost its zone must not write the
+                # new owner's snapshot (the messages stay pending for the new owner).
                 if not await self._renew(zid):
                     await self._drop(zid, release=False)
                     break
-                out = await self._process(zid, m)
-                handled += 1
-                if out.get("removed"):
+                outs = await self._process_batch(zid, batch)
+                handled += len(outs)
+                if any(o.get("removed") for o in outs):
                     await self._drop(zid, release=True)
                     break
         return handled
@@ -695,9 +790,9 @@ class ZoneWorker:
                     next_reclaim = now + self.reclaim_idle_ms / 2000.0
                 if not msgs:
                     msgs = await self.queue.read(
-                        stream, GROUP, self.worker_id, block_ms=self.block_ms
+                        stream, GROUP, self.worker_id, count=COMMAND_BATCH, block_ms=self.block_ms
                     )
-                for m in msgs:
+                for batch in command_batches(msgs):
                     async with self._lock(zid):
                         if zid not in self.owned:
                             return
@@ -706,7 +801,8 @@ class ZoneWorker:
                             lost = True
                         else:
                             lost = False
-                            removed = bool((await self._process(zid, m)).get("removed"))
+                            outs = await self._process_batch(zid, batch)
+                            removed = any(o.get("removed") for o in outs)
                     if lost or removed:
                         # A removed zone's later messages were refused by _process.
                         await self._drop(zid, release=removed)

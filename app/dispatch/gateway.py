@@ -610,56 +610,86 @@ class ClusterGateway(VehicleEvents):
         return handle(d, data)
 
     async def on_outcome(self, zone_id: str, data: dict[str, Any], out: dict[str, Any]) -> None:
-        """Owner side, after the ack: record the outcome under the command's correlation id
-        (the asker reads it when the reply is lost), forget the pending record, index a new
-        vehicle, then reply."""
-        op, corr, reply_to = data.get("op"), data.get("corr"), data.get("reply_to")
-        booking, tell = op in ("book", "book_quote"), ""
-        if booking:
+        """Owner side, after the ack of one command (a zone's removal, a refusal of a removed
+        zone's command): :meth:`on_batch` of that command alone, acked already."""
+        await self._record_outcomes(zone_id, [(None, data, out)])
+
+    async def on_batch(
+        self, zone_id: str, done: list[tuple[str, dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """Owner side, once a batch of commands is saved: ack them and record their outcomes
+        in one transaction, then reply (``ZoneWorker``'s ``on_batch``)."""
+        await self._record_outcomes(zone_id, list(done))
+
+    def _final_outcome(
+        self, data: dict[str, Any], out: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        """What the asker is answered, and the rider to tell of a refusal (or ""): a booking
+        the owner could not even try (a malformed message, its zone removed) becomes a
+        refusal like any other, so its rider is told (the dispatcher told those it refused
+        itself) and GET /rides/{id} says so; a vehicle command carries the vehicle's view."""
+        op = data.get("op")
+        if op in ("book", "book_quote") and "error" in out:
             rid = str(data["request"]["request_id"] if op == "book" else data["request_id"])
-            if "error" in out:
-                # A booking the owner could not even try (a malformed message, its zone
-                # removed): a refusal like any other, so the rider is told (the dispatcher
-                # told those it refused itself) and GET /rides/{id} says so.
-                user = str(data["request"].get("user_id", "")) if op == "book" else ""
-                tell = user or str(data.get("user_id", ""))
-                out = {
-                    "request_id": rid,
-                    "rejected": str(out["error"]),
-                    "message": str(out.get("message", "")),
-                    "new_quote": None,
-                    "user_id": tell,
-                }
-        if (
-            reply_to
-            and op in ("add_vehicle", "vehicle_event", "vehicle_service")
-            and "error" not in out
-        ):
+            user = str(data["request"].get("user_id", "")) if op == "book" else ""
+            user = user or str(data.get("user_id", ""))
+            refusal = {
+                "request_id": rid,
+                "rejected": str(out["error"]),
+                "message": str(out.get("message", "")),
+                "new_quote": None,
+                "user_id": user,
+            }
+            return refusal, user
+        vehicle_ops = ("add_vehicle", "vehicle_event", "vehicle_service")
+        if data.get("reply_to") and op in vehicle_ops and "error" not in out:
             d = self.dispatcher
             with contextlib.suppress(DispatchError):  # removed meanwhile: no view
-                out = {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}
-        # One transaction: the outcome, a refusal and the pending record's removal are seen
-        # together or not at all (Redis away in between would leave a booking pending for
-        # good; what a lost transaction leaves, sweep_pending resolves).
+                return {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}, ""
+        return out, ""
+
+    async def _record_outcomes(
+        self, zone_id: str, done: list[tuple[str | None, dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """Ack the commands (those with a message id) and record each outcome under its
+        correlation id (the asker reads it when the reply is lost), a booking's refusal and
+        the removal of its pending record, all in one transaction: seen together or not at
+        all (Redis away in between would leave a booking pending for good; what a lost
+        transaction leaves, sweep_pending resolves). Then index new vehicles, tell riders
+        refused without the dispatcher's word, and reply."""
+        finals = [(data, *self._final_outcome(data, out)) for _, data, out in done]
+        ids = [mid for mid, _, _ in done if mid is not None]
         async with self.redis.pipeline(transaction=True) as pipe:
-            if corr:
-                pipe.set(
-                    self._key(f"outcome.{corr}"), json.dumps(out), px=int(OUTCOME_TTL_S * 1000)
-                )
-            if booking and "rejected" in out:
-                pipe.set(self._key(f"refused.{rid}"), json.dumps(out), px=int(REFUSED_TTL_S * 1000))
-            if booking:
-                pipe.hdel(self._key("pending"), rid)
+            if ids:
+                pipe.xack(self.bus._key(zone_stream(zone_id)), GROUP, *ids)
+            for data, out, _ in finals:
+                corr, op = data.get("corr"), data.get("op")
+                if corr:
+                    key = self._key(f"outcome.{corr}")
+                    pipe.set(key, json.dumps(out), px=int(OUTCOME_TTL_S * 1000))
+                if op in ("book", "book_quote"):
+                    rid = str(data["request"]["request_id"] if op == "book" else data["request_id"])
+                    if "rejected" in out:
+                        key = self._key(f"refused.{rid}")
+                        pipe.set(key, json.dumps(out), px=int(REFUSED_TTL_S * 1000))
+                    pipe.hdel(self._key("pending"), rid)
+                if op == "add_vehicle" and "error" not in out:
+                    pipe.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
             await pipe.execute()
-        if booking and tell:  # once GET /rides/{id} answers the refusal
-            await self.bus.publish(
-                f"user.{tell}.ride",
-                {"type": "rejected", "request_id": rid, "reason": out["rejected"]},
-            )
-        if op == "add_vehicle" and "error" not in out:
-            await self.redis.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
-        if reply_to:
-            await self.bus.publish(str(reply_to), {"corr": corr, "outcome": out})
+        sends: list[Awaitable[Any]] = []
+        for data, out, tell in finals:
+            if tell:  # once GET /rides/{id} answers the refusal
+                event = {"type": "rejected", "request_id": out["request_id"]}
+                sends.append(
+                    self.bus.publish(f"user.{tell}.ride", {**event, "reason": out["rejected"]})
+                )
+            if data.get("reply_to"):
+                reply = {"corr": data.get("corr"), "outcome": out}
+                sends.append(self.bus.publish(str(data["reply_to"]), reply))
+        # Concurrently: a batch's replies must not wait for one another.
+        for res in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(res, Exception):  # the asker reads the recorded outcome instead
+                log.warning("dispatch_reply_failed", zone=zone_id, error=repr(res))
 
     # --- pending bookings a lost transaction left behind ------------------------------------
     def pending_stale_s(self) -> float:
@@ -1156,6 +1186,10 @@ async def start_cluster(
         assert gateway is not None
         await gateway.on_outcome(zid, data, out)
 
+    async def on_batch(zid: str, done: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        assert gateway is not None
+        await gateway.on_batch(zid, done)
+
     async def on_acquire(zid: str) -> None:
         assert gateway is not None
         await gateway.on_acquire(zid)
@@ -1181,6 +1215,7 @@ async def start_cluster(
         on_acquire=on_acquire,
         on_release=on_release,
         on_outcome=on_outcome,
+        on_batch=on_batch,
     )
     gateway = ClusterGateway(services, worker, client)
     await gateway.start()

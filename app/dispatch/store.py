@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
+from sqlalchemy import bindparam
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -300,17 +301,24 @@ def save_zone_items(
                     col(ZoneItemRecord.zone_id) == zid, col(ZoneItemRecord.item_id).in_(gone)
                 )
             )
-        for iid, it in changed.items():
-            if iid in prev:
-                db.execute(
-                    sa_update(ZoneItemRecord)
-                    .where(col(ZoneItemRecord.zone_id) == zid, col(ZoneItemRecord.item_id) == iid)
-                    .values(data=it[1])
-                )
-            else:
-                db.add(ZoneItemRecord(zone_id=zid, item_id=iid, seq=it[2], data=it[1]))
+        updates = [{"z": zid, "i": iid, "d": it[1]} for iid, it in changed.items() if iid in prev]
+        if updates:  # one executemany (a batch of commands changes many items)
+            db.execute(_UPDATE_ITEM, updates)
+        db.add_all(
+            ZoneItemRecord(zone_id=zid, item_id=iid, seq=it[2], data=it[1])
+            for iid, it in changed.items()
+            if iid not in prev
+        )
     _save_ride_records(db, rides_out, now)
     return written, changed, gone
+
+
+_ITEMS = ZoneItemRecord.__table__  # type: ignore[attr-defined]
+_UPDATE_ITEM = (
+    sa_update(_ITEMS)
+    .where(_ITEMS.c.zone_id == bindparam("z"), _ITEMS.c.item_id == bindparam("i"))
+    .values(data=bindparam("d"))
+)
 
 
 def _save_ride_records(db: Session, rides: list[Ride], now: Any) -> None:

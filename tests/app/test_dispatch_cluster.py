@@ -39,7 +39,7 @@ from app.dispatch.store import (
 )
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
-from dispatch.scale_out import lease_key, restore_zone
+from dispatch.scale_out import lease_key, restore_zone, zone_stream
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
 from dispatch.zone import ServiceZone
@@ -538,18 +538,22 @@ def test_lost_reply_without_a_record_answers_the_saved_state(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
     """The owner saves a command, then dies before recording its outcome or replying (here:
-    its ``on_outcome`` does nothing). The asker finds what the save shows: a booking's ride,
+    its ``on_batch`` neither records nor replies; it acks, as the successor that handles the
+    command again would, only later). The asker finds what the save shows: a booking's ride,
     a status event in its ride's history, a new vehicle. An arrival leaves no such trace:
     503, and so is a position (saved only periodically)."""
     a, b, hb, ha, zid = owner_and_asker(cluster, make_user, auth)
     silenced: list[str] = []
     no_reply = reply_lost(b)
+    worker = gateway(a).worker
 
-    async def dies_before_recording(zone_id: str, data: dict[str, Any], out: Any) -> None:
-        silenced.append(str(data.get("op")))
-        no_reply(str(data.get("corr", "")))  # no reply ever comes: the asker's wait ends
+    async def dies_before_recording(zone_id: str, done: list[Any]) -> None:
+        for mid, data, _ in done:
+            await worker.queue.ack(zone_stream(zone_id), "dispatch", mid)
+            silenced.append(str(data.get("op")))
+            no_reply(str(data.get("corr", "")))  # no reply ever comes: the asker's wait ends
 
-    gateway(a).on_outcome = dies_before_recording  # type: ignore[method-assign]
+    worker.on_batch = dies_before_recording
 
     r = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
     assert r.status_code == 201, r.text
