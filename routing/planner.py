@@ -269,6 +269,10 @@ class Planner:
             journeys = self._search(
                 req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version
             )
+        if opts.max_travel_s > 0:
+            # The searches prune from the time they start at; McRAPTOR's extra options and the
+            # walks to and from the stops are held to the limit here, door to door.
+            journeys = [j for j in journeys if j.arrival - j.departure <= opts.max_travel_s]
         items = [
             self.builder.build(
                 j,

@@ -16,6 +16,12 @@ earlier, walking to a farther stop of the same line, or walking all the way, on 
 budget N minutes longer than ``maxWalkDistance``; see ``routing.planner.Planner._healthier``)
 comes first, marked ``healthier: {extraTime, extraWalkTime}`` (seconds against the fastest),
 added beside the ``numItineraries`` others; none is marked when nothing walks more in time.
+
+Query options (``routing.options.RoutingOptions``): ``maxTravelTime`` (minutes, 0 = none),
+``transferFactor`` (x the feed's change times) and ``transferSlack`` (seconds added to every
+change), ``bikes`` (trips with ``bikes_allowed=1`` only), ``stationMatch`` (a stop stands for
+its whole station), ``minJourneys`` (the search window widens, up to 6 h, until it holds N
+journeys) and ``via`` (repeatable, ``stopId`` or ``stopId@minutes`` to stay; depart-at only).
 """
 
 from __future__ import annotations
@@ -333,6 +339,29 @@ def parse_place(value: str, np_: NetworkPlanner, what: str) -> PlanPlace:
     return PlanPlace(lat=float(tt.stop_lat[idx]), lon=float(tt.stop_lon[idx]), stop=idx, name=name)
 
 
+def parse_via(values: list[str], np_: NetworkPlanner) -> tuple[tuple[int, int], ...]:
+    """``stopId`` or ``stopId@minutes`` per value → ``(stop index, stay seconds)``."""
+    if len(values) > 3:
+        raise ApiError(400, "invalid_via", "At most 3 via stops.", {"param": "via"})
+    out = []
+    for v in values:
+        text, _, minutes = v.strip().rpartition("@") if "@" in v else (v.strip(), "", "0")
+        try:
+            stay = int(minutes)
+        except ValueError:
+            stay = -1
+        if not text or not 0 <= stay <= 360:
+            raise ApiError(
+                400, "invalid_via", f"via must be stopId or stopId@minutes (0..360): {v!r}.",
+                {"param": "via"},
+            )  # fmt: skip
+        place = parse_place(text, np_, "via")
+        if place.stop is None:
+            raise ApiError(400, "invalid_via", f"via must name a stop: {v!r}.", {"param": "via"})
+        out.append((place.stop, stay * 60))
+    return tuple(out)
+
+
 # Dates the planner accepts; a well-formed date beyond them answers 400 invalid_date, one
 # inside them but outside the published feeds 200 with OTP's OUTSIDE_SERVICE_PERIOD.
 MIN_DATE = dt.date(1900, 1, 1)
@@ -501,6 +530,27 @@ async def plan(
         "stop earlier); that itinerary comes first, marked `healthier`",
     ),
     locale: str = Query("en", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
+    maxTravelTime: int = Query(
+        0, ge=0, le=2880, description="Longest journey in minutes from leaving (0: no limit)"
+    ),
+    transferFactor: float = Query(
+        1.0, ge=1.0, le=5.0, description="Multiplier of the feed's minimum change times"
+    ),
+    transferSlack: int = Query(
+        0, ge=0, le=1800, description="Seconds added to every change of vehicle"
+    ),
+    bikes: bool = Query(False, description="Only trips that take bikes (bikes_allowed=1)"),
+    stationMatch: bool = Query(
+        False, description="A stop given stands for its whole station (parent and platforms)"
+    ),
+    minJourneys: int = Query(
+        0, ge=0, le=20, description="Widen the search window (up to 6 h) until it holds N"
+    ),
+    via: list[str] = Query(
+        [],
+        description="Stops to pass in order (depart-at queries): a stop id, optionally "
+        "with @minutes to stay there, e.g. via=S12@10; at most 3",
+    ),
 ) -> dict[str, Any]:
     """Itineraries between two places (OTP's ``/plan``)."""
     t_start = _time.perf_counter()
@@ -527,6 +577,13 @@ async def plan(
             optimize_co2=optimizeCo2,
             on_demand=flex,
             healthier_s=healthierMinutes * 60,
+            max_travel_s=maxTravelTime * 60,
+            transfer_factor=transferFactor,
+            transfer_extra_s=transferSlack,
+            bikes=bikes,
+            station_match=stationMatch,
+            min_journeys=minJourneys,
+            via=parse_via(via, np_),
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_options", str(exc)) from exc
@@ -555,6 +612,13 @@ async def plan(
             "numItineraries": numItineraries,
             "optimizeCo2": optimizeCo2,
             "healthierMinutes": healthierMinutes,
+            "maxTravelTime": maxTravelTime,
+            "transferFactor": transferFactor,
+            "transferSlack": transferSlack,
+            "bikes": bikes,
+            "stationMatch": stationMatch,
+            "minJourneys": minJourneys,
+            "via": via,
             "locale": lang,
         },
         "plan": {
