@@ -212,25 +212,33 @@ function load(l: { seats: number; wheelchairs: number }, cap?: number): string {
 /** A server refusal in the page's language where we know the code, else its own message. */
 function errText(e: unknown): string {
   if (e instanceof ApiError) {
-    const known: Record<string, { ja: string; en: string }> = {
-      no_vehicle_available: { ja: "その車両では約束の時間帯を守れません", en: "That vehicle cannot keep the promised window" },
-      no_show_too_early: { ja: "お迎えの時間帯がまだ始まっていません", en: "The pick-up window has not opened yet" },
-      not_cancellable: { ja: "この予約はもう取り消せません", en: "This ride can no longer be cancelled" },
-      not_movable: { ja: "この予約はもう移せません", en: "This ride can no longer be moved" },
-      not_no_show: { ja: "この予約には不在を記録できません", en: "A no-show cannot be recorded for this ride" },
-      out_of_service: { ja: "この車両はすでに運休中です", en: "This vehicle is already out of service" },
-      in_service: { ja: "この車両は運行中です", en: "This vehicle is in service" },
-      vehicle_exists: { ja: "同じIDの車両があります", en: "A vehicle with this id exists" },
-      forbidden: { ja: "配車担当の権限が必要です", en: "You need the dispatcher role" },
-      dispatch_busy: { ja: "配車システムが応答しません。しばらくして再度お試しください", en: "The dispatcher did not answer in time; try again shortly" },
-      outside_zone: { ja: "出発地と目的地は同じサービス区域内にしてください", en: "Both places must be in one service zone" },
-      invalid_depot: { ja: "車庫がサービス区域の外です", en: "The depot is outside the zone" },
-    };
-    const k = known[e.code];
+    const k = REFUSALS[e.code];
     return k ? k[lang()] : `${e.message} (${e.code})`;
   }
   return String(e);
 }
+/** The refusals a dispatcher meets, by code, in both languages (the audit log shows them too). */
+const REFUSALS: Record<string, { ja: string; en: string }> = {
+  no_vehicle_available: { ja: "その車両では約束の時間帯を守れません", en: "That vehicle cannot keep the promised window" },
+  no_show_too_early: { ja: "お迎えの時間帯がまだ始まっていません", en: "The pick-up window has not opened yet" },
+  not_cancellable: { ja: "この予約はもう取り消せません", en: "This ride can no longer be cancelled" },
+  not_movable: { ja: "この予約はもう移せません", en: "This ride can no longer be moved" },
+  not_no_show: { ja: "この予約には不在を記録できません", en: "A no-show cannot be recorded for this ride" },
+  out_of_service: { ja: "この車両はすでに運休中です", en: "This vehicle is already out of service" },
+  in_service: { ja: "この車両は運行中です", en: "This vehicle is in service" },
+  vehicle_exists: { ja: "同じIDの車両があります", en: "A vehicle with this id exists" },
+  forbidden: { ja: "配車担当の権限が必要です", en: "You need the dispatcher role" },
+  dispatch_busy: { ja: "配車システムが応答しません。しばらくして再度お試しください", en: "The dispatcher did not answer in time; try again shortly" },
+  outside_zone: { ja: "出発地と目的地は同じサービス区域内にしてください", en: "Both places must be in one service zone" },
+  invalid_depot: { ja: "車庫がサービス区域の外です", en: "The depot is outside the zone" },
+  same_vehicle: { ja: "すでにその車両の予約です", en: "The ride is already on that vehicle" },
+  unknown_vehicle: { ja: "その車両はありません", en: "No such vehicle" },
+  unknown_ride: { ja: "その予約はありません", en: "No such ride" },
+  user_not_found: { ja: "その利用者はいません", en: "No such resident" },
+  validation_error: { ja: "入力内容を確認してください", en: "Please check the input" },
+  invalid_shift: { ja: "シフトの終了は開始より後にしてください", en: "The shift must end after it starts" },
+  no_network: { ja: "路線データが公開されていません", en: "No network is published" },
+};
 function cell(row: HTMLTableRowElement, label: string, text: string | Node): HTMLTableCellElement {
   const td = row.insertCell();
   td.dataset.label = label;
@@ -472,7 +480,7 @@ function renderAudit(entries: AuditEntry[]): void {
     const ride = state.rides.find((r) => r.ride_id === e.target_id);
     cell(row, heads[3], ride ? `${riderName(ride.rider)} (${placeName(ride.pickup_place)})` : e.target_kind === "ride" ? e.target_id.slice(0, 8) : e.target_id);
     cell(row, heads[4], e.reason || "—");
-    cell(row, heads[5], e.outcome === "done" ? t("dcOutcomeDone") : e.outcome);
+    cell(row, heads[5], e.outcome === "done" ? t("dcOutcomeDone") : (REFUSALS[e.outcome]?.[lang()] ?? e.outcome));
   }
 }
 

@@ -201,6 +201,24 @@ def test_phone_booking_in_the_residents_account(
     assert_error(app_client.post(f"{D}/residents/nope/rides", json=body, headers=hb), 422)
 
 
+def test_no_show_once_the_window_opened(
+    app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    hb = auth(make_user(roles=("dispatcher",)))
+    _fleet(app_client, hb, ("van-1",))
+    # The van waits at A: a ride from A now has its window open at once.
+    ride = _book(app_client, auth(make_user()))
+    assert ride["pickup_window"][0] <= time.time() + 1.0
+    time.sleep(max(0.0, ride["pickup_window"][0] - time.time()))
+    url = f"{D}/rides/{ride['ride_id']}/no-show"
+    r = app_client.post(url, json={"reason": "nobody at the door"}, headers=hb)
+    assert r.status_code == 200, r.text
+    assert r.json()["ride"]["status"] == "no_show"
+    v = app_client.get(f"{D}/vehicles", headers=hb).json()["vehicles"][0]
+    assert v["plan"] == []
+    assert_error(app_client.post(url, json={}, headers=hb), 409, "not_no_show")
+
+
 def test_alert_when_the_vehicle_falls_behind(
     app_client: TestClient, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
