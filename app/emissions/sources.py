@@ -12,6 +12,7 @@ own) can replace it through :class:`app.emissions.service.EmissionsService`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any, Protocol
 
@@ -146,6 +147,29 @@ def confirmed_trips_of(
                     )
         return out
     return {u: trips for u in user_ids if (trips := records.confirmed_trips(u))}
+
+
+def ended_rides_of(
+    engine: Engine, user_ids: list[str], statuses: tuple[str, ...], since: dt.datetime
+) -> list[tuple[str, str, str, dt.datetime]]:
+    """``(user, ride, status, updated_at)`` of the users' rides in ``statuses`` last updated
+    at or after ``since`` (the core's ``dispatch_rides``; ``updated_at`` in UTC), oldest
+    first."""
+    out: list[tuple[str, str, str, dt.datetime]] = []
+    with Session(engine) as db:
+        for chunk in _chunks(user_ids):
+            rows = db.exec(
+                select(RideRecord).where(
+                    col(RideRecord.user_id).in_(chunk),
+                    col(RideRecord.status).in_(statuses),
+                    col(RideRecord.updated_at) >= since,
+                )
+            ).all()
+            for r in rows:
+                at = r.updated_at if r.updated_at.tzinfo else r.updated_at.replace(tzinfo=dt.UTC)
+                out.append((str(r.user_id), str(r.ride_id), str(r.status), at))
+    out.sort(key=lambda row: row[3])
+    return out
 
 
 def _chunks(items: list[str], size: int = 900) -> list[list[str]]:

@@ -34,7 +34,12 @@ from sqlalchemy.engine import Engine
 
 from app import db
 from app.emissions.factors import city_factors
-from app.emissions.sources import DatabaseMobility, MobilityRecords, has_mobility_tables
+from app.emissions.sources import (
+    DatabaseMobility,
+    MobilityRecords,
+    ended_rides_of,
+    has_mobility_tables,
+)
 from app.health import activity, store
 from app.health.models import WatchNotice
 from app.secondary import core_engine, open_service_database
@@ -44,6 +49,9 @@ log = structlog.get_logger("tsunagu.health")
 
 #: Ride statuses a watcher is told of, and the event they get.
 WATCHED_STATUSES = {"completed": "ride.completed", "no_show": "ride.missed"}
+
+#: How far back a relay that (re)subscribes looks for rides that ended unheard.
+CATCH_UP_WINDOW = dt.timedelta(hours=24)
 
 
 def watch_topic(watcher_id: str) -> str:
@@ -138,6 +146,11 @@ class WatchRelay:
     several processes hearing the same event tell the watcher once) and publishes
     ``{"type", "residentId", "rideId", "at"}`` on ``user.<watcher>.watch`` — no place, no time
     of the ride.
+
+    Pub/sub delivers only to listeners: each time the relay (re)subscribes — at start, after
+    the bus was away — it first catches up (:meth:`catch_up`) from the core's ride records:
+    rides that ended while nobody listened are told then, each watcher only of the rides that
+    ended after their consent and within :data:`CATCH_UP_WINDOW`.
     """
 
     def __init__(self, service: HealthService, bus: Any) -> None:
@@ -164,6 +177,9 @@ class WatchRelay:
                 async with self.bus.subscribe(["user.*.ride"]) as sub:
                     self.listening = True
                     self._ready.set()
+                    # Subscribed first, so nothing ending from now on is missed; the catch-up
+                    # tells what ended while nobody listened (the notice rows deduplicate).
+                    await self._catch_up_logged()
                     async for event in sub:
                         await self.handle(event.topic, event.data)
             except asyncio.CancelledError:
@@ -175,8 +191,43 @@ class WatchRelay:
             finally:
                 self.listening = False
 
-    async def handle(self, topic: str, data: dict[str, Any]) -> int:
-        """Relay one ride event; the number of watchers told."""
+    async def _catch_up_logged(self) -> None:
+        try:
+            told = await self.catch_up()
+        except Exception as exc:  # the core's database away: live events still flow
+            log.warning("health_watch_catch_up_failed", error=type(exc).__name__)
+            return
+        if told:
+            log.info("health_watch_caught_up", notices=told)
+
+    async def catch_up(self, now: dt.datetime | None = None) -> int:
+        """Tell watchers of the rides that were completed or missed while the relay was not
+        listening (read from the core's ride records; a service without them tells nothing):
+        each watcher of the rides that ended after their consent was granted and within
+        :data:`CATCH_UP_WINDOW`. Returns the notices recorded (already told ones are not)."""
+        mobility = self.service.mobility
+        if not isinstance(mobility, DatabaseMobility):
+            return 0
+        engine = self.service.engine
+        grants = await asyncio.to_thread(store.watch_grants, engine)
+        if not grants:
+            return 0
+        since = (now or dt.datetime.now(dt.UTC)) - CATCH_UP_WINDOW
+        rides = await asyncio.to_thread(
+            ended_rides_of, mobility.engine, sorted(grants), tuple(WATCHED_STATUSES), since
+        )
+        told = 0
+        for resident, ride_id, status, at in rides:
+            watchers = [w for w, granted in grants[resident].items() if granted <= at]
+            data = {"type": "ride", "ride_id": ride_id, "status": status}
+            told += await self.handle(f"user.{resident}.ride", data, watchers)
+        return told
+
+    async def handle(
+        self, topic: str, data: dict[str, Any], watchers: list[str] | None = None
+    ) -> int:
+        """Relay one ride event (to ``watchers``, by default every watcher with the resident's
+        consent in force); the number of watchers told."""
         kind = WATCHED_STATUSES.get(str(data.get("status", "")))
         parts = topic.split(".")
         if kind is None or data.get("type") != "ride" or len(parts) != 3:
@@ -185,7 +236,8 @@ class WatchRelay:
         if not ride_id:
             return 0
         engine = self.service.engine
-        watchers = await asyncio.to_thread(store.watchers_of, engine, resident)
+        if watchers is None:
+            watchers = await asyncio.to_thread(store.watchers_of, engine, resident)
         told = 0
         for watcher in watchers:
             notice = WatchNotice(

@@ -231,6 +231,29 @@ def watchers_of(engine: Engine, resident_id: str) -> list[str]:
     return sorted({c.recipient_id for c in rows if aware(c.expires_at) > t})
 
 
+def watch_grants(engine: Engine) -> dict[str, dict[str, dt.datetime]]:
+    """Every ``watch_over`` consent in force to a user: resident -> watcher -> the earliest
+    grant (UTC) among that watcher's consents in force."""
+    t = now()
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Consent).where(
+                Consent.purpose == "watch_over",
+                Consent.recipient_type == "user",
+                col(Consent.revoked_at).is_(None),
+            )
+        ).all()
+    out: dict[str, dict[str, dt.datetime]] = {}
+    for c in rows:
+        if aware(c.expires_at) <= t:
+            continue
+        watchers = out.setdefault(c.resident_id, {})
+        granted = aware(c.granted_at)
+        if c.recipient_id not in watchers or granted < watchers[c.recipient_id]:
+            watchers[c.recipient_id] = granted
+    return out
+
+
 def add_notice(engine: Engine, notice: WatchNotice) -> bool:
     """Record a notice; False when this watcher was already told of this ride's event (another
     process, or the same event seen twice)."""
