@@ -254,3 +254,34 @@ def test_event_log_is_readable_and_the_console_fits_a_phone(page: Any, live_serv
              .filter(e => !e.labels || e.labels.length === 0).map(e => e.name)"""
     )
     assert unlabelled == []
+
+
+def test_an_alert_when_a_promised_window_is_at_risk_in_english(page: Any, live_server: str) -> None:
+    admin = _h(api_token(live_server, *ADMIN))
+    _console(page)
+    page.click("#lang-toggle")
+    _wait_text(page, "#alerts-h", "Alerts")
+    _, _, token, _ = _resident(live_server, "Late Rider")
+    ride = _book(live_server, token)  # leave now: a ten-minute pick-up window
+    rid = ride["ride_id"]
+    # Its vehicle reports a position 4 km north of the zone: it can no longer be in time.
+    zone = httpx.get(f"{live_server}/api/v1/fleet/zones", headers=admin).json()["zones"][0]
+    ring = zone["geometry"]["coordinates"][0][0]
+    north = max(p[1] for p in ring) + 0.036
+    lon = sum(p[0] for p in ring) / len(ring)
+    r = httpx.post(
+        f"{live_server}/api/v1/fleet/vehicles/{ride['vehicle_id']}/events",
+        json={"type": "position", "lat": north, "lon": lon},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    try:
+        alert = f"#alerts li[data-ride-id='{rid}'][data-risk='late']"
+        page.wait_for_selector(alert)
+        text = page.inner_text(alert)
+        assert text.startswith("Late: Late Rider")
+        assert f"promised {_hm(ride['pickup_window'][0])}–{_hm(ride['pickup_window'][1])}" in text
+        page.wait_for_selector(f"#requests tr[data-ride-id='{rid}'][data-risk='late']")
+        assert int(page.inner_text("#kpi-risk").split("/")[1]) >= 1
+    finally:
+        httpx.delete(f"{live_server}/api/v1/rides/{rid}", headers=_h(token))
