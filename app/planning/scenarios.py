@@ -19,9 +19,12 @@ the difference, and ``lost`` / ``gained`` / ``slower`` / ``faster`` / ``same``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +34,7 @@ from pydantic import BaseModel, Field, field_validator
 from app.planning.demo import zone_provider
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
-from dispatch.simulation.demand import DemandModel, generate_requests
+from dispatch.simulation.demand import DemandModel, generate_requests, read_requests_csv
 from dispatch.simulation.simulator import Simulator
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
@@ -93,6 +96,12 @@ class AddZone(BaseModel):
     vehicles: int = Field(3, ge=1, le=200)
     fare: float = Field(300.0, ge=0)
     demand_per_hour: float = Field(6.0, ge=0, le=2000)
+    demand_csv: str | None = Field(
+        None,
+        max_length=5_000_000,
+        description="Replayed demand instead of generated: the simulator's requests CSV "
+        "(dispatch.simulation.demand.CSV_FIELDS; times in seconds after local midnight).",
+    )
 
     @field_validator("polygon")
     @classmethod
@@ -315,6 +324,32 @@ def zones_of(spec: ScenarioSpec, tz_offset_s: float) -> list[tuple[AddZone, Serv
     return out
 
 
+def replayed_requests(text: str, midnight: float) -> list[RideRequest]:
+    """Requests of a simulator CSV (times after local midnight), on the day's clock.
+
+    Raises
+    ------
+    EditError
+        On a CSV the simulator's reader refuses (the line and column named).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "demand.csv"
+        path.write_text(text, encoding="utf-8")
+        try:
+            rows = read_requests_csv(path)
+        except ValueError as exc:
+            raise EditError(f"replayed demand: {exc}") from exc
+    return [
+        dataclasses.replace(
+            r,
+            requested_at=r.requested_at + midnight,
+            earliest_pickup=None if r.earliest_pickup is None else r.earliest_pickup + midnight,
+            latest_arrival=None if r.latest_arrival is None else r.latest_arrival + midnight,
+        )
+        for r in rows
+    ]
+
+
 def simulate_zone(
     edit: AddZone, zone: ServiceZone, day_epoch: float, seed: int, factors: Co2Factors
 ) -> dict[str, Any]:
@@ -330,15 +365,19 @@ def simulate_zone(
         d.add_vehicle(
             Vehicle(f"{zone.zone_id}-v{j + 1}", VAN, p, start, end, p, start, zone_id=zone.zone_id)
         )
-    reqs: list[RideRequest] = generate_requests(
-        zone, DemandModel(rate_per_hour=edit.demand_per_hour), start, end - 1800, seed
-    )
+    if edit.demand_csv is not None:
+        reqs = replayed_requests(edit.demand_csv, start - edit.hours[0])
+    else:
+        reqs = generate_requests(
+            zone, DemandModel(rate_per_hour=edit.demand_per_hour), start, end - 1800, seed
+        )
     res = Simulator(d, reqs, step_s=60.0, check_invariants=False).run(start, end + 3600)
     k = res.kpis
     hours = edit.vehicles * (edit.hours[1] - edit.hours[0]) / 3600.0
     return {
         "zone": zone.zone_id,
         "name": edit.name,
+        "demand": "replayed" if edit.demand_csv is not None else "generated",
         "requests": k.requests,
         "served": k.served,
         "served_share": round(k.service_rate, 4),

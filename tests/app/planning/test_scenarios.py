@@ -162,3 +162,28 @@ def test_replace_least_used_route_with_on_demand_zone_on_the_demo_city(shared_da
         p = f["properties"]
         if p["delta_min"] is not None:
             assert p["delta_min"] == pytest.approx(p["scenario_min"] - p["published_min"], abs=0.11)
+
+
+def test_a_zone_replays_given_demand() -> None:
+    from app.planning.scenarios import simulate_zone, zones_of
+    from routing.co2 import DESNZ_2023
+
+    ring = [(140.99, 42.99), (141.01, 42.99), (141.01, 43.01), (140.99, 43.01)]
+    csv = (
+        "request_id,requested_at,earliest_pickup,origin_lat,origin_lon,destination_lat,"
+        "destination_lon,seats,wheelchairs\n"
+        "a,28000,28800,42.995,140.995,43.005,141.005,1,0\n"
+        "b,30000,30600,43.005,141.005,42.995,140.995,1,0\n"
+        "c,36000,36000,42.996,141.004,43.004,140.996,2,0\n"
+    )
+    edit = AddZone(op="add_zone", polygon=ring, vehicles=2, fare=200, demand_csv=csv)
+    spec = ScenarioSpec(edits=[edit])
+    ((e, zone),) = zones_of(spec, 9 * 3600.0)
+    day_epoch = dt.datetime(2030, 1, 7, tzinfo=dt.UTC).timestamp()
+    out = simulate_zone(e, zone, day_epoch, 1, DESNZ_2023)
+    assert out["demand"] == "replayed" and out["requests"] == 3
+    assert out["served"] == 3 and out["fare_revenue"] == 600
+    assert out["vehicle_km"] > 0 and out["vehicle_hours"] == pytest.approx(2 * 13)
+    bad = AddZone(op="add_zone", polygon=ring, demand_csv="request_id\nx\n")
+    with pytest.raises(EditError, match="replayed demand"):
+        simulate_zone(bad, zone, day_epoch, 1, DESNZ_2023)
