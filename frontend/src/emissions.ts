@@ -6,7 +6,11 @@
 import "./style.css";
 import { api, ApiError, bindLoginForm, errorText, logout, type Me, me, tokens } from "./api";
 import { donut, PALETTE, type Series, stackedBars } from "./emissions-charts";
-import { applyTranslations, has, lang, setLang, t, tf } from "./i18n";
+import { addStrings, applyTranslations, has, lang, setLang, t, tf } from "./i18n";
+
+addStrings({
+  factorUnverified: { ja: "（出典未確認）", en: "(source not confirmed)" },
+});
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 

@@ -444,7 +444,6 @@ const STRINGS: Record<string, { ja: string; en: string }> = {
   factor_electricity: { ja: "電力", en: "Electricity" },
   factor_vehicle: { ja: "シャトル車両", en: "Shuttle vehicle" },
   plannerUsed: { ja: "経路計算", en: "Trip planning" },
-  factorUnverified: { ja: "（出典未確認）", en: "(source not confirmed)" },
   cityTitle: { ja: "市全体の集計", en: "City totals" },
   cityNote: {
     ja: "{companies}社の報告の合計（個人の移動は含みません）。{k}人（Scope 1・2は{k}社）未満の数値は非表示、非表示のセル {hidden}件。",
