@@ -184,7 +184,7 @@ def trip_rows(rng: np.random.Generator, users: list[str]) -> dict[str, Any]:
             out["co2"].append(np.rint(d / 1000.0 * G_PER_KM[mode]).astype(np.int64))
             out["flat"].append(np.where(outbound[idx], home_lat[idx], work_lat[idx]))
             out["tlat"].append(np.where(outbound[idx], work_lat[idx], home_lat[idx]))
-    cat = {k: np.concatenate(v) for k, v in out.items()}
+    cat: dict[str, Any] = {k: np.concatenate(v) for k, v in out.items()}
     cat["user_ids"] = np.array(users, dtype=object)
     cat["trips"] = n
     return cat
