@@ -23,6 +23,7 @@ Flex rows
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,10 +125,13 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     trip_of = np.repeat(np.arange(len(starts)), np.diff(ptr))
     trip_flex = np.zeros(len(starts), dtype=np.bool_)
     if n:
-        np.logical_or.at(trip_flex, trip_of, flex)
+        # Trips are contiguous runs of rows: one reduction per run (ufunc.at is slow).
+        trip_flex = np.logical_or.reduceat(flex, ptr[:-1])
 
-    lat, lon = _stop_coords(feed, stop_ids)
-    arr, dep, interp = _interpolate(arr, dep, ptr, trip_of, sdt, lat, lon, ~flex)
+    def coords(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], ...]:
+        return _stop_coords(feed, stop_ids[rows])
+
+    arr, dep, interp = _interpolate(arr, dep, ptr, trip_of, sdt, coords, ~flex)
 
     trip_ids = trips["trip_id"].astype(str).to_numpy(dtype=object)[trip_row]
     base = TypedStopTimes(
@@ -201,10 +205,12 @@ def _interpolate(
     ptr: npt.NDArray[np.int64],
     trip_of: npt.NDArray[np.int64],
     sdt: npt.NDArray[np.float64],
-    lat: npt.NDArray[np.float64],
-    lon: npt.NDArray[np.float64],
+    coords: Callable[[npt.NDArray[np.int64]], tuple[npt.NDArray[np.float64], ...]],
     fixed: npt.NDArray[np.bool_],
 ) -> tuple[I32, I32, npt.NDArray[np.bool_]]:
+    """Blank times between two timed stops of a trip, in proportion to the distance along it
+    (``shape_dist_traveled`` when the whole trip has it, else straight lines between the stops
+    at ``coords(rows)``, looked up for the trips with blanks only)."""
     n = len(arr)
     if n == 0:
         return arr, dep, np.zeros(0, np.bool_)
@@ -217,15 +223,19 @@ def _interpolate(
     todo = ~known & fixed & (prev >= tstart) & (nxt < tend)
     if not todo.any():
         return arr, dep, np.zeros(n, np.bool_)
-    # Distance along the trip: shape_dist_traveled when the whole trip has it, else geometry.
-    step = np.zeros(n)
+    # Distance along the trips with blanks: shape_dist_traveled when the whole trip has it,
+    # else geometry (only these trips' rows are measured: most trips have no blank).
+    trips = np.unique(trip_of[todo])
+    lengths = ptr[trips + 1] - ptr[trips]
+    rows = concat_ranges(ptr[trips], lengths)
+    lat, lon = coords(rows)
+    step = np.zeros(len(rows))
     step[1:] = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
-    step[idx == tstart] = 0.0
-    step = np.nan_to_num(step)
-    geo = np.cumsum(step)
-    has_sdt = np.ones(len(ptr) - 1, dtype=np.bool_)
-    np.logical_and.at(has_sdt, trip_of, ~np.isnan(sdt))
-    dist = np.where(has_sdt[trip_of], sdt, geo)
+    step[np.cumsum(lengths) - lengths] = 0.0  # each trip starts at 0
+    geo_rows = np.cumsum(np.nan_to_num(step))
+    has_sdt = np.logical_and.reduceat(~np.isnan(sdt[rows]), np.cumsum(lengths) - lengths)
+    dist = np.full(n, np.nan)
+    dist[rows] = np.where(np.repeat(has_sdt, lengths), sdt[rows], geo_rows)
     i = np.flatnonzero(todo)
     p, q = prev[i], nxt[i]
     span = dist[q] - dist[p]
