@@ -4,14 +4,19 @@
 ``status`` is ``valid`` (publishable) or ``invalid`` (ERROR notices: see its report). A file that
 is not a readable GTFS zip answers 422 ``feed_unreadable``; above ``max_upload_bytes`` 413.
 Publishing an invalid version answers 409 ``feed_has_errors`` with the report summary, and the
-served network does not change.
+served network does not change — unless the body states an ``override_reason`` and every ERROR
+is one that does not break routing (``OVERRIDABLE_ERRORS``: colours, links, names); the reason
+is recorded with the version. ``POST /feeds/{feed_id}/withdraw`` stops serving a feed;
+``GET .../versions/{id}/preview`` is the uploaded feed's routes, stops and flex zones as GeoJSON.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,10 +28,12 @@ from starlette.concurrency import run_in_threadpool
 from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.errors import ApiError
 from app.feeds.dispatch_zones import sync_flex_zones
+from app.feeds.network import Network, network_geojson
 from app.feeds.registry import FeedRegistry, check_feed_id
 from app.identity.deps import require_roles
 from app.identity.principal import Principal
 from app.services import ServicesDep
+from gtfs.compiled import CompiledTimetable
 
 router = APIRouter(prefix="/feeds", tags=["feeds"], responses=AUTHED | error_responses(404))
 log = logging.getLogger("tsunagu.feeds")
@@ -200,17 +207,41 @@ async def get_report(
     return await run_in_threadpool(reg.report, feed_id, version_id)
 
 
+class PublishRequest(BaseModel):
+    override_reason: str | None = Field(
+        None,
+        max_length=1000,
+        description="Why this version is published over its ERROR notices (recorded).",
+    )
+
+
 @router.post(
     "/{feed_id}/versions/{version_id}/publish",
     response_model=PublishOut,
     responses=error_responses(409),
 )
 async def publish_version(
-    feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
+    feed_id: str,
+    version_id: VersionId,
+    services: ServicesDep,
+    principal: Operator,
+    body: PublishRequest | None = None,
 ) -> dict[str, Any]:
-    """Serve this version (hot swap; in-flight queries finish on the previous network)."""
+    """Serve this version (hot swap; in-flight queries finish on the previous network).
+
+    A version with ERROR notices that do not break routing is published only with
+    ``override_reason`` (recorded in its ``summary.override``); other errors always block.
+    """
     reg = registry_of(services)
-    network = await run_in_threadpool(reg.publish, feed_id, version_id)
+    reason = body.override_reason if body is not None else None
+    network = await run_in_threadpool(
+        lambda: reg.publish(
+            feed_id,
+            version_id,
+            override_reason=reason,
+            by=principal.email or principal.user_id,
+        )
+    )
     await run_in_threadpool(sync_flex_zones, services)
     await announce(services, "feeds.network", network.summary())
     return {"network": network.summary()}
@@ -234,3 +265,66 @@ async def rollback(
     await run_in_threadpool(sync_flex_zones, services)
     await announce(services, "feeds.network", network.summary())
     return {"network": network.summary()}
+
+
+@router.post("/{feed_id}/withdraw", response_model=PublishOut, responses=error_responses(409))
+async def withdraw(feed_id: str, services: ServicesDep, _: Operator) -> dict[str, Any]:
+    """Stop serving ``feed_id`` entirely (its only version too); other feeds stay served."""
+    reg = registry_of(services)
+    network = await run_in_threadpool(reg.withdraw, check_feed_id(feed_id))
+    await run_in_threadpool(sync_flex_zones, services)
+    await announce(services, "feeds.network", network.summary())
+    return {"network": network.summary()}
+
+
+def _preview(reg: FeedRegistry, feed_id: str, version_id: int) -> dict[str, Any]:
+    v = reg.get_version(feed_id, version_id)
+    path = reg.store.compiled_path(version_id)
+    if not path.is_file():
+        raise ApiError(
+            409,
+            "feed_not_compiled",
+            f"Version {version_id} of {feed_id!r} could not be compiled "
+            f"({v.status}): its report says why.",
+        )
+    fc = network_geojson(Network(timetable=CompiledTimetable.load(path)))
+    # Flex zones (GTFS-Flex locations.geojson), drawn as the feed gives them.
+    original = reg.store.original(version_id)
+    if original.is_file():
+        with zipfile.ZipFile(original) as z:
+            names = [n for n in z.namelist() if n.rsplit("/", 1)[-1] == "locations.geojson"]
+            if names:
+                try:
+                    zones = json.loads(z.read(names[0]))
+                except ValueError:
+                    zones = {"features": []}
+                for f in zones.get("features", []):
+                    if isinstance(f, dict) and isinstance(f.get("geometry"), dict):
+                        props = dict(f.get("properties") or {})
+                        props["kind"] = "flex_zone"
+                        props.setdefault("zone_id", str(f.get("id", "")))
+                        fc["features"].append(
+                            {"type": "Feature", "geometry": f["geometry"], "properties": props}
+                        )
+    return fc
+
+
+class PreviewOut(OpenModel):
+    """A GeoJSON FeatureCollection; ``properties.kind`` is route, stop or flex_zone."""
+
+    type: str
+    features: list[dict[str, Any]]
+
+
+@router.get(
+    "/{feed_id}/versions/{version_id}/preview",
+    response_model=PreviewOut,
+    responses=error_responses(409),
+)
+async def preview(
+    feed_id: str, version_id: VersionId, services: ServicesDep, _: Operator
+) -> dict[str, Any]:
+    """The version's routes (lines), stops (points) and flex zones (polygons, ``kind``
+    ``flex_zone``) as one GeoJSON FeatureCollection: a look before publishing."""
+    reg = registry_of(services)
+    return await run_in_threadpool(_preview, reg, check_feed_id(feed_id), version_id)

@@ -44,6 +44,12 @@ log = logging.getLogger("tsunagu.feeds")
 
 FEED_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PUBLISHABLE = ("valid", "archived", "published")
+#: ERROR codes an operator may publish over, with a stated reason: they spoil how a route is
+#: shown (a colour, a link, a name) but not what the planner computes. Every other ERROR
+#: (a missing file, broken references, bad times, coordinates or dates) still blocks.
+OVERRIDABLE_ERRORS = frozenset(
+    {"invalid_color", "invalid_url", "route_both_short_and_long_name_missing"}
+)
 CALENDAR_MAPPING_MODES = ("auto", "off")
 
 
@@ -206,7 +212,10 @@ class FeedRegistry:
             feed = read_feed(original, limits=self.read_limits, feed_id=version.feed_id)
         except FeedError as exc:
             version.status = "invalid"
-            version.failure = {"code": exc.code, "message": exc.message, "details": exc.details}
+            # The message names the stored copy ("original.zip"): say the operator's file name.
+            message = exc.message.replace(original.name, version.filename or original.name)
+            details = {k: v for k, v in (exc.details or {}).items() if k != "path"}
+            version.failure = {"code": exc.code, "message": message, "details": details}
             self.store.write_report(version.id, {"failure": version.failure, "notices": []})
             # Unreadable bytes are not worth keeping (and must not fill the disk); the sha256
             # and report stay as the record.
@@ -217,9 +226,11 @@ class FeedRegistry:
         errors, warnings, infos, by = report_counts(report)
         version.error_count, version.warning_count, version.info_count = errors, warnings, infos
         version.summary = {sev: dict(sorted(c.items())) for sev, c in by.items() if c}
-        if errors:
-            version.status = "invalid"
+        if errors and not set(by["ERROR"]) <= OVERRIDABLE_ERRORS:
+            version.status = "invalid"  # errors that break routing: not even compiled
             return
+        # Compiled also when its only errors may be published over (with a reason): the
+        # operator can then preview it and publish it.
         try:
             tt, keys = self._compile([feed])
         except Exception as exc:
@@ -231,7 +242,7 @@ class FeedRegistry:
         version.counts = timetable_counts(tt)
         rng = Network(timetable=tt).service_range
         version.service_start, version.service_end = rng if rng else (None, None)
-        version.status = "valid"
+        version.status = "invalid" if errors else "valid"
 
     def _compile(self, feeds: Sequence[Any]) -> tuple[CompiledTimetable, RealtimeKeys]:
         from gtfs.compile import compile_timetable
@@ -288,8 +299,27 @@ class FeedRegistry:
         return {"version": v.to_json(), "report": report}
 
     # --- publish / rollback --------------------------------------------------------------------
-    def publish(self, feed_id: str, version_id: int) -> Network:
+    def blocking_errors(self, v: FeedVersion) -> list[str]:
+        """The ERROR codes of ``v`` that no reason can publish over (empty: it may be)."""
+        codes = sorted((v.summary or {}).get("ERROR", {}))
+        blocking = [c for c in codes if c not in OVERRIDABLE_ERRORS]
+        if v.failure is not None or v.id is None or not self.store.compiled_path(v.id).is_file():
+            blocking = blocking or [str((v.failure or {}).get("code", "not_compiled"))]
+        return blocking
+
+    def publish(
+        self,
+        feed_id: str,
+        version_id: int,
+        *,
+        override_reason: str | None = None,
+        by: str | None = None,
+    ) -> Network:
         """Serve ``version_id`` for ``feed_id`` (with the other feeds' published versions).
+
+        An ``invalid`` version is published only with ``override_reason`` and only when all
+        its ERROR notices are :data:`OVERRIDABLE_ERRORS`; the reason, who gave it and when are
+        recorded in the version's ``summary["override"]``.
 
         Serialised across processes (a lock in the database): two workers publishing versions
         of one feed at once would each archive what they saw published and both leave theirs
@@ -297,7 +327,24 @@ class FeedRegistry:
         """
         with self._write_lock, startup_lock(self.engine, "feeds-publish"):
             v = self.get_version(feed_id, version_id)
-            if v.status not in PUBLISHABLE:
+            override: dict[str, Any] | None = None
+            if v.status == "invalid" and override_reason and override_reason.strip():
+                blocking = self.blocking_errors(v)
+                if blocking:
+                    raise ApiError(
+                        409,
+                        "feed_errors_block_routing",
+                        f"Version {version_id} of {feed_id!r} has errors that break routing "
+                        f"({', '.join(blocking)}); fix the feed and upload it again.",
+                        {"blocking": blocking, "summary": v.summary},
+                    )
+                override = {
+                    "reason": override_reason.strip()[:1000],
+                    "by": by,
+                    "at": utcnow().isoformat(),
+                    "errors": dict((v.summary or {}).get("ERROR", {})),
+                }
+            elif v.status not in PUBLISHABLE:
                 raise ApiError(
                     409,
                     "feed_has_errors" if v.status == "invalid" else "feed_not_publishable",
@@ -308,6 +355,7 @@ class FeedRegistry:
                         "warning_count": v.warning_count,
                         "summary": v.summary,
                         "failure": v.failure,
+                        "overridable": v.status == "invalid" and not self.blocking_errors(v),
                     },
                 )
             with self._session() as s:
@@ -332,6 +380,16 @@ class FeedRegistry:
                 assert row is not None
                 row.status = "published"
                 row.published_at = now
+                if override is not None:
+                    row.summary = {**(row.summary or {}), "override": override}
+                    log.warning(
+                        "feed %s v%s published over errors %s by %s: %s",
+                        feed_id,
+                        version_id,
+                        override["errors"],
+                        by,
+                        override["reason"],
+                    )
                 s.add(row)
                 s.commit()
             self._network = network  # the hot swap: one reference assignment
@@ -340,6 +398,30 @@ class FeedRegistry:
                 network.generation,
                 ", ".join(f"{p.feed_id} v{p.version_id}" for p in network.versions),
             )
+            return network
+
+    def withdraw(self, feed_id: str) -> Network:
+        """Stop serving ``feed_id`` entirely (its published version, even its first, becomes
+        ``archived``); the other feeds' published versions stay served."""
+        with self._write_lock, startup_lock(self.engine, "feeds-publish"):
+            with self._session() as s:
+                rows = s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
+            mine = [v for v in rows if v.feed_id == feed_id]
+            if not mine:
+                raise ApiError(
+                    409, "feed_not_published", f"Feed {feed_id!r} has no published version."
+                )
+            others = sorted([v for v in rows if v.feed_id != feed_id], key=lambda x: x.feed_id)
+            network = self._build_network(others)  # may raise: nothing changed yet
+            with self._session() as s:
+                for v in mine:
+                    row = s.get(FeedVersion, v.id)
+                    assert row is not None
+                    row.status = "archived"
+                    s.add(row)
+                s.commit()
+            self._network = network
+            log.info("withdrew feed %s; network generation %d", feed_id, network.generation)
             return network
 
     def rollback(self, feed_id: str, version_id: int | None = None) -> Network:
