@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -76,6 +76,10 @@ def distance_to_bbox_m(lat: float, lon: float, bbox: tuple[float, float, float, 
 def local_hour(t: float, utc_offset_s: float) -> int:
     """Hour of day (0-23) of dispatcher time ``t`` in a zone ``utc_offset_s`` from UTC."""
     return int(((t + utc_offset_s) % 86400.0) // 3600.0)
+
+
+#: The statuses a ride ends in: it never changes again.
+FINISHED_STATUSES = frozenset({RideStatus.COMPLETED, RideStatus.CANCELLED, RideStatus.NO_SHOW})
 
 
 def _must_be_assigned(ride: Ride, code: str, verb: str) -> None:
@@ -538,6 +542,20 @@ class Dispatcher:
         with self._lock:
             rides = list(self._rides.values())
         return [r for r in rides if user_id is None or r.user_id == user_id]
+
+    def forget_rides(self, ride_ids: Collection[str]) -> int:
+        """Drop finished rides (completed, cancelled, no-show) from memory, as a zone owner
+        does once their end is saved in its ride history (issue #10: the live state stays the
+        size of the live work, not of the zone's past). A ride still live is kept. Returns how
+        many were dropped."""
+        dropped = 0
+        with self._lock:
+            for rid in ride_ids:
+                ride = self._rides.get(rid)
+                if ride is not None and ride.status in FINISHED_STATUSES:
+                    del self._rides[rid]
+                    dropped += 1
+        return dropped
 
     def _ride_and_zone(self, ride_id: str) -> tuple[Ride, ZoneState]:
         ride = self._rides.get(ride_id)

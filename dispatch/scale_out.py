@@ -392,16 +392,68 @@ OutcomeHook = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[None]]
 BatchHook = Callable[[str, list[tuple[str, dict[str, Any], dict[str, Any]]]], Awaitable[None]]
 
 
+class RideHistory(Protocol):
+    """Rides as saved for good (the app's ``dispatch_rides``): where a zone's finished rides
+    are found once they left its live state."""
+
+    async def rides(self, ride_ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{ride_id: (user_id, Ride.to_dict())}`` of those of ``ride_ids`` saved."""
+        ...
+
+
+def _ride_named(data: dict[str, Any]) -> tuple[str, str] | None:
+    """``(ride id, user id)`` a booking or cancellation is about (``""``: no user given)."""
+    op = data.get("op")
+    if op == "book":
+        req = data.get("request") or {}
+        return str(req.get("request_id", "")), str(req.get("user_id") or "")
+    if op == "book_quote":
+        return str(data.get("request_id", "")), str(data.get("user_id") or "")
+    if op == "cancel":
+        return str(data.get("ride_id", "")), ""
+    return None
+
+
+def _from_history(
+    data: dict[str, Any], saved: tuple[str, dict[str, Any]], redelivered: bool
+) -> dict[str, Any]:
+    """The outcome of a booking or cancellation whose ride finished and left the live state,
+    from its saved record: what :func:`handle` answers while the ride is live."""
+    rid, user = _ride_named(data) or ("", "")
+    owner, ride = saved
+    done = {"ride_id": rid, "status": ride["status"], "ride": ride, "redelivered": True}
+    if data.get("op") == "cancel":
+        if redelivered and ride["status"] == RideStatus.CANCELLED.value:
+            return done  # this very cancellation, saved before its ack was lost
+        msg = f"a ride that is {ride['status']} cannot be cancelled"
+        return {"error": "not_cancellable", "message": msg}
+    if not user or owner == user:
+        return done
+    return _ride_outcome(
+        Rejection(RejectReason.QUOTE_UNKNOWN, "unknown or already used quote"), rid, user
+    )
+
+
 def handle_batch(
-    d: Dispatcher, batch: list[dict[str, Any]]
+    d: Dispatcher,
+    batch: list[dict[str, Any]],
+    saved: dict[int, tuple[tuple[str, dict[str, Any]], bool]] | None = None,
 ) -> tuple[list[dict[str, Any]], Exception | None]:
     """:func:`handle` each message of ``batch`` in order (one worker-thread hop for all).
-    Returns the outcomes of those handled and, when one raised (a bug, not a refusal), its
-    exception: the messages before it are saved and acked, it and those after stay queued."""
+    ``saved``: message index -> (the saved record of the ride it names, whether the message
+    is a redelivery), for rides not live when the batch was read; one still not live when its
+    turn comes is answered from the record (:func:`_from_history`). Returns the outcomes of
+    those handled and, when one raised (a bug, not a refusal), its exception: the messages
+    before it are saved and acked, it and those after stay queued."""
     outs: list[dict[str, Any]] = []
-    for data in batch:
+    for k, data in enumerate(batch):
         try:
-            outs.append(handle(d, data))
+            found = saved.get(k) if saved else None
+            named = _ride_named(data)
+            if found is not None and named is not None and d.ride(named[0]) is None:
+                outs.append(_from_history(data, found[0], found[1]))
+            else:
+                outs.append(handle(d, data))
         except Exception as exc:
             return outs, exc
     return outs, None
@@ -492,6 +544,9 @@ class ZoneWorker:
     on_outcome
         Awaited with ``(zone_id, message data, outcome)`` after each ack (replies, pending
         records); its failures are logged, never retried.
+    history
+        Where finished rides are found once they left the live state (the app drops them
+        after each save): a redelivered booking or cancellation of one is recognised there.
     on_batch
         When given, awaited with ``(zone_id, [(message id, data, outcome)])`` once a batch of
         commands is saved, *instead of* the acks and ``on_outcome``: it acks the messages and
@@ -519,6 +574,7 @@ class ZoneWorker:
         on_release: ZoneHook | None = None,
         on_outcome: OutcomeHook | None = None,
         on_batch: BatchHook | None = None,
+        history: RideHistory | None = None,
     ) -> None:
         if zone_store is None:
             if state is None:
@@ -540,6 +596,7 @@ class ZoneWorker:
         self.on_release = on_release
         self.on_outcome = on_outcome
         self.on_batch = on_batch
+        self.history = history
         self.owned: set[str] = set()
         #: The latest outcomes (tests and tools read them; bounded: a zone runs for months).
         self.outcomes: list[dict[str, Any]] = []
@@ -657,8 +714,9 @@ class ZoneWorker:
         command handled again after a crash is recognised as done (:func:`handle`)."""
         if len(msgs) == 1 and msgs[0].data.get("op") == "remove_zone":
             return [await self._process(zid, msgs[0])]
+        saved = await self._saved_rides(msgs)
         outs, failure = await asyncio.to_thread(
-            handle_batch, self.dispatcher, [m.data for m in msgs]
+            handle_batch, self.dispatcher, [m.data for m in msgs], saved
         )
         done = list(zip(msgs, outs, strict=False))
         if done:
@@ -670,6 +728,28 @@ class ZoneWorker:
         if failure is not None:
             raise failure
         return outs
+
+    async def _saved_rides(
+        self, msgs: list[Any]
+    ) -> dict[int, tuple[tuple[str, dict[str, Any]], bool]]:
+        """The saved records of the finished rides ``msgs`` may name (:func:`handle_batch`'s
+        ``saved``): those of cancellations and of redelivered bookings whose ride is not live
+        (a booking delivered for the first time cannot have been handled). One look-up for
+        the batch, none when no message needs it."""
+        if self.history is None:
+            return {}
+        wanted: dict[int, tuple[str, bool]] = {}
+        for k, m in enumerate(msgs):
+            named = _ride_named(m.data)
+            again = int(getattr(m, "deliveries", 1)) > 1
+            if named is None or not named[0] or self.dispatcher.ride(named[0]) is not None:
+                continue
+            if m.data.get("op") == "cancel" or again:
+                wanted[k] = (named[0], again)
+        if not wanted:
+            return {}
+        found = await self.history.rides(sorted({rid for rid, _ in wanted.values()}))
+        return {k: (found[rid], again) for k, (rid, again) in wanted.items() if rid in found}
 
     async def _finish(self, zid: str, done: list[tuple[Any, dict[str, Any]]]) -> None:
         """Ack the saved commands and tell their outcomes: through ``on_batch`` (one round

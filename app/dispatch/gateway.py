@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import uuid
@@ -51,6 +52,7 @@ from app.dispatch.store import (
     ride_history,
     save_zones,
     saved_ride,
+    saved_rides,
     take_zone_state,
     zone_instance,
 )
@@ -401,12 +403,25 @@ class DbZoneStore:
         return state
 
     async def save(self, d: Dispatcher, zone_id: str) -> None:
+        # Finished rides leave the owner's live state once saved (DbRideHistory has them).
         epochs = {zone_id: self.epochs.get(zone_id, -1)}
-        await asyncio.to_thread(save_zones, self.engine, d, [zone_id], epochs)
+        await asyncio.to_thread(
+            functools.partial(save_zones, drop_finished=True), self.engine, d, [zone_id], epochs
+        )
 
     async def delete(self, zone_id: str, instance: str | None) -> bool:
         epoch = self.epochs.get(zone_id, -1)
         return await asyncio.to_thread(delete_zone, self.engine, zone_id, epoch, instance)
+
+
+class DbRideHistory:
+    """The zone owner's :class:`dispatch.scale_out.RideHistory`: ``dispatch_rides``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def rides(self, ride_ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        return await asyncio.to_thread(saved_rides, self.engine, ride_ids)
 
 
 class DbCatalog:
@@ -676,20 +691,20 @@ class ClusterGateway(VehicleEvents):
                 if op == "add_vehicle" and "error" not in out:
                     pipe.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
             await pipe.execute()
-        sends: list[Awaitable[Any]] = []
+        # One after another: concurrent publishes exhaust the bus's connection pool under
+        # load (measured: MaxConnectionsError), and a lost reply costs its asker a timeout.
         for data, out, tell in finals:
-            if tell:  # once GET /rides/{id} answers the refusal
-                event = {"type": "rejected", "request_id": out["request_id"]}
-                sends.append(
-                    self.bus.publish(f"user.{tell}.ride", {**event, "reason": out["rejected"]})
-                )
-            if data.get("reply_to"):
-                reply = {"corr": data.get("corr"), "outcome": out}
-                sends.append(self.bus.publish(str(data["reply_to"]), reply))
-        # Concurrently: a batch's replies must not wait for one another.
-        for res in await asyncio.gather(*sends, return_exceptions=True):
-            if isinstance(res, Exception):  # the asker reads the recorded outcome instead
-                log.warning("dispatch_reply_failed", zone=zone_id, error=repr(res))
+            try:
+                if data.get("reply_to"):
+                    reply = {"corr": data.get("corr"), "outcome": out}
+                    await self.bus.publish(str(data["reply_to"]), reply)
+                if tell:  # once GET /rides/{id} answers the refusal
+                    event = {"type": "rejected", "request_id": out["request_id"]}
+                    await self.bus.publish(
+                        f"user.{tell}.ride", {**event, "reason": out["rejected"]}
+                    )
+            except Exception as exc:  # the asker reads the recorded outcome instead
+                log.warning("dispatch_reply_failed", zone=zone_id, error=repr(exc))
 
     # --- pending bookings a lost transaction left behind ------------------------------------
     def pending_stale_s(self) -> float:
@@ -870,8 +885,9 @@ class ClusterGateway(VehicleEvents):
         """A vehicle command without a recorded outcome, looked up in the zone's saved state
         (in a worker thread): the vehicle's view (ETAs from now) when the state shows it
         done, else None. A status event is recognised by the entry it leaves in its ride's
-        history (status at the event's time), a new vehicle by its presence (its id was free
-        when asked). Arrivals and positions leave no such trace: never recognised."""
+        history (status at the event's time) or, for one that ended the ride (which then left
+        the live state), by the ride's saved record; a new vehicle by its presence (its id was
+        free when asked). Arrivals and positions leave no such trace: never recognised."""
         op, zone = data.get("op"), self.worker.zones.get(zone_id)
         if zone is None or (op == "vehicle_event" and data.get("type") not in EVENT_STATUS):
             return None
@@ -884,9 +900,12 @@ class ClusterGateway(VehicleEvents):
             vid = str(data["vehicle"]["vehicle_id"])
         elif op == "vehicle_event":
             vid = str(data["vehicle_id"])
-            ride = scratch.ride(str(data["ride_id"]))
-            entry = (float(data["t"]), EVENT_STATUS[str(data["type"])])
-            if ride is None or entry not in ride.history:
+            rid, t = str(data["ride_id"]), float(data["t"])
+            ride = scratch.ride(rid)
+            entry = (t, EVENT_STATUS[str(data["type"])])
+            if ride is not None and entry not in ride.history:
+                return None
+            if ride is None and not self._ended_by(rid, entry):
                 return None
         else:
             return None
@@ -894,6 +913,14 @@ class ClusterGateway(VehicleEvents):
             return {"vehicle_id": vid, "vehicle": vehicle_view(scratch, scratch.vehicle(vid))}
         except DispatchError:  # not (or no longer) in the saved state
             return None
+
+    def _ended_by(self, ride_id: str, entry: tuple[float, str]) -> bool:
+        """Whether the saved record of a ride no longer live shows the end ``entry`` (time,
+        status) gave it: completed at its drop-off time, or a no-show (in a worker thread)."""
+        saved = saved_ride(self.services.engine, ride_id)
+        if saved is None or saved[1].get("status") != entry[1]:
+            return False
+        return entry[1] != "completed" or saved[1].get("dropped_off_at") == entry[0]
 
     def _scratch(self) -> Dispatcher:
         """An empty dispatcher to read saved zone states into, with this process's travel
@@ -1216,6 +1243,7 @@ async def start_cluster(
         on_release=on_release,
         on_outcome=on_outcome,
         on_batch=on_batch,
+        history=DbRideHistory(services.engine),
     )
     gateway = ClusterGateway(services, worker, client)
     await gateway.start()

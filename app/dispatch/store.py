@@ -20,7 +20,10 @@ zone once. Loading assembles the same snapshot ``dispatch.scale_out.restore_zone
 read, in the dispatcher's order (``seq``), so a restore gives exactly the state saved; a zone
 without item rows (saved before this table existed) loads its ``state`` snapshot, which the
 first row-by-row save empties. Fencing is unchanged: the zone's row is locked and its epoch
-checked in the transaction that writes the items.
+checked in the transaction that writes the items. A zone owner of cluster mode saves with
+``drop_finished``: a finished ride (completed, cancelled, no-show) keeps only its
+``dispatch_rides`` record and leaves the items and the owner's memory, so the live state is
+the size of the live work, not of the zone's past.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from sqlmodel import Session, col, select
 from app.db import session_scope
 from app.models.dispatch import RideRecord, ZoneItemRecord, ZoneStateRecord
 from app.models.identity import utcnow
-from dispatch.dispatcher import Dispatcher, ZoneState
+from dispatch.dispatcher import FINISHED_STATUSES, Dispatcher, ZoneState
 from dispatch.meeting_points import MeetingPoint, MeetingPoints
 from dispatch.rides import Ride
 from dispatch.scale_out import restore_zone
@@ -109,6 +112,8 @@ def save_zones(
     d: Dispatcher,
     zone_ids: list[str] | None = None,
     epochs: dict[str, int] | None = None,
+    *,
+    drop_finished: bool = False,
 ) -> int:
     """Save the zones ``zone_ids`` (every zone when None, forgetting zones the dispatcher no
     longer serves) and their rides, in one transaction; returns the number of zones saved.
@@ -117,11 +122,16 @@ def save_zones(
     With ``epochs`` (cluster mode: the epoch :func:`take_zone_state` gave this process for
     each zone) a zone row is locked and written only if its epoch is still this process's:
     an owner that stalled past its lease cannot overwrite its successor's state
-    (:class:`StaleZoneError`, nothing written)."""
+    (:class:`StaleZoneError`, nothing written).
+
+    With ``drop_finished`` (a zone owner of cluster mode, whose look-ups fall back to the ride
+    history) finished rides leave the live state: their records are written with their end,
+    their item rows deleted, and once committed the dispatcher forgets them, so a zone's live
+    state (and a restore) holds its live work only, however long it has run."""
     zones = {z.zone_id: z for z in d.zones()}
     wanted = list(zones) if zone_ids is None else [z for z in zone_ids if z in zones]
     now = utcnow()
-    done: list[tuple[_Written, dict[str, tuple[Any, str, int]], set[str]]] = []
+    done: list[tuple[_Written, dict[str, tuple[Any, str, int]], set[str], list[str]]] = []
     locks = [_zone_lock(d, zid) for zid in wanted]
     for lock in locks:
         lock.acquire()
@@ -154,7 +164,7 @@ def save_zones(
                         .where(col(ZoneStateRecord.zone_id) == zid)
                         .values(**values)
                     )
-                done.append(save_zone_items(db, d, zid, epoch, now))
+                done.append(save_zone_items(db, d, zid, epoch, now, drop_finished))
             if zone_ids is None:
                 for row in db.exec(select(ZoneStateRecord.zone_id)).all():
                     if row not in zones:
@@ -164,10 +174,11 @@ def save_zones(
                         db.execute(
                             sa_delete(ZoneStateRecord).where(col(ZoneStateRecord.zone_id) == row)
                         )
-        for written, items, gone in done:  # committed: remember what the rows hold
+        for written, items, gone, finished in done:  # committed: remember what rows hold
             written.items.update(items)
             for iid in gone:
                 written.items.pop(iid, None)
+            d.forget_rides(finished)  # their ends are saved (a ride never comes back to life)
     except BaseException:
         for zid in wanted:  # unknown what the rows hold: the next save rewrites the zone
             _forget(d, zid)
@@ -240,12 +251,19 @@ def _ride_print(r: Ride) -> tuple[Any, ...]:
 
 
 def save_zone_items(
-    db: Session, d: Dispatcher, zid: str, epoch: int | None, now: Any
-) -> tuple[_Written, dict[str, tuple[Any, str, int]], set[str]]:
+    db: Session,
+    d: Dispatcher,
+    zid: str,
+    epoch: int | None,
+    now: Any,
+    drop_finished: bool = False,
+) -> tuple[_Written, dict[str, tuple[Any, str, int]], set[str], list[str]]:
     """Write, in ``db``'s transaction, the items of zone ``zid`` that changed since this
     process last saved it under ``epoch`` (all of them, replacing the zone's rows, on the first
-    save), and the ride records of the rides written. Returns what to remember once the
-    transaction commits: ``(record, items written, item ids deleted)``."""
+    save), and the ride records of the rides written. With ``drop_finished`` a finished ride
+    is no item (its row goes) and only its record is written. Returns what to remember once
+    the transaction commits: ``(record, items written, item ids deleted, finished ride ids
+    saved)``."""
     with _GUARD:
         zones = _WRITTEN.setdefault(d, {})
         written = zones.get(zid)
@@ -256,6 +274,7 @@ def save_zone_items(
     seq = max((it[2] for it in prev.values()), default=-1) + 1
     changed: dict[str, tuple[Any, str, int]] = {}
     rides_out: list[Ride] = []
+    finished: list[str] = []
     zs = d.zone_state(zid)
     with zs.lock:
         present: set[str] = {META}
@@ -273,9 +292,16 @@ def save_zone_items(
             if r.zone_id != zid:
                 continue
             iid = f"r:{r.ride_id}"
-            present.add(iid)
             fp = _ride_print(r)
             old = prev.get(iid)
+            if drop_finished and r.status in FINISHED_STATUSES:
+                # Read under the zone's lock: its end (final, never changed again) is what
+                # the record gets, so the ride may be forgotten once this commits.
+                if old is None or old[0] != fp:
+                    rides_out.append(r)
+                finished.append(r.ride_id)
+                continue
+            present.add(iid)
             if old is None or old[0] != fp:
                 text = json.dumps(asdict(r))
                 if old is None or old[1] != text:
@@ -310,7 +336,7 @@ def save_zone_items(
             if iid not in prev
         )
     _save_ride_records(db, rides_out, now)
-    return written, changed, gone
+    return written, changed, gone, finished
 
 
 _ITEMS = ZoneItemRecord.__table__  # type: ignore[attr-defined]
@@ -521,6 +547,15 @@ def load_zone_state(engine: Engine, zone_id: str) -> str | None:
         if row is None:
             return None
         return _items_snapshot(db, zone_id) or row.state or None
+
+
+def saved_rides(engine: Engine, ride_ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{ride_id: (user_id, Ride.to_dict())}`` of those of ``ride_ids`` saved (one query)."""
+    if not ride_ids:
+        return {}
+    with Session(engine) as db:
+        rows = db.exec(select(RideRecord).where(col(RideRecord.ride_id).in_(ride_ids))).all()
+        return {r.ride_id: (r.user_id, dict(r.ride)) for r in rows}
 
 
 def saved_ride(engine: Engine, ride_id: str) -> tuple[str, dict[str, Any]] | None:
