@@ -20,6 +20,11 @@ measurements: the demo's default 4 would refuse most quotes) and its shuttle, in
 dispatcher's other settings are the defaults (re-optimisation every 60 s). The client runs on
 the same machine as the servers and takes part of its CPU: the load average is reported.
 
+Before the residents, ``--backlog`` commands (default 200: bookings, each followed by its
+cancellation) are put on the zone's stream at once and timed until the zone owner recorded
+every outcome: its drain rate in commands/s, a per-command cost much less noisy on a shared
+machine than the latencies under load.
+
 It prints requests/s and p50/p95/p99 per endpoint, answers by status code, the zone owner's peak
 memory (``VmHWM`` of the process holding the zone's lease, sampled ``VmRSS`` as well), then
 reconciles: every booking a client got 201/202 for is in ``dispatch_rides`` exactly once and in
@@ -84,6 +89,8 @@ READY_TIMEOUT_S = 600.0
 WARM_TIMEOUT_S = 600.0
 DRAIN_S = 60.0
 SETTLE_S = 90.0
+BACKLOG_PREFIX = "backlog-"  # ride ids of the drain measurement's bookings
+BACKLOG_TIMEOUT_S = 300.0
 # Statuses a booking's client treats as still live (the ride should be in a plan or done).
 LIVE = {"assigned", "onboard"}
 DONE = {"completed", "no_show"}
@@ -252,7 +259,9 @@ def reconcile(
         if peak_s > int(v["seats"]) or peak_w > int(v.get("wheelchair_spaces", 0)):
             over.append(str(v["vehicle_id"]))
     known = {b.ride_id for b in bookings}
-    unexpected = sorted(rid for rid in rows_by if rid not in known)
+    unexpected = sorted(
+        rid for rid in rows_by if rid not in known and not rid.startswith(BACKLOG_PREFIX)
+    )
     lost_or_stuck = sum(len(v) for k, v in problems.items() if k != "plan_ride_unknown")
     return {
         "bookings": len(bookings),
@@ -511,6 +520,7 @@ class Options:
     flex_share: float
     max_requests: int
     seed: int
+    backlog: int = 0
 
 
 class Load:
@@ -728,6 +738,76 @@ async def discover(base: str, seed: int) -> World:
     )
 
 
+async def drain_backlog(cluster: Cluster, world: World, n: int, seed: int) -> dict[str, Any]:
+    """Put ``n`` commands on the zone's stream at once (bookings of random trips in the zone,
+    each followed by its cancellation, so the zone's plans end as they were) and time them
+    until the owner recorded every outcome: the owner's drain rate, commands/s."""
+    import redis.asyncio as aioredis
+
+    from app.events.redis_bus import RedisEventBus
+    from dispatch.request import RideRequest
+    from dispatch.scale_out import book_message, zone_stream
+
+    rng = random.Random(seed)
+    now = time.time()
+    msgs: list[dict[str, Any]] = []
+    for k in range((n + 1) // 2):
+        a = rng.choice(world.zone_pts)
+        b = rng.choice(world.zone_pts)
+        for _ in range(20):
+            if _dist_m(a, b) >= 500:
+                break
+            b = rng.choice(world.zone_pts)
+        rid = f"{BACKLOG_PREFIX}{uuid.uuid4().hex[:12]}"
+        req = RideRequest(
+            origin=a,
+            destination=b,
+            requested_at=now,
+            earliest_pickup=now + 900 + 30 * k,
+            request_id=rid,
+            user_id="load-backlog",
+        )
+        msgs += [book_message(req), {"op": "cancel", "ride_id": rid}]
+    msgs = msgs[:n]
+    corrs = [uuid.uuid4().hex for _ in msgs]
+    bus = RedisEventBus(REDIS_URL, prefix=cluster.prefix)
+    await bus.start()
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    keys = [f"{cluster.prefix}dispatch.outcome.{c}" for c in corrs]
+    try:
+        t0 = time.perf_counter()
+        for m, corr in zip(msgs, corrs, strict=True):
+            await bus.enqueue(
+                zone_stream(world.zone_id), {**m, "zone_id": world.zone_id, "corr": corr}
+            )
+        queued_s = time.perf_counter() - t0
+        done = 0
+        while time.perf_counter() - t0 < BACKLOG_TIMEOUT_S:
+            done = int(await client.exists(*keys))
+            if done == len(keys):
+                break
+            await asyncio.sleep(0.02)
+        elapsed = time.perf_counter() - t0
+        outs = [json.loads(v) for v in await client.mget(keys) if v is not None]
+    finally:
+        await client.aclose()
+        await bus.close()
+    kinds = Counter(
+        "booked"
+        if o.get("status") == "assigned"
+        else o.get("status") or o.get("rejected") or o.get("error")
+        for o in outs
+    )
+    return {
+        "commands": len(msgs),
+        "handled": done,
+        "queued_s": round(queued_s, 3),
+        "drain_s": round(elapsed, 3),
+        "commands_per_s": round(done / elapsed, 1) if elapsed > 0 else None,
+        "outcomes": dict(sorted((str(k), v) for k, v in kinds.items())),
+    }
+
+
 async def settle(base: str, load: Load) -> None:
     """Wait until no booking is pending (bounded), then record every booking's final status."""
     async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_S) as c:
@@ -909,6 +989,13 @@ def report(res: dict[str, Any]) -> None:
             f"{f(e['p99_ms']):>8}  {e['statuses']}"
         )
     print(f"errors by status: {res['errors_by_status']} (0 = no answer)")
+    if res.get("backlog"):
+        b = res["backlog"]
+        print(
+            f"owner drain: {b['handled']} of {b['commands']} commands in {b['drain_s']} s: "
+            f"{b['commands_per_s']} commands/s (load average {b['load_average']}); "
+            f"outcomes {b['outcomes']}"
+        )
     print(f"memory: {res['memory']['processes']}")
     rc = res["reconciliation"]
     print(
@@ -938,6 +1025,11 @@ async def bench(cluster: Cluster, opts: Options, vans: int) -> dict[str, Any]:
     for base in cluster.bases:
         await warm_up(base, world.zone_pts, world.service_date)
     warm_s = time.monotonic() - t
+    backlog: dict[str, Any] = {}
+    if opts.backlog > 0:
+        backlog = await drain_backlog(cluster, world, opts.backlog, opts.seed)
+        backlog["load_average"] = _load_average()
+        print(f"backlog: {backlog}", flush=True)
     print(
         f"cluster ready in {started_s:.0f} s, warmed up in {warm_s:.0f} s; "
         f"{opts.users} residents for {opts.duration_s:g} s ...",
@@ -972,6 +1064,8 @@ async def bench(cluster: Cluster, opts: Options, vans: int) -> dict[str, Any]:
         "warm_up_s": round(warm_s, 1),
         "elapsed_s": round(elapsed, 1),
         "actions": dict(load.actions),
+        "backlog": backlog,
+        "owner_commands_per_s": backlog.get("commands_per_s"),
         **summary,
         "memory": memory,
         "peak_owner_rss_mb": memory["peak_owner_rss_mb"],
@@ -1019,10 +1113,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-requests", type=int, default=None, help="request budget (default users * duration)"
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--backlog", type=int, default=200, help="commands of the drain measurement (0: none)"
+    )
     ap.add_argument("--keep-logs", action="store_true", help="keep the app processes' logs")
     a = ap.parse_args(argv)
     a.users = a.users if a.users is not None else (50 if a.quick else 200)
     a.duration = a.duration if a.duration is not None else (60.0 if a.quick else 300.0)
+    if a.backlog < 0:
+        ap.error("--backlog is a number of commands (0: no drain measurement)")
     if a.users < 1 or a.duration <= 0 or a.think <= 0 or a.vans < 1:
         ap.error("--users, --duration, --think and --vans must be positive")
     if not 0.0 <= a.flex_share <= 1.0:
@@ -1034,7 +1133,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
-    opts = Options(a.users, a.duration, a.think, a.flex_share, a.max_requests, a.seed)
+    opts = Options(a.users, a.duration, a.think, a.flex_share, a.max_requests, a.seed, a.backlog)
     cluster = Cluster(a.vans, keep_logs=a.keep_logs)
     sigs = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, _interrupter(cluster)) for sig in sigs}

@@ -185,7 +185,7 @@ def test_figures_helpers() -> None:
     a = parse_args(["--quick"])
     assert (a.users, a.duration) == (50, 60.0)
     a = parse_args([])
-    assert (a.users, a.duration, a.max_requests) == (200, 300.0, 60_000)
+    assert (a.users, a.duration, a.max_requests, a.backlog) == (200, 300.0, 60_000, 200)
     res = {
         "errors_5xx": 0,
         "p95_ms_plan": 301.0,
@@ -240,6 +240,8 @@ def test_tiny_run_reports_every_figure_and_reconciles(
             "6",
             "--duration",
             "15",
+            "--backlog",
+            "20",
             "--json",
             str(out),
         ],
@@ -264,6 +266,9 @@ def test_tiny_run_reports_every_figure_and_reconciles(
     }
     assert res["requests"] > 6 and res["endpoints"]["signup"]["count"] == 6
     assert res["peak_owner_rss_mb"] > 0
+    # The owner's drain of a backlog: every command handled (10 bookings, their cancels).
+    assert res["backlog"]["commands"] == res["backlog"]["handled"] == 20, res["backlog"]
+    assert res["owner_commands_per_s"] > 0
     # Every booking a client got is accounted for: in an outcome or in a problem.
     rc = res["reconciliation"]
     unfound = sum(rc["problem_counts"].get(k, 0) for k in ("stuck_pending", "missing_from_db"))
