@@ -168,3 +168,28 @@ export function placeMarker(
   }
   return m;
 }
+
+/** An uploaded feed before publishing (the operator console): its routes, stops and flex
+ * zones (`properties.kind`), on its own map fitted to the feed; replaces `previous`. */
+export function previewMap(el: HTMLElement, fc: GeoJSON.FeatureCollection, previous?: L.Map | null): L.Map {
+  previous?.remove();
+  const map = L.map(el, { preferCanvas: true });
+  map.attributionControl.setPrefix(false);
+  el.classList.add("local-base");
+  const layer = L.geoJSON(fc, {
+    style: (f) => {
+      if (f?.properties?.kind === "flex_zone") return { color: "#e67e22", weight: 2, fillOpacity: 0.12, dashArray: "6 4" };
+      const c = f?.properties?.route_color;
+      return { color: typeof c === "string" && /^[0-9a-fA-F]{6}$/.test(c) ? `#${c}` : "#2f6fb0", weight: 3, opacity: 0.8 };
+    },
+    pointToLayer: (f, latlng) =>
+      L.circleMarker(latlng, { radius: 3, color: "#333", weight: 1, fillColor: "#fff", fillOpacity: 1 }).bindTooltip(
+        String(f.properties?.name ?? ""),
+      ),
+  }).addTo(map);
+  const b = layer.getBounds();
+  if (b.isValid()) map.fitBounds(b, { padding: [10, 10] });
+  else map.setView([35.68, 139.76], 5);
+  el.dataset.ready = "1";
+  return map;
+}
