@@ -171,9 +171,24 @@ def backward_dijkstra(
     foot_s: np.ndarray,  # [F] the query's footpath seconds
     max_foot_s: int,
     target_s: np.ndarray,  # [S] egress seconds, -1 where not a target
+    origin_s: np.ndarray,  # [S] access seconds, -1 where not an origin ([0]: no early stop)
 ) -> np.ndarray:
-    """[S] shortest relaxed time from each stop to a target (``BIG`` where none is reached)."""
+    """[S] shortest relaxed time from each stop to a target (``BIG`` where none is reached).
+
+    With origins, the search stops once every origin is settled and the distance passes
+    ``2 * (the farthest origin's) + 1800`` s: every stop left unsettled is at least that far,
+    so that distance is its bound (valid, if looser). A label there could only survive
+    pruning by a journey more than twice as long as the relaxed one plus half an hour; the
+    far side of a large network is then not searched. Without origins every stop is settled.
+    """
     n = target_s.shape[0]
+    use_origins = origin_s.shape[0] == n
+    left = 0
+    if use_origins:
+        for s in range(n):
+            if origin_s[s] >= 0:
+                left += 1
+    stop_at = BIG
     dist = np.full(n, BIG, dtype=np.int32)
     done = np.zeros(n, dtype=np.bool_)
     cap = ride_from.shape[0] + foot_from.shape[0] + n + 1
@@ -190,7 +205,17 @@ def backward_dijkstra(
         size = _pop(heap_d, heap_v, size)
         if done[v]:
             continue
+        if d > stop_at:
+            # Stop: every stop not yet settled is at least ``stop_at`` away.
+            for u in range(n):
+                if not done[u]:
+                    dist[u] = stop_at
+            break
         done[v] = True
+        if use_origins and origin_s[v] >= 0:
+            left -= 1
+            if left == 0:
+                stop_at = min(BIG - 1, 2 * d + 1800)
         for e in range(ride_ptr[v], ride_ptr[v + 1]):
             u = ride_from[e]
             c = d + ride_s[e]
@@ -215,8 +240,12 @@ def lower_bounds(
     foot_s: IntArray,
     max_foot_s: int,
     target_s: IntArray,
+    origin_s: IntArray | None = None,
 ) -> IntArray:
-    """[S] lower bound of the time from each stop to the targets (``BIG``: unreachable)."""
+    """[S] lower bound of the time from each stop to the targets (``BIG``: unreachable);
+    with ``origin_s`` ([S] access seconds, -1 elsewhere) the search may stop early (see
+    :func:`backward_dijkstra`), and an origin gets ``BIG`` only when it cannot reach a
+    target."""
     return backward_dijkstra(  # type: ignore[no-any-return]
         graph.ride_ptr,
         graph.ride_from,
@@ -227,4 +256,5 @@ def lower_bounds(
         foot_s,
         int(max_foot_s),
         target_s,
+        np.zeros(0, dtype=np.int32) if origin_s is None else origin_s,
     )

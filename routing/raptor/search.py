@@ -107,15 +107,20 @@ class QueryArrays:
             self._bounds[key] = got
         return got
 
-    def lower_bounds(self, network: RaptorNetwork, egress: IntArray) -> IntArray:
+    def lower_bounds(
+        self, network: RaptorNetwork, egress: IntArray, access: IntArray | None = None
+    ) -> IntArray:
         """[S] lower bounds of the time from each stop to the targets of ``egress`` ([S]
-        seconds, -1 where not a target); ``BIG`` where no target can be reached."""
+        seconds, -1 where not a target); ``BIG`` where no target can be reached. With
+        ``access`` (the origins, same form) the search may stop early past them
+        (:func:`routing.raptor.bounds.backward_dijkstra`)."""
         return bounds.lower_bounds(
             network,
             self.bound_graph(network),
             self.footpath_seconds(network),
             self.max_transfer_s,
             egress,
+            access,
         )
 
     def scan_sets(self, network: RaptorNetwork) -> ScanSets:
@@ -555,7 +560,7 @@ def _goal(
     access stop can reach a target at all."""
     if not prune or not (egress >= 0).any():
         return None, True
-    lb = query.lower_bounds(network, egress)
+    lb = query.lower_bounds(network, egress, access)
     starts = access >= 0
     return lb, bool((lb[starts] < BIG).any())
 

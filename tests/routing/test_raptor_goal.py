@@ -51,8 +51,16 @@ def test_bounds_never_exceed_the_remaining_time(cairns: FeedCase) -> None:
         for s in rng.choice(served, 10, replace=False):
             t0 = int(rng.integers(6 * 3600, 18 * 3600))
             best = earliest_arrival(fwd, q, t0, [int(s)], [0], prune=False).best
+            # The search that stops early past the origin: never above the full one.
+            access = np.full(fwd.n_stops, -1, dtype=np.int32)
+            access[s] = 0
+            early = q.lower_bounds(fwd, egress, access)
+            assert (early <= lb).all() and early[s] == lb[s]
             if best[target] < BIG:
                 assert lb[s] <= best[target] - t0, (s, target, t0)
+                reached = best < BIG
+                # Every reached stop: its bound is no more than the rest of the way from it.
+                assert (early[reached] <= lb[reached]).all()
                 checked += 1
             if lb[s] >= BIG:
                 assert best[target] >= BIG
