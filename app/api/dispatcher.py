@@ -351,7 +351,12 @@ async def _ride_command(
     err = _outcome_error(out)
     if err is not None:
         raise await _refused(services, who, action, "ride", ride_id, reason, err)
+    found = await g.ride(ride_id)
+    rider = found[0] if found is not None else ""
+    users = await asyncio.to_thread(users_by_id, services.engine, {rider})
     details = {k: out["ride"].get(k) for k in ("vehicle_id", "status")}
+    # The log stays readable after the ride leaves the open list: whose ride it was.
+    details["rider"] = _rider(users, rider)["display_name"]
     entry = await _audit(services, who, action, "ride", ride_id, reason, details=details)
     return {"ride": out["ride"], "audit": entry}
 
@@ -455,7 +460,11 @@ async def book_for(
     except ApiError as exc:
         raise await _refused(services, who, "book_on_behalf", "user", target, reason, exc) from exc
     ride = res.body
-    details = {"ride_id": ride.get("ride_id") or ride.get("request_id"), "status": ride["status"]}
+    details = {
+        "ride_id": ride.get("ride_id") or ride.get("request_id"),
+        "status": ride["status"],
+        "resident": user.display_name,
+    }
     entry = await _audit(services, who, "book_on_behalf", "user", target, reason, details=details)
     response.status_code = res.status_code
     return {"ride": RideOut.model_validate(ride).model_dump(exclude_unset=True), "audit": entry}

@@ -182,7 +182,13 @@ const state = {
   resident: null as { user_id: string; display_name: string } | null,
   places: {} as Record<string, StopHit | undefined>,
   live: null as LiveStream | null,
+  connected: null as boolean | null,
 };
+
+function showLive(): void {
+  const c = state.connected;
+  $("#live-status").textContent = c === null ? "" : t(c ? "dcLive" : "dcReconnecting");
+}
 let map: L.Map | undefined;
 const markers = new Map<string, L.Marker>();
 let planLayer: L.LayerGroup | null = null;
@@ -478,7 +484,12 @@ function renderAudit(entries: AuditEntry[]): void {
     cell(row, heads[1], e.actor_email ?? e.actor_id);
     cell(row, heads[2], t(`dcAction_${e.action}`));
     const ride = state.rides.find((r) => r.ride_id === e.target_id);
-    cell(row, heads[3], ride ? `${riderName(ride.rider)} (${placeName(ride.pickup_place)})` : e.target_kind === "ride" ? e.target_id.slice(0, 8) : e.target_id);
+    const who = (e.details.rider ?? e.details.resident) as string | undefined;
+    let target = e.target_id;
+    if (ride) target = `${riderName(ride.rider)} (${placeName(ride.pickup_place)})`;
+    else if (e.target_kind === "ride") target = who ? `${who} (${e.target_id.slice(0, 8)})` : e.target_id.slice(0, 8);
+    else if (e.target_kind === "user" && who) target = who;
+    cell(row, heads[3], target);
     cell(row, heads[4], e.reason || "—");
     cell(row, heads[5], e.outcome === "done" ? t("dcOutcomeDone") : (REFUSALS[e.outcome]?.[lang()] ?? e.outcome));
   }
@@ -799,13 +810,17 @@ async function start(): Promise<void> {
   state.live?.close();
   state.live = subscribe(["fleet.*", "dispatch.*", "public.*"], onEvent);
   if (state.live) {
-    state.live.onstatus = (live) => ($("#live-status").textContent = t(live ? "dcLive" : "dcReconnecting"));
+    state.live.onstatus = (live) => {
+      state.connected = live;
+      showLive();
+    };
   }
   window.setInterval(() => loadAll().catch(() => undefined), 15000);
 }
 
 function rerender(): void {
   applyTranslations();
+  showLive();
   document.querySelectorAll<HTMLElement>("[data-i18n-aria]").forEach((el) => el.setAttribute("aria-label", t(el.dataset.i18nAria ?? "")));
   if (!$("#console").hidden) {
     renderRequests();
@@ -828,6 +843,7 @@ async function main(): Promise<void> {
   };
   $("#logout").onclick = async () => {
     state.live?.close();
+    state.connected = null;
     await logout();
     await start();
   };

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.frontend.conftest import ADMIN, api_token
+from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -91,6 +92,9 @@ def test_a_resident_is_told_they_need_the_dispatcher_role(
     assert page.locator("#console").is_hidden()
     assert "reconnect" not in page.inner_text("header").lower()
     assert "再接続" not in page.inner_text("header")
+    assert_accessible(page, f"role message ({language})")
+    if language == "ja":
+        screenshots(page, "dispatcher-role-ja")
 
 
 def test_dispatcher_sees_requests_plans_moves_cancels_and_takes_a_vehicle_off(
@@ -140,6 +144,9 @@ def test_dispatcher_sees_requests_plans_moves_cancels_and_takes_a_vehicle_off(
     assert page.locator(f"#plan tr[data-ride-id='{rid}']").count() == 2
     assert "山田 花子" in page.inner_text("#plan tbody")
     assert int(page.get_attribute("#map", "data-plan-stops")) >= 2
+    assert_accessible(page, "console with a plan")
+    screenshots(page, "dispatcher-plan-ja")
+    assert not overflows_sideways(page)
 
     # Move the ride to the new vehicle (a confirmation dialog with the vehicle to choose).
     page.click(f"{row} button:has-text('車両変更')")
@@ -166,11 +173,16 @@ def test_dispatcher_sees_requests_plans_moves_cancels_and_takes_a_vehicle_off(
     page.wait_for_selector("#action-dialog[open]")
     page.click("#dialog-confirm")
     _wait_text(page, "#dialog-error", "理由を入力してください")
+    assert_accessible(page, "cancel dialog")
+    screenshots(page, "dispatcher-cancel-dialog-ja", full_page=False)
+    page.focus("#action-form textarea[name=reason]")
     page.keyboard.type("道路が通行止め")
     page.focus("#dialog-confirm")
     page.keyboard.press("Enter")
     page.wait_for_selector(row, state="detached")
     _wait_text(page, "#audit tbody tr:first-child", "道路が通行止め")
+    # The ride has left the list; the log still says whose it was.
+    assert "山田 花子" in page.inner_text("#audit tbody tr:first-child")
     mine = httpx.get(f"{live_server}/api/v1/rides/{rid}", headers=_h(token)).json()
     assert mine["status"] == "cancelled" and mine["status_reason"] == "道路が通行止め"
 
@@ -216,7 +228,10 @@ def test_telephone_booking_in_english_in_the_residents_account(page: Any, live_s
     page.wait_for_selector(row)
     assert "Hanako Suzuki" in page.inner_text(row) and "Booked" in page.inner_text(row)
     page.wait_for_selector("#audit tbody tr[data-action='book_on_behalf']")
+    assert_accessible(page, "telephone booking (en)")
+    screenshots(page, "dispatcher-phone-booking-en")
     assert "Booked on behalf" in page.inner_text("#audit tbody tr:first-child")
+    assert "Hanako Suzuki" in page.inner_text("#audit tbody tr:first-child")
     admin = _h(api_token(live_server, *ADMIN))
     audit = httpx.get(
         f"{live_server}/api/v1/dispatcher/audit", params={"target_id": uid}, headers=admin
@@ -259,8 +274,10 @@ def test_event_log_is_readable_and_the_console_fits_a_phone(page: Any, live_serv
 def test_an_alert_when_a_promised_window_is_at_risk_in_english(page: Any, live_server: str) -> None:
     admin = _h(api_token(live_server, *ADMIN))
     _console(page)
+    _wait_text(page, "#live-status", "ライブ")
     page.click("#lang-toggle")
     _wait_text(page, "#alerts-h", "Alerts")
+    _wait_text(page, "#live-status", "live")
     _, _, token, _ = _resident(live_server, "Late Rider")
     ride = _book(live_server, token)  # leave now: a ten-minute pick-up window
     rid = ride["ride_id"]
@@ -283,5 +300,7 @@ def test_an_alert_when_a_promised_window_is_at_risk_in_english(page: Any, live_s
         assert f"promised {_hm(ride['pickup_window'][0])}–{_hm(ride['pickup_window'][1])}" in text
         page.wait_for_selector(f"#requests tr[data-ride-id='{rid}'][data-risk='late']")
         assert int(page.inner_text("#kpi-risk").split("/")[1]) >= 1
+        assert_accessible(page, "alerts (en)")
+        screenshots(page, "dispatcher-alerts-en")
     finally:
         httpx.delete(f"{live_server}/api/v1/rides/{rid}", headers=_h(token))
