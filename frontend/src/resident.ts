@@ -71,6 +71,19 @@ addStrings({
   late: { ja: "{n}分遅れ", en: "{n} min late" },
   early: { ja: "{n}分早着", en: "{n} min early" },
   scheduled: { ja: "時刻表 {time}", en: "timetable {time}" },
+  planError_OUTSIDE_SERVICE_PERIOD: {
+    ja: "この日付は時刻表の運行期間外です。",
+    en: "The date is outside the timetable's service period.",
+  },
+  planError_LOCATION_NOT_ACCESSIBLE: {
+    ja: "出発地または目的地から歩ける範囲に停留所がありません。",
+    en: "No stop is within walking distance of the origin or the destination.",
+  },
+  planError_NO_TRANSIT_CONNECTION: {
+    ja: "この条件では出発地と目的地を結ぶ経路が見つかりません。",
+    en: "No trip was found between the origin and the destination with these options.",
+  },
+  planError_PATH_NOT_FOUND: { ja: "経路が見つかりません。", en: "No path was found." },
   rideStatus_pending: { ja: "確定待ち", en: "Pending" },
   rideStatus_booked: { ja: "予約済み", en: "Booked" },
   rideStatus_assigned: { ja: "配車済み", en: "Vehicle assigned" },

@@ -249,6 +249,25 @@ def test_refusal_is_in_japanese(page: Any) -> None:
     assert out == "ご利用いただけません: オンデマンド交通の運行エリア外です。", out
 
 
+def test_planner_errors_are_in_the_pages_language(page: Any) -> None:
+    """No stop within the walk limit: the planner's reason in Japanese, then English."""
+    _open(page, "ja")
+    page.fill("#from", "42.3435,141.0088")  # about 700 m from the nearest stop
+    page.fill("#to", "42.317734,140.973624")
+    page.fill("#time", "08:00")
+    page.fill("#max-walk", "300")
+    page.uncheck("#flex")
+    page.click("#plan-form button[type=submit]")
+    page.wait_for_selector("#itineraries li.empty", timeout=WAIT_MS)
+    assert page.inner_text("#itineraries li.empty") == (
+        "経路が見つかりません: 出発地または目的地から歩ける範囲に停留所がありません。"
+    )
+    page.click("#lang-toggle")
+    assert page.inner_text("#itineraries li.empty") == (
+        "No itinerary found: No stop is within walking distance of the origin or the destination."
+    )
+
+
 def test_installable_pwa_shows_my_booked_rides_offline(browser: Any, live_server: str) -> None:
     # Its own context: Playwright's request routing (the `page` fixture's guard) keeps a
     # service worker from taking control, so requests leaving localhost are only recorded.
