@@ -44,6 +44,9 @@ addStrings({
   plDropRoute: { ja: "廃止する路線", en: "Drop route" },
   plHeadwayRoute: { ja: "間隔を変える路線", en: "Headway of route" },
   plHeadwayFactor: { ja: "間隔の倍率", en: "Headway factor" },
+  plShortenRoute: { ja: "短縮する路線", en: "Shorten route" },
+  plShortenTo: { ja: "終点にする停留所ID", en: "New last stop (stop_id)" },
+  plResolution: { ja: "H3解像度", en: "H3 resolution" },
   plZone: { ja: "オンデマンド区域", en: "On-demand zone" },
   plDrawZone: { ja: "地図をクリックして描く", en: "Draw by clicking the map" },
   plClearZone: { ja: "消去", en: "Clear" },
@@ -171,7 +174,7 @@ async function refreshKinds(): Promise<void> {
   const net = await api<{ destination_kinds: string[]; routes: Array<{ route_id: string; name: string }> }>("/planning/network");
   const kinds = $<HTMLSelectElement>("#acc-kind");
   kinds.replaceChildren(kinds.options[0], ...net.destination_kinds.map((k) => new Option(k, k)));
-  for (const sel of ["#sc-drop", "#sc-hw-route"]) {
+  for (const sel of ["#sc-drop", "#sc-hw-route", "#sc-short-route"]) {
     const s = $<HTMLSelectElement>(sel);
     s.replaceChildren(new Option("—", ""), ...net.routes.map((r) => new Option(`${r.name || r.route_id} (${r.route_id})`, r.route_id)));
   }
@@ -181,7 +184,12 @@ async function runAccess(): Promise<void> {
   const kind = $<HTMLSelectElement>("#acc-kind").value || null;
   const body = await api<{ cells: GeoJSON.FeatureCollection; shares: Share[] }>("/planning/access", {
     method: "POST",
-    json: { kind, minutes: Number($<HTMLInputElement>("#acc-minutes").value), on_demand: $<HTMLInputElement>("#acc-od").checked, resolution: 9 },
+    json: {
+      kind,
+      minutes: Number($<HTMLInputElement>("#acc-minutes").value),
+      on_demand: $<HTMLInputElement>("#acc-od").checked,
+      resolution: Number($<HTMLSelectElement>("#acc-res").value),
+    },
   });
   show(cellsLayer(body.cells, (p) => minutesColor(p.minutes === null ? null : Number(p.minutes))));
   $("#share-table tbody").replaceChildren(
@@ -225,6 +233,9 @@ async function runScenario(): Promise<void> {
   const hw = $<HTMLSelectElement>("#sc-hw-route").value;
   const factor = Number($<HTMLInputElement>("#sc-hw-factor").value);
   if (hw && factor !== 1) edits.push({ op: "headway", route_id: hw, factor });
+  const short = $<HTMLSelectElement>("#sc-short-route").value;
+  const shortTo = $<HTMLInputElement>("#sc-short-to").value.trim();
+  if (short && shortTo) edits.push({ op: "shorten_route", route_id: short, to_stop_id: shortTo });
   if (zone.length >= 3) {
     edits.push({
       op: "add_zone",

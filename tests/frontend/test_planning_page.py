@@ -72,6 +72,10 @@ def test_planner_draws_a_zone_runs_the_scenario_and_sees_the_comparison(
         "document.querySelector('#upload-status').textContent.includes('emergency_hospital')"
     )
 
+    # The editor lists the network's routes for dropping, headways and shortening.
+    page.wait_for_function("document.querySelectorAll('#sc-short-route option').length > 10")
+    assert page.locator("#sc-drop option").count() == page.locator("#sc-hw-route option").count()
+
     # Draw: four clicks around the middle of the map.
     page.click("#zone-draw")
     page.locator("#pl-map").scroll_into_view_if_needed()  # the button scrolled it away
