@@ -111,8 +111,9 @@ def find_residents(engine: Engine, q: str, limit: int) -> list[dict[str, Any]]:
     text = q.strip().lower()
     digits = re.sub(r"\D", "", q)
     conds: list[ColumnElement[bool]] = [
-        col(User.display_name).ilike(f"%{text}%"),
-        col(User.email).ilike(f"%{text}%"),
+        # autoescape: a "%" or "_" typed by the dispatcher is a character, not a wildcard.
+        col(User.display_name).icontains(text, autoescape=True),
+        col(User.email).icontains(text, autoescape=True),
     ]
     if len(digits) >= 3:
         conds.append(col(User.phone).contains(digits))

@@ -183,6 +183,8 @@ def test_phone_booking_in_the_residents_account(
         r = app_client.get(f"{D}/residents", params={"q": q}, headers=hb)
         assert [x["user_id"] for x in r.json()["residents"]] == [grandma.id], q
     assert_error(app_client.get(f"{D}/residents", params={"q": "x"}, headers=hb), 422)
+    r = app_client.get(f"{D}/residents", params={"q": "%%"}, headers=hb)  # not a wildcard
+    assert r.status_code == 200 and r.json()["residents"] == []
     body = {"request": {"origin": A, "destination": B}, "reason": "called at 9:02"}
     r = app_client.post(f"{D}/residents/{grandma.id}/rides", json=body, headers=hb)
     assert r.status_code == 201, r.text
