@@ -84,6 +84,7 @@ addStrings({
     en: "No trip was found between the origin and the destination with these options.",
   },
   planError_PATH_NOT_FOUND: { ja: "経路が見つかりません。", en: "No path was found." },
+  alert: { ja: "運行情報", en: "Service alert" },
   rideStatus_pending: { ja: "確定待ち", en: "Pending" },
   rideStatus_booked: { ja: "予約済み", en: "Booked" },
   rideStatus_assigned: { ja: "配車済み", en: "Vehicle assigned" },
@@ -527,6 +528,14 @@ function legItem(leg: Leg & { departureDelay?: number; routeTextColor?: string |
   const extra: string[] = [];
   const delay = delayText(leg);
   if (delay) extra.push(delay);
+  for (const a of alertsFor(leg)) {
+    const al = document.createElement("div");
+    al.className = "leg-alert";
+    al.setAttribute("role", "note");
+    al.dataset.alertId = a.id;
+    al.textContent = `⚠ ${t("alert")}: ${a.header}${a.description ? ` — ${a.description}` : ""}`;
+    l.append(al);
+  }
   if (leg.fare?.price !== undefined) extra.push(tf("fareYen", { n: leg.fare.price.toLocaleString("ja-JP") }));
   if (extra.length) {
     const e = document.createElement("div");
@@ -536,6 +545,31 @@ function legItem(leg: Leg & { departureDelay?: number; routeTextColor?: string |
     l.append(e);
   }
   return l;
+}
+
+// --- service alerts (GTFS-RT, public) on the legs they concern ------------------------------
+interface Alert { id: string; header: string; description: string; informed_entities: Array<Record<string, string | number>> }
+let alerts: Alert[] = [];
+
+async function loadAlerts(): Promise<void> {
+  try {
+    alerts = (await api<{ alerts: Alert[] }>(`/realtime/alerts?lang=${lang()}`)).alerts;
+  } catch {
+    alerts = [];
+  }
+}
+
+/** The alerts naming the leg's route, trip, agency or one of its two stops. */
+function alertsFor(leg: Leg & { routeId?: string; tripId?: string; agencyId?: string }): Alert[] {
+  return alerts.filter((a) =>
+    a.informed_entities.some(
+      (e) =>
+        (e.route_id !== undefined && e.route_id === leg.routeId) ||
+        (e.trip_id !== undefined && e.trip_id === leg.tripId) ||
+        (e.stop_id !== undefined && (e.stop_id === leg.from.stopId || e.stop_id === leg.to.stopId)) ||
+        (e.agency_id !== undefined && Object.keys(e).length === 1 && e.agency_id === leg.agencyId),
+    ),
+  );
 }
 
 /** Black or white text, whichever reads better on `bg` (a route's text colour when it has one
@@ -1027,7 +1061,8 @@ async function plan(ev: SubmitEvent): Promise<void> {
   if (f.get("maxWalk") && Number.isFinite(walk) && walk >= 0) q.set("maxWalkDistance", String(walk));
   if (f.get("date")) q.set("date", String(f.get("date")));
   try {
-    renderItineraries(await api<PlanResponse>(`/plan?${q}`));
+    const [answer] = await Promise.all([api<PlanResponse>(`/plan?${q}`), loadAlerts()]);
+    renderItineraries(answer);
   } catch (e) {
     renderItineraries({ error: { message: errorText(e) } });
   }
@@ -1263,7 +1298,11 @@ async function main(): Promise<void> {
       void loadTrips();
       void loadRides();
     }
-    if (lastPlan) renderItineraries(lastPlan);
+    if (lastPlan) {
+      const plan = lastPlan;
+      renderItineraries(plan);
+      void loadAlerts().then(() => renderItineraries(plan)); // the alerts' own language
+    }
   };
   bindLoginForm($("#login-form") as HTMLFormElement, $("#auth-error"), refreshSession);
   $("#signup-button").onclick = async () => {

@@ -14,6 +14,7 @@ import re
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
@@ -103,6 +104,26 @@ def test_places_by_reading_keyboard_and_map_then_itineraries_in_both_languages(
         route.fulfill(json=body)
 
     page.route("**/api/v1/plan?*", delayed)
+    # A service alert (GTFS-RT, as /realtime/alerts gives it) on every route of the network.
+    routes = [
+        f["properties"]["route_id"]
+        for f in httpx.get(f"{live_server}/api/v1/network/geojson").json()["features"]
+        if f["properties"]["kind"] == "route"
+    ]
+    alert = {
+        "id": "detour-1",
+        "source": "test",
+        "cause": "CONSTRUCTION",
+        "effect": "DETOUR",
+        "header": "工事のため迂回運行",
+        "description": "",
+        "active_periods": [],
+        "informed_entities": [{"route_id": r} for r in routes],
+    }
+    page.route(
+        "**/api/v1/realtime/alerts*",
+        lambda r: r.fulfill(json={"at": 0, "alerts": [alert]}),
+    )
     with page.expect_response("**/api/v1/plan?*", timeout=WAIT_MS) as answer:
         page.click("#plan-form button[type=submit]")
     plan = answer.value.json()
@@ -117,6 +138,7 @@ def test_places_by_reading_keyboard_and_map_then_itineraries_in_both_languages(
     assert f"{int(its[0]['fare']['total'])}円" in text
     assert f"CO₂ {its[0]['emissionsPerPerson']['co2']} g" in text
     assert "3分遅れ" in text
+    assert "⚠ 運行情報: 工事のため迂回運行" in text
     assert "徒歩" in text and "方向へ" in text  # walking: distance, minutes, direction
     for el in page.locator("#itineraries li.itinerary .summary").all():
         summary = el.inner_text()
