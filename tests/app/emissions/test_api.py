@@ -126,7 +126,7 @@ def test_refusals(app_client: TestClient, make_user: Callable[..., TestUser], au
 
 def test_factors_public(app_client: TestClient) -> None:
     body = app_client.get("/api/v1/emissions/factors").json()
-    assert body["modes"]["CAR"]["value"] == 130 and body["modes"]["CAR"]["year"] == "FY2021"
+    assert body["modes"]["CAR"]["value"] == 130 and body["modes"]["CAR"]["year"] == "FY2019"
     assert body["fuels"]["diesel"]["unit"] == "kg-CO2/L"
 
 

@@ -25,7 +25,7 @@ def table() -> FactorTable:
 
 
 def test_defaults_have_provenance(table: FactorTable) -> None:
-    assert table.mode("CAR").value == 130 and table.mode("CAR").year == "FY2021"
+    assert table.mode("CAR").value == 130 and table.mode("CAR").year == "FY2019"
     assert "MLIT" in table.mode("BUS").source and table.mode("BUS").value == 57
     assert table.mode("RAIL").value == 17 and table.mode("SUBWAY").value == 17
     assert table.mode("WALK").value == 0 and table.mode("BICYCLE").value == 0

@@ -130,7 +130,7 @@ def test_category7_of_twenty_employees(
     # E9 (revoked) and E10 (never consented) left out)
     bus = lines[("distance-based", "BUS")]
     assert (bus["employees"], bus["trips"], bus["distance"], bus["co2"]) == (7, 14, 154.0, 8.778)
-    assert bus["factor"]["value"] == 57 and bus["factor"]["year"] == "FY2021"
+    assert bus["factor"]["value"] == 57 and bus["factor"]["year"] == "FY2019"
     walk = lines[("distance-based", "WALK")]
     assert (walk["distance"], walk["co2"]) == (9.8, 0.0)
     # average-data: E8 only (E7 commuted by bus in March): 10 x 2 x 5 x 4 = 400 km x 130 g
