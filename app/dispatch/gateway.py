@@ -1163,10 +1163,16 @@ class ClusterGateway(VehicleEvents):
 
     # --- a dispatcher's console (app.api.dispatcher) -------------------------------------------
     async def live_rides(self) -> list[dict[str, Any]]:
-        """Every live ride of every zone (each owner answers for its own), with ``user_id``."""
+        """Every live ride of every zone (each owner answers for its own), and the bookings
+        queued while their zone changes owner (status ``pending``), with ``user_id``."""
         ids = sorted(await self._catalog())
         answers = await asyncio.gather(*(self._query(z, {"op": "rides"}) for z in ids))
-        return [r for a in answers for r in a["rides"]]
+        live = [r for a in answers for r in a["rides"]]
+        known = {r["ride_id"] for r in live}
+        pending = [
+            {**r, "user_id": u} for u, r in await self._pending_rides() if r["ride_id"] not in known
+        ]
+        return live + pending
 
     async def zone_of_vehicle(self, vehicle_id: str) -> str:
         return await self._zone_of_vehicle(vehicle_id)

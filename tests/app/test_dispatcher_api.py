@@ -7,15 +7,17 @@ go through the zone owner's queue when scaled out (Redis + PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from app.dispatch.console import kpis, phone_digits, risk_of
-from tests.app.conftest import ZONE, A, B, assert_error
+from tests.app.conftest import ZONE, A, B, assert_error, services_of
 from tests.app.test_dispatch_cluster import (  # noqa: F401  (fixtures)
     Cluster,
     cluster,
@@ -296,3 +298,14 @@ def test_actions_go_through_the_zone_owner_when_scaled_out(
     assert r.status_code == 201, r.text
     actions = [e["action"] for e in app.get(f"{D}/audit", headers=hb).json()["entries"]]
     assert actions == ["book_on_behalf", "cancel", "to_depot", "reassign"]
+    # A booking queued while its zone changes owner is listed as pending, by its rider.
+    settings = services_of(app).settings
+    queued: dict[str, Any] = {"ride_id": "q-1", "status": "pending", "zone_id": "muroran"}
+    queued |= {"origin": [A["lat"], A["lon"]], "destination": [B["lat"], B["lon"]]}
+    queued |= {"pickup_window": [time.time(), time.time()], "booked_at": time.time()}
+    with redis.Redis.from_url(settings.redis_url) as rc:
+        key = f"{settings.redis_prefix}dispatch.pending"
+        rc.hset(key, "q-1", json.dumps({"user_id": rider.id, "ride": queued}))
+    rows = app.get(f"{D}/rides", headers=hb).json()["rides"]
+    [row] = [x for x in rows if x["ride_id"] == "q-1"]
+    assert row["status"] == "pending" and row["rider"]["user_id"] == rider.id
