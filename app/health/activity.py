@@ -7,7 +7,9 @@ Sources (each figure below names its own):
   heel to heel), the rule of thumb pedometer guides give: "How to Measure One's Step or
   Stride" (https://healthfully.com/measure-ones-step-stride-2317449.html) states these two
   ratios; a biomechanics summary (https://biologyinsights.com/what-is-my-step-length-by-height)
-  gives 41-45 % of height for a walking step. The study behind the ratios was not found.
+  gives 41-45 % of height for a walking step; a Q&A page (https://travel.blurtit.com/82519/
+  how-do-you-set-the-step-distance-on-pedometer-) gives the same 0.413 / 0.415 but calls the
+  result a stride. The study behind the ratios was not found (searched 2026-12-06, pages).
   Without a height, :data:`DEFAULT_STEP_M` = 0.7 m (an assumption: between the 0.67 m and
   0.76 m default steps of women and men that "How to Calculate Stride Length By Height"
   (Verywell, http://walking.about.com/library/weekly/aapedometerset.htm) reports for fitness
@@ -19,11 +21,16 @@ Sources (each figure below names its own):
   17220, and bicycling < 10 / 10-11.9 / 12-13.9 / 14-15.9 mph = 4.0 / 6.8 / 8.0 / 10.0 METs, as
   listed at https://calorique.io/faq/met-values-walking-running-cycling-by-pace/ (citing the
   2024 Adult Compendium, Herrmann SD et al.) and, for walking, at
-  https://iphonestepsapp.com/blog/met-values-walking-chart (citing Ainsworth 2011). Not
-  confirmed: the 2011 codes of the cycling bands (that 2024 table numbers them 01010 / 01015 /
-  01020 / 01030, the 2011 numbering kept here is 01010 / 01020 / 01030 / 01040), and a later
-  version of the same page lists 2024 walking bands that differ (3.5-3.9 mph = 4.8 METs): the
-  values here are the 2011 edition's. kcal = MET x body kg x hours (gross, resting included,
+  https://iphonestepsapp.com/blog/met-values-walking-chart (citing Ainsworth 2011). The
+  cycling codes are confirmed by a copy of the 2024 Adult Compendium's tracking table, which
+  lists the 1993, 2000, 2011 and 2024 code and MET side by side
+  (https://scribd.com/document/732869208/METs-Llistat-Update-2024-2): in the 2011 column
+  01010 4.0 (< 10 mph, leisure, to work or for pleasure), 01020 6.8 (10-11.9 mph; 6.0 in
+  1993/2000), 01030 8.0 (12-13.9 mph), 01040 10.0 (14-15.9 mph), the same codes and METs in
+  2024 (01015 is "self-selected easy pace" there, not a speed band). The walking codes' rows
+  of that table were not in the stored excerpt; a later version of the calorique page lists
+  2024 walking bands that differ (3.5-3.9 mph = 4.8 METs): the values here are the 2011
+  edition's. kcal = MET x body kg x hours (gross, resting included,
   as the Compendium and Japan's "METs x hours" count them); without a weight,
   :data:`DEFAULT_WEIGHT_KG` = 60 kg (an assumption, near the mean Japanese adult).
 * Guideline: 健康日本21 (第三次) / 健康づくりのための身体活動・運動ガイド2023: about 8,000 steps

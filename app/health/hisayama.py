@@ -29,13 +29,20 @@ What was checked against published material (2026-12-06, stored copies of public
   glucose intolerance (耐糖能異常) yes/no; LDL-C < 120 / 120-139 / 140-159 / >= 160; HDL-C
   >= 60 / 40-59 / < 40; smoking, a former smoker counting as a non-smoker ("禁煙していればなし",
   as :mod:`app.health.api` maps ``former``). These match the bands below.
-* **Not confirmed:** the points of each band and the risk table (:data:`RISK_TABLE`), taken
-  from a public transcription of the guideline's chart (Code for FUKUI's hisayama-calc): no
-  stored copy of the chart or of the paper's score sheet was found. "1.0" in the 40-49 and
-  50-59 columns is the chart's "< 1 %". The glucose thresholds (:data:`DIABETES_*`,
-  :data:`INTOLERANCE_*`) are the Japan Diabetes Society's diagnostic values, chosen here to
-  decide "diabetes" and "glucose intolerance" from a checkup; the guideline's own definition
-  of the factor was not confirmed. Check the points and the table against the guideline
+* **The sex points.** 家庭画報 2023年1月号 (https://kateigaho.com/article/detail/156961/page2),
+  reproducing the chart "久山町スコアに基づく動脈硬化性疾患発症予測モデル" from the JAS 2022
+  guideline (2,454 residents aged 40-84, followed 1988-2012), says women score 7 points
+  fewer than men: male 7 below. A JAS-2022 calculator description (crazydev084/calculation-
+  tool-by-vue.js, calc29) gives the total's range as 0-19 points, which is what the bands
+  below add up to (7 + 4 + 1 + 3 + 2 + 2 = 19), and :data:`RISK_TABLE` has 20 rows (0-19).
+* **Not confirmed:** the points of each other band and the risk table (:data:`RISK_TABLE`),
+  taken from a public transcription of the guideline's chart (Code for FUKUI's hisayama-calc):
+  no stored copy of the chart or of the paper's score sheet was found (searched 2026-12-06:
+  pages, code; Japanese and English queries on the points, the bands and the risk table).
+  "1.0" in the 40-49 and 50-59 columns is the chart's "< 1 %". The glucose thresholds
+  (:data:`DIABETES_*`, :data:`INTOLERANCE_*`) are the Japan Diabetes Society's diagnostic
+  values, chosen here to decide "diabetes" and "glucose intolerance" from a checkup; the
+  guideline's own definition of the factor was not confirmed. Check the points and the table against the guideline
   before clinical use.
 """
 

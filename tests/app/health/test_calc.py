@@ -172,3 +172,12 @@ def test_hisayama_refusals() -> None:
     assert exc.value.missing == ["ldl", "hba1c_or_fasting_glucose"]
     assert hisayama.category(1.9) == "low" and hisayama.category(2.0) == "medium"
     assert hisayama.category(10.0) == "high"
+
+
+def test_hisayama_published_scale() -> None:
+    """The two facts of the JAS 2022 chart confirmed from copies (see hisayama.py): women score
+    7 points fewer than men, and totals run from 0 to 19 (one risk row per total)."""
+    man = hisayama.score(_profile())
+    woman = hisayama.score(_profile(sex="female"))
+    assert man["totalPoints"] - woman["totalPoints"] == 7
+    assert len(hisayama.RISK_TABLE) == 20
