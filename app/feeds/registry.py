@@ -80,6 +80,34 @@ def report_counts(report: dict[str, Any]) -> tuple[int, int, int, dict[str, dict
     )
 
 
+#: The ids a compiled network keys by (a feed without agency_id gets one "agency" id).
+_ID_COLUMNS = (
+    ("stops", "stop_id"),
+    ("routes", "route_id"),
+    ("trips", "trip_id"),
+    ("shapes", "shape_id"),
+    ("agency", "agency_id"),
+)
+
+
+def ids_collide(feeds: Sequence[Any]) -> bool:
+    """Whether two of ``feeds`` share a stop, route, trip, shape, agency or service id."""
+    for table, col in (*_ID_COLUMNS, ("services", "service_id")):
+        seen: set[str] = set()
+        for f in feeds:
+            if table == "services":
+                ids = set(f.column("calendar", col)) | set(f.column("calendar_dates", col))
+            else:
+                ids = set(f.column(table, col))
+                if table == "agency" and (not ids or "" in ids):
+                    ids = (ids - {""}) | {"agency"}
+            ids.discard("")
+            if ids & seen:
+                return True
+            seen |= ids
+    return False
+
+
 class FeedRegistry:
     """Feed versions in the database + artifacts on disk + the served network in memory.
 
@@ -248,7 +276,10 @@ class FeedRegistry:
         from gtfs.compile import compile_timetable
 
         self.compiles += 1
-        tt = compile_timetable(list(feeds), footpaths=self.footpaths)
+        # Ids stay the feeds' own (0262, not muroran:0262) when a second city's feed is
+        # published beside the first, unless two feeds use the same id somewhere.
+        prefix = len(feeds) > 1 and ids_collide(feeds)
+        tt = compile_timetable(list(feeds), footpaths=self.footpaths, prefix_ids=prefix)
         return tt, RealtimeKeys.build(tt, feeds)
 
     # --- queries -----------------------------------------------------------------------------

@@ -138,3 +138,33 @@ def test_preview_shows_flex_zones(
     zones = [f for f in fc["features"] if f["properties"]["kind"] == "flex_zone"]
     assert len(zones) == 3 and all("Polygon" in f["geometry"]["type"] for f in zones)
     assert c.get("/api/v1/network").json()["published"] == []  # a look, not a publish
+
+
+def test_stop_ids_stay_the_feeds_own_when_a_second_city_is_published(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Auth,
+    gtfs_dir: Path,
+) -> None:
+    """`0262` became `muroran:0262` once a second feed was published: ids that no other
+    published feed uses now stay as the feed wrote them."""
+    c = make_app_client(demo=False)
+    op = auth(make_user(roles=("operator",), client=c), client=c)
+    a = _upload(c, op, "sample", gtfs_dir / "google_sample.zip").json()
+    assert c.post(f"/api/v1/feeds/sample/versions/{a['id']}/publish", headers=op).is_success
+    assert c.get("/api/v1/stops/FUR_CREEK_RES").status_code == 200
+    b = _upload(c, op, "kawasaki", gtfs_dir / "jp_mlit_sample_kawasaki.zip").json()
+    assert b["status"] == "valid", b
+    assert c.post(f"/api/v1/feeds/kawasaki/versions/{b['id']}/publish", headers=op).is_success
+    assert sorted(p["feed_id"] for p in c.get("/api/v1/network").json()["published"]) == [
+        "kawasaki",
+        "sample",
+    ]
+    for stop in ("FUR_CREEK_RES", "1510-51"):
+        r = c.get(f"/api/v1/stops/{stop}")
+        assert r.status_code == 200 and r.json()["stopId"] == stop, r.text
+    assert_error(c.get("/api/v1/stops/sample:FUR_CREEK_RES"), 404)
+    # Two feeds sharing ids (the same sample under two names) are told apart by prefixes.
+    d = _upload(c, op, "copy", gtfs_dir / "google_sample.zip").json()
+    assert c.post(f"/api/v1/feeds/copy/versions/{d['id']}/publish", headers=op).is_success
+    assert c.get("/api/v1/stops/copy:FUR_CREEK_RES").status_code == 200
