@@ -119,9 +119,10 @@ addStrings({
   dcVehicleId: { ja: "車両ID", en: "Vehicle id" },
   dcDepot: { ja: "車庫（既存車両の車庫）", en: "Depot (an existing vehicle's)" },
   dcDepotOf: { ja: "{vehicle} の車庫", en: "Depot of {vehicle}" },
+  dcShiftStart: { ja: "シフト開始（空欄で今から）", en: "Shift starts (empty: now)" },
   dcShiftEnd: { ja: "シフト終了（現地時刻）", en: "Shift ends (local time)" },
   dcAdd: { ja: "追加する", en: "Add" },
-  dcAdded: { ja: "{vehicle} を追加しました（{end} まで）", en: "{vehicle} added (until {end})" },
+  dcAdded: { ja: "{vehicle} を追加しました（{end}）", en: "{vehicle} added ({end})" },
   dcAudit: { ja: "操作記録", en: "Audit log" },
   dcAction_reassign: { ja: "車両変更", en: "Move ride" },
   dcAction_cancel: { ja: "取消", en: "Cancel ride" },
@@ -715,13 +716,23 @@ function bindAddVehicle(): void {
     const [zone, pt] = String(f.get("depot") ?? "").split("|");
     const [lat, lon] = (pt ?? "").split(",").map(Number);
     const id = String(f.get("vehicle_id"));
-    const end = localTime(String(f.get("shift_end")));
+    const startText = String(f.get("shift_start") ?? "");
+    const start = startText ? localTime(startText) : null;
+    let end = localTime(String(f.get("shift_end")));
+    if (start !== null && end <= start) end += 86400; // a night shift ends the next day
     try {
       await api("/dispatcher/vehicles", {
         method: "POST",
-        json: { vehicle_id: id, zone_id: zone, vehicle_type: f.get("vehicle_type"), depot: { lat, lon }, shift_end: end },
+        json: {
+          vehicle_id: id,
+          zone_id: zone,
+          vehicle_type: f.get("vehicle_type"),
+          depot: { lat, lon },
+          shift_end: end,
+          ...(start !== null ? { shift_start: start } : {}),
+        },
       });
-      const msg = tf("dcAdded", { vehicle: id, end: hm(end) });
+      const msg = tf("dcAdded", { vehicle: id, end: `${start !== null ? hm(start) : ""}–${hm(end)}` });
       $("#add-status").textContent = msg;
       logLine(msg, "action");
       form.reset();
