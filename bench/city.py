@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="a CI-sized city")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rows", type=int, default=None, help="zones north to south")
+    ap.add_argument("--cols", type=int, default=None, help="zones west to east")
+    ap.add_argument("--side-km", type=float, default=None, help="side of a square zone")
     ap.add_argument("--vehicles", type=int, default=None)
     ap.add_argument("--requests-per-day", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None, help="zone owner processes")
@@ -221,12 +224,18 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="vehicles per zone for the quote latency runs, e.g. 50,200,1000 ('' to skip)",
     )
+    ap.add_argument(
+        "--latency-only", action="store_true", help="only the zone owner's quote latency runs"
+    )
     day = ap.add_mutually_exclusive_group()
     day.add_argument("--requests", type=Path, help=f"replay this CSV ({CSV_HELP})")
     day.add_argument("--write-requests", type=Path, help="save the generated day to this CSV")
     a = ap.parse_args(argv)
     run = QUICK if a.quick else CityRun()
     changes: dict[str, Any] = {}
+    for name in ("rows", "cols", "side_km"):
+        if getattr(a, name) is not None:
+            changes[name] = getattr(a, name)
     if a.vehicles is not None:
         changes["vehicles"] = a.vehicles
     if a.requests_per_day is not None:
@@ -254,6 +263,15 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             ap.error(str(exc))
     load0 = _load()
+    if a.latency_only:
+        out: dict[str, Any] = {"run": asdict(run), "load_before": load0}
+        print(f"quote latency of one zone owner (load {load0}):", flush=True)
+        out["zone_latency"] = latency_table(run, out, a.seed)
+        out["load_after"] = _load()
+        print(f"load average {load0} -> {out['load_after']}")
+        if a.json:
+            a.json.write_text(json.dumps(out, indent=2))
+        return
     print(
         f"city: {run.rows * run.cols} zones of {run.side_km:g} km, {run.vehicles} vehicles, "
         f"{len(replay) if replay is not None else run.requests} requests, {run.workers} workers "

@@ -1,4 +1,6 @@
-"""Quote latency: the numba insertion over 50 and 200 vehicles holding 4-8 planned stops.
+"""Quote latency: the numba insertion over 50, 200 and 1,000 vehicles holding 4-8 planned stops,
+with the spatial pruning of candidate vehicles and without it, and after one plan change (a
+live zone's usual case: only that vehicle's slot is written again).
 
 Baseline, measured in the same run: the plain-Python brute-force insertion (the reference the
 tests hold the fast one to). Run ``python -m bench.quote [--json PATH] [--peaks WINDOWS]``;
@@ -41,14 +43,27 @@ def _measure(
     vehicles, travel = random_fleet(rng, n_vehicles, profile=profile)
     rides = [random_ride(rng, NOW, travel) for _ in range(n_quotes)]
     fleet = FleetArrays(travel, profile)
+    plain = FleetArrays(travel, profile)
+    plain.prune = False
     fleet.best_insertion(vehicles, rides[0], NOW)  # JIT warm-up (cached on disk after run 1)
+    plain.best_insertion(vehicles, rides[0], NOW)
     fast = []
+    unpruned = []
+    after_move = []
     found = 0
-    for r in rides:
+    for k, r in enumerate(rides):
         t = time.perf_counter()
         ins = fleet.best_insertion(vehicles, r, NOW)
         fast.append(time.perf_counter() - t)
         found += ins is not None
+        t = time.perf_counter()
+        plain.best_insertion(vehicles, r, NOW)
+        unpruned.append(time.perf_counter() - t)
+        # A live zone: a position report (or a booking) came in since the last quote.
+        fleet.invalidate(vehicles[k % n_vehicles].vehicle_id)
+        t = time.perf_counter()
+        fleet.best_insertion(vehicles, r, NOW)
+        after_move.append(time.perf_counter() - t)
     ref = []
     for r in rides[:n_ref]:
         t = time.perf_counter()
@@ -70,6 +85,8 @@ def _measure(
         "feasible_share": found / n_quotes,
         "p50_ms": float(np.median(fast_ms)),
         "p95_ms": float(np.percentile(fast_ms, 95)),
+        "unpruned_p95_ms": float(np.percentile(unpruned, 95) * 1e3),
+        "after_one_change_p95_ms": float(np.percentile(after_move, 95) * 1e3),
         "cold_p50_ms": float(np.median(cold) * 1e3),
         "reference_p50_ms": float(np.median(ref_ms)),
         "speedup_p50": float(np.median(ref_ms) / np.median(fast_ms)),
@@ -100,12 +117,13 @@ def main() -> None:
         runs.append((f"peaks {args.peaks}", compile_speeds(speeds), peaks))
     for label, profile, into in runs:
         print(label)
-        for n in (50, 200):
-            m = _measure(n, args.quotes, n_ref=10 if n == 200 else 20, seed=n, profile=profile)
+        for n in (50, 200, 1000):
+            m = _measure(n, args.quotes, n_ref={50: 20, 200: 10}.get(n, 3), seed=n, profile=profile)
             into[f"{n}_vehicles"] = m
             print(
                 f"{n:4d} vehicles, {m['stops']} stops: p50 {m['p50_ms']:.2f} ms"
-                f"  p95 {m['p95_ms']:.2f} ms  (cold {m['cold_p50_ms']:.2f} ms)"
+                f"  p95 {m['p95_ms']:.2f} ms (unpruned {m['unpruned_p95_ms']:.2f}, after one plan "
+                f"change {m['after_one_change_p95_ms']:.2f})  (cold {m['cold_p50_ms']:.2f} ms)"
                 f"  brute-force p50 {m['reference_p50_ms']:.1f} ms"
                 f"  -> x{m['speedup_p50']:.0f}   feasible {m['feasible_share']:.0%}"
             )

@@ -16,6 +16,9 @@ For each vehicle and each pair of positions (pick-up before stop ``i``, drop-off
 * the return to the depot before the shift ends.
 
 Plans whose current schedule is already infeasible (a vehicle running late) take no new ride.
+Vehicle ``v``'s stops are ``first[v] : first[v] + count[v]`` of the stop arrays (slots may be
+padded: :class:`dispatch.plan_arrays.FleetArrays` keeps one fixed-size slot per vehicle); a
+vehicle with ``v_ok`` false is skipped without reading its stops.
 
 Every leg is driven through the zone's time-of-day speed periods
 (:func:`dispatch.time_dependent.arrive`; free flow without windows, exactly ``t + leg``). The
@@ -84,7 +87,8 @@ def _kernel(
     v_posP: F,
     v_PD: F,
     v_Ddepot: F,
-    offsets: IntA,
+    first: IntA,
+    count: IntA,
     s_leg: F,
     s_early: F,
     s_late: F,
@@ -114,13 +118,13 @@ def _kernel(
     out_i: IntA,
     out_j: IntA,
 ) -> None:
-    nv = offsets.shape[0] - 1
+    nv = first.shape[0]
     # Free flow adds legs inline: a call to arrive() per candidate (numba does not inline it)
     # would make the kernel ~3x slower for nothing.
     free = starts.shape[0] == 1 and factors[0] == 1.0
     kmax = 1
     for v in range(nv):
-        kmax = max(kmax, offsets[v + 1] - offsets[v])
+        kmax = max(kmax, count[v])
     base_b = np.empty(kmax)
     base_dep = np.empty(kmax)
     ls = np.empty(kmax, dtype=np.int64)
@@ -134,8 +138,8 @@ def _kernel(
         out_j[v] = -1
         if not v_ok[v]:
             continue
-        o = offsets[v]
-        n = offsets[v + 1] - o
+        o = first[v]
+        n = count[v]
         # Current schedule and loads; an infeasible current plan takes no new ride.
         t = v_start[v]
         cs = v_seats0[v]

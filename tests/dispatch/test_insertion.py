@@ -191,3 +191,84 @@ def test_shift_end_counts_the_slow_way_home() -> None:
     assert _both([v], _ride()) is not None
     assert _both([v], _ride(), slow) is None
     assert _both([_van(shift_end=NOW + 2 * need)], _ride(), slow) is not None
+
+
+@pytest.mark.parametrize("profile_name", ["free_flow", "choppy"])
+@pytest.mark.parametrize("seed", [4, 5])
+def test_pruned_quotes_equal_unpruned_as_vehicles_move(seed: int, profile_name: str) -> None:
+    """Spatial pruning leaves out only vehicles that could not take the ride: the pruned
+    answer is the unpruned one, and the slots patched after position reports (only the first
+    leg and the way home driven again) give what arrays built afresh give."""
+    profile = PROFILES[profile_name]
+    rng = np.random.default_rng(seed)
+    vehicles, travel = random_fleet(rng, 40, profile=profile)
+    for v in vehicles[::4]:
+        v.shift_end = NOW + float(rng.uniform(600, 3600))  # some shifts end soon
+    pruned = FleetArrays(travel, profile)
+    unpruned = FleetArrays(travel, profile)
+    unpruned.prune = False
+    left_out = 0
+    for k in range(120):
+        now = NOW + 10.0 * k
+        # Some vehicles report a position part-way to their next stop.
+        for v in rng.choice(vehicles, 5, replace=False):
+            if v.plan:
+                f = float(rng.uniform(0.0, 0.3))
+                p = v.plan[0]
+                v.position = (
+                    v.position[0] + f * (p.lat - v.position[0]),
+                    v.position[1] + f * (p.lon - v.position[1]),
+                )
+                v.position_time = now
+                pruned.invalidate(v.vehicle_id)
+                unpruned.invalidate(v.vehicle_id)
+        ride = random_ride(rng, now, travel)
+        if k % 2:  # an urgent ride: its window rules far vehicles out
+            ride = NewRide(
+                ride.pickup,
+                ride.dropoff,
+                now,
+                now + 300.0,
+                ride.latest_dropoff - ride.earliest_pickup + now,
+                ride.seats,
+                ride.wheelchairs,
+                ride.max_ride_s,
+            )
+        a = pruned.best_insertion(vehicles, ride, now)
+        b = unpruned.best_insertion(vehicles, ride, now)
+        c = FleetArrays(travel, profile).best_insertion(vehicles, ride, now)
+        assert a == b
+        assert (a is None) == (c is None)
+        if a is not None and c is not None:
+            assert (a.vehicle_index, a.pickup_pos, a.dropoff_pos) == (
+                c.vehicle_index,
+                c.pickup_pos,
+                c.dropoff_pos,
+            )
+            assert a.cost_s == pytest.approx(c.cost_s, abs=1e-6)
+            assert a.pickup_s == pytest.approx(c.pickup_s, abs=1e-6)
+        assert unpruned.last_candidates >= pruned.last_candidates
+        left_out += unpruned.last_candidates - pruned.last_candidates
+    assert left_out > 0  # the pruning did leave vehicles out
+
+
+def test_a_changed_plan_is_never_taken_for_a_position_report() -> None:
+    rng = np.random.default_rng(9)
+    vehicles, travel = random_fleet(rng, 3)
+    fa = FleetArrays(travel)
+    v = next(w for w in vehicles if w.plan)
+    before = fa.arrays(v)
+    v.plan[-1].latest -= 60.0  # a stop changed in place, behind the cache's back
+    fa.invalidate(v.vehicle_id)
+    after = fa.arrays(v)
+    assert (
+        after.late[-1] == pytest.approx(before.late[-1] - 60.0) or after.late[-1] < before.late[-1]
+    )
+    v.position = (v.position[0] + 1e-3, v.position[1])
+    fa.invalidate(v.vehicle_id)
+    moved = fa.arrays(v)
+    fresh = FleetArrays(travel).arrays(v)
+    assert moved.leg == pytest.approx(fresh.leg) and moved.pos_depot == pytest.approx(
+        fresh.pos_depot
+    )
+    assert moved.late == pytest.approx(fresh.late)
