@@ -255,6 +255,26 @@ class Settings(BaseSettings):
         "(e.g. http://core:8000/.well-known/jwks.json); tokens are checked against it with "
         "jwt_issuer and jwt_audience.",
     )
+    core_url: str = Field(
+        "",
+        description="`tsunagu serve --service health`: the mobility core's base URL (e.g. "
+        "http://core:8000); a watcher's booking, change or cancellation of a watched "
+        "resident's ride is forwarded there (with the watcher's token and an Idempotency-Key). "
+        "Empty: those answer 501 when the service runs alone.",
+    )
+    health_service_url: str = Field(
+        "",
+        description="The core: the health service's base URL when it runs as its own process "
+        "(e.g. http://health:8001); the core asks it whether a watcher's watch-over consent is "
+        "in force before acting on a resident's ride for them. Empty: the health service of "
+        "this process.",
+    )
+    service_call_timeout_s: float = Field(
+        10.0, gt=0, description="Timeout of a call between the core and the health service."
+    )
+    service_retry_after_s: int = Field(
+        5, ge=1, description="Retry-After (s) of a 503 when the other service cannot answer."
+    )
 
     def __repr_args__(self) -> Any:
         # repr() and str() of the settings end up in logs and tracebacks: the secrets are

@@ -12,9 +12,10 @@ rider gets ``user.<id>.ride``; ``GET /rides/{request_id}`` shows it pending unti
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ConfigDict, Field, model_validator
 
 from app.api.schemas import AUTHED, OpenModel, error_responses
@@ -223,3 +224,171 @@ async def cancel_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep
     g = gateway_of(services)
     await _visible_ride(g, ride_id, who)
     return await g.cancel(ride_id)
+
+
+# --- on a watched resident's behalf ----------------------------------------------------------
+# A watcher (family member, care worker) acts on a resident's ride with the resident's
+# watch-over consent; the health service run alone forwards its watch-over calls here with the
+# watcher's own token (design: app.health.watch_rides). The core checks the token itself (the
+# principal is the watcher) and the consent with the health service on every call, never a
+# claim of the caller; every attempt is written to the dispatch audit log with the watcher as
+# actor. The ride is the resident's (their list, their notifications).
+class PickupChangeIn(RequestModel):
+    earliest_pickup: float = Field(description="Unix seconds: the new earliest pick-up.")
+
+
+async def _on_behalf_audit(
+    services: Any,
+    who: Principal,
+    action: str,
+    kind: str,
+    target: str,
+    outcome: str,
+    details: dict[str, Any],
+) -> None:
+    from app.dispatch.console import write_audit
+
+    await asyncio.to_thread(
+        write_audit,
+        services.engine,
+        actor_id=who.user_id,
+        actor_email=who.email,
+        action=action,
+        target_kind=kind,
+        target_id=target,
+        reason="watch-over",
+        outcome=outcome,
+        details=details,
+    )
+
+
+async def _on_behalf(
+    services: Any,
+    request: Request,
+    who: Principal,
+    resident_id: str,
+    action: str,
+    kind: str,
+    target: str,
+) -> str:
+    """The consent id allowing ``who`` to act for the resident; a refusal is audited."""
+    from app.dispatch.console import users_by_id
+    from app.health.watch_rides import watch_consent
+
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    details: dict[str, Any] = {"resident": resident_id}
+    try:
+        consent_id = await watch_consent(services, token, who, resident_id)
+        users = await asyncio.to_thread(users_by_id, services.engine, {resident_id})
+        resident = users.get(resident_id)
+        if resident is None or resident.disabled:
+            raise ApiError(404, "user_not_found", "No such resident.", {"id": resident_id})
+    except ApiError as exc:
+        if exc.status_code in (403, 404):  # an outage is not a refusal of the watcher
+            await _on_behalf_audit(services, who, action, kind, target, exc.code, details)
+        raise
+    return consent_id
+
+
+@router.post(
+    "/on-behalf/{resident_id}",
+    status_code=201,
+    response_model=RideOut,
+    responses={
+        202: {"model": RideOut, "description": "Queued while the zone changes owner."},
+        **error_responses(403, 413, 503),
+    },
+    response_model_exclude_unset=True,
+)
+async def book_on_behalf(
+    resident_id: str,
+    body: RideRequestIn,
+    who: CurrentPrincipal,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    """Book a ride in a watched resident's account (the caller holds the resident's
+    watch-over consent, checked with the health service: 403 ``no_consent`` otherwise);
+    audited with the caller as actor. Send an ``Idempotency-Key``: a retry books once."""
+    action = "watch_book_ride"
+    consent_id = await _on_behalf(services, request, who, resident_id, action, "user", resident_id)
+    g = gateway_of(services)
+    details: dict[str, Any] = {"resident": resident_id, "consent_id": consent_id}
+    try:
+        res = await g.book_request(body.to_request(resident_id, g.now()))
+    except ApiError as exc:
+        await _on_behalf_audit(services, who, action, "user", resident_id, exc.code, details)
+        raise
+    ride = res.body
+    details.update(ride_id=ride.get("ride_id") or ride.get("request_id"), status=ride["status"])
+    await _on_behalf_audit(services, who, action, "user", resident_id, "done", details)
+    response.status_code = res.status_code
+    return ride
+
+
+async def _residents_ride(g: DispatchGateway, resident_id: str, ride_id: str) -> None:
+    found = await g.ride(ride_id)
+    if found is None or found[0] != resident_id:
+        raise ApiError(404, "not_found", "No such ride of this resident.")
+
+
+@router.patch(
+    "/on-behalf/{resident_id}/{ride_id}",
+    response_model=RideOut,
+    responses=error_responses(403, 503),
+    response_model_exclude_unset=True,
+)
+async def change_on_behalf(
+    resident_id: str,
+    ride_id: str,
+    body: PickupChangeIn,
+    who: CurrentPrincipal,
+    services: ServicesDep,
+    request: Request,
+) -> dict[str, Any]:
+    """Move the pick-up of a watched resident's ride (watch-over consent); audited."""
+    action = "watch_change_ride"
+    consent_id = await _on_behalf(services, request, who, resident_id, action, "ride", ride_id)
+    g = gateway_of(services)
+    details: dict[str, Any] = {
+        "resident": resident_id,
+        "consent_id": consent_id,
+        "earliest_pickup": body.earliest_pickup,
+    }
+    try:
+        await _residents_ride(g, resident_id, ride_id)
+        out = await g.move_pickup(ride_id, body.earliest_pickup)
+    except ApiError as exc:
+        await _on_behalf_audit(services, who, action, "ride", ride_id, exc.code, details)
+        raise
+    await _on_behalf_audit(services, who, action, "ride", ride_id, "done", details)
+    return out
+
+
+@router.delete(
+    "/on-behalf/{resident_id}/{ride_id}",
+    response_model=RideOut,
+    responses=error_responses(403, 503),
+    response_model_exclude_unset=True,
+)
+async def cancel_on_behalf(
+    resident_id: str,
+    ride_id: str,
+    who: CurrentPrincipal,
+    services: ServicesDep,
+    request: Request,
+) -> dict[str, Any]:
+    """Cancel a watched resident's ride (watch-over consent); audited."""
+    action = "watch_cancel_ride"
+    consent_id = await _on_behalf(services, request, who, resident_id, action, "ride", ride_id)
+    g = gateway_of(services)
+    details: dict[str, Any] = {"resident": resident_id, "consent_id": consent_id}
+    try:
+        await _residents_ride(g, resident_id, ride_id)
+        out = await g.cancel(ride_id)
+    except ApiError as exc:
+        await _on_behalf_audit(services, who, action, "ride", ride_id, exc.code, details)
+        raise
+    await _on_behalf_audit(services, who, action, "ride", ride_id, "done", details)
+    return out

@@ -15,7 +15,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import Field
 
 from app.api.schemas import AUTHED, BODY, ErrorBody, error_responses
@@ -23,6 +23,8 @@ from app.errors import ApiError
 from app.health import activity, fhir, hisayama, store
 from app.health.models import Consent, Observation, Organisation
 from app.health.service import HealthService
+from app.health.watch_rides import CoreRides
+from app.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.identity.deps import CurrentPrincipal, Principal, require_roles
 from app.identity.roles import Role
 from app.models.request_model import RequestModel
@@ -34,13 +36,28 @@ ORG_PURPOSES = ("records", "records_write", "activity")
 USER_PURPOSES = ("records", "activity", "watch_over")
 MAX_CONSENT_DAYS = 730
 MAX_WEEKS = 52
-#: The health service run on its own cannot book rides (the core's dispatcher is elsewhere).
+#: Run on its own, the health service acts on rides through the core (``core_url``).
 NOT_HERE: dict[int | str, dict[str, Any]] = {
     501: {
         "model": ErrorBody,
-        "description": "Served by the main process only (`not_in_this_process`).",
-    }
+        "description": "Run alone without TSUNAGU_CORE_URL (`not_in_this_process`).",
+    },
+    503: {
+        "model": ErrorBody,
+        "description": "Run alone: the core cannot be reached (`core_unavailable`, with "
+        "Retry-After; retry with the same Idempotency-Key).",
+    },
 }
+#: The client's key of a watch-over ride call, forwarded to the core when run alone.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=255,
+        description="Run alone: forwarded to the core, so a retry with it acts once.",
+    ),
+]
 #: CheckupIn's field of a kind, where the names differ.
 FIELDS = {"height": "height_cm", "weight": "weight_kg"}
 
@@ -760,12 +777,40 @@ async def watch_notices(
     }
 
 
+@router.get("/watch/{resident_id}/consent", responses=error_responses(403))
+async def watch_consent_in_force(
+    resident_id: str, who: CurrentPrincipal, service: HealthDep
+) -> dict[str, Any]:
+    """Whether the caller's ``watch_over`` consent from the resident is in force (403
+    ``no_consent`` otherwise): what the mobility core asks, with the watcher's own token,
+    before acting on the resident's ride for them (:mod:`app.health.watch_rides`). No health
+    data is read, so it is not written to the audit log; the act itself is."""
+    consent = await authorise(service, who, resident_id, "watch_over", "consent", audit=False)
+    return {
+        "consentId": str(consent.id),
+        "expiresAt": store.aware(consent.expires_at).isoformat(),
+    }
+
+
+def _core(service: HealthService) -> CoreRides | None:
+    """The core's ride API over HTTP, when this service runs alone with ``core_url`` set."""
+    if service.dispatch_of is None and service.settings.core_url:
+        return CoreRides(service.settings)
+    return None
+
+
+def _token(request: Request) -> str:
+    """The caller's own bearer token (already verified), forwarded to the core."""
+    return request.headers.get("authorization", "").partition(" ")[2].strip()
+
+
 def _gateway(service: HealthService) -> Any:
     if service.dispatch_of is None:
         raise ApiError(
             501,
             "not_in_this_process",
-            "Rides are booked through the mobility core: this runs in the main process only.",
+            "Rides are booked through the mobility core: run alone, this service needs "
+            "TSUNAGU_CORE_URL.",
         )
     gateway = service.dispatch_of()
     if gateway is None:
@@ -794,11 +839,16 @@ async def book_for_resident(
     resident_id: str,
     who: CurrentPrincipal,
     service: HealthDep,
+    request: Request,
     response: Response,
     body: Annotated[dict[str, Any], Body(description="A ride request, as POST /api/v1/rides")],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Book an on-demand ride for the resident (consent ``watch_over``): the same gateway as
-    ``POST /api/v1/rides``, the ride is the resident's; audited with who acted."""
+    ``POST /api/v1/rides``, the ride is the resident's; audited with who acted. Run alone, the
+    booking is forwarded to the core (``TSUNAGU_CORE_URL``, :mod:`app.health.watch_rides`)
+    with the ``Idempotency-Key`` given (else one made here, returned in that header): a retry
+    with the same key books once; the core away answers 503 with Retry-After."""
     from pydantic import ValidationError
 
     try:
@@ -811,20 +861,30 @@ async def book_for_resident(
             {"errors": exc.errors(include_url=False, include_context=False)},
         ) from exc
     consent = await authorise(service, who, resident_id, "watch_over", "ride", audit=False)
-    gateway = _gateway(service)
-    res = await gateway.book_request(request_in.to_request(resident_id, gateway.now()))
-    ride_id = str(res.body.get("ride_id") or res.body.get("request_id") or "")
-    await asyncio.to_thread(
-        store.audit,
-        service.engine,
-        resident_id,
-        who.user_id,
-        "book_ride",
-        f"ride:{ride_id}",
-        consent.id,
-    )
-    response.status_code = res.status_code
-    return dict(res.body)
+    core = _core(service)
+    if core is not None:
+        answer = await core.book(
+            _token(request), resident_id, request_in.model_dump(), idempotency_key
+        )
+        status, ride, replayed = answer.status_code, answer.body, answer.replayed
+        response.headers[IDEMPOTENCY_HEADER] = answer.idempotency_key
+    else:
+        gateway = _gateway(service)
+        res = await gateway.book_request(request_in.to_request(resident_id, gateway.now()))
+        status, ride, replayed = res.status_code, dict(res.body), False
+    ride_id = str(ride.get("ride_id") or ride.get("request_id") or "")
+    if not replayed:  # a replay's booking was audited by its first attempt
+        await asyncio.to_thread(
+            store.audit,
+            service.engine,
+            resident_id,
+            who.user_id,
+            "book_ride",
+            f"ride:{ride_id}",
+            consent.id,
+        )
+    response.status_code = status
+    return ride
 
 
 @router.patch(
@@ -832,12 +892,25 @@ async def book_for_resident(
     responses={**BODY, **error_responses(403, 404, 409), **NOT_HERE},
 )
 async def change_for_resident(
-    resident_id: str, ride_id: str, body: RideChangeIn, who: CurrentPrincipal, service: HealthDep
+    resident_id: str,
+    ride_id: str,
+    body: RideChangeIn,
+    who: CurrentPrincipal,
+    service: HealthDep,
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    """Move the pick-up of the resident's ride (consent ``watch_over``); audited."""
+    """Move the pick-up of the resident's ride (consent ``watch_over``); audited. Run alone,
+    forwarded to the core as a booking is."""
     await authorise(
         service, who, resident_id, "watch_over", f"ride:{ride_id}", action="change_ride"
     )
+    core = _core(service)
+    if core is not None:
+        answer = await core.change(
+            _token(request), resident_id, ride_id, body.earliest_pickup, idempotency_key
+        )
+        return answer.body
     gateway = _gateway(service)
     await _residents_ride(gateway, resident_id, ride_id)
     return dict(await gateway.move_pickup(ride_id, body.earliest_pickup))
@@ -847,12 +920,22 @@ async def change_for_resident(
     "/watch/{resident_id}/rides/{ride_id}", responses={**error_responses(403, 404, 409), **NOT_HERE}
 )
 async def cancel_for_resident(
-    resident_id: str, ride_id: str, who: CurrentPrincipal, service: HealthDep
+    resident_id: str,
+    ride_id: str,
+    who: CurrentPrincipal,
+    service: HealthDep,
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    """Cancel the resident's ride (consent ``watch_over``); audited."""
+    """Cancel the resident's ride (consent ``watch_over``); audited. Run alone, forwarded to
+    the core as a booking is."""
     await authorise(
         service, who, resident_id, "watch_over", f"ride:{ride_id}", action="cancel_ride"
     )
+    core = _core(service)
+    if core is not None:
+        answer = await core.cancel(_token(request), resident_id, ride_id, idempotency_key)
+        return answer.body
     gateway = _gateway(service)
     await _residents_ride(gateway, resident_id, ride_id)
     return dict(await gateway.cancel(ride_id))
