@@ -18,15 +18,27 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.app.conftest import REPO_ROOT_FOR_TESTS, ZONE, A, B, app_process_env
+from app.errors import ApiError
+from app.health.watch_rides import CoreRides
+from app.settings import Settings
+from tests.app.conftest import (
+    REPO_ROOT_FOR_TESTS,
+    ZONE,
+    A,
+    B,
+    TestUser,
+    app_process_env,
+    assert_error,
+)
 from tests.app.test_events_api import _spawn, _wait_ready
 from tests.conftest import free_port
 
@@ -239,3 +251,94 @@ def test_watcher_books_changes_and_cancels_through_the_standalone_health_service
     # nothing was booked, so nothing was audited
     entries = httpx.get(f"{health}/api/v1/health/me/audit", headers=hres, timeout=30).json()
     assert sum(e["action"] == "book_ride" for e in entries["entries"]) == 1
+
+
+# --- in one process, and the calls between the services -------------------------------------
+def _fleet(client: TestClient, h: dict[str, str]) -> None:
+    r = client.post("/api/v1/fleet/zones", json=ZONE, headers=h)
+    assert r.status_code == 201, r.text
+    van = {"vehicle_id": "van0", "zone_id": ZONE["zone_id"], "depot": A,
+           "shift_end": time.time() + 8 * 3600}  # fmt: skip
+    assert client.post("/api/v1/fleet/vehicles", json=van, headers=h).status_code == 201
+
+
+def test_core_checks_the_embedded_consent_in_the_main_process(
+    app_client: TestClient,
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """No health service URL: the core reads the consent of the health service in its own
+    process; the on-behalf booking is the resident's, a stranger is refused."""
+    _fleet(app_client, auth(make_user(roles=("dispatcher",))))
+    resident, watcher, stranger = make_user(), make_user(), make_user()
+    expires = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    consent = {"recipient": {"type": "user", "id": watcher.id}, "purpose": "watch_over",
+               "expires_at": expires}  # fmt: skip
+    r = app_client.post("/api/v1/health/me/consents", json=consent, headers=auth(resident))
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/rides/on-behalf/{resident.id}"
+    request = {"origin": A, "destination": B}
+    r = app_client.post(url, json=request, headers=auth(watcher))
+    assert r.status_code == 201, r.text
+    rides = app_client.get("/api/v1/rides", headers=auth(resident)).json()["rides"]
+    assert [x["ride_id"] for x in rides] == [r.json()["ride_id"]]
+    assert_error(app_client.post(url, json=request, headers=auth(stranger)), 403, "no_consent")
+    r = app_client.delete(f"{url}/{r.json()['ride_id']}", headers=auth(stranger))
+    assert_error(r, 403, "no_consent")
+
+
+def test_core_answers_503_when_the_health_service_is_away(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    core = make_app_client(health_service_url=dead, service_retry_after_s=9)
+    resident, watcher = make_user(client=core), make_user(client=core)
+    r = core.post(
+        f"/api/v1/rides/on-behalf/{resident.id}",
+        json={"origin": A, "destination": B},
+        headers=auth(watcher, core),
+    )
+    assert_error(r, 503, "health_unavailable")
+    assert r.headers["Retry-After"] == "9"
+
+
+async def test_forwarded_call_is_repeated_with_the_same_key(app_settings: Settings) -> None:
+    """A booking lost in transit is sent again with the same Idempotency-Key (the core books
+    it once); a core failing twice is 503 with the key to retry with."""
+    settings = app_settings.model_copy(update={"core_url": "http://core.invalid"})
+    seen: list[tuple[str, str, str]] = []
+    answers: list[Any] = [
+        httpx.ConnectError("refused"),
+        httpx.Response(201, json={"ride_id": "r1"}),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(
+            (request.url.path, request.headers["idempotency-key"], request.headers["authorization"])
+        )
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    core = CoreRides(settings, transport=httpx.MockTransport(handler))
+    got = await core.book("tok", "res-1", {"origin": A}, None)
+    assert got.status_code == 201 and got.body == {"ride_id": "r1"} and not got.replayed
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0] == ("/api/v1/rides/on-behalf/res-1", got.idempotency_key, "Bearer tok")
+
+    answers[:] = [httpx.Response(500, json={}), httpx.Response(502, json={})]
+    with pytest.raises(ApiError) as failed:
+        await core.cancel("tok", "res-1", "r1", "key-1")
+    assert failed.value.status_code == 503 and failed.value.code == "core_unavailable"
+    assert failed.value.details == {"idempotencyKey": "key-1"}
+    assert failed.value.headers == {"Retry-After": str(settings.service_retry_after_s)}
+    # a refusal of the core is passed on as it is, never repeated
+    answers[:] = [httpx.Response(409, json={"error": {"code": "not_cancellable",
+                                                      "message": "picked up"}})]  # fmt: skip
+    with pytest.raises(ApiError) as refused:
+        await core.cancel("tok", "res-1", "r1", "key-2")
+    assert (refused.value.status_code, refused.value.code) == (409, "not_cancellable")
+    assert answers == []
