@@ -824,6 +824,15 @@ async def _residents_ride(gateway: Any, resident_id: str, ride_id: str) -> None:
         raise ApiError(404, "not_found", "No such ride of this resident.")
 
 
+async def _audited(service: HealthService, resident_id: str, actor: str, ride_id: str) -> bool:
+    """Whether ``actor``'s booking of ``ride_id`` is in the resident's audit log."""
+    rows = await asyncio.to_thread(store.audit_of, service.engine, resident_id)
+    return any(
+        a.actor_id == actor and a.action == "book_ride" and a.resource == f"ride:{ride_id}"
+        for a in rows
+    )
+
+
 def _ride_request_model() -> Any:
     from app.api.rides import RideRequestIn
 
@@ -873,7 +882,9 @@ async def book_for_resident(
         res = await gateway.book_request(request_in.to_request(resident_id, gateway.now()))
         status, ride, replayed = res.status_code, dict(res.body), False
     ride_id = str(ride.get("ride_id") or ride.get("request_id") or "")
-    if not replayed:  # a replay's booking was audited by its first attempt
+    # A replay's booking was audited by its first attempt, unless that attempt's answer was
+    # lost on the way back (it then answered 503): audit it now, once.
+    if not replayed or not await _audited(service, resident_id, who.user_id, ride_id):
         await asyncio.to_thread(
             store.audit,
             service.engine,
