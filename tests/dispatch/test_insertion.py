@@ -211,7 +211,8 @@ def test_pruned_quotes_equal_unpruned_as_vehicles_move(seed: int, profile_name: 
     for k in range(120):
         now = NOW + 10.0 * k
         # Some vehicles report a position part-way to their next stop.
-        for v in rng.choice(vehicles, 5, replace=False):
+        for idx in rng.choice(len(vehicles), 5, replace=False):
+            v = vehicles[int(idx)]
             if v.plan:
                 f = float(rng.uniform(0.0, 0.3))
                 p = v.plan[0]
