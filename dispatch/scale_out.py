@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -37,6 +38,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -597,6 +599,9 @@ class ZoneWorker:
         self.on_outcome = on_outcome
         self.on_batch = on_batch
         self.history = history
+        # The zone commands' own threads: in asyncio's default pool (6 threads on 2 cores,
+        # shared with the process's quotes and database look-ups) a batch queued behind them.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"zones-{worker_id}")
         self.owned: set[str] = set()
         #: The latest outcomes (tests and tools read them; bounded: a zone runs for months).
         self.outcomes: list[dict[str, Any]] = []
@@ -715,9 +720,8 @@ class ZoneWorker:
         if len(msgs) == 1 and msgs[0].data.get("op") == "remove_zone":
             return [await self._process(zid, msgs[0])]
         saved = await self._saved_rides(msgs)
-        outs, failure = await asyncio.to_thread(
-            handle_batch, self.dispatcher, [m.data for m in msgs], saved
-        )
+        run = functools.partial(handle_batch, self.dispatcher, [m.data for m in msgs], saved)
+        outs, failure = await asyncio.get_running_loop().run_in_executor(self._pool, run)
         done = list(zip(msgs, outs, strict=False))
         if done:
             if any(needs_snapshot(m.data) for m, _ in done):

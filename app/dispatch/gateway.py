@@ -39,6 +39,7 @@ import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -396,6 +397,9 @@ class DbZoneStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.epochs: dict[str, int] = {}
+        # Saves in threads of their own, not queued in asyncio's default pool (6 threads on 2
+        # cores) behind the process's quotes and look-ups: a zone's commands wait for them.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zone-saves")
 
     async def load(self, zone_id: str) -> str | None:
         epoch, state = await asyncio.to_thread(take_zone_state, self.engine, zone_id)
@@ -405,9 +409,8 @@ class DbZoneStore:
     async def save(self, d: Dispatcher, zone_id: str) -> None:
         # Finished rides leave the owner's live state once saved (DbRideHistory has them).
         epochs = {zone_id: self.epochs.get(zone_id, -1)}
-        await asyncio.to_thread(
-            functools.partial(save_zones, drop_finished=True), self.engine, d, [zone_id], epochs
-        )
+        save = functools.partial(save_zones, self.engine, d, [zone_id], epochs, drop_finished=True)
+        await asyncio.get_running_loop().run_in_executor(self._pool, save)
 
     async def delete(self, zone_id: str, instance: str | None) -> bool:
         epoch = self.epochs.get(zone_id, -1)
