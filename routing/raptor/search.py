@@ -253,6 +253,20 @@ def _as_targets(
     n_stops: int, stops: npt.ArrayLike | None, seconds: npt.ArrayLike | None
 ) -> IntArray:
     egress = np.full(n_stops, -1, dtype=np.int32)
+    if (
+        isinstance(stops, list | tuple)
+        and len(stops) == 1
+        and isinstance(seconds, list | tuple)
+        and len(seconds) == 1
+    ):
+        # One stop (the common one-to-one query): no array round trip.
+        s0, sec0 = int(stops[0]), int(seconds[0])
+        if not 0 <= s0 < n_stops:
+            raise ValueError("stop index out of range")
+        if sec0 < 0:
+            raise ValueError("negative access/egress time")
+        egress[s0] = sec0
+        return egress
     if stops is not None:
         s = np.asarray(stops, dtype=np.int64)
         sec = np.zeros(len(s), dtype=np.int64) if seconds is None else np.asarray(seconds)
