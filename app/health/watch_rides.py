@@ -37,6 +37,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -104,6 +105,11 @@ def unavailable(
     )
 
 
+def _path(*segments: str) -> str:
+    """An on-behalf path; each id quoted whole, so none can reach another route."""
+    return "/".join([ON_BEHALF, *(quote(s, safe="") for s in segments)])
+
+
 class CoreRides:
     """The health service's client of the core's on-behalf ride routes (service to service,
     with the watcher's own token)."""
@@ -161,20 +167,20 @@ class CoreRides:
     ) -> CoreAnswer:
         """Book a ride in the resident's account (the body of ``POST /api/v1/rides``'s
         ``request``)."""
-        return await self._call("POST", f"{ON_BEHALF}/{resident_id}", token, key, request)
+        return await self._call("POST", _path(resident_id), token, key, request)
 
     async def change(
         self, token: str, resident_id: str, ride_id: str, earliest_pickup: float, key: str | None
     ) -> CoreAnswer:
         """Move the pick-up of the resident's ride."""
         body = {"earliest_pickup": earliest_pickup}
-        return await self._call("PATCH", f"{ON_BEHALF}/{resident_id}/{ride_id}", token, key, body)
+        return await self._call("PATCH", _path(resident_id, ride_id), token, key, body)
 
     async def cancel(
         self, token: str, resident_id: str, ride_id: str, key: str | None
     ) -> CoreAnswer:
         """Cancel the resident's ride."""
-        return await self._call("DELETE", f"{ON_BEHALF}/{resident_id}/{ride_id}", token, key)
+        return await self._call("DELETE", _path(resident_id, ride_id), token, key)
 
 
 # --- the core's side -------------------------------------------------------------------------
@@ -203,7 +209,8 @@ async def watch_consent(services: Any, token: str, who: Principal, resident_id: 
     if resident_id == who.user_id:
         raise refused
     if settings.health_service_url:
-        url = settings.health_service_url.rstrip("/") + CONSENT_CHECK.format(resident=resident_id)
+        check = CONSENT_CHECK.format(resident=quote(resident_id, safe=""))
+        url = settings.health_service_url.rstrip("/") + check
         try:
             async with httpx.AsyncClient(timeout=settings.service_call_timeout_s) as client:
                 r = await client.get(url, headers={"Authorization": f"Bearer {token}"})

@@ -342,3 +342,14 @@ async def test_forwarded_call_is_repeated_with_the_same_key(app_settings: Settin
         await core.cancel("tok", "res-1", "r1", "key-2")
     assert (refused.value.status_code, refused.value.code) == (409, "not_cancellable")
     assert answers == []
+    # an id cannot lead the watcher's token to another route of the core
+    answers[:] = [httpx.Response(200, json={"status": "cancelled"})]
+    raw: list[bytes] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        raw.append(request.url.raw_path)
+        return handler(request)
+
+    core = CoreRides(settings, transport=httpx.MockTransport(recording))
+    await core.cancel("tok", "../../users/me", "x?y", None)
+    assert raw == [b"/api/v1/rides/on-behalf/..%2F..%2Fusers%2Fme/x%3Fy"]
