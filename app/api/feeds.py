@@ -104,6 +104,11 @@ class NetworkSummary(OpenModel):
     timezone: str | None
     counts: dict[str, Any]
     service_date: str | None
+    feeds: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each published feed (a city) with the bbox of its stops: a client shows "
+        "one at a time (`/network/geojson?feed=`, `/stops?feed=`).",
+    )
 
 
 class PublishOut(OpenModel):

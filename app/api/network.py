@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.feeds import NetworkSummary, registry_of
-from app.api.schemas import PUBLIC, OpenModel
+from app.api.schemas import PUBLIC, OpenModel, error_responses
+from app.errors import ApiError
 from app.feeds.network import Network, network_geojson
 from app.services import ServicesDep
 
@@ -122,21 +123,32 @@ async def on_demand_zones(services: ServicesDep) -> dict[str, Any]:
             },
         },
         304: {"description": "Not modified since the ETag sent in If-None-Match."},
+        **error_responses(404),
     },
 )
 async def network_geo(
     services: ServicesDep,
     if_none_match: Annotated[str | None, Header()] = None,
+    feed: Annotated[
+        str | None, Query(max_length=64, description="one feed's (city's) stops and routes")
+    ] = None,
 ) -> Response:
     """Stops (Point) and route shapes (MultiLineString) of the published network.
 
     The ETag names the published versions, so a map that has it gets 304 until a publish.
     """
     net = registry_of(services).network
-    etag = _etag(net)
+    etag = _etag(net) if feed is None else f'{_etag(net)[:-1]}-{feed}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if if_none_match == etag:
         return Response(status_code=304, headers=headers)
+    if feed is not None:
+        if feed not in {v.feed_id for v in net.versions}:
+            raise ApiError(404, "unknown_feed", f"No published feed {feed!r}.")
+        body = await run_in_threadpool(
+            lambda: json.dumps(network_geojson(net, feed), ensure_ascii=False).encode("utf-8")
+        )
+        return Response(body, media_type=GEOJSON, headers=headers)
     hit = _geojson_cache[0] if _geojson_cache else None
     if hit is None or hit[0] is not net:
         body = await run_in_threadpool(

@@ -27,6 +27,7 @@ from app.api.plan import (
 )
 from app.api.schemas import PUBLIC, OpenModel, error_responses
 from app.errors import ApiError
+from app.feeds.network import feed_stop_ranges
 from app.services import ServicesDep
 from routing.itinerary import service_day_epoch_ms
 from routing.options import route_type_mode
@@ -151,12 +152,13 @@ def _stop_json(np_: NetworkPlanner, i: int, lang: str = "ja") -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=StopSearch)
+@router.get("", response_model=StopSearch, responses=error_responses(404))
 async def search_stops(
     services: ServicesDep,
     q: str = Query(..., min_length=1, max_length=100, description="name or kana reading"),
     limit: int = Query(20, ge=1, le=200),
     locale: str = Query("ja", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
+    feed: str | None = Query(None, max_length=64, description="only this feed's (city's) stops"),
     group: bool = Query(
         False,
         description="one entry per place: a station stands for its platforms, with the "
@@ -169,8 +171,14 @@ async def search_stops(
     if not key:
         raise ApiError(400, "invalid_query", "The search text is empty.", {"param": "q"})
     names, reads = _search_index(np_)
+    lo, hi = 0, len(names)
+    if feed is not None:
+        ranges = feed_stop_ranges(np_.planner.tt)
+        if feed not in ranges:
+            raise ApiError(404, "unknown_feed", f"No published feed {feed!r}.")
+        lo, hi = ranges[feed]
     scored: list[tuple[int, int, str, int]] = []
-    for i, (n, r) in enumerate(zip(names, reads, strict=True)):
+    for i, (n, r) in enumerate(zip(names[lo:hi], reads[lo:hi], strict=True), start=lo):
         if n.startswith(key) or r.startswith(key):
             scored.append((0, len(n), n, i))
         elif key in n or key in r:

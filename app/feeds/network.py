@@ -117,6 +117,9 @@ class Network:
                 self.calendar_mapping.to_json() if self.calendar_mapping is not None else None
             ),
             "bbox": bbox(tt) if tt is not None else None,
+            "feeds": [{"feed_id": f, "bbox": bbox(tt, r)} for f, r in feed_stop_ranges(tt).items()]
+            if tt is not None
+            else [],
         }
 
 
@@ -131,31 +134,54 @@ def timetable_counts(tt: CompiledTimetable) -> dict[str, int]:
     }
 
 
-def bbox(tt: CompiledTimetable) -> list[float] | None:
-    """[min_lon, min_lat, max_lon, max_lat] of the stops with coordinates."""
+def feed_stop_ranges(tt: CompiledTimetable) -> dict[str, tuple[int, int]]:
+    """Each feed's compiled stops ``[start, end)`` (stops are laid out feed after feed)."""
+    offsets = tt.meta.get("feed_stop_offsets")
+    if not tt.feed_ids or not offsets or len(offsets) != len(tt.feed_ids) + 1:
+        return {f: (0, tt.n_stops) for f in tt.feed_ids[:1]} if tt.feed_ids else {}
+    return {f: (int(offsets[i]), int(offsets[i + 1])) for i, f in enumerate(tt.feed_ids)}
+
+
+def bbox(tt: CompiledTimetable, stops: tuple[int, int] | None = None) -> list[float] | None:
+    """[min_lon, min_lat, max_lon, max_lat] of the stops with coordinates (of the compiled
+    stops ``[start, end)`` when given: one feed's)."""
     ok = np.isfinite(tt.stop_lat) & np.isfinite(tt.stop_lon)
+    if stops is not None:
+        ok[: stops[0]] = False
+        ok[stops[1] :] = False
     if not ok.any():
         return None
     lat, lon = tt.stop_lat[ok], tt.stop_lon[ok]
     return [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]
 
 
-def network_geojson(network: Network) -> dict[str, Any]:
+def network_geojson(network: Network, feed: str | None = None) -> dict[str, Any]:
     """Stops (Points) and routes (MultiLineStrings) of the network as one FeatureCollection.
 
     A route's lines are the shapes its trips use; a route without shapes.txt is drawn through
-    its patterns' stops in order. The frontend renders this directly (no tile server).
+    its patterns' stops in order. The frontend renders this directly (no tile server). With
+    ``feed``, only that feed's stops and routes (one city of a network of several).
     """
     tt = network.timetable
     features: list[dict[str, Any]] = []
     if tt is None:
         return {"type": "FeatureCollection", "features": features}
+    keep_stop = np.ones(tt.n_stops, dtype=np.bool_)
+    if feed is not None:
+        a, b = feed_stop_ranges(tt).get(feed, (0, 0))
+        keep_stop[:] = False
+        keep_stop[a:b] = True
     lat = np.round(tt.stop_lat, 6)
     lon = np.round(tt.stop_lon, 6)
     # Routes: the distinct shapes (or patterns) of each route's trips.
     trip_key = np.where(tt.trip_shape >= 0, tt.trip_shape, -1 - tt.trip_pattern)
     pairs = np.unique(np.stack([tt.trip_route.astype(np.int64), trip_key.astype(np.int64)]), axis=1)
     lines: dict[int, list[list[list[float]]]] = {}
+    if feed is not None:  # a route belongs to the feed of its patterns' first stop
+        first = tt.pattern_stops[tt.pattern_stop_ptr[:-1]]
+        mine = np.zeros(len(tt.route_ids), dtype=np.bool_)
+        mine[tt.pattern_route[keep_stop[first]]] = True
+        pairs = pairs[:, mine[pairs[0]]]
     for r, key in pairs.T.tolist():
         if key >= 0:
             a, b = int(tt.shape_ptr[key]), int(tt.shape_ptr[key + 1])
@@ -185,7 +211,7 @@ def network_geojson(network: Network) -> dict[str, Any]:
     # Stops: boarding stops only (stations are drawn by their platforms).
     served = np.zeros(tt.n_stops, dtype=np.bool_)
     served[tt.pattern_stops] = True
-    ok = served & np.isfinite(lat) & np.isfinite(lon)
+    ok = served & keep_stop & np.isfinite(lat) & np.isfinite(lon)
     for s in np.flatnonzero(ok).tolist():
         features.append(
             {

@@ -12,7 +12,8 @@ export interface NetworkInfo {
   [key: string]: unknown;
 }
 
-export async function networkMap(el: HTMLElement): Promise<L.Map> {
+/** A map of the published network, or of one feed (city) of it when `feed` is given. */
+export async function networkMap(el: HTMLElement, feed?: string): Promise<L.Map> {
   const map = L.map(el, { preferCanvas: true, zoomControl: true });
   map.setView([42.33, 140.97], 12); // Muroran until the network tells us better.
   let info: NetworkInfo = {};
@@ -29,8 +30,20 @@ export async function networkMap(el: HTMLElement): Promise<L.Map> {
     el.dataset.base = "local";
   }
   map.attributionControl.setPrefix(false); // no Leaflet flag: keep the credits to the data
+  await drawNetwork(map, feed);
+  el.dataset.ready = "1";
+  return map;
+}
+
+const networkLayers = new WeakMap<L.Map, L.GeoJSON>();
+
+/** (Re)draw the network's stops and route lines on `map` (one feed's when given), fitted to
+ * them: each city of a network of several is shown on its own. */
+export async function drawNetwork(map: L.Map, feed?: string): Promise<void> {
+  const el = map.getContainer();
+  networkLayers.get(map)?.remove();
   try {
-    const gj = await api<GeoJSON.FeatureCollection>("/network/geojson");
+    const gj = await api<GeoJSON.FeatureCollection>(`/network/geojson${feed ? `?feed=${encodeURIComponent(feed)}` : ""}`);
     const layer = L.geoJSON(gj, {
       style: (f) => ({
         color: (f?.properties?.route_color ? `#${f.properties.route_color}` : "#2f6fb0") as string,
@@ -42,14 +55,17 @@ export async function networkMap(el: HTMLElement): Promise<L.Map> {
           String(f.properties?.name ?? f.properties?.stop_name ?? ""),
         ),
     }).addTo(map);
+    networkLayers.set(map, layer);
     const b = layer.getBounds();
-    if (b.isValid()) map.fitBounds(b, { padding: [10, 10] });
+    if (b.isValid()) {
+      map.fitBounds(b, { padding: [10, 10] });
+      el.dataset.west = b.getWest().toFixed(4); // what the map was fitted to
+    }
     el.dataset.features = String(gj.features.length);
+    el.dataset.feed = feed ?? "";
   } catch {
     el.dataset.features = "0";
   }
-  el.dataset.ready = "1";
-  return map;
 }
 
 /** On-demand service zones (GeoJSON Polygon / MultiPolygon), drawn under everything else. */

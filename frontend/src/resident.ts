@@ -20,7 +20,7 @@ import {
 } from "./api";
 import { vehiclePositions } from "./gtfsrt";
 import { addStrings, applyTranslations, has, lang, setLang, t, tf } from "./i18n";
-import { drawItinerary, drawZones, moveVehicleMarker, networkMap, placeMarker, vehicleMarker } from "./map";
+import { drawItinerary, drawNetwork, drawZones, moveVehicleMarker, networkMap, placeMarker, vehicleMarker } from "./map";
 
 // This page's own strings (ja/en).
 addStrings({
@@ -85,6 +85,7 @@ addStrings({
   },
   planError_PATH_NOT_FOUND: { ja: "経路が見つかりません。", en: "No path was found." },
   alert: { ja: "運行情報", en: "Service alert" },
+  city: { ja: "都市・地域", en: "City" },
   rideStatus_pending: { ja: "確定待ち", en: "Pending" },
   rideStatus_booked: { ja: "予約済み", en: "Booked" },
   rideStatus_assigned: { ja: "配車済み", en: "Vehicle assigned" },
@@ -1112,6 +1113,38 @@ async function quote(): Promise<void> {
   }
 }
 
+// --- the city: a network of several feeds shows one at a time (its map and stop search) ------
+let city: string | undefined;
+const CITY_KEY = "tsunagu.city";
+
+function setupCities(feeds: Array<{ feed_id: string }>): void {
+  const box = $("#city-field");
+  if (feeds.length < 2) {
+    box.hidden = true;
+    city = undefined;
+    return;
+  }
+  const ids = feeds.map((f) => f.feed_id);
+  const saved = localStorage.getItem(CITY_KEY);
+  city = saved && ids.includes(saved) ? saved : ids[0];
+  const sel = $("#city") as HTMLSelectElement;
+  sel.replaceChildren(
+    ...ids.map((id) => {
+      const o = document.createElement("option");
+      o.value = id;
+      o.textContent = id;
+      return o;
+    }),
+  );
+  sel.value = city;
+  box.hidden = false;
+  sel.onchange = () => {
+    city = sel.value;
+    localStorage.setItem(CITY_KEY, city);
+    if (map) void drawNetwork(map, city);
+  };
+}
+
 // --- places: a stop by name or reading, a tap on the map, or the current location ---------------
 type End = "from" | "to";
 interface Chosen { lat: number; lon: number; label: string }
@@ -1207,7 +1240,7 @@ async function searchPlaces(end: End): Promise<void> {
   const seq = ++searchSeq;
   try {
     const { stops } = await api<{ stops: PlaceHit[] }>(
-      `/stops?q=${encodeURIComponent(q)}&locale=${lang()}&group=true&limit=8`,
+      `/stops?q=${encodeURIComponent(q)}&locale=${lang()}&group=true&limit=8${city ? `&feed=${encodeURIComponent(city)}` : ""}`,
     );
     if (seq !== searchSeq || input(end).value.trim() !== q) return; // a newer search answers
     hits[end] = stops;
@@ -1329,7 +1362,10 @@ async function main(): Promise<void> {
   $("#locate").onclick = () => locate();
   $("#map").setAttribute("aria-label", t("mapLabel"));
   try {
-    const net = await api<{ demo_service_date?: string; service_date?: string; timezone?: string }>("/network");
+    const net = await api<{ demo_service_date?: string; service_date?: string; timezone?: string; feeds?: Array<{ feed_id: string }> }>(
+      "/network",
+    );
+    setupCities(net.feeds ?? []);
     const d = net.demo_service_date ?? net.service_date;
     if (d) ($("#date") as HTMLInputElement).value = d;
     if (net.timezone) timeZone = net.timezone;
@@ -1338,7 +1374,7 @@ async function main(): Promise<void> {
   }
   // On-demand rides are quoted on the real clock: plan from now (the network's time zone).
   ($("#time") as HTMLInputElement).value = nowHHMM();
-  map = await networkMap($("#map"));
+  map = await networkMap($("#map"), city);
   map.on("click", (e: L.LeafletMouseEvent) => pickOnMap(e.latlng.lat, e.latlng.lng));
   const saved = readOffline();
   if (saved && tokens() && !(await serverReachable())) showOffline(saved);

@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.frontend.conftest import ADMIN, api_token
+from tests.frontend.ui_checks import assert_accessible
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # A 1x1 PNG, standing in for a tile server's answer.
@@ -51,3 +54,47 @@ def test_a_configured_tile_source_is_drawn_with_its_credit(page: Any, live_serve
     page.wait_for_selector("#map img.leaflet-tile")
     assert page.inner_text("#map .leaflet-control-attribution") == "地理院タイル"
     assert page.outside_requests == []
+
+
+def test_a_second_city_keeps_its_own_map_and_stop_search(
+    page: Any, live_server: str, gtfs_dir: Any
+) -> None:
+    """Once a second city's feed is published, the first city's map zoomed out to cover both
+    and its stop search mixed both: now the resident picks the city."""
+    token = api_token(live_server, *ADMIN)
+    auth = {"Authorization": f"Bearer {token}"}
+    with (gtfs_dir / "google_sample.zip").open("rb") as f:
+        v = httpx.post(
+            f"{live_server}/api/v1/feeds/nevada/versions",
+            files={"file": ("google_sample.zip", f, "application/zip")},
+            headers=auth,
+            timeout=120,
+        ).json()
+    r = httpx.post(
+        f"{live_server}/api/v1/feeds/nevada/versions/{v['id']}/publish", headers=auth, timeout=120
+    )
+    assert r.status_code == 200, r.text
+    try:
+        page.add_init_script("localStorage.setItem('tsunagu.lang', 'ja')")
+        page.goto("/")
+        page.wait_for_selector("#map[data-ready='1']")
+        assert page.is_visible("#city-field")
+        assert page.input_value("#city") == "muroran"
+        assert page.get_attribute("#map", "data-feed") == "muroran"
+        # The map is fitted to Muroran alone, not to both cities.
+        assert float(page.get_attribute("#map", "data-west")) > 140  # Muroran, not Nevada
+        muroran_features = int(page.get_attribute("#map", "data-features"))
+        page.fill("#from", "Furnace")
+        page.wait_for_selector("#from-popup:not([hidden])")
+        assert page.locator("#from-options li[data-stop-id]").count() == 0  # not Nevada's
+        page.select_option("#city", "nevada")
+        page.wait_for_selector("#map[data-feed='nevada']")
+        assert int(page.get_attribute("#map", "data-features")) < muroran_features
+        assert float(page.get_attribute("#map", "data-west")) < -100
+        page.fill("#from", "")
+        page.fill("#from", "Furnace")
+        page.wait_for_selector("#from-options li[data-stop-id]")
+        assert "Furnace Creek" in page.inner_text("#from-options")
+        assert_accessible(page, "resident with a city picker")
+    finally:
+        httpx.post(f"{live_server}/api/v1/feeds/nevada/withdraw", headers=auth, timeout=120)
