@@ -1100,7 +1100,7 @@ async function quote(): Promise<void> {
         const id = booked.ride_id ?? booked.request_id;
         if (id) rememberRidePlaces(id, placeLabel("from"), placeLabel("to"));
         if (booked.status === "pending" && booked.request_id) showPending(booked.request_id);
-        else out.textContent = "✓";
+        else out.textContent = `✓ ${t("bookingConfirmed")}`;
         await loadRides();
       } catch (e) {
         out.textContent = e instanceof ApiError ? `${t("rejected")}: ${reasonText(e.code, e.message)}` : errorText(e);
