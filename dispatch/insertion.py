@@ -74,7 +74,7 @@ class Insertion:
     dropoff_s: float
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _kernel(
     v_ok: NDArray[np.bool_],
     v_start: F,

@@ -125,7 +125,7 @@ def schedule_graph(network: RaptorNetwork) -> BoundGraph:
     return g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _push(heap_d: np.ndarray, heap_v: np.ndarray, n: int, d: int, v: int) -> int:
     i = n
     heap_d[i] = d
@@ -140,7 +140,7 @@ def _push(heap_d: np.ndarray, heap_v: np.ndarray, n: int, d: int, v: int) -> int
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pop(heap_d: np.ndarray, heap_v: np.ndarray, n: int) -> int:
     n -= 1
     heap_d[0] = heap_d[n]
@@ -160,7 +160,7 @@ def _pop(heap_d: np.ndarray, heap_v: np.ndarray, n: int) -> int:
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_dijkstra(
     ride_ptr: np.ndarray,
     ride_from: np.ndarray,

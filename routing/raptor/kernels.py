@@ -22,7 +22,7 @@ WALK = 3
 COPY = 4  # same label as the previous round
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find_trip(
     t_lo: int,
     t_hi: int,
@@ -64,7 +64,7 @@ def find_trip(
     return best_t, best_d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mark(s: int, marked: np.ndarray, mark_list: np.ndarray, n_mark: int) -> int:
     """Mark stop ``s`` for the next round (once); returns the number of marked stops."""
     if not marked[s]:
@@ -74,7 +74,7 @@ def mark(s: int, marked: np.ndarray, mark_list: np.ndarray, n_mark: int) -> int:
     return n_mark
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def queue_patterns(
     mark_list: np.ndarray,
     n_mark: int,
@@ -102,7 +102,7 @@ def queue_patterns(
     return n_q
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan_pass(v: int, v_lo: int, odd_trip: np.ndarray, odd_copy: np.ndarray) -> tuple[int, int]:
     """What pass ``v`` of a pattern scan rides alone: ``(-1, 0)``, nothing, in pass
     ``v_lo - 1`` (the pattern's regular trip copies), else its odd copy ``(trip, copy)``."""
@@ -111,7 +111,7 @@ def scan_pass(v: int, v_lo: int, odd_trip: np.ndarray, odd_copy: np.ndarray) -> 
     return odd_trip[v], odd_copy[v]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def raptor_pruned(
     # network
     pattern_stop_ptr: np.ndarray,
@@ -381,7 +381,7 @@ def raptor_pruned(
     return rounds_done
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def raptor(
     pattern_stop_ptr: np.ndarray,
     pattern_stops: np.ndarray,
@@ -435,7 +435,7 @@ def raptor(
     )  # fmt: skip
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pareto_rounds(
     rtau: np.ndarray,  # [K+1, S]
     wtau: np.ndarray,  # [K+1, S]
@@ -474,7 +474,7 @@ def pareto_rounds(
     return out[:n]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def departures_in_window(
     pattern_trip_ptr: np.ndarray,
     trip_st_ptr: np.ndarray,
@@ -511,7 +511,7 @@ def departures_in_window(
     return res
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _follows(
     a_o: int,
     a_t: int,
@@ -546,7 +546,7 @@ def _follows(
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def split_odd_copies(
     patterns: np.ndarray,  # the patterns to (re)order
     pattern_trip_ptr: np.ndarray,
@@ -642,7 +642,7 @@ def split_odd_copies(
                     break
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def changed_trips(
     trip_st_ptr: np.ndarray,
     arr: np.ndarray,  # [N] one day's realtime times

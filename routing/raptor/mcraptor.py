@@ -28,7 +28,7 @@ a few grams cleaner do not multiply the Pareto set (exact grams make it explode:
 journeys and seconds per query on Cairns)."""
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _insert(
     s: int,
     arr: int,
@@ -86,7 +86,7 @@ def _insert(
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _walks(
     labels: np.ndarray,
     n_labels: int,
@@ -151,14 +151,14 @@ def _walks(
     return n, n_mark
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _first(d_a: int, o_a: int, t_a: int, d_b: int, o_b: int, t_b: int) -> bool:
     """Whether trip copy ``a`` (departing ``d_a`` here) is no later than ``b`` in its
     pattern's order: it departs earlier, or at the same time from a lower copy or trip."""
     return d_a < d_b or (d_a == d_b and (o_a < o_b or (o_a == o_b and t_a <= t_b)))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mc_kernel(
     pattern_stop_ptr: np.ndarray,
     pattern_stops: np.ndarray,

@@ -22,7 +22,7 @@ from routing.street.graph import StreetGraph
 SOURCE_CHUNK = 256  # sources per Dijkstra call: bounds the [k, N] result in memory
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _trace(pred: IntArray, target: int) -> IntArray:  # pragma: no cover - compiled
     n = 0
     v = target
@@ -37,7 +37,7 @@ def _trace(pred: IntArray, target: int) -> IntArray:  # pragma: no cover - compi
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _path_lengths(
     dist: FloatArray,
     pred: IntArray,
