@@ -35,7 +35,8 @@ FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
 BoolArray = npt.NDArray[np.bool_]
 
-FORMAT_VERSION = 1
+# 2: trip_bikes (bikes_allowed) added; an older artifact is recompiled, not read without it.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)

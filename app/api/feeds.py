@@ -33,7 +33,6 @@ from app.feeds.registry import FeedRegistry, check_feed_id
 from app.identity.deps import require_roles
 from app.identity.principal import Principal
 from app.services import ServicesDep
-from gtfs.compiled import CompiledTimetable
 
 router = APIRouter(prefix="/feeds", tags=["feeds"], responses=AUTHED | error_responses(404))
 log = logging.getLogger("tsunagu.feeds")
@@ -292,7 +291,7 @@ def _preview(reg: FeedRegistry, feed_id: str, version_id: int) -> dict[str, Any]
             f"Version {version_id} of {feed_id!r} could not be compiled "
             f"({v.status}): its report says why.",
         )
-    fc = network_geojson(Network(timetable=CompiledTimetable.load(path)))
+    fc = network_geojson(Network(timetable=reg.timetable_of(v)))
     # Flex zones (GTFS-Flex locations.geojson), drawn as the feed gives them.
     original = reg.store.original(version_id)
     if original.is_file():

@@ -479,6 +479,10 @@ class FeedRegistry:
                 assert version_id is not None
             return self.publish(feed_id, version_id)
 
+    def timetable_of(self, version: FeedVersion) -> CompiledTimetable:
+        """One version's compiled timetable, recompiled from its original when stale."""
+        return self._timetable_for([version])[0]
+
     def _timetable_for(
         self, versions: Sequence[FeedVersion]
     ) -> tuple[CompiledTimetable, RealtimeKeys | None]:

@@ -4,14 +4,17 @@ failures, withdrawing a feed's only version, publishing over errors that do not 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.app.conftest import TestUser, assert_error
+from gtfs.compiled import CompiledTimetable
+from tests.app.conftest import TestUser, assert_error, services_of
 from tests.app.test_feeds_samples import rewrite_zip, with_errors
 
 Auth = Callable[..., dict[str, str]]
@@ -188,3 +191,31 @@ def test_stop_ids_stay_the_feeds_own_when_a_second_city_is_published(
     d = _upload(c, op, "copy", gtfs_dir / "google_sample.zip").json()
     assert c.post(f"/api/v1/feeds/copy/versions/{d['id']}/publish", headers=op).is_success
     assert c.get("/api/v1/stops/copy:FUR_CREEK_RES").status_code == 200
+
+
+def test_preview_recompiles_an_artifact_of_an_older_format(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., TestUser],
+    auth: Auth,
+    gtfs_dir: Path,
+) -> None:
+    """A compiled artifact from before trip_bikes (format 1) is recompiled, not read without it
+    (it would answer bikes=true with no trip) and not a 500."""
+    c = make_app_client(demo=False, dispatch_reopt_interval_s=0)
+    op = auth(make_user(roles=("operator",), client=c), client=c)
+    v = _upload(c, op, "cobb", gtfs_dir / "us_cobblinc_flex.zip").json()
+    url = f"/api/v1/feeds/cobb/versions/{v['id']}/preview"
+    before = c.get(url, headers=op).json()
+    path = services_of(c).feeds.store.compiled_path(int(v["id"]))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["__header__"]))
+    header["format_version"] = 1
+    arrays["__header__"] = np.array(json.dumps(header))
+    del arrays["trip_bikes"]
+    with path.open("wb") as f:
+        np.savez_compressed(f, **arrays)
+    r = c.get(url, headers=op)
+    assert r.status_code == 200, r.text
+    assert r.json() == before and before["features"]
+    CompiledTimetable.load(path)  # rewritten in the current format (else ValueError)
