@@ -23,10 +23,10 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from app.feeds import models as feeds
-from app.models import audit, dispatch, idempotency, identity, trip
+from app.models import audit, dispatch, idempotency, identity, planning, trip
 
 # Every table module, imported for its side effect of registering tables on the metadata.
-TABLE_MODULES = (identity, feeds, dispatch, trip, idempotency, audit)
+TABLE_MODULES = (identity, feeds, dispatch, trip, idempotency, audit, planning)
 
 metadata = SQLModel.metadata
 

@@ -21,7 +21,7 @@ from app.errors import ApiError
 from app.identity.deps import Principal, require_roles
 from app.planning.demo import zone_provider
 from app.planning.scenarios import EditError, ScenarioSpec, run_scenario
-from app.planning.service import PlanningService, planning_of
+from app.planning.service import DESTINATIONS, POPULATION, PlanningService, planning_of
 from gtfs.service_levels import (
     DEFAULT_BANDS,
     cells_geojson,
@@ -53,11 +53,17 @@ def _services(request: Request) -> Any:
     return request.app.state.services
 
 
+def _engine(request: Request) -> Any:
+    return _services(request).engine
+
+
 @router.get("/network")
 async def planning_network(request: Request, _: Planner) -> dict[str, Any]:
     """The network planners work on: its default analysis date, routes, and what is uploaded."""
     svc = _svc(request)
     v = await run_in_threadpool(svc.view, _services(request))
+    dest = await run_in_threadpool(svc.destinations, _engine(request))
+    pop = await run_in_threadpool(svc.population, _engine(request))
     routes = v.feed.routes
     return {
         "feed_id": v.feed.feed_id,
@@ -76,9 +82,9 @@ async def planning_network(request: Request, _: Planner) -> dict[str, Any]:
             float(v.timetable.stop_lon.max()),
             float(v.timetable.stop_lat.max()),
         ],
-        "destinations": 0 if svc.destinations is None else len(svc.destinations),
-        "destination_kinds": [] if svc.destinations is None else svc.destinations.kinds(),
-        "population_cells": 0 if svc.population is None else len(svc.population.people),
+        "destinations": 0 if dest is None else len(dest[1]),
+        "destination_kinds": [] if dest is None else dest[1].kinds(),
+        "population_cells": 0 if pop is None else len(pop[1].people),
     }
 
 
@@ -170,36 +176,44 @@ async def _body_text(request: Request) -> str:
 
 
 @router.put("/destinations")
-async def upload_destinations(request: Request, _: Planner) -> dict[str, Any]:
+async def upload_destinations(request: Request, who: Planner) -> dict[str, Any]:
     """Destinations as CSV (``name, kind, lat, lon``) or a GeoJSON FeatureCollection of points
-    (``name``, ``kind`` properties); replaces the previous upload."""
+    (``name``, ``kind`` properties); replaces the previous upload for every planner (kept in
+    the database)."""
     text = await _body_text(request)
     try:
         dest = read_destinations(text)
     except ValueError as exc:
         raise ApiError(422, "invalid_destinations", str(exc)) from exc
-    _svc(request).destinations = dest
-    return {"destinations": len(dest), "kinds": dest.kinds()}
+    summary = {"destinations": len(dest), "kinds": dest.kinds()}
+    uid = await run_in_threadpool(
+        _svc(request).save_upload, _engine(request), DESTINATIONS, text, dest, summary, who
+    )
+    return {**summary, "id": str(uid)}
 
 
 @router.get("/destinations", responses={200: {"content": {GEOJSON: {}}}, **error_responses(404)})
 async def destinations(request: Request, _: Planner) -> Response:
-    d = _svc(request).destinations
+    d = await run_in_threadpool(_svc(request).destinations, _engine(request))
     if d is None:
         raise ApiError(404, "no_destinations", "No destinations are uploaded yet.")
-    return Response(geojson_text(d.to_geojson()), media_type=GEOJSON)
+    return Response(geojson_text(d[1].to_geojson()), media_type=GEOJSON)
 
 
 @router.put("/population")
-async def upload_population(request: Request, _: Planner) -> dict[str, Any]:
-    """A census grid as CSV: JIS mesh code, population (e-Stat's mesh files; header optional)."""
+async def upload_population(request: Request, who: Planner) -> dict[str, Any]:
+    """A census grid as CSV: JIS mesh code, population (e-Stat's mesh files; header optional);
+    replaces the previous upload for every planner (kept in the database)."""
     text = await _body_text(request)
     try:
         pop = read_population(text)
     except ValueError as exc:
         raise ApiError(422, "invalid_population", str(exc)) from exc
-    _svc(request).population = pop
-    return {"cells": len(pop.people), "residents": int(pop.people.sum())}
+    summary = {"cells": len(pop.people), "residents": int(pop.people.sum())}
+    uid = await run_in_threadpool(
+        _svc(request).save_upload, _engine(request), POPULATION, text, pop, summary, who
+    )
+    return {**summary, "id": str(uid)}
 
 
 class Window(BaseModel):
@@ -256,9 +270,10 @@ async def post_access(request: Request, q: AccessQuery, _: Planner) -> dict[str,
     and, with a population grid uploaded, the share of residents within ``minutes`` of each
     destination kind."""
     svc = _svc(request)
-    dest = svc.destinations
-    if dest is None:
+    got_dest = await run_in_threadpool(svc.destinations, _engine(request))
+    if got_dest is None:
         raise ApiError(422, "no_destinations", "Upload destinations first (PUT /destinations).")
+    dest = got_dest[1]
     if q.kind is not None:
         if q.kind not in dest.kinds():
             raise ApiError(422, "unknown_kind", f"kind must be one of {dest.kinds()}")
@@ -273,10 +288,9 @@ async def post_access(request: Request, q: AccessQuery, _: Planner) -> dict[str,
     mins = ct.nearest_minutes()
     df = pd.DataFrame({"h3": ct.cells, "minutes": np.round(mins, 1)})
     shares: list[dict[str, Any]] = []
-    if svc.population is not None:
-        got = await run_in_threadpool(
-            population_share, eng, svc.population, dest, deps, q.minutes, od
-        )
+    got_pop = await run_in_threadpool(svc.population, _engine(request))
+    if got_pop is not None:
+        got = await run_in_threadpool(population_share, eng, got_pop[1], dest, deps, q.minutes, od)
         shares = [s.as_dict() for s in got]
     return {
         "date": eng.day.isoformat(),
@@ -288,39 +302,50 @@ async def post_access(request: Request, q: AccessQuery, _: Planner) -> dict[str,
 
 
 @router.post("/scenarios")
-async def create_scenario(request: Request, spec: ScenarioSpec, _: Planner) -> dict[str, Any]:
+async def create_scenario(request: Request, spec: ScenarioSpec, who: Planner) -> dict[str, Any]:
     """Edit a copy of the published network, run both, compare (blocking: seconds to a
-    minute). The published network is never changed."""
+    minute). The published network is never changed. The scenario (definition, status,
+    comparison, who ran it) is kept in the database and shared by every planner."""
     svc = _svc(request)
-    dest = svc.destinations
+    engine = _engine(request)
+    dest = await run_in_threadpool(svc.destinations, engine)
     if dest is None:
         raise ApiError(422, "no_destinations", "Upload destinations first (PUT /destinations).")
+    pop = await run_in_threadpool(svc.population, engine)
     v = await run_in_threadpool(svc.view, _services(request))
+    spec_json = spec.model_dump(mode="json")
+    sid = await run_in_threadpool(
+        svc.start_scenario, engine, spec_json, who, dest[0], None if pop is None else pop[0]
+    )
     try:
-        out = await run_in_threadpool(run_scenario, v.feed, spec, dest, svc.population)
-    except EditError as exc:
-        raise ApiError(422, "invalid_edit", str(exc)) from exc
-    except ValueError as exc:
-        raise ApiError(422, "invalid_scenario", str(exc)) from exc
-    out["spec"] = spec.model_dump(mode="json")
-    sid = svc.keep(out)
-    out["id"] = sid
-    return out
+        out = await run_in_threadpool(
+            run_scenario, v.feed, spec, dest[1], None if pop is None else pop[1]
+        )
+    except ValueError as exc:  # EditError included: the planner's input, nothing to keep
+        await run_in_threadpool(svc.discard_scenario, engine, sid)
+        code = "invalid_edit" if isinstance(exc, EditError) else "invalid_scenario"
+        raise ApiError(422, code, str(exc)) from exc
+    except Exception as exc:
+        # Kept as failed, so the planner's list shows what happened to the run.
+        await run_in_threadpool(svc.finish_scenario, engine, sid, None, repr(exc))
+        raise
+    await run_in_threadpool(svc.finish_scenario, engine, sid, out)
+    got = await run_in_threadpool(svc.scenario, engine, str(sid))
+    assert got is not None  # just written
+    return got
 
 
 @router.get("/scenarios")
 async def list_scenarios(request: Request, _: Planner) -> dict[str, Any]:
-    svc = _svc(request)
-    return {
-        "scenarios": [
-            {"id": k, "name": v["name"], "date": v["date"]} for k, v in svc.scenarios.items()
-        ]
-    }
+    """Every planner's scenarios, newest first (id, name, status, date, who and when)."""
+    rows = await run_in_threadpool(_svc(request).list_scenarios, _engine(request))
+    return {"scenarios": rows}
 
 
 @router.get("/scenarios/{scenario_id}", responses=error_responses(404))
 async def get_scenario(request: Request, scenario_id: str, _: Planner) -> dict[str, Any]:
-    got = _svc(request).scenarios.get(scenario_id)
+    """A scenario: its definition (``spec``), status and, once done, its comparison."""
+    got = await run_in_threadpool(_svc(request).scenario, _engine(request), scenario_id)
     if got is None:
         raise ApiError(404, "not_found", "No such scenario.")
-    return {**got, "id": scenario_id}
+    return got

@@ -2,8 +2,10 @@
 destinations and population grid, and the scenarios they ran.
 
 It lives on ``app.state.planning`` (built on first use), in the main process. Uploads and
-scenario results are kept in memory for the life of the process (a restart forgets them: the
-planner uploads again and re-runs; nothing here is a record anyone else relies on). The
+scenarios (definition, status, comparison, who ran it and when) are kept in the database
+(:mod:`app.models.planning`), so a restart or another worker sees them; they are shared by every
+city planner, as one city's planners work on one plan. The parsed newest upload of each kind is
+cached here, keyed by its row id, and parsed again only when a newer one is uploaded. The
 published network is only read.
 """
 
@@ -12,19 +14,38 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import gtfs_kit as gk
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
+from app.db import as_utc, session_scope
 from app.errors import ApiError
+from app.identity.principal import Principal
+from app.models.identity import utcnow
+from app.models.planning import PlanningScenario, PlanningUpload
 from gtfs.compiled import CompiledTimetable
 from gtfs.feed import Feed
 from gtfs.service_levels import ServiceLevels, TimeBand, compute_service_levels, to_gtfs_kit
-from routing.access import AccessEngine, Destinations, Population
+from routing.access import (
+    AccessEngine,
+    Destinations,
+    Population,
+    read_destinations,
+    read_population,
+)
 from routing.transit import TransitData
 
-MAX_SCENARIOS = 50
+DESTINATIONS = "destinations"
+POPULATION = "population"
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    DESTINATIONS: read_destinations,
+    POPULATION: read_population,
+}
 
 
 @dataclass
@@ -45,9 +66,8 @@ class PlanningService:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._view: _NetworkView | None = None
-        self.destinations: Destinations | None = None
-        self.population: Population | None = None
-        self.scenarios: dict[str, dict[str, Any]] = {}
+        # kind -> (row id, parsed upload): the newest upload of each kind, parsed once.
+        self._uploads: dict[str, tuple[uuid.UUID, Any]] = {}
 
     # --- the published network -----------------------------------------------------------
     def view(self, services: Any) -> _NetworkView:
@@ -111,14 +131,166 @@ class PlanningService:
             v.levels[key] = sl
         return sl
 
-    # --- scenarios ------------------------------------------------------------------------
-    def keep(self, result: dict[str, Any]) -> str:
-        sid = uuid.uuid4().hex[:12]
+    # --- uploads -------------------------------------------------------------------------
+    def save_upload(
+        self,
+        engine: Engine,
+        kind: str,
+        text: str,
+        parsed: Any,
+        summary: dict[str, Any],
+        by: Principal,
+    ) -> uuid.UUID:
+        """Keep ``text`` (already parsed into ``parsed``) as the newest upload of ``kind``.
+        Older uploads of the kind no scenario refers to are deleted: only the newest is used."""
+        row = PlanningUpload(
+            kind=kind, owner_id=by.user_id, owner_email=by.email, text=text, summary=summary
+        )
+        with session_scope(engine) as db:
+            used = (
+                sa.select(sa.literal(1))
+                .where(
+                    sa.or_(
+                        col(PlanningScenario.destinations_id) == col(PlanningUpload.id),
+                        col(PlanningScenario.population_id) == col(PlanningUpload.id),
+                    )
+                )
+                .exists()
+            )
+            db.execute(sa.delete(PlanningUpload).where(col(PlanningUpload.kind) == kind, ~used))
+            db.add(row)
         with self._lock:
-            while len(self.scenarios) >= MAX_SCENARIOS:
-                self.scenarios.pop(next(iter(self.scenarios)))
-            self.scenarios[sid] = result
-        return sid
+            self._uploads[kind] = (row.id, parsed)
+        return row.id
+
+    def upload(self, engine: Engine, kind: str) -> tuple[uuid.UUID, Any] | None:
+        """The newest upload of ``kind`` (its id and parsed value), None when there is none."""
+        with Session(engine) as db:
+            newest = db.exec(
+                select(PlanningUpload.id)
+                .where(PlanningUpload.kind == kind)
+                .order_by(col(PlanningUpload.created_at).desc())
+                .limit(1)
+            ).first()
+            if newest is None:
+                return None
+            with self._lock:
+                hit = self._uploads.get(kind)
+            if hit is not None and hit[0] == newest:
+                return hit
+            text = db.exec(select(PlanningUpload.text).where(PlanningUpload.id == newest)).one()
+        parsed = _PARSERS[kind](text)
+        with self._lock:
+            self._uploads[kind] = (newest, parsed)
+        return newest, parsed
+
+    def destinations(self, engine: Engine) -> tuple[uuid.UUID, Destinations] | None:
+        return self.upload(engine, DESTINATIONS)
+
+    def population(self, engine: Engine) -> tuple[uuid.UUID, Population] | None:
+        return self.upload(engine, POPULATION)
+
+    # --- scenarios ------------------------------------------------------------------------
+    def start_scenario(
+        self,
+        engine: Engine,
+        spec: dict[str, Any],
+        by: Principal,
+        destinations_id: uuid.UUID | None,
+        population_id: uuid.UUID | None,
+    ) -> uuid.UUID:
+        """Record a scenario as ``running`` before it runs (a crash leaves it visible)."""
+        row = PlanningScenario(
+            name=str(spec.get("name", "")),
+            created_by=by.user_id,
+            created_by_email=by.email,
+            spec=spec,
+            destinations_id=destinations_id,
+            population_id=population_id,
+        )
+        with session_scope(engine) as db:
+            db.add(row)
+        return row.id
+
+    def finish_scenario(
+        self,
+        engine: Engine,
+        sid: uuid.UUID,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the outcome: ``done`` with ``result`` or ``failed`` with ``error``."""
+        with session_scope(engine) as db:
+            row = db.get(PlanningScenario, sid)
+            if row is None:  # deleted meanwhile (a restore): nothing to record against
+                return
+            row.status = "done" if error is None else "failed"
+            row.result = result
+            row.error = None if error is None else error[:1000]
+            row.finished_at = utcnow()
+            if result is not None and result.get("date"):
+                row.analysis_date = dt.date.fromisoformat(str(result["date"]))
+            db.add(row)
+
+    def discard_scenario(self, engine: Engine, sid: uuid.UUID) -> None:
+        """Forget a scenario the planner's input made impossible (answered with a 4xx: nothing
+        was made, so nothing is kept)."""
+        with session_scope(engine) as db:
+            db.execute(sa.delete(PlanningScenario).where(col(PlanningScenario.id) == sid))
+
+    def list_scenarios(self, engine: Engine) -> list[dict[str, Any]]:
+        """Every scenario, newest first, without its (large) result."""
+        with Session(engine) as db:
+            rows = db.execute(
+                sa.select(
+                    col(PlanningScenario.id),
+                    col(PlanningScenario.name),
+                    col(PlanningScenario.status),
+                    col(PlanningScenario.created_by),
+                    col(PlanningScenario.created_by_email),
+                    col(PlanningScenario.created_at),
+                    col(PlanningScenario.finished_at),
+                    col(PlanningScenario.analysis_date),
+                ).order_by(col(PlanningScenario.created_at).desc())
+            ).all()
+        return [
+            {
+                "id": str(r[0]),
+                "name": r[1],
+                "status": r[2],
+                "created_by": r[3],
+                "created_by_email": r[4],
+                "created_at": as_utc(r[5]).isoformat(),
+                "finished_at": None if r[6] is None else as_utc(r[6]).isoformat(),
+                "date": None if r[7] is None else r[7].isoformat(),
+            }
+            for r in rows
+        ]
+
+    def scenario(self, engine: Engine, sid: str) -> dict[str, Any] | None:
+        """A scenario as :meth:`list_scenarios` gives it, with its ``spec`` and, when done, its
+        result's figures (``table``, ``map``, ``cells``, ``on_demand``, ``date``...)."""
+        try:
+            key = uuid.UUID(sid)
+        except ValueError:
+            return None
+        with Session(engine) as db:
+            row = db.get(PlanningScenario, key)
+        if row is None:
+            return None
+        return {
+            **(row.result or {}),
+            "id": str(row.id),
+            "name": row.name,
+            "status": row.status,
+            "error": row.error,
+            "created_by": row.created_by,
+            "created_by_email": row.created_by_email,
+            "created_at": as_utc(row.created_at).isoformat(),
+            "finished_at": None if row.finished_at is None else as_utc(row.finished_at).isoformat(),
+            "date": None if row.analysis_date is None else row.analysis_date.isoformat(),
+            "spec": row.spec,
+        }
 
 
 def planning_of(app: Any) -> PlanningService:
