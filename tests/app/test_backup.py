@@ -193,6 +193,27 @@ def _views(client: TestClient, pop: Population, op: dict[str, str]) -> dict[str,
     return views
 
 
+def _planning_rows(client: TestClient) -> None:
+    """A planner's upload and the scenario run with it (#14): JSON, a date, a foreign key."""
+    from sqlmodel import Session
+
+    from app.models.planning import PlanningScenario, PlanningUpload
+
+    with Session(client.app.state.services.engine) as s:  # type: ignore[attr-defined]
+        up = PlanningUpload(kind="destinations", owner_id="u1", text="name,kind,lat,lon\n")
+        s.add(up)
+        s.flush()
+        s.add(
+            PlanningScenario(
+                name="drop one", status="done", created_by="u1", destinations_id=up.id,
+                spec={"edits": [{"op": "drop_route", "route_id": "R1"}]},
+                result={"table": [{"metric": "bus_km", "difference": -1.5}]},
+                analysis_date=dt.date(2020, 4, 6),
+            )
+        )  # fmt: skip
+        s.commit()
+
+
 def _restore(archive: Path, settings: Settings, *extra: str) -> int:
     return main(["restore", "--input", str(archive), *extra], settings)
 
@@ -211,6 +232,7 @@ def test_backup_restores_every_booking_and_feed_version_on_both_backends(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pop = _populate(app_client, make_user, auth, gtfs_dir, tmp_path)
+    _planning_rows(app_client)
     archive = tmp_path / "backup.tar.gz"
     # Taken while the source serves (one snapshot transaction).
     assert main(["backup", "--output", str(archive)], app_settings) == 0
@@ -228,6 +250,7 @@ def test_backup_restores_every_booking_and_feed_version_on_both_backends(
     } <= set(rows)  # fmt: skip
     assert rows["feed_versions"] == 2 and rows["dispatch_rides"] == 4 and rows["trips"] == 2
     assert rows["users"] == 4 and rows["dispatch_zone_states"] == 1
+    assert rows["planning_uploads"] == 1 and rows["planning_scenarios"] == 1
     versions = [v["id"] for v in pop.views["versions"]["versions"]]
     for vid in versions:
         assert {f"data/feeds/{vid}/original.zip", f"data/feeds/{vid}/compiled.npz"} <= names
