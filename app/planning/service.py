@@ -20,6 +20,7 @@ from typing import Any
 
 import gtfs_kit as gk
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -208,8 +209,14 @@ class PlanningService:
             destinations_id=destinations_id,
             population_id=population_id,
         )
-        with session_scope(engine) as db:
-            db.add(row)
+        try:
+            with session_scope(engine) as db:
+                db.add(row)
+        except sa.exc.IntegrityError as exc:
+            # Another planner replaced the upload (deleting the old one) since it was read.
+            raise ApiError(
+                409, "upload_replaced", "The uploads changed meanwhile; run the scenario again."
+            ) from exc
         return row.id
 
     def finish_scenario(

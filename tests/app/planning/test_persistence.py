@@ -4,15 +4,20 @@ comparison, who ran it) are kept in the database (SQLite and PostgreSQL), shared
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.errors import ApiError
+from app.identity.principal import Principal
 from app.models.planning import PlanningScenario, PlanningUpload
 from app.planning.demo import DEMO_FEED, MURORAN_BOX
+from app.planning.service import planning_of
 from routing.access import decode_mesh
 from tests.app.conftest import TestUser, assert_error, both_backends, services_of
 
@@ -106,3 +111,9 @@ def test_uploads_and_scenarios_survive_a_restart(
     acc = _ok(c2.post(f"{P}/access", json={"resolution": 7, "departures": 1}, headers=hb))
     assert acc["reached_cells"] > 0 and {s["kind"] for s in acc["shares"]} == {"clinic", "hospital"}
     assert_error(c2.get(f"{P}/scenarios/not-a-uuid", headers=hb), 404, "not_found")
+    # A scenario started with an upload another planner has just replaced: a 409, not a 500.
+    svc = planning_of(c2.app)
+    principal = Principal(bob.id, bob.email, frozenset({"city_planner"}))
+    with pytest.raises(ApiError) as err:
+        svc.start_scenario(services_of(c2).engine, spec, principal, uuid.uuid4(), None)
+    assert err.value.status_code == 409
