@@ -301,7 +301,7 @@ async def post_access(request: Request, q: AccessQuery, _: Planner) -> dict[str,
     }
 
 
-@router.post("/scenarios")
+@router.post("/scenarios", responses=error_responses(409))
 async def create_scenario(request: Request, spec: ScenarioSpec, who: Planner) -> dict[str, Any]:
     """Edit a copy of the published network, run both, compare (blocking: seconds to a
     minute). The published network is never changed. The scenario (definition, status,
