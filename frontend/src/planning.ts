@@ -62,6 +62,12 @@ addStrings({
   plPublished: { ja: "現行", en: "Published" },
   plScenarioCol: { ja: "シナリオ", en: "Scenario" },
   plDifference: { ja: "差", en: "Difference" },
+  plSaved: { ja: "保存済みシナリオ", en: "Saved scenarios" },
+  plOpen: { ja: "開く", en: "Open" },
+  plNoSaved: { ja: "まだありません", en: "None yet" },
+  plStatusRunning: { ja: "計算中", en: "running" },
+  plStatusDone: { ja: "完了", en: "done" },
+  plStatusFailed: { ja: "失敗", en: "failed" },
   plClickMap: { ja: "地図をクリックして頂点を追加", en: "Click the map to add corners" },
   plLegend: {
     ja: "差分地図: 赤=到達不能に, 緑=新たに到達, 橙=遅く, 青=速く",
@@ -251,11 +257,25 @@ async function runScenario(): Promise<void> {
   const mapEl = $("#pl-map");
   delete mapEl.dataset.comparison;
   try {
-    const out = await api<{ table: TableRow[]; map: GeoJSON.FeatureCollection; cells: Record<string, number> }>("/planning/scenarios", {
+    const out = await api<Comparison>("/planning/scenarios", {
       method: "POST",
       json: { name: $<HTMLInputElement>("#sc-name").value, edits, analysis: { resolution: 9, departures: 6 } },
     });
-    $("#cmp-table tbody").replaceChildren(
+    showComparison(out);
+    await loadSaved();
+  } catch (e) {
+    status.textContent = errorText(e);
+  }
+}
+
+interface Comparison { table: TableRow[]; map: GeoJSON.FeatureCollection; cells: Record<string, number> }
+interface SavedScenario { id: string; name: string; status: string; created_at: string; created_by_email: string }
+
+/** The comparison of a scenario (just run, or saved) in the table and on the map. */
+function showComparison(out: Comparison): void {
+  const status = $("#sc-status");
+  const mapEl = $("#pl-map");
+  $("#cmp-table tbody").replaceChildren(
       ...out.table.map((r) => {
         const tr = document.createElement("tr");
         tr.dataset.metric = r.metric;
@@ -269,11 +289,37 @@ async function runScenario(): Promise<void> {
     );
     show(cellsLayer(out.map, (p) => STATUS_COLORS[String(p.status)] ?? "#999"));
     $("#legend").textContent = t("plLegend");
-    status.textContent = Object.entries(out.cells).map(([k, v]) => `${k}: ${v}`).join(" · ");
-    mapEl.dataset.comparison = String(out.map.features.length);
-  } catch (e) {
-    status.textContent = errorText(e);
+  status.textContent = Object.entries(out.cells).map(([k, v]) => `${k}: ${v}`).join(" · ");
+  mapEl.dataset.comparison = String(out.map.features.length);
+}
+
+/** Scenarios kept in the database (every planner's, newest first): a restart loses none. */
+async function loadSaved(): Promise<void> {
+  const { scenarios } = await api<{ scenarios: SavedScenario[] }>("/planning/scenarios");
+  const sel = $<HTMLSelectElement>("#sc-saved");
+  const label: Record<string, string> = { running: t("plStatusRunning"), done: t("plStatusDone"), failed: t("plStatusFailed") };
+  sel.replaceChildren(
+    ...scenarios.map((sc) => {
+      const o = document.createElement("option");
+      o.value = sc.id;
+      o.textContent = `${sc.name} — ${label[sc.status] ?? sc.status} — ${sc.created_at.slice(0, 16).replace("T", " ")} UTC — ${sc.created_by_email}`;
+      return o;
+    }),
+  );
+  $("#sc-saved-none").hidden = scenarios.length > 0;
+  $<HTMLButtonElement>("#sc-open").disabled = scenarios.length === 0;
+}
+
+async function openSaved(): Promise<void> {
+  const id = $<HTMLSelectElement>("#sc-saved").value;
+  if (!id) return;
+  const sc = await api<Partial<Comparison> & SavedScenario & { error: string | null }>(`/planning/scenarios/${encodeURIComponent(id)}`);
+  if (sc.status !== "done" || !sc.table || !sc.map || !sc.cells) {
+    $("#sc-status").textContent = `${sc.name}: ${sc.error ?? sc.status}`;
+    return;
   }
+  $<HTMLInputElement>("#sc-name").value = sc.name;
+  showComparison({ table: sc.table, map: sc.map, cells: sc.cells });
 }
 
 function guard(fn: () => Promise<void>, out = "#sc-status"): () => void {
@@ -360,6 +406,10 @@ function wire(): void {
     drawZone();
   });
   $("#sc-run").addEventListener("click", () => void runScenario());
+  $("#sc-open").addEventListener("click", guard(openSaved));
+  void loadSaved().catch((e) => {
+    $("#sc-status").textContent = errorText(e);
+  });
 }
 
 wire();

@@ -95,6 +95,20 @@ def test_planner_draws_a_zone_runs_the_scenario_and_sees_the_comparison(
     assert "red lost" in page.text_content("#legend")
     assert page.outside_requests == []
 
+    # The scenario is kept: after a reload it is listed, and opening it shows its comparison.
+    comparison = page.get_attribute("#pl-map", "data-comparison")
+    page.reload()
+    page.wait_for_selector("#pl-map[data-ready='1']", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('#sc-saved option').length === 1")
+    assert "done" in page.text_content("#sc-saved option") and email in page.text_content(
+        "#sc-saved option"
+    )
+    assert page.locator("#cmp-table tbody tr").count() == 0
+    page.click("#sc-open")
+    page.wait_for_selector("#pl-map[data-comparison]", timeout=WAIT_MS)
+    assert page.get_attribute("#pl-map", "data-comparison") == comparison
+    assert page.locator("#cmp-table tr[data-metric='operating_cost']").count() == 1
+
     # The keyboard alternative: typed corners replace the drawn ones.
     page.click("#zone-clear")
     page.fill("#zone-coords", "42.35,141.01\n42.35,141.03\n42.34,141.03")
