@@ -670,7 +670,9 @@ async def _planner(
     now = dt.datetime.now(service_tz(tt))
     day = commute_day(np_.network.service_date or now.date(), now, inputs.departure_s, inputs.date)
     rts = plan_api.realtime_days(services, day)
-    options = RoutingOptions(num_itineraries=3, on_demand=provider is not None)
+    options = RoutingOptions(
+        num_itineraries=3, on_demand=provider is not None, max_walk_m=inputs.max_walk_m
+    )
 
     def plan_one(home: tuple[float, float], site: tuple[float, float]) -> dict[str, Any] | None:
         req = PlanRequest(

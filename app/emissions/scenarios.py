@@ -98,6 +98,13 @@ class BusOnDemandInputs(_Inputs):
     car_cost_per_km: float = Field(
         20.0, ge=0, description="JPY a km of driving saved (fuel and wear)"
     )
+    max_walk_m: float = Field(
+        1000.0,
+        ge=0,
+        le=20_000,
+        description="longest walk a commuter takes to or from a stop (m); "
+        "the on-demand van covers homes farther out",
+    )
     departure: str = Field(
         "07:30", description="HH:MM (the network's time zone) the home -> site trips depart"
     )

@@ -93,7 +93,10 @@ def test_bus_on_demand_plans_a_van_to_the_bus_on_the_muroran_network(demo: TestC
     assert r.status_code == 200, r.text
     day, hhmm = daytime()  # the buses run and the vans can be booked
     url = f"{E}/companies/{company}/scenarios/bus_on_demand"
-    inputs = {"share_pct": 50, "date": day, "departure": hhmm}
+    # Commuters who walk at most 100 m less than the nearest stop is away: the van takes them
+    # to the bus whatever the hour (with a longer walk, walking to the bus can be first).
+    walk = int(metres) - 100
+    inputs = {"share_pct": 50, "date": day, "departure": hhmm, "max_walk_m": walk}
     r = demo.post(url, json=inputs, headers=h)
     assert r.status_code == 200, r.text
     got = r.json()
@@ -143,6 +146,7 @@ def test_bus_on_demand_plans_a_van_to_the_bus_on_the_muroran_network(demo: TestC
             "time": hhmm,
             "mode": "TRANSIT,WALK,FLEX",
             "numItineraries": 3,
+            "maxWalkDistance": walk,
         },
         headers=h,
     )
