@@ -19,10 +19,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from app.main import create_app
 from tests.app.conftest import settings_for
-import dispatch.insertion, routing.raptor.kernels, routing.raptor.mcraptor
+import dispatch.insertion, routing.raptor.bounds, routing.raptor.kernels, routing.raptor.mcraptor
 
+# The planner's kernels: goal-directed RAPTOR (#15) with its lower bounds, range, McRAPTOR.
 KERNELS = {
-    "raptor": routing.raptor.kernels.raptor,
+    "raptor_pruned": routing.raptor.kernels.raptor_pruned,
+    "backward_dijkstra": routing.raptor.bounds.backward_dijkstra,
     "departures_in_window": routing.raptor.kernels.departures_in_window,
     "mc_kernel": routing.raptor.mcraptor.mc_kernel,
     "insertion": dispatch.insertion._kernel,
