@@ -76,6 +76,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "TSUNAGU_DEMO": "true",
         "TSUNAGU_ADMIN_EMAIL": ADMIN[0],
         "TSUNAGU_ADMIN_PASSWORD": ADMIN[1],
+        # One server for the whole browser session: its tests log the same administrator in
+        # far more than 10 times a minute (the limit itself is tested in test_rate_limit.py).
+        "TSUNAGU_LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
         "DATABASE_URL": "",
         "REDIS_URL": "",
     }
