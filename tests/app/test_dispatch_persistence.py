@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -20,6 +21,14 @@ from tests.app.test_rides_api import ZONE, A, B, forget_saved_dispatch
 
 C = {"lat": 42.32, "lon": 140.975}
 __all__ = ["forget_saved_dispatch"]  # autouse: each test starts with no saved zone
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database of this test's own, not the session's: other tests leave rows in
+    that one (a published feed whose files went with their data dir, zones), and the restarts
+    here restore whatever the database holds (CI failed on another test's feed)."""
+    return str(request.getfixturevalue("empty_database_url")) if backend == "postgres" else ""
 
 
 def _setup(c: TestClient, h: dict[str, str]) -> None:

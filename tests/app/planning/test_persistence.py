@@ -44,6 +44,14 @@ def _muroran_cells(shared_data: Path, n: int) -> str:
     return "\n".join(keep[:n])
 
 
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database of this test's own: the test publishes a feed, and left in the
+    session's database it outlived its data dir, so later tests' apps restored a published
+    feed with no files (and a dispatch restart test failed in CI)."""
+    return str(request.getfixturevalue("empty_database_url")) if backend == "postgres" else ""
+
+
 @both_backends
 def test_uploads_and_scenarios_survive_a_restart(
     make_app_client: Callable[..., TestClient],
