@@ -296,6 +296,11 @@ def compute_service_levels(
         When no trip runs on ``date``.
     """
     gf = feed if isinstance(feed, gk.Feed) else to_gtfs_kit(feed, dist_units)
+    if gf.frequencies is not None and not gf.frequencies.empty:
+        # gtfs-kit's statistics read stop_times only: a frequency-based trip would count once
+        # (its template) instead of once per headway. Expanded as the compiler does (every
+        # start_time + n * headway_secs before end_time).
+        gf = gf.expand_frequencies()
     day = date.strftime("%Y%m%d")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

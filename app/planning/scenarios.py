@@ -78,7 +78,8 @@ class ShortenRoute(BaseModel):
 
 class ChangeHeadway(BaseModel):
     """Multiply the route's headway: 2 keeps every second trip of each direction, 0.5 adds a
-    trip halfway between each two consecutive ones."""
+    trip halfway between each two consecutive ones. Frequency-based trips (``frequencies.txt``)
+    get their ``headway_secs`` multiplied by the factor itself."""
 
     op: Literal["headway"]
     route_id: str
@@ -225,7 +226,35 @@ def apply_edits(feed: Feed, edits: list[Edit]) -> Feed:
     return out
 
 
+def _scale_frequencies(feed: Feed, trips: set[str], factor: float) -> set[str]:
+    """Multiply ``headway_secs`` of the ``frequencies.txt`` rows of ``trips`` by ``factor``
+    (at least one second); the frequency-based trips among ``trips``.
+
+    A frequency trip's stop times are a template run at every headway, so dropping or copying
+    the template (what scheduled trips get) would remove or double the whole period's service.
+    """
+    fq = feed.tables.get("frequencies")
+    if fq is None or fq.empty or "trip_id" not in fq.columns:
+        return set()
+    mine = fq["trip_id"].isin(trips)
+    if not mine.any():
+        return set()
+    fq = fq.copy()
+    h = pd.to_numeric(fq.loc[mine, "headway_secs"], errors="coerce")
+    scaled = (h * factor).round().clip(lower=1)
+    # A row with no valid headway is left as it was (the reader skips it either way).
+    fq.loc[mine, "headway_secs"] = [
+        old if np.isnan(v) else str(int(v))
+        for old, v in zip(fq.loc[mine, "headway_secs"], scaled, strict=True)
+    ]
+    feed.tables["frequencies"] = fq
+    return set(fq.loc[mine, "trip_id"])
+
+
 def _change_headway(feed: Feed, trips: set[str], factor: float) -> None:
+    trips = trips - _scale_frequencies(feed, trips, factor)
+    if not trips:
+        return
     t = feed.tables
     st = t["stop_times"]
     first = st[st["trip_id"].isin(trips)].copy()
