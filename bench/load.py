@@ -351,13 +351,15 @@ def _free_port() -> int:
 
 
 class Cluster:
-    """Two app processes on a database and a Redis prefix of their own; ``close`` undoes all."""
+    """Two app processes (``processes``: 1 for bench.request_cost) on a database and a Redis
+    prefix of their own; ``close`` undoes all."""
 
-    def __init__(self, vans: int, keep_logs: bool = False) -> None:
+    def __init__(self, vans: int, keep_logs: bool = False, processes: int = 2) -> None:
         _loopback(PG_ADMIN_URL)
         _loopback(REDIS_URL)
         self.vans = vans
         self.keep_logs = keep_logs
+        self.processes = processes
         tag = uuid.uuid4().hex[:10]
         self.db_name = f"tsunagu_load_{tag}"
         self.prefix = f"tsunagu-load:{tag}:"
@@ -400,7 +402,7 @@ class Cluster:
         self.db_created = True
         # The first process migrates, creates the admin and imports the demo city, as a
         # deployment prepares the database before scaling out; the second then joins.
-        for name in ("a", "b"):
+        for name in "ab"[: self.processes]:
             if self.stopping:
                 raise KeyboardInterrupt
             port = _free_port()
