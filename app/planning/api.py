@@ -40,6 +40,10 @@ from routing.access import (
 from routing.access.hubs import rank_hubs
 
 Planner = Annotated[Principal, Depends(require_roles("city_planner"))]
+FeedQuery = Annotated[
+    str | None, Query(max_length=64, description="a published feed (default: the first)")
+]
+
 router = APIRouter(prefix="/planning", tags=["planning"], responses={**AUTHED, **BODY})
 GEOJSON = "application/geo+json"
 MAX_UPLOAD = 8 * 2**20
@@ -58,15 +62,23 @@ def _engine(request: Request) -> Any:
 
 
 @router.get("/network")
-async def planning_network(request: Request, _: Planner) -> dict[str, Any]:
-    """The network planners work on: its default analysis date, routes, and what is uploaded."""
+async def planning_network(
+    request: Request,
+    _: Planner,
+    feed: FeedQuery = None,
+) -> dict[str, Any]:
+    """The published feeds planners may analyse (``feeds``, by feed id) and the chosen one
+    (``feed``, default the first): its default analysis date, routes, and what is uploaded."""
     svc = _svc(request)
-    v = await run_in_threadpool(svc.view, _services(request))
+    feeds = await run_in_threadpool(svc.published_feeds, _services(request))
+    v = await run_in_threadpool(svc.view, _services(request), feed)
     dest = await run_in_threadpool(svc.destinations, _engine(request))
     pop = await run_in_threadpool(svc.population, _engine(request))
     routes = v.feed.routes
     return {
-        "feed_id": v.feed.feed_id,
+        "feed_id": v.feed_id,
+        "version_id": v.published.version_id,
+        "feeds": [{"feed_id": f.feed_id, "version_id": f.version_id} for f in feeds],
         "default_date": v.default_day.isoformat(),
         "routes": [
             {
@@ -101,6 +113,7 @@ async def service_levels(
     bands: Annotated[str | None, Query(description="name=HH:MM-HH:MM,...")] = None,
     band: str | None = None,
     resolution: Annotated[int, Query(ge=5, le=11)] = 8,
+    feed: FeedQuery = None,
 ) -> Any:
     """Trips, headways (min), service hours and km, first/last departures per route or stop
     and time band (gtfs-kit); stops summed on H3 hexagons; JSON, CSV or GeoJSON."""
@@ -109,7 +122,7 @@ async def service_levels(
     except ValueError as exc:
         raise ApiError(422, "invalid_bands", str(exc)) from exc
     svc = _svc(request)
-    sl = await run_in_threadpool(svc.service_levels, _services(request), date, bs)
+    sl = await run_in_threadpool(svc.service_levels, _services(request), date, bs, feed)
     names = [b.name for b in bs]
     if band is not None and band not in names:
         raise ApiError(422, "invalid_band", f"band must be one of {names}")
@@ -143,16 +156,18 @@ async def hubs(
     _: Planner,
     date: dt.date | None = None,
     top: Annotated[int, Query(ge=1, le=500)] = 20,
+    feed: FeedQuery = None,
 ) -> dict[str, Any]:
     """Stops ranked as hubs: betweenness in the stop/route graph (networkx) and departures."""
     svc = _svc(request)
-    v = await run_in_threadpool(svc.view, _services(request))
+    v = await run_in_threadpool(svc.view, _services(request), feed)
     day = date or v.default_day
     try:
         df = await run_in_threadpool(rank_hubs, v.data, day, top)
     except ValueError as exc:
         raise ApiError(422, "no_service", str(exc)) from exc
     return {
+        "feed": v.feed_id,
         "date": day.isoformat(),
         "hubs": json.loads(df.to_json(orient="records", force_ascii=False)),
     }
@@ -217,6 +232,9 @@ async def upload_population(request: Request, who: Planner) -> dict[str, Any]:
 
 
 class Window(BaseModel):
+    feed: str | None = Field(
+        None, max_length=64, description="a published feed (default: the first)"
+    )
     date: dt.date | None = None
     start: int = Field(8 * 3600, ge=0, le=36 * 3600, description="seconds after midnight")
     window_min: int = Field(60, ge=1, le=240)
@@ -251,7 +269,7 @@ async def _on_demand(request: Request, q: Window, tt: Any) -> OnDemand | None:
 async def post_isochrone(request: Request, q: IsochroneQuery, _: Planner) -> Response:
     """H3 cells reached from a point: median minutes over the departure window."""
     svc = _svc(request)
-    eng = await run_in_threadpool(svc.engine, _services(request), q.date)
+    eng = await run_in_threadpool(svc.engine, _services(request), q.date, q.feed)
     od = await _on_demand(request, q, eng.data.tt)
     deps = departure_times(q.start, q.window_min * 60, q.departures)
     iso = await run_in_threadpool(
@@ -278,7 +296,7 @@ async def post_access(request: Request, q: AccessQuery, _: Planner) -> dict[str,
         if q.kind not in dest.kinds():
             raise ApiError(422, "unknown_kind", f"kind must be one of {dest.kinds()}")
         dest = dest.of_kind(q.kind)
-    eng = await run_in_threadpool(svc.engine, _services(request), q.date)
+    eng = await run_in_threadpool(svc.engine, _services(request), q.date, q.feed)
     od = await _on_demand(request, q, eng.data.tt)
     deps = departure_times(q.start, q.window_min * 60, q.departures)
     ct = await run_in_threadpool(cell_times, eng, dest, deps, q.resolution, od)
@@ -312,7 +330,8 @@ async def create_scenario(request: Request, spec: ScenarioSpec, who: Planner) ->
     if dest is None:
         raise ApiError(422, "no_destinations", "Upload destinations first (PUT /destinations).")
     pop = await run_in_threadpool(svc.population, engine)
-    v = await run_in_threadpool(svc.view, _services(request))
+    v = await run_in_threadpool(svc.view, _services(request), spec.feed)
+    spec = spec.model_copy(update={"feed": v.feed_id})  # kept: which feed it copied
     spec_json = spec.model_dump(mode="json")
     sid = await run_in_threadpool(
         svc.start_scenario, engine, spec_json, who, dest[0], None if pop is None else pop[0]
@@ -329,6 +348,7 @@ async def create_scenario(request: Request, spec: ScenarioSpec, who: Planner) ->
         # Kept as failed, so the planner's list shows what happened to the run.
         await run_in_threadpool(svc.finish_scenario, engine, sid, None, repr(exc))
         raise
+    out["feed_version"] = v.published.version_id
     await run_in_threadpool(svc.finish_scenario, engine, sid, out)
     got = await run_in_threadpool(svc.scenario, engine, str(sid))
     assert got is not None  # just written
@@ -349,3 +369,12 @@ async def get_scenario(request: Request, scenario_id: str, _: Planner) -> dict[s
     if got is None:
         raise ApiError(404, "not_found", "No such scenario.")
     return got
+
+
+@router.delete("/scenarios/{scenario_id}", responses=error_responses(403, 404))
+async def delete_scenario(request: Request, scenario_id: str, who: Planner) -> dict[str, Any]:
+    """Delete a scenario: its author or an administrator (others 403). Who deleted it and
+    when is kept (audit); it is no longer listed nor fetched."""
+    return await run_in_threadpool(
+        _svc(request).delete_scenario, _engine(request), scenario_id, who
+    )

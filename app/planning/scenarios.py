@@ -147,6 +147,12 @@ class Analysis(BaseModel):
 
 class ScenarioSpec(BaseModel):
     name: str = Field("Scenario", max_length=200)
+    feed: str | None = Field(
+        None,
+        max_length=64,
+        description="The published feed the scenario copies (default: the first published); "
+        "recorded in the kept scenario.",
+    )
     edits: list[Edit] = Field(default_factory=list, max_length=100)
     unit_costs: UnitCosts = Field(default_factory=UnitCosts)
     analysis: Analysis = Field(default_factory=Analysis)
