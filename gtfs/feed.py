@@ -50,7 +50,12 @@ class Feed:
         """``(values or NaN, invalid mask)`` of a numeric column; ``integer`` rejects ``1.5``."""
         key = (name, col, "number")
         if key not in self._parsed:
-            self._parsed[key] = parse_number_codes(self.column(name, col))
+            if col in self.table(name).columns:
+                self._parsed[key] = parse_number_codes(self.column(name, col))
+            else:
+                # An absent column is all blank (status 1): no need to parse a column of "".
+                n = len(self.table(name))
+                self._parsed[key] = (np.full(n, np.nan), np.ones(n, np.int8))
         num, status = self._parsed[key]
         bad = (status == 2) | ((status == 3) & integer)
         return (np.where(bad, np.nan, num) if bad.any() else num), bad
