@@ -19,6 +19,7 @@ from routing.co2 import Co2Factors, pattern_co2_cumulative, ride_grams
 from routing.on_demand import OnDemandOffer
 from routing.options import route_type_mode
 from routing.raptor.journey import Journey, RideLeg, WalkLeg
+from routing.street.directions import walk_graph_of, walk_steps
 from routing.transit import overlay_for
 
 LatLon = tuple[float, float]
@@ -66,6 +67,9 @@ class ItineraryLeg:
     co2_g: int = 0  # grams per passenger (routing.co2); walks emit nothing
     #: The fleet's offer behind an on-demand leg (``mode == "FLEX"``), else None.
     on_demand: OnDemandOffer | None = None
+    #: The walking street graph a walk leg was found on: its steps are named from it when the
+    #: leg is returned (:func:`to_otp`); None for straight-line walks.
+    street: Any = field(default=None, compare=False, repr=False)
 
     @property
     def transit(self) -> bool:
@@ -319,6 +323,7 @@ class ItineraryBuilder:
             destination=b,
             distance_m=float(meters),
             geometry=tuple((float(x), float(y)) for x, y in coords),
+            street=walk_graph_of(self.walk),
         )
 
     def _ride(
@@ -390,6 +395,7 @@ def _merge_walks(legs: list[ItineraryLeg]) -> list[ItineraryLeg]:
                 destination=leg.destination,
                 distance_m=prev.distance_m + leg.distance_m,
                 geometry=prev.geometry + leg.geometry[1:],
+                street=prev.street or leg.street,
             )
         else:
             out.append(leg)
@@ -491,6 +497,7 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
         }
         if not leg.transit:
             d["emissionsPerPerson"] = co2_json(0)
+            d["steps"] = [step.to_otp() for step in walk_steps(leg.geometry, leg.street)]
         if leg.on_demand is not None:
             d.update(_on_demand_otp(leg.on_demand, base))
         elif leg.transit:

@@ -4,8 +4,9 @@ Nodes are OSM nodes (every vertex of every kept way, so snapping to a node lands
 line itself); a directed edge ``u -> v`` is the straight segment between two consecutive way
 vertices. The out-edges of node ``u`` are ``indices[indptr[u]:indptr[u + 1]]``, with per-edge
 ``length_m``, free-flow ``speed_kmh`` (``maxspeed`` or the highway-class default; the walking
-speed for walking graphs), ``highway`` class code (index into :data:`HIGHWAY_CLASSES`) and
-source ``way_id``.
+speed for walking graphs), ``highway`` class code (index into :data:`HIGHWAY_CLASSES`), source ``way_id`` and
+``name_code``: the way's OSM ``name`` as an index into ``names`` (-1: unnamed), which
+walking directions (:mod:`routing.street.directions`) read.
 
 Only the largest strongly connected component is kept, so every snapped point can reach every
 other. Parallel edges ``u -> v`` collapse to the shortest one, so an edge is identified by its
@@ -52,7 +53,8 @@ HIGHWAY_CODE: dict[str, int] = {h: i for i, h in enumerate(HIGHWAY_CLASSES)}
 
 # Two OSM vertices at the same position would give a zero-length edge; keep weights positive.
 MIN_EDGE_M = 0.01
-GRAPH_FORMAT_VERSION = 1
+# 2: edges carry their way's name (``name_code``/``names``); a version-1 cache is rebuilt.
+GRAPH_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +72,17 @@ class StreetGraph:
     highway: Int8Array  # [E]
     way_id: Int64Array  # [E]
     meta: dict[str, object] = field(default_factory=dict)
+    #: [E] index into ``names`` of each edge's street name, -1 where its way has none.
+    name_code: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    names: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype="<U1"))
+
+    def edge_names(self, edges: npt.ArrayLike) -> list[str | None]:
+        """The street name of each edge index (None: unnamed, or ``-1``: no edge)."""
+        e = np.asarray(edges, dtype=np.int64)
+        if self.name_code.size == 0:
+            return [None] * int(e.size)
+        code = np.where(e >= 0, self.name_code[np.maximum(e, 0)], -1)
+        return [str(self.names[c]) if c >= 0 else None for c in code.tolist()]
 
     @property
     def n_nodes(self) -> int:
@@ -143,28 +156,38 @@ class StreetGraph:
         highway: Int8Array,
         way_id: Int64Array,
         meta: dict[str, object] | None = None,
+        name_code: IntArray | None = None,
+        names: npt.ArrayLike | None = None,
     ) -> StreetGraph:
-        """Build a graph from directed edges over node arrays.
+        """Build a graph from directed edges over node arrays (``name_code``: per edge, an
+        index into ``names``, -1 for unnamed; absent: every edge unnamed).
 
         Drops self-loops, collapses parallel edges to the shortest, keeps the largest strongly
         connected component and renumbers its nodes.
         """
         src = np.asarray(src, dtype=np.int64)
         dst = np.asarray(dst, dtype=np.int64)
+        names_arr = np.asarray([] if names is None else names, dtype=np.str_)
+        if name_code is None or names_arr.size == 0:
+            name_code = np.full(src.size, -1, dtype=np.int32)
+        name_code = np.asarray(name_code, dtype=np.int32)
         length = np.maximum(haversine_m(lat[src], lon[src], lat[dst], lon[dst]), MIN_EDGE_M)
         ok = src != dst
         src, dst, length = src[ok], dst[ok], length[ok]
         speed_kmh, highway, way_id = speed_kmh[ok], highway[ok], way_id[ok]
+        name_code = name_code[ok]
         if src.size == 0:
             raise OsmLoadError(f"no {mode} street edges in the extract")
         # Sort by (src, dst, length) and keep the first (shortest) of each parallel group.
         order = np.lexsort((length, dst, src))
         src, dst, length = src[order], dst[order], length[order]
         speed_kmh, highway, way_id = speed_kmh[order], highway[order], way_id[order]
+        name_code = name_code[order]
         first = np.ones(src.size, dtype=bool)
         first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
         src, dst, length = src[first], dst[first], length[first]
         speed_kmh, highway, way_id = speed_kmh[first], highway[first], way_id[first]
+        name_code = name_code[first]
 
         n = int(lat.shape[0])
         adj = csr_matrix((np.ones(src.size), (src, dst)), shape=(n, n))
@@ -193,6 +216,8 @@ class StreetGraph:
             highway=np.asarray(highway[keep_edge], dtype=np.int8),
             way_id=np.asarray(way_id[keep_edge], dtype=np.int64),
             meta=dict(meta or {}),
+            name_code=np.asarray(name_code[keep_edge], dtype=np.int32),
+            names=names_arr if names_arr.size else np.zeros(0, dtype="<U1"),
         )
 
     # --- persistence ---------------------------------------------------------------------------
@@ -211,6 +236,8 @@ class StreetGraph:
             speed_kmh=self.speed_kmh,
             highway=self.highway,
             way_id=self.way_id,
+            name_code=self.name_code,
+            names=self.names,
         )
 
     @classmethod

@@ -48,6 +48,9 @@ def load_osm(path_pbf: str | Path, profiles: Iterable[str] = PROFILES) -> dict[s
     oneway: list[int] = []  # 2 = not drivable
     speed: list[float] = []
     hw_code: list[int] = []
+    # The way's street name (OSM ``name``) for walking directions: a code into ``names``.
+    name_of: dict[str, int] = {}
+    way_name: list[int] = []
     try:
         # Node locations are indexed in C++; only highway ways reach Python.
         processor = (
@@ -84,6 +87,8 @@ def load_osm(path_pbf: str | Path, profiles: Iterable[str] = PROFILES) -> dict[s
             oneway.append(2 if drive is None else drive[0])
             speed.append(0.0 if drive is None else drive[1])
             hw_code.append(HIGHWAY_CODE[hw])
+            name = tags.get("name", "").strip()
+            way_name.append(name_of.setdefault(name, len(name_of)) if name else -1)
     except RuntimeError as exc:  # libosmium reports format errors as RuntimeError
         raise OsmLoadError(f"cannot read OSM extract {path}: {exc}") from exc
     if not refs:
@@ -111,6 +116,8 @@ def load_osm(path_pbf: str | Path, profiles: Iterable[str] = PROFILES) -> dict[s
 
     way_id_arr = np.asarray(way_ids, dtype=np.int64)
     hw_arr = np.asarray(hw_code, dtype=np.int8)
+    name_arr = np.asarray(way_name, dtype=np.int32)
+    names = np.asarray(list(name_of), dtype=np.str_)
     out: dict[str, StreetGraph] = {}
     meta: dict[str, object] = {"source": str(path)}
     if "walk" in wanted:
@@ -129,6 +136,8 @@ def load_osm(path_pbf: str | Path, profiles: Iterable[str] = PROFILES) -> dict[s
             hw_arr[ww],
             way_id_arr[ww],
             meta,
+            name_arr[ww],
+            names,
         )
     if "drive" in wanted:
         ow = np.asarray(oneway, dtype=np.int8)[w]
@@ -148,5 +157,7 @@ def load_osm(path_pbf: str | Path, profiles: Iterable[str] = PROFILES) -> dict[s
             hw_arr[ww],
             way_id_arr[ww],
             meta,
+            name_arr[ww],
+            names,
         )
     return out
