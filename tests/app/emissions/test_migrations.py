@@ -5,37 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
-from app import db
 from app.emissions import store
 from app.emissions.models import metadata
 from app.emissions.service import EmissionsService
 from tests.app.conftest import both_backends, settings_for
+from tests.app.migration_chains import (
+    check_models_match_migrations,
+    check_own_database_holds_only_its_tables,
+)
 
 pytestmark = both_backends
 
 
 def test_models_match_migrations(empty_database_url: str) -> None:
-    engine = db.create_db_engine(empty_database_url)
-    try:
-        db.upgrade_database(engine)  # the app's tables in the same database
-        store.upgrade(engine)
-        store.upgrade(engine)  # idempotent
-        assert store.current_revision(engine) == store.head_revision()
-        assert db.current_revision(engine) == db.head_revision()  # the app's chain untouched
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(
-                conn,
-                opts={
-                    "compare_type": True,
-                    "include_name": lambda n, t, p: t != "table" or n in metadata.tables,
-                },
-            )
-            assert compare_metadata(ctx, metadata) == []
-    finally:
-        engine.dispose()
+    check_models_match_migrations(empty_database_url, store.CHAIN, metadata)
+
+
+def test_own_database_holds_only_its_tables(empty_database_url: str) -> None:
+    check_own_database_holds_only_its_tables(empty_database_url, store.CHAIN, metadata)
 
 
 def test_stale_schema_refused(empty_database_url: str, tmp_path: Path) -> None:
