@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,6 +91,10 @@ class Itinerary:
     #: The planner's "healthier" choice (``RoutingOptions.healthier_s``): (seconds later than
     #: the fastest itinerary, seconds more walking); None for the others.
     healthier: tuple[int, int] | None = field(default=None, compare=False)
+    #: False for an itinerary built without its legs' shapes, walking paths and intermediate
+    #: stops (``ItineraryBuilder.build(detail=False)``): enough to compare and filter it, not
+    #: to show it (``ItineraryBuilder.detailed`` completes it).
+    detailed: bool = field(default=True, compare=False)
 
     @property
     def start(self) -> int:
@@ -147,19 +151,28 @@ class Itinerary:
 # --- geometry ---------------------------------------------------------------------------------
 def encode_polyline(points: Sequence[LatLon], precision: int = 5) -> str:
     """Google's encoded polyline (the format OTP uses for ``legGeometry.points``)."""
-    factor = 10**precision
-    out: list[str] = []
-    prev_lat = prev_lon = 0
-    for lat, lon in points:
-        ilat, ilon = round(lat * factor), round(lon * factor)
-        for delta in (ilat - prev_lat, ilon - prev_lon):
-            v = ~(delta << 1) if delta < 0 else delta << 1
-            while v >= 0x20:
-                out.append(chr((0x20 | (v & 0x1F)) + 63))
-                v >>= 5
-            out.append(chr(v + 63))
-        prev_lat, prev_lon = ilat, ilon
-    return "".join(out)
+    return _encode_array(np.asarray(points, dtype=np.float64).reshape(-1, 2), precision)
+
+
+#: 5-bit groups of a zig-zagged 64-bit delta (13 x 5 >= 64).
+_GROUPS = np.arange(13, dtype=np.int64) * 5
+
+
+def _encode_array(a: np.ndarray, precision: int = 5) -> str:
+    """:func:`encode_polyline` of an ``(n, 2)`` array of ``(lat, lon)``, vectorised: each
+    coordinate rounded (half to even, as Python's ``round``), delta-coded, zig-zagged and cut
+    into 5-bit groups, every group but a value's last with the continuation bit."""
+    if a.shape[0] == 0:
+        return ""
+    ints = np.round(a * float(10**precision)).astype(np.int64).ravel()
+    deltas = np.diff(ints.reshape(-1, 2), axis=0, prepend=np.zeros((1, 2), np.int64)).ravel()
+    v = (deltas << 1) ^ (deltas >> 63)  # zig-zag: ~(d << 1) for a negative d
+    groups = (v[:, None] >> _GROUPS[None, :]) & 0x1F
+    # Groups a value needs: up to its highest set bit (at least one).
+    used = np.maximum(1, (v[:, None] >> _GROUPS[None, :]).astype(bool).sum(axis=1))
+    j = np.arange(_GROUPS.shape[0])[None, :]
+    chars = np.where(j < used[:, None] - 1, groups | 0x20, groups) + 63
+    return chars[j < used[:, None]].astype(np.uint8).tobytes().decode("ascii")
 
 
 def decode_polyline(text: str, precision: int = 5) -> list[LatLon]:
@@ -189,10 +202,18 @@ def path_length_m(points: Sequence[LatLon]) -> float:
     """Great-circle length of a polyline, metres."""
     if len(points) < 2:
         return 0.0
-    a = np.radians(np.asarray(points, dtype=np.float64))
-    dlat = np.diff(a[:, 0])
-    dlon = np.diff(a[:, 1])
-    h = np.sin(dlat / 2) ** 2 + np.cos(a[:-1, 0]) * np.cos(a[1:, 0]) * np.sin(dlon / 2) ** 2
+    a = np.asarray(points, dtype=np.float64)
+    return _length_m(a[:, 0], a[:, 1])
+
+
+def _length_m(lat: np.ndarray, lon: np.ndarray) -> float:
+    """:func:`path_length_m` of the points ``(lat[i], lon[i])`` (degrees)."""
+    if lat.shape[0] < 2:
+        return 0.0
+    la, lo = np.radians(lat), np.radians(lon)
+    dlat = np.diff(la)
+    dlon = np.diff(lo)
+    h = np.sin(dlat / 2) ** 2 + np.cos(la[:-1]) * np.cos(la[1:]) * np.sin(dlon / 2) ** 2
     return float(2 * 6371008.8 * np.arcsin(np.sqrt(np.clip(h, 0, 1))).sum())
 
 
@@ -206,25 +227,34 @@ def ride_geometry(
 ) -> list[LatLon]:
     """The trip's shape between the board and alight stops (nearest shape points), or the
     stops' coordinates when the trip has no shape."""
+    lat, lon = _ride_geometry_arrays(tt, trip, board_pos, alight_pos)
+    return list(zip(lat.tolist(), lon.tolist(), strict=True))
+
+
+def _ride_geometry_arrays(
+    tt: CompiledTimetable, trip: int, board_pos: int, alight_pos: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ride_geometry` as arrays of latitudes and longitudes (float64)."""
     p = int(tt.trip_pattern[trip])
     p0 = int(tt.pattern_stop_ptr[p])
     stops = tt.pattern_stops[p0 + board_pos : p0 + alight_pos + 1]
-    stop_pts = [(float(tt.stop_lat[s]), float(tt.stop_lon[s])) for s in stops]
+    stop_lat = np.asarray(tt.stop_lat[stops], dtype=np.float64)
+    stop_lon = np.asarray(tt.stop_lon[stops], dtype=np.float64)
     k = int(tt.trip_shape[trip])
     if k < 0:
-        return stop_pts
+        return stop_lat, stop_lon
     a, b = int(tt.shape_ptr[k]), int(tt.shape_ptr[k + 1])
     lat, lon = tt.shape_lat[a:b], tt.shape_lon[a:b]
     if lat.shape[0] < 2:
-        return stop_pts
-    i = _nearest(lat, lon, *stop_pts[0])
-    j = i + _nearest(lat[i:], lon[i:], *stop_pts[-1])
+        return stop_lat, stop_lon
+    i = _nearest(lat, lon, float(stop_lat[0]), float(stop_lon[0]))
+    j = i + _nearest(lat[i:], lon[i:], float(stop_lat[-1]), float(stop_lon[-1]))
     if j <= i:
-        return stop_pts
-    pts = [stop_pts[0]]
-    pts.extend((float(x), float(y)) for x, y in zip(lat[i : j + 1], lon[i : j + 1], strict=True))
-    pts.append(stop_pts[-1])
-    return pts
+        return stop_lat, stop_lon
+    # The board stop, the shape's points between, the alight stop.
+    out_lat = np.concatenate((stop_lat[:1], lat[i : j + 1], stop_lat[-1:])).astype(np.float64)
+    out_lon = np.concatenate((stop_lon[:1], lon[i : j + 1], stop_lon[-1:])).astype(np.float64)
+    return out_lat, out_lon
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -246,6 +276,9 @@ class ItineraryBuilder:
         self.translations = translations or {}
         self.co2 = co2
         self._co2: np.ndarray | None = None
+        # Python lists of the stops' fields, made on first use: a stop place reads a handful
+        # of values per stop, and numpy scalar indexing costs more than the rest of it.
+        self._stops: tuple[list[str], list[float], list[float], list[str]] | None = None
 
     @property
     def pattern_co2(self) -> np.ndarray:
@@ -257,16 +290,24 @@ class ItineraryBuilder:
     def stop_place(
         self, s: int, locale: str, arrival: int | None = None, departure: int | None = None
     ) -> Place:
-        tt = self.tt
-        name = str(tt.stop_names[s])
+        if self._stops is None:
+            tt = self.tt
+            self._stops = (
+                [str(x) for x in tt.stop_names.tolist()],
+                [float(x) for x in tt.stop_lat.tolist()],
+                [float(x) for x in tt.stop_lon.tolist()],
+                [str(x) for x in tt.stop_ids.tolist()],
+            )
+        names, lats, lons, ids = self._stops
+        name = names[s]
         if locale != "ja":
             name = self.translations.get(locale, {}).get(s, name)
         return Place(
             name=name,
-            lat=float(tt.stop_lat[s]),
-            lon=float(tt.stop_lon[s]),
+            lat=lats[s],
+            lon=lons[s],
             stop_index=s,
-            stop_id=str(tt.stop_ids[s]),
+            stop_id=ids[s],
             reading=self.readings.get(s) if locale == "ja" else None,
             arrival=arrival,
             departure=departure,
@@ -282,16 +323,45 @@ class ItineraryBuilder:
         locale: str = "en",
         realtime: Any | None = None,
         day: dt.date | None = None,
+        detail: bool = True,
     ) -> Itinerary:
         """The itinerary of ``journey``; ``realtime`` (one overlay, or several: one per service
-        date) gives each ride the times of its own service day's run."""
+        date) gives each ride the times of its own service day's run.
+
+        ``detail=False`` leaves out what only showing it needs: the rides' shapes, distances
+        and intermediate stops and the walks' paths and distances (no street search). Times,
+        stops, trips, transfers and CO2 are the same, so it filters and sorts as the detailed
+        one does; the planner builds a dozen candidates per query and shows three, and
+        :meth:`detailed` completes those (#10)."""
         legs: list[ItineraryLeg] = []
         for leg in journey.legs:
             if isinstance(leg, RideLeg):
-                legs.append(self._ride(leg, locale, realtime, day))
+                legs.append(self._ride(leg, locale, realtime, day, detail))
             else:
-                legs.append(self._walk(leg, origin, destination, speed, locale))
-        return Itinerary(tuple(_merge_walks(legs)), journey)
+                legs.append(self._walk(leg, origin, destination, speed, locale, detail))
+        return Itinerary(tuple(_merge_walks(legs)), journey, detailed=detail)
+
+    def detailed(
+        self,
+        it: Itinerary,
+        origin: Place,
+        destination: Place,
+        *,
+        speed: float,
+        locale: str = "en",
+        realtime: Any | None = None,
+        day: dt.date | None = None,
+    ) -> Itinerary:
+        """``it`` with its shapes, walking paths and intermediate stops (as :meth:`build` with
+        ``detail=True`` of its journey, the same arguments), its planner marks kept."""
+        if it.detailed or it.journey is None:
+            return it
+        full = self.build(
+            it.journey, origin, destination, speed=speed, locale=locale, realtime=realtime, day=day
+        )
+        return replace(
+            full, car_distance_m=it.car_distance_m, car_co2_g=it.car_co2_g, healthier=it.healthier
+        )
 
     def _end(self, s: int, place: Place, locale: str, t: int, arriving: bool) -> Place:
         if s >= 0:
@@ -310,10 +380,18 @@ class ItineraryBuilder:
         )
 
     def _walk(
-        self, leg: WalkLeg, origin: Place, destination: Place, speed: float, locale: str
+        self,
+        leg: WalkLeg,
+        origin: Place,
+        destination: Place,
+        speed: float,
+        locale: str,
+        detail: bool = True,
     ) -> ItineraryLeg:
         a = self._end(leg.from_stop, origin, locale, leg.departure, False)
         b = self._end(leg.to_stop, destination, locale, leg.arrival, True)
+        if not detail:
+            return ItineraryLeg("WALK", leg.departure, leg.arrival, a, b, 0.0, ())
         _, meters, coords = self.walk.walk(a.lat, a.lon, b.lat, b.lon, speed)
         return ItineraryLeg(
             mode="WALK",
@@ -327,7 +405,12 @@ class ItineraryBuilder:
         )
 
     def _ride(
-        self, leg: RideLeg, locale: str, realtime: Any | None, day: dt.date | None
+        self,
+        leg: RideLeg,
+        locale: str,
+        realtime: Any | None,
+        day: dt.date | None,
+        detail: bool = True,
     ) -> ItineraryLeg:
         tt = self.tt
         t = leg.trip
@@ -345,24 +428,29 @@ class ItineraryBuilder:
         rt = ov is not None and bool(getattr(ov, "trip_updated", np.zeros(tt.n_trips, np.bool_))[t])
         times_arr = ov.arrival if rt else tt.st_arrival  # type: ignore[union-attr]
         times_dep = ov.departure if rt else tt.st_departure  # type: ignore[union-attr]
-        inter = tuple(
-            self.stop_place(
-                int(tt.pattern_stops[p0 + i]),
-                locale,
-                arrival=int(times_arr[st0 + i]) + off,
-                departure=int(times_dep[st0 + i]) + off,
+        inter: tuple[Place, ...] = ()
+        geom: tuple[LatLon, ...] = ()
+        meters = 0.0
+        if detail:
+            lo, hi = leg.board_pos + 1, leg.alight_pos
+            stops = tt.pattern_stops[p0 + lo : p0 + hi].tolist()
+            arrs = times_arr[st0 + lo : st0 + hi].tolist()
+            deps = times_dep[st0 + lo : st0 + hi].tolist()
+            inter = tuple(
+                self.stop_place(int(s), locale, arrival=int(a) + off, departure=int(d) + off)
+                for s, a, d in zip(stops, arrs, deps, strict=True)
             )
-            for i in range(leg.board_pos + 1, leg.alight_pos)
-        )
-        geom = ride_geometry(tt, t, leg.board_pos, leg.alight_pos)
+            lat, lon = _ride_geometry_arrays(tt, t, leg.board_pos, leg.alight_pos)
+            geom = tuple(zip(lat.tolist(), lon.tolist(), strict=True))
+            meters = _length_m(lat, lon)
         return ItineraryLeg(
             mode=route_type_mode(int(tt.route_types[r])),
             start=leg.departure,
             end=leg.arrival,
             origin=self.stop_place(leg.board_stop, locale, departure=leg.departure),
             destination=self.stop_place(leg.alight_stop, locale, arrival=leg.arrival),
-            distance_m=path_length_m(geom),
-            geometry=tuple(geom),
+            distance_m=meters,
+            geometry=geom,
             route_id=str(tt.route_ids[r]),
             route_short_name=str(tt.route_short_names[r]) or None,
             route_long_name=str(tt.route_long_names[r]) or None,
@@ -476,6 +564,7 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
     base = service_day_epoch_ms(day, timezone)
     legs = []
     for leg in it.legs:
+        pts = np.asarray(leg.geometry, dtype=np.float64).reshape(-1, 2)
         d: dict[str, Any] = {
             "mode": leg.mode,
             "transitLeg": leg.transit,
@@ -486,12 +575,9 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
             "from": _place_otp(leg.origin, base),
             "to": _place_otp(leg.destination, base),
             "legGeometry": {
-                "points": encode_polyline(leg.geometry),
+                "points": _encode_array(pts),
                 "length": len(leg.geometry),
-                "geojson": {
-                    "type": "LineString",
-                    "coordinates": [[lon, lat] for lat, lon in leg.geometry],
-                },
+                "geojson": {"type": "LineString", "coordinates": pts[:, ::-1].tolist()},
             },
             "realTime": leg.realtime,
         }

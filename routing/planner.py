@@ -273,6 +273,8 @@ class Planner:
             # The searches prune from the time they start at; McRAPTOR's extra options and the
             # walks to and from the stops are held to the limit here, door to door.
             journeys = [j for j in journeys if j.arrival - j.departure <= opts.max_travel_s]
+        # Candidates without shapes, walking paths and intermediate stops: a dozen are built
+        # to keep three, and only those kept are completed (``_shown``).
         items = [
             self.builder.build(
                 j,
@@ -282,6 +284,7 @@ class Planner:
                 locale=req.locale,
                 realtime=realtime,
                 day=req.date,
+                detail=False,
             )
             for j in journeys
             if j.rides
@@ -311,7 +314,28 @@ class Planner:
             if e_stops.size == 0:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
             return fail(NO_TRANSIT_CONNECTION)
-        return Plan(req, o, d, tuple(self._with_car(it, o, d) for it in kept), None, refusals)
+        return Plan(
+            req,
+            o,
+            d,
+            tuple(self._with_car(self._shown(req, it, o, d, realtime), o, d) for it in kept),
+            None,
+            refusals,
+        )
+
+    def _shown(
+        self, req: PlanRequest, it: Itinerary, o: Place, d: Place, realtime: Any | None
+    ) -> Itinerary:
+        """``it`` complete with its shapes, walking paths and intermediate stops."""
+        return self.builder.detailed(
+            it,
+            o,
+            d,
+            speed=req.options.walk_speed_mps,
+            locale=req.locale,
+            realtime=realtime,
+            day=req.date,
+        )
 
     def _healthier(
         self,
@@ -386,6 +410,7 @@ class Planner:
                     locale=req.locale,
                     realtime=realtime,
                     day=req.date,
+                    detail=False,
                 )
                 for j in found
             ]
