@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,7 @@ from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.errors import ApiError
 from app.feeds.dispatch_zones import sync_flex_zones
 from app.feeds.network import Network, network_geojson
-from app.feeds.registry import FeedRegistry, check_feed_id
+from app.feeds.registry import FeedRegistry, check_feed_id, check_network_name
 from app.identity.deps import require_roles
 from app.identity.principal import Principal
 from app.services import ServicesDep
@@ -45,6 +45,7 @@ VersionId = Annotated[int, PathParam(ge=1, le=MAX_VERSION_ID)]
 
 class FeedSummary(OpenModel):
     feed_id: str
+    network: str | None = Field(None, description="The latest version's region (network).")
     versions: int
     latest_version: int | None
     published_version: int | None
@@ -59,6 +60,9 @@ class FeedVersionOut(OpenModel):
 
     id: int | None
     feed_id: str
+    network: str | None = Field(
+        None, description="The region (network) the feed is served in: its own id by default."
+    )
     status: str
     created_at: str | None
     published_at: str | None
@@ -94,8 +98,11 @@ class PublishedVersion(OpenModel):
 
 
 class NetworkSummary(OpenModel):
-    """What is served (``GET /api/v1/network`` has the same fields and more)."""
+    """What is served in one region (``GET /api/v1/network`` has the same fields and more)."""
 
+    network: str | None = Field(
+        None, description="The region's name: feeds of one region form one network."
+    )
     generation: int
     published: list[PublishedVersion]
     service_start: str | None
@@ -158,10 +165,23 @@ async def upload_version(
     services: ServicesDep,
     principal: Operator,
     file: Annotated[UploadFile, File(description="A GTFS .zip")],
+    network: Annotated[
+        str | None,
+        Form(
+            max_length=64,
+            description="The region (city) the feed belongs to: feeds of one region are "
+            "merged into one network, other regions are kept apart. Default: the feed's "
+            "previous version's, else the feed's own id.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Upload a GTFS zip as a new version; it is validated and compiled before answering."""
     reg = registry_of(services)
     check_feed_id(feed_id)
+    if network is not None and network.strip():
+        network = check_network_name(network.strip())
+    else:
+        network = None
     limit = services.settings.max_upload_bytes
     fd, name = tempfile.mkstemp(suffix=".zip", dir=reg.store.incoming())
     tmp = Path(name)
@@ -187,6 +207,7 @@ async def upload_version(
             filename=file.filename or "upload.zip",
             uploaded_by=principal.email or principal.user_id,
             move=True,
+            network=network,
         )
     finally:
         tmp.unlink(missing_ok=True)
@@ -217,6 +238,12 @@ class PublishRequest(BaseModel):
         max_length=1000,
         description="Why this version is published over its ERROR notices (recorded).",
     )
+    network: str | None = Field(
+        None,
+        max_length=64,
+        description="Publish into this region (city): feeds of one region are merged into "
+        "one network. Default: the region the version was uploaded for.",
+    )
 
 
 @router.post(
@@ -238,12 +265,14 @@ async def publish_version(
     """
     reg = registry_of(services)
     reason = body.override_reason if body is not None else None
+    region = body.network.strip() or None if body is not None and body.network else None
     network = await run_in_threadpool(
         lambda: reg.publish(
             feed_id,
             version_id,
             override_reason=reason,
             by=principal.email or principal.user_id,
+            network=region,
         )
     )
     await run_in_threadpool(sync_flex_zones, services)

@@ -21,6 +21,12 @@ GEOJSON = "application/geo+json"
 
 
 class NetworkInfo(NetworkSummary):
+    """The default network's (or ``?network=``'s) summary; ``published`` and ``feeds`` list
+    every region's, ``networks`` each region (a city: its feeds, area and time zone), and
+    ``missing`` the published feeds this process cannot serve (their files are not here)."""
+
+    networks: list[dict[str, Any]] = Field(default_factory=list)
+    missing: list[dict[str, Any]] = Field(default_factory=list)
     service_date_rule: Any = None
     calendar_mapping: Any = Field(
         None, description="Which feed date each mapped date runs (null when unmapped)."
@@ -60,15 +66,44 @@ _geojson_cache: list[tuple[Network, bytes]] = []
 
 def _etag(net: Network) -> str:
     versions = "-".join(f"{p.feed_id}.{p.version_id}" for p in net.versions) or "empty"
-    return f'"network-{versions}"'
+    return f'"network-{net.name}-{versions}"'
 
 
-@router.get("", response_model=NetworkInfo)
-async def network_info(services: ServicesDep) -> dict[str, Any]:
+def _region(net: Network) -> dict[str, Any]:
+    tt = net.timetable
+    return {
+        "network": net.name,
+        "feeds": [p.feed_id for p in net.versions],
+        "bbox": net.area,
+        "timezone": tt.timezone if tt is not None else None,
+        "service_date": net.service_date.isoformat() if net.service_date else None,
+        "generation": net.generation,
+        "stops": tt.n_stops if tt is not None else 0,
+    }
+
+
+@router.get("", response_model=NetworkInfo, responses=error_responses(404))
+async def network_info(
+    services: ServicesDep,
+    network: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="a network (region) or feed name; default: the "
+            "default network (the only one, else the largest)",
+        ),
+    ] = None,
+) -> dict[str, Any]:
     """Published versions, service date range, counts and the default (demo) service date."""
     reg = registry_of(services)
-    net = reg.network
+    nets = reg.networks
+    net = reg.network_named(network) if network else reg.network
     info = net.summary()
+    if not network and len(nets) > 1:  # every city's feeds, each with its own area
+        info["published"] = [p for n in nets.values() for p in n.summary()["published"]]
+        info["feeds"] = [f for n in nets.values() for f in n.summary()["feeds"]]
+    info["networks"] = [_region(n) for _, n in sorted(nets.items())]
+    info["missing"] = reg.missing
     info["demo_service_date"] = info["service_date"]
     info["tile_url"] = services.settings.map_tile_url or None
     info["tile_attribution"] = services.settings.map_tile_attribution or None
@@ -130,31 +165,44 @@ async def network_geo(
     services: ServicesDep,
     if_none_match: Annotated[str | None, Header()] = None,
     feed: Annotated[
-        str | None, Query(max_length=64, description="one feed's (city's) stops and routes")
+        str | None,
+        Query(
+            max_length=64,
+            description="one city's stops and routes: a network (region) name, or one feed "
+            "of it; default: the default network",
+        ),
     ] = None,
 ) -> Response:
     """Stops (Point) and route shapes (MultiLineString) of the published network.
 
     The ETag names the published versions, so a map that has it gets 304 until a publish.
     """
-    net = registry_of(services).network
+    reg = registry_of(services)
+    if feed is None:
+        net = reg.network
+    else:
+        try:
+            net = reg.network_named(feed)
+        except ApiError:
+            raise ApiError(404, "unknown_feed", f"No published feed {feed!r}.") from None
+        if feed == net.name:
+            feed = None  # the whole region
     etag = _etag(net) if feed is None else f'{_etag(net)[:-1]}-{feed}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if if_none_match == etag:
         return Response(status_code=304, headers=headers)
     if feed is not None:
-        if feed not in {v.feed_id for v in net.versions}:
-            raise ApiError(404, "unknown_feed", f"No published feed {feed!r}.")
         body = await run_in_threadpool(
             lambda: json.dumps(network_geojson(net, feed), ensure_ascii=False).encode("utf-8")
         )
         return Response(body, media_type=GEOJSON, headers=headers)
-    hit = _geojson_cache[0] if _geojson_cache else None
-    if hit is None or hit[0] is not net:
+    hit = next((b for n, b in _geojson_cache if n is net), None)
+    if hit is None:
         body = await run_in_threadpool(
             lambda: json.dumps(network_geojson(net), ensure_ascii=False).encode("utf-8")
         )
-        _geojson_cache[:] = [(net, body)]
+        # One per region (the few last asked for): each city's map is served from memory.
+        _geojson_cache[:] = [(net, body), *_geojson_cache[:7]]
     else:
-        body = hit[1]
+        body = hit
     return Response(body, media_type=GEOJSON, headers=headers)

@@ -113,7 +113,8 @@ class NetworkPlanner:
 
 
 _lock = threading.Lock()
-_current: NetworkPlanner | None = None
+#: The planner of each region's network (by network name), rebuilt when its snapshot changes.
+_planners: dict[str, NetworkPlanner] = {}
 
 
 def _load_feed_extras(
@@ -132,7 +133,6 @@ def _load_feed_extras(
     translations: dict[str, dict[int, str]] = {}
     fares: dict[str, Any] = {}
     reg = services.feeds
-    prefix = len(network.versions) > 1
     for v in network.versions:
         try:
             feed = read_feed(reg.store.original(v.version_id), feed_id=v.feed_id)
@@ -141,7 +141,8 @@ def _load_feed_extras(
         except Exception:  # readings and fares are niceties: a feed that cannot be re-read has none
             continue
         for sid, lang, name in table[["stop_id", "lang", "name"]].itertuples(index=False):
-            i = index.get(f"{v.feed_id}:{sid}" if prefix else str(sid))
+            # Ids are prefixed only where two feeds of the network share one.
+            i = index.get(f"{v.feed_id}:{sid}", index.get(str(sid)))
             if i is None:
                 continue
             if lang == READING_LANG:
@@ -163,8 +164,10 @@ def add_fares(itinerary: dict[str, Any], fares: dict[str, Any]) -> None:
             continue
         route, a, b = leg.get("routeId"), leg["from"].get("stopId"), leg["to"].get("stopId")
         feed_id, route, a, b = _unprefix(fares, str(route), str(a), str(b))
-        table = fares.get(feed_id)
-        fare = None if table is None else table.fare(route, a, b)
+        # Unprefixed ids of a network of several feeds are unique: the feed whose table
+        # prices the ride is the one.
+        tables = [fares[feed_id]] if feed_id in fares else list(fares.values())
+        fare = next((f for t in tables if (f := t.fare(route, a, b)) is not None), None)
         if fare is None:
             complete = False
             continue
@@ -189,6 +192,8 @@ def _unprefix(fares: dict[str, Any], route: str, a: str, b: str) -> tuple[str, s
             return only, route[len(strip) :], a[len(strip) :], b[len(strip) :]
         return only, route, a, b
     feed_id, _, rest = route.partition(":")
+    if feed_id not in fares:  # not prefixed (no id of it is shared with another feed)
+        return "", route, a, b
     n = len(feed_id) + 1
     return feed_id, rest, a[n:], b[n:]
 
@@ -225,49 +230,116 @@ def _build(services: Any, network: Any) -> NetworkPlanner:
     )
 
 
-async def network_planner(services: Any) -> NetworkPlanner:
-    """The planner of the currently published network (built on first use per network)."""
-    global _current
+async def network_planner(services: Any, network: Any = None) -> NetworkPlanner:
+    """The planner of a published network (built on first use per network snapshot):
+    ``network`` (a :class:`~app.feeds.network.Network`, or a region or feed name), else the
+    default network (``services.feeds.network``)."""
     reg = services.feeds
     if reg is None:
         raise ApiError(503, "unavailable", "The feed registry is not running.")
-    network = reg.network
+    if network is None:
+        network = reg.network
+    elif isinstance(network, str):
+        network = reg.network_named(network)
     if network is None or network.timetable is None:
         raise ApiError(503, "no_network", "No timetable is published yet.")
-    cur = _current
+    key = network.name
+    cur = _planners.get(key)
     if cur is not None and cur.network is network:
         return cur
 
     def build() -> NetworkPlanner:
-        global _current
         with _lock:
-            if _current is not None and _current.network is network:
-                return _current
-            _current = _build(services, network)
-            return _current
+            cur = _planners.get(key)
+            if cur is not None and cur.network is network:
+                return cur
+            built = _build(services, network)
+            served = reg.networks
+            for name in [n for n in _planners if n not in served]:  # withdrawn regions
+                del _planners[name]
+            _planners[key] = built
+            return built
 
     return await run_in_threadpool(build)
 
 
-def realtime_for(services: Any, day: dt.date) -> Any:
-    """The realtime overlay of ``day``, or None (realtime is optional)."""
+def _coords_of(value: str) -> tuple[float, float] | None:
+    """The ``lat,lon`` of a place as :func:`parse_place` reads it, or None (a stop id)."""
+    text = value.split("::", 1)[1] if "::" in value else value
+    m = _COORD.match(text)
+    return _float_pair(text) if m is None else (float(m.group(1)), float(m.group(2)))
+
+
+async def _network_of_place(services: Any, value: str) -> Any | None:
+    """The network a place lies in: the region whose area holds its coordinates, or the one
+    with its stop id (``feed:stop`` too); None when none does."""
+    reg = services.feeds
+    coords = _coords_of(value.strip())
+    if coords is not None:
+        return reg.network_at(*coords)
+    text = (value.split("::", 1)[1] if "::" in value else value).strip()
+    feed, _, rest = text.partition(":")
+    for net in reg.networks.values():
+        np_ = await network_planner(services, net)
+        if text in np_.stop_index or (
+            rest and rest in np_.stop_index and any(p.feed_id == feed for p in net.versions)
+        ):
+            return net
+    return None
+
+
+async def plan_network(services: Any, city: str | None, *places: str) -> NetworkPlanner:
+    """The planner of the network a query is for: ``city`` (a region or feed name) when
+    given, else the region holding the places (the default network when none does).
+
+    Places in two different regions answer 422 ``different_networks``: each region is a
+    network of its own, and no trip runs between them.
+    """
+    reg = services.feeds
+    if reg is None:
+        raise ApiError(503, "unavailable", "The feed registry is not running.")
+    if city:
+        return await network_planner(services, reg.network_named(city))
+    if len(reg.networks) <= 1:
+        return await network_planner(services)
+    found = [await _network_of_place(services, p) for p in places]
+    names = {n.name: n for n in found if n is not None}
+    if len(names) > 1:
+        raise ApiError(
+            422,
+            "different_networks",
+            "The places are in different cities' networks ("
+            + ", ".join(sorted(names))
+            + "); no trip runs between them. Plan within one city.",
+            {"networks": [n.name if n is not None else None for n in found]},
+        )
+    if names:
+        return await network_planner(services, next(iter(names.values())))
+    return await network_planner(services)
+
+
+def realtime_for(services: Any, day: dt.date, network: Any = None) -> Any:
+    """The realtime overlay of ``day`` on ``network`` (the default network when None), or
+    None (realtime is optional)."""
     reg = services.feeds
     try:
-        return reg.realtime_state(day) if reg is not None else None
+        return reg.realtime_state(day, network) if reg is not None else None
     except Exception:
         return None
 
 
-def realtime_days(services: Any, day: dt.date) -> list[Any]:
+def realtime_days(services: Any, day: dt.date, network: Any = None) -> list[Any]:
     """The realtime overlays of ``day - 1``, ``day`` and ``day + 1`` that exist.
 
     A plan on ``day`` rides yesterday's runs past midnight and tomorrow morning's runs too;
     each run's delays, skips and cancellations are in its own service date's overlay.
     """
-    return realtime_days_versioned(services, day)[0]
+    return realtime_days_versioned(services, day, network)[0]
 
 
-def realtime_days_versioned(services: Any, day: dt.date) -> tuple[list[Any], int | None]:
+def realtime_days_versioned(
+    services: Any, day: dt.date, network: Any = None
+) -> tuple[list[Any], int | None]:
     """:func:`realtime_days` and the realtime version they were read at, or None when it
     cannot be told (no hub, or a message arrived while they were read).
 
@@ -277,7 +349,7 @@ def realtime_days_versioned(services: Any, day: dt.date) -> tuple[list[Any], int
     """
     hub = getattr(services.feeds, "realtime", None)
     before = _hub_version(hub)
-    found = (realtime_for(services, day + dt.timedelta(days=d)) for d in DAY_OFFSETS)
+    found = (realtime_for(services, day + dt.timedelta(days=d), network) for d in DAY_OFFSETS)
     rts = [rt for rt in found if rt is not None]
     after = _hub_version(hub)
     return rts, (before if before is not None and before == after else None)
@@ -499,7 +571,7 @@ async def on_demand_provider(
     "/plan",
     response_model=PlanOut,
     response_model_by_alias=True,
-    responses=error_responses(401, 404),
+    responses=error_responses(401, 404, 422),
 )
 async def plan(
     services: ServicesDep,
@@ -551,10 +623,16 @@ async def plan(
         description="Stops to pass in order (depart-at queries): a stop id, optionally "
         "with @minutes to stay there, e.g. via=S12@10; at most 3",
     ),
+    city: str | None = Query(
+        None,
+        max_length=64,
+        description="The network (region, or one of its feeds) to plan in; default: the one "
+        "holding the places (422 different_networks when they lie in two)",
+    ),
 ) -> dict[str, Any]:
-    """Itineraries between two places (OTP's ``/plan``)."""
+    """Itineraries between two places (OTP's ``/plan``) within one city's network."""
     t_start = _time.perf_counter()
-    np_ = await network_planner(services)
+    np_ = await plan_network(services, city, fromPlace, toPlace)
     tt = np_.planner.tt
     origin = parse_place(fromPlace, np_, "fromPlace")
     dest = parse_place(toPlace, np_, "toPlace")
@@ -589,7 +667,7 @@ async def plan(
         raise ApiError(400, "invalid_options", str(exc)) from exc
     lang = locale[:2].lower()
     req = PlanRequest(origin, dest, day, secs, arriveBy, options, lang)
-    rt, rt_version = realtime_days_versioned(services, day)
+    rt, rt_version = realtime_days_versioned(services, day, np_.network)
     provider = await on_demand_provider(services, np_, who) if flex else None
     result = await run_in_threadpool(
         functools.partial(
@@ -620,6 +698,7 @@ async def plan(
             "minJourneys": minJourneys,
             "via": via,
             "locale": lang,
+            "city": np_.network.name,
         },
         "plan": {
             "date": service_day_epoch_ms(day, tt.timezone) + secs * 1000,

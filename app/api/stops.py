@@ -134,6 +134,43 @@ def _haversine(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np
     return 2 * 6371008.8 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
+async def _planner_for(services: Any, feed: str | None) -> tuple[NetworkPlanner, int, int]:
+    """The planner of ``feed``'s network (a region, or one feed of it: then only that feed's
+    stops ``[lo, hi)``), or of the default network; 404 ``unknown_feed``."""
+    if feed is None:
+        np_ = await network_planner(services)
+        return np_, 0, np_.planner.tt.n_stops
+    reg = services.feeds
+    try:
+        net = reg.network_named(feed) if reg is not None else None
+    except ApiError:
+        raise ApiError(404, "unknown_feed", f"No published feed {feed!r}.") from None
+    np_ = await network_planner(services, net)
+    if feed == np_.network.name:
+        return np_, 0, np_.planner.tt.n_stops
+    lo, hi = feed_stop_ranges(np_.planner.tt)[feed]
+    return np_, lo, hi
+
+
+async def find_stop(services: Any, stop_id: str) -> tuple[NetworkPlanner, int]:
+    """The network holding ``stop_id`` (the default network first, then the other regions;
+    ``feed:stop`` names a stop of that feed) and its index; 404 ``unknown_stop``."""
+    default = await network_planner(services)
+    i = default.stop_index.get(stop_id)
+    if i is not None:
+        return default, i
+    reg = services.feeds
+    feed, _, rest = stop_id.partition(":")
+    for net in reg.networks.values():
+        np_ = default if net is default.network else await network_planner(services, net)
+        i = np_.stop_index.get(stop_id)
+        if i is None and rest and any(p.feed_id == feed for p in net.versions):
+            i = np_.stop_index.get(rest)
+        if i is not None:
+            return np_, i
+    raise ApiError(404, "unknown_stop", f"Unknown stop id {stop_id!r}.")
+
+
 def _stop_json(np_: NetworkPlanner, i: int, lang: str = "ja") -> dict[str, Any]:
     tt = np_.planner.tt
     name = str(tt.stop_names[i])
@@ -158,7 +195,12 @@ async def search_stops(
     q: str = Query(..., min_length=1, max_length=100, description="name or kana reading"),
     limit: int = Query(20, ge=1, le=200),
     locale: str = Query("ja", pattern=r"^[a-zA-Z]{2}([-_][a-zA-Z]{2,4})?$"),
-    feed: str | None = Query(None, max_length=64, description="only this feed's (city's) stops"),
+    feed: str | None = Query(
+        None,
+        max_length=64,
+        description="only this city's stops: a network (region) name or one feed of it; "
+        "default: the default network",
+    ),
     group: bool = Query(
         False,
         description="one entry per place: a station stands for its platforms, with the "
@@ -166,17 +208,11 @@ async def search_stops(
     ),
 ) -> dict[str, Any]:
     """Stops whose name (or reading) contains ``q``; prefix matches first."""
-    np_ = await network_planner(services)
+    np_, lo, hi = await _planner_for(services, feed)
     key = normalize(q)
     if not key:
         raise ApiError(400, "invalid_query", "The search text is empty.", {"param": "q"})
     names, reads = _search_index(np_)
-    lo, hi = 0, len(names)
-    if feed is not None:
-        ranges = feed_stop_ranges(np_.planner.tt)
-        if feed not in ranges:
-            raise ApiError(404, "unknown_feed", f"No published feed {feed!r}.")
-        lo, hi = ranges[feed]
     scored: list[tuple[int, int, str, int]] = []
     for i, (n, r) in enumerate(zip(names[lo:hi], reads[lo:hi], strict=True), start=lo):
         if n.startswith(key) or r.startswith(key):
@@ -252,8 +288,11 @@ async def nearest_stops(
     radius: float = Query(500.0, gt=0, le=5000, description="metres"),
     limit: int = Query(10, ge=1, le=100),
 ) -> dict[str, Any]:
-    """Stops within ``radius`` metres, nearest first (H3 cells around the point)."""
-    np_ = await network_planner(services)
+    """Stops within ``radius`` metres, nearest first (H3 cells around the point), of the
+    network (city) whose area holds the point."""
+    reg = services.feeds
+    net = reg.network_at(lat, lon) if reg is not None else None
+    np_ = await network_planner(services, net)
     index = _h3_index(np_)
     tt = np_.planner.tt
     k = math.ceil(radius / (_H3_EDGE_M * 1.5)) + 1
@@ -275,10 +314,8 @@ async def nearest_stops(
 
 @router.get("/{stop_id}", response_model=StopOut, responses=error_responses(404))
 async def get_stop(services: ServicesDep, stop_id: str) -> dict[str, Any]:
-    np_ = await network_planner(services)
-    i = np_.stop_index.get(stop_id)
-    if i is None:
-        raise ApiError(404, "unknown_stop", f"Unknown stop id {stop_id!r}.")
+    """One stop, in whichever city's network holds it."""
+    np_, i = await find_stop(services, stop_id)
     return _stop_json(np_, i)
 
 
@@ -292,10 +329,7 @@ async def departures(
     limit: int = Query(20, ge=1, le=200),
 ) -> dict[str, Any]:
     """The next departures at a stop (and its platforms when it is a station)."""
-    np_ = await network_planner(services)
-    i = np_.stop_index.get(stop_id)
-    if i is None:
-        raise ApiError(404, "unknown_stop", f"Unknown stop id {stop_id!r}.")
+    np_, i = await find_stop(services, stop_id)
     tt = np_.planner.tt
     from app.api.plan import _now_in
 
@@ -305,7 +339,7 @@ async def departures(
     stops = np.flatnonzero((tt.stop_parent == i) | (np.arange(tt.n_stops) == i))
     # Each run's realtime is in its own service date's overlay: yesterday's runs past midnight
     # and tomorrow's early ones (both on this board) read those of day - 1 and day + 1.
-    rts = realtime_days(services, day)
+    rts = realtime_days(services, day, np_.network)
     board = np_.planner.data.forward.st_board
     rows: list[dict[str, Any]] = []
     base = service_day_epoch_ms(day, tt.timezone)

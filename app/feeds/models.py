@@ -27,6 +27,9 @@ class FeedVersion(SQLModel, table=True):
     # An integer id so operators can type it (``tsunagu feed publish muroran 3``).
     id: int | None = Field(default=None, primary_key=True)
     feed_id: str = Field(max_length=64, index=True)
+    # The region (network) the feed belongs to: feeds of one region are merged into one
+    # network, other regions are served apart. None: the feed's own id (see ``region``).
+    network: str | None = Field(default=None, max_length=64, index=True)
     created_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
@@ -54,11 +57,17 @@ class FeedVersion(SQLModel, table=True):
     service_start: dt.date | None = None
     service_end: dt.date | None = None
 
+    @property
+    def region(self) -> str:
+        """The network this version is served in: its ``network``, else its feed's id."""
+        return self.network or self.feed_id
+
     def to_json(self) -> dict[str, Any]:
         """The API shape of a version."""
         return {
             "id": self.id,
             "feed_id": self.feed_id,
+            "network": self.region,
             "status": self.status,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "published_at": self.published_at.isoformat() if self.published_at else None,

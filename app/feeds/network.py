@@ -31,7 +31,9 @@ class PublishedVersion:
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """Every published feed, compiled and merged into one timetable, plus its metadata."""
+    """The published feeds of one region (``name``), compiled and merged into one timetable,
+    plus its metadata. Feeds of other regions are other networks
+    (``FeedRegistry.networks``)."""
 
     timetable: CompiledTimetable | None
     versions: tuple[PublishedVersion, ...] = ()
@@ -49,6 +51,18 @@ class Network:
     _service_dates: dict[dt.date, dt.date | None] = field(
         default_factory=dict, repr=False, compare=False
     )
+    # The region: the feeds' ``network`` name (a feed's own id by default); "" when empty.
+    name: str = ""
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def area(self) -> list[float] | None:
+        """The bbox of the network's stops (cached: a network never changes)."""
+        if "bbox" not in self._cache:
+            tt = self.timetable
+            self._cache["bbox"] = bbox(tt) if tt is not None else None
+        box: list[float] | None = self._cache["bbox"]
+        return box
 
     @property
     def service_date(self) -> dt.date | None:
@@ -97,6 +111,7 @@ class Network:
         rng = self.service_range
         tt = self.timetable
         return {
+            "network": self.name or None,
             "generation": self.generation,
             "published": [
                 {
@@ -117,10 +132,24 @@ class Network:
                 self.calendar_mapping.to_json() if self.calendar_mapping is not None else None
             ),
             "bbox": bbox(tt) if tt is not None else None,
-            "feeds": [{"feed_id": f, "bbox": bbox(tt, r)} for f, r in feed_stop_ranges(tt).items()]
+            "feeds": [
+                {"feed_id": f, "network": self.name or f, "bbox": bbox(tt, r)}
+                for f, r in feed_stop_ranges(tt).items()
+            ]
             if tt is not None
             else [],
         }
+
+
+def contains(box: list[float] | None, lat: float, lon: float, margin_deg: float) -> bool:
+    """Whether ``(lat, lon)`` lies in ``box`` ([min_lon, min_lat, max_lon, max_lat]) grown by
+    ``margin_deg`` on every side (a home a walk beyond the outermost stop still belongs)."""
+    if box is None:
+        return False
+    return (
+        box[1] - margin_deg <= lat <= box[3] + margin_deg
+        and box[0] - margin_deg <= lon <= box[2] + margin_deg
+    )
 
 
 def timetable_counts(tt: CompiledTimetable) -> dict[str, int]:

@@ -5,6 +5,12 @@
 loop. Writers (publish, rollback) are serialised by one lock; readers take
 ``registry.network`` — an immutable :class:`~app.feeds.network.Network` — without any lock.
 
+Each feed belongs to a region (``FeedVersion.network``, its own id by default): the published
+feeds of one region are merged into one network, and each region is a network of its own
+(``registry.networks``, by name). ``registry.network`` is the default one: the only region, or
+the largest (most stops) when there are several. Publishing in one region leaves the other
+regions' networks — and their stop ids — untouched.
+
 Publishing builds the complete new network first (loading or compiling its timetable), then
 commits the status change, then swaps the reference: a failure at any step leaves the served
 network untouched. ERROR notices block publishing (409 ``feed_has_errors`` with the report
@@ -24,6 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -31,7 +38,7 @@ from sqlmodel import Session, select
 from app.db import startup_lock
 from app.errors import ApiError
 from app.feeds.models import FeedVersion
-from app.feeds.network import Network, PublishedVersion, timetable_counts
+from app.feeds.network import Network, PublishedVersion, contains, timetable_counts
 from app.feeds.realtime import RealtimeHub
 from app.feeds.service_date import today_in
 from app.feeds.store import ArtifactStore, sha256_file
@@ -51,6 +58,23 @@ OVERRIDABLE_ERRORS = frozenset(
     {"invalid_color", "invalid_url", "route_both_short_and_long_name_missing"}
 )
 CALENDAR_MAPPING_MODES = ("auto", "off")
+
+
+#: How far beyond its outermost stop a place still belongs to a region (about 5 km).
+REGION_MARGIN_DEG = 0.05
+
+
+def check_network_name(name: str) -> str:
+    """A region name has the form of a feed id (it defaults to one)."""
+    if not FEED_ID_RE.match(name):
+        raise ApiError(
+            422,
+            "invalid_network",
+            "network must be 1-64 letters, digits, '_', '-' or '.', starting with a letter "
+            "or digit.",
+            {"network": name},
+        )
+    return name
 
 
 def check_feed_id(feed_id: str) -> str:
@@ -152,6 +176,11 @@ class FeedRegistry:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.realtime = RealtimeHub(spool_dir=Path(data_dir) / "realtime")
         self._network = Network(timetable=None)
+        # Region name -> its network; replaced whole (never mutated) on every change.
+        self._networks: dict[str, Network] = {}
+        # Published versions whose artifacts are not on this data dir (see ``missing``).
+        self._missing: tuple[dict[str, Any], ...] = ()
+        self._generation = 0  # networks are numbered across regions (realtime caches key by it)
         self._write_lock = threading.RLock()
         self.compiles = 0  # timetables compiled by this process (a restart must not add any)
         self.pollers: list[Any] = []  # gtfs.realtime.RealtimePoller per configured poll URL
@@ -165,8 +194,62 @@ class FeedRegistry:
     # --- the served network ---------------------------------------------------------------
     @property
     def network(self) -> Network:
-        """The current snapshot; grab it once per query."""
+        """The default network's current snapshot (the only region, else the largest); grab
+        it once per query."""
         return self._network
+
+    @property
+    def networks(self) -> dict[str, Network]:
+        """Every served region's network by name (a snapshot: a copy of the mapping)."""
+        return dict(self._networks)
+
+    @property
+    def missing(self) -> list[dict[str, Any]]:
+        """Published versions that are not served because their files are not on this data
+        dir (``feed_id``, ``version_id``, ``network``, ``path``): the database lists them as
+        published, yet neither ``compiled.npz`` nor ``original.zip`` is there (another data
+        dir, a lost volume)."""
+        return [dict(m) for m in self._missing]
+
+    def network_named(self, name: str) -> Network:
+        """The network of region ``name`` (or of the feed ``name``); 404 ``unknown_network``."""
+        nets = self._networks
+        if name in nets:
+            return nets[name]
+        for net in nets.values():
+            if any(p.feed_id == name for p in net.versions):
+                return net
+        raise ApiError(
+            404,
+            "unknown_network",
+            f"No published network or feed {name!r}.",
+            {"network": name, "networks": sorted(nets)},
+        )
+
+    def network_at(self, lat: float, lon: float) -> Network | None:
+        """The region whose stops' area (grown by :data:`REGION_MARGIN_DEG`) holds the point;
+        of several, the one with the nearest stop; None when no region does."""
+        nets = [n for n in self._networks.values() if contains(n.area, lat, lon, REGION_MARGIN_DEG)]
+        if len(nets) <= 1:
+            return nets[0] if nets else None
+        return min(nets, key=lambda n: _nearest_stop_deg2(n, lat, lon))
+
+    def _next_generation(self) -> int:
+        self._generation = max(self._generation, self._network.generation) + 1
+        return self._generation
+
+    def _swap(self, networks: dict[str, Network], missing: Sequence[dict[str, Any]]) -> None:
+        """Serve ``networks`` (the hot swap: reference assignments, the mapping first)."""
+        self._missing = tuple(missing)
+        self._networks = networks
+        if networks:
+            # The default: the largest region (most stops), the first name on a tie.
+            self._network = max(
+                sorted(networks.values(), key=lambda n: n.name),
+                key=lambda n: n.timetable.n_stops if n.timetable is not None else 0,
+            )
+        elif self._network.timetable is not None or self._network.versions:
+            self._network = Network(timetable=None, generation=self._next_generation())
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -180,14 +263,22 @@ class FeedRegistry:
         filename: str | None = None,
         uploaded_by: str | None = None,
         move: bool = False,
+        network: str | None = None,
     ) -> FeedVersion:
         """Register ``path`` (a GTFS zip) as a new version of ``feed_id``, validate and compile.
 
-        The returned version is ``valid`` or ``invalid`` (its report says why). Raises
+        ``network`` is the region the feed belongs to; when not given, the feed's latest
+        version's (a new feed: its own id). The returned version is ``valid`` or ``invalid``
+        (its report says why). Raises
         :class:`ApiError` 422 ``feed_unreadable`` (with the version id) when the file cannot be
         read as GTFS at all; the version is kept as ``invalid`` with its report.
         """
         check_feed_id(feed_id)
+        if network is not None:
+            check_network_name(network)
+        else:
+            earlier = self.list_versions(feed_id)
+            network = earlier[0].network if earlier else None
         path = Path(path)
         tmp = self.store.incoming() / f"{time.time_ns()}-{threading.get_ident()}.zip"
         if move:
@@ -196,6 +287,7 @@ class FeedRegistry:
             shutil.copyfile(path, tmp)
         version = FeedVersion(
             feed_id=feed_id,
+            network=network if network != feed_id else None,
             uploaded_by=uploaded_by,
             filename=(filename or path.name)[:255],
             size_bytes=tmp.stat().st_size,
@@ -292,6 +384,7 @@ class FeedRegistry:
                 v.feed_id,
                 {
                     "feed_id": v.feed_id,
+                    "network": v.region,
                     "versions": 0,
                     "latest_version": None,
                     "published_version": None,
@@ -299,6 +392,7 @@ class FeedRegistry:
             )
             f["versions"] += 1
             f["latest_version"] = v.id
+            f["network"] = v.region
             if v.status == "published":
                 f["published_version"] = v.id
         return list(feeds.values())
@@ -345,17 +439,23 @@ class FeedRegistry:
         *,
         override_reason: str | None = None,
         by: str | None = None,
+        network: str | None = None,
     ) -> Network:
-        """Serve ``version_id`` for ``feed_id`` (with the other feeds' published versions).
+        """Serve ``version_id`` for ``feed_id`` (with the other published feeds of its region);
+        returns the network of that region. Other regions' networks stay as they are.
 
-        An ``invalid`` version is published only with ``override_reason`` and only when all
-        its ERROR notices are :data:`OVERRIDABLE_ERRORS`; the reason, who gave it and when are
-        recorded in the version's ``summary["override"]``.
+        ``network`` moves the version into that region (recorded on the version); otherwise it
+        stays in the region it was uploaded for. An ``invalid`` version is published only with
+        ``override_reason`` and only when all its ERROR notices are
+        :data:`OVERRIDABLE_ERRORS`; the reason, who gave it and when are recorded in the
+        version's ``summary["override"]``.
 
         Serialised across processes (a lock in the database): two workers publishing versions
         of one feed at once would each archive what they saw published and both leave theirs
         "published".
         """
+        if network is not None:
+            check_network_name(network)
         with self._write_lock, startup_lock(self.engine, "feeds-publish"):
             v = self.get_version(feed_id, version_id)
             override: dict[str, Any] | None = None
@@ -389,14 +489,16 @@ class FeedRegistry:
                         "overridable": v.status == "invalid" and not self.blocking_errors(v),
                     },
                 )
+            if network is not None:
+                v.network = network if network != feed_id else None
             with self._session() as s:
                 others = s.exec(
                     select(FeedVersion).where(
                         FeedVersion.status == "published", FeedVersion.feed_id != feed_id
                     )
                 ).all()
-            chosen = sorted([*others, v], key=lambda x: x.feed_id)
-            network = self._build_network(chosen)  # may raise: nothing changed yet
+            # May raise (a build failed, or this version's files are gone): nothing changed yet.
+            networks, missing = self._networks_for([*others, v], strict=v)
             now = utcnow()
             with self._session() as s:
                 for old in s.exec(
@@ -411,6 +513,7 @@ class FeedRegistry:
                 assert row is not None
                 row.status = "published"
                 row.published_at = now
+                row.network = v.network
                 if override is not None:
                     row.summary = {**(row.summary or {}), "override": override}
                     log.warning(
@@ -423,17 +526,20 @@ class FeedRegistry:
                     )
                 s.add(row)
                 s.commit()
-            self._network = network  # the hot swap: one reference assignment
+            self._swap(networks, missing)
+            served = networks[v.region]
             log.info(
-                "published network generation %d: %s",
-                network.generation,
-                ", ".join(f"{p.feed_id} v{p.version_id}" for p in network.versions),
+                "published network %s generation %d: %s",
+                served.name,
+                served.generation,
+                ", ".join(f"{p.feed_id} v{p.version_id}" for p in served.versions),
             )
-            return network
+            return served
 
     def withdraw(self, feed_id: str) -> Network:
         """Stop serving ``feed_id`` entirely (its published version, even its first, becomes
-        ``archived``); the other feeds' published versions stay served."""
+        ``archived``); the other feeds' published versions stay served. Returns the network
+        of the feed's region as it is now (empty when it was the region's only feed)."""
         with self._write_lock, startup_lock(self.engine, "feeds-publish"):
             with self._session() as s:
                 rows = s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
@@ -442,8 +548,8 @@ class FeedRegistry:
                 raise ApiError(
                     409, "feed_not_published", f"Feed {feed_id!r} has no published version."
                 )
-            others = sorted([v for v in rows if v.feed_id != feed_id], key=lambda x: x.feed_id)
-            network = self._build_network(others)  # may raise: nothing changed yet
+            # May raise: nothing changed yet.
+            networks, missing = self._networks_for([v for v in rows if v.feed_id != feed_id])
             with self._session() as s:
                 for v in mine:
                     row = s.get(FeedVersion, v.id)
@@ -451,9 +557,13 @@ class FeedRegistry:
                     row.status = "archived"
                     s.add(row)
                 s.commit()
-            self._network = network
-            log.info("withdrew feed %s; network generation %d", feed_id, network.generation)
-            return network
+            self._swap(networks, missing)
+            region = mine[0].region
+            net = networks.get(region) or Network(
+                timetable=None, generation=self._next_generation(), name=region
+            )
+            log.info("withdrew feed %s; network %s generation %d", feed_id, region, net.generation)
+            return net
 
     def rollback(self, feed_id: str, version_id: int | None = None) -> Network:
         """Publish ``version_id``, or the version of ``feed_id`` published before the current."""
@@ -506,9 +616,52 @@ class FeedRegistry:
         self.store.save_compiled(path, tt, keys)
         return tt, keys
 
-    def _build_network(self, versions: Sequence[FeedVersion]) -> Network:
+    def _networks_for(
+        self, rows: Sequence[FeedVersion], strict: FeedVersion | None = None
+    ) -> tuple[dict[str, Network], list[dict[str, Any]]]:
+        """The networks serving ``rows`` (published versions), one per region, and the
+        versions left out because their files are not on this data dir.
+
+        A region whose versions are exactly those its served network has keeps that network
+        (its planner, caches and ids); the others are built. ``strict``: the version being
+        published, whose missing files are an error (409 ``feed_files_missing``) rather than
+        a version left out. A failing build raises.
+        """
+        groups: dict[str, list[FeedVersion]] = {}
+        missing: list[dict[str, Any]] = []
+        for v in sorted(rows, key=lambda x: x.feed_id):
+            vid = int(v.id or 0)
+            if not (self.store.compiled_path(vid).is_file() or self.store.original(vid).is_file()):
+                gone = {
+                    "feed_id": v.feed_id,
+                    "version_id": vid,
+                    "network": v.region,
+                    "path": str(self.store.version_dir(vid)),
+                }
+                if strict is not None and v.id == strict.id:
+                    raise ApiError(
+                        409,
+                        "feed_files_missing",
+                        f"Version {vid} of {v.feed_id!r} has no files in this data dir "
+                        f"({gone['path']}); upload the feed again.",
+                        gone,
+                    )
+                missing.append(gone)
+                continue
+            groups.setdefault(v.region, []).append(v)
+        out: dict[str, Network] = {}
+        for name, versions in sorted(groups.items()):
+            cur = self._networks.get(name)
+            key = [(v.feed_id, int(v.id or 0)) for v in versions]
+            if cur is not None and [(p.feed_id, p.version_id) for p in cur.versions] == key:
+                out[name] = cur
+            else:
+                out[name] = self._build_network(versions, name)
+        return out, missing
+
+    def _build_network(self, versions: Sequence[FeedVersion], name: str = "") -> Network:
         if not versions:
-            return Network(timetable=None, generation=self._network.generation + 1)
+            return Network(timetable=None, generation=self._next_generation(), name=name)
         tt, keys = self._timetable_for(versions)
         # The artifacts on disk stay the feeds' own calendar; the mapping is per process and
         # per day, applied here on every build.
@@ -518,11 +671,12 @@ class FeedRegistry:
             versions=tuple(
                 PublishedVersion(v.feed_id, int(v.id or 0), v.sha256, v.filename) for v in versions
             ),
-            generation=self._network.generation + 1,
+            generation=self._next_generation(),
             clock=self.clock,
             rt_keys=keys,
             calendar_mapping=mapping,
             feed_timetable=tt if mapping is not None else None,
+            name=name or versions[0].region,
         )
         if mapping is not None:
             _log_mapping(network, mapping)
@@ -537,8 +691,8 @@ class FeedRegistry:
         return map_calendar(tt, today_in(tt, self.clock()))
 
     def remap_calendar_if_due(self) -> bool:
-        """Re-centre the calendar mapping on today when the day has changed (or the feeds
-        stopped covering today); True when the network was swapped.
+        """Re-centre each network's calendar mapping on today when the day has changed (or
+        its feeds stopped covering today); True when a network was swapped.
 
         A mapped network covers a window around the day it was built; a long-running
         process calls this periodically (the feed sync loop) so that the window follows the
@@ -547,78 +701,154 @@ class FeedRegistry:
         if self.calendar_mapping == "off":
             return False
         with self._write_lock:
-            net = self._network
-            base = net.feed_timetable if net.feed_timetable is not None else net.timetable
-            if base is None:
-                return False
-            today = today_in(base, self.clock())
-            if net.calendar_mapping is not None and net.calendar_mapping.today == today:
-                return False
-            mapped, mapping = map_calendar(base, today)
-            if mapping is None and net.calendar_mapping is None:
-                return False  # still covered (or not mappable): nothing changes
-            network = dataclasses.replace(
-                net,
-                timetable=mapped,
-                generation=net.generation + 1,
-                calendar_mapping=mapping,
-                feed_timetable=base if mapping is not None else None,
-                created_at=dt.datetime.now(dt.UTC),
-                _service_dates={},
-            )
-            if mapping is not None:
-                _log_mapping(network, mapping)
-            self._network = network
-            return True
+            networks = dict(self._networks)
+            changed = False
+            for name, net in networks.items():
+                remapped = self._remapped(net)
+                if remapped is not None:
+                    networks[name] = remapped
+                    changed = True
+            if changed:
+                self._swap(networks, self._missing)
+            return changed
+
+    def _remapped(self, net: Network) -> Network | None:
+        """``net`` mapped onto the days around today, or None when its mapping still holds."""
+        base = net.feed_timetable if net.feed_timetable is not None else net.timetable
+        if base is None:
+            return None
+        today = today_in(base, self.clock())
+        if net.calendar_mapping is not None and net.calendar_mapping.today == today:
+            return None
+        mapped, mapping = map_calendar(base, today)
+        if mapping is None and net.calendar_mapping is None:
+            return None  # still covered (or not mappable): nothing changes
+        network = dataclasses.replace(
+            net,
+            timetable=mapped,
+            generation=self._next_generation(),
+            calendar_mapping=mapping,
+            feed_timetable=base if mapping is not None else None,
+            created_at=dt.datetime.now(dt.UTC),
+            _service_dates={},
+            _cache={},
+        )
+        if mapping is not None:
+            _log_mapping(network, mapping)
+        return network
 
     def load_published(self) -> Network:
-        """Serve what the database says is published (startup); loads compiled.npz files."""
+        """Serve what the database says is published (startup); loads compiled.npz files.
+
+        A published version whose files are not on this data dir is left out and reported
+        (:attr:`missing`, logged once per change); a region that cannot be built is logged
+        and not served. The other regions are served either way. Returns the default network.
+        """
         with self._write_lock:
             with self._session() as s:
                 published = list(
                     s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
                 )
-            published.sort(key=lambda x: x.feed_id)
-            try:
-                network = self._build_network(published)
-            except Exception:
-                log.exception("cannot load the published network; serving none")
-                network = Network(timetable=None, generation=self._network.generation + 1)
-            self._network = network
-            return network
+            groups: dict[str, list[FeedVersion]] = {}
+            for v in published:
+                groups.setdefault(v.region, []).append(v)
+            networks: dict[str, Network] = {}
+            missing: list[dict[str, Any]] = []
+            for name, versions in sorted(groups.items()):
+                try:
+                    built, gone = self._networks_for(versions)
+                except Exception:
+                    log.exception("cannot load the published network %s; not serving it", name)
+                    missing.extend(
+                        {
+                            "feed_id": v.feed_id,
+                            "version_id": int(v.id or 0),
+                            "network": name,
+                            "path": str(self.store.version_dir(int(v.id or 0))),
+                            "error": "build_failed",
+                        }
+                        for v in versions
+                    )
+                    continue
+                networks.update(built)
+                missing.extend(gone)
+            if missing and [m["version_id"] for m in missing] != [
+                m["version_id"] for m in self._missing
+            ]:
+                log.error(
+                    "published feed(s) not served, their files are not in %s: %s",
+                    self.store.root,
+                    ", ".join(f"{m['feed_id']} v{m['version_id']} ({m['path']})" for m in missing),
+                )
+            self._swap(networks, missing)
+            return self._network
+
+    def _served_set(self) -> list[tuple[str, int, str]]:
+        """(feed_id, version_id, region) of every served and every missing version."""
+        served = [
+            (p.feed_id, p.version_id, name)
+            for name, net in self._networks.items()
+            for p in net.versions
+        ]
+        served += [(m["feed_id"], m["version_id"], m["network"]) for m in self._missing]
+        return sorted(served)
+
+    def _missing_came_back(self) -> bool:
+        """Whether files of a version left out as missing are there now (a volume mounted
+        late); versions whose build failed are not looked at again until the set changes."""
+        return any(
+            self.store.compiled_path(m["version_id"]).is_file()
+            or self.store.original(m["version_id"]).is_file()
+            for m in self._missing
+            if "error" not in m
+        )
 
     def sync_with_database(self) -> bool:
         """Serve what the database says is published when it differs from what this process
         serves (another worker or the CLI published); True when the network was swapped.
 
-        Cheap when nothing changed: one indexed query. The new timetable is loaded from the
-        shared ``compiled.npz`` artifacts, never compiled twice. Realtime feeds spooled by other
+        Cheap when nothing changed: one indexed query (and, while published files are
+        missing, a look for them). The new timetable is loaded from the shared
+        ``compiled.npz`` artifacts, never compiled twice. Realtime feeds spooled by other
         workers are picked up too, and a calendar mapping is re-centred when the day changed
         (:meth:`remap_calendar_if_due`).
         """
         self.realtime.sync_from_disk()
         with self._session() as s:
             rows = s.exec(select(FeedVersion).where(FeedVersion.status == "published")).all()
-        wanted = sorted((v.feed_id, int(v.id or 0)) for v in rows)
-        served = sorted((p.feed_id, p.version_id) for p in self._network.versions)
-        if wanted == served:
+        wanted = sorted((v.feed_id, int(v.id or 0), v.region) for v in rows)
+        if wanted == self._served_set() and not self._missing_came_back():
             return self.remap_calendar_if_due()
         with self._write_lock:
-            served = sorted((p.feed_id, p.version_id) for p in self._network.versions)
-            if wanted == served:  # a publish in this process got there first
-                return self.remap_calendar_if_due()
+            served = self._served_set()
+            if wanted == served and not self._missing_came_back():
+                return self.remap_calendar_if_due()  # a publish in this process got there first
             log.info("published set changed elsewhere: %s -> %s", served, wanted)
             self.load_published()
             return True
 
     # --- realtime ------------------------------------------------------------------------------
-    def realtime_state(self, service_date: dt.date | None = None) -> Any:
-        """The realtime overlay (``gtfs.realtime.RealtimeState``) of the current network."""
-        net = self._network
+    def realtime_state(
+        self, service_date: dt.date | None = None, network: Network | None = None
+    ) -> Any:
+        """The realtime overlay (``gtfs.realtime.RealtimeState``) of ``network`` (the default
+        network when None)."""
+        net = network if network is not None else self._network
         day = service_date or net.service_date
         if day is None:
             return None
         return self.realtime.state(net, day)
+
+
+def _nearest_stop_deg2(net: Network, lat: float, lon: float) -> float:
+    """Squared degree distance (longitude scaled by the latitude) to the nearest stop."""
+    tt = net.timetable
+    if tt is None or tt.n_stops == 0:
+        return float("inf")
+    scale = float(np.cos(np.radians(lat)))
+    d2 = (tt.stop_lat - lat) ** 2 + ((tt.stop_lon - lon) * scale) ** 2
+    finite = d2[np.isfinite(d2)]
+    return float(finite.min()) if finite.size else float("inf")
 
 
 def _log_mapping(network: Network, mapping: CalendarMapping) -> None:

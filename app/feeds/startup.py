@@ -43,15 +43,25 @@ async def start_feeds(services: Any) -> None:
     attach_fleet_provider(services)  # the dispatcher's fleet as GTFS-RT, once it starts
     network = await asyncio.to_thread(registry.load_published)
     log.info(
-        "network loaded: generation %d, %d feed(s), service date %s",
+        "networks loaded: %s; default %s generation %d, service date %s",
+        {name: len(n.versions) for name, n in registry.networks.items()},
+        network.name or "none",
         network.generation,
-        len(network.versions),
         network.service_date,
     )
 
     async def _ready() -> dict[str, Any]:
-        net = registry.network
-        return {"ok": True, "published": len(net.versions), "generation": net.generation}
+        # A published feed whose files are not on this data dir is not served here: not
+        # ready (residents of that city would get no network), and the check says which.
+        nets = registry.networks
+        missing = registry.missing
+        return {
+            "ok": not missing,
+            "published": sum(len(n.versions) for n in nets.values()),
+            "networks": sorted(nets),
+            "generation": registry.network.generation,
+            "missing": missing,
+        }
 
     services.readiness["feeds"] = _ready
 

@@ -120,6 +120,7 @@ def test_upload_report_publish_serve_rollback(
     assert feeds == [
         {
             "feed_id": "sample",
+            "network": "sample",
             "versions": 2,
             "latest_version": v2["id"],
             "published_version": v2["id"],

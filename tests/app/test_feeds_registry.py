@@ -187,15 +187,17 @@ def test_bad_requests(registry: FeedRegistry, gtfs_dir: Path) -> None:
     assert e4.value.status_code == 409 and e4.value.code == "nothing_to_roll_back"
 
 
-def test_two_feeds_form_one_network(
+def test_two_feeds_of_one_region_form_one_network(
     registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
 ) -> None:
     reg = registry
-    a = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
-    b = reg.upload_file("bullrunner", gtfs_dir / "us_bullrunner.zip")
+    a = reg.upload_file("sample", gtfs_dir / "google_sample.zip", network="usa")
+    b = reg.upload_file("bullrunner", gtfs_dir / "us_bullrunner.zip", network="usa")
     assert a.status == b.status == "valid", (a.summary, b.summary)
+    assert a.region == b.region == "usa"
     reg.publish("sample", a.id)  # type: ignore[arg-type]
     net = reg.publish("bullrunner", b.id)  # type: ignore[arg-type]
+    assert net.name == "usa" and list(reg.networks) == ["usa"] and reg.network is net
     assert {p.feed_id for p in net.versions} == {"sample", "bullrunner"}
     tt = net.timetable
     assert tt is not None
@@ -206,6 +208,111 @@ def test_two_feeds_form_one_network(
     net2 = again.load_published()
     assert again.compiles == 0 and net2.timetable is not None
     assert net2.timetable.n_stops == tt.n_stops
+
+
+def test_regions_are_separate_networks_and_keep_their_ids(
+    registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """Feeds of different regions are served apart; publishing, replacing or withdrawing one
+    region's feed leaves the other region's network (the same object, its ids) untouched."""
+    reg = registry
+    a = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    b = reg.upload_file("kawasaki", gtfs_dir / "jp_mlit_sample_kawasaki.zip")
+    assert a.region == "sample" and b.region == "kawasaki"
+    first = reg.publish("sample", a.id)  # type: ignore[arg-type]
+    tt_a = first.timetable
+    assert tt_a is not None
+    ids_a = tt_a.stop_ids.tolist()
+    assert "FUR_CREEK_RES" in ids_a and reg.network is first
+    second = reg.publish("kawasaki", b.id)  # type: ignore[arg-type]
+    assert sorted(reg.networks) == ["kawasaki", "sample"]
+    assert reg.networks["sample"] is first  # not rebuilt, not merged
+    assert second.name == "kawasaki" and [p.feed_id for p in second.versions] == ["kawasaki"]
+    assert second.timetable is not None and "1510-51" in second.timetable.stop_ids.tolist()
+    assert "FUR_CREEK_RES" not in second.timetable.stop_ids.tolist()
+    assert second.generation != first.generation  # realtime caches key by generation
+    # The default network is the larger region; each region is located by its area.
+    big = max((first, second), key=lambda n: n.timetable.n_stops)  # type: ignore[union-attr]
+    assert reg.network is big
+    lat, lon = float(tt_a.stop_lat[0]), float(tt_a.stop_lon[0])
+    assert reg.network_at(lat, lon) is first
+    assert reg.network_at(0.0, 0.0) is None
+    assert reg.network_named("kawasaki") is second
+    with pytest.raises(ApiError) as e:
+        reg.network_named("nowhere")
+    assert e.value.status_code == 404 and e.value.code == "unknown_network"
+    # Ids as published before the second region: not one changed.
+    assert reg.networks["sample"].timetable.stop_ids.tolist() == ids_a  # type: ignore[union-attr]
+    # A restart serves both regions again from their artifacts, without compiling.
+    again = FeedRegistry(engine, tmp_path / "data")
+    again.load_published()
+    assert again.compiles == 0 and sorted(again.networks) == ["kawasaki", "sample"]
+    assert again.networks["sample"].timetable.stop_ids.tolist() == ids_a  # type: ignore[union-attr]
+    # Withdrawing one region leaves the other served as it was.
+    gone = reg.withdraw("kawasaki")
+    assert gone.timetable is None and gone.name == "kawasaki"
+    assert list(reg.networks) == ["sample"] and reg.network is first
+
+
+def test_a_feed_moves_region_at_publish_and_collisions_prefix_within_a_region(
+    registry: FeedRegistry, gtfs_dir: Path
+) -> None:
+    """Publishing with ``network=`` merges the feed into that region; two feeds of one region
+    sharing ids are told apart by prefixes, the other regions' ids stay as they were."""
+    reg = registry
+    a = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    b = reg.upload_file("copy", gtfs_dir / "google_sample.zip")
+    k = reg.upload_file("kawasaki", gtfs_dir / "jp_mlit_sample_kawasaki.zip")
+    reg.publish("kawasaki", k.id)  # type: ignore[arg-type]
+    kawasaki_ids = reg.networks["kawasaki"].timetable.stop_ids.tolist()  # type: ignore[union-attr]
+    reg.publish("sample", a.id)  # type: ignore[arg-type]
+    alone = reg.publish("copy", b.id)  # type: ignore[arg-type]
+    assert alone.name == "copy" and "FUR_CREEK_RES" in alone.timetable.stop_ids.tolist()  # type: ignore[union-attr]
+    merged = reg.publish("copy", b.id, network="sample")  # type: ignore[arg-type]
+    assert merged.name == "sample" and sorted(reg.networks) == ["kawasaki", "sample"]
+    ids = merged.timetable.stop_ids.tolist()  # type: ignore[union-attr]
+    assert "sample:FUR_CREEK_RES" in ids and "copy:FUR_CREEK_RES" in ids
+    assert reg.get_version("copy", b.id).region == "sample"  # type: ignore[arg-type]
+    assert reg.networks["kawasaki"].timetable.stop_ids.tolist() == kawasaki_ids  # type: ignore[union-attr]
+    # A later upload of the feed stays in its region unless told otherwise.
+    b2 = reg.upload_file("copy", gtfs_dir / "google_sample.zip")
+    assert b2.region == "sample"
+    with pytest.raises(ApiError) as e:
+        reg.publish("copy", b2.id, network="bad name")  # type: ignore[arg-type]
+    assert e.value.status_code == 422 and e.value.code == "invalid_network"
+
+
+def test_published_feed_without_files_is_reported_not_served(
+    registry: FeedRegistry, engine: Engine, gtfs_dir: Path, tmp_path: Path
+) -> None:
+    """A database listing a published feed whose files are on another data dir: the other
+    regions are served, the missing one is named (``missing``), and the sync loop does not
+    rebuild every interval; once the files are back it is served."""
+    reg = registry
+    a = reg.upload_file("sample", gtfs_dir / "google_sample.zip")
+    b = reg.upload_file("kawasaki", gtfs_dir / "jp_mlit_sample_kawasaki.zip")
+    reg.publish("sample", a.id)  # type: ignore[arg-type]
+    reg.publish("kawasaki", b.id)  # type: ignore[arg-type]
+    moved = tmp_path / "moved"
+    reg.store.version_dir(a.id).rename(moved)  # type: ignore[arg-type]
+    other = FeedRegistry(engine, tmp_path / "data")
+    other.load_published()
+    assert list(other.networks) == ["kawasaki"]
+    assert [(m["feed_id"], m["version_id"], m["network"]) for m in other.missing] == [
+        ("sample", a.id, "sample")
+    ]
+    assert str(a.id) in other.missing[0]["path"]
+    generation = other.network.generation
+    assert other.sync_with_database() is False  # nothing changed: no rebuild, no log storm
+    assert other.network.generation == generation
+    # Publishing a version whose files are gone is refused, and changes nothing.
+    with pytest.raises(ApiError) as e:
+        other.publish("sample", a.id)  # type: ignore[arg-type]
+    assert e.value.status_code == 409 and e.value.code == "feed_files_missing"
+    assert list(other.networks) == ["kawasaki"]
+    moved.rename(reg.store.version_dir(a.id))  # type: ignore[arg-type]
+    assert other.sync_with_database() is True
+    assert sorted(other.networks) == ["kawasaki", "sample"] and other.missing == []
 
 
 def test_hot_swap_under_concurrent_queries(
