@@ -54,3 +54,40 @@ def test_fifo_candidates_are_not_split() -> None:
         np.zeros(n, np.int32), ptr, np.tile([0, 1, 2], n).astype(np.int32), t, t
     )
     assert set(pattern.tolist()) == {0}
+
+
+def _reference_candidates(route: np.ndarray, ptr: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The plain definition: rows [route, keys...] made unique per length, in length order."""
+    lengths = np.diff(ptr)
+    cand = np.empty(len(route), np.int64)
+    next_id = 0
+    for length in np.unique(lengths):
+        ts = np.flatnonzero(lengths == length)
+        mat = np.column_stack([route[ts], key[ptr[ts][:, None] + np.arange(length)]])
+        _, inv = np.unique(mat, axis=0, return_inverse=True)
+        cand[ts] = inv.reshape(-1) + next_id
+        next_id += int(inv.max()) + 1
+    return cand
+
+
+@settings(max_examples=100, deadline=None)
+@given(trips(), st.booleans())
+def test_candidates_match_the_lexicographic_definition_even_when_hashes_collide(
+    data: tuple[list[int], list[list[int]], list[list[int]]], collide: bool
+) -> None:
+    from gtfs import patterns
+
+    routes, stops, _ = data
+    ptr = np.r_[0, np.cumsum([len(s) for s in stops])].astype(np.int64)
+    key = np.concatenate(stops).astype(np.int64)
+    route = np.array(routes, np.int64)
+    want = _reference_candidates(route, ptr, key)
+    real_hash = patterns._sequence_hash
+    if collide:
+        # Every trip hashes alike: groups must still come from comparing the sequences.
+        patterns._sequence_hash = lambda r, p, k: np.zeros(len(r), np.uint64)  # type: ignore[assignment]
+    try:
+        got = patterns._candidates(route, ptr, np.diff(ptr), key)
+    finally:
+        patterns._sequence_hash = real_hash
+    assert got.tolist() == want.tolist()
