@@ -68,6 +68,17 @@ addStrings({
   plStatusRunning: { ja: "計算中", en: "running" },
   plStatusDone: { ja: "完了", en: "done" },
   plStatusFailed: { ja: "失敗", en: "failed" },
+  plStatusInterrupted: { ja: "中断", en: "interrupted" },
+  plInterruptedHint: {
+    ja: "計算中にサーバーが停止したため中断されました。もう一度実行できます。",
+    en: "The server stopped while it ran, so it was interrupted. You can run it again.",
+  },
+  plRunAgain: { ja: "もう一度実行", en: "Run again" },
+  plDelete: { ja: "削除", en: "Delete" },
+  plConfirmDelete: { ja: "シナリオ「{name}」を削除しますか?", en: "Delete the scenario “{name}”?" },
+  plDeleted: { ja: "削除しました", en: "Deleted" },
+  plFeed: { ja: "分析する路線網", en: "Network analysed" },
+  plFeedInfo: { ja: "{routes} 路線・{stops} 停留所・基準日 {date}", en: "{routes} routes · {stops} stops · default date {date}" },
   plClickMap: { ja: "地図をクリックして頂点を追加", en: "Click the map to add corners" },
   plLegend: {
     ja: "差分地図: 赤=到達不能に, 緑=新たに到達, 橙=遅く, 青=速く",
@@ -89,12 +100,21 @@ interface Hub { stop_id: string; stop_name: string; lat: number; lon: number; be
 interface Share { kind: string; minutes: number; residents: number; reached: number; share: number }
 interface TableRow { metric: string; unit: string; published: number; scenario: number; difference: number }
 
+const FEED_KEY = "tsunagu.planning.feed";
+let feed: string | null = localStorage.getItem(FEED_KEY); // null: the first published feed
+let user: Me | null = null;
+let saved: SavedScenario[] = [];
 let map: L.Map | null = null;
 let layer: L.Layer | null = null;
 let zoneLayer: L.Polygon | null = null;
 let drawing = false;
 let picking = false;
 let zone: Array<[number, number]> = []; // [lat, lon]
+
+/** ``path`` with the chosen feed as a query parameter (none: the API's default feed). */
+function withFeed(path: string): string {
+  return feed ? `${path}${path.includes("?") ? "&" : "?"}feed=${encodeURIComponent(feed)}` : path;
+}
 
 function fmt(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || Number.isNaN(x) ? "—" : x.toLocaleString(lang(), { maximumFractionDigits: digits });
@@ -132,7 +152,7 @@ async function download(path: string, name: string): Promise<void> {
 
 async function loadServiceLevels(): Promise<void> {
   const band = $<HTMLSelectElement>("#sl-band").value;
-  const body = await api<{ rows: RouteRow[] }>(`/planning/service-levels?level=routes&band=${band}`);
+  const body = await api<{ rows: RouteRow[] }>(withFeed(`/planning/service-levels?level=routes&band=${band}`));
   const tbody = $("#sl-table tbody");
   tbody.replaceChildren(
     ...body.rows.map((r) => {
@@ -148,13 +168,13 @@ async function loadServiceLevels(): Promise<void> {
       return tr;
     }),
   );
-  const hex = await api<{ hexagons: GeoJSON.FeatureCollection }>(`/planning/service-levels?level=hexagons&band=${band}`);
+  const hex = await api<{ hexagons: GeoJSON.FeatureCollection }>(withFeed(`/planning/service-levels?level=hexagons&band=${band}`));
   const max = Math.max(1, ...hex.hexagons.features.map((f) => Number(f.properties?.num_trips ?? 0)));
   show(cellsLayer(hex.hexagons, (p) => `hsl(${220 - 220 * (Number(p.num_trips) / max)}, 70%, 45%)`));
 }
 
 async function loadHubs(): Promise<void> {
-  const body = await api<{ hubs: Hub[] }>("/planning/hubs?top=10");
+  const body = await api<{ hubs: Hub[] }>(withFeed("/planning/hubs?top=10"));
   $("#hubs-table tbody").replaceChildren(
     ...body.hubs.map((h) => {
       const tr = document.createElement("tr");
@@ -176,8 +196,41 @@ async function upload(path: string, input: HTMLInputElement): Promise<unknown> {
   return api(path, { method: "PUT", body: await f.text(), headers: { "Content-Type": "text/plain" } });
 }
 
-async function refreshKinds(): Promise<void> {
-  const net = await api<{ destination_kinds: string[]; routes: Array<{ route_id: string; name: string }> }>("/planning/network");
+interface PlanningNetwork {
+  feed_id: string;
+  feeds: Array<{ feed_id: string; version_id: number }>;
+  default_date: string;
+  stops: number;
+  bbox: [number, number, number, number];
+  destination_kinds: string[];
+  routes: Array<{ route_id: string; name: string }>;
+}
+
+async function planningNetwork(): Promise<PlanningNetwork> {
+  try {
+    return await api<PlanningNetwork>(withFeed("/planning/network"));
+  } catch (e) {
+    // The remembered feed is no longer published: back to the first.
+    if (!(e instanceof ApiError && e.code === "unknown_feed") || feed === null) throw e;
+    feed = null;
+    localStorage.removeItem(FEED_KEY);
+    return api<PlanningNetwork>("/planning/network");
+  }
+}
+
+/** The feed picker, the destination kinds and the editor's routes, for the chosen feed. */
+async function refreshKinds(fit = false): Promise<void> {
+  const net = await planningNetwork();
+  const picker = $<HTMLSelectElement>("#pl-feed");
+  picker.replaceChildren(...net.feeds.map((f) => new Option(`${f.feed_id} (v${f.version_id})`, f.feed_id)));
+  picker.value = net.feed_id;
+  const info = $("#pl-feed-info");
+  info.dataset.feed = net.feed_id;
+  info.textContent = t("plFeedInfo")
+    .replace("{routes}", String(net.routes.length))
+    .replace("{stops}", String(net.stops))
+    .replace("{date}", net.default_date);
+  if (fit && map) map.fitBounds([[net.bbox[1], net.bbox[0]], [net.bbox[3], net.bbox[2]]], { padding: [20, 20] });
   const kinds = $<HTMLSelectElement>("#acc-kind");
   kinds.replaceChildren(kinds.options[0], ...net.destination_kinds.map((k) => new Option(k, k)));
   for (const sel of ["#sc-drop", "#sc-hw-route", "#sc-short-route"]) {
@@ -191,6 +244,7 @@ async function runAccess(): Promise<void> {
   const body = await api<{ cells: GeoJSON.FeatureCollection; shares: Share[] }>("/planning/access", {
     method: "POST",
     json: {
+      feed,
       kind,
       minutes: Number($<HTMLInputElement>("#acc-minutes").value),
       on_demand: $<HTMLInputElement>("#acc-od").checked,
@@ -214,7 +268,7 @@ async function runAccess(): Promise<void> {
 async function runIsochrone(): Promise<void> {
   const lat = Number($<HTMLInputElement>("#iso-lat").value);
   const lon = Number($<HTMLInputElement>("#iso-lon").value);
-  const gj = await api<GeoJSON.FeatureCollection>("/planning/isochrone", { method: "POST", json: { lat, lon, max_minutes: 60 } });
+  const gj = await api<GeoJSON.FeatureCollection>("/planning/isochrone", { method: "POST", json: { feed, lat, lon, max_minutes: 60 } });
   show(cellsLayer(gj, (p) => minutesColor(Number(p.minutes))));
 }
 
@@ -259,7 +313,7 @@ async function runScenario(): Promise<void> {
   try {
     const out = await api<Comparison>("/planning/scenarios", {
       method: "POST",
-      json: { name: $<HTMLInputElement>("#sc-name").value, edits, analysis: { resolution: 9, departures: 6 } },
+      json: { name: $<HTMLInputElement>("#sc-name").value, feed, edits, analysis: { resolution: 9, departures: 6 } },
     });
     showComparison(out);
     await loadSaved();
@@ -269,7 +323,10 @@ async function runScenario(): Promise<void> {
 }
 
 interface Comparison { table: TableRow[]; map: GeoJSON.FeatureCollection; cells: Record<string, number> }
-interface SavedScenario { id: string; name: string; status: string; created_at: string; created_by_email: string }
+interface SavedScenario {
+  id: string; name: string; status: string; created_at: string; created_by: string; created_by_email: string;
+  error: string | null; feed: string | null;
+}
 
 /** The comparison of a scenario (just run, or saved) in the table and on the map. */
 function showComparison(out: Comparison): void {
@@ -293,21 +350,49 @@ function showComparison(out: Comparison): void {
   mapEl.dataset.comparison = String(out.map.features.length);
 }
 
-/** Scenarios kept in the database (every planner's, newest first): a restart loses none. */
+function statusLabel(status: string): string {
+  const label: Record<string, string> = {
+    running: t("plStatusRunning"), done: t("plStatusDone"), failed: t("plStatusFailed"), interrupted: t("plStatusInterrupted"),
+  };
+  return label[status] ?? status;
+}
+
+/** Scenarios kept in the database (every planner's, newest first): a restart loses none. A run
+ * whose server stopped is listed as interrupted and can be run again; the author (or an
+ * administrator) can delete one. */
 async function loadSaved(): Promise<void> {
-  const { scenarios } = await api<{ scenarios: SavedScenario[] }>("/planning/scenarios");
+  const keep = $<HTMLSelectElement>("#sc-saved").value;
+  ({ scenarios: saved } = await api<{ scenarios: SavedScenario[] }>("/planning/scenarios"));
   const sel = $<HTMLSelectElement>("#sc-saved");
-  const label: Record<string, string> = { running: t("plStatusRunning"), done: t("plStatusDone"), failed: t("plStatusFailed") };
   sel.replaceChildren(
-    ...scenarios.map((sc) => {
+    ...saved.map((sc) => {
       const o = document.createElement("option");
       o.value = sc.id;
-      o.textContent = `${sc.name} — ${label[sc.status] ?? sc.status} — ${sc.created_at.slice(0, 16).replace("T", " ")} UTC — ${sc.created_by_email}`;
+      o.dataset.status = sc.status;
+      o.textContent = `${sc.name} — ${statusLabel(sc.status)} — ${sc.feed ?? ""} — ${sc.created_at.slice(0, 16).replace("T", " ")} UTC — ${sc.created_by_email}`;
       return o;
     }),
   );
-  $("#sc-saved-none").hidden = scenarios.length > 0;
-  $<HTMLButtonElement>("#sc-open").disabled = scenarios.length === 0;
+  if (saved.some((sc) => sc.id === keep)) sel.value = keep;
+  $("#sc-saved-none").hidden = saved.length > 0;
+  $<HTMLButtonElement>("#sc-open").disabled = saved.length === 0;
+  savedSelected();
+}
+
+function selectedSaved(): SavedScenario | undefined {
+  const id = $<HTMLSelectElement>("#sc-saved").value;
+  return saved.find((sc) => sc.id === id);
+}
+
+/** The buttons for the selected saved scenario: run again (interrupted or failed), delete
+ * (its author or an administrator: the server refuses anyone else). */
+function savedSelected(): void {
+  const sc = selectedSaved();
+  const again = sc !== undefined && (sc.status === "interrupted" || sc.status === "failed");
+  $("#sc-rerun").hidden = !again;
+  const mine = sc !== undefined && user !== null && (sc.created_by === user.id || user.roles.includes("admin"));
+  $<HTMLButtonElement>("#sc-delete").disabled = !mine;
+  $("#sc-saved-status").textContent = sc?.status === "interrupted" ? t("plInterruptedHint") : "";
 }
 
 async function openSaved(): Promise<void> {
@@ -315,11 +400,34 @@ async function openSaved(): Promise<void> {
   if (!id) return;
   const sc = await api<Partial<Comparison> & SavedScenario & { error: string | null }>(`/planning/scenarios/${encodeURIComponent(id)}`);
   if (sc.status !== "done" || !sc.table || !sc.map || !sc.cells) {
-    $("#sc-status").textContent = `${sc.name}: ${sc.error ?? sc.status}`;
+    $("#sc-status").textContent = `${sc.name}: ${sc.status === "interrupted" ? t("plInterruptedHint") : sc.error ?? statusLabel(sc.status)}`;
+    await loadSaved(); // its status may have changed (a dead run found interrupted)
     return;
   }
   $<HTMLInputElement>("#sc-name").value = sc.name;
   showComparison({ table: sc.table, map: sc.map, cells: sc.cells });
+}
+
+/** Run a saved scenario again with the same definition (its feed included): a new scenario. */
+async function rerunSaved(): Promise<void> {
+  const sc = selectedSaved();
+  if (!sc) return;
+  const full = await api<{ spec: Record<string, unknown> }>(`/planning/scenarios/${encodeURIComponent(sc.id)}`);
+  $("#sc-status").textContent = t("plRunning");
+  delete $("#pl-map").dataset.comparison;
+  const out = await api<Comparison & { id: string }>("/planning/scenarios", { method: "POST", json: full.spec });
+  showComparison(out);
+  await loadSaved();
+  $<HTMLSelectElement>("#sc-saved").value = out.id;
+  savedSelected();
+}
+
+async function deleteSaved(): Promise<void> {
+  const sc = selectedSaved();
+  if (!sc || !window.confirm(t("plConfirmDelete").replace("{name}", sc.name))) return;
+  await api(`/planning/scenarios/${encodeURIComponent(sc.id)}`, { method: "DELETE" });
+  await loadSaved();
+  $("#sc-saved-status").textContent = `${sc.name}: ${t("plDeleted")}`;
 }
 
 function guard(fn: () => Promise<void>, out = "#sc-status"): () => void {
@@ -331,7 +439,7 @@ function guard(fn: () => Promise<void>, out = "#sc-status"): () => void {
 }
 
 async function start(): Promise<void> {
-  const user: Me | null = await me();
+  user = await me();
   $("#auth").hidden = user !== null;
   $("#logout").hidden = user === null;
   $("#whoami").textContent = user?.email ?? "";
@@ -355,7 +463,8 @@ async function start(): Promise<void> {
       }
     });
   }
-  await refreshKinds();
+  await refreshKinds(true);
+  await loadSaved();
 }
 
 function wire(): void {
@@ -370,8 +479,18 @@ function wire(): void {
     applyTranslations();
   });
   $("#sl-load").addEventListener("click", guard(loadServiceLevels));
-  $("#sl-csv").addEventListener("click", guard(() => download(`/planning/service-levels?level=routes&format=csv&band=${$<HTMLSelectElement>("#sl-band").value}`, "routes.csv")));
-  $("#sl-geojson").addEventListener("click", guard(() => download(`/planning/service-levels?level=stops&format=geojson&band=${$<HTMLSelectElement>("#sl-band").value}`, "stops.geojson")));
+  $("#sl-csv").addEventListener("click", guard(() => download(withFeed(`/planning/service-levels?level=routes&format=csv&band=${$<HTMLSelectElement>("#sl-band").value}`), "routes.csv")));
+  $("#sl-geojson").addEventListener("click", guard(() => download(withFeed(`/planning/service-levels?level=stops&format=geojson&band=${$<HTMLSelectElement>("#sl-band").value}`), "stops.geojson")));
+  $("#pl-feed").addEventListener("change", guard(async () => {
+    feed = $<HTMLSelectElement>("#pl-feed").value;
+    localStorage.setItem(FEED_KEY, feed);
+    // What was shown belongs to the other feed.
+    layer?.remove();
+    layer = null;
+    for (const sel of ["#sl-table tbody", "#hubs-table tbody", "#share-table tbody", "#cmp-table tbody"]) $(sel).replaceChildren();
+    delete $("#pl-map").dataset.comparison;
+    await refreshKinds(true);
+  }));
   $("#hubs-load").addEventListener("click", guard(loadHubs));
   for (const [sel, path] of [["#dest-file", "/planning/destinations"], ["#pop-file", "/planning/population"]] as const) {
     $<HTMLInputElement>(sel).addEventListener("change", guard(async () => {
@@ -407,9 +526,9 @@ function wire(): void {
   });
   $("#sc-run").addEventListener("click", () => void runScenario());
   $("#sc-open").addEventListener("click", guard(openSaved));
-  void loadSaved().catch((e) => {
-    $("#sc-status").textContent = errorText(e);
-  });
+  $("#sc-saved").addEventListener("change", savedSelected);
+  $("#sc-rerun").addEventListener("click", guard(rerunSaved));
+  $("#sc-delete").addEventListener("click", guard(deleteSaved, "#sc-saved-status"));
 }
 
 wire();
