@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import jwt
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from app.errors import ApiError
 from app.identity.keys import ALGORITHM, KeyStore
@@ -108,16 +108,24 @@ class LocalTokens:
             uid = uuid.UUID(str(claims["sub"]))
         except ValueError as exc:
             raise unauthorized("token_invalid", "The access token is invalid.") from exc
-        # One primary-key lookup: makes logout and disabling a user take effect at once.
-        with Session(self._engine) as session:
-            auth = session.get(AuthSession, sid)
-            user = session.get(User, uid)
-            if auth is None or auth.user_id != uid or auth.revoked_at is not None:
-                raise unauthorized("token_invalid", "The session of this token has ended.")
-            if user is None or user.disabled:
-                raise unauthorized("token_invalid", "The account of this token is disabled.")
-            roles = frozenset(user.roles)
-        return Principal(user_id=str(uid), email=claims.get("email"), roles=roles)
+        # One primary-key lookup: makes logout and disabling a user take effect at once. A
+        # single statement with plain columns, no ORM objects: every authenticated request
+        # runs it (#10).
+        stmt = (
+            select(  # type: ignore[call-overload]
+                AuthSession.user_id, AuthSession.revoked_at, User.id, User.disabled, User.roles
+            )
+            .select_from(AuthSession)
+            .outerjoin(User, User.id == uid)
+            .where(AuthSession.id == sid)
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None or row[0] != uid or row[1] is not None:
+            raise unauthorized("token_invalid", "The session of this token has ended.")
+        if row[2] is None or row[3]:
+            raise unauthorized("token_invalid", "The account of this token is disabled.")
+        return Principal(user_id=str(uid), email=claims.get("email"), roles=frozenset(row[4]))
 
 
 def claim_at(claims: dict[str, Any], path: str) -> Any:
