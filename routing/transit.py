@@ -28,7 +28,14 @@ from gtfs.footpaths import WALK_SPEED_MPS
 from routing.co2 import Co2Factors
 from routing.options import RoutingOptions, route_type_mode
 from routing.raptor import kernels
-from routing.raptor.network import BoolArray, IntArray, RaptorNetwork
+from routing.raptor.network import (
+    CONT_BLOCK,
+    CONT_IN_SEAT,
+    CONT_NOT_SEATED,
+    BoolArray,
+    IntArray,
+    RaptorNetwork,
+)
 from routing.raptor.search import QueryArrays
 
 DAY = 86_400
@@ -208,6 +215,7 @@ class TransitData:
             stop_change_s=change,
             trip_order=np.arange(tt.n_trips, dtype=np.int32),
             st_order=np.arange(tt.n_stop_times, dtype=np.int64),
+            **continuations(tt),
         )
         self.trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr))
         self.route_modes = np.array([route_type_mode(int(x)) for x in tt.route_types])
@@ -526,6 +534,101 @@ class TransitData:
     @property
     def _static_row_fifo(self) -> npt.NDArray[np.bool_] | None:
         return self._static_order[1]
+
+
+def _csr(lists: list[list[tuple[int, int]]]) -> tuple[IntArray, IntArray, npt.NDArray[np.int8]]:
+    ptr = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum([len(x) for x in lists], out=ptr[1:])
+    to = np.array([u for x in lists for u, _ in x], dtype=np.int32)
+    kind = np.array([k for x in lists for _, k in x], dtype=np.int8)
+    return ptr, to, kind
+
+
+def continuations(tt: CompiledTimetable) -> dict[str, Any]:
+    """The stay-seated continuations of ``tt`` as :class:`RaptorNetwork` fields (empty dict
+    when there are none).
+
+    GTFS: trips sharing a ``block_id`` are run by one vehicle, and on a service day a rider may
+    stay on board from one to the next (in-seat transfer) — the next being the first later
+    trip of the block that runs that day (it starts no earlier than the trip ends).
+    ``transfers.txt`` trip-to-trip rules take precedence: ``transfer_type=4`` allows staying
+    seated from ``from_trip_id`` into ``to_trip_id`` whatever the blocks say, ``5`` forbids it
+    (the rider alights and changes as at any stop). Candidates of a trip are listed until one
+    runs on every day the trip runs (later ones can never be the vehicle's next trip). The
+    forward lists give the trips each trip continues into, the backward lists the trips each
+    continues from (for arrive-by searches), same rules.
+    """
+    n_t = tt.n_trips
+    fwd: list[list[tuple[int, int]]] = [[] for _ in range(n_t)]
+    back: list[list[tuple[int, int]]] = [[] for _ in range(n_t)]
+    if n_t == 0:
+        return {}
+    ptr = tt.trip_st_ptr
+    start = tt.st_departure[ptr[:-1]].astype(np.int64)
+    end = tt.st_arrival[ptr[1:] - 1].astype(np.int64)
+    not_seated: set[tuple[int, int]] = set()
+    in_seat: list[tuple[int, int]] = []
+    for a, b, ty in zip(
+        tt.rule_from_trip.tolist(), tt.rule_to_trip.tolist(), tt.rule_type.tolist(), strict=True
+    ):
+        if a >= 0 and b >= 0 and a != b:
+            if ty == 4:
+                in_seat.append((a, b))
+            elif ty == 5:
+                not_seated.add((a, b))
+    covers_cache: dict[tuple[int, int], bool] = {}
+    sd = tt.service_days
+
+    def covers(u: int, t: int) -> bool:
+        """Whether trip u runs on every day trip t runs."""
+        key = (int(tt.trip_service[u]), int(tt.trip_service[t]))
+        got = covers_cache.get(key)
+        if got is None:
+            got = bool(np.all(sd[key[0]] | ~sd[key[1]]))
+            covers_cache[key] = got
+        return got
+
+    blocks = tt.trip_blocks if len(tt.trip_blocks) == n_t else np.zeros(0, dtype=np.str_)
+    if len(blocks):
+        has = np.flatnonzero(blocks != "")
+        if len(has):
+            order = has[np.lexsort((start[has], blocks[has]))]
+            names = blocks[order]
+            cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
+            for group in np.split(order, cuts):
+                g = group.tolist()
+                for i, t in enumerate(g):
+                    for u in g[i + 1 :]:
+                        if start[u] < end[t]:
+                            continue
+                        kind = CONT_NOT_SEATED if (t, u) in not_seated else CONT_BLOCK
+                        fwd[t].append((u, kind))
+                        if covers(u, t):
+                            break
+                by_end = sorted(g, key=lambda x: -end[x])
+                for t in g:
+                    for u in by_end:
+                        if u == t or end[u] > start[t]:
+                            continue
+                        kind = CONT_NOT_SEATED if (u, t) in not_seated else CONT_BLOCK
+                        back[t].append((u, kind))
+                        if covers(u, t):
+                            break
+    for a, b in in_seat:
+        fwd[a].append((b, CONT_IN_SEAT))
+        back[b].append((a, CONT_IN_SEAT))
+    if not any(fwd):
+        return {}
+    f_ptr, f_to, f_kind = _csr(fwd)
+    b_ptr, b_to, b_kind = _csr(back)
+    return {
+        "cont_ptr": f_ptr,
+        "cont_to": f_to,
+        "cont_kind": f_kind,
+        "back_ptr": b_ptr,
+        "back_to": b_to,
+        "back_kind": b_kind,
+    }
 
 
 def overlays(realtime: Any | None) -> list[Any]:

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from routing.raptor.kernels import BIG
-from routing.raptor.network import IntArray, RaptorNetwork
+from routing.raptor.network import CONT_NOT_SEATED, IntArray, RaptorNetwork
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +93,22 @@ def build_graph(network: RaptorNetwork, segment_s: IntArray) -> BoundGraph:
     u = network.pattern_stops[e].astype(np.int64)
     v = network.pattern_stops[e + 1].astype(np.int64)
     w = segment_s[e].astype(np.int64)
+    if network.has_continuations:
+        # Staying seated from a trip's last stop into a trip that starts at another stop (the
+        # vehicle drives there empty) is a ride edge too, of no time at least: the bound must
+        # not miss it (or it would prune journeys through the continuation).
+        c_ptr, c_to, c_kind, _, _ = network.continuation_arrays
+        src = np.repeat(np.arange(network.n_trips), np.diff(c_ptr))
+        ok = c_kind != CONT_NOT_SEATED
+        pat = network.trip_pattern
+        last = network.pattern_stop_ptr[pat[src[ok]] + 1] - 1
+        first = network.pattern_stop_ptr[pat[c_to[ok]]]
+        cu = network.pattern_stops[last].astype(np.int64)
+        cv = network.pattern_stops[first].astype(np.int64)
+        diff = cu != cv
+        u = np.r_[u, cu[diff]]
+        v = np.r_[v, cv[diff]]
+        w = np.r_[w, np.zeros(int(diff.sum()), dtype=np.int64)]
     # One edge per (u, v): the shortest.
     key = v * n + u
     order = np.lexsort((w, key))

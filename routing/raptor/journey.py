@@ -10,6 +10,9 @@ class RideLeg:
     """A ride on trip ``trip`` from pattern position ``board_pos`` to ``alight_pos``.
 
     Times are seconds of the query's service day (``day_offset`` already added).
+    ``stay_seated``: the rider stayed on board from the previous ride (the same vehicle
+    continuing as this trip: ``block_id`` or an in-seat transfer) — no boarding, no transfer;
+    ``board_pos`` is then the trip's first stop.
     """
 
     trip: int
@@ -20,6 +23,7 @@ class RideLeg:
     departure: int
     arrival: int
     day_offset: int
+    stay_seated: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,13 @@ class Journey:
         return tuple(leg for leg in self.legs if isinstance(leg, RideLeg))
 
     @property
+    def n_vehicles(self) -> int:
+        """Vehicles boarded: rides, a stay-seated continuation counted with the ride before."""
+        return sum(1 for r in self.rides if not r.stay_seated)
+
+    @property
     def n_transfers(self) -> int:
-        return max(0, len(self.rides) - 1)
+        return max(0, self.n_vehicles - 1)
 
     @property
     def walk_seconds(self) -> int:

@@ -20,6 +20,11 @@ ACCESS = 1
 RIDE = 2  # stayed at the stop after a ride
 WALK = 3
 COPY = 4  # same label as the previous round
+SEATED = -1  # r_board of a ride the rider stayed seated into (no boarding of its own)
+
+# Continuation kinds (routing.raptor.network.CONT_*).
+_CONT_IN_SEAT = 1
+_CONT_NOT_SEATED = 2
 
 
 @njit(cache=True, nogil=True)
@@ -112,6 +117,61 @@ def scan_pass(v: int, v_lo: int, odd_trip: np.ndarray, odd_copy: np.ndarray) -> 
 
 
 @njit(cache=True, nogil=True)
+def seat_trigger(
+    t: int,
+    o: int,
+    bpos: int,
+    k: int,
+    running: np.ndarray,  # [O, T] every running trip copy
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,  # [O, N]
+    st_dep: np.ndarray,  # [O, N]
+    cont_ptr: np.ndarray,
+    cont_to: np.ndarray,
+    cont_kind: np.ndarray,
+    seat_of: np.ndarray,
+    seat_round: np.ndarray,  # [O, C] earliest round each trip copy was stayed seated into
+    seat_prev: np.ndarray,  # [K+1, O, C] the trip it was stayed seated into from
+    seat_bpos: np.ndarray,  # [K+1, O, C] where that trip was boarded (SEATED: itself seated)
+    sq_trip: np.ndarray,
+    sq_copy: np.ndarray,
+    n_sq: int,
+) -> int:
+    """Queue the trips a rider on trip copy ``(t, o)`` in round ``k`` stays seated into at its
+    last stop (the same service day, leaving no earlier than ``t`` arrives), each trip copy
+    once per search; returns the queue's length.
+
+    Block candidates are in the vehicle's order: the first that runs is its next trip (a
+    ``transfer_type=5`` one lets nobody stay on); in-seat rules (``4``) each count.
+    """
+    t_end = st_arr[o, trip_st_ptr[t + 1] - 1]
+    block_done = False
+    for e in range(cont_ptr[t], cont_ptr[t + 1]):
+        u = cont_to[e]
+        kind = cont_kind[e]
+        if not running[o, u]:
+            continue
+        if kind != _CONT_IN_SEAT:
+            if block_done:
+                continue
+            block_done = True
+            if kind == _CONT_NOT_SEATED:
+                continue
+        if st_dep[o, trip_st_ptr[u]] < t_end:
+            continue
+        c = seat_of[u]
+        if seat_round[o, c] <= k:
+            continue
+        seat_round[o, c] = k
+        seat_prev[k, o, c] = t
+        seat_bpos[k, o, c] = bpos
+        sq_trip[n_sq] = u
+        sq_copy[n_sq] = o
+        n_sq += 1
+    return n_sq
+
+
+@njit(cache=True, nogil=True)
 def raptor_pruned(
     # network
     pattern_stop_ptr: np.ndarray,
@@ -157,6 +217,16 @@ def raptor_pruned(
     target_bound: np.ndarray,  # [K+1]
     lower_bound: np.ndarray,  # [S] time from each stop to a target at least (0: no pruning)
     board_limit: np.ndarray,  # [S] latest first boarding from a walk-only label (BIG: none)
+    # stay-seated continuations (routing.raptor.network.RaptorNetwork.continuation_arrays)
+    running: np.ndarray,  # [O, T] every running trip copy (regular and odd)
+    trip_pat: np.ndarray,  # [T] pattern of each trip
+    cont_ptr: np.ndarray,  # [T+1] CSR, all zero without continuations
+    cont_to: np.ndarray,
+    cont_kind: np.ndarray,
+    seat_of: np.ndarray,  # [T] index of a continuation target, -1 elsewhere
+    seat_round: np.ndarray,  # [O, C] state kept between rRAPTOR runs (BIG: never)
+    seat_prev: np.ndarray,  # [K+1, O, C]
+    seat_bpos: np.ndarray,  # [K+1, O, C]
 ) -> int:
     """Run RAPTOR rounds from ``departure``; returns the last round that found something.
 
@@ -173,6 +243,14 @@ def raptor_pruned(
     A pattern scan rides the earliest catchable copy among the pattern's regular trip copies
     (``active``: one FIFO chain with the same boarding/alighting stops), then each of its odd
     copies (``odd_*``) alone, so a copy that serves a stop the earlier ones skip is not missed.
+
+    Stay-seated continuations (``block_id``, transfers.txt types 4/5): a trip with candidates
+    is always an odd copy (ridden alone, so each one a rider can catch is ridden, whatever the
+    earlier trips of its pattern do). A rider on it in round ``k`` stays on board into the
+    trip it continues as (:func:`seat_trigger`), in the same round — no ride counted, no
+    change time — and that trip is scanned from its first stop after the round's patterns
+    (``r_board`` = ``SEATED``), its own continuations likewise. A trip copy is stayed seated
+    into once per search, in the first round that reaches it (later rounds only repeat it).
     """
     n_rounds = rtau.shape[0]
     n_stops = rtau.shape[1]
@@ -192,6 +270,9 @@ def raptor_pruned(
     ride_list = np.empty(n_stops, dtype=np.int32)
     first_pos = np.full(n_pat, BIG, dtype=np.int32)
     pat_queue = np.empty(n_pat, dtype=np.int32)
+    sq_cap = max(1, n_off * seat_round.shape[1])
+    sq_trip = np.empty(sq_cap, dtype=np.int32)
+    sq_copy = np.empty(sq_cap, dtype=np.int32)
 
     # --- round 0: access, then one footpath from each access stop ------------------------------
     for s in range(n_stops):
@@ -256,6 +337,7 @@ def raptor_pruned(
 
         # --- scan patterns ------------------------------------------------------------------
         n_ride = 0
+        n_sq = 0
         bound = target_bound[k]
         for q in range(n_q):
             p = pat_queue[q]
@@ -314,8 +396,10 @@ def raptor_pruned(
                             lim = board_limit[s]
                     if fix_t >= 0:
                         # One trip copy: board it at the first stop where it can be caught
-                        # (boarding it later arrives no earlier).
-                        if cur < 0:
+                        # (boarding it later arrives no earlier), not at its last (where it
+                        # goes nowhere: staying seated from there would be a ride of no
+                        # stops).
+                        if cur < 0 and i < n_pos - 1:
                             st = trip_st_ptr[fix_t] + i
                             dd = st_dep[fix_o, st] + offsets[fix_o]
                             if st_board[fix_o, st] and r <= dd and dd <= lim:
@@ -352,6 +436,55 @@ def raptor_pruned(
                             cur_off = off
                             cur_board = i
                             cur_d = d
+                if fix_t >= 0 and cur >= 0 and cont_ptr[fix_t] < cont_ptr[fix_t + 1]:
+                    n_sq = seat_trigger(
+                        fix_t, fix_o, cur_board, k, running, trip_st_ptr, st_arr, st_dep,
+                        cont_ptr, cont_to, cont_kind, seat_of, seat_round, seat_prev, seat_bpos,
+                        sq_trip, sq_copy, n_sq,
+                    )  # fmt: skip
+
+        # --- stay seated: ride the queued continuations from their first stop ---------------
+        qi = 0
+        while qi < n_sq:
+            u = sq_trip[qi]
+            uo = sq_copy[qi]
+            qi += 1
+            p = trip_pat[u]
+            p0 = pattern_stop_ptr[p]
+            n_pos = pattern_stop_ptr[p + 1] - p0
+            u_off = offsets[uo]
+            st0 = trip_st_ptr[u]
+            # Not off at its first stop: the ride there is the deadhead of the trip before
+            # (and the mirror of "no boarding at a trip's last stop", so arrive-by agrees).
+            for i in range(1, n_pos):
+                if not st_alight[uo, st0 + i]:
+                    continue
+                s = pattern_stops[p0 + i]
+                a = st_arr[uo, st0 + i] + u_off
+                if a < rtau[k, s] and a + lower_bound[s] < bound:
+                    rtau[k, s] = a
+                    n_touch = mark(s, touched, touch_list, n_touch)
+                    r_trip[k, s] = u
+                    r_board[k, s] = SEATED
+                    r_alight[k, s] = i
+                    r_off[k, s] = uo
+                    r_copy[k, s] = False
+                    if not in_ride[s]:
+                        in_ride[s] = True
+                        ride_list[n_ride] = s
+                        n_ride += 1
+                    if egress_s[s] >= 0 and a + egress_s[s] < bound:
+                        bound = a + egress_s[s]
+                    r = a + change_s[s]
+                    if r < ready[k, s]:
+                        ready[k, s] = r
+                        ready_src[k, s] = RIDE
+                        n_mark = mark(s, marked, mark_list, n_mark)
+            if cont_ptr[u] < cont_ptr[u + 1]:
+                n_sq = seat_trigger(
+                    u, uo, SEATED, k, running, trip_st_ptr, st_arr, st_dep, cont_ptr, cont_to,
+                    cont_kind, seat_of, seat_round, seat_prev, seat_bpos, sq_trip, sq_copy, n_sq,
+                )  # fmt: skip
 
         # --- one footpath after the rides ---------------------------------------------------
         for i in range(n_ride):
@@ -423,8 +556,8 @@ def raptor(
     ready_src: np.ndarray,
     target_bound: np.ndarray,
 ) -> int:
-    """:func:`raptor_pruned` without goal-directed pruning (the entry point other kernels call,
-    e.g. one-to-all searches)."""
+    """:func:`raptor_pruned` without goal-directed pruning or stay-seated continuations (the
+    entry point other kernels call, e.g. one-to-all searches)."""
     return raptor_pruned(
         pattern_stop_ptr, pattern_stops, pattern_trip_ptr, trip_st_ptr, st_arr, st_dep,
         st_board, st_alight, stop_pattern_ptr, stop_patterns, stop_pattern_pos, transfer_ptr,
@@ -432,6 +565,12 @@ def raptor(
         change_s, slack, max_transfer_s, fifo, departure, access_s, egress_s, rtau, r_trip,
         r_board, r_alight, r_off, r_copy, wtau, w_from, w_copy, ready, ready_src, target_bound,
         np.zeros(rtau.shape[1], dtype=np.int32), np.full(rtau.shape[1], BIG, dtype=np.int32),
+        active, np.zeros(trip_st_ptr.shape[0] - 1, dtype=np.int32),
+        np.zeros(trip_st_ptr.shape[0], dtype=np.int32), np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int8), np.full(trip_st_ptr.shape[0] - 1, -1, dtype=np.int32),
+        np.full((offsets.shape[0], 0), BIG, dtype=np.int32),
+        np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
+        np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
     )  # fmt: skip
 
 

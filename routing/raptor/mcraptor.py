@@ -14,13 +14,14 @@ import numpy.typing as npt
 from numba import njit
 
 from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
-from routing.raptor.kernels import BIG, find_trip, mark, queue_patterns, scan_pass
+from routing.raptor.kernels import BIG, SEATED, find_trip, mark, queue_patterns, scan_pass
 from routing.raptor.network import RaptorNetwork
 from routing.raptor.search import QueryArrays, _as_targets, _tighten
 
 K_ACCESS = 1
 K_RIDE = 2
 K_WALK = 3
+K_SEAT = 4  # a ride up to where the rider stayed seated into the next trip (in no bag)
 _RB_CAP = 256  # route-bag capacity (labels riding one pattern at once)
 CO2_STEP_G = 100
 """Grams per CO2 step: McRAPTOR compares CO2 in 100 g steps (a kilometre of bus), so journeys
@@ -159,6 +160,162 @@ def _first(d_a: int, o_a: int, t_a: int, d_b: int, o_b: int, t_b: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _seated_chain(
+    t0: int,
+    o: int,
+    bpos: int,
+    parent: int,
+    walk: int,
+    co2_end: int,  # CO2 on arriving at t0's last stop
+    k: int,
+    running: np.ndarray,
+    trip_pat: np.ndarray,
+    pattern_stop_ptr: np.ndarray,
+    pattern_stops: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,
+    st_dep: np.ndarray,
+    st_alight: np.ndarray,
+    offsets: np.ndarray,
+    change_s: np.ndarray,
+    pat_co2: np.ndarray,
+    max_arrival: int,
+    step: int,
+    cont_ptr: np.ndarray,
+    cont_to: np.ndarray,
+    cont_kind: np.ndarray,
+    chain_seen: np.ndarray,
+    stack_t: np.ndarray,
+    stack_l: np.ndarray,
+    stack_c: np.ndarray,
+    l_arr: np.ndarray,
+    l_ready: np.ndarray,
+    l_walk: np.ndarray,
+    l_co2: np.ndarray,
+    l_stop: np.ndarray,
+    l_round: np.ndarray,
+    l_kind: np.ndarray,
+    l_parent: np.ndarray,
+    l_trip: np.ndarray,
+    l_board: np.ndarray,
+    l_alight: np.ndarray,
+    l_off: np.ndarray,
+    dead: np.ndarray,
+    nxt: np.ndarray,
+    head: np.ndarray,
+    n: int,
+    new_rides: np.ndarray,
+    n_new: int,
+    marked: np.ndarray,
+    mark_list: np.ndarray,
+    n_mark: int,
+) -> tuple[int, int, int]:
+    """Ride on from trip copy ``(t0, o)``, boarded at ``bpos`` from label ``parent``, into
+    every trip the vehicle continues as (depth first, each trip once per chain): alighting
+    labels as in a pattern scan (``l_board`` = ``SEATED``). Returns ``(n, n_new, n_mark)``;
+    ``n`` is -1 when the pool is full."""
+    cap = l_arr.shape[0]
+    top = 0
+    stack_t[0] = t0
+    stack_l[0] = -1  # the first trip's part is written when it has a continuation
+    stack_c[0] = co2_end
+    chain_seen[t0] = True
+    seen_n = 1
+    seen_list = stack_t.copy()  # trips to unmark afterwards (at most one per trip)
+    seen_list[0] = t0
+    while top >= 0:
+        t = stack_t[top]
+        link_parent = stack_l[top]
+        c_end = stack_c[top]
+        top -= 1
+        t_end = st_arr[o, trip_st_ptr[t + 1] - 1]
+        block_done = False
+        link = -1
+        for e in range(cont_ptr[t], cont_ptr[t + 1]):
+            u = cont_to[e]
+            kind = cont_kind[e]
+            if not running[o, u]:
+                continue
+            if kind != 1:
+                if block_done:
+                    continue
+                block_done = True
+                if kind == 2:
+                    continue
+            if st_dep[o, trip_st_ptr[u]] < t_end or chain_seen[u]:
+                continue
+            if link < 0:
+                # The ride on t up to its last stop, for reading the journey back.
+                if n >= cap:
+                    return -1, n_new, n_mark
+                pt = trip_pat[t]
+                last = pattern_stop_ptr[pt + 1] - pattern_stop_ptr[pt] - 1
+                link = n
+                l_arr[n] = t_end + offsets[o]
+                l_ready[n] = t_end + offsets[o]
+                l_walk[n] = walk
+                l_co2[n] = c_end
+                l_stop[n] = pattern_stops[pattern_stop_ptr[pt] + last]
+                l_round[n] = k
+                l_kind[n] = K_SEAT
+                l_parent[n] = parent if link_parent < 0 else link_parent
+                l_trip[n] = t
+                l_board[n] = bpos if link_parent < 0 else SEATED
+                l_alight[n] = last
+                l_off[n] = o
+                dead[n] = True  # in no bag
+                nxt[n] = -1
+                n += 1
+            chain_seen[u] = True
+            seen_list[seen_n] = u
+            seen_n += 1
+            pu = trip_pat[u]
+            p0 = pattern_stop_ptr[pu]
+            n_pos = pattern_stop_ptr[pu + 1] - p0
+            st0 = trip_st_ptr[u]
+            base = c_end - pat_co2[p0]
+            for j in range(1, n_pos):
+                if not st_alight[o, st0 + j]:
+                    continue
+                a = st_arr[o, st0 + j] + offsets[o]
+                if a > max_arrival:
+                    continue
+                s = pattern_stops[p0 + j]
+                c = base + pat_co2[p0 + j]
+                if n >= cap:
+                    return -1, n_new, n_mark
+                if _insert(
+                    s, a, a + change_s[s], walk, c, k, K_RIDE, head, nxt, l_arr, l_ready, l_walk,
+                    l_co2, l_round, l_kind, dead, n, step,
+                ):  # fmt: skip
+                    l_arr[n] = a
+                    l_ready[n] = a + change_s[s]
+                    l_walk[n] = walk
+                    l_co2[n] = c
+                    l_stop[n] = s
+                    l_round[n] = k
+                    l_kind[n] = K_RIDE
+                    l_parent[n] = link
+                    l_trip[n] = u
+                    l_board[n] = SEATED
+                    l_alight[n] = j
+                    l_off[n] = o
+                    dead[n] = False
+                    new_rides[n_new] = n
+                    n_new += 1
+                    n += 1
+                    n_mark = mark(s, marked, mark_list, n_mark)
+            if cont_ptr[u] < cont_ptr[u + 1]:
+                top += 1
+                stack_t[top] = u
+                stack_l[top] = link
+                stack_c[top] = base + pat_co2[p0 + n_pos - 1]
+    for i in range(seen_n):
+        chain_seen[seen_list[i]] = False
+    return n, n_new, n_mark
+
+
+@njit(cache=True, nogil=True)
 def mc_kernel(
     pattern_stop_ptr: np.ndarray,
     pattern_stops: np.ndarray,
@@ -206,8 +363,19 @@ def mc_kernel(
     dead: np.ndarray,
     nxt: np.ndarray,
     head: np.ndarray,
+    # stay-seated continuations (kernels.raptor_pruned)
+    running: np.ndarray,
+    trip_pat: np.ndarray,
+    cont_ptr: np.ndarray,
+    cont_to: np.ndarray,
+    cont_kind: np.ndarray,
 ) -> int:
-    """Fill the label pool; returns the number of labels, or -1 when the pool is full."""
+    """Fill the label pool; returns the number of labels, or -1 when the pool is full.
+
+    A rider on a trip with stay-seated continuations (an odd trip, ridden alone) continues
+    into each trip the vehicle runs next, in the same round; the ride's part before the
+    continuation is kept as a ``K_SEAT`` label (in no bag) that the label after it points to.
+    """
     cap = l_arr.shape[0]
     n_stops = head.shape[0]
     n_pat = pattern_trip_ptr.shape[0] - 1
@@ -226,6 +394,11 @@ def mc_kernel(
     rb_walk = np.empty(_RB_CAP, dtype=np.int32)
     # CO2 at boarding minus the pattern's cumulative grams there: comparable along the pattern.
     rb_co2 = np.empty(_RB_CAP, dtype=np.int32)
+    n_trips = trip_pat.shape[0]
+    chain_seen = np.zeros(n_trips, dtype=np.bool_)
+    stack_t = np.empty(n_trips + 1, dtype=np.int32)
+    stack_l = np.empty(n_trips + 1, dtype=np.int32)
+    stack_c = np.empty(n_trips + 1, dtype=np.int32)
 
     # Round 0: access labels, then one walk from each.
     n_acc = 0
@@ -331,7 +504,8 @@ def mc_kernel(
                         if fix_t >= 0:
                             st = trip_st_ptr[fix_t] + i
                             d = st_dep[fix_o, st] + offsets[fix_o]
-                            if st_board[fix_o, st] and l_ready[x] <= d:
+                            # Not at its last stop (as in kernels.raptor_pruned).
+                            if st_board[fix_o, st] and l_ready[x] <= d and i < n_pos - 1:
                                 best_t = fix_t
                                 best_o = fix_o
                                 best_d = d
@@ -391,6 +565,22 @@ def mc_kernel(
                                     rb_co2[n_rb] = c
                                     n_rb += 1
                         x = nxt[x]
+                if fix_t >= 0 and n_rb > 0 and cont_ptr[fix_t] < cont_ptr[fix_t + 1]:
+                    # Stay seated: each rider on this trip continues into the trips the
+                    # vehicle runs next (kernels.seat_trigger's rules), as the same ride.
+                    for r in range(n_rb):
+                        n, n_new, n_mark = _seated_chain(
+                            fix_t, rb_o[r], rb_board[r], rb_par[r], rb_walk[r],
+                            rb_co2[r] + pat_co2[p0 + n_pos - 1], k, running, trip_pat,
+                            pattern_stop_ptr, pattern_stops, trip_st_ptr, st_arr, st_dep,
+                            st_alight, offsets, change_s, pat_co2, max_arrival, co2_step,
+                            cont_ptr, cont_to, cont_kind, chain_seen, stack_t, stack_l,
+                            stack_c, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
+                            l_parent, l_trip, l_board, l_alight, l_off, dead, nxt, head, n,
+                            new_rides, n_new, marked, mark_list, n_mark,
+                        )  # fmt: skip
+                        if n < 0:
+                            return -1
         # One walk after each new ride label.
         n, n_mark = _walks(
             new_rides, n_new, k, slack, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
@@ -475,6 +665,7 @@ def mc_raptor(
             max(1, int(co2_step)),
             res.arr, res.ready, res.walk, res.co2, res.stop, res.round, res.kind, res.parent, res.trip,
             res.board, res.alight, res.off, res.dead, res.next, res.head,
+            query.active, network.trip_pattern, *network.continuation_arrays[:3],
         )  # fmt: skip
         if n >= 0:
             res.n = n
@@ -534,16 +725,21 @@ def _read(
             off = int(query.offsets[o])
             st0 = int(network.trip_st_ptr[trip])
             bpos, apos = int(res.board[x]), int(res.alight[x])
+            # SEATED: stayed on board from the ride before (a K_SEAT label), from its start.
+            seated = bpos == SEATED
+            bpos = 0 if seated else bpos
+            p0 = int(network.pattern_stop_ptr[int(network.trip_pattern[trip])])
             legs.append(
                 RideLeg(
                     trip=trip,
                     board_pos=bpos,
                     alight_pos=apos,
-                    board_stop=int(res.stop[par]),
+                    board_stop=int(network.pattern_stops[p0 + bpos]),
                     alight_stop=s,
                     departure=int(query.st_dep[o, st0 + bpos]) + off,
                     arrival=int(query.st_arr[o, st0 + apos]) + off,
                     day_offset=off,
+                    stay_seated=seated,
                 )
             )
         x = par

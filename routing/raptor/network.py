@@ -9,6 +9,7 @@ backwards, is the *reversed* network on which a forward search computes latest d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,16 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+Int8Array = npt.NDArray[np.int8]
+
+CONT_BLOCK = 0
+"""A continuation candidate from ``block_id``: on a day, the vehicle's next trip is the first
+candidate that runs; riders stay seated into it."""
+CONT_IN_SEAT = 1
+"""transfers.txt ``transfer_type=4``: riders may stay seated into this trip."""
+CONT_NOT_SEATED = 2
+"""A ``block_id`` candidate that transfers.txt ``transfer_type=5`` closes: when it is the
+vehicle's next trip, riders must get off (a normal transfer)."""
 
 INF = np.int32(2**31 - 1)
 """Unreached time. Seconds only ever lie within a few days of 0, far from overflowing."""
@@ -52,6 +63,14 @@ class RaptorNetwork:
         [N] likewise for stop times, so labels map back to the forward stop times.
     reversed
         True for the time-mirrored network used by arrive-by searches.
+    cont_ptr, cont_to, cont_kind
+        CSR [T+1] / [C] / [C] or None (no stay-seated continuation anywhere): the trips a
+        rider on trip ``t`` may stay seated into at its last stop, in this network's time
+        direction (see :data:`CONT_BLOCK`). Block candidates are listed in the order the
+        vehicle runs them: on a day, the first one that runs is the vehicle's next trip.
+    back_ptr, back_to, back_kind
+        The same lists in the opposite time direction (the trips each trip continues from);
+        :meth:`reverse` swaps the two.
     """
 
     n_stops: int
@@ -73,6 +92,57 @@ class RaptorNetwork:
     trip_order: IntArray
     st_order: Int64Array
     reversed: bool = False
+    cont_ptr: IntArray | None = None
+    cont_to: IntArray | None = None
+    cont_kind: Int8Array | None = None
+    back_ptr: IntArray | None = None
+    back_to: IntArray | None = None
+    back_kind: Int8Array | None = None
+
+    @property
+    def has_continuations(self) -> bool:
+        """Whether any trip has a stay-seated continuation candidate."""
+        return self.cont_to is not None and len(self.cont_to) > 0
+
+    @cached_property
+    def trip_pattern(self) -> IntArray:
+        """[T] the pattern of each trip."""
+        return np.repeat(
+            np.arange(self.n_patterns, dtype=np.int32), np.diff(self.pattern_trip_ptr)
+        ).astype(np.int32)
+
+    @cached_property
+    def continuation_arrays(self) -> tuple[IntArray, IntArray, Int8Array, IntArray, BoolArray]:
+        """The kernels' view of the continuations: ``(cont_ptr, cont_to, cont_kind, seat_of,
+        seated_from)`` — ``seat_of`` [T] numbers the trips that can be stayed seated into
+        (-1 for the others), ``seated_from`` [T] marks trips with candidates. Empty lists (all
+        ``cont_ptr`` zero) without continuations."""
+        n_t = self.n_trips
+        if not self.has_continuations:
+            return (
+                np.zeros(n_t + 1, dtype=np.int32),
+                np.zeros(0, dtype=np.int32),
+                np.zeros(0, dtype=np.int8),
+                np.full(n_t, -1, dtype=np.int32),
+                np.zeros(n_t, dtype=np.bool_),
+            )
+        assert self.cont_ptr is not None and self.cont_to is not None
+        assert self.cont_kind is not None
+        seat_of = np.full(n_t, -1, dtype=np.int32)
+        targets = np.unique(self.cont_to)
+        seat_of[targets] = np.arange(len(targets), dtype=np.int32)
+        return (
+            self.cont_ptr.astype(np.int32),
+            self.cont_to.astype(np.int32),
+            self.cont_kind.astype(np.int8),
+            seat_of,
+            np.diff(self.cont_ptr) > 0,
+        )
+
+    @cached_property
+    def n_seat_targets(self) -> int:
+        """How many trips can be stayed seated into."""
+        return int((self.continuation_arrays[3] >= 0).sum())
 
     @property
     def n_patterns(self) -> int:
@@ -152,6 +222,13 @@ class RaptorNetwork:
         transfer_ptr = np.zeros(self.n_stops + 1, dtype=np.int32)
         np.cumsum(counts, out=transfer_ptr[1:])
 
+        # Continuations: the forward network's "continues from" lists are the mirrored
+        # network's "continues into" lists (and the other way), with trips renumbered.
+        inv = np.empty(n_t, dtype=np.int64)
+        inv[trip_order] = np.arange(n_t)
+        cont = _remap_csr(self.back_ptr, self.back_to, self.back_kind, trip_order, inv)
+        back = _remap_csr(self.cont_ptr, self.cont_to, self.cont_kind, trip_order, inv)
+
         return RaptorNetwork(
             n_stops=self.n_stops,
             pattern_stop_ptr=self.pattern_stop_ptr,
@@ -172,4 +249,29 @@ class RaptorNetwork:
             trip_order=trip_order,
             st_order=st_order.astype(np.int64),
             reversed=True,
+            cont_ptr=cont[0],
+            cont_to=cont[1],
+            cont_kind=cont[2],
+            back_ptr=back[0],
+            back_to=back[1],
+            back_kind=back[2],
         )
+
+
+def _remap_csr(
+    ptr: IntArray | None,
+    to: IntArray | None,
+    kind: Int8Array | None,
+    order: IntArray,
+    inv: Int64Array,
+) -> tuple[IntArray | None, IntArray | None, Int8Array | None]:
+    """A per-trip CSR list renumbered: new trip ``n`` takes old trip ``order[n]``'s items,
+    each item's trip mapped by ``inv`` (old -> new); items keep their order."""
+    if ptr is None or to is None or kind is None:
+        return None, None, None
+    counts = np.diff(ptr)[order]
+    new_ptr = np.zeros(len(order) + 1, dtype=np.int32)
+    np.cumsum(counts, out=new_ptr[1:])
+    starts = ptr[:-1][order].astype(np.int64)
+    item = np.repeat(starts - new_ptr[:-1], counts) + np.arange(int(new_ptr[-1]))
+    return new_ptr, inv[to[item]].astype(np.int32), kind[item].astype(np.int8)

@@ -8,6 +8,7 @@ searches run the forward kernel on the mirrored network (``network.reverse()``),
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -200,6 +201,12 @@ class ScanSets:
             else np.ascontiguousarray(row_fifo, dtype=np.bool_)
         )
         running_odd = None if odd is None else odd & active
+        seated_from = network.continuation_arrays[4]
+        if network.has_continuations:
+            # Trips a rider may stay seated on from are ridden alone (see kernels.raptor_pruned).
+            running_odd = active & seated_from[None, :] | (
+                False if running_odd is None else running_odd
+            )
         if running_odd is None or not running_odd.any():
             empty = np.zeros(0, dtype=np.int32)
             ptr = np.zeros(network.n_patterns + 1, dtype=np.int64)
@@ -220,8 +227,12 @@ class ScanSets:
 class SearchState:
     """Labels of one search (per round × stop); reusable across rRAPTOR runs."""
 
-    def __init__(self, n_rounds: int, n_stops: int) -> None:
+    def __init__(self, n_rounds: int, n_stops: int, n_copies: int = 0, n_seat: int = 0) -> None:
         shape = (n_rounds, n_stops)
+        # Stay-seated continuations per trip copy (kernels.seat_trigger): [O, C] and [K+1, O, C].
+        self.seat_round = np.full((n_copies, n_seat), BIG, dtype=np.int32)
+        self.seat_prev = np.zeros((n_rounds, n_copies, n_seat), dtype=np.int32)
+        self.seat_bpos = np.zeros((n_rounds, n_copies, n_seat), dtype=np.int32)
         self.rtau = np.full(shape, BIG, dtype=np.int32)
         self.r_trip = np.zeros(shape, dtype=np.int32)
         self.r_board = np.zeros(shape, dtype=np.int32)
@@ -301,7 +312,9 @@ def run(
     (range queries); None: no limit.
     """
     if state is None:
-        state = SearchState(query.max_rides + 1, network.n_stops)
+        state = SearchState(
+            query.max_rides + 1, network.n_stops, len(query.offsets), network.n_seat_targets
+        )
     state.departure = int(departure)
     state.access_s = access
     if query.max_travel_s > 0:
@@ -357,6 +370,12 @@ def run(
         state.target_bound,
         lower_bound,
         board_limit,
+        query.active,
+        network.trip_pattern,
+        *network.continuation_arrays[:4],
+        state.seat_round,
+        state.seat_prev,
+        state.seat_bpos,
     )
     return state
 
@@ -382,33 +401,47 @@ class _Reader:
         if a > 0:
             self.legs.append(WalkLeg(-1, s, t - a, t))
 
+    def _leg(self, trip: int, o: int, bpos: int, apos: int, seated: bool) -> RideLeg:
+        net = self.net
+        off = int(self.q.offsets[o])
+        p = int(net.trip_pattern[trip])
+        p0 = int(net.pattern_stop_ptr[p])
+        st0 = int(net.trip_st_ptr[trip])
+        return RideLeg(
+            trip=trip,
+            board_pos=bpos,
+            alight_pos=apos,
+            board_stop=int(net.pattern_stops[p0 + bpos]),
+            alight_stop=int(net.pattern_stops[p0 + apos]),
+            departure=int(self.q.st_dep[o, st0 + bpos]) + off,
+            arrival=int(self.q.st_arr[o, st0 + apos]) + off,
+            day_offset=off,
+            stay_seated=seated,
+        )
+
     def ride(self, k: int, s: int) -> None:
         st = self.st
         while st.r_copy[k, s]:
             k -= 1
         trip = int(st.r_trip[k, s])
         bpos = int(st.r_board[k, s])
-        apos = int(st.r_alight[k, s])
         o = int(st.r_off[k, s])
-        off = int(self.q.offsets[o])
-        net = self.net
-        p = int(np.searchsorted(net.pattern_trip_ptr, trip, side="right") - 1)
-        p0 = int(net.pattern_stop_ptr[p])
-        st0 = int(net.trip_st_ptr[trip])
-        bstop = int(net.pattern_stops[p0 + bpos])
-        self.legs.append(
-            RideLeg(
-                trip=trip,
-                board_pos=bpos,
-                alight_pos=apos,
-                board_stop=bstop,
-                alight_stop=s,
-                departure=int(self.q.st_dep[o, st0 + bpos]) + off,
-                arrival=int(self.q.st_arr[o, st0 + apos]) + off,
-                day_offset=off,
-            )
-        )
-        self.ready(k - 1, bstop)
+        seated = bpos == kernels.SEATED
+        leg = self._leg(trip, o, 0 if seated else bpos, int(st.r_alight[k, s]), seated)
+        self.legs.append(leg)
+        seat_of = self.net.continuation_arrays[3]
+        while seated:
+            # Stayed seated into ``trip``: the ride before is the trip it continued from,
+            # to that trip's last stop.
+            c = int(seat_of[trip])
+            prev = int(st.seat_prev[k, o, c])
+            pb = int(st.seat_bpos[k, o, c])
+            last = int(self.net.trip_st_ptr[prev + 1] - self.net.trip_st_ptr[prev]) - 1
+            seated = pb == kernels.SEATED
+            leg = self._leg(prev, o, 0 if seated else pb, last, seated)
+            self.legs.append(leg)
+            trip = prev
+        self.ready(k - 1, leg.board_stop)
 
     def walk(self, k: int, s: int) -> None:
         st = self.st
@@ -471,7 +504,17 @@ def reconstruct(
     legs = reader.legs
     legs.reverse()
     if network.reversed:
-        legs = [_mirror_leg(network, leg) for leg in reversed(legs)]
+        # A ride stayed seated into in the mirrored frame continues the ride after it in
+        # forward order: the flag moves to that one.
+        seated = [isinstance(leg, RideLeg) and leg.stay_seated for leg in legs]
+        fwd = [_mirror_leg(network, leg) for leg in reversed(legs)]
+        n = len(fwd)
+        legs = [
+            dataclasses.replace(leg, stay_seated=j > 0 and seated[n - j])
+            if isinstance(leg, RideLeg)
+            else leg
+            for j, leg in enumerate(fwd)
+        ]
     if not legs:
         t = int(state.departure)
         if network.reversed:
@@ -704,7 +747,9 @@ def range_query(
         int(t0 + window_s),
     )
     deps = np.unique(deps)[::-1]
-    state = SearchState(query.max_rides + 1, network.n_stops)
+    state = SearchState(
+        query.max_rides + 1, network.n_stops, len(query.offsets), network.n_seat_targets
+    )
     found: list[Journey] = []
     seen = np.full(query.max_rides + 1, BIG, dtype=np.int64)
     # The first ride leaves stop s (reached after a walk of start_s[s]) by the window's end.

@@ -513,3 +513,193 @@ def check_journey(
                     prev_kind = "walk_after_ride"
             prev_stop = str(stop_ids[leg.to_stop]) if leg.to_stop >= 0 else None
         prev_end = leg.arrival
+
+
+# --- transfer rules the feed states: stay-seated continuations -------------------------------
+
+
+class RuleReference:
+    """Brute force over the raw GTFS with the feed's transfer rules (for small feeds).
+
+    Round ``k`` holds every (stop, how one got there) label with at most ``k`` vehicles:
+    ``via`` is None for the origin or ``(copy, trip_id)`` for a ride. A trip copy is boarded at
+    its first stop time (not its last) whose departure is no earlier than a label there allows — the label's
+    arrival, plus the stop's change time after a ride — and alighted at any later stop time.
+    Staying seated (rules read from the raw ``trips.txt`` ``block_id`` and ``transfers.txt``):
+    at a trip's last stop a rider stays on board into the vehicle's next trip of the same
+    service day — the block's running trip that starts first at or after the trip's end —
+    unless a ``transfer_type=5`` rule names the pair, and into every running ``to_trip_id`` of
+    a ``transfer_type=4`` rule, in both cases only when that trip leaves no earlier than this
+    one arrives; it then alights at any of its stop times but the first, no vehicle added.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.raw = RawFeed.load(path)
+        with zipfile.ZipFile(path) as z:
+            trips = _read(z, "trips.txt")
+            transfers = _read(z, "transfers.txt")
+        self.block = {r["trip_id"]: r.get("block_id", "") for r in trips}
+        self.change: dict[str, int] = {}
+        self.in_seat: set[tuple[str, str]] = set()
+        self.not_seated: set[tuple[str, str]] = set()
+        for r in transfers:
+            ty = int(r.get("transfer_type") or 0)
+            a, b = r.get("from_trip_id", ""), r.get("to_trip_id", "")
+            if ty == 4 and a and b:
+                self.in_seat.add((a, b))
+            elif ty == 5 and a and b:
+                self.not_seated.add((a, b))
+            elif (
+                not a
+                and not b
+                and not r.get("from_route_id")
+                and not r.get("to_route_id")
+                and r["from_stop_id"] == r["to_stop_id"]
+            ):
+                m = int(r.get("min_transfer_time") or 0) if ty == 2 else 0
+                s = r["from_stop_id"]
+                self.change[s] = max(self.change.get(s, 0), m)
+
+    def _copies(self, day: dt.date) -> list[tuple[int, int, RawTrip]]:
+        out = []
+        for c, off in enumerate((-1, 0, 1)):
+            d = day + dt.timedelta(days=off)
+            for t in self.raw.trips.values():
+                if self.raw.service_active(t.service_id, d):
+                    out.append((c, off * 86400, t))
+        return out
+
+    def seated_into(self, day: dt.date, copy: int, trip_id: str) -> list[str]:
+        """The trips a rider on ``trip_id`` (copy ``copy`` of ``day``) stays seated into."""
+        raw = self.raw
+        d = day + dt.timedelta(days=copy - 1)
+        t = raw.trips[trip_id]
+        end = t.arr[-1]
+        out = []
+        b = self.block.get(trip_id, "")
+        if b:
+            later = [
+                u
+                for u in raw.trips.values()
+                if u.trip_id != trip_id
+                and self.block.get(u.trip_id) == b
+                and raw.service_active(u.service_id, d)
+                and u.dep[0] >= end
+            ]
+            if later:
+                nxt = min(later, key=lambda u: u.dep[0])
+                if (trip_id, nxt.trip_id) not in self.not_seated:
+                    out.append(nxt.trip_id)
+        for a, b2 in sorted(self.in_seat):
+            u = raw.trips.get(b2)
+            if (
+                a == trip_id
+                and u is not None
+                and raw.service_active(u.service_id, d)
+                and u.dep[0] >= end
+            ):
+                out.append(b2)
+        return out
+
+    def rounds(
+        self, origin: str, day: dt.date, t0: int, max_rides: int, first_by: int = BIG
+    ) -> list[dict[str, int]]:
+        """``[k]``: earliest arrival at each stop id with at most ``k`` vehicles, the first
+        ride leaving the origin no later than ``first_by`` (a range query's window)."""
+        copies = self._copies(day)
+        labels: dict[tuple[str, object], int] = {(origin, None): t0}
+        out = [{origin: t0}]
+        for _ in range(max_rides):
+            by_stop: dict[str, list[tuple[object, int]]] = {}
+            for (s, via), a in labels.items():
+                by_stop.setdefault(s, []).append((via, a))
+            new = dict(labels)
+
+            def relax(stop: str, via: object, a: int, new: dict[tuple[str, object], int]) -> None:
+                if a < new.get((stop, via), BIG):
+                    new[(stop, via)] = a
+
+            for c, off, t in copies:
+                board = None
+                for i, s in enumerate(t.stops):
+                    if board is None:
+                        if t.pickup[i] == 1 or s not in by_stop or i == len(t.stops) - 1:
+                            continue
+                        dep = t.dep[i] + off
+                        ready = min(
+                            (
+                                a + (0 if via is None else self.change.get(s, 0))
+                                for via, a in by_stop[s]
+                                if via is not None or dep <= first_by
+                            ),
+                            default=BIG,
+                        )
+                        if dep >= ready:
+                            board = i
+                        continue
+                    if t.dropoff[i] != 1:
+                        relax(s, (c, t.trip_id), t.arr[i] + off, new)
+                if board is None:
+                    continue
+                seen = {t.trip_id}
+                queue = [t.trip_id]
+                while queue:
+                    x = queue.pop()
+                    for y in self.seated_into(day, c, x):
+                        if y in seen:
+                            continue
+                        seen.add(y)
+                        queue.append(y)
+                        u = self.raw.trips[y]
+                        for j, s in enumerate(u.stops):
+                            if j > 0 and u.dropoff[j] != 1:
+                                relax(s, (c, y), u.arr[j] + off, new)
+            labels = new
+            best: dict[str, int] = {}
+            for (s, _), a in labels.items():
+                best[s] = min(best.get(s, BIG), a)
+            out.append(best)
+        return out
+
+
+def check_rule_journey(
+    ref: RuleReference, trip_ids: np.ndarray, stop_ids: np.ndarray, journey: object, day: dt.date
+) -> None:
+    """Assert that ``journey`` is feasible on the raw timetable with its transfer rules: each
+    ride a running trip with its raw times; a ride stayed seated into follows the previous
+    ride's last stop as one of the trips :meth:`RuleReference.seated_into` allows; any other
+    ride after a ride boards at the stop alighted, after the change time."""
+    from routing.raptor.journey import Journey, RideLeg
+
+    assert isinstance(journey, Journey)
+    raw = ref.raw
+    prev: RideLeg | None = None
+    prev_end: int | None = None
+    for leg in journey.legs:
+        if prev_end is not None:
+            assert leg.departure >= prev_end, (leg, prev_end)
+        if isinstance(leg, RideLeg):
+            t = raw.trips[str(trip_ids[leg.trip])]
+            copy = leg.day_offset // 86400 + 1
+            d = day + dt.timedelta(days=copy - 1)
+            assert raw.service_active(t.service_id, d)
+            b, a = leg.board_pos, leg.alight_pos
+            assert t.stops[a] == str(stop_ids[leg.alight_stop])
+            assert t.arr[a] + leg.day_offset == leg.arrival
+            assert t.dropoff[a] != 1
+            if leg.stay_seated:
+                assert prev is not None and b == 0 and a >= 1
+                pt = raw.trips[str(trip_ids[prev.trip])]
+                assert prev.alight_pos == len(pt.stops) - 1 and prev.day_offset == leg.day_offset
+                assert t.trip_id in ref.seated_into(day, copy, pt.trip_id), (pt.trip_id, t.trip_id)
+            else:
+                assert b < a
+                assert t.stops[b] == str(stop_ids[leg.board_stop])
+                assert t.dep[b] + leg.day_offset == leg.departure
+                assert t.pickup[b] != 1
+                if prev is not None:
+                    here = t.stops[b]
+                    assert str(stop_ids[prev.alight_stop]) == here
+                    assert leg.departure >= prev.arrival + ref.change.get(here, 0)
+            prev = leg
+        prev_end = leg.arrival

@@ -1,0 +1,333 @@
+"""Transfer rules the feed states (#15): staying seated (``block_id``, transfers.txt types 4
+and 5), checked against the brute force over the raw timetable
+(:class:`tests.routing.reference.RuleReference`) on random small feeds, one-to-one,
+one-to-all, McRAPTOR, arrive-by and range, plus hand-made cases of each rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gtfs
+from routing.options import RoutingOptions
+from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
+from routing.raptor.journey import Journey, RideLeg
+from routing.transit import TransitData
+from tests.routing.reference import BIG, RuleReference, check_rule_journey
+from tests.routing.rule_feeds import RuleFeed, Transfer, Trip, random_rule_feed
+
+FRI = dt.date(2024, 1, 5)
+SAT = dt.date(2024, 1, 6)
+MAX_TRANSFERS = 3
+OPTIONS = RoutingOptions(max_transfers=MAX_TRANSFERS)
+K = MAX_TRANSFERS + 1
+N_FEEDS = 12
+N_QUERIES = 12
+
+
+class Case:
+    def __init__(self, path: Path) -> None:
+        self.tt = gtfs.compile_timetable(gtfs.read_feed(path))
+        self.data = TransitData(self.tt)
+        self.ref = RuleReference(path)
+        self.idx = {str(s): i for i, s in enumerate(self.tt.stop_ids)}
+
+    def stop(self, i: int) -> int:
+        return self.idx[f"S{i}"]
+
+    def check(self, j: Journey, day: dt.date) -> None:
+        check_rule_journey(self.ref, self.tt.trip_ids, self.tt.stop_ids, j, day)
+
+
+def _cases(tmp_path: Path) -> list[tuple[Case, np.random.Generator]]:
+    out = []
+    for seed in range(N_FEEDS):
+        rng = np.random.default_rng(1500 + seed)
+        feed = random_rule_feed(rng)
+        out.append((Case(feed.write(tmp_path / f"f{seed}.zip")), rng))
+    return out
+
+
+def _served(case: Case) -> list[int]:
+    return [int(s) for s in np.flatnonzero(np.diff(case.tt.stop_pattern_ptr) > 0)]
+
+
+def test_random_feeds_have_continuations(tmp_path: Path) -> None:
+    # The property tests below mean something only if the feeds exercise the rules.
+    n_cont = 0
+    for case, _ in _cases(tmp_path):
+        n_cont += int(case.data.forward.has_continuations)
+    assert n_cont >= N_FEEDS // 2
+
+
+def test_earliest_arrival_matches_brute_force(tmp_path: Path) -> None:
+    n_seated = 0
+    n_seated_mc = 0
+    n_found = 0
+    for case, rng in _cases(tmp_path):
+        stops = _served(case)
+        for q in range(N_QUERIES):
+            day = FRI if q % 2 else SAT
+            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
+            t0 = int(rng.integers(5 * 3600 + 1800, 8 * 3600))
+            o_id, d_id = str(case.tt.stop_ids[o]), str(case.tt.stop_ids[d])
+            ref = case.ref.rounds(o_id, day, t0, K)
+            qa = case.data.query_arrays(day, OPTIONS)
+            # One-to-all: every stop's earliest arrival.
+            best = earliest_arrival(case.data.forward, qa, t0, [o], [0]).best
+            for s in range(case.tt.n_stops):
+                want = ref[K].get(str(case.tt.stop_ids[s]), BIG)
+                assert int(best[s]) == want, (q, s, int(best[s]), want)
+            # One-to-one: the Pareto set over (arrival, vehicles).
+            res = earliest_arrival(case.data.forward, qa, t0, [o], [0], [d], [0])
+            for j in res.journeys:
+                case.check(j, day)
+                n_seated += any(r.stay_seated for r in j.rides)
+            for k in range(1, K + 1):
+                got = min((j.arrival for j in res.journeys if j.n_vehicles <= k), default=BIG)
+                assert got == ref[k].get(d_id, BIG), (q, k, got, ref[k].get(d_id))
+            # McRAPTOR (no footpaths here: its walking criterion is 0) has the same frontier.
+            mc = mc_raptor(case.data.forward, qa, t0, [o], [0], [d], [0])
+            for j in mc:
+                case.check(j, day)
+                n_seated_mc += any(r.stay_seated for r in j.rides)
+            for k in range(1, K + 1):
+                got = min((j.arrival for j in mc if j.rides and j.n_vehicles <= k), default=BIG)
+                assert got == ref[k].get(d_id, BIG), ("mc", q, k, got, ref[k].get(d_id))
+            n_found += bool(res.journeys)
+    assert n_found > 0 and n_seated > 0 and n_seated_mc > 0, (n_found, n_seated, n_seated_mc)
+
+
+def _origin_departures(case: Case, o: int, day: dt.date) -> list[int]:
+    """Every time a trip copy can be boarded at stop ``o`` (raw)."""
+    ref = case.ref
+    o_id = str(case.tt.stop_ids[o])
+    out = set()
+    for _, off, t in ref._copies(day):
+        for i, s in enumerate(t.stops[:-1]):
+            if s == o_id and t.pickup[i] != 1:
+                out.add(t.dep[i] + off)
+    return sorted(out)
+
+
+def test_arrive_by_matches_brute_force(tmp_path: Path) -> None:
+    n_found = 0
+    for case, rng in _cases(tmp_path)[: N_FEEDS // 2]:
+        stops = _served(case)
+        for q in range(N_QUERIES // 2):
+            day = FRI if q % 2 else SAT
+            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
+            arrive = int(rng.integers(7 * 3600, 10 * 3600))
+            d_id = str(case.tt.stop_ids[d])
+            o_id = str(case.tt.stop_ids[o])
+            want = [-BIG] * (K + 1)
+            for t0 in _origin_departures(case, o, day):
+                if t0 > arrive:
+                    continue
+                ref = case.ref.rounds(o_id, day, t0, K)
+                for k in range(1, K + 1):
+                    if ref[k].get(d_id, BIG) <= arrive:
+                        want[k] = max(want[k], t0)
+            qb = case.data.query_arrays(day, OPTIONS, reverse=True)
+            res = latest_departure(case.data.backward, qb, arrive, [d], [0], [o], [0])
+            for j in res.journeys:
+                case.check(j, day)
+                assert j.arrival <= arrive
+            for k in range(1, K + 1):
+                got = max(
+                    (j.departure for j in res.journeys if j.rides and j.n_vehicles <= k),
+                    default=-BIG,
+                )
+                assert got == want[k], (q, k, got, want[k])
+            n_found += bool(res.journeys)
+    assert n_found > 0
+
+
+def test_range_matches_brute_force(tmp_path: Path) -> None:
+    n_found = 0
+    for case, rng in _cases(tmp_path)[: N_FEEDS // 2]:
+        stops = _served(case)
+        for q in range(N_QUERIES // 2):
+            day = FRI if q % 2 else SAT
+            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
+            t0 = int(rng.integers(5 * 3600 + 1800, 7 * 3600 + 1800))
+            window = 3600
+            d_id = str(case.tt.stop_ids[d])
+            o_id = str(case.tt.stop_ids[o])
+            qa = case.data.query_arrays(day, OPTIONS)
+            got = range_query(case.data.forward, qa, t0, window, [o], [0], [d], [0])
+            for j in got:
+                case.check(j, day)
+                # No better journey leaves then or later (inside the window), or j would be
+                # dominated.
+                ref = case.ref.rounds(o_id, day, j.departure, K, first_by=t0 + window)
+                assert j.arrival == ref[j.n_vehicles].get(d_id, BIG), (q, j)
+            # Every departure in the window is covered by a journey at least as good.
+            for dep in _origin_departures(case, o, day):
+                if not t0 <= dep <= t0 + window:
+                    continue
+                ref = case.ref.rounds(o_id, day, dep, K, first_by=t0 + window)
+                for k in range(1, K + 1):
+                    a = ref[k].get(d_id, BIG)
+                    if a < BIG:
+                        assert any(
+                            j.departure >= dep and j.arrival <= a and j.n_vehicles <= k for j in got
+                        ), (q, dep, k, a)
+            n_found += bool(got)
+    assert n_found > 0
+
+
+# --- hand-made cases ---------------------------------------------------------------------------
+
+H = 3600
+
+
+def _line_feed(**kw: object) -> RuleFeed:
+    """Trip a runs 0 -> 1 -> 2 (08:00-08:20), the same vehicle then runs trip b 2 -> 3 -> 4 at
+    08:21 (block V), 1 minute later: too short for the 5-minute change time at stop 2."""
+    trips = [
+        Trip("a", "RA", [0, 1, 2], [8 * H, 8 * H + 600, 8 * H + 1200], block_id="V"),
+        Trip("b", "RB", [2, 3, 4], [8 * H + 1260, 8 * H + 1800, 8 * H + 2400], block_id="V"),
+        Trip("c", "RB", [2, 3, 4], [9 * H, 9 * H + 600, 9 * H + 1200]),
+    ]
+    transfers = [Transfer(2, 2, 2, 300)]
+    feed = RuleFeed(5, trips, transfers)
+    for k, v in kw.items():
+        setattr(feed, k, v)
+    return feed
+
+
+def _one(case: Case, day: dt.date, t0: int, o: int, d: int) -> list[Journey]:
+    qa = case.data.query_arrays(day, OPTIONS)
+    res = earliest_arrival(case.data.forward, qa, t0, [case.stop(o)], [0], [case.stop(d)], [0])
+    return list(res.journeys)
+
+
+def test_block_continuation_is_one_vehicle(tmp_path: Path) -> None:
+    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    (j,) = _one(case, FRI, 8 * H - 60, 0, 4)
+    assert j.arrival == 8 * H + 2400
+    assert [r.stay_seated for r in j.rides] == [False, True]
+    assert j.n_transfers == 0 and j.n_vehicles == 1
+    a, b = j.rides
+    assert (a.alight_pos, b.board_pos) == (2, 0)
+    assert a.arrival == 8 * H + 1200 and b.departure == 8 * H + 1260
+    case.check(j, FRI)
+    # From stop 1, a is caught later on its way: the same continuation.
+    (mid,) = _one(case, FRI, 8 * H + 300, 1, 3)
+    assert mid.arrival == 8 * H + 1800 and mid.n_vehicles == 1
+    assert [(r.board_pos, r.alight_pos) for r in mid.rides] == [(1, 2), (0, 1)]
+
+
+def test_in_seat_not_allowed_forbids_staying_on(tmp_path: Path) -> None:
+    feed = _line_feed(transfers=[Transfer(2, 2, 2, 300), Transfer(None, None, 5, None,
+                                                                    from_trip="a", to_trip="b")])  # fmt: skip
+    case = Case(feed.write(tmp_path / "f.zip"))
+    assert case.data.forward.has_continuations  # listed, closed by the rule
+    (j,) = _one(case, FRI, 8 * H - 60, 0, 4)
+    # Off at stop 2 and onto trip c (b leaves before the change time is over).
+    assert j.arrival == 9 * H + 1200
+    assert j.n_transfers == 1 and not any(r.stay_seated for r in j.rides)
+
+
+def test_in_seat_rule_without_block(tmp_path: Path) -> None:
+    feed = _line_feed()
+    for t in feed.trips:
+        t.block_id = ""
+    no_rule = Case(feed.write(tmp_path / "f0.zip"))
+    assert _one(no_rule, FRI, 8 * H - 60, 0, 4)[0].arrival == 9 * H + 1200
+    feed.transfers.append(Transfer(transfer_type=4, from_trip="a", to_trip="b"))
+    case = Case(feed.write(tmp_path / "f1.zip"))
+    (j,) = _one(case, FRI, 8 * H - 60, 0, 4)
+    assert j.arrival == 8 * H + 2400 and j.n_transfers == 0
+    assert j.rides[1].stay_seated
+
+
+def test_block_next_trip_depends_on_the_service_day(tmp_path: Path) -> None:
+    # On weekdays the vehicle runs b after a; on Saturdays it runs s (to stop 5) instead.
+    feed = _line_feed()
+    feed.n_stops = 6
+    feed.trips[1].service_id = "WD"
+    feed.trips.append(
+        Trip("s", "RS", [2, 5], [8 * H + 1230, 8 * H + 1500], service_id="SA", block_id="V")
+    )
+    case = Case(feed.write(tmp_path / "f.zip"))
+    (fri,) = _one(case, FRI, 8 * H - 60, 0, 4)
+    assert fri.arrival == 8 * H + 2400 and fri.n_transfers == 0
+    (sat,) = _one(case, SAT, 8 * H - 60, 0, 5)
+    assert sat.arrival == 8 * H + 1500 and sat.n_transfers == 0
+    # s does not run on Fridays: from Friday, only Saturday's vehicle goes to stop 5.
+    (fri5,) = _one(case, FRI, 8 * H - 60, 0, 5)
+    assert fri5.arrival == 86400 + 8 * H + 1500 and fri5.n_transfers == 0
+    sat4 = _one(case, SAT, 8 * H - 60, 0, 4)
+    assert [j.arrival for j in sat4] == [9 * H + 1200]  # b does not run: change to c
+
+
+def test_continuation_from_another_stop_and_arrive_by(tmp_path: Path) -> None:
+    # The vehicle ends trip a at stop 2 and starts trip b at stop 3 (it drives there empty):
+    # only staying seated gets from 1 to 4; the lower bounds must not prune it.
+    trips = [
+        Trip("a", "RA", [0, 1, 2], [8 * H, 8 * H + 600, 8 * H + 1200], block_id="V"),
+        Trip("b", "RB", [3, 4], [8 * H + 1800, 8 * H + 2400], block_id="V"),
+    ]
+    case = Case(RuleFeed(5, trips).write(tmp_path / "f.zip"))
+    (j,) = _one(case, FRI, 7 * H, 1, 4)
+    assert j.departure == 8 * H + 600 and j.arrival == 8 * H + 2400 and j.n_transfers == 0
+    assert j.rides[1].board_stop == case.stop(3) and j.rides[1].stay_seated
+    case.check(j, FRI)
+    qb = case.data.query_arrays(FRI, OPTIONS, reverse=True)
+    res = latest_departure(case.data.backward, qb, 9 * H, [case.stop(4)], [0], [case.stop(1)], [0])
+    (back,) = res.journeys
+    assert back.departure == 8 * H + 600 and back.n_transfers == 0
+    assert [r.stay_seated for r in back.rides] == [False, True]
+    case.check(back, FRI)
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_no_rules_no_change(tmp_path: Path, prune: bool) -> None:
+    # Without blocks or in-seat rules the network has no continuations at all.
+    feed = _line_feed()
+    for t in feed.trips:
+        t.block_id = ""
+    case = Case(feed.write(tmp_path / "f.zip"))
+    assert not case.data.forward.has_continuations
+    assert not case.data.backward.has_continuations
+    qa = case.data.query_arrays(FRI, OPTIONS)
+    res = earliest_arrival(
+        case.data.forward, qa, 8 * H - 60, [case.stop(0)], [0], [case.stop(4)], [0], prune=prune
+    )
+    assert [j.arrival for j in res.journeys] == [9 * H + 1200]
+    assert all(not r.stay_seated for j in res.journeys for r in j.rides)
+    assert isinstance(res.journeys[0].rides[0], RideLeg)
+
+
+def test_plan_across_a_block_continuation(tmp_path: Path) -> None:
+    # /plan's planner on the block feed: from next to stop 0 to next to stop 4 the answer
+    # stays on the vehicle at stop 2 (trip a, then trip b of block V).
+    from routing.planner import Planner, PlanPlace, PlanRequest
+
+    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    tt = case.tt
+
+    def near(i: int) -> PlanPlace:
+        s = case.stop(i)
+        return PlanPlace(float(tt.stop_lat[s]) + 0.0005, float(tt.stop_lon[s]))
+
+    planner = Planner(case.data)
+    plan = planner.plan(PlanRequest(near(0), near(4), FRI, 8 * H - 600))
+    assert plan.error is None and plan.itineraries
+    it = plan.itineraries[0]
+    assert it.journey is not None
+    j = it.journey
+    assert j.n_transfers == 0 and j.n_vehicles == 1
+    assert [str(tt.trip_ids[r.trip]) for r in j.rides] == ["a", "b"]
+    assert [r.stay_seated for r in j.rides] == [False, True]
+    case.check(j, FRI)
+    rides = [leg for leg in it.legs if leg.transit]
+    assert [leg.trip_id for leg in rides] == ["a", "b"]
+    # The two rides meet at stop 2 with no walk or change between them: one vehicle.
+    assert rides[0].destination.stop_index == rides[1].origin.stop_index == case.stop(2)
+    assert it.end < 9 * H  # not the 09:00 trip c a change at stop 2 would need
