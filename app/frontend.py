@@ -7,11 +7,11 @@ Without a build, ``/`` explains how to build it and links to the API docs.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.routing import Match, Route
 
@@ -87,6 +87,31 @@ _DOCS_NOT_BUILT = """<!doctype html>
 """
 
 
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" type="image/png" href="/{d}/favicon-32x32.png">
+<link rel="stylesheet" href="/{d}/swagger-ui.css">
+<link rel="stylesheet" href="/{d}/tsunagu-docs.css">
+</head><body>
+<main id="swagger-ui"></main>
+<script src="/{d}/swagger-ui-bundle.js"></script>
+<script src="/{d}/tsunagu-docs.js" data-openapi="{openapi}"></script>
+</body></html>
+"""
+
+
+def docs_html(openapi_url: str, title: str) -> str:
+    """Swagger UI's page from this server's own files: Swagger UI (swagger-ui-dist) and
+    ``tsunagu-docs.css`` / ``tsunagu-docs.js`` (frontend/public/swagger-ui), which bring its
+    contrast and control names to WCAG 2.2 AA. FastAPI's page loads from a CDN and has no
+    ``lang``; nothing here leaves the server."""
+    return _DOCS_PAGE.format(
+        title=html.escape(title), openapi=html.escape(openapi_url, quote=True), d=SWAGGER_DIR
+    )
+
+
 def mount_api_docs(app: FastAPI, dist: Path | None = None) -> None:
     """Serve Swagger UI at ``<openapi dir>/docs`` from the built frontend's local copy.
 
@@ -97,17 +122,21 @@ def mount_api_docs(app: FastAPI, dist: Path | None = None) -> None:
     openapi_url = app.openapi_url or "/openapi.json"
     docs_url = openapi_url.rsplit("/", 1)[0] + "/docs"
 
+    assets = root / SWAGGER_DIR
+
+    @app.get(f"/{SWAGGER_DIR}/{{name}}", include_in_schema=False)
+    def swagger_asset(name: str) -> FileResponse:
+        # Only the build's own files of that folder (no sub-paths: {name} holds no "/").
+        path = (assets / name).resolve()
+        if not (path.is_file() and path.is_relative_to(assets.resolve())):
+            raise ApiError(404, "not_found", f"No file /{SWAGGER_DIR}/{name}.")
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
     @app.get(docs_url, include_in_schema=False)
     def api_docs() -> HTMLResponse:
         if not (root / SWAGGER_DIR / "swagger-ui-bundle.js").is_file():
             return HTMLResponse(_DOCS_NOT_BUILT.format(openapi=openapi_url))
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} API",
-            swagger_js_url=f"/{SWAGGER_DIR}/swagger-ui-bundle.js",
-            swagger_css_url=f"/{SWAGGER_DIR}/swagger-ui.css",
-            swagger_favicon_url=f"/{SWAGGER_DIR}/favicon-32x32.png",
-        )
+        return HTMLResponse(docs_html(openapi_url, f"{app.title} API"))
 
 
 def mount_frontend(app: FastAPI, settings: Settings, dist: Path | None = None) -> None:

@@ -302,6 +302,7 @@ def create_standalone_app(
         the Redis event bus) once it is built; returns the coroutine function that stops it.
     """
     from app.errors import install_error_handlers
+    from app.frontend import mount_api_docs
     from app.logging import configure_logging
     from app.middleware import install_middleware
 
@@ -328,11 +329,14 @@ def create_standalone_app(
         title=title,
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=f"{API_PREFIX}/docs",
+        # Swagger UI from the built frontend's local copy, as the core serves it (FastAPI's
+        # own page loads it from a CDN: blank without internet).
+        docs_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
         redoc_url=None,
     )
     app.state.settings = settings
+    mount_api_docs(app)
     install_error_handlers(app)
     install_middleware(app, settings)
 

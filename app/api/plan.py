@@ -115,6 +115,7 @@ class NetworkPlanner:
 _lock = threading.Lock()
 #: The planner of each region's network (by network name), rebuilt when its snapshot changes.
 _planners: dict[str, NetworkPlanner] = {}
+_current: NetworkPlanner | None = None  # the planner that served the last query (tests read it)
 
 
 def _load_feed_extras(
@@ -243,9 +244,11 @@ async def network_planner(services: Any, network: Any = None) -> NetworkPlanner:
         network = reg.network_named(network)
     if network is None or network.timetable is None:
         raise ApiError(503, "no_network", "No timetable is published yet.")
+    global _current
     key = network.name
     cur = _planners.get(key)
     if cur is not None and cur.network is network:
+        _current = cur
         return cur
 
     def build() -> NetworkPlanner:
@@ -260,7 +263,8 @@ async def network_planner(services: Any, network: Any = None) -> NetworkPlanner:
             _planners[key] = built
             return built
 
-    return await run_in_threadpool(build)
+    _current = await run_in_threadpool(build)
+    return _current
 
 
 def _coords_of(value: str) -> tuple[float, float] | None:

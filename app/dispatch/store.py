@@ -115,8 +115,9 @@ def save_zones(
     *,
     drop_finished: bool = False,
 ) -> int:
-    """Save the zones ``zone_ids`` (every zone when None, forgetting zones the dispatcher no
-    longer serves) and their rides, in one transaction; returns the number of zones saved.
+    """Save the zones ``zone_ids`` (every zone when None, forgetting the zones this
+    dispatcher served and no longer does) and their rides, in one transaction; returns the
+    number of zones saved.
     Each zone is saved row by row (:func:`save_zone_items`: only what changed).
 
     With ``epochs`` (cluster mode: the epoch :func:`take_zone_state` gave this process for
@@ -166,14 +167,23 @@ def save_zones(
                     )
                 done.append(save_zone_items(db, d, zid, epoch, now, drop_finished))
             if zone_ids is None:
+                # Only the rows of zones this process served (restored or saved) and has
+                # removed since: a zone it never had is another process's, or one it skipped
+                # (the demo zone with the demo off), and its vehicles and rides must stay.
+                served = _served(d)
                 for row in db.exec(select(ZoneStateRecord.zone_id)).all():
-                    if row not in zones:
+                    if row not in zones and row in served:
                         db.execute(
                             sa_delete(ZoneItemRecord).where(col(ZoneItemRecord.zone_id) == row)
                         )
                         db.execute(
                             sa_delete(ZoneStateRecord).where(col(ZoneStateRecord.zone_id) == row)
                         )
+        with _GUARD:
+            served = _SERVED.setdefault(d, set())
+            if zone_ids is None:
+                served.intersection_update(zones)  # the removed zones' rows are gone now
+            served.update(wanted)
         for written, items, gone, finished in done:  # committed: remember what rows hold
             written.items.update(items)
             for iid in gone:
@@ -205,6 +215,16 @@ _LOCKS: weakref.WeakKeyDictionary[Dispatcher, dict[str, threading.Lock]] = (
 )
 _GUARD = threading.Lock()
 META = "meta"
+
+
+#: The zones each dispatcher has served (restored or saved): the only rows a save of every
+#: zone may delete once the dispatcher no longer has them.
+_SERVED: weakref.WeakKeyDictionary[Dispatcher, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _served(d: Dispatcher) -> set[str]:
+    with _GUARD:
+        return set(_SERVED.get(d, ()))
 
 
 def _zone_lock(d: Dispatcher, zid: str) -> threading.Lock:
@@ -425,6 +445,8 @@ def restore_zones(engine: Engine, d: Dispatcher, skip: Collection[str] = ()) -> 
                 d.remove_zone(row.zone_id)
             continue
         restored.append(row.zone_id)
+    with _GUARD:
+        _SERVED.setdefault(d, set()).update(restored)
     if restored:
         log.info("dispatch_zones_restored", zones=restored, rides=len(d.rides()))
     return restored

@@ -736,3 +736,87 @@ def test_healthier_minutes_put_more_walking_first(client: TestClient, stops: dic
     for bad in ("31", "-1", "x"):
         r = client.get("/api/v1/plan", params={**base, "healthierMinutes": bad})
         assert r.status_code == 422, r.text
+
+
+def test_two_regions_plan_apart_and_a_cross_region_plan_is_a_4xx(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Muroran (the demo) and Kumagaya published as two regions (#13): each /plan runs in its
+    own city's network, never mixing them; places in both cities answer 422; Muroran's stop
+    ids and its network are unchanged by Kumagaya's publish."""
+    settings = settings_for(tmp_path / "data", demo=True)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        reg = c.app.state.services.feeds  # type: ignore[attr-defined]
+        muroran = reg.network
+        before = c.get("/api/v1/stops/0016_A").json()
+        v = reg.upload_file("kumagaya", shared_data / "gtfs" / "jp_kumagaya_yuyubus.zip")
+        assert v.region == "kumagaya", v.summary
+        reg.publish("kumagaya", v.id)
+        assert reg.networks["muroran"] is muroran and reg.network is muroran  # the larger
+        assert c.get("/api/v1/stops/0016_A").json() == before
+        info = c.get("/api/v1/network").json()
+        assert [n["network"] for n in info["networks"]] == ["kumagaya", "muroran"]
+        assert info["network"] == "muroran" and info["missing"] == []
+        assert {f["feed_id"]: f["network"] for f in info["feeds"]} == {
+            "muroran": "muroran",
+            "kumagaya": "kumagaya",
+        }
+        gj = c.get("/api/v1/network/geojson", params={"feed": "kumagaya"}).json()
+        kuma = {
+            f["properties"]["stop_id"]: f
+            for f in gj["features"]
+            if f["properties"]["kind"] == "stop"
+        }
+        assert kuma and all(f["geometry"]["coordinates"][1] < 37 for f in kuma.values())
+        first, last = sorted(kuma)[0], sorted(kuma)[-1]
+
+        r = c.get(
+            "/api/v1/plan",
+            params={"fromPlace": "0016_A", "toPlace": "0082_C", "date": DAY, "time": "08:00"},
+        )
+        assert r.status_code == 200 and r.json()["requestParameters"]["city"] == "muroran"
+        assert r.json()["plan"]["itineraries"], r.text
+        r = c.get(
+            "/api/v1/plan",
+            params={
+                "fromPlace": _ll(kuma[first]),
+                "toPlace": last,
+                "date": "2024-06-03",
+                "time": "09:00",
+                "maxWalkDistance": 20000,
+            },
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["requestParameters"]["city"] == "kumagaya"
+        legs = [leg for it in body["plan"]["itineraries"] for leg in it["legs"]]
+        assert legs, body.get("error")
+        for leg in legs:
+            for end in (leg["from"], leg["to"]):
+                assert end.get("stopId") is None or end["stopId"] in kuma, end
+                assert 35 < end["lat"] < 37  # Saitama, never Hokkaido
+
+        cross = c.get("/api/v1/plan", params={"fromPlace": "0016_A", "toPlace": _ll(kuma[first])})
+        assert cross.status_code == 422, cross.text
+        err = cross.json()["error"]
+        assert err["code"] == "different_networks"
+        assert err["details"]["networks"] == ["muroran", "kumagaya"]
+        cross = c.get("/api/v1/plan", params={"fromPlace": last, "toPlace": "0082_C"})
+        assert cross.status_code == 422 and cross.json()["error"]["code"] == "different_networks"
+        unknown = c.get(
+            "/api/v1/plan", params={"fromPlace": "0016_A", "toPlace": "0082_C", "city": "x"}
+        )
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_network"
+        # An explicit city plans there: Kumagaya's stop is not a Muroran stop.
+        r = c.get(
+            "/api/v1/plan", params={"fromPlace": "0016_A", "toPlace": last, "city": "muroran"}
+        )
+        assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_stop"
+
+        near = c.get(
+            "/api/v1/stops/nearest",
+            params=dict(zip(("lat", "lon"), map(float, _ll(kuma[first]).split(",")), strict=True)),
+        )
+        assert near.status_code == 200 and near.json()["stops"][0]["stopId"] == first
+        found = c.get("/api/v1/stops", params={"q": "駅", "feed": "kumagaya"}).json()["stops"]
+        assert found and all(s["stopId"] in kuma for s in found)
