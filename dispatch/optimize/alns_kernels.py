@@ -605,12 +605,18 @@ def alns_chunk(  # type: ignore[no-untyped-def]
     iparams,
     fparams,
     n_iter,
+    pool_routes,
+    pool_meta,
 ):
     """Run ``n_iter`` ALNS iterations from the current state (mutated in place).
 
+    Every feasible candidate's changed routes are recorded in ``pool_routes[x, :len]`` with
+    ``pool_meta[x] = (vehicle, len)`` while rows are left (``iparams[9]`` counts the rows
+    used; zero rows: nothing recorded), for the route pool's set partitioning.
+
     ``iparams = [q_min, q_max, segment, iteration counter, iterations since the last new best,
     restart-from-best threshold, relocation passes, 2-opt* passes on new bests, 2-opt* passes
-    on every candidate]``; ``fparams = [fixed cost,
+    on every candidate, pool rows used]``; ``fparams = [fixed cost,
     unserved penalty, noise, reaction, dscale, tscale]``. Returns the number of improvements
     of the best solution.
     """
@@ -662,6 +668,16 @@ def alns_chunk(  # type: ignore[no-untyped-def]
             continue
         if iparams[8] > 0:
             two_opt_star_descent(P, routes, rlen, rveh, rcost, fixed, iparams[8])
+        for k in range(routes.shape[0]):
+            x = iparams[9]
+            if x >= pool_routes.shape[0]:
+                break
+            m = rlen[k]
+            if m > 2 and (m != cur_rlen[k] or rcost[k] != cur_rcost[k]):
+                pool_routes[x, :m] = routes[k, :m]
+                pool_meta[x, 0] = k
+                pool_meta[x, 1] = m
+                iparams[9] += 1
         obj = objective(rcost, rveh, penalty)
         cur_obj = fstate[0]
         temp = fstate[2]
