@@ -439,7 +439,7 @@ class Traffic:
         )
         if r is None or r.status_code >= 500:
             b.expect = "cancel_unknown"  # it may still be applied later
-        elif r.status_code == 200:
+        elif r.status_code in (200, 202):  # 202 cancelling: queued durably, applied in turn
             b.expect = "cancelled"
         elif b.expect == "cancel_unknown":
             res.gave_up.add(b.ride_id)  # an earlier cancel may have been applied: either state

@@ -257,6 +257,17 @@ def book_quote_message(quote_id: str, user_id: str, request_id: str) -> dict[str
     return {"op": "book_quote", "quote_id": quote_id, "user_id": user_id, "request_id": request_id}
 
 
+def cancel_message(ride_id: str, user_id: str = "", reason: str = "") -> dict[str, Any]:
+    """Cancel ``ride_id``. ``user_id``: the rider's own cancellation (answered 202 before the
+    owner's turn, see ``app.dispatch.gateway``): idempotent, so one that finds the ride
+    already cancelled (a console's cancellation or an earlier request went first) is done,
+    not refused; ``reason``: a dispatcher's, told to the rider."""
+    msg: dict[str, Any] = {"op": "cancel", "ride_id": ride_id, "reason": reason}
+    if user_id:
+        msg["user_id"] = user_id
+    return msg
+
+
 def remove_zone_message(instance: str | None) -> dict[str, Any]:
     """Remove the zone from the service (``ZoneStore.delete``), refused while it has vehicles
     or live rides. ``instance``: the stored zone's identity when the command was sent (a zone
@@ -333,7 +344,12 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
             _notify_rejected(d, user, rid, res.reason.value)
         return _ride_outcome(res, rid, user)
     if op == "cancel":
-        ride = d.cancel(str(data["ride_id"]), reason=str(data.get("reason") or ""))
+        rid = str(data["ride_id"])
+        done = d.ride(rid)
+        if data.get("user_id") and done is not None and done.status is RideStatus.CANCELLED:
+            # A rider's cancellation queued while another went first: done once, not refused.
+            return {"ride_id": rid, "status": done.status.value, "ride": done.to_dict()}
+        ride = d.cancel(rid, reason=str(data.get("reason") or ""))
         return {"ride_id": ride.ride_id, "status": ride.status.value, "ride": ride.to_dict()}
     if op in CONSOLE_OPS:
         return _handle_console(d, op, data)
@@ -425,8 +441,10 @@ def _from_history(
     owner, ride = saved
     done = {"ride_id": rid, "status": ride["status"], "ride": ride, "redelivered": True}
     if data.get("op") == "cancel":
-        if redelivered and ride["status"] == RideStatus.CANCELLED.value:
-            return done  # this very cancellation, saved before its ack was lost
+        if ride["status"] == RideStatus.CANCELLED.value and (redelivered or data.get("user_id")):
+            # This very cancellation, saved before its ack was lost; or a rider's own,
+            # queued while another went first (idempotent, see cancel_message).
+            return done
         msg = f"a ride that is {ride['status']} cannot be cancelled"
         return {"error": "not_cancellable", "message": msg}
     if not user or owner == user:

@@ -218,12 +218,37 @@ async def get_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep) -
     return await _visible_ride(gateway_of(services), ride_id, who)
 
 
-@router.delete("/{ride_id}", response_model=RideOut, response_model_exclude_unset=True)
-async def cancel_ride(ride_id: str, who: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """Cancel a ride not yet picked up (409 ``not_cancellable`` otherwise)."""
+CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": RideOut,
+        "description": "The cancellation is queued (status ``cancelling``): the zone's owner "
+        "applies it in its turn and the rider is told (``cancelled``, or ``cancel_refused`` "
+        "when the ride was picked up first). Sending it again answers the same.",
+    }
+}
+
+
+def cancel_answer(ride: dict[str, Any], response: Response) -> dict[str, Any]:
+    """A cancellation's answer: 202 while it is queued (``cancelling``), else 200."""
+    if ride.get("status") == "cancelling":
+        response.status_code = 202
+    return ride
+
+
+@router.delete(
+    "/{ride_id}",
+    response_model=RideOut,
+    response_model_exclude_unset=True,
+    responses=CANCEL_RESPONSES,
+)
+async def cancel_ride(
+    ride_id: str, who: CurrentPrincipal, services: ServicesDep, response: Response
+) -> dict[str, Any]:
+    """Cancel a ride not yet picked up (409 ``not_cancellable`` otherwise); 202
+    ``cancelling`` when its zone's owner is busy (scaled out): queued, applied in order."""
     g = gateway_of(services)
     await _visible_ride(g, ride_id, who)
-    return await g.cancel(ride_id)
+    return cancel_answer(await g.cancel(ride_id), response)
 
 
 # --- on a watched resident's behalf ----------------------------------------------------------
@@ -369,7 +394,7 @@ async def change_on_behalf(
 @router.delete(
     "/on-behalf/{resident_id}/{ride_id}",
     response_model=RideOut,
-    responses=error_responses(403, 503),
+    responses={**CANCEL_RESPONSES, **error_responses(403, 503)},
     response_model_exclude_unset=True,
 )
 async def cancel_on_behalf(
@@ -378,6 +403,7 @@ async def cancel_on_behalf(
     who: CurrentPrincipal,
     services: ServicesDep,
     request: Request,
+    response: Response,
 ) -> dict[str, Any]:
     """Cancel a watched resident's ride (watch-over consent); audited."""
     action = "watch_cancel_ride"
@@ -391,4 +417,4 @@ async def cancel_on_behalf(
         await _on_behalf_audit(services, who, action, "ride", ride_id, exc.code, details)
         raise
     await _on_behalf_audit(services, who, action, "ride", ride_id, "done", details)
-    return out
+    return cancel_answer(out, response)

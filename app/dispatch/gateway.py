@@ -66,6 +66,7 @@ from dispatch.scale_out import (
     ZoneWorker,
     book_message,
     book_quote_message,
+    cancel_message,
     handle,
     remove_zone_message,
     request_from_dict,
@@ -95,6 +96,14 @@ PENDING_SWEEP_S = 5.0
 #: A pending booking handled (its zone's stream drained) with no outcome after this long had
 #: its outcome lost in an outage (:meth:`ClusterGateway.sweep_pending`).
 PENDING_LOST_AFTER_S = 15.0
+#: How long a rider's cancellation of a booked ride waits for the zone owner's answer (200
+#: with the cancelled ride, or 409) before it is answered 202 ``cancelling``: it is in the
+#: zone's durable stream by then, and the owner applies it in its turn (the rider is told on
+#: ``user.<id>.ride``). Under load the owner's queue holds seconds of bookings; a cancellation
+#: must not wait them out and then answer 503 (issue #10).
+CANCEL_WAIT_S = 1.0
+#: Ride statuses no cancellation can change (answered 409 without asking the owner).
+FINAL_STATUSES = ("cancelled", "completed", "no_show", "rejected")
 #: The ride status a vehicle event leaves in the ride's history (at the event's time).
 EVENT_STATUS = {"boarded": "onboard", "alighted": "completed", "no_show": "no_show"}
 
@@ -480,6 +489,11 @@ class ClusterGateway(VehicleEvents):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.acquire_hooks: list[ZoneHook] = []
         self.release_hooks: list[ZoneHook] = []
+        # The owner's quotes and reads in one thread of their own: in asyncio's default pool
+        # (6 threads on 2 cores) a burst of flex quotes took the zone's lock between each
+        # command of a batch and most of the CPU, so commands (cancellations) waited behind
+        # them. One thread leaves the commands' threads (ZoneWorker) the priority.
+        self._query_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zone-queries")
 
     async def add_zone_hooks(self, on_acquire: ZoneHook, on_release: ZoneHook) -> None:
         """Run ``on_acquire(zone_id)`` for every zone this process takes (now, for those it
@@ -575,6 +589,7 @@ class ClusterGateway(VehicleEvents):
                 await task
         for fut in self._waiting.values():
             fut.cancel()
+        self._query_pool.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             await self.redis.aclose()
 
@@ -604,11 +619,16 @@ class ClusterGateway(VehicleEvents):
 
     async def _answer_query(self, data: dict[str, Any]) -> None:
         try:
-            out = await asyncio.to_thread(self._query_locally, data)
+            out = await self._run_query(data)
         except Exception as exc:  # answer rather than leave the asker waiting
             log.warning("dispatch_query_failed", op=data.get("op"), error=repr(exc))
             out = {"error": "internal_error", "message": "the zone's owner failed to answer"}
         await self.bus.publish(str(data["reply_to"]), {"corr": data.get("corr"), "outcome": out})
+
+    async def _run_query(self, data: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`_query_locally` in the queries' thread (``__init__``)."""
+        run = functools.partial(self._query_locally, data)
+        return await asyncio.get_running_loop().run_in_executor(self._query_pool, run)
 
     def _query_locally(self, data: dict[str, Any]) -> dict[str, Any]:
         """A read or a quote on the owned zone (in a worker thread)."""
@@ -693,6 +713,8 @@ class ClusterGateway(VehicleEvents):
                     pipe.hdel(self._key("pending"), rid)
                 if op == "add_vehicle" and "error" not in out:
                     pipe.hset(self._key("vehicles"), out["vehicle_id"], zone_id)
+                if op == "cancel":  # applied or refused: no longer "cancelling"
+                    pipe.hdel(self._key("cancels"), str(data.get("ride_id", "")))
             await pipe.execute()
         # One after another: concurrent publishes exhaust the bus's connection pool under
         # load (measured: MaxConnectionsError), and a lost reply costs its asker a timeout.
@@ -705,6 +727,13 @@ class ClusterGateway(VehicleEvents):
                     event = {"type": "rejected", "request_id": out["request_id"]}
                     await self.bus.publish(
                         f"user.{tell}.ride", {**event, "reason": out["rejected"]}
+                    )
+                refused = out.get("error") not in (None, "unknown_ride")  # unknown: refused booking
+                if data.get("op") == "cancel" and data.get("user_id") and refused:
+                    # The rider may have been answered 202 cancelling: the ride goes on.
+                    event = {"type": "cancel_refused", "ride_id": data.get("ride_id")}
+                    await self.bus.publish(
+                        f"user.{data['user_id']}.ride", {**event, "reason": out["error"]}
                     )
             except Exception as exc:  # the asker reads the recorded outcome instead
                 log.warning("dispatch_reply_failed", zone=zone_id, error=repr(exc))
@@ -769,11 +798,30 @@ class ClusterGateway(VehicleEvents):
             done += 1
         return done
 
+    async def sweep_cancels(self) -> int:
+        """Remove the ``cancelling`` claims a lost outcome transaction (or a failed enqueue)
+        left: older than :meth:`pending_stale_s` with their zone's stream drained, the
+        cancellation was handled (or never queued) and the saved ride tells the truth. The
+        number removed."""
+        now = self.now()
+        done = 0
+        for rid, value in (await self.redis.hgetall(self._key("cancels"))).items():
+            rec = json.loads(value)
+            if now - float(rec.get("at") or now) < self.pending_stale_s():
+                continue
+            if not await self._stream_drained(str(rec.get("zone_id", ""))):
+                continue  # still queued: its owner will record it
+            await self.redis.hdel(self._key("cancels"), rid)
+            log.warning("dispatch_cancel_claim_swept", ride=rid)
+            done += 1
+        return done
+
     async def _sweep_pending_forever(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
                 await self.sweep_pending()
+                await self.sweep_cancels()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis or the database away: the next pass retries
@@ -800,11 +848,13 @@ class ClusterGateway(VehicleEvents):
         *,
         durable: bool,
         record: tuple[str, str, str] | None = None,
+        wait: float | None = None,
     ) -> dict[str, Any] | None:
         """Send a command (durable stream) or a query (pub/sub) for ``zone_id``; the owner's
-        outcome, or None after ``dispatch_reply_timeout_s``. A command's outcome may have been
-        recorded while its reply was lost: it is read then (:meth:`_recorded`). ``record``
-        (hash key, field, value) is written in one transaction with the command."""
+        outcome, or None after ``wait`` seconds (``dispatch_reply_timeout_s`` by default; 0:
+        only queue the command). A command's outcome may have been recorded while its reply
+        was lost: it is read then (:meth:`_recorded`). ``record`` (hash key, field, value) is
+        written in one transaction with the command."""
         corr = uuid.uuid4().hex
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
@@ -816,7 +866,9 @@ class ClusterGateway(VehicleEvents):
                 await self.bus.enqueue(zone_stream(zone_id), msg)
             else:
                 await self.bus.publish(f"dispatch.query.{zone_name(zone_id)}", msg)
-            return await asyncio.wait_for(fut, self.reply_timeout_s)
+            if wait == 0.0:
+                return None  # queued; its outcome comes in the owner's turn
+            return await asyncio.wait_for(fut, self.reply_timeout_s if wait is None else wait)
         except TimeoutError:
             pass
         finally:
@@ -842,7 +894,7 @@ class ClusterGateway(VehicleEvents):
     async def _query(self, zone_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """A read or a quote: locally when this process owns the zone, else from its owner."""
         if self.worker.owns(zone_id):
-            return await asyncio.to_thread(self._query_locally, {**data, "zone_id": zone_id})
+            return await self._run_query({**data, "zone_id": zone_id})
         out = await self._ask(zone_id, data, durable=False)
         if out is None:
             raise busy()
@@ -1030,6 +1082,16 @@ class ClusterGateway(VehicleEvents):
         return out
 
     async def ride(self, ride_id: str) -> tuple[str, dict[str, Any]] | None:
+        found = await self._ride(ride_id)
+        live = found is not None and found[1]["status"] in ("pending", "assigned")
+        if live and await self.redis.hexists(self._key("cancels"), ride_id):
+            assert found is not None
+            return found[0], {**found[1], "status": "cancelling"}
+        return found
+
+    async def _ride(self, ride_id: str) -> tuple[str, dict[str, Any]] | None:
+        """A ride as its owner last saved it (or holds it live, here), a pending booking,
+        or a refused one; without the cancellation queued for it (:meth:`ride`)."""
         live = self.dispatcher.ride(ride_id)
         if live is not None:
             return live.user_id, live.to_dict()
@@ -1057,7 +1119,14 @@ class ClusterGateway(VehicleEvents):
         live = [r.to_dict() for r in self.dispatcher.rides(user_id)]
         saved = await asyncio.to_thread(ride_history, self.services.engine, user_id)
         pending = [r for u, r in await self._pending_rides() if u == user_id]
-        return _merge_rides(live, saved, pending)
+        rides = _merge_rides(live, saved, pending)
+        cancels = await self.redis.hkeys(self._key("cancels"))
+        return [
+            {**r, "status": "cancelling"}
+            if r["ride_id"] in cancels and r["status"] in ("pending", "assigned")
+            else r
+            for r in rides
+        ]
 
     @staticmethod
     def _refused_booking(ride: dict[str, Any]) -> ApiError:
@@ -1069,24 +1138,46 @@ class ClusterGateway(VehicleEvents):
         )
 
     async def cancel(self, ride_id: str) -> dict[str, Any]:
+        """Cancel a rider's ride: the cancelled ride (200), 409 when it can no longer be
+        cancelled, or the ride with status ``cancelling`` (202) when its cancellation is queued
+        in the zone's durable stream but not applied yet: at once for a booking still pending
+        (it is ahead in the stream, so the cancellation is applied right after it), after
+        :data:`CANCEL_WAIT_S` for a booked ride whose owner is busy. One cancellation per ride
+        is queued (the ``dispatch.cancels`` hash, claimed first): a retry meanwhile answers
+        202 again; the owner removes the claim when it records the outcome."""
         found = await self.ride(ride_id)
         if found is None:
             raise ApiError(404, "not_found", "no such ride")
-        ride = found[1]
-        if ride["status"] == "rejected":  # a pending booking the owner refused: no ride, no zone
+        user_id, ride = found
+        status = str(ride["status"])
+        if status == "rejected":  # a pending booking the owner refused: no ride, no zone
             raise self._refused_booking(ride)
-        out = await self._ask(
-            str(ride["zone_id"]), {"op": "cancel", "ride_id": ride_id}, durable=True
-        )
-        if out is None and ride["status"] != "cancelled":
-            # Cancelled since it was read: by this command, its reply lost (a cancellation
-            # is final, and a second one would have been refused).
+        if status == "cancelling":  # queued already: the same answer (idempotent)
+            return ride
+        if status in FINAL_STATUSES or status == "onboard":
+            msg = f"a ride that is {status} cannot be cancelled"
+            raise ApiError(409, "not_cancellable", msg)
+        zid = str(ride["zone_id"])
+        claim = json.dumps({"user_id": user_id, "zone_id": zid, "at": self.now()})
+        if not await self.redis.hsetnx(self._key("cancels"), ride_id, claim):
+            return {**ride, "status": "cancelling"}  # a concurrent retry queued it
+        wait = 0.0 if status == "pending" else min(CANCEL_WAIT_S, self.reply_timeout_s)
+        try:
+            out = await self._ask(zid, cancel_message(ride_id, user_id), durable=True, wait=wait)
+        except Exception:
+            # Not queued (Redis away): nothing speaks for a cancellation that is not coming
+            # (what an outage leaves, sweep_pending removes).
+            with contextlib.suppress(Exception):
+                await self.redis.hdel(self._key("cancels"), ride_id)
+            raise
+        if out is None:
+            # Cancelled since it was read: by this command, its reply and record lost (the
+            # owner died between its save and its record).
             saved = await asyncio.to_thread(saved_ride, self.services.engine, ride_id)
             if saved is not None and saved[1]["status"] == "cancelled":
-                out = {"ride": saved[1]}
-        if out is None:
-            raise busy()
-        if out.get("error") == "unknown_ride" and ride["status"] == "pending":
+                return dict(saved[1])
+            return {**ride, "status": "cancelling"}
+        if out.get("error") == "unknown_ride" and status == "pending":
             # The booking was refused while the cancellation was queued behind it.
             now = await self.ride(ride_id)
             if now is not None and now[1]["status"] == "rejected":

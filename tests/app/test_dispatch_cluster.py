@@ -397,12 +397,15 @@ def test_booking_without_owner_is_pending_then_booked(
     big = b.post(RIDES, json={"request": {"origin": A, "destination": B, "seats": 20}}, headers=ha)
     assert big.status_code == 202, big.text
     big_id = big.json()["request_id"]
+    # A cancellation without an owner is queued and answered 202 cancelling (issue #10: it
+    # was 503 dispatch_busy); a retry answers the same without queueing another.
+    first_url = f"{RIDES}/{first.json()['ride_id']}"
+    for _ in range(2):
+        r = b.delete(first_url, headers=ha)
+        assert r.status_code == 202 and r.json()["status"] == "cancelling", r.text
+    assert b.get(first_url, headers=ha).json()["status"] == "cancelling"
     # Other commands without an owner: 503 dispatch_busy, with the error shape.
     err = assert_error(
-        b.delete(f"{RIDES}/{first.json()['ride_id']}", headers=ha), 503, "dispatch_busy"
-    )
-    assert "queued" in err["message"]
-    assert_error(
         b.post(
             f"{FLEET}/vehicles/{zid}-van0/events",
             json={"type": "position", "lat": 42.32, "lon": 140.97},
@@ -411,6 +414,7 @@ def test_booking_without_owner_is_pending_then_booked(
         503,
         "dispatch_busy",
     )
+    assert "queued" in err["message"]
     assert_error(b.get(f"{FLEET}/vehicles/{zid}-van0", headers=hb), 503, "dispatch_busy")
     assert_error(
         b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha),
@@ -530,7 +534,8 @@ def test_lost_reply_answers_the_recorded_outcome(
     assert_error(
         b.delete(f"{RIDES}/{second.json()['ride_id']}", headers=ha), 409, "not_cancellable"
     )
-    assert lost.dropped == 10
+    # The second is refused from the ride's saved status, without asking the owner again.
+    assert lost.dropped == 9
     assert_no_double_assignment(a)
 
 
@@ -696,9 +701,12 @@ def test_cancelling_a_refused_pending_booking_is_a_conflict(
 def test_cancel_queued_behind_its_refused_booking_is_a_conflict(
     cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
 ) -> None:
-    """A cancellation sent while its booking was still pending reaches the owner after the
-    booking was refused: 409 ``not_cancellable`` with the refusal, as for any refused booking
-    (was 409 ``unknown_ride``, the owner's word for a ride it never booked)."""
+    """A cancellation sent while its booking was still pending is queued behind it and
+    answered 202 ``cancelling`` at once (issue #10); the owner then finds the booking
+    refused: GET says so and a second cancellation answers 409 ``not_cancellable`` with the
+    refusal, as for any refused booking (was 409 ``unknown_ride``, the owner's word for a
+    ride it never booked). The rider is not told of a refused cancellation: only of the
+    refused booking."""
     import json
 
     a = cluster()
@@ -729,8 +737,83 @@ def test_cancel_queued_behind_its_refused_booking_is_a_conflict(
         return await asked(zone_id, data, **kw)
 
     g._ask = refused_meanwhile  # type: ignore[method-assign]
+    told = rider_events(a, alice.id)
+    r = a.delete(f"{RIDES}/{rid}", headers=ha)
+    assert r.status_code == 202 and r.json()["status"] == "cancelling", r.text
+    # The owner answers the queued cancellation (unknown_ride) and lifts the claim.
+    wait_for(lambda: not a.portal.call(g.redis.hexists, g._key("cancels"), rid))  # type: ignore[union-attr]
+    assert a.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "rejected"
     err = assert_error(a.delete(f"{RIDES}/{rid}", headers=ha), 409, "not_cancellable")
     assert err["details"]["reason"] == "no_vehicle_available"
+    a.portal.call(services_of(a).bus.publish, f"user.{alice.id}.ride", {"type": "marker"})  # type: ignore[union-attr]
+    assert told() == {"type": "marker"}  # no cancel_refused before it
+
+
+def test_cancel_while_the_owner_is_busy_is_answered_and_applied_once(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """Issue #10: under load a zone's owner has seconds of bookings queued, and a rider's
+    cancellation waited them out and answered 503 ``dispatch_busy``. Now it is queued in the
+    zone's durable stream and answered 202 ``cancelling`` (at once for a booking still
+    pending, after a short wait for a booked ride); retries from any process answer the same
+    and queue nothing more; the owner applies each cancellation exactly once in its turn.
+    One the owner must refuse (the rider boarded first) is told to the rider."""
+    a = cluster()
+    alice, hb, ha = staff_and_rider(a, make_user, auth)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid)
+    b = cluster()
+    assert owners([a, b], zid) == [0]
+    trip = {"request": {"origin": A, "destination": B}}
+    booked = b.post(RIDES, json=trip, headers=ha)
+    assert booked.status_code == 201, booked.text
+    boarding = b.post(RIDES, json={"request": {"origin": B, "destination": A}}, headers=ha)
+    assert boarding.status_code == 201, boarding.text
+    booked_id, boarding_id = booked.json()["ride_id"], boarding.json()["ride_id"]
+    told = rider_events(b, alice.id)
+
+    # The owner is busy: its zone's batches wait (the lock its zone task takes per batch).
+    worker = gateway(a).worker
+    lock = worker._lock(zid)
+    a.portal.call(lock.acquire)  # type: ignore[union-attr]
+    gateway(b).reply_timeout_s = 1.0  # nobody answers while the owner is held
+    pending = b.post(RIDES, json=trip, headers=ha)
+    assert pending.status_code == 202, pending.text
+    pending_id = pending.json()["request_id"]
+    events = f"{FLEET}/vehicles/{zid}-van0/events"
+    for kind in ("arrived", "boarded"):  # queued ahead of the cancellation below
+        r = b.post(events, json={"type": kind, "ride_id": boarding_id}, headers=hb)
+        assert_error(r, 503, "dispatch_busy")
+    for rid in (booked_id, pending_id, boarding_id):
+        for client in (b, a, b):  # the retries, from either process
+            r = client.delete(f"{RIDES}/{rid}", headers=ha)
+            assert r.status_code == 202, r.text
+            assert r.json()["status"] == "cancelling" and r.json()["ride_id"] == rid
+        assert b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "cancelling"
+    listed = {x["ride_id"]: x["status"] for x in b.get(RIDES, headers=ha).json()["rides"]}
+    assert listed[booked_id] == listed[pending_id] == "cancelling"
+
+    a.portal.call(lock.release)  # type: ignore[union-attr]
+    for rid in (booked_id, pending_id):
+        wait_for(
+            lambda rid=rid: b.get(f"{RIDES}/{rid}", headers=ha).json()["status"] == "cancelled"
+        )  # type: ignore[misc]
+    wait_for(lambda: b.get(f"{RIDES}/{boarding_id}", headers=ha).json()["status"] == "onboard")
+    a.portal.call(services_of(a).bus.publish, f"user.{alice.id}.ride", {"type": "marker"})  # type: ignore[union-attr]
+    seen: list[dict[str, Any]] = []
+    while not seen or seen[-1] != {"type": "marker"}:
+        seen.append(told())
+    refused = [e for e in seen if e.get("type") == "cancel_refused"]
+    assert refused == [
+        {"type": "cancel_refused", "ride_id": boarding_id, "reason": "not_cancellable"}
+    ], seen
+    # Each cancellation reached the owner once: one outcome per ride, none refused twice.
+    cancels = [o for o in worker.outcomes if o.get("status") == "cancelled"]
+    assert sorted(o["ride_id"] for o in cancels) == sorted([booked_id, pending_id])
+    assert sum(1 for o in worker.outcomes if o.get("error") == "not_cancellable") == 1
+    # Cancelled for good: a further cancellation is a conflict, answered without the owner.
+    assert_error(b.delete(f"{RIDES}/{booked_id}", headers=ha), 409, "not_cancellable")
+    assert_no_double_assignment(a)
 
 
 def test_errors_match_single_process(
