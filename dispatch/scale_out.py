@@ -257,6 +257,13 @@ def book_quote_message(quote_id: str, user_id: str, request_id: str) -> dict[str
     return {"op": "book_quote", "quote_id": quote_id, "user_id": user_id, "request_id": request_id}
 
 
+def quotes_message(requests: list[RideRequest]) -> dict[str, Any]:
+    """The query ``quotes``: several rides quoted in one owner round trip (a flex plan's
+    access, egress and direct rides); answered ``{"answers": [...]}``, one ``quote`` outcome
+    (:func:`handle`) per request, in order."""
+    return {"op": "quotes", "requests": [asdict(r) for r in requests]}
+
+
 def cancel_message(ride_id: str, user_id: str = "", reason: str = "") -> dict[str, Any]:
     """Cancel ``ride_id``. ``user_id``: the rider's own cancellation (answered 202 before the
     owner's turn, see ``app.dispatch.gateway``): idempotent, so one that finds the ride
@@ -309,7 +316,7 @@ def handle(d: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
     Ops: ``book`` (a request), ``book_quote`` (a quote this dispatcher issued), ``cancel``,
     ``move_pickup`` (a ride's pick-up no earlier than a time: its feeder runs late),
     ``vehicle_event`` (position, arrived, boarded, alighted, no_show), ``add_vehicle``, a
-    dispatcher's :data:`CONSOLE_OPS` and the query ``quote``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
+    dispatcher's :data:`CONSOLE_OPS` and the queries ``quote`` and ``quotes``. Refusals are outcomes (``rejected`` / ``error`` keys), never exceptions.
     """
     op = data.get("op")
     try:
@@ -376,6 +383,8 @@ def _handle(d: Dispatcher, op: Any, data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(q, Rejection):
             return {"rejected": q.reason.value, "message": q.message, "new_quote": None}
         return {"quote": q.to_dict(), "request_id": q.request.request_id}
+    if op == "quotes":
+        return {"answers": [handle(d, {"op": "quote", "request": r}) for r in data["requests"]]}
     return {"error": "invalid_message", "message": f"unknown op {op!r}"}
 
 

@@ -18,6 +18,10 @@ arrival and quote id. The order of work keeps quoting to a handful of rides per 
 * Arriving by ``t``: mirrored. Egress rides are quoted first with "arrive by ``t``", access
   rides enter as the drive time and are quoted afterwards with "arrive by the bus's departure
   minus the buffer".
+
+The rides are quoted in two batches (:class:`BatchedQuotes`): those known before RAPTOR (the
+direct ride and the first side's), then every journey's follow-up rides at once. Scaled out a
+batch is one round trip to the zone's owner (issue #10), not one per ride.
 """
 
 from __future__ import annotations
@@ -54,6 +58,42 @@ MEETING_POINT_WALK_M = 30.0
 
 # Search callbacks the planner passes in: (access stops, secs, egress stops, secs) -> journeys.
 Search = Callable[[IntArray, IntArray, IntArray, IntArray], list[Journey]]
+
+
+class BatchedQuotes:
+    """``provider`` with the answers to rides asked in advance (:meth:`prefetch`, one
+    ``quote`` call for them all) kept for the query's later ``quote`` calls, which ask the
+    provider only for the rides not fetched. One per query: offers are the fleet's now."""
+
+    def __init__(self, provider: OnDemandProvider, day: dt.date) -> None:
+        self.provider = provider
+        self.day = day
+        self.known: dict[OnDemandRequest, OnDemandAnswer] = {}
+
+    def prefetch(self, requests: Sequence[OnDemandRequest]) -> None:
+        new = [r for r in dict.fromkeys(requests) if r not in self.known]
+        if new:
+            self.known.update(zip(new, self.provider.quote(self.day, new), strict=True))
+
+    def quote(self, day: dt.date, requests: Sequence[OnDemandRequest]) -> list[OnDemandAnswer]:
+        if day != self.day:
+            return self.provider.quote(day, requests)
+        self.prefetch(requests)
+        return [self.known[r] for r in requests]
+
+    def zone_at(self, lat: float, lon: float) -> str | None:
+        return self.provider.zone_at(lat, lon)
+
+    def stops_in_zone(self, zone_id: str) -> IntArray:
+        return self.provider.stops_in_zone(zone_id)
+
+    def hub_stops(self, zone_id: str) -> frozenset[int]:
+        return self.provider.hub_stops(zone_id)
+
+    def estimate_s(
+        self, origin: tuple[float, float], destination: tuple[float, float]
+    ) -> float | None:
+        return self.provider.estimate_s(origin, destination)
 
 
 @dataclass
@@ -123,10 +163,15 @@ class IntermodalPlanner:
                 )
             )
             return out
-        if zo is not None and zo == zd:
-            self._direct(q, provider, out)
         acc = self._candidates(provider, zo, o, exclude=())
         egr = self._candidates(provider, zd, d, exclude=())
+        batched = BatchedQuotes(provider, q.day)
+        first = self._first_requests(q, acc, egr)
+        direct = zo is not None and zo == zd
+        batched.prefetch(([self._direct_request(q)] if direct else []) + first)
+        provider = batched
+        if direct:
+            self._direct(q, provider, out)
         if acc.size == 0 and egr.size == 0:
             return out
         if q.arrive_by:
@@ -172,9 +217,19 @@ class IntermodalPlanner:
         return (float(self.tt.stop_lat[p]), float(self.tt.stop_lon[p]))
 
     # --- direct -------------------------------------------------------------------------------
-    def _direct(self, q: Query, provider: OnDemandProvider, out: OnDemandResult) -> None:
+    def _direct_request(self, q: Query) -> OnDemandRequest:
         when = {"arrive_by": q.time_s} if q.arrive_by else {"depart_at": q.time_s}
-        (ans,) = provider.quote(q.day, [self._request(q, q.origin, q.destination, **when)])
+        return self._request(q, q.origin, q.destination, **when)
+
+    def _first_requests(self, q: Query, acc: IntArray, egr: IntArray) -> list[OnDemandRequest]:
+        """The rides quoted before RAPTOR: leaving at t the access rides, arriving by t the
+        egress rides (one per candidate stop, in order)."""
+        if q.arrive_by:
+            return [self._request(q, int(s), q.destination, arrive_by=q.time_s) for s in egr]
+        return [self._request(q, q.origin, int(s), depart_at=q.time_s) for s in acc]
+
+    def _direct(self, q: Query, provider: OnDemandProvider, out: OnDemandResult) -> None:
+        (ans,) = provider.quote(q.day, [self._direct_request(q)])
         if isinstance(ans, OnDemandRefusal):
             out.refuse(ans, "direct")
             return
@@ -196,7 +251,7 @@ class IntermodalPlanner:
     ) -> None:
         offers: dict[int, OnDemandOffer] = {}
         if acc.size:
-            reqs = [self._request(q, q.origin, int(s), depart_at=q.time_s) for s in acc]
+            reqs = self._first_requests(q, acc, egr)
             for s, ans in zip(acc, provider.quote(q.day, reqs), strict=True):
                 if isinstance(ans, OnDemandOffer):
                     offers[int(s)] = ans
@@ -215,6 +270,15 @@ class IntermodalPlanner:
             journeys += [(j, False, True) for j in search(*walk_access, e_flex, e_secs)]
         if a_flex.size and e_flex.size:
             journeys += [(j, True, True) for j in search(a_flex, a_secs, e_flex, e_secs)]
+        if isinstance(provider, BatchedQuotes):  # every journey's rides in one batch
+            later: list[OnDemandRequest] = []
+            for j, flex_in, flex_out in journeys:
+                access = self._access_offer(j, offers) if flex_in and j.rides else None
+                if access is not None:
+                    later += [req for req, _ in self._leave_later_requests(q, j, access)]
+                if flex_out and j.rides and (access is not None or not flex_in):
+                    later.append(self._egress_request(q, j))
+            provider.prefetch(later)
         for j, flex_in, flex_out in journeys:
             if not j.rides:
                 continue
@@ -227,9 +291,7 @@ class IntermodalPlanner:
                     continue
             egress: OnDemandOffer | None = None
             if flex_out:
-                s, t_arr = self._egress_stop(j)
-                req = self._request(q, s, q.destination, depart_at=t_arr + EGRESS_SLACK_S)
-                (ans,) = provider.quote(q.day, [req])
+                (ans,) = provider.quote(q.day, [self._egress_request(q, j)])
                 if isinstance(ans, OnDemandRefusal):
                     out.refuse(ans, "egress")
                     continue
@@ -245,17 +307,29 @@ class IntermodalPlanner:
         pick-up). A ride that would leave the rider waiting long at the stop (the next bus is
         far off) is asked to leave later, arriving just in time. None when the fleet cannot
         bind the ride to the bus."""
+        for req, latest in self._leave_later_requests(q, j, offer):
+            (ans,) = provider.quote(q.day, [req])
+            if isinstance(ans, OnDemandOffer) and ans.dropoff_eta <= latest:
+                return ans
+        return None
+
+    def _leave_later_requests(
+        self, q: Query, j: Journey, offer: OnDemandOffer
+    ) -> list[tuple[OnDemandRequest, int]]:
+        """The rides :meth:`_leave_later` asks, in its order, each with its latest drop-off."""
         s, t_dep = self._access_stop(j)
         latest = t_dep - TRANSFER_BUFFER_S
         starts = [q.time_s]
         if latest - offer.dropoff_eta > LEAVE_LATER_AFTER_S:
             starts.insert(0, max(q.time_s, latest - offer.ride_s - LEAVE_LATER_AFTER_S // 2))
-        for earliest in starts:
-            req = self._request(q, q.origin, s, depart_at=earliest, arrive_by=latest)
-            (ans,) = provider.quote(q.day, [req])
-            if isinstance(ans, OnDemandOffer) and ans.dropoff_eta <= latest:
-                return ans
-        return None
+        return [
+            (self._request(q, q.origin, s, depart_at=t, arrive_by=latest), latest) for t in starts
+        ]
+
+    def _egress_request(self, q: Query, j: Journey) -> OnDemandRequest:
+        """Journey ``j``'s egress ride, leaving at its bus's arrival plus the slack."""
+        s, t_arr = self._egress_stop(j)
+        return self._request(q, s, q.destination, depart_at=t_arr + EGRESS_SLACK_S)
 
     # --- arriving by t ------------------------------------------------------------------------
     def _arrive_by(
@@ -272,7 +346,7 @@ class IntermodalPlanner:
     ) -> None:
         offers: dict[int, OnDemandOffer] = {}
         if egr.size:
-            reqs = [self._request(q, int(s), q.destination, arrive_by=q.time_s) for s in egr]
+            reqs = self._first_requests(q, acc, egr)
             for s, ans in zip(egr, provider.quote(q.day, reqs), strict=True):
                 if isinstance(ans, OnDemandOffer):
                     offers[int(s)] = ans
@@ -293,6 +367,14 @@ class IntermodalPlanner:
             journeys += [(j, True, False) for j in search(a_flex, a_secs, *walk_egress)]
         if a_flex.size and e_flex.size:
             journeys += [(j, True, True) for j in search(a_flex, a_secs, e_flex, e_secs)]
+        if isinstance(provider, BatchedQuotes):  # every journey's access ride in one batch
+            provider.prefetch(
+                [
+                    self._access_request(q, j)
+                    for j, flex_in, flex_out in journeys
+                    if j.rides and flex_in and self._egress_fits(j, offers, flex_out)
+                ]
+            )
         for j, flex_in, flex_out in journeys:
             if not j.rides:
                 continue
@@ -304,9 +386,8 @@ class IntermodalPlanner:
                     continue
             access = None
             if flex_in:
-                s, t_dep = self._access_stop(j)
-                req = self._request(q, q.origin, s, arrive_by=t_dep - TRANSFER_BUFFER_S)
-                (ans,) = provider.quote(q.day, [req])
+                _, t_dep = self._access_stop(j)
+                (ans,) = provider.quote(q.day, [self._access_request(q, j)])
                 if isinstance(ans, OnDemandRefusal):
                     out.refuse(ans, "access")
                     continue
@@ -314,6 +395,19 @@ class IntermodalPlanner:
                     continue
                 access = ans
             out.itineraries.append(self._join(q, j, access, egress, realtime))
+
+    def _access_request(self, q: Query, j: Journey) -> OnDemandRequest:
+        """Journey ``j``'s access ride, arriving by its first bus less the buffer."""
+        s, t_dep = self._access_stop(j)
+        return self._request(q, q.origin, s, arrive_by=t_dep - TRANSFER_BUFFER_S)
+
+    def _egress_fits(self, j: Journey, offers: dict[int, OnDemandOffer], flex_out: bool) -> bool:
+        """Whether journey ``j`` (arriving by t) meets its quoted egress ride, if it has one."""
+        if not flex_out:
+            return True
+        s, t_arr = self._egress_stop(j)
+        egress = offers.get(s)
+        return egress is not None and t_arr + EGRESS_SLACK_S <= egress.pickup_window[0]
 
     # --- pieces -------------------------------------------------------------------------------
     def _drive_estimates(

@@ -68,6 +68,7 @@ from dispatch.scale_out import (
     book_quote_message,
     cancel_message,
     handle,
+    quotes_message,
     remove_zone_message,
     request_from_dict,
     restore_zone,
@@ -209,6 +210,11 @@ class DispatchGateway(VehicleEvents, Protocol):
 
     async def quote(self, request: RideRequest) -> dict[str, Any]: ...
 
+    async def quotes(self, requests: list[RideRequest]) -> list[dict[str, Any] | ApiError]:
+        """:meth:`quote` of each request, in order: a quote, or the error it would raise
+        (scaled out: one round trip per zone owner for them all)."""
+        ...
+
     async def book_quote(self, quote_id: str, user_id: str) -> Booked: ...
 
     async def book_request(self, request: RideRequest) -> Booked: ...
@@ -290,6 +296,15 @@ class LocalGateway(VehicleEvents):
         if isinstance(q, Rejection):
             raise rejection_error(q)
         return q.to_dict()
+
+    async def quotes(self, requests: list[RideRequest]) -> list[dict[str, Any] | ApiError]:
+        out: list[dict[str, Any] | ApiError] = []
+        for r in requests:
+            try:
+                out.append(await self.quote(r))
+            except ApiError as exc:
+                out.append(exc)
+        return out
 
     async def _booked(self, res: Ride | Rejection) -> Booked:
         if isinstance(res, Rejection):
@@ -988,26 +1003,59 @@ class ClusterGateway(VehicleEvents):
         return float(self.dispatcher.clock())
 
     async def quote(self, request: RideRequest) -> dict[str, Any]:
-        # A request id now, so booking this quote is idempotent under redelivery.
-        request = replace(request, request_id=request.request_id or uuid.uuid4().hex)
-        zone = await self._zone_for(request)
-        if zone is None:
-            raise self._refuse(request)
-        out = await self._query(zone.zone_id, {"op": "quote", "request": asdict(request)})
-        if "rejected" in out:
-            raise _rejected(str(out["rejected"]), str(out.get("message", "")), None)
-        q: dict[str, Any] = out["quote"]
-        # Kept past the quote's expiry: the owner re-checks a stale quote when it is booked.
-        ttl_s = max(float(q["expires_at"]) - self.now(), 0.0) + 600.0
-        record = {
-            "zone_id": zone.zone_id,
-            "request": asdict(request),
-            "pickup_window": q["pickup_window"],
-        }
-        await self.redis.set(
-            self._key(f"quote.{q['quote_id']}"), json.dumps(record), px=int(ttl_s * 1000)
-        )
-        return q
+        (out,) = await self.quotes([request])
+        if isinstance(out, ApiError):
+            raise out
+        return out
+
+    async def quotes(self, requests: list[RideRequest]) -> list[dict[str, Any] | ApiError]:
+        """Quotes of several rides (a flex plan's): one ``quotes`` query per zone, all zones
+        at once, so a plan costs its zone's owner one round trip, not one per ride (issue
+        #10); each answer is a quote or the error :meth:`quote` raises. Each quote's zone and
+        request are kept (``dispatch.quote.<id>``) for booking it from any process."""
+        # A request id now, so booking a quote is idempotent under redelivery.
+        reqs = [replace(r, request_id=r.request_id or uuid.uuid4().hex) for r in requests]
+        out: list[dict[str, Any] | ApiError | None] = [None] * len(reqs)
+        by_zone: dict[str, list[int]] = {}
+        for k, r in enumerate(reqs):
+            zone = await self._zone_for(r)
+            if zone is None:
+                out[k] = self._refuse(r)
+            else:
+                by_zone.setdefault(zone.zone_id, []).append(k)
+
+        async def ask(zone_id: str, ks: list[int]) -> None:
+            try:
+                got = await self._query(zone_id, quotes_message([reqs[k] for k in ks]))
+            except ApiError as exc:  # no owner in time, or its failure: every ride of it
+                for k in ks:
+                    out[k] = exc
+                return
+            for k, a in zip(ks, got["answers"], strict=True):
+                if "rejected" in a:
+                    out[k] = _rejected(str(a["rejected"]), str(a.get("message", "")), None)
+                elif "error" in a:
+                    out[k] = dispatch_error(str(a["error"]), str(a.get("message", "")))
+                else:
+                    out[k] = dict(a["quote"])
+
+        await asyncio.gather(*(ask(z, ks) for z, ks in by_zone.items()))
+        quoted = [(reqs[k], q) for k, q in enumerate(out) if isinstance(q, dict)]
+        if quoted:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for r, q in quoted:
+                    # Kept past the quote's expiry: the owner re-checks a stale quote when
+                    # it is booked.
+                    ttl_s = max(float(q["expires_at"]) - self.now(), 0.0) + 600.0
+                    record = {
+                        "zone_id": q["zone_id"],
+                        "request": asdict(r),
+                        "pickup_window": q["pickup_window"],
+                    }
+                    key = self._key(f"quote.{q['quote_id']}")
+                    pipe.set(key, json.dumps(record), px=int(ttl_s * 1000))
+                await pipe.execute()
+        return [q if q is not None else busy() for q in out]
 
     def _pending(
         self, zone_id: str, request: RideRequest, window: list[float] | None = None

@@ -75,14 +75,10 @@ class FleetOnDemand(DispatcherLegs):
         assert self.loop is not None, "scaled out, quotes need the event loop"
         gateway = self.gateway
 
-        async def one(r: RideRequest) -> RawAnswer:
-            try:
-                return dict(await gateway.quote(r))
-            except ApiError as exc:
-                return (exc.code, exc.message)
-
         async def every() -> list[RawAnswer]:
-            return list(await asyncio.gather(*(one(r) for r in reqs)))
+            # One round trip to each zone's owner for all the rides (gateway.quotes).
+            answers = await gateway.quotes(reqs)
+            return [(a.code, a.message) if isinstance(a, ApiError) else dict(a) for a in answers]
 
         fut = asyncio.run_coroutine_threadsafe(every(), self.loop)
         return list(fut.result(CLUSTER_QUOTE_TIMEOUT_S))
