@@ -8,7 +8,7 @@ import "./dispatcher.css";
 import L from "leaflet";
 import { ApiError, api, bindLoginForm, logout, me, subscribe, type LiveStream } from "./api";
 import { addStrings, applyTranslations, lang, setLang, t, tf } from "./i18n";
-import { drawZones, moveVehicleMarker, networkMap, vehicleMarker } from "./map";
+import { type City, drawNetwork, drawZones, loadCities, moveVehicleMarker, networkMap, vehicleMarker, zoneInCity } from "./map";
 
 addStrings({
   dcTitle: { ja: "配車コンソール", en: "Dispatch console" },
@@ -62,6 +62,7 @@ addStrings({
   dcPlanEmpty: { ja: "予定された停車はありません", en: "No planned stop" },
   dcShowPlan: { ja: "計画を表示", en: "Show plan" },
   dcMap: { ja: "地図", en: "Map" },
+  dcCity: { ja: "都市・地域", en: "City" },
   dcPickup: { ja: "お迎え", en: "Pick-up" },
   dcDropoff: { ja: "お送り", en: "Drop-off" },
   dcStatus_assigned: { ja: "予約済み", en: "Booked" },
@@ -191,6 +192,45 @@ function showLive(): void {
   $("#live-status").textContent = c === null ? "" : t(c ? "dcLive" : "dcReconnecting");
 }
 let map: L.Map | undefined;
+
+// --- the city: with several cities' networks the map shows one at a time, with its zones ----
+type Zone = { zone_id: string; name: string; geometry: GeoJSON.MultiPolygon };
+const CITY_KEY = "tsunagu.dispatcher.city";
+let city: City | undefined;
+let allZones: Zone[] = [];
+let zoneLayer: L.LayerGroup | undefined;
+
+function setupCities(cities: City[]): void {
+  const box = $("#city-field");
+  box.hidden = cities.length < 2;
+  if (cities.length < 2) return;
+  const sel = $("#city") as HTMLSelectElement;
+  sel.replaceChildren(
+    ...cities.map((c) => {
+      const o = document.createElement("option");
+      o.value = c.network;
+      o.textContent = c.network;
+      return o;
+    }),
+  );
+  sel.value = city?.network ?? "";
+  sel.onchange = () => {
+    city = cities.find((c) => c.network === sel.value);
+    if (!city || !map) return;
+    localStorage.setItem(CITY_KEY, city.network);
+    void drawNetwork(map, city.network);
+    showCityZones();
+  };
+}
+
+/** The zones of the chosen city (every zone when one city is served), on the map and listed. */
+function showCityZones(): void {
+  if (!map) return;
+  const shown = city && !$("#city-field").hidden ? allZones.filter((z) => zoneInCity(z.geometry, city as City)) : allZones;
+  zoneLayer?.remove();
+  zoneLayer = drawZones(map, shown);
+  $("#zones").textContent = shown.map((z) => z.name || z.zone_id).join(", ");
+}
 const markers = new Map<string, L.Marker>();
 let planLayer: L.LayerGroup | null = null;
 
@@ -804,11 +844,15 @@ async function start(): Promise<void> {
   $("#console").hidden = false;
   // Made once the console shows: a map laid out in a hidden container has no size, and
   // fitting the network into it gives NaN coordinates.
-  map ??= await networkMap($("#map"));
+  const cities = await loadCities();
+  const saved = localStorage.getItem(CITY_KEY);
+  city = cities.find((c) => c.network === saved) ?? cities.find((c) => c.network === city?.network) ?? cities[0];
+  map ??= await networkMap($("#map"), cities.length > 1 ? city?.network : undefined);
   try {
-    const { zones } = await api<{ zones: Array<{ zone_id: string; name: string; geometry: GeoJSON.MultiPolygon }> }>("/fleet/zones");
-    drawZones(map, zones);
-    $("#zones").textContent = zones.map((z) => z.name || z.zone_id).join(", ");
+    const { zones } = await api<{ zones: Zone[] }>("/fleet/zones");
+    allZones = zones;
+    setupCities(cities);
+    showCityZones();
     await loadAll();
   } catch (e) {
     if (e instanceof ApiError && e.status === 403) {

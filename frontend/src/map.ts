@@ -35,6 +35,36 @@ export async function networkMap(el: HTMLElement, feed?: string): Promise<L.Map>
   return map;
 }
 
+/** One served city: a network of one region's feeds (`GET /network` `networks`). */
+export interface City {
+  network: string;
+  feeds: string[];
+  bbox: number[] | null;
+}
+
+/** The cities the server plans in, in name order (none when the network cannot be read). */
+export async function loadCities(): Promise<City[]> {
+  try {
+    const info = await api<{ networks?: City[] }>("/network");
+    return info.networks ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether an on-demand zone lies in `city`: its first corner inside the city's stops' area
+ * (grown by about 5 km, as the server locates places). */
+export function zoneInCity(geometry: GeoJSON.Geometry, city: City): boolean {
+  const b = city.bbox;
+  if (!b) return false;
+  let c: unknown = "coordinates" in geometry ? geometry.coordinates : null;
+  while (Array.isArray(c) && Array.isArray(c[0])) c = c[0];
+  if (!Array.isArray(c) || c.length < 2) return false;
+  const [lon, lat] = c as number[];
+  const m = 0.05;
+  return lon >= b[0] - m && lon <= b[2] + m && lat >= b[1] - m && lat <= b[3] + m;
+}
+
 const networkLayers = new WeakMap<L.Map, L.GeoJSON>();
 
 /** (Re)draw the network's stops and route lines on `map` (one feed's when given), fitted to

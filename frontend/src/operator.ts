@@ -19,6 +19,11 @@ addStrings({
     ja: "半角英数字・_・-・.（例: muroran）。同じIDで上げると新しい版になります。",
     en: "Letters, digits, _ - . (e.g. muroran). The same id makes a new version.",
   },
+  opNetwork: { ja: "都市・地域（ネットワーク）", en: "City / network" },
+  opNetworkHint: {
+    ja: "同じ地域のフィードは一つのネットワークに統合され、別の地域は別々に案内されます。空欄なら前の版と同じ（新しいフィードはフィードIDと同じ）。",
+    en: "Feeds of one city are merged into one network; other cities are kept apart. Empty: as the previous version (a new feed: its own id).",
+  },
   opFile: { ja: "ZIPファイル", en: "Zip file" },
   opVersions: { ja: "フィードの版", en: "Feed versions" },
   opFeed: { ja: "フィード", en: "Feed" },
@@ -95,7 +100,7 @@ addStrings({
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
 interface Version {
-  id: number; feed_id: string; status: string; filename?: string; error_count?: number; warning_count?: number;
+  id: number; feed_id: string; network?: string | null; status: string; filename?: string; error_count?: number; warning_count?: number;
   info_count?: number; summary?: { ERROR?: Record<string, number>; override?: { reason: string } };
   failure?: { code: string; message: string } | null;
 }
@@ -359,15 +364,17 @@ function renderVersions(): void {
       tr.dataset.feedId = v.feed_id;
       tr.dataset.versionId = String(v.id);
       const override = v.summary?.override?.reason;
+      tr.dataset.network = v.network ?? v.feed_id;
       const cells = [
         v.feed_id,
+        v.network ?? v.feed_id,
         String(v.id),
         v.filename ?? "",
         statusText(v.status) + (override ? ` — ${tf("opPublishedOver", { reason: override })}` : ""),
         v.failure ? "—" : String(v.error_count ?? 0),
         v.failure ? "—" : String(v.warning_count ?? 0),
       ];
-      const labels = ["opFeed", "opVersion", "opFileName", "opStatus", "opErrors", "opWarnings"];
+      const labels = ["opFeed", "opNetwork", "opVersion", "opFileName", "opStatus", "opErrors", "opWarnings"];
       cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.dataset.label = t(labels[i]);
@@ -412,6 +419,8 @@ async function upload(ev: SubmitEvent): Promise<void> {
   const file = f.get("file") as File;
   const body = new FormData();
   body.append("file", file);
+  const network = String(f.get("network") ?? "").trim();
+  if (network) body.append("network", network);
   status("…");
   try {
     const v = await api<Version>(`/feeds/${encodeURIComponent(feedId)}/versions`, { method: "POST", body });

@@ -1,0 +1,106 @@
+"""The dispatcher's and the operator's consoles with two cities published (#13), in Japanese
+and English: each city is a network of its own. The dispatcher's map showed the default
+network only, and once two cities were served the map had no way to the other; now a city
+selector shows one city's network and its on-demand zones at a time. The operator sets the
+city (network) a feed belongs to at upload and sees it per version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.frontend.conftest import ADMIN, api_token
+from tests.frontend.test_dispatcher_console import _console, _wait_text
+from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+LABEL = {"ja": "都市・地域", "en": "City"}
+
+
+@pytest.fixture
+def nevada(live_server: str, gtfs_dir: Path) -> Iterator[dict[str, str]]:
+    """A second city (the GTFS sample, Nevada) published beside Muroran, withdrawn after."""
+    auth = {"Authorization": f"Bearer {api_token(live_server, *ADMIN)}"}
+    with (gtfs_dir / "google_sample.zip").open("rb") as f:
+        v = httpx.post(
+            f"{live_server}/api/v1/feeds/nevada/versions",
+            files={"file": ("google_sample.zip", f, "application/zip")},
+            headers=auth,
+            timeout=120,
+        ).json()
+    r = httpx.post(
+        f"{live_server}/api/v1/feeds/nevada/versions/{v['id']}/publish", headers=auth, timeout=120
+    )
+    assert r.status_code == 200 and r.json()["network"]["network"] == "nevada", r.text
+    try:
+        yield auth
+    finally:
+        httpx.post(f"{live_server}/api/v1/feeds/nevada/withdraw", headers=auth, timeout=120)
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_dispatcher_map_shows_one_city_at_a_time(
+    page: Any, live_server: str, nevada: dict[str, str], lang: str
+) -> None:
+    zones = httpx.get(f"{live_server}/api/v1/network/zones").json()["features"]
+    assert zones, "the demo's on-demand zone"
+    page.add_init_script(
+        f"localStorage.setItem('tsunagu.lang', '{lang}');"
+        "localStorage.removeItem('tsunagu.dispatcher.city');"
+    )
+    _console(page)
+    page.wait_for_selector("#map[data-ready='1']")
+    assert page.is_visible("#city-field")
+    assert page.inner_text("#city-field span") == LABEL[lang]
+    assert page.input_value("#city") == "muroran"
+    assert page.get_attribute("#map", "data-feed") == "muroran"
+    # Fitted to Muroran alone (not zoomed out to Nevada too), with Muroran's zone.
+    assert float(page.get_attribute("#map", "data-west")) > 140
+    assert page.get_attribute("#map", "data-zones") == str(len(zones))
+    _wait_text(page, "#zones", zones[0]["properties"]["name"])
+    muroran_features = int(page.get_attribute("#map", "data-features"))
+    assert_accessible(page, f"dispatcher with a city selector ({lang})")
+    assert not overflows_sideways(page)
+    page.select_option("#city", "nevada")
+    page.wait_for_selector("#map[data-feed='nevada']")
+    assert float(page.get_attribute("#map", "data-west")) < -100
+    assert int(page.get_attribute("#map", "data-features")) < muroran_features
+    assert page.get_attribute("#map", "data-zones") == "0"  # Muroran's zone is not Nevada's
+    assert page.inner_text("#zones") == ""
+    screenshots(page, f"dispatcher-city-nevada-{lang}")
+    # The choice is remembered: the next visit opens on Nevada.
+    assert page.evaluate("localStorage.getItem('tsunagu.dispatcher.city')") == "nevada"
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_operator_sets_the_city_of_an_upload(
+    page: Any, live_server: str, gtfs_dir: Path, lang: str
+) -> None:
+    """The upload form's city field: a feed uploaded for city "muroran" is listed in that
+    city, and publishing it would merge it into Muroran's network."""
+    auth = {"Authorization": f"Bearer {api_token(live_server, *ADMIN)}"}
+    feed = f"extra-{lang}"
+    page.add_init_script(f"localStorage.setItem('tsunagu.lang', '{lang}')")
+    page.goto("/operator.html")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#login-form input[name=email]", ADMIN[0])
+    page.fill("#login-form input[name=password]", ADMIN[1])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#feeds-section:not([hidden])")
+    page.fill("#upload-form input[name=feed_id]", feed)
+    page.fill("#upload-form input[name=network]", "muroran")
+    page.set_input_files("#upload-form input[name=file]", str(gtfs_dir / "google_sample.zip"))
+    page.click("#upload-form button[type=submit]")
+    row = f"#versions tr[data-feed-id='{feed}']"
+    page.wait_for_selector(row)
+    assert page.get_attribute(row, "data-network") == "muroran"
+    assert "muroran" in page.inner_text(row)
+    label = {"ja": "都市・地域（ネットワーク）", "en": "City / network"}[lang]
+    assert label in page.inner_text("#versions thead")
+    versions = httpx.get(f"{live_server}/api/v1/feeds/{feed}/versions", headers=auth).json()
+    assert [v["network"] for v in versions["versions"]] == ["muroran"]
+    assert_accessible(page, f"operator upload with a city ({lang})")
