@@ -57,6 +57,17 @@ addStrings({
   co2Saving: { ja: "車より{n} g少ない", en: "{n} g less than by car" },
   walkFor: { ja: "徒歩 {dist}（約{min}分）", en: "Walk {dist} (about {min} min)" },
   walkHeading: { ja: "{dir}方向へ、{to}まで", en: "head {dir} to {to}" },
+  walkSteps: { ja: "道順", en: "Directions" },
+  // Turn-by-turn steps: {street} is the street's name, or "unnamedStreet".
+  step_DEPART: { ja: "{dir}方向へ{street}を{dist}進む", en: "Head {dir} on {street} for {dist}" },
+  step_CONTINUE: { ja: "そのまま{street}を{dist}進む", en: "Continue on {street} for {dist}" },
+  step_SLIGHTLY_LEFT: { ja: "やや左に進み、{street}を{dist}", en: "Bear left onto {street} for {dist}" },
+  step_SLIGHTLY_RIGHT: { ja: "やや右に進み、{street}を{dist}", en: "Bear right onto {street} for {dist}" },
+  step_LEFT: { ja: "左に曲がり、{street}を{dist}", en: "Turn left onto {street} for {dist}" },
+  step_RIGHT: { ja: "右に曲がり、{street}を{dist}", en: "Turn right onto {street} for {dist}" },
+  step_HARD_LEFT: { ja: "大きく左に曲がり、{street}を{dist}", en: "Turn sharp left onto {street} for {dist}" },
+  step_HARD_RIGHT: { ja: "大きく右に曲がり、{street}を{dist}", en: "Turn sharp right onto {street} for {dist}" },
+  unnamedStreet: { ja: "道", en: "the path" },
   dir_N: { ja: "北", en: "north" },
   dir_NE: { ja: "北東", en: "north-east" },
   dir_E: { ja: "東", en: "east" },
@@ -94,6 +105,10 @@ addStrings({
   rideStatus_cancelled: { ja: "キャンセル済み", en: "Cancelled" },
   rideStatus_no_show: { ja: "不乗車", en: "No-show" },
   rideStatus_rejected: { ja: "予約不可", en: "Refused" },
+  // A dispatcher's cancellation carries the reason they gave (a rider's own has none).
+  cancelledByOperator: { ja: "運行管理者が取り消しました（理由: {reason}）", en: "Cancelled by the operator: {reason}" },
+  statusReason: { ja: "理由: {reason}", en: "Reason: {reason}" },
+  statusReason_vehicle_out_of_service: { ja: "車両が運休になったため", en: "the vehicle was taken out of service" },
   eta: { ja: "到着予想 {time}", en: "ETA {time}" },
   etaPickup: { ja: "お迎え予想 {time}", en: "pick-up ETA {time}" },
   ridePlaces: { ja: "{from} → {to}", en: "{from} → {to}" },
@@ -125,6 +140,11 @@ interface Leg {
   pickupWindow?: Window_; bookingQuoteId?: string; bookingRequestId?: string;
   // Legs of a booked trip.
   rideId?: string; legState?: string; rideStatus?: string;
+  // Walking legs: turn-by-turn steps (OTP's walkSteps).
+  steps?: WalkStep[];
+}
+interface WalkStep {
+  relativeDirection: string; absoluteDirection: string; streetName: string | null; distance: number;
 }
 interface Itinerary {
   startTime: number; endTime: number; duration: number; transfers: number; walkDistance?: number; legs: Leg[];
@@ -264,6 +284,7 @@ interface RideView {
   ride_id?: string; request_id?: string; status: string; vehicle_id?: string | null;
   origin?: number[] | null; destination?: number[] | null; pickup_window?: number[] | null;
   eta_pickup?: number | null; eta_dropoff?: number | null; latest_arrival?: number | null;
+  status_reason?: string;
 }
 let lastRides: RideView[] = [];
 
@@ -288,6 +309,16 @@ function pointText(p?: number[] | null): string {
 
 function rideStatusText(status: string): string {
   return has(`rideStatus_${status}`) ? t(`rideStatus_${status}`) : status;
+}
+
+/** Why a ride ended as it did, when someone else ended it: a dispatcher's cancellation (with
+ * the reason they typed, or a known code such as the vehicle taken out of service) or no-show.
+ * A rider's own cancellation has no reason and says nothing more. */
+function statusReasonText(r: RideView): string {
+  const code = r.status_reason ?? "";
+  if (!code || (r.status !== "cancelled" && r.status !== "no_show")) return "";
+  const reason = has(`statusReason_${code}`) ? t(`statusReason_${code}`) : code;
+  return r.status === "cancelled" ? tf("cancelledByOperator", { reason }) : tf("statusReason", { reason });
 }
 
 /** A confirmation asked in the page before an irreversible action (no blocking dialog). */
@@ -340,7 +371,15 @@ function rideItem(r: RideView): HTMLLIElement {
   const text = document.createElement("span");
   text.className = "details";
   text.textContent = ` · ${parts.join(" · ")}`;
-  li.append(status, text);
+  li.append(status);
+  const why = statusReasonText(r);
+  if (why) {
+    const note = document.createElement("span");
+    note.className = "status-reason";
+    note.textContent = ` · ${why}`;
+    li.append(note);
+  }
+  li.append(text);
   if (r.status === "booked" || r.status === "assigned") {
     const b = document.createElement("button");
     b.type = "button";
@@ -468,6 +507,32 @@ function heading(a: { lat: number; lon: number }, b: { lat: number; lon: number 
   return t(`dir_${COMPASS[Math.round(deg / 45) % 8]}`);
 }
 
+/** OTP's absoluteDirection (NORTH, SOUTHWEST...) as the compass words of the page. */
+const ABSOLUTE: Record<string, string> = {
+  NORTH: "N", NORTHEAST: "NE", EAST: "E", SOUTHEAST: "SE", SOUTH: "S", SOUTHWEST: "SW", WEST: "W", NORTHWEST: "NW",
+};
+
+/** A walk's turn-by-turn steps as an ordered list ("Turn left onto 中央通り for 120 m"); none
+ * for a walk of one step (the leg's own line says it all). */
+function walkStepsList(steps: WalkStep[]): HTMLOListElement | null {
+  if (steps.length < 2) return null;
+  const ol = document.createElement("ol");
+  ol.className = "walk-steps";
+  ol.setAttribute("aria-label", t("walkSteps"));
+  for (const s of steps) {
+    const li = document.createElement("li");
+    li.dataset.direction = s.relativeDirection;
+    const key = has(`step_${s.relativeDirection}`) ? `step_${s.relativeDirection}` : "step_CONTINUE";
+    li.textContent = tf(key, {
+      dir: t(`dir_${ABSOLUTE[s.absoluteDirection] ?? "N"}`),
+      street: s.streetName ?? t("unnamedStreet"),
+      dist: metres(s.distance),
+    });
+    ol.append(li);
+  }
+  return ol;
+}
+
 function metres(d?: number): string {
   if (d === undefined) return "";
   return d >= 1000 ? `${(d / 1000).toFixed(1)} km` : `${Math.round(d / 10) * 10} m`;
@@ -502,6 +567,8 @@ function legItem(leg: Leg & { departureDelay?: number; routeTextColor?: string |
         to: stopText(leg.to, "to"),
       })}`,
     );
+    const steps = walkStepsList(leg.steps ?? []);
+    if (steps) l.append(steps);
     return l;
   }
   const badge = document.createElement("span");
