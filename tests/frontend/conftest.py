@@ -6,6 +6,7 @@ and published on first start — on a free localhost port with a throw-away data
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -64,11 +65,12 @@ def _warm_up(base: str) -> None:
         assert r.status_code in (200, 409), r.text
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def serve(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """A demo server on a free port with its data in ``data_dir``, ready and warmed up; its
+    base URL. ``extra_env``: settings of its own (e.g. no simulated riders)."""
     if not (REPO / "frontend" / "dist" / "index.html").is_file():
         pytest.fail("frontend/dist is not built: run `make install` (npm run build) first")
-    data_dir = tmp_path_factory.mktemp("server")
     port = free_port()  # the server binds it only after its first-run demo import
     env = {
         **os.environ,
@@ -81,6 +83,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "TSUNAGU_LOGIN_RATE_LIMIT_PER_MINUTE": "100000",
         "DATABASE_URL": "",
         "REDIS_URL": "",
+        **(extra_env or {}),
     }
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -123,6 +126,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(tmp_path_factory.mktemp("server")) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
