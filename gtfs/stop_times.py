@@ -36,6 +36,7 @@ from gtfs.geo import haversine_m
 from gtfs.times import format_time, int_column, parse_times
 
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +59,7 @@ class TypedStopTimes:
     flex: npt.NDArray[np.bool_]
     shape_dist: npt.NDArray[np.float64]
     source_row: npt.NDArray[np.int64]  # row of stop_times.txt
+    stop_row: npt.NDArray[np.int64]  # [N] row of ``stop_ids`` in stops.txt (first), -1 if none
 
     @property
     def n_trips(self) -> int:
@@ -82,12 +84,12 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     trips = feed.trips
     if st.empty or trips.empty or "trip_id" not in st.columns or "trip_id" not in trips.columns:
         return _empty()
-    trip_codes = first_index(trips["trip_id"].astype(str), st["trip_id"].astype(str))
+    trip_codes = _run_index(trips["trip_id"].astype(str), st["trip_id"].to_numpy(dtype=object))
     seq = feed.ints("stop_times", "stop_sequence", -1, np.int64)
     # Rows whose trip is unknown or sequence unusable are reported by the validator; dropped.
     keep = (trip_codes >= 0) & (seq >= 0)
     rows = np.flatnonzero(keep)
-    order = rows[np.lexsort((seq[rows], trip_codes[rows]))]
+    order = rows[_trip_sequence_order(trip_codes[rows], seq[rows])]
     # Duplicated trip ids in trips.txt: rows go to the first such trip (validator reports).
     tcode = trip_codes[order]
     arr = feed.times("stop_times", "arrival_time")[0]
@@ -109,13 +111,8 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     for col in ("location_id", "location_group_id"):
         if col in st.columns:
             window |= (st[col].astype(str) != "").to_numpy()[order]
-    stops = feed.stops
-    known_stops = (
-        pd.Index(stops["stop_id"].astype(str))
-        if "stop_id" in stops.columns
-        else pd.Index([], dtype=object)
-    )
-    flex = window | ~pd.Index(stop_ids).isin(known_stops)
+    stop_row = _stop_rows(feed, stop_ids)
+    flex = window | (stop_row < 0)
 
     # Trip boundaries.
     n = len(order)
@@ -129,7 +126,7 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
         trip_flex = np.logical_or.reduceat(flex, ptr[:-1])
 
     def coords(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], ...]:
-        return _stop_coords(feed, stop_ids[rows])
+        return _stop_coords(feed, stop_row[rows])
 
     arr, dep, interp = _interpolate(arr, dep, ptr, trip_of, sdt, coords, ~flex)
 
@@ -151,8 +148,49 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
         flex=flex,
         shape_dist=sdt,
         source_row=st.index.to_numpy()[order].astype(np.int64),
+        stop_row=stop_row,
     )
     return _expand_frequencies(feed, base)
+
+
+def _run_index(keys: pd.Series, values: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
+    """``first_index(keys, values)`` for values that come in runs (stop_times.txt lists a
+    trip's rows together): one look-up per run, the rest by comparing neighbours (~2.5x faster
+    on 2 million rows)."""
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    head = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return np.repeat(first_index(keys, values[head]), np.diff(np.r_[head, n]))
+
+
+def _trip_sequence_order(trip: npt.NDArray[np.int64], seq: npt.NDArray[np.int64]) -> I64:
+    """``np.lexsort((seq, trip))``: rows by trip, then stop_sequence, ties in file order.
+
+    Feeds nearly always list rows in that order already (checked in one pass); otherwise one
+    stable sort of a combined key, when it fits, costs half the two-key lexsort.
+    """
+    n = len(trip)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    top = int(seq.max()) + 1
+    if int(trip.max()) < (1 << 62) // top:
+        key = trip * top + seq
+        if bool(np.all(key[1:] >= key[:-1])):
+            return np.arange(n, dtype=np.int64)
+        return np.argsort(key, kind="stable").astype(np.int64)
+    return np.lexsort((seq, trip)).astype(np.int64)
+
+
+def _stop_rows(feed: Feed, stop_ids: npt.NDArray[np.object_]) -> I64:
+    """Row in stops.txt of each of ``stop_ids`` (first occurrence), -1 when it names none (a
+    flex location, or an unknown stop)."""
+    stops = feed.stops
+    if "stop_id" not in stops.columns or len(stop_ids) == 0:
+        return np.full(len(stop_ids), -1, np.int64)
+    # Look the distinct ids up once: a feed names each stop thousands of times.
+    codes, uniques = pd.factorize(stop_ids, use_na_sentinel=False)
+    return first_index(stops["stop_id"].astype(str), uniques)[codes]
 
 
 def _empty() -> TypedStopTimes:
@@ -178,22 +216,19 @@ def _empty() -> TypedStopTimes:
         zb,
         np.zeros(0),
         z64,
+        z64,
     )
 
 
 def _stop_coords(
-    feed: Feed, stop_ids: npt.NDArray[np.object_]
+    feed: Feed, idx: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    stops = feed.stops
-    if "stop_id" not in stops.columns:
-        nan = np.full(len(stop_ids), np.nan)
-        return nan, nan.copy()
-    idx = first_index(stops["stop_id"].astype(str), stop_ids)
+    """Coordinates of the stops.txt rows ``idx`` (NaN for -1)."""
     lat = feed.numbers("stops", "stop_lat")[0]
     lon = feed.numbers("stops", "stop_lon")[0]
     ok = idx >= 0
-    out_lat = np.full(len(stop_ids), np.nan)
-    out_lon = np.full(len(stop_ids), np.nan)
+    out_lat = np.full(len(idx), np.nan)
+    out_lon = np.full(len(idx), np.nan)
     out_lat[ok] = lat[idx[ok]]
     out_lon[ok] = lon[idx[ok]]
     return out_lat, out_lon
@@ -312,4 +347,5 @@ def _expand_frequencies(feed: Feed, base: TypedStopTimes) -> TypedStopTimes:
         flex=base.flex[all_rows],
         shape_dist=base.shape_dist[all_rows],
         source_row=base.source_row[all_rows],
+        stop_row=base.stop_row[all_rows],
     )

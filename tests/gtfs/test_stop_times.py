@@ -94,3 +94,46 @@ def test_exact_times_zero_and_one_both_expand(make_feed: Callable[..., Path]) ->
         24600,
         24900,
     ]
+
+
+def test_rows_sorted_by_trip_then_sequence_whatever_the_file_order() -> None:
+    from gtfs.stop_times import _trip_sequence_order
+
+    rng = np.random.default_rng(7)
+    for top in (10, 2**40):  # the combined key, and sequences too large for it (lexsort)
+        trip = rng.integers(0, 50, 500).astype(np.int64)
+        seq = rng.integers(0, top, 500).astype(np.int64)
+        seq[::7] = seq[1::7][: len(seq[::7])]  # ties keep file order
+        assert _trip_sequence_order(trip, seq).tolist() == np.lexsort((seq, trip)).tolist()
+        o = np.lexsort((seq, trip))
+        assert _trip_sequence_order(trip[o], seq[o]).tolist() == list(range(500))  # in order
+
+
+def test_stop_rows_and_trip_lookup_match_plain_lookups(
+    make_feed: Callable[..., Path], gtfs_dir: Path
+) -> None:
+    from gtfs.arrays import first_index
+
+    # T1's rows are split in two runs; X is no stop (a flex-like row); S2 is listed twice.
+    stops = STOPS + "S2,again,36.0,140.0\n"
+    st = (
+        f"{ST_HEAD}\nT1,08:00:00,08:00:00,S1,1\nT2,08:00:00,08:00:00,S2,1\n"
+        "T1,08:10:00,08:10:00,X,2\nT2,08:10:00,08:10:00,S3,2\nT1,08:20:00,08:20:00,S2,3\n"
+    )
+    paths = [make_feed({"stops.txt": stops, "stop_times.txt": st}), gtfs_dir / "google_sample.zip"]
+    for path in paths:
+        feed = read_feed(path)
+        ts = feed.typed_stop_times
+        want = first_index(feed.stops["stop_id"].astype(str), ts.stop_ids)
+        assert ts.stop_row.tolist() == want.tolist()
+        assert np.array_equal(ts.flex, ts.stop_row < 0)
+        trips = feed.trips["trip_id"].astype(str).to_numpy()
+        assert all(
+            trips[r] == t.split("@")[0] for r, t in zip(ts.trip_row, ts.trip_ids, strict=True)
+        )
+    assert ts.n_trips > 0
+    feed = read_feed(paths[0])
+    ts = feed.typed_stop_times
+    assert ts.trip_ids.tolist() == ["T1", "T2"]
+    assert ts.stop_ids.tolist() == ["S1", "X", "S2", "S2", "S3"]
+    assert ts.stop_row.tolist() == [0, -1, 1, 1, 2]
