@@ -5,11 +5,6 @@
 * One structured access-log line per request (method, path, query, status, duration); the
   values of secret query parameters (``access_token``, ``token``, ``password``...) are
   replaced by ``***``.
-* At most :func:`plan_concurrency` ``/api/v1/plan`` requests are computed at once per process;
-  the others wait their turn here, before any work (#10). A plan is CPU work in a worker
-  thread: on a 2-core server forty plans at once run no faster than two, but they hold forty
-  threads' working memory and take the GIL from the event loop, so bookings and cancellations
-  waited behind them.
 * Bodies above ``settings.max_body_bytes`` (``max_upload_bytes`` for multipart, zip and other
   binary uploads) answer 413 ``payload_too_large`` in the error shape. The limit is enforced on
   the bytes actually received, not only on ``Content-Length``.
@@ -17,9 +12,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import time
 import uuid
@@ -196,40 +189,8 @@ class RequestContextMiddleware:
                 log.info("request", **fields)
 
 
-def plan_concurrency() -> int:
-    """Plans computed at once by one process: one per core, at least two (one can wait on
-    the fleet's quotes while the other computes)."""
-    return max(2, os.cpu_count() or 1)
-
-
-class ConcurrencyLimitMiddleware:
-    """At most ``limits[path]`` requests to each listed path run at once; the others wait
-    (in arrival order) before reaching the app. The waiting costs nothing but a coroutine."""
-
-    def __init__(self, app: ASGIApp, *, limits: dict[str, int]) -> None:
-        if any(n < 1 for n in limits.values()):
-            raise ValueError("concurrency limits must be at least 1")
-        self.app = app
-        self.limits = dict(limits)
-        self._gates: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        limit = self.limits.get(path)
-        if limit is None:
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        held = self._gates.get(path)
-        if held is None or held[0] is not loop:  # a semaphore belongs to one event loop
-            held = self._gates[path] = (loop, asyncio.Semaphore(limit))
-        async with held[1]:
-            await self.app(scope, receive, send)
-
-
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Add the middleware (outermost last: the request id wraps everything, even 413s)."""
-    app.add_middleware(ConcurrencyLimitMiddleware, limits={"/api/v1/plan": plan_concurrency()})
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -618,7 +618,8 @@ class Load:
                 r = await self.call(
                     client, "cancel", "DELETE", f"{API}/rides/{b.ride_id}", headers=headers
                 )
-                if r is None or r.status_code >= 500:
+                if r is None or r.status_code >= 500 or r.status_code == 202:
+                    # 202: queued while the zone changes owner; it may yet be refused.
                     b.expect = "cancel_unknown"
                 elif r.status_code == 200:
                     b.expect = "cancelled"
