@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.feeds import NetworkSummary, registry_of
 from app.api.schemas import PUBLIC, OpenModel, error_responses
 from app.errors import ApiError
+from app.feeds.dispatch_zones import zone_network, zones_of_network
 from app.feeds.network import Network, network_geojson
 from app.services import ServicesDep
 
@@ -44,6 +45,7 @@ class ZoneProperties(OpenModel):
     service_hours: list[list[float]] = Field(description="(start, end) local seconds of day.")
     min_notice_s: float
     max_notice_s: float
+    network: str | None = Field(None, description="The city (network) the zone lies in.")
 
 
 class ZoneFeature(OpenModel):
@@ -111,12 +113,22 @@ async def network_info(
     return info
 
 
-@router.get("/zones", response_model=ZoneCollection)
-async def on_demand_zones(services: ServicesDep) -> dict[str, Any]:
+@router.get("/zones", response_model=ZoneCollection, responses=error_responses(404))
+async def on_demand_zones(
+    services: ServicesDep,
+    network: Annotated[
+        str | None,
+        Query(max_length=64, description="only the zones lying in this city's network"),
+    ] = None,
+) -> dict[str, Any]:
     """The on-demand zones residents can ride in, as a GeoJSON FeatureCollection (name, service
-    hours in local seconds of day, booking notice); no vehicle or ride is shown."""
+    hours in local seconds of day, booking notice, the city it lies in); no vehicle or ride is
+    shown."""
     gateway = getattr(services, "dispatch", None)
     zones = [] if gateway is None else await gateway.zones()
+    reg = registry_of(services)
+    if network:
+        zones = zones_of_network(reg, zones, reg.network_named(network))
     return {
         "type": "FeatureCollection",
         "features": [
@@ -130,6 +142,7 @@ async def on_demand_zones(services: ServicesDep) -> dict[str, Any]:
                     "service_hours": z.service_hours,
                     "min_notice_s": z.min_notice_s,
                     "max_notice_s": z.max_notice_s,
+                    "network": zone_network(reg, z),
                 },
             }
             for z in zones

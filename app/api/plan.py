@@ -559,8 +559,10 @@ async def on_demand_provider(
     import asyncio
 
     from app.dispatch.on_demand_legs import FleetOnDemand
+    from app.feeds.dispatch_zones import zones_of_network
 
-    zones = await gateway.zones()
+    # A zone belongs to the city it lies in: another city's vans never serve this plan.
+    zones = zones_of_network(services.feeds, await gateway.zones(), np_.network)
     return FleetOnDemand(
         services,
         zones,

@@ -166,6 +166,10 @@ async def ingest_trip_updates(
     except RealtimeParseError as exc:
         raise ApiError(422, "invalid_gtfs_rt", str(exc)) from exc
     state = await run_in_threadpool(reg.realtime_state)
+    overlays = await run_in_threadpool(reg.realtime_overlays)
+    if len(overlays) > 1:  # several cities: the overlay of the one the feed matches best
+        best = max(overlays, key=lambda n: (overlays[n] or {}).get("matched", 0))
+        state = await run_in_threadpool(reg.realtime_state, None, reg.networks[best])
     result = {
         "source": source,
         "incrementality": merged.incrementality,
@@ -175,21 +179,32 @@ async def ingest_trip_updates(
         "ignored": merged.ignored,
         "notices": list(merged.notices),
         "overlay": state.summary() if state is not None else None,
+        "overlays": overlays,
     }
     await announce(services, "feeds.realtime", result)
     return result
 
 
-@router.get("/status", response_model=RealtimeStatus)
+@router.get("/status", response_model=RealtimeStatus, responses=error_responses(404))
 async def realtime_status(
     services: ServicesDep,
     date: Annotated[dt.date | None, Query(description="Service date (default: network's)")] = None,
+    network: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The city (network) of `overlay`; default: the "
+            "default network. `overlays` has every city's.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     reg = registry_of(services)
-    state = await run_in_threadpool(reg.realtime_state, date)
+    net = reg.network_named(network) if network else None
+    state = await run_in_threadpool(reg.realtime_state, date, net)
     return {
         **reg.realtime.status(),
         "overlay": state.summary() if state is not None else None,
+        "overlays": await run_in_threadpool(reg.realtime_overlays, date),
         "pollers": [
             {"url": p.url, "polls": p.polls, "failures": p.failures, "last_error": p.last_error}
             for p in reg.pollers

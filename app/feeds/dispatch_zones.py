@@ -49,6 +49,25 @@ def _utc_offset_s(feed: Any, now: dt.datetime) -> float:
     return offset.total_seconds() if offset is not None else 0.0
 
 
+def zone_network(registry: Any, zone: Any) -> str | None:
+    """The name of the network (city) an on-demand zone lies in: the region whose stops'
+    area holds the zone's first corner; None when no served region does."""
+    try:
+        lon, lat = zone.polygons[0][0][0]
+    except (IndexError, TypeError, ValueError):
+        return None
+    net = registry.network_at(float(lat), float(lon))
+    return net.name if net is not None else None
+
+
+def zones_of_network(registry: Any, zones: list[Any], network: Any) -> list[Any]:
+    """The zones of ``zones`` that lie in ``network`` (every zone when it is the only city
+    served: a zone drawn a little outside the stops still belongs to it)."""
+    if len(registry.networks) <= 1:
+        return list(zones)
+    return [z for z in zones if zone_network(registry, z) == network.name]
+
+
 def flex_zones_of(feed_id: str, path: Path, now: dt.datetime | None = None) -> list[Any]:
     """The service zones of the flex feed stored at ``path``, ids prefixed by ``feed_id``."""
     if not _is_flex(path):

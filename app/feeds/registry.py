@@ -828,6 +828,11 @@ class FeedRegistry:
             return True
 
     # --- realtime ------------------------------------------------------------------------------
+    def realtime_overlays(self, service_date: dt.date | None = None) -> dict[str, Any]:
+        """Each network's realtime overlay summary by name: a GTFS-RT feed is one city's,
+        and matches that city's network (the others' count it unmatched)."""
+        return _overlays(self, service_date)
+
     def realtime_state(
         self, service_date: dt.date | None = None, network: Network | None = None
     ) -> Any:
@@ -838,6 +843,15 @@ class FeedRegistry:
         if day is None:
             return None
         return self.realtime.state(net, day)
+
+
+def _overlays(reg: FeedRegistry, service_date: dt.date | None) -> dict[str, Any]:
+    """Each served network's realtime overlay summary (None where it has no service date)."""
+    out: dict[str, Any] = {}
+    for name, net in sorted(reg.networks.items()):
+        state = reg.realtime_state(service_date, net)
+        out[name] = state.summary() if state is not None else None
+    return out
 
 
 def _nearest_stop_deg2(net: Network, lat: float, lon: float) -> float:
