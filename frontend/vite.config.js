@@ -21,6 +21,21 @@ function swaggerUiAssets() {
   };
 }
 
+// vite-plugin-pwa links the manifest from every page it builds; only the resident page is the
+// installable app (the consoles are not: installing from one would open the resident page).
+function manifestOnResidentPageOnly() {
+  return {
+    name: "tsunagu-manifest-resident-only",
+    enforce: "post",
+    transformIndexHtml: {
+      order: "post",
+      handler(html, ctx) {
+        return ctx.filename.endsWith("/index.html") ? html : html.replace(/<link rel="manifest"[^>]*>/, "");
+      },
+    },
+  };
+}
+
 export default defineConfig({
   plugins: [
     swaggerUiAssets(),
@@ -33,9 +48,34 @@ export default defineConfig({
       filename: "sw.js",
       registerType: "autoUpdate",
       injectRegister: false,
-      manifest: false, // public/manifest.webmanifest, linked from index.html
+      // The web app manifest (dist/manifest.webmanifest, linked from the resident page). Its
+      // PNG icons - 64, 192 and 512 px, a 512 px maskable one, the apple-touch icon and
+      // favicon.ico - are drawn from public/icon.svg at every build by
+      // @vite-pwa/assets-generator (sharp), so they never drift from the SVG: browsers'
+      // installability checks want 192 and 512 px raster icons, not an SVG alone.
+      manifest: {
+        name: "Tsunagu つなぐ",
+        short_name: "Tsunagu",
+        description: "Plan trips by bus, rail, walking and on-demand rides.",
+        start_url: "/",
+        scope: "/",
+        display: "standalone",
+        background_color: "#f6f7f9",
+        theme_color: "#1f5f99",
+        lang: "ja",
+      },
+      pwaAssets: {
+        image: "public/icon.svg",
+        preset: "minimal-2023",
+        overrideManifestIcons: true,
+        // index.html links its icons itself (the SVG); the generated PNGs go to the manifest.
+        includeHtmlHeadLinks: false,
+        injectThemeColor: false,
+      },
       workbox: {
-        globPatterns: ["**/*.{js,css,html,svg,png,webmanifest}"],
+        // The manifest is added by the plugin itself (listed twice, its two revisions would
+        // make the precache fail to install).
+        globPatterns: ["**/*.{js,css,html,svg,png,ico}"],
         globIgnores: ["swagger-ui/**"],
         navigateFallback: "/index.html",
         navigateFallbackDenylist: [/^\/api\//, /^\/(healthz|readyz|\.well-known|swagger-ui)/],
@@ -45,6 +85,7 @@ export default defineConfig({
         runtimeCaching: [],
       },
     }),
+    manifestOnResidentPageOnly(),
   ],
   build: {
     outDir: "dist",

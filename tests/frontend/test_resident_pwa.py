@@ -11,8 +11,10 @@ an app that shows nothing without a network.
 from __future__ import annotations
 
 import re
+import struct
 import uuid
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -247,6 +249,12 @@ def test_my_rides_show_date_places_vehicle_eta_and_cancel_asks_first(page: Any) 
     assert item.locator(".confirm").count() == 0
     assert item.get_attribute("data-status") == status
     page.click("#lang-toggle")
+    # The list is drawn again in English (its rides reloaded): wait for it before acting.
+    english = {"assigned": "Vehicle assigned", "booked": "Booked"}[status]
+    page.wait_for_function(
+        "([s, t]) => document.querySelector(s)?.textContent?.startsWith(t)",
+        arg=[f"#ride-list li[data-ride-id='{rid}']", english],
+    )
     item.locator("button.cancel-ride").click()
     assert "Cancel this booking?" in item.locator(".confirm").inner_text()
     item.locator("button.confirm-yes").click()
@@ -290,6 +298,13 @@ def test_planner_errors_are_in_the_pages_language(page: Any) -> None:
     )
 
 
+def _png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
 def test_installable_pwa_shows_my_booked_rides_offline(browser: Any, live_server: str) -> None:
     # Its own context: Playwright's request routing (the `page` fixture's guard) keeps a
     # service worker from taking control, so requests leaving localhost are only recorded.
@@ -311,7 +326,25 @@ def test_installable_pwa_shows_my_booked_rides_offline(browser: Any, live_server
             assert manifest.get(field), field
         assert manifest["display"] in ("standalone", "fullscreen", "minimal-ui")
         assert all(i.get("src") and i.get("sizes") for i in manifest["icons"])
+        # Raster icons of 192 and 512 px (an SVG alone does not make the app installable in
+        # chromium) and a maskable one, each a real PNG of its stated size (generated from the
+        # SVG at build time).
+        pngs = {
+            (i["sizes"], i.get("purpose", "any")): i["src"]
+            for i in manifest["icons"]
+            if i.get("type") == "image/png"
+        }
+        for key in (("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")):
+            assert key in pngs, (key, manifest["icons"])
+            png = page.request.get(urljoin(f"{live_server}/manifest.webmanifest", pngs[key]))
+            assert png.ok and png.headers["content-type"] == "image/png", key
+            assert _png_size(png.body()) == tuple(map(int, key[0].split("x"))), key
+        # The resident page is the installable app; the consoles link no manifest of it.
+        for console in ("dispatcher", "operator"):
+            html = page.request.get(f"{live_server}/{console}.html").text()
+            assert 'rel="manifest"' not in html, console
         _open(page, "ja", sign_up=True)
+        assert page.get_attribute("link[rel=manifest]", "href") == "/manifest.webmanifest"
         rid = _book_ride(page)
         # Workbox's service worker is registered and controls the page (clientsClaim).
         page.wait_for_function(
