@@ -13,36 +13,11 @@ from fastapi.testclient import TestClient
 
 from app.planning.demo import DEMO_FEED
 from tests.app.conftest import TestUser, assert_error, services_of
-from tests.gtfs.conftest import BASE_FEED, write_zip
+from tests.app.planning.line_feeds import three_stop_line
 
 P = "/api/v1/planning"
 # "tiny": R1 runs A-B every 15 min, R2 B-C (C only by R2), far from Muroran.
 A, B, C = (43.0, 141.5), (43.02, 141.5), (43.04, 141.5)
-
-
-def _tiny_feed(path: Path) -> Path:
-    rows = ["trip_id,arrival_time,departure_time,stop_id,stop_sequence"]
-    trips = ["route_id,service_id,trip_id,direction_id"]
-    for i in range(8):
-        m = 7 * 60 + 15 * i
-        for route, seq, off in (("T1", "AB", 0), ("T2", "BC", 12)):
-            tid = f"{route}_{i}"
-            trips.append(f"{route},WK,{tid},0")
-            for k, s in enumerate(seq):
-                t = m + off + 10 * k
-                hm = f"{t // 60:02d}:{t % 60:02d}:00"
-                rows.append(f"{tid},{hm},{hm},tiny_{s},{k}")
-    files: dict[str, str | bytes] = dict(BASE_FEED)
-    files["stops.txt"] = "stop_id,stop_name,stop_lat,stop_lon\n" + "".join(
-        f"tiny_{n},{n},{p[0]},{p[1]}\n" for n, p in (("A", A), ("B", B), ("C", C))
-    )
-    files["routes.txt"] = (
-        "route_id,agency_id,route_short_name,route_long_name,route_type\n"
-        "T1,A,1,One,3\nT2,A,2,Two,3\n"
-    )
-    files["trips.txt"] = "\n".join(trips) + "\n"
-    files["stop_times.txt"] = "\n".join(rows) + "\n"
-    return write_zip(path, files)
 
 
 def _ok(r: Any) -> Any:
@@ -62,7 +37,10 @@ def planner(
     src = tmp_path / "muroran.zip"
     shutil.copy(DEMO_FEED, src)
     reg.publish("muroran", reg.upload_file("muroran", src).id)
-    tiny = reg.upload_file("tiny", _tiny_feed(tmp_path / "tiny.zip"))
+    tiny_zip = three_stop_line(
+        tmp_path / "tiny.zip", (A, B, C), routes=("T1", "T2"), stop_prefix="tiny_"
+    )
+    tiny = reg.upload_file("tiny", tiny_zip)
     assert tiny.status == "valid", tiny.summary
     reg.publish("tiny", tiny.id)
     return auth(make_user(roles=["city_planner"]))

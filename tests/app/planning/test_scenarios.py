@@ -25,7 +25,7 @@ from app.planning.scenarios import (
     run_scenario,
 )
 from routing.access import read_destinations, read_hospitals, read_population
-from tests.gtfs.conftest import BASE_FEED, write_zip
+from tests.app.planning.line_feeds import three_stop_line
 
 # R1 runs A-B (every 15 min), R2 runs B-C (the only route to C, where the clinic is).
 A, B, C = (43.0, 141.0), (43.02, 141.0), (43.04, 141.0)
@@ -34,28 +34,7 @@ DAY = dt.date(2030, 1, 7)
 
 @pytest.fixture(scope="module")
 def feed(tmp_path_factory: pytest.TempPathFactory) -> gtfs.Feed:
-    rows = ["trip_id,arrival_time,departure_time,stop_id,stop_sequence,direction_id"]
-    trips = ["route_id,service_id,trip_id,direction_id"]
-    for i in range(8):
-        m = 7 * 60 + 15 * i
-        for route, seq, off in (("R1", "AB", 0), ("R2", "BC", 12)):
-            tid = f"{route}_{i}"
-            trips.append(f"{route},WK,{tid},0")
-            for k, s in enumerate(seq):
-                t = m + off + 10 * k
-                rows.append(
-                    f"{tid},{t // 60:02d}:{t % 60:02d}:00,{t // 60:02d}:{t % 60:02d}:00,{s},{k},0"
-                )
-    files: dict[str, str | bytes] = dict(BASE_FEED)
-    files["stops.txt"] = "stop_id,stop_name,stop_lat,stop_lon\n" + "".join(
-        f"{n},{n},{p[0]},{p[1]}\n" for n, p in (("A", A), ("B", B), ("C", C))
-    )
-    files["routes.txt"] = (
-        "route_id,agency_id,route_short_name,route_long_name,route_type\nR1,A,1,One,3\nR2,A,2,Two,3\n"
-    )
-    files["trips.txt"] = "\n".join(trips) + "\n"
-    files["stop_times.txt"] = "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n"
-    return gtfs.read_feed(write_zip(tmp_path_factory.mktemp("sc") / "f.zip", files))
+    return gtfs.read_feed(three_stop_line(tmp_path_factory.mktemp("sc") / "f.zip", (A, B, C)))
 
 
 def test_edits_copy_the_network(feed: gtfs.Feed) -> None:
