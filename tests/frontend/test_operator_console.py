@@ -80,7 +80,7 @@ def test_report_table_and_unreadable_upload_in_japanese(
     assert status.startswith("「時刻表2026.xlsx」はGTFSとして読めません"), status
     assert "original.zip" not in status and "0 件" not in status and "0 errors" not in status
     row = page.locator("#versions tbody tr[data-feed-id='broken']").first
-    assert row.locator("td").nth(4).inner_text() == "—"  # no "0 errors" for an unread file
+    assert row.locator("td").nth(5).inner_text() == "—"  # no "0 errors" for an unread file
 
     # stops.txt missing: the table starts with it, above the foreign-key errors it causes.
     status = _upload(
