@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -353,3 +354,19 @@ def test_two_opt_star_never_moves_a_pinned_request() -> None:
     assert ak.two_opt_star_descent(P, routes, rlen, rveh, rcost, 0.0, 2) == 0.0
     for a, b in zip(before, (routes, rlen, rveh, rcost), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_timed_alns_sizes_its_chunks_to_the_budget(
+    a2_16: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each clock reading advances 10 ms (iterations look slow, as on a large live zone):
+    the first iteration runs alone, and no chunk of 25 overruns a 50 ms budget."""
+    from dispatch.optimize import alns
+
+    alns.warm_up()
+    ticks = iter(range(10**6))
+    fake = SimpleNamespace(perf_counter=lambda: 0.01 * next(ticks))
+    monkeypatch.setattr(alns, "time", fake)  # the module's clock only
+    sol = solve_alns(a2_16, time_limit_s=0.05, seed=0)
+    assert 1 <= sol.stats["iterations"] <= 5
+    assert check(a2_16, sol) == [] and sol.unserved == []
