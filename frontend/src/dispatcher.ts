@@ -844,9 +844,9 @@ async function start(): Promise<void> {
   $("#console").hidden = false;
   // Made once the console shows: a map laid out in a hidden container has no size, and
   // fitting the network into it gives NaN coordinates.
-  const cities = await loadCities();
-  const saved = localStorage.getItem(CITY_KEY);
-  city = cities.find((c) => c.network === saved) ?? cities.find((c) => c.network === city?.network) ?? cities[0];
+  const { cities, main } = await loadCities();
+  const saved = localStorage.getItem(CITY_KEY) ?? city?.network ?? main;
+  city = cities.find((c) => c.network === saved) ?? cities.find((c) => c.network === main) ?? cities[0];
   map ??= await networkMap($("#map"), cities.length > 1 ? city?.network : undefined);
   try {
     const { zones } = await api<{ zones: Zone[] }>("/fleet/zones");

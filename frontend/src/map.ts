@@ -42,13 +42,14 @@ export interface City {
   bbox: number[] | null;
 }
 
-/** The cities the server plans in, in name order (none when the network cannot be read). */
-export async function loadCities(): Promise<City[]> {
+/** The cities the server plans in, in name order, and its default one (the largest); none
+ * when the network cannot be read. */
+export async function loadCities(): Promise<{ cities: City[]; main?: string }> {
   try {
-    const info = await api<{ networks?: City[] }>("/network");
-    return info.networks ?? [];
+    const info = await api<{ networks?: City[]; network?: string | null }>("/network");
+    return { cities: info.networks ?? [], main: info.network ?? undefined };
   } catch {
-    return [];
+    return { cities: [] };
   }
 }
 
