@@ -18,7 +18,7 @@ import asyncio
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import Field
 
 from app.api.fleet import DispatcherPrincipal, VehicleIn
@@ -43,6 +43,7 @@ from app.identity.deps import Principal
 from app.models.identity import User
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
+from dispatch.scale_out import cancel_message
 
 router = APIRouter(
     prefix="/dispatcher", tags=["dispatcher"], responses=AUTHED | error_responses(404, 409)
@@ -334,6 +335,40 @@ async def audit_log(
 
 
 # --- actions ----------------------------------------------------------------------------------
+#: A retried action (``Idempotency-Key``) is answered its first attempt's recorded outcome by
+#: the gateway (``DispatchGateway.command``), not applied twice nor answered 503.
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", max_length=255, include_in_schema=False)
+]
+
+
+async def _zone_command(
+    services: Any,
+    who: Principal,
+    action: str,
+    target: tuple[str, str],
+    reason: str,
+    msg: dict[str, Any],
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Send a console command for ``target`` (kind ``ride`` or ``vehicle``, id) to its zone's
+    owner; its outcome, or the refusal (any error on the way included) audited and raised."""
+    g = gateway_of(services)
+    kind, target_id = target
+    try:
+        if kind == "ride":
+            zone_id, _ = await _ride_zone(g, target_id)
+        else:
+            zone_id = await g.zone_of_vehicle(target_id)
+        out = await g.command(zone_id, msg, action_id=idempotency_key)
+    except ApiError as exc:
+        raise await _refused(services, who, action, kind, target_id, reason, exc) from exc
+    err = _outcome_error(out)
+    if err is not None:
+        raise await _refused(services, who, action, kind, target_id, reason, err)
+    return out
+
+
 async def _ride_command(
     services: Any,
     who: Principal,
@@ -341,17 +376,12 @@ async def _ride_command(
     ride_id: str,
     reason: str,
     msg: dict[str, Any],
+    idempotency_key: str | None,
 ) -> dict[str, Any]:
-    g = gateway_of(services)
-    try:
-        zone_id, _ = await _ride_zone(g, ride_id)
-        out = await g.command(zone_id, msg)
-    except ApiError as exc:
-        raise await _refused(services, who, action, "ride", ride_id, reason, exc) from exc
-    err = _outcome_error(out)
-    if err is not None:
-        raise await _refused(services, who, action, "ride", ride_id, reason, err)
-    found = await g.ride(ride_id)
+    out = await _zone_command(
+        services, who, action, ("ride", ride_id), reason, msg, idempotency_key
+    )
+    found = await gateway_of(services).ride(ride_id)
     rider = found[0] if found is not None else ""
     users = await asyncio.to_thread(users_by_id, services.engine, {rider})
     details = {k: out["ride"].get(k) for k in ("vehicle_id", "status")}
@@ -363,54 +393,64 @@ async def _ride_command(
 
 @router.post("/rides/{ride_id}/reassign", response_model=ActionOut, responses=_BODY)
 async def reassign(
-    ride_id: str, body: ReassignIn, who: DispatcherPrincipal, services: ServicesDep
+    ride_id: str,
+    body: ReassignIn,
+    who: DispatcherPrincipal,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Move a booked ride to ``vehicle_id``; 409 ``no_vehicle_available`` when that vehicle
     cannot keep its promised window (nothing changes)."""
     msg = {"op": "reassign", "ride_id": ride_id, "vehicle_id": body.vehicle_id}
-    return await _ride_command(services, who, "reassign", ride_id, body.reason, msg)
+    return await _ride_command(
+        services, who, "reassign", ride_id, body.reason, msg, idempotency_key
+    )
 
 
 @router.post("/rides/{ride_id}/cancel", response_model=ActionOut, responses=_BODY)
 async def cancel(
-    ride_id: str, body: ReasonIn, who: DispatcherPrincipal, services: ServicesDep
+    ride_id: str,
+    body: ReasonIn,
+    who: DispatcherPrincipal,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Cancel a ride not yet picked up, with a reason the rider is told."""
-    msg = {"op": "cancel", "ride_id": ride_id, "reason": body.reason}
-    return await _ride_command(services, who, "cancel", ride_id, body.reason, msg)
+    msg = cancel_message(ride_id, reason=body.reason)
+    return await _ride_command(services, who, "cancel", ride_id, body.reason, msg, idempotency_key)
 
 
 @router.post("/rides/{ride_id}/no-show", response_model=ActionOut, responses=_BODY)
 async def no_show(
-    ride_id: str, body: OptionalReasonIn, who: DispatcherPrincipal, services: ServicesDep
+    ride_id: str,
+    body: OptionalReasonIn,
+    who: DispatcherPrincipal,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Mark a no-show (once the pick-up window has opened; 409 ``no_show_too_early``)."""
     msg = {"op": "mark_no_show", "ride_id": ride_id, "reason": body.reason}
-    return await _ride_command(services, who, "no_show", ride_id, body.reason, msg)
+    return await _ride_command(services, who, "no_show", ride_id, body.reason, msg, idempotency_key)
 
 
 @router.post("/vehicles/{vehicle_id}/service", response_model=ActionOut, responses=_BODY)
 async def vehicle_service(
-    vehicle_id: str, body: ServiceIn, who: DispatcherPrincipal, services: ServicesDep
+    vehicle_id: str,
+    body: ServiceIn,
+    who: DispatcherPrincipal,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Take a vehicle out of service, send it to its depot, or put it back in service. Out
     of service, its rides not yet picked up go to other vehicles that keep their promise, or
     are cancelled (``cancelled``; their riders are told)."""
-    g = gateway_of(services)
     action = body.action
     msg = {"op": "vehicle_service", "vehicle_id": vehicle_id, "action": action}
-    try:
-        zone_id = await g.zone_of_vehicle(vehicle_id)
-        out = await g.command(zone_id, msg)
-    except ApiError as exc:
-        raise await _refused(
-            services, who, action, "vehicle", vehicle_id, body.reason, exc
-        ) from exc
-    err = _outcome_error(out)
-    if err is not None:
-        raise await _refused(services, who, action, "vehicle", vehicle_id, body.reason, err)
+    target = ("vehicle", vehicle_id)
+    out = await _zone_command(services, who, action, target, body.reason, msg, idempotency_key)
     details = {"moved": out.get("moved", {}), "cancelled": out.get("cancelled", [])}
     entry = await _audit(services, who, action, "vehicle", vehicle_id, body.reason, details=details)
+    g = gateway_of(services)
     return {**details, "vehicle": await g.vehicle(vehicle_id), "audit": entry}
 
 

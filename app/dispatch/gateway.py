@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import uuid
@@ -246,7 +247,13 @@ class DispatchGateway(VehicleEvents, Protocol):
 
     async def zone_of_vehicle(self, vehicle_id: str) -> str: ...
 
-    async def command(self, zone_id: str, msg: dict[str, Any]) -> dict[str, Any]: ...
+    async def command(
+        self, zone_id: str, msg: dict[str, Any], action_id: str | None = None
+    ) -> dict[str, Any]:
+        """A console command's outcome (``rejected`` / ``error`` keys included). ``action_id``
+        (the request's ``Idempotency-Key``): a retry of the same command is answered the
+        first attempt's outcome, never applied twice."""
+        ...
 
 
 def _merge_rides(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -403,9 +410,13 @@ class LocalGateway(VehicleEvents):
         except DispatchError as exc:
             raise dispatch_error(exc.code, exc.message) from exc
 
-    async def command(self, zone_id: str, msg: dict[str, Any]) -> dict[str, Any]:
+    async def command(
+        self, zone_id: str, msg: dict[str, Any], action_id: str | None = None
+    ) -> dict[str, Any]:
         """Apply a console command (``dispatch.scale_out.CONSOLE_OPS``, ``cancel``) through
-        the zone owner's code path; its outcome (``rejected`` / ``error`` keys included)."""
+        the zone owner's code path; its outcome (``rejected`` / ``error`` keys included).
+        In one process nothing is lost between the owner and the asker: a retry under the
+        same ``Idempotency-Key`` is answered by the idempotency layer (``app.idempotency``)."""
         out = await asyncio.to_thread(handle, self.dispatcher, msg)
         if "error" not in out and "rejected" not in out:
             await persist(self.services, [zone_id])
@@ -720,6 +731,9 @@ class ClusterGateway(VehicleEvents):
                 if corr:
                     key = self._key(f"outcome.{corr}")
                     pipe.set(key, json.dumps(out), px=int(OUTCOME_TTL_S * 1000))
+                if data.get("console_key"):  # a console command's, for its retries
+                    key = str(data["console_key"])
+                    pipe.set(key, json.dumps(out), px=int(REFUSED_TTL_S * 1000))
                 if op in ("book", "book_quote"):
                     rid = str(data["request"]["request_id"] if op == "book" else data["request_id"])
                     if "rejected" in out:
@@ -864,6 +878,7 @@ class ClusterGateway(VehicleEvents):
         durable: bool,
         record: tuple[str, str, str] | None = None,
         wait: float | None = None,
+        console_key: str | None = None,
     ) -> dict[str, Any] | None:
         """Send a command (durable stream) or a query (pub/sub) for ``zone_id``; the owner's
         outcome, or None after ``wait`` seconds (``dispatch_reply_timeout_s`` by default; 0:
@@ -874,6 +889,8 @@ class ClusterGateway(VehicleEvents):
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
         msg = {**data, "zone_id": zone_id, "reply_to": self.reply_topic, "corr": corr}
+        if console_key is not None:  # where the owner also records its outcome
+            msg["console_key"] = console_key
         try:
             if durable and record is not None:
                 await self.bus.enqueue_recorded(zone_stream(zone_id), msg, record)
@@ -1319,13 +1336,102 @@ class ClusterGateway(VehicleEvents):
     async def zone_of_vehicle(self, vehicle_id: str) -> str:
         return await self._zone_of_vehicle(vehicle_id)
 
-    async def command(self, zone_id: str, msg: dict[str, Any]) -> dict[str, Any]:
-        """A console command queued for the zone's owner; 503 ``dispatch_busy`` when it does
-        not answer in time (the command stays queued and is applied when an owner gets it)."""
-        out = await self._ask(zone_id, msg, durable=True)
+    async def command(
+        self, zone_id: str, msg: dict[str, Any], action_id: str | None = None
+    ) -> dict[str, Any]:
+        """A console command queued for the zone's owner; its outcome. The owner records it
+        under the command's correlation id and, given an ``action_id`` (the request's
+        ``Idempotency-Key``), under ``dispatch.console.<action>`` for :data:`REFUSED_TTL_S`
+        (``action``: the key and the command's fingerprint). A reply lost: the recorded
+        outcome, else what the zone's save shows (:meth:`_console_outcome`: an owner that
+        died between its save and its record). A retry with the same key is answered the
+        first attempt's outcome (waiting for it while it is queued), never applied twice.
+        503 ``dispatch_busy`` only while nothing shows the command handled (it stays queued
+        and is applied in the owner's turn; a retry with the key then answers its outcome)."""
+        key = self._console_key(msg, action_id) if action_id else None
+        if key is not None and not await self.redis.set(
+            key, json.dumps(None), nx=True, px=int(REFUSED_TTL_S * 1000)
+        ):
+            # Asked before under this key: its outcome, or wait for it (queued still).
+            out = await self._console_recorded(key, self.reply_timeout_s)
+            if out is None:
+                raise busy()
+            return out
+        try:
+            out = await self._ask(zone_id, msg, durable=True, console_key=key)
+        except Exception:
+            if key is not None:  # not queued: a retry may send it again
+                with contextlib.suppress(Exception):
+                    await self.redis.delete(key)
+            raise
+        if out is None and key is not None:
+            out = await self._console_recorded(key, 0.0)
+        if out is None:
+            out = await asyncio.to_thread(self._console_outcome, zone_id, msg)
         if out is None:
             raise busy()
         return out
+
+    def _console_key(self, msg: dict[str, Any], action_id: str) -> str:
+        """Where the outcome of the console command ``msg`` sent under ``action_id`` is
+        recorded: the same key and another command (a reused key) are another action."""
+        text = json.dumps([action_id, msg], sort_keys=True, default=str)
+        return self._key(f"console.{hashlib.sha256(text.encode()).hexdigest()[:32]}")
+
+    async def _console_recorded(self, key: str, wait_s: float) -> dict[str, Any] | None:
+        """The outcome recorded under ``key`` (null while the command is queued), polled
+        for up to ``wait_s``."""
+        end = asyncio.get_running_loop().time() + wait_s
+        while True:
+            raw = await self.redis.get(key)
+            out = json.loads(raw) if raw is not None else None
+            if out is not None or asyncio.get_running_loop().time() >= end:
+                return dict(out) if out is not None else None
+            await asyncio.sleep(0.1)
+
+    def _console_outcome(self, zone_id: str, msg: dict[str, Any]) -> dict[str, Any] | None:
+        """A console command without a recorded outcome, looked up in what the zone's owner
+        saved (in a worker thread): a ride reassigned to the vehicle asked for, marked a
+        no-show or cancelled; a vehicle whose service state is the one asked for (its view;
+        which rides moved is not saved: none listed). None when the save does not show it."""
+        op = msg.get("op")
+        if op in ("reassign", "mark_no_show", "cancel"):
+            saved = saved_ride(self.services.engine, str(msg["ride_id"]))
+            if saved is None:
+                return None
+            ride = saved[1]
+            done = {
+                "reassign": ride.get("status") == "assigned"
+                and ride.get("vehicle_id") == msg.get("vehicle_id"),
+                "mark_no_show": ride.get("status") == "no_show",
+                "cancel": ride.get("status") == "cancelled",
+            }[str(op)]
+            return (
+                {"ride_id": ride["ride_id"], "status": ride["status"], "ride": ride}
+                if done
+                else None
+            )
+        if op != "vehicle_service":
+            return None
+        zone = self.worker.zones.get(zone_id)
+        text = load_zone_state(self.services.engine, zone_id) if zone is not None else None
+        if zone is None or text is None:
+            return None
+        scratch = self._scratch()
+        restore_zone(scratch, zone, text)
+        vid = str(msg["vehicle_id"])
+        try:
+            v = scratch.vehicle(vid)
+        except DispatchError:
+            return None
+        if v.in_service != (msg.get("action") == "in_service"):
+            return None
+        return {
+            "vehicle_id": vid,
+            "moved": {},
+            "cancelled": [],
+            "vehicle": vehicle_view(scratch, v),
+        }
 
     # --- the whole fleet for the GTFS-RT export ---------------------------------------------------
     def others_dispatcher(self) -> Dispatcher:
