@@ -31,6 +31,12 @@ def register(sub: Any) -> None:
     imp.add_argument("path", type=Path)
     imp.add_argument("--feed-id", required=True)
     imp.add_argument("--publish", action="store_true", help="publish it when valid")
+    imp.add_argument(
+        "--network",
+        default=None,
+        help="the city (region) the feed belongs to: feeds of one city are merged into one "
+        "network (default: the feed's previous version's, else its own id)",
+    )
     imp.set_defaults(func=cmd_import)
     val = fs.add_parser("validate", help="validate a GTFS zip or folder (nothing stored)")
     val.add_argument("path", type=Path)
@@ -39,6 +45,7 @@ def register(sub: Any) -> None:
     pub = fs.add_parser("publish", help="publish a version")
     pub.add_argument("feed_id")
     pub.add_argument("version", type=int)
+    pub.add_argument("--network", default=None, help="publish into this city (region)")
     pub.set_defaults(func=cmd_publish)
     rb = fs.add_parser("rollback", help="publish the previous (or the given) version")
     rb.add_argument("feed_id")
@@ -82,7 +89,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     reg = _registry(settings)
     try:
-        v = reg.upload_file(args.feed_id, args.path, uploaded_by="cli")
+        v = reg.upload_file(args.feed_id, args.path, uploaded_by="cli", network=args.network)
         print(
             f"{v.feed_id} version {v.id}: {v.status} "
             f"({v.error_count} errors, {v.warning_count} warnings)"
@@ -93,7 +100,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             assert v.id is not None
             net = reg.publish(v.feed_id, v.id)
             print(
-                f"published; network generation {net.generation}, service date {net.service_date}"
+                f"published in network {net.name}; generation {net.generation}, "
+                f"service date {net.service_date}"
             )
     except ApiError as exc:
         return _fail(exc)
@@ -123,10 +131,13 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     reg = _registry(settings)
     try:
-        net = reg.publish(args.feed_id, args.version)
+        net = reg.publish(args.feed_id, args.version, network=args.network)
     except ApiError as exc:
         return _fail(exc)
-    print(f"published {args.feed_id} version {args.version}; service date {net.service_date}")
+    print(
+        f"published {args.feed_id} version {args.version} in network {net.name}; "
+        f"service date {net.service_date}"
+    )
     return 0
 
 
@@ -144,7 +155,9 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     reg = _registry(settings)
     for f in reg.list_feeds():
-        print(f"{f['feed_id']}: published version {f['published_version']}")
+        print(
+            f"{f['feed_id']} (network {f['network']}): published version {f['published_version']}"
+        )
         for v in reg.list_versions(f["feed_id"]):
             print(
                 f"  v{v.id:<4} {v.status:<9} errors={v.error_count:<4} "

@@ -54,8 +54,16 @@ def test_feed_commands(tmp_path: Path, gtfs_dir: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert main(["feed", "list"], s) == 0
     out = capsys.readouterr().out
-    assert "sample: published version 1" in out
+    assert "sample (network sample): published version 1" in out
     assert "published" in out and "archived" in out and "invalid" in out
+    # A second feed imported into the same city is merged into its network (#13).
+    args = ["feed", "import", str(gtfs_dir / "us_bullrunner.zip"), "--feed-id", "usf"]
+    assert main([*args, "--network", "sample", "--publish"], s) == 0
+    assert "published in network sample" in capsys.readouterr().out
+    assert main(["feed", "list"], s) == 0
+    assert "usf (network sample): published version 4" in capsys.readouterr().out
+    assert main(["feed", "publish", "usf", "4", "--network", "not a name"], s) == 1
+    assert "invalid_network" in capsys.readouterr().err
 
 
 def test_feed_validate(tmp_path: Path, gtfs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
