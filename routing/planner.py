@@ -175,6 +175,8 @@ class Planner:
         self.builder = ItineraryBuilder(
             self.tt, self.walk, readings=readings, translations=translations, co2=data.co2
         )
+        #: Whether McRAPTOR's search is cut where it cannot change the answer (``_search``).
+        self.bound_mc = True
         self.intermodal = IntermodalPlanner(
             self.builder, np.diff(self.tt.stop_pattern_ptr).astype(np.int32)
         )
@@ -264,35 +266,44 @@ class Planner:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="origin")
             if e_stops.size == 0 and direct is None:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
-        journeys: list[Journey] = []
-        if a_stops.size and e_stops.size:
-            journeys = self._search(
-                req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version
-            )
-        if opts.max_travel_s > 0:
-            # The searches prune from the time they start at; McRAPTOR's extra options and the
-            # walks to and from the stops are held to the limit here, door to door.
-            journeys = [j for j in journeys if j.arrival - j.departure <= opts.max_travel_s]
-        # Candidates without shapes, walking paths and intermediate stops: a dozen are built
-        # to keep three, and only those kept are completed (``_shown``).
-        items = [
-            self.builder.build(
-                j,
-                o,
-                d,
-                speed=opts.walk_speed_mps,
-                locale=req.locale,
-                realtime=realtime,
-                day=req.date,
-                detail=False,
-            )
-            for j in journeys
-            if j.rides
-        ]
-        if direct is not None:
-            items.append(direct)
         n = opts.num_itineraries
-        kept = filter_itineraries(items, n, req.arrive_by, opts.optimize_co2)
+
+        def candidates(bounded: bool) -> tuple[list[Itinerary], list[Itinerary], int | None]:
+            journeys: list[Journey] = []
+            bound: int | None = None
+            if a_stops.size and e_stops.size:
+                journeys, bound = self._searched(
+                    req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version, bounded
+                )
+            if opts.max_travel_s > 0:
+                # The searches prune from the time they start at; McRAPTOR's extra options and
+                # the walks to and from the stops are held to the limit here, door to door.
+                journeys = [j for j in journeys if j.arrival - j.departure <= opts.max_travel_s]
+            # Candidates without shapes, walking paths and intermediate stops: a dozen are
+            # built to keep three, and only those kept are completed (``_shown``).
+            items = [
+                self.builder.build(
+                    j,
+                    o,
+                    d,
+                    speed=opts.walk_speed_mps,
+                    locale=req.locale,
+                    realtime=realtime,
+                    day=req.date,
+                    detail=False,
+                )
+                for j in journeys
+                if j.rides
+            ]
+            if direct is not None:
+                items.append(direct)
+            return items, filter_itineraries(items, n, req.arrive_by, opts.optimize_co2), bound
+
+        items, kept, bound = candidates(self.bound_mc)
+        if bound is not None and (len(kept) < n or any(it.end > bound for it in kept)):
+            # McRAPTOR's search was cut at ``bound`` and not every itinerary kept arrives by
+            # then: one arriving later could be among them, search again in full.
+            items, kept, _ = candidates(False)
         if flex:
             # On-demand options beside (not instead of) the walk + transit ones: a rider
             # compares them; dominated ones of either kind still go.
@@ -529,6 +540,32 @@ class Planner:
         realtime: Any | None,
         realtime_version: int | None,
     ) -> list[Journey]:
+        """Every candidate journey (McRAPTOR's search not cut)."""
+        return self._searched(
+            req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version, False
+        )[0]
+
+    def _searched(
+        self,
+        req: PlanRequest,
+        a_stops: npt.NDArray[np.int32],
+        a_secs: npt.NDArray[np.int32],
+        e_stops: npt.NDArray[np.int32],
+        e_secs: npt.NDArray[np.int32],
+        realtime: Any | None,
+        realtime_version: int | None,
+        bounded: bool = False,
+    ) -> tuple[list[Journey], int | None]:
+        """The candidate journeys, and the arrival McRAPTOR's search was cut at (None: not
+        cut).
+
+        With ``bounded`` (depart-at, no CO2 criterion, no "healthier" preference), McRAPTOR
+        drops labels arriving after the ``num_itineraries``-th earliest arrival of the other
+        searches' journeys (distinct trips): a journey arriving later cannot dominate one
+        arriving by then, so the itineraries arriving by then are the same; the caller
+        checks that every itinerary it kept arrives by then and otherwise searches again
+        unbounded (#10: unbounded, McRAPTOR explored the rest of the service day and took most
+        of a /plan's CPU)."""
         opts = req.options
         data = self.data
         out: list[Journey] = []
@@ -540,7 +577,7 @@ class Planner:
                 j = via_earliest_arrival(
                     data.forward, q, req.time_s, a_stops, a_secs, via, e_stops, e_secs
                 )
-                return [] if j is None else [j]
+                return ([] if j is None else [j]), None
             # The departure window's Pareto set (widened until it holds min_journeys), plus
             # the first journeys after it.
             window = opts.search_window_s
@@ -552,22 +589,41 @@ class Planner:
                     break
                 window = min(6 * 3600, max(2 * window, 900))
             out.extend(found)
-            # Less walking, fewer transfers (or less CO2) at the cost of arriving later.
-            co2 = data.pattern_co2 if opts.optimize_co2 else None
-            out.extend(
-                mc_raptor(
-                    data.forward, q, req.time_s, a_stops, a_secs, e_stops, e_secs, pattern_co2=co2
-                )
-            )
+            later: list[Journey] = []
             t = req.time_s
             for _ in range(opts.num_itineraries):
                 res = earliest_arrival(data.forward, q, t, a_stops, a_secs, e_stops, e_secs)
                 found = [j for j in res.journeys if j.rides]
                 if not found:
                     break
-                out.extend(found)
+                later.extend(found)
                 t = min(j.departure for j in found) + 1
-            return out
+            bound = None
+            if bounded and not opts.optimize_co2 and opts.healthier_s == 0:
+                first: dict[tuple[int, ...], int] = {}
+                for j in out + later:
+                    if j.rides:
+                        key = tuple(r.trip for r in j.rides)
+                        first[key] = min(first.get(key, j.arrival), j.arrival)
+                arrivals = sorted(first.values())
+                if len(arrivals) >= opts.num_itineraries:
+                    bound = arrivals[opts.num_itineraries - 1]
+            # Less walking, fewer transfers (or less CO2) at the cost of arriving later.
+            co2 = data.pattern_co2 if opts.optimize_co2 else None
+            out.extend(
+                mc_raptor(
+                    data.forward,
+                    q,
+                    req.time_s,
+                    a_stops,
+                    a_secs,
+                    e_stops,
+                    e_secs,
+                    pattern_co2=co2,
+                    max_arrival=bound,
+                )
+            )
+            return out + later, bound
         q = data.query_arrays(req.date, opts, realtime, reverse=True, realtime_version=version)
         qf = data.query_arrays(req.date, opts, realtime, realtime_version=version)
         t = req.time_s
@@ -589,4 +645,4 @@ class Planner:
             t = min(j.arrival for j in out) - 1
             if len(departures) >= opts.num_itineraries:
                 break
-        return out
+        return out, None
