@@ -71,7 +71,9 @@ class Feed:
 
     def table(self, name: str) -> pd.DataFrame:
         """The table, or an empty frame when the file is absent."""
-        return self.tables.get(name, pd.DataFrame())
+        df = self.tables.get(name)
+        # Not ``get(name, pd.DataFrame())``: that builds a frame (~0.5 ms) on every call.
+        return pd.DataFrame() if df is None else df
 
     def column(self, name: str, col: str) -> pd.Series:
         """A string column, blank-filled when the column is absent."""

@@ -66,3 +66,43 @@ def straight_line_footpaths(
     b = ok[pairs[:, 1]].astype(np.int32)
     s = walk_seconds(d)
     return Footpaths(np.r_[a, b], np.r_[b, a], np.r_[s, s])
+
+
+def station_member_pairs(
+    from_stop: npt.ArrayLike, to_stop: npt.ArrayLike, stop_parent: npt.ArrayLike
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """Stop pairs of transfers.txt expanded to platforms: a station stands for itself and its
+    children (``stop_parent``), so pair ``i`` gives every (member of ``from_stop[i]``, member of
+    ``to_stop[i]``).
+
+    Returns ``(pair, a, b)``: for each expanded pair the input pair it comes from and its two
+    stops, in the order two pandas inner merges of the pairs with a ``(stop, member)`` table
+    (every stop its own member first, then the children in index order) give: by input pair,
+    then ``a``'s members, then ``b``'s. Numpy instead of the two merges: ~10 ms of the ~90 ms
+    load of Cairns went to them.
+    """
+    a0 = np.asarray(from_stop, np.int64)
+    b0 = np.asarray(to_stop, np.int64)
+    parent = np.asarray(stop_parent, np.int64)
+    n = len(parent)
+    child = np.flatnonzero(parent >= 0)
+    if len(child) == 0:  # no stations: every stop stands for itself alone
+        return np.arange(len(a0), dtype=np.int64), a0.astype(np.int32), b0.astype(np.int32)
+    # Members of each stop in CSR form: the stop itself, then its children by index.
+    kids = child[np.argsort(parent[child], kind="stable")]
+    n_kids = np.bincount(parent[child], minlength=n)
+    count = 1 + n_kids
+    ptr = np.r_[0, np.cumsum(count)]
+    members = np.empty(int(ptr[-1]), np.int64)
+    members[ptr[:-1]] = np.arange(n)
+    kid_ptr = np.r_[0, np.cumsum(n_kids)]
+    slot = ptr[:-1] + 1  # first child slot of each stop
+    members[np.repeat(slot - kid_ptr[:-1], n_kids) + np.arange(len(kids))] = kids
+    na, nb = count[a0], count[b0]
+    size = na * nb
+    pair = np.repeat(np.arange(len(a0), dtype=np.int64), size)
+    k = np.arange(int(size.sum()), dtype=np.int64) - np.repeat(np.cumsum(size) - size, size)
+    nb_r = nb[pair]
+    a = members[ptr[a0[pair]] + k // nb_r]
+    b = members[ptr[b0[pair]] + k % nb_r]
+    return pair, a.astype(np.int32), b.astype(np.int32)
