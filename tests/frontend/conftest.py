@@ -149,10 +149,11 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: object, live_server: str) -> Iterator[object]:
-    """A fresh browser context per test; any request leaving localhost is blocked and recorded."""
-    ctx = browser.new_context(base_url=live_server, locale="ja-JP")  # type: ignore[attr-defined]
+@contextlib.contextmanager
+def guarded_page(browser: object, base: str) -> Iterator[object]:
+    """A page in a fresh browser context on ``base``; any request leaving localhost is blocked
+    and recorded (``page.outside_requests``)."""
+    ctx = browser.new_context(base_url=base, locale="ja-JP")  # type: ignore[attr-defined]
     outside: list[str] = []
 
     def guard(route: object) -> None:
@@ -168,8 +169,17 @@ def page(browser: object, live_server: str) -> Iterator[object]:
     ctx.set_default_timeout(30_000)
     pg = ctx.new_page()
     pg.outside_requests = outside  # type: ignore[attr-defined]
-    yield pg
-    ctx.close()
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def page(browser: object, live_server: str) -> Iterator[object]:
+    """A fresh browser context per test; any request leaving localhost is blocked and recorded."""
+    with guarded_page(browser, live_server) as pg:
+        yield pg
 
 
 def api_token(base: str, email: str, password: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.frontend.conftest import ADMIN, api_token, serve
+from tests.frontend.conftest import ADMIN, api_token, guarded_page, serve
 from tests.frontend.test_dispatcher_console import (
     P1,
     _book,
@@ -46,19 +46,8 @@ def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def quiet_page(browser: Any, quiet_server: str) -> Iterator[Any]:
-    ctx = browser.new_context(base_url=quiet_server, locale="ja-JP")
-    ctx.set_default_timeout(30_000)
-    outside: list[str] = []
-    ctx.on(
-        "request",
-        lambda r: (
-            None if r.url.startswith((quiet_server, "data:", "blob:")) else outside.append(r.url)
-        ),
-    )
-    pg = ctx.new_page()
-    pg.outside_requests = outside
-    yield pg
-    ctx.close()
+    with guarded_page(browser, quiet_server) as pg:
+        yield pg
 
 
 def _ride_waiting_at_its_pick_up(base: str) -> tuple[str, str, str, dict[str, Any]]:
