@@ -123,7 +123,8 @@ def sync_flex_zones(services: Any) -> dict[str, list[str]]:
 
 def _wanted(registry: Any) -> dict[str, Any]:
     wanted: dict[str, Any] = {}
-    for pv in registry.network.versions:
+    # Every city's published flex feeds (not only the default network's).
+    for pv in (p for net in registry.networks.values() for p in net.versions):
         try:
             zones = flex_zones_of(pv.feed_id, registry.store.original(pv.version_id))
         except Exception:  # a zone problem must never break publishing

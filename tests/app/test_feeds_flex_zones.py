@@ -97,3 +97,30 @@ def test_fixed_route_feeds_add_no_zone(
     v = _upload(c, op, "sample", gtfs_dir / "google_sample.zip")
     assert c.post(f"/api/v1/feeds/sample/versions/{v['id']}/publish", headers=op).is_success
     assert services_of(c).dispatcher.zones() == []
+
+
+def test_flex_zones_of_a_city_that_is_not_the_default_stay_served(
+    make_app_client: Callable[..., TestClient],
+    make_user: Callable[..., Any],
+    auth: Callable[..., dict[str, str]],
+    gtfs_dir: Path,
+) -> None:
+    """Cobb County's flex zones stay served once a larger city (Kumagaya, the default network
+    then) is published beside it, and each zone is listed in the city it lies in (#13)."""
+    c = make_app_client(demo=False, dispatch_reopt_interval_s=0)
+    op = auth(make_user(roles=("operator",), client=c), client=c)
+    flex = _upload(c, op, "cobb", gtfs_dir / "us_cobblinc_flex.zip")
+    assert c.post(f"/api/v1/feeds/cobb/versions/{flex['id']}/publish", headers=op).is_success
+    kuma = _upload(c, op, "kumagaya", gtfs_dir / "jp_kumagaya_yuyubus.zip")
+    assert c.post(f"/api/v1/feeds/kumagaya/versions/{kuma['id']}/publish", headers=op).is_success
+    reg = services_of(c).feeds
+    assert reg.network.name == "kumagaya" and sorted(reg.networks) == ["cobb", "kumagaya"]
+    ids = ["cobb:zone_1", "cobb:zone_2", "cobb:zone_3"]
+    assert sorted(z.zone_id for z in services_of(c).dispatcher.zones()) == ids
+    zones = c.get("/api/v1/network/zones", params={"network": "cobb"}).json()["features"]
+    assert sorted(f["id"] for f in zones) == ids
+    assert {f["properties"]["network"] for f in zones} == {"cobb"}
+    assert c.get("/api/v1/network/zones", params={"network": "kumagaya"}).json()["features"] == []
+    # A restart serves them from the start too.
+    c2 = make_app_client(demo=False, dispatch_reopt_interval_s=0)
+    assert sorted(z.zone_id for z in services_of(c2).dispatcher.zones()) == ids
