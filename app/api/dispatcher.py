@@ -32,10 +32,10 @@ from app.dispatch.console import (
     find_residents,
     kpis,
     read_audit,
+    record_action,
     rides_since,
     risk_of,
     users_by_id,
-    write_audit,
 )
 from app.dispatch.gateway import DispatchGateway, _rejected, dispatch_error
 from app.errors import ApiError
@@ -141,18 +141,7 @@ async def _audit(
     outcome: str = "done",
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return await asyncio.to_thread(
-        write_audit,
-        services.engine,
-        actor_id=who.user_id,
-        actor_email=who.email,
-        action=action,
-        target_kind=kind,
-        target_id=target,
-        reason=reason,
-        outcome=outcome,
-        details=details,
-    )
+    return await record_action(services.engine, who, action, kind, target, reason, outcome, details)
 
 
 async def _refused(

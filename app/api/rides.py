@@ -13,6 +13,7 @@ rider gets ``user.<id>.ride``; ``GET /rides/{request_id}`` shows it pending unti
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -271,20 +272,9 @@ async def _on_behalf_audit(
     outcome: str,
     details: dict[str, Any],
 ) -> None:
-    from app.dispatch.console import write_audit
+    from app.dispatch.console import record_action
 
-    await asyncio.to_thread(
-        write_audit,
-        services.engine,
-        actor_id=who.user_id,
-        actor_email=who.email,
-        action=action,
-        target_kind=kind,
-        target_id=target,
-        reason="watch-over",
-        outcome=outcome,
-        details=details,
-    )
+    await record_action(services.engine, who, action, kind, target, "watch-over", outcome, details)
 
 
 async def _on_behalf(
@@ -315,6 +305,35 @@ async def _on_behalf(
     return consent_id
 
 
+OnBehalfRun = Callable[[DispatchGateway], Awaitable[tuple[dict[str, Any], dict[str, Any]]]]
+
+
+async def _act_on_behalf(
+    services: Any,
+    request: Request,
+    who: Principal,
+    resident_id: str,
+    action: str,
+    target: tuple[str, str],
+    details: dict[str, Any],
+    run: OnBehalfRun,
+) -> dict[str, Any]:
+    """Check the watcher's consent (:func:`_on_behalf`), ``run`` the call on the gateway and
+    audit it with the caller as actor: refused with the error's code, else ``done`` with the
+    details ``run`` adds. ``target``: (kind, id) of what is acted on. Returns ``run``'s
+    answer."""
+    kind, target_id = target
+    consent_id = await _on_behalf(services, request, who, resident_id, action, kind, target_id)
+    details = {"resident": resident_id, "consent_id": consent_id, **details}
+    try:
+        out, more = await run(gateway_of(services))
+    except ApiError as exc:
+        await _on_behalf_audit(services, who, action, kind, target_id, exc.code, details)
+        raise
+    await _on_behalf_audit(services, who, action, kind, target_id, "done", {**details, **more})
+    return out
+
+
 @router.post(
     "/on-behalf/{resident_id}",
     status_code=201,
@@ -336,20 +355,20 @@ async def book_on_behalf(
     """Book a ride in a watched resident's account (the caller holds the resident's
     watch-over consent, checked with the health service: 403 ``no_consent`` otherwise);
     audited with the caller as actor. Send an ``Idempotency-Key``: a retry books once."""
-    action = "watch_book_ride"
-    consent_id = await _on_behalf(services, request, who, resident_id, action, "user", resident_id)
-    g = gateway_of(services)
-    details: dict[str, Any] = {"resident": resident_id, "consent_id": consent_id}
-    try:
+
+    async def run(g: DispatchGateway) -> tuple[dict[str, Any], dict[str, Any]]:
         res = await g.book_request(body.to_request(resident_id, g.now()))
-    except ApiError as exc:
-        await _on_behalf_audit(services, who, action, "user", resident_id, exc.code, details)
-        raise
-    ride = res.body
-    details.update(ride_id=ride.get("ride_id") or ride.get("request_id"), status=ride["status"])
-    await _on_behalf_audit(services, who, action, "user", resident_id, "done", details)
-    response.status_code = res.status_code
-    return ride
+        response.status_code = res.status_code
+        ride = res.body
+        return ride, {
+            "ride_id": ride.get("ride_id") or ride.get("request_id"),
+            "status": ride["status"],
+        }
+
+    target = ("user", resident_id)
+    return await _act_on_behalf(
+        services, request, who, resident_id, "watch_book_ride", target, {}, run
+    )
 
 
 async def _residents_ride(g: DispatchGateway, resident_id: str, ride_id: str) -> None:
@@ -373,22 +392,15 @@ async def change_on_behalf(
     request: Request,
 ) -> dict[str, Any]:
     """Move the pick-up of a watched resident's ride (watch-over consent); audited."""
-    action = "watch_change_ride"
-    consent_id = await _on_behalf(services, request, who, resident_id, action, "ride", ride_id)
-    g = gateway_of(services)
-    details: dict[str, Any] = {
-        "resident": resident_id,
-        "consent_id": consent_id,
-        "earliest_pickup": body.earliest_pickup,
-    }
-    try:
+
+    async def run(g: DispatchGateway) -> tuple[dict[str, Any], dict[str, Any]]:
         await _residents_ride(g, resident_id, ride_id)
-        out = await g.move_pickup(ride_id, body.earliest_pickup)
-    except ApiError as exc:
-        await _on_behalf_audit(services, who, action, "ride", ride_id, exc.code, details)
-        raise
-    await _on_behalf_audit(services, who, action, "ride", ride_id, "done", details)
-    return out
+        return await g.move_pickup(ride_id, body.earliest_pickup), {}
+
+    details = {"earliest_pickup": body.earliest_pickup}
+    return await _act_on_behalf(
+        services, request, who, resident_id, "watch_change_ride", ("ride", ride_id), details, run
+    )
 
 
 @router.delete(
@@ -406,15 +418,11 @@ async def cancel_on_behalf(
     response: Response,
 ) -> dict[str, Any]:
     """Cancel a watched resident's ride (watch-over consent); audited."""
-    action = "watch_cancel_ride"
-    consent_id = await _on_behalf(services, request, who, resident_id, action, "ride", ride_id)
-    g = gateway_of(services)
-    details: dict[str, Any] = {"resident": resident_id, "consent_id": consent_id}
-    try:
+
+    async def run(g: DispatchGateway) -> tuple[dict[str, Any], dict[str, Any]]:
         await _residents_ride(g, resident_id, ride_id)
-        out = await g.cancel(ride_id)
-    except ApiError as exc:
-        await _on_behalf_audit(services, who, action, "ride", ride_id, exc.code, details)
-        raise
-    await _on_behalf_audit(services, who, action, "ride", ride_id, "done", details)
-    return cancel_answer(out, response)
+        return cancel_answer(await g.cancel(ride_id), response), {}
+
+    return await _act_on_behalf(
+        services, request, who, resident_id, "watch_cancel_ride", ("ride", ride_id), {}, run
+    )

@@ -9,6 +9,7 @@ same in one process and scaled out.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import uuid
@@ -61,6 +62,32 @@ def write_audit(
         db.commit()
         db.refresh(entry)
         return audit_json(entry)
+
+
+async def record_action(
+    engine: Engine,
+    who: Any,
+    action: str,
+    kind: str,
+    target: str,
+    reason: str = "",
+    outcome: str = "done",
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`write_audit` of an action by the principal ``who`` (its ``user_id`` and
+    ``email``), in a worker thread: the console's actions and watchers' calls alike."""
+    return await asyncio.to_thread(
+        write_audit,
+        engine,
+        actor_id=who.user_id,
+        actor_email=who.email,
+        action=action,
+        target_kind=kind,
+        target_id=target,
+        reason=reason,
+        outcome=outcome,
+        details=details,
+    )
 
 
 def audit_json(e: DispatchAuditEntry) -> dict[str, Any]:
