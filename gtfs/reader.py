@@ -85,6 +85,8 @@ class ReadLimits:
 
 
 _IGNORED_PREFIXES = ("__MACOSX/",)
+_ONE_PASS_MAX_BYTES = 64 * 1024**2
+"""Files up to this size are tokenized by pandas in one pass (``low_memory=False``)."""
 
 
 def _check_entry_name(name: str) -> None:
@@ -238,7 +240,15 @@ def parse_csv(text: str | bytes, filename: str, sink: NoticeSink) -> pd.DataFram
     }
     try:
         buf = io.BytesIO(text) if isinstance(text, bytes) else io.StringIO(text)
-        df = pd.read_csv(buf, engine="c", encoding="utf-8", **kw)  # type: ignore[call-overload]
+        df = pd.read_csv(  # type: ignore[call-overload]
+            buf,
+            engine="c",
+            encoding="utf-8",
+            # One pass instead of chunks joined afterwards: ~20 % faster on a city's
+            # stop_times.txt; chunks above that size keep the tokenizer's memory bounded.
+            low_memory=len(text) > _ONE_PASS_MAX_BYTES,
+            **kw,
+        )
         # A first data row longer than the header silently becomes an index: a broken row.
         clean = isinstance(df.index, pd.RangeIndex)
     except (pd.errors.ParserError, csv.Error, ValueError):
