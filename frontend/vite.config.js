@@ -3,6 +3,7 @@
 // production; `npm run dev` proxies /api to a local server.
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { minimal2023Preset } from "@vite-pwa/assets-generator/config";
 import { defineConfig } from "vite";
 import { VitePWA } from "vite-plugin-pwa";
 
@@ -66,7 +67,13 @@ export default defineConfig({
       },
       pwaAssets: {
         image: "public/icon.svg",
-        preset: "minimal-2023",
+        // The maskable icon's safe-zone padding in the theme's blue, not sharp's default
+        // white: a launcher's round mask then shows a blue disc, not a white ring.
+        preset: {
+          ...minimal2023Preset,
+          maskable: { ...minimal2023Preset.maskable, resizeOptions: { background: "#1f5f99" } },
+          apple: { ...minimal2023Preset.apple, resizeOptions: { background: "#1f5f99" } },
+        },
         overrideManifestIcons: true,
         // index.html links its icons itself (the SVG); the generated PNGs go to the manifest.
         includeHtmlHeadLinks: false,
