@@ -188,9 +188,9 @@ def _stop_rows(feed: Feed, stop_ids: npt.NDArray[np.object_]) -> I64:
     stops = feed.stops
     if "stop_id" not in stops.columns or len(stop_ids) == 0:
         return np.full(len(stop_ids), -1, np.int64)
-    # Look the distinct ids up once: a feed names each stop thousands of times.
-    codes, uniques = pd.factorize(stop_ids, use_na_sentinel=False)
-    return first_index(stops["stop_id"].astype(str), uniques)[codes]
+    # One hash look-up per row (factorizing first to look each id up once measured no faster
+    # on 2 million rows and 3x slower on 40 thousand).
+    return first_index(stops["stop_id"].astype(str), stop_ids)
 
 
 def _empty() -> TypedStopTimes:
