@@ -327,7 +327,9 @@ def realtime_for(services: Any, day: dt.date, network: Any = None) -> Any:
     None (realtime is optional)."""
     reg = services.feeds
     try:
-        return reg.realtime_state(day, network) if reg is not None else None
+        if reg is None:
+            return None
+        return reg.realtime_state(day) if network is None else reg.realtime_state(day, network)
     except Exception:
         return None
 
