@@ -275,6 +275,64 @@ def cancel_message(ride_id: str, user_id: str = "", reason: str = "") -> dict[st
     return msg
 
 
+def move_pickup_message(ride_id: str, earliest_pickup: float) -> dict[str, Any]:
+    """Pick ``ride_id`` up no earlier than ``earliest_pickup`` (its feeder runs late)."""
+    return {"op": "move_pickup", "ride_id": ride_id, "earliest_pickup": earliest_pickup}
+
+
+def vehicle_event_message(
+    vehicle_id: str,
+    kind: str,
+    t: float,
+    lat: float | None = None,
+    lon: float | None = None,
+    ride_id: str | None = None,
+) -> dict[str, Any]:
+    """A vehicle's event: ``kind`` position (``lat``, ``lon``), arrived, boarded, alighted or
+    no_show (``ride_id``), at ``t``."""
+    msg: dict[str, Any] = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
+    msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
+    return msg
+
+
+def add_vehicle_message(vehicle: Vehicle) -> dict[str, Any]:
+    """A vehicle joins its zone's fleet (``vehicle.zone_id``)."""
+    return {"op": "add_vehicle", "vehicle": asdict(vehicle)}
+
+
+def reassign_message(ride_id: str, vehicle_id: str) -> dict[str, Any]:
+    """A dispatcher moves a booked ride to ``vehicle_id`` (:data:`CONSOLE_OPS`)."""
+    return {"op": "reassign", "ride_id": ride_id, "vehicle_id": vehicle_id}
+
+
+def no_show_message(ride_id: str, reason: str = "") -> dict[str, Any]:
+    """A dispatcher marks a rider a no-show (:data:`CONSOLE_OPS`)."""
+    return {"op": "mark_no_show", "ride_id": ride_id, "reason": reason}
+
+
+def vehicle_service_message(vehicle_id: str, action: str) -> dict[str, Any]:
+    """A dispatcher takes a vehicle out of service, sends it to its depot or puts it back
+    (``action``: out_of_service, to_depot, in_service; :data:`CONSOLE_OPS`)."""
+    return {"op": "vehicle_service", "vehicle_id": vehicle_id, "action": action}
+
+
+def booking_refusal(data: dict[str, Any], out: dict[str, Any]) -> dict[str, Any] | None:
+    """A booking the owner could not even try (``error``: a malformed message, its zone
+    removed) as a refusal like any other (what the asker and ``GET /rides/{id}`` answer and
+    its rider is told); None for any other message or outcome."""
+    named = ride_named(data)
+    if data.get("op") not in ("book", "book_quote") or "error" not in out or named is None:
+        return None
+    rid, user = named
+    return {
+        "request_id": rid,
+        "rejected": str(out["error"]),
+        "message": str(out.get("message", "")),
+        "new_quote": None,
+        "user_id": user,
+    }
+
+
 def remove_zone_message(instance: str | None) -> dict[str, Any]:
     """Remove the zone from the service (``ZoneStore.delete``), refused while it has vehicles
     or live rides. ``instance``: the stored zone's identity when the command was sent (a zone
@@ -428,7 +486,7 @@ class RideHistory(Protocol):
         ...
 
 
-def _ride_named(data: dict[str, Any]) -> tuple[str, str] | None:
+def ride_named(data: dict[str, Any]) -> tuple[str, str] | None:
     """``(ride id, user id)`` a booking or cancellation is about (``""``: no user given)."""
     op = data.get("op")
     if op == "book":
@@ -446,7 +504,7 @@ def _from_history(
 ) -> dict[str, Any]:
     """The outcome of a booking or cancellation whose ride finished and left the live state,
     from its saved record: what :func:`handle` answers while the ride is live."""
-    rid, user = _ride_named(data) or ("", "")
+    rid, user = ride_named(data) or ("", "")
     owner, ride = saved
     done = {"ride_id": rid, "status": ride["status"], "ride": ride, "redelivered": True}
     if data.get("op") == "cancel":
@@ -478,7 +536,7 @@ def handle_batch(
     for k, data in enumerate(batch):
         try:
             found = saved.get(k) if saved else None
-            named = _ride_named(data)
+            named = ride_named(data)
             if found is not None and named is not None and d.ride(named[0]) is None:
                 outs.append(_from_history(data, found[0], found[1]))
             else:
@@ -771,7 +829,7 @@ class ZoneWorker:
             return {}
         wanted: dict[int, tuple[str, bool]] = {}
         for k, m in enumerate(msgs):
-            named = _ride_named(m.data)
+            named = ride_named(m.data)
             again = int(getattr(m, "deliveries", 1)) > 1
             if named is None or not named[0] or self.dispatcher.ride(named[0]) is not None:
                 continue

@@ -43,7 +43,12 @@ from app.identity.deps import Principal
 from app.models.identity import User
 from app.models.request_model import RequestModel
 from app.services import ServicesDep
-from dispatch.scale_out import cancel_message
+from dispatch.scale_out import (
+    cancel_message,
+    no_show_message,
+    reassign_message,
+    vehicle_service_message,
+)
 
 router = APIRouter(
     prefix="/dispatcher", tags=["dispatcher"], responses=AUTHED | error_responses(404, 409)
@@ -390,7 +395,7 @@ async def reassign(
 ) -> dict[str, Any]:
     """Move a booked ride to ``vehicle_id``; 409 ``no_vehicle_available`` when that vehicle
     cannot keep its promised window (nothing changes)."""
-    msg = {"op": "reassign", "ride_id": ride_id, "vehicle_id": body.vehicle_id}
+    msg = reassign_message(ride_id, body.vehicle_id)
     return await _ride_command(
         services, who, "reassign", ride_id, body.reason, msg, idempotency_key
     )
@@ -418,7 +423,7 @@ async def no_show(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Mark a no-show (once the pick-up window has opened; 409 ``no_show_too_early``)."""
-    msg = {"op": "mark_no_show", "ride_id": ride_id, "reason": body.reason}
+    msg = no_show_message(ride_id, body.reason)
     return await _ride_command(services, who, "no_show", ride_id, body.reason, msg, idempotency_key)
 
 
@@ -434,7 +439,7 @@ async def vehicle_service(
     of service, its rides not yet picked up go to other vehicles that keep their promise, or
     are cancelled (``cancelled``; their riders are told)."""
     action = body.action
-    msg = {"op": "vehicle_service", "vehicle_id": vehicle_id, "action": action}
+    msg = vehicle_service_message(vehicle_id, action)
     target = ("vehicle", vehicle_id)
     out = await _zone_command(services, who, action, target, body.reason, msg, idempotency_key)
     details = {"moved": out.get("moved", {}), "cancelled": out.get("cancelled", [])}

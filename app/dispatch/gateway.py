@@ -65,14 +65,19 @@ from dispatch.rides import Rejection, RejectReason, Ride
 from dispatch.scale_out import (
     GROUP,
     ZoneWorker,
+    add_vehicle_message,
     book_message,
     book_quote_message,
+    booking_refusal,
     cancel_message,
     handle,
+    move_pickup_message,
     quotes_message,
     remove_zone_message,
     request_from_dict,
     restore_zone,
+    ride_named,
+    vehicle_event_message,
     zone_name,
     zone_stream,
 )
@@ -197,9 +202,9 @@ class VehicleEvents(Protocol):
         ride_id: str | None = None,
     ) -> dict[str, Any]:
         """Apply a vehicle's event; its view (plan, live ETAs) after it."""
-        msg = {"op": "vehicle_event", "vehicle_id": vehicle_id, "type": kind, "t": t}
-        msg.update({"lat": lat, "lon": lon, "ride_id": ride_id})
-        return await self._vehicle_event(msg)
+        return await self._vehicle_event(
+            vehicle_event_message(vehicle_id, kind, t, lat, lon, ride_id)
+        )
 
 
 class DispatchGateway(VehicleEvents, Protocol):
@@ -693,18 +698,9 @@ class ClusterGateway(VehicleEvents):
         refusal like any other, so its rider is told (the dispatcher told those it refused
         itself) and GET /rides/{id} says so; a vehicle command carries the vehicle's view."""
         op = data.get("op")
-        if op in ("book", "book_quote") and "error" in out:
-            rid = str(data["request"]["request_id"] if op == "book" else data["request_id"])
-            user = str(data["request"].get("user_id", "")) if op == "book" else ""
-            user = user or str(data.get("user_id", ""))
-            refusal = {
-                "request_id": rid,
-                "rejected": str(out["error"]),
-                "message": str(out.get("message", "")),
-                "new_quote": None,
-                "user_id": user,
-            }
-            return refusal, user
+        refusal = booking_refusal(data, out)
+        if refusal is not None:
+            return refusal, str(refusal["user_id"])
         vehicle_ops = ("add_vehicle", "vehicle_event", "vehicle_service")
         if data.get("reply_to") and op in vehicle_ops and "error" not in out:
             d = self.dispatcher
@@ -734,8 +730,9 @@ class ClusterGateway(VehicleEvents):
                 if data.get("console_key"):  # a console command's, for its retries
                     key = str(data["console_key"])
                     pipe.set(key, json.dumps(out), px=int(REFUSED_TTL_S * 1000))
-                if op in ("book", "book_quote"):
-                    rid = str(data["request"]["request_id"] if op == "book" else data["request_id"])
+                named = ride_named(data)
+                if op in ("book", "book_quote") and named is not None:
+                    rid = named[0]
                     if "rejected" in out:
                         key = self._key(f"refused.{rid}")
                         pipe.set(key, json.dumps(out), px=int(REFUSED_TTL_S * 1000))
@@ -1256,7 +1253,7 @@ class ClusterGateway(VehicleEvents):
         found = await self.ride(ride_id)
         if found is None or "zone_id" not in found[1]:
             raise ApiError(404, "unknown_ride", "no such ride")
-        msg = {"op": "move_pickup", "ride_id": ride_id, "earliest_pickup": earliest_pickup}
+        msg = move_pickup_message(ride_id, earliest_pickup)
         out = await self._ask(str(found[1]["zone_id"]), msg, durable=True)
         if out is None:
             raise busy()
@@ -1312,9 +1309,7 @@ class ClusterGateway(VehicleEvents):
             raise dispatch_error("unknown_zone", f"no zone {vehicle.zone_id!r}")
         if await self.redis.hexists(self._key("vehicles"), vehicle.vehicle_id):
             raise dispatch_error("vehicle_exists", f"vehicle {vehicle.vehicle_id} exists")
-        return await self._command(
-            vehicle.zone_id, {"op": "add_vehicle", "vehicle": asdict(vehicle)}
-        )
+        return await self._command(vehicle.zone_id, add_vehicle_message(vehicle))
 
     async def _vehicle_event(self, msg: dict[str, Any]) -> dict[str, Any]:
         zid = await self._zone_of_vehicle(str(msg["vehicle_id"]))
