@@ -28,7 +28,7 @@ from gtfs.text_kernels import needs_strip, newline_mask
 
 # Whitespace next to a delimiter or a line end: the only way a value can need stripping
 # (substring tests are memchr-fast; a regex over the whole text is not).
-_EDGE_SPACES = (" ,", ", ", " \n", "\n ", " \r", "\t", "\u3000", "\ufeff")
+_EDGE_SPACES = (" ,", ", ", " \n", "\n ", " \r", "\r ", "\t", "\u3000", "\ufeff")
 _EDGE_SPACES_UTF8 = tuple(e.encode() for e in _EDGE_SPACES)
 # What str.strip() removes that bytes.strip() keeps, besides non-ASCII: a file of only these is
 # blank either way.
@@ -54,7 +54,23 @@ def _edge_spaces_in(text: AnyStr, edges: tuple[AnyStr, ...], space: AnyStr) -> b
             return True
     if space not in text:
         return False
-    return text.startswith(space) or text.endswith(space) or any(e in text for e in edges)
+    if text.startswith(space) or text.endswith(space):
+        return True
+    if isinstance(text, bytes):
+        return _space_at_edge(text)
+    return any(e in text for e in edges)
+
+
+def _space_at_edge(data: bytes) -> bool:
+    """Whether a space stands before a comma or line end, or after a comma or line end (the
+    two-byte needles of ``_EDGE_SPACES``) in one vectorised pass: ``bytes.find`` of a
+    two-byte needle runs at ~150 MB/s, 1 ms of a city's trips.txt per needle."""
+    a = np.frombuffer(data, np.uint8)
+    sp = a == 32
+    nxt, prv = a[1:], a[:-1]
+    before = sp[:-1] & ((nxt == 44) | (nxt == 10) | (nxt == 13))
+    after = sp[1:] & ((prv == 44) | (prv == 10) | (prv == 13))
+    return bool(before.any() or after.any())
 
 
 def _count(text: str | bytes, char: str) -> int:

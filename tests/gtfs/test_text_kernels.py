@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
@@ -94,3 +96,15 @@ def test_utf8_body_refuses_other_encodings() -> None:
     assert utf8_body(b"\xef\xbb\xbfa,b") == b"a,b"
     assert _is_blank(b"") and _is_blank(" \u3000\n".encode()) and not _is_blank(b" a")
     assert not _is_blank("\u3000日".encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from([" ", ",", "\n", "\r", "a", "\t", "\u3000", "\ufeff"])))
+def test_strip_precheck_reads_bytes_as_text(text: str) -> None:
+    from gtfs.reader import _may_need_strip
+
+    assert _may_need_strip(text.encode()) == _may_need_strip(text)
+    # Never a false "no": a value with a blank at an edge is always announced.
+    cells = [c for row in re.split(r"\r\n|\r|\n", text) for c in row.split(",")]
+    if any(c != c.strip(" \t\u3000\ufeff") for c in cells):
+        assert _may_need_strip(text)
