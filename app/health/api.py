@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import Field
 
+from app.api.rides import CANCEL_RESPONSES, cancel_answer
 from app.api.schemas import AUTHED, BODY, ErrorBody, error_responses
 from app.errors import ApiError
 from app.health import activity, fhir, hisayama, store
@@ -928,7 +929,8 @@ async def change_for_resident(
 
 
 @router.delete(
-    "/watch/{resident_id}/rides/{ride_id}", responses={**error_responses(403, 404, 409), **NOT_HERE}
+    "/watch/{resident_id}/rides/{ride_id}",
+    responses={**CANCEL_RESPONSES, **error_responses(403, 404, 409), **NOT_HERE},
 )
 async def cancel_for_resident(
     resident_id: str,
@@ -936,17 +938,19 @@ async def cancel_for_resident(
     who: CurrentPrincipal,
     service: HealthDep,
     request: Request,
+    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Cancel the resident's ride (consent ``watch_over``); audited. Run alone, forwarded to
-    the core as a booking is."""
+    the core as a booking is. 202 ``cancelling`` while the zone's owner has it queued, as the
+    core's own cancel answers."""
     await authorise(
         service, who, resident_id, "watch_over", f"ride:{ride_id}", action="cancel_ride"
     )
     core = _core(service)
     if core is not None:
         answer = await core.cancel(_token(request), resident_id, ride_id, idempotency_key)
-        return answer.body
+        return cancel_answer(answer.body, response)
     gateway = _gateway(service)
     await _residents_ride(gateway, resident_id, ride_id)
-    return dict(await gateway.cancel(ride_id))
+    return cancel_answer(dict(await gateway.cancel(ride_id)), response)
