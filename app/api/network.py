@@ -79,7 +79,6 @@ def _region(net: Network) -> dict[str, Any]:
         "bbox": net.area,
         "timezone": tt.timezone if tt is not None else None,
         "service_date": net.service_date.isoformat() if net.service_date else None,
-        "generation": net.generation,
         "stops": tt.n_stops if tt is not None else 0,
     }
 
