@@ -20,7 +20,16 @@ import {
 } from "./api";
 import { vehiclePositions } from "./gtfsrt";
 import { addStrings, applyTranslations, has, lang, setLang, t, tf } from "./i18n";
-import { drawItinerary, drawNetwork, drawZones, moveVehicleMarker, networkMap, placeMarker, vehicleMarker } from "./map";
+import {
+  drawItinerary,
+  drawNetwork,
+  drawZones,
+  loadCities,
+  moveVehicleMarker,
+  networkMap,
+  placeMarker,
+  vehicleMarker,
+} from "./map";
 
 // This page's own strings (ja/en).
 addStrings({
@@ -1180,34 +1189,53 @@ async function quote(): Promise<void> {
   }
 }
 
-// --- the city: a network of several feeds shows one at a time (its map and stop search) ------
+// --- the city: each served city is a network of its region's feeds (`GET /network` `networks`);
+// one is shown at a time (its map, stop search and clock) ------------------------------------
 let city: string | undefined;
 const CITY_KEY = "tsunagu.city";
 
-function setupCities(feeds: Array<{ feed_id: string }>): void {
+/** The city's own clock and service day: a second city may keep another time zone. */
+async function useCityClock(name: string): Promise<void> {
+  try {
+    const net = await api<{ demo_service_date?: string; service_date?: string; timezone?: string }>(
+      `/network?network=${encodeURIComponent(name)}`,
+    );
+    if (net.timezone) timeZone = net.timezone;
+    const d = net.demo_service_date ?? net.service_date;
+    if (d) ($("#date") as HTMLInputElement).value = d;
+  } catch {
+    /* the city was withdrawn meanwhile: keep the last clock */
+  }
+}
+
+async function setupCities(): Promise<void> {
   const box = $("#city-field");
-  if (feeds.length < 2) {
+  const { cities, main } = await loadCities();
+  if (cities.length < 2) {
     box.hidden = true;
     city = undefined;
     return;
   }
-  const ids = feeds.map((f) => f.feed_id);
+  const names = cities.map((c) => c.network);
   const saved = localStorage.getItem(CITY_KEY);
-  city = saved && ids.includes(saved) ? saved : ids[0];
+  city = saved && names.includes(saved) ? saved : main && names.includes(main) ? main : names[0];
   const sel = $("#city") as HTMLSelectElement;
   sel.replaceChildren(
-    ...ids.map((id) => {
+    ...cities.map((c) => {
       const o = document.createElement("option");
-      o.value = id;
-      o.textContent = id;
+      o.value = c.network;
+      // A city of several feeds names them, so a resident knows which operators it holds.
+      o.textContent = c.feeds.length > 1 ? `${c.network} (${c.feeds.join(", ")})` : c.network;
       return o;
     }),
   );
   sel.value = city;
   box.hidden = false;
+  if (city !== main) await useCityClock(city);
   sel.onchange = () => {
     city = sel.value;
     localStorage.setItem(CITY_KEY, city);
+    void useCityClock(city);
     if (map) void drawNetwork(map, city);
   };
 }
@@ -1429,16 +1457,14 @@ async function main(): Promise<void> {
   $("#locate").onclick = () => locate();
   $("#map").setAttribute("aria-label", t("mapLabel"));
   try {
-    const net = await api<{ demo_service_date?: string; service_date?: string; timezone?: string; feeds?: Array<{ feed_id: string }> }>(
-      "/network",
-    );
-    setupCities(net.feeds ?? []);
+    const net = await api<{ demo_service_date?: string; service_date?: string; timezone?: string }>("/network");
     const d = net.demo_service_date ?? net.service_date;
     if (d) ($("#date") as HTMLInputElement).value = d;
     if (net.timezone) timeZone = net.timezone;
   } catch {
     /* no network published yet */
   }
+  await setupCities();
   // On-demand rides are quoted on the real clock: plan from now (the network's time zone).
   ($("#time") as HTMLInputElement).value = nowHHMM();
   map = await networkMap($("#map"), city);
