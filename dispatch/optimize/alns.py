@@ -283,7 +283,7 @@ def solve_alns(
     t_first = clock() - t0  # construction done: iterations are timed from here
     pool = None
     pool_at = list(prm.pool_at)
-    if iterations is None and time_limit_s >= prm.pool_min_s and n_req > 1:
+    if prm.pool_at and iterations is None and time_limit_s >= prm.pool_min_s and n_req > 1:
         pool = RoutePool(problem, P)
     pool_stats = {"pool_runs": 0.0, "pool_improvements": 0.0, "pool_saved": 0.0}
     # Candidate routes recorded by the kernel for the pool (no rows: nothing recorded).

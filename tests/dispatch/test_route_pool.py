@@ -125,4 +125,7 @@ def test_timed_alns_runs_the_partitioning_and_stays_feasible(a2_16: Problem) -> 
     # Deterministic runs (iterations given) keep no pool: they replay exactly.
     det = solve_alns(a2_16, time_limit_s=30.0, seed=0, iterations=50, params=prm)
     assert "pool_runs" not in det.stats
+    # Off by default: a timed run keeps no pool (and records no routes).
+    plain = solve_alns(a2_16, time_limit_s=2.0, seed=0)
+    assert "pool_routes" not in plain.stats and check(a2_16, plain) == []
     assert np.isfinite(det.cost)
