@@ -583,7 +583,12 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
         }
         if not leg.transit:
             d["emissionsPerPerson"] = co2_json(0)
-            d["steps"] = [step.to_otp() for step in walk_steps(leg.geometry, leg.street)]
+            steps = [step.to_otp() for step in walk_steps(leg.geometry, leg.street)]
+            if leg.street is None and len(steps) == 1:
+                # A straight-line walk (no street graph) is drawn as the crow flies but
+                # walked with the detour factor: its one step says the distance walked.
+                steps[0]["distance"] = round(leg.distance_m, 1)
+            d["steps"] = steps
         if leg.on_demand is not None:
             d.update(_on_demand_otp(leg.on_demand, base))
         elif leg.transit:

@@ -58,6 +58,20 @@ class PlanPlaceOut(OpenModel):
     lon: float
 
 
+class WalkStepOut(OpenModel):
+    """One turn-by-turn step of a walk leg (OTP's ``steps``)."""
+
+    relativeDirection: str = Field(
+        description="DEPART, CONTINUE, SLIGHTLY_LEFT/RIGHT, LEFT/RIGHT, HARD_LEFT/RIGHT"
+    )
+    absoluteDirection: str = Field(description="compass direction: NORTH, NORTHEAST...")
+    streetName: str | None = Field(description="the way's OSM name; null when it has none")
+    bogusName: bool = Field(description="true when the way has no name")
+    distance: float = Field(description="metres along this step")
+    lat: float
+    lon: float
+
+
 class Leg(OpenModel):
     """One leg (OTP's shape): ``mode`` WALK, BUS, RAIL... or FLEX (an on-demand ride, with
     ``bookingQuoteId``, ``bookingRequestId``, ``pickupWindow``...); other fields as OTP's."""
@@ -69,6 +83,10 @@ class Leg(OpenModel):
     transitLeg: bool
     from_: dict[str, Any] = Field(alias="from")
     to: dict[str, Any]
+    steps: list[WalkStepOut] | None = Field(
+        default=None,
+        description="walk legs on a street graph: turn-by-turn steps; absent otherwise",
+    )
 
 
 class Itinerary(OpenModel):
@@ -579,6 +597,7 @@ async def on_demand_provider(
     "/plan",
     response_model=PlanOut,
     response_model_by_alias=True,
+    response_model_exclude_unset=True,  # a leg without steps has none, not "steps": null
     responses=error_responses(401, 404, 422),
 )
 async def plan(

@@ -80,6 +80,40 @@ def test_plan_between_stops_is_otp_shaped(client: TestClient, stops: dict) -> No
     assert ends == sorted(ends)
 
 
+def test_walk_steps_are_documented_and_absent_legs_carry_none(
+    client: TestClient,
+    stops: dict,  # type: ignore[type-arg]
+) -> None:
+    """Turn-by-turn ``steps`` are in the schema's leg (OTP's shape): a walk leg's steps add up
+    to its distance; a ride has no ``steps`` key, not ``"steps": null``."""
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    assert "steps" in schema["Leg"]["properties"]
+    step = schema["WalkStepOut"]["properties"]
+    for key in ("relativeDirection", "absoluteDirection", "streetName", "distance"):
+        assert key in step
+    r = client.get(
+        "/api/v1/plan",
+        params={
+            "fromPlace": _ll(stops["0016_A"]),
+            "toPlace": "0082_C",
+            "date": DAY,
+            "time": "08:00",
+        },
+    )
+    assert r.status_code == 200, r.text
+    legs = [leg for it in r.json()["plan"]["itineraries"] for leg in it["legs"]]
+    walks = [leg for leg in legs if leg["mode"] == "WALK"]
+    rides = [leg for leg in legs if leg["transitLeg"]]
+    assert walks and rides
+    for leg in walks:
+        if leg["steps"]:  # a walk of no length (a change at one stop) has no step
+            assert leg["steps"][0]["relativeDirection"] == "DEPART"
+        total = sum(st["distance"] for st in leg["steps"])
+        assert total == pytest.approx(leg["distance"], abs=1)
+    assert any(leg["steps"] for leg in walks)
+    assert all("steps" not in leg for leg in rides)
+
+
 def test_plan_from_coordinates_and_japanese_readings(client: TestClient, stops: dict) -> None:  # type: ignore[type-arg]
     r = client.get(
         "/api/v1/plan",
