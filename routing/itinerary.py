@@ -67,6 +67,10 @@ class ItineraryLeg:
     co2_g: int = 0  # grams per passenger (routing.co2); walks emit nothing
     #: The fleet's offer behind an on-demand leg (``mode == "FLEX"``), else None.
     on_demand: OnDemandOffer | None = None
+    #: The rider stays on board from the previous leg (the same vehicle continues as this
+    #: trip: ``block_id`` or an in-seat transfer, :attr:`RideLeg.stay_seated`): OTP's
+    #: ``interlineWithPreviousLeg``; no change of vehicle, so not a transfer.
+    interline_with_previous_leg: bool = False
     #: The walking street graph a walk leg was found on: its steps are named from it when the
     #: leg is returned (:func:`to_otp`); None for straight-line walks.
     street: Any = field(default=None, compare=False, repr=False)
@@ -122,7 +126,10 @@ class Itinerary:
 
     @property
     def transfers(self) -> int:
-        return max(0, sum(1 for leg in self.legs if leg.transit) - 1)
+        """Changes of vehicle: rides boarded, less the first; staying seated into the
+        vehicle's next trip (an interlined leg) is no change."""
+        boarded = sum(1 for leg in self.legs if leg.transit and not leg.interline_with_previous_leg)
+        return max(0, boarded - 1)
 
     @property
     def co2_g(self) -> int:
@@ -334,9 +341,14 @@ class ItineraryBuilder:
         one does; the planner builds a dozen candidates per query and shows three, and
         :meth:`detailed` completes those (#10)."""
         legs: list[ItineraryLeg] = []
-        for leg in journey.legs:
+        jlegs = journey.legs
+        for i, leg in enumerate(jlegs):
             if isinstance(leg, RideLeg):
                 legs.append(self._ride(leg, locale, realtime, day, detail))
+            elif _stays_at_stop(leg, jlegs[i + 1] if i + 1 < len(jlegs) else None):
+                # The rider never leaves the vehicle: a stay at the stop before the trip it
+                # continues into is no walk of the trip (no leg, no change time shown).
+                continue
             else:
                 legs.append(self._walk(leg, origin, destination, speed, locale, detail))
         return Itinerary(tuple(_merge_walks(legs)), journey, detailed=detail)
@@ -466,7 +478,18 @@ class ItineraryBuilder:
             realtime=rt,
             service_day_offset=off,
             co2_g=ride_grams(self.pattern_co2, p0, leg.board_pos, leg.alight_pos),
+            interline_with_previous_leg=leg.stay_seated,
         )
+
+
+def _stays_at_stop(walk: WalkLeg, nxt: Any) -> bool:
+    """Whether ``walk`` only waits at one stop before a ride stayed seated into."""
+    return (
+        isinstance(nxt, RideLeg)
+        and nxt.stay_seated
+        and walk.from_stop == walk.to_stop
+        and walk.from_stop >= 0
+    )
 
 
 def _merge_walks(legs: list[ItineraryLeg]) -> list[ItineraryLeg]:
@@ -611,6 +634,8 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
                     "departureDelay": leg.start - leg.scheduled_start,
                     "arrivalDelay": leg.end - leg.scheduled_end,
                     "emissionsPerPerson": co2_json(leg.co2_g),
+                    # OTP's flag: the rider stays on board (same vehicle, no transfer).
+                    "interlineWithPreviousLeg": leg.interline_with_previous_leg,
                 }
             )
         legs.append(d)

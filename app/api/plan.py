@@ -87,6 +87,12 @@ class Leg(OpenModel):
         default=None,
         description="walk legs on a street graph: turn-by-turn steps; absent otherwise",
     )
+    interlineWithPreviousLeg: bool | None = Field(
+        default=None,
+        description="scheduled rides: true when the rider stays on board from the previous leg "
+        "(the same vehicle continues as this trip: block_id or an in-seat transfer), no "
+        "transfer; absent on walks and on-demand legs",
+    )
 
 
 class Itinerary(OpenModel):

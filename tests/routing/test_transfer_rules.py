@@ -6,15 +6,17 @@ one-to-all, McRAPTOR, arrive-by and range, plus hand-made cases of each rule."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gtfs
+from routing.itinerary import Itinerary, filter_itineraries, to_otp
 from routing.options import RoutingOptions
 from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
-from routing.raptor.journey import Journey, RideLeg
+from routing.raptor.journey import Journey, RideLeg, WalkLeg
 from routing.transit import TransitData
 from tests.routing.reference import BIG, RuleReference, check_rule_journey
 from tests.routing.rule_feeds import RuleFeed, Transfer, Trip, random_rule_feed
@@ -331,3 +333,97 @@ def test_plan_across_a_block_continuation(tmp_path: Path) -> None:
     # The two rides meet at stop 2 with no walk or change between them: one vehicle.
     assert rides[0].destination.stop_index == rides[1].origin.stop_index == case.stop(2)
     assert it.end < 9 * H  # not the 09:00 trip c a change at stop 2 would need
+
+
+# --- itineraries across a continuation ----------------------------------------------------------
+
+
+def _block_plan(case: Case) -> list[Itinerary]:
+    from routing.planner import Planner, PlanPlace, PlanRequest
+
+    tt = case.tt
+
+    def near(i: int) -> PlanPlace:
+        s = case.stop(i)
+        return PlanPlace(float(tt.stop_lat[s]) + 0.0005, float(tt.stop_lon[s]))
+
+    plan = Planner(case.data).plan(PlanRequest(near(0), near(4), FRI, 8 * H - 600))
+    assert plan.error is None and plan.itineraries
+    return list(plan.itineraries)
+
+
+def test_itinerary_across_a_block_is_interlined(tmp_path: Path) -> None:
+    # The planner's itinerary of the block feed: the second ride continues the first on the
+    # same vehicle; no transfer, no walk or change time between the rides, and OTP's flag.
+    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    it = _block_plan(case)[0]
+    rides = [leg for leg in it.legs if leg.transit]
+    assert [leg.trip_id for leg in rides] == ["a", "b"]
+    assert [leg.interline_with_previous_leg for leg in rides] == [False, True]
+    assert it.transfers == 0
+    i = it.legs.index(rides[1])
+    assert it.legs[i - 1] is rides[0]  # no leg between the two rides
+    otp = to_otp(it, FRI, "Asia/Tokyo")
+    assert otp["transfers"] == 0
+    flags = [leg.get("interlineWithPreviousLeg") for leg in otp["legs"]]
+    assert [f for f in flags if f is not None] == [False, True]
+    assert all(
+        "interlineWithPreviousLeg" not in leg for leg in otp["legs"] if not leg["transitLeg"]
+    )
+    # The schema declares the field (the API validates its answers against it).
+    from app.api.plan import Leg
+
+    assert "interlineWithPreviousLeg" in Leg.model_fields
+    # Without the block the same two trips are a change (and trip c is needed).
+    feed = _line_feed()
+    for t in feed.trips:
+        t.block_id = ""
+    plain = _block_plan(Case(feed.write(tmp_path / "g.zip")))[0]
+    assert plain.transfers == 1
+    assert not any(leg.interline_with_previous_leg for leg in plain.legs)
+
+
+def test_interlined_itinerary_dominates_a_change(tmp_path: Path) -> None:
+    # Same times and walking on other trips with a real change: staying seated counts as no
+    # transfer in filter_itineraries' dominance, so the interlined itinerary beats it (counted
+    # as rides - 1 both had one transfer and both were kept).
+    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    it = _block_plan(case)[0]
+    other = replace(
+        it,
+        legs=tuple(
+            replace(leg, interline_with_previous_leg=False, trip_id=f"x{leg.trip_id}")
+            if leg.transit
+            else leg
+            for leg in it.legs
+        ),
+    )
+    assert (other.start, other.end, other.walk_time) == (it.start, it.end, it.walk_time)
+    assert other.transfers == 1 and it.transfers == 0
+    assert filter_itineraries([other, it], 5) == [it]
+
+
+def test_stay_at_the_stop_before_a_continuation_is_no_leg(tmp_path: Path) -> None:
+    # A journey with a zero-length stay at the stop between the rides (as a reader may put
+    # there) is built without that walk: the continued ride follows the one it continues.
+    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    it = _block_plan(case)[0]
+    assert it.journey is not None
+    j = it.journey
+    a, b = j.rides
+    s = a.alight_stop
+    padded = Journey((*j.legs[: j.legs.index(a) + 1], WalkLeg(s, s, a.arrival, a.arrival),
+                      *j.legs[j.legs.index(b):]))  # fmt: skip
+    from routing.planner import Planner
+
+    builder = Planner(case.data).builder
+    origin, dest = it.legs[0].origin, it.legs[-1].destination
+    built = builder.build(padded, origin, dest, speed=1.3, detail=False)
+    assert [leg.transit for leg in built.legs] == [leg.transit for leg in it.legs]
+    assert built.transfers == 0
+    # The same stay before a ride boarded normally is kept (it is the change at the stop).
+    unseated = Journey(
+        tuple(replace(leg, stay_seated=False) if leg is b else leg for leg in padded.legs)
+    )
+    kept = builder.build(unseated, origin, dest, speed=1.3, detail=False)
+    assert len(kept.legs) == len(it.legs) + 1 and kept.transfers == 1
