@@ -45,6 +45,7 @@ from gtfs.footpaths import (
     DETOUR_FACTOR,
     WALK_SPEED_MPS,
     Footpaths,
+    station_member_pairs,
     straight_line_footpaths,
     walk_seconds,
 )
@@ -156,7 +157,11 @@ def _part(feed: Feed, prefix: str) -> _Part:
     t = feed.trips
     lengths = np.diff(ts.trip_ptr)
     row_stop_ids = pd.Series(ts.stop_ids, dtype=object)
-    st_stop = _lookup(sidx, prefix + row_stop_ids.astype(str) if prefix else row_stop_ids)
+    # The typed stop times already hold each row's stops.txt row (first match): no second
+    # look-up of every row's id. A blank id is never prefixed, so it names no stop.
+    st_stop = ts.stop_row.astype(np.int32)
+    if prefix:
+        st_stop[row_stop_ids.to_numpy() == ""] = -1
     trip_route = _lookup(
         pd.Index(routes["id"]),
         _ids(feed.column("trips", "route_id"), prefix).to_numpy()[ts.trip_row],
@@ -474,16 +479,6 @@ def compile_timetable(
     )
 
 
-def _station_members(stop_index: pd.Index, stop_parent: npt.NDArray[np.int32]) -> pd.DataFrame:
-    """``(stop, member)``: every stop is its own member; a station also stands for its children."""
-    n = len(stop_index)
-    me = np.arange(n, dtype=np.int32)
-    has_parent = np.flatnonzero(stop_parent >= 0).astype(np.int32)
-    return pd.DataFrame(
-        {"stop": np.r_[me, stop_parent[has_parent]], "member": np.r_[me, has_parent]}
-    )
-
-
 def _transfers(
     parts: list[_Part],
     stop_index: pd.Index,
@@ -523,14 +518,11 @@ def _transfers(
             b0=first_index(stop_index, tr.loc[~specific, "to_stop_id"]),
         )
         st = st[(st["a0"] >= 0) & (st["b0"] >= 0)]
-        members = _station_members(stop_index, stop_parent)
-        st = st.merge(members.rename(columns={"stop": "a0", "member": "a"}), on="a0")
-        st = st.merge(members.rename(columns={"stop": "b0", "member": "b"}), on="b0")
-        a, b = st["a"].to_numpy(), st["b"].to_numpy()
+        pair, a, b = station_member_pairs(st["a0"], st["b0"], stop_parent)
         d = np.nan_to_num(haversine_m(lat[a], lon[a], lat[b], lon[b]))
         walk = walk_seconds(d)
-        ty = st["_type"].to_numpy()
-        mn = st["_min"].to_numpy()
+        ty = st["_type"].to_numpy()[pair]
+        mn = st["_min"].to_numpy()[pair]
         secs = np.where(ty == 1, 0, np.where((ty == 2) & (mn >= 0), mn, walk)).astype(np.int32)
         keep = ty != 3
         frames.append(pd.DataFrame({"a": a[keep], "b": b[keep], "s": secs[keep], "prio": 2}))
