@@ -27,7 +27,6 @@ journeys) and ``via`` (repeatable, ``stopId`` or ``stopId@minutes`` to stay; dep
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import threading
 import time as _time
@@ -702,11 +701,15 @@ async def plan(
     req = PlanRequest(origin, dest, day, secs, arriveBy, options, lang)
     rt, rt_version = realtime_days_versioned(services, day, np_.network)
     provider = await on_demand_provider(services, np_, who) if flex else None
-    result = await run_in_threadpool(
-        functools.partial(
-            np_.planner.plan, req, rt, realtime_version=rt_version, on_demand=provider
-        )
-    )
+
+    def plan_and_render() -> tuple[Any, list[dict[str, Any]]]:
+        # Rendering (shapes, steps, fares) runs in the worker thread too, not on the event
+        # loop, where it held up the zone owner's commands and every other request.
+        res = np_.planner.plan(req, rt, realtime_version=rt_version, on_demand=provider)
+        its = [_priced(to_otp(it, day, tt.timezone), np_.fares) for it in res.itineraries]
+        return res, its
+
+    result, itineraries = await run_in_threadpool(plan_and_render)
     body: dict[str, Any] = {
         "requestParameters": {
             "fromPlace": fromPlace,
@@ -737,9 +740,7 @@ async def plan(
             "date": service_day_epoch_ms(day, tt.timezone) + secs * 1000,
             "from": _place_json(result.origin),
             "to": _place_json(result.destination),
-            "itineraries": [
-                _priced(to_otp(it, day, tt.timezone), np_.fares) for it in result.itineraries
-            ],
+            "itineraries": itineraries,
         },
         "debugOutput": {"totalTime": round((_time.perf_counter() - t_start) * 1000, 1)},
     }
