@@ -13,6 +13,10 @@ network's realtime times (GTFS-RT overlays, ``FeedRegistry.realtime_state``):
   after the bus's realtime departure, the connection is at risk: ``trip.connection_at_risk``
   with the next walk + transit option from that stop after the van's arrival.
 
+Each leg is checked on the network of the city it runs in (:func:`leg_network`: the region
+holding the leg's stop), so every published city's trips are protected, not only the default
+network's.
+
 Events go on ``user.<id>.trip`` and into the trip (the leg's ``events``); a leg is acted on again
 only when its bus's realtime time changes, so a pass every few seconds repeats nothing.
 """
@@ -61,13 +65,36 @@ def active_trip_ids(engine: Any, limit: int = 500) -> list[uuid.UUID]:
         return list(db.exec(stmt).all())
 
 
+def leg_network(services: Any, leg: dict[str, Any]) -> Any:
+    """The published network (city) a transit leg runs in: the region holding its stops
+    (``FeedRegistry.network_at`` of the leg's from and to places), else the default network
+    (a registry of one city, or a leg with no coordinates); None when nothing is published."""
+    reg = services.feeds
+    if reg is None:
+        return None
+    network_at = getattr(reg, "network_at", None)
+    if network_at is not None:
+        for key in ("from", "to"):
+            place = leg.get(key) or {}
+            lat, lon = place.get("lat"), place.get("lon")
+            if lat is None or lon is None:
+                continue
+            net = network_at(float(lat), float(lon))
+            if net is not None:
+                return net
+    return getattr(reg, "network", None)
+
+
 def realtime_time(
     services: Any, leg: dict[str, Any], *, at_end: bool
 ) -> tuple[float, float] | None:
     """(scheduled, realtime) unix seconds of a transit leg's arrival at its last stop
-    (``at_end``) or departure from its first, from the published network's realtime overlay
-    of the leg's service date; None when the trip or stop is not in the network."""
-    net = getattr(services.feeds, "network", None)
+    (``at_end``) or departure from its first, from the realtime overlay of the leg's service
+    date on the leg's own city (:func:`leg_network`); None when the trip or stop is not in
+    that network."""
+    from app.api.plan import realtime_for
+
+    net = leg_network(services, leg)
     tt = None if net is None else net.timetable
     trip_id, day, place = leg.get("tripId"), leg.get("serviceDate"), leg["to" if at_end else "from"]
     if tt is None or not trip_id or not day or not place.get("stopId"):
@@ -87,10 +114,10 @@ def realtime_time(
     service_day = dt.date.fromisoformat(str(day))
     base = service_day_epoch_ms(service_day, tt.timezone) / 1000.0
     sched = tt.st_arrival if at_end else tt.st_departure
-    try:
-        rt = services.feeds.realtime_state(service_day)
-    except Exception:  # realtime is optional: no overlay means the schedule holds
-        rt = None
+    # The default network's overlay is asked for as /plan does (without the network), so a
+    # registry without per-city overlays keeps its realtime; no overlay: the schedule holds.
+    default = net is getattr(services.feeds, "network", None)
+    rt = realtime_for(services, service_day, None if default else net)
     times = None if rt is None else (rt.arrival if at_end else rt.departure)
     live = int(sched[st]) if times is None else int(times[st])
     return base + int(sched[st]), base + live
@@ -239,7 +266,8 @@ class TransferGuard:
         from routing.planner import PlanPlace, PlanRequest
 
         try:
-            np_ = await network_planner(self.services)
+            # The planner of the bus's city: the rider's next option is in that city too.
+            np_ = await network_planner(self.services, leg_network(self.services, bus))
         except ApiError:
             return None
         tt = np_.planner.tt
