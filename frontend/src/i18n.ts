@@ -22,6 +22,10 @@ const STRINGS: Record<string, { ja: string; en: string }> = {
   stopSearch: { ja: "停留所名・よみで検索", en: "Stop name or reading" },
   noItinerary: { ja: "経路が見つかりません", en: "No itinerary found" },
   transfers: { ja: "乗換", en: "transfers" },
+  // Between two legs of one vehicle (OTP's interlineWithPreviousLeg: block_id or an in-seat
+  // transfer): the rider stays on board, which is no transfer.
+  stayOnBoard: { ja: "そのまま乗車", en: "Stay on board" },
+  stayOnBoardAt: { ja: "{stop}でそのまま乗車（乗換なし）", en: "Stay on board at {stop} (no transfer)" },
   walk: { ja: "徒歩", en: "Walk" },
   minutes: { ja: "分", en: "min" },
   onDemand: { ja: "オンデマンド乗合", en: "On-demand ride" },

@@ -151,6 +151,8 @@ interface Leg {
   rideId?: string; legState?: string; rideStatus?: string;
   // Walking legs: turn-by-turn steps (OTP's walkSteps).
   steps?: WalkStep[];
+  // The same vehicle continues as this leg's trip (block_id or an in-seat transfer).
+  interlineWithPreviousLeg?: boolean;
 }
 interface WalkStep {
   relativeDirection: string; absoluteDirection: string; streetName: string | null; distance: number;
@@ -624,6 +626,20 @@ function legItem(leg: Leg & { departureDelay?: number; routeTextColor?: string |
   return l;
 }
 
+/** The line between two legs of one vehicle (an interlined leg): the rider stays on board
+ * where the previous trip ends, so it reads as no transfer rather than a change. */
+function stayOnBoardItem(leg: Leg): HTMLLIElement {
+  const l = document.createElement("li");
+  l.className = "leg leg-interline";
+  l.dataset.interline = "true";
+  const note = document.createElement("span");
+  note.className = "leg-stops";
+  note.textContent = tf("stayOnBoardAt", { stop: stopText(leg.from, "from") });
+  note.title = t("stayOnBoard");
+  l.append(note);
+  return l;
+}
+
 // --- service alerts (GTFS-RT, public) on the legs they concern ------------------------------
 interface Alert { id: string; header: string; description: string; informed_entities: Array<Record<string, string | number>> }
 let alerts: Alert[] = [];
@@ -737,7 +753,10 @@ function renderItineraries(resp: PlanResponse): void {
         li.append(co2);
       }
       const legs = document.createElement("ul");
-      for (const leg of it.legs) legs.append(legItem(leg));
+      for (const leg of it.legs) {
+        if (leg.interlineWithPreviousLeg) legs.append(stayOnBoardItem(leg));
+        legs.append(legItem(leg));
+      }
       li.append(legs);
       const actions = document.createElement("div");
       actions.className = "actions";
