@@ -70,6 +70,8 @@ def zone_bbox(zone: ServiceZone) -> tuple[float, float, float, float]:
 def distance_to_bbox_m(lat: float, lon: float, bbox: tuple[float, float, float, float]) -> float:
     """Metres from (lat, lon) to the nearest point of ``bbox`` (0 inside it)."""
     near = (min(max(lat, bbox[0]), bbox[2]), min(max(lon, bbox[1]), bbox[3]))
+    if near == (lat, lon):
+        return 0.0  # inside: every position report of a vehicle in its zone, no haversine
     return point_distance_m((lat, lon), near)
 
 
@@ -850,7 +852,8 @@ class Dispatcher:
             v = zs.vehicles[vehicle_id]
             v.position = (lat, lon)
             v.position_time = t
-            self._plan_changed(zs, v, t)
+            # Same plan, new first leg: only the position entries of its arrays are redriven.
+            self._plan_changed(zs, v, t, moved_only=True)
 
     def relocate(self, vehicle_id: str, target: tuple[float, float], now: float) -> bool:
         """Send an idle vehicle toward ``target`` (rebalancing); False if it has work."""
@@ -1118,10 +1121,15 @@ class Dispatcher:
         now: float,
         status_changed: set[str] | None = None,
         publish_rides: bool = True,
+        moved_only: bool = False,
     ) -> None:
-        """Bump the version, drop cached arrays, recompute ETAs and publish them."""
+        """Bump the version, drop cached arrays, recompute ETAs and publish them.
+
+        ``moved_only``: only the vehicle's position changed (a position report), so its cached
+        arrays are moved (first leg and way home) rather than dropped and rebuilt."""
         zs.versions[v.vehicle_id] = zs.versions.get(v.vehicle_id, 0) + 1
-        zs.arrays.invalidate(v.vehicle_id)
+        if not (moved_only and zs.arrays.moved(v) is not None):
+            zs.arrays.invalidate(v.vehicle_id)
         times = self.schedule(v, now)
         stops = []
         changed = set(status_changed or ())

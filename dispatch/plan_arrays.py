@@ -78,6 +78,11 @@ class VehicleArrays:
         first leg and the way home are driven again; the rest is the same plan); else None."""
         if plan_signature(v) != self.signature:
             return None
+        return self.at_position(v, travel)
+
+    def at_position(self, v: Vehicle, travel: TravelTimes) -> VehicleArrays:
+        """These arrays with the first leg and the way home driven from ``v``'s position (the
+        caller knows the plan is the one they were built from)."""
         speed = v.vtype.speed_kmh
         here = np.array([v.position], dtype=np.float64)
         to = np.vstack([self.points[:1], np.array([v.depot], dtype=np.float64)])
@@ -204,6 +209,14 @@ class _Slots:
         self.pos_depot[k] = a.pos_depot
         self.ready[k] = max(v.position_time, v.shift_start)
 
+    def move(self, k: int, v: Vehicle, a: VehicleArrays) -> None:
+        """Rewrite only what a position report changes in slot ``k`` (same plan as written)."""
+        if len(a.leg):
+            self.stops["leg"][k * self.cap] = a.leg[0]
+        self.pos[k] = v.position
+        self.pos_depot[k] = a.pos_depot
+        self.ready[k] = max(v.position_time, v.shift_start)
+
 
 class FleetArrays:
     """All vehicles of one zone in fixed-size slots; each slot rebuilt lazily per vehicle.
@@ -238,6 +251,25 @@ class FleetArrays:
         if va is not None:
             self._stale[vehicle_id] = va
         self._dirty.add(vehicle_id)
+
+    def moved(self, v: Vehicle) -> VehicleArrays | None:
+        """``v``'s arrays after a position report that left its plan alone: the cached arrays
+        with the first leg and the way home driven again, and in its slot only the position
+        entries rewritten (no plan rebuilt, no signature compared: every plan change goes
+        through :meth:`invalidate`). None when nothing is cached for ``v`` (call
+        :meth:`invalidate`; the next :meth:`arrays` builds or moves them)."""
+        vid = v.vehicle_id
+        va = self._cache.get(vid)
+        if va is None:
+            return None
+        va = va.at_position(v, self.travel)
+        self._cache[vid] = va
+        sl = self._slots
+        if sl is not None and vid not in self._dirty:
+            k = sl.index.get(vid)
+            if k is not None:
+                sl.move(k, v, va)
+        return va
 
     def arrays(self, v: Vehicle) -> VehicleArrays:
         va = self._cache.get(v.vehicle_id)
