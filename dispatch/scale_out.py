@@ -3,7 +3,9 @@
 Commands for a zone (book, cancel, vehicle events, new vehicles) are appended to the work queue
 ``dispatch.zone.<zone_id>`` (Redis Streams in production, consumed by the group ``dispatch``).
 One worker at a time owns a zone: it holds the zone's lease (a key with an expiry, renewed by a
-lease keeper every third of its lifetime and before each batch). On taking a zone over, a
+lease keeper thread every third of its lifetime, :class:`LeaseKeeper`, so a starved event loop
+does not lose it; checked before each batch and again before saving it, with a fencing token,
+so a worker that lost the lease never acts beside the next owner). On taking a zone over, a
 worker loads the zone's last snapshot. It reads the commands waiting in the stream (at most
 :data:`COMMAND_BATCH`), handles them in order, saves the zone once *then* acks them all, so a
 crash at any point loses nothing:
@@ -35,6 +37,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -112,10 +115,15 @@ class WorkQueue(Protocol):
 
 
 class LeaseStore(Protocol):
-    """Exclusive, expiring ownership of a key."""
+    """Exclusive, expiring ownership of a key.
 
-    async def acquire(self, key: str, owner: str, ttl_ms: int) -> bool:
-        """Take or renew the lease; False while another owner holds it."""
+    A store may also offer ``renew_sync(key, owner, ttl_ms) -> int`` (blocking, any thread,
+    extends only a lease ``owner`` holds): the worker then renews from a thread of its own
+    (:class:`LeaseKeeper`), so a lease outlives an event loop starved by other work."""
+
+    async def acquire(self, key: str, owner: str, ttl_ms: int) -> int | bool:
+        """Take or renew the lease: its fencing token (grows each time the lease changes
+        hands; ``True`` from a store without tokens), 0/False while another owner holds it."""
         ...
 
     async def release(self, key: str, owner: str) -> None: ...
@@ -594,6 +602,118 @@ async def _join(task: asyncio.Task[Any]) -> None:
         pass
 
 
+class LeaseLost(Exception):
+    """The zone's lease was lost while a batch was being handled: nothing of it is saved or
+    acked (the messages stay pending for the new owner)."""
+
+
+class LeaseKeeper:
+    """Renews a worker's leases from a dedicated thread, every third of their lifetime.
+
+    An owner's event loop (or thread pool) can be starved for seconds by CPU-bound work (the
+    /plan searches of a loaded process); a renewal queued behind it came after the lease's
+    expiry and another process took the zone over while this one still served it (issue #10).
+    This thread needs only the GIL for a moment and the blocking ``renew``; it dies with the
+    process, so a killed owner's leases still end after their lifetime.
+
+    It also tells until when a lease is surely held (:meth:`valid`): the send time of its last
+    confirmed renewal plus the lifetime, less a safety margin. Another process can take the
+    lease only after that, so a worker that checks :meth:`valid` before acting never acts at
+    the same time as the next owner, even when the whole process was frozen (its thread too).
+
+    Parameters
+    ----------
+    renew
+        ``renew(key, owner, ttl_ms)``: extend the lease if ``owner`` holds it; its fencing
+        token, 0 if not held (blocking).
+    owner
+        The lease owner (the worker id).
+    ttl_ms
+        Lease lifetime.
+    clock
+        Monotonic clock (seconds).
+    """
+
+    def __init__(
+        self,
+        renew: Callable[[str, str, int], int],
+        owner: str,
+        ttl_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.renew = renew
+        self.owner = owner
+        self.ttl_ms = ttl_ms
+        self.clock = clock
+        self.period = ttl_ms / 3000.0
+        # Stop acting this long before the lease could end: a check and the action after it
+        # (a save, an ack) are not one step.
+        self.margin = ttl_ms / 5000.0
+        self._held: dict[str, tuple[int, float]] = {}  # key -> (token, surely held until)
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, key: str, token: int, sent: float) -> None:
+        """Keep ``key`` (taken or confirmed with ``token`` by a call sent at ``sent``)."""
+        with self._mutex:
+            old = self._held.get(key)
+            until = sent + self.ttl_ms / 1000.0 - self.margin
+            if old is not None and old[0] == token:
+                until = max(until, old[1])
+            self._held[key] = (token, until)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name=f"lease-keeper-{self.owner}", daemon=True
+                )
+                self._thread.start()
+
+    def drop(self, key: str) -> None:
+        """Stop renewing ``key`` (released, lost, or a crash imitated)."""
+        with self._mutex:
+            self._held.pop(key, None)
+
+    def valid(self, key: str, token: int) -> bool:
+        """Whether ``key`` is surely still held with ``token`` (no other owner can act)."""
+        with self._mutex:
+            held = self._held.get(key)
+        return held is not None and held[0] == token and self.clock() < held[1]
+
+    def close(self) -> None:
+        """Stop the thread (the leases then end after their lifetime unless released)."""
+        with self._mutex:
+            self._held.clear()
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.period + 1.0)
+
+    def renew_all(self) -> None:
+        """One round of renewals (the thread's loop; tests call it directly)."""
+        with self._mutex:
+            keys = list(self._held.items())
+        for key, (token, _) in keys:
+            sent = self.clock()
+            try:
+                got = int(self.renew(key, self.owner, self.ttl_ms))
+            except Exception:  # Redis away: the lease runs out unless a later renewal lands
+                log.warning("lease renewal of %s failed", key, exc_info=True)
+                continue
+            with self._mutex:
+                if self._held.get(key, (None,))[0] != token:
+                    continue  # dropped or taken again meanwhile: the loop's record stands
+                if got == token:
+                    self._held[key] = (token, sent + self.ttl_ms / 1000.0 - self.margin)
+                else:  # another owner (or the lease ended and changed hands): never act again
+                    self._held[key] = (token, -float("inf"))
+                    log.warning("lease %s lost by %s", key, self.owner)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.renew_all()
+
+
 class ZoneWorker:
     """One dispatcher worker: owns the zones whose lease it holds, drains their queues.
 
@@ -699,13 +819,48 @@ class ZoneWorker:
         self._last_snapshot = time.monotonic()
         self._dirty: set[str] = set()
         self._broken: dict[str, float] = {}  # zone -> when to try restoring it again
+        # Fencing: the token of each owned zone's lease when it was taken; a different token
+        # later means the lease changed hands in between (the zone state here is stale).
+        self._tokens: dict[str, int] = {}
+        renew_sync = getattr(leases, "renew_sync", None)
+        self.keeper: LeaseKeeper | None = (
+            LeaseKeeper(renew_sync, worker_id, lease_ttl_ms) if callable(renew_sync) else None
+        )
 
     # --- ownership --------------------------------------------------------------------------
     def _lock(self, zid: str) -> asyncio.Lock:
         return self._locks.setdefault(zid, asyncio.Lock())
 
     async def _renew(self, zid: str) -> bool:
-        return await self.leases.acquire(lease_key(zid), self.worker_id, self.lease_ttl_ms)
+        """Take or renew the zone's lease; for an owned zone, False also when the lease changed
+        hands since it was taken (a new token) or is not surely held (:class:`LeaseKeeper`):
+        the caller then drops the zone without acting (fencing)."""
+        key = lease_key(zid)
+        sent = time.monotonic()
+        token = int(await self.leases.acquire(key, self.worker_id, self.lease_ttl_ms))
+        if not token:
+            return False
+        if zid in self.owned:
+            known = self._tokens.get(zid)
+            if known is not None and token != known:
+                log.warning("zone %s: lease changed hands since taken by %s", zid, self.worker_id)
+                return False
+            if self.keeper is not None and not self.keeper.valid(key, token):
+                return False
+        self._tokens[zid] = token
+        if self.keeper is not None:
+            self.keeper.hold(key, token, sent)
+        return True
+
+    async def _release(self, zid: str) -> None:
+        """Give the zone's lease back (the keeper thread stops renewing it first)."""
+        self._unhold(zid)
+        await self.leases.release(lease_key(zid), self.worker_id)
+
+    def _unhold(self, zid: str) -> None:
+        self._tokens.pop(zid, None)
+        if self.keeper is not None:
+            self.keeper.drop(lease_key(zid))
 
     async def _take(self, zid: str) -> None:
         """Restore a newly leased zone from its last saved state."""
@@ -741,7 +896,9 @@ class ZoneWorker:
         if task is not None and task is not current:
             await _join(task)
         if release:
-            await self.leases.release(lease_key(zid), self.worker_id)
+            await self._release(zid)
+        else:  # lost (or a crash imitated): not renewed any more, it ends after its lifetime
+            self._unhold(zid)
 
     # --- one message ------------------------------------------------------------------------
     async def _remove(self, zid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -808,6 +965,10 @@ class ZoneWorker:
         run = functools.partial(handle_batch, self.dispatcher, [m.data for m in msgs], saved)
         outs, failure = await asyncio.get_running_loop().run_in_executor(self._pool, run)
         done = list(zip(msgs, outs, strict=False))
+        # Fencing: the batch may have waited long for the pool; if the lease changed hands
+        # meanwhile, another owner may act on the zone now, so nothing of it is saved or acked.
+        if done and not await self._renew(zid):
+            raise LeaseLost(zid)
         if done:
             if any(needs_snapshot(m.data) for m, _ in done):
                 await self.zone_store.save(self.dispatcher, zid)
@@ -902,7 +1063,7 @@ class ZoneWorker:
                 try:
                     return await self._refuse_queued(zid)
                 finally:
-                    await self.leases.release(lease_key(zid), self.worker_id)
+                    await self._release(zid)
 
     async def run_once(self, block_ms: int = 0) -> int:
         """Renew/take leases, then handle the waiting messages of owned zones; returns count."""
@@ -928,7 +1089,11 @@ class ZoneWorker:
                 if not await self._renew(zid):
                     await self._drop(zid, release=False)
                     break
-                outs = await self._process_batch(zid, batch)
+                try:
+                    outs = await self._process_batch(zid, batch)
+                except LeaseLost:
+                    await self._drop(zid, release=False)
+                    break
                 handled += len(outs)
                 if any(o.get("removed") for o in outs):
                     await self._drop(zid, release=True)
@@ -966,12 +1131,13 @@ class ZoneWorker:
                         if zid not in self.owned:
                             return
                         removed = False
-                        if not await self._renew(zid):
-                            lost = True
-                        else:
-                            lost = False
-                            outs = await self._process_batch(zid, batch)
-                            removed = any(o.get("removed") for o in outs)
+                        lost = not await self._renew(zid)
+                        if not lost:
+                            try:
+                                outs = await self._process_batch(zid, batch)
+                                removed = any(o.get("removed") for o in outs)
+                            except LeaseLost:
+                                lost = True
                     if lost or removed:
                         # A removed zone's later messages were refused by _process.
                         await self._drop(zid, release=removed)
@@ -1032,7 +1198,7 @@ class ZoneWorker:
             self._broken[zid] = time.monotonic() + BROKEN_RETRY_S
             if zid in {z.zone_id for z in self.dispatcher.zones()}:
                 self.dispatcher.remove_zone(zid)
-            await self.leases.release(lease_key(zid), self.worker_id)
+            await self._release(zid)
             return False
         self._broken.pop(zid, None)
         return True
@@ -1100,6 +1266,8 @@ class ZoneWorker:
         for task in list(self._tasks.values()):
             task.cancel()
         self._tasks.clear()
+        if self.keeper is not None:
+            self.keeper.close()
 
     async def release(self) -> None:
         """Give every lease back (clean shutdown: another worker can take over at once)."""

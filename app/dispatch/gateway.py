@@ -1449,6 +1449,7 @@ async def start_cluster(
 ) -> ClusterGateway:
     """Build and start this process's :class:`ClusterGateway` (``settings.redis_url`` set):
     its dispatcher holds only the zones it owns; zones in ``skip`` are never served."""
+    import redis
     import redis.asyncio as aioredis
 
     from app.dispatch.leases import RedisLeaseStore
@@ -1456,6 +1457,15 @@ async def start_cluster(
     s = services.settings
     client = aioredis.Redis.from_url(s.redis_url, decode_responses=True)
     ttl_ms = int(s.dispatch_lease_ttl_s * 1000)
+    # The lease keeper thread's own blocking connection: renewals never wait for the event
+    # loop, which /plan work can starve for longer than a lease lives (#10). Its timeout keeps
+    # a Redis outage from holding the thread past the next renewal.
+    renew_client = redis.Redis.from_url(
+        s.redis_url,
+        decode_responses=True,
+        socket_timeout=max(0.5, s.dispatch_lease_ttl_s / 3),
+        socket_connect_timeout=max(0.5, s.dispatch_lease_ttl_s / 3),
+    )
     gateway: ClusterGateway | None = None
 
     async def on_outcome(zid: str, data: dict[str, Any], out: dict[str, Any]) -> None:
@@ -1479,7 +1489,7 @@ async def start_cluster(
         [],
         make_dispatcher,
         services.bus,
-        RedisLeaseStore(client, s.redis_prefix),
+        RedisLeaseStore(client, s.redis_prefix, sync_client=renew_client),
         lease_ttl_ms=ttl_ms,
         # A dead owner's batch is reclaimable once its lease has expired.
         reclaim_idle_ms=ttl_ms,
