@@ -59,8 +59,11 @@ def _gap(cost: float, best: float | None) -> float | None:
 def _summary(problem: Problem, sol: Solution, seconds: float, best: float | None) -> dict[str, Any]:
     return {
         "cost": round(sol.cost, 4),
-        "gap_pct": _gap(sol.cost, best),
+        # A plan that drops requests is not comparable to one that serves them all: no gap
+        # (a run serving nothing costs 0, which would read as -100 %).
+        "gap_pct": None if sol.unserved else _gap(sol.cost, best),
         "vehicles": sol.n_vehicles_used,
+        "served": problem.n_requests - len(sol.unserved),
         "unserved": len(sol.unserved),
         "feasible": not check(problem, sol),
         "seconds": round(seconds, 2),
@@ -68,6 +71,15 @@ def _summary(problem: Problem, sol: Solution, seconds: float, best: float | None
         "solver_clock_seconds": round(sol.stats.get("seconds", seconds), 2),
         "solver": sol.solver,
     }
+
+
+def _cost_gap_cells(summary: dict[str, Any]) -> str:
+    """The cost and gap columns of one solver's row: ``unserved`` for a run that served no
+    request (its cost of 0 is no result), ``n.a.`` for the gap of a run that left any out or of
+    an instance without a best known."""
+    cost = "unserved" if summary["served"] == 0 else f"{summary['cost']:.3f}"
+    gap = "n.a." if summary["gap_pct"] is None else f"{summary['gap_pct']:.2f}"
+    return f"{cost:>9} {gap:>6}"
 
 
 def _pyvrp(problem: Problem, time_limit: float, scale: int = 1000) -> dict[str, Any]:
@@ -193,10 +205,9 @@ def _darp_family(
             }
         )
         print(
-            f"{f.stem:7} {bk if bk else float('nan'):9.3f} | {alns['cost']:9.3f} "
-            f"{alns['gap_pct'] if bk else float('nan'):6.2f} {alns['unserved']:3d} "
-            f"{alns['iterations']:6d} {'yes' if alns['feasible'] else 'NO':>3} | "
-            f"{ort['cost']:9.3f} {ort['gap_pct'] if bk else float('nan'):6.2f} "
+            f"{f.stem:7} {bk if bk else float('nan'):9.3f} | {_cost_gap_cells(alns)} "
+            f"{alns['unserved']:3d} {alns['iterations']:6d} "
+            f"{'yes' if alns['feasible'] else 'NO':>3} | {_cost_gap_cells(ort)} "
             f"{ort['unserved']:3d}",
             flush=True,
         )
@@ -284,7 +295,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["lilim_pyvrp_vehicles_over_best"] = sum(
                 r["pyvrp"]["vehicles"] - (r["best_vehicles"] or 0) for r in rows
             )
-            same = [r for r in rows if r["alns"]["vehicles"] == r["best_vehicles"]]
+            same = [
+                r
+                for r in rows
+                if r["alns"]["vehicles"] == r["best_vehicles"] and r["alns"]["gap_pct"] is not None
+            ]
             out["lilim_alns_mean_distance_gap_pct_at_best_vehicles"] = (
                 round(statistics.fmean(r["alns"]["gap_pct"] for r in same), 3) if same else None
             )
