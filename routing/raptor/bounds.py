@@ -13,7 +13,9 @@ is answered at once, with no journey.
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,6 +252,13 @@ def backward_dijkstra(
     return dist
 
 
+_MEMO_SIZE = 16
+_memo: OrderedDict[tuple[int, int, int, bytes, bytes], tuple[object, object, IntArray]] = (
+    OrderedDict()
+)
+_memo_lock = threading.Lock()
+
+
 def lower_bounds(
     network: RaptorNetwork,
     graph: BoundGraph,
@@ -261,8 +270,28 @@ def lower_bounds(
     """[S] lower bound of the time from each stop to the targets (``BIG``: unreachable);
     with ``origin_s`` ([S] access seconds, -1 elsewhere) the search may stop early (see
     :func:`backward_dijkstra`), and an origin gets ``BIG`` only when it cannot reach a
-    target."""
-    return backward_dijkstra(  # type: ignore[no-any-return]
+    target.
+
+    The last few answers are kept (by the graph and footpath arrays' identity and the
+    targets' and origins' seconds): one /plan runs a range search, several earliest-arrival
+    searches and McRAPTOR between the same stops, and each asks for the same bounds (#10).
+    The array returned may be shared: callers must not write to it.
+    """
+    origins = np.zeros(0, dtype=np.int32) if origin_s is None else origin_s
+    key = (
+        id(graph),
+        id(foot_s),
+        int(max_foot_s),
+        np.ascontiguousarray(target_s).tobytes(),
+        np.ascontiguousarray(origins).tobytes(),
+    )
+    with _memo_lock:
+        hit = _memo.get(key)
+        # The entry holds its graph and footpaths: their ids cannot be reused meanwhile.
+        if hit is not None and hit[0] is graph and hit[1] is foot_s:
+            _memo.move_to_end(key)
+            return hit[2]
+    dist: IntArray = backward_dijkstra(
         graph.ride_ptr,
         graph.ride_from,
         graph.ride_s,
@@ -272,5 +301,10 @@ def lower_bounds(
         foot_s,
         int(max_foot_s),
         target_s,
-        np.zeros(0, dtype=np.int32) if origin_s is None else origin_s,
+        origins,
     )
+    with _memo_lock:
+        _memo[key] = (graph, foot_s, dist)
+        while len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    return dist

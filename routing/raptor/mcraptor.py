@@ -49,13 +49,23 @@ def _insert(
     dead: np.ndarray,
     n: int,
     step: int,
+    lb: np.ndarray,
+    egress: np.ndarray,
+    tb: np.ndarray,
 ) -> bool:
     """Whether ``(arr, ready, walk, co2)`` at round ``rnd`` enters stop ``s``'s bag; if so, kills
     the labels of the same round it dominates (the caller writes label ``n``).
 
     Arrivals by a ride compete only with rides (and the access): a ride that a walk beats
     still has footpaths of its own to offer, which a walk (never followed by another) lacks.
+
+    Target pruning (with ``lb`` of one entry per stop, else ``lb`` is empty): a label that
+    cannot reach a target before ``arr + lb[s]`` is dropped when a journey already found
+    (``tb``, see :func:`_target_prunes`) arrives strictly earlier with no more rides, walking
+    or CO2 steps: every journey through the label is then strictly dominated.
     """
+    if lb.shape[0] > 0 and _target_prunes(arr + int(lb[s]), rnd, walk, co2 // step, tb):
+        return False
     on_foot = kind == K_WALK
     x = head[s]
     while x >= 0:
@@ -84,7 +94,51 @@ def _insert(
         x = nxt[x]
     nxt[n] = head[s]
     head[s] = n
+    if lb.shape[0] > 0 and egress[s] >= 0:
+        _target_add(arr + int(egress[s]), rnd, walk + egress[s], co2 // step, tb)
     return True
+
+
+@njit(cache=True, nogil=True)
+def _target_prunes(reach: int, rnd: int, walk: int, co2_steps: int, tb: np.ndarray) -> bool:
+    """Whether a journey of ``tb`` arrives before ``reach`` with no more rides than ``rnd``,
+    walking seconds than ``walk`` and CO2 steps than ``co2_steps`` (each only grows on the
+    way to a target). ``tb`` is [5, cap+1]: rows arrival, rides, walk, CO2 steps of the target
+    journeys found so far (one Pareto set); ``tb[0, cap]`` holds their number."""
+    cap = tb.shape[1] - 1
+    m = tb[0, cap]
+    for i in range(m):
+        if tb[0, i] < reach and tb[1, i] <= rnd and tb[2, i] <= walk and tb[3, i] <= co2_steps:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _target_add(arr: int, rnd: int, walk: int, co2_steps: int, tb: np.ndarray) -> None:
+    """Record a journey reaching a target in ``tb`` (see :func:`_target_prunes`), unless one
+    there is no worse in every criterion; the entries it dominates go. A full table takes no
+    more (pruning less is still exact). Journeys past ``max_arrival`` are never recorded: the
+    caller's ``tb[4, 0]`` holds that limit."""
+    if arr > tb[4, 0]:
+        return
+    cap = tb.shape[1] - 1
+    m = tb[0, cap]
+    for i in range(m):
+        if tb[0, i] <= arr and tb[1, i] <= rnd and tb[2, i] <= walk and tb[3, i] <= co2_steps:
+            return
+    j = 0
+    for i in range(m):
+        if not (arr <= tb[0, i] and rnd <= tb[1, i] and walk <= tb[2, i] and co2_steps <= tb[3, i]):
+            for r in range(4):
+                tb[r, j] = tb[r, i]
+            j += 1
+    if j < cap:
+        tb[0, j] = arr
+        tb[1, j] = rnd
+        tb[2, j] = walk
+        tb[3, j] = co2_steps
+        j += 1
+    tb[0, cap] = j
 
 
 @njit(cache=True, nogil=True)
@@ -115,6 +169,9 @@ def _walks(
     marked: np.ndarray,
     mark_list: np.ndarray,
     n_mark: int,
+    lb: np.ndarray,
+    egress: np.ndarray,
+    tb: np.ndarray,
 ) -> tuple[int, int]:
     """One footpath after each of ``labels[:n_labels]``, into round ``rnd`` (boarding ready
     ``slack`` after the walk). Returns ``(n, n_mark)``, the labels and marked stops now, or
@@ -136,7 +193,7 @@ def _walks(
                 return -1, n_mark
             if _insert(
                 t, a, a + slack, w, l_co2[x], rnd, K_WALK, head, nxt, l_arr, l_ready, l_walk,
-                l_co2, l_round, l_kind, dead, n, step,
+                l_co2, l_round, l_kind, dead, n, step, lb, egress, tb,
             ):  # fmt: skip
                 l_arr[n] = a
                 l_ready[n] = a + slack
@@ -209,6 +266,9 @@ def _seated_chain(
     marked: np.ndarray,
     mark_list: np.ndarray,
     n_mark: int,
+    lb: np.ndarray,
+    egress: np.ndarray,
+    tb: np.ndarray,
 ) -> tuple[int, int, int]:
     """Ride on from trip copy ``(t0, o)``, boarded at ``bpos`` from label ``parent``, into
     every trip the vehicle continues as (depth first, each trip once per chain): alighting
@@ -286,7 +346,7 @@ def _seated_chain(
                     return -1, n_new, n_mark
                 if _insert(
                     s, a, a + change_s[s], walk, c, k, K_RIDE, head, nxt, l_arr, l_ready, l_walk,
-                    l_co2, l_round, l_kind, dead, n, step,
+                    l_co2, l_round, l_kind, dead, n, step, lb, egress, tb,
                 ):  # fmt: skip
                     l_arr[n] = a
                     l_ready[n] = a + change_s[s]
@@ -369,6 +429,10 @@ def mc_kernel(
     cont_ptr: np.ndarray,
     cont_to: np.ndarray,
     cont_kind: np.ndarray,
+    # target pruning (:func:`_insert`): lb [S] or empty (off), egress [S], tb [5, cap+1]
+    lb: np.ndarray,
+    egress: np.ndarray,
+    tb: np.ndarray,
 ) -> int:
     """Fill the label pool; returns the number of labels, or -1 when the pool is full.
 
@@ -377,6 +441,7 @@ def mc_kernel(
     continuation is kept as a ``K_SEAT`` label (in no bag) that the label after it points to.
     """
     cap = l_arr.shape[0]
+    prune = lb.shape[0] > 0
     n_stops = head.shape[0]
     n_pat = pattern_trip_ptr.shape[0] - 1
     n_off = offsets.shape[0]
@@ -410,7 +475,7 @@ def mc_kernel(
             return -1
         if _insert(
             s, a, a, access_s[s], 0, 0, K_ACCESS, head, nxt, l_arr, l_ready, l_walk, l_co2,
-            l_round, l_kind, dead, n, co2_step,
+            l_round, l_kind, dead, n, co2_step, lb, egress, tb,
         ):  # fmt: skip
             l_arr[n] = a
             l_ready[n] = a
@@ -429,7 +494,7 @@ def mc_kernel(
     n, n_mark = _walks(
         new_rides, n_acc, 0, 0, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
         max_arrival, head, nxt, dead, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
-        l_parent, n, co2_step, marked, mark_list, n_mark,
+        l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb,
     )  # fmt: skip
     if n < 0:
         return -1
@@ -473,7 +538,7 @@ def mc_kernel(
                             return -1
                         if _insert(
                             s, a, ready, rb_walk[r], c, k, K_RIDE, head, nxt, l_arr, l_ready,
-                            l_walk, l_co2, l_round, l_kind, dead, n, co2_step,
+                            l_walk, l_co2, l_round, l_kind, dead, n, co2_step, lb, egress, tb,
                         ):  # fmt: skip
                             l_arr[n] = a
                             l_ready[n] = ready
@@ -496,6 +561,12 @@ def mc_kernel(
                     x = head[s]
                     while x >= 0:
                         if dead[x] or l_round[x] != k - 1:
+                            x = nxt[x]
+                            continue
+                        if prune and _target_prunes(
+                            l_arr[x] + int(lb[s]), k, l_walk[x], l_co2[x] // co2_step, tb
+                        ):
+                            # A journey found since it was labelled beats every ride from it.
                             x = nxt[x]
                             continue
                         best_t = -1
@@ -577,7 +648,7 @@ def mc_kernel(
                             cont_ptr, cont_to, cont_kind, chain_seen, stack_t, stack_l,
                             stack_c, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
                             l_parent, l_trip, l_board, l_alight, l_off, dead, nxt, head, n,
-                            new_rides, n_new, marked, mark_list, n_mark,
+                            new_rides, n_new, marked, mark_list, n_mark, lb, egress, tb,
                         )  # fmt: skip
                         if n < 0:
                             return -1
@@ -585,7 +656,7 @@ def mc_kernel(
         n, n_mark = _walks(
             new_rides, n_new, k, slack, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
             max_arrival, head, nxt, dead, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
-            l_parent, n, co2_step, marked, mark_list, n_mark,
+            l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb,
         )  # fmt: skip
         if n < 0:
             return -1
@@ -628,6 +699,8 @@ def mc_raptor(
     max_arrival: int | None = None,
     co2_step: int = CO2_STEP_G,
     capacity: int = 1 << 15,
+    prune: bool = True,
+    lower_bound: npt.NDArray[np.int32] | None = None,
 ) -> list[Journey]:
     """Pareto-optimal journeys over (arrival, transfers, walking seconds), fastest first.
 
@@ -635,8 +708,16 @@ def mc_raptor(
     from each pattern's first stop to each position (one value per ``pattern_stops`` entry);
     given, CO2 is a fourth criterion and the set also keeps slower but cleaner journeys.
     ``co2_step`` (grams, :data:`CO2_STEP_G`) compares CO2 in steps of that size (floor of
-    grams / step), so journeys a few grams cleaner do not multiply the set. ``max_arrival`` drops labels arriving later (bounds the search: with CO2 a whole day of
-    ever later, ever cleaner journeys is otherwise Pareto-optimal).
+    grams / step), so journeys a few grams cleaner do not multiply the set. ``max_arrival`` drops
+    labels arriving later (bounds the search: with CO2 a whole day of ever later, ever cleaner
+    journeys is otherwise Pareto-optimal).
+
+    ``prune`` (the default): target pruning with lower bounds towards the targets
+    (:mod:`routing.raptor.bounds`; ``lower_bound``, [S] as from
+    :meth:`~routing.raptor.search.QueryArrays.lower_bounds` with these egress and access
+    stops, when the caller has them already): a label is dropped once a journey found arrives
+    strictly before the label could, with no more rides, walking or CO2 steps. The journeys
+    returned are the same (#10: it cuts McRAPTOR's labels, not its answers).
     """
     if network.reversed:
         raise ValueError("McRAPTOR runs on the forward network")
@@ -650,7 +731,21 @@ def mc_raptor(
         if co2.shape != (n_ps,):
             raise ValueError(f"pattern_co2 needs one value per pattern stop ({n_ps})")
     scan = query.scan_sets(network)
+    if not prune or not (egress >= 0).any():
+        lb = np.zeros(0, dtype=np.int32)
+    elif lower_bound is not None:
+        lb = np.ascontiguousarray(lower_bound, dtype=np.int32)
+        if lb.shape != (network.n_stops,):
+            raise ValueError(f"lower_bound needs one value per stop ({network.n_stops})")
+    else:
+        lb = query.lower_bounds(network, egress, access)
+    if lb.shape[0] and not (lb[access >= 0] < BIG).any():
+        return []  # no origin reaches a target
+    # Target journeys found so far (see _target_prunes); tb[4, 0]: the latest arrival kept.
+    tb_cap = 1024
     while True:
+        tb = np.zeros((5, tb_cap + 1), dtype=np.int64)
+        tb[4, 0] = BIG if max_arrival is None else int(max_arrival)
         res = McResult(capacity, network.n_stops)
         res.departure = int(departure)
         n = mc_kernel(
@@ -665,7 +760,7 @@ def mc_raptor(
             max(1, int(co2_step)),
             res.arr, res.ready, res.walk, res.co2, res.stop, res.round, res.kind, res.parent, res.trip,
             res.board, res.alight, res.off, res.dead, res.next, res.head,
-            query.active, network.trip_pattern, *network.continuation_arrays[:3],
+            query.active, network.trip_pattern, *network.continuation_arrays[:3], lb, egress, tb,
         )  # fmt: skip
         if n >= 0:
             res.n = n
