@@ -1320,3 +1320,35 @@ async def test_an_owner_that_stalled_past_its_lease_cannot_overwrite_its_success
         assert (old.epochs["fenced"], new.epochs["fenced"]) == (1, 2)
     finally:
         engine.dispose()
+
+
+def test_an_owner_whose_event_loop_is_blocked_keeps_its_zone(
+    cluster: Cluster, make_user: Callable[..., Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """Issue #10: the owner's event loop blocked (a synchronous sleep, as /plan work starving
+    it) for 2.5 lease lifetimes. Its lease keeper thread renews meanwhile: the other process,
+    whose keeper passes go on, never owns the zone, and the owner serves it afterwards. Before
+    the fix the renewal waited for the loop, the lease ended and both processes owned it."""
+    ttl = 2.0
+    a, b = cluster(dispatch_lease_ttl_s=ttl), cluster(dispatch_lease_ttl_s=ttl)
+    _, hb, ha = staff_and_rider(a, make_user, auth)
+    zid = f"z-{uuid.uuid4().hex[:6]}"
+    add_fleet(a, hb, zid)
+    owner = one_owner([a, b], zid)
+    clients = [a, b]
+    blocked = threading.Thread(
+        target=clients[owner].portal.call,  # type: ignore[union-attr]
+        args=(time.sleep, 2.5 * ttl),
+    )
+    blocked.start()
+    seen: set[int] = set()
+    while blocked.is_alive():  # sampled all along the block: the zone never changes owner
+        seen.update(owners(clients, zid))
+        time.sleep(0.05)
+    blocked.join()
+    seen.update(owners(clients, zid))
+    assert seen == {owner}
+    other = clients[1 - owner]
+    booked = other.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
+    assert booked.status_code == 201, booked.text
+    assert owners(clients, zid) == [owner]
