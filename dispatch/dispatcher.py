@@ -81,6 +81,8 @@ def local_hour(t: float, utc_offset_s: float) -> int:
 
 
 #: The statuses a ride ends in: it never changes again.
+#: ``kind.value`` of each stop kind, looked up without the enum's property on every ETA.
+_KIND_VALUE = {k: k.value for k in StopKind}
 FINISHED_STATUSES = frozenset({RideStatus.COMPLETED, RideStatus.CANCELLED, RideStatus.NO_SHOW})
 
 
@@ -1130,30 +1132,32 @@ class Dispatcher:
         zs.versions[v.vehicle_id] = zs.versions.get(v.vehicle_id, 0) + 1
         if not (moved_only and zs.arrays.moved(v) is not None):
             zs.arrays.invalidate(v.vehicle_id)
-        times = self.schedule(v, now)
+        # Python floats (the same values): this loop runs on every position report.
+        times: list[float] = self.schedule(v, now).tolist()
         stops = []
         changed = set(status_changed or ())
         for s, b in zip(v.plan, times, strict=True):
             ride = self._rides.get(s.ride_id)
+            pickup = s.kind is StopKind.PICKUP
             stops.append(
                 {
                     "ride_id": s.ride_id,
-                    "kind": s.kind.value,
+                    "kind": _KIND_VALUE[s.kind],
                     "lat": s.lat,
                     "lon": s.lon,
-                    "eta": float(b),
+                    "eta": b,
                     "window": [s.earliest, s.latest],
                 }
             )
             if ride is None:
                 continue
-            old = ride.eta_pickup if s.kind is StopKind.PICKUP else ride.eta_dropoff
+            old = ride.eta_pickup if pickup else ride.eta_dropoff
             if abs(old - b) >= 30.0:
                 changed.add(s.ride_id)
-            if s.kind is StopKind.PICKUP:
-                ride.eta_pickup = float(b)
+            if pickup:
+                ride.eta_pickup = b
             else:
-                ride.eta_dropoff = float(b)
+                ride.eta_dropoff = b
         self.events.publish(
             vehicle_topic(v.vehicle_id),
             {

@@ -18,7 +18,8 @@ drives them through the zone's speed periods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from copy import copy
+from dataclasses import dataclass
 from operator import attrgetter
 
 import numpy as np
@@ -83,14 +84,20 @@ class VehicleArrays:
     def at_position(self, v: Vehicle, travel: TravelTimes) -> VehicleArrays:
         """These arrays with the first leg and the way home driven from ``v``'s position (the
         caller knows the plan is the one they were built from)."""
-        speed = v.vtype.speed_kmh
         here = np.array([v.position], dtype=np.float64)
-        to = np.vstack([self.points[:1], np.array([v.depot], dtype=np.float64)])
-        tt = travel.matrix(here, to, speed)[0]
+        if len(self.points):
+            to = np.array([self.points[0], v.depot], dtype=np.float64)
+        else:
+            to = np.array([v.depot], dtype=np.float64)
+        tt = travel.matrix(here, to, v.vtype.speed_kmh)[0]
         leg = self.leg.copy()
         if len(leg):
             leg[0] = tt[0]
-        return replace(self, leg=leg, pos_depot=float(tt[-1]))
+        # A shallow copy: the plan's own arrays are shared, only the first leg is new.
+        out = copy(self)
+        out.leg = leg
+        out.pos_depot = float(tt[-1])
+        return out
 
     @classmethod
     def build(cls, v: Vehicle, travel: TravelTimes) -> VehicleArrays:
