@@ -101,3 +101,78 @@ def test_bookings_survive_the_fault(fault: str, tmp_path: Path) -> None:
     # A pending record the outage left behind (its removal lost with Redis after the owner's
     # ack) is resolved by the gateways' sweep within seconds: none stays.
     assert res["pending_records_left"] == 0
+
+
+# --- an owner frozen whole (SIGSTOP) past its lease, then resumed (#10) -------------------------
+from tests.app.test_dispatch_cluster import (  # noqa: E402 - the two-process fixtures
+    ADMIN,
+    PASSWORD,
+    _owned,
+    fresh_pg_url,  # noqa: F401 - a fixture `processes` needs
+    processes,  # noqa: F401 - the fixture
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_a_frozen_owner_is_taken_over_and_stops_acting_when_it_resumes(
+    processes: list[tuple[str, Any]],  # noqa: F811 - the fixture imported above
+) -> None:
+    """The zone owner is stopped whole (SIGSTOP: its lease keeper thread too) longer than its
+    lease lives: the other process takes the zone over and books on it. Resumed (SIGCONT), the
+    old owner finds its lease gone (fencing) and leaves the zone without acting: bookings on
+    it are forwarded to the new owner, and every ride is booked exactly once."""
+    import signal
+    import time
+    import uuid
+
+    import httpx
+
+    from tests.app.conftest import ZONE, A, B
+
+    (base_a, _), (base_b, _) = processes
+    async with (
+        httpx.AsyncClient(base_url=base_a, timeout=120) as a,
+        httpx.AsyncClient(base_url=base_b, timeout=120) as b,
+    ):
+        r = await a.post("/api/v1/auth/login", json={"email": ADMIN, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        zid = f"z-{uuid.uuid4().hex[:6]}"
+        r = await a.post("/api/v1/fleet/zones", json={**ZONE, "zone_id": zid}, headers=h)
+        assert r.status_code == 201, r.text
+        body = {"vehicle_id": "van-0", "zone_id": zid, "depot": A, "shift_end": time.time() + 3e4}
+        r = await b.post("/api/v1/fleet/vehicles", json=body, headers=h)
+        assert r.status_code == 201, r.text
+        trip = {"request": {"origin": A, "destination": B}}
+        r = await a.post("/api/v1/rides", json=trip, headers=h)
+        assert r.status_code == 201, r.text
+        rides = [r.json()["ride_id"]]
+        owned = [await _owned(a), await _owned(b)]
+        assert sorted(zid in o for o in owned) == [False, True]
+        owner = 0 if zid in owned[0] else 1
+        frozen, survivor = processes[owner][1], (a, b)[1 - owner]
+        resumed = (a, b)[owner]
+        frozen.send_signal(signal.SIGSTOP)
+        try:
+            # Answered once the lease has ended (10 s) and the survivor took the zone over.
+            r = await survivor.post("/api/v1/rides", json=trip, headers=h)
+            assert r.status_code in (201, 202), r.text
+            rides.append(r.json()["ride_id"] if r.status_code == 201 else r.json()["request_id"])
+            assert zid in await _owned(survivor)
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        end = time.monotonic() + 120  # generous: a loaded machine; never a timed assertion
+        while zid in await _owned(resumed):
+            assert time.monotonic() < end, "the resumed owner kept the zone"
+            time.sleep(0.1)
+        for client in (resumed, survivor):
+            r = await client.post("/api/v1/rides", json=trip, headers=h)
+            assert r.status_code in (201, 202), r.text
+            rides.append(r.json()["ride_id"] if r.status_code == 201 else r.json()["request_id"])
+        assert zid in await _owned(survivor) and zid not in await _owned(resumed)
+        for client in (a, b):  # every ride once, in both processes' views
+            listed = (await client.get("/api/v1/rides", headers=h)).json()["rides"]
+            ids = [x["ride_id"] for x in listed]
+            assert len(ids) == len(set(ids)) and set(rides) <= set(ids), (rides, ids)
