@@ -118,8 +118,9 @@ class LeaseStore(Protocol):
     """Exclusive, expiring ownership of a key.
 
     A store may also offer ``renew_sync(key, owner, ttl_ms) -> int`` (blocking, any thread,
-    extends only a lease ``owner`` holds): the worker then renews from a thread of its own
-    (:class:`LeaseKeeper`), so a lease outlives an event loop starved by other work."""
+    extends only a lease ``owner`` holds; unless its ``renews_in_thread`` is False): the worker
+    then renews from a thread of its own (:class:`LeaseKeeper`), so a lease outlives an event
+    loop starved by other work."""
 
     async def acquire(self, key: str, owner: str, ttl_ms: int) -> int | bool:
         """Take or renew the lease: its fencing token (grows each time the lease changes
@@ -823,9 +824,9 @@ class ZoneWorker:
         # later means the lease changed hands in between (the zone state here is stale).
         self._tokens: dict[str, int] = {}
         renew_sync = getattr(leases, "renew_sync", None)
-        self.keeper: LeaseKeeper | None = (
-            LeaseKeeper(renew_sync, worker_id, lease_ttl_ms) if callable(renew_sync) else None
-        )
+        self.keeper: LeaseKeeper | None = None
+        if callable(renew_sync) and getattr(leases, "renews_in_thread", True):
+            self.keeper = LeaseKeeper(renew_sync, worker_id, lease_ttl_ms)
 
     # --- ownership --------------------------------------------------------------------------
     def _lock(self, zid: str) -> asyncio.Lock:
@@ -1176,13 +1177,15 @@ class ZoneWorker:
                 if zid not in self.owned and self._broken.get(zid, 0.0) > now:
                     continue
                 held = await self._renew(zid)
-                if held and zid not in self.owned:
-                    if await self._try_take(zid):
-                        self._tasks[zid] = asyncio.create_task(
-                            self._serve(zid), name=f"dispatch-zone-{zid}"
-                        )
-                elif not held and zid in self.owned:
+                if not held and zid in self.owned:
                     await self._drop(zid, release=False)
+                    # Fenced (the lease changed hands, or lapsed, since it was taken) but
+                    # perhaps free or ours again now: then taken afresh, restored, at once.
+                    held = await self._renew(zid)
+                if held and zid not in self.owned and await self._try_take(zid):
+                    self._tasks[zid] = asyncio.create_task(
+                        self._serve(zid), name=f"dispatch-zone-{zid}"
+                    )
             if now - self._last_snapshot >= self.snapshot_interval_s:
                 self._last_snapshot = now
                 await self.save_owned()

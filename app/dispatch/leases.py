@@ -57,6 +57,11 @@ class RedisLeaseStore:
         self.prefix = prefix
         self.sync_client = sync_client
 
+    @property
+    def renews_in_thread(self) -> bool:
+        """Whether :meth:`renew_sync` works (a blocking client was given)."""
+        return self.sync_client is not None
+
     def _keys(self, key: str) -> tuple[str, str]:
         return self.prefix + key, self.prefix + key + ":fence"
 
