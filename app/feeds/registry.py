@@ -617,15 +617,15 @@ class FeedRegistry:
         return tt, keys
 
     def _networks_for(
-        self, rows: Sequence[FeedVersion], strict: FeedVersion | None = None
+        self, rows: Sequence[FeedVersion], strict: FeedVersion | None = None, reuse: bool = True
     ) -> tuple[dict[str, Network], list[dict[str, Any]]]:
         """The networks serving ``rows`` (published versions), one per region, and the
         versions left out because their files are not on this data dir.
 
-        A region whose versions are exactly those its served network has keeps that network
-        (its planner, caches and ids); the others are built. ``strict``: the version being
-        published, whose missing files are an error (409 ``feed_files_missing``) rather than
-        a version left out. A failing build raises.
+        With ``reuse``, a region whose versions are exactly those its served network has
+        keeps that network (its planner, caches and ids); the others are built. ``strict``:
+        the version being published, whose missing files are an error (409
+        ``feed_files_missing``) rather than a version left out. A failing build raises.
         """
         groups: dict[str, list[FeedVersion]] = {}
         missing: list[dict[str, Any]] = []
@@ -653,7 +653,11 @@ class FeedRegistry:
         for name, versions in sorted(groups.items()):
             cur = self._networks.get(name)
             key = [(v.feed_id, int(v.id or 0)) for v in versions]
-            if cur is not None and [(p.feed_id, p.version_id) for p in cur.versions] == key:
+            if (
+                reuse
+                and cur is not None
+                and [(p.feed_id, p.version_id) for p in cur.versions] == key
+            ):
                 out[name] = cur
             else:
                 out[name] = self._build_network(versions, name)
@@ -737,12 +741,16 @@ class FeedRegistry:
             _log_mapping(network, mapping)
         return network
 
-    def load_published(self) -> Network:
+    def load_published(self, reuse: bool = False) -> Network:
         """Serve what the database says is published (startup); loads compiled.npz files.
 
         A published version whose files are not on this data dir is left out and reported
         (:attr:`missing`, logged once per change); a region that cannot be built is logged
         and not served. The other regions are served either way. Returns the default network.
+        Every region is built afresh (from its cached artifacts: the calendar mapping and
+        service date follow :attr:`clock` now, as at a restart); with ``reuse``, a region
+        whose versions did not change keeps its network (:meth:`sync_with_database`, whose
+        day changes :meth:`remap_calendar_if_due` handles).
         """
         with self._write_lock:
             with self._session() as s:
@@ -756,7 +764,7 @@ class FeedRegistry:
             missing: list[dict[str, Any]] = []
             for name, versions in sorted(groups.items()):
                 try:
-                    built, gone = self._networks_for(versions)
+                    built, gone = self._networks_for(versions, reuse=reuse)
                 except Exception:
                     log.exception("cannot load the published network %s; not serving it", name)
                     missing.extend(
@@ -824,7 +832,8 @@ class FeedRegistry:
             if wanted == served and not self._missing_came_back():
                 return self.remap_calendar_if_due()  # a publish in this process got there first
             log.info("published set changed elsewhere: %s -> %s", served, wanted)
-            self.load_published()
+            self.load_published(reuse=True)
+            self.remap_calendar_if_due()  # a kept region's day may have moved on too
             return True
 
     # --- realtime ------------------------------------------------------------------------------

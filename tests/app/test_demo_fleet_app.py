@@ -208,8 +208,11 @@ def test_demo_rider_is_created_once(app_client: TestClient) -> None:
         assert str(user.id) == uid and user.roles == ["resident"]
 
 
-def test_van_count_comes_from_settings(start: Callable[..., TestClient]) -> None:
-    d = services_of(start(dispatch_demo_vehicles=2)).dispatcher
+def test_van_count_comes_from_settings(start: Callable[..., TestClient], tmp_path: Path) -> None:
+    # A data dir of its own: the module's database holds the demo zone the earlier tests
+    # saved, and a restart serves the saved fleet (its vans may carry rides), whatever the
+    # setting says; the setting sizes a new demo zone.
+    d = services_of(start(dispatch_demo_vehicles=2, data_dir=tmp_path / "data")).dispatcher
     assert [z.zone_id for z in d.zones()] == [ZONE_ID]
     kinds = sorted(v.vtype.name for v in d.vehicles())
     assert kinds == ["autonomous_shuttle", "van", "van"]
