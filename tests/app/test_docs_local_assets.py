@@ -26,10 +26,13 @@ from tests.app.conftest import settings_for
 EXTERNAL = re.compile(r"""(?:https?:)?//[^\s"'<>]+""")
 REFERENCED = re.compile(r"""(?:src|href)="([^"]+)\"""")
 
-pytestmark = pytest.mark.skipif(
-    not (DEFAULT_DIST / SWAGGER_DIR / "swagger-ui-bundle.js").is_file(),
-    reason="frontend/dist is not built (npm run build copies Swagger UI there)",
-)
+
+@pytest.fixture(autouse=True)
+def _built_frontend() -> None:
+    """The docs' assets come from the built frontend: fail (as the browser tests do), never
+    skip, when it is missing; `make install` builds it."""
+    if not (DEFAULT_DIST / SWAGGER_DIR / "swagger-ui-bundle.js").is_file():
+        pytest.fail("frontend/dist is not built: run `make install` (npm run build) first")
 
 
 @pytest.mark.parametrize("create", [create_emissions_app, create_health_app])

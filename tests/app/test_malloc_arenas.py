@@ -15,13 +15,12 @@ def test_environment_choice_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     assert limit_malloc_arenas() is False
 
 
-@pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="mallopt(M_ARENA_MAX) is glibc's",
-)
 def test_arenas_are_capped_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capped where mallopt(M_ARENA_MAX) exists (glibc: Debian, as CI and deployments run);
+    elsewhere the call says it did nothing rather than pretend."""
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert limit_malloc_arenas(MALLOC_ARENAS) is True
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert limit_malloc_arenas(MALLOC_ARENAS) is glibc
 
 
 def test_no_c_library_means_no_cap(monkeypatch: pytest.MonkeyPatch) -> None:
