@@ -39,6 +39,7 @@ from app.dispatch.console import (
 )
 from app.dispatch.gateway import DispatchGateway, _rejected, dispatch_error
 from app.errors import ApiError
+from app.feeds.dispatch_zones import zones_of_network
 from app.identity.deps import Principal
 from app.models.identity import User
 from app.models.request_model import RequestModel
@@ -56,6 +57,19 @@ router = APIRouter(
 _BODY = error_responses(413)
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+#: The city (network) a list is for: only the rides, vehicles and KPIs of the on-demand zones
+#: lying in it (``GET /network`` ``networks``); every zone when absent.
+City = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="only the zones lying in this city: a network (region) name or a feed "
+        "of it, as listed by `GET /network` `networks`; 422 `unknown_network` when none is "
+        "published by that name; default: every zone",
+    ),
+]
+_CITY = error_responses(422)
 
 
 class RidesOut(OpenModel):
@@ -165,15 +179,45 @@ def _outcome_error(out: dict[str, Any]) -> ApiError | None:
     return None
 
 
-async def _zone_utc_offset(g: DispatchGateway) -> float:
-    """The local time of the first zone (times on the console are shown in it)."""
+class CityView:
+    """What one of the console's lists is limited to: the zones of a city (every zone when
+    no city is asked for), the local time to show, and the network naming the places."""
+
+    def __init__(self, zone_ids: set[str] | None, utc_offset_s: float, network: Any) -> None:
+        self.zone_ids = zone_ids
+        self.utc_offset_s = utc_offset_s
+        self.network = network
+
+    def holds(self, item: dict[str, Any]) -> bool:
+        """Whether a ride or vehicle (by its ``zone_id``) is in the view."""
+        return self.zone_ids is None or str(item.get("zone_id")) in self.zone_ids
+
+
+async def _city_view(services: Any, g: DispatchGateway, city: str | None) -> CityView:
+    """The view of ``city`` (None: every zone, times in the first zone's local time, places
+    named after the default network's stops); 422 ``unknown_network`` for a name no
+    published network or feed has. A bad query value, so 422 like any other bad parameter."""
     zones = await g.zones()
-    return float(zones[0].utc_offset_s) if zones else 0.0
-
-
-async def _namer(services: Any) -> PlaceNamer | None:
+    if not city:
+        return CityView(None, float(zones[0].utc_offset_s) if zones else 0.0, None)
+    reg = services.feeds
+    if reg is None:
+        raise ApiError(422, "unknown_network", "No network is published.", {"param": "city"})
     try:
-        np_ = await network_planner(services)
+        net = reg.network_named(city)
+    except ApiError as exc:
+        details = {"param": "city", **(exc.details or {})}
+        raise ApiError(422, exc.code, exc.message, details) from exc
+    mine = zones_of_network(reg, zones, net)
+    # The city's own local time: Nevada's rides are not shown on Muroran's clock.
+    offset = float(mine[0].utc_offset_s) if mine else 0.0
+    return CityView({z.zone_id for z in mine}, offset, net)
+
+
+async def _namer(services: Any, network: Any = None) -> PlaceNamer | None:
+    """Names places after the stops of ``network`` (a city), else of the default network."""
+    try:
+        np_ = await network_planner(services, network)
     except ApiError:  # no network published: places by coordinates
         return None
     namer = np_.extra.get("console_places")
@@ -209,8 +253,10 @@ async def _ride_zone(g: DispatchGateway, ride_id: str) -> tuple[str, dict[str, A
     return str(found[1]["zone_id"]), found[1]
 
 
-async def _annotated_rides(services: Any, rides: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    namer = await _namer(services)
+async def _annotated_rides(
+    services: Any, rides: list[dict[str, Any]], network: Any = None
+) -> list[dict[str, Any]]:
+    namer = await _namer(services, network)
     users = await asyncio.to_thread(
         users_by_id, services.engine, {str(r.get("user_id", "")) for r in rides}
     )
@@ -229,28 +275,33 @@ async def _annotated_rides(services: Any, rides: list[dict[str, Any]]) -> list[d
 
 
 # --- reads ------------------------------------------------------------------------------------
-@router.get("/rides", response_model=RidesOut)
-async def open_rides(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """Open and active rides, soonest pick-up (or drop-off, on board) first."""
+@router.get("/rides", response_model=RidesOut, responses=_CITY)
+async def open_rides(
+    _: DispatcherPrincipal, services: ServicesDep, city: City = None
+) -> dict[str, Any]:
+    """Open and active rides (of ``city``'s zones), soonest pick-up (or drop-off, on board)
+    first."""
     g = gateway_of(services)
-    live = [r for r in await g.live_rides() if r.get("status") in OPEN_STATUSES]
-    rides = await _annotated_rides(services, live)
+    view = await _city_view(services, g, city)
+    live = [r for r in await g.live_rides() if r.get("status") in OPEN_STATUSES and view.holds(r)]
+    rides = await _annotated_rides(services, live, view.network)
     rides.sort(
         key=lambda r: float(
             (r.get("eta_pickup") if r["status"] == "assigned" else r.get("eta_dropoff")) or 0.0
         )
     )
-    return {"now": g.now(), "utc_offset_s": await _zone_utc_offset(g), "rides": rides}
+    return {"now": g.now(), "utc_offset_s": view.utc_offset_s, "rides": rides}
 
 
-@router.get("/vehicles", response_model=PlansOut)
-async def plans(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """Every vehicle and its plan: stops with places, riders, ETAs, windows and the load
-    (seats and wheelchairs taken) when the vehicle leaves each stop."""
+@router.get("/vehicles", response_model=PlansOut, responses=_CITY)
+async def plans(_: DispatcherPrincipal, services: ServicesDep, city: City = None) -> dict[str, Any]:
+    """Every vehicle (of ``city``'s zones) and its plan: stops with places, riders, ETAs,
+    windows and the load (seats and wheelchairs taken) when the vehicle leaves each stop."""
     g = gateway_of(services)
-    vehicles = await g.vehicles(None)
+    view = await _city_view(services, g, city)
+    vehicles = [v for v in await g.vehicles(None) if view.holds(v)]
     rides = {r["ride_id"]: r for r in await g.live_rides()}
-    namer = await _namer(services)
+    namer = await _namer(services, view.network)
     users = await asyncio.to_thread(
         users_by_id, services.engine, {str(r.get("user_id", "")) for r in rides.values()}
     )
@@ -268,40 +319,48 @@ async def plans(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]
             s["rider"] = _rider(users, str(r.get("user_id", "")))
             s["late"] = s["eta"] > s["window"][1]
     vehicles.sort(key=lambda v: v["vehicle_id"])
-    return {"now": g.now(), "utc_offset_s": await _zone_utc_offset(g), "vehicles": vehicles}
+    return {"now": g.now(), "utc_offset_s": view.utc_offset_s, "vehicles": vehicles}
 
 
 def _local_midnight(now: float, utc_offset_s: float) -> float:
     return now - ((now + utc_offset_s) % 86400.0)
 
 
-@router.get("/kpis", response_model=KpisOut)
-async def live_kpis(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """Today's (local day of the zone) requests, served share, mean wait, and the fleet's
-    occupancy now; with the number of rides at risk and late. Definitions:
-    ``app.dispatch.console.kpis``."""
+@router.get("/kpis", response_model=KpisOut, responses=_CITY)
+async def live_kpis(
+    _: DispatcherPrincipal, services: ServicesDep, city: City = None
+) -> dict[str, Any]:
+    """Today's (local day of the zone, of ``city``'s zones) requests, served share, mean
+    wait, and the fleet's occupancy now; with the number of rides at risk and late.
+    Definitions: ``app.dispatch.console.kpis``."""
     g = gateway_of(services)
     now = g.now()
-    since = _local_midnight(now, await _zone_utc_offset(g))
-    live = await g.live_rides()
+    view = await _city_view(services, g, city)
+    since = _local_midnight(now, view.utc_offset_s)
+    live = [r for r in await g.live_rides() if view.holds(r)]
     saved = await asyncio.to_thread(rides_since, services.engine, since)
-    merged = {r["ride_id"]: r for r in saved}
+    merged = {r["ride_id"]: r for r in saved if view.holds(r)}
     merged.update({r["ride_id"]: r for r in live})  # live wins: it is newer
     rides = list(merged.values())
-    out = kpis(rides, await g.vehicles(None), since)
+    vehicles = [v for v in await g.vehicles(None) if view.holds(v)]
+    out = kpis(rides, vehicles, since)
     risks = [risk_of(r) for r in live]
     out.update(now=now, at_risk=risks.count("at_risk"), late=risks.count("late"))
     return out
 
 
-@router.get("/alerts", response_model=AlertsOut)
-async def alerts(_: DispatcherPrincipal, services: ServicesDep) -> dict[str, Any]:
-    """Rides whose promised window is at risk or already broken, the worst first."""
+@router.get("/alerts", response_model=AlertsOut, responses=_CITY)
+async def alerts(
+    _: DispatcherPrincipal, services: ServicesDep, city: City = None
+) -> dict[str, Any]:
+    """Rides (of ``city``'s zones) whose promised window is at risk or already broken, the
+    worst first."""
     g = gateway_of(services)
-    live = [r for r in await g.live_rides() if risk_of(r) is not None]
-    rides = await _annotated_rides(services, live)
+    view = await _city_view(services, g, city)
+    live = [r for r in await g.live_rides() if risk_of(r) is not None and view.holds(r)]
+    rides = await _annotated_rides(services, live, view.network)
     rides.sort(key=lambda r: (r["risk"] != "late", float(r.get("eta_pickup") or 0.0)))
-    return {"now": g.now(), "utc_offset_s": await _zone_utc_offset(g), "alerts": rides}
+    return {"now": g.now(), "utc_offset_s": view.utc_offset_s, "alerts": rides}
 
 
 @router.get("/residents", response_model=ResidentsOut)
