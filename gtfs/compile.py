@@ -21,7 +21,9 @@ Transfers (CSR ``transfer_*``), by increasing priority
     2. siblings of one parent station: walking time by straight-line distance, any distance;
     3. transfers.txt stop-to-stop rows (a station expands to its platforms): type 0 walking
        time, 1 (timed) 0 s, 2 ``min_transfer_time``; type 3 removes the pair. Rows naming
-       routes or trips, and types 4/5 (in-seat), go to the ``rule_*`` arrays.
+       routes or trips, and types 4/5 (in-seat), go to the ``rule_*`` arrays
+       (:mod:`gtfs.transfer_rules` tells which applies), except rows that cannot apply: an id
+       not compiled, or type 2 without ``min_transfer_time`` (``meta["transfer_rules_dropped"]``).
 """
 
 from __future__ import annotations
@@ -398,7 +400,10 @@ def compile_timetable(
     transfer_ptr = csr_ptr(t_from, n_stops)
 
     trip_ids_sorted = trips["id"].to_numpy(dtype=str)[order]
-    rule_arrays = _rule_arrays(rules, stop_index, pd.Index(routes["id"]), pd.Index(trip_ids_sorted))
+    rule_meta: dict[str, Any] = {}
+    rule_arrays = _rule_arrays(
+        rules, stop_index, pd.Index(routes["id"]), pd.Index(trip_ids_sorted), rule_meta
+    )
 
     start, days = _merge_services(parts)
     counts: dict[str, int] = {}
@@ -458,6 +463,7 @@ def compile_timetable(
         feed_ids=tuple(fids),
         meta={
             **counts,
+            **rule_meta,
             "id_prefix": bool(prefix),
             # Times stay in each feed's own zone; ``timezone`` is the first feed's.
             "feed_timezones": [f.timezone for f in feed_list],
@@ -541,21 +547,37 @@ def _transfers(
 
 
 def _rule_arrays(
-    rules: pd.DataFrame, stops: pd.Index, routes: pd.Index, trips: pd.Index
+    rules: pd.DataFrame, stops: pd.Index, routes: pd.Index, trips: pd.Index, meta: dict[str, Any]
 ) -> dict[str, Any]:
+    """The ``rule_*`` arrays of the transfers.txt rows naming routes or trips (and types 4/5),
+    without the rows that cannot apply (counted in ``meta["transfer_rules_dropped"]``)."""
+    meta["transfer_rules_dropped"] = 0
     if rules.empty:
         return {}
 
-    def idx(index: pd.Index, col: str) -> npt.NDArray[np.int32]:
-        return np.asarray(first_index(index, rules[col]), dtype=np.int32)
-
-    return {
-        "rule_from_stop": idx(stops, "from_stop_id"),
-        "rule_to_stop": idx(stops, "to_stop_id"),
-        "rule_from_route": idx(routes, "from_route_id"),
-        "rule_to_route": idx(routes, "to_route_id"),
-        "rule_from_trip": idx(trips, "from_trip_id"),
-        "rule_to_trip": idx(trips, "to_trip_id"),
-        "rule_type": rules["_type"].to_numpy(np.int8),
-        "rule_min_s": rules["_min"].to_numpy(np.int32),
+    cols = {
+        "rule_from_stop": (stops, "from_stop_id"),
+        "rule_to_stop": (stops, "to_stop_id"),
+        "rule_from_route": (routes, "from_route_id"),
+        "rule_to_route": (routes, "to_route_id"),
+        "rule_from_trip": (trips, "from_trip_id"),
+        "rule_to_trip": (trips, "to_trip_id"),
     }
+    out: dict[str, Any] = {}
+    # A row naming an id that is not compiled (unknown, or a trip dropped as broken) can never
+    # apply: kept, its -1 would read as "any" and widen the rule to every trip/route/stop.
+    unusable = np.zeros(len(rules), np.bool_)
+    for name, (index, col) in cols.items():
+        given = (rules[col].astype(str) != "").to_numpy()
+        out[name] = np.asarray(first_index(index, rules[col]), dtype=np.int32)
+        unusable |= given & (out[name] < 0)
+    ttype = rules["_type"].to_numpy(np.int8)
+    min_s = rules["_min"].to_numpy(np.int32)
+    # A minimum-time rule without its time states nothing usable (validation reports it).
+    unusable |= (ttype == 2) & (min_s < 0)
+    keep = ~unusable
+    out = {k: v[keep] for k, v in out.items()}
+    out["rule_type"] = ttype[keep]
+    out["rule_min_s"] = min_s[keep]
+    meta["transfer_rules_dropped"] = int(unusable.sum())
+    return out

@@ -36,7 +36,9 @@ StrArray = npt.NDArray[np.str_]
 BoolArray = npt.NDArray[np.bool_]
 
 # 2: trip_bikes (bikes_allowed) added; an older artifact is recompiled, not read without it.
-FORMAT_VERSION = 2
+# 3: rule_* rows naming an id that is not compiled are dropped (before, their -1 read as
+#    "any"), as are type 2 rows without min_transfer_time.
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True, eq=False)

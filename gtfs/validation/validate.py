@@ -13,6 +13,7 @@ from gtfs.validation.flex_rules import check_flex
 from gtfs.validation.references import check_references
 from gtfs.validation.report import ValidationReport
 from gtfs.validation.structure import check_columns, check_files, check_keys, check_types
+from gtfs.validation.transfers import check_transfers
 from gtfs.validation.trips import check_stop_times
 
 
@@ -92,6 +93,7 @@ def validate_feed(feed: Feed, *, today: dt.date | None = None) -> ValidationRepo
     _check_stops(feed, sink)
     check_stop_times(feed, sink, location_ids)
     check_flex(feed, sink)
+    check_transfers(feed, sink)
     check_dates(feed, sink, today)
     ts = feed.typed_stop_times
     n_interp = int(ts.interpolated.sum())
