@@ -220,6 +220,8 @@ function setupCities(cities: City[]): void {
     localStorage.setItem(CITY_KEY, city.network);
     void drawNetwork(map, city.network);
     showCityZones();
+    // The lists, KPIs and alerts follow the city too, not only the map.
+    loadAll().catch((e) => ($("#auth-error").textContent = errText(e)));
   };
 }
 
@@ -303,14 +305,23 @@ function button(label: string, onClick: () => void, cls = ""): HTMLButtonElement
 }
 
 // --- loading -----------------------------------------------------------------------------------
+/** `?city=` of the chosen city when several are served (the server keeps that city's zones),
+ * else nothing: one city's lists are every zone's. */
+function cityQuery(): string {
+  return city && !$("#city-field").hidden ? `?${new URLSearchParams({ city: city.network })}` : "";
+}
+
 async function loadAll(): Promise<void> {
+  const q = cityQuery();
   const [rides, plans, kpis, alerts, audit] = await Promise.all([
-    api<{ now: number; utc_offset_s: number; rides: Ride[] }>("/dispatcher/rides"),
-    api<{ now: number; utc_offset_s: number; vehicles: Vehicle[] }>("/dispatcher/vehicles"),
-    api<Kpis>("/dispatcher/kpis"),
-    api<{ alerts: Ride[] }>("/dispatcher/alerts"),
+    api<{ now: number; utc_offset_s: number; rides: Ride[] }>(`/dispatcher/rides${q}`),
+    api<{ now: number; utc_offset_s: number; vehicles: Vehicle[] }>(`/dispatcher/vehicles${q}`),
+    api<Kpis>(`/dispatcher/kpis${q}`),
+    api<{ alerts: Ride[] }>(`/dispatcher/alerts${q}`),
     api<{ entries: AuditEntry[] }>("/dispatcher/audit?limit=50"),
   ]);
+  // An answer for a city no longer chosen (the selector changed while it was on its way).
+  if (q !== cityQuery()) return;
   state.now = rides.now;
   state.offset = rides.utc_offset_s;
   state.rides = rides.rides;
@@ -414,6 +425,14 @@ function renderVehicles(): void {
     else if (map) markers.set(v.vehicle_id, vehicleMarker(map, v.vehicle_id, lat, lon, v.vehicle_id));
   }
   if (chosenDepot) depotSel.value = chosenDepot;
+  // Another city's vehicles leave the map with their rows.
+  const shown = new Set(state.vehicles.map((v) => v.vehicle_id));
+  for (const [id, m] of markers) {
+    if (!shown.has(id)) {
+      m.remove();
+      markers.delete(id);
+    }
+  }
 }
 
 function selectVehicle(id: string): void {
@@ -677,7 +696,10 @@ function bindPhoneBooking(): void {
       if (!q) return;
       const ul = book.querySelector(`[data-results=${field}]`) as HTMLElement;
       try {
-        const { stops } = await api<{ stops: StopHit[] }>(`/stops?${new URLSearchParams({ q, limit: "8", locale: lang(), group: "true" })}`);
+        const params = new URLSearchParams({ q, limit: "8", locale: lang(), group: "true" });
+        // The chosen city's stops: a caller books where the console is looking.
+        if (cityQuery()) params.set("feed", (city as City).network);
+        const { stops } = await api<{ stops: StopHit[] }>(`/stops?${params}`);
         choices(
           ul,
           stops.map((s) => ({

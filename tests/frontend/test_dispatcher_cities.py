@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.frontend.conftest import ADMIN, api_token
-from tests.frontend.test_dispatcher_console import _console, _wait_text
+from tests.frontend.test_dispatcher_console import _book, _console, _resident, _wait_text
 from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -74,6 +74,49 @@ def test_dispatcher_map_shows_one_city_at_a_time(
     screenshots(page, f"dispatcher-city-nevada-{lang}")
     # The choice is remembered: the next visit opens on Nevada.
     assert page.evaluate("localStorage.getItem('tsunagu.dispatcher.city')") == "nevada"
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_dispatcher_lists_follow_the_city(
+    page: Any, live_server: str, nevada: dict[str, str], lang: str
+) -> None:
+    """The request list, the vehicle table, the vans on the map and the KPIs are the chosen
+    city's: Muroran's ride and vans are not listed under Nevada (they were: only the map and
+    the zones followed the selector), and come back with Muroran."""
+    _, _, token, _ = _resident(live_server, f"Muroran Rider {lang}")
+    ride = _book(live_server, token)
+    row = f"#requests tr[data-ride-id='{ride['ride_id']}']"
+    page.add_init_script(
+        f"localStorage.setItem('tsunagu.lang', '{lang}');"
+        "localStorage.removeItem('tsunagu.dispatcher.city');"
+    )
+    _console(page)
+    page.wait_for_selector(row)
+    vans = page.locator("#vehicles tbody tr").count()
+    assert vans > 0 and page.locator("#map .vehicle-marker").count() == vans
+    assert int(page.get_attribute("#kpis", "data-requests")) >= 1
+    page.select_option("#city", "nevada")
+    page.wait_for_function(
+        "document.querySelectorAll('#vehicles tbody tr').length === 0", timeout=10000
+    )
+    assert page.locator(row).count() == 0
+    assert page.locator("#requests tbody tr").count() == 0
+    assert page.is_visible("#requests-empty")
+    assert page.locator("#vehicles tbody tr").count() == 0
+    assert page.locator("#map .vehicle-marker").count() == 0
+    assert page.get_attribute("#kpis", "data-requests") == "0"
+    assert_accessible(page, f"dispatcher lists of Nevada ({lang})")
+    page.select_option("#city", "muroran")
+    page.wait_for_selector(row)
+    page.wait_for_function(
+        f"document.querySelectorAll('#vehicles tbody tr').length === {vans}", timeout=10000
+    )
+    # The ride leaves the shared server's fleet to the other tests.
+    r = httpx.delete(
+        f"{live_server}/api/v1/rides/{ride['ride_id']}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code in (200, 202), r.text
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
