@@ -38,6 +38,7 @@ from app.emissions.scenarios import (
     BusOnDemandInputs,
     CommutePlanner,
     EvInputs,
+    OtherCity,
     ShuttleInputs,
     bus_on_demand_scenario,
     car_commuters,
@@ -649,32 +650,48 @@ async def summary_report(
 
 # --- scenarios -----------------------------------------------------------------------------------
 async def _planner(
-    request: Request, who: Principal, inputs: BusOnDemandInputs
+    request: Request, who: Principal, inputs: BusOnDemandInputs, company: Company
 ) -> tuple[CommutePlanner | None, str]:
     """The main app's trip planner for home -> site commutes departing at ``inputs``'
-    departure and date (:func:`commute_day`), or None and why not."""
+    departure and date (:func:`commute_day`), or None and why not.
+
+    It plans on the network of the city holding the company's site (the only network when
+    one city is published): that city's timetable, realtime overlays, fares, time zone and
+    on-demand zones. A home lying in another city's network raises :class:`OtherCity` (no
+    trip runs between cities); a site lying in no city's network gets no planner.
+    """
     services = getattr(request.app.state, "services", None)
-    if getattr(services, "feeds", None) is None:
+    reg = getattr(services, "feeds", None)
+    if reg is None:
         return None, "the emissions service runs without the trip planner"
     from app.api import plan as plan_api
     from routing.itinerary import to_otp
     from routing.options import RoutingOptions
     from routing.planner import PlanPlace, PlanRequest
 
+    site = (company.site_lat, company.site_lon)
+    several = len(reg.networks) > 1
+    city = reg.network_at(*site) if several else None
+    if several and city is None:
+        return None, "the company's site lies in no published city's network"
     try:
-        np_ = await plan_api.network_planner(services)
+        np_ = await plan_api.network_planner(services, city)
     except ApiError:
         return None, "no timetable is published"
     provider = await plan_api.on_demand_provider(services, np_, who)
     tt = np_.planner.tt
     now = dt.datetime.now(service_tz(tt))
     day = commute_day(np_.network.service_date or now.date(), now, inputs.departure_s, inputs.date)
-    rts = plan_api.realtime_days(services, day)
+    rts = plan_api.realtime_days(services, day, np_.network)
     options = RoutingOptions(
         num_itineraries=3, on_demand=provider is not None, max_walk_m=inputs.max_walk_m
     )
 
     def plan_one(home: tuple[float, float], site: tuple[float, float]) -> dict[str, Any] | None:
+        if several:
+            other = reg.network_at(*home)
+            if other is not None and other.name != np_.network.name:
+                raise OtherCity(other.name)
         req = PlanRequest(
             PlanPlace(*home), PlanPlace(*site), day, inputs.departure_s, False, options
         )
@@ -683,7 +700,8 @@ async def _planner(
             return None
         return plan_api._priced(to_otp(result.itineraries[0], day, tt.timezone), np_.fares)
 
-    return plan_one, f"main app's trip planner, {day.isoformat()} {inputs.departure}"
+    where = f", {np_.network.name}" if several else ""
+    return plan_one, f"main app's trip planner{where}, {day.isoformat()} {inputs.departure}"
 
 
 def service_tz(tt: Any) -> Any:
@@ -778,8 +796,8 @@ async def scenario_bus_on_demand(
     format: Format = "json",
 ) -> dict[str, Any] | Response:
     """``share_pct`` % of car commuters switch to bus + on-demand (planned home -> site)."""
-    await _own_company(service, company_id, who)
-    planner, note = await _planner(request, who, body)
+    c = await _own_company(service, company_id, who)
+    planner, note = await _planner(request, who, body, c)
     return await _scenario(
         company_id,
         who,

@@ -13,8 +13,10 @@ trips. A month of a commuter's driving is ``one-way km x 2 x days a week x``
   legs without one) plus ``on_demand_fare`` per FLEX leg; the way home is taken to be the same.
   A planned line lists its legs (mode, metres, grams, fare). The on-demand legs are the live
   fleet's quotes: a date beyond the zone's booking horizon gets no FLEX leg.
+  With several cities published, the trips are planned on the network of the city holding
+  the company's site (none: no planner); a home in another city's network is not planned.
   Without a planner (the service run alone, no published network), or for a commuter with no
-  home location or no itinerary found, the commute is priced as its one-way km by bus (the
+  home location, a home in another city or no itinerary found, the commute is priced as its one-way km by bus (the
   BUS factor) at ``fare_per_trip``, and the commuter's line says so. The effect counts
   ``share_pct`` % of every commuter (expected values, no one picked at random).
 * ``ev``: ``share_pct`` % of car commuters drive leased EVs charged at work: the same km x
@@ -47,8 +49,18 @@ from app.emissions.reports import WEEKS_PER_MONTH, kg, survey_km_month
 #: Commuters planned one by one at most (the rest priced by the fallback, stated).
 MAX_PLANNED = 200
 
-#: ``plan(home, site)`` -> an OTP itinerary (with ``emissionsPerPerson``), or None.
+#: ``plan(home, site)`` -> an OTP itinerary (with ``emissionsPerPerson``), or None; raises
+#: :class:`OtherCity` when the home lies in another city's network than the site.
 CommutePlanner = Callable[[tuple[float, float], tuple[float, float]], dict[str, Any] | None]
+
+
+class OtherCity(ValueError):
+    """A commuter's home lies in another city's network than the company's site: each city
+    is a network of its own and no trip runs between them, so the commute is not planned."""
+
+    def __init__(self, city: str) -> None:
+        super().__init__(city)
+        self.city = city
 
 
 @dataclass(frozen=True)
@@ -351,12 +363,18 @@ def bus_on_demand_scenario(
         elif i >= MAX_PLANNED:
             method = f"average-data: one-way km by bus (beyond the first {MAX_PLANNED} planned)"
         else:
-            it = planner(c.home, site)
-            method = (
-                "planner: home -> site itinerary"
-                if it is not None
-                else "average-data: one-way km by bus (no itinerary found)"
-            )
+            try:
+                it = planner(c.home, site)
+                method = (
+                    "planner: home -> site itinerary"
+                    if it is not None
+                    else "average-data: one-way km by bus (no itinerary found)"
+                )
+            except OtherCity as other:
+                method = (
+                    f"average-data: one-way km by bus (home in another city's network, "
+                    f"{other.city}, than the site)"
+                )
         if it is not None:
             legs = it.get("legs", [])
             g_trip = float(
