@@ -525,6 +525,8 @@ class RuleReference:
     ``via`` is None for the origin or ``(copy, trip_id)`` for a ride. A trip copy is boarded at
     its first stop time (not its last) whose departure is no earlier than a label there allows — the label's
     arrival, plus the stop's change time after a ride — and alighted at any later stop time.
+    A change between two vehicles at a stop needs :meth:`change_time` (transfers.txt rules
+    naming trips or routes, else the stop's change time).
     Staying seated (rules read from the raw ``trips.txt`` ``block_id`` and ``transfers.txt``):
     at a trip's last stop a rider stays on board into the vehicle's next trip of the same
     service day — the block's running trip that starts first at or after the trip's end —
@@ -538,27 +540,74 @@ class RuleReference:
         with zipfile.ZipFile(path) as z:
             trips = _read(z, "trips.txt")
             transfers = _read(z, "transfers.txt")
+            stops = _read(z, "stops.txt")
         self.block = {r["trip_id"]: r.get("block_id", "") for r in trips}
+        self.route = {r["trip_id"]: r.get("route_id", "") for r in trips}
+        self.parent = {r["stop_id"]: r.get("parent_station", "") for r in stops}
         self.change: dict[str, int] = {}
         self.in_seat: set[tuple[str, str]] = set()
         self.not_seated: set[tuple[str, str]] = set()
+        #: transfers.txt rows of types 1-3 naming a trip or a route, in file order.
+        self.trip_rules: list[dict[str, str]] = []
         for r in transfers:
             ty = int(r.get("transfer_type") or 0)
             a, b = r.get("from_trip_id", ""), r.get("to_trip_id", "")
+            names = a or b or r.get("from_route_id") or r.get("to_route_id")
             if ty == 4 and a and b:
                 self.in_seat.add((a, b))
             elif ty == 5 and a and b:
                 self.not_seated.add((a, b))
-            elif (
-                not a
-                and not b
-                and not r.get("from_route_id")
-                and not r.get("to_route_id")
-                and r["from_stop_id"] == r["to_stop_id"]
-            ):
+            elif ty in (1, 2, 3) and names:
+                if ty == 2 and not r.get("min_transfer_time"):
+                    continue  # states no time: applies nowhere
+                self.trip_rules.append(r)
+            elif not names and r["from_stop_id"] == r["to_stop_id"]:
                 m = int(r.get("min_transfer_time") or 0) if ty == 2 else 0
                 s = r["from_stop_id"]
                 self.change[s] = max(self.change.get(s, 0), m)
+
+    def change_time(self, from_trip: str, stop: str, to_trip: str) -> int | None:
+        """Seconds needed between alighting ``from_trip`` and boarding ``to_trip`` at ``stop``,
+        or None when the feed forbids that transfer.
+
+        Written from the GTFS reference, apart from :mod:`gtfs.transfer_rules`: among the rules
+        of types 1-3 whose given fields all match (a blank one matches anything, a station its
+        platforms) the one naming the most wins — both trips, then a trip and a route, one trip,
+        both routes, one route; then the one naming the stop itself over its station, then the
+        first row. Type 1 needs 0 s, 2 its ``min_transfer_time``, 3 forbids; with no rule, the
+        stop's change time."""
+        best: dict[str, str] | None = None
+        best_key = (-1, -1)
+        for r in self.trip_rules:
+            key_sides = 0
+            ok = True
+            for trip_col, route_col, trip in (
+                ("from_trip_id", "from_route_id", from_trip),
+                ("to_trip_id", "to_route_id", to_trip),
+            ):
+                want_trip, want_route = r.get(trip_col, ""), r.get(route_col, "")
+                if want_trip and want_trip != trip:
+                    ok = False
+                if want_route and want_route != self.route.get(trip):
+                    ok = False
+                key_sides += 3 if want_trip else (1 if want_route else 0)
+            exact = 0
+            for col in ("from_stop_id", "to_stop_id"):
+                rs = r.get(col, "")
+                if not rs or rs == stop:
+                    exact += 2
+                elif self.parent.get(stop) == rs:
+                    exact += 1
+                else:
+                    ok = False
+            if ok and (key_sides, exact) > best_key:
+                best, best_key = r, (key_sides, exact)
+        if best is None:
+            return self.change.get(stop, 0)
+        ty = int(best["transfer_type"])
+        if ty == 3:
+            return None
+        return int(best["min_transfer_time"]) if ty == 2 else 0
 
     def _copies(self, day: dt.date) -> list[tuple[int, int, RawTrip]]:
         out = []
@@ -626,14 +675,16 @@ class RuleReference:
                         if t.pickup[i] == 1 or s not in by_stop or i == len(t.stops) - 1:
                             continue
                         dep = t.dep[i] + off
-                        ready = min(
-                            (
-                                a + (0 if via is None else self.change.get(s, 0))
-                                for via, a in by_stop[s]
-                                if via is not None or dep <= first_by
-                            ),
-                            default=BIG,
-                        )
+                        ready = BIG
+                        for via, a in by_stop[s]:
+                            if via is None:
+                                if dep <= first_by:
+                                    ready = min(ready, a)
+                                continue
+                            assert isinstance(via, tuple)
+                            need = self.change_time(via[1], s, t.trip_id)
+                            if need is not None:
+                                ready = min(ready, a + need)
                         if dep >= ready:
                             board = i
                         continue
@@ -700,6 +751,8 @@ def check_rule_journey(
                 if prev is not None:
                     here = t.stops[b]
                     assert str(stop_ids[prev.alight_stop]) == here
-                    assert leg.departure >= prev.arrival + ref.change.get(here, 0)
+                    need = ref.change_time(str(trip_ids[prev.trip]), here, t.trip_id)
+                    assert need is not None, ("forbidden transfer", prev, leg)
+                    assert leg.departure >= prev.arrival + need
             prev = leg
         prev_end = leg.arrival
