@@ -74,6 +74,18 @@ addStrings({
     ja: "この版にはルート検索を妨げないエラー（{codes}）があります。公開する理由を記入してください。",
     en: "This version has errors that do not break routing ({codes}). State why it is published anyway.",
   },
+  opPublishPlain: {
+    ja: "{feed} 第{v}版を公開します。経路検索と地図にすぐ反映されます。",
+    en: "Publish {feed} v{v}: trip planning and the maps serve it at once.",
+  },
+  opPublishCityHint: {
+    ja: "この版を案内する都市・地域。同じ都市のフィードは一つのネットワークに統合されます（今の都市のままで構いません）。",
+    en: "The city this version is served in: feeds of one city are merged into one network (keep the current one if unsure).",
+  },
+  opCityInvalid: {
+    ja: "都市・地域は半角英数字・_・-・.で入力してください（64文字まで、先頭は英数字）。",
+    en: "Use letters, digits, _ - . for the city (up to 64, starting with a letter or digit).",
+  },
   opWithdrawTitle: { ja: "{feed} の配信を停止", en: "Withdraw {feed}" },
   opWithdrawText: {
     ja: "{feed} は経路検索・地図から外れます（ほかのフィードは配信を続けます）。",
@@ -254,21 +266,33 @@ function renderPreviewHeading(): void {
   });
 }
 
-/** Ask in a dialog (with a reason when `needReason`); resolves to the reason, or null. */
-function ask(title: string, text: string, confirm: string, needReason: boolean): Promise<string | null> {
+// The form of a city (network) name (app.feeds.registry.check_network_name).
+const CITY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+interface Answer { reason: string; city: string }
+
+/** Ask in a dialog (with a reason when `needReason`, and the city to serve in when `city` is
+ * given, prefilled with it); resolves to the answer, or null. */
+function ask(opts: { title: string; text: string; confirm: string; needReason: boolean; city?: string }): Promise<Answer | null> {
   const dlg = $("#action-dialog") as HTMLDialogElement;
-  $("#action-title").textContent = title;
-  $("#action-text").textContent = text;
-  $("#action-confirm").textContent = confirm;
-  $("#reason-label").hidden = !needReason;
+  $("#action-title").textContent = opts.title;
+  $("#action-text").textContent = opts.text;
+  $("#action-confirm").textContent = opts.confirm;
+  $("#reason-label").hidden = !opts.needReason;
   const reason = $("#action-reason") as HTMLTextAreaElement;
   reason.value = "";
-  reason.setAttribute("aria-required", String(needReason)); // checked here, in the page's language
+  reason.setAttribute("aria-required", String(opts.needReason)); // checked here, in the page's language
+  const city = $("#action-city") as HTMLInputElement;
+  $("#city-field").hidden = opts.city === undefined;
+  city.value = opts.city ?? "";
+  // The cities already served or uploaded for, to pick from (any new name may be typed).
+  const known = [...new Set(versions.map((v) => v.network ?? v.feed_id))].sort();
+  $("#city-list").replaceChildren(...known.map((c) => new Option(c, c)));
   $("#action-error").textContent = "";
   dlg.showModal();
   return new Promise((resolve) => {
     const form = $("#action-form") as HTMLFormElement;
-    const done = (value: string | null) => {
+    const done = (value: Answer | null) => {
       form.onsubmit = null;
       $("#action-cancel").onclick = null;
       dlg.onclose = null;
@@ -277,12 +301,17 @@ function ask(title: string, text: string, confirm: string, needReason: boolean):
     };
     form.onsubmit = (ev) => {
       ev.preventDefault();
-      if (needReason && !reason.value.trim()) {
+      if (opts.needReason && !reason.value.trim()) {
         $("#action-error").textContent = t("opReasonRequired");
         reason.focus();
         return;
       }
-      done(reason.value.trim());
+      if (opts.city !== undefined && !CITY_RE.test(city.value.trim())) {
+        $("#action-error").textContent = t("opCityInvalid");
+        city.focus();
+        return;
+      }
+      done({ reason: reason.value.trim(), city: city.value.trim() });
     };
     $("#action-cancel").onclick = () => done(null);
     dlg.onclose = () => done(null);
@@ -303,19 +332,21 @@ function apiProblem(e: unknown): string {
   return errorText(e);
 }
 
+/** Publish `v` after a confirmation that names the city it is served in (the version's
+ * current city, which the operator may change), with a reason when it has ERROR notices. */
 async function publish(v: Version): Promise<void> {
-  let body: { override_reason: string } | undefined;
-  if (v.status === "invalid") {
-    const codes = Object.keys(v.summary?.ERROR ?? {}).join(", ");
-    const reason = await ask(
-      tf("opPublishTitle", { feed: v.feed_id, v: String(v.id) }),
-      tf("opPublishText", { codes }),
-      t("publish"),
-      true,
-    );
-    if (reason === null) return;
-    body = { override_reason: reason };
-  }
+  const invalid = v.status === "invalid";
+  const vars = { feed: v.feed_id, v: String(v.id) };
+  const answer = await ask({
+    title: tf("opPublishTitle", vars),
+    text: invalid ? tf("opPublishText", { codes: Object.keys(v.summary?.ERROR ?? {}).join(", ") }) : tf("opPublishPlain", vars),
+    confirm: t("publish"),
+    needReason: invalid,
+    city: v.network ?? v.feed_id,
+  });
+  if (answer === null) return;
+  const body: { override_reason?: string; network: string } = { network: answer.city };
+  if (invalid) body.override_reason = answer.reason;
   try {
     await api(`/feeds/${encodeURIComponent(v.feed_id)}/versions/${v.id}/publish`, { method: "POST", json: body });
     status(tf("opDone", { what: `${t("publish")} ${v.feed_id} v${v.id}` }));
@@ -336,7 +367,7 @@ async function rollback(feed: string): Promise<void> {
 }
 
 async function withdraw(feed: string): Promise<void> {
-  const ok = await ask(tf("opWithdrawTitle", { feed }), tf("opWithdrawText", { feed }), t("opWithdraw"), false);
+  const ok = await ask({ title: tf("opWithdrawTitle", { feed }), text: tf("opWithdrawText", { feed }), confirm: t("opWithdraw"), needReason: false });
   if (ok === null) return;
   try {
     await api(`/feeds/${encodeURIComponent(feed)}/withdraw`, { method: "POST" });

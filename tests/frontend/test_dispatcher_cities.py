@@ -19,6 +19,7 @@ from tests.frontend.ui_checks import assert_accessible, overflows_sideways, scre
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LABEL = {"ja": "都市・地域", "en": "City"}
+LABEL_NETWORK = {"ja": "都市・地域（ネットワーク）", "en": "City / network"}
 
 
 @pytest.fixture
@@ -119,6 +120,17 @@ def test_dispatcher_lists_follow_the_city(
     assert r.status_code in (200, 202), r.text
 
 
+def _operator(page: Any, lang: str) -> None:
+    """The operator console in ``lang``, logged in as the admin."""
+    page.add_init_script(f"localStorage.setItem('tsunagu.lang', '{lang}')")
+    page.goto("/operator.html")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#login-form input[name=email]", ADMIN[0])
+    page.fill("#login-form input[name=password]", ADMIN[1])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#feeds-section:not([hidden])")
+
+
 @pytest.mark.parametrize("lang", ["ja", "en"])
 def test_operator_sets_the_city_of_an_upload(
     page: Any, live_server: str, gtfs_dir: Path, lang: str
@@ -127,13 +139,7 @@ def test_operator_sets_the_city_of_an_upload(
     city, and publishing it would merge it into Muroran's network."""
     auth = {"Authorization": f"Bearer {api_token(live_server, *ADMIN)}"}
     feed = f"extra-{lang}"
-    page.add_init_script(f"localStorage.setItem('tsunagu.lang', '{lang}')")
-    page.goto("/operator.html")
-    page.wait_for_selector("body[data-ready='1']")
-    page.fill("#login-form input[name=email]", ADMIN[0])
-    page.fill("#login-form input[name=password]", ADMIN[1])
-    page.click("#login-form button[type=submit]")
-    page.wait_for_selector("#feeds-section:not([hidden])")
+    _operator(page, lang)
     page.fill("#upload-form input[name=feed_id]", feed)
     page.fill("#upload-form input[name=network]", "muroran")
     page.set_input_files("#upload-form input[name=file]", str(gtfs_dir / "google_sample.zip"))
@@ -142,8 +148,51 @@ def test_operator_sets_the_city_of_an_upload(
     page.wait_for_selector(row)
     assert page.get_attribute(row, "data-network") == "muroran"
     assert "muroran" in page.inner_text(row)
-    label = {"ja": "都市・地域（ネットワーク）", "en": "City / network"}[lang]
-    assert label in page.inner_text("#versions thead")
+    assert LABEL_NETWORK[lang] in page.inner_text("#versions thead")
     versions = httpx.get(f"{live_server}/api/v1/feeds/{feed}/versions", headers=auth).json()
     assert [v["network"] for v in versions["versions"]] == ["muroran"]
     assert_accessible(page, f"operator upload with a city ({lang})")
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_operator_chooses_the_city_at_publish(
+    page: Any, live_server: str, gtfs_dir: Path, lang: str
+) -> None:
+    """Publishing asks which city the version is served in, prefilled with its current one
+    (the city could be changed at publish only through the API or the CLI); a malformed name
+    is refused in the dialog, in the page's language; the chosen city is the network served."""
+    auth = {"Authorization": f"Bearer {api_token(live_server, *ADMIN)}"}
+    feed, city = f"pub-{lang}", f"tokai-{lang}"
+    with (gtfs_dir / "google_sample.zip").open("rb") as f:
+        r = httpx.post(
+            f"{live_server}/api/v1/feeds/{feed}/versions",
+            files={"file": ("google_sample.zip", f, "application/zip")},
+            headers=auth,
+            timeout=120,
+        )
+    assert r.status_code == 201 and r.json()["status"] == "valid", r.text
+    try:
+        _operator(page, lang)
+        row = f"#versions tr[data-feed-id='{feed}']"
+        page.click(f"{row} button.publish")
+        page.wait_for_selector("#action-dialog[open]")
+        assert page.is_visible("#action-city")
+        assert page.input_value("#action-city") == feed  # the version's current city
+        assert LABEL_NETWORK[lang] in page.inner_text("#city-field label")
+        hint = {"ja": "同じ都市のフィードは", "en": "feeds of one city are merged"}[lang]
+        assert hint in page.inner_text("#action-city-hint")
+        assert not page.is_visible("#action-reason")  # a valid version needs no reason
+        page.fill("#action-city", "../x")
+        page.click("#action-confirm")
+        bad = {"ja": "半角英数字", "en": "Use letters, digits"}[lang]
+        assert bad in page.inner_text("#action-error")
+        assert page.is_visible("#action-dialog")
+        page.fill("#action-city", city)
+        assert_accessible(page, f"operator publish with a city ({lang})")
+        page.click("#action-confirm")
+        page.wait_for_selector(f"{row}[data-status='published']")
+        assert page.get_attribute(row, "data-network") == city  # recorded on the version
+        nets = httpx.get(f"{live_server}/api/v1/network").json()["networks"]
+        assert {n["network"]: n["feeds"] for n in nets}[city] == [feed]
+    finally:
+        httpx.post(f"{live_server}/api/v1/feeds/{feed}/withdraw", headers=auth, timeout=120)
