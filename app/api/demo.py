@@ -19,6 +19,9 @@ router = APIRouter(prefix="/demo", tags=["demo"], responses=PUBLIC)
 
 
 class DemoTransit(OpenModel):
+    network: str | None = Field(
+        None, description="the city (network) the demo zone lies in; its date and time zone"
+    )
     service_date: str | None
     service_date_rule: str | None
     timezone: str | None

@@ -1,10 +1,13 @@
 """The living demo city: an on-demand zone, a small fleet and simulated riders in Muroran.
 
 On start (``settings.demo`` and ``settings.demo_fleet``, after the dispatcher is up) the zone is
-*derived from the published network*: the stops within ``radius_m`` of the stops named
-``東室蘭駅…`` (Higashi-Muroran station, the city's rail hub), their convex hull buffered by
-``buffer_m``. Four vans and one low-speed autonomous shuttle wait at depots spread over the
-district's stops (farthest-point order, the shuttle at the station).
+*derived from the published network* of the city the district lies in (:func:`demo_network`;
+with several cities published the default network is the largest, not necessarily this one):
+the stops within ``radius_m`` of the stops named ``東室蘭駅…`` (Higashi-Muroran station, the
+city's rail hub), their convex hull buffered by ``buffer_m``. Four vans and one low-speed
+autonomous shuttle wait at depots spread over the district's stops (farthest-point order, the
+shuttle at the station). The vans' driving times are the dispatcher's (one OSM extract for the
+process, ``app.dispatch.service.dispatch_travel_times``), not a network's.
 
 Nothing new is persisted: the zone and fleet live in the dispatcher, as operators' zones do, so
 a start builds them once into that dispatcher and a repeated install (or a snapshot restored
@@ -223,6 +226,41 @@ def demo_vehicles(
 
 
 # --- set-up ---------------------------------------------------------------------------------------
+def demo_network(feeds: Any, spec: DemoZoneSpec = DEFAULT_SPEC) -> Any | None:
+    """The published network (city) the demo district lies in: the default network when it
+    has a stop named ``spec.anchor…``, else the first other city (by name) that has one, else
+    the default network (:func:`district_stops` then says why no zone can be built there);
+    None without a registry.
+
+    With several cities published the default network is the largest, which need not be the
+    demo city: the zone, its depots and the simulated riders' stops come from the network the
+    district lies in.
+    """
+    if feeds is None:
+        return None
+    default = feeds.network
+    others = [n for _, n in sorted(feeds.networks.items()) if n is not default]
+    for net in (default, *others):
+        tt = net.timetable
+        if (
+            tt is not None
+            and np.char.startswith(np.asarray(tt.stop_names).astype(str), spec.anchor).any()
+        ):
+            return net
+    return default
+
+
+def zone_city(feeds: Any, zone: ServiceZone) -> Any | None:
+    """The published network (city) ``zone`` lies in (:func:`app.feeds.dispatch_zones.
+    zone_network`), or None."""
+    from app.feeds.dispatch_zones import zone_network
+
+    if feeds is None:
+        return None
+    name = zone_network(feeds, zone)
+    return None if name is None else feeds.networks.get(name)
+
+
 @dataclass
 class DemoCity:
     """What the demo installed (or found) in the dispatcher."""
@@ -636,12 +674,15 @@ async def start_demo_fleet(services: Services) -> None:
     d: Dispatcher | None = services.dispatcher
     if not (s.demo and s.demo_fleet) or d is None or services.feeds is None:
         return
-    tt = services.feeds.network.timetable
+    # ``dispatch_demo_vehicles`` vans plus the autonomous shuttle (a mixed fleet on purpose).
+    spec = replace(DEFAULT_SPEC, fleet=((VAN, s.dispatch_demo_vehicles), (SHUTTLE, 1)))
+    # The city the district lies in, which is not the default network when a larger city's
+    # feed is published beside the demo city's.
+    net = demo_network(services.feeds, spec)
+    tt = net.timetable if net is not None else None
     if tt is None:
         log.warning("demo_fleet_skipped", reason="no published network")
         return
-    # ``dispatch_demo_vehicles`` vans plus the autonomous shuttle (a mixed fleet on purpose).
-    spec = replace(DEFAULT_SPEC, fleet=((VAN, s.dispatch_demo_vehicles), (SHUTTLE, 1)))
     gateway = services.dispatch
     if getattr(gateway, "worker", None) is not None:
         cluster_city = await _start_cluster_demo(services, gateway, tt, spec)
@@ -696,17 +737,22 @@ def demo_summary(services: Services) -> dict[str, Any]:
     """The ``GET /api/v1/demo`` body: the two clocks of the demo, its zone, fleet and riders."""
     s = services.settings
     feeds = services.feeds
-    net = feeds.network if feeds is not None else None
+    city: DemoCity | None = services.demo_city
+    # The transit side of the demo is the city its zone lies in (the district's city before
+    # a zone is installed), not the default network: another, larger city may be published.
+    net = zone_city(feeds, city.zone) if city is not None else None
+    if net is None:
+        net = demo_network(feeds)
     service_date = net.service_date if net is not None else None
     tt = net.timetable if net is not None else None
     transit = {
+        "network": net.name if net is not None and net.name else None,
         "service_date": service_date.isoformat() if service_date else None,
         "service_date_rule": net.service_date_rule if net is not None else None,
         "timezone": tt.timezone if tt is not None else None,
         "note": "Timetables are those of the feed's demo service date (the same weekday as "
         "today, inside the feed's calendar): plan trips for that date.",
     }
-    city: DemoCity | None = services.demo_city
     d: Dispatcher | None = services.dispatcher
     on_demand: dict[str, Any] = {"enabled": city is not None}
     if city is not None and d is not None:
