@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -48,11 +49,23 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
         return False
 
 
+def shorten_gil_switch(interval_ms: float) -> None:
+    """Let a thread waiting for the GIL have it after ``interval_ms`` (Python's default: 5).
+
+    The event loop gives up the GIL at every socket read and write and must win it back from
+    the worker threads computing plans; each time it waited out a whole switch interval, so a
+    booking's dozens of round trips (HTTP, Redis, the zone owner's reply) took seconds under
+    load (#10). A shorter interval costs the compute threads a few more switches.
+    """
+    sys.setswitchinterval(interval_ms / 1000.0)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the Tsunagu application for ``settings`` (environment settings by default)."""
     settings = settings or get_settings()
     configure_logging(settings)
     limit_malloc_arenas()  # before the worker threads start
+    shorten_gil_switch(settings.gil_switch_interval_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

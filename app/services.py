@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -74,6 +75,10 @@ class Services:
     demo_city: Any = None  # app.dispatch.demo_fleet.DemoCity while the demo zone and riders run
     emissions: Any = None  # app.emissions.service.EmissionsService
     health: Any = None  # app.health.service.HealthService
+    #: Bounds the trip plans computed at once (``settings.plan_threads``). Each runs in a
+    #: worker thread; unbounded, a process under load ran ~30 of them, and the event loop
+    #: (the zone owner's commands, every reply) waited behind all of them for the GIL (#10).
+    plan_limiter: anyio.CapacityLimiter | None = None
     # --------------------------------------------------------------------------------------
     on_stop: list[StopHook] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
@@ -101,7 +106,12 @@ class Services:
         except BaseException:
             engine.dispose()
             raise
-        services = cls(settings=settings, engine=engine, identity=identity)
+        services = cls(
+            settings=settings,
+            engine=engine,
+            identity=identity,
+            plan_limiter=anyio.CapacityLimiter(settings.plan_threads),
+        )
         try:
             services.bus = await _start_bus(settings)
             for spec in startup_hooks():

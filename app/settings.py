@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         100_000_000, description="Largest GTFS upload accepted (zip, compressed)."
     )
+    plan_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Trip plans computed at once per process; more wait their turn (FIFO).",
+    )
+    gil_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="How long a thread may keep the GIL while another waits (Python: 5 ms).",
+    )
 
     # --- persistence ---------------------------------------------------------------------
     data_dir: Path = Field(REPO_ROOT / "var", description="Artifacts: feeds, keys, caches.")

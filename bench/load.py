@@ -354,12 +354,19 @@ class Cluster:
     """Two app processes (``processes``: 1 for bench.request_cost) on a database and a Redis
     prefix of their own; ``close`` undoes all."""
 
-    def __init__(self, vans: int, keep_logs: bool = False, processes: int = 2) -> None:
+    def __init__(
+        self,
+        vans: int,
+        keep_logs: bool = False,
+        processes: int = 2,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         _loopback(PG_ADMIN_URL)
         _loopback(REDIS_URL)
         self.vans = vans
         self.keep_logs = keep_logs
         self.processes = processes
+        self.settings = dict(settings or {})  # extra app settings (``--set``), e.g. an A/B run
         tag = uuid.uuid4().hex[:10]
         self.db_name = f"tsunagu_load_{tag}"
         self.prefix = f"tsunagu-load:{tag}:"
@@ -392,6 +399,7 @@ class Cluster:
             TSUNAGU_ACCESS_TOKEN_TTL_S="7200",
             TSUNAGU_LOG_LEVEL="WARNING",
         )
+        env.update({f"TSUNAGU_{k.upper()}": v for k, v in self.settings.items()})
         return env
 
     def start(self) -> None:
@@ -1060,6 +1068,7 @@ async def bench(cluster: Cluster, opts: Options, vans: int) -> dict[str, Any]:
             "processes": 2,
             "database": cluster.db_name,
             "redis_prefix": cluster.prefix,
+            "settings": cluster.settings,
         },
         "load_average_before": load_before,
         "load_average_after": _load_average(),
@@ -1117,6 +1126,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an app setting for both processes (e.g. plan_threads=40), repeatable",
+    )
+    ap.add_argument(
         "--backlog", type=int, default=200, help="commands of the drain measurement (0: none)"
     )
     ap.add_argument("--keep-logs", action="store_true", help="keep the app processes' logs")
@@ -1131,13 +1147,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--flex-share is a share (0..1)")
     if a.max_requests is None:
         a.max_requests = int(a.users * a.duration)
+    a.settings = {}
+    for item in a.set:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            ap.error(f"--set takes NAME=VALUE, not {item!r}")
+        a.settings[name.strip()] = value
     return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     opts = Options(a.users, a.duration, a.think, a.flex_share, a.max_requests, a.seed, a.backlog)
-    cluster = Cluster(a.vans, keep_logs=a.keep_logs)
+    cluster = Cluster(a.vans, keep_logs=a.keep_logs, settings=a.settings)
     sigs = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, _interrupter(cluster)) for sig in sigs}
     try:

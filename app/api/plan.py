@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -709,7 +710,9 @@ async def plan(
         its = [_priced(to_otp(it, day, tt.timezone), np_.fares) for it in res.itineraries]
         return res, its
 
-    result, itineraries = await run_in_threadpool(plan_and_render)
+    result, itineraries = await anyio.to_thread.run_sync(
+        plan_and_render, limiter=services.plan_limiter
+    )
     body: dict[str, Any] = {
         "requestParameters": {
             "fromPlace": fromPlace,
