@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { minimal2023Preset } from "@vite-pwa/assets-generator/config";
 import { defineConfig } from "vite";
 import { VitePWA } from "vite-plugin-pwa";
+import { pagePartials } from "./page-partials.js";
 
 // Swagger UI for /api/v1/docs, copied from the swagger-ui-dist package into dist/swagger-ui/:
 // the API docs render without internet (FastAPI's default loads them from a CDN).
@@ -39,6 +40,8 @@ function manifestOnResidentPageOnly() {
 
 export default defineConfig({
   plugins: [
+    // Shared page parts (frontend/partials/*.html: the planning and CO2 pages' header).
+    pagePartials(resolve(import.meta.dirname, "partials")),
     swaggerUiAssets(),
     // Workbox service worker (dist/sw.js): precaches the built pages, bundles and icons so the
     // resident app opens offline (its booked trips come from the page's own saved copy); it
