@@ -511,6 +511,16 @@ def rss_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # utime and stime are fields 14 and 15 of proc(5); the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the residents ------------------------------------------------------------------------------
 @dataclass
 class World:
@@ -899,13 +909,17 @@ async def reconcile_settled(cluster: Cluster, load: Load) -> dict[str, Any]:
 
 
 class MemoryWatch:
-    """Samples both processes' ``VmRSS`` every second and which of them owns a zone."""
+    """Samples both processes' ``VmRSS`` every second and which of them owns a zone, and
+    counts the CPU each app process and this client took meanwhile (in cores: CPU seconds
+    per second), to tell where the machine's cores went."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.peak_rss: dict[int, float] = defaultdict(float)
         self.owners: set[int] = set()
         self.task: asyncio.Task[None] | None = None
+        self.cpu0: dict[int, float | None] = {}
+        self.t0 = 0.0
 
     async def _loop(self) -> None:
         while True:
@@ -918,13 +932,23 @@ class MemoryWatch:
             await asyncio.sleep(1.0)
 
     def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.cpu0 = {p.pid: cpu_s(p.pid) for p in self.cluster.procs}
+        self.cpu0[os.getpid()] = cpu_s(os.getpid())
         self.task = asyncio.create_task(self._loop())
+
+    def _cores(self, pid: int, elapsed: float) -> float | None:
+        before, after = self.cpu0.get(pid), cpu_s(pid)
+        if before is None or after is None or elapsed <= 0:
+            return None
+        return round((after - before) / elapsed, 2)
 
     async def stop(self) -> dict[str, Any]:
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        elapsed = time.monotonic() - self.t0
         procs: dict[str, Any] = {}
         for name, p in zip("ab", self.cluster.procs, strict=False):
             hwm = rss_mb(p.pid).get("VmHWM")
@@ -933,12 +957,17 @@ class MemoryWatch:
                 "owner": p.pid in self.owners,
                 "peak_rss_mb_sampled": round(self.peak_rss.get(p.pid, 0.0), 1),
                 "vm_hwm_mb": None if hwm is None else round(hwm, 1),
+                "cpu_cores": self._cores(p.pid, elapsed),
             }
         owners = [v for v in procs.values() if v["owner"]] or list(procs.values())
         peak = max(
             (max(v["vm_hwm_mb"] or 0.0, v["peak_rss_mb_sampled"]) for v in owners), default=0.0
         )
-        return {"processes": procs, "peak_owner_rss_mb": round(peak, 1)}
+        return {
+            "processes": procs,
+            "peak_owner_rss_mb": round(peak, 1),
+            "client_cpu_cores": self._cores(os.getpid(), elapsed),
+        }
 
 
 def targets(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -1008,6 +1037,7 @@ def report(res: dict[str, Any]) -> None:
             f"outcomes {b['outcomes']}"
         )
     print(f"memory: {res['memory']['processes']}")
+    print(f"client CPU: {res['memory'].get('client_cpu_cores')} cores")
     rc = res["reconciliation"]
     print(
         f"reconciliation: {rc.get('bookings')} bookings ({rc.get('bookings_202')} answered 202), "

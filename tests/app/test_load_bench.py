@@ -6,6 +6,7 @@ checked here: the figures are the benchmark's to report."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import redis
 from bench.load import (
     Booking,
     Recorder,
+    cpu_s,
     in_multipolygon,
     parse_args,
     percentile,
@@ -186,6 +188,12 @@ def test_figures_helpers() -> None:
     assert (a.users, a.duration) == (50, 60.0)
     a = parse_args([])
     assert (a.users, a.duration, a.max_requests, a.backlog) == (200, 300.0, 60_000, 200)
+    assert a.settings == {}
+    a = parse_args(["--set", "plan_threads=8", "--set", "gil_switch_interval_ms=5"])
+    assert a.settings == {"plan_threads": "8", "gil_switch_interval_ms": "5"}
+    with pytest.raises(SystemExit):
+        parse_args(["--set", "plan_threads"])  # no value: refused, not ignored
+    assert cpu_s(os.getpid()) is not None and cpu_s(2**22 + 12345) is None
     res = {
         "errors_5xx": 0,
         "p95_ms_plan": 301.0,
@@ -242,6 +250,8 @@ def test_tiny_run_reports_every_figure_and_reconciles(
             "15",
             "--backlog",
             "20",
+            "--set",
+            "plan_threads=2",
             "--json",
             str(out),
         ],
@@ -266,6 +276,10 @@ def test_tiny_run_reports_every_figure_and_reconciles(
     }
     assert res["requests"] > 6 and res["endpoints"]["signup"]["count"] == 6
     assert res["peak_owner_rss_mb"] > 0
+    # The run records the settings it gave both processes, and counts the CPU they took.
+    assert res["config"]["settings"] == {"plan_threads": "2"}
+    assert all(p["cpu_cores"] > 0 for p in res["memory"]["processes"].values()), res["memory"]
+    assert res["memory"]["client_cpu_cores"] > 0
     # The owner's drain of a backlog: every command handled (10 bookings, their cancels).
     assert res["backlog"]["commands"] == res["backlog"]["handled"] == 20, res["backlog"]
     assert res["owner_commands_per_s"] > 0
