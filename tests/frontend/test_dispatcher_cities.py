@@ -22,17 +22,24 @@ LABEL = {"ja": "都市・地域", "en": "City"}
 LABEL_NETWORK = {"ja": "都市・地域（ネットワーク）", "en": "City / network"}
 
 
+def _upload_sample(base: str, auth: dict[str, str], gtfs_dir: Path, feed: str) -> dict[str, Any]:
+    """Upload the GTFS sample (Nevada) as a new version of ``feed``; the version."""
+    with (gtfs_dir / "google_sample.zip").open("rb") as f:
+        r = httpx.post(
+            f"{base}/api/v1/feeds/{feed}/versions",
+            files={"file": ("google_sample.zip", f, "application/zip")},
+            headers=auth,
+            timeout=120,
+        )
+    assert r.status_code == 201 and r.json()["status"] == "valid", r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def nevada(live_server: str, gtfs_dir: Path) -> Iterator[dict[str, str]]:
     """A second city (the GTFS sample, Nevada) published beside Muroran, withdrawn after."""
     auth = {"Authorization": f"Bearer {api_token(live_server, *ADMIN)}"}
-    with (gtfs_dir / "google_sample.zip").open("rb") as f:
-        v = httpx.post(
-            f"{live_server}/api/v1/feeds/nevada/versions",
-            files={"file": ("google_sample.zip", f, "application/zip")},
-            headers=auth,
-            timeout=120,
-        ).json()
+    v = _upload_sample(live_server, auth, gtfs_dir, "nevada")
     r = httpx.post(
         f"{live_server}/api/v1/feeds/nevada/versions/{v['id']}/publish", headers=auth, timeout=120
     )
@@ -163,14 +170,7 @@ def test_operator_chooses_the_city_at_publish(
     is refused in the dialog, in the page's language; the chosen city is the network served."""
     auth = {"Authorization": f"Bearer {api_token(live_server, *ADMIN)}"}
     feed, city = f"pub-{lang}", f"tokai-{lang}"
-    with (gtfs_dir / "google_sample.zip").open("rb") as f:
-        r = httpx.post(
-            f"{live_server}/api/v1/feeds/{feed}/versions",
-            files={"file": ("google_sample.zip", f, "application/zip")},
-            headers=auth,
-            timeout=120,
-        )
-    assert r.status_code == 201 and r.json()["status"] == "valid", r.text
+    _upload_sample(live_server, auth, gtfs_dir, feed)
     try:
         _operator(page, lang)
         row = f"#versions tr[data-feed-id='{feed}']"
