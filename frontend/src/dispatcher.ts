@@ -40,9 +40,7 @@ addStrings({
   dcNoRequests: { ja: "未完了の予約はありません", en: "No open request" },
   dcColPickup: { ja: "お迎え", en: "Pick-up" },
   dcColRider: { ja: "利用者", en: "Rider" },
-  dcColStatus: { ja: "状態", en: "Status" },
   dcColVehicle: { ja: "車両", en: "Vehicle" },
-  dcColActions: { ja: "操作", en: "Actions" },
   dcColType: { ja: "車種", en: "Type" },
   dcColLoad: { ja: "乗車人数", en: "Load" },
   dcColNext: { ja: "次の停車", en: "Next stop" },
@@ -349,7 +347,7 @@ function refreshSoon(delayMs = 800): void {
 function renderRequests(): void {
   const tbody = $("#requests tbody");
   tbody.replaceChildren();
-  const heads = ["dcColPickup", "dcColRider", "from", "to", "dcColStatus", "dcColVehicle", "dcColActions"].map(t);
+  const heads = ["dcColPickup", "dcColRider", "from", "to", "colStatus", "dcColVehicle", "colActions"].map(t);
   for (const r of state.rides) {
     const row = (tbody as HTMLTableSectionElement).insertRow();
     row.dataset.rideId = r.ride_id;
@@ -384,7 +382,7 @@ function vehicleState(v: Vehicle): string {
 function renderVehicles(): void {
   const tbody = $("#vehicles tbody") as HTMLTableSectionElement;
   tbody.replaceChildren();
-  const heads = ["dcColVehicle", "dcColType", "dcColStatus", "dcColLoad", "dcColNext", "dcColActions"].map(t);
+  const heads = ["dcColVehicle", "dcColType", "colStatus", "dcColLoad", "dcColNext", "colActions"].map(t);
   const depotSel = $("#add-vehicle select[name=depot]") as HTMLSelectElement;
   const chosenDepot = depotSel.value;
   depotSel.replaceChildren();

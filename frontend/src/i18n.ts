@@ -366,7 +366,9 @@ const STRINGS: Record<string, { ja: string; en: string }> = {
   colScope: { ja: "スコープ", en: "Scope" },
   colEnergy: { ja: "エネルギー", en: "Energy" },
   colQuantity: { ja: "使用量", en: "Quantity" },
+  // Column labels every page's tables share (the CO2 pages, the dispatcher and operator consoles).
   colStatus: { ja: "状態", en: "Status" },
+  colActions: { ja: "操作", en: "Actions" },
   "method_distance-based": { ja: "距離法（実際の移動）", en: "Distance-based (actual trips)" },
   "method_average-data": { ja: "平均データ法（アンケート）", en: "Average-data (survey)" },
   mode_CAR: { ja: "自家用車", en: "Car" },

@@ -29,10 +29,8 @@ addStrings({
   opFeed: { ja: "フィード", en: "Feed" },
   opVersion: { ja: "版", en: "Version" },
   opFileName: { ja: "ファイル", en: "File" },
-  opStatus: { ja: "状態", en: "Status" },
   opErrors: { ja: "エラー", en: "Errors" },
   opWarnings: { ja: "警告", en: "Warnings" },
-  opActions: { ja: "操作", en: "Actions" },
   opPreview: { ja: "地図で確認", en: "Preview map" },
   opPublishOver: { ja: "理由を付けて公開", en: "Publish with a reason" },
   opWithdraw: { ja: "配信停止", en: "Withdraw" },
@@ -405,7 +403,7 @@ function renderVersions(): void {
         v.failure ? "—" : String(v.error_count ?? 0),
         v.failure ? "—" : String(v.warning_count ?? 0),
       ];
-      const labels = ["opFeed", "opNetwork", "opVersion", "opFileName", "opStatus", "opErrors", "opWarnings"];
+      const labels = ["opFeed", "opNetwork", "opVersion", "opFileName", "colStatus", "opErrors", "opWarnings"];
       cells.forEach((text, i) => {
         const td = document.createElement("td");
         td.dataset.label = t(labels[i]);
@@ -414,7 +412,7 @@ function renderVersions(): void {
       });
       const actions = document.createElement("td");
       actions.className = "actions";
-      actions.dataset.label = t("opActions");
+      actions.dataset.label = t("colActions");
       actions.append(button(t("report"), "secondary report", () => void showReport(v).catch((e) => status(errorText(e), true))));
       const errors = Object.keys(v.summary?.ERROR ?? {});
       const compiled = v.status !== "invalid" || (!v.failure && errors.length > 0 && errors.every((c) => OVERRIDABLE.has(c)));
