@@ -24,7 +24,7 @@ from pydantic import Field
 from app.api.fleet import DispatcherPrincipal, VehicleIn
 from app.api.fleet import add_vehicle as fleet_add_vehicle
 from app.api.plan import network_planner
-from app.api.rides import RideOut, RideRequestIn, gateway_of
+from app.api.rides import RideOut, RideRequestIn, booking_city, gateway_of
 from app.api.schemas import AUTHED, OpenModel, error_responses
 from app.dispatch.console import (
     OPEN_STATUSES,
@@ -530,7 +530,11 @@ async def add_vehicle(
     "/residents/{user_id}/rides",
     status_code=201,
     response_model=ActionOut,
-    responses={202: {"model": ActionOut, "description": "Queued (zone changing owner)."}, **_BODY},
+    responses={
+        202: {"model": ActionOut, "description": "Queued (zone changing owner)."},
+        **_BODY,
+        **error_responses(422),
+    },
 )
 async def book_for(
     user_id: uuid.UUID,
@@ -540,7 +544,9 @@ async def book_for(
     response: Response,
 ) -> dict[str, Any]:
     """Book a ride in a resident's account (they called by telephone), through the same
-    booking path as their own: the ride is theirs (their list, their notifications)."""
+    booking path as their own: the ride is theirs (their list, their notifications). The
+    places must lie in one city's network: 422 ``different_networks`` otherwise (as
+    ``GET /plan``; audited as refused); the audit entry names the city."""
     g = gateway_of(services)
     target = str(user_id)
     users = await asyncio.to_thread(users_by_id, services.engine, {target})
@@ -549,6 +555,7 @@ async def book_for(
         raise ApiError(404, "user_not_found", "No such resident.", {"id": target})
     reason = body.reason or "booked by telephone"
     try:
+        city = booking_city(services, body.request)
         res = await g.book_request(body.request.to_request(target, g.now()))
     except ApiError as exc:
         raise await _refused(services, who, "book_on_behalf", "user", target, reason, exc) from exc
@@ -557,6 +564,7 @@ async def book_for(
         "ride_id": ride.get("ride_id") or ride.get("request_id"),
         "status": ride["status"],
         "resident": user.display_name,
+        "city": city.name if city is not None else None,
     }
     entry = await _audit(services, who, "book_on_behalf", "user", target, reason, details=details)
     response.status_code = res.status_code

@@ -29,7 +29,7 @@ from app.services import ServicesDep
 from dispatch.dispatcher import Dispatcher
 from dispatch.request import RideRequest
 
-__all__ = ["dispatcher_of", "gateway_of", "rejection_error", "router"]
+__all__ = ["booking_city", "dispatcher_of", "gateway_of", "rejection_error", "router"]
 
 router = APIRouter(prefix="/rides", tags=["rides"], responses=AUTHED | error_responses(404, 409))
 
@@ -148,6 +148,37 @@ class BookIn(RequestModel):
         if (self.quote_id is None) == (self.request is None):
             raise ValueError("give exactly one of quote_id and request")
         return self
+
+
+def booking_city(services: Any, request: RideRequestIn) -> Any | None:
+    """The published network (city) a ride booked on someone's behalf is in: the region
+    holding its pick-up and drop-off (``FeedRegistry.network_at``), the only one when a single
+    city is published; None when no city holds either place (the dispatcher then answers
+    ``outside_zone`` as for anyone) or no network is published.
+
+    Raises
+    ------
+    ApiError
+        422 ``different_networks`` (as ``GET /plan``) when the places lie in two cities'
+        networks: each city's on-demand zones are its own and no ride runs between cities.
+    """
+    reg = getattr(services, "feeds", None)
+    if reg is None or not reg.networks:
+        return None
+    if len(reg.networks) == 1:
+        return reg.network
+    found = [reg.network_at(p.lat, p.lon) for p in (request.origin, request.destination)]
+    names = sorted({n.name for n in found if n is not None})
+    if len(names) > 1:
+        raise ApiError(
+            422,
+            "different_networks",
+            "The pick-up and drop-off are in different cities' networks ("
+            + ", ".join(names)
+            + "); no ride runs between them. Book within one city.",
+            {"networks": [n.name if n is not None else None for n in found]},
+        )
+    return next((n for n in found if n is not None), None)
 
 
 def dispatcher_of(services: Any) -> Dispatcher:
@@ -340,7 +371,7 @@ async def _act_on_behalf(
     response_model=RideOut,
     responses={
         202: {"model": RideOut, "description": "Queued while the zone changes owner."},
-        **error_responses(403, 413, 503),
+        **error_responses(403, 413, 422, 503),
     },
     response_model_exclude_unset=True,
 )
@@ -354,15 +385,18 @@ async def book_on_behalf(
 ) -> dict[str, Any]:
     """Book a ride in a watched resident's account (the caller holds the resident's
     watch-over consent, checked with the health service: 403 ``no_consent`` otherwise);
-    audited with the caller as actor. Send an ``Idempotency-Key``: a retry books once."""
+    audited with the caller as actor. Send an ``Idempotency-Key``: a retry books once. The
+    places must lie in one city's network (422 ``different_networks``, audited)."""
 
     async def run(g: DispatchGateway) -> tuple[dict[str, Any], dict[str, Any]]:
+        city = booking_city(services, body)
         res = await g.book_request(body.to_request(resident_id, g.now()))
         response.status_code = res.status_code
         ride = res.body
         return ride, {
             "ride_id": ride.get("ride_id") or ride.get("request_id"),
             "status": ride["status"],
+            "city": city.name if city is not None else None,
         }
 
     target = ("user", resident_id)
