@@ -9,9 +9,13 @@ to the best plan after ``restart_after`` iterations without improvement. Every r
 scheduled by the eight-step method (ride times, windows, duration). Inner loops are numba
 (:mod:`dispatch.optimize.alns_kernels`); this module drives them under a time limit.
 
-Determinism: with ``iterations`` given, the temperature follows a fixed per-iteration schedule
-and a seed replays exactly (the time limit can only cut the run short). Without it, the
-temperature follows the wall clock so the whole budget is used (results then depend on speed).
+Determinism: the temperature always follows a per-iteration schedule, so a seed replays
+exactly up to where the clock cuts the run. With ``iterations`` given, the cooling spans them.
+Without it, the first :data:`CALIBRATION` iterations run at the initial temperature and are
+timed; the cooling then spans the iteration count the rest of the budget is estimated to hold,
+rounded down to a coarse geometric grid (:func:`planned_iterations`), so runs of one seed on a
+machine a few per cent faster or slower cool over the same iterations and find the same plans;
+iterations left over when the cooling ends run at its final temperature.
 """
 
 from __future__ import annotations
@@ -54,6 +58,30 @@ class AlnsParams:
     pool_at: tuple[float, ...] = ()
     pool_share: float = 0.03
     pool_min_s: float = 2.0
+
+
+#: Iterations timed at the initial temperature before a timed run fixes its cooling schedule.
+CALIBRATION = 200
+#: Ratio between consecutive planned iteration counts (:func:`planned_iterations`).
+PLAN_GRID = 2.0**0.125
+
+
+def planned_iterations(done: int, per_iteration_s: float, remaining_s: float) -> int:
+    """Iterations a timed run cools over: those done plus 95 % of what the remaining budget
+    holds at the measured rate, rounded down to a power of :data:`PLAN_GRID` (at least
+    ``done + 1``).
+
+    Rounding to a coarse grid keeps the schedule, hence the search, identical for a seed when
+    the measured rate varies by a few per cent (a shared machine); the 5 % margin and the
+    rounding leave the cooling a little time to end before the clock does.
+    """
+    if per_iteration_s <= 0.0 or not math.isfinite(per_iteration_s):
+        raise ValueError(f"per_iteration_s must be positive and finite, got {per_iteration_s}")
+    estimate = done + 0.95 * max(0.0, remaining_s) / per_iteration_s
+    if estimate < 1.0:
+        return done + 1
+    grid = PLAN_GRID ** math.floor(math.log(estimate) / math.log(PLAN_GRID) + 1e-9)
+    return max(done + 1, int(grid))
 
 
 def explain_unserved(problem: Problem, P: KernelData, r: int) -> str:
@@ -246,6 +274,8 @@ def solve_alns(
     distance = float(rcost.sum()) - fixed * int((rlen > 2).sum())
     temp0 = prm.start_worse * max(distance, 1e-9) / math.log(2.0)
     fstate = np.array([obj, obj, temp0, 1.0])
+    # Cooling spans ``plan`` iterations: given, or fixed after the calibration (timed runs).
+    plan = iterations
     if iterations is not None:
         fstate[3] = prm.end_ratio ** (1.0 / max(1, iterations))
     best = (routes.copy(), rlen.copy(), rveh.copy(), rcost.copy())
@@ -303,14 +333,28 @@ def solve_alns(
                 _recombine(problem, P, pool, best, (routes, rlen, rveh, rcost), fstate, fixed,
                            penalty, min(prm.pool_share * time_limit_s,
                                         time_limit_s - elapsed), pool_stats)  # fmt: skip
-        if iterations is None:
-            fstate[2] = temp0 * prm.end_ratio ** (elapsed / time_limit_s)
         n = prm.chunk if iterations is None else min(prm.chunk, iterations - done)
         if iterations is None:
+            per_it = (elapsed - t_first) / done if done else np.inf
+            if (
+                plan is None
+                and done
+                and (done >= CALIBRATION or elapsed - t_first >= 0.05 * time_limit_s)
+            ):
+                # Calibrated (the time test only ends it on runs too short or slow to
+                # replay anyway, e.g. a live pass on a large zone): fix the schedule.
+                plan = planned_iterations(done, max(per_it, 1e-9), time_limit_s - elapsed)
+                fstate[3] = prm.end_ratio ** (1.0 / (plan - done))
+            elif plan is not None and done >= plan:
+                fstate[2] = temp0 * prm.end_ratio  # cooled: stay at the final temperature
+                fstate[3] = 1.0
+            # Chunks end at the calibration and at the end of the cooling.
+            boundary = CALIBRATION if plan is None else plan
+            if boundary > done:
+                n = min(n, boundary - done)
             # A chunk must not overrun the budget: on a live zone of 100 vehicles one
             # iteration can take 20-50 ms, and 25 of them more than a whole 0.3 s pass. The
             # first iteration is timed alone; then a chunk takes at most a fifth of the budget.
-            per_it = (elapsed - t_first) / done if done else np.inf
             n = max(1, min(n, int(min(time_limit_s - elapsed, 0.2 * time_limit_s) / per_it)))
         ak.alns_chunk(
             P,
@@ -332,6 +376,8 @@ def solve_alns(
         done += n
     sol = _solution_from_state(problem, P, *best[:3])
     sol.stats = {"iterations": float(done), "seconds": clock() - t0}
+    if plan is not None:
+        sol.stats["planned_iterations"] = float(plan)
     if pool is not None:
         sol.stats |= {**pool_stats, "pool_routes": float(len(pool))}
     violations = check(problem, sol)

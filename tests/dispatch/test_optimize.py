@@ -370,3 +370,49 @@ def test_timed_alns_sizes_its_chunks_to_the_budget(
     sol = solve_alns(a2_16, time_limit_s=0.05, seed=0)
     assert 1 <= sol.stats["iterations"] <= 5
     assert check(a2_16, sol) == [] and sol.unserved == []
+
+
+def test_planned_iterations_round_down_to_a_coarse_grid() -> None:
+    from dispatch.optimize.alns import PLAN_GRID, planned_iterations
+
+    plan = planned_iterations(0, 1e-3, 19.64)  # 95 % of 19 640: 18 658, mid-way on the grid
+    assert plan == int(2.0**14.125) and 18_658 / PLAN_GRID < plan <= 18_658
+    # A rate measured 3 % off on either side keeps the same schedule here.
+    assert planned_iterations(0, 0.97e-3, 19.64) == planned_iterations(0, 1.03e-3, 19.64) == plan
+    assert planned_iterations(1000, 1e-3, 19.64) == int(2.0**14.25)  # those done count too
+    assert planned_iterations(50, 1e-3, 0.0) == 51  # nothing left: one more iteration
+    assert planned_iterations(0, 1.0, 0.1) == 1
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="per_iteration_s"):
+            planned_iterations(50, bad, 1.0)
+
+
+def test_timed_alns_cools_over_its_planned_iterations(
+    a2_16: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a fake clock (1 ms a reading) the schedule is fixed once, after the calibration,
+    and two runs of a seed replay the same search."""
+    from dispatch.optimize import alns
+
+    alns.warm_up()
+
+    def run() -> Solution:
+        ticks = iter(range(10**7))
+        monkeypatch.setattr(alns, "time", SimpleNamespace(perf_counter=lambda: 1e-3 * next(ticks)))
+        return solve_alns(a2_16, time_limit_s=0.5, seed=3)
+
+    a, b = run(), run()
+    assert a.stats["planned_iterations"] > alns.CALIBRATION
+    assert a.stats["iterations"] >= alns.CALIBRATION
+    assert a.routes == b.routes and a.stats == b.stats
+    assert check(a2_16, a) == [] and a.unserved == []
+
+
+def test_hybrid_workers_take_the_best_search(a2_16: Problem, a2_16_best: float) -> None:
+    sol = solve(a2_16, time_limit_s=2.0, seed=0, polish_share=0.0, workers=2)
+    assert check(a2_16, sol) == [] and sol.unserved == []
+    assert sol.cost <= a2_16_best * 1.02
+    one = solve_alns(a2_16, time_limit_s=1.0, seed=0, iterations=50)
+    assert sol.stats["iterations"] > one.stats["iterations"]  # both searches counted
+    with pytest.raises(ValueError, match="workers"):
+        solve(a2_16, time_limit_s=1.0, workers=0)
