@@ -5,6 +5,7 @@
 // map (or type its corners), run, and see the comparison table and the difference map.
 import L from "leaflet";
 import "./style.css";
+import "./planning.css";
 import { api, ApiError, bindLoginForm, errorText, logout, type Me, me, tokens } from "./api";
 import { addStrings, applyTranslations, lang, setLang, t } from "./i18n";
 import { networkMap } from "./map";
@@ -104,6 +105,9 @@ const FEED_KEY = "tsunagu.planning.feed";
 let feed: string | null = localStorage.getItem(FEED_KEY); // null: the first published feed
 let user: Me | null = null;
 let saved: SavedScenario[] = [];
+/** What the saved-scenarios status line says, as a function of the page's language (null: an
+ * error text, which stays as the server or the browser gave it): a language switch redraws it. */
+let savedNote: (() => string) | null = null;
 let map: L.Map | null = null;
 let layer: L.Layer | null = null;
 let zoneLayer: L.Polygon | null = null;
@@ -361,9 +365,16 @@ function statusLabel(status: string): string {
  * whose server stopped is listed as interrupted and can be run again; the author (or an
  * administrator) can delete one. */
 async function loadSaved(): Promise<void> {
-  const keep = $<HTMLSelectElement>("#sc-saved").value;
   ({ scenarios: saved } = await api<{ scenarios: SavedScenario[] }>("/planning/scenarios"));
+  renderSaved();
+  savedSelected();
+}
+
+/** The saved scenarios as options in the page's language, the selection kept: called after a
+ * load and after a language switch (the statuses are translated; nothing is fetched again). */
+function renderSaved(): void {
   const sel = $<HTMLSelectElement>("#sc-saved");
+  const keep = sel.value;
   sel.replaceChildren(
     ...saved.map((sc) => {
       const o = document.createElement("option");
@@ -376,7 +387,12 @@ async function loadSaved(): Promise<void> {
   if (saved.some((sc) => sc.id === keep)) sel.value = keep;
   $("#sc-saved-none").hidden = saved.length > 0;
   $<HTMLButtonElement>("#sc-open").disabled = saved.length === 0;
-  savedSelected();
+}
+
+/** Say ``note`` (in the page's language, again after each switch) under the saved scenarios. */
+function sayAboutSaved(note: (() => string) | null): void {
+  savedNote = note;
+  $("#sc-saved-status").textContent = note ? note() : "";
 }
 
 function selectedSaved(): SavedScenario | undefined {
@@ -392,7 +408,7 @@ function savedSelected(): void {
   $("#sc-rerun").hidden = !again;
   const mine = sc !== undefined && user !== null && (sc.created_by === user.id || user.roles.includes("admin"));
   $<HTMLButtonElement>("#sc-delete").disabled = !mine;
-  $("#sc-saved-status").textContent = sc?.status === "interrupted" ? t("plInterruptedHint") : "";
+  sayAboutSaved(sc?.status === "interrupted" ? () => t("plInterruptedHint") : null);
 }
 
 async function openSaved(): Promise<void> {
@@ -427,12 +443,13 @@ async function deleteSaved(): Promise<void> {
   if (!sc || !window.confirm(t("plConfirmDelete").replace("{name}", sc.name))) return;
   await api(`/planning/scenarios/${encodeURIComponent(sc.id)}`, { method: "DELETE" });
   await loadSaved();
-  $("#sc-saved-status").textContent = `${sc.name}: ${t("plDeleted")}`;
+  sayAboutSaved(() => `${sc.name}: ${t("plDeleted")}`);
 }
 
 function guard(fn: () => Promise<void>, out = "#sc-status"): () => void {
   return () => {
     fn().catch((e) => {
+      if (out === "#sc-saved-status") savedNote = null; // the error stays as it is
       $(out).textContent = errorText(e);
     });
   };
@@ -477,6 +494,10 @@ function wire(): void {
   $("#lang-toggle").addEventListener("click", () => {
     setLang(lang() === "ja" ? "en" : "ja");
     applyTranslations();
+    // The saved scenarios' statuses and their note are drawn by this script, not by
+    // applyTranslations: draw them again in the new language.
+    renderSaved();
+    if (savedNote) $("#sc-saved-status").textContent = savedNote();
   });
   $("#sl-load").addEventListener("click", guard(loadServiceLevels));
   $("#sl-csv").addEventListener("click", guard(() => download(withFeed(`/planning/service-levels?level=routes&format=csv&band=${$<HTMLSelectElement>("#sl-band").value}`), "routes.csv")));

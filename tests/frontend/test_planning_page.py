@@ -25,8 +25,9 @@ WAIT_MS = 240_000  # a scenario measures two networks and simulates a day of the
 PASSWORD = "correct-horse-9"
 
 
-def _planner(base: str) -> str:
-    email = f"planner-{uuid.uuid4().hex[:8]}@example.org"
+def _planner(base: str, email: str | None = None) -> str:
+    """A new city planner on ``base``: ``email``, or a unique one (the server is shared)."""
+    email = email or f"planner-{uuid.uuid4().hex[:8]}@example.org"
     r = httpx.post(f"{base}/api/v1/auth/signup", json={"email": email, "password": PASSWORD})
     r.raise_for_status()
     admin = api_token(base, *ADMIN)

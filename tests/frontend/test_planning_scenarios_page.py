@@ -46,13 +46,15 @@ def _login(page: Any, email: str) -> None:
 
 
 def test_planner_deletes_own_scenario_after_confirming(page: Any, live_server: str) -> None:
-    alice, bob = _planner(live_server), _planner(live_server)
+    # Alice's e-mail is in the header of the screenshot: the same at every run (one server a
+    # session, and this test signs her up once), so the committed picture need not change.
+    alice, bob = _planner(live_server, "alice.planner@example.org"), _planner(live_server)
     ha, hb = _token(live_server, alice), _token(live_server, bob)
     r = httpx.put(
         f"{live_server}/api/v1/planning/destinations", content=HOSPITAL.encode(), headers=ha
     )
     r.raise_for_status()
-    mine = _scenario(live_server, ha, f"mine-{uuid.uuid4().hex[:6]}")
+    mine = _scenario(live_server, ha, "mine")
     theirs = _scenario(live_server, hb, f"theirs-{uuid.uuid4().hex[:6]}")
     try:
         page.add_init_script("localStorage.setItem('tsunagu.lang', 'en')")
@@ -68,7 +70,8 @@ def test_planner_deletes_own_scenario_after_confirming(page: Any, live_server: s
         page.select_option("#sc-saved", mine["id"])
         assert page.is_enabled("#sc-delete") and page.text_content("#sc-delete") == "Delete"
         assert_accessible(page, "planning scenarios")
-        screenshots(page, "planning-scenarios")
+        # The chosen scenario's line says when it ran (the server's clock).
+        screenshots(page, "planning-scenarios", volatile=["#sc-saved"])
 
         # Cancelled at the confirmation: nothing happens.
         asked: list[str] = []
@@ -176,3 +179,49 @@ def test_interrupted_scenario_is_shown_and_run_again(page: Any, live_server: str
     finally:
         for sid in created:
             httpx.delete(f"{live_server}/api/v1/planning/scenarios/{sid}", headers=ha)
+
+
+def test_saved_scenarios_follow_a_language_switch(page: Any, live_server: str) -> None:
+    """The saved scenarios' statuses and the note under them are redrawn in the new language at
+    the switch (they kept the old one until the list was loaded again)."""
+    alice = _planner(live_server)
+    ha = _token(live_server, alice)
+    r = httpx.put(
+        f"{live_server}/api/v1/planning/destinations", content=HOSPITAL.encode(), headers=ha
+    )
+    r.raise_for_status()
+    done = _scenario(live_server, ha, f"switch-{uuid.uuid4().hex[:6]}")
+    opt = f"#sc-saved option[value='{done['id']}']"
+    listed: list[str] = []
+    page.on(
+        "request",
+        lambda q: listed.append(q.method) if q.url.endswith("/api/v1/planning/scenarios") else None,
+    )
+    try:
+        page.add_init_script("localStorage.setItem('tsunagu.lang', 'ja')")
+        _login(page, alice)
+        page.wait_for_selector(opt, state="attached")
+        page.select_option("#sc-saved", done["id"])
+        assert " — 完了 — " in page.text_content(opt)
+        loads = len(listed)
+
+        page.click("#lang-toggle")
+        assert page.text_content("#sc-delete") == "Delete"  # the static labels switched
+        assert " — done — " in page.text_content(opt), page.text_content(opt)
+        assert "完了" not in page.text_content("#sc-saved")
+        assert page.input_value("#sc-saved") == done["id"]  # the choice is kept
+        assert len(listed) == loads  # redrawn, not fetched again
+
+        # The note under the list follows too: "Deleted" after a delete, then 削除しました.
+        page.once("dialog", lambda d: d.accept())
+        page.click("#sc-delete")
+        page.wait_for_selector(opt, state="detached")
+        assert page.text_content("#sc-saved-status") == f"{done['name']}: Deleted"
+        page.click("#lang-toggle")
+        assert page.text_content("#sc-saved-status") == f"{done['name']}: 削除しました"
+        assert not any(
+            " — done — " in o for o in page.locator("#sc-saved option").all_text_contents()
+        )
+        assert page.outside_requests == []
+    finally:
+        httpx.delete(f"{live_server}/api/v1/planning/scenarios/{done['id']}", headers=ha)
