@@ -281,20 +281,7 @@ class Planner:
                 journeys = [j for j in journeys if j.arrival - j.departure <= opts.max_travel_s]
             # Candidates without shapes, walking paths and intermediate stops: a dozen are
             # built to keep three, and only those kept are completed (``_shown``).
-            items = [
-                self.builder.build(
-                    j,
-                    o,
-                    d,
-                    speed=opts.walk_speed_mps,
-                    locale=req.locale,
-                    realtime=realtime,
-                    day=req.date,
-                    detail=False,
-                )
-                for j in journeys
-                if j.rides
-            ]
+            items = [self._candidate(req, j, o, d, realtime) for j in journeys if j.rides]
             if direct is not None:
                 items.append(direct)
             return items, filter_itineraries(items, n, req.arrive_by, opts.optimize_co2), bound
@@ -332,6 +319,22 @@ class Planner:
             tuple(self._with_car(self._shown(req, it, o, d, realtime), o, d) for it in kept),
             None,
             refusals,
+        )
+
+    def _candidate(
+        self, req: PlanRequest, j: Journey, o: Place, d: Place, realtime: Any | None
+    ) -> Itinerary:
+        """``j`` as a candidate itinerary: without shapes, walking paths and intermediate
+        stops, which only the itineraries kept get (:meth:`_shown`)."""
+        return self.builder.build(
+            j,
+            o,
+            d,
+            speed=req.options.walk_speed_mps,
+            locale=req.locale,
+            realtime=realtime,
+            day=req.date,
+            detail=False,
         )
 
     def _shown(
@@ -412,19 +415,7 @@ class Planner:
             for stop, secs in self._farther(w_stops, w_secs, walked_from, journey.rides[0].trip):
                 res = earliest_arrival(data.forward, q, req.time_s, [stop], [secs], e_stops, e_secs)
                 found.extend(j for j in res.journeys if j.rides)
-            pool += [
-                self.builder.build(
-                    j,
-                    o,
-                    d,
-                    speed=opts.walk_speed_mps,
-                    locale=req.locale,
-                    realtime=realtime,
-                    day=req.date,
-                    detail=False,
-                )
-                for j in found
-            ]
+            pool += [self._candidate(req, j, o, d, realtime) for j in found]
         fits = [it for it in pool if extra(it) <= budget]
         best = max(fits, key=lambda it: (it.walk_time, -extra(it)), default=None)
         if best is None or best.walk_time <= fastest.walk_time:
