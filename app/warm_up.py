@@ -6,8 +6,8 @@ a minute on a loaded machine with a cold cache. Left to the first request, that 
 it (a first ``/plan`` took 13.5 s while ``/readyz`` already said ready).
 
 :func:`warm_kernels` is the last start-up hook: it runs one quote on a throwaway dispatcher
-and, when a network is published, plans on it (depart-at, arrive-by, and the CO2 criterion,
-which runs McRAPTOR), building the published network's planner on the way. The start-up, and
+and, on every published city's network, plans on it (depart-at, arrive-by, and the CO2
+criterion, which runs McRAPTOR), building each city's planner on the way. The start-up, and
 so ``/readyz``, waits for it. A failure is logged and does not stop the process (the kernels
 then compile on first use, as before); ``/readyz`` shows the outcome under ``kernels``.
 """
@@ -52,6 +52,16 @@ def warm_dispatcher() -> None:
     )
 
 
+def published_cities(feeds: Any) -> list[Any]:
+    """The published networks with a timetable: the default network first, then the other
+    cities by name; none without a registry."""
+    if feeds is None:
+        return []
+    default = feeds.network
+    others = [n for _, n in sorted(feeds.networks.items()) if n is not default]
+    return [n for n in (default, *others) if n is not None and n.timetable is not None]
+
+
 def warm_planner(np_: Any, services: Services) -> int:
     """Plan between two stops of the published network, each way the API can ask; returns
     the number of plans run."""
@@ -67,7 +77,7 @@ def warm_planner(np_: Any, services: Services) -> int:
     origin = PlanPlace(lat=float(tt.stop_lat[a]), lon=float(tt.stop_lon[a]), stop=a)
     dest = PlanPlace(lat=float(tt.stop_lat[b]), lon=float(tt.stop_lon[b]), stop=b)
     day = np_.network.service_date or dt.date.today()
-    rt, version = realtime_days_versioned(services, day)
+    rt, version = realtime_days_versioned(services, day, np_.network)
     runs = 0
     for arrive_by, co2 in ((False, False), (True, False), (False, True)):
         req = PlanRequest(
@@ -90,12 +100,18 @@ async def warm_kernels(services: Services) -> None:
     try:
         await asyncio.to_thread(warm_dispatcher)
         outcome["dispatcher"] = True
-        network = getattr(services.feeds, "network", None)
-        if network is not None and network.timetable is not None:
+        cities = published_cities(services.feeds)
+        if cities:
             from app.api.plan import network_planner
 
-            np_ = await network_planner(services)
-            outcome["plans"] = await asyncio.to_thread(warm_planner, np_, services)
+            # Every city's planner, not only the default network's: a second city's first
+            # /plan would otherwise build its planner (feed extras, fares, street transfers).
+            plans = 0
+            for net in cities:
+                np_ = await network_planner(services, net)
+                plans += await asyncio.to_thread(warm_planner, np_, services)
+            outcome["plans"] = plans
+            outcome["networks"] = [net.name for net in cities]
     except Exception as exc:  # an optimisation: never a reason not to serve
         log.warning("kernel_warm_up_failed", error=repr(exc))
         outcome["error"] = type(exc).__name__
