@@ -879,7 +879,11 @@ async def book_for_resident(
         status, ride, replayed = answer.status_code, answer.body, answer.replayed
         response.headers[IDEMPOTENCY_HEADER] = answer.idempotency_key
     else:
+        from app.api.rides import booking_city
+
         gateway = _gateway(service)
+        # The places in one city's network (422 different_networks), as the core's route.
+        booking_city(getattr(request.app.state, "services", None), request_in)
         res = await gateway.book_request(request_in.to_request(resident_id, gateway.now()))
         status, ride, replayed = res.status_code, dict(res.body), False
     ride_id = str(ride.get("ride_id") or ride.get("request_id") or "")

@@ -2,7 +2,8 @@
 booking (``POST /dispatcher/residents/{id}/rides``) and a watcher's (``POST /rides/on-behalf/
 {id}``) are booked in the city holding the places; places in two cities answer 422
 ``different_networks`` as ``GET /plan`` does (it used to be a 409 ``outside_zone``), and the
-refusal is audited; places in no city are still the dispatcher's ``outside_zone``."""
+refusal is audited; places in no city are still the dispatcher's ``outside_zone``. The health
+service's own watch-over booking route (in the main process) answers the same."""
 
 from __future__ import annotations
 
@@ -105,3 +106,14 @@ def test_a_watchers_booking_is_in_the_city_of_its_places(
     # Without consent the refusal comes first, whatever the places.
     stranger = auth(make_user(client=c), c)
     assert_error(c.post(url, json=_request(p["sample"], p["kawasaki"]), headers=stranger), 403)
+    # The health service's own watch-over route (in this process, on the same gateway).
+    watch = f"/api/v1/health/watch/{resident.id}/rides"
+    r = c.post(watch, json=_request(p["kawasaki"], p["kawasaki2"]), headers=hw)
+    assert r.status_code == 201 and r.json()["vehicle_id"] == "kawasaki-van", r.text
+    err = assert_error(
+        c.post(watch, json=_request(p["kawasaki"], p["sample2"]), headers=hw),
+        422,
+        "different_networks",
+    )
+    assert err["details"]["networks"] == ["kawasaki", "sample"]
+    assert_error(c.post(watch, json=_request(p["sample"], p["kawasaki"]), headers=stranger), 403)
