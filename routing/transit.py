@@ -36,6 +36,7 @@ from routing.raptor.network import (
     IntArray,
     RaptorNetwork,
 )
+from routing.raptor.rules import trip_rule_transfers
 from routing.raptor.search import QueryArrays
 
 DAY = 86_400
@@ -216,6 +217,7 @@ class TransitData:
             trip_order=np.arange(tt.n_trips, dtype=np.int32),
             st_order=np.arange(tt.n_stop_times, dtype=np.int64),
             **continuations(tt),
+            **trip_rule_transfers(tt),
         )
         self.trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr))
         self.route_modes = np.array([route_type_mode(int(x)) for x in tt.route_types])

@@ -171,6 +171,71 @@ def seat_trigger(
     return n_sq
 
 
+NO_BOARD = -100
+""":func:`rule_board`: the boarding cannot be caught."""
+HOW_LABEL = -1  # the stop's boarding-ready label of the round before
+HOW_ACCESS = -2  # the origin's access
+HOW_WALK0 = -3  # a walk from the origin (round 0)
+HOW_WALK = -4  # a walk after a ride (the walk label of the round before)
+HOW_SEATED = -5  # (src_how) the trip was stayed seated into
+
+
+@njit(cache=True, nogil=True)
+def rule_board(
+    k: int,
+    s: int,
+    st: int,
+    dd: int,
+    n_off: int,
+    departure: int,
+    access_s: np.ndarray,
+    wtau: np.ndarray,
+    w_copy: np.ndarray,
+    slack: int,
+    change_s: np.ndarray,
+    board_limit: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,
+    st_alight: np.ndarray,
+    offsets: np.ndarray,
+    rx_ptr: np.ndarray,
+    rx_trip: np.ndarray,
+    rx_pos: np.ndarray,
+    rx_need: np.ndarray,
+    src_of: np.ndarray,
+    src_bpos: np.ndarray,
+) -> int:
+    """How a rider with at most ``k - 1`` rides catches the governed boarding at stop time
+    ``st`` (stop ``s``, leaving at ``dd``) in round ``k``: :data:`HOW_ACCESS`,
+    :data:`HOW_WALK0`, :data:`HOW_WALK`, ``e * n_off + o`` (listed arrival ``e``, copy ``o``)
+    or :data:`NO_BOARD`. A first ride leaves no later than ``board_limit[s]``."""
+    first_ok = dd <= board_limit[s]
+    if first_ok and access_s[s] >= 0 and departure + access_s[s] <= dd:
+        return HOW_ACCESS
+    if first_ok and wtau[0, s] <= dd:
+        return HOW_WALK0
+    kk = k - 1
+    while kk > 0 and w_copy[kk, s]:
+        kk -= 1
+    if kk > 0 and wtau[kk, s] + slack <= dd:
+        return HOW_WALK
+    for e in range(rx_ptr[st], rx_ptr[st + 1]):
+        a_t = rx_trip[e]
+        j = rx_pos[e]
+        c = src_of[a_t]
+        need = rx_need[e]
+        need = change_s[s] if need < 0 else max(need, slack)
+        sa = trip_st_ptr[a_t] + j
+        for o in range(n_off):
+            if (
+                src_bpos[k - 1, o, c] < j
+                and st_alight[o, sa]
+                and st_arr[o, sa] + offsets[o] + need <= dd
+            ):
+                return e * n_off + o
+    return NO_BOARD
+
+
 @njit(cache=True, nogil=True)
 def raptor_pruned(
     # network
@@ -227,6 +292,17 @@ def raptor_pruned(
     seat_round: np.ndarray,  # [O, C] state kept between rRAPTOR runs (BIG: never)
     seat_prev: np.ndarray,  # [K+1, O, C]
     seat_bpos: np.ndarray,  # [K+1, O, C]
+    # trip/route transfer rules (routing.raptor.network.RaptorNetwork.rule_arrays)
+    rx_flag: np.ndarray,  # [N] bool, empty without rules
+    rx_ptr: np.ndarray,  # [N+1] CSR
+    rx_trip: np.ndarray,
+    rx_pos: np.ndarray,
+    rx_need: np.ndarray,
+    src_of: np.ndarray,  # [T] index of a trip changed from under a rule, -1 elsewhere
+    src_bpos: np.ndarray,  # [K+1, O, Cs] earliest boarding position (BIG: not ridden)
+    src_how: np.ndarray,  # [K+1, O, Cs] how that boarding was reached (see rule_board)
+    r_how: np.ndarray,  # [K+1, S] how each ride label's boarding was reached
+    seat_how: np.ndarray,  # [K+1, O, C] how the first ride of a seated chain was boarded
 ) -> int:
     """Run RAPTOR rounds from ``departure``; returns the last round that found something.
 
@@ -251,8 +327,17 @@ def raptor_pruned(
     change time — and that trip is scanned from its first stop after the round's patterns
     (``r_board`` = ``SEATED``), its own continuations likewise. A trip copy is stayed seated
     into once per search, in the first round that reaches it (later rounds only repeat it).
+
+    Trip/route transfer rules (``rx_*``): a trip whose boarding a rule may govern, and a trip
+    a rider may change from there, is an odd copy (ridden alone). The second keeps a label of
+    its own per trip copy (``src_bpos``: boarded at that position within ``k`` rides); a
+    governed boarding is caught from an origin label, a walk, or one of the listed arrivals
+    with its own time (:func:`rule_board`), never from the stop's ride label, which may come
+    from an arrival the rule forbids or delays. ``r_how`` / ``src_how`` say which, for the
+    read-back.
     """
     n_rounds = rtau.shape[0]
+    has_rules = rx_flag.shape[0] > 0
     n_stops = rtau.shape[1]
     n_pat = pattern_trip_ptr.shape[0] - 1
     n_off = offsets.shape[0]
@@ -324,6 +409,12 @@ def raptor_pruned(
                 ready_src[k, s] = COPY
         if target_bound[k - 1] < target_bound[k]:
             target_bound[k] = target_bound[k - 1]
+        if has_rules:
+            for o in range(n_off):
+                for c in range(src_bpos.shape[2]):
+                    if src_bpos[k - 1, o, c] < src_bpos[k, o, c]:
+                        src_bpos[k, o, c] = src_bpos[k - 1, o, c]
+                        src_how[k, o, c] = src_how[k - 1, o, c]
         if n_mark == 0:
             continue
         rounds_done = k
@@ -359,6 +450,7 @@ def raptor_pruned(
                 cur_o = 0
                 cur_off = 0
                 cur_board = -1
+                cur_how = -1
                 for i in range(start, n_pos):
                     s = pattern_stops[p0 + i]
                     if cur >= 0:
@@ -373,6 +465,8 @@ def raptor_pruned(
                                 r_alight[k, s] = i
                                 r_off[k, s] = cur_o
                                 r_copy[k, s] = False
+                                if has_rules:
+                                    r_how[k, s] = cur_how
                                 if not in_ride[s]:
                                     in_ride[s] = True
                                     ride_list[n_ride] = s
@@ -384,6 +478,26 @@ def raptor_pruned(
                                     ready[k, s] = r
                                     ready_src[k, s] = RIDE
                                     n_mark = mark(s, marked, mark_list, n_mark)
+                    if has_rules and fix_t >= 0 and cur < 0 and i < n_pos - 1:
+                        st = trip_st_ptr[fix_t] + i
+                        if rx_flag[st]:
+                            # A governed boarding: its own candidates, not the stop's label.
+                            if st_board[fix_o, st]:
+                                dd = st_dep[fix_o, st] + offsets[fix_o]
+                                if dd + lower_bound[s] < bound:
+                                    how = rule_board(
+                                        k, s, st, dd, n_off, departure, access_s, wtau, w_copy,
+                                        slack, change_s, board_limit, trip_st_ptr, st_arr,
+                                        st_alight, offsets, rx_ptr, rx_trip, rx_pos, rx_need,
+                                        src_of, src_bpos,
+                                    )  # fmt: skip
+                                    if how != NO_BOARD:
+                                        cur = fix_t
+                                        cur_o = fix_o
+                                        cur_off = offsets[fix_o]
+                                        cur_board = i
+                                        cur_how = how
+                            continue
                     r = ready[k - 1, s]
                     if r >= BIG or r + lower_bound[s] >= bound:
                         continue
@@ -436,12 +550,21 @@ def raptor_pruned(
                             cur_off = off
                             cur_board = i
                             cur_d = d
+                if has_rules and fix_t >= 0 and cur >= 0 and src_of[fix_t] >= 0:
+                    c = src_of[fix_t]
+                    if cur_board < src_bpos[k, fix_o, c]:
+                        src_bpos[k, fix_o, c] = cur_board
+                        src_how[k, fix_o, c] = cur_how
                 if fix_t >= 0 and cur >= 0 and cont_ptr[fix_t] < cont_ptr[fix_t + 1]:
+                    n_sq0 = n_sq
                     n_sq = seat_trigger(
                         fix_t, fix_o, cur_board, k, running, trip_st_ptr, st_arr, st_dep,
                         cont_ptr, cont_to, cont_kind, seat_of, seat_round, seat_prev, seat_bpos,
                         sq_trip, sq_copy, n_sq,
                     )  # fmt: skip
+                    if has_rules:
+                        for qq in range(n_sq0, n_sq):
+                            seat_how[k, sq_copy[qq], seat_of[sq_trip[qq]]] = cur_how
 
         # --- stay seated: ride the queued continuations from their first stop ---------------
         qi = 0
@@ -480,6 +603,9 @@ def raptor_pruned(
                         ready[k, s] = r
                         ready_src[k, s] = RIDE
                         n_mark = mark(s, marked, mark_list, n_mark)
+            if has_rules and src_of[u] >= 0 and src_bpos[k, uo, src_of[u]] > 0:
+                src_bpos[k, uo, src_of[u]] = 0
+                src_how[k, uo, src_of[u]] = HOW_SEATED
             if cont_ptr[u] < cont_ptr[u + 1]:
                 n_sq = seat_trigger(
                     u, uo, SEATED, k, running, trip_st_ptr, st_arr, st_dep, cont_ptr, cont_to,
@@ -570,6 +696,13 @@ def raptor(
         np.zeros(0, dtype=np.int8), np.full(trip_st_ptr.shape[0] - 1, -1, dtype=np.int32),
         np.full((offsets.shape[0], 0), BIG, dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
+        np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
+        np.zeros(0, dtype=np.bool_), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32),
+        np.full(trip_st_ptr.shape[0] - 1, -1, dtype=np.int32),
+        np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
+        np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
+        np.zeros((1, 1), dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
     )  # fmt: skip
 

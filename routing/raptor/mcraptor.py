@@ -52,6 +52,8 @@ def _insert(
     lb: np.ndarray,
     egress: np.ndarray,
     tb: np.ndarray,
+    cls: int,
+    l_cls: np.ndarray,
 ) -> bool:
     """Whether ``(arr, ready, walk, co2)`` at round ``rnd`` enters stop ``s``'s bag; if so, kills
     the labels of the same round it dominates (the caller writes label ``n``).
@@ -63,6 +65,10 @@ def _insert(
     cannot reach a target before ``arr + lb[s]`` is dropped when a journey already found
     (``tb``, see :func:`_target_prunes`) arrives strictly earlier with no more rides, walking
     or CO2 steps: every journey through the label is then strictly dominated.
+
+    Transfer rules (``cls``, :func:`_rule_class`): a ride on a trip a rider may change from
+    under a trip/route rule only competes with rides of the same trip (and they only with it):
+    which boardings it can reach depends on the trip, not only on its times.
     """
     if lb.shape[0] > 0 and _target_prunes(arr + int(lb[s]), rnd, walk, co2 // step, tb):
         return False
@@ -71,6 +77,7 @@ def _insert(
     while x >= 0:
         if (
             not dead[x]
+            and l_cls[x] == cls
             and (on_foot or l_kind[x] != K_WALK)
             and l_arr[x] <= arr
             and l_ready[x] <= ready
@@ -83,6 +90,7 @@ def _insert(
     while x >= 0:
         if (
             not dead[x]
+            and l_cls[x] == cls
             and l_round[x] >= rnd
             and (l_kind[x] == K_WALK or not on_foot)
             and arr <= l_arr[x]
@@ -97,6 +105,15 @@ def _insert(
     if lb.shape[0] > 0 and egress[s] >= 0:
         _target_add(arr + int(egress[s]), rnd, walk + egress[s], co2 // step, tb)
     return True
+
+
+@njit(cache=True, nogil=True)
+def _rule_class(trip: int, src_of: np.ndarray) -> int:
+    """The dominance class of a ride label on ``trip``: the trip when a rider may change from
+    it under a transfer rule (``src_of``, :attr:`RaptorNetwork.rule_arrays`), else -1."""
+    if trip >= 0 and src_of[trip] >= 0:
+        return trip
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -172,6 +189,7 @@ def _walks(
     lb: np.ndarray,
     egress: np.ndarray,
     tb: np.ndarray,
+    l_cls: np.ndarray,
 ) -> tuple[int, int]:
     """One footpath after each of ``labels[:n_labels]``, into round ``rnd`` (boarding ready
     ``slack`` after the walk). Returns ``(n, n_mark)``, the labels and marked stops now, or
@@ -193,8 +211,9 @@ def _walks(
                 return -1, n_mark
             if _insert(
                 t, a, a + slack, w, l_co2[x], rnd, K_WALK, head, nxt, l_arr, l_ready, l_walk,
-                l_co2, l_round, l_kind, dead, n, step, lb, egress, tb,
+                l_co2, l_round, l_kind, dead, n, step, lb, egress, tb, -1, l_cls,
             ):  # fmt: skip
+                l_cls[n] = -1
                 l_arr[n] = a
                 l_ready[n] = a + slack
                 l_walk[n] = w
@@ -269,6 +288,8 @@ def _seated_chain(
     lb: np.ndarray,
     egress: np.ndarray,
     tb: np.ndarray,
+    src_of: np.ndarray,
+    l_cls: np.ndarray,
 ) -> tuple[int, int, int]:
     """Ride on from trip copy ``(t0, o)``, boarded at ``bpos`` from label ``parent``, into
     every trip the vehicle continues as (depth first, each trip once per chain): alighting
@@ -347,7 +368,9 @@ def _seated_chain(
                 if _insert(
                     s, a, a + change_s[s], walk, c, k, K_RIDE, head, nxt, l_arr, l_ready, l_walk,
                     l_co2, l_round, l_kind, dead, n, step, lb, egress, tb,
+                    _rule_class(u, src_of), l_cls,
                 ):  # fmt: skip
+                    l_cls[n] = _rule_class(u, src_of)
                     l_arr[n] = a
                     l_ready[n] = a + change_s[s]
                     l_walk[n] = walk
@@ -433,8 +456,20 @@ def mc_kernel(
     lb: np.ndarray,
     egress: np.ndarray,
     tb: np.ndarray,
+    # trip/route transfer rules (RaptorNetwork.rule_arrays) and each label's class (_insert)
+    rx_flag: np.ndarray,
+    rx_ptr: np.ndarray,
+    rx_trip: np.ndarray,
+    rx_pos: np.ndarray,
+    rx_need: np.ndarray,
+    src_of: np.ndarray,
+    l_cls: np.ndarray,
 ) -> int:
     """Fill the label pool; returns the number of labels, or -1 when the pool is full.
+
+    A boarding a trip/route transfer rule may govern (``rx_flag``, an odd trip) is caught
+    from a ride label only with the time listed for that ride's trip and stop, and never
+    when the change is not listed (forbidden); labels on foot keep their own ready time.
 
     A rider on a trip with stay-seated continuations (an odd trip, ridden alone) continues
     into each trip the vehicle runs next, in the same round; the ride's part before the
@@ -442,6 +477,7 @@ def mc_kernel(
     """
     cap = l_arr.shape[0]
     prune = lb.shape[0] > 0
+    has_rules = rx_flag.shape[0] > 0
     n_stops = head.shape[0]
     n_pat = pattern_trip_ptr.shape[0] - 1
     n_off = offsets.shape[0]
@@ -475,8 +511,9 @@ def mc_kernel(
             return -1
         if _insert(
             s, a, a, access_s[s], 0, 0, K_ACCESS, head, nxt, l_arr, l_ready, l_walk, l_co2,
-            l_round, l_kind, dead, n, co2_step, lb, egress, tb,
+            l_round, l_kind, dead, n, co2_step, lb, egress, tb, -1, l_cls,
         ):  # fmt: skip
+            l_cls[n] = -1
             l_arr[n] = a
             l_ready[n] = a
             l_walk[n] = access_s[s]
@@ -494,7 +531,7 @@ def mc_kernel(
     n, n_mark = _walks(
         new_rides, n_acc, 0, 0, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
         max_arrival, head, nxt, dead, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
-        l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb,
+        l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb, l_cls,
     )  # fmt: skip
     if n < 0:
         return -1
@@ -539,7 +576,9 @@ def mc_kernel(
                         if _insert(
                             s, a, ready, rb_walk[r], c, k, K_RIDE, head, nxt, l_arr, l_ready,
                             l_walk, l_co2, l_round, l_kind, dead, n, co2_step, lb, egress, tb,
+                            _rule_class(rb_trip[r], src_of), l_cls,
                         ):  # fmt: skip
+                            l_cls[n] = _rule_class(rb_trip[r], src_of)
                             l_arr[n] = a
                             l_ready[n] = ready
                             l_walk[n] = rb_walk[r]
@@ -575,8 +614,17 @@ def mc_kernel(
                         if fix_t >= 0:
                             st = trip_st_ptr[fix_t] + i
                             d = st_dep[fix_o, st] + offsets[fix_o]
+                            rdy = l_ready[x]
+                            if has_rules and rx_flag[st] and l_kind[x] == K_RIDE:
+                                rdy = BIG  # a change the rules do not list is forbidden
+                                for e in range(rx_ptr[st], rx_ptr[st + 1]):
+                                    if rx_trip[e] == l_trip[x] and rx_pos[e] == l_alight[x]:
+                                        nd = rx_need[e]
+                                        nd = change_s[s] if nd < 0 else max(nd, slack)
+                                        rdy = l_arr[x] + nd
+                                        break
                             # Not at its last stop (as in kernels.raptor_pruned).
-                            if st_board[fix_o, st] and l_ready[x] <= d and i < n_pos - 1:
+                            if st_board[fix_o, st] and rdy <= d and i < n_pos - 1:
                                 best_t = fix_t
                                 best_o = fix_o
                                 best_d = d
@@ -649,6 +697,7 @@ def mc_kernel(
                             stack_c, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
                             l_parent, l_trip, l_board, l_alight, l_off, dead, nxt, head, n,
                             new_rides, n_new, marked, mark_list, n_mark, lb, egress, tb,
+                            src_of, l_cls,
                         )  # fmt: skip
                         if n < 0:
                             return -1
@@ -656,7 +705,7 @@ def mc_kernel(
         n, n_mark = _walks(
             new_rides, n_new, k, slack, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
             max_arrival, head, nxt, dead, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
-            l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb,
+            l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb, l_cls,
         )  # fmt: skip
         if n < 0:
             return -1
@@ -674,6 +723,7 @@ class McResult:
         self.stop = np.empty(capacity, dtype=np.int32)
         self.round = np.empty(capacity, dtype=np.int32)
         self.kind = np.empty(capacity, dtype=np.int8)
+        self.cls = np.empty(capacity, dtype=np.int32)  # dominance class (_insert)
         self.parent = np.empty(capacity, dtype=np.int32)
         self.trip = np.empty(capacity, dtype=np.int32)
         self.board = np.empty(capacity, dtype=np.int32)
@@ -761,6 +811,7 @@ def mc_raptor(
             res.arr, res.ready, res.walk, res.co2, res.stop, res.round, res.kind, res.parent, res.trip,
             res.board, res.alight, res.off, res.dead, res.next, res.head,
             query.active, network.trip_pattern, *network.continuation_arrays[:3], lb, egress, tb,
+            *network.rule_arrays, res.cls,
         )  # fmt: skip
         if n >= 0:
             res.n = n

@@ -71,6 +71,14 @@ class RaptorNetwork:
     back_ptr, back_to, back_kind
         The same lists in the opposite time direction (the trips each trip continues from);
         :meth:`reverse` swaps the two.
+    rx_flag, rx_ptr, rx_trip, rx_pos, rx_need
+        Trip/route transfer rules (:mod:`routing.raptor.rules`) or None: ``rx_flag`` [N] marks
+        the stop times whose boarding a transfers.txt rule may govern; for those, CSR
+        ``rx_ptr`` [N+1] lists every arrival at the same stop a rider may change from — trip
+        ``rx_trip``, position ``rx_pos`` — and the seconds it needs, ``rx_need`` (-1: the
+        stop's change time); a forbidden change is not listed.
+    rb_flag, rb_ptr, rb_trip, rb_pos, rb_need
+        The same in the opposite time direction; :meth:`reverse` swaps the two.
     """
 
     n_stops: int
@@ -98,6 +106,62 @@ class RaptorNetwork:
     back_ptr: IntArray | None = None
     back_to: IntArray | None = None
     back_kind: Int8Array | None = None
+    rx_flag: BoolArray | None = None
+    rx_ptr: Int64Array | None = None
+    rx_trip: IntArray | None = None
+    rx_pos: IntArray | None = None
+    rx_need: IntArray | None = None
+    rb_flag: BoolArray | None = None
+    rb_ptr: Int64Array | None = None
+    rb_trip: IntArray | None = None
+    rb_pos: IntArray | None = None
+    rb_need: IntArray | None = None
+
+    @property
+    def has_rules(self) -> bool:
+        """Whether a trip/route transfer rule governs some boarding."""
+        return self.rx_flag is not None and bool(self.rx_flag.any())
+
+    @cached_property
+    def rule_arrays(
+        self,
+    ) -> tuple[BoolArray, Int64Array, IntArray, IntArray, IntArray, IntArray]:
+        """The kernels' view of the rules: ``(rx_flag, rx_ptr, rx_trip, rx_pos, rx_need,
+        src_of)`` — ``src_of`` [T] numbers the trips a rider may change from at a governed
+        boarding (they keep a label of their own), -1 elsewhere. Empty arrays (``rx_flag``
+        of length 0) without rules, which the kernels read as "no rules"."""
+        n_t = self.n_trips
+        if not self.has_rules:
+            z = np.zeros(0, dtype=np.int32)
+            return (
+                np.zeros(0, dtype=np.bool_),
+                np.zeros(1, dtype=np.int64),
+                z,
+                z,
+                z,
+                np.full(n_t, -1, dtype=np.int32),
+            )
+        assert self.rx_flag is not None and self.rx_ptr is not None
+        assert self.rx_trip is not None and self.rx_pos is not None and self.rx_need is not None
+        src_of = np.full(n_t, -1, dtype=np.int32)
+        srcs = np.unique(self.rx_trip)
+        src_of[srcs] = np.arange(len(srcs), dtype=np.int32)
+        return self.rx_flag, self.rx_ptr, self.rx_trip, self.rx_pos, self.rx_need, src_of
+
+    @cached_property
+    def n_rule_sources(self) -> int:
+        """How many trips keep a label of their own for the rules (-1 without rules)."""
+        return int((self.rule_arrays[5] >= 0).sum()) if self.has_rules else -1
+
+    @cached_property
+    def rule_trips(self) -> BoolArray:
+        """[T] trips a rule governs a boarding of or a change from: ridden alone."""
+        out = np.zeros(self.n_trips, dtype=np.bool_)
+        if self.has_rules:
+            flag, _, trip, _, _, _ = self.rule_arrays
+            out[np.repeat(np.arange(self.n_trips), np.diff(self.trip_st_ptr))[flag]] = True
+            out[trip] = True
+        return out
 
     @property
     def has_continuations(self) -> bool:
@@ -228,6 +292,16 @@ class RaptorNetwork:
         inv[trip_order] = np.arange(n_t)
         cont = _remap_csr(self.back_ptr, self.back_to, self.back_kind, trip_order, inv)
         back = _remap_csr(self.cont_ptr, self.cont_to, self.cont_kind, trip_order, inv)
+        # Transfer rules: the other direction's lists, renumbered into this frame.
+        lengths_t = np.diff(self.trip_st_ptr)
+        rx = _remap_rules(
+            self.rb_flag, self.rb_ptr, self.rb_trip, self.rb_pos, self.rb_need, st_order, inv,
+            lengths_t,
+        )  # fmt: skip
+        rb = _remap_rules(
+            self.rx_flag, self.rx_ptr, self.rx_trip, self.rx_pos, self.rx_need, st_order, inv,
+            lengths_t,
+        )  # fmt: skip
 
         return RaptorNetwork(
             n_stops=self.n_stops,
@@ -255,6 +329,16 @@ class RaptorNetwork:
             back_ptr=back[0],
             back_to=back[1],
             back_kind=back[2],
+            rx_flag=rx[0],
+            rx_ptr=rx[1],
+            rx_trip=rx[2],
+            rx_pos=rx[3],
+            rx_need=rx[4],
+            rb_flag=rb[0],
+            rb_ptr=rb[1],
+            rb_trip=rb[2],
+            rb_pos=rb[3],
+            rb_need=rb[4],
         )
 
 
@@ -275,3 +359,33 @@ def _remap_csr(
     starts = ptr[:-1][order].astype(np.int64)
     item = np.repeat(starts - new_ptr[:-1], counts) + np.arange(int(new_ptr[-1]))
     return new_ptr, inv[to[item]].astype(np.int32), kind[item].astype(np.int8)
+
+
+def _remap_rules(
+    flag: BoolArray | None,
+    ptr: Int64Array | None,
+    trip: IntArray | None,
+    pos: IntArray | None,
+    need: IntArray | None,
+    st_order: npt.NDArray[np.int64],
+    inv: Int64Array,
+    lengths: Int64Array,
+) -> tuple[BoolArray | None, Int64Array | None, IntArray | None, IntArray | None, IntArray | None]:
+    """Per-stop-time rule lists renumbered into the mirrored frame: new stop time ``n`` takes
+    old stop time ``st_order[n]``'s items; an item's trip maps by ``inv`` (old -> new) and its
+    position is read from the other end (``lengths`` [T] of the old trips)."""
+    if flag is None or ptr is None or trip is None or pos is None or need is None:
+        return None, None, None, None, None
+    counts = np.diff(ptr)[st_order]
+    new_ptr = np.zeros(len(st_order) + 1, dtype=np.int64)
+    np.cumsum(counts, out=new_ptr[1:])
+    starts = ptr[:-1][st_order].astype(np.int64)
+    item = np.repeat(starts - new_ptr[:-1], counts) + np.arange(int(new_ptr[-1]))
+    old_t = trip[item]
+    return (
+        flag[st_order],
+        new_ptr,
+        inv[old_t].astype(np.int32),
+        (lengths[old_t] - 1 - pos[item]).astype(np.int32),
+        need[item].astype(np.int32),
+    )

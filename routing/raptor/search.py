@@ -207,6 +207,11 @@ class ScanSets:
             running_odd = active & seated_from[None, :] | (
                 False if running_odd is None else running_odd
             )
+        if network.has_rules:
+            # So are the trips transfer rules govern (see kernels.raptor_pruned).
+            running_odd = active & network.rule_trips[None, :] | (
+                False if running_odd is None else running_odd
+            )
         if running_odd is None or not running_odd.any():
             empty = np.zeros(0, dtype=np.int32)
             ptr = np.zeros(network.n_patterns + 1, dtype=np.int64)
@@ -227,12 +232,22 @@ class ScanSets:
 class SearchState:
     """Labels of one search (per round × stop); reusable across rRAPTOR runs."""
 
-    def __init__(self, n_rounds: int, n_stops: int, n_copies: int = 0, n_seat: int = 0) -> None:
+    def __init__(
+        self, n_rounds: int, n_stops: int, n_copies: int = 0, n_seat: int = 0, n_src: int = -1
+    ) -> None:
         shape = (n_rounds, n_stops)
+        # Trip/route transfer rules (kernels.rule_board), n_src >= 0 only with rules: a label
+        # per trip copy changed from, and how each ride's boarding was reached.
+        self.src_bpos = np.full((n_rounds, n_copies, max(n_src, 0)), BIG, dtype=np.int32)
+        self.src_how = np.full((n_rounds, n_copies, max(n_src, 0)), -1, dtype=np.int32)
+        self.r_how = np.full(shape if n_src >= 0 else (1, 1), -1, dtype=np.int32)
         # Stay-seated continuations per trip copy (kernels.seat_trigger): [O, C] and [K+1, O, C].
         self.seat_round = np.full((n_copies, n_seat), BIG, dtype=np.int32)
         self.seat_prev = np.zeros((n_rounds, n_copies, n_seat), dtype=np.int32)
         self.seat_bpos = np.zeros((n_rounds, n_copies, n_seat), dtype=np.int32)
+        self.seat_how = np.full(
+            (n_rounds if n_src >= 0 else 0, n_copies, n_seat), -1, dtype=np.int32
+        )
         self.rtau = np.full(shape, BIG, dtype=np.int32)
         self.r_trip = np.zeros(shape, dtype=np.int32)
         self.r_board = np.zeros(shape, dtype=np.int32)
@@ -313,7 +328,11 @@ def run(
     """
     if state is None:
         state = SearchState(
-            query.max_rides + 1, network.n_stops, len(query.offsets), network.n_seat_targets
+            query.max_rides + 1,
+            network.n_stops,
+            len(query.offsets),
+            network.n_seat_targets,
+            network.n_rule_sources,
         )
     state.departure = int(departure)
     state.access_s = access
@@ -376,6 +395,11 @@ def run(
         state.seat_round,
         state.seat_prev,
         state.seat_bpos,
+        *network.rule_arrays,
+        state.src_bpos,
+        state.src_how,
+        state.r_how,
+        state.seat_how,
     )
     return state
 
@@ -429,6 +453,14 @@ class _Reader:
         seated = bpos == kernels.SEATED
         leg = self._leg(trip, o, 0 if seated else bpos, int(st.r_alight[k, s]), seated)
         self.legs.append(leg)
+        how = int(st.r_how[k, s]) if self.net.has_rules and not seated else kernels.HOW_LABEL
+        self._chain(k, o, trip, leg, how)
+
+    def _chain(self, k: int, o: int, trip: int, leg: RideLeg, how: int) -> None:
+        """The rides before ``leg`` (on ``trip``, copy ``o``, round ``k``): the chain of trips
+        stayed seated through, then how its first ride was boarded."""
+        st = self.st
+        seated = leg.stay_seated
         seat_of = self.net.continuation_arrays[3]
         while seated:
             # Stayed seated into ``trip``: the ride before is the trip it continued from,
@@ -438,10 +470,42 @@ class _Reader:
             pb = int(st.seat_bpos[k, o, c])
             last = int(self.net.trip_st_ptr[prev + 1] - self.net.trip_st_ptr[prev]) - 1
             seated = pb == kernels.SEATED
+            if not seated and self.net.has_rules:
+                how = int(st.seat_how[k, o, c])
             leg = self._leg(prev, o, 0 if seated else pb, last, seated)
             self.legs.append(leg)
             trip = prev
-        self.ready(k - 1, leg.board_stop)
+        self.board(k, how, leg.board_stop)
+
+    def board(self, k: int, how: int, s: int) -> None:
+        """How a ride of round ``k`` boarding at stop ``s`` was caught (kernels.rule_board)."""
+        if how == kernels.HOW_LABEL:
+            self.ready(k - 1, s)
+        elif how == kernels.HOW_ACCESS:
+            self.access(s)
+        elif how == kernels.HOW_WALK0:
+            self.walk(0, s)
+        elif how == kernels.HOW_WALK:
+            self.walk(k - 1, s)
+        else:
+            n_off = len(self.q.offsets)
+            e, o = divmod(how, n_off)
+            _, _, rx_trip, rx_pos, _, _ = self.net.rule_arrays
+            self.source_ride(k - 1, o, int(rx_trip[e]), int(rx_pos[e]))
+
+    def source_ride(self, k: int, o: int, trip: int, apos: int) -> None:
+        """The ride on trip copy ``(trip, o)`` to position ``apos`` within ``k`` rides, read
+        from the trip's own label (a trip changed from under a rule)."""
+        st = self.st
+        c = int(self.net.rule_arrays[5][trip])
+        while k > 1 and st.src_bpos[k - 1, o, c] == st.src_bpos[k, o, c]:
+            k -= 1
+        bpos = int(st.src_bpos[k, o, c])
+        how = int(st.src_how[k, o, c])
+        seated = how == kernels.HOW_SEATED
+        leg = self._leg(trip, o, bpos, apos, seated)
+        self.legs.append(leg)
+        self._chain(k, o, trip, leg, kernels.HOW_LABEL if seated else how)
 
     def walk(self, k: int, s: int) -> None:
         st = self.st
@@ -748,7 +812,11 @@ def range_query(
     )
     deps = np.unique(deps)[::-1]
     state = SearchState(
-        query.max_rides + 1, network.n_stops, len(query.offsets), network.n_seat_targets
+        query.max_rides + 1,
+        network.n_stops,
+        len(query.offsets),
+        network.n_seat_targets,
+        network.n_rule_sources,
     )
     found: list[Journey] = []
     seen = np.full(query.max_rides + 1, BIG, dtype=np.int64)
