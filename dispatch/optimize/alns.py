@@ -15,7 +15,8 @@ Without it, the first :data:`CALIBRATION` iterations run at the initial temperat
 timed; the cooling then spans the iteration count the rest of the budget is estimated to hold,
 rounded down to a coarse geometric grid (:func:`planned_iterations`), so runs of one seed on a
 machine a few per cent faster or slower cool over the same iterations and find the same plans;
-iterations left over when the cooling ends run at its final temperature.
+iterations left over when the cooling ends run at its final temperature. A quarter of the way
+through, the plan is made once more (longer only) on the rate measured since the calibration.
 """
 
 from __future__ import annotations
@@ -276,6 +277,8 @@ def solve_alns(
     fstate = np.array([obj, obj, temp0, 1.0])
     # Cooling spans ``plan`` iterations: given, or fixed after the calibration (timed runs).
     plan = iterations
+    calibrated = (0, 0.0)  # iterations done and clock when the schedule was first fixed
+    replan_at = 0  # iteration at which a timed run plans its cooling again (0: no more)
     if iterations is not None:
         fstate[3] = prm.end_ratio ** (1.0 / max(1, iterations))
     best = (routes.copy(), rlen.copy(), rveh.copy(), rcost.copy())
@@ -345,11 +348,25 @@ def solve_alns(
                 # replay anyway, e.g. a live pass on a large zone): fix the schedule.
                 plan = planned_iterations(done, max(per_it, 1e-9), time_limit_s - elapsed)
                 fstate[3] = prm.end_ratio ** (1.0 / (plan - done))
+                calibrated = (done, elapsed)
+                replan_at = calibrated[0] + (plan - calibrated[0]) // 4
+            elif replan_at and plan is not None and done >= replan_at:
+                # Early iterations run slower (new bests are polished by the descents), so
+                # the first plan is short (on pr10 the cooling ended at 64 % of the budget):
+                # plan again once, on the rate since the calibration. Both plans sit on the
+                # grid, so a seed still replays the same search.
+                replan_at = 0
+                rate = (elapsed - calibrated[1]) / max(1, done - calibrated[0])
+                new_plan = planned_iterations(done, max(rate, 1e-9), time_limit_s - elapsed)
+                if new_plan > plan and fstate[2] > 0.0:
+                    plan = new_plan
+                    end_temp = temp0 * prm.end_ratio
+                    fstate[3] = (end_temp / fstate[2]) ** (1.0 / (plan - done))
             elif plan is not None and done >= plan:
                 fstate[2] = temp0 * prm.end_ratio  # cooled: stay at the final temperature
                 fstate[3] = 1.0
-            # Chunks end at the calibration and at the end of the cooling.
-            boundary = CALIBRATION if plan is None else plan
+            # Chunks end at the calibration, the second plan and the end of the cooling.
+            boundary = CALIBRATION if plan is None else (replan_at or plan)
             if boundary > done:
                 n = min(n, boundary - done)
             # A chunk must not overrun the budget: on a live zone of 100 vehicles one
