@@ -25,7 +25,11 @@ by the worker of the process that sent it (:meth:`ZoneWorker.refuse_removed`).
 :class:`ZoneWorker` runs one asyncio task per owned zone, blocked on that zone's stream, and a
 lease keeper that also re-reads the zone catalog (zones added at run time are picked up).
 Only the protocols live here (``dispatch`` never imports ``app``); the app provides them on its
-event bus, Redis and database (``app.dispatch.service``, ``app.dispatch.gateway``).
+event bus, Redis and database (``app.dispatch.service``). A command flows one way: the API's
+``app.dispatch.cluster_gateway`` builds it here (the ``*_message`` functions) and sends it to
+the zone's stream; the owner's :class:`ZoneWorker` applies it (:func:`handle`) and saves the
+zone (``app.dispatch.db_adapters``); ``app.dispatch.zone_owner`` acks it, records its outcome
+and replies to the asker.
 """
 
 from __future__ import annotations
@@ -275,7 +279,7 @@ def quotes_message(requests: list[RideRequest]) -> dict[str, Any]:
 
 def cancel_message(ride_id: str, user_id: str = "", reason: str = "") -> dict[str, Any]:
     """Cancel ``ride_id``. ``user_id``: the rider's own cancellation (answered 202 before the
-    owner's turn, see ``app.dispatch.gateway``): idempotent, so one that finds the ride
+    owner's turn, see ``app.dispatch.cluster_gateway``): idempotent, so one that finds the ride
     already cancelled (a console's cancellation or an earlier request went first) is done,
     not refused; ``reason``: a dispatcher's, told to the rider."""
     msg: dict[str, Any] = {"op": "cancel", "ride_id": ride_id, "reason": reason}

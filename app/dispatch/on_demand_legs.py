@@ -51,7 +51,7 @@ class FleetOnDemand(DispatcherLegs):
         user_id: str = "",
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        from app.dispatch.gateway import LocalGateway
+        from app.dispatch.local_gateway import LocalGateway
         from app.emissions.factors import planner_factors
 
         super().__init__(

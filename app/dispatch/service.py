@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from app.dispatch.cluster_gateway import start_cluster
 from app.dispatch.demo_fleet import DEFAULT_SPEC
-from app.dispatch.gateway import LocalGateway, persist, start_cluster
+from app.dispatch.local_gateway import LocalGateway, persist
 from app.dispatch.store import restore_zones
 from dispatch.dispatcher import Dispatcher
 from dispatch.reoptimize import ReoptimizationLoop
@@ -99,7 +100,8 @@ async def _save_periodically(services: Services, interval_s: float) -> None:
 async def start_dispatcher(services: Services) -> None:
     """Start-up hook: put the dispatcher on ``services.dispatcher`` and the API's door to it
     on ``services.dispatch`` (``app.dispatch.gateway``): with ``redis_url`` the zones are
-    shared by every process (cluster mode), else this process serves them all."""
+    shared by every process (cluster mode, ``app.dispatch.cluster_gateway``), else this
+    process serves them all (``app.dispatch.local_gateway``)."""
     settings = services.settings
     loop = asyncio.get_running_loop()
     # The demo zone is served only while the demo fleet is on (its bookings stay in the

@@ -29,7 +29,8 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from app.db import create_db_engine
-from app.dispatch.gateway import ClusterGateway, DbZoneStore
+from app.dispatch.cluster_gateway import ClusterGateway
+from app.dispatch.db_adapters import DbZoneStore
 from app.dispatch.store import (
     StaleZoneError,
     catalog_zones,
@@ -489,7 +490,7 @@ def test_lost_reply_answers_the_recorded_outcome(
     pending / 503)."""
     a, b, hb, ha, zid = owner_and_asker(cluster, make_user, auth)
     lost = DropReplies(gateway(a).bus, reply_lost(b))
-    gateway(a).bus = lost
+    gateway(a).owner.bus = lost  # the owner side publishes the replies
 
     r = b.post(RIDES, json={"request": {"origin": A, "destination": B}}, headers=ha)
     assert r.status_code == 201, r.text
@@ -869,9 +870,9 @@ def test_errors_match_single_process(
     def broken(data: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("owner bug")
 
-    owner_gateway._query_locally = broken  # type: ignore[method-assign]
+    owner_gateway.owner._query_locally = broken  # type: ignore[method-assign]
     assert_error(b.get(f"{FLEET}/vehicles/{zid}-van0", headers=hb), 500, "internal_error")
-    del owner_gateway._query_locally  # the class's method again
+    del owner_gateway.owner._query_locally  # the class's method again
     # Someone else's quote is unknown to Bob, and Alice's booking is not leaked to him.
     bob = make_user(client=a)
     q = b.post(f"{RIDES}/quote", json={"origin": A, "destination": B}, headers=ha).json()

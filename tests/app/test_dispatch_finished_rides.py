@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from app.db import create_db_engine
-from app.dispatch.gateway import ClusterGateway, DbRideHistory, DbZoneStore
+from app.dispatch.cluster_gateway import ClusterGateway
+from app.dispatch.db_adapters import DbRideHistory, DbZoneStore
 from app.dispatch.leases import MemoryLeaseStore
 from app.dispatch.store import insert_zone, load_zone_state, save_zones
 from app.events import InProcessEventBus

@@ -179,7 +179,7 @@ def test_the_pending_sweep_leaves_no_booking_pending_for_good(
     ``outcome_lost`` and its rider told; a booking still queued is left to its owner."""
     import json
 
-    from app.dispatch.gateway import ClusterGateway
+    from app.dispatch.cluster_gateway import ClusterGateway
 
     c = make_app_client(
         database_url=fresh_pg, redis_url=own_redis.url, dispatch_reopt_interval_s=0.0
