@@ -279,6 +279,8 @@ def solve_alns(
     plan = iterations
     calibrated = (0, 0.0)  # iterations done and clock when the schedule was first fixed
     replan_at = 0  # iteration at which a timed run plans its cooling again (0: no more)
+    cooled_obj: float | None = None  # best objective when the planned cooling ended
+    first_plan = 0  # the timed run's plan before its second one
     if iterations is not None:
         fstate[3] = prm.end_ratio ** (1.0 / max(1, iterations))
     best = (routes.copy(), rlen.copy(), rveh.copy(), rcost.copy())
@@ -349,6 +351,7 @@ def solve_alns(
                 plan = planned_iterations(done, max(per_it, 1e-9), time_limit_s - elapsed)
                 fstate[3] = prm.end_ratio ** (1.0 / (plan - done))
                 calibrated = (done, elapsed)
+                first_plan = plan
                 replan_at = calibrated[0] + (plan - calibrated[0]) // 4
             elif replan_at and plan is not None and done >= replan_at:
                 # Early iterations run slower (new bests are polished by the descents), so
@@ -363,6 +366,8 @@ def solve_alns(
                     end_temp = temp0 * prm.end_ratio
                     fstate[3] = (end_temp / fstate[2]) ** (1.0 / (plan - done))
             elif plan is not None and done >= plan:
+                if cooled_obj is None:
+                    cooled_obj = float(fstate[1])
                 fstate[2] = temp0 * prm.end_ratio  # cooled: stay at the final temperature
                 fstate[3] = 1.0
             # Chunks end at the calibration, the second plan and the end of the cooling.
@@ -395,6 +400,11 @@ def solve_alns(
     sol.stats = {"iterations": float(done), "seconds": clock() - t0}
     if plan is not None:
         sol.stats["planned_iterations"] = float(plan)
+        if first_plan:
+            sol.stats["first_planned_iterations"] = float(first_plan)
+    if cooled_obj is not None:
+        # Reproducible for a seed (the iterations after it depend on the clock).
+        sol.stats["cooled_objective"] = cooled_obj
     if pool is not None:
         sol.stats |= {**pool_stats, "pool_routes": float(len(pool))}
     violations = check(problem, sol)

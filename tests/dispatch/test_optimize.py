@@ -405,6 +405,7 @@ def test_timed_alns_cools_over_its_planned_iterations(
     assert a.stats["planned_iterations"] > alns.CALIBRATION
     assert a.stats["iterations"] >= alns.CALIBRATION
     assert a.routes == b.routes and a.stats == b.stats
+    assert a.stats["cooled_objective"] >= a.cost - 1e-9  # the best after the cooling
     assert check(a2_16, a) == [] and a.unserved == []
 
 
