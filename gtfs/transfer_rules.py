@@ -21,6 +21,7 @@ of the file wins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -81,16 +82,24 @@ class TransferRules:
             return 2
         return 1 if int(self.tt.stop_parent[stop]) == rule_stop else 0
 
-    def matching(self, from_trip: int, from_stop: int, to_trip: int, to_stop: int) -> int:
+    def matching(
+        self,
+        from_trip: int,
+        from_stop: int,
+        to_trip: int,
+        to_stop: int,
+        rows: Sequence[int] | None = None,
+    ) -> int:
         """The index (into ``rule_*``) of the rule that applies to the transfer from
         ``from_trip`` alighting at ``from_stop`` to ``to_trip`` boarding at ``to_stop``
-        (compiled indices), or -1 when none does (the stop's default applies)."""
+        (compiled indices), or -1 when none does (the stop's default applies). ``rows``: the
+        rules to consider, in file order (default: all), e.g. those that can apply at a stop."""
         tt = self.tt
         fr = int(tt.trip_route[from_trip])
         to = int(tt.trip_route[to_trip])
         best = -1
         best_key = (-1, -1)
-        for x in self.rows.tolist():
+        for x in self.rows.tolist() if rows is None else rows:
             if tt.rule_from_trip[x] >= 0 and tt.rule_from_trip[x] != from_trip:
                 continue
             if tt.rule_to_trip[x] >= 0 and tt.rule_to_trip[x] != to_trip:
@@ -109,13 +118,18 @@ class TransferRules:
         return best
 
     def rule_for(
-        self, from_trip: int, from_stop: int, to_trip: int, to_stop: int
+        self,
+        from_trip: int,
+        from_stop: int,
+        to_trip: int,
+        to_stop: int,
+        rows: Sequence[int] | None = None,
     ) -> tuple[int, int] | None:
         """``(transfer_type, min_transfer_time)`` of the applying rule, or None (default).
 
         ``min_transfer_time`` is 0 for a timed transfer (type 1) and for type 3 (not possible,
         which the caller must treat as no transfer at all)."""
-        x = self.matching(from_trip, from_stop, to_trip, to_stop)
+        x = self.matching(from_trip, from_stop, to_trip, to_stop, rows)
         if x < 0:
             return None
         ty = int(self.tt.rule_type[x])

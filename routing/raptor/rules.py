@@ -77,6 +77,15 @@ def trip_rule_transfers(tt: CompiledTimetable) -> dict[str, Any]:
         for s in here:
             by_stop.setdefault(int(s), []).append(x)
 
+    # A rule's outcome depends on a trip only through its id where some rule names it, else
+    # through its route: changes are worked out once per such key (a route-level rule at a
+    # busy stop covers thousands of trip pairs).
+    named_from = set(tt.rule_from_trip[rules.rows].tolist()) - {-1}
+    named_to = set(tt.rule_to_trip[rules.rows].tolist()) - {-1}
+
+    def key(trip: int, named: set[int]) -> int:
+        return trip if trip in named else -2 - int(route[trip])
+
     def side(x: int, trip: int, frm: bool) -> bool:
         t = int(tt.rule_from_trip[x] if frm else tt.rule_to_trip[x])
         r = int(tt.rule_from_route[x] if frm else tt.rule_to_route[x])
@@ -89,19 +98,27 @@ def trip_rule_transfers(tt: CompiledTimetable) -> dict[str, Any]:
     fwd_flag = np.zeros(n, dtype=np.bool_)
     back_flag = np.zeros(n, dtype=np.bool_)
     cache: dict[tuple[int, int, int], int | None] = {}
+    governs: dict[tuple[int, int, bool], bool] = {}
 
-    def need(a: int, s: int, b: int) -> int | None:
+    def need(a: int, s: int, b: int, xs: list[int]) -> int | None:
         """Seconds to change from trip a to trip b at s (-1: the stop's), None: forbidden."""
-        key = (a, s, b)
-        if key not in cache:
-            got = rules.rule_for(a, s, b, s)
+        k = (key(a, named_from), s, key(b, named_to))
+        if k not in cache:
+            got = rules.rule_for(a, s, b, s, xs)
             if got is None:
-                cache[key] = -1
+                cache[k] = -1
             elif got[0] == NOT_POSSIBLE:
-                cache[key] = None
+                cache[k] = None
             else:
-                cache[key] = got[1] if got[0] == MIN_TIME else 0
-        return cache[key]
+                cache[k] = got[1] if got[0] == MIN_TIME else 0
+        return cache[k]
+
+    def governed(trip: int, s: int, frm: bool, xs: list[int]) -> bool:
+        """Whether some rule at s names ``trip`` (or its route, or nothing) on that side."""
+        k = (key(trip, named_from if frm else named_to), s, frm)
+        if k not in governs:
+            governs[k] = any(side(x, trip, frm) for x in xs)
+        return governs[k]
 
     for s, xs in sorted(by_stop.items()):
         sts = order[bounds[s] : bounds[s + 1]]
@@ -109,24 +126,24 @@ def trip_rule_transfers(tt: CompiledTimetable) -> dict[str, Any]:
         alights = [int(i) for i in sts if can_alight[i]]
         for bi in boards:
             b = int(st_trip[bi])
-            if not any(side(x, b, False) for x in xs):
+            if not governed(b, s, False, xs):
                 continue
             fwd_flag[bi] = True
             items = fwd.setdefault(bi, [])
             for ai in alights:
                 a = int(st_trip[ai])
-                m = need(a, s, b) if a != b else None
+                m = need(a, s, b, xs) if a != b else None
                 if m is not None:
                     items.append((a, int(st_pos[ai]), m))
         for ai in alights:
             a = int(st_trip[ai])
-            if not any(side(x, a, True) for x in xs):
+            if not governed(a, s, True, xs):
                 continue
             back_flag[ai] = True
             items = back.setdefault(ai, [])
             for bi in boards:
                 b = int(st_trip[bi])
-                m = need(a, s, b) if a != b else None
+                m = need(a, s, b, xs) if a != b else None
                 if m is not None:
                     items.append((b, int(st_pos[bi]), m))
     if not fwd_flag.any() and not back_flag.any():
