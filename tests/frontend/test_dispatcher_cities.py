@@ -14,8 +14,14 @@ import httpx
 import pytest
 
 from tests.frontend.conftest import ADMIN, api_token
-from tests.frontend.test_dispatcher_console import _book, _console, _resident, _wait_text
-from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
+from tests.frontend.test_dispatcher_console import (
+    _book,
+    _console,
+    _resident,
+    _wait_text,
+    console_screenshots,
+)
+from tests.frontend.ui_checks import assert_accessible, overflows_sideways
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LABEL = {"ja": "都市・地域", "en": "City"}
@@ -79,7 +85,7 @@ def test_dispatcher_map_shows_one_city_at_a_time(
     assert int(page.get_attribute("#map", "data-features")) < muroran_features
     assert page.get_attribute("#map", "data-zones") == "0"  # Muroran's zone is not Nevada's
     assert page.inner_text("#zones") == ""
-    screenshots(page, f"dispatcher-city-nevada-{lang}")
+    console_screenshots(page, f"dispatcher-city-nevada-{lang}")
     # The choice is remembered: the next visit opens on Nevada.
     assert page.evaluate("localStorage.getItem('tsunagu.dispatcher.city')") == "nevada"
 

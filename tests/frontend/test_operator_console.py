@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.frontend.conftest import ADMIN, api_token
+from tests.frontend.test_dispatcher_console import pinned_heights
 from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -161,7 +162,15 @@ def test_preview_publish_with_reason_and_withdraw_in_english(
         assert "Published with reason: Colours fixed next week" in published
         net = httpx.get(f"{live_server}/api/v1/network").json()
         assert sorted(p["feed_id"] for p in net["published"]) == ["colours", "muroran"]
-        screenshots(page, "operator-versions-en")
+        # Every feed version the shared server holds is listed, with its upload time: how many
+        # follows the tests run before. The list is shown at a fixed height, left out of the
+        # comparison with the committed shot.
+        versions = "#feeds-section .table-scroll"
+        with pinned_heights(page, {versions: "18rem"}):
+            # The report's sample rows name today's date (expired_calendar's "today=").
+            screenshots(
+                page, "operator-versions-en", volatile=[versions, "#notices tbody td:last-child"]
+            )
         # Withdraw the feed's first (only) published version, after a confirmation.
         page.locator("#versions tbody tr[data-feed-id='colours'] button.withdraw").click()
         page.wait_for_selector("#action-dialog[open]")

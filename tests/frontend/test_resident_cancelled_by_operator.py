@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.frontend.conftest import ADMIN, api_token
-from tests.frontend.test_dispatcher_console import _book, _h, _resident
+from tests.frontend.test_dispatcher_console import _book, _h, _resident, fixed_van, move_to
 from tests.frontend.ui_checks import assert_accessible, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,9 +33,14 @@ def _sign_in(page: Any, lang: str, email: str, password: str) -> None:
 
 
 def test_my_trips_say_the_operator_cancelled_and_why(page: Any, live_server: str) -> None:
-    email, pw, token, _ = _resident(live_server, "取消 花子")
-    by_operator = _book(live_server, token)["ride_id"]
-    by_me = _book(live_server, token)["ride_id"]
+    # A fixed rider and van: the screenshot shows both, and the van the dispatcher picks
+    # follows the simulated fleet (its name's length moved the page's height).
+    email, pw, token, _ = _resident(live_server, "取消 花子", email="torikeshi.hanako@example.org")
+    van = fixed_van(live_server)
+    # Half an hour ahead: the van only waits meanwhile, the rides stay cancellable.
+    later = time.time() + 30 * 60
+    rides = [_book(live_server, token, earliest_pickup=later) for _ in range(2)]
+    by_operator, by_me = (move_to(live_server, token, r, van)["ride_id"] for r in rides)
     admin = _h(api_token(live_server, *ADMIN))
     r = httpx.post(
         f"{live_server}/api/v1/dispatcher/rides/{by_operator}/cancel",
@@ -63,7 +68,8 @@ def test_my_trips_say_the_operator_cancelled_and_why(page: Any, live_server: str
     # The resident's own cancellation names no one.
     assert "運行管理者" not in page.inner_text(mine)
     assert_accessible(page, "resident rides cancelled by the operator (ja)")
-    screenshots(page, "resident-cancelled-by-operator-ja")
+    # The rides' times follow the clock.
+    screenshots(page, "resident-cancelled-by-operator-ja", volatile=["#ride-list li"])
 
     page.click("#lang-toggle")
     page.wait_for_function(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 import uuid
 from typing import Any
 from urllib.parse import urljoin
@@ -19,6 +20,8 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from tests.frontend.conftest import api_token
+from tests.frontend.test_dispatcher_console import FIXED_VAN, _h, fixed_van, move_to
 from tests.frontend.ui_checks import assert_accessible, overflows_sideways, screenshots
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -310,6 +313,18 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+def _placed(base: str, token: str, rid: str) -> dict[str, Any]:
+    """The ride ``rid`` once the dispatcher has placed it on a van (a booking may be queued
+    for its zone's turn first)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        ride: dict[str, Any] = httpx.get(f"{base}/api/v1/rides/{rid}", headers=_h(token)).json()
+        if ride.get("vehicle_id"):
+            return ride
+        assert time.monotonic() < deadline, ride
+        time.sleep(0.5)
+
+
 def test_installable_pwa_shows_my_booked_rides_offline(browser: Any, live_server: str) -> None:
     # Its own context: Playwright's request routing (the `page` fixture's guard) keeps a
     # service worker from taking control, so requests leaving localhost are only recorded.
@@ -348,9 +363,18 @@ def test_installable_pwa_shows_my_booked_rides_offline(browser: Any, live_server
         for console in ("dispatcher", "operator"):
             html = page.request.get(f"{live_server}/{console}.html").text()
             assert 'rel="manifest"' not in html, console
-        _open(page, "ja", sign_up=True)
+        # A fixed rider (named in the header) and van (the ride's line names it, and the van
+        # the dispatcher picks follows the simulated fleet): the same page at every run.
+        email = "rider.offline@example.org"
+        _open(page, "ja", sign_up=True, email=email)
         assert page.get_attribute("link[rel=manifest]", "href") == "/manifest.webmanifest"
         rid = _book_ride(page)
+        token = api_token(live_server, email, "correct-horse-9")
+        move_to(live_server, token, _placed(live_server, token, rid), fixed_van(live_server))
+        page.reload()
+        page.wait_for_selector(
+            f"#ride-list li[data-ride-id='{rid}']:has-text('{FIXED_VAN}')", timeout=WAIT_MS
+        )
         # Workbox's service worker is registered and controls the page (clientsClaim).
         page.wait_for_function(
             "navigator.serviceWorker.controller !== null", timeout=WAIT_MS, polling=500
@@ -366,7 +390,8 @@ def test_installable_pwa_shows_my_booked_rides_offline(browser: Any, live_server
         ride = page.locator(f"#ride-list li[data-ride-id='{rid}']")
         assert ride.count() == 1 and f"{ZONE_A} → {ZONE_B}" in ride.inner_text()
         assert page.is_hidden("#auth")
-        screenshots(page, "resident-offline-ja")
+        # The ride's times and the note's "saved at" follow the clock.
+        screenshots(page, "resident-offline-ja", volatile=["#ride-list li", "#offline-note"])
         assert outside == []
     finally:
         ctx.close()
