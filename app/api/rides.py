@@ -151,7 +151,7 @@ class BookIn(RequestModel):
 
 
 def booking_city(services: Any, request: RideRequestIn) -> Any | None:
-    """The published network (city) a ride booked on someone's behalf is in: the region
+    """The published network (city) a ride is booked in: the region
     holding its pick-up and drop-off (``FeedRegistry.network_at``), the only one when a single
     city is published; None when no city holds either place (the dispatcher then answers
     ``outside_zone`` as for anyone) or no network is published.
@@ -208,7 +208,9 @@ async def _visible_ride(g: DispatchGateway, ride_id: str, who: Principal) -> dic
 async def quote(
     body: RideRequestIn, who: CurrentPrincipal, services: ServicesDep
 ) -> dict[str, Any]:
-    """An offer (pick-up window, arrival promise, expiry) or 409 with the rejection reason."""
+    """An offer (pick-up window, arrival promise, expiry) or 409 with the rejection reason;
+    422 ``different_networks`` when the places lie in two cities' networks."""
+    booking_city(services, body)
     g = gateway_of(services)
     return await g.quote(body.to_request(who.user_id, g.now()))
 
@@ -227,12 +229,14 @@ async def book(
     body: BookIn, who: CurrentPrincipal, services: ServicesDep, response: Response
 ) -> dict[str, Any]:
     """Book a quote, or a request in one step; the ride is assigned to a vehicle (201), or
-    queued while its zone changes owner (202 ``pending``)."""
+    queued while its zone changes owner (202 ``pending``). A request whose places lie in two
+    cities' networks is 422 ``different_networks`` (a quote was checked when it was made)."""
     g = gateway_of(services)
     if body.quote_id is not None:
         res = await g.book_quote(body.quote_id, who.user_id)
     else:
         assert body.request is not None
+        booking_city(services, body.request)
         res = await g.book_request(body.request.to_request(who.user_id, g.now()))
     response.status_code = res.status_code
     return res.body

@@ -3,7 +3,8 @@ booking (``POST /dispatcher/residents/{id}/rides``) and a watcher's (``POST /rid
 {id}``) are booked in the city holding the places; places in two cities answer 422
 ``different_networks`` as ``GET /plan`` does (it used to be a 409 ``outside_zone``), and the
 refusal is audited; places in no city are still the dispatcher's ``outside_zone``. The health
-service's own watch-over booking route (in the main process) answers the same."""
+service's own watch-over booking route (in the main process) and a resident's own quote and
+booking answer the same."""
 
 from __future__ import annotations
 
@@ -117,3 +118,26 @@ def test_a_watchers_booking_is_in_the_city_of_its_places(
     )
     assert err["details"]["networks"] == ["kawasaki", "sample"]
     assert_error(c.post(watch, json=_request(p["sample"], p["kawasaki"]), headers=stranger), 403)
+
+
+def test_a_residents_own_quote_and_booking_are_in_one_city(
+    fleets: dict[str, Any],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """``POST /rides/quote`` and ``POST /rides`` (a request in one step) answer places in two
+    cities as ``/plan`` does; within one city they are quoted and booked as before."""
+    c = fleets["client"]
+    p = _places(c)
+    h = auth(make_user(client=c), c)
+    cross = _request(p["kawasaki"], p["sample2"])
+    err = assert_error(c.post("/api/v1/rides/quote", json=cross, headers=h), 422)
+    assert err["code"] == "different_networks"
+    assert err["details"]["networks"] == ["kawasaki", "sample"]
+    assert_error(
+        c.post("/api/v1/rides", json={"request": cross}, headers=h), 422, "different_networks"
+    )
+    q = c.post("/api/v1/rides/quote", json=_request(p["sample"], p["sample2"]), headers=h)
+    assert q.status_code == 200, q.text
+    r = c.post("/api/v1/rides", json={"quote_id": q.json()["quote_id"]}, headers=h)
+    assert r.status_code == 201 and r.json()["vehicle_id"] == "sample-van", r.text
