@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +57,16 @@ def specificity(
     return side(from_trip, from_route) + side(to_trip, to_route)
 
 
+class Change(NamedTuple):
+    """A transfer from ``from_trip`` alighting at ``from_stop`` to ``to_trip`` boarding at
+    ``to_stop`` (compiled indices)."""
+
+    from_trip: int
+    from_stop: int
+    to_trip: int
+    to_stop: int
+
+
 @dataclass(frozen=True, eq=False)
 class TransferRules:
     """The trip/route rules of types 1-3 of one compiled timetable, ready to look up."""
@@ -82,18 +93,11 @@ class TransferRules:
             return 2
         return 1 if int(self.tt.stop_parent[stop]) == rule_stop else 0
 
-    def matching(
-        self,
-        from_trip: int,
-        from_stop: int,
-        to_trip: int,
-        to_stop: int,
-        rows: Sequence[int] | None = None,
-    ) -> int:
-        """The index (into ``rule_*``) of the rule that applies to the transfer from
-        ``from_trip`` alighting at ``from_stop`` to ``to_trip`` boarding at ``to_stop``
-        (compiled indices), or -1 when none does (the stop's default applies). ``rows``: the
-        rules to consider, in file order (default: all), e.g. those that can apply at a stop."""
+    def matching(self, change: Change, rows: Sequence[int] | None = None) -> int:
+        """The index (into ``rule_*``) of the rule that applies to ``change``, or -1 when none
+        does (the stop's default applies). ``rows``: the rules to consider, in file order
+        (default: all), e.g. those that can apply at a stop."""
+        from_trip, from_stop, to_trip, to_stop = change
         tt = self.tt
         fr = int(tt.trip_route[from_trip])
         to = int(tt.trip_route[to_trip])
@@ -125,11 +129,13 @@ class TransferRules:
         to_stop: int,
         rows: Sequence[int] | None = None,
     ) -> tuple[int, int] | None:
-        """``(transfer_type, min_transfer_time)`` of the applying rule, or None (default).
+        """``(transfer_type, min_transfer_time)`` of the rule that applies to the
+        :class:`Change` ``(from_trip, from_stop, to_trip, to_stop)``, or None (the stop's
+        default); ``rows`` as in :meth:`matching`.
 
         ``min_transfer_time`` is 0 for a timed transfer (type 1) and for type 3 (not possible,
         which the caller must treat as no transfer at all)."""
-        x = self.matching(from_trip, from_stop, to_trip, to_stop, rows)
+        x = self.matching(Change(from_trip, from_stop, to_trip, to_stop), rows)
         if x < 0:
             return None
         ty = int(self.tt.rule_type[x])

@@ -12,49 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gtfs
 from routing.itinerary import Itinerary, filter_itineraries, to_otp
 from routing.options import RoutingOptions
-from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
+from routing.raptor import earliest_arrival, latest_departure
 from routing.raptor.journey import Journey, RideLeg, WalkLeg
-from routing.transit import TransitData
-from tests.routing.reference import BIG, RuleReference, check_rule_journey
-from tests.routing.rule_feeds import RuleFeed, Transfer, Trip, random_rule_feed
+from tests.routing import oracle_checks as oracle
+from tests.routing.oracle_checks import FRI, SAT, RuleCase
+from tests.routing.rule_feeds import RuleFeed, Transfer, Trip
 
-FRI = dt.date(2024, 1, 5)
-SAT = dt.date(2024, 1, 6)
 MAX_TRANSFERS = 3
 OPTIONS = RoutingOptions(max_transfers=MAX_TRANSFERS)
-K = MAX_TRANSFERS + 1
 N_FEEDS = 12
 N_QUERIES = 12
 
 
-class Case:
-    def __init__(self, path: Path) -> None:
-        self.tt = gtfs.compile_timetable(gtfs.read_feed(path))
-        self.data = TransitData(self.tt)
-        self.ref = RuleReference(path)
-        self.idx = {str(s): i for i, s in enumerate(self.tt.stop_ids)}
-
-    def stop(self, i: int) -> int:
-        return self.idx[f"S{i}"]
-
-    def check(self, j: Journey, day: dt.date) -> None:
-        check_rule_journey(self.ref, self.tt.trip_ids, self.tt.stop_ids, j, day)
-
-
-def _cases(tmp_path: Path) -> list[tuple[Case, np.random.Generator]]:
-    out = []
-    for seed in range(N_FEEDS):
-        rng = np.random.default_rng(1500 + seed)
-        feed = random_rule_feed(rng)
-        out.append((Case(feed.write(tmp_path / f"f{seed}.zip")), rng))
-    return out
-
-
-def _served(case: Case) -> list[int]:
-    return [int(s) for s in np.flatnonzero(np.diff(case.tt.stop_pattern_ptr) > 0)]
+def _cases(tmp_path: Path) -> list[tuple[RuleCase, np.random.Generator]]:
+    return oracle.random_cases(tmp_path, N_FEEDS, 1500)
 
 
 def test_random_feeds_have_continuations(tmp_path: Path) -> None:
@@ -70,115 +43,32 @@ def test_earliest_arrival_matches_brute_force(tmp_path: Path) -> None:
     n_seated_mc = 0
     n_found = 0
     for case, rng in _cases(tmp_path):
-        stops = _served(case)
-        for q in range(N_QUERIES):
-            day = FRI if q % 2 else SAT
-            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
-            t0 = int(rng.integers(5 * 3600 + 1800, 8 * 3600))
-            o_id, d_id = str(case.tt.stop_ids[o]), str(case.tt.stop_ids[d])
-            ref = case.ref.rounds(o_id, day, t0, K)
-            qa = case.data.query_arrays(day, OPTIONS)
-            # One-to-all: every stop's earliest arrival.
-            best = earliest_arrival(case.data.forward, qa, t0, [o], [0]).best
-            for s in range(case.tt.n_stops):
-                want = ref[K].get(str(case.tt.stop_ids[s]), BIG)
-                assert int(best[s]) == want, (q, s, int(best[s]), want)
-            # One-to-one: the Pareto set over (arrival, vehicles).
-            res = earliest_arrival(case.data.forward, qa, t0, [o], [0], [d], [0])
-            for j in res.journeys:
-                case.check(j, day)
-                n_seated += any(r.stay_seated for r in j.rides)
-            for k in range(1, K + 1):
-                got = min((j.arrival for j in res.journeys if j.n_vehicles <= k), default=BIG)
-                assert got == ref[k].get(d_id, BIG), (q, k, got, ref[k].get(d_id))
-            # McRAPTOR (no footpaths here: its walking criterion is 0) has the same frontier.
-            mc = mc_raptor(case.data.forward, qa, t0, [o], [0], [d], [0])
-            for j in mc:
-                case.check(j, day)
-                n_seated_mc += any(r.stay_seated for r in j.rides)
-            for k in range(1, K + 1):
-                got = min((j.arrival for j in mc if j.rides and j.n_vehicles <= k), default=BIG)
-                assert got == ref[k].get(d_id, BIG), ("mc", q, k, got, ref[k].get(d_id))
-            n_found += bool(res.journeys)
+        queries = oracle.random_queries(rng, case.stops, N_QUERIES, 5 * 3600 + 1800, 8 * 3600)
+        for q, day, o, d, t0 in queries:
+            journeys, mc, _ = oracle.check_earliest_arrival(case, OPTIONS, q, day, o, d, t0)
+            n_seated += sum(any(r.stay_seated for r in j.rides) for j in journeys)
+            n_seated_mc += sum(any(r.stay_seated for r in j.rides) for j in mc)
+            n_found += bool(journeys)
     assert n_found > 0 and n_seated > 0 and n_seated_mc > 0, (n_found, n_seated, n_seated_mc)
-
-
-def _origin_departures(case: Case, o: int, day: dt.date) -> list[int]:
-    """Every time a trip copy can be boarded at stop ``o`` (raw)."""
-    ref = case.ref
-    o_id = str(case.tt.stop_ids[o])
-    out = set()
-    for _, off, t in ref._copies(day):
-        for i, s in enumerate(t.stops[:-1]):
-            if s == o_id and t.pickup[i] != 1:
-                out.add(t.dep[i] + off)
-    return sorted(out)
 
 
 def test_arrive_by_matches_brute_force(tmp_path: Path) -> None:
     n_found = 0
     for case, rng in _cases(tmp_path)[: N_FEEDS // 2]:
-        stops = _served(case)
-        for q in range(N_QUERIES // 2):
-            day = FRI if q % 2 else SAT
-            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
-            arrive = int(rng.integers(7 * 3600, 10 * 3600))
-            d_id = str(case.tt.stop_ids[d])
-            o_id = str(case.tt.stop_ids[o])
-            want = [-BIG] * (K + 1)
-            for t0 in _origin_departures(case, o, day):
-                if t0 > arrive:
-                    continue
-                ref = case.ref.rounds(o_id, day, t0, K)
-                for k in range(1, K + 1):
-                    if ref[k].get(d_id, BIG) <= arrive:
-                        want[k] = max(want[k], t0)
-            qb = case.data.query_arrays(day, OPTIONS, reverse=True)
-            res = latest_departure(case.data.backward, qb, arrive, [d], [0], [o], [0])
-            for j in res.journeys:
-                case.check(j, day)
-                assert j.arrival <= arrive
-            for k in range(1, K + 1):
-                got = max(
-                    (j.departure for j in res.journeys if j.rides and j.n_vehicles <= k),
-                    default=-BIG,
-                )
-                assert got == want[k], (q, k, got, want[k])
-            n_found += bool(res.journeys)
+        queries = oracle.random_queries(rng, case.stops, N_QUERIES // 2, 7 * 3600, 10 * 3600)
+        for q, day, o, d, arrive in queries:
+            n_found += bool(oracle.check_arrive_by(case, OPTIONS, q, day, o, d, arrive))
     assert n_found > 0
 
 
 def test_range_matches_brute_force(tmp_path: Path) -> None:
     n_found = 0
     for case, rng in _cases(tmp_path)[: N_FEEDS // 2]:
-        stops = _served(case)
-        for q in range(N_QUERIES // 2):
-            day = FRI if q % 2 else SAT
-            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
-            t0 = int(rng.integers(5 * 3600 + 1800, 7 * 3600 + 1800))
-            window = 3600
-            d_id = str(case.tt.stop_ids[d])
-            o_id = str(case.tt.stop_ids[o])
-            qa = case.data.query_arrays(day, OPTIONS)
-            got = range_query(case.data.forward, qa, t0, window, [o], [0], [d], [0])
-            for j in got:
-                case.check(j, day)
-                # No better journey leaves then or later (inside the window), or j would be
-                # dominated.
-                ref = case.ref.rounds(o_id, day, j.departure, K, first_by=t0 + window)
-                assert j.arrival == ref[j.n_vehicles].get(d_id, BIG), (q, j)
-            # Every departure in the window is covered by a journey at least as good.
-            for dep in _origin_departures(case, o, day):
-                if not t0 <= dep <= t0 + window:
-                    continue
-                ref = case.ref.rounds(o_id, day, dep, K, first_by=t0 + window)
-                for k in range(1, K + 1):
-                    a = ref[k].get(d_id, BIG)
-                    if a < BIG:
-                        assert any(
-                            j.departure >= dep and j.arrival <= a and j.n_vehicles <= k for j in got
-                        ), (q, dep, k, a)
-            n_found += bool(got)
+        queries = oracle.random_queries(
+            rng, case.stops, N_QUERIES // 2, 5 * 3600 + 1800, 7 * 3600 + 1800
+        )
+        for q, day, o, d, t0 in queries:
+            n_found += bool(oracle.check_range(case, OPTIONS, q, day, o, d, t0, 3600))
     assert n_found > 0
 
 
@@ -202,14 +92,14 @@ def _line_feed(**kw: object) -> RuleFeed:
     return feed
 
 
-def _one(case: Case, day: dt.date, t0: int, o: int, d: int) -> list[Journey]:
+def _one(case: RuleCase, day: dt.date, t0: int, o: int, d: int) -> list[Journey]:
     qa = case.data.query_arrays(day, OPTIONS)
     res = earliest_arrival(case.data.forward, qa, t0, [case.stop(o)], [0], [case.stop(d)], [0])
     return list(res.journeys)
 
 
 def test_block_continuation_is_one_vehicle(tmp_path: Path) -> None:
-    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    case = RuleCase(_line_feed().write(tmp_path / "f.zip"))
     (j,) = _one(case, FRI, 8 * H - 60, 0, 4)
     assert j.arrival == 8 * H + 2400
     assert [r.stay_seated for r in j.rides] == [False, True]
@@ -227,7 +117,7 @@ def test_block_continuation_is_one_vehicle(tmp_path: Path) -> None:
 def test_in_seat_not_allowed_forbids_staying_on(tmp_path: Path) -> None:
     feed = _line_feed(transfers=[Transfer(2, 2, 2, 300), Transfer(None, None, 5, None,
                                                                     from_trip="a", to_trip="b")])  # fmt: skip
-    case = Case(feed.write(tmp_path / "f.zip"))
+    case = RuleCase(feed.write(tmp_path / "f.zip"))
     assert case.data.forward.has_continuations  # listed, closed by the rule
     (j,) = _one(case, FRI, 8 * H - 60, 0, 4)
     # Off at stop 2 and onto trip c (b leaves before the change time is over).
@@ -239,10 +129,10 @@ def test_in_seat_rule_without_block(tmp_path: Path) -> None:
     feed = _line_feed()
     for t in feed.trips:
         t.block_id = ""
-    no_rule = Case(feed.write(tmp_path / "f0.zip"))
+    no_rule = RuleCase(feed.write(tmp_path / "f0.zip"))
     assert _one(no_rule, FRI, 8 * H - 60, 0, 4)[0].arrival == 9 * H + 1200
     feed.transfers.append(Transfer(transfer_type=4, from_trip="a", to_trip="b"))
-    case = Case(feed.write(tmp_path / "f1.zip"))
+    case = RuleCase(feed.write(tmp_path / "f1.zip"))
     (j,) = _one(case, FRI, 8 * H - 60, 0, 4)
     assert j.arrival == 8 * H + 2400 and j.n_transfers == 0
     assert j.rides[1].stay_seated
@@ -256,7 +146,7 @@ def test_block_next_trip_depends_on_the_service_day(tmp_path: Path) -> None:
     feed.trips.append(
         Trip("s", "RS", [2, 5], [8 * H + 1230, 8 * H + 1500], service_id="SA", block_id="V")
     )
-    case = Case(feed.write(tmp_path / "f.zip"))
+    case = RuleCase(feed.write(tmp_path / "f.zip"))
     (fri,) = _one(case, FRI, 8 * H - 60, 0, 4)
     assert fri.arrival == 8 * H + 2400 and fri.n_transfers == 0
     (sat,) = _one(case, SAT, 8 * H - 60, 0, 5)
@@ -275,7 +165,7 @@ def test_continuation_from_another_stop_and_arrive_by(tmp_path: Path) -> None:
         Trip("a", "RA", [0, 1, 2], [8 * H, 8 * H + 600, 8 * H + 1200], block_id="V"),
         Trip("b", "RB", [3, 4], [8 * H + 1800, 8 * H + 2400], block_id="V"),
     ]
-    case = Case(RuleFeed(5, trips).write(tmp_path / "f.zip"))
+    case = RuleCase(RuleFeed(5, trips).write(tmp_path / "f.zip"))
     (j,) = _one(case, FRI, 7 * H, 1, 4)
     assert j.departure == 8 * H + 600 and j.arrival == 8 * H + 2400 and j.n_transfers == 0
     assert j.rides[1].board_stop == case.stop(3) and j.rides[1].stay_seated
@@ -294,7 +184,7 @@ def test_no_rules_no_change(tmp_path: Path, prune: bool) -> None:
     feed = _line_feed()
     for t in feed.trips:
         t.block_id = ""
-    case = Case(feed.write(tmp_path / "f.zip"))
+    case = RuleCase(feed.write(tmp_path / "f.zip"))
     assert not case.data.forward.has_continuations
     assert not case.data.backward.has_continuations
     qa = case.data.query_arrays(FRI, OPTIONS)
@@ -311,7 +201,7 @@ def test_plan_across_a_block_continuation(tmp_path: Path) -> None:
     # stays on the vehicle at stop 2 (trip a, then trip b of block V).
     from routing.planner import Planner, PlanPlace, PlanRequest
 
-    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    case = RuleCase(_line_feed().write(tmp_path / "f.zip"))
     tt = case.tt
 
     def near(i: int) -> PlanPlace:
@@ -338,7 +228,7 @@ def test_plan_across_a_block_continuation(tmp_path: Path) -> None:
 # --- itineraries across a continuation ----------------------------------------------------------
 
 
-def _block_plan(case: Case) -> list[Itinerary]:
+def _block_plan(case: RuleCase) -> list[Itinerary]:
     from routing.planner import Planner, PlanPlace, PlanRequest
 
     tt = case.tt
@@ -355,7 +245,7 @@ def _block_plan(case: Case) -> list[Itinerary]:
 def test_itinerary_across_a_block_is_interlined(tmp_path: Path) -> None:
     # The planner's itinerary of the block feed: the second ride continues the first on the
     # same vehicle; no transfer, no walk or change time between the rides, and OTP's flag.
-    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    case = RuleCase(_line_feed().write(tmp_path / "f.zip"))
     it = _block_plan(case)[0]
     rides = [leg for leg in it.legs if leg.transit]
     assert [leg.trip_id for leg in rides] == ["a", "b"]
@@ -378,7 +268,7 @@ def test_itinerary_across_a_block_is_interlined(tmp_path: Path) -> None:
     feed = _line_feed()
     for t in feed.trips:
         t.block_id = ""
-    plain = _block_plan(Case(feed.write(tmp_path / "g.zip")))[0]
+    plain = _block_plan(RuleCase(feed.write(tmp_path / "g.zip")))[0]
     assert plain.transfers == 1
     assert not any(leg.interline_with_previous_leg for leg in plain.legs)
 
@@ -387,7 +277,7 @@ def test_interlined_itinerary_dominates_a_change(tmp_path: Path) -> None:
     # Same times and walking on other trips with a real change: staying seated counts as no
     # transfer in filter_itineraries' dominance, so the interlined itinerary beats it (counted
     # as rides - 1 both had one transfer and both were kept).
-    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    case = RuleCase(_line_feed().write(tmp_path / "f.zip"))
     it = _block_plan(case)[0]
     other = replace(
         it,
@@ -406,7 +296,7 @@ def test_interlined_itinerary_dominates_a_change(tmp_path: Path) -> None:
 def test_stay_at_the_stop_before_a_continuation_is_no_leg(tmp_path: Path) -> None:
     # A journey with a zero-length stay at the stop between the rides (as a reader may put
     # there) is built without that walk: the continued ride follows the one it continues.
-    case = Case(_line_feed().write(tmp_path / "f.zip"))
+    case = RuleCase(_line_feed().write(tmp_path / "f.zip"))
     it = _block_plan(case)[0]
     assert it.journey is not None
     j = it.journey

@@ -6,7 +6,6 @@ of random feeds, and its journeys obey the rules on hand-made cases."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,11 @@ import pytest
 import gtfs
 from gtfs.transfer_rules import MIN_TIME, NOT_POSSIBLE, TransferRules
 from routing.options import RoutingOptions
-from routing.raptor import earliest_arrival, latest_departure, mc_raptor, range_query
-from routing.raptor.journey import Journey
-from routing.transit import TransitData
-from tests.routing.reference import BIG, RuleReference, check_rule_journey
+from tests.routing import oracle_checks as oracle
+from tests.routing.oracle_checks import FRI, RuleCase
+from tests.routing.reference import BIG, RuleReference
 from tests.routing.rule_feeds import RuleFeed, Transfer, Trip, random_rule_feed
 
-FRI = dt.date(2024, 1, 5)
 H = 3600
 
 
@@ -143,44 +140,15 @@ def test_reference_journeys_obey_the_rules(
 
 # --- the router against the brute force ----------------------------------------------------
 
-MAX_TRANSFERS = 3
-OPTIONS = RoutingOptions(max_transfers=MAX_TRANSFERS)
-K = MAX_TRANSFERS + 1
-SAT = dt.date(2024, 1, 6)
+OPTIONS = RoutingOptions(max_transfers=3)
+K = OPTIONS.max_transfers + 1
 N_FEEDS = 10
 N_QUERIES = 10
 
 
-class Case:
-    def __init__(self, path: Path) -> None:
-        self.tt = gtfs.compile_timetable(gtfs.read_feed(path))
-        self.data = TransitData(self.tt)
-        self.ref = RuleReference(path)
-        self.stops = [int(s) for s in np.flatnonzero(np.diff(self.tt.stop_pattern_ptr) > 0)]
-
-    def check(self, j: Journey, day: dt.date) -> None:
-        check_rule_journey(self.ref, self.tt.trip_ids, self.tt.stop_ids, j, day)
-
-
-def _rule_cases(tmp_path: Path) -> list[tuple[Case, np.random.Generator]]:
-    out = []
-    for seed in range(N_FEEDS):
-        rng = np.random.default_rng(2600 + seed)
-        feed = random_rule_feed(rng)
-        feed.transfers += _random_rules(rng, feed, 16)
-        out.append((Case(feed.write(tmp_path / f"f{seed}.zip")), rng))
-    return out
-
-
-def _origin_departures(case: Case, o: int, day: dt.date) -> list[int]:
-    o_id = str(case.tt.stop_ids[o])
-    return sorted(
-        {
-            t.dep[i] + off
-            for _, off, t in case.ref._copies(day)
-            for i, s in enumerate(t.stops[:-1])
-            if s == o_id and t.pickup[i] != 1
-        }
+def _rule_cases(tmp_path: Path) -> list[tuple[RuleCase, np.random.Generator]]:
+    return oracle.random_cases(
+        tmp_path, N_FEEDS, 2600, lambda rng, feed: _random_rules(rng, feed, 16)
     )
 
 
@@ -188,93 +156,32 @@ def test_earliest_arrival_obeys_trip_and_route_rules(tmp_path: Path) -> None:
     n_found = n_differs = 0
     for case, rng in _rule_cases(tmp_path):
         assert case.data.forward.has_rules
-        for q in range(N_QUERIES):
-            day = FRI if q % 2 else SAT
-            o, d = (int(x) for x in rng.choice(case.stops, 2, replace=False))
-            t0 = int(rng.integers(5 * H + 1800, 8 * H))
-            o_id, d_id = str(case.tt.stop_ids[o]), str(case.tt.stop_ids[d])
-            ref = case.ref.rounds(o_id, day, t0, K)
-            qa = case.data.query_arrays(day, OPTIONS)
-            best = earliest_arrival(case.data.forward, qa, t0, [o], [0]).best
-            for s in range(case.tt.n_stops):
-                want = ref[K].get(str(case.tt.stop_ids[s]), BIG)
-                assert int(best[s]) == want, (q, s, int(best[s]), want)
-            res = earliest_arrival(case.data.forward, qa, t0, [o], [0], [d], [0])
-            for j in res.journeys:
-                case.check(j, day)
-            for k in range(1, K + 1):
-                got = min((j.arrival for j in res.journeys if j.n_vehicles <= k), default=BIG)
-                assert got == ref[k].get(d_id, BIG), (q, k, got, ref[k].get(d_id))
-            # McRAPTOR (no footpaths here: its walking criterion is 0) has the same frontier.
-            mc = mc_raptor(case.data.forward, qa, t0, [o], [0], [d], [0])
-            for j in mc:
-                case.check(j, day)
-            for k in range(1, K + 1):
-                got = min((j.arrival for j in mc if j.rides and j.n_vehicles <= k), default=BIG)
-                assert got == ref[k].get(d_id, BIG), ("mc", q, k, got, ref[k].get(d_id))
-            n_found += bool(res.journeys)
+        for q, day, o, d, t0 in oracle.random_queries(
+            rng, case.stops, N_QUERIES, 5 * H + 1800, 8 * H
+        ):
+            journeys, _, ref = oracle.check_earliest_arrival(case, OPTIONS, q, day, o, d, t0)
+            n_found += bool(journeys)
             # The rules matter: without them the brute force finds other arrivals somewhere.
             plain = RuleReference.__new__(RuleReference)
             plain.__dict__.update(case.ref.__dict__, trip_rules=[])
-            n_differs += plain.rounds(o_id, day, t0, K)[K] != ref[K]
+            n_differs += plain.rounds(str(case.tt.stop_ids[o]), day, t0, K)[K] != ref[K]
     assert n_found > 0 and n_differs > 0, (n_found, n_differs)
 
 
 def test_arrive_by_obeys_trip_and_route_rules(tmp_path: Path) -> None:
     n_found = 0
     for case, rng in _rule_cases(tmp_path)[: N_FEEDS // 2]:
-        for q in range(N_QUERIES // 2):
-            day = FRI if q % 2 else SAT
-            o, d = (int(x) for x in rng.choice(case.stops, 2, replace=False))
-            arrive = int(rng.integers(7 * H, 10 * H))
-            o_id, d_id = str(case.tt.stop_ids[o]), str(case.tt.stop_ids[d])
-            want = [-BIG] * (K + 1)
-            for t0 in _origin_departures(case, o, day):
-                if t0 > arrive:
-                    continue
-                ref = case.ref.rounds(o_id, day, t0, K)
-                for k in range(1, K + 1):
-                    if ref[k].get(d_id, BIG) <= arrive:
-                        want[k] = max(want[k], t0)
-            qb = case.data.query_arrays(day, OPTIONS, reverse=True)
-            res = latest_departure(case.data.backward, qb, arrive, [d], [0], [o], [0])
-            for j in res.journeys:
-                case.check(j, day)
-                assert j.arrival <= arrive
-            for k in range(1, K + 1):
-                got = max(
-                    (j.departure for j in res.journeys if j.rides and j.n_vehicles <= k),
-                    default=-BIG,
-                )
-                assert got == want[k], (q, k, got, want[k])
-            n_found += bool(res.journeys)
+        for q, day, o, d, arrive in oracle.random_queries(
+            rng, case.stops, N_QUERIES // 2, 7 * H, 10 * H
+        ):
+            n_found += bool(oracle.check_arrive_by(case, OPTIONS, q, day, o, d, arrive))
     assert n_found > 0
 
 
 def test_range_obeys_trip_and_route_rules(tmp_path: Path) -> None:
     n_found = 0
     for case, rng in _rule_cases(tmp_path)[: N_FEEDS // 2]:
-        for q in range(N_QUERIES // 2):
-            day = FRI if q % 2 else SAT
-            o, d = (int(x) for x in rng.choice(case.stops, 2, replace=False))
-            t0 = int(rng.integers(5 * H + 1800, 7 * H + 1800))
-            window = 3600
-            o_id, d_id = str(case.tt.stop_ids[o]), str(case.tt.stop_ids[d])
-            qa = case.data.query_arrays(day, OPTIONS)
-            got = range_query(case.data.forward, qa, t0, window, [o], [0], [d], [0])
-            for j in got:
-                case.check(j, day)
-                ref = case.ref.rounds(o_id, day, j.departure, K, first_by=t0 + window)
-                assert j.arrival == ref[j.n_vehicles].get(d_id, BIG), (q, j)
-            for dep in _origin_departures(case, o, day):
-                if not t0 <= dep <= t0 + window:
-                    continue
-                ref = case.ref.rounds(o_id, day, dep, K, first_by=t0 + window)
-                for k in range(1, K + 1):
-                    a = ref[k].get(d_id, BIG)
-                    if a < BIG:
-                        assert any(
-                            j.departure >= dep and j.arrival <= a and j.n_vehicles <= k for j in got
-                        ), (q, dep, k, a)
-            n_found += bool(got)
+        queries = oracle.random_queries(rng, case.stops, N_QUERIES // 2, 5 * H + 1800, 7 * H + 1800)
+        for q, day, o, d, t0 in queries:
+            n_found += bool(oracle.check_range(case, OPTIONS, q, day, o, d, t0, 3600))
     assert n_found > 0
