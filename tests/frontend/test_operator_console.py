@@ -72,6 +72,27 @@ def _withdraw_by_api(base: str, feed_id: str) -> None:
     )
 
 
+# Every feed version the shared server holds is listed, with its upload time: how many follows
+# the tests run before (other cities' uploads), and a version's number counts every upload.
+VERSIONS = "#feeds-section .table-scroll"
+VOLATILE = (
+    VERSIONS,
+    "#upload-status",
+    "#report-title",
+    "#preview-title",
+    # A report's sample rows may name today's date (expired_calendar's "today=").
+    "#notices tbody td:last-child",
+)
+
+
+def _console_screenshots(page: Any, name: str) -> None:
+    """:func:`screenshots` of the operator console, the versions list at a fixed height (its
+    length moved the page's) and what follows the shared server's history left out of the
+    comparison with the committed shot (``VOLATILE``)."""
+    with pinned_heights(page, {VERSIONS: "18rem"}):
+        screenshots(page, name, volatile=VOLATILE)
+
+
 def test_report_table_and_unreadable_upload_in_japanese(
     page: Any, gtfs_dir: Path, tmp_path: Path
 ) -> None:
@@ -118,7 +139,7 @@ def test_report_table_and_unreadable_upload_in_japanese(
     )
     page.select_option("#severity-filter", "")
     assert_accessible(page, "operator report (ja)")
-    screenshots(page, "operator-report-ja")
+    _console_screenshots(page, "operator-report-ja")
     page.set_viewport_size({"width": 360, "height": 740})
     assert not overflows_sideways(page)
     assert page.outside_requests == []
@@ -162,15 +183,7 @@ def test_preview_publish_with_reason_and_withdraw_in_english(
         assert "Published with reason: Colours fixed next week" in published
         net = httpx.get(f"{live_server}/api/v1/network").json()
         assert sorted(p["feed_id"] for p in net["published"]) == ["colours", "muroran"]
-        # Every feed version the shared server holds is listed, with its upload time: how many
-        # follows the tests run before. The list is shown at a fixed height, left out of the
-        # comparison with the committed shot.
-        versions = "#feeds-section .table-scroll"
-        with pinned_heights(page, {versions: "18rem"}):
-            # The report's sample rows name today's date (expired_calendar's "today=").
-            screenshots(
-                page, "operator-versions-en", volatile=[versions, "#notices tbody td:last-child"]
-            )
+        _console_screenshots(page, "operator-versions-en")
         # Withdraw the feed's first (only) published version, after a confirmation.
         page.locator("#versions tbody tr[data-feed-id='colours'] button.withdraw").click()
         page.wait_for_selector("#action-dialog[open]")
