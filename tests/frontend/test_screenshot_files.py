@@ -26,10 +26,29 @@ def _screen(w: int = 40, h: int = 30) -> np.ndarray:
     return px
 
 
-def test_same_picture_encoded_differently_keeps_the_committed_bytes(tmp_path: Path) -> None:
+def _committed(tmp_path: Path, **save: object) -> tuple[Path, bytes]:
+    """A committed screenshot of ``_screen()`` at ``tmp_path / "s.png"``.
+
+    Parameters
+    ----------
+    tmp_path
+        The test's folder.
+    **save
+        Pillow's PNG options, to encode the same pixels into other bytes.
+
+    Returns
+    -------
+    tuple[Path, bytes]
+        The file and the bytes written to it, which a kept file must still hold.
+    """
     path = tmp_path / "s.png"
-    committed = _png(_screen(), compress_level=1)
+    committed = _png(_screen(), **save)
     path.write_bytes(committed)
+    return path, committed
+
+
+def test_same_picture_encoded_differently_keeps_the_committed_bytes(tmp_path: Path) -> None:
+    path, committed = _committed(tmp_path, compress_level=1)
     # The same pixels, other bytes (another compression and a text chunk): not a change.
     again = _png(_screen(), compress_level=9, pnginfo=_info("Software", "other encoder"))
     assert again != committed
@@ -38,9 +57,7 @@ def test_same_picture_encoded_differently_keeps_the_committed_bytes(tmp_path: Pa
 
 
 def test_noise_within_the_tolerance_keeps_the_bytes(tmp_path: Path) -> None:
-    path = tmp_path / "s.png"
-    committed = _png(_screen())
-    path.write_bytes(committed)
+    path, committed = _committed(tmp_path)
     noisy = _screen()
     noisy[7, 7] += (8, -8, 3)  # an anti-aliased edge a shade off
     assert write_if_changed(path, _png(noisy)) is False
@@ -48,8 +65,7 @@ def test_noise_within_the_tolerance_keeps_the_bytes(tmp_path: Path) -> None:
 
 
 def test_a_changed_pixel_is_written(tmp_path: Path) -> None:
-    path = tmp_path / "s.png"
-    path.write_bytes(_png(_screen()))
+    path, _ = _committed(tmp_path)
     changed = _screen()
     changed[20, 30] = (0, 0, 0)  # one dark pixel on white: a visible change
     new = _png(changed)
@@ -59,8 +75,7 @@ def test_a_changed_pixel_is_written(tmp_path: Path) -> None:
 
 
 def test_a_changed_size_is_written(tmp_path: Path) -> None:
-    path = tmp_path / "s.png"
-    path.write_bytes(_png(_screen()))
+    path, _ = _committed(tmp_path)
     new = _png(_screen(h=31))
     assert changed_pixels(new, path.read_bytes()) is None
     assert write_if_changed(path, new) is True
@@ -68,9 +83,7 @@ def test_a_changed_size_is_written(tmp_path: Path) -> None:
 
 
 def test_a_change_inside_a_volatile_box_is_not_written(tmp_path: Path) -> None:
-    path = tmp_path / "s.png"
-    committed = _png(_screen())
-    path.write_bytes(committed)
+    path, committed = _committed(tmp_path)
     clock = _screen()
     clock[20:25, 10:30] = (0, 0, 0)  # "11:44" became "09:22"
     new = _png(clock)
@@ -94,9 +107,7 @@ def test_missing_or_unreadable_committed_file_is_written(tmp_path: Path) -> None
 
 
 def test_a_new_shot_that_is_not_an_image_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "s.png"
-    committed = _png(_screen())
-    path.write_bytes(committed)
+    path, committed = _committed(tmp_path)
     with pytest.raises(UnidentifiedImageError):
         write_if_changed(path, b"not a png")
     assert path.read_bytes() == committed
