@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         le=64,
         description="Trip plans computed at once per process; more wait their turn (FIFO).",
     )
+    gc_freeze_on_start: bool = Field(
+        True,
+        description="Move the start-up heap out of the garbage collector's sight once started.",
+    )
     gil_switch_interval_ms: float = Field(
         1.0,
         gt=0,

@@ -20,6 +20,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("TSUNAGU_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The suite starts hundreds of apps in one process: frozen start-up heaps (gc.freeze) would
+# keep each app's cycles alive to the end. tests/app/test_gc_freeze.py turns it on.
+os.environ.setdefault("TSUNAGU_GC_FREEZE_ON_START", "false")
 PG_ADMIN_URL = os.environ.get("TSUNAGU_TEST_PG", "postgresql://127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("TSUNAGU_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
