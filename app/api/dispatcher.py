@@ -65,11 +65,11 @@ City = Annotated[
     Query(
         max_length=64,
         description="only the zones lying in this city: a network (region) name or a feed "
-        "of it, as listed by `GET /network` `networks`; 422 `unknown_network` when none is "
-        "published by that name; default: every zone",
+        "of it, as listed by `GET /network` `networks`; 404 `unknown_network` when none is "
+        "published by that name (as `GET /plan?city=`); default: every zone",
     ),
 ]
-_CITY = error_responses(422)
+_CITY = error_responses(404)
 
 
 class RidesOut(OpenModel):
@@ -195,19 +195,19 @@ class CityView:
 
 async def _city_view(services: Any, g: DispatchGateway, city: str | None) -> CityView:
     """The view of ``city`` (None: every zone, times in the first zone's local time, places
-    named after the default network's stops); 422 ``unknown_network`` for a name no
-    published network or feed has. A bad query value, so 422 like any other bad parameter."""
+    named after the default network's stops); 404 ``unknown_network`` for a name no
+    published network or feed has, as ``GET /plan?city=`` and ``GET /network?network=``."""
     zones = await g.zones()
     if not city:
         return CityView(None, float(zones[0].utc_offset_s) if zones else 0.0, None)
     reg = services.feeds
     if reg is None:
-        raise ApiError(422, "unknown_network", "No network is published.", {"param": "city"})
+        raise ApiError(404, "unknown_network", "No network is published.", {"param": "city"})
     try:
         net = reg.network_named(city)
     except ApiError as exc:
         details = {"param": "city", **(exc.details or {})}
-        raise ApiError(422, exc.code, exc.message, details) from exc
+        raise ApiError(exc.status_code, exc.code, exc.message, details) from exc
     mine = zones_of_network(reg, zones, net)
     # The city's own local time: Nevada's rides are not shown on Muroran's clock.
     offset = float(mine[0].utc_offset_s) if mine else 0.0

@@ -1,6 +1,6 @@
 """The dispatcher's lists for one city (#13): with two cities published, ``?city=`` limits the
 open rides, the vehicles and their plans, the KPIs and the alerts to the on-demand zones lying
-in that city, shown on that city's clock; an unknown city is a 422 ``unknown_network``; the
+in that city, shown on that city's clock; an unknown city is a 404 ``unknown_network`` (as ``/plan?city=``); the
 parameter is typed and documented in OpenAPI."""
 
 from __future__ import annotations
@@ -101,11 +101,12 @@ def test_each_list_follows_the_city(fleets: dict[str, Any]) -> None:
     assert get("/alerts", "sample")["alerts"] == []
 
 
-def test_an_unknown_city_is_422_on_every_list(fleets: dict[str, Any]) -> None:
+def test_an_unknown_city_is_404_on_every_list(fleets: dict[str, Any]) -> None:
+    """As ``GET /plan?city=`` answers it; an over-long name is a malformed value (422)."""
     c, h = fleets["client"], fleets["h"]
     for path in LISTS:
         err = assert_error(
-            c.get(D + path, params={"city": "nowhere"}, headers=h), 422, "unknown_network"
+            c.get(D + path, params={"city": "nowhere"}, headers=h), 404, "unknown_network"
         )
         assert err["details"]["param"] == "city"
         assert err["details"]["networks"] == ["kawasaki", "sample"]
@@ -122,4 +123,4 @@ def test_city_is_typed_and_documented_in_openapi(fleets: dict[str, Any]) -> None
         assert types == {"string", "null"}
         assert param["schema"]["anyOf"][0]["maxLength"] == 64
         assert "unknown_network" in param["description"]
-        assert "422" in op["responses"]
+        assert "404" in op["responses"] and "422" in op["responses"]
