@@ -894,9 +894,11 @@ async def fleet_and_rows(
 
 async def reconcile_settled(cluster: Cluster, load: Load) -> dict[str, Any]:
     """Reconcile; a ride whose status changes between the two reads (a van moving on) makes a
-    transient mismatch, so a result with problems is read again a few times before it counts."""
+    transient mismatch, so a result with problems is read again a few times before it counts:
+    over more than the apps' save interval (10 s), since a ride dropped off in memory leaves
+    the van's plan at once but reaches ``dispatch_rides`` at the next save."""
     result: dict[str, Any] = {}
-    for attempt in range(4):
+    for attempt in range(6):
         vehicles, rows = await fleet_and_rows(
             cluster.bases[0], cluster.plain_database_url, load.world.zone_id
         )
