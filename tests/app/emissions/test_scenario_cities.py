@@ -48,16 +48,26 @@ def _scenario(c: TestClient, h: dict[str, str], company: str) -> dict[str, Any]:
     return dict(r.json())
 
 
+def _scenario_of_a_site(
+    two_cities: tuple[TestClient, dict[str, str]],
+    make_user: Callable[..., TestUser],
+    auth: Callable[..., dict[str, str]],
+    site: tuple[float, float],
+) -> dict[str, Any]:
+    """A company admin's bus + on-demand scenario for a company with its site at ``site``."""
+    c, _ = two_cities
+    h = auth(make_user(roles=("company_admin",), client=c), client=c)
+    return _scenario(c, h, _company(c, h, site))
+
+
 def test_commutes_are_planned_in_the_city_of_the_site(
     two_cities: tuple[TestClient, dict[str, str]],
     make_user: Callable[..., TestUser],
     auth: Callable[..., dict[str, str]],
 ) -> None:
-    c, _ = two_cities
-    reg = services_of(c).feeds
+    reg = services_of(two_cities[0]).feeds
     assert reg.network.name == "kawasaki"  # the default: the larger city, not the site's
-    h = auth(make_user(roles=("company_admin",), client=c), client=c)
-    got = _scenario(c, h, _company(c, h, BEATTY_AIRPORT))
+    got = _scenario_of_a_site(two_cities, make_user, auth, BEATTY_AIRPORT)
     assert got["planner"] == "main app's trip planner, sample, 2008-06-02 06:00 (FLEX legs)"
     lines = {line["commuter"]: line for line in got["lines"]}
     nevada, kawasaki = lines["upload:nevada"], lines["upload:kawasaki"]
@@ -78,9 +88,7 @@ def test_a_site_in_no_city_gets_no_planner(
     make_user: Callable[..., TestUser],
     auth: Callable[..., dict[str, str]],
 ) -> None:
-    c, _ = two_cities
-    h = auth(make_user(roles=("company_admin",), client=c), client=c)
-    got = _scenario(c, h, _company(c, h, (0.0, 0.0)))  # far from both cities
+    got = _scenario_of_a_site(two_cities, make_user, auth, (0.0, 0.0))  # far from both cities
     note = "the company's site lies in no published city's network"
     assert got["planner"] == note
     for line in got["lines"]:
