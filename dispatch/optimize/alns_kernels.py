@@ -18,7 +18,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from dispatch.optimize.insertion import apply_insertion, best_insertion
+from dispatch.optimize.insertion import (
+    apply_insertion,
+    best_insertion,
+    insert_into,
+    insertion_candidates,
+    route_summary,
+)
 from dispatch.optimize.schedule import capacity_ok, schedule_route
 
 N_REMOVE = 4  # random, worst, related (Shaw), route
@@ -227,7 +233,7 @@ def _pick_route(routes, rlen, rveh, mask):  # type: ignore[no-untyped-def]
 def _insertion_scratch(P, L):  # type: ignore[no-untyped-def]
     """Work arrays of :func:`best_insertion` for routes of up to ``L`` positions.
 
-    ``(cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj)``, in its argument order.
+    ``(cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack)``, in its argument order.
     """
     n = P[2].shape[0]
     nd = P[4].shape[1]
@@ -243,6 +249,7 @@ def _insertion_scratch(P, L):  # type: ignore[no-untyped-def]
         np.empty(L * L),
         np.empty(L * L, dtype=np.int64),
         np.empty(L * L, dtype=np.int64),
+        np.empty((2, L)),
     )
 
 
@@ -255,27 +262,98 @@ def _insert_request(P, routes, rlen, rveh, rcost, k, r, i, j, cand, fixed):  # t
 
 
 @njit(cache=True)
+def _lower_bound(P, k, seq, m, r, fixed, Be, Ls, Sx, lafter, slack, cd, ci, cj):  # type: ignore[no-untyped-def]
+    """Cheapest position of request ``r`` in route ``k`` that the O(1) tests leave (no
+    schedule): a lower bound of :func:`insert_into`'s cost, ``inf`` if none is left."""
+    n = insertion_candidates(P, k, seq, m, r, fixed, Be, Ls, Sx, lafter, slack, cd, ci, cj)
+    c = np.inf
+    for y in range(n):
+        if cd[y] < c:
+            c = cd[y]
+    return c
+
+
+@njit(cache=True)
+def _verify_top(P, routes, rlen, bank, x, t, fixed, bc, bi, bj, exact, used, S, W3):  # type: ignore[no-untyped-def]
+    """Make the ``t`` smallest entries of ``bc[x]`` exact (scheduled), scanning as
+    :func:`repair` does (cheapest first, lowest route index on ties).
+
+    ``bc[x, k]`` holds a lower bound where ``exact[x, k]`` is False; scheduling only raises
+    it, so once the ``t`` smallest are exact, they are the ``t`` smallest exact costs and
+    :func:`repair` picks what it would have picked with every cost scheduled.
+    ``S = (Be, Ls, Sx, lafter, slack)`` per route, ``W3 = (cand, B, W, pos, cd, ci, cj)``.
+    """
+    Be, Ls, Sx, lafter, slack = S
+    cand, B, W, pos, cd, ci, cj = W3
+    n_veh = bc.shape[1]
+    r = bank[x]
+    while True:
+        for k in range(n_veh):
+            used[k] = False
+        changed = False
+        for _ in range(t):
+            kk = -1
+            ck = np.inf
+            for k in range(n_veh):
+                if not used[k] and bc[x, k] < ck:
+                    ck = bc[x, k]
+                    kk = k
+            if kk < 0:
+                break
+            used[kk] = True
+            if not exact[x, kk]:
+                c, i, j = insert_into(
+                    P, kk, routes[kk], rlen[kk], r, fixed, cand, B, W, pos, Be[kk], Ls[kk],
+                    Sx[kk], lafter[kk], slack[kk], cd, ci, cj,
+                )  # fmt: skip
+                bc[x, kk] = c
+                bi[x, kk] = i
+                bj[x, kk] = j
+                exact[x, kk] = True
+                changed = True
+                break  # the order may have changed: scan again
+        if not changed:
+            return
+
+
+@njit(cache=True)
 def repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed):  # type: ignore[no-untyped-def]
     """Insert the requests of ``bank`` (mode 0 greedy, 1 noisy greedy, 2/3 regret-k).
 
-    Best insertion costs are cached per (request, route); after each insertion only the
-    column of the modified route is recomputed. Returns the number of requests left out.
+    Insertion costs are cached per (request, route), lazily: first the cheapest position the
+    O(1) tests leave (a lower bound, no schedule), scheduled only when the request's choice
+    depends on it (its cheapest route; for regret-k its ``k`` cheapest), which picks exactly
+    what scheduling every cost would, with a fraction of the schedules. After each insertion
+    only the column of the modified route is recomputed. Returns the number of requests left
+    out.
     """
     nb = bank.shape[0]
     n_veh = routes.shape[0]
-    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj = _insertion_scratch(P, routes.shape[1])
+    L = routes.shape[1]
+    cand, B, W, pos, _, _, _, _, cd, ci, cj, _ = _insertion_scratch(P, L)
+    # Each route's summary (earliest / latest starts, loads, rides' room) is computed once per
+    # route state and serves every request tried there.
+    Be = np.empty((n_veh, L))
+    Ls = np.empty((n_veh, L))
+    Sx = np.empty((n_veh, L))
+    lafter = np.empty((n_veh, L, P[4].shape[1]), dtype=np.int64)
+    slack = np.empty((n_veh, 2, L))
+    for k in range(n_veh):
+        route_summary(P, k, routes[k], rlen[k], Be[k], Ls[k], Sx[k], lafter[k], slack[k], pos)
+    S = (Be, Ls, Sx, lafter, slack)
+    W3 = (cand, B, W, pos, cd, ci, cj)
     bc = np.full((nb, n_veh), np.inf)
     bi = np.full((nb, n_veh), -1, dtype=np.int64)
     bj = np.full((nb, n_veh), -1, dtype=np.int64)
+    exact = np.zeros((nb, n_veh), dtype=np.bool_)
+    used = np.zeros(n_veh, dtype=np.bool_)
+    top = 1 if mode <= 1 else mode
     for x in range(nb):
         for k in range(n_veh):
-            c, i, j = best_insertion(
-                P, k, routes[k], rlen[k], bank[x], fixed, cand, B, W, pos, Be, Ls, Sx, lafter, cd,
-                ci, cj,
+            bc[x, k] = _lower_bound(
+                P, k, routes[k], rlen[k], bank[x], fixed, Be[k], Ls[k], Sx[k], lafter[k],
+                slack[k], cd, ci, cj,
             )  # fmt: skip
-            bc[x, k] = c
-            bi[x, k] = i
-            bj[x, k] = j
     alive = np.ones(nb, dtype=np.bool_)
     left = nb
     while left > 0:
@@ -285,6 +363,7 @@ def repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed):  # type: ign
         for x in range(nb):
             if not alive[x]:
                 continue
+            _verify_top(P, routes, rlen, bank, x, top, fixed, bc, bi, bj, exact, used, S, W3)
             k1 = -1
             c1 = np.inf
             for k in range(n_veh):
@@ -329,15 +408,16 @@ def repair(P, routes, rlen, rveh, rcost, bank, mode, noise, fixed):  # type: ign
         )
         alive[bx] = False
         left -= 1
+        route_summary(
+            P, bk, routes[bk], rlen[bk], Be[bk], Ls[bk], Sx[bk], lafter[bk], slack[bk], pos
+        )
         for x in range(nb):
             if alive[x]:
-                c, i, j = best_insertion(
-                    P, bk, routes[bk], rlen[bk], bank[x], fixed, cand, B, W, pos, Be, Ls, Sx,
-                    lafter, cd, ci, cj,
+                bc[x, bk] = _lower_bound(
+                    P, bk, routes[bk], rlen[bk], bank[x], fixed, Be[bk], Ls[bk], Sx[bk],
+                    lafter[bk], slack[bk], cd, ci, cj,
                 )  # fmt: skip
-                bc[x, bk] = c
-                bi[x, bk] = i
-                bj[x, bk] = j
+                exact[x, bk] = False
     return left
 
 
@@ -367,7 +447,7 @@ def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: 
     run on every new best plan. Returns the total saving.
     """
     n_req = rveh.shape[0]
-    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj = _insertion_scratch(P, routes.shape[1])
+    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack = _insertion_scratch(P, routes.shape[1])
     mask = np.zeros(n_req, dtype=np.bool_)
     saved = 0.0
     for _ in range(max_passes):
@@ -396,7 +476,7 @@ def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: 
                     continue
                 c, i, j = best_insertion(
                     P, k, routes[k], rlen[k], r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, cd,
-                    ci, cj,
+                    ci, cj, slack,
                 )  # fmt: skip
                 if c < bc:
                     bc = c

@@ -94,32 +94,68 @@ def _add_candidate(cd, ci, cj, n, c, i, j):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj):  # type: ignore[no-untyped-def]
-    """Cheapest feasible insertion of request ``r`` into route ``seq[:m]`` of vehicle ``k``.
+def _ride_slack(P, seq, m, Be, Ls, Sx, pos, PS, TS):  # type: ignore[no-untyped-def]
+    """Room of the rides over each arc ``x`` (``seq[x] -> seq[x + 1]``) of the route.
 
-    Returns ``(delta, i, j)``: the cost increase (``fixed`` added when the route was empty) and
-    the positions after which the pickup and the delivery go (``i == j``: adjacent), or
-    ``(inf, -1, -1)``. Candidates surviving O(1) necessary conditions (capacity; earliest
-    arrival vs. window; latest start of the rest of the route, ``Ls``) are scheduled cheapest
-    first, so usually one or two full schedules are computed. Scratch: ``cand``, ``B``, ``W``,
-    ``Be``, ``Ls``, ``Sx`` (size >= m + 2), ``pos`` (size N), ``lafter`` ([m, D]), ``cd``/``ci``/``cj``
-    (size >= m * m).
+    For each request picked up at position ``a`` and delivered at ``b`` on the route (a ride
+    limit, not onboard): ``PS[x]`` (``a <= x < b``) is the least of ``maxride`` minus the ride's
+    drive and service time (a stop inserted on arc ``x`` lengthens it by its detour, whatever
+    the schedule); ``TS[x]`` the least of ``maxride - (Be[b] - Ls[a] - s_a) + G[b]``, where
+    ``Be[b] - Ls[a] - s_a`` is a lower bound of the ride (earliest delivery, latest pickup) and
+    ``G = Be - Sx`` counts the waiting of the earliest schedule: a push ``delta`` of the earliest
+    schedule at position ``x + 1`` reaches ``b`` as ``max(0, delta - (G[b] - G[x + 1]))``, so
+    the ride stays possible only if ``delta + G[x + 1] <= TS[x]``. Both need travel times that
+    satisfy the triangle inequality (an inserted stop never shortens the route), as the
+    window tests of :func:`best_insertion` do. O(m * capacity).
     """
-    travel = P[0][P[6][k, 2]]  # vehicle k's own travel profile ([N, N] view)
-    cost = P[1]
+    nodef, nodei, reqi, maxride = P[2], P[3], P[9], P[10]
+    for x in range(m):
+        PS[x] = np.inf
+        TS[x] = np.inf
+    for x in range(1, m - 1):
+        pos[seq[x]] = x
+    for y in range(1, m - 1):
+        node = seq[y]
+        if nodei[node, 1] != 2:
+            continue
+        rr = nodei[node, 0]
+        mr = maxride[rr]
+        pn = reqi[rr, 0]
+        a = pos[pn]
+        if mr == np.inf or a < 1 or a >= y or seq[a] != pn:
+            continue  # no limit, or picked up before the route starts (onboard)
+        sa = nodef[pn, 2]
+        ps = mr - (Sx[y] - Sx[a] - sa)
+        ts = mr - (Be[y] - Ls[a] - sa) + Be[y] - Sx[y]
+        for x in range(a, y):
+            if ps < PS[x]:
+                PS[x] = ps
+            if ts < TS[x]:
+                TS[x] = ts
+
+
+@njit(cache=True)
+def _rides_fit(PS, TS, Be, Sx, x, detour, push):  # type: ignore[no-untyped-def]
+    """Whether the rides over arc ``x`` can still hold a stop there that adds ``detour`` to
+    the drive and pushes the earliest start at position ``x + 1`` by ``push`` (necessary
+    condition, see :func:`_ride_slack`)."""
+    if detour > PS[x] + EPS:
+        return False
+    return push <= 0.0 or push + Be[x + 1] - Sx[x + 1] <= TS[x] + EPS
+
+
+@njit(cache=True)
+def route_summary(P, k, seq, m, Be, Ls, Sx, lafter, slack, pos):  # type: ignore[no-untyped-def]
+    """What :func:`insertion_candidates` reads of route ``seq[:m]`` of vehicle ``k``, in O(m):
+    earliest starts ``Be``, latest starts keeping the rest within its windows ``Ls``, drive and
+    service time from the start ``Sx``, load after each stop ``lafter`` and the rides' room per
+    arc ``slack`` (:func:`_ride_slack`). Computed once per route state, it serves every request
+    tried there (``pos``: scratch of size N)."""
+    travel = P[0][P[6][k, 2]]
     nodef = P[2]
     load = P[4]
     vehf = P[5]
-    cap = P[7]
     init = P[8]
-    reqi = P[9]
-    maxride = P[10]
-    p = reqi[r, 0]
-    d = reqi[r, 1]
-    ob = reqi[r, 2]
-    fx = reqi[r, 3]
-    if (ob >= 0 and ob != k) or (fx >= 0 and fx != k):
-        return np.inf, -1, -1
     nd = load.shape[1]
     Be[0] = max(nodef[seq[0], 0], vehf[k, 0])
     for i in range(1, m):
@@ -138,6 +174,40 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
     for i in range(1, m):
         for h in range(nd):
             lafter[i, h] = lafter[i - 1, h] + load[seq[i], h]
+    _ride_slack(P, seq, m, Be, Ls, Sx, pos, slack[0], slack[1])
+
+
+@njit(cache=True)
+def insertion_candidates(P, k, seq, m, r, fixed, Be, Ls, Sx, lafter, slack, cd, ci, cj):  # type: ignore[no-untyped-def]
+    """Positions of request ``r`` in route ``seq[:m]`` of vehicle ``k`` that O(1) necessary
+    conditions of feasibility leave to schedule: ``cd[x]``, ``ci[x]``, ``cj[x]`` (cost increase,
+    pickup and delivery positions, as in :func:`best_insertion`) for ``x < `` the count
+    returned; -1 when ``r`` may not ride on ``k`` at all.
+
+    The conditions: capacity; earliest arrival vs. window; latest start of the rest of the
+    route (``Ls``); the request's own ride (drive, and earliest delivery after latest pickup);
+    and the rides of the requests already on the route, in O(1) per position
+    (:func:`_ride_slack`): the detour a stop adds to every ride over its arc, and the push it
+    gives the earliest schedule (less the waiting that absorbs it before each delivery), against
+    each ride's room. All are necessary conditions, so a position left out is one the full
+    schedule would reject (Gschwind & Drexl 2019 make such a test exact). ``Be``, ``Ls``,
+    ``Sx``, ``lafter`` and ``slack`` are the route's :func:`route_summary`.
+    """
+    travel = P[0][P[6][k, 2]]  # vehicle k's own travel profile ([N, N] view)
+    cost = P[1]
+    nodef = P[2]
+    load = P[4]
+    cap = P[7]
+    reqi = P[9]
+    maxride = P[10]
+    p = reqi[r, 0]
+    d = reqi[r, 1]
+    ob = reqi[r, 2]
+    fx = reqi[r, 3]
+    if (ob >= 0 and ob != k) or (fx >= 0 and fx != k):
+        return -1
+    PS = slack[0]
+    TS = slack[1]
     extra = 0.0
     if m == 2:
         # An empty route costs nothing; using it costs the vehicle and the whole trip.
@@ -151,15 +221,19 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
             too_late, bd = _start_after(Be, nodef, travel, j, a, d)
             if too_late:
                 break
-            if bd + sd + travel[d, b] > Ls[j + 1] + EPS:
+            nb = bd + sd + travel[d, b]
+            if nb > Ls[j + 1] + EPS:
+                continue
+            if not _rides_fit(
+                PS, TS, Be, Sx, j, travel[a, d] + sd + travel[d, b] - travel[a, b],
+                max(nb, nodef[b, 0]) - Be[j + 1],
+            ):  # fmt: skip
                 continue
             c = cost[a, d] + cost[d, b] - cost[a, b] + extra
             n_cand = _add_candidate(cd, ci, cj, n_cand, c, j, j)
-        x = _pick_feasible(P, k, seq, m, -1, d, n_cand, cd, ci, cj, cand, B, W, pos)
-        if x < 0:
-            return np.inf, -1, -1
-        return cd[x], ci[x], cj[x]
+        return n_cand
     sp = nodef[p, 2]
+    ride_max = maxride[r]
     for i in range(0, m - 1):
         a = seq[i]
         b = seq[i + 1]
@@ -170,13 +244,29 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
             continue
         # Adjacent: a -> p -> d -> b.
         bd = max(bp + sp + travel[p, d], nodef[d, 0])
-        if bd <= nodef[d, 1] + EPS and bd + sd + travel[d, b] <= Ls[i + 1] + EPS:
+        nb = bd + sd + travel[d, b]
+        # Latest start at p: its window, and in time for d then the rest of the route.
+        lp = min(nodef[p, 1], min(nodef[d, 1], Ls[i + 1] - travel[d, b] - sd) - travel[p, d] - sp)
+        if (
+            bd <= nodef[d, 1] + EPS
+            and nb <= Ls[i + 1] + EPS
+            and bd - lp - sp <= ride_max + EPS
+            and _rides_fit(
+                PS, TS, Be, Sx, i, travel[a, p] + sp + travel[p, d] + sd + travel[d, b] - travel[a, b],
+                max(nb, nodef[b, 0]) - Be[i + 1],
+            )
+        ):  # fmt: skip
             c = cost[a, p] + cost[p, d] + cost[d, b] - cost[a, b] + extra
             n_cand = _add_candidate(cd, ci, cj, n_cand, c, i, i)
-        if max(bp + sp + travel[p, b], nodef[b, 0]) > Ls[i + 1] + EPS:
+        nb = max(bp + sp + travel[p, b], nodef[b, 0])
+        if nb > Ls[i + 1] + EPS:
+            continue
+        # The rides over arc i: lengthened by p's detour, pushed by p's delay at b.
+        push = nb - Be[i + 1]
+        if not _rides_fit(PS, TS, Be, Sx, i, travel[a, p] + sp + travel[p, b] - travel[a, b], push):
             continue
         dp = cost[a, p] + cost[p, b] - cost[a, b] + extra
-        ride_max = maxride[r]
+        lp = min(nodef[p, 1], Ls[i + 1] - travel[p, b] - sp)
         for j in range(i + 1, m - 1):
             if _overloaded(lafter, load, cap, k, j, p):
                 break
@@ -185,14 +275,57 @@ def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, 
             ride = travel[p, b] + Sx[j] - Sx[i + 1] + nodef[c1, 2] + travel[c1, d]
             if ride > ride_max + EPS:
                 break
-            too_late, bd = _start_after(Be, nodef, travel, j, c1, d)
-            if too_late:
+            # Earliest start at c1 with p on the route: p's push less the waiting before c1.
+            bj = Be[j] + max(0.0, push - (Be[j] - Sx[j] - Be[i + 1] + Sx[i + 1]))
+            bd = bj + nodef[c1, 2] + travel[c1, d]
+            if bd > nodef[d, 1] + EPS:
                 break
-            if bd + sd + travel[d, c2] > Ls[j + 1] + EPS:
+            bd = max(bd, nodef[d, 0])
+            nb = bd + sd + travel[d, c2]
+            if nb > Ls[j + 1] + EPS:
+                continue
+            if bd - lp - sp > ride_max + EPS:
+                continue  # r's own ride: d's earliest start after p's latest
+            if not _rides_fit(
+                PS, TS, Be, Sx, j, travel[c1, d] + sd + travel[d, c2] - travel[c1, c2],
+                max(nb, nodef[c2, 0]) - Be[j + 1],
+            ):  # fmt: skip
                 continue
             c = dp + cost[c1, d] + cost[d, c2] - cost[c1, c2]
             n_cand = _add_candidate(cd, ci, cj, n_cand, c, i, j)
-    x = _pick_feasible(P, k, seq, m, p, d, n_cand, cd, ci, cj, cand, B, W, pos)
+    return n_cand
+
+
+@njit(cache=True)
+def best_insertion(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack):  # type: ignore[no-untyped-def]
+    """Cheapest feasible insertion of request ``r`` into route ``seq[:m]`` of vehicle ``k``.
+
+    Returns ``(delta, i, j)``: the cost increase (``fixed`` added when the route was empty) and
+    the positions after which the pickup and the delivery go (``i == j``: adjacent), or
+    ``(inf, -1, -1)``. The positions :func:`insertion_candidates` leaves are scheduled cheapest
+    first, so usually one or two full schedules are computed. Scratch: ``cand``, ``B``, ``W``,
+    ``Be``, ``Ls``, ``Sx`` (size >= m + 2), ``pos`` (size N), ``lafter`` ([m, D]), ``cd``/``ci``/``cj``
+    (size >= m * m), ``slack`` ([2, m]).
+    """
+    reqi = P[9]
+    if (reqi[r, 2] >= 0 and reqi[r, 2] != k) or (reqi[r, 3] >= 0 and reqi[r, 3] != k):
+        return np.inf, -1, -1
+    route_summary(P, k, seq, m, Be, Ls, Sx, lafter, slack, pos)
+    return insert_into(
+        P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, slack, cd, ci, cj
+    )
+
+
+@njit(cache=True)
+def insert_into(P, k, seq, m, r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, slack, cd, ci, cj):  # type: ignore[no-untyped-def]
+    """:func:`best_insertion` on a route whose :func:`route_summary` is given (``Be`` ...
+    ``slack``): repair keeps one per route while it tries many requests there."""
+    n_cand = insertion_candidates(P, k, seq, m, r, fixed, Be, Ls, Sx, lafter, slack, cd, ci, cj)
+    if n_cand <= 0:
+        return np.inf, -1, -1
+    reqi = P[9]
+    p = reqi[r, 0] if reqi[r, 2] < 0 else -1
+    x = _pick_feasible(P, k, seq, m, p, reqi[r, 1], n_cand, cd, ci, cj, cand, B, W, pos)
     if x < 0:
         return np.inf, -1, -1
     return cd[x], ci[x], cj[x]

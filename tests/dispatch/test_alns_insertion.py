@@ -1,0 +1,189 @@
+"""ALNS insertion (numba): the O(1) pruning of insertion positions against the full schedule.
+
+:func:`~dispatch.optimize.insertion.insertion_candidates` may only leave out positions the
+eight-step schedule rejects: checked on random routes of real instances (ride limits as given
+and tightened so that they bind), and on hand-built routes where a passenger already on board
+rules positions out by his ride limit, through the drive or through waiting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dispatch.instances import read_cordeau, read_cordeau_pr
+from dispatch.optimize import alns_kernels as ak
+from dispatch.optimize.insertion import (
+    _build,
+    best_insertion,
+    insertion_candidates,
+    route_summary,
+)
+from dispatch.optimize.kernel_data import KernelData, kernel_data
+from dispatch.optimize.schedule import capacity_ok, schedule_route
+from dispatch.problem import Problem, Request, Vehicle
+from tests.dispatch.test_problem import line_problem
+
+L = 64  # route positions the scratch arrays hold
+
+
+def _feasible(P: KernelData, k: int, seq: np.ndarray, m: int) -> bool:
+    n = P[2].shape[0]
+    B, W, pos = np.zeros(L), np.zeros(L), np.zeros(n, dtype=np.int64)
+    return bool(capacity_ok(P, k, seq, m)) and bool(schedule_route(P, k, seq, m, B, W, pos))
+
+
+def _feasible_positions(
+    P: KernelData, k: int, seq: np.ndarray, m: int, r: int
+) -> dict[tuple[int, int], float]:
+    """Every ``(i, j)`` the full schedule accepts, with its cost increase (brute force)."""
+    p, d = int(P[9][r, 0]), int(P[9][r, 1])
+    cost = P[1]
+    cand = np.zeros(L, dtype=np.int64)
+    out: dict[tuple[int, int], float] = {}
+    for i in range(m - 1):
+        for j in range(i, m - 1):
+            mm = _build(seq, m, p, i, d, j, cand)
+            if _feasible(P, k, cand, mm):
+                c = float(sum(cost[cand[x], cand[x + 1]] for x in range(mm - 1)))
+                c -= float(sum(cost[seq[x], seq[x + 1]] for x in range(m - 1)))
+                out[(i, j)] = c
+    return out
+
+
+def _candidates(P: KernelData, k: int, seq: np.ndarray, m: int, r: int) -> set[tuple[int, int]]:
+    _, _, _, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack = ak._insertion_scratch(P, L)
+    route_summary(P, k, seq, m, Be, Ls, Sx, lafter, slack, pos)
+    n = insertion_candidates(P, k, seq, m, r, 0.0, Be, Ls, Sx, lafter, slack, cd, ci, cj)
+    return {(int(ci[x]), int(cj[x])) for x in range(n)}
+
+
+def _best(P: KernelData, k: int, seq: np.ndarray, m: int, r: int) -> float:
+    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack = ak._insertion_scratch(P, L)
+    c, _, _ = best_insertion(
+        P, k, seq, m, r, 0.0, cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack
+    )
+    return float(c)
+
+
+def _random_routes(
+    P: KernelData, n_veh: int, requests: list[int], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Routes built by inserting ``requests`` one by one at a random feasible position (not
+    the cheapest: routes with waiting and long rides, as a search meets them)."""
+    vehi = P[6]
+    routes = [np.array([vehi[k, 0], vehi[k, 1]], dtype=np.int64) for k in range(n_veh)]
+    cand = np.zeros(L, dtype=np.int64)
+    for r in requests:
+        p, d = int(P[9][r, 0]), int(P[9][r, 1])
+        for k in rng.permutation(n_veh):
+            seq = routes[k]
+            m = seq.size
+            if m + 2 > L:
+                continue
+            pairs = [(i, j) for i in range(m - 1) for j in range(i, m - 1)]
+            rng.shuffle(pairs)
+            done = False
+            for i, j in pairs[:12]:
+                mm = _build(seq, m, p, i, d, j, cand)
+                if _feasible(P, int(k), cand, mm):
+                    routes[k] = cand[:mm].copy()
+                    done = True
+                    break
+            if done:
+                break
+    return routes
+
+
+def _tightened(P: KernelData, factor: float) -> KernelData:
+    """``P`` with every ride limit multiplied by ``factor`` (so that they bind)."""
+    return (*P[:10], P[10] * factor)
+
+
+@pytest.mark.parametrize(
+    ("instance", "factor", "seed"),
+    [
+        ("a2-16", 1.0, 0),
+        ("a2-16", 0.5, 1),
+        ("pr01", 1.0, 2),
+        ("pr01", 0.6, 3),
+        ("pr01", 0.4, 4),
+        ("pr02", 0.5, 5),
+    ],
+)
+def test_pruning_never_drops_a_position_the_schedule_accepts(
+    shared_data: Path, instance: str, factor: float, seed: int
+) -> None:
+    d = shared_data / "darp"
+    problem: Problem = (
+        read_cordeau_pr(d / "cordeau2003_pr" / f"{instance}.txt")
+        if instance.startswith("pr")
+        else read_cordeau(d / "cordeau2006_a" / f"{instance}.txt")
+    )
+    P = _tightened(kernel_data(problem), factor)
+    rng = np.random.default_rng(seed)
+    checked = pruned = 0
+    for _ in range(3):
+        order = [int(r) for r in rng.permutation(problem.n_requests)]
+        held = order[: max(3, len(order) // 4)]
+        routes = _random_routes(P, problem.n_vehicles, order[len(held) :], rng)
+        for k, seq in enumerate(routes):
+            for r in held:
+                feasible = _feasible_positions(P, k, seq, seq.size, r)
+                cands = _candidates(P, k, seq, seq.size, r)
+                assert set(feasible) <= cands, (k, r, set(feasible) - cands)
+                best = _best(P, k, seq, seq.size, r)
+                if feasible:
+                    assert best == pytest.approx(min(feasible.values()), abs=1e-6)
+                else:
+                    assert best == np.inf
+                n_pairs = (seq.size - 1) * seq.size // 2
+                checked += n_pairs
+                pruned += n_pairs - len(cands)
+    assert checked > 500 and pruned > 0
+
+
+def _onboard_problem(early_b: float) -> Problem:
+    """One vehicle on a line, start and end at x=0. Request A (nodes 2 -> 3, x=1 -> 5, ride
+    limit 6, pickup at t=1 exactly) is on the route; request B (nodes 4 -> 5) is inserted.
+
+    ``early_b`` is the opening of B's pickup window."""
+    return line_problem(
+        xs=[0.0, 0.0, 1.0, 5.0, 3.0, 4.0],
+        requests=[Request(2, 3, max_ride=6.0), Request(4, 5, max_ride=20.0)],
+        vehicles=[Vehicle(start_node=0, end_node=1, capacity=[2])],
+        early=[0.0, 0.0, 1.0, 0.0, early_b, 0.0],
+        late=[100.0, 100.0, 1.0, 100.0, 100.0, 100.0],
+    )
+
+
+def test_a_ride_over_the_arc_rules_out_a_pickup_that_waits_there() -> None:
+    # B's pickup opens at t=8: served between A's pickup (t=1) and delivery, the vehicle waits
+    # there and A rides 9 > 6 minutes; the drive alone (4 minutes) is within the limit. Before
+    # A's pickup it would make A's pickup late, so only after A's delivery is possible.
+    P = kernel_data(_onboard_problem(8.0))
+    seq = np.array([0, 2, 3, 1], dtype=np.int64)
+    feasible = _feasible_positions(P, 0, seq, 4, 1)
+    assert set(feasible) == {(2, 2)}
+    # B's pickup inside A's ride, (1, 1) and (1, 2), is ruled out without a schedule.
+    assert _candidates(P, 0, seq, 4, 1) == set(feasible)
+    # Opening at t=2 instead, the wait is short enough: the same positions are kept.
+    P = kernel_data(_onboard_problem(2.0))
+    feasible = _feasible_positions(P, 0, seq, 4, 1)
+    assert {(1, 1), (1, 2)} <= set(feasible) <= _candidates(P, 0, seq, 4, 1)
+
+
+def test_a_ride_over_the_arc_rules_out_a_detour() -> None:
+    # B far off A's line (x=9 and 10): a stop of B inside A's ride adds at least 8 minutes.
+    problem = line_problem(
+        xs=[0.0, 0.0, 1.0, 5.0, 9.0, 10.0],
+        requests=[Request(2, 3, max_ride=6.0), Request(4, 5, max_ride=20.0)],
+        vehicles=[Vehicle(start_node=0, end_node=1, capacity=[2])],
+    )
+    P = kernel_data(problem)
+    seq = np.array([0, 2, 3, 1], dtype=np.int64)
+    feasible = _feasible_positions(P, 0, seq, 4, 1)
+    assert set(feasible) == {(0, 0), (0, 2), (2, 2)}
+    assert _candidates(P, 0, seq, 4, 1) == set(feasible)
