@@ -45,6 +45,7 @@ def startup_hooks() -> list[str]:
     """
     return [
         "app.services:bootstrap_admin",
+        "app.identity.token_cache:start_revocation_feed",
         "app.feeds.startup:start_feeds",
         "app.demo:load_demo",
         "app.dispatch.service:start_dispatcher",

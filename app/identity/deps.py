@@ -69,8 +69,14 @@ async def get_optional_principal(
             raise unauthorized("token_invalid", "Use 'Authorization: Bearer <token>'.")
         return None
     verifier = _verifier(request)
+    token = credentials.credentials
+    # A token verified lately and not revoked since is answered here, without a thread (#10).
+    cached = getattr(verifier, "cached", None)
+    hit = cached(token) if cached is not None else None
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
     # Verification may read the database (session revocation): keep it off the event loop.
-    return await run_in_threadpool(verifier.verify, credentials.credentials)  # type: ignore[no-any-return]
+    return await run_in_threadpool(verifier.verify, token)  # type: ignore[no-any-return]
 
 
 async def get_principal(

@@ -158,6 +158,19 @@ class KeyStore:
             key = self._keys.get(kid)
         return key.public_key if key else None
 
+    def refresh_if_stale(self) -> None:
+        """Re-read the table when the last read is older than the reload interval (a token
+        verified in full calls it, so rotations by other processes reach the cache)."""
+        self._reload_if_stale(self._reload_interval_s)
+
+    def published(self, kid: str) -> bool | None:
+        """Whether ``kid`` is published, as last read; None when that read is older than the
+        reload interval (the caller re-reads through :meth:`public_key`). Never reads the
+        database itself: the token cache asks it on the event loop."""
+        if time.monotonic() - self._loaded_at > self._reload_interval_s:
+            return None
+        return kid in self._keys
+
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of every published key (public parts only)."""
         self._reload_if_stale(self._reload_interval_s)

@@ -10,6 +10,7 @@ from app.identity.keys import KeyStore
 from app.identity.passwords import Passwords
 from app.identity.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.identity.sessions import SessionManager
+from app.identity.token_cache import TokenCache
 from app.identity.tokens import LocalTokens, OidcTokens, TokenVerifier
 from app.settings import Settings
 
@@ -56,6 +57,11 @@ class Identity:
     rate_limiter: RateLimiter
     external: bool
 
+    @property
+    def token_cache(self) -> TokenCache | None:
+        """The verified built-in tokens (None with an external issuer: nothing to revoke)."""
+        return None if self.external else self.tokens.cache
+
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> Identity:
         """Blocking (key creation, Redis client): call it from a worker thread when async."""
@@ -70,6 +76,7 @@ class Identity:
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_s=settings.access_token_ttl_s,
+            cache=TokenCache(),
         )
         verifier: TokenVerifier = tokens
         if settings.oidc_issuer:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.db import as_utc
+from app.identity.token_cache import note_changed_user, note_revoked_session
 from app.identity.tokens import LocalTokens, unauthorized
 from app.models.identity import AuthSession, RefreshToken, User, utcnow
 
@@ -70,6 +71,7 @@ class SessionManager:
         )
 
     def _revoke(self, db: Session, session_id: object, reason: str) -> None:
+        note_revoked_session(db, session_id)  # its cached access tokens go at commit
         db.execute(
             sa.update(AuthSession)
             .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
@@ -132,6 +134,7 @@ class SessionManager:
 
     def revoke_all(self, db: Session, user_id: object, reason: str) -> None:
         """End every session of a user (password change, disabling); the caller commits."""
+        note_changed_user(db, user_id)  # their cached access tokens go at commit
         db.execute(
             sa.update(AuthSession)
             .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))

@@ -7,6 +7,7 @@ session).
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Engine
 from app.errors import ApiError
 from app.identity.keys import ALGORITHM, KeyStore
 from app.identity.principal import Principal
+from app.identity.token_cache import TokenCache
 from app.models.identity import AuthSession, User, utcnow
 
 _CHALLENGE = 'Bearer error="invalid_token"'
@@ -52,13 +54,22 @@ class LocalTokens:
     """Tsunagu's own access tokens, signed with the keys in the database."""
 
     def __init__(
-        self, keys: KeyStore, engine: Engine, *, issuer: str, audience: str, ttl_s: int
+        self,
+        keys: KeyStore,
+        engine: Engine,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        cache: TokenCache | None = None,
     ) -> None:
         self.keys = keys
         self._engine = engine
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
+        #: Verified tokens (issue #10); None: every request is checked in the database.
+        self.cache = cache
 
     def issue(self, user: User, session_id: uuid.UUID) -> str:
         """A signed access token for ``user`` within sign-in session ``session_id``."""
@@ -80,16 +91,20 @@ class LocalTokens:
 
     def decode(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token`` (signature, kid, iss, aud, exp)."""
+        return self._decode(token)[0]
+
+    def _decode(self, token: str) -> tuple[dict[str, Any], str]:
+        """:meth:`decode`, and the ``kid`` of the key that verified the token."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
             raise unauthorized("token_invalid", "The access token is malformed.") from exc
         kid = header.get("kid")
         public = self.keys.public_key(kid) if isinstance(kid, str) else None
-        if public is None:
+        if public is None or not isinstance(kid, str):
             raise unauthorized("token_invalid", "The access token is signed by an unknown key.")
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 public,
                 algorithms=[ALGORITHM],
@@ -100,9 +115,43 @@ class LocalTokens:
             )
         except jwt.InvalidTokenError as exc:
             raise _decode_errors(exc) from exc
+        return claims, kid
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of ``token`` if it was verified lately and nothing revoked it since
+        (:class:`~app.identity.token_cache.TokenCache`), else None: no I/O, so the event
+        loop may call it before handing a miss to :meth:`verify` in a worker thread."""
+        if self.cache is None:
+            return None
+        return self.cache.get(token, self._published)
+
+    def _published(self, kid: str) -> bool | None:
+        return self.keys.published(kid)
 
     def verify(self, token: str) -> Principal:
-        claims = self.decode(token)
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
+        cache = self.cache
+        generation = cache.generation if cache is not None else 0
+        checked = time.monotonic()
+        principal, claims = self._verify(token)
+        if cache is not None:
+            cache.put(
+                token,
+                principal,
+                session_id=str(claims["sid"]),
+                kid=str(claims["kid"]),
+                exp=float(claims["exp"]),
+                generation=generation,
+                checked=checked,
+            )
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, dict[str, Any]]:
+        """Signature, claims, and the session and account in the database."""
+        self.keys.refresh_if_stale()
+        claims, kid = self._decode(token)
         try:
             sid = uuid.UUID(str(claims["sid"]))
             uid = uuid.UUID(str(claims["sub"]))
@@ -125,7 +174,8 @@ class LocalTokens:
             raise unauthorized("token_invalid", "The session of this token has ended.")
         if row[2] is None or row[3]:
             raise unauthorized("token_invalid", "The account of this token is disabled.")
-        return Principal(user_id=str(uid), email=claims.get("email"), roles=frozenset(row[4]))
+        principal = Principal(user_id=str(uid), email=claims.get("email"), roles=frozenset(row[4]))
+        return principal, {**claims, "kid": kid}
 
 
 def claim_at(claims: dict[str, Any], path: str) -> Any:
