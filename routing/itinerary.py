@@ -582,12 +582,95 @@ def co2_json(grams: int) -> dict[str, Any]:
     return {"co2": int(grams), "unit": "g"}
 
 
+#: Geometries at most this long are encoded in plain Python: numpy's per-call overhead is
+#: most of the cost of a short one (a straight walk has two points).
+_SMALL_GEOMETRY = 16
+#: Bound of each rendering cache below (entries); a full cache is emptied and refilled.
+RENDER_CACHE_SIZE = 512
+#: ``legGeometry`` parts by the leg's points: (encoded polyline, GeoJSON coordinates). A
+#: ride's shape between two stops is the same in every plan riding it, and encoding it cost
+#: about a third of :func:`to_otp` (#10). The cached lists are shared by the answers that
+#: show them: read only.
+_geometries: dict[tuple[LatLon, ...], tuple[str, list[list[float]]]] = {}
+#: Walk steps (OTP dicts) by (points, ``id`` of the street graph): (the graph, the steps).
+#: The graph is kept in the entry, so its ``id`` is not reused while the entry lives.
+_walk_steps: dict[tuple[tuple[LatLon, ...], int], tuple[Any, list[dict[str, Any]]]] = {}
+
+
+def clear_render_caches() -> None:
+    """Empty :func:`to_otp`'s caches (tests; they hold only what the points determine)."""
+    _geometries.clear()
+    _walk_steps.clear()
+
+
+def _encode_small(points: Sequence[LatLon], precision: int = 5) -> str:
+    """:func:`_encode_array` of a few points in plain Python, the same characters: each
+    coordinate scaled and rounded half to even (``round`` of the same float product as
+    ``np.round``), delta-coded, zig-zagged and cut into 5-bit groups."""
+    scale = float(10**precision)
+    out: list[str] = []
+    prev_lat = prev_lon = 0
+    for lat, lon in points:
+        ilat, ilon = round(float(lat) * scale), round(float(lon) * scale)
+        for delta in (ilat - prev_lat, ilon - prev_lon):
+            v = ~(delta << 1) if delta < 0 else delta << 1
+            while v >= 0x20:
+                out.append(chr((0x20 | (v & 0x1F)) + 63))
+                v >>= 5
+            out.append(chr(v + 63))
+        prev_lat, prev_lon = ilat, ilon
+    return "".join(out)
+
+
+def _render_geometry(geometry: Sequence[LatLon]) -> tuple[str, list[list[float]]]:
+    """(encoded polyline, GeoJSON ``[lon, lat]`` coordinates) of ``geometry``."""
+    if len(geometry) <= _SMALL_GEOMETRY:
+        return _encode_small(geometry), [[float(lon), float(lat)] for lat, lon in geometry]
+    pts = np.asarray(geometry, dtype=np.float64).reshape(-1, 2)
+    coords: list[list[float]] = pts[:, ::-1].tolist()
+    return _encode_array(pts), coords
+
+
+def _geometry_json(geometry: tuple[LatLon, ...]) -> dict[str, Any]:
+    """A leg's ``legGeometry``: encoded polyline, point count, GeoJSON line (lon, lat)."""
+    try:
+        hit = _geometries.get(geometry)
+    except TypeError:  # points given as lists (unhashable): rendered, not cached
+        hit = _render_geometry(geometry)
+    if hit is None:
+        if len(_geometries) >= RENDER_CACHE_SIZE:
+            _geometries.clear()
+        hit = _geometries[geometry] = _render_geometry(geometry)
+    return {
+        "points": hit[0],
+        "length": len(geometry),
+        "geojson": {"type": "LineString", "coordinates": hit[1]},
+    }
+
+
+def _steps_json(geometry: tuple[LatLon, ...], street: Any) -> list[dict[str, Any]]:
+    """OTP's ``steps`` of a walk along ``geometry`` on ``street`` (fresh dicts: the caller
+    may change them)."""
+    key = (geometry, id(street))
+    try:
+        hit = _walk_steps.get(key)
+    except TypeError:  # unhashable points: not cached
+        return [step.to_otp() for step in walk_steps(geometry, street)]
+    if hit is None or hit[0] is not street:
+        if len(_walk_steps) >= RENDER_CACHE_SIZE:
+            _walk_steps.clear()
+        hit = _walk_steps[key] = (
+            street,
+            [step.to_otp() for step in walk_steps(geometry, street)],
+        )
+    return [dict(step) for step in hit[1]]
+
+
 def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
     """The itinerary with OpenTripPlanner's field names."""
     base = service_day_epoch_ms(day, timezone)
     legs = []
     for leg in it.legs:
-        pts = np.asarray(leg.geometry, dtype=np.float64).reshape(-1, 2)
         d: dict[str, Any] = {
             "mode": leg.mode,
             "transitLeg": leg.transit,
@@ -597,16 +680,12 @@ def to_otp(it: Itinerary, day: dt.date, timezone: str) -> dict[str, Any]:
             "distance": round(leg.distance_m, 1),
             "from": _place_otp(leg.origin, base),
             "to": _place_otp(leg.destination, base),
-            "legGeometry": {
-                "points": _encode_array(pts),
-                "length": len(leg.geometry),
-                "geojson": {"type": "LineString", "coordinates": pts[:, ::-1].tolist()},
-            },
+            "legGeometry": _geometry_json(leg.geometry),
             "realTime": leg.realtime,
         }
         if not leg.transit:
             d["emissionsPerPerson"] = co2_json(0)
-            steps = [step.to_otp() for step in walk_steps(leg.geometry, leg.street)]
+            steps = _steps_json(leg.geometry, leg.street)
             if leg.street is None and len(steps) == 1:
                 # A straight-line walk (no street graph) is drawn as the crow flies but
                 # walked with the detour factor: its one step says the distance walked.
