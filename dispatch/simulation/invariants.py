@@ -19,11 +19,28 @@ from dispatch.vehicle import StopKind, Vehicle
 TOL = 1.0  # seconds: positions reported mid-leg make legs jitter by milliseconds
 
 
+#: Planned stops a ride has in all plans, by its status: none once it is finished.
+_WANT_STOPS = {
+    RideStatus.ASSIGNED: {"pickup": 1, "dropoff": 1},
+    RideStatus.ONBOARD: {"pickup": 0, "dropoff": 1},
+}
+_NO_STOPS = {"pickup": 0, "dropoff": 0}
+
+
 def plan_violations(d: Dispatcher, now: float) -> list[str]:
-    """Violations in the plans in force (their forecast schedules)."""
+    """Violations in the plans in force (their forecast schedules).
+
+    Linear in vehicles, planned stops and rides, so a city's day can be checked at every step:
+    who holds each ride onboard is gathered in one pass over the vehicles, and finished rides
+    (most of a day's) are only looked at when a plan still has a stop of theirs.
+    """
     out: list[str] = []
     seen: Counter[tuple[str, str]] = Counter()
-    for v in d.vehicles():
+    holders: dict[str, list[str]] = {}
+    vehicles = d.vehicles()
+    for v in vehicles:
+        for rid in v.onboard:
+            holders.setdefault(rid, []).append(v.vehicle_id)
         times = d.schedule(v, now)
         seats, wc = v.seats_onboard, v.wheelchairs_onboard
         picked = {r: o.picked_up_at for r, o in v.onboard.items()}
@@ -46,20 +63,32 @@ def plan_violations(d: Dispatcher, now: float) -> list[str]:
                 out.append(f"{v.vehicle_id}: ride of {s.ride_id} over its limit")
         if v.plan:
             out += _shift_violations(d, v, float(times[-1]))
-    for ride in d.rides():
-        want = {
-            RideStatus.ASSIGNED: {"pickup": 1, "dropoff": 1},
-            RideStatus.ONBOARD: {"pickup": 0, "dropoff": 1},
-        }.get(ride.status, {"pickup": 0, "dropoff": 0})
-        for kind, n in want.items():
+    rides = {r.ride_id: r for r in d.rides()}
+    # Live rides: exactly their stops; any other ride (finished, or unknown) none at all.
+    live = [r for r in rides.values() if r.status in _WANT_STOPS]
+    stopped = {rid for rid, _ in seen}
+    for rid in sorted(stopped.difference(r.ride_id for r in live)):
+        ride = rides.get(rid)
+        status = ride.status if ride is not None else "unknown ride"
+        for kind, n in _NO_STOPS.items():
+            if seen[(rid, kind)] != n:
+                out.append(f"ride {rid} ({status}): {seen[(rid, kind)]} {kind} stops")
+    for ride in live:
+        for kind, n in _WANT_STOPS[ride.status].items():
             if seen[(ride.ride_id, kind)] != n:
                 out.append(
                     f"ride {ride.ride_id} ({ride.status}): {seen[(ride.ride_id, kind)]} {kind} stops"
                 )
         if ride.status is RideStatus.ONBOARD:
-            holders = [v.vehicle_id for v in d.vehicles() if ride.ride_id in v.onboard]
-            if holders != [ride.vehicle_id]:
-                out.append(f"ride {ride.ride_id} onboard {holders}, assigned to {ride.vehicle_id}")
+            got = holders.get(ride.ride_id, [])
+            if got != [ride.vehicle_id]:
+                out.append(f"ride {ride.ride_id} onboard {got}, assigned to {ride.vehicle_id}")
+    # A passenger onboard a vehicle is a ride onboard, never one finished or unknown.
+    for rid in sorted(holders):
+        ride = rides.get(rid)
+        if ride is None or ride.status is not RideStatus.ONBOARD:
+            status = ride.status if ride is not None else "unknown ride"
+            out.append(f"ride {rid} ({status}) still onboard {holders[rid]}")
     return out
 
 

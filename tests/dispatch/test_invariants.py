@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from dispatch.dispatcher import Dispatcher
-from dispatch.rides import Ride
+from dispatch.rides import Ride, RideStatus
 from dispatch.simulation.demand import DemandModel, generate_requests
 from dispatch.simulation.invariants import plan_violations
 from dispatch.simulation.scenario import MURORAN_ZONE, build_dispatcher
@@ -71,9 +71,64 @@ def _after_shift(d: Dispatcher, _: list[Ride]) -> str:
     return "shift end"
 
 
+def _boarded(d: Dispatcher) -> tuple[Vehicle, str]:
+    """The busiest vehicle after serving its first stop (a pick-up): a ride onboard."""
+    v = _busy(d)
+    ride = d.serve_next(v.vehicle_id, float(d.schedule(v, NOW)[0]))
+    assert ride is not None and ride.ride_id in v.onboard
+    return v, ride.ride_id
+
+
+def _onboard_twice(d: Dispatcher, _: list[Ride]) -> str:
+    v, rid = _boarded(d)
+    other = next(w for w in d.vehicles() if w is not v)
+    other.onboard[rid] = v.onboard[rid]
+    both = [w.vehicle_id for w in d.vehicles() if w is v or w is other]  # the fleet's order
+    return f"onboard {both}, assigned to {v.vehicle_id}"
+
+
+def _onboard_in_none(d: Dispatcher, _: list[Ride]) -> str:
+    v, rid = _boarded(d)
+    del v.onboard[rid]
+    return "onboard [],"
+
+
+def _finished_but_onboard(d: Dispatcher, rides: list[Ride]) -> str:
+    _, rid = _boarded(d)
+    next(r for r in rides if r.ride_id == rid).status = RideStatus.COMPLETED
+    return "(completed) still onboard"
+
+
+def _stop_of_unknown_ride(d: Dispatcher, _: list[Ride]) -> str:
+    v = _busy(d)
+    ghost = copy.copy(v.plan[-1])
+    ghost.ride_id = "ghost"
+    v.plan = [*v.plan, ghost]
+    _touched(d, v)
+    return "ride ghost (unknown ride): 1 dropoff stops"
+
+
+def _stop_of_finished_ride(d: Dispatcher, rides: list[Ride]) -> str:
+    v = _busy(d)
+    next(r for r in rides if r.ride_id == v.plan[-1].ride_id).status = RideStatus.CANCELLED
+    return "(cancelled): 1 dropoff stops"
+
+
 @pytest.mark.parametrize(
     "breaker",
-    [_late_window, _over_capacity, _ride_too_long, _assigned_twice, _lost, _after_shift],
+    [
+        _late_window,
+        _over_capacity,
+        _ride_too_long,
+        _assigned_twice,
+        _lost,
+        _after_shift,
+        _onboard_twice,
+        _onboard_in_none,
+        _finished_but_onboard,
+        _stop_of_unknown_ride,
+        _stop_of_finished_ride,
+    ],
 )
 def test_each_broken_plan_is_reported(breaker: Callable[[Dispatcher, list[Ride]], str]) -> None:
     d, rides = _booked(2)
