@@ -26,6 +26,7 @@ from dispatch.dispatcher import Dispatcher
 from dispatch.optimize.alns import warm_up
 from dispatch.reoptimize import reoptimise_zone
 from dispatch.request import RideRequest, ServiceRules
+from dispatch.rides import Quote, Rejection
 from dispatch.simulation.simulator import Simulator, lost_or_duplicated
 from dispatch.travel_times import StraightLineTravelTimes
 from dispatch.vehicle import VAN, Vehicle
@@ -148,6 +149,9 @@ class WorkerResult:
     reopt_wall_s: float = 0.0
     violations: list[str] = field(default_factory=list)
     simulated_s: float = 0.0
+    #: Simulated steps, and checks of every plan in force against the invariants.
+    steps: int = 0
+    plan_checks: int = 0
     wall_s: float = 0.0
     #: Seconds loading or compiling the solver's kernels before the day (not in ``wall_s``).
     warmup_s: float = 0.0
@@ -165,7 +169,7 @@ def run_worker(
     step_s: float = 60.0,
     reopt_every_s: float | None = 900.0,
     reopt_limit_s: float = 0.3,
-    check_every_s: float = 600.0,
+    check_every_s: float = 60.0,
 ) -> WorkerResult:
     """One zone owner's day: its zones, ``vehicles[k]`` vans in zone ``k``, its requests.
 
@@ -239,6 +243,8 @@ def run_worker(
     res.book_s = sim.book_s
     res.reopt_applied = sim.reopt_applied
     res.simulated_s = out.steps * step_s
+    res.steps = out.steps
+    res.plan_checks = sim.plan_checks
     res.wall_s = time.perf_counter() - t_wall
     res.warmup_s = warmup_s
     # ru_maxrss is in kilobytes on Linux: the peak of this process (one worker).
@@ -293,6 +299,8 @@ def merge(results: list[WorkerResult], wall_s: float) -> dict[str, Any]:
         "quote_p95_ms": pct(quotes, 95),
         "book_p95_ms": pct(books, 95),
         "violations": len(violations),
+        "worker_steps": [r.steps for r in results],
+        "worker_plan_checks": [r.plan_checks for r in results],
         "violation_examples": violations[:5],
         "simulated_h": simulated / 3600.0,
         "wall_s": wall_s,
@@ -354,7 +362,20 @@ def zone_quote_latency(
     for k in range(n_vehicles):
         p = (float(depots[k, 0]), float(depots[k, 1]))
         d.add_vehicle(Vehicle(f"v{k}", VAN, p, t0, t0 + 8 * 3600, p, t0, zone_id=zone.zone_id))
-    d.zone_state(zone.zone_id).arrays.prune = prune
+    arrays = d.zone_state(zone.zone_id).arrays
+    arrays.prune = prune
+    # Vehicles the kernel evaluated for each quote, after pruning (one entry per quote, in
+    # request order like ``sim.quote_s``): what the pruning left of the fleet.
+    candidates: list[int] = []
+    quote = d.quote
+
+    def counted_quote(request: RideRequest, now: float | None = None) -> Quote | Rejection:
+        arrays.last_candidates = 0  # a request refused before the kernel evaluates none
+        q = quote(request, now)
+        candidates.append(arrays.last_candidates)
+        return q
+
+    setattr(d, "quote", counted_quote)  # noqa: B010 (an instance's method, for this run only)
     sim = Simulator(d, requests, step_s=step_s, check_invariants=False)
     t = time.perf_counter()
     sim.run(t0, t0 + hours * 3600)
@@ -363,6 +384,7 @@ def zone_quote_latency(
     q = np.array([sim.quote_s[k] for k in measured]) * 1e3
     b = np.array([sim.book_s[k] for k in measured]) * 1e3
     b = b[np.isfinite(b)]
+    c = np.array([candidates[k] for k in measured], dtype=np.float64)
     stops = sum(len(v.plan) for v in d.vehicles())
     return {
         "vehicles": n_vehicles,
@@ -375,6 +397,8 @@ def zone_quote_latency(
         "quote_p95_ms": float(np.percentile(q, 95)) if len(q) else 0.0,
         "book_p95_ms": float(np.percentile(b, 95)) if len(b) else 0.0,
         "quotes_per_s": 1e3 / float(np.mean(q)) if len(q) else 0.0,
+        "candidates_mean": float(c.mean()) if len(c) else 0.0,
+        "candidates_share": float(c.mean()) / n_vehicles if len(c) else 0.0,
         "stops_left": stops,
         "wall_s": wall,
     }

@@ -96,6 +96,8 @@ class Simulator:
         self.vehicle_km = 0.0
         self.empty_km = 0.0
         self.reopt_applied = 0
+        #: Times the plans in force were checked against the invariants (the final one too).
+        self.plan_checks = 0
 
     def _drive(self, v: Vehicle, t0: float, t1: float) -> None:
         d = self.d
@@ -181,12 +183,14 @@ class Simulator:
                 next_reopt += self.reopt_every_s
             if self.check and t1 >= next_check:
                 violations += [f"t={t1:.0f}: {m}" for m in plan_violations(d, t1)]
+                self.plan_checks += 1
                 next_check = t1 + (self.check_every_s or 0.0)
             t = t1
             steps += 1
             if t >= end_s and k >= len(self.requests) and not any(v.plan for v in d.vehicles()):
                 break
         violations += plan_violations(d, t) + served_violations(d)
+        self.plan_checks += 1
         hours = sum(
             (min(v.shift_end, t) - v.shift_start) / 3600.0
             for v in d.vehicles()

@@ -70,6 +70,10 @@ def test_quick_city_day_has_no_violation(tmp_path: Path) -> None:
     r = json.loads(out.read_text())
     assert r["zones"] == 4 and r["workers"] == 2 and r["vehicles"] == 40
     assert r["violations"] == 0, r["violation_examples"]
+    # Every plan in force was checked at every step of each worker's day (and once more at
+    # its end), not every few simulated minutes.
+    assert r["run"]["check_every_s"] == 60.0
+    assert r["worker_plan_checks"] == [n + 1 for n in r["worker_steps"]]
     assert r["requests"] > 900 and r["served_share"] > 0.8
     assert r["quotes"] == r["requests"]
     assert 0 < r["mean_wait_min"] <= 20.0 and r["p95_detour"] >= r["mean_detour"] >= 1.0
@@ -82,3 +86,6 @@ def test_quick_city_day_has_no_violation(tmp_path: Path) -> None:
     # About 100 quotes each (min_quotes of --quick; Poisson arrivals).
     assert z["pruned"]["quotes_timed"] >= 70 and z["unpruned"]["quotes_timed"] >= 70
     assert z["pruned"]["quote_p95_ms"] > 0
+    # What the pruning left of the fleet: every vehicle without it, no more than all with it.
+    assert z["unpruned"]["candidates_mean"] == pytest.approx(50.0, abs=1.0)
+    assert 0 < z["pruned"]["candidates_share"] <= 1.0
