@@ -40,6 +40,8 @@ import structlog
 from sqlalchemy import bindparam
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -163,7 +165,8 @@ def save_zones(
                     db.execute(
                         sa_update(ZoneStateRecord)
                         .where(col(ZoneStateRecord.zone_id) == zid)
-                        .values(**values)
+                        .values(**values),
+                        execution_options=_NO_SYNC,
                     )
                 done.append(save_zone_items(db, d, zid, epoch, now, drop_finished))
             if zone_ids is None:
@@ -333,33 +336,43 @@ def save_zone_items(
         if old is None or old[1] != meta:
             changed[META] = (None, meta, -1)
     gone = set() if fresh else set(prev) - present
+    # Core statements, each one executemany, no ORM objects or unit of work: a save runs
+    # after every batch of commands, on the zone owner's critical path (#10).
     if fresh:
-        db.execute(sa_delete(ZoneItemRecord).where(col(ZoneItemRecord.zone_id) == zid))
-        db.add_all(
-            ZoneItemRecord(zone_id=zid, item_id=iid, seq=it[2], data=it[1])
-            for iid, it in changed.items()
+        db.execute(
+            sa_delete(ZoneItemRecord).where(col(ZoneItemRecord.zone_id) == zid),
+            execution_options=_NO_SYNC,
         )
+        new_items = list(changed.items())
         written.fresh = False
     else:
         if gone:
             db.execute(
                 sa_delete(ZoneItemRecord).where(
                     col(ZoneItemRecord.zone_id) == zid, col(ZoneItemRecord.item_id).in_(gone)
-                )
+                ),
+                execution_options=_NO_SYNC,
             )
         updates = [{"z": zid, "i": iid, "d": it[1]} for iid, it in changed.items() if iid in prev]
         if updates:  # one executemany (a batch of commands changes many items)
             db.execute(_UPDATE_ITEM, updates)
-        db.add_all(
-            ZoneItemRecord(zone_id=zid, item_id=iid, seq=it[2], data=it[1])
-            for iid, it in changed.items()
-            if iid not in prev
+        new_items = [(iid, it) for iid, it in changed.items() if iid not in prev]
+    if new_items:
+        db.execute(
+            _ITEMS.insert(),
+            [
+                {"zone_id": zid, "item_id": iid, "seq": it[2], "data": it[1]}
+                for iid, it in new_items
+            ],
         )
     _save_ride_records(db, rides_out, now)
     return written, changed, gone, finished
 
 
 _ITEMS = ZoneItemRecord.__table__  # type: ignore[attr-defined]
+_RIDES = RideRecord.__table__  # type: ignore[attr-defined]
+#: ORM-enabled UPDATE/DELETE without matching the session's objects (it holds none of them).
+_NO_SYNC = {"synchronize_session": False}
 _UPDATE_ITEM = (
     sa_update(_ITEMS)
     .where(_ITEMS.c.zone_id == bindparam("z"), _ITEMS.c.item_id == bindparam("i"))
@@ -368,34 +381,31 @@ _UPDATE_ITEM = (
 
 
 def _save_ride_records(db: Session, rides: list[Ride], now: Any) -> None:
-    """Insert or update the ``dispatch_rides`` record of each ride in ``rides`` (one query)."""
+    """Insert or update the ``dispatch_rides`` record of each ride in ``rides``: one upsert
+    (executemany), without reading the records first (the items' fingerprints already said
+    which rides changed). A record keeps its rider, zone and booking time."""
     if not rides:
         return
-    saved = {
-        rec.ride_id: rec
-        for rec in db.exec(
-            select(RideRecord).where(col(RideRecord.ride_id).in_([r.ride_id for r in rides]))
-        ).all()
-    }
-    for r in rides:
-        rec = saved.get(r.ride_id)
-        out = r.to_dict()
-        if rec is not None and rec.ride == out:
-            continue
-        if rec is None:
-            rec = RideRecord(
-                ride_id=r.ride_id,
-                user_id=r.user_id,
-                zone_id=r.zone_id,
-                vehicle_id=r.vehicle_id,
-                status=r.status.value,
-                booked_at=r.booked_at,
-                ride=out,
-            )
-        else:
-            rec.vehicle_id, rec.status, rec.ride = r.vehicle_id, r.status.value, out
-            rec.updated_at = now
-        db.add(rec)
+    rows = [
+        {
+            "ride_id": r.ride_id,
+            "user_id": r.user_id,
+            "zone_id": r.zone_id,
+            "vehicle_id": r.vehicle_id,
+            "status": r.status.value,
+            "booked_at": r.booked_at,
+            "ride": r.to_dict(),
+            "updated_at": now,
+        }
+        for r in rides
+    ]
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(_RIDES)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_RIDES.c.ride_id],
+        set_={k: stmt.excluded[k] for k in ("vehicle_id", "status", "ride", "updated_at")},
+    )
+    db.execute(stmt, rows)
 
 
 def _items_snapshot(db: Session, zid: str) -> str | None:
