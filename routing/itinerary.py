@@ -286,6 +286,13 @@ class ItineraryBuilder:
         # Python lists of the stops' fields, made on first use: a stop place reads a handful
         # of values per stop, and numpy scalar indexing costs more than the rest of it.
         self._stops: tuple[list[str], list[float], list[float], list[str]] | None = None
+        #: Ride geometries (points, metres) by (pattern, shape, board position, alight
+        #: position): what :func:`_ride_geometry_arrays` reads of a trip. Shown rides repeat
+        #: from plan to plan and cutting a shape cost most of completing one (#10); the
+        #: timetable is fixed for the builder's life, so an entry never goes stale.
+        self._ride_geometries: dict[
+            tuple[int, int, int, int], tuple[tuple[LatLon, ...], float]
+        ] = {}
 
     @property
     def pattern_co2(self) -> np.ndarray:
@@ -452,9 +459,7 @@ class ItineraryBuilder:
                 self.stop_place(int(s), locale, arrival=int(a) + off, departure=int(d) + off)
                 for s, a, d in zip(stops, arrs, deps, strict=True)
             )
-            lat, lon = _ride_geometry_arrays(tt, t, leg.board_pos, leg.alight_pos)
-            geom = tuple(zip(lat.tolist(), lon.tolist(), strict=True))
-            meters = _length_m(lat, lon)
+            geom, meters = self._ride_geometry(t, p, leg.board_pos, leg.alight_pos)
         return ItineraryLeg(
             mode=route_type_mode(int(tt.route_types[r])),
             start=leg.departure,
@@ -480,6 +485,23 @@ class ItineraryBuilder:
             co2_g=ride_grams(self.pattern_co2, p0, leg.board_pos, leg.alight_pos),
             interline_with_previous_leg=leg.stay_seated,
         )
+
+    def _ride_geometry(
+        self, trip: int, pattern: int, board_pos: int, alight_pos: int
+    ) -> tuple[tuple[LatLon, ...], float]:
+        """The points and length (m) of ``trip`` ridden between two positions of its
+        pattern (:func:`ride_geometry`, :func:`path_length_m`), cached."""
+        key = (pattern, int(self.tt.trip_shape[trip]), board_pos, alight_pos)
+        hit = self._ride_geometries.get(key)
+        if hit is None:
+            lat, lon = _ride_geometry_arrays(self.tt, trip, board_pos, alight_pos)
+            if len(self._ride_geometries) >= RENDER_CACHE_SIZE:
+                self._ride_geometries.clear()
+            hit = self._ride_geometries[key] = (
+                tuple(zip(lat.tolist(), lon.tolist(), strict=True)),
+                _length_m(lat, lon),
+            )
+        return hit
 
 
 def _stays_at_stop(walk: WalkLeg, nxt: Any) -> bool:

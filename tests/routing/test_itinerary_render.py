@@ -15,12 +15,16 @@ import pytest
 import routing.itinerary as itinerary
 from routing.itinerary import (
     Itinerary,
+    ItineraryBuilder,
     _encode_array,
     _encode_small,
     clear_render_caches,
+    path_length_m,
+    ride_geometry,
     to_otp,
 )
 from routing.planner import Planner, PlanPlace, PlanRequest
+from routing.street import StraightLineAccess
 from routing.street.directions import WalkStep, walk_steps
 from tests.routing.conftest import FeedCase
 from tests.routing.test_itinerary_detail import _reference_polyline
@@ -148,3 +152,27 @@ def test_render_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # Points given as lists (unhashable) are rendered without the cache.
     listed: Any = [[42.0, 141.0], [42.1, 141.1]]
     assert itinerary._geometry_json(listed)["points"] == _reference_polyline(listed)
+
+
+def test_cached_ride_geometries_are_each_trips_own(
+    muroran: FeedCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every trip, whole and a middle piece, after all of them filled the cache: the points
+    and length are those cut from its own shape (trips sharing a key share them truly)."""
+    monkeypatch.setattr(itinerary, "RENDER_CACHE_SIZE", 1_000_000)
+    tt = muroran.tt
+    builder = ItineraryBuilder(tt, StraightLineAccess(tt.stop_lat, tt.stop_lon))
+    pieces = []
+    for trip in range(tt.n_trips):
+        p = int(tt.trip_pattern[trip])
+        n = int(tt.pattern_stop_ptr[p + 1] - tt.pattern_stop_ptr[p])
+        pieces += [(trip, p, 0, n - 1), (trip, p, n // 3, max(n // 3 + 1, 2 * n // 3))]
+    for piece in pieces:  # fill
+        builder._ride_geometry(*piece)
+    shared = len(pieces) - len(builder._ride_geometries)
+    assert shared > 0  # trips do share entries
+    for trip, p, a, b in pieces:
+        geom, meters = builder._ride_geometry(trip, p, a, b)
+        own = ride_geometry(tt, trip, a, b)
+        assert geom == tuple(own)
+        assert meters == path_length_m(own)
