@@ -187,3 +187,73 @@ def test_a_ride_over_the_arc_rules_out_a_detour() -> None:
     feasible = _feasible_positions(P, 0, seq, 4, 1)
     assert set(feasible) == {(0, 0), (0, 2), (2, 2)}
     assert _candidates(P, 0, seq, 4, 1) == set(feasible)
+
+
+def _eager_repair(
+    P: KernelData, routes: np.ndarray, rlen: np.ndarray, bank: np.ndarray, mode: int
+) -> None:
+    """Repair as it was before the lazy cache: every (request, route) cost scheduled up front,
+    the modified route's column after each insertion (greedy mode 0, regret-k modes 2, 3)."""
+    scratch = ak._insertion_scratch(P, routes.shape[1])
+    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack = scratch
+    n_veh = routes.shape[0]
+
+    def cost(x: int, k: int) -> tuple[float, int, int]:
+        c, i, j = best_insertion(
+            P, k, routes[k], rlen[k], int(bank[x]), 0.0, cand, B, W, pos, Be, Ls, Sx, lafter,
+            cd, ci, cj, slack,
+        )  # fmt: skip
+        return float(c), int(i), int(j)
+
+    table = {(x, k): cost(x, k) for x in range(bank.size) for k in range(n_veh)}
+    alive = set(range(bank.size))
+    while alive:
+        best: tuple[float, int, int] | None = None
+        for x in sorted(alive):
+            row = [table[(x, k)][0] for k in range(n_veh)]
+            order = sorted(range(n_veh), key=lambda k: (row[k], k))
+            if row[order[0]] == np.inf:
+                continue
+            c1 = row[order[0]]
+            if mode == 0:
+                val = c1
+            else:
+                nxt = [row[k] for k in order[1:mode]]
+                val = -sum(ak.REGRET_BIG if c == np.inf else c - c1 for c in nxt) + 1e-6 * c1
+            if best is None or val < best[0]:
+                best = (val, x, order[0])
+        if best is None:
+            break
+        _, x, k = best
+        _, i, j = table[(x, k)]
+        ak.apply_insertion(P, routes, rlen, k, int(bank[x]), i, j, cand)
+        alive.discard(x)
+        for y in alive:
+            table[(y, k)] = cost(y, k)
+
+
+@pytest.mark.parametrize("mode", [0, 2, 3])
+def test_lazy_repair_inserts_as_scheduling_every_pair_does(shared_data: Path, mode: int) -> None:
+    problem = read_cordeau_pr(shared_data / "darp" / "cordeau2003_pr" / "pr02.txt")
+    P = _tightened(kernel_data(problem), 0.7)
+    rng = np.random.default_rng(mode)
+    n_veh = problem.n_vehicles
+    for _ in range(4):
+        order = [int(r) for r in rng.permutation(problem.n_requests)]
+        bank = np.array(order[: len(order) // 3], dtype=np.int64)
+        built = _random_routes(P, n_veh, order[len(bank) :], rng)
+        routes = np.zeros((n_veh, L), dtype=np.int64)
+        rlen = np.array([seq.size for seq in built], dtype=np.int64)
+        for k, seq in enumerate(built):
+            routes[k, : seq.size] = seq
+        rveh = np.full(problem.n_requests, -1, dtype=np.int64)
+        for k, seq in enumerate(built):
+            for node in seq[1:-1]:
+                rveh[P[3][node, 0]] = k
+        rcost = np.array([ak.route_cost(P, routes, rlen, k, 0.0) for k in range(n_veh)])
+        ref_routes, ref_rlen = routes.copy(), rlen.copy()
+        _eager_repair(P, ref_routes, ref_rlen, bank, mode)
+        ak.repair(P, routes, rlen, rveh, rcost, bank, mode, 0.0, 0.0)
+        assert np.array_equal(rlen, ref_rlen)
+        for k in range(n_veh):
+            assert np.array_equal(routes[k, : rlen[k]], ref_routes[k, : rlen[k]])
