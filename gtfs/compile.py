@@ -494,7 +494,11 @@ def _transfers(
     fp: Footpaths,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.int32], pd.DataFrame]:
     n = len(stop_index)
-    frames = [pd.DataFrame({"a": fp.from_idx, "b": fp.to_idx, "s": fp.seconds, "prio": 0})]
+    # (from, to, seconds, priority) arrays, merged below: numpy, as DataFrames for a few
+    # thousand rows cost milliseconds of a small feed's load (#15).
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = [
+        (fp.from_idx, fp.to_idx, fp.seconds, 0)
+    ]
     # Siblings under one parent station.
     child = np.flatnonzero(stop_parent >= 0)
     if len(child):
@@ -503,7 +507,7 @@ def _transfers(
         sib = sib[sib["a"] != sib["b"]]
         a, b = sib["a"].to_numpy(), sib["b"].to_numpy()
         d = np.nan_to_num(haversine_m(lat[a], lon[a], lat[b], lon[b]))
-        frames.append(pd.DataFrame({"a": a, "b": b, "s": walk_seconds(d), "prio": 1}))
+        frames.append((a, b, walk_seconds(d), 1))
     tr = pd.concat([p.transfers for p in parts], ignore_index=True) if parts else pd.DataFrame()
     removals = np.zeros(0, np.int64)
     rules = pd.DataFrame()
@@ -531,19 +535,22 @@ def _transfers(
         mn = st["_min"].to_numpy()[pair]
         secs = np.where(ty == 1, 0, np.where((ty == 2) & (mn >= 0), mn, walk)).astype(np.int32)
         keep = ty != 3
-        frames.append(pd.DataFrame({"a": a[keep], "b": b[keep], "s": secs[keep], "prio": 2}))
+        frames.append((a[keep], b[keep], secs[keep], 2))
         removals = a[~keep].astype(np.int64) * n + b[~keep]
-    allt = pd.concat(frames, ignore_index=True)
-    key = allt["a"].to_numpy(np.int64) * n + allt["b"].to_numpy(np.int64)
-    allt = allt[~np.isin(key, removals)].assign(key=key[~np.isin(key, removals)])
-    allt = allt.sort_values(["key", "prio"], ascending=[True, False], kind="stable")
-    allt = allt.drop_duplicates("key", keep="first")
-    return (
-        allt["a"].to_numpy(np.int32),
-        allt["b"].to_numpy(np.int32),
-        allt["s"].to_numpy(np.int32),
-        rules,
-    )
+    fa = np.concatenate([np.asarray(f[0], dtype=np.int64) for f in frames])
+    fb = np.concatenate([np.asarray(f[1], dtype=np.int64) for f in frames])
+    fs = np.concatenate([np.asarray(f[2]).astype(np.int32) for f in frames])
+    prio = np.concatenate([np.full(len(f[0]), f[3], dtype=np.int8) for f in frames])
+    key = fa * n + fb
+    ok = ~np.isin(key, removals)
+    fa, fb, fs, prio, key = fa[ok], fb[ok], fs[ok], prio[ok], key[ok]
+    # Per (from, to) the row of the highest priority, the first listed among equals.
+    order = np.lexsort((-prio.astype(np.int16), key))
+    key = key[order]
+    first = np.ones(len(key), dtype=np.bool_)
+    first[1:] = key[1:] != key[:-1]
+    pick = order[first]
+    return fa[pick].astype(np.int32), fb[pick].astype(np.int32), fs[pick], rules
 
 
 def _rule_arrays(
