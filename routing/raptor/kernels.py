@@ -937,3 +937,16 @@ def changed_trips(
         moved[t] = m
         skipping[t] = k
     return moved, skipping
+
+
+@njit(cache=True, nogil=True)
+def footpath_between(
+    transfer_ptr: np.ndarray, transfer_to: np.ndarray, transfer_s: np.ndarray, u: int, s: int
+) -> int:
+    """Seconds of the shortest footpath ``u -> s`` (``BIG`` when there is none): the journey
+    read-back's lookup of a walk label's leg."""
+    best = BIG
+    for e in range(transfer_ptr[u], transfer_ptr[u + 1]):
+        if transfer_to[e] == s and transfer_s[e] < best:
+            best = transfer_s[e]
+    return best

@@ -249,19 +249,48 @@ class SearchState:
             (n_rounds if n_src >= 0 else 0, n_copies, n_seat), -1, dtype=np.int32
         )
         self.rtau = np.full(shape, BIG, dtype=np.int32)
-        self.r_trip = np.zeros(shape, dtype=np.int32)
-        self.r_board = np.zeros(shape, dtype=np.int32)
-        self.r_alight = np.zeros(shape, dtype=np.int32)
-        self.r_off = np.zeros(shape, dtype=np.int8)
+        # What a ride or walk label holds is written with the label and read only where one
+        # was set (the read-back skips COPY entries first), so it needs no filling: on a large
+        # network filling [K+1, S] arrays is a good part of a one-to-one query.
+        self.r_trip = np.empty(shape, dtype=np.int32)
+        self.r_board = np.empty(shape, dtype=np.int32)
+        self.r_alight = np.empty(shape, dtype=np.int32)
+        self.r_off = np.empty(shape, dtype=np.int8)
         self.r_copy = np.zeros(shape, dtype=np.bool_)
         self.wtau = np.full(shape, BIG, dtype=np.int32)
-        self.w_from = np.zeros(shape, dtype=np.int32)
+        self.w_from = np.empty(shape, dtype=np.int32)
         self.w_copy = np.zeros(shape, dtype=np.bool_)
         self.ready = np.full(shape, BIG, dtype=np.int32)
         self.ready_src = np.zeros(shape, dtype=np.int8)
         self.target_bound = np.full(n_rounds, BIG, dtype=np.int32)
         self.departure = 0
         self.access_s = np.zeros(n_stops, dtype=np.int32)
+
+    @classmethod
+    def unreached(
+        cls, n_rounds: int, n_stops: int, departure: int, access: IntArray
+    ) -> SearchState:
+        """The labels of a search that reached nothing (no access stop can reach a target):
+        read-only views of one value each, not arrays to fill, so answering "no journey" costs
+        nothing per stop."""
+        state = cls.__new__(cls)
+        shape = (n_rounds, n_stops)
+        big = np.broadcast_to(np.int32(BIG), shape)
+        zero = np.broadcast_to(np.int32(0), shape)
+        state.src_bpos = state.src_how = state.seat_prev = state.seat_bpos = np.broadcast_to(
+            np.int32(0), (n_rounds, 0, 0)
+        )
+        state.seat_how = state.src_bpos
+        state.seat_round = np.broadcast_to(np.int32(BIG), (0, 0))
+        state.r_how = np.broadcast_to(np.int32(-1), (1, 1))
+        state.rtau = state.wtau = state.ready = big
+        state.r_trip = state.r_board = state.r_alight = state.w_from = zero
+        state.r_off = state.ready_src = np.broadcast_to(np.int8(0), shape)
+        state.r_copy = state.w_copy = np.broadcast_to(np.False_, shape)
+        state.target_bound = np.broadcast_to(np.int32(BIG), (n_rounds,))
+        state.departure = int(departure)
+        state.access_s = access
+        return state
 
     def arrivals(self, k: int = -1) -> IntArray:
         """[S] earliest arrival at each stop with at most ``k`` rides (all rounds by default);
@@ -415,9 +444,13 @@ class _Reader:
 
     def _walk_s(self, u: int, s: int) -> int:
         net = self.net
-        lo, hi = int(net.transfer_ptr[u]), int(net.transfer_ptr[u + 1])
-        hits = np.flatnonzero(net.transfer_to[lo:hi] == s)
-        return int(self.q.footpath_seconds(net)[lo + hits].min())
+        # A compiled lookup: numpy's flatnonzero + min over the few footpaths of ``u`` cost
+        # several microseconds each, and a range query reads a walk back in most journeys.
+        return int(
+            kernels.footpath_between(
+                net.transfer_ptr, net.transfer_to, self.q.footpath_seconds(net), u, s
+            )
+        )
 
     def access(self, s: int) -> None:
         a = int(self.st.access_s[s])
@@ -651,14 +684,17 @@ def _pareto_journeys(
     egress: IntArray,
     include_egress_leg: bool,
     seen: npt.NDArray[np.int64] | None = None,
+    targets: npt.NDArray[np.int64] | None = None,
 ) -> list[Journey]:
     """One journey per number of rides that strictly improves the arrival at the target.
 
     ``seen`` ([K+1], updated) holds each round's best target arrival of the earlier runs of an
     rRAPTOR search: a round that did not improve on it still holds the journey found with a
-    later departure (which dominates), so it is not read back again.
+    later departure (which dominates), so it is not read back again. ``targets`` (the stops
+    with ``egress >= 0``) may be given by a caller that reads back many runs.
     """
-    targets = np.flatnonzero(egress >= 0)
+    if targets is None:
+        targets = np.flatnonzero(egress >= 0)
     if targets.size == 0:
         return []
     if seen is None:
@@ -710,9 +746,7 @@ def earliest_arrival(
     access = _as_targets(network.n_stops, access_stops, access_s)
     lb, reachable = _goal(network, query, access, egress, prune)
     if not reachable:
-        empty = SearchState(query.max_rides + 1, network.n_stops)
-        empty.departure = int(departure)
-        empty.access_s = access
+        empty = SearchState.unreached(query.max_rides + 1, network.n_stops, departure, access)
         return SearchResult(empty, ())
     state = run(network, query, departure, access, egress, lower_bound=lb)
     journeys = _pareto_journeys(network, query, state, egress, True)
@@ -745,9 +779,9 @@ def latest_departure(
     starts = _as_targets(reversed_network.n_stops, egress_stops, egress_s)
     lb, reachable = _goal(reversed_network, reversed_query, starts, targets, prune)
     if not reachable:
-        empty = SearchState(reversed_query.max_rides + 1, reversed_network.n_stops)
-        empty.departure = -int(arrival)
-        empty.access_s = starts
+        empty = SearchState.unreached(
+            reversed_query.max_rides + 1, reversed_network.n_stops, -int(arrival), starts
+        )
         return SearchResult(empty, ())
     state = run(reversed_network, reversed_query, -arrival, starts, targets, lower_bound=lb)
     journeys = _pareto_journeys(reversed_network, reversed_query, state, targets, True)
@@ -822,9 +856,10 @@ def range_query(
     seen = np.full(query.max_rides + 1, BIG, dtype=np.int64)
     # The first ride leaves stop s (reached after a walk of start_s[s]) by the window's end.
     limit = np.where(start_s >= 0, int(t0 + window_s) + start_s, BIG).astype(np.int32)
+    targets = np.flatnonzero(egress >= 0)
     for d in deps:
         run(network, query, int(d), access, egress, state, lower_bound=lb, board_limit=limit)
-        found.extend(_pareto_journeys(network, query, state, egress, True, seen))
+        found.extend(_pareto_journeys(network, query, state, egress, True, seen, targets))
     return pareto_filter([j for j in found if j.rides])
 
 
