@@ -950,3 +950,32 @@ def footpath_between(
         if transfer_to[e] == s and transfer_s[e] < best:
             best = transfer_s[e]
     return best
+
+
+@njit(cache=True, nogil=True)
+def walk_starts(
+    access_s: np.ndarray,  # [S] access seconds, -1 where not an access stop
+    transfer_ptr: np.ndarray,
+    transfer_to: np.ndarray,
+    transfer_s: np.ndarray,
+    max_transfer_s: int,
+) -> np.ndarray:
+    """[S] seconds from the origin to each stop by its access and at most one footpath after
+    it (-1 where neither reaches): where a range query's first ride may board. A loop over
+    the access stops' footpaths only, not numpy passes over every footpath of the network."""
+    n = access_s.shape[0]
+    out = np.full(n, -1, dtype=np.int32)
+    for s in range(n):
+        a = access_s[s]
+        if a < 0:
+            continue
+        if out[s] < 0 or a < out[s]:
+            out[s] = a
+        for e in range(transfer_ptr[s], transfer_ptr[s + 1]):
+            d = transfer_s[e]
+            if d > max_transfer_s:
+                continue
+            t = transfer_to[e]
+            if out[t] < 0 or a + d < out[t]:
+                out[t] = a + d
+    return out

@@ -824,12 +824,13 @@ def range_query(
     if not reachable:
         return []
     # Journeys may start on foot: a walk from an access stop reaches more first boardings.
-    start = np.where(access >= 0, access, BIG).astype(np.int64)
-    src = np.repeat(np.arange(network.n_stops), np.diff(network.transfer_ptr))
-    secs = query.footpath_seconds(network)
-    ok = (access[src] >= 0) & (secs <= query.max_transfer_s)
-    np.minimum.at(start, network.transfer_to[ok], access[src[ok]] + secs[ok])
-    start_s = np.where(start < BIG, start, -1).astype(np.int32)
+    start_s = kernels.walk_starts(
+        access,
+        network.transfer_ptr,
+        network.transfer_to,
+        query.footpath_seconds(network),
+        int(query.max_transfer_s),
+    )
     deps = kernels.departures_in_window(
         network.pattern_trip_ptr,
         network.trip_st_ptr,
