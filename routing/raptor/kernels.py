@@ -529,6 +529,16 @@ def raptor_pruned(
                             continue
                     for o in range(n_off):
                         off = offsets[o]
+                        if fifo and row_fifo[o, p] and t_hi > t_lo:
+                            # Trips of a FIFO copy never overtake: its last trip's departure
+                            # here bounds every one from above, its first from below. A copy
+                            # whose trips have all left, or none of which leaves before the
+                            # trip ridden, needs no binary search (the day before and the day
+                            # after, at most stops of a daytime query).
+                            if st_dep[o, trip_st_ptr[t_hi - 1] + i] + off < r:
+                                continue
+                            if cur >= 0 and st_dep[o, trip_st_ptr[t_lo] + i] + off > cur_d:
+                                continue
                         t, d = find_trip(
                             t_lo, t_hi, i, r - off, trip_st_ptr, st_dep[o], st_board[o],
                             active[o], fifo and row_fifo[o, p],
