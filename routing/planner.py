@@ -267,13 +267,31 @@ class Planner:
             if e_stops.size == 0 and direct is None:
                 return fail(LOCATION_NOT_ACCESSIBLE, which="destination")
         n = opts.num_itineraries
+        # What a search again in full (below) shares with the cut one: the earliest-arrival
+        # searches' journeys and the candidates built of them (by journey object).
+        memo: dict[str, Any] = {}
+        built: dict[int, tuple[Journey, Itinerary]] = {}
+
+        def candidate(j: Journey) -> Itinerary:
+            hit = built.get(id(j))
+            if hit is None or hit[0] is not j:
+                hit = built[id(j)] = (j, self._candidate(req, j, o, d, realtime))
+            return hit[1]
 
         def candidates(bounded: bool) -> tuple[list[Itinerary], list[Itinerary], int | None]:
             journeys: list[Journey] = []
             bound: int | None = None
             if a_stops.size and e_stops.size:
                 journeys, bound = self._searched(
-                    req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version, bounded
+                    req,
+                    a_stops,
+                    a_secs,
+                    e_stops,
+                    e_secs,
+                    realtime,
+                    realtime_version,
+                    bounded,
+                    memo=memo,
                 )
             if opts.max_travel_s > 0:
                 # The searches prune from the time they start at; McRAPTOR's extra options and
@@ -281,7 +299,7 @@ class Planner:
                 journeys = [j for j in journeys if j.arrival - j.departure <= opts.max_travel_s]
             # Candidates without shapes, walking paths and intermediate stops: a dozen are
             # built to keep three, and only those kept are completed (``_shown``).
-            items = [self._candidate(req, j, o, d, realtime) for j in journeys if j.rides]
+            items = [candidate(j) for j in journeys if j.rides]
             if direct is not None:
                 items.append(direct)
             return items, filter_itineraries(items, n, req.arrive_by, opts.optimize_co2), bound
@@ -536,6 +554,37 @@ class Planner:
             req, a_stops, a_secs, e_stops, e_secs, realtime, realtime_version, False
         )[0]
 
+    def _earliest(
+        self,
+        req: PlanRequest,
+        q: Any,
+        a_stops: npt.NDArray[np.int32],
+        a_secs: npt.NDArray[np.int32],
+        e_stops: npt.NDArray[np.int32],
+        e_secs: npt.NDArray[np.int32],
+    ) -> tuple[list[Journey], list[Journey]]:
+        """A depart-at query's earliest-arrival journeys: the departure window's Pareto set
+        (widened until it holds ``min_journeys``), and the first journeys after it."""
+        opts = req.options
+        forward = self.data.forward
+        window = opts.search_window_s
+        while True:
+            found = range_query(forward, q, req.time_s, window, a_stops, a_secs, e_stops, e_secs)
+            if len(found) >= opts.min_journeys or window >= 6 * 3600:
+                break
+            window = min(6 * 3600, max(2 * window, 900))
+        ranged = list(found)
+        later: list[Journey] = []
+        t = req.time_s
+        for _ in range(opts.num_itineraries):
+            res = earliest_arrival(forward, q, t, a_stops, a_secs, e_stops, e_secs)
+            found = [j for j in res.journeys if j.rides]
+            if not found:
+                break
+            later.extend(found)
+            t = min(j.departure for j in found) + 1
+        return ranged, later
+
     def _searched(
         self,
         req: PlanRequest,
@@ -546,6 +595,7 @@ class Planner:
         realtime: Any | None,
         realtime_version: int | None,
         bounded: bool = False,
+        memo: dict[str, Any] | None = None,
     ) -> tuple[list[Journey], int | None]:
         """The candidate journeys, and the arrival McRAPTOR's search was cut at (None: not
         cut).
@@ -556,7 +606,11 @@ class Planner:
         arriving by then, so the itineraries arriving by then are the same; the caller
         checks that every itinerary it kept arrives by then and otherwise searches again
         unbounded (#10: unbounded, McRAPTOR explored the rest of the service day and took most
-        of a /plan's CPU)."""
+        of a /plan's CPU).
+
+        ``memo`` (depart-at): a dict shared by the calls of one query; the range and
+        earliest-arrival searches, which ``bounded`` does not change, run in the first call
+        only and the search again in full re-runs McRAPTOR alone (#10)."""
         opts = req.options
         data = self.data
         out: list[Journey] = []
@@ -569,26 +623,13 @@ class Planner:
                     data.forward, q, req.time_s, a_stops, a_secs, via, e_stops, e_secs
                 )
                 return ([] if j is None else [j]), None
-            # The departure window's Pareto set (widened until it holds min_journeys), plus
-            # the first journeys after it.
-            window = opts.search_window_s
-            while True:
-                found = range_query(
-                    data.forward, q, req.time_s, window, a_stops, a_secs, e_stops, e_secs
-                )
-                if len(found) >= opts.min_journeys or window >= 6 * 3600:
-                    break
-                window = min(6 * 3600, max(2 * window, 900))
-            out.extend(found)
-            later: list[Journey] = []
-            t = req.time_s
-            for _ in range(opts.num_itineraries):
-                res = earliest_arrival(data.forward, q, t, a_stops, a_secs, e_stops, e_secs)
-                found = [j for j in res.journeys if j.rides]
-                if not found:
-                    break
-                later.extend(found)
-                t = min(j.departure for j in found) + 1
+            if memo is not None and "earliest" in memo:
+                ranged, later = memo["earliest"]
+            else:
+                ranged, later = self._earliest(req, q, a_stops, a_secs, e_stops, e_secs)
+                if memo is not None:
+                    memo["earliest"] = (ranged, later)
+            out.extend(ranged)
             bound = None
             if bounded and not opts.optimize_co2 and opts.healthier_s == 0:
                 first: dict[tuple[int, ...], int] = {}
