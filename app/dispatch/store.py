@@ -105,6 +105,12 @@ class StaleZoneError(Exception):
 CATALOG_KEYS = ("instance", "source")
 
 
+def _canonical(zone_json: Any) -> str:
+    """A zone JSON as text, the same for the dict saved and the one read back (tuples come
+    back as lists; keys in any order)."""
+    return json.dumps(zone_json, sort_keys=True)
+
+
 def _epoch(row: ZoneStateRecord | None) -> int:
     return int((row.zone or {}).get("epoch", 0)) if row is not None else 0
 
@@ -143,11 +149,15 @@ def save_zones(
             for zid in wanted:
                 epoch = None if epochs is None else epochs.get(zid)
                 zone_json = zone_to_json(zones[zid])
-                # The row without its (possibly large, legacy) snapshot column.
-                q = select(ZoneStateRecord.zone, ZoneStateRecord.state != "").where(
-                    ZoneStateRecord.zone_id == zid
-                )
-                found = db.exec(q.with_for_update() if epochs is not None else q).first()
+                # One round trip locks the row (as SELECT ... FOR UPDATE did), stamps the save
+                # and answers the zone JSON (its fencing epoch) without the possibly large
+                # legacy snapshot column; a stale owner's stamp is rolled back with the rest.
+                found = db.execute(
+                    sa_update(_STATES)
+                    .where(_STATES.c.zone_id == zid)
+                    .values(updated_at=now)
+                    .returning(_STATES.c.zone, _STATES.c.state != "")
+                ).first()
                 if epochs is not None:
                     row_epoch = int((found[0] or {}).get("epoch", 0)) if found else 0
                     if found is None or row_epoch != epoch:
@@ -159,15 +169,15 @@ def save_zones(
                     for key in CATALOG_KEYS:  # the row's identity and source outlive every save
                         if key in (found[0] or {}):
                             zone_json[key] = found[0][key]
-                    values: dict[str, Any] = {"zone": zone_json, "updated_at": now}
+                    values: dict[str, Any] = {}
+                    if _canonical(zone_json) != _canonical(found[0]):  # the definition changed
+                        values["zone"] = zone_json
                     if found[1]:  # a legacy snapshot: the items replace it from now on
                         values["state"] = ""
-                    db.execute(
-                        sa_update(ZoneStateRecord)
-                        .where(col(ZoneStateRecord.zone_id) == zid)
-                        .values(**values),
-                        execution_options=_NO_SYNC,
-                    )
+                    if values:
+                        db.execute(
+                            sa_update(_STATES).where(_STATES.c.zone_id == zid).values(**values)
+                        )
                 done.append(save_zone_items(db, d, zid, epoch, now, drop_finished))
             if zone_ids is None:
                 # Only the rows of zones this process served (restored or saved) and has
@@ -371,6 +381,7 @@ def save_zone_items(
 
 _ITEMS = ZoneItemRecord.__table__  # type: ignore[attr-defined]
 _RIDES = RideRecord.__table__  # type: ignore[attr-defined]
+_STATES = ZoneStateRecord.__table__  # type: ignore[attr-defined]
 #: ORM-enabled UPDATE/DELETE without matching the session's objects (it holds none of them).
 _NO_SYNC = {"synchronize_session": False}
 _UPDATE_ITEM = (

@@ -67,6 +67,11 @@ def test_a_save_upserts_ride_records_without_reading_them(database_url: str, tmp
         assert not [s for s in seen if s.startswith("SELECT") and "DISPATCH_RIDES" in s]
         upserts = [s for s in seen if s.startswith("INSERT INTO DISPATCH_RIDES")]
         assert len(upserts) >= 1 and all("ON CONFLICT" in s for s in upserts)
+        # The zone row: one statement locks, stamps and fences it (a SELECT ... FOR UPDATE
+        # and an UPDATE rewriting the unchanged definition before).
+        zone_row = [s for s in seen if "DISPATCH_ZONE_STATES" in s]
+        assert len(zone_row) == 1 and zone_row[0].startswith("UPDATE"), zone_row
+        assert "RETURNING" in zone_row[0]
         recs = _records(engine)
         for r in d.rides():
             rec = recs[r.ride_id]
@@ -90,5 +95,18 @@ def test_a_save_upserts_ride_records_without_reading_them(database_url: str, tmp
             )
         assert f"r:{booked.ride_id}" not in items
         assert {f"r:{r.ride_id}" for r in d.rides()} <= items
+
+        # A changed definition is written, the row's identity (instance) and epoch kept.
+        with Session(engine) as db:
+            row = db.get(ZoneStateRecord, "muroran")
+            assert row is not None
+            instance = row.zone["instance"]
+        d.zones()[0].name = "Muroran (renamed)"
+        save_zones(engine, d, ["muroran"], epochs, drop_finished=True)
+        with Session(engine) as db:
+            row = db.get(ZoneStateRecord, "muroran")
+            assert row is not None
+            assert row.zone["name"] == "Muroran (renamed)"
+            assert (row.zone["instance"], row.zone["epoch"]) == (instance, epoch)
     finally:
         engine.dispose()
