@@ -232,10 +232,12 @@ class ScanSets:
         )
 
 
-_POOL = threading.local()
-_POOL_BLOCKS = 3
-"""Blocks kept per kind and thread: a caller holding the previous result (``res = search()``
-in a loop) leaves one busy while the next search runs."""
+_POOL: dict[str, list[npt.NDArray[Any]]] = {}
+_POOL_LOCK = threading.Lock()
+_POOL_BLOCKS = 4
+"""Blocks kept per kind, shared by every thread so that the memory kept is bounded whatever
+the number of worker threads: a caller holding the previous result (``res = search()`` in a
+loop) leaves one busy while the next search runs, and so does each concurrent search."""
 
 
 def _block(
@@ -243,27 +245,27 @@ def _block(
 ) -> npt.NDArray[Any]:
     """A C-contiguous array of ``shape``, filled with ``fill`` (None: left as it is).
 
-    Reuses a block of this thread's pool that no search state holds any more (its only
-    references are the pool's, this frame's and ``getrefcount``'s own: every label view
-    keeps its base alive), else allocates one. A fresh block of a large network is mapped
-    memory that page-faults as it is filled (0.2 ms for Cairns x50's 10 400 stops), more
-    than the search itself; a reused one is only filled.
+    Reuses a pooled block that no search state holds any more (its only references are the
+    pool's, the loop's and ``getrefcount``'s own: every label view keeps its base alive),
+    else allocates one. A fresh block of a large network is mapped memory that page-faults
+    as it is filled (0.2 ms for Cairns x50's 10 400 stops), more than the search itself; a
+    reused one is only filled. Claimed under the lock: once this frame holds the block,
+    another thread counts one reference more and leaves it.
     """
-    pool: dict[str, list[npt.NDArray[Any]]] | None = getattr(_POOL, "blocks", None)
-    if pool is None:
-        pool = _POOL.blocks = {}
-    kept = pool.setdefault(kind, [])
-    for arr in kept:
-        if arr.shape == shape and arr.dtype == dtype and sys.getrefcount(arr) <= 3:
-            if fill is not None:
-                arr.fill(fill)
-            return arr
-    arr = np.empty(shape, dtype=dtype)
+    with _POOL_LOCK:
+        kept = _POOL.setdefault(kind, [])
+        arr = None
+        for cand in kept:
+            if cand.shape == shape and cand.dtype == dtype and sys.getrefcount(cand) <= 3:
+                arr = cand
+                break
+        if arr is None:
+            arr = np.empty(shape, dtype=dtype)
+            kept.append(arr)
+            if len(kept) > _POOL_BLOCKS:
+                kept.pop(0)
     if fill is not None:
         arr.fill(fill)
-    kept.append(arr)
-    if len(kept) > _POOL_BLOCKS:
-        kept.pop(0)
     return arr
 
 
@@ -288,7 +290,7 @@ class SearchState:
         )
         # Labels of one kind share one block (one allocation each instead of eleven: a
         # one-to-one query on a small network spends as long allocating as routing), taken
-        # from this thread's pool of blocks no earlier search still holds (_block).
+        # from a pool of blocks no earlier search still holds (_block).
         times = _block("times", (3, *shape), np.int32, BIG)
         self.rtau, self.wtau, self.ready = times[0], times[1], times[2]
         # What a ride or walk label holds is written with the label and read only where one

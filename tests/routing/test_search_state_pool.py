@@ -1,6 +1,6 @@
 """Search label blocks are reused across searches only once no result holds them (#15).
 
-:class:`routing.raptor.search.SearchState` takes its label blocks from a per-thread pool (a
+:class:`routing.raptor.search.SearchState` takes its label blocks from a shared pool (a
 fresh block of a large network page-faults as it is filled). A result kept by the caller must
 keep its labels whatever searches run after it, and a block no result holds is reused.
 """
@@ -52,3 +52,25 @@ def test_a_block_no_state_holds_is_reused_and_refilled() -> None:
     assert (again.rtau == 2**30).all() and not again.r_copy.any()  # ... and refilled
     held = SearchState(3, 50)
     assert held.rtau.base is not again.rtau.base  # a block a live state holds is not shared
+
+
+def test_searches_in_threads_keep_their_own_labels(cairns: FeedCase) -> None:
+    """Concurrent searches (the planner's worker threads) never share a block."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tt = cairns.tt
+    day = tt.service_start + dt.timedelta(days=int(np.argmax(tt.service_days.sum(axis=0))))
+    q = cairns.data.query_arrays(day, OPTIONS)
+    net = cairns.data.forward
+    served = np.flatnonzero(np.diff(tt.stop_pattern_ptr) > 0)
+    rng = np.random.default_rng(9)
+    pairs = [tuple(int(x) for x in rng.choice(served, 2, replace=False)) for _ in range(24)]
+
+    def one(ab: tuple[int, ...]) -> tuple[object, ...]:
+        a, b = ab
+        res = earliest_arrival(net, q, 8 * 3600, [a], [0], [b], [0], prune=False)
+        return res.journeys, res.best.tolist()
+
+    alone = [one(ab) for ab in pairs]
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(one, pairs)) == alone
