@@ -31,12 +31,14 @@ import re
 import threading
 import time as _time
 from dataclasses import dataclass, field
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 from zoneinfo import ZoneInfo
 
 import anyio.to_thread
-from fastapi import APIRouter, Query
-from pydantic import Field
+import pydantic_core
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import PUBLIC, OpenModel, error_responses
@@ -120,6 +122,73 @@ class PlanOut(OpenModel):
     requestParameters: dict[str, Any]
     plan: PlanBody
     debugOutput: dict[str, Any]
+
+
+# --- the answer's JSON without validating it (#10) -------------------------------------------
+#: How one declared field is written: (key, kind, nested model) with kind "float" or "int"
+#: (coerced as pydantic's lax mode does), "model" or "models" (nested), or "any" (as it is).
+_FieldSpec = tuple[str, str, type[BaseModel] | None]
+_specs: dict[type[BaseModel], tuple[tuple[_FieldSpec, ...], frozenset[str]]] = {}
+
+
+def _spec(model: type[BaseModel]) -> tuple[tuple[_FieldSpec, ...], frozenset[str]]:
+    """The declared fields of ``model`` in order (see :data:`_FieldSpec`), and their keys."""
+    hit = _specs.get(model)
+    if hit is not None:
+        return hit
+    fields: list[_FieldSpec] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        args = [a for a in get_args(ann) if a is not type(None)]
+        base = args[0] if get_origin(ann) in (Union, UnionType) and len(args) == 1 else ann
+        kind, sub = "any", None
+        if base is float:
+            kind = "float"
+        elif base is int:
+            kind = "int"
+        elif isinstance(base, type) and issubclass(base, BaseModel):
+            kind, sub = "model", base
+        elif get_origin(base) is list:
+            (item,) = get_args(base)
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                kind, sub = "models", item
+        fields.append((info.alias or name, kind, sub))
+    hit = _specs[model] = (tuple(fields), frozenset(key for key, _, _ in fields))
+    return hit
+
+
+def _as_dumped(value: Any, model: type[BaseModel]) -> Any:
+    """``value`` (a dict of ``model``'s shape) as ``model`` validates and dumps it with
+    ``by_alias`` and ``exclude_unset``: the declared fields present first, in declared order
+    (floats and ints coerced as in lax mode), then the others as they came."""
+    if not isinstance(value, dict):
+        return value
+    fields, declared = _spec(model)
+    out: dict[str, Any] = {}
+    for key, kind, sub in fields:
+        if key not in value:
+            continue
+        v = value[key]
+        if kind == "float" and isinstance(v, int):
+            v = float(v)
+        elif kind == "int" and isinstance(v, float) and v.is_integer():
+            v = int(v)
+        elif kind == "model" and sub is not None:
+            v = _as_dumped(v, sub)
+        elif kind == "models" and sub is not None and isinstance(v, list):
+            v = [_as_dumped(x, sub) for x in v]
+        out[key] = v
+    for key, v in value.items():
+        if key not in declared:
+            out[key] = v
+    return out
+
+
+def plan_json(body: dict[str, Any]) -> bytes:
+    """The ``/plan`` answer's bytes: as FastAPI's ``response_model=PlanOut`` path writes them
+    (validated, dumped by alias without unset fields), without the validation, which
+    re-checked every leg of a body the endpoint itself built (#10)."""
+    return pydantic_core.to_json(_as_dumped(body, PlanOut))
 
 
 # --- the planner of the published network (one per network snapshot) --------------------------
@@ -662,7 +731,7 @@ async def plan(
         description="The network (region, or one of its feeds) to plan in; default: the one "
         "holding the places (422 different_networks when they lie in two)",
     ),
-) -> dict[str, Any]:
+) -> Response:
     """Itineraries between two places (OTP's ``/plan``) within one city's network."""
     t_start = _time.perf_counter()
     np_ = await plan_network(services, city, fromPlace, toPlace)
@@ -755,4 +824,6 @@ async def plan(
             "available": provider is not None,
             "refusals": _refusals_json(result, lang),
         }
-    return body
+    # The bytes response_model=PlanOut gave (tests/app/test_plan_json.py), without its
+    # validation; PlanOut still documents the answer.
+    return Response(content=plan_json(body), media_type="application/json")
