@@ -17,8 +17,12 @@ For each vehicle and each pair of positions (pick-up before stop ``i``, drop-off
 
 Plans whose current schedule is already infeasible (a vehicle running late) take no new ride.
 Vehicle ``v``'s stops are ``first[v] : first[v] + count[v]`` of the stop arrays (slots may be
-padded: :class:`dispatch.plan_arrays.FleetArrays` keeps one fixed-size slot per vehicle); a
-vehicle with ``v_ok`` false is skipped without reading its stops.
+padded: :class:`dispatch.plan_arrays.FleetArrays` keeps one fixed-size slot per vehicle); only
+the vehicles of ``order`` are read, best-first: ``order`` is sorted by a lower bound on the
+cost each vehicle could offer (:func:`lower_bounds`, the least added driving over every pair
+of positions, feasible or not), and the kernel stops at the first vehicle whose bound cannot
+beat (nor tie with) the best insertion found. The answer is the one of evaluating every
+vehicle: a vehicle left out offers nothing :func:`choose` would take.
 
 Every leg is driven through the zone's time-of-day speed periods
 (:func:`dispatch.time_dependent.arrive`; free flow without windows, exactly ``t + leg``). The
@@ -41,6 +45,9 @@ F = NDArray[np.float64]
 IntA = NDArray[np.int64]
 
 _EPS = 1e-6
+#: Rounding slack of :func:`lower_bounds` (same terms as the kernel's cost, summed in another
+#: order: a few ulps of a cost of some thousand seconds).
+_LB_MARGIN = 1e-7
 #: Slack allowed to a plan already in force (GPS positions make legs jitter by a few ms).
 BASE_TOL = 1.0
 INF = np.inf
@@ -76,7 +83,9 @@ class Insertion:
 
 @nb.njit(cache=True, nogil=True)
 def _kernel(
-    v_ok: NDArray[np.bool_],
+    order: IntA,
+    v_lb: F,
+    best0: float,
     v_start: F,
     v_seats0: IntA,
     v_wc0: IntA,
@@ -117,27 +126,29 @@ def _kernel(
     out_td: F,
     out_i: IntA,
     out_j: IntA,
-) -> None:
-    nv = first.shape[0]
+) -> int:
     # Free flow adds legs inline: a call to arrive() per candidate (numba does not inline it)
     # would make the kernel ~3x slower for nothing.
     free = starts.shape[0] == 1 and factors[0] == 1.0
     kmax = 1
-    for v in range(nv):
-        kmax = max(kmax, count[v])
+    for q in range(order.shape[0]):
+        kmax = max(kmax, count[order[q]])
     base_b = np.empty(kmax)
     base_dep = np.empty(kmax)
     ls = np.empty(kmax, dtype=np.int64)
     lw = np.empty(kmax, dtype=np.int64)
     new_b = np.empty(kmax)
-    for v in range(nv):
-        out_cost[v] = INF
-        out_tp[v] = INF
-        out_td[v] = INF
-        out_i[v] = -1
-        out_j[v] = -1
-        if not v_ok[v]:
-            continue
+    # The out arrays come filled (INF, -1) and keep what earlier calls wrote for other vehicles.
+    # Best-first: ``order`` is sorted by ``v_lb``, a lower bound on every cost the vehicle
+    # could offer. Once a vehicle's bound exceeds the best cost found by more than choose()'s
+    # tie tolerance, neither it nor any later vehicle can be chosen (nor tie with the choice).
+    best_all = best0  # the best cost found before this call (INF: none)
+    evaluated = 0
+    for q in range(order.shape[0]):
+        v = order[q]
+        if v_lb[v] > best_all + _EPS + _LB_MARGIN:
+            break
+        evaluated += 1
         o = first[v]
         n = count[v]
         # Current schedule and loads; an infeasible current plan takes no new ride.
@@ -249,6 +260,56 @@ def _kernel(
                 out_td[v] = bd
                 out_i[v] = i
                 out_j[v] = j
+        if out_cost[v] < best_all:
+            best_all = out_cost[v]
+    return evaluated
+
+
+@nb.njit(cache=True, nogil=True)
+def lower_bounds(
+    cand: IntA,
+    first: IntA,
+    count: IntA,
+    s_leg: F,
+    s_toP: F,
+    s_Pto: F,
+    s_toD: F,
+    s_Dto: F,
+    v_posP: F,
+    v_PD: F,
+    out_lb: F,
+) -> None:
+    """Least cost of inserting the ride into each vehicle of ``cand`` over every pair of
+    positions, feasible or not, into ``out_lb`` (O(stops) per vehicle).
+
+    The terms are the kernel's own (added free-flow driving, from the same cached legs), so the
+    bound is the kernel's cost minimised over a superset of the pairs it accepts: whatever the
+    windows, loads, ride-time limits and shift ends rule out, the kernel's best is never lower.
+    Pairs ``j > i`` split into a pick-up part (``i``) and a drop-off part (``j``); a running
+    minimum of the pick-up part over ``i < j`` gives the best split for each ``j``.
+    """
+    for q in range(cand.shape[0]):
+        v = cand[q]
+        o = first[v]
+        n = count[v]
+        best = INF
+        best_p = INF  # least pick-up part over i < j
+        for j in range(n + 1):
+            tt_in = v_posP[v] if j == 0 else s_toP[o + j - 1]
+            # Pick-up and drop-off together before stop j.
+            c = tt_in + v_PD[v]
+            if j < n:
+                c += s_Dto[o + j] - s_leg[o + j]
+            best = min(best, c)
+            if j > 0:
+                # Drop-off before stop j, pick-up earlier (before some stop i < j).
+                d = s_toD[o + j - 1]
+                if j < n:
+                    d += s_Dto[o + j] - s_leg[o + j]
+                best = min(best, best_p + d)
+            if j < n:
+                best_p = min(best_p, tt_in + s_Pto[o + j] - s_leg[o + j])
+        out_lb[v] = best
 
 
 def choose(out_cost: F, out_tp: F, out_td: F, out_i: IntA, out_j: IntA) -> Insertion | None:

@@ -14,6 +14,11 @@ whose bound misses the latest pick-up or its shift end could not take the ride i
 either, so it is left out before any other travel time is asked for. Vehicles whose type
 cannot seat the party are left out too. Legs are cached as free-flow seconds; the kernel
 drives them through the zone's speed periods.
+
+Best-first (exact, any travel-time model): the vehicles left are evaluated in order of a lower
+bound on the cost they could offer (:func:`dispatch.insertion.lower_bounds`, from the travel
+times the kernel needs anyway), and the kernel stops at the first whose bound cannot beat the
+best insertion found; ``last_candidates`` counts the vehicles it evaluated.
 """
 
 from __future__ import annotations
@@ -22,13 +27,24 @@ from copy import copy
 from dataclasses import dataclass
 from operator import attrgetter
 
+import numba as nb
 import numpy as np
 
 from dispatch.geo import FloatArray
-from dispatch.insertion import BASE_TOL, Insertion, NewRide, _kernel, choose
+from dispatch.insertion import (
+    _EPS,
+    _LB_MARGIN,
+    BASE_TOL,
+    Insertion,
+    NewRide,
+    _kernel,
+    choose,
+    lower_bounds,
+)
 from dispatch.time_dependent import FREE_FLOW_PROFILE, SpeedProfile
 from dispatch.travel_times import StraightLineTravelTimes, TravelTimes
 from dispatch.vehicle import StopKind, Vehicle
+from gtfs.geo import EARTH_RADIUS_M
 
 
 def leg_times(travel: TravelTimes, points: FloatArray, speed_kmh: float) -> FloatArray:
@@ -145,6 +161,125 @@ _STOP_FIELDS = ("leg", "early", "late", "serv", "ds", "dw", "pair", "maxride", "
 _INT_FIELDS = ("ds", "dw", "pair")
 #: Margin (seconds) of the pruning bounds over the kernel's own tolerances.
 _PRUNE_MARGIN_S = 1.0
+#: Vehicles evaluated first (least box bound) before the bound of the rest is compared with
+#: the best insertion they offer.
+_FIRST_ROUND = 8
+#: A vehicle whose bound exceeds the best cost by more than this can neither beat nor tie with
+#: it (choose()'s tolerance, plus rounding).
+_STOP_TOL = _EPS + _LB_MARGIN
+#: Relative slack of :func:`box_bounds` for rounding (its haversine is not the matrix's).
+_BOX_REL = 1e-9
+
+
+@dataclass
+class _Out:
+    """Each vehicle's best insertion, as the kernel writes it (INF / -1: none)."""
+
+    cost: FloatArray
+    tp: FloatArray
+    td: FloatArray
+    i: np.ndarray
+    j: np.ndarray
+
+    @classmethod
+    def empty(cls, nv: int) -> _Out:
+        return cls(
+            cost=np.full(nv, np.inf),
+            tp=np.full(nv, np.inf),
+            td=np.full(nv, np.inf),
+            i=np.full(nv, -1, dtype=np.int64),
+            j=np.full(nv, -1, dtype=np.int64),
+        )
+
+
+@nb.njit(cache=True, nogil=True)
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle metres, as :func:`gtfs.geo.haversine_m` (to rounding)."""
+    rad = np.pi / 180.0
+    p1 = lat1 * rad
+    p2 = lat2 * rad
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin((lon2 - lon1) * rad / 2) ** 2
+    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(max(a, 0.0), 1.0)))
+
+
+@nb.njit(cache=True, nogil=True)
+def box_bounds(
+    cand: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    pts: FloatArray,
+    pos: FloatArray,
+    s_leg: FloatArray,
+    speeds: FloatArray,
+    pd_pts: FloatArray,
+    detour: float,
+    v_start: FloatArray,
+    shift_end: FloatArray,
+    depots: FloatArray,
+    latest_pickup: float,
+    service_s: float,
+    fastest: float,
+    out: FloatArray,
+) -> None:
+    """A lower bound on the cost (added free-flow driving) of inserting the ride into each
+    vehicle of ``cand``, from its route's lat/lon bounding box and its longest leg alone.
+
+    Every node of the route (position and stops) lies in the box, and the haversine of a point
+    to any point of the box is at least the haversine formula with the latitude and longitude
+    gaps to the box and the least cosine of a box latitude (each term is monotone), so
+    ``h`` (that distance, driven) bounds the time from any node to the pick-up (``hp``) or the
+    drop-off (``hd``). The straight-line model is a metric, so putting the pick-up between two
+    nodes ``a, b`` adds ``d(a,P) + d(P,b) - d(a,b) >= max(0, 2 hp - L)`` (``L`` the longest
+    leg), after the last stop ``d(last,P) >= hp``; whatever the drop-off adds is >= 0, and a
+    drop-off right after the pick-up costs at least the pick-up's detour, by the triangle
+    inequality. So the cost is >= ``min(hp, max(0, 2 hp - L))``, and likewise for the drop-off.
+
+    A vehicle that cannot reach the pick-up in time or be home before its shift ends (module
+    docstring) gets +inf.
+    """
+    rad = np.pi / 180.0
+    p_to_d_m = _haversine(pd_pts[0, 0], pd_pts[0, 1], pd_pts[1, 0], pd_pts[1, 1])
+    for q in range(cand.shape[0]):
+        v = cand[q]
+        per_m = detour / (speeds[v] / 3.6)
+        to_p = _haversine(pos[v, 0], pos[v, 1], pd_pts[0, 0], pd_pts[0, 1]) * per_m
+        reach = v_start[v] + to_p / fastest
+        home = _haversine(pd_pts[1, 0], pd_pts[1, 1], depots[v, 0], depots[v, 1]) * per_m
+        back = reach + (p_to_d_m * per_m + home) / fastest + service_s
+        if (
+            reach > latest_pickup + _PRUNE_MARGIN_S
+            or back > shift_end[v] + BASE_TOL + _PRUNE_MARGIN_S
+        ):
+            out[v] = np.inf
+            continue
+        o = first[v]
+        n = count[v]
+        lat_lo = pos[v, 0]
+        lat_hi = lat_lo
+        lon_lo = pos[v, 1]
+        lon_hi = lon_lo
+        longest = 0.0
+        for k in range(n):
+            la = pts[o + k, 0]
+            lo = pts[o + k, 1]
+            lat_lo = min(lat_lo, la)
+            lat_hi = max(lat_hi, la)
+            lon_lo = min(lon_lo, lo)
+            lon_hi = max(lon_hi, lo)
+            longest = max(longest, s_leg[o + k])
+        c_box = min(np.cos(lat_lo * rad), np.cos(lat_hi * rad))
+        lb = 0.0
+        for w in range(2):
+            la = pd_pts[w, 0]
+            lo = pd_pts[w, 1]
+            dphi = max(lat_lo - la, la - lat_hi, 0.0) * rad
+            dlam = max(lon_lo - lo, lo - lon_hi, 0.0) * rad
+            c = max(c_box, 0.0) * max(np.cos(la * rad), 0.0)  # <= cos(lat_P) cos(lat_x)
+            a = np.sin(dphi / 2) ** 2 + c * np.sin(dlam / 2) ** 2
+            h = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(a, 1.0))) * per_m
+            h *= 1.0 - _BOX_REL
+            lb = max(lb, min(h, max(0.0, 2.0 * h - longest)))
+        out[v] = lb
 
 
 @dataclass
@@ -252,6 +387,12 @@ class FleetArrays:
         self._slots: _Slots | None = None
         #: Vehicles evaluated by the kernel in the last quote (after pruning).
         self.last_candidates = 0
+        #: Vehicles that could reach the ride in the last quote (before the best-first stop).
+        self.last_reachable = 0
+        #: Each vehicle's lower bound in the last quote (-inf where none was computed): from
+        #: its travel times (:func:`dispatch.insertion.lower_bounds`), and from its box alone.
+        self.last_bounds: FloatArray = np.zeros(0)
+        self.last_box_bounds: FloatArray = np.zeros(0)
 
     def invalidate(self, vehicle_id: str) -> None:
         va = self._cache.pop(vehicle_id, None)
@@ -318,6 +459,34 @@ class FleetArrays:
         ok = v_ok & (sl.cap_s >= ride.seats) & (sl.cap_w >= ride.wheelchairs)
         if not (self.prune and isinstance(self.travel, StraightLineTravelTimes)):
             return np.flatnonzero(ok)
+        cand = np.flatnonzero(ok)
+        box = self.last_box_bounds
+        box_bounds(
+            cand,
+            sl.first,
+            sl.count,
+            sl.pts,
+            sl.pos,
+            sl.stops["leg"],
+            sl.speeds,
+            np.array([ride.pickup, ride.dropoff], dtype=np.float64),
+            float(self.travel.detour),
+            v_start,
+            sl.shift_end,
+            sl.depots,
+            float(ride.latest_pickup),
+            float(ride.service_pickup_s + ride.service_dropoff_s),
+            float(np.max(self.profile.factors)),
+            box,
+        )
+        return cand[np.isfinite(box[cand])]
+
+    def _reachable(
+        self, sl: _Slots, ride: NewRide, v_start: FloatArray, ok: np.ndarray
+    ) -> np.ndarray:
+        """The reach screen of :func:`box_bounds` with the travel-time model's own matrices
+        (the vehicles of ``ok`` that might take ``ride``; kept as the reference the tests
+        compare the compiled screen with)."""
         fastest = float(np.max(self.profile.factors))
         pd_pts = np.array([ride.pickup, ride.dropoff], dtype=np.float64)
         to_p = np.empty(len(sl.speeds))
@@ -345,12 +514,44 @@ class FleetArrays:
         sl = self._refresh(vehicles)
         v_start = np.maximum(sl.ready, now)
         v_ok = sl.shift_end > now
+        self.last_bounds = np.full(nv, -np.inf)
+        self.last_box_bounds = np.full(nv, -np.inf)
         cand = self._candidates(sl, ride, v_start, v_ok)
-        self.last_candidates = len(cand)
+        self.last_reachable = len(cand)
+        self.last_candidates = 0
         if len(cand) == 0:
             return None
-        v_ok = np.zeros(nv, dtype=np.bool_)
-        v_ok[cand] = True
+        out = _Out.empty(nv)
+        if not (self.prune and isinstance(self.travel, StraightLineTravelTimes)):
+            self.last_candidates = self._evaluate(sl, ride, cand, v_start, out, -np.inf)
+            return choose(out.cost, out.tp, out.td, out.i, out.j)
+        # Best-first over the fleet without a travel time to any planned stop: a bound from
+        # each route's bounding box orders the vehicles; the first few are evaluated, then only
+        # those whose bound can still beat (or tie with) the best insertion found.
+        box = self.last_box_bounds  # written by _candidates
+        order = cand[np.argsort(box[cand], kind="stable")]
+        head, rest = order[:_FIRST_ROUND], order[_FIRST_ROUND:]
+        n_eval = self._evaluate(sl, ride, head, v_start, out, np.inf)
+        best = float(np.min(out.cost[head]))
+        rest = rest[box[rest] <= best + _STOP_TOL]
+        if len(rest):
+            n_eval += self._evaluate(sl, ride, rest, v_start, out, best)
+        self.last_candidates = n_eval
+        return choose(out.cost, out.tp, out.td, out.i, out.j)
+
+    def _evaluate(
+        self,
+        sl: _Slots,
+        ride: NewRide,
+        cand: np.ndarray,
+        v_start: FloatArray,
+        out: _Out,
+        best0: float,
+    ) -> int:
+        """Run the kernel over the vehicles ``cand`` (best-first by :func:`lower_bounds` from
+        ``best0``, the best cost found before, unless ``best0`` is -inf: every vehicle),
+        writing their best insertions into ``out``; the number of vehicles evaluated."""
+        nv = len(sl.ids)
         # The candidates' stops: slot starts plus 0..count-1.
         cnt = sl.count[cand]
         starts = np.repeat(sl.first[cand], cnt)
@@ -386,53 +587,59 @@ class FleetArrays:
             s_Dto[sm] = from_pd[1, :ns]
             v_Ddepot[vm] = from_pd[1, ns : ns + nvm]
             v_PD[vm] = from_pd[0, -1]
-        out_cost = np.empty(nv)
-        out_tp = np.empty(nv)
-        out_td = np.empty(nv)
-        out_i = np.empty(nv, dtype=np.int64)
-        out_j = np.empty(nv, dtype=np.int64)
         s = sl.stops
-        _kernel(
-            v_ok,
-            v_start,
-            sl.seats0,
-            sl.wc0,
-            sl.cap_s,
-            sl.cap_w,
-            sl.shift_end,
-            sl.pos_depot,
-            v_posP,
-            v_PD,
-            v_Ddepot,
-            sl.first,
-            sl.count,
-            s["leg"],
-            s["early"],
-            s["late"],
-            s["serv"],
-            s["ds"],
-            s["dw"],
-            s["pair"],
-            s["maxride"],
-            s["depot"],
-            s_toP,
-            s_Pto,
-            s_toD,
-            s_Dto,
-            float(ride.earliest_pickup),
-            float(ride.latest_pickup),
-            float(ride.latest_dropoff),
-            int(ride.seats),
-            int(ride.wheelchairs),
-            float(ride.service_pickup_s),
-            float(ride.service_dropoff_s),
-            float(ride.max_ride_s),
-            self.profile.starts,
-            self.profile.factors,
-            out_cost,
-            out_tp,
-            out_td,
-            out_i,
-            out_j,
+        v_lb = self.last_bounds
+        if best0 > -np.inf:
+            # Best-first (exact, :mod:`dispatch.insertion`): cheapest bound first, and the
+            # kernel stops once no bound left can beat the best insertion found.
+            lower_bounds(
+                cand, sl.first, sl.count, s["leg"], s_toP, s_Pto, s_toD, s_Dto, v_posP, v_PD, v_lb
+            )
+            cand = cand[np.argsort(v_lb[cand], kind="stable")]
+        return int(
+            _kernel(
+                cand,
+                v_lb,
+                best0 if best0 > -np.inf else np.inf,
+                v_start,
+                sl.seats0,
+                sl.wc0,
+                sl.cap_s,
+                sl.cap_w,
+                sl.shift_end,
+                sl.pos_depot,
+                v_posP,
+                v_PD,
+                v_Ddepot,
+                sl.first,
+                sl.count,
+                s["leg"],
+                s["early"],
+                s["late"],
+                s["serv"],
+                s["ds"],
+                s["dw"],
+                s["pair"],
+                s["maxride"],
+                s["depot"],
+                s_toP,
+                s_Pto,
+                s_toD,
+                s_Dto,
+                float(ride.earliest_pickup),
+                float(ride.latest_pickup),
+                float(ride.latest_dropoff),
+                int(ride.seats),
+                int(ride.wheelchairs),
+                float(ride.service_pickup_s),
+                float(ride.service_dropoff_s),
+                float(ride.max_ride_s),
+                self.profile.starts,
+                self.profile.factors,
+                out.cost,
+                out.tp,
+                out.td,
+                out.i,
+                out.j,
+            )
         )
-        return choose(out_cost, out_tp, out_td, out_i, out_j)

@@ -273,3 +273,84 @@ def test_a_changed_plan_is_never_taken_for_a_position_report() -> None:
         fresh.pos_depot
     )
     assert moved.late == pytest.approx(fresh.late)
+
+
+@pytest.mark.parametrize("profile_name", ["free_flow", "peak"])
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_best_first_quote_is_the_full_quote_and_skips_vehicles(
+    seed: int, profile_name: str
+) -> None:
+    """Best-first evaluation (vehicles by a lower bound on their cost, stopped once no bound
+    can beat the best found) answers what evaluating every vehicle answers: same vehicle,
+    positions, cost and times, over random fleets and rides with wide windows (the reach
+    pruning leaves nearly every vehicle in). And it does leave vehicles unevaluated."""
+    profile = PROFILES[profile_name]
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 60))
+    vehicles, travel = random_fleet(rng, n, stops_range=(0, 8), profile=profile)
+    pruned = FleetArrays(travel, profile)
+    unpruned = FleetArrays(travel, profile)
+    unpruned.prune = False
+    skipped = found = 0
+    for k in range(80):
+        now = NOW + 5.0 * k
+        ride = random_ride(rng, now, travel)
+        a = pruned.best_insertion(vehicles, ride, now)
+        b = unpruned.best_insertion(vehicles, ride, now)
+        assert a == b  # same vehicle, positions, cost and times, to the bit
+        assert pruned.last_candidates <= pruned.last_reachable
+        assert unpruned.last_candidates == unpruned.last_reachable
+        skipped += pruned.last_reachable - pruned.last_candidates
+        found += a is not None
+    assert found > 20
+    assert skipped > 0
+
+
+def test_lower_bound_never_exceeds_a_vehicle_best_cost() -> None:
+    """The bound of each vehicle is at most the kernel's best insertion into that vehicle
+    alone (the property the best-first stop rests on), and equals it for an idle vehicle."""
+    rng = np.random.default_rng(21)
+    vehicles, travel = random_fleet(rng, 30, stops_range=(0, 8))
+    vehicles.append(_van())  # idle: its only insertion is position -> P -> D
+    checked = 0
+    for _ in range(40):
+        ride = random_ride(rng, NOW, travel)
+        for v in vehicles:
+            alone = FleetArrays(travel)
+            alone.prune = False
+            ins = alone.best_insertion([v], ride, NOW)
+            if ins is None:
+                continue
+            one = FleetArrays(travel)
+            one.best_insertion([v], ride, NOW)
+            lb = one.last_bounds[0]
+            assert lb <= ins.cost_s + 1e-6
+            assert one.last_box_bounds[0] <= ins.cost_s + 1e-6
+            if not v.plan:
+                assert lb == pytest.approx(ins.cost_s, abs=1e-6)
+            checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_compiled_reach_screen_is_the_matrix_one(seed: int) -> None:
+    """The reach screen compiled into the box bounds leaves out the vehicles the travel-time
+    model's own matrices leave out (no more, no fewer)."""
+    rng = np.random.default_rng(seed)
+    vehicles, travel = random_fleet(rng, 60, stops_range=(0, 8))
+    for v in vehicles[::3]:
+        v.shift_end = NOW + float(rng.uniform(600, 3600))
+    fa = FleetArrays(travel, PROFILES["peak"])
+    left_out = 0
+    for _ in range(60):
+        ride = random_ride(rng, NOW, travel)
+        fa.best_insertion(vehicles, ride, NOW)  # fills the slots and the bounds
+        sl = fa._slots
+        assert sl is not None
+        v_start = np.maximum(sl.ready, NOW)
+        ok = (sl.shift_end > NOW) & (sl.cap_s >= ride.seats) & (sl.cap_w >= ride.wheelchairs)
+        compiled = fa._candidates(sl, ride, v_start, sl.shift_end > NOW)
+        reference = fa._reachable(sl, ride, v_start, ok.copy())
+        assert compiled.tolist() == reference.tolist()
+        left_out += int(ok.sum()) - len(compiled)
+    assert left_out > 0
