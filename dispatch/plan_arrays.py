@@ -203,6 +203,47 @@ def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 @nb.njit(cache=True, nogil=True)
+def straight_line_times(
+    cand: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    pts: FloatArray,
+    pos: FloatArray,
+    depots: FloatArray,
+    speeds: FloatArray,
+    pd_pts: FloatArray,
+    detour: float,
+    s_toP: FloatArray,
+    s_Pto: FloatArray,
+    s_toD: FloatArray,
+    s_Dto: FloatArray,
+    v_posP: FloatArray,
+    v_PD: FloatArray,
+    v_Ddepot: FloatArray,
+) -> None:
+    """The kernel's travel times to and from the ride's pick-up and drop-off for the vehicles
+    of ``cand`` under the straight-line model, in one compiled pass (the matrix calls cost
+    more in numpy's per-call overhead than in arithmetic at a quote's sizes). The model is
+    symmetric, so each distance is computed once for both directions."""
+    pla, plo, dla, dlo = pd_pts[0, 0], pd_pts[0, 1], pd_pts[1, 0], pd_pts[1, 1]
+    p_to_d = _haversine(pla, plo, dla, dlo)
+    for q in range(cand.shape[0]):
+        v = cand[q]
+        per_m = detour / (speeds[v] / 3.6)
+        v_posP[v] = _haversine(pos[v, 0], pos[v, 1], pla, plo) * per_m
+        v_PD[v] = p_to_d * per_m
+        v_Ddepot[v] = _haversine(dla, dlo, depots[v, 0], depots[v, 1]) * per_m
+        o = first[v]
+        for k in range(o, o + count[v]):
+            tp = _haversine(pts[k, 0], pts[k, 1], pla, plo) * per_m
+            td = _haversine(pts[k, 0], pts[k, 1], dla, dlo) * per_m
+            s_toP[k] = tp
+            s_Pto[k] = tp
+            s_toD[k] = td
+            s_Dto[k] = td
+
+
+@nb.njit(cache=True, nogil=True)
 def box_bounds(
     cand: np.ndarray,
     first: np.ndarray,
@@ -539,33 +580,26 @@ class FleetArrays:
         self.last_candidates = n_eval
         return choose(out.cost, out.tp, out.td, out.i, out.j)
 
-    def _evaluate(
+    def _matrix_times(
         self,
         sl: _Slots,
-        ride: NewRide,
         cand: np.ndarray,
-        v_start: FloatArray,
-        out: _Out,
-        best0: float,
-    ) -> int:
-        """Run the kernel over the vehicles ``cand`` (best-first by :func:`lower_bounds` from
-        ``best0``, the best cost found before, unless ``best0`` is -inf: every vehicle),
-        writing their best insertions into ``out``; the number of vehicles evaluated."""
-        nv = len(sl.ids)
+        pd_pts: FloatArray,
+        s_toP: FloatArray,
+        s_Pto: FloatArray,
+        s_toD: FloatArray,
+        s_Dto: FloatArray,
+        v_posP: FloatArray,
+        v_PD: FloatArray,
+        v_Ddepot: FloatArray,
+    ) -> None:
+        """The kernel's travel times for ``cand`` from the travel-time model's matrices (one
+        call each way per vehicle speed)."""
         # The candidates' stops: slot starts plus 0..count-1.
         cnt = sl.count[cand]
         starts = np.repeat(sl.first[cand], cnt)
         within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         sidx = starts + within
-        size = len(sl.pts)
-        pd_pts = np.array([ride.pickup, ride.dropoff], dtype=np.float64)
-        s_toP = np.empty(size)
-        s_Pto = np.empty(size)
-        s_toD = np.empty(size)
-        s_Dto = np.empty(size)
-        v_posP = np.empty(nv)
-        v_PD = np.empty(nv)
-        v_Ddepot = np.empty(nv)
         c_speed = sl.speeds[cand]
         s_speed = np.repeat(c_speed, cnt)
         for sp in np.unique(c_speed):
@@ -587,6 +621,50 @@ class FleetArrays:
             s_Dto[sm] = from_pd[1, :ns]
             v_Ddepot[vm] = from_pd[1, ns : ns + nvm]
             v_PD[vm] = from_pd[0, -1]
+
+    def _evaluate(
+        self,
+        sl: _Slots,
+        ride: NewRide,
+        cand: np.ndarray,
+        v_start: FloatArray,
+        out: _Out,
+        best0: float,
+    ) -> int:
+        """Run the kernel over the vehicles ``cand`` (best-first by :func:`lower_bounds` from
+        ``best0``, the best cost found before, unless ``best0`` is -inf: every vehicle),
+        writing their best insertions into ``out``; the number of vehicles evaluated."""
+        nv = len(sl.ids)
+        size = len(sl.pts)
+        pd_pts = np.array([ride.pickup, ride.dropoff], dtype=np.float64)
+        s_toP = np.empty(size)
+        s_Pto = np.empty(size)
+        s_toD = np.empty(size)
+        s_Dto = np.empty(size)
+        v_posP = np.empty(nv)
+        v_PD = np.empty(nv)
+        v_Ddepot = np.empty(nv)
+        if isinstance(self.travel, StraightLineTravelTimes):
+            straight_line_times(
+                cand,
+                sl.first,
+                sl.count,
+                sl.pts,
+                sl.pos,
+                sl.depots,
+                sl.speeds,
+                pd_pts,
+                float(self.travel.detour),
+                s_toP,
+                s_Pto,
+                s_toD,
+                s_Dto,
+                v_posP,
+                v_PD,
+                v_Ddepot,
+            )
+        else:
+            self._matrix_times(sl, cand, pd_pts, s_toP, s_Pto, s_toD, s_Dto, v_posP, v_PD, v_Ddepot)
         s = sl.stops
         v_lb = self.last_bounds
         if best0 > -np.inf:
