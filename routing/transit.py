@@ -217,7 +217,7 @@ class TransitData:
             trip_order=np.arange(tt.n_trips, dtype=np.int32),
             st_order=np.arange(tt.n_stop_times, dtype=np.int64),
             **continuations(tt),
-            **trip_rule_transfers(tt),
+            **trip_rule_transfers(tt, ptr, to[keep]),
         )
         self.trip_of_st = np.repeat(np.arange(tt.n_trips, dtype=np.int32), np.diff(tt.trip_st_ptr))
         self.route_modes = np.array([route_type_mode(int(x)) for x in tt.route_types])
@@ -321,6 +321,8 @@ class TransitData:
             "fifo": True,  # row_fifo says where realtime times left a pattern unsorted
             "max_rides": options.max_rides,
             "walk_factor": self.footpath_speed_mps / options.walk_speed_mps,
+            "transfer_factor": float(options.transfer_factor),
+            "transfer_extra_s": int(extra),
         }
 
     def _build_query_arrays(

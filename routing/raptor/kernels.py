@@ -193,38 +193,61 @@ def rule_board(
     w_copy: np.ndarray,
     slack: int,
     change_s: np.ndarray,
+    transfer_s: np.ndarray,
+    max_transfer_s: int,
     board_limit: np.ndarray,
     trip_st_ptr: np.ndarray,
     st_arr: np.ndarray,
     st_alight: np.ndarray,
     offsets: np.ndarray,
+    rx_flag: np.ndarray,
     rx_ptr: np.ndarray,
     rx_trip: np.ndarray,
     rx_pos: np.ndarray,
     rx_need: np.ndarray,
+    rx_edge: np.ndarray,
+    rule_s: np.ndarray,
     src_of: np.ndarray,
     src_bpos: np.ndarray,
 ) -> int:
     """How a rider with at most ``k - 1`` rides catches the governed boarding at stop time
     ``st`` (stop ``s``, leaving at ``dd``) in round ``k``: :data:`HOW_ACCESS`,
     :data:`HOW_WALK0`, :data:`HOW_WALK`, ``e * n_off + o`` (listed arrival ``e``, copy ``o``)
-    or :data:`NO_BOARD`. A first ride leaves no later than ``board_limit[s]``."""
+    or :data:`NO_BOARD`. A first ride leaves no later than ``board_limit[s]``. A boarding a
+    rule between two stops may govern (``rx_flag`` 2) is not caught from the stop's walk
+    label (which may come from a forbidden change): its list holds the walks."""
     first_ok = dd <= board_limit[s]
     if first_ok and access_s[s] >= 0 and departure + access_s[s] <= dd:
         return HOW_ACCESS
     if first_ok and wtau[0, s] <= dd:
         return HOW_WALK0
-    kk = k - 1
-    while kk > 0 and w_copy[kk, s]:
-        kk -= 1
-    if kk > 0 and wtau[kk, s] + slack <= dd:
-        return HOW_WALK
+    if rx_flag[st] == 1:
+        kk = k - 1
+        while kk > 0 and w_copy[kk, s]:
+            kk -= 1
+        if kk > 0 and wtau[kk, s] + slack <= dd:
+            return HOW_WALK
+    ch = change_s[s]
     for e in range(rx_ptr[st], rx_ptr[st + 1]):
+        # The change's time. At the same stop: the rule's (``rule_s``, already the rider's:
+        # QueryArrays.rule_seconds) or the stop's change time; along a footpath: the walk
+        # plus slack, or the rule's time when longer (a rule time is the whole transfer,
+        # walk included: routing.raptor.rules). Written out here: as a function called per
+        # listed change (numba did not inline it) searches with dense rules ran ~5x slower.
+        ni = rx_need[e]
+        ed = rx_edge[e]
+        if ed < 0:
+            need = ch if ni < 0 else rule_s[ni]
+        else:
+            d = transfer_s[ed]
+            if d > max_transfer_s:
+                continue
+            need = d + slack
+            if ni >= 0 and rule_s[ni] > need:
+                need = rule_s[ni]
         a_t = rx_trip[e]
         j = rx_pos[e]
         c = src_of[a_t]
-        need = rx_need[e]
-        need = change_s[s] if need < 0 else max(need, slack)
         sa = trip_st_ptr[a_t] + j
         for o in range(n_off):
             if (
@@ -293,16 +316,18 @@ def raptor_pruned(
     seat_prev: np.ndarray,  # [K+1, O, C]
     seat_bpos: np.ndarray,  # [K+1, O, C]
     # trip/route transfer rules (routing.raptor.network.RaptorNetwork.rule_arrays)
-    rx_flag: np.ndarray,  # [N] bool, empty without rules
+    rx_flag: np.ndarray,  # [N] int8, empty without rules
     rx_ptr: np.ndarray,  # [N+1] CSR
     rx_trip: np.ndarray,
     rx_pos: np.ndarray,
     rx_need: np.ndarray,
+    rx_edge: np.ndarray,
     src_of: np.ndarray,  # [T] index of a trip changed from under a rule, -1 elsewhere
     src_bpos: np.ndarray,  # [K+1, O, Cs] earliest boarding position (BIG: not ridden)
     src_how: np.ndarray,  # [K+1, O, Cs] how that boarding was reached (see rule_board)
     r_how: np.ndarray,  # [K+1, S] how each ride label's boarding was reached
     seat_how: np.ndarray,  # [K+1, O, C] how the first ride of a seated chain was boarded
+    rule_s: np.ndarray,  # the rules' seconds for this rider (QueryArrays.rule_seconds)
 ) -> int:
     """Run RAPTOR rounds from ``departure``; returns the last round that found something.
 
@@ -332,9 +357,10 @@ def raptor_pruned(
     a rider may change from there, is an odd copy (ridden alone). The second keeps a label of
     its own per trip copy (``src_bpos``: boarded at that position within ``k`` rides); a
     governed boarding is caught from an origin label, a walk, or one of the listed arrivals
-    with its own time (:func:`rule_board`), never from the stop's ride label, which may come
-    from an arrival the rule forbids or delays. ``r_how`` / ``src_how`` say which, for the
-    read-back.
+    (at the stop, or a footpath away) with its own time (:func:`rule_board`), never from the
+    stop's ride label, which may come from an arrival the rule forbids or delays, nor — where
+    a rule between two stops may govern it — from the stop's walk label. ``r_how`` /
+    ``src_how`` say which, for the read-back.
     """
     n_rounds = rtau.shape[0]
     has_rules = rx_flag.shape[0] > 0
@@ -487,9 +513,10 @@ def raptor_pruned(
                                 if dd + lower_bound[s] < bound:
                                     how = rule_board(
                                         k, s, st, dd, n_off, departure, access_s, wtau, w_copy,
-                                        slack, change_s, board_limit, trip_st_ptr, st_arr,
-                                        st_alight, offsets, rx_ptr, rx_trip, rx_pos, rx_need,
-                                        src_of, src_bpos,
+                                        slack, change_s, transfer_s, max_transfer_s,
+                                        board_limit, trip_st_ptr, st_arr, st_alight, offsets,
+                                        rx_flag, rx_ptr, rx_trip, rx_pos, rx_need, rx_edge,
+                                        rule_s, src_of, src_bpos,
                                     )  # fmt: skip
                                     if how != NO_BOARD:
                                         cur = fix_t
@@ -707,13 +734,14 @@ def raptor(
         np.full((offsets.shape[0], 0), BIG, dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
-        np.zeros(0, dtype=np.bool_), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
-        np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int8), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32),
         np.full(trip_st_ptr.shape[0] - 1, -1, dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
         np.zeros((1, 1), dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
+        np.zeros(0, dtype=np.int32),
     )  # fmt: skip
 
 

@@ -14,7 +14,14 @@ import numpy.typing as npt
 from numba import njit
 
 from routing.raptor.journey import Journey, Leg, RideLeg, WalkLeg
-from routing.raptor.kernels import BIG, SEATED, find_trip, mark, queue_patterns, scan_pass
+from routing.raptor.kernels import (
+    BIG,
+    SEATED,
+    find_trip,
+    mark,
+    queue_patterns,
+    scan_pass,
+)
 from routing.raptor.network import RaptorNetwork
 from routing.raptor.search import QueryArrays, _as_targets, _tighten
 
@@ -118,6 +125,71 @@ def _rule_class(trip: int, src_of: np.ndarray) -> int:
     return -1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _listed_ready(
+    x: int,
+    s: int,
+    st: int,
+    ready: int,
+    slack: int,
+    change_s: np.ndarray,
+    transfer_s: np.ndarray,
+    max_transfer_s: int,
+    l_kind: np.ndarray,
+    l_parent: np.ndarray,
+    l_trip: np.ndarray,
+    l_alight: np.ndarray,
+    l_arr: np.ndarray,
+    rx_flag: np.ndarray,
+    rx_ptr: np.ndarray,
+    rx_trip: np.ndarray,
+    rx_pos: np.ndarray,
+    rx_need: np.ndarray,
+    rx_edge: np.ndarray,
+    rule_s: np.ndarray,
+) -> int:
+    """When label ``x`` at stop ``s`` is ready to board the governed stop time ``st``: a ride
+    label (or a walk after a ride, where a rule between two stops may govern ``st``) is ready
+    after the time listed for that ride's trip and alighting position (a binary search: each
+    list is sorted by both), ``BIG`` when the change is not listed (forbidden); any other
+    label keeps its own ``ready``."""
+    ride = x
+    if l_kind[x] == K_WALK:
+        if rx_flag[st] != 2:
+            return ready
+        ride = l_parent[x]
+        if ride < 0 or l_kind[ride] != K_RIDE:
+            return ready  # a walk from the origin
+    elif l_kind[x] != K_RIDE:
+        return ready
+    trip = l_trip[ride]
+    pos = l_alight[ride]
+    lo = rx_ptr[st]
+    hi = rx_ptr[st + 1]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if rx_trip[mid] < trip or (rx_trip[mid] == trip and rx_pos[mid] < pos):
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == rx_ptr[st + 1] or rx_trip[lo] != trip or rx_pos[lo] != pos:
+        return BIG  # a change the rules do not list is forbidden
+    # The change's time, as in kernels.rule_board (written out: a call per lookup measurably
+    # slowed McRAPTOR).
+    ni = rx_need[lo]
+    ed = rx_edge[lo]
+    if ed < 0:
+        need = change_s[s] if ni < 0 else rule_s[ni]
+    else:
+        d = transfer_s[ed]
+        if d > max_transfer_s:
+            return BIG
+        need = d + slack
+        if ni >= 0 and rule_s[ni] > need:
+            need = rule_s[ni]
+    return l_arr[ride] + need
+
+
 @njit(cache=True, nogil=True)
 def _target_prunes(reach: int, rnd: int, walk: int, co2_steps: int, tb: np.ndarray) -> bool:
     """Whether a journey of ``tb`` arrives before ``reach`` with no more rides than ``rnd``,
@@ -192,10 +264,14 @@ def _walks(
     egress: np.ndarray,
     tb: np.ndarray,
     l_cls: np.ndarray,
+    walk_cls: np.ndarray,
 ) -> tuple[int, int]:
     """One footpath after each of ``labels[:n_labels]``, into round ``rnd`` (boarding ready
-    ``slack`` after the walk). Returns ``(n, n_mark)``, the labels and marked stops now, or
-    ``(-1, n_mark)`` when the label pool is full."""
+    ``slack`` after the walk). A walk to a stop of ``walk_cls`` ([S] bool, empty without
+    rules) keeps the rule class of the label it follows (:func:`_rule_class`): there a rule
+    between two stops may govern a boarding, and walks after rides on different trips lead
+    to different boardings. Returns ``(n, n_mark)``, the labels
+    and marked stops now, or ``(-1, n_mark)`` when the label pool is full."""
     cap = l_arr.shape[0]
     for i in range(n_labels):
         x = labels[i]
@@ -211,11 +287,12 @@ def _walks(
                 continue
             if n >= cap:
                 return -1, n_mark
+            cls = l_cls[x] if walk_cls.shape[0] > 0 and walk_cls[t] else -1
             if _insert(
                 t, a, a + slack, w, l_co2[x], rnd, K_WALK, head, nxt, l_arr, l_ready, l_walk,
-                l_co2, l_round, l_kind, dead, n, step, lb, egress, tb, -1, l_cls,
+                l_co2, l_round, l_kind, dead, n, step, lb, egress, tb, cls, l_cls,
             ):  # fmt: skip
-                l_cls[n] = -1
+                l_cls[n] = cls
                 l_arr[n] = a
                 l_ready[n] = a + slack
                 l_walk[n] = w
@@ -464,14 +541,19 @@ def mc_kernel(
     rx_trip: np.ndarray,
     rx_pos: np.ndarray,
     rx_need: np.ndarray,
+    rx_edge: np.ndarray,
     src_of: np.ndarray,
     l_cls: np.ndarray,
+    rule_s: np.ndarray,  # the rules' seconds for this rider (QueryArrays.rule_seconds)
+    walk_cls: np.ndarray,  # [S] RaptorNetwork.rule_walk_stops, empty without rules
 ) -> int:
     """Fill the label pool; returns the number of labels, or -1 when the pool is full.
 
     A boarding a trip/route transfer rule may govern (``rx_flag``, an odd trip) is caught
     from a ride label only with the time listed for that ride's trip and stop, and never
-    when the change is not listed (forbidden); labels on foot keep their own ready time.
+    when the change is not listed (forbidden); labels on foot keep their own ready time,
+    but where a rule between two stops may govern the boarding (``rx_flag`` 2) a walk after
+    a ride is looked up as that ride's change along the footpath (:func:`_listed_ready`).
 
     A rider on a trip with stay-seated continuations (an odd trip, ridden alone) continues
     into each trip the vehicle runs next, in the same round; the ride's part before the
@@ -533,7 +615,7 @@ def mc_kernel(
     n, n_mark = _walks(
         new_rides, n_acc, 0, 0, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
         max_arrival, head, nxt, dead, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
-        l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb, l_cls,
+        l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb, l_cls, walk_cls,
     )  # fmt: skip
     if n < 0:
         return -1
@@ -617,14 +699,12 @@ def mc_kernel(
                             st = trip_st_ptr[fix_t] + i
                             d = st_dep[fix_o, st] + offsets[fix_o]
                             rdy = l_ready[x]
-                            if has_rules and rx_flag[st] and l_kind[x] == K_RIDE:
-                                rdy = BIG  # a change the rules do not list is forbidden
-                                for e in range(rx_ptr[st], rx_ptr[st + 1]):
-                                    if rx_trip[e] == l_trip[x] and rx_pos[e] == l_alight[x]:
-                                        nd = rx_need[e]
-                                        nd = change_s[s] if nd < 0 else max(nd, slack)
-                                        rdy = l_arr[x] + nd
-                                        break
+                            if has_rules and rx_flag[st]:
+                                rdy = _listed_ready(
+                                    x, s, st, rdy, slack, change_s, transfer_s, max_transfer_s,
+                                    l_kind, l_parent, l_trip, l_alight, l_arr, rx_flag, rx_ptr,
+                                    rx_trip, rx_pos, rx_need, rx_edge, rule_s,
+                                )  # fmt: skip
                             # Not at its last stop (as in kernels.raptor_pruned).
                             if st_board[fix_o, st] and rdy <= d and i < n_pos - 1:
                                 best_t = fix_t
@@ -707,7 +787,7 @@ def mc_kernel(
         n, n_mark = _walks(
             new_rides, n_new, k, slack, transfer_ptr, transfer_to, transfer_s, max_transfer_s,
             max_arrival, head, nxt, dead, l_arr, l_ready, l_walk, l_co2, l_stop, l_round, l_kind,
-            l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb, l_cls,
+            l_parent, n, co2_step, marked, mark_list, n_mark, lb, egress, tb, l_cls, walk_cls,
         )  # fmt: skip
         if n < 0:
             return -1
@@ -813,7 +893,8 @@ def mc_raptor(
             res.arr, res.ready, res.walk, res.co2, res.stop, res.round, res.kind, res.parent, res.trip,
             res.board, res.alight, res.off, res.dead, res.next, res.head,
             query.active, network.trip_pattern, *network.continuation_arrays[:3], lb, egress, tb,
-            *network.rule_arrays, res.cls,
+            *network.rule_arrays, res.cls, query.rule_seconds(network),
+            network.rule_walk_stops if network.has_rules else np.zeros(0, dtype=np.bool_),
         )  # fmt: skip
         if n >= 0:
             res.n = n

@@ -71,14 +71,19 @@ class RaptorNetwork:
     back_ptr, back_to, back_kind
         The same lists in the opposite time direction (the trips each trip continues from);
         :meth:`reverse` swaps the two.
-    rx_flag, rx_ptr, rx_trip, rx_pos, rx_need
-        Trip/route transfer rules (:mod:`routing.raptor.rules`) or None: ``rx_flag`` [N] marks
-        the stop times whose boarding a transfers.txt rule may govern; for those, CSR
-        ``rx_ptr`` [N+1] lists every arrival at the same stop a rider may change from — trip
-        ``rx_trip``, position ``rx_pos`` — and the seconds it needs, ``rx_need`` (-1: the
-        stop's change time); a forbidden change is not listed.
-    rb_flag, rb_ptr, rb_trip, rb_pos, rb_need
+    rx_flag, rx_ptr, rx_trip, rx_pos, rx_need, rx_edge
+        Trip/route transfer rules (:mod:`routing.raptor.rules`) or None: ``rx_flag`` [N] int8
+        marks the stop times whose boarding a transfers.txt rule may govern (``rules.GOVERNED``
+        at that stop only, ``rules.WALK_GOVERNED`` also from other stops); for those, CSR
+        ``rx_ptr`` [N+1] lists every arrival a rider may change from — trip ``rx_trip``,
+        position ``rx_pos`` (each list sorted by both) — reached along footpath ``rx_edge``
+        (an index into ``transfer_*``; -1 at the same stop), and the time it needs:
+        ``rx_need`` indexes ``rule_s`` (-1: the default, the stop's change time or the walk
+        plus slack); a forbidden change is not listed.
+    rb_flag, rb_ptr, rb_trip, rb_pos, rb_need, rb_edge
         The same in the opposite time direction; :meth:`reverse` swaps the two.
+    rule_s
+        The distinct seconds the rules state (type 1: 0), which ``rx_need`` indexes.
     """
 
     n_stops: int
@@ -106,16 +111,19 @@ class RaptorNetwork:
     back_ptr: IntArray | None = None
     back_to: IntArray | None = None
     back_kind: Int8Array | None = None
-    rx_flag: BoolArray | None = None
+    rx_flag: Int8Array | None = None
     rx_ptr: Int64Array | None = None
     rx_trip: IntArray | None = None
     rx_pos: IntArray | None = None
     rx_need: IntArray | None = None
-    rb_flag: BoolArray | None = None
+    rx_edge: IntArray | None = None
+    rb_flag: Int8Array | None = None
     rb_ptr: Int64Array | None = None
     rb_trip: IntArray | None = None
     rb_pos: IntArray | None = None
     rb_need: IntArray | None = None
+    rb_edge: IntArray | None = None
+    rule_s: IntArray | None = None
 
     @property
     def has_rules(self) -> bool:
@@ -125,17 +133,18 @@ class RaptorNetwork:
     @cached_property
     def rule_arrays(
         self,
-    ) -> tuple[BoolArray, Int64Array, IntArray, IntArray, IntArray, IntArray]:
+    ) -> tuple[Int8Array, Int64Array, IntArray, IntArray, IntArray, IntArray, IntArray]:
         """The kernels' view of the rules: ``(rx_flag, rx_ptr, rx_trip, rx_pos, rx_need,
-        src_of)`` — ``src_of`` [T] numbers the trips a rider may change from at a governed
+        rx_edge, src_of)`` — ``src_of`` [T] numbers the trips a rider may change from at a governed
         boarding (they keep a label of their own), -1 elsewhere. Empty arrays (``rx_flag``
         of length 0) without rules, which the kernels read as "no rules"."""
         n_t = self.n_trips
         if not self.has_rules:
             z = np.zeros(0, dtype=np.int32)
             return (
-                np.zeros(0, dtype=np.bool_),
+                np.zeros(0, dtype=np.int8),
                 np.zeros(1, dtype=np.int64),
+                z,
                 z,
                 z,
                 z,
@@ -143,23 +152,47 @@ class RaptorNetwork:
             )
         assert self.rx_flag is not None and self.rx_ptr is not None
         assert self.rx_trip is not None and self.rx_pos is not None and self.rx_need is not None
+        assert self.rx_edge is not None
         src_of = np.full(n_t, -1, dtype=np.int32)
         srcs = np.unique(self.rx_trip)
         src_of[srcs] = np.arange(len(srcs), dtype=np.int32)
-        return self.rx_flag, self.rx_ptr, self.rx_trip, self.rx_pos, self.rx_need, src_of
+        return (
+            self.rx_flag,
+            self.rx_ptr,
+            self.rx_trip,
+            self.rx_pos,
+            self.rx_need,
+            self.rx_edge,
+            src_of,
+        )
+
+    @cached_property
+    def rule_walk_stops(self) -> BoolArray:
+        """[S] stops where a rule between two stops may govern a boarding (``rx_flag`` 2):
+        only walks to them must keep apart by the trip they follow (McRAPTOR's classes)."""
+        out = np.zeros(self.n_stops, dtype=np.bool_)
+        if self.has_rules:
+            assert self.rx_flag is not None
+            walk_st = np.flatnonzero(self.rx_flag == 2)
+            if len(walk_st):
+                trip = np.searchsorted(self.trip_st_ptr, walk_st, side="right") - 1
+                pos = walk_st - self.trip_st_ptr[trip]
+                pat = self.trip_pattern[trip].astype(np.int64)
+                out[self.pattern_stops[self.pattern_stop_ptr[pat] + pos]] = True
+        return out
 
     @cached_property
     def n_rule_sources(self) -> int:
         """How many trips keep a label of their own for the rules (-1 without rules)."""
-        return int((self.rule_arrays[5] >= 0).sum()) if self.has_rules else -1
+        return int((self.rule_arrays[6] >= 0).sum()) if self.has_rules else -1
 
     @cached_property
     def rule_trips(self) -> BoolArray:
         """[T] trips a rule governs a boarding of or a change from: ridden alone."""
         out = np.zeros(self.n_trips, dtype=np.bool_)
         if self.has_rules:
-            flag, _, trip, _, _, _ = self.rule_arrays
-            out[np.repeat(np.arange(self.n_trips), np.diff(self.trip_st_ptr))[flag]] = True
+            flag, _, trip, _, _, _, _ = self.rule_arrays
+            out[np.repeat(np.arange(self.n_trips), np.diff(self.trip_st_ptr))[flag > 0]] = True
             out[trip] = True
         return out
 
@@ -285,6 +318,8 @@ class RaptorNetwork:
         counts = np.bincount(self.transfer_to, minlength=self.n_stops)
         transfer_ptr = np.zeros(self.n_stops + 1, dtype=np.int32)
         np.cumsum(counts, out=transfer_ptr[1:])
+        edge_of = np.empty(len(order), dtype=np.int32)  # footpath index here -> mirrored
+        edge_of[order] = np.arange(len(order), dtype=np.int32)
 
         # Continuations: the forward network's "continues from" lists are the mirrored
         # network's "continues into" lists (and the other way), with trips renumbered.
@@ -295,12 +330,12 @@ class RaptorNetwork:
         # Transfer rules: the other direction's lists, renumbered into this frame.
         lengths_t = np.diff(self.trip_st_ptr)
         rx = _remap_rules(
-            self.rb_flag, self.rb_ptr, self.rb_trip, self.rb_pos, self.rb_need, st_order, inv,
-            lengths_t,
+            self.rb_flag, self.rb_ptr, self.rb_trip, self.rb_pos, self.rb_need, self.rb_edge,
+            st_order, inv, lengths_t, edge_of,
         )  # fmt: skip
         rb = _remap_rules(
-            self.rx_flag, self.rx_ptr, self.rx_trip, self.rx_pos, self.rx_need, st_order, inv,
-            lengths_t,
+            self.rx_flag, self.rx_ptr, self.rx_trip, self.rx_pos, self.rx_need, self.rx_edge,
+            st_order, inv, lengths_t, edge_of,
         )  # fmt: skip
 
         return RaptorNetwork(
@@ -334,11 +369,14 @@ class RaptorNetwork:
             rx_trip=rx[2],
             rx_pos=rx[3],
             rx_need=rx[4],
+            rx_edge=rx[5],
             rb_flag=rb[0],
             rb_ptr=rb[1],
             rb_trip=rb[2],
             rb_pos=rb[3],
             rb_need=rb[4],
+            rb_edge=rb[5],
+            rule_s=self.rule_s,
         )
 
 
@@ -362,30 +400,50 @@ def _remap_csr(
 
 
 def _remap_rules(
-    flag: BoolArray | None,
+    flag: Int8Array | None,
     ptr: Int64Array | None,
     trip: IntArray | None,
     pos: IntArray | None,
     need: IntArray | None,
+    edge: IntArray | None,
     st_order: npt.NDArray[np.int64],
     inv: Int64Array,
     lengths: Int64Array,
-) -> tuple[BoolArray | None, Int64Array | None, IntArray | None, IntArray | None, IntArray | None]:
+    edge_of: IntArray,
+) -> tuple[
+    Int8Array | None,
+    Int64Array | None,
+    IntArray | None,
+    IntArray | None,
+    IntArray | None,
+    IntArray | None,
+]:
     """Per-stop-time rule lists renumbered into the mirrored frame: new stop time ``n`` takes
-    old stop time ``st_order[n]``'s items; an item's trip maps by ``inv`` (old -> new) and its
-    position is read from the other end (``lengths`` [T] of the old trips)."""
-    if flag is None or ptr is None or trip is None or pos is None or need is None:
-        return None, None, None, None, None
+    old stop time ``st_order[n]``'s items; an item's trip maps by ``inv`` (old -> new), its
+    position is read from the other end (``lengths`` [T] of the old trips) and its footpath
+    maps by ``edge_of`` (the same walk, transposed). Each list stays sorted by (trip,
+    position): the mirrored positions of one trip reverse, so a list is re-sorted."""
+    if flag is None or ptr is None or trip is None or pos is None or need is None or edge is None:
+        return None, None, None, None, None, None
     counts = np.diff(ptr)[st_order]
     new_ptr = np.zeros(len(st_order) + 1, dtype=np.int64)
     np.cumsum(counts, out=new_ptr[1:])
     starts = ptr[:-1][st_order].astype(np.int64)
     item = np.repeat(starts - new_ptr[:-1], counts) + np.arange(int(new_ptr[-1]))
     old_t = trip[item]
+    new_trip = inv[old_t]
+    new_pos = lengths[old_t] - 1 - pos[item]
+    owner = np.repeat(np.arange(len(st_order), dtype=np.int64), counts)
+    order = np.lexsort((new_pos, new_trip, owner))
+    item = item[order]
+    e = edge[item]
+    mapped = np.full(len(e), -1, dtype=np.int32)
+    mapped[e >= 0] = edge_of[e[e >= 0]]
     return (
         flag[st_order],
         new_ptr,
-        inv[old_t].astype(np.int32),
-        (lengths[old_t] - 1 - pos[item]).astype(np.int32),
+        new_trip[order].astype(np.int32),
+        new_pos[order].astype(np.int32),
         need[item].astype(np.int32),
+        mapped,
     )

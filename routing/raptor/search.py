@@ -70,6 +70,10 @@ class QueryArrays:
     max_travel_s
         Longest journey counted from the search's departure (0: no limit): arrivals later than
         that are pruned like those that cannot beat the best one.
+    transfer_factor, transfer_extra_s
+        The rider's transfer-time factor and added seconds (:class:`routing.options.
+        RoutingOptions`), already in ``change_s`` / ``slack``; :meth:`rule_seconds` applies
+        them to the times transfer rules state.
     """
 
     active: npt.NDArray[np.bool_]
@@ -85,6 +89,8 @@ class QueryArrays:
     max_rides: int
     walk_factor: float = 1.0
     max_travel_s: int = 0
+    transfer_factor: float = 1.0
+    transfer_extra_s: int = 0
     odd: npt.NDArray[np.bool_] | None = None
     row_fifo: npt.NDArray[np.bool_] | None = None
     _scaled: dict[int, IntArray] = field(default_factory=dict, compare=False, repr=False)
@@ -147,6 +153,30 @@ class QueryArrays:
             self._scaled[key] = got
         return got
 
+    def rule_seconds(self, network: RaptorNetwork) -> IntArray:
+        """The seconds of ``network.rule_s`` (what trip/route transfer rules state) for this
+        rider: scaled by ``transfer_factor`` (rounded up), no less than the rider's minimum
+        change time, plus ``transfer_extra_s`` — as the stop change times in ``change_s``,
+        since a rule's time replaces the stop's. Along a footpath the kernels take the walk
+        plus ``slack`` when longer (:func:`routing.raptor.kernels.rule_board`), as for an
+        ordinary walk, which the factor does not scale (the walking speed does).
+
+        OpenTripPlanner 2 has no factor: a constrained transfer's ``minTransferTime`` plus the
+        transfer slack, or the regular transfer (walk plus slacks) when that takes longer
+        (``TransferConstraint.calculateTransferTargetTime``). nigiri reads no trip/route
+        rules; its transfer-time settings adjust every stop change time and footpath alike,
+        ``additional + max(min, duration * factor)``. Here a rule time, being a change time
+        the feed states, gets what the feed's change times get.
+        """
+        base = network.rule_s
+        if base is None or len(base) == 0:
+            return np.zeros(0, dtype=np.int32)
+        scaled = base
+        if self.transfer_factor != 1.0:
+            scaled = np.ceil(base * self.transfer_factor - 1e-9).astype(np.int32)
+        floor = self.slack - self.transfer_extra_s
+        return (np.maximum(scaled, floor) + self.transfer_extra_s).astype(np.int32)
+
     def mirrored(self, network: RaptorNetwork) -> QueryArrays:
         """This query in the frame of ``network`` (a reversed network), from forward arrays."""
         arr, dep = network.mirror_times(self.st_arr, self.st_dep)
@@ -164,6 +194,8 @@ class QueryArrays:
             max_rides=self.max_rides,
             walk_factor=self.walk_factor,
             max_travel_s=self.max_travel_s,
+            transfer_factor=self.transfer_factor,
+            transfer_extra_s=self.transfer_extra_s,
             odd=None if self.odd is None else np.ascontiguousarray(network.mirror_trips(self.odd)),
             row_fifo=self.row_fifo,  # per pattern, and patterns keep their index when mirrored
         )
@@ -475,6 +507,7 @@ def run(
         state.src_how,
         state.r_how,
         state.seat_how,
+        query.rule_seconds(network),
     )
     return state
 
@@ -569,14 +602,25 @@ class _Reader:
         else:
             n_off = len(self.q.offsets)
             e, o = divmod(how, n_off)
-            _, _, rx_trip, rx_pos, _, _ = self.net.rule_arrays
-            self.source_ride(k - 1, o, int(rx_trip[e]), int(rx_pos[e]))
+            _, _, rx_trip, rx_pos, _, rx_edge, _ = self.net.rule_arrays
+            trip, apos = int(rx_trip[e]), int(rx_pos[e])
+            edge = int(rx_edge[e])
+            if edge >= 0:
+                # A change along a footpath: the walk from where the trip was left.
+                net = self.net
+                p = int(net.trip_pattern[trip])
+                x = int(net.pattern_stops[int(net.pattern_stop_ptr[p]) + apos])
+                arr = int(self.q.st_arr[o, int(net.trip_st_ptr[trip]) + apos])
+                arr += int(self.q.offsets[o])
+                d = int(self.q.footpath_seconds(net)[edge])
+                self.legs.append(WalkLeg(x, s, arr, arr + d))
+            self.source_ride(k - 1, o, trip, apos)
 
     def source_ride(self, k: int, o: int, trip: int, apos: int) -> None:
         """The ride on trip copy ``(trip, o)`` to position ``apos`` within ``k`` rides, read
         from the trip's own label (a trip changed from under a rule)."""
         st = self.st
-        c = int(self.net.rule_arrays[5][trip])
+        c = int(self.net.rule_arrays[6][trip])
         while k > 1 and st.src_bpos[k - 1, o, c] == st.src_bpos[k, o, c]:
             k -= 1
         bpos = int(st.src_bpos[k, o, c])

@@ -34,6 +34,11 @@ class RuleCase:
         #: Stops some pattern serves (the only ones a random query may start or end at).
         self.stops = [int(s) for s in np.flatnonzero(np.diff(self.tt.stop_pattern_ptr) > 0)]
 
+    def apart(self, o: int, d: int) -> bool:
+        """Whether no footpath joins stops ``o`` and ``d`` (compiled indices), either way."""
+        a, b = str(self.tt.stop_ids[o]), str(self.tt.stop_ids[d])
+        return (a, b) not in self.ref.walks and (b, a) not in self.ref.walks
+
     def stop(self, i: int) -> int:
         """The compiled index of stop ``S{i}``."""
         return self.idx[f"S{i}"]
@@ -63,25 +68,39 @@ def random_cases(
 
 
 def random_queries(
-    rng: np.random.Generator, stops: Sequence[int], n: int, lo: int, hi: int
+    rng: np.random.Generator,
+    stops: Sequence[int],
+    n: int,
+    lo: int,
+    hi: int,
+    apart: Callable[[int, int], bool] | None = None,
 ) -> Iterator[tuple[int, dt.date, int, int, int]]:
     """``n`` queries ``(q, day, origin, destination, time)``: Friday on odd ``q``, else
-    Saturday; two distinct ``stops``; a time in ``[lo, hi)`` (drawn after the stops)."""
+    Saturday; two distinct ``stops`` (drawn again until ``apart(o, d)``, e.g. no footpath
+    between them: the checks compare journeys with rides); a time in ``[lo, hi)`` (drawn
+    after the stops)."""
     for q in range(n):
         day = FRI if q % 2 else SAT
-        o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
+        while True:
+            o, d = (int(x) for x in rng.choice(stops, 2, replace=False))
+            if apart is None or apart(o, d):
+                break
         yield q, day, o, d, int(rng.integers(lo, hi))
 
 
 def origin_departures(case: RuleCase, o: int, day: dt.date) -> list[int]:
-    """Every time a trip copy can be boarded at stop ``o`` (raw)."""
+    """Every time one leaves stop ``o`` to board a trip copy there, or a footpath's walk away
+    (raw)."""
     o_id = str(case.tt.stop_ids[o])
+    walk = {o_id: 0}
+    for y, d in case.ref._walks_from(o_id):
+        walk[y] = min(walk.get(y, d), d)
     return sorted(
         {
-            t.dep[i] + off
+            t.dep[i] + off - walk[s]
             for _, off, t in case.ref._copies(day)
             for i, s in enumerate(t.stops[:-1])
-            if s == o_id and t.pickup[i] != 1
+            if s in walk and t.pickup[i] != 1
         }
     )
 

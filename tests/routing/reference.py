@@ -522,21 +522,31 @@ class RuleReference:
     """Brute force over the raw GTFS with the feed's transfer rules (for small feeds).
 
     Round ``k`` holds every (stop, how one got there) label with at most ``k`` vehicles:
-    ``via`` is None for the origin or ``(copy, trip_id)`` for a ride. A trip copy is boarded at
-    its first stop time (not its last) whose departure is no earlier than a label there allows — the label's
-    arrival, plus the stop's change time after a ride — and alighted at any later stop time.
-    A change between two vehicles at a stop needs :meth:`change_time` (transfers.txt rules
-    naming trips or routes, else the stop's change time).
+    ``via`` is None for the origin, ``("w0", d)`` for a walk of ``d`` seconds from it,
+    ``(copy, trip_id)`` for a ride and ``("w", copy, trip_id, stop, d)`` for a walk of ``d``
+    seconds from ``stop`` after that ride. Walks are the footpaths the raw ``transfers.txt``
+    states between two stops (type 2 rows with ``min_transfer_time``, type 1 rows 0 s; the
+    test feeds' stops lie too far apart for any other), one after the origin or a ride,
+    none longer than ``max_walk_s``. A trip copy is boarded at its first stop time (not its
+    last) whose departure is no earlier than a label there allows — the origin's time (a first
+    ride leaving the origin by ``first_by``), the end of the walk from it, or after a ride
+    the arrival plus :meth:`change_time` of that change — and alighted at any later stop time.
     Staying seated (rules read from the raw ``trips.txt`` ``block_id`` and ``transfers.txt``):
     at a trip's last stop a rider stays on board into the vehicle's next trip of the same
     service day — the block's running trip that starts first at or after the trip's end —
     unless a ``transfer_type=5`` rule names the pair, and into every running ``to_trip_id`` of
     a ``transfer_type=4`` rule, in both cases only when that trip leaves no earlier than this
     one arrives; it then alights at any of its stop times but the first, no vehicle added.
+
+    The rider's transfer options (:class:`routing.options.RoutingOptions`) are ``factor``
+    (``transfer_factor``) and ``extra`` (``transfer_extra_s``); the minimum change time is 0.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, factor: float = 1.0, extra: int = 0) -> None:
         self.raw = RawFeed.load(path)
+        self.factor = factor
+        self.extra = extra
+        self.max_walk_s = BIG
         with zipfile.ZipFile(path) as z:
             trips = _read(z, "trips.txt")
             transfers = _read(z, "transfers.txt")
@@ -545,6 +555,8 @@ class RuleReference:
         self.route = {r["trip_id"]: r.get("route_id", "") for r in trips}
         self.parent = {r["stop_id"]: r.get("parent_station", "") for r in stops}
         self.change: dict[str, int] = {}
+        #: Footpaths ``(from, to) -> seconds`` stated by stop-to-stop rows (the last row wins).
+        self.walks: dict[tuple[str, str], int] = {}
         self.in_seat: set[tuple[str, str]] = set()
         self.not_seated: set[tuple[str, str]] = set()
         #: transfers.txt rows of types 1-3 naming a trip or a route, in file order.
@@ -565,17 +577,41 @@ class RuleReference:
                 m = int(r.get("min_transfer_time") or 0) if ty == 2 else 0
                 s = r["from_stop_id"]
                 self.change[s] = max(self.change.get(s, 0), m)
+            elif not names and ty in (1, 2):
+                m = int(r.get("min_transfer_time") or 0) if ty == 2 else 0
+                self.walks[(r["from_stop_id"], r["to_stop_id"])] = m
 
-    def change_time(self, from_trip: str, stop: str, to_trip: str) -> int | None:
-        """Seconds needed between alighting ``from_trip`` and boarding ``to_trip`` at ``stop``,
-        or None when the feed forbids that transfer.
+    def _scaled(self, seconds: int) -> int:
+        """A change time the feed states, for this rider: times the factor, rounded up."""
+        return math.ceil(seconds * self.factor - 1e-9) + self.extra
+
+    def walk_s(self, a: str, b: str) -> int | None:
+        """Seconds of the footpath from stop ``a`` to ``b``, None when none may be walked."""
+        d = self.walks.get((a, b))
+        return d if d is not None and d <= self.max_walk_s else None
+
+    def change_time(
+        self, from_trip: str, stop: str, to_trip: str, to_stop: str | None = None
+    ) -> int | None:
+        """Seconds needed between alighting ``from_trip`` at ``stop`` and boarding ``to_trip``
+        at ``to_stop`` (default: ``stop``), or None when the feed forbids that transfer (or
+        no footpath joins the two stops).
 
         Written from the GTFS reference, apart from :mod:`gtfs.transfer_rules`: among the rules
         of types 1-3 whose given fields all match (a blank one matches anything, a station its
         platforms) the one naming the most wins — both trips, then a trip and a route, one trip,
-        both routes, one route; then the one naming the stop itself over its station, then the
-        first row. Type 1 needs 0 s, 2 its ``min_transfer_time``, 3 forbids; with no rule, the
-        stop's change time."""
+        both routes, one route; then the one naming the stops themselves over their station,
+        then the first row. Type 1 needs 0 s, 2 its ``min_transfer_time``, 3 forbids; with no
+        rule, the stop's change time. Between two stops the change is the footpath: its walk
+        by default, a rule's time when longer (the rule's time is the whole transfer). Every
+        time the feed states is the rider's (:meth:`_scaled`); a walk gets ``extra`` only."""
+        to_stop = stop if to_stop is None else to_stop
+        walk = 0
+        if to_stop != stop:
+            got = self.walk_s(stop, to_stop)
+            if got is None:
+                return None
+            walk = got
         best: dict[str, str] | None = None
         best_key = (-1, -1)
         for r in self.trip_rules:
@@ -592,22 +628,30 @@ class RuleReference:
                     ok = False
                 key_sides += 3 if want_trip else (1 if want_route else 0)
             exact = 0
-            for col in ("from_stop_id", "to_stop_id"):
+            for col, here in (("from_stop_id", stop), ("to_stop_id", to_stop)):
                 rs = r.get(col, "")
-                if not rs or rs == stop:
+                if not rs or rs == here:
                     exact += 2
-                elif self.parent.get(stop) == rs:
+                elif self.parent.get(here) == rs:
                     exact += 1
                 else:
                     ok = False
             if ok and (key_sides, exact) > best_key:
                 best, best_key = r, (key_sides, exact)
+        if to_stop != stop:
+            if best is None:
+                return walk + self.extra
+            ty = int(best["transfer_type"])
+            if ty == 3:
+                return None
+            m = int(best["min_transfer_time"]) if ty == 2 else 0
+            return max(self._scaled(m), walk + self.extra)
         if best is None:
-            return self.change.get(stop, 0)
+            return self._scaled(self.change.get(stop, 0))
         ty = int(best["transfer_type"])
         if ty == 3:
             return None
-        return int(best["min_transfer_time"]) if ty == 2 else 0
+        return self._scaled(int(best["min_transfer_time"]) if ty == 2 else 0)
 
     def _copies(self, day: dt.date) -> list[tuple[int, int, RawTrip]]:
         out = []
@@ -650,14 +694,25 @@ class RuleReference:
                 out.append(b2)
         return out
 
+    def _walks_from(self, stop: str) -> list[tuple[str, int]]:
+        return [
+            (b, d) for (a, b) in self.walks if a == stop and (d := self.walk_s(a, b)) is not None
+        ]
+
     def rounds(
         self, origin: str, day: dt.date, t0: int, max_rides: int, first_by: int = BIG
     ) -> list[dict[str, int]]:
-        """``[k]``: earliest arrival at each stop id with at most ``k`` vehicles, the first
-        ride leaving the origin no later than ``first_by`` (a range query's window)."""
+        """``[k]``: earliest arrival at each stop id with at most ``k`` vehicles (on foot or
+        not), the first ride leaving the origin no later than ``first_by`` (a range query's
+        window: a walk's seconds later from the stop a walk from the origin reaches)."""
         copies = self._copies(day)
         labels: dict[tuple[str, object], int] = {(origin, None): t0}
-        out = [{origin: t0}]
+        for y, d in self._walks_from(origin):
+            labels[(y, ("w0", d))] = t0 + d
+        first: dict[str, int] = {}
+        for (s, _), a in labels.items():
+            first[s] = min(first.get(s, BIG), a)
+        out = [first]
         for _ in range(max_rides):
             by_stop: dict[str, list[tuple[object, int]]] = {}
             for (s, via), a in labels.items():
@@ -682,6 +737,16 @@ class RuleReference:
                                     ready = min(ready, a)
                                 continue
                             assert isinstance(via, tuple)
+                            if via[0] == "w0":
+                                if dep <= first_by + via[1]:
+                                    ready = min(ready, a)
+                                continue
+                            if via[0] == "w":
+                                _, _, trip, x, d = via
+                                need = self.change_time(trip, x, t.trip_id, s)
+                                if need is not None:
+                                    ready = min(ready, a - d + need)
+                                continue
                             need = self.change_time(via[1], s, t.trip_id)
                             if need is not None:
                                 ready = min(ready, a + need)
@@ -705,6 +770,11 @@ class RuleReference:
                         for j, s in enumerate(u.stops):
                             if j > 0 and u.dropoff[j] != 1:
                                 relax(s, (c, y), u.arr[j] + off, new)
+            # One walk after each ride.
+            for (s, via), a in list(new.items()):
+                if isinstance(via, tuple) and via[0] not in ("w", "w0"):
+                    for y, d in self._walks_from(s):
+                        relax(y, ("w", via[0], via[1], s, d), a + d, new)
             labels = new
             best: dict[str, int] = {}
             for (s, _), a in labels.items():
@@ -719,40 +789,59 @@ def check_rule_journey(
     """Assert that ``journey`` is feasible on the raw timetable with its transfer rules: each
     ride a running trip with its raw times; a ride stayed seated into follows the previous
     ride's last stop as one of the trips :meth:`RuleReference.seated_into` allows; any other
-    ride after a ride boards at the stop alighted, after the change time."""
-    from routing.raptor.journey import Journey, RideLeg
+    ride after a ride boards at the stop alighted, or a footpath's walk away, after
+    :meth:`RuleReference.change_time`; each walk a footpath of the feed."""
+    from routing.raptor.journey import Journey, RideLeg, WalkLeg
 
     assert isinstance(journey, Journey)
     raw = ref.raw
     prev: RideLeg | None = None
     prev_end: int | None = None
+    walked: WalkLeg | None = None  # the walk since the previous ride
     for leg in journey.legs:
         if prev_end is not None:
             assert leg.departure >= prev_end, (leg, prev_end)
-        if isinstance(leg, RideLeg):
-            t = raw.trips[str(trip_ids[leg.trip])]
-            copy = leg.day_offset // 86400 + 1
-            d = day + dt.timedelta(days=copy - 1)
-            assert raw.service_active(t.service_id, d)
-            b, a = leg.board_pos, leg.alight_pos
-            assert t.stops[a] == str(stop_ids[leg.alight_stop])
-            assert t.arr[a] + leg.day_offset == leg.arrival
-            assert t.dropoff[a] != 1
-            if leg.stay_seated:
-                assert prev is not None and b == 0 and a >= 1
-                pt = raw.trips[str(trip_ids[prev.trip])]
-                assert prev.alight_pos == len(pt.stops) - 1 and prev.day_offset == leg.day_offset
-                assert t.trip_id in ref.seated_into(day, copy, pt.trip_id), (pt.trip_id, t.trip_id)
-            else:
-                assert b < a
-                assert t.stops[b] == str(stop_ids[leg.board_stop])
-                assert t.dep[b] + leg.day_offset == leg.departure
-                assert t.pickup[b] != 1
+        if isinstance(leg, WalkLeg):
+            a, b = leg.from_stop, leg.to_stop
+            if a >= 0 and b >= 0 and a != b:
+                walk_s = ref.walk_s(str(stop_ids[a]), str(stop_ids[b]))
+                assert walk_s is not None, ("no such footpath", leg)
+                assert leg.seconds >= walk_s
+                assert walked is None, ("two walks in a row", leg)
                 if prev is not None:
-                    here = t.stops[b]
-                    assert str(stop_ids[prev.alight_stop]) == here
-                    need = ref.change_time(str(trip_ids[prev.trip]), here, t.trip_id)
-                    assert need is not None, ("forbidden transfer", prev, leg)
-                    assert leg.departure >= prev.arrival + need
-            prev = leg
+                    assert prev.alight_stop == a
+                walked = leg
+            prev_end = leg.arrival
+            continue
+        assert isinstance(leg, RideLeg)
+        t = raw.trips[str(trip_ids[leg.trip])]
+        copy = leg.day_offset // 86400 + 1
+        service_day = day + dt.timedelta(days=copy - 1)
+        assert raw.service_active(t.service_id, service_day)
+        b, a = leg.board_pos, leg.alight_pos
+        assert t.stops[a] == str(stop_ids[leg.alight_stop])
+        assert t.arr[a] + leg.day_offset == leg.arrival
+        assert t.dropoff[a] != 1
+        if leg.stay_seated:
+            assert prev is not None and b == 0 and a >= 1 and walked is None
+            pt = raw.trips[str(trip_ids[prev.trip])]
+            assert prev.alight_pos == len(pt.stops) - 1 and prev.day_offset == leg.day_offset
+            assert t.trip_id in ref.seated_into(day, copy, pt.trip_id), (pt.trip_id, t.trip_id)
+        else:
+            assert b < a
+            assert t.stops[b] == str(stop_ids[leg.board_stop])
+            assert t.dep[b] + leg.day_offset == leg.departure
+            assert t.pickup[b] != 1
+            if prev is not None:
+                here = t.stops[b]
+                there = str(stop_ids[prev.alight_stop])
+                if walked is None:
+                    assert there == here
+                else:
+                    assert str(stop_ids[walked.to_stop]) == here
+                need = ref.change_time(str(trip_ids[prev.trip]), there, t.trip_id, here)
+                assert need is not None, ("forbidden transfer", prev, leg)
+                assert leg.departure >= prev.arrival + need, (prev, walked, leg, need)
+        prev = leg
+        walked = None
         prev_end = leg.arrival
