@@ -266,8 +266,8 @@ def box_bounds(
     vehicle of ``cand``, from its route's lat/lon bounding box and its longest leg alone.
 
     Every node of the route (position and stops) lies in the box, and the haversine of a point
-    to any point of the box is at least the haversine formula with the latitude and longitude
-    gaps to the box and the least cosine of a box latitude (each term is monotone), so
+    to any point of the box is at least :func:`_gap_m` of the latitude and longitude gaps to
+    the box (each term of the formula is monotone in them), so
     ``h`` (that distance, driven) bounds the time from any node to the pick-up (``hp``) or the
     drop-off (``hd``). The straight-line model is a metric, so putting the pick-up between two
     nodes ``a, b`` adds ``d(a,P) + d(P,b) - d(a,b) >= max(0, 2 hp - L)`` (``L`` the longest
@@ -276,16 +276,45 @@ def box_bounds(
     inequality. So the cost is >= ``min(hp, max(0, 2 hp - L))``, and likewise for the drop-off.
 
     A vehicle that cannot reach the pick-up in time or be home before its shift ends (module
-    docstring) gets +inf.
+    docstring, with :func:`_gap_m` for the distances: a vehicle the matrices would keep is
+    kept) gets +inf.
     """
     rad = np.pi / 180.0
-    p_to_d_m = _haversine(pd_pts[0, 0], pd_pts[0, 1], pd_pts[1, 0], pd_pts[1, 1])
-    for q in range(cand.shape[0]):
+    nc = cand.shape[0]
+    pla, plo, dla, dlo = pd_pts[0, 0], pd_pts[0, 1], pd_pts[1, 0], pd_pts[1, 1]
+    p_to_d_m = _haversine(pla, plo, dla, dlo)
+    # Each route's box (position and stops) and longest leg; the largest |latitude| in play.
+    box = np.empty((nc, 4))
+    longest = np.empty(nc)
+    top = max(abs(pla), abs(dla))
+    for q in range(nc):
         v = cand[q]
-        per_m = detour / (speeds[v] / 3.6)
-        to_p = _haversine(pos[v, 0], pos[v, 1], pd_pts[0, 0], pd_pts[0, 1]) * per_m
+        o = first[v]
+        lat_lo = pos[v, 0]
+        lat_hi = lat_lo
+        lon_lo = pos[v, 1]
+        lon_hi = lon_lo
+        m = 0.0
+        for k in range(o, o + count[v]):
+            lat_lo = min(lat_lo, pts[k, 0])
+            lat_hi = max(lat_hi, pts[k, 0])
+            lon_lo = min(lon_lo, pts[k, 1])
+            lon_hi = max(lon_hi, pts[k, 1])
+            m = max(m, s_leg[k])
+        box[q, 0] = lat_lo
+        box[q, 1] = lat_hi
+        box[q, 2] = lon_lo
+        box[q, 3] = lon_hi
+        longest[q] = m
+        top = max(top, abs(lat_lo), abs(lat_hi), abs(depots[v, 0]))
+    # cos(lat1) cos(lat2) of any two points in play is at least this (one cosine a quote).
+    cc = max(np.cos(min(top, 90.0) * rad), 0.0) ** 2
+    for q in range(nc):
+        v = cand[q]
+        per_m = detour / (speeds[v] / 3.6) * (1.0 - _BOX_REL)
+        to_p = _gap_m(pos[v, 0] - pla, pos[v, 1] - plo, cc) * per_m
         reach = v_start[v] + to_p / fastest
-        home = _haversine(pd_pts[1, 0], pd_pts[1, 1], depots[v, 0], depots[v, 1]) * per_m
+        home = _gap_m(dla - depots[v, 0], dlo - depots[v, 1], cc) * per_m
         back = reach + (p_to_d_m * per_m + home) / fastest + service_s
         if (
             reach > latest_pickup + _PRUNE_MARGIN_S
@@ -293,34 +322,28 @@ def box_bounds(
         ):
             out[v] = np.inf
             continue
-        o = first[v]
-        n = count[v]
-        lat_lo = pos[v, 0]
-        lat_hi = lat_lo
-        lon_lo = pos[v, 1]
-        lon_hi = lon_lo
-        longest = 0.0
-        for k in range(n):
-            la = pts[o + k, 0]
-            lo = pts[o + k, 1]
-            lat_lo = min(lat_lo, la)
-            lat_hi = max(lat_hi, la)
-            lon_lo = min(lon_lo, lo)
-            lon_hi = max(lon_hi, lo)
-            longest = max(longest, s_leg[o + k])
-        c_box = min(np.cos(lat_lo * rad), np.cos(lat_hi * rad))
         lb = 0.0
         for w in range(2):
             la = pd_pts[w, 0]
             lo = pd_pts[w, 1]
-            dphi = max(lat_lo - la, la - lat_hi, 0.0) * rad
-            dlam = max(lon_lo - lo, lo - lon_hi, 0.0) * rad
-            c = max(c_box, 0.0) * max(np.cos(la * rad), 0.0)  # <= cos(lat_P) cos(lat_x)
-            a = np.sin(dphi / 2) ** 2 + c * np.sin(dlam / 2) ** 2
-            h = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(a, 1.0))) * per_m
-            h *= 1.0 - _BOX_REL
-            lb = max(lb, min(h, max(0.0, 2.0 * h - longest)))
+            dphi = max(box[q, 0] - la, la - box[q, 1], 0.0)
+            dlam = max(box[q, 2] - lo, lo - box[q, 3], 0.0)
+            h = _gap_m(dphi, dlam, cc) * per_m
+            lb = max(lb, min(h, max(0.0, 2.0 * h - longest[q])))
         out[v] = lb
+
+
+@nb.njit(cache=True, nogil=True)
+def _gap_m(dlat: float, dlon: float, cc: float) -> float:
+    """A lower bound on the haversine metres between two points ``dlat``, ``dlon`` degrees
+    apart whose cosines of latitude multiply to at least ``cc``: haversine's
+    ``2R asin(sqrt(sin^2(dphi/2) + cos1 cos2 sin^2(dlam/2)))`` with ``asin x >= x`` and
+    ``sin y >= y - y^3/6`` (no transcendental function: it runs for every vehicle)."""
+    y = abs(dlat) * (np.pi / 360.0)
+    z = abs(dlon) * (np.pi / 360.0)
+    sy = max(y - y * y * y / 6.0, 0.0)
+    sz = max(z - z * z * z / 6.0, 0.0)
+    return 2.0 * EARTH_RADIUS_M * np.sqrt(sy * sy + cc * sz * sz)
 
 
 @dataclass

@@ -334,14 +334,15 @@ def test_lower_bound_never_exceeds_a_vehicle_best_cost() -> None:
 
 @pytest.mark.parametrize("seed", [31, 32])
 def test_compiled_reach_screen_is_the_matrix_one(seed: int) -> None:
-    """The reach screen compiled into the box bounds leaves out the vehicles the travel-time
-    model's own matrices leave out (no more, no fewer)."""
+    """The reach screen compiled into the box bounds (lower bounds on the distances) keeps
+    every vehicle the travel-time model's own matrices keep, and leaves out nearly all they
+    leave out."""
     rng = np.random.default_rng(seed)
     vehicles, travel = random_fleet(rng, 60, stops_range=(0, 8))
     for v in vehicles[::3]:
         v.shift_end = NOW + float(rng.uniform(600, 3600))
     fa = FleetArrays(travel, PROFILES["peak"])
-    left_out = 0
+    left_out = extra = 0
     for _ in range(60):
         ride = random_ride(rng, NOW, travel)
         fa.best_insertion(vehicles, ride, NOW)  # fills the slots and the bounds
@@ -351,6 +352,8 @@ def test_compiled_reach_screen_is_the_matrix_one(seed: int) -> None:
         ok = (sl.shift_end > NOW) & (sl.cap_s >= ride.seats) & (sl.cap_w >= ride.wheelchairs)
         compiled = fa._candidates(sl, ride, v_start, sl.shift_end > NOW)
         reference = fa._reachable(sl, ride, v_start, ok.copy())
-        assert compiled.tolist() == reference.tolist()
+        assert set(reference.tolist()) <= set(compiled.tolist())
+        extra += len(compiled) - len(reference)
         left_out += int(ok.sum()) - len(compiled)
     assert left_out > 0
+    assert extra <= 0.01 * left_out
