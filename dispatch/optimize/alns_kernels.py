@@ -20,7 +20,6 @@ from numba import njit
 
 from dispatch.optimize.insertion import (
     apply_insertion,
-    best_insertion,
     insert_into,
     insertion_candidates,
     route_summary,
@@ -460,10 +459,23 @@ def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: 
     """Move single requests to their cheapest feasible position while that saves cost.
 
     Complements the ruin-and-recreate moves (which remove at least ``q_min`` requests): it is
-    run on every new best plan. Returns the total saving.
+    run on every new best plan. Routes are tried cheapest lower bound first (the cheapest
+    position the O(1) tests leave) and scheduled only while that bound could still beat the
+    best move found, which picks the move trying every route did (the cheapest, lowest route
+    index on ties). Returns the total saving.
     """
     n_req = rveh.shape[0]
-    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack = _insertion_scratch(P, routes.shape[1])
+    n_veh = routes.shape[0]
+    L = routes.shape[1]
+    cand, B, W, pos, _, _, _, _, cd, ci, cj, _ = _insertion_scratch(P, L)
+    Be = np.empty((n_veh, L))
+    Ls = np.empty((n_veh, L))
+    Sx = np.empty((n_veh, L))
+    lafter = np.empty((n_veh, L, P[4].shape[1]), dtype=np.int64)
+    slack = np.empty((n_veh, 2, L))
+    for k in range(n_veh):
+        route_summary(P, k, routes[k], rlen[k], Be[k], Ls[k], Sx[k], lafter[k], slack[k], pos)
+    lb = np.empty(n_veh)
     mask = np.zeros(n_req, dtype=np.bool_)
     saved = 0.0
     for _ in range(max_passes):
@@ -478,36 +490,58 @@ def relocate_descent(P, routes, rlen, rveh, rcost, fixed, max_passes):  # type: 
             mask[r] = True
             remove_requests(P, routes, rlen, rveh, rcost, mask, fixed)
             mask[r] = False
+            route_summary(
+                P, k0, routes[k0], rlen[k0], Be[k0], Ls[k0], Sx[k0], lafter[k0], slack[k0], pos
+            )
             gain = keep_cost - rcost[k0]
             src_ok = rlen[k0] <= 2 or (
                 capacity_ok(P, k0, routes[k0], rlen[k0])
                 and schedule_route(P, k0, routes[k0], rlen[k0], B, W, pos)
             )
+            for k in range(n_veh):
+                lb[k] = np.inf
+                if k == k0 or src_ok:
+                    lb[k] = _lower_bound(
+                        P, k, routes[k], rlen[k], r, fixed, Be[k], Ls[k], Sx[k], lafter[k],
+                        slack[k], cd, ci, cj,
+                    )  # fmt: skip
             bk = -1
             bc = gain - 1e-7
             bi = -1
             bj = -1
-            for k in range(routes.shape[0]):
-                if k != k0 and not src_ok:
-                    continue
-                c, i, j = best_insertion(
-                    P, k, routes[k], rlen[k], r, fixed, cand, B, W, pos, Be, Ls, Sx, lafter, cd,
-                    ci, cj, slack,
+            while True:
+                # The route of least bound that could still beat (or tie at a lower index) the
+                # best move found; scheduled routes leave the list.
+                kk = -1
+                for k in range(n_veh):
+                    if (lb[k] < bc or (lb[k] == bc and k < bk)) and (kk < 0 or lb[k] < lb[kk]):
+                        kk = k
+                if kk < 0:
+                    break
+                lb[kk] = np.inf
+                c, i, j = insert_into(
+                    P, kk, routes[kk], rlen[kk], r, fixed, cand, B, W, pos, Be[kk], Ls[kk],
+                    Sx[kk], lafter[kk], slack[kk], cd, ci, cj,
                 )  # fmt: skip
-                if c < bc:
+                if c < bc or (c == bc and bk >= 0 and kk < bk):
                     bc = c
-                    bk = k
+                    bk = kk
                     bi = i
                     bj = j
             if bk >= 0:
                 _insert_request(P, routes, rlen, rveh, rcost, bk, r, bi, bj, cand, fixed)
                 saved += gain - bc
                 improved = True
+                k1 = bk
             else:
                 routes[k0, :] = keep_route
                 rlen[k0] = keep_len
                 rcost[k0] = keep_cost
                 rveh[r] = k0
+                k1 = k0
+            route_summary(
+                P, k1, routes[k1], rlen[k1], Be[k1], Ls[k1], Sx[k1], lafter[k1], slack[k1], pos
+            )
         if not improved:
             break
     return saved

@@ -257,3 +257,70 @@ def test_lazy_repair_inserts_as_scheduling_every_pair_does(shared_data: Path, mo
         assert np.array_equal(rlen, ref_rlen)
         for k in range(n_veh):
             assert np.array_equal(routes[k, : rlen[k]], ref_routes[k, : rlen[k]])
+
+
+def _eager_relocate(
+    P: KernelData, routes: np.ndarray, rlen: np.ndarray, rveh: np.ndarray, rcost: np.ndarray
+) -> float:
+    """One relocation pass as it was: every route scheduled for every request."""
+    scratch = ak._insertion_scratch(P, routes.shape[1])
+    cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci, cj, slack = scratch
+    mask = np.zeros(rveh.size, dtype=np.bool_)
+    saved = 0.0
+    for r in range(rveh.size):
+        k0 = int(rveh[r])
+        if k0 < 0:
+            continue
+        keep = (routes[k0].copy(), int(rlen[k0]), float(rcost[k0]))
+        mask[r] = True
+        ak.remove_requests(P, routes, rlen, rveh, rcost, mask, 0.0)
+        mask[r] = False
+        gain = keep[2] - rcost[k0]
+        src_ok = rlen[k0] <= 2 or _feasible(P, k0, routes[k0], int(rlen[k0]))
+        best = (gain - 1e-7, -1, -1, -1)
+        for k in range(routes.shape[0]):
+            if k != k0 and not src_ok:
+                continue
+            c, i, j = best_insertion(
+                P, k, routes[k], rlen[k], r, 0.0, cand, B, W, pos, Be, Ls, Sx, lafter, cd, ci,
+                cj, slack,
+            )  # fmt: skip
+            if c < best[0]:
+                best = (float(c), k, int(i), int(j))
+        if best[1] >= 0:
+            ak._insert_request(
+                P, routes, rlen, rveh, rcost, best[1], r, best[2], best[3], cand, 0.0
+            )
+            saved += gain - best[0]
+        else:
+            routes[k0], rlen[k0], rcost[k0] = keep
+            rveh[r] = k0
+    return saved
+
+
+def test_relocation_moves_as_trying_every_route_does(shared_data: Path) -> None:
+    problem = read_cordeau_pr(shared_data / "darp" / "cordeau2003_pr" / "pr02.txt")
+    P = _tightened(kernel_data(problem), 0.8)
+    rng = np.random.default_rng(7)
+    n_veh = problem.n_vehicles
+    moved = 0.0
+    for _ in range(4):
+        order = [int(r) for r in rng.permutation(problem.n_requests)]
+        built = _random_routes(P, n_veh, order, rng)
+        routes = np.zeros((n_veh, L), dtype=np.int64)
+        rlen = np.array([seq.size for seq in built], dtype=np.int64)
+        rveh = np.full(problem.n_requests, -1, dtype=np.int64)
+        for k, seq in enumerate(built):
+            routes[k, : seq.size] = seq
+            for node in seq[1:-1]:
+                rveh[P[3][node, 0]] = k
+        rcost = np.array([ak.route_cost(P, routes, rlen, k, 0.0) for k in range(n_veh)])
+        ref = (routes.copy(), rlen.copy(), rveh.copy(), rcost.copy())
+        ref_saved = _eager_relocate(P, *ref)
+        saved = ak.relocate_descent(P, routes, rlen, rveh, rcost, 0.0, 1)
+        assert saved == pytest.approx(ref_saved)
+        assert np.array_equal(rlen, ref[1]) and np.array_equal(rveh, ref[2])
+        for k in range(n_veh):
+            assert np.array_equal(routes[k, : rlen[k]], ref[0][k, : rlen[k]])
+        moved += saved
+    assert moved > 0.0  # random routes leave moves to make
