@@ -593,8 +593,13 @@ class FleetArrays:
         # each route's bounding box orders the vehicles; the first few are evaluated, then only
         # those whose bound can still beat (or tie with) the best insertion found.
         box = self.last_box_bounds  # written by _candidates
-        order = cand[np.argsort(box[cand], kind="stable")]
-        head, rest = order[:_FIRST_ROUND], order[_FIRST_ROUND:]
+        if len(cand) > _FIRST_ROUND:
+            # The least bounds first; their order does not matter (the kernel evaluates each
+            # round best-first by the tighter bound of lower_bounds()).
+            part = np.argpartition(box[cand], _FIRST_ROUND - 1)
+            head, rest = cand[part[:_FIRST_ROUND]], cand[part[_FIRST_ROUND:]]
+        else:
+            head, rest = cand, cand[:0]
         n_eval = self._evaluate(sl, ride, head, v_start, out, np.inf)
         best = float(np.min(out.cost[head]))
         rest = rest[box[rest] <= best + _STOP_TOL]
