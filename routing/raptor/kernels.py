@@ -228,14 +228,16 @@ def rule_board(
         if kk > 0 and wtau[kk, s] + slack <= dd:
             return HOW_WALK
     ch = change_s[s]
+    walks = rx_flag[st] == 2
     for e in range(rx_ptr[st], rx_ptr[st + 1]):
         # The change's time. At the same stop: the rule's (``rule_s``, already the rider's:
-        # QueryArrays.rule_seconds) or the stop's change time; along a footpath: the walk
-        # plus slack, or the rule's time when longer (a rule time is the whole transfer,
-        # walk included: routing.raptor.rules). Written out here: as a function called per
-        # listed change (numba did not inline it) searches with dense rules ran ~5x slower.
+        # QueryArrays.rule_seconds) or the stop's change time; along a footpath (listed only
+        # where ``rx_flag`` is 2, so other lists skip reading ``rx_edge``): the walk plus
+        # slack, or the rule's time when longer (a rule time is the whole transfer, walk
+        # included: routing.raptor.rules). Written out here: as a function called per listed
+        # change (numba did not inline it) searches with dense rules ran ~5x slower.
         ni = rx_need[e]
-        ed = rx_edge[e]
+        ed = rx_edge[e] if walks else -1
         if ed < 0:
             need = ch if ni < 0 else rule_s[ni]
         else:
