@@ -118,9 +118,16 @@ class Sample:
 @dataclass
 class Recorder:
     samples: list[Sample] = field(default_factory=list)
+    #: What unanswered requests ended with, by endpoint ("quote ReadTimeout": n): a timeout,
+    #: a refused connection and a connection the server dropped are different bugs.
+    no_answer_kinds: Counter[str] = field(default_factory=Counter)
 
     def add(self, endpoint: str, status: int, ms: float) -> None:
         self.samples.append(Sample(endpoint, status, ms))
+
+    def add_no_answer(self, endpoint: str, error: BaseException, ms: float) -> None:
+        self.add(endpoint, 0, ms)
+        self.no_answer_kinds[f"{endpoint} {type(error).__name__}"] += 1
 
     def summary(self, elapsed_s: float) -> dict[str, Any]:
         by: dict[str, list[Sample]] = defaultdict(list)
@@ -146,6 +153,7 @@ class Recorder:
             "errors_by_status": dict(sorted(errors.items())),
             "errors_5xx": sum(1 for s in self.samples if s.status >= 500),
             "no_answer": sum(1 for s in self.samples if s.status == 0),
+            "no_answer_kinds": dict(sorted(self.no_answer_kinds.items())),
         }
 
     def pct(self, q: float, *endpoints: str) -> float | None:
@@ -566,8 +574,8 @@ class Load:
         t = time.perf_counter()
         try:
             r = await client.request(method, url, **kw)
-        except httpx.HTTPError:
-            self.rec.add(endpoint, 0, (time.perf_counter() - t) * 1000)
+        except httpx.HTTPError as e:
+            self.rec.add_no_answer(endpoint, e, (time.perf_counter() - t) * 1000)
             return None
         self.rec.add(endpoint, r.status_code, (time.perf_counter() - t) * 1000)
         return r
@@ -1031,6 +1039,8 @@ def report(res: dict[str, Any]) -> None:
             f"{f(e['p99_ms']):>8}  {e['statuses']}"
         )
     print(f"errors by status: {res['errors_by_status']} (0 = no answer)")
+    if res.get("no_answer_kinds"):
+        print(f"no answer: {res['no_answer_kinds']}")
     if res.get("backlog"):
         b = res["backlog"]
         print(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -179,6 +180,16 @@ def test_figures_helpers() -> None:
     assert s["errors_5xx"] == 1 and s["errors_by_status"] == {"0": 1, "503": 1}
     assert s["endpoints"]["plan"]["statuses"] == {"0": 1, "200": 2, "503": 1}
     assert rec.pct(50, "plan") == 20.0  # the unanswered request has no latency
+    assert s["no_answer_kinds"] == {}
+    rec.add_no_answer("quote", httpx.ReadTimeout("timed out"), 30_000.4)
+    rec.add_no_answer("quote", httpx.ReadTimeout("timed out"), 30_000.0)
+    rec.add_no_answer("book", httpx.RemoteProtocolError("closed"), 12.0)
+    s = rec.summary(2.0)
+    assert s["no_answer"] == 4 and s["errors_by_status"]["0"] == 4
+    assert s["no_answer_kinds"] == {  # what each unanswered request ended with
+        "book RemoteProtocolError": 1,
+        "quote ReadTimeout": 2,
+    }
     square = [[[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]]]]
     assert in_multipolygon(0.5, 0.5, square) and not in_multipolygon(1.5, 0.5, square)
     import random
