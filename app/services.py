@@ -46,6 +46,7 @@ def startup_hooks() -> list[str]:
     return [
         "app.services:bootstrap_admin",
         "app.identity.token_cache:start_revocation_feed",
+        "app.dispatch.store:start_catalog_feed",  # before any zone is read or written
         "app.feeds.startup:start_feeds",
         "app.demo:load_demo",
         "app.dispatch.service:start_dispatcher",

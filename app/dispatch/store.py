@@ -28,8 +28,11 @@ the size of the live work, not of the zone's past.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Collection
@@ -142,6 +145,7 @@ def save_zones(
     now = utcnow()
     done: list[tuple[_Written, dict[str, tuple[Any, str, int]], set[str], list[str]]] = []
     locks = [_zone_lock(d, zid) for zid in wanted]
+    catalog = False  # whether a row was inserted, deleted or given a new definition
     for lock in locks:
         lock.acquire()
     try:
@@ -165,6 +169,7 @@ def save_zones(
                     zone_json["epoch"] = epoch
                 if found is None:
                     db.add(ZoneStateRecord(zone_id=zid, zone=zone_json, state=""))
+                    catalog = True
                 else:
                     for key in CATALOG_KEYS:  # the row's identity and source outlive every save
                         if key in (found[0] or {}):
@@ -172,6 +177,7 @@ def save_zones(
                     values: dict[str, Any] = {}
                     if _canonical(zone_json) != _canonical(found[0]):  # the definition changed
                         values["zone"] = zone_json
+                        catalog = True
                     if found[1]:  # a legacy snapshot: the items replace it from now on
                         values["state"] = ""
                     if values:
@@ -192,6 +198,7 @@ def save_zones(
                         db.execute(
                             sa_delete(ZoneStateRecord).where(col(ZoneStateRecord.zone_id) == row)
                         )
+                        catalog = True
         with _GUARD:
             served = _SERVED.setdefault(d, set())
             if zone_ids is None:
@@ -209,6 +216,8 @@ def save_zones(
     finally:
         for lock in locks:
             lock.release()
+    if catalog:  # committed
+        catalog_changed(engine)
     return len(wanted)
 
 
@@ -485,6 +494,9 @@ def insert_zone(
     """
     with Session(engine) as db:
         if db.get(ZoneStateRecord, zone.zone_id) is not None:
+            # A row this process's catalog may not list yet: read it again (no need to tell
+            # the others, whoever inserted the row did).
+            _catalog_cache(engine).invalidate()
             return False
         zone_json = {**zone_to_json(zone), "instance": uuid.uuid4().hex}
         if source is not None:
@@ -496,7 +508,9 @@ def insert_zone(
             db.commit()
         except IntegrityError:
             db.rollback()
+            _catalog_cache(engine).invalidate()
             return False
+    catalog_changed(engine)
     return True
 
 
@@ -506,31 +520,168 @@ def catalog_zones(
     """Every catalogued zone id, and the definitions of those not in ``known`` (none with
     ``definitions=False``; the state column, possibly large, is never read).
 
+    Answered from this process's cache of the catalog (:class:`_CatalogCache`) while it is
+    fresh: a ``/plan`` with FLEX legs and the zone keeper read the catalog all the time, and
+    it changes only through the writers of this module, which invalidate it (#10).
+
     Returns
     -------
     ids, zones
         All zone ids (sorted); :class:`ServiceZone` of the new ones (unreadable rows skipped,
         logged).
     """
-    with Session(engine) as db:
-        ids = list(db.exec(select(ZoneStateRecord.zone_id).order_by(ZoneStateRecord.zone_id)))
-        new = [z for z in ids if z not in known] if definitions else []
-        rows = (
-            db.exec(
-                select(ZoneStateRecord.zone_id, ZoneStateRecord.zone).where(
-                    col(ZoneStateRecord.zone_id).in_(new)
+    ids, rows = _catalog_cache(engine).read(engine)
+    zones: list[ServiceZone] = []
+    if definitions:
+        for zid in ids:
+            if zid in known:
+                continue
+            try:
+                zones.append(zone_from_json(dict(rows[zid])))
+            except Exception as exc:  # one bad row must not hide the others
+                log.warning("dispatch_zone_unreadable", zone=zid, error=repr(exc))
+    return list(ids), zones
+
+
+# --- this process's cache of the zone catalog (#10) -----------------------------------------------
+#: Where a process tells the others that it changed the zone catalog (a row inserted, deleted,
+#: or a zone's definition rewritten): they read it again at their next look.
+CATALOG_TOPIC = "dispatch.catalog.changed"
+#: Longest time the cached catalog is answered without reading the table again: bounds how late
+#: another process's change is seen when its bus message is lost (Redis restarting), or made
+#: by something that does not tell (a restore of a backup, a hand-made SQL change).
+CATALOG_RECHECK_S = 5.0
+
+
+class _CatalogCache:
+    """The catalog rows (id -> zone JSON) of one engine, as last read (thread-safe).
+
+    A read racing an invalidation (rows read before a writer's commit, stored after its
+    invalidation) is not kept: every invalidation bumps the generation and a read is stored
+    only if the generation did not move meanwhile (as ``app.identity.token_cache`` does).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.ids: tuple[str, ...] | None = None
+        self.rows: dict[str, Any] = {}
+        self.read_at = 0.0  # time.monotonic() of the read cached
+        #: Tells this engine's own invalidations apart on the bus (several apps in one process
+        #: have an engine each, on one database: each is told as another process would be).
+        self.origin = uuid.uuid4().hex
+
+    def invalidate(self) -> None:
+        with self.lock:
+            self.generation += 1
+            self.ids = None
+            self.rows = {}
+
+    def read(self, engine: Engine) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """``(ids sorted, {id: zone JSON})``: cached while fresh, else read in one query."""
+        with self.lock:
+            if self.ids is not None and time.monotonic() - self.read_at <= CATALOG_RECHECK_S:
+                return self.ids, self.rows
+            generation = self.generation
+        started = time.monotonic()
+        with Session(engine) as db:
+            found = db.exec(
+                select(ZoneStateRecord.zone_id, ZoneStateRecord.zone).order_by(
+                    col(ZoneStateRecord.zone_id)
                 )
             ).all()
-            if new
-            else []
-        )
-    zones: list[ServiceZone] = []
-    for zid, zone in rows:
+        ids = tuple(zid for zid, _ in found)
+        rows = {zid: zone for zid, zone in found}
+        with self.lock:
+            if self.generation == generation:
+                self.ids, self.rows, self.read_at = ids, rows, started
+        return ids, rows
+
+
+_CATALOGS: weakref.WeakKeyDictionary[Engine, _CatalogCache] = weakref.WeakKeyDictionary()
+
+
+def _catalog_cache(engine: Engine) -> _CatalogCache:
+    with _GUARD:
+        cache = _CATALOGS.get(engine)
+        if cache is None:
+            cache = _CATALOGS[engine] = _CatalogCache()
+        return cache
+
+
+@dataclass
+class _Feed:
+    """A started app's bus, on which its process's catalog changes are told to the others."""
+
+    engine: Engine
+    bus: Any
+    loop: asyncio.AbstractEventLoop
+
+
+_FEEDS: list[_Feed] = []
+_PUBLISHING: set[asyncio.Task[Any]] = set()
+
+
+def catalog_changed(engine: Engine) -> None:
+    """After a commit that changed the catalog through ``engine``: forget the cached catalog
+    of this engine at once and tell the other processes on the bus (from any thread; waited
+    for, bounded, from a worker thread, so the caller answers after they were told)."""
+    cache = _catalog_cache(engine)
+    cache.invalidate()
+    data = {"origin": cache.origin}
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    with _GUARD:
+        feeds = list(_FEEDS)
+    for feed in feeds:
+        if feed.loop.is_closed():
+            continue
+        if running is feed.loop:  # on the loop itself: cannot wait here
+            task = feed.loop.create_task(feed.bus.publish(CATALOG_TOPIC, data))
+            _PUBLISHING.add(task)
+            task.add_done_callback(_PUBLISHING.discard)
+            continue
         try:
-            zones.append(zone_from_json(dict(zone)))
-        except Exception as exc:  # one bad row must not hide the others
-            log.warning("dispatch_zone_unreadable", zone=zid, error=repr(exc))
-    return ids, zones
+            fut = asyncio.run_coroutine_threadsafe(feed.bus.publish(CATALOG_TOPIC, data), feed.loop)
+            fut.result(2.0)
+        except Exception as exc:  # the others re-read within CATALOG_RECHECK_S anyway
+            log.warning("dispatch_catalog_change_not_published", error=repr(exc))
+
+
+async def _listen(cache: _CatalogCache, sub: Any) -> None:
+    async for ev in sub:
+        if (ev.data or {}).get("origin") != cache.origin:
+            cache.invalidate()
+
+
+async def start_catalog_feed(services: Any) -> None:
+    """Start-up hook: this process tells the others of its catalog changes on the event bus
+    and forgets its cached catalog when another process changed it."""
+    bus = getattr(services, "bus", None)
+    if bus is None:
+        return
+    engine = services.engine
+    cache = _catalog_cache(engine)
+    sub = bus.subscribe([CATALOG_TOPIC])
+    feed = _Feed(engine, bus, asyncio.get_running_loop())
+    with _GUARD:
+        _FEEDS.append(feed)
+    # Whatever changed before the subscription took effect is read afresh.
+    cache.invalidate()
+    task = asyncio.create_task(_listen(cache, sub), name="dispatch-catalog-changes")
+
+    async def stop() -> None:
+        with _GUARD:
+            if feed in _FEEDS:
+                _FEEDS.remove(feed)
+        sub.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    services.on_stop.append(stop)
 
 
 def catalog_zone_ids(engine: Engine, source: str) -> list[str]:
@@ -566,7 +717,8 @@ def delete_zone(engine: Engine, zone_id: str, epoch: int, instance: str | None) 
             raise StaleZoneError(f"zone {zone_id} was taken over (epoch {_epoch(row)})")
         db.execute(sa_delete(ZoneItemRecord).where(col(ZoneItemRecord.zone_id) == zone_id))
         db.delete(row)
-        return True
+    catalog_changed(engine)
+    return True
 
 
 def take_zone_state(engine: Engine, zone_id: str) -> tuple[int, str | None]:
