@@ -857,17 +857,6 @@ class ZoneWorker:
             self.keeper.hold(key, token, sent)
         return True
 
-    def _surely_held(self, zid: str) -> bool:
-        """Whether the keeper thread surely holds the lease of the owned zone ``zid`` under
-        the token it was taken with (:meth:`LeaseKeeper.valid`), without asking Redis."""
-        token = self._tokens.get(zid)
-        return (
-            self.keeper is not None
-            and token is not None
-            and zid in self.owned
-            and self.keeper.valid(lease_key(zid), token)
-        )
-
     async def _release(self, zid: str) -> None:
         """Give the zone's lease back (the keeper thread stops renewing it first)."""
         self._unhold(zid)
@@ -1147,10 +1136,7 @@ class ZoneWorker:
                         if zid not in self.owned:
                             return
                         removed = False
-                        # The keeper thread renews the lease; while it surely holds it no
-                        # round trip is needed to start a batch (the one after handling it,
-                        # in _process_batch, still fences the save and the acks, #10).
-                        lost = not (self._surely_held(zid) or await self._renew(zid))
+                        lost = not await self._renew(zid)
                         if not lost:
                             try:
                                 outs = await self._process_batch(zid, batch)
