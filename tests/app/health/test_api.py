@@ -592,5 +592,7 @@ def test_privacy_no_values_outside_health(
             assert not p.search(r.text), (path, p.pattern)
     assert checked > 10
     out, err = capfd.readouterr()
+    # A request's timing is no health value: "duration_ms=5.43" matched hba1c once (CI).
+    logs = re.sub(r"duration_ms=[\d.]+", "duration_ms=?", out + err)
     for p in patterns:
-        assert not p.search(out + err), p.pattern
+        assert not p.search(logs), p.pattern
