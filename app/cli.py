@@ -155,6 +155,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers if not args.reload else None,
         reload=args.reload,
         proxy_headers=True,
+        # uvicorn's 5 s default equals httpx's keep-alive expiry: a client reusing a
+        # connection as the server closes it got a reset (bench.load: a ReadError, #10).
+        timeout_keep_alive=settings.keep_alive_s,
         log_config=None,
         # app.middleware logs each request, secret query values redacted; uvicorn's access
         # log would write SSE ?access_token= values to the logs.

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `tsunagu serve` listens on.")
     port: int = Field(8000, description="Port `tsunagu serve` listens on.")
+    keep_alive_s: int = Field(
+        65,
+        ge=1,
+        le=3600,
+        description=(
+            "Seconds `tsunagu serve` keeps an idle HTTP connection open. Longer than the"
+            " clients' and proxies' own idle limits (httpx 5 s, browsers, load balancers 60 s),"
+            " so the server never closes a connection just as a client reuses it."
+        ),
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(False, description="One JSON object per log line (for log shippers).")
     max_body_bytes: int = Field(1_000_000, description="Largest JSON request body accepted.")

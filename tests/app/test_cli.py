@@ -173,6 +173,25 @@ def test_serve_refuses_several_workers_without_redis(
     assert "REDIS_URL" in capsys.readouterr().err
 
 
+def test_serve_keeps_idle_connections_longer_than_clients_do(
+    app_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn closes an idle connection after 5 s by default, httpx reuses one for 5 s: a
+    request sent as the server closed its connection got no answer (a reset). The server's
+    idle limit is a setting, 65 s by default, passed to uvicorn."""
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    assert cli.main(["serve", "--port", "1"], settings=app_settings) == 0
+    assert seen["timeout_keep_alive"] == 65
+    custom = app_settings.model_copy(update={"keep_alive_s": 120})
+    assert cli.main(["serve", "--port", "1"], settings=custom) == 0
+    assert seen["timeout_keep_alive"] == 120
+    with pytest.raises(ValueError, match="keep_alive_s"):
+        Settings(keep_alive_s=0)
+
+
 @both_backends
 def test_auth_prune_removes_only_dead_sessions(
     app_client: TestClient,
