@@ -19,6 +19,17 @@ if TYPE_CHECKING:
     from gtfs.stop_times import TypedStopTimes
 
 
+@dataclass(frozen=True, eq=False)
+class ColumnCodes:
+    """A column as read, as codes of its distinct values: value ``i`` is
+    ``uniques[codes[i]]`` (see :func:`gtfs.reader.plain_csv`). ``values`` is the column's array
+    in the frame as read: the codes describe the column only while the frame holds that array."""
+
+    values: Any
+    codes: npt.NDArray[np.integer]
+    uniques: npt.NDArray[np.object_]
+
+
 @dataclass(eq=False)
 class Feed:
     """A GTFS feed as read: ``tables["stops"]`` etc. hold every column as ``str`` (blank ``""``).
@@ -33,7 +44,21 @@ class Feed:
     source: str = ""
     read_notices: list[Notice] = field(default_factory=list)
 
+    column_codes: dict[tuple[str, str], ColumnCodes] = field(default_factory=dict, repr=False)
+    """``(file, column)`` -> its codes, for the columns the reader found repeating."""
+
     _parsed: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
+
+    def codes(self, name: str, col: str) -> ColumnCodes | None:
+        """The codes of a column as read, unless it is absent or its table or column has been
+        replaced since."""
+        c = self.column_codes.get((name, col))
+        if c is None:
+            return None
+        df = self.tables.get(name)
+        if df is None or col not in df.columns or df[col].array is not c.values:
+            return None
+        return c
 
     # --- parsed columns, cached: several steps (typed views, validators) read the same ones.
     # Tables are treated as immutable once read.
@@ -41,7 +66,13 @@ class Feed:
         """``(seconds or -1, invalid mask)`` of a GTFS time column (see ``parse_times``)."""
         key = (name, col, "time")
         if key not in self._parsed:
-            self._parsed[key] = parse_times(self.column(name, col))
+            c = self.codes(name, col)
+            if c is None:
+                self._parsed[key] = parse_times(self.column(name, col))
+            else:
+                # Each distinct value once (parsing is per value).
+                secs, bad = parse_times(pd.Series(c.uniques, dtype=object))
+                self._parsed[key] = (secs[c.codes], bad[c.codes])
         return self._parsed[key]  # type: ignore[no-any-return]
 
     def numbers(
@@ -50,7 +81,11 @@ class Feed:
         """``(values or NaN, invalid mask)`` of a numeric column; ``integer`` rejects ``1.5``."""
         key = (name, col, "number")
         if key not in self._parsed:
-            if col in self.table(name).columns:
+            c = self.codes(name, col)
+            if c is not None:
+                num, status = parse_number_codes(c.uniques)
+                self._parsed[key] = (num[c.codes], status[c.codes])
+            elif col in self.table(name).columns:
                 self._parsed[key] = parse_number_codes(self.column(name, col))
             else:
                 # An absent column is all blank (status 1): no need to parse a column of "".

@@ -21,10 +21,16 @@ import numpy as np
 import pandas as pd
 
 from gtfs.errors import FeedError
-from gtfs.feed import Feed
+from gtfs.feed import ColumnCodes, Feed
 from gtfs.notices import NoticeSink
 from gtfs.schema import GEOJSON_FILES, SPECS
-from gtfs.text_kernels import needs_strip, newline_mask
+from gtfs.text_kernels import (
+    csv_column_codes,
+    csv_field_starts,
+    join_slices,
+    needs_strip,
+    newline_mask,
+)
 
 # Whitespace next to a delimiter or a line end: the only way a value can need stripping
 # (substring tests are memchr-fast; a regex over the whole text is not).
@@ -234,6 +240,54 @@ def _dedupe(names: list[str]) -> list[str]:
     return out
 
 
+_STR = pd.StringDtype(na_value=np.nan)
+"""The dtype ``read_csv(dtype=str)`` gives every column (pandas' default string dtype)."""
+
+
+def plain_csv(body: bytes) -> tuple[pd.DataFrame, dict[str, ColumnCodes]] | None:
+    """The frame :func:`parse_csv` gives for ``body`` (UTF-8 bytes, as :func:`utf8_body`
+    returns them) when the file is plain CSV, else ``None``; with the codes of every column
+    whose values repeat (at most half of them distinct).
+
+    Plain: no quote, carriage return, NUL or blank next to a delimiter (no notice to give, no
+    value to strip), distinct non-empty column names, at least one row, and every row with as
+    many fields as the header. Such a file is split on its commas and newlines alone, so each
+    column's distinct values are found on the bytes (:func:`csv_column_codes`) and decoded once:
+    pandas' tokenizer makes a string of every field, and the times and numbers parsed later
+    are parsed once per distinct value through the codes (a city's stop_times.txt: ~0.5 ms a
+    column instead of ~1.5 ms, #15).
+    """
+    if b'"' in body or b"\r" in body or b"\x00" in body or _may_need_strip(body):
+        return None
+    nl = body.find(b"\n")
+    if nl <= 0:
+        return None
+    names = body[:nl].decode("utf-8").split(",")
+    if "" in names or len(set(names)) != len(names):
+        return None
+    n_rows = body.count(b"\n", nl + 1) + (0 if body.endswith(b"\n") else 1)
+    if n_rows == 0:
+        return None
+    buf = np.frombuffer(body, np.uint8)
+    pos, ok = csv_field_starts(buf, nl + 1, len(names), n_rows)
+    if not ok:
+        return None
+    columns: dict[str, pd.api.extensions.ExtensionArray] = {}
+    codes: dict[str, ColumnCodes] = {}
+    for j, name in enumerate(names):
+        code, lo, hi = csv_column_codes(buf, pos, j)
+        # Fields end at ASCII delimiters of valid UTF-8: each slice decodes alone, and none
+        # holds a newline, so one decode of the joined slices splits back into the values.
+        uniques = np.array(join_slices(buf, lo, hi).tobytes().decode("utf-8").split("\n"), object)
+        values = pd.arrays.StringArray(uniques[code], dtype=_STR)
+        columns[name] = values
+        if 2 * len(uniques) <= n_rows:
+            small = code.astype(np.min_scalar_type(len(uniques)))
+            codes[name] = ColumnCodes(values, small, uniques)
+    del pos
+    return pd.DataFrame(columns, copy=False), codes
+
+
 def parse_csv(text: str | bytes, filename: str, sink: NoticeSink) -> pd.DataFrame:
     """Strings stay strings (ids never become numbers); blanks are ``""``.
 
@@ -388,13 +442,19 @@ def read_feed(
         raise FeedError("not_found", f"{p} does not exist", {"path": str(p)})
 
     tables: dict[str, pd.DataFrame] = {}
+    codes: dict[tuple[str, str], ColumnCodes] = {}
     extra: dict[str, bytes] = {}
     for name in sorted(raw):
         data = raw.pop(name)  # drop each file's bytes once parsed: lowers the peak memory
         stem, ext = os.path.splitext(name)
         if ext == ".txt":
             body = utf8_body(data)
-            df = parse_csv(decode_text(data, name, sink) if body is None else body, name, sink)
+            plain = None if body is None else plain_csv(body)
+            if plain is not None:
+                df = plain[0]
+                codes.update({(stem, col): c for col, c in plain[1].items()})
+            else:
+                df = parse_csv(decode_text(data, name, sink) if body is None else body, name, sink)
             tables[stem] = df
             if stem not in SPECS:
                 sink.add("unknown_file", 1, [{"filename": name}])
@@ -403,4 +463,6 @@ def read_feed(
         else:
             sink.add("unknown_file", 1, [{"filename": name}])
     fid = feed_id if feed_id is not None else p.stem if p.suffix == ".zip" else p.name
-    return Feed(tables=tables, files=extra, feed_id=fid, source=str(p), read_notices=sink.notices())
+    feed = Feed(tables=tables, files=extra, feed_id=fid, source=str(p), read_notices=sink.notices())
+    feed.column_codes.update(codes)
+    return feed

@@ -348,3 +348,136 @@ def newline_mask(values: pd.Series) -> npt.NDArray[np.bool_]:
             return np.zeros(len(packed[1]), np.bool_)
         return _has_newline(*packed)  # type: ignore[no-any-return]
     return _has_newline(*_fixed(values))  # type: ignore[no-any-return]
+
+
+# --- plain CSV: fields and per-column codes straight from the file's bytes -----------------------
+@numba.njit(cache=True)
+def csv_field_starts(
+    b: npt.NDArray[np.uint8], start: int, n_cols: int, n_rows: int
+) -> tuple[npt.NDArray[np.int64], bool]:
+    """``[n_rows, n_cols + 1]`` byte offsets of each field of the rows from ``start`` on, the
+    last column one past the row's newline (field ``j`` ends at ``pos[r, j + 1] - 1``), and
+    whether every row has exactly ``n_cols`` fields separated by commas and ends with a
+    newline or the end of the data (``False`` on an empty row or more rows than ``n_rows``).
+    Only for text without quotes or carriage returns."""
+    pos = np.empty((n_rows, n_cols + 1), np.int64)
+    n = b.shape[0]
+    r = 0
+    k = start
+    while k < n:
+        if r >= n_rows:
+            return pos, False
+        pos[r, 0] = k
+        c = 1
+        while k < n:
+            x = b[k]
+            if x == 10:
+                break
+            if x == 44:
+                if c == n_cols:
+                    return pos, False
+                pos[r, c] = k + 1
+                c += 1
+            k += 1
+        if c != n_cols or (n_cols == 1 and k == pos[r, 0]):
+            return pos, False
+        pos[r, n_cols] = k + 1
+        k += 1
+        r += 1
+    return pos, r == n_rows
+
+
+@numba.njit(cache=True)
+def csv_column_codes(
+    b: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], j: int
+) -> tuple[npt.NDArray[np.int32], I64, I64]:
+    """Column ``j`` of :func:`csv_field_starts` as codes of its distinct values (numbered in
+    order of first appearance) and each distinct value's bounds ``[start, end)`` in ``b``.
+
+    A value of at most 8 bytes is its own key (its bytes packed in a word; the text holds no
+    NUL); a longer one is keyed by an FNV-1a hash and compared byte by byte. A value equal to
+    the row above's (a trip's rows) skips the table."""
+    n = pos.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    table = np.full(size, -1, np.int32)
+    codes = np.empty(n, np.int32)
+    ustart = np.empty(n, np.int64)
+    uend = np.empty(n, np.int64)
+    ukey = np.empty(n, np.uint64)
+    nu = 0
+    prev = -1
+    for r in range(n):
+        s = pos[r, j]
+        e = pos[r, j + 1] - 1
+        L = e - s
+        key = np.uint64(0)
+        if L <= 8:
+            for k in range(s, e):
+                key = (key << np.uint64(8)) | np.uint64(b[k])
+        else:
+            key = np.uint64(14695981039346656037)
+            for k in range(s, e):
+                key = (key ^ np.uint64(b[k])) * np.uint64(1099511628211)
+        if prev >= 0 and ukey[prev] == key and uend[prev] - ustart[prev] == L:
+            same = True
+            if L > 8:
+                p = ustart[prev]
+                for k in range(L):
+                    if b[p + k] != b[s + k]:
+                        same = False
+                        break
+            if same:
+                codes[r] = prev
+                continue
+        slot = (
+            np.int64(
+                (key ^ (key >> np.uint64(29))) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(11)
+            )
+            & mask
+        )
+        while True:
+            u = table[slot]
+            if u < 0:
+                table[slot] = nu
+                ustart[nu] = s
+                uend[nu] = e
+                ukey[nu] = key
+                u = nu
+                nu += 1
+                break
+            if ukey[u] == key and uend[u] - ustart[u] == L:
+                same = True
+                if L > 8:
+                    p = ustart[u]
+                    for k in range(L):
+                        if b[p + k] != b[s + k]:
+                            same = False
+                            break
+                if same:
+                    break
+            slot = (slot + 1) & mask
+        codes[r] = u
+        prev = u
+    return codes, ustart[:nu].copy(), uend[:nu].copy()
+
+
+@numba.njit(cache=True)
+def join_slices(b: npt.NDArray[np.uint8], starts: I64, ends: I64) -> npt.NDArray[np.uint8]:
+    """The slices ``b[starts[i]:ends[i]]`` joined by newlines."""
+    n = starts.shape[0]
+    total = n - 1 if n else 0
+    for i in range(n):
+        total += ends[i] - starts[i]
+    out = np.empty(total, np.uint8)
+    p = 0
+    for i in range(n):
+        if i:
+            out[p] = 10
+            p += 1
+        for k in range(starts[i], ends[i]):
+            out[p] = b[k]
+            p += 1
+    return out
