@@ -113,6 +113,10 @@ class Sample:
     endpoint: str
     status: int  # 0: no answer (timeout, connection error)
     ms: float
+    #: When it was sent (``time.monotonic()``) and to which process (its base URL): where in
+    #: the run the slow ones fall (``--samples``).
+    sent: float = 0.0
+    server: str = ""
 
 
 @dataclass
@@ -122,12 +126,25 @@ class Recorder:
     #: a refused connection and a connection the server dropped are different bugs.
     no_answer_kinds: Counter[str] = field(default_factory=Counter)
 
-    def add(self, endpoint: str, status: int, ms: float) -> None:
-        self.samples.append(Sample(endpoint, status, ms))
+    def add(
+        self, endpoint: str, status: int, ms: float, sent: float = 0.0, server: str = ""
+    ) -> None:
+        self.samples.append(Sample(endpoint, status, ms, sent, server))
 
-    def add_no_answer(self, endpoint: str, error: BaseException, ms: float) -> None:
-        self.add(endpoint, 0, ms)
+    def add_no_answer(
+        self, endpoint: str, error: BaseException, ms: float, sent: float = 0.0, server: str = ""
+    ) -> None:
+        self.add(endpoint, 0, ms, sent, server)
         self.no_answer_kinds[f"{endpoint} {type(error).__name__}"] += 1
+
+    def write_csv(self, path: Path) -> None:
+        """Every request: seconds from the first one sent, endpoint, status, ms, server."""
+        t0 = min((s.sent for s in self.samples), default=0.0)
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["t_s", "endpoint", "status", "ms", "server"])
+            for s in sorted(self.samples, key=lambda s: s.sent):
+                w.writerow([f"{s.sent - t0:.3f}", s.endpoint, s.status, f"{s.ms:.1f}", s.server])
 
     def summary(self, elapsed_s: float) -> dict[str, Any]:
         by: dict[str, list[Sample]] = defaultdict(list)
@@ -549,6 +566,7 @@ class Options:
     max_requests: int
     seed: int
     backlog: int = 0
+    samples: Path | None = None  # every request as CSV (``--samples``)
 
 
 class Load:
@@ -571,13 +589,14 @@ class Load:
     async def call(
         self, client: httpx.AsyncClient, endpoint: str, method: str, url: str, **kw: Any
     ) -> httpx.Response | None:
+        sent, server = time.monotonic(), str(client.base_url)
         t = time.perf_counter()
         try:
             r = await client.request(method, url, **kw)
         except httpx.HTTPError as e:
-            self.rec.add_no_answer(endpoint, e, (time.perf_counter() - t) * 1000)
+            self.rec.add_no_answer(endpoint, e, (time.perf_counter() - t) * 1000, sent, server)
             return None
-        self.rec.add(endpoint, r.status_code, (time.perf_counter() - t) * 1000)
+        self.rec.add(endpoint, r.status_code, (time.perf_counter() - t) * 1000, sent, server)
         return r
 
     def plan_params(self, rng: random.Random) -> tuple[str, dict[str, Any]]:
@@ -1098,6 +1117,8 @@ async def bench(cluster: Cluster, opts: Options, vans: int) -> dict[str, Any]:
     finally:
         memory = await watch.stop()
     summary = load.rec.summary(elapsed)
+    if opts.samples is not None:
+        load.rec.write_csv(opts.samples)
     res: dict[str, Any] = {
         "config": {
             "users": opts.users,
@@ -1178,6 +1199,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--backlog", type=int, default=200, help="commands of the drain measurement (0: none)"
     )
     ap.add_argument("--keep-logs", action="store_true", help="keep the app processes' logs")
+    ap.add_argument(
+        "--samples", type=Path, help="write every request (time, endpoint, status, ms) as CSV"
+    )
     a = ap.parse_args(argv)
     a.users = a.users if a.users is not None else (50 if a.quick else 200)
     a.duration = a.duration if a.duration is not None else (60.0 if a.quick else 300.0)
@@ -1200,7 +1224,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
-    opts = Options(a.users, a.duration, a.think, a.flex_share, a.max_requests, a.seed, a.backlog)
+    opts = Options(
+        a.users, a.duration, a.think, a.flex_share, a.max_requests, a.seed, a.backlog, a.samples
+    )
     cluster = Cluster(a.vans, keep_logs=a.keep_logs, settings=a.settings)
     sigs = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, _interrupter(cluster)) for sig in sigs}
