@@ -354,13 +354,13 @@ def newline_mask(values: pd.Series) -> npt.NDArray[np.bool_]:
 @numba.njit(cache=True)
 def csv_field_starts(
     b: npt.NDArray[np.uint8], start: int, n_cols: int, n_rows: int
-) -> tuple[npt.NDArray[np.int64], bool]:
+) -> tuple[npt.NDArray[np.int32], bool]:
     """``[n_rows, n_cols + 1]`` byte offsets of each field of the rows from ``start`` on, the
     last column one past the row's newline (field ``j`` ends at ``pos[r, j + 1] - 1``), and
     whether every row has exactly ``n_cols`` fields separated by commas and ends with a
     newline or the end of the data (``False`` on an empty row or more rows than ``n_rows``).
-    Only for text without quotes or carriage returns."""
-    pos = np.empty((n_rows, n_cols + 1), np.int64)
+    Only for text without quotes or carriage returns, shorter than 2**31 bytes."""
+    pos = np.empty((n_rows, n_cols + 1), np.int32)
     n = b.shape[0]
     r = 0
     k = start
@@ -387,20 +387,32 @@ def csv_field_starts(
     return pos, r == n_rows
 
 
+@numba.njit(cache=True, inline="always")
+def _slot(key: np.uint64, mask: int) -> np.int64:
+    # MurmurHash3's finaliser: every key bit reaches the low bits the mask keeps (times such
+    # as "05:50:00" share their last bytes, which a bare multiply leaves in the low bits).
+    h = key ^ (key >> np.uint64(33))
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return np.int64(h & np.uint64(mask))
+
+
 @numba.njit(cache=True)
 def csv_column_codes(
-    b: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], j: int
+    b: npt.NDArray[np.uint8], pos: npt.NDArray[np.int32], j: int
 ) -> tuple[npt.NDArray[np.int32], I64, I64]:
     """Column ``j`` of :func:`csv_field_starts` as codes of its distinct values (numbered in
     order of first appearance) and each distinct value's bounds ``[start, end)`` in ``b``.
 
     A value of at most 8 bytes is its own key (its bytes packed in a word; the text holds no
-    NUL); a longer one is keyed by an FNV-1a hash and compared byte by byte. A value equal to
-    the row above's (a trip's rows) skips the table."""
+    NUL), a longer one is keyed by an FNV-1a hash and compared byte by byte; a value equal to
+    the row above's (a trip's rows) takes its code without a look-up, others go to an open
+    addressing table kept at most half full (grown by doubling: a column of few distinct
+    values keeps a table that stays in cache)."""
     n = pos.shape[0]
-    size = 16
-    while size < 2 * n:
-        size *= 2
+    size = 1024
     mask = size - 1
     table = np.full(size, -1, np.int32)
     codes = np.empty(n, np.int32)
@@ -410,43 +422,49 @@ def csv_column_codes(
     nu = 0
     prev = -1
     for r in range(n):
-        s = pos[r, j]
-        e = pos[r, j + 1] - 1
+        s = np.int64(pos[r, j])
+        e = np.int64(pos[r, j + 1]) - 1
         L = e - s
         key = np.uint64(0)
         if L <= 8:
             for k in range(s, e):
                 key = (key << np.uint64(8)) | np.uint64(b[k])
+            if prev >= 0 and ukey[prev] == key and uend[prev] - ustart[prev] == L:
+                codes[r] = prev
+                continue
         else:
-            key = np.uint64(14695981039346656037)
-            for k in range(s, e):
-                key = (key ^ np.uint64(b[k])) * np.uint64(1099511628211)
-        if prev >= 0 and ukey[prev] == key and uend[prev] - ustart[prev] == L:
-            same = True
-            if L > 8:
+            if prev >= 0 and uend[prev] - ustart[prev] == L:
                 p = ustart[prev]
+                same = True
                 for k in range(L):
                     if b[p + k] != b[s + k]:
                         same = False
                         break
-            if same:
-                codes[r] = prev
-                continue
-        slot = (
-            np.int64(
-                (key ^ (key >> np.uint64(29))) * np.uint64(0x9E3779B97F4A7C15) >> np.uint64(11)
-            )
-            & mask
-        )
+                if same:
+                    codes[r] = prev
+                    continue
+            key = np.uint64(14695981039346656037)
+            for k in range(s, e):
+                key = (key ^ np.uint64(b[k])) * np.uint64(1099511628211)
+        slot = _slot(key, mask)
         while True:
             u = table[slot]
             if u < 0:
-                table[slot] = nu
-                ustart[nu] = s
-                uend[nu] = e
-                ukey[nu] = key
                 u = nu
                 nu += 1
+                table[slot] = u
+                ustart[u] = s
+                uend[u] = e
+                ukey[u] = key
+                if 2 * nu > size:
+                    size *= 2
+                    mask = size - 1
+                    table = np.full(size, -1, np.int32)
+                    for v in range(nu):
+                        t = _slot(ukey[v], mask)
+                        while table[t] >= 0:
+                            t = (t + 1) & mask
+                        table[t] = v
                 break
             if ukey[u] == key and uend[u] - ustart[u] == L:
                 same = True
