@@ -84,7 +84,12 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     trips = feed.trips
     if st.empty or trips.empty or "trip_id" not in st.columns or "trip_id" not in trips.columns:
         return _empty()
-    trip_codes = _run_index(trips["trip_id"].astype(str), st["trip_id"].to_numpy(dtype=object))
+    tc = feed.codes("stop_times", "trip_id")
+    if tc is not None:
+        # Each distinct trip id looked up once (the reader's codes).
+        trip_codes = first_index(trips["trip_id"].astype(str), tc.uniques)[tc.codes]
+    else:
+        trip_codes = _run_index(trips["trip_id"].astype(str), st["trip_id"].to_numpy(dtype=object))
     seq = feed.ints("stop_times", "stop_sequence", -1, np.int64)
     # Rows whose trip is unknown or sequence unusable are reported by the validator; dropped.
     keep = (trip_codes >= 0) & (seq >= 0)
@@ -111,7 +116,12 @@ def build_typed_stop_times(feed: Feed) -> TypedStopTimes:
     for col in ("location_id", "location_group_id"):
         if col in st.columns:
             window |= (st[col].astype(str) != "").to_numpy()[order]
-    stop_row = _stop_rows(feed, stop_ids)
+    sc = feed.codes("stop_times", "stop_id")
+    if sc is not None and not {"location_id", "location_group_id"} & set(st.columns):
+        # Every row's id is its stop_id: each distinct one looked up once.
+        stop_row = _stop_rows(feed, sc.uniques)[sc.codes][order]
+    else:
+        stop_row = _stop_rows(feed, stop_ids)
     flex = window | (stop_row < 0)
 
     # Trip boundaries.
