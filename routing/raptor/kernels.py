@@ -342,6 +342,10 @@ def raptor_pruned(
     its stop's ``lower_bound`` (:mod:`routing.raptor.bounds`) cannot beat it (goal direction).
     A first ride (boarded from a label that no ride made) leaves stop ``s`` no later than
     ``board_limit[s]``: range queries keep every journey's departure inside their window.
+    Where a limit holds, the origin's labels (round 0) are not copied into round 1: rounds
+    1..K hold arrivals after a ride only, boarded at any time, so a journey that comes back
+    to a stop the origin walks to (or the origin) still boards there after the window; the
+    scan takes the earlier of the two labels that may board the trip.
 
     A pattern scan rides the earliest catchable copy among the pattern's regular trip copies
     (``active``: one FIFO chain with the same boarding/alighting stops), then each of its odd
@@ -429,6 +433,12 @@ def raptor_pruned(
             if rtau[k - 1, s] < rtau[k, s]:
                 rtau[k, s] = rtau[k - 1, s]
                 r_copy[k, s] = True
+            if k == 1 and board_limit[s] < BIG:
+                # A range query's origin label (round 0: access or its footpath, boarded by the
+                # window's end) stays in round 0: copied on, it would hide a later arrival here
+                # after a ride, boarded at any time (a journey that comes back to board after
+                # the window). The scan and rule_board read it from round 0.
+                continue
             if wtau[k - 1, s] < wtau[k, s]:
                 wtau[k, s] = wtau[k - 1, s]
                 w_copy[k, s] = True
@@ -528,15 +538,20 @@ def raptor_pruned(
                                         cur_how = how
                             continue
                     r = ready[k - 1, s]
+                    # Two labels where a range query's first ride may board: the origin's
+                    # (round 0), boarded by ``lim``, and a later one after a ride (rounds
+                    # 1..k-1, never a copy of round 0), boarded at any time from ``r_late``.
+                    lim = BIG
+                    r_late = BIG
+                    if board_limit[s] < BIG:
+                        lim = board_limit[s]
+                        if k > 1 and ready[0, s] <= r:
+                            r_late = r
+                            r = ready[0, s]
+                        elif k > 1:
+                            lim = BIG  # the ride's label is the earlier: no limit
                     if r >= BIG or r + lower_bound[s] >= bound:
                         continue
-                    lim = BIG
-                    if board_limit[s] < BIG:
-                        kk = k - 1
-                        while kk > 0 and ready_src[kk, s] == COPY:
-                            kk -= 1
-                        if kk == 0:  # no ride yet: this boarding starts the journey
-                            lim = board_limit[s]
                     if fix_t >= 0:
                         # One trip copy: board it at the first stop where it can be caught
                         # (boarding it later arrives no earlier), not at its last (where it
@@ -545,7 +560,7 @@ def raptor_pruned(
                         if cur < 0 and i < n_pos - 1:
                             st = trip_st_ptr[fix_t] + i
                             dd = st_dep[fix_o, st] + offsets[fix_o]
-                            if st_board[fix_o, st] and r <= dd and dd <= lim:
+                            if st_board[fix_o, st] and r <= dd and (dd <= lim or r_late <= dd):
                                 cur = fix_t
                                 cur_o = fix_o
                                 cur_off = offsets[fix_o]
@@ -576,7 +591,18 @@ def raptor_pruned(
                             continue
                         d += off
                         if d > lim:
-                            continue
+                            # Leaves after the window: a first ride may not take it, a ride
+                            # from the later label may, or the first trip that label catches.
+                            if r_late >= BIG:
+                                continue
+                            if d < r_late:
+                                t, d = find_trip(
+                                    t_lo, t_hi, i, r_late - off, trip_st_ptr, st_dep[o],
+                                    st_board[o], active[o], fifo and row_fifo[o, p],
+                                )  # fmt: skip
+                                if t < 0:
+                                    continue
+                                d += off
                         # A tie goes to the copy first in the pattern's order (a lower trip of
                         # the same copy: FIFO, it arrives no later further on).
                         if (

@@ -343,6 +343,8 @@ class SearchState:
         self.target_bound = np.full(n_rounds, BIG, dtype=np.int32)
         self.departure = 0
         self.access_s = np.zeros(n_stops, dtype=np.int32)
+        #: The last run's ``board_limit`` (range queries), None without one.
+        self.board_limit: IntArray | None = None
 
     @classmethod
     def unreached(
@@ -368,6 +370,7 @@ class SearchState:
         state.target_bound = np.broadcast_to(np.int32(BIG), (n_rounds,))
         state.departure = int(departure)
         state.access_s = access
+        state.board_limit = None
         return state
 
     def arrivals(self, k: int = -1) -> IntArray:
@@ -452,6 +455,7 @@ def run(
     scan = query.scan_sets(network)
     if lower_bound is None:
         lower_bound = np.zeros(network.n_stops, dtype=np.int32)
+    state.board_limit = board_limit
     if board_limit is None:
         board_limit = np.full(network.n_stops, BIG, dtype=np.int32)
     kernels.raptor_pruned(
@@ -587,12 +591,13 @@ class _Reader:
             leg = self._leg(prev, o, 0 if seated else pb, last, seated)
             self.legs.append(leg)
             trip = prev
-        self.board(k, how, leg.board_stop)
+        self.board(k, how, leg.board_stop, leg.departure)
 
-    def board(self, k: int, how: int, s: int) -> None:
-        """How a ride of round ``k`` boarding at stop ``s`` was caught (kernels.rule_board)."""
+    def board(self, k: int, how: int, s: int, dep: int) -> None:
+        """How a ride of round ``k`` boarding at stop ``s`` at ``dep`` was caught
+        (kernels.rule_board)."""
         if how == kernels.HOW_LABEL:
-            self.ready(k - 1, s)
+            self.ready(k - 1, s, dep)
         elif how == kernels.HOW_ACCESS:
             self.access(s)
         elif how == kernels.HOW_WALK0:
@@ -643,8 +648,16 @@ class _Reader:
         else:
             self.ride(k, u)
 
-    def ready(self, k: int, s: int) -> None:
+    def ready(self, k: int, s: int, dep: int) -> None:
+        """The label a boarding at stop ``s`` at ``dep`` in round ``k + 1`` was caught from."""
         st = self.st
+        lim = st.board_limit
+        if k > 0 and lim is not None and lim[s] < BIG:
+            # A range query keeps the origin's label in round 0 (kernels.raptor_pruned): the
+            # scan boarded from it when it was the earlier and the trip left by the limit.
+            r0 = int(st.ready[0, s])
+            if r0 <= int(st.ready[k, s]) and r0 <= dep <= int(lim[s]):
+                k = 0
         while st.ready_src[k, s] == kernels.COPY:
             k -= 1
         src = int(st.ready_src[k, s])
@@ -905,8 +918,10 @@ def range_query(
     Runs one RAPTOR per distinct departure in the window that catches a trip at a stop the
     origin's walk reaches, latest first, reusing the labels (Delling et al., 2012, §4); the
     first ride may not leave after the window (``board_limit``), so no label of a journey
-    departing later shadows one inside it. ``prune`` as in :func:`earliest_arrival` (the bounds
-    are computed once for every run).
+    departing later shadows one inside it; a later ride may (a journey that comes back to a
+    stop the origin walks to, or to the origin, boards there after the window: the kernel
+    keeps the origin's labels apart from those after a ride). ``prune`` as in
+    :func:`earliest_arrival` (the bounds are computed once for every run).
     """
     access = _as_targets(network.n_stops, access_stops, access_s)
     egress = _as_targets(network.n_stops, egress_stops, egress_s)

@@ -141,23 +141,17 @@ def test_arrive_by_obeys_rules_between_stops(tmp_path: Path) -> None:
 
 
 def test_range_obeys_rules_between_stops(tmp_path: Path) -> None:
-    """Origins with no footpath. At a stop the origin's walk reaches, rRAPTOR keeps one
-    boarding-ready label: the walk from the origin (whose boarding is a first ride, held to
-    the window by ``board_limit``) shadows a later walk there after a ride (whose boarding is
-    not), so a journey that comes back that way to board after the window is missed; the
-    brute force keeps both. A matter of the range window, not of the rules."""
-    n_found = 0
+    """Origins with footpaths too: a journey that comes back to a stop the origin walks to
+    boards there after the window (tests.routing.test_range_walk_origins)."""
+    n_found = n_walkers = 0
     for case, rng in _cases(tmp_path)[: N_FEEDS // 2]:
-
-        def apart(o: int, d: int, case: RuleCase = case) -> bool:
-            return case.apart(o, d) and not case.ref._walks_from(str(case.tt.stop_ids[o]))
-
         queries = oracle.random_queries(
-            rng, case.stops, N_QUERIES // 2, 5 * H + 1800, 7 * H + 1800, apart
+            rng, case.stops, N_QUERIES // 2, 5 * H + 1800, 7 * H + 1800, case.apart
         )
         for q, day, o, d, t0 in queries:
             n_found += bool(oracle.check_range(case, OPTIONS, q, day, o, d, t0, 3600))
-    assert n_found > 0
+            n_walkers += bool(case.ref._walks_from(str(case.tt.stop_ids[o])))
+    assert n_found > 0 and n_walkers > 0, (n_found, n_walkers)
 
 
 def test_rule_times_take_the_transfer_factor(tmp_path: Path) -> None:
