@@ -514,25 +514,22 @@ def _transfers(
     if not tr.empty and {"from_stop_id", "to_stop_id"} <= set(tr.columns):
         ttype = int_column(tr, "transfer_type", 0, np.int8)
         min_s = int_column(tr, "min_transfer_time", -1, np.int32)
-        specific = (
-            (tr["from_route_id"] != "")
-            | (tr["to_route_id"] != "")
-            | (tr["from_trip_id"] != "")
-            | (tr["to_trip_id"] != "")
-            | (ttype >= 4)
-        ).to_numpy()
-        tr = tr.assign(_type=ttype, _min=min_s)
-        rules = tr[specific]
-        st = tr[~specific].assign(
-            a0=first_index(stop_index, tr.loc[~specific, "from_stop_id"]),
-            b0=first_index(stop_index, tr.loc[~specific, "to_stop_id"]),
-        )
-        st = st[(st["a0"] >= 0) & (st["b0"] >= 0)]
-        pair, a, b = station_member_pairs(st["a0"], st["b0"], stop_parent)
+        # Plain arrays, not frame operations: a frame's per-call cost outweighs the work on
+        # a few thousand rows (#15).
+        specific = ttype >= 4
+        for col in ("from_route_id", "to_route_id", "from_trip_id", "to_trip_id"):
+            specific |= tr[col].to_numpy(dtype=object) != ""
+        if specific.any():
+            rules = tr[specific].assign(_type=ttype[specific], _min=min_s[specific])
+        plain = ~specific
+        a0 = first_index(stop_index, tr["from_stop_id"].to_numpy(dtype=object)[plain])
+        b0 = first_index(stop_index, tr["to_stop_id"].to_numpy(dtype=object)[plain])
+        known = (a0 >= 0) & (b0 >= 0)
+        pair, a, b = station_member_pairs(a0[known], b0[known], stop_parent)
         d = np.nan_to_num(haversine_m(lat[a], lon[a], lat[b], lon[b]))
         walk = walk_seconds(d)
-        ty = st["_type"].to_numpy()[pair]
-        mn = st["_min"].to_numpy()[pair]
+        ty = ttype[plain][known][pair]
+        mn = min_s[plain][known][pair]
         secs = np.where(ty == 1, 0, np.where((ty == 2) & (mn >= 0), mn, walk)).astype(np.int32)
         keep = ty != 3
         frames.append((a[keep], b[keep], secs[keep], 2))
