@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 
-from app.identity.passwords import MAX_CONCURRENT_HASHES, Passwords
+from app.identity.passwords import HASH_NICE, MAX_CONCURRENT_HASHES, Passwords
 
 
 def test_production_cost_is_owasp_argon2id() -> None:
@@ -64,3 +64,20 @@ def test_concurrent_hashes_are_bounded() -> None:
     with ThreadPoolExecutor(8) as ex:
         list(ex.map(lambda i: pw.hash(f"pw-{i}") if i % 2 else pw.verify("h", "p"), range(16)))
     assert fake.peak == MAX_CONCURRENT_HASHES
+
+
+def test_hashes_run_at_a_lower_cpu_priority_than_requests() -> None:
+    """A burst of sign-ups took both cores from the bookings and plans in flight (#10): the
+    hashing threads are niced, the caller's thread is not."""
+    import os
+
+    pw = Passwords(fast=True)
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    own = niceness()
+    assert pw._pool.submit(niceness).result() == min(own + HASH_NICE, 19)
+    assert niceness() == own
+    assert pw.verify(pw.hash("correct horse"), "correct horse")
+    assert not pw.verify(pw.hash("correct horse"), "wrong horse")
