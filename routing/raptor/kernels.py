@@ -813,6 +813,104 @@ def pareto_rounds(
 
 
 @njit(cache=True, nogil=True)
+def range_runs(
+    deps: np.ndarray,  # [R] int64 departures, latest first
+    i0: int,
+    max_travel_s: int,
+    seen: np.ndarray,  # [K+1] int64, pareto_rounds' memory of the earlier runs
+    targets: np.ndarray,  # the stops with egress_s >= 0
+    pattern_stop_ptr: np.ndarray,
+    pattern_stops: np.ndarray,
+    pattern_trip_ptr: np.ndarray,
+    trip_st_ptr: np.ndarray,
+    st_arr: np.ndarray,
+    st_dep: np.ndarray,
+    st_board: np.ndarray,
+    st_alight: np.ndarray,
+    stop_pattern_ptr: np.ndarray,
+    stop_patterns: np.ndarray,
+    stop_pattern_pos: np.ndarray,
+    transfer_ptr: np.ndarray,
+    transfer_to: np.ndarray,
+    transfer_s: np.ndarray,
+    active: np.ndarray,
+    row_fifo: np.ndarray,
+    odd_ptr: np.ndarray,
+    odd_trip: np.ndarray,
+    odd_copy: np.ndarray,
+    offsets: np.ndarray,
+    change_s: np.ndarray,
+    slack: int,
+    max_transfer_s: int,
+    fifo: bool,
+    access_s: np.ndarray,
+    egress_s: np.ndarray,
+    rtau: np.ndarray,
+    r_trip: np.ndarray,
+    r_board: np.ndarray,
+    r_alight: np.ndarray,
+    r_off: np.ndarray,
+    r_copy: np.ndarray,
+    wtau: np.ndarray,
+    w_from: np.ndarray,
+    w_copy: np.ndarray,
+    ready: np.ndarray,
+    ready_src: np.ndarray,
+    target_bound: np.ndarray,
+    lower_bound: np.ndarray,
+    board_limit: np.ndarray,
+    running: np.ndarray,
+    trip_pat: np.ndarray,
+    cont_ptr: np.ndarray,
+    cont_to: np.ndarray,
+    cont_kind: np.ndarray,
+    seat_of: np.ndarray,
+    seat_round: np.ndarray,
+    seat_prev: np.ndarray,
+    seat_bpos: np.ndarray,
+    rx_flag: np.ndarray,
+    rx_ptr: np.ndarray,
+    rx_trip: np.ndarray,
+    rx_pos: np.ndarray,
+    rx_need: np.ndarray,
+    rx_edge: np.ndarray,
+    src_of: np.ndarray,
+    src_bpos: np.ndarray,
+    src_how: np.ndarray,
+    r_how: np.ndarray,
+    seat_how: np.ndarray,
+    rule_s: np.ndarray,
+) -> tuple[int, np.ndarray]:
+    """rRAPTOR's runs (:func:`raptor_pruned`, labels shared) from ``deps[i0]`` on, until one
+    finds journeys to read back: returns the index after it and its picks
+    (:func:`pareto_rounds`), else ``len(deps)`` and none. The runs that find nothing new (most
+    of a range query's) cost no call from Python each: the numba call of ~60 arguments and its
+    wrapper were a fixed cost per run that outweighed a small network's scan."""
+    for i in range(i0, deps.shape[0]):
+        departure = deps[i]
+        if max_travel_s > 0:
+            # Nothing arriving later can count (runs go to earlier departures: only tightens).
+            cap = departure + max_travel_s + 1
+            for k in range(target_bound.shape[0]):
+                if cap < target_bound[k]:
+                    target_bound[k] = cap
+        raptor_pruned(
+            pattern_stop_ptr, pattern_stops, pattern_trip_ptr, trip_st_ptr, st_arr, st_dep,
+            st_board, st_alight, stop_pattern_ptr, stop_patterns, stop_pattern_pos, transfer_ptr,
+            transfer_to, transfer_s, active, row_fifo, odd_ptr, odd_trip, odd_copy, offsets,
+            change_s, slack, max_transfer_s, fifo, departure, access_s, egress_s, rtau, r_trip,
+            r_board, r_alight, r_off, r_copy, wtau, w_from, w_copy, ready, ready_src, target_bound,
+            lower_bound, board_limit, running, trip_pat, cont_ptr, cont_to, cont_kind, seat_of,
+            seat_round, seat_prev, seat_bpos, rx_flag, rx_ptr, rx_trip, rx_pos, rx_need, rx_edge,
+            src_of, src_bpos, src_how, r_how, seat_how, rule_s,
+        )  # fmt: skip
+        picks = pareto_rounds(rtau, wtau, access_s, departure, egress_s, targets, seen)
+        if picks.shape[0] > 0:
+            return i + 1, picks
+    return deps.shape[0], np.zeros((0, 2), dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
 def departures_in_window(
     pattern_trip_ptr: np.ndarray,
     trip_st_ptr: np.ndarray,

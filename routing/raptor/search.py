@@ -418,6 +418,81 @@ def _as_targets(
     return egress
 
 
+def _kernel_args(
+    network: RaptorNetwork,
+    query: QueryArrays,
+    access: IntArray,
+    egress: IntArray,
+    state: SearchState,
+    lower_bound: IntArray | None,
+    board_limit: IntArray | None,
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """:func:`kernels.raptor_pruned`'s arguments before and after ``departure`` (the same for
+    every run of a search: :func:`kernels.range_runs` takes them once for all its runs)."""
+    scan = query.scan_sets(network)
+    if lower_bound is None:
+        lower_bound = np.zeros(network.n_stops, dtype=np.int32)
+    if board_limit is None:
+        board_limit = np.full(network.n_stops, BIG, dtype=np.int32)
+    head = (
+        network.pattern_stop_ptr,
+        network.pattern_stops,
+        network.pattern_trip_ptr,
+        network.trip_st_ptr,
+        query.st_arr,
+        query.st_dep,
+        query.st_board,
+        query.st_alight,
+        network.stop_pattern_ptr,
+        network.stop_patterns,
+        network.stop_pattern_pos,
+        network.transfer_ptr,
+        network.transfer_to,
+        query.footpath_seconds(network),
+        scan.active,
+        scan.row_fifo,
+        scan.odd_ptr,
+        scan.odd_trip,
+        scan.odd_copy,
+        query.offsets,
+        query.change_s,
+        int(query.slack),
+        int(query.max_transfer_s),
+        bool(query.fifo),
+    )
+    tail = (
+        access,
+        egress,
+        state.rtau,
+        state.r_trip,
+        state.r_board,
+        state.r_alight,
+        state.r_off,
+        state.r_copy,
+        state.wtau,
+        state.w_from,
+        state.w_copy,
+        state.ready,
+        state.ready_src,
+        state.target_bound,
+        lower_bound,
+        board_limit,
+        query.active,
+        network.trip_pattern,
+        *network.continuation_arrays[:4],
+        state.seat_round,
+        state.seat_prev,
+        state.seat_bpos,
+        *network.rule_arrays,
+        state.src_bpos,
+        state.src_how,
+        state.r_how,
+        state.seat_how,
+        query.rule_seconds(network),
+    )
+    return head, tail
+
+
 def run(
     network: RaptorNetwork,
     query: QueryArrays,
@@ -452,67 +527,10 @@ def run(
         np.minimum(
             state.target_bound, int(departure) + query.max_travel_s + 1, out=state.target_bound
         )
-    scan = query.scan_sets(network)
-    if lower_bound is None:
-        lower_bound = np.zeros(network.n_stops, dtype=np.int32)
     state.board_limit = board_limit
-    if board_limit is None:
-        board_limit = np.full(network.n_stops, BIG, dtype=np.int32)
-    kernels.raptor_pruned(
-        network.pattern_stop_ptr,
-        network.pattern_stops,
-        network.pattern_trip_ptr,
-        network.trip_st_ptr,
-        query.st_arr,
-        query.st_dep,
-        query.st_board,
-        query.st_alight,
-        network.stop_pattern_ptr,
-        network.stop_patterns,
-        network.stop_pattern_pos,
-        network.transfer_ptr,
-        network.transfer_to,
-        query.footpath_seconds(network),
-        scan.active,
-        scan.row_fifo,
-        scan.odd_ptr,
-        scan.odd_trip,
-        scan.odd_copy,
-        query.offsets,
-        query.change_s,
-        int(query.slack),
-        int(query.max_transfer_s),
-        bool(query.fifo),
-        int(departure),
-        access,
-        egress,
-        state.rtau,
-        state.r_trip,
-        state.r_board,
-        state.r_alight,
-        state.r_off,
-        state.r_copy,
-        state.wtau,
-        state.w_from,
-        state.w_copy,
-        state.ready,
-        state.ready_src,
-        state.target_bound,
-        lower_bound,
-        board_limit,
-        query.active,
-        network.trip_pattern,
-        *network.continuation_arrays[:4],
-        state.seat_round,
-        state.seat_prev,
-        state.seat_bpos,
-        *network.rule_arrays,
-        state.src_bpos,
-        state.src_how,
-        state.r_how,
-        state.seat_how,
-        query.rule_seconds(network),
-    )
+    head, tail = _kernel_args(network, query, access, egress, state, lower_bound, board_limit)
+    args = (*head, int(departure), *tail)
+    kernels.raptor_pruned(*args)
     return state
 
 
@@ -950,7 +968,7 @@ def range_query(
         int(t0),
         int(t0 + window_s),
     )
-    deps = np.unique(deps)[::-1]
+    deps = np.ascontiguousarray(np.unique(deps)[::-1])
     state = SearchState(
         query.max_rides + 1,
         network.n_stops,
@@ -963,9 +981,20 @@ def range_query(
     # The first ride leaves stop s (reached after a walk of start_s[s]) by the window's end.
     limit = np.where(start_s >= 0, int(t0 + window_s) + start_s, BIG).astype(np.int32)
     targets = np.flatnonzero(egress >= 0)
-    for d in deps:
-        run(network, query, int(d), access, egress, state, lower_bound=lb, board_limit=limit)
-        found.extend(_pareto_journeys(network, query, state, egress, True, seen, targets))
+    state.access_s = access
+    state.board_limit = limit
+    head, tail = _kernel_args(network, query, access, egress, state, lb, limit)
+    max_travel = int(query.max_travel_s)
+    # The runs in one compiled loop, back in Python only to read a run's new journeys (before
+    # the next run overwrites its labels).
+    i = 0
+    while i < len(deps):
+        i, picks = kernels.range_runs(deps, i, max_travel, seen, targets, *head, *tail)
+        if len(picks):
+            state.departure = int(deps[i - 1])
+            found.extend(
+                reconstruct(network, query, state, int(k), int(s), int(egress[s])) for k, s in picks
+            )
     return pareto_filter([j for j in found if j.rides])
 
 
@@ -1039,32 +1068,33 @@ def pareto_filter(journeys: list[Journey]) -> list[Journey]:
 
     Rides-only duplicates (same trips) keep the one departing latest.
     """
-    uniq: dict[tuple[object, ...], Journey] = {}
+    # Each journey's criteria computed once: Journey's properties rebuild its rides on every
+    # read, and the pairwise test below read them O(n^2) times (a third of a small network's
+    # range query).
+    uniq: dict[tuple[object, ...], tuple[int, int, int, Journey]] = {}
     for j in journeys:
-        key = (j.key(), j.arrival) if j.rides else ("walk", j.duration)
+        rides = j.rides
+        dep, arr = j.departure, j.arrival
+        key: tuple[object, ...] = (
+            (tuple((r.trip, r.board_pos, r.alight_pos) for r in rides), arr)
+            if rides
+            else ("walk", arr - dep)
+        )
         old = uniq.get(key)
-        if old is None or j.departure > old.departure:
-            uniq[key] = j
+        if old is None or dep > old[0]:
+            n_tr = max(0, sum(1 for r in rides if not r.stay_seated) - 1)
+            uniq[key] = (dep, arr, n_tr, j)
     cands = list(uniq.values())
-    out: list[Journey] = []
-    for j in cands:
-        dominated = False
-        for o in cands:
-            if o is j:
-                continue
-            if (
-                o.departure >= j.departure
-                and o.arrival <= j.arrival
-                and o.n_transfers <= j.n_transfers
-                and (
-                    o.departure > j.departure
-                    or o.arrival < j.arrival
-                    or o.n_transfers < j.n_transfers
-                )
-            ):
-                dominated = True
-                break
-        if not dominated:
-            out.append(j)
-    out.sort(key=lambda j: (j.departure, j.arrival, j.n_transfers))
-    return out
+    out = []
+    for c in cands:
+        dep, arr, n_tr, _ = c
+        if not any(
+            o_dep >= dep
+            and o_arr <= arr
+            and o_tr <= n_tr
+            and (o_dep > dep or o_arr < arr or o_tr < n_tr)
+            for o_dep, o_arr, o_tr, _ in cands
+        ):
+            out.append(c)
+    out.sort(key=lambda c: c[:3])
+    return [c[3] for c in out]
