@@ -1,8 +1,9 @@
 """Router benchmark: RAPTOR family latency on real and synthetic networks, and pyraptor.
 
 Usage: ``python -m bench.router [--json PATH] [--queries N] [--no-pyraptor]`` and
-``python -m bench.router --nigiri [--json PATH] [--queries N] [--quick]`` for the side-by-side
-comparison with nigiri (:mod:`bench.router_nigiri`; only that comparison runs then).
+``python -m bench.router --nigiri [--json PATH] [--queries N] [--quick] [--load-only]`` for the
+side-by-side comparison with nigiri (:mod:`bench.router_nigiri`; only that comparison runs then;
+``--load-only``: its feed loads alone).
 
 For Cairns, NYC (2 routes) and Cairns replicated 50x (``gtfs.synthetic.scaled_feed``): median
 and p95 latency of one-to-one earliest-arrival (EA), one-to-all EA, 60-minute range (rRAPTOR)
@@ -347,6 +348,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-pyraptor", action="store_true")
     ap.add_argument("--nigiri", action="store_true", help="compare with nigiri (pynigiri) only")
     ap.add_argument("--quick", action="store_true", help="with --nigiri: 20 queries, Cairns x10")
+    ap.add_argument(
+        "--load-only", action="store_true", help="with --nigiri: the loads alone, no query"
+    )
     args = ap.parse_args(argv)
     if args.nigiri:
         return _main_nigiri(args)
@@ -408,7 +412,9 @@ def _main_nigiri(args: argparse.Namespace) -> dict[str, Any]:
 
     n = 20 if args.quick else args.queries
     try:
-        out = router_nigiri.run(n, max(10, n // 4), scale=10 if args.quick else 50)
+        out = router_nigiri.run(
+            n, max(10, n // 4), scale=10 if args.quick else 50, load_only=args.load_only
+        )
     except router_nigiri.NigiriUnavailable as exc:
         out = {"nigiri_unavailable": str(exc)}
         print(f"nigiri comparison blocked: {exc}")

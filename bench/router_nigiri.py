@@ -538,8 +538,10 @@ def compare(
     }
 
 
-def run(n_queries: int, n_range: int, scale: int = 50) -> dict[str, Any]:
-    """Load both networks in both routers and compare; raises :class:`NigiriUnavailable`."""
+def run(n_queries: int, n_range: int, scale: int = 50, load_only: bool = False) -> dict[str, Any]:
+    """Load both networks in both routers and compare; raises :class:`NigiriUnavailable`.
+
+    ``load_only``: the loads alone (``load_*`` and the load ratios), no query."""
     py = ensure_nigiri()
     core = None
     if hasattr(os, "sched_getaffinity"):
@@ -565,7 +567,9 @@ def run(n_queries: int, n_range: int, scale: int = 50) -> dict[str, Any]:
                 "stop_times": net.tt.n_stop_times,
                 "footpaths": int(net.data.forward.transfer_to.shape[0]),
             }
-            if name == "cairns":
+            if load_only:
+                pass
+            elif name == "cairns":
                 runs[name] = compare(net, ng, pairs_for(net, n_queries, 1, False), n_range)
             else:
                 runs[f"{name}_inside"] = compare(
@@ -579,6 +583,11 @@ def run(n_queries: int, n_range: int, scale: int = 50) -> dict[str, Any]:
         out["load_average_after"] = os.getloadavg()
     finally:
         ng.close()
+    if load_only:
+        out["load_ratio_vs_nigiri_cairns"] = out["load_cairns"]["ratio"]
+        out["load_ratio_vs_nigiri_50x"] = out[f"load_cairns_x{scale}"]["ratio"]
+        out["load_ratio_cpu_vs_nigiri_50x"] = out[f"load_cairns_x{scale}"]["ratio_cpu"]
+        return out
     inside = runs[f"cairns_x{scale}_inside"]
     uni = runs[f"cairns_x{scale}_uniform"]
     out["ea_ratio_vs_nigiri_cairns"] = runs["cairns"]["ea"]["ratio"]
@@ -614,6 +623,8 @@ def report(out: dict[str, Any]) -> None:
                   f"{t['compile_s']:.3f} + ready {t['ready_s']:.3f}) vs nigiri "
                   f"{v['nigiri_s']:.3f} s: ratio {v['ratio']} (CPU {t['cpu_s']:.3f} vs "
                   f"{v['nigiri_cpu_s']:.3f} s: {v['ratio_cpu']})")  # fmt: skip
+    if not out["runs"]:  # --load-only
+        return
     print(f"{'network':24} {'type':9} {'Tsunagu med/p95 ms':>20} {'nigiri med/p95 ms':>20} "
           f"{'ratio':>6} {'CPU ratio':>9} {'agree':>6} {'blank':>5} {'walk':>5} {'other':>5}")  # fmt: skip
     for name, r in out["runs"].items():
