@@ -655,6 +655,9 @@ class LeaseKeeper:
         # (a save, an ack) are not one step.
         self.margin = ttl_ms / 5000.0
         self._held: dict[str, tuple[int, float]] = {}  # key -> (token, surely held until)
+        #: Renewals that failed (Redis away), ever: a worker that saw it change since its own
+        #: last lease round trip cannot be sure Redis answers (ZoneWorker._surely_held).
+        self.failures = 0
         self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -704,6 +707,7 @@ class LeaseKeeper:
                 got = int(self.renew(key, self.owner, self.ttl_ms))
             except Exception:  # Redis away: the lease runs out unless a later renewal lands
                 log.warning("lease renewal of %s failed", key, exc_info=True)
+                self.failures += 1
                 continue
             with self._mutex:
                 if self._held.get(key, (None,))[0] != token:
@@ -827,6 +831,12 @@ class ZoneWorker:
         # Fencing: the token of each owned zone's lease when it was taken; a different token
         # later means the lease changed hands in between (the zone state here is stale).
         self._tokens: dict[str, int] = {}
+        # Errors met by the zone tasks and the lease round trips (Redis or the database away)
+        # and, per zone, the error counts (this worker's, the keeper thread's) when a lease
+        # round trip that confirmed it was sent: a batch starts without renewing first only
+        # while neither changed since (_surely_held, #10).
+        self._errors = 0
+        self._confirmed: dict[str, tuple[int, int]] = {}
         renew_sync = getattr(leases, "renew_sync", None)
         self.keeper: LeaseKeeper | None = None
         if callable(renew_sync) and getattr(leases, "renews_in_thread", True):
@@ -842,7 +852,12 @@ class ZoneWorker:
         the caller then drops the zone without acting (fencing)."""
         key = lease_key(zid)
         sent = time.monotonic()
-        token = int(await self.leases.acquire(key, self.worker_id, self.lease_ttl_ms))
+        errors = self._error_counts()
+        try:
+            token = int(await self.leases.acquire(key, self.worker_id, self.lease_ttl_ms))
+        except Exception:
+            self._errors += 1
+            raise
         if not token:
             return False
         if zid in self.owned:
@@ -855,7 +870,34 @@ class ZoneWorker:
         self._tokens[zid] = token
         if self.keeper is not None:
             self.keeper.hold(key, token, sent)
+        self._confirmed[zid] = errors
         return True
+
+    def _error_counts(self) -> tuple[int, int]:
+        """This worker's errors and its keeper thread's failed renewals so far."""
+        return self._errors, self.keeper.failures if self.keeper is not None else 0
+
+    def _surely_held(self, zid: str) -> bool:
+        """Whether the keeper thread surely holds the lease of the owned zone ``zid`` under
+        the token it was taken with (:meth:`LeaseKeeper.valid`), and Redis answered this
+        worker's last lease round trip with no error met since (zone task or keeper thread),
+        without asking Redis.
+
+        After an outage the first command on each of the client's pooled connections fails
+        (the server closed them; the clients do not retry). The renewal ahead of a batch met
+        that failure before the batch was applied; skipped, the failure hit the fencing renewal
+        after it: the batch applied in memory (GET /rides showed the booking assigned) but
+        neither saved, acked nor recorded, its ``dispatch.pending`` record left until the
+        message was reclaimed (#10). So after any error the next batch renews first."""
+        token = self._tokens.get(zid)
+        keeper = self.keeper
+        return (
+            keeper is not None
+            and token is not None
+            and zid in self.owned
+            and self._confirmed.get(zid) == self._error_counts()
+            and keeper.valid(lease_key(zid), token)
+        )
 
     async def _release(self, zid: str) -> None:
         """Give the zone's lease back (the keeper thread stops renewing it first)."""
@@ -864,6 +906,7 @@ class ZoneWorker:
 
     def _unhold(self, zid: str) -> None:
         self._tokens.pop(zid, None)
+        self._confirmed.pop(zid, None)
         if self.keeper is not None:
             self.keeper.drop(lease_key(zid))
 
@@ -1136,7 +1179,11 @@ class ZoneWorker:
                         if zid not in self.owned:
                             return
                         removed = False
-                        lost = not await self._renew(zid)
+                        # The keeper thread renews the lease; while it surely holds it and no
+                        # error came since the last renewal here, no round trip is needed to
+                        # start a batch (the one after handling it, in _process_batch, still
+                        # fences the save and the acks, #10).
+                        lost = not (self._surely_held(zid) or await self._renew(zid))
                         if not lost:
                             try:
                                 outs = await self._process_batch(zid, batch)
@@ -1151,6 +1198,9 @@ class ZoneWorker:
                 raise
             except Exception:  # Redis or the database away: the message stays pending
                 log.exception("zone %s worker error; retrying", zid)
+                # Redis may have restarted: its next batch renews the lease before it is
+                # applied (_surely_held), so a stale connection fails it untouched.
+                self._errors += 1
                 await asyncio.sleep(min(1.0, self.lease_ttl_ms / 3000.0))
 
     async def _refresh_catalog(self, force: bool) -> None:

@@ -197,11 +197,16 @@ def gateway_of(services: Any) -> DispatchGateway:
     return g  # type: ignore[no-any-return]
 
 
-async def _visible_ride(g: DispatchGateway, ride_id: str, who: Principal) -> dict[str, Any]:
+async def _visible(g: DispatchGateway, ride_id: str, who: Principal) -> tuple[str, dict[str, Any]]:
+    """``(user_id, ride)`` of a ride the caller may see (404 otherwise)."""
     found = await g.ride(ride_id)
     if found is None or (found[0] != who.user_id and not who.has_any(Role.DISPATCHER.value)):
         raise ApiError(404, "not_found", "no such ride")
-    return found[1]
+    return found
+
+
+async def _visible_ride(g: DispatchGateway, ride_id: str, who: Principal) -> dict[str, Any]:
+    return (await _visible(g, ride_id, who))[1]
 
 
 @router.post("/quote", response_model=QuoteOut, responses=error_responses(413))
@@ -283,8 +288,9 @@ async def cancel_ride(
     """Cancel a ride not yet picked up (409 ``not_cancellable`` otherwise); 202
     ``cancelling`` when its zone's owner is busy (scaled out): queued, applied in order."""
     g = gateway_of(services)
-    await _visible_ride(g, ride_id, who)
-    return cancel_answer(await g.cancel(ride_id), response)
+    found = await _visible(g, ride_id, who)
+    # The ride as just read goes along: the gateway does not look it up a second time (#10).
+    return cancel_answer(await g.cancel(ride_id, found=found), response)
 
 
 # --- on a watched resident's behalf ----------------------------------------------------------

@@ -139,6 +139,8 @@ class ClusterGateway(VehicleEvents):
         # This process's side as an owner: it answers the queries of the zones it owns, also
         # this gateway's own (:meth:`_query`), and records outcomes (:func:`start_cluster`).
         self.owner = ZoneOwner(worker, redis, self.bus, self.prefix)
+        # Commands this process asks of the zones it owns are answered without Redis.
+        self.owner.local_replies = (self.reply_topic, self._deliver)
         self.sweeper = PendingSweeper(redis, self.bus, services.engine, self.prefix, self.now)
 
     async def add_zone_hooks(self, on_acquire: ZoneHook, on_release: ZoneHook) -> None:
@@ -234,9 +236,14 @@ class ClusterGateway(VehicleEvents):
 
     async def _listen_replies(self, sub: Any) -> None:
         async for event in sub:
-            fut = self._waiting.pop(str(event.data.get("corr", "")), None)
-            if fut is not None and not fut.done():
-                fut.set_result(event.data.get("outcome") or {})
+            self._deliver(event.data)
+
+    def _deliver(self, reply: dict[str, Any]) -> None:
+        """Wake the route waiting for ``reply`` (``{"corr", "outcome"}``), if it still waits:
+        from this process's reply topic, or from its own zone owner directly."""
+        fut = self._waiting.pop(str(reply.get("corr", "")), None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply.get("outcome") or {})
 
     async def _listen_released(self, sub: Any) -> None:
         async for _ in sub:
@@ -551,15 +558,20 @@ class ClusterGateway(VehicleEvents):
             {"reason": ride.get("reason"), "message": ride.get("message", "")},
         )
 
-    async def cancel(self, ride_id: str) -> dict[str, Any]:
+    async def cancel(
+        self, ride_id: str, found: tuple[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """Cancel a rider's ride: the cancelled ride (200), 409 when it can no longer be
         cancelled, or the ride with status ``cancelling`` (202) when its cancellation is queued
         in the zone's durable stream but not applied yet: at once for a booking still pending
         (it is ahead in the stream, so the cancellation is applied right after it), after
         :data:`CANCEL_WAIT_S` for a booked ride whose owner is busy. One cancellation per ride
         is queued (the ``dispatch.cancels`` hash, claimed first): a retry meanwhile answers
-        202 again; the owner removes the claim when it records the outcome."""
-        found = await self.ride(ride_id)
+        202 again; the owner removes the claim when it records the outcome. ``found``: the
+        ride as the caller has just read it with :meth:`ride` (the route, checking that the
+        caller may see it): not read a second time (a database or Redis round trip, #10)."""
+        if found is None:
+            found = await self.ride(ride_id)
         if found is None:
             raise ApiError(404, "not_found", "no such ride")
         user_id, ride = found

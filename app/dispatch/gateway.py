@@ -154,7 +154,12 @@ class DispatchGateway(VehicleEvents, Protocol):
 
     async def rides_of(self, user_id: str) -> list[dict[str, Any]]: ...
 
-    async def cancel(self, ride_id: str) -> dict[str, Any]: ...
+    async def cancel(
+        self, ride_id: str, found: tuple[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Cancel a ride. ``found``: ``ride(ride_id)`` as the caller has just read it (one
+        look-up fewer), else it is read here."""
+        ...
 
     async def move_pickup(self, ride_id: str, earliest_pickup: float) -> dict[str, Any]:
         """Move a booked ride's pick-up to no earlier than ``earliest_pickup`` (unix s); its

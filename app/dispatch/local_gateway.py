@@ -106,7 +106,10 @@ class LocalGateway(VehicleEvents):
             saved = await asyncio.to_thread(ride_history, engine, user_id)
         return merge_rides(live, saved)
 
-    async def cancel(self, ride_id: str) -> dict[str, Any]:
+    async def cancel(
+        self, ride_id: str, found: tuple[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        del found  # the live ride is read by the dispatcher itself (no look-up to save)
         try:
             ride = await asyncio.to_thread(self.dispatcher.cancel, ride_id)
         except DispatchError as exc:

@@ -6,7 +6,8 @@ durable stream -> ``dispatch.scale_out.ZoneWorker`` of the process holding the z
 :class:`ZoneOwner` (this module) -> the asker's ``reply_to`` topic. This module is the last
 step: once a batch is saved, :meth:`ZoneOwner.on_batch` acks it and records every outcome
 (:mod:`app.dispatch.cluster_records`) in one Redis transaction, then publishes the replies
-and tells riders of refusals. Queries (quotes, vehicles with live ETAs, the console's rides)
+(a reply to this process's own gateway is handed to it directly, ``local_replies``) and
+tells riders of refusals. Queries (quotes, vehicles with live ETAs, the console's rides)
 come on ``dispatch.query.<zone>`` (or straight from this process's gateway when it owns the
 zone) and are answered by :meth:`ZoneOwner.run_query`, off the commands' threads.
 
@@ -69,6 +70,9 @@ class ZoneOwner:
         # command of a batch and most of the CPU, so commands (cancellations) waited behind
         # them. One thread leaves the commands' threads (ZoneWorker) the priority.
         self._query_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zone-queries")
+        #: ``(topic, deliver)``: replies to this process's own gateway (its ``reply_to``
+        #: topic) are handed to ``deliver`` instead of going through Redis and back (#10).
+        self.local_replies: tuple[str, Callable[[dict[str, Any]], None]] | None = None
 
     def start(self) -> None:
         """Answer the queries other processes send for the zones this one owns."""
@@ -184,6 +188,15 @@ class ZoneOwner:
                 return {**out, "vehicle": vehicle_view(d, d.vehicle(out["vehicle_id"]))}, ""
         return out, ""
 
+    async def _reply(self, topic: str, reply: dict[str, Any]) -> None:
+        """Publish a command's reply on the asker's topic; to this process's own gateway
+        straight (the outcome is recorded already: the same as a reply lost on the way)."""
+        local = self.local_replies
+        if local is not None and topic == local[0]:
+            local[1](reply)
+            return
+        await self.bus.publish(topic, reply)
+
     async def _record_outcomes(
         self, zone_id: str, done: list[tuple[str | None, dict[str, Any], dict[str, Any]]]
     ) -> None:
@@ -224,7 +237,7 @@ class ZoneOwner:
             try:
                 if data.get("reply_to"):
                     reply = {"corr": data.get("corr"), "outcome": out}
-                    await self.bus.publish(str(data["reply_to"]), reply)
+                    await self._reply(str(data["reply_to"]), reply)
                 if tell:  # once GET /rides/{id} answers the refusal
                     event = {"type": "rejected", "request_id": out["request_id"]}
                     await self.bus.publish(
