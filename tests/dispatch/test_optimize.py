@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -417,3 +418,28 @@ def test_hybrid_workers_take_the_best_search(a2_16: Problem, a2_16_best: float) 
     assert sol.stats["iterations"] > one.stats["iterations"]  # both searches counted
     with pytest.raises(ValueError, match="workers"):
         solve(a2_16, time_limit_s=1.0, workers=0)
+
+
+def test_hybrid_removes_more_on_large_instances(
+    a2_16: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dispatch.optimize import hybrid
+    from dispatch.optimize.alns import AlnsParams
+
+    seen: list[AlnsParams | None] = []
+    real = hybrid.solve_alns
+
+    def spy(problem: Problem, **kw: Any) -> Solution:
+        seen.append(kw["params"])
+        return real(problem, **{**kw, "iterations": 20})
+
+    monkeypatch.setattr(hybrid, "solve_alns", spy)
+    for large_n, want in ((16, hybrid.LARGE_PARAMS), (17, None)):
+        monkeypatch.setattr(hybrid, "LARGE_N", large_n)
+        sol = hybrid.solve(a2_16, time_limit_s=1.0, polish_share=0.0)
+        assert seen.pop() == want and check(a2_16, sol) == []
+    mine = AlnsParams(q_cap=5)
+    monkeypatch.setattr(hybrid, "LARGE_N", 16)
+    hybrid.solve(a2_16, time_limit_s=1.0, polish_share=0.0, params=mine)
+    assert seen.pop() is mine  # given params are kept
+    assert hybrid.LARGE_PARAMS.q_fraction > AlnsParams().q_fraction
