@@ -330,6 +330,7 @@ def raptor_pruned(
     r_how: np.ndarray,  # [K+1, S] how each ride label's boarding was reached
     seat_how: np.ndarray,  # [K+1, O, C] how the first ride of a seated chain was boarded
     rule_s: np.ndarray,  # the rules' seconds for this rider (QueryArrays.rule_seconds)
+    mark0: np.ndarray,  # [S] bool: the round-0 labels that start round 1 (empty: all)
 ) -> int:
     """Run RAPTOR rounds from ``departure``; returns the last round that found something.
 
@@ -345,7 +346,8 @@ def raptor_pruned(
     Where a limit holds, the origin's labels (round 0) are not copied into round 1: rounds
     1..K hold arrivals after a ride only, boarded at any time, so a journey that comes back
     to a stop the origin walks to (or the origin) still boards there after the window; the
-    scan takes the earlier of the two labels that may board the trip.
+    scan takes the earlier of the two labels that may board the trip. ``mark0`` (rRAPTOR's runs,
+    :func:`range_runs`): round 1 starts from these origin labels only (empty: from all).
 
     A pattern scan rides the earliest catchable copy among the pattern's regular trip copies
     (``active``: one FIFO chain with the same boarding/alighting stops), then each of its odd
@@ -400,7 +402,8 @@ def raptor_pruned(
             ready[0, s] = c
             ready_src[0, s] = ACCESS
             n_touch = mark(s, touched, touch_list, n_touch)
-            n_mark = mark(s, marked, mark_list, n_mark)
+            if mark0.shape[0] == 0 or mark0[s]:
+                n_mark = mark(s, marked, mark_list, n_mark)
         if egress_s[s] >= 0 and c + egress_s[s] < target_bound[0]:
             target_bound[0] = c + egress_s[s]
     for s in range(n_stops):
@@ -423,7 +426,8 @@ def raptor_pruned(
                 if c < ready[0, t]:
                     ready[0, t] = c  # no vehicle change before the first ride
                     ready_src[0, t] = WALK
-                    n_mark = mark(t, marked, mark_list, n_mark)
+                    if mark0.shape[0] == 0 or mark0[t]:
+                        n_mark = mark(t, marked, mark_list, n_mark)
 
     rounds_done = 0
     for k in range(1, n_rounds):
@@ -769,7 +773,7 @@ def raptor(
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
         np.zeros((1, 1), dtype=np.int32),
         np.zeros((rtau.shape[0], offsets.shape[0], 0), dtype=np.int32),
-        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.bool_),
     )  # fmt: skip
 
 
@@ -814,7 +818,8 @@ def pareto_rounds(
 
 @njit(cache=True, nogil=True)
 def range_runs(
-    deps: np.ndarray,  # [R] int64 departures, latest first
+    deps: np.ndarray,  # [R] int64 origin departures, latest first (repeated: one per stop)
+    dep_stops: np.ndarray,  # [R] the stop each boards at (departures_in_window)
     i0: int,
     max_travel_s: int,
     seen: np.ndarray,  # [K+1] int64, pareto_rounds' memory of the earlier runs
@@ -880,14 +885,23 @@ def range_runs(
     r_how: np.ndarray,
     seat_how: np.ndarray,
     rule_s: np.ndarray,
+    mark0: np.ndarray,  # [S] bool scratch, all False
 ) -> tuple[int, np.ndarray]:
     """rRAPTOR's runs (:func:`raptor_pruned`, labels shared) from ``deps[i0]`` on, until one
     finds journeys to read back: returns the index after it and its picks
     (:func:`pareto_rounds`), else ``len(deps)`` and none. The runs that find nothing new (most
     of a range query's) cost no call from Python each: the numba call of ~60 arguments and its
     wrapper were a fixed cost per run that outweighed a small network's scan."""
-    for i in range(i0, deps.shape[0]):
+    i = i0
+    while i < deps.shape[0]:
         departure = deps[i]
+        # Round 1 starts only at the stops where a trip leaves at this departure: at any other
+        # the first trip catchable by the window's end is the one the later run caught (no
+        # departure in between), whose labels are kept.
+        j = i
+        while j < deps.shape[0] and deps[j] == departure:
+            mark0[dep_stops[j]] = True
+            j += 1
         if max_travel_s > 0:
             # Nothing arriving later can count (runs go to earlier departures: only tightens).
             cap = departure + max_travel_s + 1
@@ -902,11 +916,14 @@ def range_runs(
             r_board, r_alight, r_off, r_copy, wtau, w_from, w_copy, ready, ready_src, target_bound,
             lower_bound, board_limit, running, trip_pat, cont_ptr, cont_to, cont_kind, seat_of,
             seat_round, seat_prev, seat_bpos, rx_flag, rx_ptr, rx_trip, rx_pos, rx_need, rx_edge,
-            src_of, src_bpos, src_how, r_how, seat_how, rule_s,
+            src_of, src_bpos, src_how, r_how, seat_how, rule_s, mark0,
         )  # fmt: skip
+        for jj in range(i, j):
+            mark0[dep_stops[jj]] = False
+        i = j
         picks = pareto_rounds(rtau, wtau, access_s, departure, egress_s, targets, seen)
         if picks.shape[0] > 0:
-            return i + 1, picks
+            return i, picks
     return deps.shape[0], np.zeros((0, 2), dtype=np.int64)
 
 
@@ -924,9 +941,11 @@ def departures_in_window(
     access_s: np.ndarray,  # [S], -1 where not an access stop
     t0: int,
     t1: int,
-) -> np.ndarray:
-    """Every origin departure time in ``[t0, t1]`` that catches a trip at an access stop."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every origin departure time in ``[t0, t1]`` that catches a trip at an access stop, and
+    that stop (one entry per trip)."""
     out = []
+    at = []
     for s in range(access_s.shape[0]):
         if access_s[s] < 0:
             continue
@@ -943,8 +962,10 @@ def departures_in_window(
                     dep = dep_o[st] + off - access_s[s]
                     if t0 <= dep <= t1 and act[t] and board_o[st]:
                         out.append(dep)
-    res = np.array(out, dtype=np.int64) if len(out) > 0 else np.zeros(0, dtype=np.int64)
-    return res
+                        at.append(s)
+    if len(out) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.array(out, dtype=np.int64), np.array(at, dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)

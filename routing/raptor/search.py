@@ -418,6 +418,9 @@ def _as_targets(
     return egress
 
 
+_NO_MARK0 = np.zeros(0, dtype=np.bool_)  # raptor_pruned's round 1 starts at every origin label
+
+
 def _kernel_args(
     network: RaptorNetwork,
     query: QueryArrays,
@@ -426,6 +429,7 @@ def _kernel_args(
     state: SearchState,
     lower_bound: IntArray | None,
     board_limit: IntArray | None,
+    mark0: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """:func:`kernels.raptor_pruned`'s arguments before and after ``departure`` (the same for
     every run of a search: :func:`kernels.range_runs` takes them once for all its runs)."""
@@ -489,6 +493,7 @@ def _kernel_args(
         state.r_how,
         state.seat_how,
         query.rule_seconds(network),
+        _NO_MARK0 if mark0 is None else mark0,
     )
     return head, tail
 
@@ -934,9 +939,11 @@ def range_query(
     direct walk), not a member of the set.
 
     Runs one RAPTOR per distinct departure in the window that catches a trip at a stop the
-    origin's walk reaches, latest first, reusing the labels (Delling et al., 2012, §4); the
-    first ride may not leave after the window (``board_limit``), so no label of a journey
-    departing later shadows one inside it; a later ride may (a journey that comes back to a
+    origin's walk reaches, latest first, reusing the labels (Delling et al., 2012, §4), its
+    first round from the stops of that departure only (elsewhere the first trip catchable is
+    the one a later run caught); the first ride may not leave after the window
+    (``board_limit``), so no label of a journey departing later shadows one inside it; a
+    later ride may (a journey that comes back to a
     stop the origin walks to, or to the origin, boards there after the window: the kernel
     keeps the origin's labels apart from those after a ride). ``prune`` as in
     :func:`earliest_arrival` (the bounds are computed once for every run).
@@ -954,7 +961,7 @@ def range_query(
         query.footpath_seconds(network),
         int(query.max_transfer_s),
     )
-    deps = kernels.departures_in_window(
+    deps, dep_stops = kernels.departures_in_window(
         network.pattern_trip_ptr,
         network.trip_st_ptr,
         query.st_dep,
@@ -968,7 +975,10 @@ def range_query(
         int(t0),
         int(t0 + window_s),
     )
-    deps = np.ascontiguousarray(np.unique(deps)[::-1])
+    # Latest first; each with the stop where it boards (a run starts its first round there).
+    order = np.argsort(-deps, kind="stable")
+    deps = np.ascontiguousarray(deps[order])
+    dep_stops = np.ascontiguousarray(dep_stops[order])
     state = SearchState(
         query.max_rides + 1,
         network.n_stops,
@@ -983,13 +993,14 @@ def range_query(
     targets = np.flatnonzero(egress >= 0)
     state.access_s = access
     state.board_limit = limit
-    head, tail = _kernel_args(network, query, access, egress, state, lb, limit)
+    mark0 = np.zeros(network.n_stops, dtype=np.bool_)
+    head, tail = _kernel_args(network, query, access, egress, state, lb, limit, mark0)
     max_travel = int(query.max_travel_s)
     # The runs in one compiled loop, back in Python only to read a run's new journeys (before
     # the next run overwrites its labels).
     i = 0
     while i < len(deps):
-        i, picks = kernels.range_runs(deps, i, max_travel, seen, targets, *head, *tail)
+        i, picks = kernels.range_runs(deps, dep_stops, i, max_travel, seen, targets, *head, *tail)
         if len(picks):
             state.departure = int(deps[i - 1])
             found.extend(
