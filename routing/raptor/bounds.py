@@ -13,6 +13,7 @@ is answered at once, with no journey.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from routing.raptor.kernels import BIG
 from routing.raptor.network import CONT_NOT_SEATED, IntArray, RaptorNetwork
@@ -45,6 +48,32 @@ class BoundGraph:
     foot_ptr: IntArray
     foot_from: IntArray
     foot_idx: IntArray
+
+    @functools.cached_property
+    def components(self) -> IntArray:
+        """[S] the weakly connected component of each stop over every ride and footpath edge
+        (footpaths of any length). Stops in different components have no path between them
+        whatever the query, so a search between them answers "none" without a Dijkstra:
+        most pairs of a network of unconnected parts (Cairns x50's uniform pairs, 96 %)."""
+        n = len(self.ride_ptr) - 1
+        dest = np.r_[
+            np.repeat(np.arange(n), np.diff(self.ride_ptr)),
+            np.repeat(np.arange(n), np.diff(self.foot_ptr)),
+        ]
+        src = np.r_[self.ride_from, self.foot_from].astype(np.int64)
+        adj = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dest)), shape=(n, n))
+        _, labels = connected_components(adj, directed=True, connection="weak")
+        return labels.astype(np.int32)
+
+    def connects(self, origins: IntArray, targets: IntArray) -> bool:
+        """Whether some stop with ``origins >= 0`` shares a component with one with
+        ``targets >= 0`` ([S] seconds, -1 elsewhere): False means no path at all."""
+        comp = self.components
+        a = comp[origins >= 0]
+        b = comp[targets >= 0]
+        if len(a) == 1 or len(b) == 1:  # one-to-one and one-to-many: no set operation
+            return bool((b == a[0]).any()) if len(a) == 1 else bool((a == b[0]).any())
+        return bool(np.intersect1d(a, b).size)
 
 
 def _csr_by(dest: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

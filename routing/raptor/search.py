@@ -9,6 +9,7 @@ searches run the forward kernel on the mirrored network (``network.reverse()``),
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import threading
 from collections.abc import Sequence
@@ -354,20 +355,16 @@ class SearchState:
         read-only views of one value each, not arrays to fill, so answering "no journey" costs
         nothing per stop."""
         state = cls.__new__(cls)
-        shape = (n_rounds, n_stops)
-        big = np.broadcast_to(np.int32(BIG), shape)
-        zero = np.broadcast_to(np.int32(0), shape)
-        state.src_bpos = state.src_how = state.seat_prev = state.seat_bpos = np.broadcast_to(
-            np.int32(0), (n_rounds, 0, 0)
-        )
+        big, zero, none3, seat_round, r_how, small, no, bound = _unreached_views(n_rounds, n_stops)
+        state.src_bpos = state.src_how = state.seat_prev = state.seat_bpos = none3
         state.seat_how = state.src_bpos
-        state.seat_round = np.broadcast_to(np.int32(BIG), (0, 0))
-        state.r_how = np.broadcast_to(np.int32(-1), (1, 1))
+        state.seat_round = seat_round
+        state.r_how = r_how
         state.rtau = state.wtau = state.ready = big
         state.r_trip = state.r_board = state.r_alight = state.w_from = zero
-        state.r_off = state.ready_src = np.broadcast_to(np.int8(0), shape)
-        state.r_copy = state.w_copy = np.broadcast_to(np.False_, shape)
-        state.target_bound = np.broadcast_to(np.int32(BIG), (n_rounds,))
+        state.r_off = state.ready_src = small
+        state.r_copy = state.w_copy = no
+        state.target_bound = bound
         state.departure = int(departure)
         state.access_s = access
         state.board_limit = None
@@ -383,6 +380,23 @@ class SearchState:
     def best(self) -> IntArray:
         """[S] earliest arrival over all rounds (``BIG`` when unreached)."""
         return self.arrivals(-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _unreached_views(n_rounds: int, n_stops: int) -> tuple[npt.NDArray[Any], ...]:
+    """The read-only views :meth:`SearchState.unreached` hands out, made once per shape (eight
+    ``broadcast_to`` calls were a fifth of a query that reaches nothing)."""
+    shape = (n_rounds, n_stops)
+    return (
+        np.broadcast_to(np.int32(BIG), shape),
+        np.broadcast_to(np.int32(0), shape),
+        np.broadcast_to(np.int32(0), (n_rounds, 0, 0)),
+        np.broadcast_to(np.int32(BIG), (0, 0)),
+        np.broadcast_to(np.int32(-1), (1, 1)),
+        np.broadcast_to(np.int8(0), shape),
+        np.broadcast_to(np.False_, shape),
+        np.broadcast_to(np.int32(BIG), (n_rounds,)),
+    )
 
 
 def _as_targets(
@@ -843,6 +857,9 @@ def _goal(
     access stop can reach a target at all."""
     if not prune or not (egress >= 0).any():
         return None, True
+    if (access >= 0).any() and not query.bound_graph(network).connects(access, egress):
+        # No origin is even weakly connected to a target: no Dijkstra needed to say so.
+        return None, False
     lb = query.lower_bounds(network, egress, access)
     starts = access >= 0
     return lb, bool((lb[starts] < BIG).any())

@@ -9,6 +9,7 @@ answered without a search.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,58 @@ def test_unreachable_target_is_answered_without_a_search() -> None:
     assert range_query(data.forward, q, 0, 3600, [0], [0], [4], [0]) == []
     ok = earliest_arrival(data.forward, q, 0, [3], [0], [4], [0])
     assert [j.arrival for j in ok.journeys] == [3900]
+
+
+def test_unconnected_parts_are_told_apart_without_a_dijkstra(monkeypatch: Any) -> None:
+    """Stops in different (weakly) connected parts of the relaxed network: "no journey" from
+    the components alone, earliest arrival, arrive-by and range alike; within one part, or
+    from a stop of each part, the lower bounds are computed as before."""
+    from routing.raptor import bounds
+
+    tt = TinyFeed(
+        6,
+        [
+            TinyTrip("a", [0, 1, 2], [3600, 3700, 3800]),
+            TinyTrip("b", [3, 4], [3600, 3900]),
+            TinyTrip("c", [4, 5], [4000, 4100]),
+        ],
+    ).compile()
+    data = TransitData(tt)
+    q = data.query_arrays(tt.service_start, RoutingOptions())
+    graph = schedule_graph(data.forward)
+    assert graph.components[0] == graph.components[2] != graph.components[3]
+    calls: list[int] = []
+    real = bounds.backward_dijkstra
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(bounds, "backward_dijkstra", counted)
+    assert earliest_arrival(data.forward, q, 0, [0], [0], [5], [0]).journeys == ()
+    assert range_query(data.forward, q, 0, 3600, [1], [0], [4], [0]) == []
+    rq = data.query_arrays(tt.service_start, RoutingOptions(), reverse=True)
+    assert latest_departure(data.backward, rq, 9000, [5], [0], [0], [0]).journeys == ()
+    assert calls == []
+    both = earliest_arrival(data.forward, q, 0, [0, 3], [0, 0], [5], [0])
+    assert [j.arrival for j in both.journeys] == [4100]
+    assert calls  # the bounds of a connected pair are computed
+
+
+def test_components_agree_with_the_lower_bounds(cairns: FeedCase) -> None:
+    """A stop pair in different components is one the Dijkstra finds unreachable (over the
+    Cairns network, every target and a sample of origins)."""
+    data = cairns.data
+    graph = schedule_graph(data.forward)
+    q = data.query_arrays(_busiest(cairns), RoutingOptions())
+    n = data.forward.n_stops
+    rng = np.random.default_rng(5)
+    for t in rng.choice(n, size=min(n, 40), replace=False):
+        egress = np.full(n, -1, dtype=np.int32)
+        egress[t] = 0
+        lb = q.lower_bounds(data.forward, egress)
+        apart = graph.components != graph.components[t]
+        assert (lb[apart] >= BIG).all()
 
 
 def test_realtime_faster_than_schedule_keeps_the_answer() -> None:
