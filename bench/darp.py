@@ -10,8 +10,9 @@ Usage::
 (2006), ``pr`` Cordeau & Laporte (2003) pr01-pr10, ``lilim`` Li & Lim 100-task PDPTW.
 
 Per Cordeau instance ('a' and 'pr' alike): our solver (:func:`dispatch.optimize.hybrid.solve`:
-ALNS for 70 % of ``--time-limit`` s in ``--workers`` parallel searches, one per core, then
-OR-Tools local search warm-started from the best for 30 %) and the plain OR-Tools GLS baseline (``--baseline-time-limit`` s, by default the
+ALNS in ``--workers`` parallel searches, one per core, for 70 % of ``--time-limit`` s, then
+OR-Tools local search warm-started from the best for 30 %; from 100 requests on ALNS gets the
+whole budget) and the plain OR-Tools GLS baseline (``--baseline-time-limit`` s, by default the
 same budget), cost, gap to ``best_known.csv`` (proven optima or best known, where listed),
 served/unserved, seconds, and whether :func:`dispatch.problem.check` accepts the plan. Per
 Li & Lim instance: vehicles and distance of ALNS and of PyVRP (>= 0.14 models pickup-delivery
@@ -196,6 +197,7 @@ def _darp_family(
             seed=args.seed,
             cpu_time=args.clock == "cpu",
             workers=args.workers,
+            polish_share=args.polish_share,
         )
         alns = _summary(p, sol, time.perf_counter() - t0, bk)
         t0 = time.perf_counter()
@@ -352,6 +354,13 @@ def main(argv: list[str] | None = None) -> None:
         default=2,
         help="parallel ALNS searches per Cordeau instance, one per core (default 2: this "
         "machine's cores); each gets the whole ALNS budget on its own clock",
+    )
+    ap.add_argument(
+        "--polish-share",
+        type=float,
+        default=None,
+        help="share of the budget for the OR-Tools polish after ALNS (default: the "
+        "solver's, 0.3 below 100 requests, none from 100 on)",
     )
     ap.add_argument("--no-lilim", action="store_true")
     ap.add_argument("--quick", action="store_true", help="5 instances, short limits")

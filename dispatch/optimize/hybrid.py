@@ -27,12 +27,18 @@ from dispatch.problem import Problem, Solution, check
 SEED_STRIDE = 7919
 #: From this many requests on, ALNS runs with :data:`LARGE_PARAMS` unless given params.
 LARGE_N = 100
-#: Larger removals for large instances: :class:`AlnsParams`' defaults (at most 12 % of the
-#: requests, 30) were tuned on Cordeau 'a' (up to 96 requests); on pr06, pr09 and pr10
-#: (108-144 requests; ALNS alone, 21 CPU s, seeds 1 and 7920) at most 25 % / 40 removed
-#: gave a mean gap of 2.52 % against 3.72 % (better on 5 of the 6 runs) with half the
-#: iterations (#16).
-LARGE_PARAMS = AlnsParams(q_fraction=0.25, q_cap=40)
+#: Larger removals and a warmer end for large instances: :class:`AlnsParams`' defaults were
+#: tuned on Cordeau 'a' (up to 96 requests). On pr06, pr09 and pr10 (108-144 requests; ALNS
+#: alone, 21 CPU s, seeds 1 and 7920) at most 25 % / 40 removed (against 12 % / 30) gave a
+#: mean gap of 2.52 % against 3.72 % (better on 5 of the 6 runs) with half the iterations.
+#: Cooling to 5 % of the initial temperature (against 0.2 %) keeps the search moving to the
+#: end: on pr05, pr06, pr09 and pr10 (ALNS alone, 30 CPU s, seeds 1-4, 16 runs a setting)
+#: the mean gap was 2.24 % cooling to 0.2 %, 1.87 % to 2 %, 1.76 % to 5 %, 2.04 % to 10 % (#16).
+LARGE_PARAMS = AlnsParams(q_fraction=0.25, q_cap=40, end_ratio=0.05)
+#: The OR-Tools polish's share of the budget below :data:`LARGE_N` requests (from it on: none).
+#: The polish never improved ALNS's plan on a pr instance (pr01-pr10 at 30 s, and 7 earlier
+#: runs), so on large instances its share goes to ALNS instead (#16).
+POLISH_SHARE = 0.3
 
 
 def _parallel_alns(
@@ -84,20 +90,23 @@ def solve(
     seed: int = 0,
     warm_start: Solution | None = None,
     rounds: int = 1,
-    polish_share: float = 0.3,
+    polish_share: float | None = None,
     params: AlnsParams | None = None,
     cpu_time: bool = False,
     workers: int = 1,
 ) -> Solution:
     """Solve ``problem`` in ``time_limit_s`` seconds: ``rounds`` x (ALNS, OR-Tools polish).
 
-    ``polish_share`` of each round goes to OR-Tools (wall clock, its own timer); ALNS uses
+    ``polish_share`` of each round goes to OR-Tools (wall clock, its own timer; ``None``:
+    :data:`POLISH_SHARE` below :data:`LARGE_N` requests, none from it on); ALNS uses
     ``cpu_time`` as in :func:`~dispatch.optimize.alns.solve_alns`, in ``workers`` parallel
     searches (one per core; their iterations add up in ``stats``); ``params`` ``None``: the
     ALNS defaults, or :data:`LARGE_PARAMS` from :data:`LARGE_N` requests on. Returns the best
     plan that passes :func:`~dispatch.problem.check` (the warm start itself if nothing beats
     it).
     """
+    if polish_share is None:
+        polish_share = POLISH_SHARE if problem.n_requests < LARGE_N else 0.0
     if rounds < 1 or not 0.0 <= polish_share < 1.0:
         raise ValueError("rounds must be >= 1 and polish_share in [0, 1)")
     if workers < 1:

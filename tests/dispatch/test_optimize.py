@@ -443,3 +443,37 @@ def test_hybrid_removes_more_on_large_instances(
     hybrid.solve(a2_16, time_limit_s=1.0, polish_share=0.0, params=mine)
     assert seen.pop() is mine  # given params are kept
     assert hybrid.LARGE_PARAMS.q_fraction > AlnsParams().q_fraction
+    assert hybrid.LARGE_PARAMS.end_ratio > AlnsParams().end_ratio  # a warmer end
+
+
+def test_hybrid_polishes_only_below_the_large_size(
+    a2_16: Problem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From LARGE_N requests on (unless told) the OR-Tools polish gets no share: ALNS gets the
+    whole budget; below, POLISH_SHARE goes to the polish."""
+    from dispatch.optimize import hybrid
+
+    budgets: list[float] = []
+    polished: list[float] = []
+    real_alns, real_ortools = hybrid.solve_alns, hybrid.solve_ortools
+
+    def alns_spy(problem: Problem, **kw: Any) -> Solution:
+        budgets.append(kw["time_limit_s"])
+        return real_alns(problem, **{**kw, "iterations": 20})
+
+    def ortools_spy(problem: Problem, **kw: Any) -> Solution:
+        polished.append(kw["time_limit_s"])
+        return real_ortools(problem, **{**kw, "time_limit_s": 0.2})
+
+    monkeypatch.setattr(hybrid, "solve_alns", alns_spy)
+    monkeypatch.setattr(hybrid, "solve_ortools", ortools_spy)
+    monkeypatch.setattr(hybrid, "LARGE_N", 16)
+    assert check(a2_16, hybrid.solve(a2_16, time_limit_s=2.0)) == []
+    assert budgets.pop() == pytest.approx(2.0) and polished == []
+    hybrid.solve(a2_16, time_limit_s=2.0, polish_share=0.5)  # told: kept
+    assert budgets.pop() == pytest.approx(1.0) and polished.pop() == pytest.approx(1.0)
+    monkeypatch.setattr(hybrid, "LARGE_N", 17)
+    assert check(a2_16, hybrid.solve(a2_16, time_limit_s=2.0)) == []
+    share = hybrid.POLISH_SHARE
+    assert budgets.pop() == pytest.approx(2.0 * (1 - share))
+    assert polished.pop() == pytest.approx(2.0 * share)
