@@ -19,6 +19,7 @@ Live dispatch (this package's top level):
 * :mod:`dispatch.simulation` — accelerated replay of a day with invariants and KPIs.
 
 Static DARP / PDPTW solving lives in :mod:`dispatch.problem` (per-vehicle travel profiles, one
-distance cost) and :mod:`dispatch.optimize`.
+distance cost) and :mod:`dispatch.optimize` (ALNS, the hybrid with parallel searches and an
+OR-Tools polish, fleet minimisation by route elimination, a route pool).
 ``dispatch`` never imports ``app``.
 """
