@@ -59,5 +59,8 @@ def test_freeze_collects_first(unfrozen: None) -> None:
 
     gone = weakref.ref(Node())  # an unreachable cycle: collected, not frozen for good
     assert gone() is not None
-    assert freeze_startup_heap() == gc.get_freeze_count() > 0
+    frozen = freeze_startup_heap()
+    # Frozen objects are still freed by reference counting (here or in a thread an earlier
+    # test left running), so the count may only have fallen by the time it is read again.
+    assert 0 < gc.get_freeze_count() <= frozen
     assert gone() is None
