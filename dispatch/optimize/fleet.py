@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dispatch.optimize.alns import AlnsParams, solve_alns
+from dispatch.optimize.hybrid import SEED_STRIDE
 from dispatch.optimize.kernel_data import kernel_data
 from dispatch.optimize.schedule import schedule_routes
 from dispatch.problem import Problem, Solution, check, solution_cost
@@ -235,7 +236,7 @@ def solve_fleet_min(
                 cur = solve_alns(
                     sub,
                     budget,
-                    seed=seed + 7919 * tried + slices,
+                    seed=seed + SEED_STRIDE * tried + slices,
                     warm_start=cur,
                     params=params,
                     cpu_time=cpu_time,
