@@ -20,6 +20,6 @@ Live dispatch (this package's top level):
 
 Static DARP / PDPTW solving lives in :mod:`dispatch.problem` (per-vehicle travel profiles, one
 distance cost) and :mod:`dispatch.optimize` (ALNS, the hybrid with parallel searches and an
-OR-Tools polish, fleet minimisation by route elimination, a route pool).
+optional OR-Tools polish, fleet minimisation by route elimination, a route pool).
 ``dispatch`` never imports ``app``.
 """

@@ -1,11 +1,14 @@
-"""The default static solver: ALNS, then OR-Tools local search warm-started from its best.
+"""The default static solver: ALNS with :data:`STATIC_PARAMS`, optionally followed by an
+OR-Tools local search warm-started from its best.
 
-ALNS builds plans request by request (its 2-opt* moves whole trips only at points where
-a vehicle is empty), so a better plan that needs two requests moved *together* (each alone
-breaks a ride time) is out of its reach; OR-Tools' pair operators (relocate / exchange of
-pickup-delivery pairs under its time-dimension propagation) find those moves from a good
-start. Rounds alternate the two, each warm-started from the best plan
-so far; the result is never worse than the warm start.
+The polish was meant for moves ALNS cannot make: ALNS builds plans request by request (its
+2-opt* moves whole trips only at points where a vehicle is empty), while OR-Tools' pair
+operators (relocate / exchange of pickup-delivery pairs under its time-dimension
+propagation) move two requests together. Measured, it never improved ALNS's plan on a 'pr'
+instance, and on the Cordeau 'a' ones its 30 % of the budget did less than the same time
+given to ALNS (see :data:`STATIC_PARAMS`), so it only runs when a caller gives it a share.
+Rounds alternate the two, each warm-started from the best plan so far; the result is never
+worse than the warm start.
 
 With ``workers > 1`` the ALNS phase of a round runs that many independent searches at once
 (this process and forked ones, seeds apart) and the round goes on from the best: annealing
@@ -25,20 +28,19 @@ from dispatch.problem import Problem, Solution, check
 
 #: Seed distance between the parallel ALNS searches of a round.
 SEED_STRIDE = 7919
-#: From this many requests on, ALNS runs with :data:`LARGE_PARAMS` unless given params.
-LARGE_N = 100
-#: Larger removals and a warmer end for large instances: :class:`AlnsParams`' defaults were
-#: tuned on Cordeau 'a' (up to 96 requests). On pr06, pr09 and pr10 (108-144 requests; ALNS
-#: alone, 21 CPU s, seeds 1 and 7920) at most 25 % / 40 removed (against 12 % / 30) gave a
-#: mean gap of 2.52 % against 3.72 % (better on 5 of the 6 runs) with half the iterations.
-#: Cooling to 5 % of the initial temperature (against 0.2 %) keeps the search moving to the
-#: end: on pr05, pr06, pr09 and pr10 (ALNS alone, 30 CPU s, seeds 1-4, 16 runs a setting)
-#: the mean gap was 2.24 % cooling to 0.2 %, 1.87 % to 2 %, 1.76 % to 5 %, 2.04 % to 10 % (#16).
-LARGE_PARAMS = AlnsParams(q_fraction=0.25, q_cap=40, end_ratio=0.05)
-#: The OR-Tools polish's share of the budget below :data:`LARGE_N` requests (from it on: none).
-#: The polish never improved ALNS's plan on a pr instance (pr01-pr10 at 30 s, and 7 earlier
-#: runs), so on large instances its share goes to ALNS instead (#16).
-POLISH_SHARE = 0.3
+#: ALNS settings of a static solve of a whole budget (unless given params): larger removals
+#: and a warmer end than :class:`AlnsParams`' defaults, which serve the live re-optimisation's
+#: short passes. Measured (#16; mean gap to the best known, one search of 30 CPU s a run):
+#:
+#: * at most 25 % / 40 requests removed (against 12 % / 30): pr06, pr09 and pr10 (21 s, 2
+#:   seeds) 2.52 % against 3.72 %; pr05, pr06, pr09 and pr10 (seeds 1-2) 1.89 % against
+#:   35 % / 60: 2.22 %, and 15 % / 25: 2.57 %;
+#: * cooling to 5 % of the initial temperature (against 0.2 %): pr05, pr06, pr09 and pr10
+#:   (seeds 1-4) 2.24 % cooling to 0.2 %, 1.87 % to 2 %, 1.76 % to 5 %, 2.04 % to 10 %;
+#: * on the smaller instances too, and without the OR-Tools polish: pr01-pr04, pr07 and pr08
+#:   (seed 1) 0.43 % against 1.22 % with the defaults and a 30 % polish; a3-36 ... a8-96
+#:   (seeds 1-2, 12 runs) 0.13 % against 0.28 %.
+STATIC_PARAMS = AlnsParams(q_fraction=0.25, q_cap=40, end_ratio=0.05)
 
 
 def _parallel_alns(
@@ -90,29 +92,25 @@ def solve(
     seed: int = 0,
     warm_start: Solution | None = None,
     rounds: int = 1,
-    polish_share: float | None = None,
+    polish_share: float = 0.0,
     params: AlnsParams | None = None,
     cpu_time: bool = False,
     workers: int = 1,
 ) -> Solution:
     """Solve ``problem`` in ``time_limit_s`` seconds: ``rounds`` x (ALNS, OR-Tools polish).
 
-    ``polish_share`` of each round goes to OR-Tools (wall clock, its own timer; ``None``:
-    :data:`POLISH_SHARE` below :data:`LARGE_N` requests, none from it on); ALNS uses
-    ``cpu_time`` as in :func:`~dispatch.optimize.alns.solve_alns`, in ``workers`` parallel
-    searches (one per core; their iterations add up in ``stats``); ``params`` ``None``: the
-    ALNS defaults, or :data:`LARGE_PARAMS` from :data:`LARGE_N` requests on. Returns the best
-    plan that passes :func:`~dispatch.problem.check` (the warm start itself if nothing beats
-    it).
+    ``polish_share`` of each round goes to OR-Tools (wall clock, its own timer; by default
+    none); ALNS uses ``cpu_time`` as in :func:`~dispatch.optimize.alns.solve_alns`, in
+    ``workers`` parallel searches (one per core; their iterations add up in ``stats``), with
+    ``params`` (``None``: :data:`STATIC_PARAMS`). Returns the best plan that passes
+    :func:`~dispatch.problem.check` (the warm start itself if nothing beats it).
     """
-    if polish_share is None:
-        polish_share = POLISH_SHARE if problem.n_requests < LARGE_N else 0.0
     if rounds < 1 or not 0.0 <= polish_share < 1.0:
         raise ValueError("rounds must be >= 1 and polish_share in [0, 1)")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if params is None and problem.n_requests >= LARGE_N:
-        params = LARGE_PARAMS
+    if params is None:
+        params = STATIC_PARAMS
     t0 = time.perf_counter()
     best = warm_start
     per_round = time_limit_s / rounds
