@@ -10,7 +10,8 @@ Usage::
 (2006), ``pr`` Cordeau & Laporte (2003) pr01-pr10, ``lilim`` Li & Lim 100-task PDPTW.
 
 Per Cordeau instance ('a' and 'pr' alike): our solver (:func:`dispatch.optimize.hybrid.solve`:
-ALNS in ``--workers`` parallel searches, one per core, each for ``--time-limit`` s; with
+ALNS in ``--workers`` parallel searches, one per core, each for ``--time-limit`` s, sharing
+their best plans every ``--share-every`` of it; with
 ``--polish-share`` that share of it goes to an OR-Tools local search warm-started from the
 best) and the plain OR-Tools GLS baseline (``--baseline-time-limit`` s, by default the
 same budget), cost, gap to ``best_known.csv`` (proven optima or best known, where listed),
@@ -32,12 +33,13 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dispatch.instances import BestKnown, read_best_known, read_cordeau, read_cordeau_pr, read_lilim
 from dispatch.optimize.fleet import solve_fleet_min
-from dispatch.optimize.hybrid import solve
+from dispatch.optimize.hybrid import STATIC_PARAMS, solve
 from dispatch.optimize.ortools_model import solve_ortools
 from dispatch.problem import Problem, Solution, check
 
@@ -198,6 +200,7 @@ def _darp_family(
             cpu_time=args.clock == "cpu",
             workers=args.workers,
             polish_share=args.polish_share,
+            params=replace(STATIC_PARAMS, share_every=args.share_every),
         )
         alns = _summary(p, sol, time.perf_counter() - t0, bk)
         t0 = time.perf_counter()
@@ -257,6 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_time_limit_s": args.baseline_time_limit,
         "lilim_time_limit_s": args.lilim_time_limit,
         "workers": args.workers,
+        "share_every": args.share_every,
         "cordeau": [],
         "lilim": [],
     }
@@ -363,6 +367,13 @@ def main(argv: list[str] | None = None) -> None:
         help="share of the budget for an OR-Tools polish after ALNS (default: none, "
         "the solver's default; measured, ALNS made better use of it)",
     )
+    ap.add_argument(
+        "--share-every",
+        type=float,
+        default=STATIC_PARAMS.share_every,
+        help="share of the budget between exchanges of the parallel searches' best plans "
+        f"(default {STATIC_PARAMS.share_every}; 0: independent searches, the best one kept)",
+    )
     ap.add_argument("--no-lilim", action="store_true")
     ap.add_argument("--quick", action="store_true", help="5 instances, short limits")
     args = ap.parse_args(argv)
@@ -372,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(str(exc))
     if args.workers < 1:
         ap.error("--workers must be >= 1")
+    if not 0.0 <= args.share_every <= 1.0:
+        ap.error("--share-every must be in [0, 1]")
     if args.baseline_time_limit is None:  # "beat it" is only fair on the same budget
         args.baseline_time_limit = args.time_limit
     if args.quick:

@@ -31,6 +31,7 @@ from dispatch.optimize import alns_kernels as ak
 from dispatch.optimize.kernel_data import KernelData, kernel_data
 from dispatch.optimize.route_pool import RoutePool
 from dispatch.optimize.schedule import schedule_routes
+from dispatch.optimize.shared_best import SharedBest
 from dispatch.problem import Problem, Request, Solution, Vehicle, check, solution_cost
 
 
@@ -59,7 +60,13 @@ class AlnsParams:
     pool_at: tuple[float, ...] = ()
     pool_share: float = 0.03
     pool_min_s: float = 2.0
+    # Searches run in parallel on one instance (``shared`` in :func:`solve_alns`) exchange
+    # their best plans every this share of the run.
+    share_every: float = 0.1
 
+
+#: A plan as the kernels hold it: ``(routes, rlen, rveh, rcost)`` (:mod:`.alns_kernels`).
+State = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 #: Iterations timed at the initial temperature before a timed run fixes its cooling schedule.
 CALIBRATION = 200
@@ -171,8 +178,8 @@ def _recombine(
     problem: Problem,
     P: KernelData,
     pool: RoutePool,
-    best: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    cur: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    best: State,
+    cur: State,
     fstate: np.ndarray,
     fixed: float,
     penalty: float,
@@ -186,28 +193,41 @@ def _recombine(
     sol = pool.solve(incumbent, time_limit_s)
     if sol is None:
         return
-    width = best[0].shape[1]
-    state = best
     for k, route in enumerate(sol.routes):
         seq = [int(problem.start_node[k]), *route, int(problem.end_node[k])]
-        state[0][k, :] = 0
-        state[0][k, : len(seq)] = seq
-        state[1][k] = len(seq)
-    assert state[0].shape[1] == width
-    node_req = problem.node_request()
-    state[2][:] = -1
-    for k, route in enumerate(sol.routes):
-        for node in route:
-            state[2][node_req[node]] = k
-    for k in range(problem.n_vehicles):
-        state[3][k] = ak.route_cost(P, state[0], state[1], k, fixed)
-    obj = float(ak.objective(state[3], state[2], penalty))
+        best[0][k, :] = 0
+        best[0][k, : len(seq)] = seq
+        best[1][k] = len(seq)
+    saved = float(fstate[1])
+    obj = _adopt(problem, P, best, cur, fstate, fixed, penalty)
     stats["pool_improvements"] += 1
-    stats["pool_saved"] += float(fstate[1]) - obj
-    for dst, src in zip(cur, state, strict=True):
+    stats["pool_saved"] += saved - obj
+
+
+def _adopt(
+    problem: Problem,
+    P: KernelData,
+    best: State,
+    cur: State,
+    fstate: np.ndarray,
+    fixed: float,
+    penalty: float,
+) -> float:
+    """Make the plan written into ``best``'s routes and lengths the best and current one:
+    its requests' vehicles, route costs and objective follow. Returns the objective."""
+    routes, rlen, rveh, rcost = best
+    node_req = problem.node_request()
+    rveh[:] = -1
+    for k in range(problem.n_vehicles):
+        for node in routes[k, 1 : rlen[k] - 1]:
+            rveh[node_req[node]] = k
+        rcost[k] = ak.route_cost(P, routes, rlen, k, fixed)
+    obj = float(ak.objective(rcost, rveh, penalty))
+    for dst, src in zip(cur, best, strict=True):
         dst[...] = src
     fstate[0] = obj
     fstate[1] = obj
+    return obj
 
 
 def solve_alns(
@@ -218,6 +238,7 @@ def solve_alns(
     warm_start: Solution | None = None,
     params: AlnsParams | None = None,
     cpu_time: bool = False,
+    shared: SharedBest | None = None,
 ) -> Solution:
     """Solve ``problem`` with ALNS; never returns a plan worse than a feasible ``warm_start``.
 
@@ -235,6 +256,12 @@ def solve_alns(
     cpu_time
         Measure the budget in CPU seconds of this process instead of wall-clock seconds
         (benchmarks on a shared machine: "30 s on one core").
+    shared
+        The best plan of searches running in parallel on the same problem: every
+        ``params.share_every`` of the run (of ``iterations`` if given, else of the budget)
+        this search publishes its best there, or takes
+        the board's as its best and current plan when that is better (the cooling goes on).
+        The exchanges follow the clock, so a seed no longer replays exactly.
     """
     warm_up()
     clock = time.process_time if cpu_time else time.perf_counter
@@ -325,10 +352,20 @@ def solve_alns(
     pool_rows = prm.chunk * n_veh if pool is not None else 0
     pool_routes = np.zeros((pool_rows, width), dtype=np.int64)
     pool_meta = np.zeros((pool_rows, 2), dtype=np.int64)
+    share_at = prm.share_every if shared is not None else math.inf
+    taken = 0  # plans taken from the parallel searches' board
     while n_req > 0:
         elapsed = clock() - t0
         if elapsed >= time_limit_s or (iterations is not None and done >= iterations):
             break
+        # Progress through the run: its planned iterations, or else its budget.
+        progress = done / iterations if iterations is not None else elapsed / time_limit_s
+        if progress >= share_at and shared is not None:
+            share_at = progress + prm.share_every
+            if shared.exchange(float(fstate[1]), best[0], best[1]) is not None:
+                _adopt(problem, P, best, (routes, rlen, rveh, rcost), fstate, fixed, penalty)
+                iparams[4] = 0  # a new best: the restart counter starts again
+                taken += 1
         if pool is not None:
             pool.add_state(routes, rlen)
             pool.add_recorded(pool_routes, pool_meta, int(iparams[9]))
@@ -405,6 +442,8 @@ def solve_alns(
     if cooled_obj is not None:
         # Reproducible for a seed (the iterations after it depend on the clock).
         sol.stats["cooled_objective"] = cooled_obj
+    if shared is not None:
+        sol.stats["plans_taken"] = float(taken)
     if pool is not None:
         sol.stats |= {**pool_stats, "pool_routes": float(len(pool))}
     violations = check(problem, sol)

@@ -10,20 +10,25 @@ given to ALNS (see :data:`STATIC_PARAMS`), so it only runs when a caller gives i
 Rounds alternate the two, each warm-started from the best plan so far; the result is never
 worse than the warm start.
 
-With ``workers > 1`` the ALNS phase of a round runs that many independent searches at once
-(this process and forked ones, seeds apart) and the round goes on from the best: annealing
-runs of one instance differ by one or two per cent between seeds, so the best of two is
-the cheapest use of a second core.
+With ``workers > 1`` the ALNS phase of a round runs that many searches at once (this process
+and forked ones, seeds apart) and the round goes on from the best. Every
+``params.share_every`` of the run the searches exchange their best plans through shared memory
+(:class:`~dispatch.optimize.shared_best.SharedBest`): a search behind takes the better plan
+and cools on from it, so the second core works on the best region found so far rather than
+on its own seed's to the end. Measured (#16, pr05, pr06, pr09 and pr10, 2 searches of 30 CPU
+s, seeds 1-4): see :data:`~dispatch.optimize.alns.AlnsParams.share_every`.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
 
 from dispatch.optimize.alns import AlnsParams, rank, solve_alns
 from dispatch.optimize.ortools_model import solve_ortools
+from dispatch.optimize.shared_best import SharedBest
 from dispatch.problem import Problem, Solution, check
 
 #: Seed distance between the parallel ALNS searches of a round.
@@ -43,42 +48,71 @@ SEED_STRIDE = 7919
 STATIC_PARAMS = AlnsParams(q_fraction=0.25, q_cap=40, end_ratio=0.05)
 
 
+def _search(conn: Connection, problem: Problem, kwargs: dict[str, Any]) -> None:
+    """One parallel search of :func:`_parallel_alns`, in its own process: the plan, or the
+    exception, goes back through ``conn``."""
+    try:
+        conn.send(solve_alns(problem, **kwargs))
+    except BaseException as exc:  # re-raised by the parent
+        conn.send(exc)
+    finally:
+        conn.close()
+
+
 def _parallel_alns(
     problem: Problem,
     time_limit_s: float,
     seed: int,
     warm_start: Solution | None,
-    params: AlnsParams | None,
+    params: AlnsParams,
     cpu_time: bool,
     workers: int,
 ) -> Solution:
     """Best of ``workers`` ALNS runs (seeds ``seed + w * SEED_STRIDE``), ``workers - 1`` of them
-    in forked processes (the numba kernels compiled here are inherited, not rebuilt)."""
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-        futures = [
-            pool.submit(
-                solve_alns,
-                problem,
-                time_limit_s=time_limit_s,
-                seed=seed + w * SEED_STRIDE,
-                warm_start=warm_start,
-                params=params,
-                cpu_time=cpu_time,
-            )
-            for w in range(1, workers)
-        ]
-        sols = [
-            solve_alns(
-                problem,
-                time_limit_s=time_limit_s,
-                seed=seed,
-                warm_start=warm_start,
-                params=params,
-                cpu_time=cpu_time,
-            )
-        ]
-        sols += [f.result() for f in futures]
+    in forked processes (the numba kernels compiled here are inherited, not rebuilt), sharing
+    their best plans every ``params.share_every`` of the budget (``0``: independent runs)."""
+    fork = "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork") if fork else mp.get_context("spawn")
+    shared = None
+    if params.share_every > 0.0:
+        shared = SharedBest(ctx, problem.n_vehicles, 2 * problem.n_requests + 2)
+    common: dict[str, Any] = {
+        "time_limit_s": time_limit_s,
+        "warm_start": warm_start,
+        "params": params,
+        "cpu_time": cpu_time,
+        "shared": shared,
+    }
+    children = []
+    for w in range(1, workers):
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_search,
+            args=(send, problem, {**common, "seed": seed + w * SEED_STRIDE}),
+            daemon=True,
+        )
+        proc.start()
+        send.close()
+        children.append((proc, recv))
+    try:
+        sols = [solve_alns(problem, seed=seed, **common)]
+        for proc, recv in children:
+            try:
+                got = recv.recv()
+            except EOFError as exc:
+                proc.join(timeout=5.0)
+                raise RuntimeError(
+                    f"a parallel search ended without a plan (exit code {proc.exitcode})"
+                ) from exc
+            if isinstance(got, BaseException):
+                raise got
+            sols.append(got)
+    finally:
+        for proc, recv in children:
+            recv.close()
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.kill()
     best = min(sols, key=lambda s: rank(problem, s))
     if best is warm_start:
         return best

@@ -33,6 +33,7 @@ def test_bench_darp_pr_set_writes_rows(tmp_path: Path, shared_data: Path) -> Non
     assert row["alns"]["feasible"] and row["alns"]["unserved"] == 0
     assert data["pr_mean_gap_pct"] == data["pr_alns_max_gap_pct"] == row["alns"]["gap_pct"]
     assert data["pr_alns_all_feasible"] is True and data["all_served"] is True
+    assert data["workers"] == 2 and data["share_every"] == 0.1  # the searches share by default
 
 
 def test_sets_parse_and_refuse_unknown_names() -> None:
@@ -42,3 +43,5 @@ def test_sets_parse_and_refuse_unknown_names() -> None:
         darp._sets("pr,bogus")
     with pytest.raises(SystemExit):
         darp.main(["--set", "bogus"])
+    with pytest.raises(SystemExit):
+        darp.main(["--set", "pr", "--share-every", "1.5"])

@@ -417,6 +417,7 @@ def test_hybrid_workers_take_the_best_search(a2_16: Problem, a2_16_best: float) 
     assert sol.cost <= a2_16_best * 1.02
     one = solve_alns(a2_16, time_limit_s=1.0, seed=0, iterations=50)
     assert sol.stats["iterations"] > one.stats["iterations"]  # both searches counted
+    assert sol.stats["plans_taken"] >= 0  # they shared a board
     with pytest.raises(ValueError, match="workers"):
         solve(a2_16, time_limit_s=1.0, workers=0)
 
