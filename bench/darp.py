@@ -203,6 +203,8 @@ def _darp_family(
             params=replace(STATIC_PARAMS, share_every=args.share_every),
         )
         alns = _summary(p, sol, time.perf_counter() - t0, bk)
+        # The plan itself, to check a surprising figure again (a gap below the best known).
+        alns["routes"] = sol.routes
         t0 = time.perf_counter()
         base = solve_ortools(p, time_limit_s=args.baseline_time_limit)
         ort = _summary(p, base, time.perf_counter() - t0, bk)

@@ -31,6 +31,8 @@ def test_bench_darp_pr_set_writes_rows(tmp_path: Path, shared_data: Path) -> Non
     (row,) = data["pr"]
     assert row["instance"] == "pr01" and row["requests"] == 24
     assert row["alns"]["feasible"] and row["alns"]["unserved"] == 0
+    served = sorted(node for route in row["alns"]["routes"] for node in route)
+    assert served == list(range(1, 49))  # the plan is written: 24 pickups, 24 deliveries
     assert data["pr_mean_gap_pct"] == data["pr_alns_max_gap_pct"] == row["alns"]["gap_pct"]
     assert data["pr_alns_all_feasible"] is True and data["all_served"] is True
     assert data["workers"] == 2 and data["share_every"] == 0.1  # the searches share by default
