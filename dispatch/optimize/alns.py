@@ -61,7 +61,9 @@ class AlnsParams:
     pool_share: float = 0.03
     pool_min_s: float = 2.0
     # Searches run in parallel on one instance (``shared`` in :func:`solve_alns`) exchange
-    # their best plans every this share of the run.
+    # their best plans every this share of the run. Measured (#16; pr05, pr06, pr09, pr10, two
+    # searches of 30 CPU s, seeds 1-4, mean gap): every tenth 1.24 % (15 runs), every quarter
+    # 1.34 % (8), every twentieth 1.65 % (7), never (independent searches) 1.45 % (16).
     share_every: float = 0.1
 
 

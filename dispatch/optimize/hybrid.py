@@ -15,8 +15,8 @@ and forked ones, seeds apart) and the round goes on from the best. Every
 ``params.share_every`` of the run the searches exchange their best plans through shared memory
 (:class:`~dispatch.optimize.shared_best.SharedBest`): a search behind takes the better plan
 and cools on from it, so the second core works on the best region found so far rather than
-on its own seed's to the end. Measured (#16, pr05, pr06, pr09 and pr10, 2 searches of 30 CPU
-s, seeds 1-4): see :data:`~dispatch.optimize.alns.AlnsParams.share_every`.
+on its own seed's to the end (measured: see ``AlnsParams.share_every``). The exchanges follow
+each search's clock, so a seed does not replay a parallel solve exactly.
 """
 
 from __future__ import annotations
